@@ -1,0 +1,146 @@
+// A PostgreSQL cluster that Lifeboat runs itself: a local "region", or a drill's scratch instance.
+// Layout under its root:  data/ (0700, the server's)  run/ (socket, log)  state.json  pgpass (0600)
+import { randomBytes } from 'node:crypto';
+import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { run, serverOsUser, CommandFailed } from './process';
+import type { PgConnection } from './sql';
+
+export interface ClusterState {
+  name: string;
+  port: number;
+  /** Scratch instances trade durability for speed: they live for one drill. */
+  disposable: boolean;
+}
+
+export class LocalCluster {
+  readonly dataDir: string;
+  readonly runDir: string;
+  readonly stateFile: string;
+  readonly pgpassFile: string;
+
+  constructor(
+    readonly root: string,
+    private readonly pgBin: string,
+  ) {
+    this.dataDir = join(root, 'data');
+    this.runDir = join(root, 'run');
+    this.stateFile = join(root, 'state.json');
+    this.pgpassFile = join(root, 'pgpass');
+  }
+
+  /** True once initdb has finished and the state is written. */
+  isInitialized(): boolean {
+    return existsSync(join(this.dataDir, 'PG_VERSION')) && existsSync(this.stateFile) && existsSync(this.pgpassFile);
+  }
+
+  state(): ClusterState {
+    try {
+      return JSON.parse(readFileSync(this.stateFile, 'utf8')) as ClusterState;
+    } catch (err) {
+      throw new Error(`no cluster state at ${this.stateFile}: ${(err as Error).message}`);
+    }
+  }
+
+  /** Creates the cluster if it is not there, starts it if it is not running. Safe to repeat. */
+  async ensureRunning(wanted: ClusterState, signal?: AbortSignal): Promise<ClusterState> {
+    if (!this.isInitialized()) await this.init(wanted, signal);
+    if (!(await this.isRunning())) await this.start(signal);
+    return this.state();
+  }
+
+  async init(wanted: ClusterState, signal?: AbortSignal): Promise<void> {
+    const user = serverOsUser();
+    // A half-made earlier attempt is thrown away: initdb wants an empty directory.
+    rmSync(this.dataDir, { recursive: true, force: true });
+    mkdirSync(this.root, { recursive: true });
+    for (const dir of [this.dataDir, this.runDir]) {
+      mkdirSync(dir, { recursive: true });
+      chmodSync(dir, 0o700);
+      if (user) chownSync(dir, user.uid, user.gid);
+    }
+    const password = randomBytes(24).toString('base64url');
+    const pwfile = join(this.runDir, 'initdb.pw');
+    writeFileSync(pwfile, password + '\n', { mode: 0o600 });
+    if (user) chownSync(pwfile, user.uid, user.gid);
+    try {
+      await run(
+        join(this.pgBin, 'initdb'),
+        [
+          '-D', this.dataDir, '-U', 'postgres', '--pwfile', pwfile, '-A', 'scram-sha-256',
+          '-E', 'UTF8', '--locale=C.UTF-8',
+          ...(wanted.disposable ? ['--no-sync'] : []),
+        ],
+        { asUser: user ?? undefined, cwd: this.root, signal },
+      );
+    } finally {
+      rmSync(pwfile, { force: true });
+    }
+    writeFileSync(this.pgpassFile, `127.0.0.1:${wanted.port}:*:postgres:${password}\n`, { mode: 0o600 });
+    writeFileSync(this.stateFile, JSON.stringify(wanted, null, 2) + '\n');
+  }
+
+  async start(signal?: AbortSignal): Promise<void> {
+    const { port, disposable } = this.state();
+    // Ports and settings go on the command line, never into the data directory's config:
+    // pg_rewind copies postgresql.conf from its source, which would carry another node's port.
+    const settings = [
+      `-p ${port}`,
+      `-k ${this.runDir}`,
+      '-c listen_addresses=127.0.0.1',
+      '-c max_wal_senders=10',
+      '-c wal_level=replica',
+      ...(disposable ? ['-c fsync=off', '-c synchronous_commit=off', '-c full_page_writes=off'] : []),
+    ];
+    try {
+      await run(
+        join(this.pgBin, 'pg_ctl'),
+        ['-D', this.dataDir, '-l', join(this.runDir, 'postgres.log'), '-w', '-t', '60', '-o', settings.join(' '), 'start'],
+        { asUser: serverOsUser() ?? undefined, cwd: this.root, signal },
+      );
+    } catch (err) {
+      throw new Error(`could not start PostgreSQL in ${this.dataDir} on port ${port}: ${this.logTail(err)}`);
+    }
+  }
+
+  async isRunning(): Promise<boolean> {
+    if (!existsSync(join(this.dataDir, 'postmaster.pid'))) return false;
+    try {
+      await run(join(this.pgBin, 'pg_ctl'), ['-D', this.dataDir, 'status'], {
+        asUser: serverOsUser() ?? undefined,
+        cwd: this.root,
+      });
+      return true;
+    } catch (err) {
+      if (err instanceof CommandFailed && err.exitCode === 3) return false;
+      throw err;
+    }
+  }
+
+  async stop(mode: 'fast' | 'immediate' = 'fast'): Promise<void> {
+    if (!(await this.isRunning())) return;
+    await run(join(this.pgBin, 'pg_ctl'), ['-D', this.dataDir, '-m', mode, '-w', '-t', '60', 'stop'], {
+      asUser: serverOsUser() ?? undefined,
+      cwd: this.root,
+    });
+  }
+
+  /** Stops the server and deletes everything under the root. Safe to repeat. */
+  async destroy(): Promise<void> {
+    if (existsSync(this.dataDir)) await this.stop('immediate');
+    rmSync(this.root, { recursive: true, force: true });
+  }
+
+  /** Connection details, password included: for activity code only, never for a workflow. */
+  connection(database: string): PgConnection {
+    const line = readFileSync(this.pgpassFile, 'utf8').trim();
+    const password = line.split(':').slice(4).join(':');
+    return { host: '127.0.0.1', port: this.state().port, user: 'postgres', password, database, passfile: this.pgpassFile };
+  }
+
+  private logTail(err: unknown): string {
+    const log = join(this.runDir, 'postgres.log');
+    const tail = existsSync(log) ? readFileSync(log, 'utf8').trim().split('\n').slice(-3).join(' | ') : '';
+    return `${(err as Error).message}${tail ? ` | server log: ${tail}` : ''}`;
+  }
+}

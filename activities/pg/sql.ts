@@ -1,0 +1,169 @@
+// SQL that every provider shares: a PostgreSQL database is a PostgreSQL database once reached,
+// whether it runs here, on RDS or on Cloud SQL.
+import { Client } from 'pg';
+import type { Canary, CheckResult, SqlCheck, TableStats } from '../../workflows/types';
+
+/** How to reach one database. Holds a secret: lives in activity memory only. */
+export interface PgConnection {
+  host: string;
+  port: number;
+  user: string;
+  password: string;
+  database: string;
+  /** A libpq passfile with the same credentials, for the command-line tools. */
+  passfile: string;
+}
+
+export async function withClient<T>(conn: PgConnection, use: (client: Client) => Promise<T>): Promise<T> {
+  const client = new Client({
+    host: conn.host,
+    port: conn.port,
+    user: conn.user,
+    password: conn.password,
+    database: conn.database,
+    application_name: 'lifeboat',
+    connectionTimeoutMillis: 10_000,
+  });
+  await client.connect();
+  try {
+    return await use(client);
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+/** Environment for pg_dump / pg_restore / psql: credentials through a passfile, never argv or PGPASSWORD. */
+export function libpqEnv(conn: PgConnection): NodeJS.ProcessEnv {
+  return {
+    PATH: process.env.PATH,
+    LANG: 'C.UTF-8',
+    PGHOST: conn.host,
+    PGPORT: String(conn.port),
+    PGUSER: conn.user,
+    PGDATABASE: conn.database,
+    PGPASSFILE: conn.passfile,
+    PGAPPNAME: 'lifeboat',
+    PGCONNECT_TIMEOUT: '10',
+  };
+}
+
+export function quoteIdent(name: string): string {
+  return `"${name.replace(/"/g, '""')}"`;
+}
+
+export async function serverVersion(client: Client): Promise<{ version: string; num: number }> {
+  const { rows } = await client.query<{ v: string; n: string }>(
+    "select current_setting('server_version') as v, current_setting('server_version_num') as n",
+  );
+  const row = rows[0];
+  if (!row) throw new Error('server did not report its version');
+  return { version: row.v.split(' ')[0] ?? row.v, num: Number(row.n) };
+}
+
+/** Every ordinary table the backup carries: user schemas plus Lifeboat's canary table. */
+export async function listTables(client: Client): Promise<string[]> {
+  const { rows } = await client.query<{ s: string; t: string }>(`
+    select n.nspname as s, c.relname as t
+      from pg_class c join pg_namespace n on n.oid = c.relnamespace
+     where c.relkind = 'r' and c.relpersistence = 'p'
+       and n.nspname not in ('pg_catalog', 'information_schema')
+       and n.nspname not like 'pg\\_toast%' and n.nspname not like 'pg\\_temp%'
+     order by 1, 2`);
+  return rows.map((r) => `${quoteIdent(r.s)}.${quoteIdent(r.t)}`);
+}
+
+/**
+ * Row count and an order-independent content digest of one table: the sum of a 60-bit slice of each
+ * row's md5. Identical data gives an identical digest whatever the physical order after a restore.
+ */
+export async function tableStats(client: Client, table: string): Promise<TableStats> {
+  const { rows } = await client.query<{ rows: string; digest: string }>(
+    `select count(*)::bigint as rows,
+            coalesce(sum(('x' || substr(md5(t::text), 1, 15))::bit(60)::bigint), 0)::text as digest
+       from only ${table} as t`,
+  );
+  const row = rows[0];
+  if (!row) throw new Error(`no stats for ${table}`);
+  return { table: unquote(table), rows: Number(row.rows), checksum: row.digest };
+}
+
+/** Stats for many tables over `clients` connections in parallel (each table on one connection). */
+export async function allTableStats(clients: Client[], tables: string[], onTable?: (done: number) => void): Promise<TableStats[]> {
+  const results = new Map<string, TableStats>();
+  const queue = [...tables];
+  let done = 0;
+  await Promise.all(
+    clients.map(async (client) => {
+      for (let next = queue.shift(); next !== undefined; next = queue.shift()) {
+        results.set(next, await tableStats(client, next));
+        onTable?.(++done);
+      }
+    }),
+  );
+  return tables.map((t) => results.get(t)!);
+}
+
+function unquote(qualified: string): string {
+  return qualified
+    .split(/(?<=")\.(?=")/)
+    .map((part) => part.slice(1, -1).replace(/""/g, '"'))
+    .join('.');
+}
+
+const CANARY_DDL = `
+  create schema if not exists lifeboat;
+  create table if not exists lifeboat.canary (
+    id bigserial primary key,
+    token text not null unique,
+    written_at timestamptz not null default clock_timestamp()
+  )`;
+
+/**
+ * Writes one canary row and returns it once the commit is acknowledged. The token makes a retried
+ * write find the row the first attempt made instead of adding a second one.
+ */
+export async function writeCanary(client: Client, token: string): Promise<Canary> {
+  await client.query(CANARY_DDL);
+  const { rows } = await client.query<{ id: string; written_at: Date }>(
+    `insert into lifeboat.canary (token) values ($1)
+       on conflict (token) do update set token = excluded.token
+     returning id, written_at`,
+    [token],
+  );
+  const row = rows[0];
+  if (!row) throw new Error('canary insert returned no row');
+  return { id: Number(row.id), writtenAt: row.written_at.toISOString() };
+}
+
+/** The newest canary in a database, or null when it has none (or no canary table at all). */
+export async function newestCanary(client: Client): Promise<Canary | null> {
+  const exists = await client.query(`select to_regclass('lifeboat.canary') is not null as present`);
+  if (!exists.rows[0]?.present) return null;
+  const { rows } = await client.query<{ id: string; written_at: Date }>(
+    'select id, written_at from lifeboat.canary order by written_at desc, id desc limit 1',
+  );
+  const row = rows[0];
+  return row ? { id: Number(row.id), writtenAt: row.written_at.toISOString() } : null;
+}
+
+/** Runs the plan's checks read-only: a check passes when it returns one row whose first column is true. */
+export async function runChecks(client: Client, checks: SqlCheck[]): Promise<CheckResult[]> {
+  const results: CheckResult[] = [];
+  for (const check of checks) {
+    try {
+      await client.query('begin read only');
+      await client.query("set local statement_timeout = '60s'");
+      const res = await client.query({ text: check.sql, rowMode: 'array' });
+      await client.query('rollback');
+      const rows = res.rows as unknown[][];
+      const first = rows[0]?.[0];
+      if (rows.length !== 1) results.push({ name: check.name, ok: false, detail: `returned ${rows.length} rows; expected exactly 1` });
+      else if (first !== true) results.push({ name: check.name, ok: false, detail: `first column was ${JSON.stringify(first)}; expected true` });
+      else results.push({ name: check.name, ok: true, detail: 'returned true' });
+    } catch (err) {
+      await client.query('rollback').catch(() => undefined);
+      results.push({ name: check.name, ok: false, detail: `query failed: ${(err as Error).message}` });
+    }
+  }
+  return results;
+}

@@ -1,0 +1,362 @@
+// The local provider: each region is a PostgreSQL cluster that Lifeboat runs under LIFEBOAT_HOME,
+// with a backup store (a directory) beside it. Backups are pg_dump custom-format files taken under
+// one exported snapshot, with the manifest's table statistics read in that same snapshot.
+import { createHash, type Hash } from 'node:crypto';
+import { createReadStream, createWriteStream, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { open } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { Transform } from 'node:stream';
+import type { Client } from 'pg';
+import { ErrorType, type BackupManifest, type BackupRef, type DatabaseTarget, type RegionSpec, type ScratchInstance } from '../../workflows/types';
+import { verdict } from '../errors';
+import { LocalCluster } from '../pg/cluster';
+import { run, runPiped } from '../pg/process';
+import { allTableStats, libpqEnv, listTables, newestCanary, quoteIdent, serverVersion, withClient, type PgConnection } from '../pg/sql';
+import type { ActivityIo, DatabaseProvider } from './provider';
+
+export interface LocalProviderConfig {
+  /** LIFEBOAT_HOME: regions, backups and scratch instances live under it. */
+  home: string;
+  pgBin: string;
+}
+
+const DUMP_FILE = 'dump.pgdump';
+const MANIFEST_FILE = 'manifest.json';
+
+export class LocalProvider implements DatabaseProvider {
+  readonly kind = 'local' as const;
+
+  constructor(private readonly config: LocalProviderConfig) {}
+
+  regionCluster(region: string): LocalCluster {
+    return new LocalCluster(join(this.regionDir(region), 'cluster'), this.config.pgBin);
+  }
+
+  async connect(target: DatabaseTarget): Promise<PgConnection> {
+    const cluster = this.regionCluster(target.region.name);
+    if (!cluster.isInitialized()) {
+      throw verdict(
+        ErrorType.RegionNotReady,
+        `region ${target.region.name} has no local PostgreSQL cluster under ${cluster.root}; run \`lifeboat dev up\` (or check LIFEBOAT_HOME)`,
+      );
+    }
+    return cluster.connection(target.database);
+  }
+
+  async createBackup(target: DatabaseTarget, backupId: string, createdBy: string, io: ActivityIo): Promise<BackupRef> {
+    const dir = this.backupDir(target.region.name, backupId);
+    if (existsSync(join(dir, MANIFEST_FILE))) {
+      io.logger.info({ backupId }, 'backup already complete from an earlier attempt; adopting it');
+      return this.refFor(target.region.name, await this.readManifest(dir, backupId));
+    }
+    rmSync(dir, { recursive: true, force: true });
+    mkdirSync(dir, { recursive: true });
+    const conn = await this.connect(target);
+    const partial = join(dir, `${DUMP_FILE}.partial`);
+
+    const manifest = await withClient(conn, async (client) => {
+      // One exported snapshot: pg_dump and the statistics below see exactly the same data.
+      await client.query('begin isolation level repeatable read read only');
+      const snapshot = (await client.query<{ id: string }>('select pg_export_snapshot() as id')).rows[0]!.id;
+      const version = await serverVersion(client);
+      const tables = await listTables(client);
+      const canary = await newestCanary(client);
+
+      // The dump and the statistics run side by side; Promise.all owns both from the start, so a
+      // failing dump can never become an unhandled rejection while the statistics are still running.
+      const [{ sha256, sizeBytes }, stats] = await Promise.all([
+        this.dump(conn, snapshot, version.num, partial, io),
+        (async () => {
+          const helper = await this.snapshotClient(conn, snapshot);
+          try {
+            return await allTableStats([client, helper], tables);
+          } finally {
+            await helper.end().catch(() => undefined);
+          }
+        })(),
+      ]);
+      await client.query('commit');
+      const made: BackupManifest = {
+        formatVersion: 1,
+        backupId,
+        database: target.database,
+        provider: 'local',
+        sourceRegion: target.region.name,
+        createdAt: new Date().toISOString(),
+        createdBy,
+        dumpFormat: 'pg_dump-custom',
+        serverVersion: version.version,
+        serverVersionNum: version.num,
+        sizeBytes,
+        sha256,
+        tables: stats,
+        newestCanary: canary,
+      };
+      return made;
+    });
+    renameSync(partial, join(dir, DUMP_FILE));
+    // The manifest is written last: its presence is what marks a backup complete.
+    writeFileSync(join(dir, MANIFEST_FILE), JSON.stringify(manifest, null, 2) + '\n');
+    return this.refFor(target.region.name, manifest);
+  }
+
+  async manifest(ref: BackupRef): Promise<BackupManifest> {
+    return this.readManifest(this.backupDir(ref.region, ref.backupId), ref.backupId);
+  }
+
+  async verifyBackup(ref: BackupRef, io: ActivityIo): Promise<BackupManifest> {
+    const manifest = await this.manifest(ref);
+    const file = join(this.backupDir(ref.region, ref.backupId), DUMP_FILE);
+    if (!existsSync(file)) {
+      throw verdict(ErrorType.BackupNotFound, `backup ${ref.backupId} in ${ref.region} has a manifest but no dump file at ${file}`);
+    }
+    const { sha256, sizeBytes } = await hashFile(file, io);
+    if (sizeBytes !== manifest.sizeBytes || sha256 !== manifest.sha256) {
+      throw verdict(
+        ErrorType.BackupChecksumMismatch,
+        `backup ${ref.backupId} in ${ref.region} does not match its manifest: sha256 ${sha256} (${sizeBytes} bytes), ` +
+          `expected ${manifest.sha256} (${manifest.sizeBytes} bytes)`,
+        { expected: manifest.sha256, actual: sha256 },
+      );
+    }
+    return manifest;
+  }
+
+  async copyBackup(ref: BackupRef, to: RegionSpec, io: ActivityIo): Promise<BackupRef> {
+    const manifest = await this.manifest(ref);
+    const destDir = this.backupDir(to.name, ref.backupId);
+    if (existsSync(join(destDir, MANIFEST_FILE))) {
+      const existing = await this.readManifest(destDir, ref.backupId);
+      if (existing.sha256 === manifest.sha256) {
+        io.logger.info({ backupId: ref.backupId, to: to.name }, 'copy already in place from an earlier attempt; adopting it');
+        return this.refFor(to.name, existing);
+      }
+    }
+    rmSync(destDir, { recursive: true, force: true });
+    mkdirSync(destDir, { recursive: true });
+    const partial = join(destDir, `${DUMP_FILE}.partial`);
+    const hash = createHash('sha256');
+    let bytes = 0;
+    await pipeline(
+      createReadStream(join(this.backupDir(ref.region, ref.backupId), DUMP_FILE), { highWaterMark: 1 << 20 }),
+      hashing(hash, (n) => {
+        bytes += n;
+        io.heartbeat({ phase: 'copy', bytes });
+      }),
+      createWriteStream(partial),
+      { signal: io.signal },
+    );
+    await fsyncFile(partial);
+    const sha256 = hash.digest('hex');
+    if (sha256 !== manifest.sha256) {
+      // Retryable: the source was verified before the copy, so this is damage in transit.
+      throw new Error(`copy of ${ref.backupId} to ${to.name} came out with sha256 ${sha256}; expected ${manifest.sha256}`);
+    }
+    renameSync(partial, join(destDir, DUMP_FILE));
+    writeFileSync(join(destDir, MANIFEST_FILE), JSON.stringify(manifest, null, 2) + '\n');
+    return this.refFor(to.name, manifest);
+  }
+
+  async listBackups(region: RegionSpec, database?: string): Promise<BackupRef[]> {
+    const root = join(this.regionDir(region.name), 'backups');
+    if (!existsSync(root)) return [];
+    const refs: BackupRef[] = [];
+    for (const id of readdirSync(root)) {
+      const dir = join(root, id);
+      if (!existsSync(join(dir, MANIFEST_FILE))) continue; // incomplete: not a backup yet
+      try {
+        const manifest = await this.readManifest(dir, id);
+        if (!database || manifest.database === database) refs.push(this.refFor(region.name, manifest));
+      } catch {
+        continue; // an unreadable manifest is not a backup we can restore; verify reports it
+      }
+    }
+    return refs.sort((a, b) => b.createdAt.localeCompare(a.createdAt) || b.backupId.localeCompare(a.backupId));
+  }
+
+  async deleteBackup(ref: BackupRef): Promise<void> {
+    rmSync(this.backupDir(ref.region, ref.backupId), { recursive: true, force: true });
+  }
+
+  async createScratch(region: RegionSpec, name: string, database: string, io: ActivityIo): Promise<ScratchInstance> {
+    const cluster = this.scratchCluster(region.name, name);
+    const port = cluster.isInitialized() ? cluster.state().port : await freePort();
+    io.heartbeat({ phase: 'starting', port });
+    await cluster.ensureRunning({ name, port, disposable: true }, io.signal);
+    return { name, region, database };
+  }
+
+  async connectScratch(scratch: ScratchInstance): Promise<PgConnection> {
+    const cluster = this.scratchCluster(scratch.region.name, scratch.name);
+    if (!cluster.isInitialized()) {
+      throw verdict(ErrorType.RegionNotReady, `scratch instance ${scratch.name} does not exist in ${scratch.region.name}`);
+    }
+    if (!(await cluster.isRunning())) await cluster.start();
+    return cluster.connection(scratch.database);
+  }
+
+  async restore(ref: BackupRef, scratch: ScratchInstance, io: ActivityIo): Promise<void> {
+    const manifest = await this.manifest(ref);
+    const conn = await this.connectScratch(scratch);
+    const admin = { ...conn, database: 'postgres' };
+    await withClient(admin, async (client) => {
+      const version = await serverVersion(client);
+      if (manifest.serverVersionNum > version.num) {
+        throw verdict(
+          ErrorType.ServerVersionTooOld,
+          `backup ${ref.backupId} was taken from PostgreSQL ${manifest.serverVersion}; the scratch instance in ${scratch.region.name} runs ${version.version}, ` +
+            `and pg_restore cannot load a dump into an older server`,
+        );
+      }
+      // A failed earlier attempt may have left a half-restored database: start clean.
+      await client.query(`drop database if exists ${quoteIdent(scratch.database)} with (force)`);
+      await client.query(`create database ${quoteIdent(scratch.database)}`);
+    });
+    const file = join(this.backupDir(ref.region, ref.backupId), DUMP_FILE);
+    const beat = setInterval(() => io.heartbeat({ phase: 'pg_restore' }), 1000);
+    try {
+      await run(
+        join(this.config.pgBin, 'pg_restore'),
+        ['--exit-on-error', '--no-owner', '--no-privileges', '--jobs=2', '--dbname', scratch.database, file],
+        { env: libpqEnv(conn), signal: io.signal },
+      );
+    } finally {
+      clearInterval(beat);
+    }
+  }
+
+  async dropScratch(scratch: ScratchInstance): Promise<boolean> {
+    const cluster = this.scratchCluster(scratch.region.name, scratch.name);
+    const existed = existsSync(cluster.root);
+    await cluster.destroy();
+    return existed;
+  }
+
+  async listScratch(region: RegionSpec): Promise<string[]> {
+    const root = join(this.regionDir(region.name), 'scratch');
+    return existsSync(root) ? readdirSync(root) : [];
+  }
+
+  private regionDir(region: string): string {
+    if (!/^[a-z0-9][a-z0-9-]*$/.test(region)) throw verdict(ErrorType.InvalidInput, `region name ${JSON.stringify(region)} is not a plain lowercase name`);
+    return join(this.config.home, 'regions', region);
+  }
+
+  private backupDir(region: string, backupId: string): string {
+    if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(backupId)) throw verdict(ErrorType.InvalidInput, `backup id ${JSON.stringify(backupId)} is not a plain name`);
+    return join(this.regionDir(region), 'backups', backupId);
+  }
+
+  private scratchCluster(region: string, name: string): LocalCluster {
+    if (!/^[a-z0-9][a-z0-9-]*$/.test(name)) throw verdict(ErrorType.InvalidInput, `scratch name ${JSON.stringify(name)} is not a plain lowercase name`);
+    return new LocalCluster(join(this.regionDir(region), 'scratch', name), this.config.pgBin);
+  }
+
+  private async readManifest(dir: string, backupId: string): Promise<BackupManifest> {
+    const file = join(dir, MANIFEST_FILE);
+    if (!existsSync(file)) throw verdict(ErrorType.BackupNotFound, `no backup ${backupId} at ${dir}`);
+    let manifest: BackupManifest;
+    try {
+      manifest = JSON.parse(readFileSync(file, 'utf8')) as BackupManifest;
+    } catch (err) {
+      throw verdict(ErrorType.BackupManifestInvalid, `manifest ${file} is not valid JSON: ${(err as Error).message}`);
+    }
+    if (manifest.formatVersion !== 1 || manifest.backupId !== backupId || !/^[0-9a-f]{64}$/.test(manifest.sha256) || !Array.isArray(manifest.tables)) {
+      throw verdict(ErrorType.BackupManifestInvalid, `manifest ${file} does not describe backup ${backupId} (format 1, sha256, tables expected)`);
+    }
+    return manifest;
+  }
+
+  private refFor(region: string, manifest: BackupManifest): BackupRef {
+    return {
+      backupId: manifest.backupId,
+      database: manifest.database,
+      region,
+      provider: 'local',
+      createdAt: manifest.createdAt,
+      sizeBytes: manifest.sizeBytes,
+      sha256: manifest.sha256,
+      location: join(this.backupDir(region, manifest.backupId), DUMP_FILE),
+    };
+  }
+
+  /** pg_dump into a file, hashing as it streams so the bytes are read once. */
+  private async dump(conn: PgConnection, snapshot: string, serverVersionNum: number, file: string, io: ActivityIo): Promise<{ sha256: string; sizeBytes: number }> {
+    const hash = createHash('sha256');
+    let sizeBytes = 0;
+    await runPiped(
+      join(this.config.pgBin, 'pg_dump'),
+      ['--format=custom', `--compress=${dumpCompression(serverVersionNum)}`, `--snapshot=${snapshot}`, conn.database],
+      { env: libpqEnv(conn), signal: io.signal },
+      hashing(hash, (n) => {
+        sizeBytes += n;
+        io.heartbeat({ phase: 'pg_dump', bytes: sizeBytes });
+      }),
+      createWriteStream(file),
+    );
+    await fsyncFile(file);
+    return { sha256: hash.digest('hex'), sizeBytes };
+  }
+
+  private async snapshotClient(conn: PgConnection, snapshot: string): Promise<Client> {
+    const { Client: PgClient } = await import('pg');
+    const client = new PgClient({ host: conn.host, port: conn.port, user: conn.user, password: conn.password, database: conn.database, application_name: 'lifeboat' });
+    await client.connect();
+    await client.query('begin isolation level repeatable read read only');
+    await client.query(`set transaction snapshot '${snapshot.replace(/'/g, "''")}'`);
+    return client;
+  }
+}
+
+async function hashFile(file: string, io: ActivityIo): Promise<{ sha256: string; sizeBytes: number }> {
+  const hash = createHash('sha256');
+  let sizeBytes = 0;
+  for await (const chunk of createReadStream(file, { highWaterMark: 1 << 20, signal: io.signal }) as AsyncIterable<Buffer>) {
+    hash.update(chunk);
+    sizeBytes += chunk.length;
+    io.heartbeat({ phase: 'sha256', bytes: sizeBytes });
+  }
+  return { sha256: hash.digest('hex'), sizeBytes };
+}
+
+async function fsyncFile(file: string): Promise<void> {
+  const handle = await open(file, 'r+');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.unref();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+/**
+ * Cheap compression: lz4 where pg_dump has it (16+), else gzip level 1. The dump is on the drill's
+ * critical path, and level 1 keeps most of the size win for a fraction of the default's CPU.
+ */
+export function dumpCompression(serverVersionNum: number): string {
+  return serverVersionNum >= 160000 ? 'lz4' : '1';
+}
+
+/** A pass-through stream that feeds a hash and reports how many bytes went by. */
+function hashing(hash: Hash, onBytes: (n: number) => void): Transform {
+  return new Transform({
+    transform(chunk: Buffer, _enc, done) {
+      hash.update(chunk);
+      onBytes(chunk.length);
+      done(null, chunk);
+    },
+  });
+}

@@ -1,0 +1,52 @@
+// The one interface every platform implements. Runbooks never see it: they call activities, and
+// activities pick the provider for the region at hand. Provider files speak their platform's words
+// inside (a dump file, a DBSnapshot, a backupRun) and these words outside.
+import type { Logger } from 'pino';
+import type { BackupManifest, BackupRef, DatabaseTarget, ProviderKind, RegionSpec, ScratchInstance } from '../../workflows/types';
+import type { PgConnection } from '../pg/sql';
+
+/** What a long provider call gets from its activity: a way to report progress and to be stopped. */
+export interface ActivityIo {
+  /** Report progress; also how the call learns of cancellation. Cheap: throttled by the caller. */
+  heartbeat(details?: Record<string, unknown>): void;
+  signal: AbortSignal;
+  logger: Logger;
+}
+
+export interface DatabaseProvider {
+  readonly kind: ProviderKind;
+
+  /** Credentials to reach a live database in one of this provider's regions. */
+  connect(target: DatabaseTarget): Promise<PgConnection>;
+
+  /** A consistent backup with its manifest. Same backupId again returns the existing backup. */
+  createBackup(target: DatabaseTarget, backupId: string, createdBy: string, io: ActivityIo): Promise<BackupRef>;
+
+  /** Reads the manifest of a backup or copy (throws BackupNotFound / BackupManifestInvalid). */
+  manifest(ref: BackupRef): Promise<BackupManifest>;
+
+  /** Re-reads the stored bytes and checks them against the manifest (throws BackupChecksumMismatch). */
+  verifyBackup(ref: BackupRef, io: ActivityIo): Promise<BackupManifest>;
+
+  /** Copies a backup into another region, verified; an existing verified copy is adopted. */
+  copyBackup(ref: BackupRef, to: RegionSpec, io: ActivityIo): Promise<BackupRef>;
+
+  /** Lifeboat-made backups in a region, newest first. */
+  listBackups(region: RegionSpec, database?: string): Promise<BackupRef[]>;
+
+  deleteBackup(ref: BackupRef): Promise<void>;
+
+  /** An isolated, empty instance for a drill to restore into. Same name again returns the same instance. */
+  createScratch(region: RegionSpec, name: string, database: string, io: ActivityIo): Promise<ScratchInstance>;
+
+  connectScratch(scratch: ScratchInstance): Promise<PgConnection>;
+
+  /** Restores a backup into a scratch instance, replacing whatever a failed attempt left there. */
+  restore(ref: BackupRef, scratch: ScratchInstance, io: ActivityIo): Promise<void>;
+
+  /** Deletes a scratch instance; false when there was nothing to delete. */
+  dropScratch(scratch: ScratchInstance): Promise<boolean>;
+
+  /** Names of the scratch instances that exist in a region, to find leaks. */
+  listScratch(region: RegionSpec): Promise<string[]>;
+}

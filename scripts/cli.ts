@@ -1,0 +1,227 @@
+// The `lifeboat` command line. Exit codes: 0 the runbook succeeded; 1 it ran and failed;
+// 2 bad input or usage, with a message that names the field, the value and what is expected.
+import { userInfo } from 'node:os';
+import { join } from 'node:path';
+import { WorkflowFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
+import { buildProviders, runWorker } from '../worker/main';
+import { loadEnv, type LifeboatEnv } from '../worker/env';
+import { backupInput, databaseOf, drillInput, loadPlanFile, PlanError, planRegions, type LoadedPlan } from '../worker/plan';
+import { connectClient, temporalTarget, uiLink } from '../worker/temporal';
+import type { Progress } from '../workflows/steps';
+import { DatabaseAttr, ProviderAttr, RunbookAttr, TriggeredByAttr } from '../workflows/search-attributes';
+import { ErrorType, RUNBOOK_TASK_QUEUE, type RunbookReport } from '../workflows/types';
+import { devDown, devStatus, devUp } from './dev/stack';
+import { formatBytes, ProgressView, renderReport } from './render';
+
+const USAGE = `usage:
+  lifeboat dev up | down | status [--json]      local stack: Temporal dev server, local PG regions, worker
+  lifeboat worker [-f plan]                       run a worker (one task queue per region)
+  lifeboat plan validate [-f plan]
+  lifeboat drill <db> [-f plan] [--from-latest-backup] [--json]
+  lifeboat backup <db> [-f plan] [--json]
+  lifeboat backups list <db> [-f plan] [--json]
+Without -f, the built-in demo plan (two local regions, the seeded "orders" database) is used.`;
+
+class UsageError extends Error {}
+
+interface Args {
+  positional: string[];
+  plan?: string;
+  json: boolean;
+  fromLatestBackup: boolean;
+}
+
+function parseArgs(argv: string[]): Args {
+  const args: Args = { positional: [], json: false, fromLatestBackup: false };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '-f' || a === '--file' || a === '--plan') {
+      const value = argv[++i];
+      if (!value) throw new UsageError(`${a} needs a plan file path`);
+      args.plan = value;
+    } else if (a === '--json') args.json = true;
+    else if (a === '--from-latest-backup') args.fromLatestBackup = true;
+    else if (a === '-h' || a === '--help') throw new UsageError('');
+    else if (a.startsWith('-')) throw new UsageError(`unknown option ${a}`);
+    else args.positional.push(a);
+  }
+  return args;
+}
+
+function loadPlan(env: LifeboatEnv, file?: string): LoadedPlan {
+  return loadPlanFile(file ?? join(env.projectRoot, 'scripts', 'dev', 'demo-plan.yaml'));
+}
+
+function expectArgs(args: Args, count: number, what: string): void {
+  if (args.positional.length !== count) throw new UsageError(`expected ${what}`);
+}
+
+async function main(argv: string[]): Promise<number> {
+  const args = parseArgs(argv);
+  const [command, sub] = args.positional;
+  const env = loadEnv();
+  const say = (line: string) => process.stderr.write(line + '\n');
+
+  switch (command) {
+    case 'dev': {
+      if (sub === 'up') {
+        const state = await devUp(env, say);
+        say(`\nstack up. Temporal UI: ${state.temporal.uiUrl}   next: lifeboat drill orders`);
+        return 0;
+      }
+      if (sub === 'down') return await devDown(env, say), 0;
+      if (sub === 'status') {
+        const status = await devStatus(env);
+        if (args.json) process.stdout.write(JSON.stringify(status, null, 2) + '\n');
+        else {
+          say(`temporal  ${status.temporal.running ? 'running' : 'stopped'}  ${status.temporal.address}  UI ${status.temporal.uiUrl}`);
+          say(`worker    ${status.worker.running ? `running (pid ${status.worker.pid})` : 'stopped'}  log ${status.worker.log}`);
+          for (const [name, r] of Object.entries(status.regions)) say(`${name.padEnd(9)} ${r.running ? 'running' : 'stopped'}  ${r.url ?? '(not created)'}`);
+        }
+        return status.temporal.running && status.worker.running && Object.values(status.regions).every((r) => r.running) ? 0 : 1;
+      }
+      throw new UsageError('expected: lifeboat dev up | down | status [--json]');
+    }
+    case 'worker': {
+      const plan = loadPlan(env, args.plan);
+      await runWorker({ regions: planRegions(plan), env });
+      return 0;
+    }
+    case 'plan': {
+      if (sub !== 'validate') throw new UsageError('expected: lifeboat plan validate [-f plan]');
+      const plan = loadPlan(env, args.plan);
+      say(`${plan.source}: valid (${Object.keys(plan.plan.databases).length} databases, ${Object.keys(plan.plan.regions).length} regions, sha256 ${plan.digest.slice(0, 12)})`);
+      return 0;
+    }
+    case 'drill': {
+      expectArgs(args, 2, 'lifeboat drill <db> [-f plan] [--from-latest-backup] [--json]');
+      const input = drillInput(loadPlan(env, args.plan), sub!, { fromLatestBackup: args.fromLatestBackup, triggeredBy: whoAmI() });
+      return runRunbook(env, args, 'drill', input.database, input, `Drill of ${input.database}: ${input.primary.region.name} -> ${input.dr.name}${input.fromLatestBackup ? ' (latest existing backup)' : ''}`, input.primary.region.provider);
+    }
+    case 'backup': {
+      expectArgs(args, 2, 'lifeboat backup <db> [-f plan] [--json]');
+      const input = backupInput(loadPlan(env, args.plan), sub!, { triggeredBy: whoAmI() });
+      return runRunbook(env, args, 'backup', input.database, input, `Backup of ${input.database}: ${input.primary.region.name} + copy to ${input.dr.name}`, input.primary.region.provider);
+    }
+    case 'backups': {
+      if (sub !== 'list' || args.positional.length !== 3) throw new UsageError('expected: lifeboat backups list <db> [-f plan] [--json]');
+      const plan = loadPlan(env, args.plan);
+      const name = args.positional[2]!;
+      const db = databaseOf(plan, name);
+      const providers = buildProviders(env);
+      const rows = [];
+      for (const region of planRegions(plan).filter((r) => r.name === db.primary.region || r.name === db.dr.region)) {
+        for (const ref of await providers[region.provider].listBackups(region, name)) {
+          rows.push({ id: ref.backupId, region: ref.region, time: ref.createdAt, sizeBytes: ref.sizeBytes, sha256: ref.sha256, path: ref.location });
+        }
+      }
+      rows.sort((a, b) => b.time.localeCompare(a.time));
+      if (args.json) process.stdout.write(JSON.stringify(rows, null, 2) + '\n');
+      else if (rows.length === 0) say(`no backups of ${name}; make one with: lifeboat backup ${name}`);
+      else for (const r of rows) process.stdout.write(`${r.time}  ${r.region.padEnd(10)} ${r.id.padEnd(44)} ${formatBytes(r.sizeBytes).padStart(10)}  ${r.sha256.slice(0, 16)}…\n`);
+      return 0;
+    }
+    case 'failover':
+    case 'failback':
+    case 'approve':
+    case 'schedule':
+    case 'status':
+      throw new UsageError(`\`lifeboat ${command}\` is not available in this version yet`);
+    default:
+      throw new UsageError(command ? `unknown command ${command}` : '');
+  }
+}
+
+async function runRunbook(
+  env: LifeboatEnv,
+  args: Args,
+  runbook: 'drill' | 'backup',
+  database: string,
+  input: object,
+  summary: string,
+  provider: string,
+): Promise<number> {
+  const target = temporalTarget();
+  let client: Client;
+  try {
+    client = await connectClient(target);
+  } catch (err) {
+    process.stderr.write(`cannot reach Temporal at ${target.connectionOptions.address}: ${(err as Error).message}\nstart the local stack with \`lifeboat dev up\`, or set TEMPORAL_ADDRESS\n`);
+    return 1;
+  }
+  const workflowId = `lifeboat/${database}/${runbook}/${new Date().toISOString()}`;
+  const handle = await client.workflow.start(runbook, {
+    taskQueue: RUNBOOK_TASK_QUEUE,
+    workflowId,
+    args: [input],
+    staticSummary: summary,
+    typedSearchAttributes: [
+      { key: DatabaseAttr, value: database },
+      { key: RunbookAttr, value: runbook },
+      { key: ProviderAttr, value: provider },
+      { key: TriggeredByAttr, value: whoAmI() },
+    ],
+  });
+  const link = uiLink(target, handle.workflowId, handle.firstExecutionRunId, env.uiUrl);
+  if (!args.json) process.stderr.write(`started ${workflowId}${link ? `\n  ${link}` : ''}\n`);
+  const view = process.stdout.isTTY && !args.json ? watch(handle, runbook, summary) : null;
+  try {
+    const report = (await handle.result()) as RunbookReport;
+    await view?.stop();
+    if (args.json) process.stdout.write(JSON.stringify({ ...report, uiUrl: link }, null, 2) + '\n');
+    else process.stdout.write(renderReport(report, link) + '\n');
+    return report.outcome === 'passed' ? 0 : 1;
+  } catch (err) {
+    await view?.stop();
+    const cause = err instanceof WorkflowFailedError ? err.cause : err;
+    const type = (cause as { type?: string } | undefined)?.type;
+    const message = `${runbook} ${workflowId} failed: ${(cause as Error)?.message ?? String(cause)}`;
+    if (args.json) process.stdout.write(JSON.stringify({ workflowId, runbook, database, outcome: 'failed', reason: message, uiUrl: link }, null, 2) + '\n');
+    process.stderr.write(message + '\n');
+    return type === ErrorType.InvalidInput ? 2 : 1;
+  }
+}
+
+function watch(handle: WorkflowHandle, runbook: string, title: string) {
+  const view = new ProgressView();
+  const started = Date.now();
+  let stopped = false;
+  const loop = (async () => {
+    while (!stopped) {
+      try {
+        const progress = await handle.query<Progress>(`${runbook}Progress`);
+        if (!stopped) view.draw(title, progress, (Date.now() - started) / 1000);
+      } catch {
+        // Not started yet or just finished: the next tick or the report will tell.
+      }
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  })();
+  return {
+    async stop() {
+      stopped = true;
+      await loop;
+      view.clear();
+    },
+  };
+}
+
+function whoAmI(): string {
+  return process.env.LIFEBOAT_TRIGGERED_BY ?? `cli:${userInfo().username}`;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    if (err instanceof UsageError) {
+      process.stderr.write(`${err.message ? `lifeboat: ${err.message}\n\n` : ''}${USAGE}\n`);
+      process.exit(2);
+    }
+    if (err instanceof PlanError) {
+      process.stderr.write(`lifeboat: ${err.message}\n`);
+      process.exit(2);
+    }
+    process.stderr.write(`lifeboat: ${(err as Error)?.stack ?? String(err)}\n`);
+    process.exit(1);
+  },
+);

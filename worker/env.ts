@@ -1,0 +1,40 @@
+// The environment, read once at the edge. Nothing below the composition root reads process.env.
+import { existsSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+
+export interface LifeboatEnv {
+  /** Where the local provider keeps regions, backups and scratch instances; the dev stack's state too. */
+  home: string;
+  /** PostgreSQL bin directory override (LIFEBOAT_PG_BIN). */
+  pgBin?: string;
+  logLevel: string;
+  projectRoot: string;
+  /** Base URL of the Temporal UI for links in reports (LIFEBOAT_UI_URL); the dev server's by default. */
+  uiUrl?: string;
+}
+
+export function projectRoot(): string {
+  let dir = __dirname;
+  while (!existsSync(join(dir, 'package.json'))) {
+    const parent = dirname(dir);
+    if (parent === dir) throw new Error(`cannot find Lifeboat's package.json above ${__dirname}`);
+    dir = parent;
+  }
+  return dir;
+}
+
+export function loadEnv(env: NodeJS.ProcessEnv = process.env): LifeboatEnv {
+  const root = projectRoot();
+  const level = env.LIFEBOAT_LOG_LEVEL ?? 'info';
+  const levels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+  if (!levels.includes(level)) {
+    throw new Error(`LIFEBOAT_LOG_LEVEL=${level} is not a log level; expected one of ${levels.join(', ')}`);
+  }
+  return {
+    home: resolve(env.LIFEBOAT_HOME ?? join(root, '.lifeboat')),
+    pgBin: env.LIFEBOAT_PG_BIN || undefined,
+    logLevel: level,
+    projectRoot: root,
+    uiUrl: env.LIFEBOAT_UI_URL || undefined,
+  };
+}

@@ -1,0 +1,79 @@
+// The composition root: config -> logger -> clients -> activities -> Worker.create.
+// One process serves the runbook queue and one activity queue per region of the plan.
+import { DefaultLogger, NativeConnection, Runtime, Worker, type LogLevel } from '@temporalio/worker';
+import type { Logger } from 'pino';
+import { createActivities } from '../activities';
+import { findPgBin } from '../activities/pg/binaries';
+import { LocalProvider } from '../activities/providers/local';
+import { regionTaskQueue, RUNBOOK_TASK_QUEUE, type RegionSpec } from '../workflows/types';
+import { loadEnv, type LifeboatEnv } from './env';
+import { createLogger } from './logger';
+import { temporalTarget, type TemporalTarget } from './temporal';
+
+export interface WorkerOptions {
+  regions: RegionSpec[];
+  env?: LifeboatEnv;
+  logger?: Logger;
+  temporal?: TemporalTarget;
+  /** A prebuilt workflow bundle (tests build one once); otherwise workflows/ is bundled at start. */
+  workflowBundle?: { code: string };
+}
+
+export function buildProviders(env: LifeboatEnv) {
+  return { local: new LocalProvider({ home: env.home, pgBin: findPgBin(env.pgBin) }) };
+}
+
+let runtimeInstalled = false;
+
+/** Creates the workers (not yet running). */
+export async function createWorkers(options: WorkerOptions): Promise<{ workers: Worker[]; connection: NativeConnection; logger: Logger }> {
+  const env = options.env ?? loadEnv();
+  const logger = options.logger ?? createLogger(env.logLevel);
+  if (!runtimeInstalled) {
+    const sdkLog = logger.child({ component: 'temporal-sdk' });
+    Runtime.install({
+      logger: new DefaultLogger('WARN', (entry) => {
+        const level = entry.level.toLowerCase() as Lowercase<LogLevel>;
+        const method = level === 'trace' ? 'trace' : level === 'debug' ? 'debug' : level === 'info' ? 'info' : level === 'warn' ? 'warn' : 'error';
+        sdkLog[method](entry.meta ?? {}, entry.message);
+      }),
+    });
+    runtimeInstalled = true;
+  }
+  const temporal = options.temporal ?? temporalTarget();
+  const connection = await NativeConnection.connect(temporal.connectionOptions);
+  const activities = createActivities({ providers: buildProviders(env), logger });
+
+  const workflowSource = options.workflowBundle
+    ? { workflowBundle: options.workflowBundle }
+    : { workflowsPath: require.resolve('../workflows') };
+  const workers = [
+    await Worker.create({ connection, namespace: temporal.namespace, taskQueue: RUNBOOK_TASK_QUEUE, ...workflowSource }),
+    ...(await Promise.all(
+      options.regions.map((region) =>
+        Worker.create({
+          connection,
+          namespace: temporal.namespace,
+          taskQueue: regionTaskQueue(region.name),
+          activities,
+          // Transfers are disk- and CPU-bound: a few at a time per region is what one machine sustains.
+          maxConcurrentActivityTaskExecutions: 4,
+        }),
+      ),
+    )),
+  ];
+  logger.info({ namespace: temporal.namespace, address: temporal.connectionOptions.address, queues: [RUNBOOK_TASK_QUEUE, ...options.regions.map((r) => regionTaskQueue(r.name))] }, 'worker ready');
+  return { workers, connection, logger };
+}
+
+/** Runs until SIGINT/SIGTERM, then drains and closes. */
+export async function runWorker(options: WorkerOptions): Promise<void> {
+  const { workers, connection, logger } = await createWorkers(options);
+  // A stray rejection in one activity must not take down every other run this worker serves.
+  process.on('unhandledRejection', (err) => logger.error({ err }, 'unhandled rejection (a bug: please report it)'));
+  try {
+    await Promise.all(workers.map((w) => w.run()));
+  } finally {
+    await connection.close();
+  }
+}

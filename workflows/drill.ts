@@ -1,0 +1,146 @@
+// The Drill runbook: prove that the latest backup restores and that the data is right.
+//
+//   preflight -> canary write -> backup -> verify backup -> copy to DR -> verify copy
+//   -> scratch instance in DR -> restore -> verify data (every table + plan checks) -> RTO/RPO
+//   -> tear down (always: on success, failure and cancellation) -> report
+//
+// With fromLatestBackup the backup and copy steps are replaced by picking the newest existing copy
+// in the DR region: restore testing of what already exists.
+import {
+  CancellationScope,
+  defineQuery,
+  isCancellation,
+  setHandler,
+  workflowInfo,
+} from '@temporalio/workflow';
+import { callIn } from './calls';
+import { longTransfer, provisioning, quickCall, teardown } from './options';
+import { finishReport, startReport, validateRunbookInput, type Cleanup } from './report';
+import { StepLog, describeFailure, type Progress } from './steps';
+import type { BackupRef, CheckResult, DrillInput, RunbookReport, ScratchInstance } from './types';
+
+export const drillProgressQuery = defineQuery<Progress>('drillProgress');
+
+export async function drill(input: DrillInput): Promise<RunbookReport> {
+  validateRunbookInput(input);
+  const info = workflowInfo();
+  const steps = new StepLog();
+  setHandler(drillProgressQuery, () => steps.progress());
+  const report = startReport('drill', input, info);
+  const declaredStart = Date.now();
+  const { primary, dr, database } = input;
+  const cleanups: Cleanup[] = [];
+  let cancelled: unknown;
+
+  try {
+    await steps.run('preflight', `checking ${database} in ${primary.region.name}`, () =>
+      callIn(primary.region, quickCall, 'preflight', `Preflight ${database} in ${primary.region.name}`, { target: primary }),
+    );
+    const canary = await steps.run('canary write', `writing a canary row on the primary`, () =>
+      callIn(primary.region, quickCall, 'writeCanary', `Canary write on ${database}`, { target: primary, token: `${info.workflowId}/canary` }),
+    );
+
+    let restoreFrom: BackupRef;
+    if (input.fromLatestBackup) {
+      steps.skip('backup', 'restoring the newest existing copy instead (--from-latest-backup)');
+      restoreFrom = await steps.run('find latest backup', `listing backups of ${database} in ${dr.name}`, () =>
+        callIn(dr, quickCall, 'findLatestBackup', `Newest backup of ${database} in ${dr.name}`, { region: dr, database }),
+      );
+      report.backup = restoreFrom;
+    } else {
+      const backup = await steps.run('backup', `pg_dump of ${database} in ${primary.region.name}`, () =>
+        callIn(primary.region, longTransfer, 'createBackup', `Back up ${database} in ${primary.region.name}`, {
+          target: primary,
+          backupId: backupIdFor(database, info.runStartTime, info.runId),
+          createdBy: info.workflowId,
+        }),
+      );
+      report.backup = backup;
+      await steps.run('verify backup', `checksumming ${backup.backupId}`, () =>
+        callIn(primary.region, longTransfer, 'verifyBackup', `Verify backup ${backup.backupId}`, { ref: backup, region: primary.region }),
+      );
+      restoreFrom = await steps.run(`copy to ${dr.name}`, `copying ${backup.backupId} to ${dr.name}`, () =>
+        callIn(dr, longTransfer, 'copyBackupToRegion', `Copy ${backup.backupId} to ${dr.name}`, { ref: backup, from: primary.region, to: dr }),
+      );
+    }
+    report.copies.push(restoreFrom);
+    const copy = await steps.run('verify copy', `checksumming the copy in ${dr.name}`, () =>
+      callIn(dr, longTransfer, 'verifyBackup', `Verify copy ${restoreFrom.backupId} in ${dr.name}`, { ref: restoreFrom, region: dr }),
+    );
+
+    const scratch: ScratchInstance = { name: `drill-${info.runId.slice(0, 8)}`, region: dr, database };
+    // Registered before creation: a create that half-succeeds still gets torn down.
+    cleanups.unshift({
+      name: `tear down ${scratch.name}`,
+      run: () => callIn(dr, teardown, 'dropScratchInstance', `Tear down scratch instance ${scratch.name}`, { scratch }),
+    });
+    await steps.run('create scratch instance', `starting ${scratch.name} in ${dr.name}`, () =>
+      callIn(dr, provisioning, 'createScratchInstance', `Scratch instance ${scratch.name} in ${dr.name}`, scratch),
+    );
+    await steps.run('restore', `pg_restore of ${restoreFrom.backupId} into ${scratch.name}`, () =>
+      callIn(dr, longTransfer, 'restoreBackup', `Restore ${restoreFrom.backupId} into ${scratch.name}`, { ref: restoreFrom, scratch }),
+    );
+    const verified = await steps.run('verify data', `checking every table and the plan's checks`, () =>
+      callIn(dr, longTransfer, 'verifyRestore', `Verify data in ${scratch.name}`, { ref: restoreFrom, scratch, checks: input.checks }),
+    );
+
+    // RPO, from data: the drill's start against the newest canary the restored database holds.
+    const restoredCanary = verified.newestCanary;
+    const canaryCheck: CheckResult = !restoredCanary
+      ? { name: 'canary present', ok: false, detail: 'the restored database has no canary row: RPO cannot be measured' }
+      : input.fromLatestBackup
+        ? { name: 'canary present', ok: true, detail: `newest canary #${restoredCanary.id} written ${restoredCanary.writtenAt}` }
+        : restoredCanary.id >= canary.id
+          ? { name: 'canary present', ok: true, detail: `canary #${canary.id} written at the drill's start is in the restored data` }
+          : { name: 'canary present', ok: false, detail: `the restored data's newest canary is #${restoredCanary.id}; the drill wrote #${canary.id} before the backup` };
+    const manifestCanary = copy.newestCanary;
+    report.checks = [
+      ...verified.tables.map((t) => ({ ...t, name: `table ${t.name}` })),
+      ...verified.checks,
+      canaryCheck,
+      ...(manifestCanary && restoredCanary && manifestCanary.id !== restoredCanary.id
+        ? [{ name: 'canary matches manifest', ok: false, detail: `manifest says #${manifestCanary.id}, restored data has #${restoredCanary.id}` }]
+        : []),
+    ];
+    if (restoredCanary) {
+      report.rpoSeconds = Math.max(0, (declaredStart - Date.parse(restoredCanary.writtenAt)) / 1000);
+    }
+    const failed = report.checks.filter((c) => !c.ok);
+    if (failed.length === 0) {
+      report.rtoSeconds = (Date.now() - declaredStart) / 1000;
+    } else {
+      report.outcome = 'failed';
+      report.reason = `${failed.length} of ${report.checks.length} data checks failed: ${failed.map((c) => `${c.name} (${c.detail})`).join('; ')}`;
+    }
+  } catch (err) {
+    if (isCancellation(err)) cancelled = err;
+    report.outcome = 'failed';
+    report.reason = describeFailure(err);
+  } finally {
+    await CancellationScope.nonCancellable(() => runCleanups(steps, cleanups, report));
+  }
+
+  finishReport(report, steps);
+  if (cancelled) throw cancelled;
+  return report;
+}
+
+/** Runs registered cleanups newest first; each failure is recorded and the rest still run. */
+export async function runCleanups(steps: StepLog, cleanups: Cleanup[], report: RunbookReport): Promise<void> {
+  for (const cleanup of cleanups) {
+    try {
+      const result = await steps.run(cleanup.name, cleanup.name, cleanup.run);
+      report.cleanup.push({ name: cleanup.name, ok: true, detail: result.existed ? 'deleted' : 'nothing to delete' });
+    } catch (err) {
+      report.cleanup.push({ name: cleanup.name, ok: false, detail: describeFailure(err) });
+      report.outcome = 'failed';
+      report.reason = [report.reason, `cleanup failed: ${cleanup.name}: ${describeFailure(err)}`].filter(Boolean).join('; ');
+    }
+  }
+}
+
+/** Backup names come from the run, so a retried backup step finds the first attempt's backup. */
+export function backupIdFor(database: string, runStart: Date, runId: string): string {
+  const stamp = runStart.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+  return `${database}-${stamp}-${runId.slice(0, 8)}`;
+}

@@ -1,0 +1,3 @@
+// Every runbook, for the worker's workflowsPath.
+export { drill, drillProgressQuery } from './drill';
+export { backup, backupProgressQuery } from './backup';

@@ -1,0 +1,62 @@
+// Named activity option presets. Every preset sets a start-to-close timeout, a bounded retry
+// policy and the non-retryable failure types, so a verdict (bad checksum, missing database) fails
+// the step at once while a hiccup (a dropped connection, a busy server) is retried with backoff.
+import type { ActivityOptions } from '@temporalio/workflow';
+import { NON_RETRYABLE_ERROR_TYPES } from './types';
+
+/** A quick call: a query, a canary write, an instance status check. */
+export const quickCall: ActivityOptions = {
+  startToCloseTimeout: '1 minute',
+  retry: {
+    initialInterval: '1 second',
+    backoffCoefficient: 2,
+    maximumInterval: '15 seconds',
+    maximumAttempts: 5,
+    nonRetryableErrorTypes: NON_RETRYABLE_ERROR_TYPES,
+  },
+};
+
+/**
+ * Moving or reading a whole database: a dump, a copy, a restore, a full-table checksum.
+ * The heartbeat timeout, not the start-to-close one, is what notices a dead worker, so it is short.
+ */
+export const longTransfer: ActivityOptions = {
+  startToCloseTimeout: '6 hours',
+  heartbeatTimeout: '15 seconds',
+  retry: {
+    initialInterval: '5 seconds',
+    backoffCoefficient: 2,
+    maximumInterval: '2 minutes',
+    maximumAttempts: 4,
+    nonRetryableErrorTypes: NON_RETRYABLE_ERROR_TYPES,
+  },
+};
+
+/** Bringing up a scratch instance: slower than a query, far shorter than a transfer. */
+export const provisioning: ActivityOptions = {
+  startToCloseTimeout: '30 minutes',
+  heartbeatTimeout: '30 seconds',
+  retry: {
+    initialInterval: '2 seconds',
+    backoffCoefficient: 2,
+    maximumInterval: '1 minute',
+    maximumAttempts: 5,
+    nonRetryableErrorTypes: NON_RETRYABLE_ERROR_TYPES,
+  },
+};
+
+/**
+ * Tearing down what a runbook created. It keeps trying for a long while (a leaked scratch
+ * instance costs money and hides the next drill's problems), yet never blocks the report forever.
+ */
+export const teardown: ActivityOptions = {
+  startToCloseTimeout: '5 minutes',
+  scheduleToCloseTimeout: '1 hour',
+  heartbeatTimeout: '30 seconds',
+  retry: {
+    initialInterval: '2 seconds',
+    backoffCoefficient: 2,
+    maximumInterval: '1 minute',
+    nonRetryableErrorTypes: [],
+  },
+};

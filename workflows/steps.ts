@@ -1,0 +1,83 @@
+// The step log behind every runbook's report and progress query: each step's status, attempts and
+// times, recorded as the runbook moves. Deterministic: times come from the workflow clock.
+import { ActivityFailure, ApplicationFailure, CancelledFailure, TimeoutFailure } from '@temporalio/workflow';
+import type { Attempted, StepRecord } from './types';
+
+export interface Progress {
+  steps: StepRecord[];
+  /** The step now running, if any. */
+  current: string | null;
+  /** What the runbook is waiting for, in words. */
+  waitingFor: string | null;
+}
+
+export class StepLog {
+  readonly steps: StepRecord[] = [];
+  private current: StepRecord | null = null;
+
+  /** Runs one step; on failure the step is recorded with the reason and the error rethrown. */
+  async run<T>(name: string, waitingFor: string, step: () => Promise<Attempted<T>>): Promise<T> {
+    const record: StepRecord = { name, status: 'running', attempts: 0, startedAt: now(), detail: waitingFor };
+    this.steps.push(record);
+    this.current = record;
+    try {
+      const { value, attempt } = await step();
+      record.status = 'completed';
+      record.attempts = attempt;
+      delete record.detail;
+      return value;
+    } catch (err) {
+      record.status = 'failed';
+      record.attempts = attemptsOf(err);
+      record.detail = describeFailure(err);
+      throw err;
+    } finally {
+      record.finishedAt = now();
+      if (this.current === record) this.current = null;
+    }
+  }
+
+  skip(name: string, why: string): void {
+    this.steps.push({ name, status: 'skipped', attempts: 0, detail: why });
+  }
+
+  progress(): Progress {
+    return {
+      steps: this.steps,
+      current: this.current?.name ?? null,
+      waitingFor: this.current?.detail ?? null,
+    };
+  }
+}
+
+export function now(): string {
+  return new Date(Date.now()).toISOString();
+}
+
+/** The attempt count the activity stamped on its last failure, else 1. */
+function attemptsOf(err: unknown): number {
+  const cause = err instanceof ActivityFailure ? err.cause : err;
+  if (cause instanceof ApplicationFailure) {
+    const detail = cause.details?.[0] as { attempt?: unknown } | undefined;
+    if (typeof detail?.attempt === 'number') return detail.attempt;
+  }
+  return 1;
+}
+
+/** One line that says why a step failed, from the innermost cause that has something to say. */
+export function describeFailure(err: unknown): string {
+  if (err instanceof CancelledFailure) return 'cancelled';
+  let cause: unknown = err;
+  while (cause instanceof ActivityFailure && cause.cause) cause = cause.cause;
+  if (cause instanceof TimeoutFailure) return `timed out (${cause.timeoutType ?? 'unknown'} timeout)`;
+  if (cause instanceof ApplicationFailure) return cause.type ? `${cause.type}: ${cause.message}` : cause.message;
+  if (cause instanceof Error) return cause.message;
+  return String(cause);
+}
+
+/** The failure's type string, where it has one (see ErrorType). */
+export function failureType(err: unknown): string | undefined {
+  let cause: unknown = err;
+  while (cause instanceof ActivityFailure && cause.cause) cause = cause.cause;
+  return cause instanceof ApplicationFailure ? (cause.type ?? undefined) : undefined;
+}

@@ -1,0 +1,182 @@
+// Plain data shared by the runbooks, the activities and the command line.
+// Nothing here may import runtime code: workflows/ is bundled into the deterministic sandbox.
+
+export type ProviderKind = 'local';
+
+/** A region as the plan names it. Settings are non-secret, provider-specific knobs. */
+export interface RegionSpec {
+  name: string;
+  provider: ProviderKind;
+  settings?: Record<string, string | number | boolean>;
+}
+
+/** One database in one region. Credentials are never part of this: providers resolve them. */
+export interface DatabaseTarget {
+  region: RegionSpec;
+  database: string;
+}
+
+export interface Objectives {
+  rpoSeconds: number;
+  rtoSeconds: number;
+}
+
+/** A plan check passes when its query returns one row whose first column is true. */
+export interface SqlCheck {
+  name: string;
+  sql: string;
+}
+
+export interface DrillInput {
+  /** The database's name in the plan (also the business key in workflow IDs). */
+  database: string;
+  primary: DatabaseTarget;
+  dr: RegionSpec;
+  objectives: Objectives;
+  checks: SqlCheck[];
+  /** Restore the newest existing copy in the DR region instead of taking a new backup. */
+  fromLatestBackup: boolean;
+  /** sha256 of the plan file that produced this input, so the audit trail names the exact plan. */
+  planDigest: string;
+  triggeredBy: string;
+}
+
+export interface BackupInput {
+  database: string;
+  primary: DatabaseTarget;
+  dr: RegionSpec;
+  /** How many Lifeboat-made backups to keep per region; older ones are pruned. */
+  keep: number;
+  planDigest: string;
+  triggeredBy: string;
+}
+
+export interface Canary {
+  id: number;
+  /** ISO-8601, as committed on the server (server clock). */
+  writtenAt: string;
+}
+
+export interface TableStats {
+  /** schema-qualified, e.g. public.orders */
+  table: string;
+  rows: number;
+  /** Order-independent digest of every row's text form. */
+  checksum: string;
+}
+
+export interface BackupManifest {
+  formatVersion: 1;
+  backupId: string;
+  database: string;
+  provider: ProviderKind;
+  sourceRegion: string;
+  createdAt: string;
+  /** Workflow that made it: retention only ever touches backups that carry this. */
+  createdBy: string;
+  dumpFormat: 'pg_dump-custom';
+  serverVersion: string;
+  serverVersionNum: number;
+  sizeBytes: number;
+  sha256: string;
+  tables: TableStats[];
+  newestCanary: Canary | null;
+}
+
+/** Where a backup (or a copy of it) lives. */
+export interface BackupRef {
+  backupId: string;
+  database: string;
+  region: string;
+  provider: ProviderKind;
+  createdAt: string;
+  sizeBytes: number;
+  sha256: string;
+  /** Provider-specific locator: a file path for the local provider, an ARN for AWS. */
+  location: string;
+}
+
+/** An isolated instance that exists only for the length of a drill. */
+export interface ScratchInstance {
+  name: string;
+  region: RegionSpec;
+  database: string;
+}
+
+export interface CheckResult {
+  name: string;
+  ok: boolean;
+  detail: string;
+}
+
+export interface RestoreVerification {
+  tables: CheckResult[];
+  checks: CheckResult[];
+  newestCanary: Canary | null;
+}
+
+export type StepStatus = 'pending' | 'running' | 'completed' | 'failed' | 'skipped';
+
+export interface StepRecord {
+  name: string;
+  status: StepStatus;
+  attempts: number;
+  startedAt?: string;
+  finishedAt?: string;
+  detail?: string;
+}
+
+export type Outcome = 'passed' | 'failed';
+
+export interface RunbookReport {
+  workflowId: string;
+  runId: string;
+  runbook: 'drill' | 'backup';
+  database: string;
+  provider: ProviderKind;
+  outcome: Outcome;
+  /** Why the run failed, in one line, when it did. */
+  reason?: string;
+  startedAt: string;
+  finishedAt: string;
+  objectives: Objectives;
+  /** Declared start to smoke tests passing on the recovered database; null when they never passed. */
+  rtoSeconds: number | null;
+  /** Newest canary before the declared start minus the newest canary found in the recovered data. */
+  rpoSeconds: number | null;
+  backup?: BackupRef;
+  copies: BackupRef[];
+  steps: StepRecord[];
+  checks: CheckResult[];
+  cleanup: CheckResult[];
+}
+
+/** What an activity hands back: its value and the attempt that produced it, for the report. */
+export interface Attempted<T> {
+  value: T;
+  attempt: number;
+}
+
+/** Failure types. Stable strings: retry policies, tests and the CLI match on them. */
+export const ErrorType = {
+  InvalidInput: 'LifeboatInvalidInput',
+  RegionNotReady: 'LifeboatRegionNotReady',
+  DatabaseNotFound: 'LifeboatDatabaseNotFound',
+  BackupNotFound: 'LifeboatBackupNotFound',
+  BackupChecksumMismatch: 'LifeboatBackupChecksumMismatch',
+  BackupManifestInvalid: 'LifeboatBackupManifestInvalid',
+  ServerVersionTooOld: 'LifeboatServerVersionTooOld',
+  DataVerificationFailed: 'LifeboatDataVerificationFailed',
+} as const;
+export type ErrorType = (typeof ErrorType)[keyof typeof ErrorType];
+
+/** Every type above is a verdict, not a hiccup: retrying cannot change it. */
+export const NON_RETRYABLE_ERROR_TYPES: string[] = Object.values(ErrorType);
+
+/** One task queue per region, so a region's work runs on workers that can reach it. */
+export function regionTaskQueue(region: string): string {
+  return `lifeboat-${region}`;
+}
+
+/** The queue runbooks (workflow tasks) run on. */
+export const RUNBOOK_TASK_QUEUE = 'lifeboat';
