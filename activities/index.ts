@@ -171,6 +171,9 @@ function instrument<I, O>(root: Logger, name: string, body: (input: I, io: Activ
     const io: ActivityIo = { heartbeat: (details) => ctx.heartbeat(details), signal: ctx.cancellationSignal, logger };
     const started = Date.now();
     logger.info('activity started');
+    // A steady heartbeat while the body runs: a dead worker is noticed within the heartbeat timeout
+    // and a cancellation is delivered even while the body waits on a child process.
+    const beat = setInterval(() => ctx.heartbeat(), 2000);
     try {
       const value = await body(input, io);
       logger.info({ ms: Date.now() - started }, 'activity completed');
@@ -192,6 +195,8 @@ function instrument<I, O>(root: Logger, name: string, body: (input: I, io: Activ
         nonRetryable: false,
         details: [{ attempt }],
       });
+    } finally {
+      clearInterval(beat);
     }
   };
 }

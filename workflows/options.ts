@@ -1,11 +1,16 @@
 // Named activity option presets. Every preset sets a start-to-close timeout, a bounded retry
 // policy and the non-retryable failure types, so a verdict (bad checksum, missing database) fails
 // the step at once while a hiccup (a dropped connection, a busy server) is retried with backoff.
-import type { ActivityOptions } from '@temporalio/workflow';
+import { ActivityCancellationType, type ActivityOptions } from '@temporalio/workflow';
 import { NON_RETRYABLE_ERROR_TYPES } from './types';
+
+// On cancellation a runbook waits for the activity to stop before it tears down: otherwise a
+// teardown could race a scratch instance that is still being created, and leak it.
+const waitForCancellation = { cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED };
 
 /** A quick call: a query, a canary write, an instance status check. */
 export const quickCall: ActivityOptions = {
+  ...waitForCancellation,
   startToCloseTimeout: '1 minute',
   retry: {
     initialInterval: '1 second',
@@ -21,6 +26,7 @@ export const quickCall: ActivityOptions = {
  * The heartbeat timeout, not the start-to-close one, is what notices a dead worker, so it is short.
  */
 export const longTransfer: ActivityOptions = {
+  ...waitForCancellation,
   startToCloseTimeout: '6 hours',
   heartbeatTimeout: '15 seconds',
   retry: {
@@ -34,6 +40,7 @@ export const longTransfer: ActivityOptions = {
 
 /** Bringing up a scratch instance: slower than a query, far shorter than a transfer. */
 export const provisioning: ActivityOptions = {
+  ...waitForCancellation,
   startToCloseTimeout: '30 minutes',
   heartbeatTimeout: '30 seconds',
   retry: {
@@ -50,6 +57,7 @@ export const provisioning: ActivityOptions = {
  * instance costs money and hides the next drill's problems), yet never blocks the report forever.
  */
 export const teardown: ActivityOptions = {
+  ...waitForCancellation,
   startToCloseTimeout: '5 minutes',
   scheduleToCloseTimeout: '1 hour',
   heartbeatTimeout: '30 seconds',

@@ -142,14 +142,21 @@ export async function startTemporal(env: LifeboatEnv, ports: StackPorts, log: (l
   return { pid: child.pid!, address, uiUrl };
 }
 
-export async function startRegions(env: LifeboatEnv, ports: StackPorts, log: (line: string) => void, seedScale = 1): Promise<StackState['regions']> {
+export async function startRegions(
+  env: LifeboatEnv,
+  ports: StackPorts,
+  log: (line: string) => void,
+  seedScale = 1,
+  /** Explicit ports per region (tests); else pgBase, pgBase + 1, ... */
+  regionPorts?: number[],
+): Promise<StackState['regions']> {
   checkHomeReachable(env);
   const provider = buildProviders(env).local;
   const regions: StackState['regions'] = {};
   for (const [i, name] of DEMO_REGIONS.entries()) {
     const cluster = provider.regionCluster(name);
     const wasUp = cluster.isInitialized() && (await cluster.isRunning());
-    const state = await cluster.ensureRunning({ name, port: ports.pgBase + i, disposable: false });
+    const state = await cluster.ensureRunning({ name, port: regionPorts?.[i] ?? ports.pgBase + i, disposable: false });
     regions[name] = { port: state.port };
     log(`${name.padEnd(11)} PostgreSQL ${wasUp ? 'already running' : 'started'} on 127.0.0.1:${state.port}`);
   }

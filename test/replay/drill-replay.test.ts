@@ -1,0 +1,26 @@
+// Recorded drill histories must replay against today's runbook code. A change that alters the
+// sequence of commands (without patched()) fails here before it can strand a running drill.
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { historyFromJSON } from '@temporalio/common/lib/proto-utils';
+import { DeterminismViolationError } from '@temporalio/workflow';
+import { bundleWorkflowCode, Worker } from '@temporalio/worker';
+import { workflowBundle } from '../support/stack';
+
+const dir = join(__dirname, 'histories');
+const histories = readdirSync(dir).filter((f) => f.endsWith('.json'));
+const load = (file: string) => historyFromJSON(JSON.parse(readFileSync(join(dir, file), 'utf8')));
+
+test('there are recorded histories to replay', () => {
+  expect(histories.length).toBeGreaterThan(0);
+});
+
+test.each(histories)('%s replays against the current runbooks', async (file) => {
+  await expect(Worker.runReplayHistory({ workflowBundle: await workflowBundle() }, load(file))).resolves.toBeUndefined();
+});
+
+test('the replay check can fail: a drill that reorders its steps is a determinism violation', async () => {
+  const reordered = await bundleWorkflowCode({ workflowsPath: require.resolve('./fixtures/reordered-drill'), logger: { trace() {}, debug() {}, info() {}, warn() {}, error() {}, log() {} } });
+  const first = histories[0]!;
+  await expect(Worker.runReplayHistory({ workflowBundle: reordered }, load(first))).rejects.toBeInstanceOf(DeterminismViolationError);
+});

@@ -1,0 +1,23 @@
+// One real stack for the whole test run: a Temporal dev server (in a throwaway SQLite file) and
+// the two local PostgreSQL regions with a small demo database, all under a temporary LIFEBOAT_HOME.
+// Test files start their own workers against it.
+import { chmodSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadEnv } from '../../worker/env';
+import { startRegions, startTemporal } from '../../scripts/dev/stack';
+import { freePort } from './ports';
+
+export default async function globalSetup(): Promise<void> {
+  // Under /tmp, not the checkout: the postgres OS user must reach it wherever the clone lives.
+  const home = mkdtempSync(join(tmpdir(), 'lifeboat-test-'));
+  chmodSync(home, 0o755);
+  process.env.LIFEBOAT_HOME = home;
+  const env = loadEnv();
+  const ports = { temporal: await freePort(), ui: await freePort(), pgBase: 0 };
+  const temporal = await startTemporal(env, ports, () => undefined);
+  process.env.TEMPORAL_ADDRESS = temporal.address;
+  process.env.LIFEBOAT_TEST_TEMPORAL_PID = String(temporal.pid);
+  const pg = [await freePort(), await freePort()];
+  await startRegions(env, { ...ports, pgBase: pg[0]! }, () => undefined, 0.2, pg);
+}

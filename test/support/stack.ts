@@ -1,0 +1,83 @@
+// What a test file needs from the shared stack: a client, an in-process worker, a captured log,
+// and the local provider to look at what runbooks left behind.
+import { Writable } from 'node:stream';
+import { Client, Connection } from '@temporalio/client';
+import { bundleWorkflowCode, type Worker } from '@temporalio/worker';
+import { loadEnv } from '../../worker/env';
+import { createLogger } from '../../worker/logger';
+import { buildProviders, createWorkers } from '../../worker/main';
+import { parsePlan, loadPlanFile, drillInput, type LoadedPlan } from '../../worker/plan';
+import { join } from 'node:path';
+import type { DrillInput } from '../../workflows/types';
+
+export const env = () => loadEnv();
+export const temporal = () => ({ connectionOptions: { address: process.env.TEMPORAL_ADDRESS! }, namespace: 'default' });
+export const local = () => buildProviders(env()).local;
+export const demoPlan = (): LoadedPlan => loadPlanFile(join(env().projectRoot, 'scripts', 'dev', 'demo-plan.yaml'));
+export { parsePlan };
+
+export function demoDrillInput(overrides: Partial<DrillInput> = {}): DrillInput {
+  return { ...drillInput(demoPlan(), 'orders', { fromLatestBackup: false, triggeredBy: 'test' }), ...overrides };
+}
+
+export async function client(): Promise<Client> {
+  const connection = await Connection.connect({ address: process.env.TEMPORAL_ADDRESS! });
+  return new Client({ connection });
+}
+
+let bundle: Promise<{ code: string }> | undefined;
+export function workflowBundle(): Promise<{ code: string }> {
+  bundle ??= bundleWorkflowCode({ workflowsPath: require.resolve('../../workflows'), logger: quietBundlerLogger });
+  return bundle;
+}
+
+const quietBundlerLogger = { trace() {}, debug() {}, info() {}, warn() {}, error: console.error, log() {} };
+
+/** Everything the worker logged, as text, for leak checks. */
+export class LogCapture extends Writable {
+  text = '';
+  override _write(chunk: Buffer, _enc: BufferEncoding, done: () => void): void {
+    this.text += chunk.toString();
+    done();
+  }
+}
+
+/** Runs in-process workers for the demo regions while `fn` runs. */
+export async function withWorker<T>(fn: () => Promise<T>, capture?: LogCapture): Promise<T> {
+  const logger = createLogger('info', capture ?? new LogCapture());
+  const { workers, connection } = await createWorkers({
+    regions: [
+      { name: 'local-a', provider: 'local' },
+      { name: 'local-b', provider: 'local' },
+    ],
+    env: env(),
+    logger,
+    temporal: temporal(),
+    workflowBundle: await workflowBundle(),
+  });
+  const running = workers.map((w: Worker) => w.run());
+  try {
+    return await fn();
+  } finally {
+    workers.forEach((w) => w.shutdown());
+    await Promise.all(running);
+    await connection.close();
+  }
+}
+
+/**
+ * Every string and every payload in a history, decoded to text. Payload data is bytes (and base64 in
+ * JSON), so searching the JSON alone would never find a leaked secret: this decodes it first.
+ */
+export function historyText(node: unknown): string {
+  const parts: string[] = [];
+  const walk = (value: unknown): void => {
+    if (value === null || value === undefined) return;
+    if (value instanceof Uint8Array) parts.push(Buffer.from(value).toString('utf8'));
+    else if (typeof value === 'string') parts.push(value);
+    else if (Array.isArray(value)) value.forEach(walk);
+    else if (typeof value === 'object') Object.values(value as Record<string, unknown>).forEach(walk);
+  };
+  walk(node);
+  return parts.join('\n');
+}
