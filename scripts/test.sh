@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The test suite: type check, lint, then jest (unit, workflows against a real Temporal dev server
+# and real PostgreSQL, integration, replay). Installs what it needs first; safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+echo "== typecheck"; npx --no-install tsc -p tsconfig.json --noEmit
+echo "== lint"; npx --no-install eslint .
+echo "== jest"
+results=$(mktemp)
+status=0
+npx --no-install jest --ci --runInBand --json --outputFile="$results" "$@" || status=$?
+node -e '
+  const r = require(process.argv[1]);
+  const skipped = r.numPendingTests + r.numTodoTests;
+  console.log(`jest: ${r.numPassedTests} passed, ${r.numFailedTests} failed${skipped ? `, ${skipped} skipped` : ""}`);
+  if (r.numTotalTests === 0) { console.error("no tests ran"); process.exit(1); }
+' "$results" || status=1
+rm -f "$results"
+exit "$status"
