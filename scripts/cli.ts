@@ -3,6 +3,7 @@
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import { WorkflowFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
+import { temporal } from '@temporalio/proto';
 import { buildProviders, runWorker } from '../worker/main';
 import { loadEnv, type LifeboatEnv } from '../worker/env';
 import { backupInput, databaseOf, drillInput, loadPlanFile, PlanError, planRegions, type LoadedPlan } from '../worker/plan';
@@ -164,6 +165,9 @@ async function runRunbook(
   });
   const link = uiLink(target, handle.workflowId, handle.firstExecutionRunId, env.uiUrl);
   if (!args.json) process.stderr.write(`started ${workflowId}${link ? `\n  ${link}` : ''}\n`);
+  if (!(await hasPollers(client, target.namespace))) {
+    process.stderr.write(`warning: no worker is polling task queue "${RUNBOOK_TASK_QUEUE}"; the ${runbook} waits until one does (\`lifeboat dev up\` or \`lifeboat worker\`)\n`);
+  }
   const view = process.stdout.isTTY && !args.json ? watch(handle, runbook, summary) : null;
   try {
     const report = (await handle.result()) as RunbookReport;
@@ -179,6 +183,19 @@ async function runRunbook(
     if (args.json) process.stdout.write(JSON.stringify({ workflowId, runbook, database, outcome: 'failed', reason: message, uiUrl: link }, null, 2) + '\n');
     process.stderr.write(message + '\n');
     return type === ErrorType.InvalidInput ? 2 : 1;
+  }
+}
+
+async function hasPollers(client: Client, namespace: string): Promise<boolean> {
+  try {
+    const response = await client.workflowService.describeTaskQueue({
+      namespace,
+      taskQueue: { name: RUNBOOK_TASK_QUEUE },
+      taskQueueType: temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+    });
+    return (response.pollers?.length ?? 0) > 0;
+  } catch {
+    return true; // cannot tell: say nothing rather than something wrong
   }
 }
 

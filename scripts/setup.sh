@@ -15,7 +15,10 @@ fi
 lock_hash=$(sha256sum package-lock.json | cut -d' ' -f1)
 if [ ! -f node_modules/.lifeboat-lock ] || [ "$(cat node_modules/.lifeboat-lock)" != "$lock_hash" ]; then
   say "installing npm packages"
-  npm ci --no-audit --no-fund --loglevel=error
+  # `npm install`, not `npm ci`: this npm writes locks without the other platforms' optional
+  # bindings of unrs-resolver (a jest dependency) and then refuses them in `npm ci`. The lock still
+  # pins every version that gets installed.
+  npm install --no-audit --no-fund --loglevel=error
   echo "$lock_hash" > node_modules/.lifeboat-lock
 fi
 

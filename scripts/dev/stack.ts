@@ -2,7 +2,7 @@
 // (SQLite under LIFEBOAT_HOME, so runs survive a restart), two PostgreSQL regions with the demo
 // database seeded in the primary, and a worker. Every step checks before it acts: safe to repeat.
 import { spawn, spawnSync } from 'node:child_process';
-import { accessSync, constants, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, existsSync, mkdirSync, openSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { join } from 'node:path';
 import { Connection } from '@temporalio/client';
@@ -21,7 +21,8 @@ export interface StackPorts {
 
 export interface StackState {
   temporal: { pid: number; address: string; uiUrl: string };
-  worker?: { pid: number };
+  /** build: a fingerprint of the compiled code the worker runs, so a rebuild restarts it. */
+  worker?: { pid: number; build?: string };
   regions: Record<string, { port: number }>;
 }
 
@@ -170,11 +171,31 @@ export async function startRegions(
   return regions;
 }
 
-export async function startWorker(env: LifeboatEnv, temporal: StackState['temporal'], log: (line: string) => void): Promise<{ pid: number }> {
+/** Newest modification time under dist/: changes whenever the code is rebuilt. */
+function buildFingerprint(env: LifeboatEnv): string {
+  let newest = 0;
+  const walk = (dir: string): void => {
+    for (const entry of readdirSync(dir, { withFileTypes: true })) {
+      const path = join(dir, entry.name);
+      if (entry.isDirectory()) walk(path);
+      else if (entry.name.endsWith('.js')) newest = Math.max(newest, statSync(path).mtimeMs);
+    }
+  };
+  walk(join(env.projectRoot, 'dist'));
+  return String(newest);
+}
+
+export async function startWorker(env: LifeboatEnv, temporal: StackState['temporal'], log: (line: string) => void): Promise<{ pid: number; build: string }> {
   const previous = readStack(env)?.worker;
+  const build = buildFingerprint(env);
   if (previous && alive(previous.pid)) {
-    log(`worker      already running (pid ${previous.pid})`);
-    return previous;
+    if (previous.build === build) {
+      log(`worker      already running (pid ${previous.pid})`);
+      return { pid: previous.pid, build };
+    }
+    log(`worker      restarting on the rebuilt code (pid ${previous.pid})`);
+    process.kill(previous.pid, 'SIGTERM');
+    await waitFor('worker shutdown', async () => !alive(previous.pid), 30, join(env.home, 'worker.log')).catch(() => process.kill(previous.pid, 'SIGKILL'));
   }
   const logFile = join(env.home, 'worker.log');
   const out = openSync(logFile, 'a');
@@ -190,7 +211,7 @@ export async function startWorker(env: LifeboatEnv, temporal: StackState['tempor
     return readFileSync(logFile).subarray(startSize).includes('worker ready');
   }, 90, logFile);
   log(`worker      started (pid ${child.pid}), log ${logFile}`);
-  return { pid: child.pid! };
+  return { pid: child.pid!, build };
 }
 
 export async function devUp(env: LifeboatEnv, log: (line: string) => void): Promise<StackState> {
