@@ -11,7 +11,7 @@ results=$(mktemp)
 status=0
 npx --no-install jest --ci --runInBand --json --outputFile="$results" "$@" || status=$?
 node -e '
-  const r = require(process.argv[1]);
+  const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
   const skipped = r.numPendingTests + r.numTodoTests;
   console.log(`jest: ${r.numPassedTests} passed, ${r.numFailedTests} failed${skipped ? `, ${skipped} skipped` : ""}`);
   if (r.numTotalTests === 0) { console.error("no tests ran"); process.exit(1); }
