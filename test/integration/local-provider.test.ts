@@ -1,0 +1,136 @@
+// The local provider on its own, against the test stack's real PostgreSQL regions: idempotency of
+// every step a retry may repeat, and the verdicts on bad backups.
+import { readFileSync, writeFileSync, mkdirSync, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import pino from 'pino';
+import type { ApplicationFailure } from '@temporalio/common';
+import type { ActivityIo } from '../../activities/providers/provider';
+import { withClient, writeCanary } from '../../activities/pg/sql';
+import type { BackupManifest, DatabaseTarget } from '../../workflows/types';
+import { local } from '../support/stack';
+
+const regionA = { name: 'local-a', provider: 'local' as const };
+const regionB = { name: 'local-b', provider: 'local' as const };
+const target: DatabaseTarget = { region: regionA, database: 'orders' };
+const io = (): ActivityIo => ({ heartbeat: () => undefined, signal: new AbortController().signal, logger: pino({ level: 'silent' }) });
+const unique = (what: string) => `${what}-${Date.now()}-${Math.floor(Math.random() * 1e6)}`;
+
+async function failure(promise: Promise<unknown>): Promise<ApplicationFailure> {
+  const err = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  if (!err) throw new Error('expected a failure, got success');
+  return err as ApplicationFailure;
+}
+
+describe('local provider', () => {
+  const p = local();
+  const backupId = unique('unit');
+
+  afterAll(async () => {
+    for (const region of [regionA, regionB]) {
+      for (const ref of await p.listBackups(region, 'orders')) if (ref.backupId.startsWith('unit-')) await p.deleteBackup(ref);
+    }
+  });
+
+  test('a backup carries a manifest: sha256, size, server version, newest canary, every table with rows and checksum', async () => {
+    const canary = await withClient(await p.connect(target), (c) => writeCanary(c, unique('canary')));
+    const ref = await p.createBackup(target, backupId, 'test', io());
+    const manifest = await p.manifest(ref);
+    expect(manifest.newestCanary?.id).toBe(canary.id);
+    expect(manifest).toMatchObject({ backupId, database: 'orders', sourceRegion: 'local-a', createdBy: 'test', dumpFormat: 'pg_dump-custom' });
+    expect(manifest.sha256).toMatch(/^[0-9a-f]{64}$/);
+    expect(manifest.sizeBytes).toBe(statSync(ref.location).size);
+    expect(manifest.serverVersionNum).toBeGreaterThanOrEqual(150000);
+    const orders = manifest.tables.find((t) => t.table === 'public.orders');
+    const live = await withClient(await p.connect(target), (c) => c.query<{ n: string }>('select count(*) as n from orders'));
+    expect(orders?.rows).toBe(Number(live.rows[0]!.n));
+    expect(orders?.checksum).toMatch(/^\d+$/);
+  });
+
+  test('the same backup id again adopts the finished backup instead of dumping twice', async () => {
+    const first = await p.manifest({ ...(await p.listBackups(regionA, 'orders')).find((b) => b.backupId === backupId)! });
+    const again = await p.createBackup(target, backupId, 'test', io());
+    expect(again.sha256).toBe(first.sha256);
+    expect((await p.manifest(again)).createdAt).toBe(first.createdAt);
+  });
+
+  test('a half-written backup (no manifest yet) is not listed, and is replaced by the retry', async () => {
+    const id = unique('unit');
+    const dir = join(dirname(dirname((await p.listBackups(regionA, 'orders'))[0]!.location)), id);
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, 'dump.pgdump.partial'), 'half a dump');
+    expect((await p.listBackups(regionA, 'orders')).some((b) => b.backupId === id)).toBe(false);
+    const ref = await p.createBackup(target, id, 'test', io());
+    expect(ref.sizeBytes).toBeGreaterThan(1000);
+  });
+
+  test('a copy into another region is verified, and a second copy adopts the first', async () => {
+    const [ref] = (await p.listBackups(regionA, 'orders')).filter((b) => b.backupId === backupId);
+    const copy = await p.copyBackup(ref!, regionB, io());
+    expect(copy).toMatchObject({ region: 'local-b', sha256: ref!.sha256 });
+    const mtime = statSync(copy.location).mtimeMs;
+    const again = await p.copyBackup(ref!, regionB, io());
+    expect(again.location).toBe(copy.location);
+    expect(statSync(again.location).mtimeMs).toBe(mtime);
+    await expect(p.verifyBackup(copy, io())).resolves.toMatchObject({ sha256: ref!.sha256 });
+  });
+
+  test('verify rejects changed bytes as LifeboatBackupChecksumMismatch (non-retryable)', async () => {
+    const [copy] = (await p.listBackups(regionB, 'orders')).filter((b) => b.backupId === backupId);
+    const original = readFileSync(copy!.location);
+    writeFileSync(copy!.location, Buffer.concat([original.subarray(0, original.length - 1), Buffer.from([original[original.length - 1]! ^ 1])]));
+    try {
+      const err = await failure(p.verifyBackup(copy!, io()));
+      expect(err.type).toBe('LifeboatBackupChecksumMismatch');
+      expect(err.nonRetryable).toBe(true);
+      expect(err.message).toContain(copy!.sha256);
+    } finally {
+      writeFileSync(copy!.location, original);
+    }
+  });
+
+  test('an unreadable manifest is LifeboatBackupManifestInvalid', async () => {
+    const [copy] = (await p.listBackups(regionB, 'orders')).filter((b) => b.backupId === backupId);
+    const file = join(dirname(copy!.location), 'manifest.json');
+    const original = readFileSync(file, 'utf8');
+    writeFileSync(file, JSON.stringify({ ...(JSON.parse(original) as BackupManifest), sha256: 'not-a-hash' }));
+    try {
+      const err = await failure(p.manifest(copy!));
+      expect(err.type).toBe('LifeboatBackupManifestInvalid');
+    } finally {
+      writeFileSync(file, original);
+    }
+  });
+
+  test('a dump from a newer server is refused before restoring: LifeboatServerVersionTooOld', async () => {
+    const [copy] = (await p.listBackups(regionB, 'orders')).filter((b) => b.backupId === backupId);
+    const file = join(dirname(copy!.location), 'manifest.json');
+    const original = readFileSync(file, 'utf8');
+    writeFileSync(file, JSON.stringify({ ...(JSON.parse(original) as BackupManifest), serverVersion: '99.0', serverVersionNum: 990000 }));
+    const scratch = await p.createScratch(regionB, unique('unit').toLowerCase(), 'orders', io());
+    try {
+      const err = await failure(p.restore(copy!, scratch, io()));
+      expect(err.type).toBe('LifeboatServerVersionTooOld');
+      expect(err.message).toContain('PostgreSQL 99.0');
+    } finally {
+      writeFileSync(file, original);
+      expect(await p.dropScratch(scratch)).toBe(true);
+    }
+    expect(await p.dropScratch(scratch)).toBe(false);
+  });
+
+  test('names that could escape the store are refused as LifeboatInvalidInput', async () => {
+    const err = await failure(p.createBackup(target, '../../etc', 'test', io()));
+    expect(err.type).toBe('LifeboatInvalidInput');
+    const err2 = await failure(p.createScratch(regionB, '../x', 'orders', io()));
+    expect(err2.type).toBe('LifeboatInvalidInput');
+  });
+
+  test('a region with no cluster is LifeboatRegionNotReady, naming the fix', async () => {
+    const err = await failure(p.connect({ region: { name: 'nowhere', provider: 'local' }, database: 'orders' }));
+    expect(err.type).toBe('LifeboatRegionNotReady');
+    expect(err.message).toContain('lifeboat dev up');
+  });
+});
