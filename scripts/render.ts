@@ -56,7 +56,10 @@ export function renderReport(report: RunbookReport, uiUrl: string | null): strin
   }
   const describe = (ref: BackupRef) => `${ref.backupId} in ${ref.region}, ${formatBytes(ref.sizeBytes)}, sha256 ${ref.sha256.slice(0, 16)}…`;
   if (report.backup) lines.push(`  backup  ${describe(report.backup)}`);
-  for (const copy of report.copies) if (copy.region !== report.backup?.region || copy !== report.backup) lines.push(`  copy    ${describe(copy)}`);
+  for (const copy of report.copies) {
+    const isTheBackup = copy.region === report.backup?.region && copy.backupId === report.backup.backupId;
+    if (!isTheBackup) lines.push(`  copy    ${describe(copy)}`);
+  }
   lines.push('', bold('Steps'));
   for (const step of report.steps) {
     const attempts = step.attempts > 1 ? ` attempts ${step.attempts}` : '';

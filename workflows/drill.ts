@@ -105,10 +105,14 @@ export async function drill(input: DrillInput): Promise<RunbookReport> {
     if (restoredCanary) {
       report.rpoSeconds = Math.max(0, (declaredStart - Date.parse(restoredCanary.writtenAt)) / 1000);
     }
-    const failed = report.checks.filter((c) => !c.ok);
-    if (failed.length === 0) {
+    if (report.checks.every((c) => c.ok)) {
       report.rtoSeconds = (Date.now() - declaredStart) / 1000;
-    } else {
+      // The drill proves the objectives, not just restorability: missing one is a finding.
+      report.checks.push(withinObjective('RTO', report.rtoSeconds, input.objectives.rtoSeconds));
+      if (report.rpoSeconds !== null) report.checks.push(withinObjective('RPO', report.rpoSeconds, input.objectives.rpoSeconds));
+    }
+    const failed = report.checks.filter((c) => !c.ok);
+    if (failed.length > 0) {
       report.outcome = 'failed';
       report.reason = `${failed.length} of ${report.checks.length} data checks failed: ${failed.map((c) => `${c.name} (${c.detail})`).join('; ')}`;
     }
@@ -123,6 +127,11 @@ export async function drill(input: DrillInput): Promise<RunbookReport> {
   finishReport(report, steps);
   if (cancelled) throw cancelled;
   return report;
+}
+
+function withinObjective(what: 'RTO' | 'RPO', measured: number, objective: number): CheckResult {
+  const ok = measured <= objective;
+  return { name: `${what} within objective`, ok, detail: `${measured.toFixed(1)}s measured, objective ${objective}s` };
 }
 
 /** Runs registered cleanups newest first; each failure is recorded and the rest still run. */

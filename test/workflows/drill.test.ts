@@ -56,6 +56,8 @@ describe('drill on the local provider', () => {
     for (const t of tables) expect(t).toMatchObject({ ok: true, detail: expect.stringMatching(/^\d+ rows, checksum matches$/) });
     expect(report.checks.find((c) => c.name === 'recent orders exist')).toMatchObject({ ok: true });
     expect(report.checks.find((c) => c.name === 'canary present')).toMatchObject({ ok: true });
+    expect(report.checks.find((c) => c.name === 'RTO within objective')).toMatchObject({ ok: true });
+    expect(report.checks.find((c) => c.name === 'RPO within objective')).toMatchObject({ ok: true });
     expect(report.rtoSeconds).toBeGreaterThan(0);
     // The drill's own canary is in the backup: nothing written before the start was lost.
     expect(report.rpoSeconds).toBe(0);
@@ -104,6 +106,17 @@ describe('drill on the local provider', () => {
     expect(report.steps.some((s) => s.name === 'copy to local-b')).toBe(false);
     expect(report.backup?.region).toBe('local-b');
     expect(report.rpoSeconds).toBeGreaterThan(0);
+  });
+
+  test('a restore older than the RPO objective fails the drill, with the measured figures', async () => {
+    const input = demoDrillInput({ fromLatestBackup: true, objectives: { rpoSeconds: 0.001, rtoSeconds: 1800 } });
+    const report = await withWorker(async () => (await runDrill(input)).report);
+    expect(report.outcome).toBe('failed');
+    expect(report.checks.filter((c) => c.name.startsWith('table ')).every((c) => c.ok)).toBe(true);
+    expect(report.checks.find((c) => c.name === 'RTO within objective')).toMatchObject({ ok: true });
+    expect(report.checks.find((c) => c.name === 'RPO within objective')).toMatchObject({ ok: false, detail: expect.stringMatching(/s measured, objective 0.001s$/) });
+    expect(report.reason).toContain('RPO within objective');
+    expect(report.cleanup).toEqual([expect.objectContaining({ ok: true })]);
   });
 
   test('a failing plan check fails the drill, and the scratch instance is still torn down', async () => {
