@@ -30,23 +30,32 @@ interface Args {
   plan?: string;
   json: boolean;
   fromLatestBackup: boolean;
+  help: boolean;
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { positional: [], json: false, fromLatestBackup: false };
+  const args: Args = { positional: [], json: false, fromLatestBackup: false, help: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
-    if (a === '-f' || a === '--file' || a === '--plan') {
-      const value = argv[++i];
-      if (!value) throw new UsageError(`${a} needs a plan file path`);
-      args.plan = value;
-    } else if (a === '--json') args.json = true;
+    if (a === '-f' || a === '--file' || a === '--plan') args.plan = optionValue(a, argv[++i], 'a plan file path');
+    else if (a === '--json') args.json = true;
     else if (a === '--from-latest-backup') args.fromLatestBackup = true;
-    else if (a === '-h' || a === '--help') throw new UsageError('');
+    else if (a === '-h' || a === '--help') args.help = true;
     else if (a.startsWith('-')) throw new UsageError(`unknown option ${a}`);
     else args.positional.push(a);
   }
   return args;
+}
+
+/** `-f --json` means the path was forgotten: taking `--json` as the path would hide that. */
+function optionValue(option: string, value: string | undefined, what: string): string {
+  if (!value) throw new UsageError(`${option} needs ${what}`);
+  if (value.startsWith('-')) throw new UsageError(`${option} needs ${what}, got option ${value}`);
+  return value;
+}
+
+function plural(count: number, noun: string): string {
+  return `${count} ${noun}${count === 1 ? '' : 's'}`;
 }
 
 function loadPlan(env: LifeboatEnv, file?: string): LoadedPlan {
@@ -59,6 +68,11 @@ function expectArgs(args: Args, count: number, what: string): void {
 
 async function main(argv: string[]): Promise<number> {
   const args = parseArgs(argv);
+  // Asked-for help is the answer, not a mistake: stdout and exit 0, before anything can fail.
+  if (args.help) {
+    process.stdout.write(USAGE + '\n');
+    return 0;
+  }
   const [command, sub] = args.positional;
   const env = loadEnv();
   const say = (line: string) => process.stderr.write(line + '\n');
@@ -90,8 +104,10 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'plan': {
       if (sub !== 'validate') throw new UsageError('expected: lifeboat plan validate [-f plan]');
+      // A stray argument is most often the plan path without -f: refuse it rather than validate the demo plan.
+      if (args.positional.length > 2) throw new UsageError(`unexpected argument ${args.positional[2]}; expected: lifeboat plan validate [-f plan]`);
       const plan = loadPlan(env, args.plan);
-      say(`${plan.source}: valid (${Object.keys(plan.plan.databases).length} databases, ${Object.keys(plan.plan.regions).length} regions, sha256 ${plan.digest.slice(0, 12)})`);
+      say(`${plan.source}: valid (${plural(Object.keys(plan.plan.databases).length, 'database')}, ${plural(Object.keys(plan.plan.regions).length, 'region')}, sha256 ${plan.digest.slice(0, 12)})`);
       return 0;
     }
     case 'drill': {

@@ -1,11 +1,13 @@
 // One root pino logger. Secrets are redacted by key wherever they sit, and credentials embedded in
-// connection URLs are scrubbed from every message and string field.
+// connection URLs are scrubbed from the finished line, so every message, field, error and child
+// binding is covered by one pass.
 import pino, { type Logger } from 'pino';
 
 export const REDACT_PATHS = [
   'password',
   '*.password',
   '*.*.password',
+  '*.*.*.password',
   'passfile',
   '*.passfile',
   'connectionString',
@@ -16,15 +18,26 @@ export const REDACT_PATHS = [
   '*.token',
   'secret',
   '*.secret',
+  'PGPASSWORD',
+  '*.PGPASSWORD',
+  // Node lower-cases incoming header names, but headers we build ourselves keep the case we wrote.
+  'Authorization',
   'headers.authorization',
   '*.headers.authorization',
+  'headers.Authorization',
+  '*.headers.Authorization',
   'env.PGPASSWORD',
   'env.TEMPORAL_API_KEY',
 ];
 
-/** postgres://user:secret@host -> postgres://user:[REDACTED]@host, for any scheme. */
+// The userinfo ends at the last @ before the first / ? or #. Quotes and backslashes are excluded so
+// that, run over a JSON line, a match never leaves the string it started in (a URL in one field and
+// an e-mail address in the next must not merge). RFC 3986 userinfo has neither unencoded.
+const URL_CREDENTIALS = /([a-z][a-z0-9+.-]*:\/\/[^:/?#@\s"\\]*):([^/?#\s"\\]+)@/gi;
+
+/** postgres://user:secret@host -> postgres://user:[REDACTED]@host, for any scheme, also with no user. */
 export function scrubCredentials(text: string): string {
-  return text.replace(/([a-z][a-z0-9+.-]*:\/\/[^:/@\s]+):([^@\s]+)@/gi, '$1:[REDACTED]@');
+  return text.replace(URL_CREDENTIALS, '$1:[REDACTED]@');
 }
 
 export function createLogger(level: string, destination?: pino.DestinationStream): Logger {
@@ -33,15 +46,13 @@ export function createLogger(level: string, destination?: pino.DestinationStream
       level,
       base: { service: 'lifeboat' },
       redact: { paths: REDACT_PATHS, censor: '[REDACTED]' },
+      // Explicit, because passing `serializers` at all replaces pino's defaults: errors keep type,
+      // message and stack (plain JSON of an Error is `{}`).
+      serializers: { err: pino.stdSerializers.err },
       hooks: {
-        logMethod(args, method) {
-          method.apply(this, args.map((a) => (typeof a === 'string' ? scrubCredentials(a) : a)) as Parameters<typeof method>);
-        },
-      },
-      formatters: {
-        log(object) {
-          return JSON.parse(scrubCredentials(JSON.stringify(object))) as Record<string, unknown>;
-        },
+        // The serialized line is the last place everything passes through, after pino has already
+        // dealt with circular references, BigInt and printf arguments, so scrubbing here cannot throw.
+        streamWrite: scrubCredentials,
       },
     },
     destination,

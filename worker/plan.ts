@@ -1,7 +1,7 @@
 // The plan file: which databases, where they live, where they recover to, what "right" means.
 // Validated once, here, with messages that name the field, the value and what was expected.
 import { createHash } from 'node:crypto';
-import { readFileSync, statSync } from 'node:fs';
+import { readFileSync, statSync, type Stats } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import type { BackupInput, DrillInput, RegionSpec } from '../workflows/types';
@@ -11,10 +11,13 @@ export const MAX_PLAN_BYTES = 1024 * 1024;
 const NAME = /^[a-z][a-z0-9-]{0,62}$/;
 const PG_IDENT = /^[A-Za-z_][A-Za-z0-9_$]{0,62}$/;
 
-const duration = z.union([z.number(), z.string()]).transform((value, ctx) => {
+const DURATION_EXPECTED = 'expected a duration such as 30s, 15m, 1h or 1h30m (or a number of seconds)';
+
+// The union's own message: zod's default would report the last branch ("expected string") for `true`.
+const duration = z.union([z.number(), z.string()], { error: DURATION_EXPECTED }).transform((value, ctx) => {
   const seconds = parseDuration(value);
   if (seconds === null) {
-    ctx.addIssue({ code: 'custom', message: 'expected a duration such as 30s, 15m, 1h or 1h30m (or a number of seconds)' });
+    ctx.addIssue({ code: 'custom', message: DURATION_EXPECTED });
     return z.NEVER;
   }
   if (seconds <= 0) {
@@ -24,31 +27,57 @@ const duration = z.union([z.number(), z.string()]).transform((value, ctx) => {
   return seconds;
 });
 
-const regionSchema = z.strictObject({
+/** A strict object whose unknown-key message lists the keys it does allow, so a typo shows its fix. */
+function strictObject<T extends z.ZodRawShape>(shape: T) {
+  const allowed = `unknown key; expected only ${Object.keys(shape).join(', ')}`;
+  return z.strictObject(shape, { error: (issue) => (issue.code === 'unrecognized_keys' ? allowed : undefined) });
+}
+
+/**
+ * A record keyed by plan names (regions, databases). zod mistakes a `constructor` key for a sign that
+ * the value is not a plain object ("expected record, received object") and silently drops `__proto__`,
+ * so names inherited from Object.prototype are refused here first, by name.
+ */
+function namedRecord<T extends z.ZodType>(what: string, value: T) {
+  const name = `expected a ${what} name (lowercase letters, digits, dashes)`;
+  const record = z.record(z.string().regex(NAME, name), value);
+  return z.preprocess((input, ctx) => {
+    if (input === null || typeof input !== 'object' || Array.isArray(input)) return input;
+    const kept: Record<string, unknown> = {};
+    for (const [key, entry] of Object.entries(input)) {
+      if (key in Object.prototype) {
+        ctx.addIssue({ code: 'custom', path: [key], params: { key }, message: `is a name JavaScript reserves; ${name}` });
+      } else kept[key] = entry;
+    }
+    return kept;
+  }, record);
+}
+
+const regionSchema = strictObject({
   provider: z.enum(['local'], { message: 'expected provider "local" (aws and gcp are not available in this version)' }),
 });
 
-const checkSchema = z.strictObject({
+const checkSchema = strictObject({
   name: z.string().min(1, 'expected a non-empty name').max(200, 'expected at most 200 characters'),
   sql: z.string().min(1, 'expected a SQL query').max(20_000, 'expected at most 20000 characters'),
 });
 
-const databaseSchema = z.strictObject({
-  primary: z.strictObject({
+const databaseSchema = strictObject({
+  primary: strictObject({
     region: z.string().regex(NAME, 'expected a region name (lowercase letters, digits, dashes)'),
     database: z.string().regex(PG_IDENT, 'expected a PostgreSQL database name (letters, digits, _ and $, not starting with a digit)'),
   }),
-  dr: z.strictObject({
+  dr: strictObject({
     region: z.string().regex(NAME, 'expected a region name (lowercase letters, digits, dashes)'),
   }),
-  objectives: z.strictObject({ rpo: duration, rto: duration }),
+  objectives: strictObject({ rpo: duration, rto: duration }),
   checks: z.array(checkSchema).default([]),
-  retention: z.strictObject({ keep: z.number().int('expected a whole number').min(1, 'expected at least 1').max(1000) }).default({ keep: 7 }),
+  retention: strictObject({ keep: z.number().int('expected a whole number').min(1, 'expected at least 1').max(1000) }).default({ keep: 7 }),
 });
 
-const planSchema = z.strictObject({
-  regions: z.record(z.string().regex(NAME, 'expected a region name (lowercase letters, digits, dashes)'), regionSchema),
-  databases: z.record(z.string().regex(NAME, 'expected a database name (lowercase letters, digits, dashes)'), databaseSchema),
+const planSchema = strictObject({
+  regions: namedRecord('region', regionSchema),
+  databases: namedRecord('database', databaseSchema),
 });
 
 export type Plan = z.infer<typeof planSchema>;
@@ -66,20 +95,31 @@ export class PlanError extends Error {
 
 export function parseDuration(value: number | string): number | null {
   if (typeof value === 'number') return Number.isFinite(value) ? value : null;
+  // A bare number is seconds, as it is when YAML reads it unquoted.
+  if (/^\s*\d+\s*$/.test(value)) return Number(value);
   const m = /^\s*(?:(\d+)h)?\s*(?:(\d+)m)?\s*(?:(\d+)s)?\s*$/.exec(value);
   if (!m || (!m[1] && !m[2] && !m[3])) return null;
   return Number(m[1] ?? 0) * 3600 + Number(m[2] ?? 0) * 60 + Number(m[3] ?? 0);
 }
 
 export function loadPlanFile(path: string): LoadedPlan {
-  let size: number;
+  const unreadable = `plan file ${path}: cannot be read; expected a path to a YAML plan`;
+  let stat: Stats;
   try {
-    size = statSync(path).size;
+    stat = statSync(path);
   } catch {
-    throw new PlanError(`plan file ${path}: cannot be read; expected a path to a YAML plan`);
+    throw new PlanError(unreadable);
   }
-  if (size > MAX_PLAN_BYTES) throw new PlanError(`plan file ${path}: is ${size} bytes; expected at most ${MAX_PLAN_BYTES}`);
-  return parsePlan(readFileSync(path, 'utf8'), path);
+  // A directory stats fine and only fails at the read, with a raw EISDIR.
+  if (!stat.isFile()) throw new PlanError(`plan file ${path}: is not a regular file; expected a path to a YAML plan`);
+  if (stat.size > MAX_PLAN_BYTES) throw new PlanError(`plan file ${path}: is ${stat.size} bytes; expected at most ${MAX_PLAN_BYTES}`);
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new PlanError(`${unreadable} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
+  return parsePlan(text, path);
 }
 
 export function parsePlan(text: string, source: string): LoadedPlan {
@@ -91,19 +131,15 @@ export function parsePlan(text: string, source: string): LoadedPlan {
   }
   const result = planSchema.safeParse(raw);
   if (!result.success) {
-    const lines = result.error.issues.slice(0, 10).map((issue) => {
-      const path = issue.path.map(String).join('.');
-      const value = valueAt(raw, issue.path as Array<string | number>);
-      const got = value === undefined ? 'missing' : `got ${JSON.stringify(value)?.slice(0, 80)}`;
-      return `  ${path || '(top level)'}: ${issue.message} (${got})`;
-    });
+    const lines = result.error.issues.flatMap((issue) => issueLines(issue, raw)).slice(0, 10);
     throw new PlanError(`${source}: invalid plan\n${lines.join('\n')}`);
   }
   const plan = result.data;
   const problems: string[] = [];
+  const regionNames = Object.keys(plan.regions).join(', ');
   for (const [name, db] of Object.entries(plan.databases)) {
-    if (!plan.regions[db.primary.region]) problems.push(`  databases.${name}.primary.region: ${JSON.stringify(db.primary.region)} is not a region of this plan; expected one of ${Object.keys(plan.regions).join(', ')}`);
-    if (!plan.regions[db.dr.region]) problems.push(`  databases.${name}.dr.region: ${JSON.stringify(db.dr.region)} is not a region of this plan; expected one of ${Object.keys(plan.regions).join(', ')}`);
+    if (!Object.hasOwn(plan.regions, db.primary.region)) problems.push(`  databases.${name}.primary.region: ${JSON.stringify(db.primary.region)} is not a region of this plan; expected one of ${regionNames}`);
+    if (!Object.hasOwn(plan.regions, db.dr.region)) problems.push(`  databases.${name}.dr.region: ${JSON.stringify(db.dr.region)} is not a region of this plan; expected one of ${regionNames}`);
     if (db.dr.region === db.primary.region) problems.push(`  databases.${name}.dr.region: ${JSON.stringify(db.dr.region)} is the primary's region; expected a different region`);
     const seen = new Set<string>();
     db.checks.forEach((check, i) => {
@@ -116,23 +152,57 @@ export function parsePlan(text: string, source: string): LoadedPlan {
   return { plan, source, digest: createHash('sha256').update(text).digest('hex') };
 }
 
+/** One report line per mistake: `<path>: <what was expected> (<what was there>)`. */
+function issueLines(issue: z.core.$ZodIssue, raw: unknown): string[] {
+  const path = issue.path.map(String);
+  // One line per unknown key, at the key's own path, so each typo is named where it sits.
+  if (issue.code === 'unrecognized_keys') {
+    return issue.keys.map((key) => line([...path, key], issue.message, describeValue(valueAt(raw, [...path, key]))));
+  }
+  // A bad record key: the key is what is wrong, not the (possibly large) value under it.
+  if (issue.code === 'invalid_key') {
+    return [line(path, issue.issues.map((i) => i.message).join('; '), `got key ${JSON.stringify(path.at(-1))}`)];
+  }
+  if (issue.code === 'custom' && typeof issue.params?.key === 'string') {
+    return [line(path, issue.message, `got key ${JSON.stringify(issue.params.key)}`)];
+  }
+  return [line(path, issue.message, describeValue(valueAt(raw, path)))];
+}
+
+function line(path: string[], message: string, got: string): string {
+  return `  ${path.join('.') || '(top level)'}: ${message} (${got})`;
+}
+
+function describeValue(value: unknown): string {
+  if (value === undefined) return 'missing';
+  // JSON has no NaN or Infinity and would print them as null, which is not what the file says.
+  if (typeof value === 'number' && !Number.isFinite(value)) return `got ${value}`;
+  try {
+    return `got ${(JSON.stringify(value) ?? String(value)).slice(0, 80)}`;
+  } catch {
+    return 'got a value that contains itself, through a YAML alias'; // JSON.stringify throws on cycles
+  }
+}
+
 function valueAt(raw: unknown, path: Array<string | number>): unknown {
   let node = raw;
   for (const key of path) {
-    if (node === null || typeof node !== 'object') return undefined;
+    if (node === null || typeof node !== 'object' || !Object.hasOwn(node, key)) return undefined;
     node = (node as Record<string | number, unknown>)[key];
   }
   return node;
 }
 
+// Lookups by a name from the user go through Object.hasOwn: `plan.databases['toString']` would find
+// Object.prototype's function.
 function region(plan: Plan, name: string): RegionSpec {
-  const spec = plan.regions[name];
+  const spec = Object.hasOwn(plan.regions, name) ? plan.regions[name] : undefined;
   if (!spec) throw new PlanError(`region ${name} is not in the plan`);
   return { name, provider: spec.provider };
 }
 
 export function databaseOf(loaded: LoadedPlan, database: string) {
-  const db = loaded.plan.databases[database];
+  const db = Object.hasOwn(loaded.plan.databases, database) ? loaded.plan.databases[database] : undefined;
   if (!db) {
     throw new PlanError(
       `database ${JSON.stringify(database)} is not in ${loaded.source}; expected one of ${Object.keys(loaded.plan.databases).join(', ')}`,

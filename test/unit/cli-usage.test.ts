@@ -1,0 +1,231 @@
+// The command line is a stable contract (DESIGN.md, "The command line"): bad input or usage exits 2 with
+// a message naming the field, the value and what is expected. These run the compiled CLI with
+// TEMPORAL_ADDRESS pointing at a closed port, so nothing here can reach a real server.
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+
+const ROOT = resolve(__dirname, '..', '..');
+const CLI = join(ROOT, 'dist', 'scripts', 'cli.js');
+const DEMO_PLAN = join(ROOT, 'scripts', 'dev', 'demo-plan.yaml');
+const SOURCES = ['scripts', 'worker', 'workflows', 'activities'];
+
+function newestSource(dir: string): number {
+  let newest = 0;
+  if (!existsSync(dir)) return newest;
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) newest = Math.max(newest, newestSource(path));
+    else if (entry.name.endsWith('.ts')) newest = Math.max(newest, statSync(path).mtimeMs);
+  }
+  return newest;
+}
+
+/** Builds dist/ when it is missing or older than any source file, so the test runs the current CLI. */
+function ensureBuilt(): void {
+  const newest = Math.max(...SOURCES.map((d) => newestSource(join(ROOT, d))));
+  if (existsSync(CLI) && statSync(CLI).mtimeMs >= newest) return;
+  const build = spawnSync(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.build.json'], {
+    cwd: ROOT,
+    encoding: 'utf8',
+    timeout: 180_000,
+  });
+  // tsc emits even with type errors; a type error elsewhere must not hide a CLI regression, but a
+  // missing CLI after the build is a failure of its own.
+  if (!existsSync(CLI)) throw new Error(`build did not produce ${CLI}:\n${build.stdout}\n${build.stderr}`);
+}
+
+let home: string;
+let work: string;
+
+interface Run {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function lifeboat(...args: string[]): Run {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [key, value] of Object.entries(process.env)) {
+    // Nothing from the caller's Temporal or Lifeboat setup leaks in (profiles, API keys, log levels).
+    if (!key.startsWith('TEMPORAL_') && !key.startsWith('LIFEBOAT_')) env[key] = value;
+  }
+  env.TEMPORAL_ADDRESS = '127.0.0.1:1';
+  env.LIFEBOAT_HOME = home;
+  const result = spawnSync(process.execPath, [CLI, ...args], { cwd: work, env, encoding: 'utf8', timeout: 60_000 });
+  if (result.error) throw result.error; // e.g. the timeout: the CLI must answer bad input at once
+  return { status: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+/** Bad input or usage: exit 2, nothing on stdout, a message on stderr, no stack trace. */
+function expectUsageError(run: Run, ...fragments: Array<string | RegExp>): void {
+  expect({ status: run.status, stderr: run.stderr }).toEqual({ status: 2, stderr: expect.any(String) });
+  expect(run.stdout).toBe('');
+  expect(run.stderr.length).toBeGreaterThan(0);
+  expect(run.stderr).not.toMatch(/\n\s+at .+:\d+:\d+\)?\n/); // no stack trace for bad input
+  expect(run.stderr).not.toContain('cannot reach Temporal');
+  for (const fragment of fragments) {
+    if (typeof fragment === 'string') expect(run.stderr).toContain(fragment);
+    else expect(run.stderr).toMatch(fragment);
+  }
+}
+
+const INVALID_PLAN = `regions:
+  local-a: { provider: aws }
+  local-b: { provider: local }
+databases:
+  orders:
+    primary: { region: local-a, database: orders }
+    dr: { region: local-b }
+    objectives: { rpo: 15x, rto: 30m }
+`;
+
+const TWO_DATABASES = `regions:
+  local-a: { provider: local }
+  local-b: { provider: local }
+databases:
+  orders:
+    primary: { region: local-a, database: orders }
+    dr: { region: local-b }
+    objectives: { rpo: 15m, rto: 30m }
+  billing:
+    primary: { region: local-b, database: billing }
+    dr: { region: local-a }
+    objectives: { rpo: 1m, rto: 1h }
+`;
+
+let invalidPlan: string;
+let twoDatabases: string;
+
+beforeAll(() => {
+  ensureBuilt();
+  work = mkdtempSync(join(tmpdir(), 'lifeboat-cli-test-'));
+  home = join(work, 'home');
+  mkdirSync(home);
+  invalidPlan = join(work, 'invalid.yaml');
+  writeFileSync(invalidPlan, INVALID_PLAN);
+  twoDatabases = join(work, 'two.yaml');
+  writeFileSync(twoDatabases, TWO_DATABASES);
+});
+
+afterAll(() => {
+  if (work) rmSync(work, { recursive: true, force: true });
+});
+
+describe('lifeboat: bad usage exits 2 with a helpful message', () => {
+  test('no arguments prints the usage', () => {
+    expectUsageError(lifeboat(), 'usage:', 'lifeboat drill <db>', 'lifeboat plan validate');
+  });
+
+  test('an unknown command is named, with the usage', () => {
+    expectUsageError(lifeboat('frobnicate'), 'lifeboat: unknown command frobnicate', 'usage:');
+  });
+
+  test('drill without a database says what is expected', () => {
+    expectUsageError(lifeboat('drill'), 'expected lifeboat drill <db>', 'usage:');
+  });
+
+  test('drill with too many databases says what is expected', () => {
+    expectUsageError(lifeboat('drill', 'orders', 'billing'), 'expected lifeboat drill <db>');
+  });
+
+  test('drill of a database not in the plan names it and the known databases', () => {
+    const run = lifeboat('drill', 'nosuchdb');
+    expectUsageError(run, 'database "nosuchdb" is not in', 'demo-plan.yaml', 'expected one of orders');
+  });
+
+  test('drill of a database not in a given plan lists that plan\'s databases', () => {
+    expectUsageError(lifeboat('drill', 'nosuchdb', '-f', twoDatabases), `database "nosuchdb" is not in ${twoDatabases}; expected one of orders, billing`);
+  });
+
+  test('backup and backups list of an unknown database are usage errors too', () => {
+    expectUsageError(lifeboat('backup', 'nosuchdb'), 'database "nosuchdb"', 'expected one of orders');
+    expectUsageError(lifeboat('backups', 'list', 'nosuchdb', '--json'), 'database "nosuchdb"', 'expected one of orders');
+  });
+
+  test('a plan file that does not exist is named', () => {
+    expectUsageError(lifeboat('drill', 'orders', '-f', '/nonexistent.yaml'), 'plan file /nonexistent.yaml: cannot be read', 'expected a path to a YAML plan');
+  });
+
+  test('an invalid plan is refused before anything runs, naming the fields, values and expectations', () => {
+    for (const run of [lifeboat('plan', 'validate', '-f', invalidPlan), lifeboat('drill', 'orders', '-f', invalidPlan)]) {
+      expectUsageError(
+        run,
+        `${invalidPlan}: invalid plan`,
+        /regions\.local-a\.provider: .*expected provider "local".*"aws"/,
+        /databases\.orders\.objectives\.rpo: expected a duration.*"15x"/,
+      );
+    }
+  });
+
+  test('an unknown option is named, with the usage', () => {
+    expectUsageError(lifeboat('drill', 'orders', '--bogus'), 'lifeboat: unknown option --bogus', 'usage:');
+  });
+
+  test('-f without a path says a path is needed', () => {
+    expectUsageError(lifeboat('plan', 'validate', '-f'), '-f needs a plan file path');
+  });
+
+  // Taking `--json` as the plan path would end in a confusing "cannot be read" for a file named --json.
+  test('an option given where -f expects a path is named', () => {
+    expectUsageError(lifeboat('drill', 'orders', '-f', '--json'), 'lifeboat: -f needs a plan file path, got option --json', 'usage:');
+    expectUsageError(lifeboat('plan', 'validate', '--plan', '-h'), '--plan needs a plan file path, got option -h');
+  });
+
+  test('plan validate with a stray argument (the path without -f) names it instead of validating the demo plan', () => {
+    expectUsageError(lifeboat('plan', 'validate', twoDatabases), `lifeboat: unexpected argument ${twoDatabases}; expected: lifeboat plan validate [-f plan]`);
+  });
+
+  test('plan without validate, and an unknown dev subcommand, say what is expected', () => {
+    expectUsageError(lifeboat('plan'), 'expected: lifeboat plan validate');
+    expectUsageError(lifeboat('plan', 'check'), 'expected: lifeboat plan validate');
+    expectUsageError(lifeboat('dev', 'frobnicate'), 'expected: lifeboat dev up | down | status');
+  });
+
+  // Holds whether or not failover/failback exist yet: without a database they are usage errors either way.
+  test.each([['failover'], ['failback']])('%s without a database is a usage error naming the command', (command) => {
+    expectUsageError(lifeboat(command), `lifeboat ${command}`);
+  });
+
+  // A lookup through `plan.databases[name]` used to find Object.prototype members: a TypeError, exit 1.
+  test('drill of a database named like an Object.prototype member is a usage error', () => {
+    expectUsageError(lifeboat('drill', 'toString'), 'database "toString"', 'expected one of orders');
+  });
+
+  // A directory stats fine; reading it used to throw a raw EISDIR error (exit 1).
+  test('a directory given as the plan file is a usage error', () => {
+    expectUsageError(lifeboat('plan', 'validate', '-f', work), `plan file ${work}: is not a regular file; expected a path to a YAML plan`);
+  });
+});
+
+describe('lifeboat --help: asked-for usage is not an error', () => {
+  test.each([[['--help']], [['-h']], [['drill', '--help']], [['plan', 'validate', '-h']]])('lifeboat %p prints the usage on stdout and exits 0', (args) => {
+    const run = lifeboat(...args);
+    expect(run.status).toBe(0);
+    expect(run.stdout).toContain('usage:');
+    expect(run.stdout).toContain('lifeboat drill <db>');
+    expect(run.stderr).toBe('');
+  });
+});
+
+describe('lifeboat plan validate: good plans exit 0', () => {
+  test('the built-in demo plan is valid', () => {
+    const run = lifeboat('plan', 'validate');
+    expect(run.status).toBe(0);
+    expect(run.stderr).toContain(`${DEMO_PLAN}: valid`);
+    expect(run.stderr).toMatch(/: valid \(1 database, 2 regions, sha256 [0-9a-f]{12}\)/);
+  });
+
+  test('the demo plan given with -f is valid', () => {
+    const run = lifeboat('plan', 'validate', '-f', DEMO_PLAN);
+    expect(run.status).toBe(0);
+    expect(run.stderr).toContain(`${DEMO_PLAN}: valid`);
+  });
+
+  test('a plan of its own is valid and counted', () => {
+    const run = lifeboat('plan', 'validate', '--plan', twoDatabases);
+    expect(run.status).toBe(0);
+    expect(run.stderr).toMatch(/: valid \(2 databases, 2 regions, sha256 [0-9a-f]{12}\)/);
+  });
+});
