@@ -1,0 +1,477 @@
+// Benchmark: what a full Lifeboat drill costs over the same proof done by hand in shell.
+//
+//   npm run bench -- [--size-mb N] [--runs N] [--drop]
+//
+//   --size-mb N   size of the benchmark database, as pg_database_size, in MiB (default 100)
+//   --runs N      drill + baseline pairs to time (default 1; 3 when the first pair takes under a
+//                 minute, since small sizes are noisy and cheap to repeat). Each run is printed,
+//                 then the median (the headline) and the best (the cost without interference).
+//   --drop        drop the benchmark database at the end (it is kept by default: seeding a large
+//                 one takes longer than the benchmark itself)
+//
+// Needs a build (npm run build) and the dev stack; it runs `lifeboat dev up` when the stack is down.
+//
+// It never touches the demo database: it seeds its own, bench_orders in local-a, with the demo
+// schema and data (scripts/dev/seed.ts) at the scale that reaches the wanted size, and reuses it
+// when it is within 15% of that size. The drill runs through the real product, as a user would
+// (`cli.js drill -f <plan> --json` in a child process); the baseline is scripts/bench/baseline.sh:
+// pg_dump -> cp -> sha256sum -> createdb -> pg_restore -> count(*) per table -> dropdb.
+// Figures, not asserts: it exits 1 only when a drill does not pass (or the baseline fails).
+import { spawn, type StdioOptions } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { availableParallelism, cpus, loadavg, tmpdir, totalmem } from 'node:os';
+import { join } from 'node:path';
+import type { LocalCluster } from '../../activities/pg/cluster';
+import { findPgBin } from '../../activities/pg/binaries';
+import { dumpCompression } from '../../activities/providers/local';
+import { quoteIdent, serverVersion, withClient } from '../../activities/pg/sql';
+import { loadEnv, type LifeboatEnv } from '../../worker/env';
+import { buildProviders } from '../../worker/main';
+import type { RegionSpec, RunbookReport, StepRecord } from '../../workflows/types';
+import { DEMO_REGIONS } from '../dev/stack';
+import { seedDemo } from '../dev/seed';
+
+const BENCH_DB = 'bench_orders';
+/** Plan keys allow lowercase letters, digits and dashes only, so the key differs from the database. */
+const PLAN_KEY = 'bench-orders';
+const [PRIMARY_REGION, DR_REGION] = DEMO_REGIONS;
+const SIZE_TOLERANCE = 0.15;
+const SEED_TOLERANCE = 0.05;
+const MIN_SCALE = 0.05;
+const QUICK_PAIR_SECONDS = 60;
+const MIB = 1024 * 1024;
+
+interface Options {
+  sizeMb: number;
+  /** null: decide from how long the first pair takes. */
+  runs: number | null;
+  drop: boolean;
+}
+
+interface DrillRun {
+  wallSeconds: number;
+  report: RunbookReport;
+}
+
+interface BaselineRun {
+  wallSeconds: number;
+  steps: Array<{ name: string; seconds: number }>;
+  dumpBytes: number;
+  rows: Array<{ table: string; rows: number }>;
+}
+
+interface Pair {
+  drill: DrillRun;
+  baseline: BaselineRun;
+}
+
+class UsageError extends Error {}
+
+const say = (line: string) => process.stderr.write(`bench: ${line}\n`);
+
+function parseOptions(argv: string[]): Options {
+  const options: Options = { sizeMb: 100, runs: null, drop: false };
+  const positive = (flag: string, raw: string | undefined, integer: boolean): number => {
+    const n = Number(raw);
+    if (raw === undefined || !Number.isFinite(n) || n <= 0 || (integer && !Number.isInteger(n))) {
+      throw new UsageError(`${flag} ${raw ?? '(missing)'}: expected a ${integer ? 'whole ' : ''}number greater than zero`);
+    }
+    return n;
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--size-mb') options.sizeMb = positive(a, argv[++i], false);
+    else if (a === '--runs') options.runs = positive(a, argv[++i], true);
+    else if (a === '--drop') options.drop = true;
+    else throw new UsageError(`unknown argument ${a}`);
+  }
+  return options;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Child processes
+
+interface ChildResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  seconds: number;
+}
+
+/** Runs a command to exit, timing it from spawn to exit; stdout and stderr are collected. */
+function runChild(command: string, args: string[], options: { cwd: string; stdio?: StdioOptions }): Promise<ChildResult> {
+  return new Promise((resolve, reject) => {
+    const started = process.hrtime.bigint();
+    const child = spawn(command, args, { cwd: options.cwd, stdio: options.stdio ?? ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout?.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr, seconds: Number(process.hrtime.bigint() - started) / 1e9 }));
+  });
+}
+
+function cliPath(env: LifeboatEnv): string {
+  return join(env.projectRoot, 'dist', 'scripts', 'cli.js');
+}
+
+/** The stack must be up for a drill; bring it up the way a user would when it is not. */
+async function ensureStack(env: LifeboatEnv): Promise<void> {
+  const status = await runChild(process.execPath, [cliPath(env), 'dev', 'status', '--json'], { cwd: env.projectRoot });
+  if (status.code === 0) return;
+  say('the dev stack is not (fully) up; running `lifeboat dev up`');
+  // dev up talks on stderr; its stdout goes there too so ours stays the benchmark's table.
+  const up = await runChild(process.execPath, [cliPath(env), 'dev', 'up'], { cwd: env.projectRoot, stdio: ['ignore', 2, 2] });
+  if (up.code !== 0) throw new Error(`\`lifeboat dev up\` exited with ${up.code}`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The benchmark database
+
+async function databaseBytes(cluster: LocalCluster, database: string): Promise<number | null> {
+  return withClient(cluster.connection('postgres'), async (client) => {
+    const { rows } = await client.query<{ bytes: string | null }>(
+      'select pg_database_size(datname) as bytes from pg_database where datname = $1',
+      [database],
+    );
+    return rows[0]?.bytes ? Number(rows[0].bytes) : null;
+  });
+}
+
+async function hasDemoSchema(cluster: LocalCluster): Promise<boolean> {
+  return withClient(cluster.connection(BENCH_DB), async (client) => {
+    const { rows } = await client.query<{ present: boolean }>(`select to_regclass('public.order_items') is not null as present`);
+    return rows[0]?.present === true;
+  });
+}
+
+async function recreateDatabase(cluster: LocalCluster): Promise<void> {
+  await withClient(cluster.connection('postgres'), async (client) => {
+    await client.query(`drop database if exists ${quoteIdent(BENCH_DB)} with (force)`);
+    await client.query(`create database ${quoteIdent(BENCH_DB)}`);
+  });
+}
+
+/** Seeds a fresh bench database at `scale`; returns its size in bytes. */
+async function seedAt(cluster: LocalCluster, scale: number): Promise<number> {
+  await recreateDatabase(cluster);
+  const started = Date.now();
+  await withClient(cluster.connection(BENCH_DB), (client) => seedDemo(client, scale));
+  const bytes = (await databaseBytes(cluster, BENCH_DB))!;
+  say(`seeded ${BENCH_DB} at scale ${scale.toFixed(2)}: ${(bytes / MIB).toFixed(1)} MiB in ${((Date.now() - started) / 1000).toFixed(1)}s`);
+  return bytes;
+}
+
+const within = (bytes: number, target: number, tolerance: number) => Math.abs(bytes - target) <= tolerance * target;
+
+/**
+ * A bench database of about `targetBytes`. An existing one within SIZE_TOLERANCE is reused; a new
+ * one aims closer (SEED_TOLERANCE), since the next runs will reuse it. Size grows almost linearly
+ * with the scale, so each new seed extrapolates along the line through the last two sizes measured
+ * (the first through the empty database and a probe at scale 1).
+ */
+async function ensureBenchDatabase(cluster: LocalCluster, targetBytes: number): Promise<number> {
+  const existing = await databaseBytes(cluster, BENCH_DB);
+  if (existing !== null && within(existing, targetBytes, SIZE_TOLERANCE) && (await hasDemoSchema(cluster))) {
+    say(`reusing ${BENCH_DB}: ${(existing / MIB).toFixed(1)} MiB is within ${SIZE_TOLERANCE * 100}% of ${(targetBytes / MIB).toFixed(0)} MiB`);
+    return existing;
+  }
+  await recreateDatabase(cluster);
+  const points = [{ scale: 0, bytes: (await databaseBytes(cluster, BENCH_DB))! }];
+  points.push({ scale: 1, bytes: await seedAt(cluster, 1) });
+  for (let attempt = 0; attempt < 3 && !within(points.at(-1)!.bytes, targetBytes, SEED_TOLERANCE); attempt++) {
+    const [a, b] = points.slice(-2) as [{ scale: number; bytes: number }, { scale: number; bytes: number }];
+    const perScale = (b.bytes - a.bytes) / (b.scale - a.scale);
+    // The demo data has a floor (500 products, an empty database's catalog), so tiny targets stop
+    // at a small positive scale: once there, seeding again would only measure the same size.
+    const scale = Math.max(MIN_SCALE, b.scale + (targetBytes - b.bytes) / perScale);
+    if (!Number.isFinite(scale) || scale === b.scale) break;
+    points.push({ scale, bytes: await seedAt(cluster, scale) });
+  }
+  const bytes = points.at(-1)!.bytes;
+  if (!within(bytes, targetBytes, SIZE_TOLERANCE)) say(`note: ${BENCH_DB} is ${(bytes / MIB).toFixed(1)} MiB, not within ${SIZE_TOLERANCE * 100}% of the target`);
+  return bytes;
+}
+
+async function dropBenchDatabase(cluster: LocalCluster): Promise<void> {
+  await withClient(cluster.connection('postgres'), (client) => client.query(`drop database if exists ${quoteIdent(BENCH_DB)} with (force)`));
+  say(`dropped ${BENCH_DB}`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The two contenders
+
+/** The demo plan, pointed at the bench database, with one cheap check (the data checks are not what is measured). */
+function writePlan(dir: string): string {
+  const file = join(dir, 'bench-plan.yaml');
+  writeFileSync(
+    file,
+    `# Written by scripts/bench/drill-vs-shell.ts for one benchmark; deleted when it ends.
+regions:
+  ${PRIMARY_REGION}: { provider: local }
+  ${DR_REGION}: { provider: local }
+databases:
+  ${PLAN_KEY}:
+    primary: { region: ${PRIMARY_REGION}, database: ${BENCH_DB} }
+    dr: { region: ${DR_REGION} }
+    objectives: { rpo: 15m, rto: 30m }
+    checks:
+      - name: recent orders exist
+        sql: select count(*) > 0 from orders
+`,
+  );
+  return file;
+}
+
+async function runDrill(env: LifeboatEnv, planFile: string): Promise<DrillRun> {
+  const result = await runChild(process.execPath, [cliPath(env), 'drill', PLAN_KEY, '-f', planFile, '--json'], { cwd: env.projectRoot });
+  let report: RunbookReport;
+  try {
+    report = JSON.parse(result.stdout) as RunbookReport;
+  } catch {
+    throw new Error(`the drill exited with ${result.code} without a JSON report:\n${result.stderr.trim() || result.stdout.trim()}`);
+  }
+  if (report.outcome !== 'passed' || result.code !== 0) {
+    const failedSteps = (report.steps ?? []).filter((s) => s.status === 'failed').map((s) => `${s.name}: ${s.detail ?? ''}`);
+    throw new Error(
+      `the drill did not pass (exit ${result.code}, outcome ${report.outcome}): ${report.reason ?? 'no reason given'}` +
+        (failedSteps.length ? `\n  ${failedSteps.join('\n  ')}` : '') +
+        (result.stderr.trim() ? `\n${result.stderr.trim()}` : ''),
+    );
+  }
+  return { wallSeconds: result.seconds, report };
+}
+
+async function runBaseline(env: LifeboatEnv, primary: LocalCluster, dr: LocalCluster, compression: string, workdir: string): Promise<BaselineRun> {
+  const script = join(env.projectRoot, 'scripts', 'bench', 'baseline.sh');
+  const args = [
+    script,
+    '--db', BENCH_DB,
+    '--host', '127.0.0.1',
+    '--src-port', String(primary.state().port),
+    '--dst-port', String(dr.state().port),
+    '--src-passfile', primary.pgpassFile,
+    '--dst-passfile', dr.pgpassFile,
+    '--compress', compression,
+    '--jobs', '2',
+    '--bin', findPgBin(env.pgBin),
+    '--workdir', workdir,
+  ];
+  const result = await runChild('bash', args, { cwd: env.projectRoot });
+  if (result.code !== 0) throw new Error(`baseline.sh exited with ${result.code}:\n${result.stderr.trim()}`);
+  return { wallSeconds: result.seconds, ...parseBaselineOutput(result.stdout) };
+}
+
+/** baseline.sh prints tab-separated `step`, `rows` and `dump_bytes` lines; see its header. */
+function parseBaselineOutput(stdout: string): Omit<BaselineRun, 'wallSeconds'> {
+  const parsed: Omit<BaselineRun, 'wallSeconds'> = { steps: [], dumpBytes: 0, rows: [] };
+  for (const line of stdout.split('\n')) {
+    const [kind, a, b] = line.split('\t');
+    if (kind === 'step') parsed.steps.push({ name: a!, seconds: Number(b) });
+    else if (kind === 'rows') parsed.rows.push({ table: a!, rows: Number(b) });
+    else if (kind === 'dump_bytes') parsed.dumpBytes = Number(a);
+  }
+  return parsed;
+}
+
+/** The drill's own backups of the bench database (the dump in the primary, the copy in DR): ours to remove. */
+async function deleteBenchBackups(env: LifeboatEnv): Promise<number> {
+  const provider = buildProviders(env).local;
+  let deleted = 0;
+  for (const name of DEMO_REGIONS) {
+    const region: RegionSpec = { name, provider: 'local' };
+    for (const ref of await provider.listBackups(region, BENCH_DB)) {
+      await provider.deleteBackup(ref);
+      deleted++;
+    }
+  }
+  return deleted;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reporting
+
+function stepSeconds(step: StepRecord): number {
+  return step.startedAt && step.finishedAt ? (Date.parse(step.finishedAt) - Date.parse(step.startedAt)) / 1000 : 0;
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+function table(header: string[], rows: string[][]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
+  return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
+}
+
+async function machineLines(primary: LocalCluster, pgBin: string, loadBefore: number[]): Promise<string[]> {
+  const pg = await withClient(primary.connection('postgres'), (client) => serverVersion(client));
+  const load = (l: number[]) => l.map((n) => n.toFixed(2)).join(' ');
+  return [
+    `machine     ${availableParallelism()} CPUs (${cpus()[0]?.model.trim() ?? 'unknown model'}), ${(totalmem() / 1024 ** 3).toFixed(1)} GiB memory`,
+    // Other work on the machine skews both sides; the load average says how much there was.
+    `load avg    ${load(loadBefore)} before, ${load(loadavg())} after`,
+    `postgresql  ${pg.version} (${pgBin}), node ${process.version}`,
+  ];
+}
+
+function summaryTable(dbBytes: number, pairs: Pair[]): string {
+  const mib = (n: number) => (n / MIB).toFixed(1);
+  const row = (label: string, dumpBytes: number, drill: number, baseline: number, rto: number | null) => [
+    label,
+    mib(dbBytes),
+    mib(dumpBytes),
+    drill.toFixed(2),
+    baseline.toFixed(2),
+    (drill / baseline).toFixed(2),
+    rto === null ? 'n/a' : rto.toFixed(2),
+  ];
+  const dump = (p: Pair) => p.drill.report.backup?.sizeBytes ?? 0;
+  const rows = pairs.map((p, i) => row(`run ${i + 1}`, dump(p), p.drill.wallSeconds, p.baseline.wallSeconds, p.drill.report.rtoSeconds));
+  if (pairs.length > 1) {
+    const across = (pick: (p: Pair) => number, by: (values: number[]) => number) => by(pairs.map(pick));
+    const min = (values: number[]) => Math.min(...values);
+    // The median is the headline; the best run shows the cost without interference from other work.
+    for (const [label, by] of [['median', median], ['best', min]] as const) {
+      rows.push(row(label, across(dump, by), across((p) => p.drill.wallSeconds, by), across((p) => p.baseline.wallSeconds, by), across((p) => p.drill.report.rtoSeconds ?? 0, by)));
+    }
+  }
+  return table(['', 'db MiB', 'dump MiB', 'drill s', 'baseline s', 'ratio', 'drill rtoSeconds'], rows);
+}
+
+/** Seconds per named phase of one run, in order, ending with the run's wall time. */
+type Phases = Array<[name: string, seconds: number]>;
+
+/** A drill's steps, plus what lies between them and outside the workflow (CLI start-up, Temporal). */
+function drillPhases({ report, wallSeconds }: DrillRun): Phases {
+  // The teardown step is named after the run's scratch instance; one name lines the runs up.
+  const phases: Phases = report.steps.map((s) => [s.name.replace(/^tear down .*/, 'tear down scratch instance'), stepSeconds(s)]);
+  const inWorkflow = (Date.parse(report.finishedAt) - Date.parse(report.startedAt)) / 1000;
+  const inSteps = report.steps.reduce((sum, s) => sum + stepSeconds(s), 0);
+  phases.push(['(workflow, between steps)', inWorkflow - inSteps]);
+  phases.push(['(CLI start, workflow start, result)', wallSeconds - inWorkflow]);
+  phases.push(['wall', wallSeconds]);
+  return phases;
+}
+
+function baselinePhases(run: BaselineRun): Phases {
+  const inSteps = run.steps.reduce((sum, s) => sum + s.seconds, 0);
+  return [...run.steps.map((s): [string, number] => [s.name, s.seconds]), ['(bash, between steps)', run.wallSeconds - inSteps], ['wall', run.wallSeconds]];
+}
+
+/** One row per phase, one column per run, then the median and its share of the median wall time. */
+function phaseTable(title: string, runs: Phases[]): string {
+  const names = [...new Set(runs.flatMap((phases) => phases.map(([name]) => name)))];
+  const seconds = (phases: Phases, name: string) => phases.find(([n]) => n === name)?.[1];
+  // Gaps computed from millisecond timestamps can come out a hair below zero.
+  const medianOf = (name: string) => median(runs.map((phases) => Math.max(0, seconds(phases, name) ?? 0)));
+  const wall = medianOf('wall');
+  const rows = names.map((name) => [
+    name,
+    ...runs.map((phases) => {
+      const s = seconds(phases, name);
+      return s === undefined ? '-' : Math.max(0, s).toFixed(2);
+    }),
+    medianOf(name).toFixed(2),
+    `${((100 * medianOf(name)) / wall).toFixed(0)}%`,
+  ]);
+  return table([title, ...runs.map((_, i) => `run ${i + 1}`), 'median', 'share'], rows);
+}
+
+// ---------------------------------------------------------------------------------------------
+
+async function main(argv: string[]): Promise<number> {
+  const options = parseOptions(argv);
+  const loadBefore = loadavg();
+  const env = loadEnv();
+  await ensureStack(env);
+  const provider = buildProviders(env).local;
+  const primary = provider.regionCluster(PRIMARY_REGION);
+  const dr = provider.regionCluster(DR_REGION);
+  const pgBin = findPgBin(env.pgBin);
+
+  const dbBytes = await ensureBenchDatabase(primary, options.sizeMb * MIB);
+  const compression = dumpCompression((await withClient(primary.connection('postgres'), (c) => serverVersion(c))).num);
+  const planDir = mkdtempSync(join(tmpdir(), 'lifeboat-bench-'));
+  // The baseline's dump and copy sit under LIFEBOAT_HOME, on the same disk as the drill's backups:
+  // a tmpfs /tmp would otherwise hand the baseline a head start.
+  mkdirSync(env.home, { recursive: true });
+  const workdir = mkdtempSync(join(env.home, 'bench-baseline-'));
+
+  const pairs: Pair[] = [];
+  try {
+    const planFile = writePlan(planDir);
+    for (let i = 0; i < (options.runs ?? 1); i++) {
+      pairs.push(await timePair(env, planFile, primary, dr, compression, workdir, i));
+      const pairSeconds = pairs[0]!.drill.wallSeconds + pairs[0]!.baseline.wallSeconds;
+      if (options.runs === null && i === 0 && pairSeconds < QUICK_PAIR_SECONDS) options.runs = 3;
+    }
+  } finally {
+    rmSync(planDir, { recursive: true, force: true });
+    rmSync(workdir, { recursive: true, force: true });
+    const deleted = await deleteBenchBackups(env);
+    if (deleted) say(`deleted the drills' ${deleted} backup files of ${BENCH_DB} (dumps and DR copies)`);
+    if (options.drop) await dropBenchDatabase(primary);
+    else say(`kept ${BENCH_DB} in ${PRIMARY_REGION} for the next run (--drop removes it)`);
+  }
+
+  const baselineRows = pairs[0]!.baseline.rows;
+  const out = [
+    '',
+    ...(await machineLines(primary, pgBin, loadBefore)),
+    `database    ${BENCH_DB} in ${PRIMARY_REGION} -> ${DR_REGION}: ${baselineRows.reduce((n, r) => n + r.rows, 0)} rows in ${baselineRows.length} tables; ` +
+      `pg_dump --compress=${compression}, pg_restore --jobs=2`,
+    '',
+    summaryTable(dbBytes, pairs),
+    '',
+    phaseTable('drill step (seconds)', pairs.map((p) => drillPhases(p.drill))),
+    '',
+    phaseTable('baseline step (seconds)', pairs.map((p) => baselinePhases(p.baseline))),
+    '',
+    `drill workflows: ${pairs.map((p) => p.drill.report.workflowId).join(', ')}`,
+    '',
+  ];
+  process.stdout.write(out.join('\n') + '\n');
+  return 0;
+}
+
+/**
+ * One drill and one baseline on the same database. The order alternates between runs so neither
+ * side always gets the page cache the other one warmed.
+ */
+async function timePair(env: LifeboatEnv, planFile: string, primary: LocalCluster, dr: LocalCluster, compression: string, workdir: string, index: number): Promise<Pair> {
+  const drill = async () => {
+    say(`run ${index + 1}: drill`);
+    const run = await runDrill(env, planFile);
+    say(`run ${index + 1}: drill passed in ${run.wallSeconds.toFixed(2)}s (rtoSeconds ${run.report.rtoSeconds?.toFixed(2)})`);
+    return run;
+  };
+  const baseline = async () => {
+    say(`run ${index + 1}: baseline`);
+    const run = await runBaseline(env, primary, dr, compression, workdir);
+    say(`run ${index + 1}: baseline done in ${run.wallSeconds.toFixed(2)}s`);
+    return run;
+  };
+  if (index % 2 === 0) {
+    const d = await drill();
+    return { drill: d, baseline: await baseline() };
+  }
+  const b = await baseline();
+  return { drill: await drill(), baseline: b };
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    if (err instanceof UsageError) {
+      process.stderr.write(`bench: ${err.message}\nusage: npm run bench -- [--size-mb N] [--runs N] [--drop]\n`);
+      process.exit(2);
+    }
+    process.stderr.write(`bench: FAILED: ${(err as Error)?.stack ?? String(err)}\n`);
+    process.exit(1);
+  },
+);
