@@ -185,8 +185,12 @@ function buildFingerprint(env: LifeboatEnv): string {
   return String(newest);
 }
 
-export async function startWorker(env: LifeboatEnv, temporal: StackState['temporal'], log: (line: string) => void): Promise<{ pid: number; build: string }> {
-  const previous = readStack(env)?.worker;
+export async function startWorker(
+  env: LifeboatEnv,
+  temporal: StackState['temporal'],
+  log: (line: string) => void,
+  previous: StackState['worker'],
+): Promise<{ pid: number; build: string }> {
   const build = buildFingerprint(env);
   if (previous && alive(previous.pid)) {
     if (previous.build === build) {
@@ -217,11 +221,14 @@ export async function startWorker(env: LifeboatEnv, temporal: StackState['tempor
 export async function devUp(env: LifeboatEnv, log: (line: string) => void): Promise<StackState> {
   const ports = stackPorts();
   accessSync(join(env.projectRoot, 'dist', 'scripts', 'cli.js'), constants.R_OK);
+  // The previous state is read once: rewriting the file mid-way must never forget a running worker
+  // (that is how a second worker, running older code, would be left behind).
+  const previous = readStack(env);
   const temporal = await startTemporal(env, ports, log);
   const regions = await startRegions(env, ports, log);
-  const state: StackState = { temporal, regions };
+  const state: StackState = { temporal, regions, worker: previous?.worker };
   writeFileSync(stateFile(env), JSON.stringify(state, null, 2) + '\n');
-  state.worker = await startWorker(env, temporal, log);
+  state.worker = await startWorker(env, temporal, log, previous?.worker);
   writeFileSync(stateFile(env), JSON.stringify(state, null, 2) + '\n');
   return state;
 }
