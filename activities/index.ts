@@ -103,9 +103,12 @@ export function createActivities(deps: ActivityDeps) {
         return withClient(conn, (client) =>
           withClient(conn, async (second) => {
             const present = new Set(await listTables(client));
-            const expected = manifest.tables.map((t) => t.table);
-            const quoted = expected.map(quoteQualified).filter((q) => present.has(q));
-            const stats = await allTableStats([client, second], quoted, (done) => io.heartbeat({ phase: 'table checksums', done }));
+            const algorithms = new Map(manifest.tables.map((t) => [quoteQualified(t.table), t.algorithm ?? ('md5-text' as const)]));
+            const quoted = [...algorithms.keys()].filter((q) => present.has(q));
+            const stats = await allTableStats([client, second], quoted, {
+              algorithms,
+              onTable: (done) => io.heartbeat({ phase: 'table checksums', done }),
+            });
             const found = new Map(stats.map((s) => [s.table, s]));
             const tables: CheckResult[] = manifest.tables.map((want) => {
               const got = found.get(want.table);

@@ -4,14 +4,12 @@ import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import { WorkflowFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
-import { buildProviders, runWorker } from '../worker/main';
 import { loadEnv, type LifeboatEnv } from '../worker/env';
 import { backupInput, databaseOf, drillInput, loadPlanFile, PlanError, planRegions, type LoadedPlan } from '../worker/plan';
 import { connectClient, temporalTarget, uiLink } from '../worker/temporal';
 import type { Progress } from '../workflows/steps';
 import { DatabaseAttr, ProviderAttr, RunbookAttr, TriggeredByAttr } from '../workflows/search-attributes';
 import { ErrorType, RUNBOOK_TASK_QUEUE, type RunbookReport } from '../workflows/types';
-import { devDown, devStatus, devUp } from './dev/stack';
 import { formatBytes, ProgressView, renderReport } from './render';
 
 const USAGE = `usage:
@@ -77,16 +75,21 @@ async function main(argv: string[]): Promise<number> {
   const env = loadEnv();
   const say = (line: string) => process.stderr.write(line + '\n');
 
+  // The worker SDK and the dev stack load only for the commands that need them: starting a drill
+  // should not pay for bundling machinery it never uses.
+  const stack = () => import('./dev/stack');
+  const workerMain = () => import('../worker/main');
+
   switch (command) {
     case 'dev': {
       if (sub === 'up') {
-        const state = await devUp(env, say);
+        const state = await (await stack()).devUp(env, say);
         say(`\nstack up. Temporal UI: ${state.temporal.uiUrl}   next: lifeboat drill orders`);
         return 0;
       }
-      if (sub === 'down') return await devDown(env, say), 0;
+      if (sub === 'down') return await (await stack()).devDown(env, say), 0;
       if (sub === 'status') {
-        const status = await devStatus(env);
+        const status = await (await stack()).devStatus(env);
         if (args.json) process.stdout.write(JSON.stringify(status, null, 2) + '\n');
         else {
           say(`temporal  ${status.temporal.running ? 'running' : 'stopped'}  ${status.temporal.address}  UI ${status.temporal.uiUrl}`);
@@ -99,7 +102,7 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'worker': {
       const plan = loadPlan(env, args.plan);
-      await runWorker({ regions: planRegions(plan), env });
+      await (await workerMain()).runWorker({ regions: planRegions(plan), env });
       return 0;
     }
     case 'plan': {
@@ -125,7 +128,7 @@ async function main(argv: string[]): Promise<number> {
       const plan = loadPlan(env, args.plan);
       const name = args.positional[2]!;
       const db = databaseOf(plan, name);
-      const providers = buildProviders(env);
+      const providers = (await workerMain()).buildProviders(env);
       const rows = [];
       for (const region of planRegions(plan).filter((r) => r.name === db.primary.region || r.name === db.dr.region)) {
         for (const ref of await providers[region.provider].listBackups(region, name)) {

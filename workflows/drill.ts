@@ -10,6 +10,7 @@ import {
   CancellationScope,
   defineQuery,
   isCancellation,
+  patched,
   setHandler,
   workflowInfo,
 } from '@temporalio/workflow';
@@ -21,6 +22,9 @@ import type { BackupRef, CheckResult, DrillInput, RunbookReport, ScratchInstance
 
 export const drillProgressQuery = defineQuery<Progress>('drillProgress');
 
+/** Since this patch the scratch instance is made alongside the backup and copy, not after them. */
+export const SCRATCH_ALONGSIDE_BACKUP = 'scratch-alongside-backup';
+
 export async function drill(input: DrillInput): Promise<RunbookReport> {
   validateRunbookInput(input);
   const info = workflowInfo();
@@ -31,6 +35,12 @@ export async function drill(input: DrillInput): Promise<RunbookReport> {
   const { primary, dr, database } = input;
   const cleanups: Cleanup[] = [];
   let cancelled: unknown;
+  const scratch: ScratchInstance = { name: `drill-${info.runId.slice(0, 8)}`, region: dr, database };
+  const createScratch = () =>
+    steps.run('create scratch instance', `starting ${scratch.name} in ${dr.name}`, () =>
+      callIn(dr, provisioning, 'createScratchInstance', `Scratch instance ${scratch.name} in ${dr.name}`, scratch),
+    );
+  let scratchReady: Promise<ScratchInstance> | undefined;
 
   try {
     await steps.run('preflight', `checking ${database} in ${primary.region.name}`, () =>
@@ -39,6 +49,17 @@ export async function drill(input: DrillInput): Promise<RunbookReport> {
     const canary = await steps.run('canary write', `writing a canary row on the primary`, () =>
       callIn(primary.region, quickCall, 'writeCanary', `Canary write on ${database}`, { target: primary, token: `${info.workflowId}/canary` }),
     );
+
+    // Registered before creation: a create that half-succeeds still gets torn down.
+    cleanups.unshift({
+      name: `tear down ${scratch.name}`,
+      run: () => callIn(dr, teardown, 'dropScratchInstance', `Tear down scratch instance ${scratch.name}`, { scratch }),
+    });
+    if (patched(SCRATCH_ALONGSIDE_BACKUP)) {
+      // The scratch instance needs only the DR region: it comes up while the backup is taken and copied.
+      scratchReady = createScratch();
+      scratchReady.catch(() => undefined); // awaited below; this only marks the rejection as handled
+    }
 
     let restoreFrom: BackupRef;
     if (input.fromLatestBackup) {
@@ -68,15 +89,7 @@ export async function drill(input: DrillInput): Promise<RunbookReport> {
       callIn(dr, longTransfer, 'verifyBackup', `Verify copy ${restoreFrom.backupId} in ${dr.name}`, { ref: restoreFrom, region: dr }),
     );
 
-    const scratch: ScratchInstance = { name: `drill-${info.runId.slice(0, 8)}`, region: dr, database };
-    // Registered before creation: a create that half-succeeds still gets torn down.
-    cleanups.unshift({
-      name: `tear down ${scratch.name}`,
-      run: () => callIn(dr, teardown, 'dropScratchInstance', `Tear down scratch instance ${scratch.name}`, { scratch }),
-    });
-    await steps.run('create scratch instance', `starting ${scratch.name} in ${dr.name}`, () =>
-      callIn(dr, provisioning, 'createScratchInstance', `Scratch instance ${scratch.name} in ${dr.name}`, scratch),
-    );
+    await (scratchReady ?? createScratch());
     await steps.run('restore', `pg_restore of ${restoreFrom.backupId} into ${scratch.name}`, () =>
       callIn(dr, longTransfer, 'restoreBackup', `Restore ${restoreFrom.backupId} into ${scratch.name}`, { ref: restoreFrom, scratch }),
     );
@@ -121,7 +134,11 @@ export async function drill(input: DrillInput): Promise<RunbookReport> {
     report.outcome = 'failed';
     report.reason = describeFailure(err);
   } finally {
-    await CancellationScope.nonCancellable(() => runCleanups(steps, cleanups, report));
+    await CancellationScope.nonCancellable(async () => {
+      // A scratch instance still being created when a step failed is waited for, then torn down.
+      await scratchReady?.catch(() => undefined);
+      await runCleanups(steps, cleanups, report);
+    });
   }
 
   finishReport(report, steps);

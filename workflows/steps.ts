@@ -5,7 +5,9 @@ import type { Attempted, StepRecord } from './types';
 
 export interface Progress {
   steps: StepRecord[];
-  /** The step now running, if any. */
+  /** Every step now running (some run side by side). */
+  running: string[];
+  /** The most recently started of them, if any. */
   current: string | null;
   /** What the runbook is waiting for, in words. */
   waitingFor: string | null;
@@ -13,13 +15,11 @@ export interface Progress {
 
 export class StepLog {
   readonly steps: StepRecord[] = [];
-  private current: StepRecord | null = null;
 
   /** Runs one step; on failure the step is recorded with the reason and the error rethrown. */
   async run<T>(name: string, waitingFor: string, step: () => Promise<Attempted<T>>): Promise<T> {
     const record: StepRecord = { name, status: 'running', attempts: 0, startedAt: now(), detail: waitingFor };
     this.steps.push(record);
-    this.current = record;
     try {
       const { value, attempt } = await step();
       record.status = 'completed';
@@ -33,7 +33,6 @@ export class StepLog {
       throw err;
     } finally {
       record.finishedAt = now();
-      if (this.current === record) this.current = null;
     }
   }
 
@@ -42,10 +41,13 @@ export class StepLog {
   }
 
   progress(): Progress {
+    const running = this.steps.filter((s) => s.status === 'running');
+    const latest = running[running.length - 1];
     return {
       steps: this.steps,
-      current: this.current?.name ?? null,
-      waitingFor: this.current?.detail ?? null,
+      running: running.map((s) => s.name),
+      current: latest?.name ?? null,
+      waitingFor: running.map((s) => s.detail).filter(Boolean).join('; ') || null,
     };
   }
 }

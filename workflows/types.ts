@@ -61,8 +61,10 @@ export interface TableStats {
   /** schema-qualified, e.g. public.orders */
   table: string;
   rows: number;
-  /** Order-independent digest of every row's text form. */
+  /** Order-independent digest of the table's rows (see algorithm). */
   checksum: string;
+  /** How checksum was computed; absent in older manifests, which used md5-text. */
+  algorithm?: 'hash_record_extended' | 'md5-text';
 }
 
 export interface BackupManifest {

@@ -88,9 +88,11 @@ export class LocalCluster {
       `-p ${port}`,
       `-k ${this.runDir}`,
       '-c listen_addresses=127.0.0.1',
-      '-c max_wal_senders=10',
-      '-c wal_level=replica',
-      ...(disposable ? ['-c fsync=off', '-c synchronous_commit=off', '-c full_page_writes=off'] : []),
+      // A scratch instance holds a throwaway copy for one drill: no durability, no WAL beyond the
+      // minimum (so pg_restore's bulk loads skip it), nothing to replicate.
+      ...(disposable
+        ? ['-c fsync=off', '-c synchronous_commit=off', '-c full_page_writes=off', '-c wal_level=minimal', '-c max_wal_senders=0', '-c wal_init_zero=off']
+        : ['-c wal_level=replica', '-c max_wal_senders=10']),
     ];
     try {
       await run(

@@ -73,30 +73,65 @@ export async function listTables(client: Client): Promise<string[]> {
 }
 
 /**
- * Row count and an order-independent content digest of one table: the sum of a 60-bit slice of each
- * row's md5. Identical data gives an identical digest whatever the physical order after a restore.
+ * How a table's content digest is computed. Both are order-independent sums of a per-row hash, so
+ * identical data gives an identical digest whatever the physical order after a restore.
+ * - hash_record_extended: PostgreSQL's own 64-bit row hash; fast, but only for hashable column types.
+ * - md5-text: md5 of each row's text form; slower, works for every type (json, point, ...).
  */
-export async function tableStats(client: Client, table: string): Promise<TableStats> {
+export type ChecksumAlgorithm = 'hash_record_extended' | 'md5-text';
+
+const DIGEST_SQL: Record<ChecksumAlgorithm, string> = {
+  hash_record_extended: 'coalesce(sum(hash_record_extended(t, 0)), 0)::text',
+  'md5-text': "coalesce(sum(('x' || substr(md5(t::text), 1, 15))::bit(60)::bigint), 0)::text",
+};
+
+const UNDEFINED_FUNCTION = '42883';
+
+async function statsWith(client: Client, table: string, algorithm: ChecksumAlgorithm): Promise<TableStats> {
   const { rows } = await client.query<{ rows: string; digest: string }>(
-    `select count(*)::bigint as rows,
-            coalesce(sum(('x' || substr(md5(t::text), 1, 15))::bit(60)::bigint), 0)::text as digest
-       from only ${table} as t`,
+    `select count(*)::bigint as rows, ${DIGEST_SQL[algorithm]} as digest from only ${table} as t`,
   );
   const row = rows[0];
   if (!row) throw new Error(`no stats for ${table}`);
-  return { table: unquote(table), rows: Number(row.rows), checksum: row.digest };
+  return { table: unquote(table), rows: Number(row.rows), checksum: row.digest, algorithm };
 }
 
-/** Stats for many tables over `clients` connections in parallel (each table on one connection). */
-export async function allTableStats(clients: Client[], tables: string[], onTable?: (done: number) => void): Promise<TableStats[]> {
+/**
+ * Row count and content digest of one table. With no algorithm given (taking a backup), the fast
+ * one is tried first and the universal one used where a column type has no hash function; this
+ * needs an open transaction (a savepoint keeps the failed try from aborting it).
+ */
+export async function tableStats(client: Client, table: string, algorithm?: ChecksumAlgorithm): Promise<TableStats> {
+  if (algorithm) return statsWith(client, table, algorithm);
+  await client.query('savepoint lifeboat_stats');
+  try {
+    const stats = await statsWith(client, table, 'hash_record_extended');
+    await client.query('release savepoint lifeboat_stats');
+    return stats;
+  } catch (err) {
+    if ((err as { code?: string }).code !== UNDEFINED_FUNCTION) throw err;
+    await client.query('rollback to savepoint lifeboat_stats');
+    return statsWith(client, table, 'md5-text');
+  }
+}
+
+/**
+ * Stats for many tables over `clients` connections in parallel (each table on one connection).
+ * `algorithms` pins each table's algorithm (verifying against a manifest); absent, it is detected.
+ */
+export async function allTableStats(
+  clients: Client[],
+  tables: string[],
+  options: { onTable?: (done: number) => void; algorithms?: Map<string, ChecksumAlgorithm> } = {},
+): Promise<TableStats[]> {
   const results = new Map<string, TableStats>();
   const queue = [...tables];
   let done = 0;
   await Promise.all(
     clients.map(async (client) => {
       for (let next = queue.shift(); next !== undefined; next = queue.shift()) {
-        results.set(next, await tableStats(client, next));
-        onTable?.(++done);
+        results.set(next, await tableStats(client, next, options.algorithms?.get(next)));
+        options.onTable?.(++done);
       }
     }),
   );

@@ -185,6 +185,11 @@ export class LocalProvider implements DatabaseProvider {
     const port = cluster.isInitialized() ? cluster.state().port : await freePort();
     io.heartbeat({ phase: 'starting', port });
     await cluster.ensureRunning({ name, port, disposable: true }, io.signal);
+    // The empty target database is made here, off the restore's critical path.
+    await withClient(cluster.connection('postgres'), async (client) => {
+      const exists = await client.query('select 1 from pg_database where datname = $1', [database]);
+      if (exists.rowCount === 0) await client.query(`create database ${quoteIdent(database)}`);
+    });
     return { name, region, database };
   }
 
@@ -210,10 +215,25 @@ export class LocalProvider implements DatabaseProvider {
             `and pg_restore cannot load a dump into an older server`,
         );
       }
-      // A failed earlier attempt may have left a half-restored database: start clean.
-      await client.query(`drop database if exists ${quoteIdent(scratch.database)} with (force)`);
-      await client.query(`create database ${quoteIdent(scratch.database)}`);
     });
+    // A failed earlier attempt may have left a half-restored database, or a pg_restore still running
+    // (orphaned by a killed worker): start clean. An empty, idle one, as createScratch leaves it, is used.
+    const dirty = await withClient(conn, async (client) => {
+      const { rows } = await client.query<{ dirty: boolean }>(`
+        select exists (select 1 from pg_class c join pg_namespace n on n.oid = c.relnamespace
+                        where n.nspname not in ('pg_catalog', 'information_schema') and n.nspname not like 'pg\\_%')
+            or exists (select 1 from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()) as dirty`);
+      return rows[0]?.dirty ?? true;
+    }).catch((err: { code?: string }) => {
+      if (err.code === '3D000') return true; // no database at all: create it below
+      throw err;
+    });
+    if (dirty) {
+      await withClient(admin, async (client) => {
+        await client.query(`drop database if exists ${quoteIdent(scratch.database)} with (force)`);
+        await client.query(`create database ${quoteIdent(scratch.database)}`);
+      });
+    }
     const file = join(this.backupDir(ref.region, ref.backupId), DUMP_FILE);
     const beat = setInterval(() => io.heartbeat({ phase: 'pg_restore' }), 1000);
     try {

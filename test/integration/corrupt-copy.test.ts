@@ -1,5 +1,5 @@
 // Restore testing of what exists: a DR copy whose bytes no longer match its manifest must fail the
-// drill with a checksum reason (exit 1), before any scratch instance is made.
+// drill with a checksum reason (exit 1), before anything is restored.
 import { closeSync, openSync, readSync, writeSync, fstatSync } from 'node:fs';
 import { local, withWorker } from '../support/stack';
 import { lifeboat } from '../support/cli';
@@ -47,7 +47,7 @@ describe('a corrupted DR copy', () => {
     }
   });
 
-  test('fails `drill --from-latest-backup` with a checksum reason and exit code 1, making no scratch instance', async () => {
+  test('fails `drill --from-latest-backup` with a checksum reason and exit code 1, restoring nothing', async () => {
     const [newest] = await local().listBackups(regionB, 'orders');
     expect(newest).toBeDefined();
     corrupted = newest!;
@@ -61,7 +61,9 @@ describe('a corrupted DR copy', () => {
     expect(report.reason).toMatch(/LifeboatBackupChecksumMismatch: backup .* in local-b does not match its manifest/);
     const verify = report.steps.find((s: { name: string }) => s.name === 'verify copy');
     expect(verify).toMatchObject({ status: 'failed', attempts: 1 });
-    expect(report.steps.some((s: { name: string }) => s.name === 'create scratch instance')).toBe(false);
+    // Nothing was restored, and the scratch instance that came up alongside was torn down.
+    expect(report.steps.some((s: { name: string }) => s.name === 'restore')).toBe(false);
+    expect(report.cleanup).toEqual([expect.objectContaining({ ok: true })]);
     expect(await local().listScratch(regionB)).toEqual([]);
   });
 });

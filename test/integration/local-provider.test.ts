@@ -46,7 +46,22 @@ describe('local provider', () => {
     const orders = manifest.tables.find((t) => t.table === 'public.orders');
     const live = await withClient(await p.connect(target), (c) => c.query<{ n: string }>('select count(*) as n from orders'));
     expect(orders?.rows).toBe(Number(live.rows[0]!.n));
-    expect(orders?.checksum).toMatch(/^\d+$/);
+    expect(orders).toMatchObject({ algorithm: 'hash_record_extended', checksum: expect.stringMatching(/^-?\d+$/) });
+  });
+
+  test('a table whose column types have no hash function is checksummed by md5 of its rows instead', async () => {
+    const db = 'unit_json';
+    await withClient(await p.connect({ region: regionA, database: 'postgres' }), async (c) => {
+      await c.query(`drop database if exists ${db}`);
+      await c.query(`create database ${db}`);
+    });
+    await withClient(await p.connect({ region: regionA, database: db }), (c) =>
+      c.query(`create table docs (id int primary key, body json, at point); insert into docs select i, json_build_object('i', i), point(i, i) from generate_series(1, 50) i`),
+    );
+    const ref = await p.createBackup({ region: regionA, database: db }, unique('unit'), 'test', io());
+    const docs = (await p.manifest(ref)).tables.find((t) => t.table === 'public.docs');
+    expect(docs).toMatchObject({ rows: 50, algorithm: 'md5-text' });
+    await p.deleteBackup(ref);
   });
 
   test('the same backup id again adopts the finished backup instead of dumping twice', async () => {

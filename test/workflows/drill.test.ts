@@ -61,9 +61,10 @@ describe('drill on the local provider', () => {
     expect(report.rtoSeconds).toBeGreaterThan(0);
     // The drill's own canary is in the backup: nothing written before the start was lost.
     expect(report.rpoSeconds).toBe(0);
+    // The scratch instance comes up alongside the backup and copy.
     expect(report.steps.map((s) => s.name)).toEqual([
-      'preflight', 'canary write', 'backup', 'verify backup', 'copy to local-b', 'verify copy',
-      'create scratch instance', 'restore', 'verify data', expect.stringMatching(/^tear down drill-/),
+      'preflight', 'canary write', 'create scratch instance', 'backup', 'verify backup', 'copy to local-b', 'verify copy',
+      'restore', 'verify data', expect.stringMatching(/^tear down drill-/),
     ]);
     expect(report.steps.every((s) => s.status === 'completed' && s.attempts === 1)).toBe(true);
     expect(report.cleanup).toEqual([expect.objectContaining({ ok: true, detail: 'deleted' })]);
@@ -137,7 +138,7 @@ describe('drill on the local provider', () => {
       const deadline = Date.now() + 60_000;
       for (;;) {
         const progress = await handle.query<Progress>('drillProgress').catch(() => null);
-        if (progress?.current === 'create scratch instance' || progress?.current === 'restore') break;
+        if (progress?.running.includes('create scratch instance') || progress?.running.includes('restore')) break;
         if (Date.now() > deadline) throw new Error('drill never reached the scratch instance');
         await new Promise((r) => setTimeout(r, 20));
       }

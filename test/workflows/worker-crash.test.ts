@@ -54,7 +54,7 @@ test('a drill survives SIGKILL of its worker while restoring: no duplicate backu
   const deadline = Date.now() + 120_000;
   for (;;) {
     const progress = await handle.query<Progress>('drillProgress').catch(() => null);
-    if (progress?.current === 'restore') break;
+    if (progress?.running.includes('restore')) break;
     if (progress?.steps.some((s) => s.name === 'restore' && s.status !== 'running')) throw new Error('the restore finished before the worker could be killed');
     if (Date.now() > deadline) throw new Error('the drill never reached the restore step');
     await new Promise((r) => setTimeout(r, 20));
