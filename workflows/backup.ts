@@ -3,8 +3,8 @@
 //   preflight -> canary write -> backup -> verify -> copy to DR -> verify copy -> prune both regions
 import { defineQuery, setHandler, workflowInfo } from '@temporalio/workflow';
 import { callIn } from './calls';
-import { backupIdFor } from './drill';
-import { longTransfer, quickCall } from './options';
+import { quickCall } from './options';
+import { backupAndCopy, canaryWrite, preflight, verifyCopy } from './shared-steps';
 import { finishReport, startReport, validateRunbookInput } from './report';
 import { StepLog, describeFailure, type Progress } from './steps';
 import type { BackupInput, RunbookReport } from './types';
@@ -20,30 +20,12 @@ export async function backup(input: BackupInput): Promise<RunbookReport> {
   const { primary, dr, database } = input;
 
   try {
-    await steps.run('preflight', `checking ${database} in ${primary.region.name}`, () =>
-      callIn(primary.region, quickCall, 'preflight', `Preflight ${database} in ${primary.region.name}`, { target: primary }),
-    );
-    await steps.run('canary write', 'writing a canary row on the primary', () =>
-      callIn(primary.region, quickCall, 'writeCanary', `Canary write on ${database}`, { target: primary, token: `${info.workflowId}/canary` }),
-    );
-    const made = await steps.run('backup', `pg_dump of ${database} in ${primary.region.name}`, () =>
-      callIn(primary.region, longTransfer, 'createBackup', `Back up ${database} in ${primary.region.name}`, {
-        target: primary,
-        backupId: backupIdFor(database, info.runStartTime, info.runId),
-        createdBy: info.workflowId,
-      }),
-    );
+    await preflight(steps, primary, database);
+    await canaryWrite(steps, primary, database, `${info.workflowId}/canary`);
+    const { backup: made, copy } = await backupAndCopy(steps, info, input);
     report.backup = made;
-    await steps.run('verify backup', `checksumming ${made.backupId}`, () =>
-      callIn(primary.region, longTransfer, 'verifyBackup', `Verify backup ${made.backupId}`, { ref: made, region: primary.region }),
-    );
-    const copy = await steps.run(`copy to ${dr.name}`, `copying ${made.backupId} to ${dr.name}`, () =>
-      callIn(dr, longTransfer, 'copyBackupToRegion', `Copy ${made.backupId} to ${dr.name}`, { ref: made, from: primary.region, to: dr }),
-    );
     report.copies.push(copy);
-    await steps.run('verify copy', `checksumming the copy in ${dr.name}`, () =>
-      callIn(dr, longTransfer, 'verifyBackup', `Verify copy ${copy.backupId} in ${dr.name}`, { ref: copy, region: dr }),
-    );
+    await verifyCopy(steps, dr, copy);
     report.checks.push({ name: 'backup and copy checksums', ok: true, detail: `sha256 ${made.sha256} in ${primary.region.name} and ${dr.name}` });
     for (const region of [primary.region, dr]) {
       const pruned = await steps.run(`prune ${region.name}`, `keeping the newest ${input.keep} backups in ${region.name}`, () =>

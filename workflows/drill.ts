@@ -16,6 +16,7 @@ import {
 } from '@temporalio/workflow';
 import { callIn } from './calls';
 import { longTransfer, provisioning, quickCall, teardown } from './options';
+import { backupAndCopy, canaryWrite, preflight, verifyCopy } from './shared-steps';
 import { finishReport, startReport, validateRunbookInput, type Cleanup } from './report';
 import { StepLog, describeFailure, type Progress } from './steps';
 import type { BackupRef, CheckResult, DrillInput, RunbookReport, ScratchInstance } from './types';
@@ -43,12 +44,8 @@ export async function drill(input: DrillInput): Promise<RunbookReport> {
   let scratchReady: Promise<ScratchInstance> | undefined;
 
   try {
-    await steps.run('preflight', `checking ${database} in ${primary.region.name}`, () =>
-      callIn(primary.region, quickCall, 'preflight', `Preflight ${database} in ${primary.region.name}`, { target: primary }),
-    );
-    const canary = await steps.run('canary write', `writing a canary row on the primary`, () =>
-      callIn(primary.region, quickCall, 'writeCanary', `Canary write on ${database}`, { target: primary, token: `${info.workflowId}/canary` }),
-    );
+    await preflight(steps, primary, database);
+    const canary = await canaryWrite(steps, primary, database, `${info.workflowId}/canary`);
 
     // Registered before creation: a create that half-succeeds still gets torn down.
     cleanups.unshift({
@@ -69,25 +66,12 @@ export async function drill(input: DrillInput): Promise<RunbookReport> {
       );
       report.backup = restoreFrom;
     } else {
-      const backup = await steps.run('backup', `pg_dump of ${database} in ${primary.region.name}`, () =>
-        callIn(primary.region, longTransfer, 'createBackup', `Back up ${database} in ${primary.region.name}`, {
-          target: primary,
-          backupId: backupIdFor(database, info.runStartTime, info.runId),
-          createdBy: info.workflowId,
-        }),
-      );
-      report.backup = backup;
-      await steps.run('verify backup', `checksumming ${backup.backupId}`, () =>
-        callIn(primary.region, longTransfer, 'verifyBackup', `Verify backup ${backup.backupId}`, { ref: backup, region: primary.region }),
-      );
-      restoreFrom = await steps.run(`copy to ${dr.name}`, `copying ${backup.backupId} to ${dr.name}`, () =>
-        callIn(dr, longTransfer, 'copyBackupToRegion', `Copy ${backup.backupId} to ${dr.name}`, { ref: backup, from: primary.region, to: dr }),
-      );
+      const made = await backupAndCopy(steps, info, input);
+      report.backup = made.backup;
+      restoreFrom = made.copy;
     }
     report.copies.push(restoreFrom);
-    const copy = await steps.run('verify copy', `checksumming the copy in ${dr.name}`, () =>
-      callIn(dr, longTransfer, 'verifyBackup', `Verify copy ${restoreFrom.backupId} in ${dr.name}`, { ref: restoreFrom, region: dr }),
-    );
+    const copy = await verifyCopy(steps, dr, restoreFrom);
 
     await (scratchReady ?? createScratch());
     await steps.run('restore', `pg_restore of ${restoreFrom.backupId} into ${scratch.name}`, () =>
@@ -163,10 +147,4 @@ export async function runCleanups(steps: StepLog, cleanups: Cleanup[], report: R
       report.reason = [report.reason, `cleanup failed: ${cleanup.name}: ${describeFailure(err)}`].filter(Boolean).join('; ');
     }
   }
-}
-
-/** Backup names come from the run, so a retried backup step finds the first attempt's backup. */
-export function backupIdFor(database: string, runStart: Date, runId: string): string {
-  const stamp = runStart.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
-  return `${database}-${stamp}-${runId.slice(0, 8)}`;
 }

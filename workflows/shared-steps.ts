@@ -1,0 +1,55 @@
+// Steps that more than one runbook takes, written once so that every runbook names, summarizes and
+// times them the same way (and a change to one cannot drift from the others).
+import type { WorkflowInfo } from '@temporalio/workflow';
+import { callIn } from './calls';
+import { longTransfer, quickCall } from './options';
+import type { StepLog } from './steps';
+import type { BackupRef, Canary, DatabaseTarget, RegionSpec } from './types';
+
+export function preflight(steps: StepLog, primary: DatabaseTarget, database: string) {
+  return steps.run('preflight', `checking ${database} in ${primary.region.name}`, () =>
+    callIn(primary.region, quickCall, 'preflight', `Preflight ${database} in ${primary.region.name}`, { target: primary }),
+  );
+}
+
+/** One canary row on the primary; the token ties it to this run, so a retry writes no second row. */
+export function canaryWrite(steps: StepLog, primary: DatabaseTarget, database: string, token: string): Promise<Canary> {
+  return steps.run('canary write', 'writing a canary row on the primary', () =>
+    callIn(primary.region, quickCall, 'writeCanary', `Canary write on ${database}`, { target: primary, token }),
+  );
+}
+
+/** backup -> verify backup -> copy to the DR region. Names come from the run: retries adopt. */
+export async function backupAndCopy(
+  steps: StepLog,
+  info: WorkflowInfo,
+  { primary, dr, database }: { primary: DatabaseTarget; dr: RegionSpec; database: string },
+): Promise<{ backup: BackupRef; copy: BackupRef }> {
+  const backup = await steps.run('backup', `pg_dump of ${database} in ${primary.region.name}`, () =>
+    callIn(primary.region, longTransfer, 'createBackup', `Back up ${database} in ${primary.region.name}`, {
+      target: primary,
+      backupId: backupIdFor(database, info.runStartTime, info.runId),
+      createdBy: info.workflowId,
+    }),
+  );
+  await steps.run('verify backup', `checksumming ${backup.backupId}`, () =>
+    callIn(primary.region, longTransfer, 'verifyBackup', `Verify backup ${backup.backupId}`, { ref: backup, region: primary.region }),
+  );
+  const copy = await steps.run(`copy to ${dr.name}`, `copying ${backup.backupId} to ${dr.name}`, () =>
+    callIn(dr, longTransfer, 'copyBackupToRegion', `Copy ${backup.backupId} to ${dr.name}`, { ref: backup, from: primary.region, to: dr }),
+  );
+  return { backup, copy };
+}
+
+/** The copy at rest in the DR region, against its manifest. */
+export function verifyCopy(steps: StepLog, dr: RegionSpec, copy: BackupRef) {
+  return steps.run('verify copy', `checksumming the copy in ${dr.name}`, () =>
+    callIn(dr, longTransfer, 'verifyBackup', `Verify copy ${copy.backupId} in ${dr.name}`, { ref: copy, region: dr }),
+  );
+}
+
+/** Backup names come from the run, so a retried backup step finds the first attempt's backup. */
+export function backupIdFor(database: string, runStart: Date, runId: string): string {
+  const stamp = runStart.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+  return `${database}-${stamp}-${runId.slice(0, 8)}`;
+}
