@@ -15,6 +15,7 @@ import { LocalCluster } from '../pg/cluster';
 import { run, runPiped } from '../pg/process';
 import { allTableStats, libpqEnv, listTables, newestCanary, quoteIdent, serverVersion, withClient, type PgConnection } from '../pg/sql';
 import type { ActivityIo, DatabaseProvider } from './provider';
+import type { NodeRef } from '../topology';
 
 export interface LocalProviderConfig {
   /** LIFEBOAT_HOME: regions, backups and scratch instances live under it. */
@@ -32,6 +33,18 @@ export class LocalProvider implements DatabaseProvider {
 
   regionCluster(region: string): LocalCluster {
     return new LocalCluster(join(this.regionDir(region), 'cluster'), this.config.pgBin);
+  }
+
+  /**
+   * A node of a replication set: `server` is a region's own cluster; any other name is a cluster
+   * kept beside it in that region (e.g. `standby-of-local-a`, a streaming replica of local-a's server).
+   */
+  nodeCluster(node: NodeRef): LocalCluster {
+    if (node.name === 'server') return this.regionCluster(node.region);
+    if (!/^[a-z0-9][a-z0-9-]*$/.test(node.name) || ['backups', 'scratch', 'cluster'].includes(node.name)) {
+      throw verdict(ErrorType.InvalidInput, `node name ${JSON.stringify(node.name)} is not a plain lowercase name`);
+    }
+    return new LocalCluster(join(this.regionDir(node.region), node.name), this.config.pgBin);
   }
 
   async connect(target: DatabaseTarget): Promise<PgConnection> {
