@@ -1,5 +1,7 @@
-// A PostgreSQL cluster that Lifeboat runs itself: a local "region", or a drill's scratch instance.
-// Layout under its root:  data/ (0700, the server's)  run/ (socket, log)  state.json  pgpass (0600)
+// A PostgreSQL cluster that Lifeboat runs itself: a local region's server, a streaming standby, or a
+// drill's scratch instance. Layout under its root:
+//   data/ (0700, the server's)  run/ (socket, log, the replication passfile)  state.json  pgpass (0600)
+//   FENCED (present while the node is a fenced former primary: it only ever starts read-only)
 import { randomBytes } from 'node:crypto';
 import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -11,6 +13,8 @@ export interface ClusterState {
   port: number;
   /** Scratch instances trade durability for speed: they live for one drill. */
   disposable: boolean;
+  /** Set while this cluster is a streaming standby: whom it follows, through which slot. */
+  replication?: { primaryPort: number; slot: string; applicationName: string };
 }
 
 export class LocalCluster {
@@ -27,6 +31,20 @@ export class LocalCluster {
     this.runDir = join(root, 'run');
     this.stateFile = join(root, 'state.json');
     this.pgpassFile = join(root, 'pgpass');
+    this.fenceFile = join(root, 'FENCED');
+    this.replicationPassfile = join(this.runDir, 'replication.pgpass');
+  }
+
+  readonly fenceFile: string;
+  /** Credentials the server itself uses to reach its primary; readable by the server's OS user only. */
+  readonly replicationPassfile: string;
+
+  writeState(state: ClusterState): void {
+    writeFileSync(this.stateFile, JSON.stringify(state, null, 2) + '\n');
+  }
+
+  isFenced(): boolean {
+    return existsSync(this.fenceFile);
   }
 
   /** True once initdb has finished and the state is written. */
@@ -81,7 +99,7 @@ export class LocalCluster {
   }
 
   async start(signal?: AbortSignal): Promise<void> {
-    const { port, disposable } = this.state();
+    const { port, disposable, replication } = this.state();
     // Ports and settings go on the command line, never into the data directory's config:
     // pg_rewind copies postgresql.conf from its source, which would carry another node's port.
     const settings = [
@@ -92,7 +110,18 @@ export class LocalCluster {
       // minimum (so pg_restore's bulk loads skip it), nothing to replicate.
       ...(disposable
         ? ['-c fsync=off', '-c synchronous_commit=off', '-c full_page_writes=off', '-c wal_level=minimal', '-c max_wal_senders=0', '-c wal_init_zero=off']
-        : ['-c wal_level=replica', '-c max_wal_senders=10']),
+        : // wal_log_hints lets pg_rewind turn a former primary into a standby without a full copy.
+          ['-c wal_level=replica', '-c max_wal_senders=10', '-c max_replication_slots=10', '-c wal_log_hints=on', '-c hot_standby=on']),
+      ...(replication
+        ? [
+            // No secret here (argv is visible to every user): the password comes from a passfile.
+            // pg_ctl hands these to a shell: double quotes keep the conninfo one argument.
+            `-c "primary_conninfo=host=127.0.0.1 port=${replication.primaryPort} user=postgres passfile=${this.replicationPassfile} application_name=${replication.applicationName}"`,
+            `-c primary_slot_name=${replication.slot}`,
+          ]
+        : []),
+      // A fenced former primary never comes back writable, whoever starts it.
+      ...(this.isFenced() ? ['-c default_transaction_read_only=on'] : []),
     ];
     try {
       await run(

@@ -1,0 +1,244 @@
+// Physical streaming replication between clusters Lifeboat runs: make a standby (pg_rewind when the
+// node has history, else pg_basebackup), read a node's role and lag, fence, wait for replay, promote.
+import { chownSync, chmodSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { LocalCluster } from './cluster';
+import { run, serverOsUser } from './process';
+import { withClient, type PgConnection } from './sql';
+
+export interface NodeStatus {
+  running: boolean;
+  reachable: boolean;
+  inRecovery: boolean | null;
+  /** Would accept a write from a new session: not in recovery and not read-only by default. */
+  writable: boolean;
+  fenced: boolean;
+  /** The primary's current WAL position, or a standby's replay position. */
+  lsn: string | null;
+  /** Standby only: is its WAL receiver streaming? */
+  streaming: boolean | null;
+  detail: string;
+}
+
+export interface ReplicationLag {
+  streaming: boolean;
+  lagBytes: number | null;
+  lagSeconds: number | null;
+  slotActive: boolean | null;
+  primaryLsn: string | null;
+  replayLsn: string | null;
+}
+
+const QUICK = { connectTimeoutMs: 3000 };
+
+/** A short-timeout connection for status probes: a dead node must answer "unreachable" fast. */
+async function probe<T>(conn: PgConnection, use: Parameters<typeof withClient<T>>[1]): Promise<T> {
+  return withClient({ ...conn, connectTimeoutMs: QUICK.connectTimeoutMs }, use);
+}
+
+export async function nodeStatus(cluster: LocalCluster): Promise<NodeStatus> {
+  const fenced = cluster.isFenced();
+  const base = { running: false, reachable: false, inRecovery: null, writable: false, fenced, lsn: null, streaming: null };
+  if (!cluster.isInitialized()) return { ...base, detail: 'not created' };
+  if (!(await cluster.isRunning())) return { ...base, detail: 'stopped' };
+  try {
+    return await probe(cluster.connection('postgres'), async (client) => {
+      const { rows } = await client.query<{ rec: boolean; ro: string; lsn: string | null; receiver: string | null }>(`
+        select pg_is_in_recovery() as rec,
+               current_setting('default_transaction_read_only') as ro,
+               case when pg_is_in_recovery() then pg_last_wal_replay_lsn()::text else pg_current_wal_lsn()::text end as lsn,
+               (select status from pg_stat_wal_receiver limit 1) as receiver`);
+      const r = rows[0]!;
+      const writable = !r.rec && r.ro !== 'on';
+      return {
+        running: true,
+        reachable: true,
+        inRecovery: r.rec,
+        writable,
+        fenced,
+        lsn: r.lsn,
+        streaming: r.rec ? r.receiver === 'streaming' : null,
+        detail: r.rec ? `standby, ${r.receiver ?? 'not receiving'}` : writable ? 'primary, writable' : 'primary, read-only',
+      };
+    });
+  } catch (err) {
+    return { ...base, running: true, detail: `running but unreachable: ${(err as Error).message}` };
+  }
+}
+
+/** How far a standby trails its primary, from both ends. */
+export async function replicationLag(primary: LocalCluster, standby: LocalCluster, applicationName: string): Promise<ReplicationLag> {
+  const replayLsn = await probe(standby.connection('postgres'), async (c) => {
+    const { rows } = await c.query<{ lsn: string | null; receiver: string | null }>(
+      `select pg_last_wal_replay_lsn()::text as lsn, (select status from pg_stat_wal_receiver limit 1) as receiver`,
+    );
+    return rows[0] ?? { lsn: null, receiver: null };
+  });
+  return probe(primary.connection('postgres'), async (c) => {
+    const { rows } = await c.query<{ current: string; bytes: string | null; secs: number | null; active: boolean | null; state: string | null }>(
+      `select pg_current_wal_lsn()::text as current,
+              pg_wal_lsn_diff(pg_current_wal_lsn(), $1::pg_lsn)::text as bytes,
+              (select extract(epoch from coalesce(replay_lag, interval '0'))::float8 from pg_stat_replication where application_name = $2 limit 1) as secs,
+              (select active from pg_replication_slots where slot_name = $3) as active,
+              (select state from pg_stat_replication where application_name = $2 limit 1) as state`,
+      [replayLsn.lsn ?? '0/0', applicationName, slotName(applicationName)],
+    );
+    const r = rows[0]!;
+    const lagBytes = replayLsn.lsn === null || r.bytes === null ? null : Math.max(0, Number(r.bytes));
+    return {
+      streaming: r.state === 'streaming' && replayLsn.receiver === 'streaming',
+      lagBytes,
+      // replay_lag goes stale when the primary is idle: with nothing left to replay, the lag is zero.
+      lagSeconds: lagBytes === 0 ? 0 : r.secs,
+      slotActive: r.active,
+      primaryLsn: r.current,
+      replayLsn: replayLsn.lsn,
+    };
+  });
+}
+
+export function slotName(applicationName: string): string {
+  return applicationName.replace(/[^a-z0-9_]/g, '_');
+}
+
+/**
+ * Makes `standby` a streaming replica of `primary` and starts it. A node that has data of its own (a
+ * former primary) is rewound with pg_rewind; if that fails, or there is nothing yet, a fresh
+ * pg_basebackup is taken. Safe to repeat: a node already streaming from this primary is left alone.
+ */
+export async function makeStandby(
+  standby: LocalCluster,
+  primary: LocalCluster,
+  options: { name: string; port: number; applicationName: string; pgBin: string; signal?: AbortSignal; log?: (line: string) => void },
+): Promise<'already' | 'pg_rewind' | 'pg_basebackup'> {
+  const primaryPort = primary.state().port;
+  const slot = slotName(options.applicationName);
+  if (standby.isInitialized() && standby.state().replication?.primaryPort === primaryPort && !standby.isFenced()) {
+    if (!(await standby.isRunning())) await standby.start(options.signal);
+    const status = await nodeStatus(standby);
+    if (status.inRecovery) return 'already';
+  }
+  const user = serverOsUser();
+  const primaryConn = primary.connection('postgres');
+  await withClient(primaryConn, (c) =>
+    c.query(`select pg_create_physical_replication_slot($1, true) where not exists (select 1 from pg_replication_slots where slot_name = $1)`, [slot]),
+  );
+
+  for (const dir of [standby.root, standby.runDir]) mkdirSync(dir, { recursive: true });
+  chmodSync(standby.runDir, 0o700);
+  if (user) chownSync(standby.runDir, user.uid, user.gid);
+  writeFileSync(standby.replicationPassfile, `127.0.0.1:${primaryPort}:*:postgres:${primaryConn.password}\n`, { mode: 0o600 });
+  if (user) chownSync(standby.replicationPassfile, user.uid, user.gid);
+  const sourceConninfo = `host=127.0.0.1 port=${primaryPort} user=postgres dbname=postgres passfile=${standby.replicationPassfile}`;
+  const asUser = user ?? undefined;
+
+  let method: 'pg_rewind' | 'pg_basebackup' = 'pg_basebackup';
+  if (existsSync(join(standby.dataDir, 'PG_VERSION'))) {
+    if (await standby.isRunning()) await standby.stop('fast');
+    try {
+      await run(join(options.pgBin, 'pg_rewind'), ['--target-pgdata', standby.dataDir, '--source-server', sourceConninfo], {
+        asUser,
+        cwd: standby.root,
+        signal: options.signal,
+      });
+      method = 'pg_rewind';
+    } catch (err) {
+      options.log?.(`pg_rewind failed, taking a fresh base backup instead: ${(err as Error).message}`);
+    }
+  }
+  if (method === 'pg_basebackup') {
+    rmSync(standby.dataDir, { recursive: true, force: true });
+    mkdirSync(standby.dataDir, { recursive: true });
+    chmodSync(standby.dataDir, 0o700);
+    if (user) chownSync(standby.dataDir, user.uid, user.gid);
+    await run(
+      join(options.pgBin, 'pg_basebackup'),
+      ['--dbname', sourceConninfo, '--pgdata', standby.dataDir, '--wal-method=stream', '--slot', slot, '--checkpoint=fast', '--no-sync'],
+      { asUser, cwd: standby.root, signal: options.signal, env: { PATH: process.env.PATH } },
+    );
+  }
+  // standby.signal first, then lift the fence: there is no moment at which the node could start writable.
+  writeFileSync(join(standby.dataDir, 'standby.signal'), '');
+  if (user) chownSync(join(standby.dataDir, 'standby.signal'), user.uid, user.gid);
+  rmSync(standby.fenceFile, { force: true });
+  writeFileSync(standby.pgpassFile, `127.0.0.1:${options.port}:*:postgres:${primaryConn.password}\n`, { mode: 0o600 });
+  standby.writeState({ name: options.name, port: options.port, disposable: false, replication: { primaryPort, slot, applicationName: options.applicationName } });
+  await standby.start(options.signal);
+  return method;
+}
+
+/**
+ * Stops a primary from taking writes. Planned: it stays up, read-only for every new session, every
+ * client session is ended, and the WAL position after the last write is returned. Unplanned: it is
+ * stopped outright if it still runs. Either way a FENCED marker keeps it read-only if anyone
+ * restarts it. `confirmed` is false when the fence could not be verified.
+ */
+export async function fence(
+  cluster: LocalCluster,
+  mode: 'planned' | 'unplanned',
+): Promise<{ confirmed: boolean; how: string; finalLsn: string | null }> {
+  if (!cluster.isInitialized()) return { confirmed: false, how: `no cluster at ${cluster.root}`, finalLsn: null };
+  writeFileSync(cluster.fenceFile, `fenced ${new Date().toISOString()} (${mode})\n`);
+  if (mode === 'planned') {
+    const finalLsn = await withClient(cluster.connection('postgres'), async (c) => {
+      await c.query(`alter system set default_transaction_read_only = on`);
+      await c.query(`select pg_reload_conf()`);
+      // The reload reaches other sessions asynchronously; ending them makes the fence immediate.
+      await c.query(`select pg_terminate_backend(pid) from pg_stat_activity where backend_type = 'client backend' and pid <> pg_backend_pid()`);
+      const { rows } = await c.query<{ lsn: string }>(`select pg_current_wal_lsn()::text as lsn`);
+      return rows[0]!.lsn;
+    });
+    const status = await nodeStatus(cluster);
+    return { confirmed: !status.writable && status.reachable, how: 'read-only for new sessions, client sessions ended', finalLsn };
+  }
+  if (await cluster.isRunning()) {
+    await cluster.stop('immediate');
+  }
+  const stillRunning = await cluster.isRunning();
+  return {
+    confirmed: !stillRunning,
+    how: stillRunning ? 'could not stop the server' : 'server stopped (immediate)',
+    finalLsn: null,
+  };
+}
+
+/** Polls until the standby has replayed `lsn`; calls `beat` each round (heartbeat and cancellation). */
+export async function waitForReplay(standby: LocalCluster, lsn: string, beat: (replayLsn: string | null) => void, signal?: AbortSignal): Promise<string> {
+  for (;;) {
+    const { caughtUp, replay } = await probe(standby.connection('postgres'), async (c) => {
+      const { rows } = await c.query<{ caught_up: boolean; replay: string | null }>(
+        `select coalesce(pg_last_wal_replay_lsn() >= $1::pg_lsn, false) as caught_up, pg_last_wal_replay_lsn()::text as replay`,
+        [lsn],
+      );
+      return { caughtUp: rows[0]!.caught_up, replay: rows[0]!.replay };
+    });
+    if (caughtUp) return replay!;
+    beat(replay);
+    if (signal?.aborted) throw signal.reason ?? new Error('cancelled');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** Promotes a standby (no-op if it already is a primary) and makes it writable and fence-free. */
+export async function promote(cluster: LocalCluster): Promise<{ lsn: string; alreadyPrimary: boolean }> {
+  const result = await withClient(cluster.connection('postgres'), async (c) => {
+    const rec = (await c.query<{ rec: boolean }>('select pg_is_in_recovery() as rec')).rows[0]!.rec;
+    if (rec) {
+      const ok = (await c.query<{ ok: boolean }>('select pg_promote(true, 60) as ok')).rows[0]!.ok;
+      if (!ok) throw new Error(`pg_promote did not finish within 60s on ${cluster.root}`);
+    }
+    // A former primary rebuilt by pg_rewind inherits its source's settings: make sure nothing
+    // left from a fence keeps the new primary read-only.
+    await c.query('alter system reset default_transaction_read_only');
+    await c.query('select pg_reload_conf()');
+    const lsn = (await c.query<{ lsn: string }>('select pg_current_wal_lsn()::text as lsn')).rows[0]!.lsn;
+    return { lsn, alreadyPrimary: !rec };
+  });
+  rmSync(cluster.fenceFile, { force: true });
+  const state = cluster.state();
+  if (state.replication) {
+    delete state.replication;
+    cluster.writeState(state);
+  }
+  return result;
+}
