@@ -1,12 +1,9 @@
 // Every activity Lifeboat's runbooks call, built from injected dependencies. One side effect per
 // activity, each idempotent: names of what they create come from the workflow, so a retry finds
 // what the first attempt made. The runbooks import only the type of what this returns.
-import { Context } from '@temporalio/activity';
-import { ApplicationFailure } from '@temporalio/common';
 import type { Logger } from 'pino';
 import {
   ErrorType,
-  type Attempted,
   type BackupRef,
   type Canary,
   type CheckResult,
@@ -20,10 +17,18 @@ import {
 import { verdict } from './errors';
 import { allTableStats, listTables, newestCanary, runChecks, serverVersion, withClient, writeCanary } from './pg/sql';
 import type { ActivityIo, DatabaseProvider } from './providers/provider';
+import { instrument } from './instrument';
+import { createReplicationActivities } from './replication';
+import type { CanaryLedger } from './canary-ledger';
+import type { Client } from '@temporalio/client';
 
 export interface ActivityDeps {
   providers: Partial<Record<ProviderKind, DatabaseProvider>>;
   logger: Logger;
+  /** The acknowledged-canary log (failover RPO, failback's nothing-lost check). */
+  ledger: CanaryLedger;
+  /** For the activities that act on other runs (a failover cancels drills of its database). */
+  temporal?: () => Promise<Client>;
 }
 
 export function createActivities(deps: ActivityDeps) {
@@ -37,6 +42,8 @@ export function createActivities(deps: ActivityDeps) {
   const activity = <I, O>(name: string, body: (input: I, io: ActivityIo) => Promise<O>) => instrument(deps.logger, name, body);
 
   return {
+    ...createReplicationActivities(deps, provider, activity),
+
     /** The primary is reachable, the database exists; reports its version and size. */
     preflight: activity('preflight', async ({ target }: { target: DatabaseTarget }) => {
       const conn = await connectOrExplain(provider(target.region), target);
@@ -160,46 +167,4 @@ async function connectOrExplain(p: DatabaseProvider, target: DatabaseTarget) {
     throw new Error(`cannot reach ${target.database} in ${target.region.name} at ${conn.host}:${conn.port}: ${(err as Error).message}`);
   }
   return conn;
-}
-
-/**
- * Wraps an activity: a logger that names the run, heartbeats and cancellation handed to the body,
- * the attempt number returned for the report, and failures stamped with the attempt that failed.
- */
-function instrument<I, O>(root: Logger, name: string, body: (input: I, io: ActivityIo) => Promise<O>) {
-  return async (input: I): Promise<Attempted<O>> => {
-    const ctx = Context.current();
-    const { attempt, workflowExecution } = ctx.info;
-    const logger = root.child({ activity: name, workflowId: workflowExecution?.workflowId, attempt });
-    const io: ActivityIo = { heartbeat: (details) => ctx.heartbeat(details), signal: ctx.cancellationSignal, logger };
-    const started = Date.now();
-    logger.info('activity started');
-    // A steady heartbeat while the body runs: a dead worker is noticed within the heartbeat timeout
-    // and a cancellation is delivered even while the body waits on a child process.
-    const beat = setInterval(() => ctx.heartbeat(), 2000);
-    try {
-      const value = await body(input, io);
-      logger.info({ ms: Date.now() - started }, 'activity completed');
-      return { value, attempt };
-    } catch (err) {
-      logger.warn({ ms: Date.now() - started, err: { type: (err as ApplicationFailure).type, message: (err as Error).message } }, 'activity failed');
-      if (err instanceof ApplicationFailure) {
-        throw ApplicationFailure.create({
-          message: err.message,
-          type: err.type ?? undefined,
-          nonRetryable: err.nonRetryable ?? false,
-          details: [{ ...((err.details?.[0] as object | undefined) ?? {}), attempt }],
-        });
-      }
-      if (ctx.cancellationSignal.aborted) throw err;
-      throw ApplicationFailure.create({
-        message: (err as Error).message ?? String(err),
-        type: (err as Error).name ?? 'Error',
-        nonRetryable: false,
-        details: [{ attempt }],
-      });
-    } finally {
-      clearInterval(beat);
-    }
-  };
 }

@@ -5,23 +5,18 @@
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 
-/** A node: one PostgreSQL server, by the region it runs in and its name there. */
-export interface NodeRef {
-  region: string;
-  name: string;
-}
+import type { NodeRef, TopologyView } from '../workflows/types';
 
-export interface Topology {
-  /** The replication set, named after its home region (the plan's primary region). */
-  set: string;
-  /** Where writes go. null while a switch is in progress: nobody is to write anywhere. */
-  primary: NodeRef | null;
-  standby: NodeRef | null;
-  /** Former primaries that must not take writes until rebuilt as standbys. */
-  fenced: NodeRef[];
-  epoch: number;
-  updatedAt: string;
-  updatedBy: string;
+export type { NodeRef };
+
+/**
+ * The record. `primary` is null while a switch is in progress: nobody is to write anywhere.
+ * `fenced` lists former primaries that must not take writes until rebuilt as standbys.
+ */
+export type Topology = TopologyView;
+
+export class TopologyConflictError extends Error {
+  override name = 'TopologyConflictError';
 }
 
 export const sameNode = (a: NodeRef | null | undefined, b: NodeRef | null | undefined): boolean =>
@@ -44,12 +39,14 @@ export class TopologyStore {
   }
 
   /** Writes the next state atomically (temp file, fsync, rename); the epoch is bumped here. */
-  write(next: Omit<Topology, 'epoch' | 'updatedAt'>, previousEpoch: number): Topology {
+  write(next: Omit<Topology, 'epoch' | 'updatedAt' | 'primarySinceEpoch'>, previousEpoch: number): Topology {
     const current = this.read(next.set);
-    if (current && current.epoch !== previousEpoch) {
-      throw new Error(`topology of ${next.set} changed under us: epoch is ${current.epoch}, expected ${previousEpoch}`);
+    if ((current?.epoch ?? 0) !== previousEpoch) {
+      throw new TopologyConflictError(`topology of ${next.set} changed under us: epoch is ${current?.epoch ?? 0}, expected ${previousEpoch}`);
     }
-    const record: Topology = { ...next, epoch: previousEpoch + 1, updatedAt: new Date().toISOString() };
+    const epoch = previousEpoch + 1;
+    const primarySinceEpoch = current && sameNode(current.primary, next.primary) ? current.primarySinceEpoch : epoch;
+    const record: Topology = { ...next, epoch, primarySinceEpoch, updatedAt: new Date().toISOString() };
     const file = this.path(next.set);
     mkdirSync(join(this.home, 'topology'), { recursive: true });
     const tmp = `${file}.tmp`;

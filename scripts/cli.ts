@@ -2,13 +2,14 @@
 // 2 bad input or usage, with a message that names the field, the value and what is expected.
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
-import { WorkflowFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
+import { WorkflowExecutionAlreadyStartedError, WorkflowFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
 import { loadEnv, type LifeboatEnv } from '../worker/env';
-import { backupInput, databaseOf, drillInput, loadPlanFile, PlanError, planRegions, type LoadedPlan } from '../worker/plan';
+import { backupInput, databaseOf, drillInput, failbackInput, failoverInput, loadPlanFile, PlanError, planRegions, type LoadedPlan } from '../worker/plan';
 import { connectClient, temporalTarget, uiLink } from '../worker/temporal';
 import type { Progress } from '../workflows/steps';
 import { DatabaseAttr, ProviderAttr, RunbookAttr, TriggeredByAttr } from '../workflows/search-attributes';
+import { approveFailoverUpdate } from '../workflows/messages';
 import { ErrorType, RUNBOOK_TASK_QUEUE, type RunbookReport } from '../workflows/types';
 import { formatBytes, ProgressView, renderReport } from './render';
 
@@ -19,6 +20,11 @@ const USAGE = `usage:
   lifeboat drill <db> [-f plan] [--from-latest-backup] [--json]
   lifeboat backup <db> [-f plan] [--json]
   lifeboat backups list <db> [-f plan] [--json]
+  lifeboat failover <db> [-f plan] [--planned | --unplanned] [--yes] [--json]
+  lifeboat approve <workflow-id> [-f plan] [--reason text]
+  lifeboat failback <db> [-f plan] [--yes] [--json]
+  lifeboat status <db> [-f plan] [--json]
+  lifeboat traffic [-f plan]                      the traffic pointer (stable proxy ports) and canary writer
 Without -f, the built-in demo plan (two local regions, the seeded "orders" database) is used.`;
 
 class UsageError extends Error {}
@@ -29,15 +35,24 @@ interface Args {
   json: boolean;
   fromLatestBackup: boolean;
   help: boolean;
+  mode?: 'planned' | 'unplanned';
+  yes: boolean;
+  reason?: string;
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { positional: [], json: false, fromLatestBackup: false, help: false };
+  const args: Args = { positional: [], json: false, fromLatestBackup: false, help: false, yes: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (a === '-f' || a === '--file' || a === '--plan') args.plan = optionValue(a, argv[++i], 'a plan file path');
     else if (a === '--json') args.json = true;
     else if (a === '--from-latest-backup') args.fromLatestBackup = true;
+    else if (a === '--planned' || a === '--unplanned') {
+      const mode = a === '--planned' ? 'planned' : 'unplanned';
+      if (args.mode && args.mode !== mode) throw new UsageError('--planned and --unplanned exclude each other');
+      args.mode = mode;
+    } else if (a === '--yes' || a === '-y') args.yes = true;
+    else if (a === '--reason') args.reason = optionValue(a, argv[++i], 'a reason');
     else if (a === '-h' || a === '--help') args.help = true;
     else if (a.startsWith('-')) throw new UsageError(`unknown option ${a}`);
     else args.positional.push(a);
@@ -116,12 +131,24 @@ async function main(argv: string[]): Promise<number> {
     case 'drill': {
       expectArgs(args, 2, 'lifeboat drill <db> [-f plan] [--from-latest-backup] [--json]');
       const input = drillInput(loadPlan(env, args.plan), sub!, { fromLatestBackup: args.fromLatestBackup, triggeredBy: whoAmI() });
-      return runRunbook(env, args, 'drill', input.database, input, `Drill of ${input.database}: ${input.primary.region.name} -> ${input.dr.name}${input.fromLatestBackup ? ' (latest existing backup)' : ''}`, input.primary.region.provider);
+      return runRunbook(env, args, {
+        runbook: 'drill',
+        database: input.database,
+        input,
+        provider: input.primary.region.provider,
+        summary: `Drill of ${input.database}: ${input.primary.region.name} -> ${input.dr.name}${input.fromLatestBackup ? ' (latest existing backup)' : ''}`,
+      });
     }
     case 'backup': {
       expectArgs(args, 2, 'lifeboat backup <db> [-f plan] [--json]');
       const input = backupInput(loadPlan(env, args.plan), sub!, { triggeredBy: whoAmI() });
-      return runRunbook(env, args, 'backup', input.database, input, `Backup of ${input.database}: ${input.primary.region.name} + copy to ${input.dr.name}`, input.primary.region.provider);
+      return runRunbook(env, args, {
+        runbook: 'backup',
+        database: input.database,
+        input,
+        provider: input.primary.region.provider,
+        summary: `Backup of ${input.database}: ${input.primary.region.name} + copy to ${input.dr.name}`,
+      });
     }
     case 'backups': {
       if (sub !== 'list' || args.positional.length !== 3) throw new UsageError('expected: lifeboat backups list <db> [-f plan] [--json]');
@@ -141,26 +168,71 @@ async function main(argv: string[]): Promise<number> {
       else for (const r of rows) process.stdout.write(`${r.time}  ${r.region.padEnd(10)} ${r.id.padEnd(44)} ${formatBytes(r.sizeBytes).padStart(10)}  ${r.sha256.slice(0, 16)}…\n`);
       return 0;
     }
-    case 'failover':
-    case 'failback':
-    case 'approve':
+    case 'failover': {
+      expectArgs(args, 2, 'lifeboat failover <db> [-f plan] [--planned | --unplanned] [--yes] [--json]');
+      const mode = args.mode ?? 'planned';
+      const input = failoverInput(loadPlan(env, args.plan), sub!, { mode, preApproved: args.yes, triggeredBy: whoAmI() });
+      return runRunbook(env, args, {
+        runbook: 'failover',
+        database: input.database,
+        input,
+        provider: input.replicaSet.home.provider,
+        summary: `${mode === 'planned' ? 'Planned switchover' : 'Unplanned failover'} of ${input.database} to ${input.replicaSet.dr.name}`,
+        // One failover or failback per database at a time: the ID is the lock.
+        workflowId: topologyLockId(input.database),
+        awaitsApproval: !args.yes,
+      });
+    }
+    case 'failback': {
+      expectArgs(args, 2, 'lifeboat failback <db> [-f plan] [--yes] [--json]');
+      const input = failbackInput(loadPlan(env, args.plan), sub!, { preApproved: args.yes, triggeredBy: whoAmI() });
+      return runRunbook(env, args, {
+        runbook: 'failback',
+        database: input.database,
+        input,
+        provider: input.replicaSet.home.provider,
+        summary: `Failback of ${input.database} to ${input.replicaSet.home.name}`,
+        workflowId: topologyLockId(input.database),
+        awaitsApproval: !args.yes,
+      });
+    }
+    case 'approve': {
+      expectArgs(args, 2, 'lifeboat approve <workflow-id> [-f plan] [--reason text]');
+      return approve(env, args, sub!);
+    }
+    case 'status': {
+      expectArgs(args, 2, 'lifeboat status <db> [-f plan] [--json]');
+      return (await import('./status')).status(env, loadPlan(env, args.plan), sub!, args.json);
+    }
+    case 'traffic': {
+      const plan = loadPlan(env, args.plan);
+      await (await import('./traffic/for-plan')).runTrafficForPlan(env, plan);
+      return 0;
+    }
     case 'schedule':
-    case 'status':
       throw new UsageError(`\`lifeboat ${command}\` is not available in this version yet`);
     default:
       throw new UsageError(command ? `unknown command ${command}` : '');
   }
 }
 
-async function runRunbook(
-  env: LifeboatEnv,
-  args: Args,
-  runbook: 'drill' | 'backup',
-  database: string,
-  input: object,
-  summary: string,
-  provider: string,
-): Promise<number> {
+interface RunbookStart {
+  runbook: RunbookReport['runbook'];
+  database: string;
+  input: object;
+  summary: string;
+  provider: string;
+  /** Default: a new ID per run. Failover and failback pass the per-database lock ID. */
+  workflowId?: string;
+  awaitsApproval?: boolean;
+}
+
+export function topologyLockId(database: string): string {
+  return `lifeboat/${database}/failover`;
+}
+
+async function runRunbook(env: LifeboatEnv, args: Args, start: RunbookStart): Promise<number> {
+  const { runbook, database, input, summary, provider } = start;
   const target = temporalTarget();
   let client: Client;
   try {
@@ -169,21 +241,34 @@ async function runRunbook(
     process.stderr.write(`cannot reach Temporal at ${target.connectionOptions.address}: ${(err as Error).message}\nstart the local stack with \`lifeboat dev up\`, or set TEMPORAL_ADDRESS\n`);
     return 1;
   }
-  const workflowId = `lifeboat/${database}/${runbook}/${new Date().toISOString()}`;
-  const handle = await client.workflow.start(runbook, {
-    taskQueue: RUNBOOK_TASK_QUEUE,
-    workflowId,
-    args: [input],
-    staticSummary: summary,
-    typedSearchAttributes: [
-      { key: DatabaseAttr, value: database },
-      { key: RunbookAttr, value: runbook },
-      { key: ProviderAttr, value: provider },
-      { key: TriggeredByAttr, value: whoAmI() },
-    ],
-  });
+  const workflowId = start.workflowId ?? `lifeboat/${database}/${runbook}/${new Date().toISOString()}`;
+  let handle: Awaited<ReturnType<Client['workflow']['start']>>;
+  try {
+    handle = await client.workflow.start(runbook, {
+      taskQueue: RUNBOOK_TASK_QUEUE,
+      workflowId,
+      args: [input],
+      staticSummary: summary,
+      typedSearchAttributes: [
+        { key: DatabaseAttr, value: database },
+        { key: RunbookAttr, value: runbook },
+        { key: ProviderAttr, value: provider },
+        { key: TriggeredByAttr, value: whoAmI() },
+      ],
+    });
+  } catch (err) {
+    if (err instanceof WorkflowExecutionAlreadyStartedError) {
+      process.stderr.write(
+        `lifeboat: a failover or failback of ${database} is already running (${workflowId}); only one may run per database. ` +
+          `Follow it in the Temporal UI, approve it with \`lifeboat approve ${workflowId}\`, or wait for it to finish.\n`,
+      );
+      return 2;
+    }
+    throw err;
+  }
   const link = uiLink(target, handle.workflowId, handle.firstExecutionRunId, env.uiUrl);
   if (!args.json) process.stderr.write(`started ${workflowId}${link ? `\n  ${link}` : ''}\n`);
+  if (start.awaitsApproval) process.stderr.write(`waiting for approval: lifeboat approve ${workflowId}   (or start with --yes)\n`);
   if (!(await hasPollers(client, target.namespace))) {
     process.stderr.write(`warning: no worker is polling task queue "${RUNBOOK_TASK_QUEUE}"; the ${runbook} waits until one does (\`lifeboat dev up\` or \`lifeboat worker\`)\n`);
   }
@@ -203,6 +288,35 @@ async function runRunbook(
     process.stderr.write(message + '\n');
     return type === ErrorType.InvalidInput ? 2 : 1;
   }
+}
+
+/** Approves a waiting failover or failback; the runbook's validator rejects a wrong database or a stale plan. */
+async function approve(env: LifeboatEnv, args: Args, workflowId: string): Promise<number> {
+  const plan = loadPlan(env, args.plan);
+  const client = await connectClient();
+  const handle = client.workflow.getHandle(workflowId);
+  let database: string | undefined;
+  try {
+    database = (await handle.describe()).typedSearchAttributes.get(DatabaseAttr);
+  } catch (err) {
+    process.stderr.write(`lifeboat: no workflow ${workflowId}: ${(err as Error).message}\n`);
+    return 2;
+  }
+  if (!database) {
+    process.stderr.write(`lifeboat: ${workflowId} is not a Lifeboat runbook (no LifeboatDatabase attribute)\n`);
+    return 2;
+  }
+  try {
+    await handle.executeUpdate(approveFailoverUpdate, {
+      args: [{ database, planDigest: plan.digest, approvedBy: whoAmI(), reason: args.reason ?? 'approved from the command line' }],
+    });
+  } catch (err) {
+    const cause = (err as { cause?: { message?: string } }).cause;
+    process.stderr.write(`lifeboat: approval rejected: ${cause?.message ?? (err as Error).message}\n`);
+    return 2;
+  }
+  process.stderr.write(`approved ${workflowId} (${database}) as ${whoAmI()}\n`);
+  return 0;
 }
 
 async function hasPollers(client: Client, namespace: string): Promise<boolean> {

@@ -46,9 +46,10 @@ function checkLine(c: CheckResult): string {
 export function renderReport(report: RunbookReport, uiUrl: string | null): string {
   const lines: string[] = [];
   const verdict = report.outcome === 'passed' ? green(bold('PASSED')) : red(bold('FAILED'));
-  lines.push(`${bold(report.runbook === 'drill' ? 'Drill' : 'Backup')} of ${bold(report.database)} (${report.provider}): ${verdict}`);
+  const title = { drill: 'Drill', backup: 'Backup', failover: `${report.failover?.mode === 'unplanned' ? 'Unplanned failover' : 'Planned switchover'}`, failback: 'Failback' }[report.runbook];
+  lines.push(`${bold(title)} of ${bold(report.database)} (${report.provider}): ${verdict}`);
   if (report.reason) lines.push(`  ${red(report.reason)}`);
-  if (report.runbook === 'drill') {
+  if (report.runbook !== 'backup') {
     lines.push(
       `  RTO ${bold(formatSeconds(report.rtoSeconds))} (objective ${formatSeconds(report.objectives.rtoSeconds)})` +
         `   RPO ${bold(formatSeconds(report.rpoSeconds))} (objective ${formatSeconds(report.objectives.rpoSeconds)})`,
@@ -59,6 +60,16 @@ export function renderReport(report: RunbookReport, uiUrl: string | null): strin
   for (const copy of report.copies) {
     const isTheBackup = copy.region === report.backup?.region && copy.backupId === report.backup.backupId;
     if (!isTheBackup) lines.push(`  copy    ${describe(copy)}`);
+  }
+  const fo = report.failover;
+  if (fo) {
+    if (fo.approval) lines.push(`  approved by ${fo.approval.approvedBy}: ${fo.approval.reason}`);
+    if (fo.fence) lines.push(`  fence   ${fo.fence.confirmed ? green('confirmed') : red('NOT confirmed')}: ${fo.fence.how}`);
+    if (fo.lagAtDecision) lines.push(`  lag at the decision: ${fo.lagAtDecision.bytes ?? '?'} bytes, ${fo.lagAtDecision.seconds === null ? '?' : formatSeconds(fo.lagAtDecision.seconds)}`);
+    if (fo.topology) {
+      const n = (x: { region: string; name: string } | null) => (x ? `${x.region}/${x.name}` : 'none');
+      lines.push(`  now     primary ${bold(n(fo.topology.primary))}, standby ${n(fo.topology.standby)}${fo.topology.fenced.length ? `, fenced ${fo.topology.fenced.map(n).join(', ')}` : ''}`);
+    }
   }
   lines.push('', bold('Steps'));
   for (const step of report.steps) {

@@ -8,7 +8,8 @@ import { LocalProvider } from '../activities/providers/local';
 import { regionTaskQueue, RUNBOOK_TASK_QUEUE, type RegionSpec } from '../workflows/types';
 import { loadEnv, type LifeboatEnv } from './env';
 import { createLogger } from './logger';
-import { temporalTarget, type TemporalTarget } from './temporal';
+import { connectClient, temporalTarget, type TemporalTarget } from './temporal';
+import { CanaryLedger } from '../activities/canary-ledger';
 
 export interface WorkerOptions {
   regions: RegionSpec[];
@@ -42,7 +43,13 @@ export async function createWorkers(options: WorkerOptions): Promise<{ workers: 
   }
   const temporal = options.temporal ?? temporalTarget();
   const connection = await NativeConnection.connect(temporal.connectionOptions);
-  const activities = createActivities({ providers: buildProviders(env), logger });
+  let client: ReturnType<typeof connectClient> | undefined;
+  const activities = createActivities({
+    providers: buildProviders(env),
+    logger,
+    ledger: new CanaryLedger(env.home),
+    temporal: () => (client ??= connectClient(temporal)),
+  });
 
   const workflowSource = options.workflowBundle
     ? { workflowBundle: options.workflowBundle }

@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync, statSync, type Stats } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import type { BackupInput, DrillInput, RegionSpec } from '../workflows/types';
+import type { BackupInput, DrillInput, FailbackInput, FailoverInput, RegionSpec, ReplicaSetSpec } from '../workflows/types';
 
 export const MAX_PLAN_BYTES = 1024 * 1024;
 
@@ -69,10 +69,13 @@ const databaseSchema = strictObject({
   }),
   dr: strictObject({
     region: z.string().regex(NAME, 'expected a region name (lowercase letters, digits, dashes)'),
+    /** A streaming standby of the primary's server is kept in the DR region (failover needs one). */
+    standby: z.boolean({ error: 'expected true or false' }).default(false),
   }),
   objectives: strictObject({ rpo: duration, rto: duration }),
   checks: z.array(checkSchema).default([]),
   retention: strictObject({ keep: z.number().int('expected a whole number').min(1, 'expected at least 1').max(1000) }).default({ keep: 7 }),
+  failover: strictObject({ approvalTimeout: duration.default(900) }).default({ approvalTimeout: 900 }),
 });
 
 const planSchema = strictObject({
@@ -232,6 +235,43 @@ export function backupInput(loaded: LoadedPlan, database: string, options: { tri
     primary: { region: region(loaded.plan, db.primary.region), database: db.primary.database },
     dr: region(loaded.plan, db.dr.region),
     keep: db.retention.keep,
+    planDigest: loaded.digest,
+    triggeredBy: options.triggeredBy,
+  };
+}
+
+/** The replication set a database lives in: its primary's server and that server's standby in DR. */
+export function replicaSetOf(loaded: LoadedPlan, database: string): ReplicaSetSpec {
+  const db = databaseOf(loaded, database);
+  if (!db.dr.standby) {
+    throw new PlanError(
+      `databases.${database}.dr.standby: is false (or missing); expected true for a failover or failback: the DR region needs a streaming standby of ${db.primary.region}`,
+    );
+  }
+  return { set: db.primary.region, home: region(loaded.plan, db.primary.region), dr: region(loaded.plan, db.dr.region) };
+}
+
+export function failoverInput(
+  loaded: LoadedPlan,
+  database: string,
+  options: { mode: 'planned' | 'unplanned'; preApproved: boolean; triggeredBy: string; approvalTimeoutSeconds?: number },
+): FailoverInput {
+  return { ...failbackInput(loaded, database, options), mode: options.mode };
+}
+
+export function failbackInput(
+  loaded: LoadedPlan,
+  database: string,
+  options: { preApproved: boolean; triggeredBy: string; approvalTimeoutSeconds?: number },
+): FailbackInput {
+  const db = databaseOf(loaded, database);
+  return {
+    database,
+    pgDatabase: db.primary.database,
+    replicaSet: replicaSetOf(loaded, database),
+    objectives: { rpoSeconds: db.objectives.rpo, rtoSeconds: db.objectives.rto },
+    checks: db.checks,
+    approval: { preApproved: options.preApproved, timeoutSeconds: options.approvalTimeoutSeconds ?? db.failover.approvalTimeout },
     planDigest: loaded.digest,
     triggeredBy: options.triggeredBy,
   };

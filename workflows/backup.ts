@@ -5,7 +5,7 @@ import { defineQuery, setHandler, workflowInfo } from '@temporalio/workflow';
 import { callIn } from './calls';
 import { quickCall } from './options';
 import { backupAndCopy, canaryWrite, preflight, verifyCopy } from './shared-steps';
-import { finishReport, startReport, validateRunbookInput } from './report';
+import { finishReport, startReport, subjectOf, validateRunbookInput } from './report';
 import { StepLog, describeFailure, type Progress } from './steps';
 import type { BackupInput, RunbookReport } from './types';
 
@@ -16,12 +16,12 @@ export async function backup(input: BackupInput): Promise<RunbookReport> {
   const info = workflowInfo();
   const steps = new StepLog();
   setHandler(backupProgressQuery, () => steps.progress());
-  const report = startReport('backup', input, info);
+  const report = startReport('backup', subjectOf(input), info);
   const { primary, dr, database } = input;
 
   try {
     await preflight(steps, primary, database);
-    await canaryWrite(steps, primary, database, `${info.workflowId}/canary`);
+    await canaryWrite(steps, primary, database, `${info.workflowId}/${info.runId}/canary`);
     const { backup: made, copy } = await backupAndCopy(steps, info, input);
     report.backup = made;
     report.copies.push(copy);

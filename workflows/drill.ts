@@ -17,7 +17,7 @@ import {
 import { callIn } from './calls';
 import { longTransfer, provisioning, quickCall, teardown } from './options';
 import { backupAndCopy, canaryWrite, preflight, verifyCopy } from './shared-steps';
-import { finishReport, startReport, validateRunbookInput, type Cleanup } from './report';
+import { finishReport, startReport, subjectOf, validateRunbookInput, type Cleanup } from './report';
 import { StepLog, describeFailure, type Progress } from './steps';
 import type { BackupRef, CheckResult, DrillInput, RunbookReport, ScratchInstance } from './types';
 
@@ -31,7 +31,7 @@ export async function drill(input: DrillInput): Promise<RunbookReport> {
   const info = workflowInfo();
   const steps = new StepLog();
   setHandler(drillProgressQuery, () => steps.progress());
-  const report = startReport('drill', input, info);
+  const report = startReport('drill', subjectOf(input), info);
   const declaredStart = Date.now();
   const { primary, dr, database } = input;
   const cleanups: Cleanup[] = [];
@@ -45,7 +45,7 @@ export async function drill(input: DrillInput): Promise<RunbookReport> {
 
   try {
     await preflight(steps, primary, database);
-    const canary = await canaryWrite(steps, primary, database, `${info.workflowId}/canary`);
+    const canary = await canaryWrite(steps, primary, database, `${info.workflowId}/${info.runId}/canary`);
 
     // Registered before creation: a create that half-succeeds still gets torn down.
     cleanups.unshift({

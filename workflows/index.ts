@@ -1,3 +1,5 @@
 // Every runbook, for the worker's workflowsPath.
 export { drill, drillProgressQuery } from './drill';
 export { backup, backupProgressQuery } from './backup';
+export { failover, failoverProgressQuery, approveFailoverUpdate } from './failover';
+export { failback, failbackProgressQuery } from './failback';

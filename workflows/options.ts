@@ -68,3 +68,20 @@ export const teardown: ActivityOptions = {
     nonRetryableErrorTypes: [],
   },
 };
+
+/**
+ * Fencing a primary that may be dead or unreachable (unplanned failover): one short deadline, after
+ * which the runbook records the fence as unconfirmed and carries on. It never waits on a dark region.
+ */
+export const fenceWithDeadline: ActivityOptions = {
+  ...waitForCancellation,
+  startToCloseTimeout: '20 seconds',
+  scheduleToCloseTimeout: '30 seconds',
+  retry: {
+    initialInterval: '1 second',
+    backoffCoefficient: 2,
+    maximumInterval: '5 seconds',
+    maximumAttempts: 3,
+    nonRetryableErrorTypes: NON_RETRYABLE_ERROR_TYPES,
+  },
+};

@@ -3,31 +3,44 @@
 import { ApplicationFailure, setCurrentDetails, upsertSearchAttributes, type WorkflowInfo } from '@temporalio/workflow';
 import { DatabaseAttr, OutcomeAttr, ProviderAttr, RpoSecondsAttr, RtoSecondsAttr, RunbookAttr, TriggeredByAttr } from './search-attributes';
 import { now, type StepLog } from './steps';
-import { ErrorType, type Attempted, type BackupInput, type DrillInput, type RunbookReport } from './types';
+import { ErrorType, type Attempted, type BackupInput, type DrillInput, type FailbackInput, type FailoverInput, type RunbookReport } from './types';
 
 export interface Cleanup {
   name: string;
   run: () => Promise<Attempted<{ existed: boolean }>>;
 }
 
-export function startReport(runbook: RunbookReport['runbook'], input: DrillInput | BackupInput, info: WorkflowInfo): RunbookReport {
+export interface ReportSubject {
+  database: string;
+  provider: RunbookReport['provider'];
+  triggeredBy: string;
+  objectives?: RunbookReport['objectives'];
+}
+
+/** What a runbook input says about the run, whatever the runbook. */
+export function subjectOf(input: DrillInput | BackupInput | FailoverInput | FailbackInput): ReportSubject {
+  const provider = 'replicaSet' in input ? input.replicaSet.home.provider : input.primary.region.provider;
+  return { database: input.database, provider, triggeredBy: input.triggeredBy, objectives: 'objectives' in input ? input.objectives : undefined };
+}
+
+export function startReport(runbook: RunbookReport['runbook'], subject: ReportSubject, info: WorkflowInfo): RunbookReport {
   upsertSearchAttributes([
-    { key: DatabaseAttr, value: input.database },
+    { key: DatabaseAttr, value: subject.database },
     { key: RunbookAttr, value: runbook },
-    { key: ProviderAttr, value: input.primary.region.provider },
-    { key: TriggeredByAttr, value: input.triggeredBy },
+    { key: ProviderAttr, value: subject.provider },
+    { key: TriggeredByAttr, value: subject.triggeredBy },
   ]);
-  setCurrentDetails(`**${runbook}** of \`${input.database}\`: running`);
+  setCurrentDetails(`**${runbook}** of \`${subject.database}\`: running`);
   return {
     workflowId: info.workflowId,
     runId: info.runId,
     runbook,
-    database: input.database,
-    provider: input.primary.region.provider,
+    database: subject.database,
+    provider: subject.provider,
     outcome: 'passed',
     startedAt: now(),
     finishedAt: now(),
-    objectives: 'objectives' in input ? input.objectives : { rpoSeconds: 0, rtoSeconds: 0 },
+    objectives: subject.objectives ?? { rpoSeconds: 0, rtoSeconds: 0 },
     rtoSeconds: null,
     rpoSeconds: null,
     copies: [],
@@ -46,7 +59,7 @@ export function finishReport(report: RunbookReport, steps: StepLog): void {
     ...(report.rpoSeconds !== null ? [{ key: RpoSecondsAttr, value: report.rpoSeconds }] : []),
   ]);
   const measured =
-    report.runbook === 'drill'
+    report.runbook !== 'backup'
       ? ` · RTO ${report.rtoSeconds === null ? 'not reached' : `${report.rtoSeconds.toFixed(1)}s`} · RPO ${report.rpoSeconds === null ? 'unknown' : `${report.rpoSeconds.toFixed(1)}s`}`
       : '';
   const passedChecks = report.checks.filter((c) => c.ok).length;
@@ -59,8 +72,8 @@ export function finishReport(report: RunbookReport, steps: StepLog): void {
 
 /** Defensive: the CLI validates plans at the edge, but a workflow can be started by anyone. */
 export function validateRunbookInput(input: DrillInput | BackupInput): void {
+  validateObject(input);
   const problems: string[] = [];
-  if (!input || typeof input !== 'object') throw invalid('runbook input must be an object');
   if (!input.database) problems.push('database is required');
   if (!input.primary?.region?.name || !input.primary.database) problems.push('primary.region.name and primary.database are required');
   if (!input.dr?.name) problems.push('dr.name is required');
@@ -68,6 +81,20 @@ export function validateRunbookInput(input: DrillInput | BackupInput): void {
   if (problems.length) throw invalid(`invalid runbook input: ${problems.join('; ')}`);
 }
 
-function invalid(message: string): ApplicationFailure {
+export function validateFailoverInput(input: FailoverInput | FailbackInput): void {
+  validateObject(input);
+  const problems: string[] = [];
+  if (!input.database) problems.push('database is required');
+  if (!input.replicaSet?.set || !input.replicaSet.home?.name || !input.replicaSet.dr?.name) problems.push('replicaSet.set, .home and .dr are required');
+  if ('mode' in input && input.mode !== 'planned' && input.mode !== 'unplanned') problems.push(`mode ${JSON.stringify(input.mode)} must be planned or unplanned`);
+  if (!(input.approval?.timeoutSeconds > 0)) problems.push('approval.timeoutSeconds must be greater than zero');
+  if (problems.length) throw invalid(`invalid runbook input: ${problems.join('; ')}`);
+}
+
+function validateObject(input: unknown): void {
+  if (!input || typeof input !== 'object') throw invalid('runbook input must be an object');
+}
+
+export function invalid(message: string): ApplicationFailure {
   return ApplicationFailure.create({ type: ErrorType.InvalidInput, message, nonRetryable: true });
 }

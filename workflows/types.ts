@@ -51,6 +51,58 @@ export interface BackupInput {
   triggeredBy: string;
 }
 
+/** A node of a replication set: one PostgreSQL server, by the region it runs in and its name there. */
+export interface NodeRef {
+  region: string;
+  name: string;
+}
+
+/**
+ * A replication set: the home region's server and its streaming standby in the DR region. Named
+ * after its home region; every database the plan puts on that server moves with it.
+ */
+export interface ReplicaSetSpec {
+  set: string;
+  home: RegionSpec;
+  dr: RegionSpec;
+}
+
+export interface TopologyView {
+  set: string;
+  primary: NodeRef | null;
+  standby: NodeRef | null;
+  fenced: NodeRef[];
+  epoch: number;
+  /** Epoch at which the current primary took over: canaries written since belong to its term. */
+  primarySinceEpoch: number;
+  updatedAt: string;
+  updatedBy: string;
+}
+
+export interface Approval {
+  database: string;
+  /** sha256 of the plan the approver looked at: a different plan is a stale approval. */
+  planDigest: string;
+  approvedBy: string;
+  reason: string;
+}
+
+export interface FailoverInput {
+  /** The database's name in the plan (the business key in workflow IDs). */
+  database: string;
+  /** Its name in PostgreSQL: smoke tests and canaries go there. */
+  pgDatabase: string;
+  mode: 'planned' | 'unplanned';
+  replicaSet: ReplicaSetSpec;
+  objectives: Objectives;
+  checks: SqlCheck[];
+  approval: { preApproved: boolean; timeoutSeconds: number };
+  planDigest: string;
+  triggeredBy: string;
+}
+
+export type FailbackInput = Omit<FailoverInput, 'mode'>;
+
 export interface Canary {
   id: number;
   /** ISO-8601, as committed on the server (server clock). */
@@ -133,7 +185,7 @@ export type Outcome = 'passed' | 'failed';
 export interface RunbookReport {
   workflowId: string;
   runId: string;
-  runbook: 'drill' | 'backup';
+  runbook: 'drill' | 'backup' | 'failover' | 'failback';
   database: string;
   provider: ProviderKind;
   outcome: Outcome;
@@ -151,6 +203,15 @@ export interface RunbookReport {
   steps: StepRecord[];
   checks: CheckResult[];
   cleanup: CheckResult[];
+  /** Failover and failback: the mode, who approved, how the fence went, lag at the decision, the topology after. */
+  failover?: {
+    mode: 'planned' | 'unplanned' | 'failback';
+    approval: Approval | null;
+    fence: { confirmed: boolean; how: string } | null;
+    lagAtDecision: { bytes: number | null; seconds: number | null } | null;
+    walGapBytes: number | null;
+    topology: TopologyView | null;
+  };
 }
 
 /** What an activity hands back: its value and the attempt that produced it, for the report. */
@@ -169,6 +230,9 @@ export const ErrorType = {
   BackupManifestInvalid: 'LifeboatBackupManifestInvalid',
   ServerVersionTooOld: 'LifeboatServerVersionTooOld',
   DataVerificationFailed: 'LifeboatDataVerificationFailed',
+  NoStandby: 'LifeboatNoStandby',
+  StandbyNotReady: 'LifeboatStandbyNotReady',
+  TopologyConflict: 'LifeboatTopologyConflict',
 } as const;
 export type ErrorType = (typeof ErrorType)[keyof typeof ErrorType];
 

@@ -219,6 +219,17 @@ export async function waitForReplay(standby: LocalCluster, lsn: string, beat: (r
   }
 }
 
+/** Lifts a planned fence: the switchover was abandoned before anything was promoted. */
+export async function unfence(cluster: LocalCluster): Promise<void> {
+  if (await cluster.isRunning()) {
+    await withClient(cluster.connection('postgres'), async (c) => {
+      await c.query('alter system reset default_transaction_read_only');
+      await c.query('select pg_reload_conf()');
+    });
+  }
+  rmSync(cluster.fenceFile, { force: true });
+}
+
 /** Promotes a standby (no-op if it already is a primary) and makes it writable and fence-free. */
 export async function promote(cluster: LocalCluster): Promise<{ lsn: string; alreadyPrimary: boolean }> {
   const result = await withClient(cluster.connection('postgres'), async (c) => {

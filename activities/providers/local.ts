@@ -9,13 +9,14 @@ import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Transform } from 'node:stream';
 import type { Client } from 'pg';
-import { ErrorType, type BackupManifest, type BackupRef, type DatabaseTarget, type RegionSpec, type ScratchInstance } from '../../workflows/types';
+import { ErrorType, type BackupManifest, type BackupRef, type DatabaseTarget, type NodeRef, type RegionSpec, type ReplicaSetSpec, type ScratchInstance, type TopologyView } from '../../workflows/types';
 import { verdict } from '../errors';
 import { LocalCluster } from '../pg/cluster';
 import { run, runPiped } from '../pg/process';
 import { allTableStats, libpqEnv, listTables, newestCanary, quoteIdent, serverVersion, withClient, type PgConnection } from '../pg/sql';
-import type { ActivityIo, DatabaseProvider } from './provider';
-import type { NodeRef } from '../topology';
+import type { ActivityIo, DatabaseProvider, FenceResult } from './provider';
+import { nodeLabel, sameNode, TopologyConflictError, TopologyStore } from '../topology';
+import { fence, makeStandby, nodeStatus, promote, replicationLag, unfence, waitForReplay, type NodeStatus, type ReplicationLag } from '../pg/replication';
 
 export interface LocalProviderConfig {
   /** LIFEBOAT_HOME: regions, backups and scratch instances live under it. */
@@ -29,7 +30,11 @@ const MANIFEST_FILE = 'manifest.json';
 export class LocalProvider implements DatabaseProvider {
   readonly kind = 'local' as const;
 
-  constructor(private readonly config: LocalProviderConfig) {}
+  readonly topologies: TopologyStore;
+
+  constructor(private readonly config: LocalProviderConfig) {
+    this.topologies = new TopologyStore(config.home);
+  }
 
   regionCluster(region: string): LocalCluster {
     return new LocalCluster(join(this.regionDir(region), 'cluster'), this.config.pgBin);
@@ -47,7 +52,17 @@ export class LocalProvider implements DatabaseProvider {
     return new LocalCluster(join(this.regionDir(node.region), node.name), this.config.pgBin);
   }
 
+  /**
+   * The database on its replication set's current primary: after a failover that is the promoted
+   * standby, not the region's own server. Mid-switch there is no primary, and that is an error a
+   * retry outlives.
+   */
   async connect(target: DatabaseTarget): Promise<PgConnection> {
+    const topology = this.topologies.read(target.region.name);
+    if (topology) {
+      if (!topology.primary) throw new Error(`a switchover of ${topology.set} is in progress: no primary to connect to yet`);
+      return this.nodeCluster(topology.primary).connection(target.database);
+    }
     const cluster = this.regionCluster(target.region.name);
     if (!cluster.isInitialized()) {
       throw verdict(
@@ -272,6 +287,95 @@ export class LocalProvider implements DatabaseProvider {
     return existsSync(root) ? readdirSync(root) : [];
   }
 
+  // Replication: a set's standby is a cluster named standby-of-<set> in the DR region, following
+  // the set's primary through a physical slot; the topology record says who is primary now.
+
+  standbyNodeFor(set: ReplicaSetSpec): NodeRef {
+    return { region: set.dr.name, name: `standby-of-${set.set}` };
+  }
+
+  /** Creates the set's standby and its first topology record if they are not there (dev stack, tests). */
+  async ensureReplicaSet(set: ReplicaSetSpec, standbyPort: number, by: string): Promise<TopologyView> {
+    const existing = this.topologies.read(set.set);
+    if (existing) return existing;
+    const home: NodeRef = { region: set.home.name, name: 'server' };
+    const standby = this.standbyNodeFor(set);
+    await makeStandby(this.nodeCluster(standby), this.nodeCluster(home), {
+      name: standby.name,
+      port: standbyPort,
+      applicationName: applicationNameFor(standby),
+      pgBin: this.config.pgBin,
+    });
+    return this.topologies.write({ set: set.set, primary: home, standby, fenced: [], updatedBy: by }, 0);
+  }
+
+  async topology(set: ReplicaSetSpec): Promise<TopologyView> {
+    const record = this.topologies.read(set.set);
+    if (!record) {
+      throw verdict(
+        ErrorType.NoStandby,
+        `replication set ${set.set} has no standby (no topology record under ${this.config.home}/topology): ` +
+          `set dr.standby: true for it in the plan and run \`lifeboat dev up\``,
+      );
+    }
+    return record;
+  }
+
+  async repoint(set: ReplicaSetSpec, next: Pick<TopologyView, 'primary' | 'standby' | 'fenced'>, expectedEpoch: number, by: string): Promise<TopologyView> {
+    const current = this.topologies.read(set.set);
+    const fencedKey = (nodes: NodeRef[]) => nodes.map(nodeLabel).sort().join(',');
+    if (current && sameOrBothNull(current.primary, next.primary) && sameOrBothNull(current.standby, next.standby) && fencedKey(current.fenced) === fencedKey(next.fenced)) {
+      return current; // a retry of a write that already landed
+    }
+    try {
+      return this.topologies.write({ set: set.set, ...next, updatedBy: by }, expectedEpoch);
+    } catch (err) {
+      if (err instanceof TopologyConflictError) throw verdict(ErrorType.TopologyConflict, `${err.message}: another runbook changed the topology; re-read it and start again`);
+      throw err;
+    }
+  }
+
+  async nodeStatus(node: NodeRef): Promise<NodeStatus> {
+    return nodeStatus(this.nodeCluster(node));
+  }
+
+  async replicationLag(primary: NodeRef, standby: NodeRef): Promise<ReplicationLag> {
+    return replicationLag(this.nodeCluster(primary), this.nodeCluster(standby), applicationNameFor(standby));
+  }
+
+  async connectNode(node: NodeRef, database: string): Promise<PgConnection> {
+    return this.nodeCluster(node).connection(database);
+  }
+
+  async fence(node: NodeRef, mode: 'planned' | 'unplanned'): Promise<FenceResult> {
+    return fence(this.nodeCluster(node), mode);
+  }
+
+  async unfence(node: NodeRef): Promise<void> {
+    return unfence(this.nodeCluster(node));
+  }
+
+  async waitForReplay(standby: NodeRef, lsn: string, io: ActivityIo): Promise<string> {
+    return waitForReplay(this.nodeCluster(standby), lsn, (replay) => io.heartbeat({ phase: 'replay', replay, target: lsn }), io.signal);
+  }
+
+  async promote(node: NodeRef): Promise<{ lsn: string; alreadyPrimary: boolean }> {
+    return promote(this.nodeCluster(node));
+  }
+
+  async rebuildAsStandby(node: NodeRef, primary: NodeRef, io: ActivityIo): Promise<'already' | 'pg_rewind' | 'pg_basebackup'> {
+    const cluster = this.nodeCluster(node);
+    const port = cluster.isInitialized() ? cluster.state().port : await freePort();
+    return makeStandby(cluster, this.nodeCluster(primary), {
+      name: node.name,
+      port,
+      applicationName: applicationNameFor(node),
+      pgBin: this.config.pgBin,
+      signal: io.signal,
+      log: (line) => io.logger.warn(line),
+    });
+  }
+
   private regionDir(region: string): string {
     if (!/^[a-z0-9][a-z0-9-]*$/.test(region)) throw verdict(ErrorType.InvalidInput, `region name ${JSON.stringify(region)} is not a plain lowercase name`);
     return join(this.config.home, 'regions', region);
@@ -381,6 +485,15 @@ function freePort(): Promise<number> {
  */
 export function dumpCompression(serverVersionNum: number): string {
   return serverVersionNum >= 160000 ? 'lz4' : '1';
+}
+
+/** The name a standby identifies itself with to its primary (and its replication slot's name). */
+export function applicationNameFor(node: NodeRef): string {
+  return `${node.region}_${node.name}`.replace(/[^a-z0-9_]/g, '_');
+}
+
+function sameOrBothNull(a: NodeRef | null, b: NodeRef | null): boolean {
+  return (a === null && b === null) || sameNode(a, b);
 }
 
 /** A pass-through stream that feeds a hash and reports how many bytes went by. */

@@ -2,8 +2,18 @@
 // activities pick the provider for the region at hand. Provider files speak their platform's words
 // inside (a dump file, a DBSnapshot, a backupRun) and these words outside.
 import type { Logger } from 'pino';
-import type { BackupManifest, BackupRef, DatabaseTarget, ProviderKind, RegionSpec, ScratchInstance } from '../../workflows/types';
+import type { BackupManifest, BackupRef, DatabaseTarget, NodeRef, ProviderKind, RegionSpec, ReplicaSetSpec, ScratchInstance, TopologyView } from '../../workflows/types';
+import type { NodeStatus, ReplicationLag } from '../pg/replication';
 import type { PgConnection } from '../pg/sql';
+
+export type { NodeStatus, ReplicationLag };
+
+export interface FenceResult {
+  confirmed: boolean;
+  how: string;
+  /** Planned: the WAL position after the last write the primary took; the standby must reach it. */
+  finalLsn: string | null;
+}
 
 /** What a long provider call gets from its activity: a way to report progress and to be stopped. */
 export interface ActivityIo {
@@ -49,4 +59,31 @@ export interface DatabaseProvider {
 
   /** Names of the scratch instances that exist in a region, to find leaks. */
   listScratch(region: RegionSpec): Promise<string[]>;
+
+  // Replication: failover and failback.
+
+  /** The replication set's topology record (throws NoStandby when the set has none). */
+  topology(set: ReplicaSetSpec): Promise<TopologyView>;
+
+  /** Writes the next topology (the traffic pointer follows it); idempotent for the same target state. */
+  repoint(set: ReplicaSetSpec, next: Pick<TopologyView, 'primary' | 'standby' | 'fenced'>, expectedEpoch: number, by: string): Promise<TopologyView>;
+
+  nodeStatus(node: NodeRef): Promise<NodeStatus>;
+
+  replicationLag(primary: NodeRef, standby: NodeRef): Promise<ReplicationLag>;
+
+  connectNode(node: NodeRef, database: string): Promise<PgConnection>;
+
+  /** Stops a primary taking writes: planned keeps it up read-only; unplanned stops it if it can. */
+  fence(node: NodeRef, mode: 'planned' | 'unplanned'): Promise<FenceResult>;
+
+  /** Lifts a planned fence (a switchover abandoned before the standby was promoted). */
+  unfence(node: NodeRef): Promise<void>;
+
+  waitForReplay(standby: NodeRef, lsn: string, io: ActivityIo): Promise<string>;
+
+  promote(node: NodeRef): Promise<{ lsn: string; alreadyPrimary: boolean }>;
+
+  /** Makes a node a streaming standby of `primary` (pg_rewind, else a fresh base backup). */
+  rebuildAsStandby(node: NodeRef, primary: NodeRef, io: ActivityIo): Promise<'already' | 'pg_rewind' | 'pg_basebackup'>;
 }

@@ -12,6 +12,8 @@ import type { LifeboatEnv } from '../../worker/env';
 import { buildProviders } from '../../worker/main';
 import { ALL_SEARCH_ATTRIBUTES } from '../../workflows/search-attributes';
 import { seedDemo } from './seed';
+import { nodeLabel, type Topology } from '../../activities/topology';
+import type { ReplicaSetSpec } from '../../workflows/types';
 
 export interface StackPorts {
   temporal: number;
@@ -23,6 +25,8 @@ export interface StackState {
   temporal: { pid: number; address: string; uiUrl: string };
   /** build: a fingerprint of the compiled code the worker runs, so a rebuild restarts it. */
   worker?: { pid: number; build?: string };
+  /** The traffic pointer (proxy) and canary writer. */
+  traffic?: { pid: number; build?: string };
   regions: Record<string, { port: number }>;
 }
 
@@ -171,6 +175,35 @@ export async function startRegions(
   return regions;
 }
 
+export const DEMO_SET: ReplicaSetSpec = {
+  set: DEMO_REGIONS[0],
+  home: { name: DEMO_REGIONS[0], provider: 'local' },
+  dr: { name: DEMO_REGIONS[1], provider: 'local' },
+};
+
+/**
+ * The demo replication set: a streaming standby of local-a's server in local-b, and the topology
+ * record that says who is primary. On later runs every node of the set is started as it is (a
+ * fenced former primary comes back read-only), whatever a failover left.
+ */
+export async function startReplicaSet(env: LifeboatEnv, standbyPort: number, log: (line: string) => void): Promise<Topology> {
+  const provider = buildProviders(env).local;
+  const existed = provider.topologies.read(DEMO_SET.set);
+  const topology = await provider.ensureReplicaSet(DEMO_SET, standbyPort, 'lifeboat dev up');
+  for (const node of [topology.primary, topology.standby, ...topology.fenced]) {
+    if (!node) continue;
+    const cluster = provider.nodeCluster(node);
+    if (cluster.isInitialized() && !(await cluster.isRunning())) await cluster.start();
+  }
+  const standby = topology.standby ? provider.nodeCluster(topology.standby).state().port : null;
+  log(
+    `standby     ${existed ? 'already set up' : 'created'}: primary ${nodeLabel(topology.primary)}, standby ${nodeLabel(topology.standby)}` +
+      (standby ? ` on 127.0.0.1:${standby}` : '') +
+      (topology.fenced.length ? `, fenced ${topology.fenced.map(nodeLabel).join(', ')}` : ''),
+  );
+  return topology;
+}
+
 /** Newest modification time under dist/: changes whenever the code is rebuilt. */
 function buildFingerprint(env: LifeboatEnv): string {
   let newest = 0;
@@ -185,37 +218,53 @@ function buildFingerprint(env: LifeboatEnv): string {
   return String(newest);
 }
 
-export async function startWorker(
+/** A long-running `lifeboat <command>` of the stack: the worker, or the traffic pointer and canary writer. */
+interface Daemon {
+  name: 'worker' | 'traffic';
+  /** What it logs once it is serving. */
+  ready: string;
+}
+
+export async function startDaemon(
   env: LifeboatEnv,
+  daemon: Daemon,
   temporal: StackState['temporal'],
   log: (line: string) => void,
-  previous: StackState['worker'],
+  previous: { pid: number; build?: string } | undefined,
 ): Promise<{ pid: number; build: string }> {
+  const label = daemon.name.padEnd(11);
+  const logFile = join(env.home, `${daemon.name}.log`);
   const build = buildFingerprint(env);
   if (previous && alive(previous.pid)) {
     if (previous.build === build) {
-      log(`worker      already running (pid ${previous.pid})`);
+      log(`${label} already running (pid ${previous.pid})`);
       return { pid: previous.pid, build };
     }
-    log(`worker      restarting on the rebuilt code (pid ${previous.pid})`);
+    log(`${label} restarting on the rebuilt code (pid ${previous.pid})`);
     process.kill(previous.pid, 'SIGTERM');
-    await waitFor('worker shutdown', async () => !alive(previous.pid), 30, join(env.home, 'worker.log')).catch(() => process.kill(previous.pid, 'SIGKILL'));
+    await waitFor(`${daemon.name} shutdown`, async () => !alive(previous.pid), 30, logFile).catch(() => process.kill(previous.pid, 'SIGKILL'));
   }
-  const logFile = join(env.home, 'worker.log');
   const out = openSync(logFile, 'a');
-  const child = spawn(process.execPath, [join(env.projectRoot, 'dist', 'scripts', 'cli.js'), 'worker'], {
+  const child = spawn(process.execPath, [join(env.projectRoot, 'dist', 'scripts', 'cli.js'), daemon.name], {
     detached: true,
     stdio: ['ignore', out, out],
     env: { ...process.env, TEMPORAL_ADDRESS: temporal.address, LIFEBOAT_HOME: env.home },
   });
   child.unref();
   const startSize = existsSync(logFile) ? readFileSync(logFile).length : 0;
-  await waitFor('the worker', async () => {
-    if (child.exitCode !== null) throw new Error(`the worker exited with ${child.exitCode}; see ${logFile}`);
-    return readFileSync(logFile).subarray(startSize).includes('worker ready');
+  await waitFor(`the ${daemon.name}`, async () => {
+    if (child.exitCode !== null) throw new Error(`the ${daemon.name} exited with ${child.exitCode}; see ${logFile}`);
+    return readFileSync(logFile).subarray(startSize).includes(daemon.ready);
   }, 90, logFile);
-  log(`worker      started (pid ${child.pid}), log ${logFile}`);
+  log(`${label} started (pid ${child.pid}), log ${logFile}`);
   return { pid: child.pid!, build };
+}
+
+async function stopDaemon(env: LifeboatEnv, name: string, pid: number | undefined, log: (line: string) => void): Promise<void> {
+  if (!pid || !alive(pid)) return;
+  process.kill(pid, 'SIGTERM');
+  await waitFor(`${name} shutdown`, async () => !alive(pid), 30, join(env.home, `${name}.log`)).catch(() => process.kill(pid, 'SIGKILL'));
+  log(`${name.padEnd(11)} stopped`);
 }
 
 export async function devUp(env: LifeboatEnv, log: (line: string) => void): Promise<StackState> {
@@ -226,26 +275,27 @@ export async function devUp(env: LifeboatEnv, log: (line: string) => void): Prom
   const previous = readStack(env);
   const temporal = await startTemporal(env, ports, log);
   const regions = await startRegions(env, ports, log);
-  const state: StackState = { temporal, regions, worker: previous?.worker };
+  await startReplicaSet(env, ports.pgBase + 2, log);
+  const state: StackState = { temporal, regions, worker: previous?.worker, traffic: previous?.traffic };
   writeFileSync(stateFile(env), JSON.stringify(state, null, 2) + '\n');
-  state.worker = await startWorker(env, temporal, log, previous?.worker);
+  state.worker = await startDaemon(env, { name: 'worker', ready: 'worker ready' }, temporal, log, previous?.worker);
+  writeFileSync(stateFile(env), JSON.stringify(state, null, 2) + '\n');
+  state.traffic = await startDaemon(env, { name: 'traffic', ready: 'traffic ready' }, temporal, log, previous?.traffic);
   writeFileSync(stateFile(env), JSON.stringify(state, null, 2) + '\n');
   return state;
 }
 
 export async function devDown(env: LifeboatEnv, log: (line: string) => void): Promise<void> {
   const state = readStack(env);
-  if (state?.worker && alive(state.worker.pid)) {
-    process.kill(state.worker.pid, 'SIGTERM');
-    await waitFor('worker shutdown', async () => !alive(state.worker?.pid), 30, join(env.home, 'worker.log')).catch(() => process.kill(state.worker!.pid, 'SIGKILL'));
-    log('worker      stopped');
-  }
+  await stopDaemon(env, 'traffic', state?.traffic?.pid, log);
+  await stopDaemon(env, 'worker', state?.worker?.pid, log);
   const provider = buildProviders(env).local;
-  for (const name of DEMO_REGIONS) {
-    const cluster = provider.regionCluster(name);
+  const standby = provider.standbyNodeFor(DEMO_SET);
+  for (const node of [...DEMO_REGIONS.map((region) => ({ region, name: 'server' })), standby]) {
+    const cluster = provider.nodeCluster(node);
     if (cluster.isInitialized() && (await cluster.isRunning())) {
       await cluster.stop('fast');
-      log(`${name.padEnd(11)} PostgreSQL stopped`);
+      log(`${nodeLabel(node).padEnd(11)} PostgreSQL stopped`);
     }
   }
   if (state?.temporal && alive(state.temporal.pid)) {
@@ -280,6 +330,13 @@ export async function devStatus(env: LifeboatEnv) {
       uiUrl: state?.temporal.uiUrl ?? `http://localhost:${ports.ui}`,
     },
     worker: { running: alive(state?.worker?.pid), pid: state?.worker?.pid ?? null, log: join(env.home, 'worker.log') },
+    traffic: {
+      running: alive(state?.traffic?.pid),
+      pid: state?.traffic?.pid ?? null,
+      log: join(env.home, 'traffic.log'),
+      // The stable address clients use for the demo database's current primary.
+      url: `postgresql://postgres@127.0.0.1:${ports.pgBase - 1}/${DEMO_DATABASE}`,
+    },
     regions,
   };
 }

@@ -65,7 +65,7 @@ describe('parsePlan: valid plans', () => {
     const orders = loaded.plan.databases.orders!;
     expect(orders.objectives).toEqual({ rpo: 900, rto: 1800 });
     expect(orders.primary).toEqual({ region: 'local-a', database: 'orders' });
-    expect(orders.dr).toEqual({ region: 'local-b' });
+    expect(orders.dr).toEqual({ region: 'local-b', standby: false });
     expect(orders.checks).toEqual([{ name: 'recent orders exist', sql: 'select count(*) > 0 from orders' }]);
     expect(orders.retention).toEqual({ keep: 7 });
   });
@@ -110,7 +110,7 @@ describe('loadPlanFile', () => {
     expect(Object.keys(loaded.plan.databases)).toEqual(['orders']);
     const orders = loaded.plan.databases.orders!;
     expect(orders.primary).toEqual({ region: 'local-a', database: 'orders' });
-    expect(orders.dr).toEqual({ region: 'local-b' });
+    expect(orders.dr).toEqual({ region: 'local-b', standby: true });
     expect(orders.objectives).toEqual({ rpo: 900, rto: 1800 });
     expect(orders.checks.length).toBeGreaterThanOrEqual(1);
     expect(new Set(orders.checks.map((c) => c.name)).size).toBe(orders.checks.length);

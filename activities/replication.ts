@@ -1,0 +1,121 @@
+// Failover and failback activities: one side effect each, idempotent, acting on one node of a
+// replication set through its provider. The runbooks (workflows/failover.ts, failback.ts) order them.
+import { ErrorType, type Canary, type CheckResult, type NodeRef, type RegionSpec, type ReplicaSetSpec, type SqlCheck, type TopologyView } from '../workflows/types';
+import type { ActivityDeps } from './index';
+import type { LedgerEntry } from './canary-ledger';
+import { verdict } from './errors';
+import { newestCanary, runChecks, withClient, writeCanary } from './pg/sql';
+import type { ActivityIo, DatabaseProvider } from './providers/provider';
+
+type Activity = <I, O>(name: string, body: (input: I, io: ActivityIo) => Promise<O>) => (input: I) => Promise<{ value: O; attempt: number }>;
+
+export function createReplicationActivities(deps: ActivityDeps, provider: (region: RegionSpec) => DatabaseProvider, activity: Activity) {
+  const forSet = (set: ReplicaSetSpec) => provider(set.home);
+
+  return {
+    readTopology: activity('readTopology', async ({ set }: { set: ReplicaSetSpec }): Promise<TopologyView> => forSet(set).topology(set)),
+
+    /** Both nodes' roles and the standby's lag, for preflight and for `lifeboat status`. */
+    checkReplication: activity('checkReplication', async ({ set, primary, standby }: { set: ReplicaSetSpec; primary: NodeRef; standby: NodeRef }) => {
+      const p = forSet(set);
+      const [primaryStatus, standbyStatus] = await Promise.all([p.nodeStatus(primary), p.nodeStatus(standby)]);
+      const lag = primaryStatus.reachable && standbyStatus.reachable ? await p.replicationLag(primary, standby).catch(() => null) : null;
+      return { primary: primaryStatus, standby: standbyStatus, lag };
+    }),
+
+    /** A canary row written on one node (the primary at a runbook's start, the new primary in smoke tests). */
+    writeCanaryOnNode: activity('writeCanaryOnNode', async ({ set, node, database, token }: { set: ReplicaSetSpec; node: NodeRef; database: string; token: string }): Promise<Canary> =>
+      withClient(await forSet(set).connectNode(node, database), (c) => writeCanary(c, token)),
+    ),
+
+    fenceNode: activity('fenceNode', async ({ set, node, mode }: { set: ReplicaSetSpec; node: NodeRef; mode: 'planned' | 'unplanned' }) => forSet(set).fence(node, mode)),
+
+    unfenceNode: activity('unfenceNode', async ({ set, node }: { set: ReplicaSetSpec; node: NodeRef }) => {
+      await forSet(set).unfence(node);
+      return { existed: true };
+    }),
+
+    waitForReplay: activity('waitForReplay', async ({ set, node, lsn }: { set: ReplicaSetSpec; node: NodeRef; lsn: string }, io) => ({
+      replayLsn: await forSet(set).waitForReplay(node, lsn, io),
+    })),
+
+    promoteNode: activity('promoteNode', async ({ set, node }: { set: ReplicaSetSpec; node: NodeRef }) => forSet(set).promote(node)),
+
+    /** Moves the traffic pointer: the topology record clients resolve the primary from. */
+    repointTraffic: activity(
+      'repointTraffic',
+      async ({ set, next, expectedEpoch, by }: { set: ReplicaSetSpec; next: Pick<TopologyView, 'primary' | 'standby' | 'fenced'>; expectedEpoch: number; by: string }) =>
+        forSet(set).repoint(set, next, expectedEpoch, by),
+    ),
+
+    rebuildAsStandby: activity('rebuildAsStandby', async ({ set, node, primary }: { set: ReplicaSetSpec; node: NodeRef; primary: NodeRef }, io) => ({
+      method: await forSet(set).rebuildAsStandby(node, primary, io),
+    })),
+
+    /** Polls until the standby has replayed everything the primary has (heartbeats while waiting). */
+    waitUntilCaughtUp: activity('waitUntilCaughtUp', async ({ set, primary, standby }: { set: ReplicaSetSpec; primary: NodeRef; standby: NodeRef }, io) => {
+      const p = forSet(set);
+      for (;;) {
+        const lag = await p.replicationLag(primary, standby);
+        if (lag.streaming && lag.lagBytes === 0) return lag;
+        io.heartbeat({ phase: 'catching up', lagBytes: lag.lagBytes, streaming: lag.streaming });
+        if (io.signal.aborted) throw io.signal.reason ?? new Error('cancelled');
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    }),
+
+    /** On the new primary: a write (a canary) must succeed, the plan's checks must pass. */
+    smokeTest: activity(
+      'smokeTest',
+      async ({ set, node, database, checks, token }: { set: ReplicaSetSpec; node: NodeRef; database: string; checks: SqlCheck[]; token: string }) => {
+        const conn = await forSet(set).connectNode(node, database);
+        return withClient(conn, async (c) => {
+          const results: CheckResult[] = [];
+          try {
+            const canary = await writeCanary(c, token);
+            results.push({ name: 'write on the new primary', ok: true, detail: `canary #${canary.id} committed` });
+          } catch (err) {
+            results.push({ name: 'write on the new primary', ok: false, detail: (err as Error).message });
+          }
+          results.push(...(await runChecks(c, checks)));
+          return { checks: results };
+        });
+      },
+    ),
+
+    /** The canaries a node holds: the newest, and which of `ids` are missing. */
+    findCanaries: activity('findCanaries', async ({ set, node, database, ids }: { set: ReplicaSetSpec; node: NodeRef; database: string; ids: number[] }) => {
+      const conn = await forSet(set).connectNode(node, database);
+      return withClient(conn, async (c) => {
+        const newest = await newestCanary(c);
+        if (!ids.length || !newest) return { newest, missing: newest ? [] : ids };
+        const { rows } = await c.query<{ id: string }>('select id from lifeboat.canary where id = any($1::bigint[])', [ids]);
+        const present = new Set(rows.map((r) => Number(r.id)));
+        return { newest, missing: ids.filter((id) => !present.has(id)) };
+      });
+    }),
+
+    /** What the canary writer had acknowledged: the newest before a time, or every one of a term. */
+    acknowledgedCanaries: activity(
+      'acknowledgedCanaries',
+      async ({ database, before, sinceEpoch }: { database: string; before: string; sinceEpoch?: number }): Promise<{ newest: LedgerEntry | null; term: LedgerEntry[] }> => {
+        const newest = deps.ledger.newestBefore(database, before);
+        const term = sinceEpoch === undefined ? [] : deps.ledger.entries(database).filter((e) => e.epoch >= sinceEpoch && e.writtenAt <= before);
+        return { newest, term };
+      },
+    ),
+
+    /** A failover pre-empts drills of its database: they are cancelled (and tear down after themselves). */
+    cancelDrills: activity('cancelDrills', async ({ database }: { database: string }) => {
+      if (!deps.temporal) throw verdict(ErrorType.InvalidInput, 'this worker has no Temporal client to cancel drills with');
+      const client = await deps.temporal();
+      const cancelled: string[] = [];
+      const query = `LifeboatDatabase = '${database.replace(/'/g, "''")}' AND LifeboatRunbook = 'drill' AND ExecutionStatus = 'Running'`;
+      for await (const run of client.workflow.list({ query })) {
+        await client.workflow.getHandle(run.workflowId, run.runId).cancel();
+        cancelled.push(run.workflowId);
+      }
+      return { cancelled };
+    }),
+  };
+}

@@ -1,0 +1,96 @@
+// `lifeboat status <db>`: where the database's primary is, how far its standby trails, and the last
+// drill and the last failover or failback with their outcome, RTO and RPO.
+import type { LifeboatEnv } from '../worker/env';
+import { buildProviders } from '../worker/main';
+import { databaseOf, replicaSetOf, type LoadedPlan } from '../worker/plan';
+import { connectClient } from '../worker/temporal';
+import { OutcomeAttr, RpoSecondsAttr, RtoSecondsAttr, RunbookAttr } from '../workflows/search-attributes';
+import type { NodeRef } from '../workflows/types';
+import { formatSeconds } from './render';
+
+interface LastRun {
+  workflowId: string;
+  runbook: string;
+  status: string;
+  outcome: string | null;
+  startedAt: string;
+  rtoSeconds: number | null;
+  rpoSeconds: number | null;
+}
+
+export async function status(env: LifeboatEnv, plan: LoadedPlan, database: string, json: boolean): Promise<number> {
+  const db = databaseOf(plan, database);
+  const provider = buildProviders(env).local;
+  const nodes: Array<{ node: string; role: string; detail: string; writable: boolean; lagBytes: number | null; lagSeconds: number | null }> = [];
+  let topologyNote: string | null = null;
+  if (db.dr.standby) {
+    const set = replicaSetOf(plan, database);
+    const topology = await provider.topology(set).catch((err: Error) => {
+      topologyNote = err.message;
+      return null;
+    });
+    if (topology) {
+      const add = async (node: NodeRef | null, role: string, primary: NodeRef | null) => {
+        if (!node) return;
+        const s = await provider.nodeStatus(node);
+        const lag = primary && role === 'standby' && s.reachable ? await provider.replicationLag(primary, node).catch(() => null) : null;
+        nodes.push({ node: `${node.region}/${node.name}`, role, detail: s.detail, writable: s.writable, lagBytes: lag?.lagBytes ?? null, lagSeconds: lag?.lagSeconds ?? null });
+      };
+      await add(topology.primary, 'primary', null);
+      await add(topology.standby, 'standby', topology.primary);
+      for (const f of topology.fenced) await add(f, 'fenced', null);
+      topologyNote = `topology epoch ${topology.epoch}, updated ${topology.updatedAt} by ${topology.updatedBy}`;
+    }
+  } else {
+    const s = await provider.nodeStatus({ region: db.primary.region, name: 'server' });
+    nodes.push({ node: `${db.primary.region}/server`, role: 'primary', detail: s.detail, writable: s.writable, lagBytes: null, lagSeconds: null });
+    topologyNote = 'no standby (dr.standby is false): backups and drills only';
+  }
+
+  let lastDrill: LastRun | null = null;
+  let lastFailover: LastRun | null = null;
+  let temporalNote: string | null = null;
+  try {
+    const client = await connectClient();
+    const find = async (runbooks: string[]): Promise<LastRun | null> => {
+      const query = `LifeboatDatabase = '${database}' AND (${runbooks.map((r) => `LifeboatRunbook = '${r}'`).join(' OR ')})`;
+      for await (const run of client.workflow.list({ query, pageSize: 1 })) {
+        const sa = run.typedSearchAttributes;
+        return {
+          workflowId: run.workflowId,
+          runbook: sa.get(RunbookAttr) ?? '?',
+          status: run.status.name,
+          outcome: sa.get(OutcomeAttr) ?? null,
+          startedAt: run.startTime.toISOString(),
+          rtoSeconds: sa.get(RtoSecondsAttr) ?? null,
+          rpoSeconds: sa.get(RpoSecondsAttr) ?? null,
+        };
+      }
+      return null;
+    };
+    lastDrill = await find(['drill']);
+    lastFailover = await find(['failover', 'failback']);
+  } catch (err) {
+    temporalNote = `Temporal not reachable: ${(err as Error).message}`;
+  }
+
+  const writablePrimaries = nodes.filter((n) => n.writable).length;
+  if (json) {
+    process.stdout.write(JSON.stringify({ database, nodes, topology: topologyNote, writablePrimaries, lastDrill, lastFailover, temporal: temporalNote }, null, 2) + '\n');
+  } else {
+    const out: string[] = [`${database}: ${topologyNote ?? ''}`];
+    for (const n of nodes) {
+      const lag = n.role === 'standby' ? `  lag ${n.lagBytes ?? '?'} bytes, ${n.lagSeconds === null ? '?' : formatSeconds(n.lagSeconds)}` : '';
+      out.push(`  ${n.role.padEnd(8)} ${n.node.padEnd(32)} ${n.detail}${lag}`);
+    }
+    if (writablePrimaries > 1) out.push(`  DANGER: ${writablePrimaries} writable primaries`);
+    const line = (what: string, r: LastRun | null) =>
+      r
+        ? `  last ${what.padEnd(9)} ${r.startedAt}  ${r.runbook} ${r.outcome ?? r.status.toLowerCase()}  RTO ${formatSeconds(r.rtoSeconds)}  RPO ${formatSeconds(r.rpoSeconds)}  ${r.workflowId}`
+        : `  last ${what.padEnd(9)} none`;
+    out.push(line('drill', lastDrill), line('failover', lastFailover));
+    if (temporalNote) out.push(`  ${temporalNote}`);
+    process.stdout.write(out.join('\n') + '\n');
+  }
+  return writablePrimaries > 1 ? 1 : 0;
+}

@@ -1,0 +1,130 @@
+// The Failback runbook: return a failed-over database to its home region's server.
+//
+//   cancel drills -> read topology -> re-protect (rebuild the home server as a standby of the
+//   current primary: pg_rewind, else a fresh base backup) -> wait until caught up -> approval gate
+//   -> canary write -> planned switchover back (fence, hold, replay, promote, repoint) -> smoke tests
+//   -> re-protect the former primary as the new standby -> nothing written during the failover lost
+import { CancellationScope, isCancellation, setHandler, workflowInfo } from '@temporalio/workflow';
+import { callIn } from './calls';
+import { failbackProgressQuery } from './messages';
+import { longTransfer, quickCall } from './options';
+import { finishReport, invalid, startReport, subjectOf, validateFailoverInput } from './report';
+import { describeFailure, StepLog } from './steps';
+import {
+  approvalGate,
+  compensate,
+  label,
+  measureRpo,
+  plannedSwitchover,
+  regionOf,
+  same,
+  smokeTests,
+  withoutNode,
+  type TopologyRun,
+} from './topology-steps';
+import type { FailbackInput, NodeRef, RunbookReport } from './types';
+
+export { failbackProgressQuery } from './messages';
+
+export async function failback(input: FailbackInput): Promise<RunbookReport> {
+  validateFailoverInput(input);
+  const info = workflowInfo();
+  const steps = new StepLog();
+  setHandler(failbackProgressQuery, () => steps.progress());
+  const report = startReport('failback', subjectOf(input), info);
+  report.failover = { mode: 'failback', approval: null, fence: null, lagAtDecision: null, walGapBytes: null, topology: null };
+  const run: TopologyRun = { steps, info, input, report, compensations: [] };
+  const declaredStart = Date.now();
+  const { replicaSet: set, database } = input;
+  const home: NodeRef = { region: set.home.name, name: 'server' };
+  let cancelled: unknown;
+
+  try {
+    await steps.run('cancel drills', `cancelling running drills of ${database}`, () =>
+      callIn(set.dr, quickCall, 'cancelDrills', `Cancel drills of ${database}`, { database }),
+    );
+    let topology = await steps.run('read topology', `reading the topology of ${set.set}`, () =>
+      callIn(set.dr, quickCall, 'readTopology', `Topology of ${set.set}`, { set }),
+    );
+    const current = topology.primary;
+    if (!current) throw invalid(`replication set ${set.set} has no primary right now (a switch is in progress?): nothing to fail back from`);
+    if (same(current, home)) throw invalid(`${database} already runs on its home server ${label(home)}: nothing to fail back`);
+    const failoverTerm = topology.primarySinceEpoch;
+
+    // Re-protect: the old primary becomes a standby of the current one.
+    const rebuilt = await steps.run('re-protect home server', `rebuilding ${label(home)} as a standby of ${label(current)}`, () =>
+      callIn(set.home, longTransfer, 'rebuildAsStandby', `Rebuild ${label(home)} as a standby of ${label(current)}`, { set, node: home, primary: current }),
+    );
+    report.checks.push({ name: 're-protect home server', ok: true, detail: `${label(home)} rebuilt with ${rebuilt.method}` });
+    topology = await steps.run('record standby', `recording ${label(home)} as the standby`, () =>
+      callIn(set.dr, quickCall, 'repointTraffic', `Record ${label(home)} as standby of ${set.set}`, {
+        set,
+        next: { primary: current, standby: home, fenced: withoutNode(topology.fenced, home) },
+        expectedEpoch: topology.epoch,
+        by: info.workflowId,
+      }),
+    );
+    const lag = await steps.run('wait until caught up', `waiting for ${label(home)} to catch up`, () =>
+      callIn(set.home, longTransfer, 'waitUntilCaughtUp', `Wait for ${label(home)} to catch up`, { set, primary: current, standby: home }),
+    );
+    report.failover.lagAtDecision = { bytes: lag.lagBytes, seconds: lag.lagSeconds };
+
+    const approval = await approvalGate(run, 'failback');
+    report.failover.approval = approval;
+    if (!approval) {
+      report.outcome = 'failed';
+      report.reason = `approval timed out after ${input.approval.timeoutSeconds}s; ${label(current)} is still the primary, ${label(home)} its standby`;
+    } else {
+      const startCanary = await steps.run('canary write', `writing a canary row on ${label(current)}`, () =>
+        callIn(regionOf(set, current), quickCall, 'writeCanaryOnNode', `Canary write on ${label(current)}`, { set, node: current, database: input.pgDatabase, token: `${info.workflowId}/${info.runId}/canary` }),
+      );
+      const switched = await plannedSwitchover(run, set, current, home, topology);
+      report.checks.push(...(await smokeTests(run, set, home)));
+      report.rpoSeconds = await measureRpo(run, 'planned', home, startCanary, declaredStart);
+      if (report.checks.every((c) => c.ok)) report.rtoSeconds = (Date.now() - declaredStart) / 1000;
+
+      // Everything the canary writer had acknowledged during the failover term must be here too.
+      const fencedAt = new Date(switched.fencedAt).toISOString();
+      const { term } = await steps.run('canaries of the failover term', 'reading the canary ledger', () =>
+        callIn(set.dr, quickCall, 'acknowledgedCanaries', `Canaries acknowledged by ${label(current)}`, { database: input.pgDatabase, before: fencedAt, sinceEpoch: failoverTerm }),
+      );
+      const found = await steps.run('nothing lost', `looking for ${term.length} acknowledged canaries on ${label(home)}`, () =>
+        callIn(set.home, quickCall, 'findCanaries', `Canaries on ${label(home)}`, { set, node: home, database: input.pgDatabase, ids: term.map((e) => e.id) }),
+      );
+      report.checks.push({
+        name: 'writes of the failover term kept',
+        ok: found.missing.length === 0,
+        detail: found.missing.length === 0 ? `all ${term.length} canaries acknowledged by ${label(current)} are on ${label(home)}` : `missing canaries: ${found.missing.slice(0, 10).join(', ')}`,
+      });
+
+      // Restore the original shape: the former primary becomes the standby again.
+      const reprotected = await steps.run('re-protect former primary', `rebuilding ${label(current)} as a standby of ${label(home)}`, () =>
+        callIn(regionOf(set, current), longTransfer, 'rebuildAsStandby', `Rebuild ${label(current)} as a standby of ${label(home)}`, { set, node: current, primary: home }),
+      );
+      report.failover.topology = await steps.run('record standby', `recording ${label(current)} as the standby`, () =>
+        callIn(set.home, quickCall, 'repointTraffic', `Record ${label(current)} as standby of ${set.set}`, {
+          set,
+          next: { primary: home, standby: current, fenced: withoutNode(switched.topology.fenced, current) },
+          expectedEpoch: switched.topology.epoch,
+          by: info.workflowId,
+        }),
+      );
+      report.checks.push({ name: 're-protect former primary', ok: true, detail: `${label(current)} rebuilt with ${reprotected.method}` });
+      const failed = report.checks.filter((c) => !c.ok);
+      if (failed.length) {
+        report.outcome = 'failed';
+        report.rtoSeconds = null;
+        report.reason = `${failed.length} checks failed: ${failed.map((c) => `${c.name} (${c.detail})`).join('; ')}`;
+      }
+    }
+  } catch (err) {
+    if (isCancellation(err)) cancelled = err;
+    report.outcome = 'failed';
+    report.reason = describeFailure(err);
+  } finally {
+    await CancellationScope.nonCancellable(() => compensate(run));
+  }
+  finishReport(report, steps);
+  if (cancelled) throw cancelled;
+  return report;
+}

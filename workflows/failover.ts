@@ -1,0 +1,106 @@
+// The Failover runbook: move a database's primary role to its streaming standby in the DR region.
+//
+//   cancel drills -> read topology -> preflight (standby health, lag vs the RPO objective)
+//   -> [planned: canary write on the primary] -> approval gate
+//   -> planned:   fence (read-only) -> hold traffic -> wait for the standby to replay the last WAL
+//                 -> promote -> repoint traffic                                    (RPO 0, checked)
+//   -> unplanned: fence with a deadline (recorded) -> hold traffic -> promote -> repoint traffic
+//   -> smoke tests (a write, the plan's checks) -> RPO from data -> RTO -> report with the new topology
+//
+// Until the promote, every change has an undo; an approval that times out changes nothing.
+import { CancellationScope, isCancellation, setHandler, workflowInfo } from '@temporalio/workflow';
+import { callIn } from './calls';
+import { failoverProgressQuery } from './messages';
+import { quickCall } from './options';
+import { finishReport, invalid, startReport, subjectOf, validateFailoverInput } from './report';
+import { describeFailure, StepLog } from './steps';
+import { approvalGate, compensate, label, measureRpo, plannedSwitchover, regionOf, smokeTests, unplannedTakeover, type TopologyRun } from './topology-steps';
+import type { Canary, FailoverInput, RunbookReport } from './types';
+
+export { approveFailoverUpdate, failoverProgressQuery } from './messages';
+
+export async function failover(input: FailoverInput): Promise<RunbookReport> {
+  validateFailoverInput(input);
+  const info = workflowInfo();
+  const steps = new StepLog();
+  setHandler(failoverProgressQuery, () => steps.progress());
+  const report = startReport('failover', subjectOf(input), info);
+  report.failover = { mode: input.mode, approval: null, fence: null, lagAtDecision: null, walGapBytes: null, topology: null };
+  const run: TopologyRun = { steps, info, input, report, compensations: [] };
+  const declaredStart = Date.now();
+  const { replicaSet: set, database } = input;
+  let cancelled: unknown;
+
+  try {
+    await steps.run('cancel drills', `cancelling running drills of ${database}`, () =>
+      callIn(set.dr, quickCall, 'cancelDrills', `Cancel drills of ${database}`, { database }),
+    );
+    const topology = await steps.run('read topology', `reading the topology of ${set.set}`, () =>
+      callIn(set.dr, quickCall, 'readTopology', `Topology of ${set.set}`, { set }),
+    );
+    const from = topology.primary;
+    const to = topology.standby;
+    if (!from || !to) throw invalid(`replication set ${set.set} has no ${from ? 'standby' : 'primary'} to fail over (primary ${label(from)}, standby ${label(to)})`);
+
+    const health = await steps.run('preflight', `checking ${label(to)} and its lag`, () =>
+      callIn(set.dr, quickCall, 'checkReplication', `Replication health of ${set.set}`, { set, primary: from, standby: to }),
+    );
+    report.failover.lagAtDecision = health.lag ? { bytes: health.lag.lagBytes, seconds: health.lag.lagSeconds } : null;
+    report.failover.walGapBytes = health.lag?.lagBytes ?? null;
+    const problems = preflightProblems(input, health);
+    if (problems.length) throw invalid(`preflight failed, nothing was changed: ${problems.join('; ')}`);
+
+    let startCanary: Canary | null = null;
+    if (input.mode === 'planned') {
+      startCanary = await steps.run('canary write', `writing a canary row on ${label(from)}`, () =>
+        callIn(regionOf(set, from), quickCall, 'writeCanaryOnNode', `Canary write on ${label(from)}`, { set, node: from, database: input.pgDatabase, token: `${info.workflowId}/${info.runId}/canary` }),
+      );
+    }
+
+    const approval = await approvalGate(run, 'failover');
+    report.failover.approval = approval;
+    if (!approval) {
+      report.outcome = 'failed';
+      report.reason = `approval timed out after ${input.approval.timeoutSeconds}s; nothing was changed`;
+    } else {
+      const after =
+        input.mode === 'planned' ? (await plannedSwitchover(run, set, from, to, topology)).topology : await unplannedTakeover(run, set, from, to, topology);
+      report.failover.topology = after;
+
+      report.checks.push(...(await smokeTests(run, set, to)));
+      report.rpoSeconds = await measureRpo(run, input.mode, to, startCanary, declaredStart);
+      if (report.checks.every((c) => c.ok)) {
+        report.rtoSeconds = (Date.now() - declaredStart) / 1000;
+      } else {
+        report.outcome = 'failed';
+        report.reason = `smoke tests failed on ${label(to)}: ${report.checks.filter((c) => !c.ok).map((c) => `${c.name} (${c.detail})`).join('; ')}`;
+      }
+    }
+  } catch (err) {
+    if (isCancellation(err)) cancelled = err;
+    report.outcome = 'failed';
+    report.reason = describeFailure(err);
+  } finally {
+    await CancellationScope.nonCancellable(() => compensate(run));
+  }
+  finishReport(report, steps);
+  if (cancelled) throw cancelled;
+  return report;
+}
+
+function preflightProblems(
+  input: FailoverInput,
+  health: { primary: { writable: boolean; reachable: boolean }; standby: { reachable: boolean; inRecovery: boolean | null; streaming: boolean | null }; lag: { streaming: boolean; lagSeconds: number | null; slotActive: boolean | null } | null },
+): string[] {
+  const problems: string[] = [];
+  if (!health.standby.reachable) problems.push('the standby is not reachable');
+  else if (!health.standby.inRecovery) problems.push('the standby is not in recovery (it is not a standby)');
+  if (input.mode === 'planned') {
+    if (!health.primary.reachable || !health.primary.writable) problems.push('the primary is not reachable and writable (use --unplanned for a primary that is down)');
+    if (!health.lag?.streaming) problems.push('the standby is not streaming from the primary');
+    if (health.lag && health.lag.slotActive === false) problems.push('the replication slot is not active');
+    const lag = health.lag?.lagSeconds;
+    if (lag !== null && lag !== undefined && lag > input.objectives.rpoSeconds) problems.push(`standby lag ${lag.toFixed(1)}s exceeds the RPO objective ${input.objectives.rpoSeconds}s`);
+  }
+  return problems;
+}

@@ -1,0 +1,229 @@
+// The steps failover and failback share: the approval gate, a planned switchover (RPO 0), an
+// unplanned takeover, the smoke tests on a new primary. Each is an activity in the region it acts on:
+// the old primary's region for its fence, the new primary's region for everything else, so a
+// failover runs on DR workers while the primary region is dark.
+import { condition, setHandler, type WorkflowInfo } from '@temporalio/workflow';
+import { callIn } from './calls';
+import { approveFailoverUpdate } from './messages';
+import { fenceWithDeadline, longTransfer, provisioning, quickCall } from './options';
+import { invalid } from './report';
+import { describeFailure, type StepLog } from './steps';
+import type { Approval, Canary, CheckResult, FailoverInput, FailbackInput, NodeRef, RegionSpec, ReplicaSetSpec, RunbookReport, TopologyView } from './types';
+
+export const label = (n: NodeRef | null): string => (n ? `${n.region}/${n.name}` : '(none)');
+export const same = (a: NodeRef | null, b: NodeRef | null): boolean => Boolean(a && b && a.region === b.region && a.name === b.name);
+
+/** The RegionSpec a node runs in (for its task queue). */
+export function regionOf(set: ReplicaSetSpec, node: NodeRef): RegionSpec {
+  if (node.region === set.home.name) return set.home;
+  if (node.region === set.dr.name) return set.dr;
+  throw invalid(`node ${label(node)} is in neither region of replication set ${set.set} (${set.home.name}, ${set.dr.name})`);
+}
+
+export interface TopologyRun {
+  steps: StepLog;
+  info: WorkflowInfo;
+  input: FailoverInput | FailbackInput;
+  report: RunbookReport;
+  /** Undo actions registered as steps succeed, run in reverse if the runbook stops before the promote. */
+  compensations: Array<{ name: string; run: () => Promise<unknown> }>;
+}
+
+/**
+ * Waits for approval (an Update with a validator) unless the run was pre-approved. Returns the
+ * approval, or null when the timeout passed: the caller aborts cleanly, nothing having changed.
+ */
+export async function approvalGate(run: TopologyRun, what: string): Promise<Approval | null> {
+  const { input, steps, info } = run;
+  let approval: Approval | null = input.approval.preApproved
+    ? { database: input.database, planDigest: input.planDigest, approvedBy: input.triggeredBy, reason: 'pre-approved (--yes)' }
+    : null;
+  let waiting = !approval;
+  setHandler(
+    approveFailoverUpdate,
+    (given) => {
+      approval = given;
+      waiting = false;
+      return { accepted: true, workflowId: info.workflowId };
+    },
+    {
+      validator: (given) => {
+        if (!waiting) throw invalid(`${info.workflowId} is not waiting for approval`);
+        if (!given || given.database !== input.database) {
+          throw invalid(`approval names database ${JSON.stringify(given?.database)}; this run is a ${what} of ${input.database}`);
+        }
+        if (given.planDigest !== input.planDigest) {
+          throw invalid(`stale plan: the approval was made against plan ${given.planDigest.slice(0, 12)}, this run uses ${input.planDigest.slice(0, 12)}; re-read the plan and approve again`);
+        }
+        if (!given.approvedBy) throw invalid('approvedBy is required: who approves');
+      },
+    },
+  );
+  if (approval) {
+    await steps.run('approval', 'pre-approved', async () => ({ value: null, attempt: 1 }));
+    return approval;
+  }
+  const approved = await steps.run('approval', `waiting for approval: lifeboat approve ${info.workflowId}`, async () => ({
+    value: await condition(() => approval !== null, input.approval.timeoutSeconds * 1000),
+    attempt: 1,
+  }));
+  waiting = false;
+  return approved ? approval : null;
+}
+
+/**
+ * Planned switchover from `from` (the primary) to `to` (its streaming standby), losing nothing:
+ * fence -> hold traffic -> wait until `to` has replayed the fenced primary's last WAL -> promote ->
+ * repoint traffic. Until the promote, every step has an undo registered (un-hold, unfence).
+ */
+export async function plannedSwitchover(run: TopologyRun, set: ReplicaSetSpec, from: NodeRef, to: NodeRef, topology: TopologyView): Promise<{ topology: TopologyView; fencedAt: number }> {
+  const { steps, info, report, compensations } = run;
+  const fromRegion = regionOf(set, from);
+  const toRegion = regionOf(set, to);
+  const fence = await steps.run('fence primary', `making ${label(from)} read-only and ending its sessions`, () =>
+    callIn(fromRegion, quickCall, 'fenceNode', `Fence ${label(from)} (planned)`, { set, node: from, mode: 'planned' }),
+  );
+  const fencedAt = Date.now();
+  compensations.unshift({ name: `unfence ${label(from)}`, run: () => callIn(fromRegion, quickCall, 'unfenceNode', `Unfence ${label(from)}`, { set, node: from }) });
+  if (report.failover) report.failover.fence = { confirmed: fence.confirmed, how: fence.how };
+  if (!fence.confirmed || !fence.finalLsn) throw invalid(`could not confirm the fence of ${label(from)}: ${fence.how}`);
+
+  const held = await steps.run('hold traffic', 'pointing clients nowhere while the roles change', () =>
+    callIn(toRegion, quickCall, 'repointTraffic', `Hold traffic for ${set.set}`, {
+      set,
+      next: { primary: null, standby: to, fenced: withNode(topology.fenced, from) },
+      expectedEpoch: topology.epoch,
+      by: info.workflowId,
+    }),
+  );
+  compensations.unshift({
+    name: `restore traffic to ${label(from)}`,
+    run: () =>
+      callIn(toRegion, quickCall, 'repointTraffic', `Restore traffic to ${label(from)}`, {
+        set,
+        next: { primary: from, standby: to, fenced: topology.fenced },
+        expectedEpoch: held.epoch,
+        by: info.workflowId,
+      }),
+  });
+  await steps.run('wait for replay', `waiting until ${label(to)} has replayed ${fence.finalLsn}`, () =>
+    callIn(toRegion, longTransfer, 'waitForReplay', `Wait for ${label(to)} to reach ${fence.finalLsn}`, { set, node: to, lsn: fence.finalLsn! }),
+  );
+  await steps.run('promote standby', `promoting ${label(to)}`, () => callIn(toRegion, provisioning, 'promoteNode', `Promote ${label(to)}`, { set, node: to }));
+  // Past the point of no return: the old primary stays fenced whatever happens next.
+  compensations.length = 0;
+  const next = await steps.run('repoint traffic', `pointing clients at ${label(to)}`, () =>
+    callIn(toRegion, quickCall, 'repointTraffic', `Repoint ${set.set} to ${label(to)}`, {
+      set,
+      next: { primary: to, standby: null, fenced: withNode(topology.fenced, from) },
+      expectedEpoch: held.epoch,
+      by: info.workflowId,
+    }),
+  );
+  if (report.failover) report.failover.walGapBytes = 0;
+  return { topology: next, fencedAt };
+}
+
+/**
+ * Unplanned takeover: the primary may be dead. Fence it within a deadline (recorded, confirmed or
+ * not), hold traffic, promote the standby whatever it has, repoint.
+ */
+export async function unplannedTakeover(run: TopologyRun, set: ReplicaSetSpec, from: NodeRef, to: NodeRef, topology: TopologyView): Promise<TopologyView> {
+  const { steps, info, report } = run;
+  const toRegion = regionOf(set, to);
+  let fence: { confirmed: boolean; how: string };
+  try {
+    fence = await steps.run('fence primary', `stopping ${label(from)} if it can be reached (30 s deadline)`, () =>
+      callIn(regionOf(set, from), fenceWithDeadline, 'fenceNode', `Fence ${label(from)} (unplanned)`, { set, node: from, mode: 'unplanned' }),
+    );
+  } catch (err) {
+    fence = { confirmed: false, how: `not confirmed: ${describeFailure(err)}` };
+  }
+  if (report.failover) report.failover.fence = fence;
+  const held = await steps.run('hold traffic', 'pointing clients nowhere while the roles change', () =>
+    callIn(toRegion, quickCall, 'repointTraffic', `Hold traffic for ${set.set}`, {
+      set,
+      next: { primary: null, standby: to, fenced: withNode(topology.fenced, from) },
+      expectedEpoch: topology.epoch,
+      by: info.workflowId,
+    }),
+  );
+  await steps.run('promote standby', `promoting ${label(to)}`, () => callIn(toRegion, provisioning, 'promoteNode', `Promote ${label(to)}`, { set, node: to }));
+  return steps.run('repoint traffic', `pointing clients at ${label(to)}`, () =>
+    callIn(toRegion, quickCall, 'repointTraffic', `Repoint ${set.set} to ${label(to)}`, {
+      set,
+      next: { primary: to, standby: null, fenced: withNode(topology.fenced, from) },
+      expectedEpoch: held.epoch,
+      by: info.workflowId,
+    }),
+  );
+}
+
+/** A write and the plan's checks on the new primary. */
+export async function smokeTests(run: TopologyRun, set: ReplicaSetSpec, node: NodeRef): Promise<CheckResult[]> {
+  const { steps, info, input } = run;
+  const { checks } = await steps.run('smoke tests', `a write and the plan's checks on ${label(node)}`, () =>
+    callIn(regionOf(set, node), quickCall, 'smokeTest', `Smoke tests on ${label(node)}`, {
+      set,
+      node,
+      database: input.pgDatabase,
+      checks: input.checks,
+      token: `${info.workflowId}/${info.runId}/smoke`,
+    }),
+  );
+  return checks;
+}
+
+/** Runs the registered undo actions, newest first, each failure recorded. */
+export async function compensate(run: TopologyRun): Promise<void> {
+  for (const c of run.compensations.splice(0)) {
+    try {
+      await run.steps.run(c.name, c.name, async () => ({ value: await c.run(), attempt: 1 }));
+      run.report.cleanup.push({ name: c.name, ok: true, detail: 'done' });
+    } catch (err) {
+      run.report.cleanup.push({ name: c.name, ok: false, detail: describeFailure(err) });
+    }
+  }
+}
+
+export function withNode(nodes: NodeRef[], node: NodeRef): NodeRef[] {
+  return nodes.some((n) => same(n, node)) ? nodes : [...nodes, node];
+}
+
+export function withoutNode(nodes: NodeRef[], node: NodeRef): NodeRef[] {
+  return nodes.filter((n) => !same(n, node));
+}
+
+/**
+ * RPO from data. Planned: the canary written before the fence must be on the new primary (RPO 0).
+ * Unplanned: the newest canary acknowledged before the declared start, against the newest the new
+ * primary holds.
+ */
+export async function measureRpo(run: TopologyRun, mode: 'planned' | 'unplanned', node: NodeRef, startCanary: Canary | null, declaredStart: number): Promise<number | null> {
+  const { steps, input, report } = run;
+  const set = input.replicaSet;
+  const at = new Date(declaredStart).toISOString();
+  const acknowledged = startCanary ?? (await steps.run('acknowledged canaries', 'reading the canary ledger', () =>
+    callIn(set.dr, quickCall, 'acknowledgedCanaries', `Newest acknowledged canary of ${input.database} before ${at}`, { database: input.pgDatabase, before: at }),
+  )).newest;
+  if (!acknowledged) {
+    report.checks.push({ name: 'RPO measurable', ok: mode === 'unplanned', detail: 'no acknowledged canary before the start: RPO unknown' });
+    return null;
+  }
+  const found = await steps.run('canaries on the new primary', `looking for canary #${acknowledged.id} on ${label(node)}`, () =>
+    callIn(regionOf(set, node), quickCall, 'findCanaries', `Canaries on ${label(node)}`, { set, node, database: input.pgDatabase, ids: [acknowledged.id] }),
+  );
+  if (found.missing.length === 0) {
+    report.checks.push({ name: 'no acknowledged write lost', ok: true, detail: `canary #${acknowledged.id} (${acknowledged.writtenAt}) is on the new primary` });
+    return 0;
+  }
+  const newest = found.newest;
+  const rpo = newest ? Math.max(0, (Date.parse(acknowledged.writtenAt) - Date.parse(newest.writtenAt)) / 1000) : null;
+  // Planned must lose nothing; unplanned reports what it lost (the report says how much).
+  report.checks.push({
+    name: mode === 'planned' ? 'no acknowledged write lost' : 'data loss within the RPO objective',
+    ok: mode === 'unplanned' && rpo !== null && rpo <= input.objectives.rpoSeconds,
+    detail: `newest acknowledged canary #${acknowledged.id} (${acknowledged.writtenAt}) is missing; newest on the new primary: ${newest ? `#${newest.id} (${newest.writtenAt})` : 'none'}`,
+  });
+  return rpo;
+}
