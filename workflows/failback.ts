@@ -12,6 +12,7 @@ import { finishReport, invalid, startReport, subjectOf, validateFailoverInput } 
 import { describeFailure, StepLog } from './steps';
 import {
   approvalGate,
+  cancelDrillsAndReadTopology,
   compensate,
   label,
   measureRpo,
@@ -22,7 +23,7 @@ import {
   withoutNode,
   type TopologyRun,
 } from './topology-steps';
-import type { FailbackInput, NodeRef, RunbookReport } from './types';
+import type { FailbackInput, NodeRef, RunbookReport, TopologyView } from './types';
 
 export { failbackProgressQuery } from './messages';
 
@@ -40,15 +41,18 @@ export async function failback(input: FailbackInput): Promise<RunbookReport> {
   let cancelled: unknown;
 
   try {
-    await steps.run('cancel drills', `cancelling running drills of ${database}`, () =>
-      callIn(set.dr, quickCall, 'cancelDrills', `Cancel drills of ${database}`, { database }),
-    );
-    let topology = await steps.run('read topology', `reading the topology of ${set.set}`, () =>
-      callIn(set.dr, quickCall, 'readTopology', `Topology of ${set.set}`, { set }),
-    );
+    let topology = await cancelDrillsAndReadTopology(run);
     const current = topology.primary;
     if (!current) throw invalid(`replication set ${set.set} has no primary right now (a switch is in progress?): nothing to fail back from`);
-    if (same(current, home)) throw invalid(`${database} already runs on its home server ${label(home)}: nothing to fail back`);
+    if (same(current, home)) {
+      // Already home. What may be left is a fenced former primary with no standby in its place (a
+      // failback whose last step failed): re-protecting it is all there is to do.
+      const leftover = topology.fenced[0];
+      if (topology.standby || !leftover) throw invalid(`${database} already runs on its home server ${label(home)} with standby ${label(topology.standby)}: nothing to fail back`);
+      report.failover.topology = await reprotect(run, leftover, home, topology);
+      report.rtoSeconds = (Date.now() - declaredStart) / 1000;
+      return finish(report, steps);
+    }
     const failoverTerm = topology.primarySinceEpoch;
 
     // Re-protect: the old primary becomes a standby of the current one.
@@ -98,18 +102,7 @@ export async function failback(input: FailbackInput): Promise<RunbookReport> {
       });
 
       // Restore the original shape: the former primary becomes the standby again.
-      const reprotected = await steps.run('re-protect former primary', `rebuilding ${label(current)} as a standby of ${label(home)}`, () =>
-        callIn(regionOf(set, current), longTransfer, 'rebuildAsStandby', `Rebuild ${label(current)} as a standby of ${label(home)}`, { set, node: current, primary: home }),
-      );
-      report.failover.topology = await steps.run('record standby', `recording ${label(current)} as the standby`, () =>
-        callIn(set.home, quickCall, 'repointTraffic', `Record ${label(current)} as standby of ${set.set}`, {
-          set,
-          next: { primary: home, standby: current, fenced: withoutNode(switched.topology.fenced, current) },
-          expectedEpoch: switched.topology.epoch,
-          by: info.workflowId,
-        }),
-      );
-      report.checks.push({ name: 're-protect former primary', ok: true, detail: `${label(current)} rebuilt with ${reprotected.method}` });
+      report.failover.topology = await reprotect(run, current, home, switched.topology);
       const failed = report.checks.filter((c) => !c.ok);
       if (failed.length) {
         report.outcome = 'failed';
@@ -124,7 +117,32 @@ export async function failback(input: FailbackInput): Promise<RunbookReport> {
   } finally {
     await CancellationScope.nonCancellable(() => compensate(run));
   }
+  if (cancelled) {
+    finishReport(report, steps);
+    throw cancelled;
+  }
+  return finish(report, steps);
+}
+
+function finish(report: RunbookReport, steps: StepLog): RunbookReport {
   finishReport(report, steps);
-  if (cancelled) throw cancelled;
   return report;
+}
+
+/** A former primary becomes the standby of the home server again, and the record says so. */
+async function reprotect(run: TopologyRun, node: NodeRef, home: NodeRef, topology: TopologyView): Promise<TopologyView> {
+  const { steps, input, info, report } = run;
+  const set = input.replicaSet;
+  const rebuilt = await steps.run('re-protect former primary', `rebuilding ${label(node)} as a standby of ${label(home)}`, () =>
+    callIn(regionOf(set, node), longTransfer, 'rebuildAsStandby', `Rebuild ${label(node)} as a standby of ${label(home)}`, { set, node, primary: home }),
+  );
+  report.checks.push({ name: 're-protect former primary', ok: true, detail: `${label(node)} rebuilt with ${rebuilt.method}` });
+  return steps.run('record standby', `recording ${label(node)} as the standby`, () =>
+    callIn(set.home, quickCall, 'repointTraffic', `Record ${label(node)} as standby of ${set.set}`, {
+      set,
+      next: { primary: home, standby: node, fenced: withoutNode(topology.fenced, node) },
+      expectedEpoch: topology.epoch,
+      by: info.workflowId,
+    }),
+  );
 }

@@ -14,7 +14,7 @@ import { failoverProgressQuery } from './messages';
 import { quickCall } from './options';
 import { finishReport, invalid, startReport, subjectOf, validateFailoverInput } from './report';
 import { describeFailure, StepLog } from './steps';
-import { approvalGate, compensate, label, measureRpo, plannedSwitchover, regionOf, smokeTests, unplannedTakeover, type TopologyRun } from './topology-steps';
+import { approvalGate, cancelDrillsAndReadTopology, compensate, label, measureRpo, plannedSwitchover, regionOf, smokeTests, unplannedTakeover, type TopologyRun } from './topology-steps';
 import type { Canary, FailoverInput, RunbookReport } from './types';
 
 export { approveFailoverUpdate, failoverProgressQuery } from './messages';
@@ -28,16 +28,11 @@ export async function failover(input: FailoverInput): Promise<RunbookReport> {
   report.failover = { mode: input.mode, approval: null, fence: null, lagAtDecision: null, walGapBytes: null, topology: null };
   const run: TopologyRun = { steps, info, input, report, compensations: [] };
   const declaredStart = Date.now();
-  const { replicaSet: set, database } = input;
+  const { replicaSet: set } = input;
   let cancelled: unknown;
 
   try {
-    await steps.run('cancel drills', `cancelling running drills of ${database}`, () =>
-      callIn(set.dr, quickCall, 'cancelDrills', `Cancel drills of ${database}`, { database }),
-    );
-    const topology = await steps.run('read topology', `reading the topology of ${set.set}`, () =>
-      callIn(set.dr, quickCall, 'readTopology', `Topology of ${set.set}`, { set }),
-    );
+    const topology = await cancelDrillsAndReadTopology(run);
     const from = topology.primary;
     const to = topology.standby;
     if (!from || !to) throw invalid(`replication set ${set.set} has no ${from ? 'standby' : 'primary'} to fail over (primary ${label(from)}, standby ${label(to)})`);

@@ -88,14 +88,7 @@ export async function plannedSwitchover(run: TopologyRun, set: ReplicaSetSpec, f
   if (report.failover) report.failover.fence = { confirmed: fence.confirmed, how: fence.how };
   if (!fence.confirmed || !fence.finalLsn) throw invalid(`could not confirm the fence of ${label(from)}: ${fence.how}`);
 
-  const held = await steps.run('hold traffic', 'pointing clients nowhere while the roles change', () =>
-    callIn(toRegion, quickCall, 'repointTraffic', `Hold traffic for ${set.set}`, {
-      set,
-      next: { primary: null, standby: to, fenced: withNode(topology.fenced, from) },
-      expectedEpoch: topology.epoch,
-      by: info.workflowId,
-    }),
-  );
+  const held = await holdTraffic(run, set, from, to, topology);
   compensations.unshift({
     name: `restore traffic to ${label(from)}`,
     run: () =>
@@ -109,17 +102,7 @@ export async function plannedSwitchover(run: TopologyRun, set: ReplicaSetSpec, f
   await steps.run('wait for replay', `waiting until ${label(to)} has replayed ${fence.finalLsn}`, () =>
     callIn(toRegion, longTransfer, 'waitForReplay', `Wait for ${label(to)} to reach ${fence.finalLsn}`, { set, node: to, lsn: fence.finalLsn! }),
   );
-  await steps.run('promote standby', `promoting ${label(to)}`, () => callIn(toRegion, provisioning, 'promoteNode', `Promote ${label(to)}`, { set, node: to }));
-  // Past the point of no return: the old primary stays fenced whatever happens next.
-  compensations.length = 0;
-  const next = await steps.run('repoint traffic', `pointing clients at ${label(to)}`, () =>
-    callIn(toRegion, quickCall, 'repointTraffic', `Repoint ${set.set} to ${label(to)}`, {
-      set,
-      next: { primary: to, standby: null, fenced: withNode(topology.fenced, from) },
-      expectedEpoch: held.epoch,
-      by: info.workflowId,
-    }),
-  );
+  const next = await promoteAndRepoint(run, set, from, to, topology, held);
   if (report.failover) report.failover.walGapBytes = 0;
   return { topology: next, fencedAt };
 }
@@ -129,8 +112,7 @@ export async function plannedSwitchover(run: TopologyRun, set: ReplicaSetSpec, f
  * not), hold traffic, promote the standby whatever it has, repoint.
  */
 export async function unplannedTakeover(run: TopologyRun, set: ReplicaSetSpec, from: NodeRef, to: NodeRef, topology: TopologyView): Promise<TopologyView> {
-  const { steps, info, report } = run;
-  const toRegion = regionOf(set, to);
+  const { steps, report } = run;
   let fence: { confirmed: boolean; how: string };
   try {
     fence = await steps.run('fence primary', `stopping ${label(from)} if it can be reached (30 s deadline)`, () =>
@@ -140,23 +122,46 @@ export async function unplannedTakeover(run: TopologyRun, set: ReplicaSetSpec, f
     fence = { confirmed: false, how: `not confirmed: ${describeFailure(err)}` };
   }
   if (report.failover) report.failover.fence = fence;
-  const held = await steps.run('hold traffic', 'pointing clients nowhere while the roles change', () =>
-    callIn(toRegion, quickCall, 'repointTraffic', `Hold traffic for ${set.set}`, {
-      set,
-      next: { primary: null, standby: to, fenced: withNode(topology.fenced, from) },
-      expectedEpoch: topology.epoch,
-      by: info.workflowId,
-    }),
-  );
-  await steps.run('promote standby', `promoting ${label(to)}`, () => callIn(toRegion, provisioning, 'promoteNode', `Promote ${label(to)}`, { set, node: to }));
-  return steps.run('repoint traffic', `pointing clients at ${label(to)}`, () =>
+  const held = await holdTraffic(run, set, from, to, topology);
+  return promoteAndRepoint(run, set, from, to, topology, held);
+}
+
+/** Promote the standby, then point clients at it; from the promote on, nothing is undone. */
+async function promoteAndRepoint(run: TopologyRun, set: ReplicaSetSpec, from: NodeRef, to: NodeRef, topology: TopologyView, held: TopologyView): Promise<TopologyView> {
+  const toRegion = regionOf(set, to);
+  await run.steps.run('promote standby', `promoting ${label(to)}`, () => callIn(toRegion, provisioning, 'promoteNode', `Promote ${label(to)}`, { set, node: to }));
+  // Past the point of no return: the old primary stays fenced whatever happens next.
+  run.compensations.length = 0;
+  return run.steps.run('repoint traffic', `pointing clients at ${label(to)}`, () =>
     callIn(toRegion, quickCall, 'repointTraffic', `Repoint ${set.set} to ${label(to)}`, {
       set,
       next: { primary: to, standby: null, fenced: withNode(topology.fenced, from) },
       expectedEpoch: held.epoch,
-      by: info.workflowId,
+      by: run.info.workflowId,
     }),
   );
+}
+
+/** No primary while the roles change: the traffic proxy refuses and cuts every connection. */
+function holdTraffic(run: TopologyRun, set: ReplicaSetSpec, from: NodeRef, to: NodeRef, topology: TopologyView): Promise<TopologyView> {
+  return run.steps.run('hold traffic', 'pointing clients nowhere while the roles change', () =>
+    callIn(regionOf(set, to), quickCall, 'repointTraffic', `Hold traffic for ${set.set}`, {
+      set,
+      next: { primary: null, standby: to, fenced: withNode(topology.fenced, from) },
+      expectedEpoch: topology.epoch,
+      by: run.info.workflowId,
+    }),
+  );
+}
+
+/** The first two steps of every topology change: drills of the database stop, the record is read. */
+export async function cancelDrillsAndReadTopology(run: TopologyRun): Promise<TopologyView> {
+  const { steps, input } = run;
+  const set = input.replicaSet;
+  await steps.run('cancel drills', `cancelling running drills of ${input.database}`, () =>
+    callIn(set.dr, quickCall, 'cancelDrills', `Cancel drills of ${input.database}`, { database: input.database }),
+  );
+  return steps.run('read topology', `reading the topology of ${set.set}`, () => callIn(set.dr, quickCall, 'readTopology', `Topology of ${set.set}`, { set }));
 }
 
 /** A write and the plan's checks on the new primary. */

@@ -27,6 +27,7 @@ export class LocalCluster {
     readonly root: string,
     private readonly pgBin: string,
   ) {
+    this.pgBinDir = pgBin;
     this.dataDir = join(root, 'data');
     this.runDir = join(root, 'run');
     this.stateFile = join(root, 'state.json');
@@ -36,6 +37,8 @@ export class LocalCluster {
   }
 
   readonly fenceFile: string;
+  /** Where this cluster's server tools live (pg_basebackup, pg_rewind use the same version). */
+  readonly pgBinDir: string;
   /** Credentials the server itself uses to reach its primary; readable by the server's OS user only. */
   readonly replicationPassfile: string;
 
@@ -111,7 +114,8 @@ export class LocalCluster {
       ...(disposable
         ? ['-c fsync=off', '-c synchronous_commit=off', '-c full_page_writes=off', '-c wal_level=minimal', '-c max_wal_senders=0', '-c wal_init_zero=off']
         : // wal_log_hints lets pg_rewind turn a former primary into a standby without a full copy.
-          ['-c wal_level=replica', '-c max_wal_senders=10', '-c max_replication_slots=10', '-c wal_log_hints=on', '-c hot_standby=on']),
+          // wal_keep_size keeps the WAL pg_rewind reads back to the last common checkpoint.
+          ['-c wal_level=replica', '-c max_wal_senders=10', '-c max_replication_slots=10', '-c wal_log_hints=on', '-c hot_standby=on', '-c wal_keep_size=256MB']),
       ...(replication
         ? [
             // No secret here (argv is visible to every user): the password comes from a passfile.

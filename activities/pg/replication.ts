@@ -114,9 +114,9 @@ export async function makeStandby(
   const primaryPort = primary.state().port;
   const slot = slotName(options.applicationName);
   if (standby.isInitialized() && standby.state().replication?.primaryPort === primaryPort && !standby.isFenced()) {
-    if (!(await standby.isRunning())) await standby.start(options.signal);
-    const status = await nodeStatus(standby);
-    if (status.inRecovery) return 'already';
+    const started = (await standby.isRunning()) || (await standby.start(options.signal).then(() => true, () => false));
+    if (started && (await nodeStatus(standby)).inRecovery) return 'already';
+    // A standby that will not start (or is no standby) is rebuilt below.
   }
   const user = serverOsUser();
   const primaryConn = primary.connection('postgres');
@@ -146,25 +146,40 @@ export async function makeStandby(
       options.log?.(`pg_rewind failed, taking a fresh base backup instead: ${(err as Error).message}`);
     }
   }
-  if (method === 'pg_basebackup') {
-    rmSync(standby.dataDir, { recursive: true, force: true });
-    mkdirSync(standby.dataDir, { recursive: true });
-    chmodSync(standby.dataDir, 0o700);
-    if (user) chownSync(standby.dataDir, user.uid, user.gid);
-    await run(
-      join(options.pgBin, 'pg_basebackup'),
-      ['--dbname', sourceConninfo, '--pgdata', standby.dataDir, '--wal-method=stream', '--slot', slot, '--checkpoint=fast', '--no-sync'],
-      { asUser, cwd: standby.root, signal: options.signal, env: { PATH: process.env.PATH } },
-    );
-  }
+  if (method === 'pg_basebackup') await freshBaseBackup(standby, sourceConninfo, slot, asUser, options.signal);
   // standby.signal first, then lift the fence: there is no moment at which the node could start writable.
   writeFileSync(join(standby.dataDir, 'standby.signal'), '');
   if (user) chownSync(join(standby.dataDir, 'standby.signal'), user.uid, user.gid);
   rmSync(standby.fenceFile, { force: true });
   writeFileSync(standby.pgpassFile, `127.0.0.1:${options.port}:*:postgres:${primaryConn.password}\n`, { mode: 0o600 });
   standby.writeState({ name: options.name, port: options.port, disposable: false, replication: { primaryPort, slot, applicationName: options.applicationName } });
-  await standby.start(options.signal);
+  try {
+    await standby.start(options.signal);
+  } catch (err) {
+    if (method !== 'pg_rewind') throw err;
+    // A rewound node can still refuse to start (its minimum recovery point on a timeline the new
+    // primary never had): nothing of it is worth keeping, so it is rebuilt from a fresh copy.
+    options.log?.(`the rewound node did not start, taking a fresh base backup instead: ${(err as Error).message}`);
+    await freshBaseBackup(standby, sourceConninfo, slot, asUser, options.signal);
+    await standby.start(options.signal);
+    return 'pg_basebackup';
+  }
   return method;
+}
+
+async function freshBaseBackup(standby: LocalCluster, sourceConninfo: string, slot: string, asUser: ReturnType<typeof serverOsUser> | undefined, signal?: AbortSignal): Promise<void> {
+  const user = serverOsUser();
+  rmSync(standby.dataDir, { recursive: true, force: true });
+  mkdirSync(standby.dataDir, { recursive: true });
+  chmodSync(standby.dataDir, 0o700);
+  if (user) chownSync(standby.dataDir, user.uid, user.gid);
+  await run(
+    join(standby.pgBinDir, 'pg_basebackup'),
+    ['--dbname', sourceConninfo, '--pgdata', standby.dataDir, '--wal-method=stream', '--slot', slot, '--checkpoint=fast', '--no-sync'],
+    { asUser: asUser ?? undefined, cwd: standby.root, signal, env: { PATH: process.env.PATH } },
+  );
+  writeFileSync(join(standby.dataDir, 'standby.signal'), '');
+  if (user) chownSync(join(standby.dataDir, 'standby.signal'), user.uid, user.gid);
 }
 
 /**

@@ -193,7 +193,11 @@ export async function startReplicaSet(env: LifeboatEnv, standbyPort: number, log
   for (const node of [topology.primary, topology.standby, ...topology.fenced]) {
     if (!node) continue;
     const cluster = provider.nodeCluster(node);
-    if (cluster.isInitialized() && !(await cluster.isRunning())) await cluster.start();
+    if (cluster.isInitialized() && !(await cluster.isRunning())) {
+      // A node that will not start must not keep the rest of the stack down: it is reported, and a
+      // failback (or a failover, for a standby) rebuilds it.
+      await cluster.start().catch((err: Error) => log(`warning     ${nodeLabel(node)} does not start (${err.message.split(' | ')[0]}); \`lifeboat failback\` rebuilds it`));
+    }
   }
   const standby = topology.standby ? provider.nodeCluster(topology.standby).state().port : null;
   log(
