@@ -45,10 +45,16 @@ export async function failback(input: FailbackInput): Promise<RunbookReport> {
     const current = topology.primary;
     if (!current) throw invalid(`replication set ${set.set} has no primary right now (a switch is in progress?): nothing to fail back from`);
     if (same(current, home)) {
-      // Already home. What may be left is a fenced former primary with no standby in its place (a
-      // failback whose last step failed): re-protecting it is all there is to do.
-      const leftover = topology.fenced[0];
-      if (topology.standby || !leftover) throw invalid(`${database} already runs on its home server ${label(home)} with standby ${label(topology.standby)}: nothing to fail back`);
+      // Already home. What may be left is a former primary that is not (or no longer) a working
+      // standby — a failback whose last step failed, a standby that will not start: re-protect it.
+      const leftover = topology.standby ?? topology.fenced[0];
+      if (!leftover) throw invalid(`${database} already runs on its home server ${label(home)} and has no other node to re-protect`);
+      if (topology.standby) {
+        const health = await steps.run('preflight', `checking ${label(topology.standby)}`, () =>
+          callIn(set.dr, quickCall, 'checkReplication', `Replication health of ${set.set}`, { set, primary: home, standby: topology.standby! }),
+        );
+        if (health.lag?.streaming) throw invalid(`${database} already runs on its home server ${label(home)} and ${label(topology.standby)} is streaming: nothing to fail back`);
+      }
       report.failover.topology = await reprotect(run, leftover, home, topology);
       report.rtoSeconds = (Date.now() - declaredStart) / 1000;
       return finish(report, steps);

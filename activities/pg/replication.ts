@@ -153,18 +153,36 @@ export async function makeStandby(
   rmSync(standby.fenceFile, { force: true });
   writeFileSync(standby.pgpassFile, `127.0.0.1:${options.port}:*:postgres:${primaryConn.password}\n`, { mode: 0o600 });
   standby.writeState({ name: options.name, port: options.port, disposable: false, replication: { primaryPort, slot, applicationName: options.applicationName } });
-  try {
-    await standby.start(options.signal);
-  } catch (err) {
-    if (method !== 'pg_rewind') throw err;
-    // A rewound node can still refuse to start (its minimum recovery point on a timeline the new
-    // primary never had): nothing of it is worth keeping, so it is rebuilt from a fresh copy.
-    options.log?.(`the rewound node did not start, taking a fresh base backup instead: ${(err as Error).message}`);
-    await freshBaseBackup(standby, sourceConninfo, slot, asUser, options.signal);
-    await standby.start(options.signal);
-    return 'pg_basebackup';
+  const problem = await standby.start(options.signal).then(
+    () => waitUntilStreaming(standby, 20_000),
+    (err: Error) => err.message,
+  );
+  if (problem === null) return method;
+  if (method !== 'pg_rewind') throw new Error(`${standby.root} was rebuilt from a base backup but ${problem}`);
+  // A rewound node can start and still never follow its new primary (pg_rewind can judge "no rewind
+  // required" when the old primary's last checkpoint sits exactly at the fork, and the node then asks
+  // for a timeline it is not a child of). Nothing of it is worth keeping: rebuild from a fresh copy.
+  options.log?.(`the rewound node ${problem}; taking a fresh base backup instead`);
+  if (await standby.isRunning()) await standby.stop('immediate');
+  await freshBaseBackup(standby, sourceConninfo, slot, asUser, options.signal);
+  await standby.start(options.signal);
+  const after = await waitUntilStreaming(standby, 20_000);
+  if (after !== null) throw new Error(`${standby.root} was rebuilt from a base backup but ${after}`);
+  return 'pg_basebackup';
+}
+
+/** null once the standby's WAL receiver streams; else what is wrong, after `ms`. */
+async function waitUntilStreaming(standby: LocalCluster, ms: number): Promise<string | null> {
+  const deadline = Date.now() + ms;
+  let last = 'did not start streaming';
+  while (Date.now() < deadline) {
+    const status = await nodeStatus(standby);
+    if (status.inRecovery && status.streaming) return null;
+    if (!status.running) return `stopped (${status.detail})`;
+    last = `did not start streaming within ${ms / 1000}s (${status.detail})`;
+    await new Promise((r) => setTimeout(r, 200));
   }
-  return method;
+  return last;
 }
 
 async function freshBaseBackup(standby: LocalCluster, sourceConninfo: string, slot: string, asUser: ReturnType<typeof serverOsUser> | undefined, signal?: AbortSignal): Promise<void> {
