@@ -42,26 +42,43 @@ export class LogCapture extends Writable {
   }
 }
 
-/** Runs in-process workers for the demo regions while `fn` runs. */
-export async function withWorker<T>(fn: () => Promise<T>, capture?: LogCapture): Promise<T> {
-  const logger = createLogger('info', capture ?? new LogCapture());
+export interface RunningWorker {
+  /** Shuts the workers down (in-flight work is cancelled) and closes their connection. Safe to repeat. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts in-process workers: the runbook queue plus one activity queue per region (the demo regions
+ * unless told otherwise), until stop().
+ */
+export async function startWorker(options: { regions?: string[]; capture?: LogCapture } = {}): Promise<RunningWorker> {
+  const logger = createLogger('info', options.capture ?? new LogCapture());
   const { workers, connection } = await createWorkers({
-    regions: [
-      { name: 'local-a', provider: 'local' },
-      { name: 'local-b', provider: 'local' },
-    ],
+    regions: (options.regions ?? ['local-a', 'local-b']).map((name) => ({ name, provider: 'local' as const })),
     env: env(),
     logger,
     temporal: temporal(),
     workflowBundle: await workflowBundle(),
   });
   const running = workers.map((w: Worker) => w.run());
+  let stopping: Promise<void> | undefined;
+  return {
+    stop: () =>
+      (stopping ??= (async () => {
+        workers.forEach((w) => w.shutdown());
+        await Promise.all(running);
+        await connection.close();
+      })()),
+  };
+}
+
+/** Runs in-process workers for the demo regions (or the regions given) while `fn` runs. */
+export async function withWorker<T>(fn: () => Promise<T>, capture?: LogCapture, regions?: string[]): Promise<T> {
+  const worker = await startWorker({ regions, capture });
   try {
     return await fn();
   } finally {
-    workers.forEach((w) => w.shutdown());
-    await Promise.all(running);
-    await connection.close();
+    await worker.stop();
   }
 }
 
