@@ -5,6 +5,7 @@ import type { ActivityDeps } from './index';
 import type { LedgerEntry } from './canary-ledger';
 import { verdict } from './errors';
 import { newestCanary, runChecks, withClient, writeCanary } from './pg/sql';
+import { STALLED_AFTER_MS } from './pg/replication';
 import type { ActivityIo, DatabaseProvider } from './providers/provider';
 
 type Activity = <I, O>(name: string, body: (input: I, io: ActivityIo) => Promise<O>) => (input: I) => Promise<{ value: O; attempt: number }>;
@@ -55,9 +56,17 @@ export function createReplicationActivities(deps: ActivityDeps, provider: (regio
     /** Polls until the standby has replayed everything the primary has (heartbeats while waiting). */
     waitUntilCaughtUp: activity('waitUntilCaughtUp', async ({ set, primary, standby }: { set: ReplicaSetSpec; primary: NodeRef; standby: NodeRef }, io) => {
       const p = forSet(set);
+      let streamingAt = Date.now();
       for (;;) {
         const lag = await p.replicationLag(primary, standby);
         if (lag.streaming && lag.lagBytes === 0) return lag;
+        if (lag.streaming) streamingAt = Date.now();
+        else if (Date.now() - streamingAt > STALLED_AFTER_MS) {
+          throw verdict(
+            ErrorType.StandbyNotReady,
+            `${standby.region}/${standby.name} has not streamed from ${primary.region}/${primary.name} for ${STALLED_AFTER_MS / 1000}s; run \`lifeboat failback\` again to rebuild it`,
+          );
+        }
         io.heartbeat({ phase: 'catching up', lagBytes: lag.lagBytes, streaming: lag.streaming });
         if (io.signal.aborted) throw io.signal.reason ?? new Error('cancelled');
         await new Promise((r) => setTimeout(r, 200));

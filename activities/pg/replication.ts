@@ -115,8 +115,8 @@ export async function makeStandby(
   const slot = slotName(options.applicationName);
   if (standby.isInitialized() && standby.state().replication?.primaryPort === primaryPort && !standby.isFenced()) {
     const started = (await standby.isRunning()) || (await standby.start(options.signal).then(() => true, () => false));
-    if (started && (await nodeStatus(standby)).inRecovery) return 'already';
-    // A standby that will not start (or is no standby) is rebuilt below.
+    if (started && (await waitUntilStreaming(standby, 10_000)) === null) return 'already';
+    // A standby that will not start, or does not stream from this primary, is rebuilt below.
   }
   const user = serverOsUser();
   const primaryConn = primary.connection('postgres');
@@ -134,6 +134,10 @@ export async function makeStandby(
 
   let method: 'pg_rewind' | 'pg_basebackup' = 'pg_basebackup';
   if (existsSync(join(standby.dataDir, 'PG_VERSION'))) {
+    // A freshly promoted primary records its new timeline in its control file only at the end-of-
+    // recovery checkpoint, which runs lazily: before it, pg_rewind sees the old timeline and judges
+    // "no rewind required". The pg_rewind docs ask for this checkpoint.
+    await withClient(primaryConn, (c) => c.query('checkpoint'));
     if (await standby.isRunning()) await standby.stop('fast');
     try {
       await run(join(options.pgBin, 'pg_rewind'), ['--target-pgdata', standby.dataDir, '--source-server', sourceConninfo], {
@@ -235,8 +239,13 @@ export async function fence(
   };
 }
 
+/** How long a standby may neither stream nor make progress before a wait on it gives up. */
+export const STALLED_AFTER_MS = 60_000;
+
 /** Polls until the standby has replayed `lsn`; calls `beat` each round (heartbeat and cancellation). */
 export async function waitForReplay(standby: LocalCluster, lsn: string, beat: (replayLsn: string | null) => void, signal?: AbortSignal): Promise<string> {
+  let lastReplay: string | null = null;
+  let progressAt = Date.now();
   for (;;) {
     const { caughtUp, replay } = await probe(standby.connection('postgres'), async (c) => {
       const { rows } = await c.query<{ caught_up: boolean; replay: string | null }>(
@@ -246,10 +255,21 @@ export async function waitForReplay(standby: LocalCluster, lsn: string, beat: (r
       return { caughtUp: rows[0]!.caught_up, replay: rows[0]!.replay };
     });
     if (caughtUp) return replay!;
+    if (replay !== lastReplay) {
+      lastReplay = replay;
+      progressAt = Date.now();
+    } else if (Date.now() - progressAt > STALLED_AFTER_MS) {
+      throw new StandbyStalled(`${standby.root} has replayed nothing for ${STALLED_AFTER_MS / 1000}s (at ${replay ?? 'nothing'}, waiting for ${lsn})`);
+    }
     beat(replay);
     if (signal?.aborted) throw signal.reason ?? new Error('cancelled');
     await new Promise((r) => setTimeout(r, 100));
   }
+}
+
+/** A standby that stopped following: waiting longer will not help, a rebuild will. */
+export class StandbyStalled extends Error {
+  override name = 'StandbyStalled';
 }
 
 /** Lifts a planned fence: the switchover was abandoned before anything was promoted. */

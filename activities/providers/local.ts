@@ -16,7 +16,7 @@ import { run, runPiped } from '../pg/process';
 import { allTableStats, libpqEnv, listTables, newestCanary, quoteIdent, serverVersion, withClient, type PgConnection } from '../pg/sql';
 import type { ActivityIo, DatabaseProvider, FenceResult } from './provider';
 import { nodeLabel, sameNode, TopologyConflictError, TopologyStore } from '../topology';
-import { fence, makeStandby, nodeStatus, promote, replicationLag, unfence, waitForReplay, type NodeStatus, type ReplicationLag } from '../pg/replication';
+import { fence, makeStandby, nodeStatus, promote, replicationLag, StandbyStalled, unfence, waitForReplay, type NodeStatus, type ReplicationLag } from '../pg/replication';
 
 export interface LocalProviderConfig {
   /** LIFEBOAT_HOME: regions, backups and scratch instances live under it. */
@@ -356,7 +356,12 @@ export class LocalProvider implements DatabaseProvider {
   }
 
   async waitForReplay(standby: NodeRef, lsn: string, io: ActivityIo): Promise<string> {
-    return waitForReplay(this.nodeCluster(standby), lsn, (replay) => io.heartbeat({ phase: 'replay', replay, target: lsn }), io.signal);
+    try {
+      return await waitForReplay(this.nodeCluster(standby), lsn, (replay) => io.heartbeat({ phase: 'replay', replay, target: lsn }), io.signal);
+    } catch (err) {
+      if (err instanceof StandbyStalled) throw verdict(ErrorType.StandbyNotReady, err.message);
+      throw err;
+    }
   }
 
   async promote(node: NodeRef): Promise<{ lsn: string; alreadyPrimary: boolean }> {
