@@ -93,16 +93,25 @@ export function createReplicationActivities(deps: ActivityDeps, provider: (regio
     ),
 
     /** The canaries a node holds: the newest, and which of `ids` are missing. */
-    findCanaries: activity('findCanaries', async ({ set, node, database, ids }: { set: ReplicaSetSpec; node: NodeRef; database: string; ids: number[] }) => {
-      const conn = await forSet(set).connectNode(node, database);
-      return withClient(conn, async (c) => {
-        const newest = await newestCanary(c);
-        if (!ids.length || !newest) return { newest, missing: newest ? [] : ids };
-        const { rows } = await c.query<{ id: string }>('select id from lifeboat.canary where id = any($1::bigint[])', [ids]);
-        const present = new Set(rows.map((r) => Number(r.id)));
-        return { newest, missing: ids.filter((id) => !present.has(id)) };
-      });
-    }),
+    /**
+     * Which of `canaries` the node lacks, and its newest canary at or before `before`. A canary is its id
+     * and its commit time together: after an unplanned failover the new primary's sequence can hand
+     * out again ids that the lost writes had, and its own new writes must not count as old history.
+     */
+    findCanaries: activity(
+      'findCanaries',
+      async ({ set, node, database, canaries, before }: { set: ReplicaSetSpec; node: NodeRef; database: string; canaries: Canary[]; before?: string }) => {
+        const conn = await forSet(set).connectNode(node, database);
+        return withClient(conn, async (c) => {
+          const newest = await newestCanary(c, before);
+          const ids = canaries.map((e) => e.id);
+          if (!ids.length || !newest) return { newest, missing: newest ? [] : ids };
+          const { rows } = await c.query<{ id: string; written_at: Date }>('select id, written_at from lifeboat.canary where id = any($1::bigint[])', [ids]);
+          const present = new Set(rows.map((r) => `${r.id}@${r.written_at.toISOString()}`));
+          return { newest, missing: canaries.filter((e) => !present.has(`${e.id}@${e.writtenAt}`)).map((e) => e.id) };
+        });
+      },
+    ),
 
     /** What the canary writer had acknowledged: the newest before a time, or every one of a term. */
     acknowledgedCanaries: activity(

@@ -7,6 +7,7 @@
 // With fromLatestBackup the backup and copy steps are replaced by picking the newest existing copy
 // in the DR region: restore testing of what already exists.
 import {
+  CancelledFailure,
   CancellationScope,
   defineQuery,
   isCancellation,
@@ -115,6 +116,9 @@ export async function drill(input: DrillInput): Promise<RunbookReport> {
     }
   } catch (err) {
     if (isCancellation(err)) cancelled = err;
+    // Cancelled while a step was in flight, and the step then failed rather than stopped (a failover's
+    // fence ended its sessions): still a cancelled drill, not a failed one.
+    else if (CancellationScope.current().consideredCancelled) cancelled = new CancelledFailure(`cancelled; the step in flight then failed: ${describeFailure(err)}`);
     report.outcome = 'failed';
     report.reason = describeFailure(err);
   } finally {

@@ -99,7 +99,7 @@ export async function failback(input: FailbackInput): Promise<RunbookReport> {
         callIn(set.dr, quickCall, 'acknowledgedCanaries', `Canaries acknowledged by ${label(current)}`, { database: input.pgDatabase, before: fencedAt, sinceEpoch: failoverTerm }),
       );
       const found = await steps.run('nothing lost', `looking for ${term.length} acknowledged canaries on ${label(home)}`, () =>
-        callIn(set.home, quickCall, 'findCanaries', `Canaries on ${label(home)}`, { set, node: home, database: input.pgDatabase, ids: term.map((e) => e.id) }),
+        callIn(set.home, quickCall, 'findCanaries', `Canaries on ${label(home)}`, { set, node: home, database: input.pgDatabase, canaries: term.map((e) => ({ id: e.id, writtenAt: e.writtenAt })) }),
       );
       report.checks.push({
         name: 'writes of the failover term kept',

@@ -216,7 +216,14 @@ export async function measureRpo(run: TopologyRun, mode: 'planned' | 'unplanned'
     return null;
   }
   const found = await steps.run('canaries on the new primary', `looking for canary #${acknowledged.id} on ${label(node)}`, () =>
-    callIn(regionOf(set, node), quickCall, 'findCanaries', `Canaries on ${label(node)}`, { set, node, database: input.pgDatabase, ids: [acknowledged.id] }),
+    callIn(regionOf(set, node), quickCall, 'findCanaries', `Canaries on ${label(node)}`, {
+      set,
+      node,
+      database: input.pgDatabase,
+      canaries: [{ id: acknowledged.id, writtenAt: acknowledged.writtenAt }],
+      // What the new primary wrote since its promotion is no part of the old history.
+      before: acknowledged.writtenAt,
+    }),
   );
   if (found.missing.length === 0) {
     report.checks.push({ name: 'no acknowledged write lost', ok: true, detail: `canary #${acknowledged.id} (${acknowledged.writtenAt}) is on the new primary` });

@@ -3,7 +3,7 @@
 //   data/ (0700, the server's)  run/ (socket, log, the replication passfile)  state.json  pgpass (0600)
 //   FENCED (present while the node is a fenced former primary: it only ever starts read-only)
 import { randomBytes } from 'node:crypto';
-import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, chmodSync, chownSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { run, serverOsUser, CommandFailed } from './process';
 import type { PgConnection } from './sql';
@@ -97,6 +97,10 @@ export class LocalCluster {
     } finally {
       rmSync(pwfile, { force: true });
     }
+    // pg_rewind's crash recovery of a node that died runs a single-user server, which sees none of the
+    // command-line settings below: without this line it records wal_log_hints=off in pg_control and
+    // pg_rewind then refuses the node. The same on every node, so pg_rewind copying it is harmless.
+    if (!wanted.disposable) appendFileSync(join(this.dataDir, 'postgresql.conf'), '\nwal_log_hints = on\n');
     writeFileSync(this.pgpassFile, `127.0.0.1:${wanted.port}:*:postgres:${password}\n`, { mode: 0o600 });
     writeFileSync(this.stateFile, JSON.stringify(wanted, null, 2) + '\n');
   }

@@ -26,6 +26,9 @@ export async function withClient<T>(conn: PgConnection, use: (client: Client) =>
     application_name: 'lifeboat',
     connectionTimeoutMillis: conn.connectTimeoutMs ?? 10_000,
   });
+  // A session the server ends (a fence, a shutdown) fails the query in flight; the client also emits
+  // 'error', which without a listener is an uncaught exception that takes the whole worker down.
+  client.on('error', () => undefined);
   await client.connect();
   try {
     return await use(client);
@@ -173,11 +176,12 @@ export async function writeCanary(client: Client, token: string): Promise<Canary
 }
 
 /** The newest canary in a database, or null when it has none (or no canary table at all). */
-export async function newestCanary(client: Client): Promise<Canary | null> {
+export async function newestCanary(client: Client, before?: string): Promise<Canary | null> {
   const exists = await client.query(`select to_regclass('lifeboat.canary') is not null as present`);
   if (!exists.rows[0]?.present) return null;
   const { rows } = await client.query<{ id: string; written_at: Date }>(
-    'select id, written_at from lifeboat.canary order by written_at desc, id desc limit 1',
+    'select id, written_at from lifeboat.canary where $1::timestamptz is null or written_at <= $1::timestamptz order by written_at desc, id desc limit 1',
+    [before ?? null],
   );
   const row = rows[0];
   return row ? { id: Number(row.id), writtenAt: row.written_at.toISOString() } : null;

@@ -445,6 +445,7 @@ export class LocalProvider implements DatabaseProvider {
   private async snapshotClient(conn: PgConnection, snapshot: string): Promise<Client> {
     const { Client: PgClient } = await import('pg');
     const client = new PgClient({ host: conn.host, port: conn.port, user: conn.user, password: conn.password, database: conn.database, application_name: 'lifeboat' });
+    client.on('error', () => undefined);
     await client.connect();
     await client.query('begin isolation level repeatable read read only');
     await client.query(`set transaction snapshot '${snapshot.replace(/'/g, "''")}'`);
