@@ -17,9 +17,8 @@
 // (`cli.js drill -f <plan> --json` in a child process); the baseline is scripts/bench/baseline.sh:
 // pg_dump -> cp -> sha256sum -> createdb -> pg_restore -> count(*) per table -> dropdb.
 // Figures, not asserts: it exits 1 only when a drill does not pass (or the baseline fails).
-import { spawn, type StdioOptions } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { availableParallelism, cpus, loadavg, tmpdir, totalmem } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { LocalCluster } from '../../activities/pg/cluster';
 import { findPgBin } from '../../activities/pg/binaries';
@@ -27,9 +26,10 @@ import { dumpCompression } from '../../activities/providers/local';
 import { quoteIdent, serverVersion, withClient } from '../../activities/pg/sql';
 import { loadEnv, type LifeboatEnv } from '../../worker/env';
 import { buildProviders } from '../../worker/main';
-import type { RegionSpec, RunbookReport, StepRecord } from '../../workflows/types';
+import type { RegionSpec, RunbookReport } from '../../workflows/types';
 import { DEMO_REGIONS } from '../dev/stack';
 import { seedDemo } from '../dev/seed';
+import { cliPath, ensureStack, machineLines, median, phaseTable, type Phases, runbookPhases, runChild, say, table } from './common';
 
 const BENCH_DB = 'bench_orders';
 /** Plan keys allow lowercase letters, digits and dashes only, so the key differs from the database. */
@@ -67,8 +67,6 @@ interface Pair {
 
 class UsageError extends Error {}
 
-const say = (line: string) => process.stderr.write(`bench: ${line}\n`);
-
 function parseOptions(argv: string[]): Options {
   const options: Options = { sizeMb: 100, runs: null, drop: false };
   const positive = (flag: string, raw: string | undefined, integer: boolean): number => {
@@ -86,44 +84,6 @@ function parseOptions(argv: string[]): Options {
     else throw new UsageError(`unknown argument ${a}`);
   }
   return options;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Child processes
-
-interface ChildResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-  seconds: number;
-}
-
-/** Runs a command to exit, timing it from spawn to exit; stdout and stderr are collected. */
-function runChild(command: string, args: string[], options: { cwd: string; stdio?: StdioOptions }): Promise<ChildResult> {
-  return new Promise((resolve, reject) => {
-    const started = process.hrtime.bigint();
-    const child = spawn(command, args, { cwd: options.cwd, stdio: options.stdio ?? ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout?.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr, seconds: Number(process.hrtime.bigint() - started) / 1e9 }));
-  });
-}
-
-function cliPath(env: LifeboatEnv): string {
-  return join(env.projectRoot, 'dist', 'scripts', 'cli.js');
-}
-
-/** The stack must be up for a drill; bring it up the way a user would when it is not. */
-async function ensureStack(env: LifeboatEnv): Promise<void> {
-  const status = await runChild(process.execPath, [cliPath(env), 'dev', 'status', '--json'], { cwd: env.projectRoot });
-  if (status.code === 0) return;
-  say('the dev stack is not (fully) up; running `lifeboat dev up`');
-  // dev up talks on stderr; its stdout goes there too so ours stays the benchmark's table.
-  const up = await runChild(process.execPath, [cliPath(env), 'dev', 'up'], { cwd: env.projectRoot, stdio: ['ignore', 2, 2] });
-  if (up.code !== 0) throw new Error(`\`lifeboat dev up\` exited with ${up.code}`);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -292,33 +252,6 @@ async function deleteBenchBackups(env: LifeboatEnv): Promise<number> {
 // ---------------------------------------------------------------------------------------------
 // Reporting
 
-function stepSeconds(step: StepRecord): number {
-  return step.startedAt && step.finishedAt ? (Date.parse(step.finishedAt) - Date.parse(step.startedAt)) / 1000 : 0;
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-}
-
-function table(header: string[], rows: string[][]): string {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
-  return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
-}
-
-async function machineLines(primary: LocalCluster, pgBin: string, loadBefore: number[]): Promise<string[]> {
-  const pg = await withClient(primary.connection('postgres'), (client) => serverVersion(client));
-  const load = (l: number[]) => l.map((n) => n.toFixed(2)).join(' ');
-  return [
-    `machine     ${availableParallelism()} CPUs (${cpus()[0]?.model.trim() ?? 'unknown model'}), ${(totalmem() / 1024 ** 3).toFixed(1)} GiB memory`,
-    // Other work on the machine skews both sides; the load average says how much there was.
-    `load avg    ${load(loadBefore)} before, ${load(loadavg())} after`,
-    `postgresql  ${pg.version} (${pgBin}), node ${process.version}`,
-  ];
-}
-
 function summaryTable(dbBytes: number, pairs: Pair[]): string {
   const mib = (n: number) => (n / MIB).toFixed(1);
   const row = (label: string, dumpBytes: number, drill: number, baseline: number, rto: number | null) => [
@@ -343,43 +276,14 @@ function summaryTable(dbBytes: number, pairs: Pair[]): string {
   return table(['', 'db MiB', 'dump MiB', 'drill s', 'baseline s', 'ratio', 'drill rtoSeconds'], rows);
 }
 
-/** Seconds per named phase of one run, in order, ending with the run's wall time. */
-type Phases = Array<[name: string, seconds: number]>;
-
-/** A drill's steps, plus what lies between them and outside the workflow (CLI start-up, Temporal). */
 function drillPhases({ report, wallSeconds }: DrillRun): Phases {
   // The teardown step is named after the run's scratch instance; one name lines the runs up.
-  const phases: Phases = report.steps.map((s) => [s.name.replace(/^tear down .*/, 'tear down scratch instance'), stepSeconds(s)]);
-  const inWorkflow = (Date.parse(report.finishedAt) - Date.parse(report.startedAt)) / 1000;
-  const inSteps = report.steps.reduce((sum, s) => sum + stepSeconds(s), 0);
-  phases.push(['(workflow, between steps)', inWorkflow - inSteps]);
-  phases.push(['(CLI start, workflow start, result)', wallSeconds - inWorkflow]);
-  phases.push(['wall', wallSeconds]);
-  return phases;
+  return runbookPhases(report, wallSeconds, (s) => s.name.replace(/^tear down .*/, 'tear down scratch instance'));
 }
 
 function baselinePhases(run: BaselineRun): Phases {
   const inSteps = run.steps.reduce((sum, s) => sum + s.seconds, 0);
   return [...run.steps.map((s): [string, number] => [s.name, s.seconds]), ['(bash, between steps)', run.wallSeconds - inSteps], ['wall', run.wallSeconds]];
-}
-
-/** One row per phase, one column per run, then the median and its share of the median wall time. */
-function phaseTable(title: string, runs: Phases[]): string {
-  const names = [...new Set(runs.flatMap((phases) => phases.map(([name]) => name)))];
-  const seconds = (phases: Phases, name: string) => phases.find(([n]) => n === name)?.[1];
-  // Gaps computed from millisecond timestamps can come out a hair below zero.
-  const medianOf = (name: string) => median(runs.map((phases) => Math.max(0, seconds(phases, name) ?? 0)));
-  const wall = medianOf('wall');
-  const rows = names.map((name) => [
-    name,
-    ...runs.map((phases) => {
-      const s = seconds(phases, name);
-      return s === undefined ? '-' : Math.max(0, s).toFixed(2);
-    }),
-    medianOf(name).toFixed(2),
-    `${((100 * medianOf(name)) / wall).toFixed(0)}%`,
-  ]);
-  return table([title, ...runs.map((_, i) => `run ${i + 1}`), 'median', 'share'], rows);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -420,9 +324,10 @@ async function main(argv: string[]): Promise<number> {
   }
 
   const baselineRows = pairs[0]!.baseline.rows;
+  const pgVersion = (await withClient(primary.connection('postgres'), (client) => serverVersion(client))).version;
   const out = [
     '',
-    ...(await machineLines(primary, pgBin, loadBefore)),
+    ...machineLines(pgVersion, pgBin, loadBefore),
     `database    ${BENCH_DB} in ${PRIMARY_REGION} -> ${DR_REGION}: ${baselineRows.reduce((n, r) => n + r.rows, 0)} rows in ${baselineRows.length} tables; ` +
       `pg_dump --compress=${compression}, pg_restore --jobs=2`,
     '',

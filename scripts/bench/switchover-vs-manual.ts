@@ -31,10 +31,9 @@
 // CHECKPOINT on a freshly promoted node before anything is rewound against it, else pg_rewind finds
 // "no rewind required" and leaves a standby on the old timeline (see checkpoint()). A standby that
 // does not stream after a failback is rebuilt, and the restore table says so.
-import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { availableParallelism, cpus, loadavg, tmpdir, totalmem } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
 import { stringify as toYaml } from 'yaml';
@@ -49,9 +48,10 @@ import { loadEnv, type LifeboatEnv } from '../../worker/env';
 import { createLogger } from '../../worker/logger';
 import { buildProviders } from '../../worker/main';
 import { loadPlanFile } from '../../worker/plan';
-import type { NodeRef, ReplicaSetSpec, RunbookReport, SqlCheck, StepRecord } from '../../workflows/types';
+import type { NodeRef, ReplicaSetSpec, RunbookReport, SqlCheck } from '../../workflows/types';
 import { DEMO_DATABASE } from '../dev/stack';
 import { seedDemo } from '../dev/seed';
+import { cliPath, ensureStack, freePort, machineLines, median, phaseTable, type Phases, runbookPhases, runChild, say, sleep, table } from './common';
 
 const HOME_REGION = 'bench-a';
 const DR_REGION = 'bench-b';
@@ -124,8 +124,6 @@ interface Bench {
 
 class UsageError extends Error {}
 
-const say = (line: string) => process.stderr.write(`bench: ${line}\n`);
-
 function parseOptions(argv: string[]): Options {
   const options: Options = { runs: 3, scale: 1, manualPromote: 'pg_ctl', drop: false };
   const number = (flag: string, raw: string | undefined, accept: (n: number) => boolean, expected: string): number => {
@@ -146,58 +144,6 @@ function parseOptions(argv: string[]): Options {
   }
   return options;
 }
-
-// ---------------------------------------------------------------------------------------------
-// Child processes
-
-interface ChildResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-  seconds: number;
-}
-
-/** Runs a command to exit, timing it from spawn to exit; stdout and stderr are collected. */
-function runChild(command: string, args: string[], options: { cwd: string; stdio?: StdioOptions }): Promise<ChildResult> {
-  return new Promise((resolve, reject) => {
-    const started = process.hrtime.bigint();
-    const child = spawn(command, args, { cwd: options.cwd, stdio: options.stdio ?? ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout?.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr, seconds: Number(process.hrtime.bigint() - started) / 1e9 }));
-  });
-}
-
-function cliPath(env: LifeboatEnv): string {
-  return join(env.projectRoot, 'dist', 'scripts', 'cli.js');
-}
-
-/** The stack must be up for a failover (Temporal); bring it up the way a user would when it is not. */
-async function ensureStack(env: LifeboatEnv): Promise<void> {
-  const status = await runChild(process.execPath, [cliPath(env), 'dev', 'status', '--json'], { cwd: env.projectRoot });
-  if (status.code === 0) return;
-  say('the dev stack is not (fully) up; running `lifeboat dev up`');
-  // dev up talks on stderr; its stdout goes there too so ours stays the benchmark's table.
-  const up = await runChild(process.execPath, [cliPath(env), 'dev', 'up'], { cwd: env.projectRoot, stdio: ['ignore', 2, 2] });
-  if (up.code !== 0) throw new Error(`\`lifeboat dev up\` exited with ${up.code}`);
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.unref();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no free port'))));
-    });
-  });
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 // ---------------------------------------------------------------------------------------------
 // The plan and its worker
@@ -557,32 +503,6 @@ async function timePair(bench: Bench, options: Options, index: number): Promise<
 // ---------------------------------------------------------------------------------------------
 // Reporting
 
-function stepSeconds(step: StepRecord): number {
-  return step.startedAt && step.finishedAt ? (Date.parse(step.finishedAt) - Date.parse(step.startedAt)) / 1000 : 0;
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-}
-
-function table(header: string[], rows: string[][]): string {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
-  return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
-}
-
-function machineLines(pg: string, pgBin: string, loadBefore: number[]): string[] {
-  const load = (l: number[]) => l.map((n) => n.toFixed(2)).join(' ');
-  return [
-    `machine     ${availableParallelism()} CPUs (${cpus()[0]?.model.trim() ?? 'unknown model'}), ${(totalmem() / 1024 ** 3).toFixed(1)} GiB memory`,
-    // Other work on the machine skews both sides; the load average says how much there was.
-    `load avg    ${load(loadBefore)} before, ${load(loadavg())} after`,
-    `postgresql  ${pg} (${pgBin}), node ${process.version}`,
-  ];
-}
-
 /** Per run, then the median (the headline) and the best; the ratio is Lifeboat's RTO over the manual one. */
 function summaryTable(pairs: Pair[]): string {
   const row = (label: string, wall: number, rto: number, manual: number) => [label, wall.toFixed(2), rto.toFixed(2), manual.toFixed(2), (rto / manual).toFixed(1)];
@@ -609,42 +529,9 @@ function restoreTable(pairs: Pair[]): string {
   return table(['restore (not compared)', 'failback wall s', 'failback rtoSeconds', 'standby rebuilt after', 'lifeboat restore s', 'manual switch back s'], rows);
 }
 
-/** Seconds per named phase of one run, in order, ending with the run's total. */
-type Phases = Array<[name: string, seconds: number]>;
-
-/** A failover's steps, plus what lies between them and outside the workflow (CLI start-up, Temporal). */
-function lifeboatPhases({ report, wallSeconds }: LifeboatRun): Phases {
-  const phases: Phases = report.steps.map((s) => [s.name, stepSeconds(s)]);
-  const inWorkflow = (Date.parse(report.finishedAt) - Date.parse(report.startedAt)) / 1000;
-  const inSteps = report.steps.reduce((sum, s) => sum + stepSeconds(s), 0);
-  phases.push(['(workflow, between steps)', inWorkflow - inSteps]);
-  phases.push(['(CLI start, workflow start, result)', wallSeconds - inWorkflow]);
-  phases.push(['wall', wallSeconds]);
-  return phases;
-}
-
 function manualPhases(run: ManualRun): Phases {
   const inSteps = run.steps.reduce((sum, s) => sum + s.seconds, 0);
   return [...run.steps.map((s): [string, number] => [s.name, s.seconds]), ['(bash, between steps)', run.rtoSeconds - inSteps], ['RTO', run.rtoSeconds]];
-}
-
-/** One row per phase, one column per run, then the median and its share of the median total (the last phase). */
-function phaseTable(title: string, runs: Phases[]): string {
-  const names = [...new Set(runs.flatMap((phases) => phases.map(([name]) => name)))];
-  const total = runs[0]!.at(-1)![0];
-  const seconds = (phases: Phases, name: string) => phases.find(([n]) => n === name)?.[1];
-  // Gaps computed from millisecond timestamps can come out a hair below zero.
-  const medianOf = (name: string) => median(runs.map((phases) => Math.max(0, seconds(phases, name) ?? 0)));
-  const rows = names.map((name) => [
-    name,
-    ...runs.map((phases) => {
-      const s = seconds(phases, name);
-      return s === undefined ? '-' : Math.max(0, s).toFixed(2);
-    }),
-    medianOf(name).toFixed(2),
-    `${((100 * medianOf(name)) / medianOf(total)).toFixed(0)}%`,
-  ]);
-  return table([title, ...runs.map((_, i) => `run ${i + 1}`), 'median', 'share'], rows);
 }
 
 /** What the two RTOs cover: the manual side is the brief's four steps, Lifeboat's is a runbook. */
@@ -717,7 +604,7 @@ async function main(argv: string[]): Promise<number> {
     '',
     summaryTable(pairs),
     '',
-    phaseTable('lifeboat failover step (seconds)', pairs.map((p) => lifeboatPhases(p.lifeboat))),
+    phaseTable('lifeboat failover step (seconds)', pairs.map((p) => runbookPhases(p.lifeboat.report, p.lifeboat.wallSeconds))),
     '',
     phaseTable('manual step (seconds)', pairs.map((p) => manualPhases(p.manual))),
     '',
