@@ -35,6 +35,7 @@ export function loadEnv(env: NodeJS.ProcessEnv = process.env): LifeboatEnv {
     pgBin: env.LIFEBOAT_PG_BIN || undefined,
     logLevel: level,
     projectRoot: root,
-    uiUrl: env.LIFEBOAT_UI_URL || undefined,
+    // A dev stack on another UI port (LIFEBOAT_UI_PORT) links to that port.
+    uiUrl: env.LIFEBOAT_UI_URL || (env.LIFEBOAT_UI_PORT ? `http://localhost:${env.LIFEBOAT_UI_PORT}` : undefined),
   };
 }
