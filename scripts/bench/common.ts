@@ -2,7 +2,6 @@
 // process), and printing their figures the same way, so that the tables of drill-vs-shell.ts and
 // switchover-vs-manual.ts read alike and a fix to one reaches both.
 import { spawn, type StdioOptions } from 'node:child_process';
-import { createServer } from 'node:net';
 import { availableParallelism, cpus, loadavg, totalmem } from 'node:os';
 import { join } from 'node:path';
 import type { LifeboatEnv } from '../../worker/env';
@@ -51,21 +50,7 @@ export async function ensureStack(env: LifeboatEnv): Promise<void> {
   if (up.code !== 0) throw new Error(`\`lifeboat dev up\` exited with ${up.code}`);
 }
 
-/**
- * A port free on 127.0.0.1 now, for a server the benchmark creates. The provider keeps its own
- * copy private, and the benchmarks do not reach into the product for a helper this small.
- */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.unref();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no free port'))));
-    });
-  });
-}
+export { freePort } from '../../activities/pg/ports';
 
 // ---------------------------------------------------------------------------------------------
 // Reporting
