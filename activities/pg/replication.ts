@@ -228,13 +228,12 @@ export async function fence(
     const status = await nodeStatus(cluster);
     return { confirmed: !status.writable && status.reachable, how: 'read-only for new sessions, client sessions ended', finalLsn };
   }
-  if (await cluster.isRunning()) {
-    await cluster.stop('immediate');
-  }
+  const wasRunning = await cluster.isRunning();
+  if (wasRunning) await cluster.stop('immediate');
   const stillRunning = await cluster.isRunning();
   return {
     confirmed: !stillRunning,
-    how: stillRunning ? 'could not stop the server' : 'server stopped (immediate)',
+    how: stillRunning ? 'could not stop the server' : wasRunning ? 'server stopped (immediate)' : 'server was already down; marked FENCED so it restarts read-only',
     finalLsn: null,
   };
 }
