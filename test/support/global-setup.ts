@@ -1,6 +1,7 @@
 // One real stack for the whole test run: a Temporal dev server (in a throwaway SQLite file) and
 // the two local PostgreSQL regions with a small demo database, all under a temporary LIFEBOAT_HOME.
 // Test files start their own workers against it.
+import { spawnSync } from 'node:child_process';
 import { chmodSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,6 +10,7 @@ import { startRegions, startTemporal } from '../../scripts/dev/stack';
 import { freePort } from './ports';
 
 export default async function globalSetup(): Promise<void> {
+  buildCli();
   // Under /tmp, not the checkout: the postgres OS user must reach it wherever the clone lives.
   const home = mkdtempSync(join(tmpdir(), 'lifeboat-test-'));
   chmodSync(home, 0o755);
@@ -20,4 +22,14 @@ export default async function globalSetup(): Promise<void> {
   process.env.LIFEBOAT_TEST_TEMPORAL_PID = String(temporal.pid);
   const pg = [await freePort(), await freePort()];
   await startRegions(env, { ...ports, pgBase: pg[0]! }, () => undefined, 0.2, pg);
+}
+
+/**
+ * Tests that run the CLI or worker processes run dist/: build it once here (incremental, seconds
+ * when nothing changed), so a plain `npx jest` never tests stale code.
+ */
+function buildCli(): void {
+  const root = join(__dirname, '..', '..');
+  const build = spawnSync(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.build.json'], { cwd: root, encoding: 'utf8' });
+  if (build.status !== 0) throw new Error(`the build failed, so the tests would run stale code:\n${build.stdout}${build.stderr}`);
 }

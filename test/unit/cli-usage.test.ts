@@ -2,39 +2,13 @@
 // a message naming the field, the value and what is expected. These run the compiled CLI with
 // TEMPORAL_ADDRESS pointing at a closed port, so nothing here can reach a real server.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { CLI } from '../support/cli';
 
 const ROOT = resolve(__dirname, '..', '..');
-const CLI = join(ROOT, 'dist', 'scripts', 'cli.js');
 const DEMO_PLAN = join(ROOT, 'scripts', 'dev', 'demo-plan.yaml');
-const SOURCES = ['scripts', 'worker', 'workflows', 'activities'];
-
-function newestSource(dir: string): number {
-  let newest = 0;
-  if (!existsSync(dir)) return newest;
-  for (const entry of readdirSync(dir, { withFileTypes: true })) {
-    const path = join(dir, entry.name);
-    if (entry.isDirectory()) newest = Math.max(newest, newestSource(path));
-    else if (entry.name.endsWith('.ts')) newest = Math.max(newest, statSync(path).mtimeMs);
-  }
-  return newest;
-}
-
-/** Builds dist/ when it is missing or older than any source file, so the test runs the current CLI. */
-function ensureBuilt(): void {
-  const newest = Math.max(...SOURCES.map((d) => newestSource(join(ROOT, d))));
-  if (existsSync(CLI) && statSync(CLI).mtimeMs >= newest) return;
-  const build = spawnSync(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.build.json'], {
-    cwd: ROOT,
-    encoding: 'utf8',
-    timeout: 180_000,
-  });
-  // tsc emits even with type errors; a type error elsewhere must not hide a CLI regression, but a
-  // missing CLI after the build is a failure of its own.
-  if (!existsSync(CLI)) throw new Error(`build did not produce ${CLI}:\n${build.stdout}\n${build.stderr}`);
-}
 
 let home: string;
 let work: string;
@@ -99,7 +73,6 @@ let invalidPlan: string;
 let twoDatabases: string;
 
 beforeAll(() => {
-  ensureBuilt();
   work = mkdtempSync(join(tmpdir(), 'lifeboat-cli-test-'));
   home = join(work, 'home');
   mkdirSync(home);
