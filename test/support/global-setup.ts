@@ -1,15 +1,18 @@
-// One real stack for the whole test run: a Temporal dev server (in a throwaway SQLite file) and
-// the two local PostgreSQL regions with a small demo database, all under a temporary LIFEBOAT_HOME.
-// Test files start their own workers against it.
+// One real stack for the whole test run: a Temporal dev server (in a throwaway SQLite file),
+// the two local PostgreSQL regions with a small demo database, all under a temporary LIFEBOAT_HOME,
+// and moto_server standing in for AWS. Test files start their own workers against it.
 import { spawnSync } from 'node:child_process';
 import { chmodSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadEnv } from '../../worker/env';
 import { startRegions, startTemporal } from '../../scripts/dev/stack';
+import { motoServerPath, startMoto } from './moto';
 import { freePort } from './ports';
 
 export default async function globalSetup(): Promise<void> {
+  // Before starting anything: jest skips the teardown when the setup fails, so servers would leak.
+  motoServerPath();
   buildCli();
   // Under /tmp, not the checkout: the postgres OS user must reach it wherever the clone lives.
   const home = mkdtempSync(join(tmpdir(), 'lifeboat-test-'));
@@ -22,6 +25,16 @@ export default async function globalSetup(): Promise<void> {
   process.env.LIFEBOAT_TEST_TEMPORAL_PID = String(temporal.pid);
   const pg = [await freePort(), await freePort()];
   await startRegions(env, { ...ports, pgBase: pg[0]! }, () => undefined, 0.2, pg);
+  await startAwsStandIn();
+}
+
+/** The AWS SDK reads these itself, so code under test reaches moto without a test-only option. */
+async function startAwsStandIn(): Promise<void> {
+  const moto = await startMoto(await freePort());
+  process.env.AWS_ENDPOINT_URL = moto.endpoint;
+  process.env.AWS_ACCESS_KEY_ID = 'testing';
+  process.env.AWS_SECRET_ACCESS_KEY = 'testing';
+  process.env.LIFEBOAT_TEST_MOTO_PID = String(moto.pid);
 }
 
 /**

@@ -7,13 +7,18 @@ export default async function globalTeardown(): Promise<void> {
   const env = loadEnv();
   const local = buildProviders(env).local;
   for (const region of DEMO_REGIONS) await local.regionCluster(region).stop('immediate').catch(() => undefined);
-  const pid = Number(process.env.LIFEBOAT_TEST_TEMPORAL_PID);
-  if (pid) {
-    try {
-      process.kill(pid, 'SIGTERM');
-    } catch {
-      // already gone
-    }
-  }
+  stop(process.env.LIFEBOAT_TEST_TEMPORAL_PID);
+  stop(process.env.LIFEBOAT_TEST_MOTO_PID);
   if (!process.env.LIFEBOAT_TEST_KEEP_HOME) rmSync(env.home, { recursive: true, force: true });
+}
+
+/** Stops a server the global setup started, by the pid it left in the environment. */
+function stop(pidVar: string | undefined): void {
+  const pid = Number(pidVar);
+  if (!pid) return;
+  try {
+    process.kill(pid, 'SIGTERM');
+  } catch {
+    // already gone
+  }
 }

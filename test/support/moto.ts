@@ -1,0 +1,183 @@
+// moto_server: the AWS API stand-in the AWS provider tests run against. One process serves every
+// region, with each region's resources apart, all in memory: a reset gives a test a clean account.
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, openSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { CreateAliasCommand, CreateKeyCommand, DescribeKeyCommand, KMSClient, NotFoundException } from '@aws-sdk/client-kms';
+import {
+  CreateSecurityGroupCommand,
+  CreateSubnetCommand,
+  CreateVpcCommand,
+  DescribeAvailabilityZonesCommand,
+  DescribeSecurityGroupsCommand,
+  DescribeSubnetsCommand,
+  DescribeVpcsCommand,
+  EC2Client,
+  type Subnet,
+} from '@aws-sdk/client-ec2';
+import { CreateDBSubnetGroupCommand, DBSubnetGroupNotFoundFault, DescribeDBSubnetGroupsCommand, RDSClient } from '@aws-sdk/client-rds';
+
+/** The name of every scratch resource the fixture makes: a second call finds them by it. */
+export const SCRATCH_NAME = 'lifeboat-scratch';
+const VPC_CIDR = '10.42.0.0/16';
+const STARTUP_SECONDS = 30;
+
+export interface MotoServer {
+  pid: number;
+  endpoint: string;
+}
+
+export interface AwsTestFixture {
+  kmsKeyArn: string;
+  subnetGroup: string;
+  securityGroupId: string;
+}
+
+/** Where scripts/setup.sh --with-moto installs it; throws with the fix when it is not there. */
+export function motoServerPath(): string {
+  const path = join(__dirname, '..', '..', '.venv', 'bin', 'moto_server');
+  if (!existsSync(path)) {
+    throw new Error(`moto_server is missing (expected ${path}): run \`bash scripts/test.sh\`, or \`bash scripts/setup.sh --with-moto\` then jest`);
+  }
+  return path;
+}
+
+export async function startMoto(port: number): Promise<MotoServer> {
+  const log = join(logDir(), 'moto-server.log');
+  const out = openSync(log, 'a');
+  const child = spawn(motoServerPath(), ['-H', '127.0.0.1', '-p', String(port)], { detached: true, stdio: ['ignore', out, out] });
+  child.unref();
+  const endpoint = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + STARTUP_SECONDS * 1000;
+  while (!(await answers(endpoint))) {
+    if (child.exitCode !== null || child.signalCode !== null) {
+      throw new Error(`moto_server on port ${port} exited (${child.exitCode ?? child.signalCode}) before it answered; ${log} ends with:\n${tail(log)}`);
+    }
+    if (Date.now() > deadline) {
+      child.kill();
+      throw new Error(`moto_server on port ${port} did not answer HTTP within ${STARTUP_SECONDS}s; ${log} ends with:\n${tail(log)}`);
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return { pid: child.pid!, endpoint };
+}
+
+export async function resetMoto(endpoint: string): Promise<void> {
+  const res = await fetch(`${endpoint}/moto-api/reset`, { method: 'POST' });
+  if (!res.ok) throw new Error(`resetting moto at ${endpoint} answered HTTP ${res.status}; expected 200`);
+}
+
+/** Client options that reach moto and fail at once instead of retrying a mistake. */
+export function motoClientConfig(endpoint: string, region: string) {
+  return { endpoint, region, credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' }, maxAttempts: 1 };
+}
+
+/**
+ * What an RDS restore in one region needs around it: a KMS key, a DB subnet group over two
+ * availability zones, a security group. Finds what an earlier call made, so tests may call it freely.
+ */
+export async function awsTestFixture(endpoint: string, awsRegion: string): Promise<AwsTestFixture> {
+  const config = motoClientConfig(endpoint, awsRegion);
+  const ec2 = new EC2Client(config);
+  const kms = new KMSClient(config);
+  const rds = new RDSClient(config);
+  try {
+    const vpcId = await scratchVpc(ec2);
+    const subnetIds = await scratchSubnets(ec2, vpcId, awsRegion);
+    return {
+      kmsKeyArn: await scratchKey(kms),
+      subnetGroup: await scratchSubnetGroup(rds, subnetIds),
+      securityGroupId: await scratchSecurityGroup(ec2, vpcId),
+    };
+  } finally {
+    for (const client of [ec2, kms, rds]) client.destroy();
+  }
+}
+
+function logDir(): string {
+  const home = process.env.LIFEBOAT_HOME;
+  if (!home) return mkdtempSync(join(tmpdir(), 'lifeboat-moto-'));
+  mkdirSync(home, { recursive: true });
+  return home;
+}
+
+/** Any HTTP answer means the server is up; a refused connection means not yet. */
+async function answers(endpoint: string): Promise<boolean> {
+  try {
+    await fetch(`${endpoint}/moto-api/`, { signal: AbortSignal.timeout(1000) });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function tail(file: string, lines = 20): string {
+  return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+}
+
+async function scratchKey(kms: KMSClient): Promise<string> {
+  const alias = `alias/${SCRATCH_NAME}`;
+  try {
+    const found = await kms.send(new DescribeKeyCommand({ KeyId: alias }));
+    return found.KeyMetadata!.Arn!;
+  } catch (err) {
+    if (!(err instanceof NotFoundException)) throw err;
+  }
+  const created = await kms.send(new CreateKeyCommand({ Description: 'Lifeboat test scratch key' }));
+  await kms.send(new CreateAliasCommand({ AliasName: alias, TargetKeyId: created.KeyMetadata!.KeyId! }));
+  return created.KeyMetadata!.Arn!;
+}
+
+async function scratchVpc(ec2: EC2Client): Promise<string> {
+  const found = await ec2.send(new DescribeVpcsCommand({ Filters: [{ Name: 'tag:Name', Values: [SCRATCH_NAME] }] }));
+  const existing = found.Vpcs?.[0]?.VpcId;
+  if (existing) return existing;
+  const created = await ec2.send(
+    new CreateVpcCommand({ CidrBlock: VPC_CIDR, TagSpecifications: [{ ResourceType: 'vpc', Tags: [{ Key: 'Name', Value: SCRATCH_NAME }] }] }),
+  );
+  return created.Vpc!.VpcId!;
+}
+
+/** One subnet in each of the region's first two availability zones: RDS wants at least two. */
+async function scratchSubnets(ec2: EC2Client, vpcId: string, awsRegion: string): Promise<string[]> {
+  const zones = await ec2.send(new DescribeAvailabilityZonesCommand({}));
+  const names = (zones.AvailabilityZones ?? []).map((z) => z.ZoneName!).sort().slice(0, 2);
+  if (names.length < 2) throw new Error(`moto lists ${names.length} availability zones for ${awsRegion}; expected at least 2`);
+  const found = await ec2.send(new DescribeSubnetsCommand({ Filters: [{ Name: 'vpc-id', Values: [vpcId] }] }));
+  const existing = found.Subnets ?? [];
+  const ids: string[] = [];
+  for (const [i, zone] of names.entries()) {
+    const subnet = existing.find((s) => s.AvailabilityZone === zone) ?? (await createSubnet(ec2, vpcId, zone, `10.42.${i}.0/24`));
+    ids.push(subnet.SubnetId!);
+  }
+  return ids;
+}
+
+async function createSubnet(ec2: EC2Client, vpcId: string, zone: string, cidr: string): Promise<Subnet> {
+  const created = await ec2.send(new CreateSubnetCommand({ VpcId: vpcId, AvailabilityZone: zone, CidrBlock: cidr }));
+  return created.Subnet!;
+}
+
+async function scratchSubnetGroup(rds: RDSClient, subnetIds: string[]): Promise<string> {
+  try {
+    await rds.send(new DescribeDBSubnetGroupsCommand({ DBSubnetGroupName: SCRATCH_NAME }));
+    return SCRATCH_NAME;
+  } catch (err) {
+    if (!(err instanceof DBSubnetGroupNotFoundFault)) throw err;
+  }
+  await rds.send(new CreateDBSubnetGroupCommand({ DBSubnetGroupName: SCRATCH_NAME, DBSubnetGroupDescription: 'Lifeboat test scratch', SubnetIds: subnetIds }));
+  return SCRATCH_NAME;
+}
+
+async function scratchSecurityGroup(ec2: EC2Client, vpcId: string): Promise<string> {
+  const filters = [
+    { Name: 'group-name', Values: [SCRATCH_NAME] },
+    { Name: 'vpc-id', Values: [vpcId] },
+  ];
+  const found = await ec2.send(new DescribeSecurityGroupsCommand({ Filters: filters }));
+  const existing = found.SecurityGroups?.[0]?.GroupId;
+  if (existing) return existing;
+  const created = await ec2.send(new CreateSecurityGroupCommand({ GroupName: SCRATCH_NAME, Description: 'Lifeboat test scratch', VpcId: vpcId }));
+  return created.GroupId!;
+}
