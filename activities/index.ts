@@ -105,7 +105,7 @@ export function createActivities(deps: ActivityDeps) {
       'verifyRestore',
       async ({ ref, scratch, checks }: { ref: BackupRef; scratch: ScratchInstance; checks: SqlCheck[] }, io): Promise<RestoreVerification> => {
         const p = provider(scratch.region);
-        const manifest = await p.manifest(ref);
+        const manifest = await p.restoredManifest(ref, scratch);
         const conn = await p.connectScratch(scratch);
         return withClient(conn, (client) =>
           withClient(conn, async (second) => {
@@ -117,11 +117,13 @@ export function createActivities(deps: ActivityDeps) {
               onTable: (done) => io.heartbeat({ phase: 'table checksums', done }),
             });
             const found = new Map(stats.map((s) => [s.table, s]));
+            // An RDS manifest is read moments before the snapshot is taken: say so where it could matter.
+            const snapshotWindow = manifest.dumpFormat === 'rds-snapshot' ? ' (or the table was written between the manifest and the snapshot)' : '';
             const tables: CheckResult[] = manifest.tables.map((want) => {
               const got = found.get(want.table);
               if (!got) return { name: want.table, ok: false, detail: 'missing from the restored database' };
-              if (got.rows !== want.rows) return { name: want.table, ok: false, detail: `${got.rows} rows; the backup had ${want.rows}` };
-              if (got.checksum !== want.checksum) return { name: want.table, ok: false, detail: `${got.rows} rows but content checksum differs from the backup's` };
+              if (got.rows !== want.rows) return { name: want.table, ok: false, detail: `${got.rows} rows; the backup had ${want.rows}${snapshotWindow}` };
+              if (got.checksum !== want.checksum) return { name: want.table, ok: false, detail: `${got.rows} rows but content checksum differs from the backup's${snapshotWindow}` };
               return { name: want.table, ok: true, detail: `${got.rows} rows, checksum matches` };
             });
             if (tables.length === 0) tables.push({ name: '(tables)', ok: false, detail: 'the manifest lists no tables: nothing was verified' });

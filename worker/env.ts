@@ -11,6 +11,10 @@ export interface LifeboatEnv {
   projectRoot: string;
   /** Base URL of the Temporal UI for links in reports (LIFEBOAT_UI_URL); the dev server's by default. */
   uiUrl?: string;
+  /** PEM bundle that RDS server certificates chain to (LIFEBOAT_RDS_CA_FILE). */
+  rdsCaFile?: string;
+  /** Where `env:NAME` credential references resolve: this process's environment. */
+  secrets: Readonly<Record<string, string | undefined>>;
 }
 
 export function projectRoot(): string {
@@ -37,5 +41,7 @@ export function loadEnv(env: NodeJS.ProcessEnv = process.env): LifeboatEnv {
     projectRoot: root,
     // A dev stack on another UI port (LIFEBOAT_UI_PORT) links to that port.
     uiUrl: env.LIFEBOAT_UI_URL || (env.LIFEBOAT_UI_PORT ? `http://localhost:${env.LIFEBOAT_UI_PORT}` : undefined),
+    rdsCaFile: env.LIFEBOAT_RDS_CA_FILE || undefined,
+    secrets: env,
   };
 }

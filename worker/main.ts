@@ -5,7 +5,9 @@ import type { Logger } from 'pino';
 import { createActivities } from '../activities';
 import { findPgBin } from '../activities/pg/binaries';
 import { LocalProvider } from '../activities/providers/local';
-import { regionTaskQueue, RUNBOOK_TASK_QUEUE, type RegionSpec } from '../workflows/types';
+import { AwsProvider } from '../activities/providers/aws';
+import type { DatabaseProvider } from '../activities/providers/provider';
+import { regionTaskQueue, RUNBOOK_TASK_QUEUE, type ProviderKind, type RegionSpec } from '../workflows/types';
 import { loadEnv, type LifeboatEnv } from './env';
 import { createLogger } from './logger';
 import { connectClient, temporalTarget, type TemporalTarget } from './temporal';
@@ -16,12 +18,20 @@ export interface WorkerOptions {
   env?: LifeboatEnv;
   logger?: Logger;
   temporal?: TemporalTarget;
+  /** Providers to use instead of the defaults (tests: the AWS provider with moto's stand-in data plane). */
+  providers?: Partial<Providers>;
   /** A prebuilt workflow bundle (tests build one once); otherwise workflows/ is bundled at start. */
   workflowBundle?: { code: string };
 }
 
-export function buildProviders(env: LifeboatEnv) {
-  return { local: new LocalProvider({ home: env.home, pgBin: findPgBin(env.pgBin) }) };
+export type Providers = Record<ProviderKind, DatabaseProvider> & { local: LocalProvider };
+
+export function buildProviders(env: LifeboatEnv, overrides: Partial<Providers> = {}): Providers {
+  return {
+    local: new LocalProvider({ home: env.home, pgBin: findPgBin(env.pgBin) }),
+    aws: new AwsProvider({ secrets: env.secrets, caFile: env.rdsCaFile }),
+    ...overrides,
+  };
 }
 
 let runtimeInstalled = false;
@@ -45,7 +55,7 @@ export async function createWorkers(options: WorkerOptions): Promise<{ workers: 
   const connection = await NativeConnection.connect(temporal.connectionOptions);
   let client: ReturnType<typeof connectClient> | undefined;
   const activities = createActivities({
-    providers: buildProviders(env),
+    providers: buildProviders(env, options.providers),
     logger,
     ledger: new CanaryLedger(env.home),
     temporal: () => (client ??= connectClient(temporal)),

@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync, statSync, type Stats } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import type { BackupInput, DrillInput, FailbackInput, FailoverInput, RegionSpec, ReplicaSetSpec } from '../workflows/types';
+import type { BackupInput, DatabaseTarget, DrillInput, FailbackInput, FailoverInput, RegionSpec, ReplicaSetSpec } from '../workflows/types';
 
 export const MAX_PLAN_BYTES = 1024 * 1024;
 
@@ -53,8 +53,33 @@ function namedRecord<T extends z.ZodType>(what: string, value: T) {
   }, record);
 }
 
-const regionSchema = strictObject({
-  provider: z.enum(['local'], { message: 'expected provider "local" (aws and gcp are not available in this version)' }),
+const PROVIDER_EXPECTED = 'expected provider "local" or "aws" (gcp is not available in this version)';
+
+const localRegionSchema = strictObject({ provider: z.literal('local', { error: PROVIDER_EXPECTED }) });
+
+// RDS identifiers: a letter, then letters, digits and single hyphens, not ending in a hyphen.
+const RDS_ID = /^[A-Za-z](?!.*--)[A-Za-z0-9-]{0,62}(?<!-)$/;
+const rdsId = (what: string) => z.string().regex(RDS_ID, `expected an RDS ${what} identifier (a letter, then letters, digits and single hyphens, at most 63)`);
+
+const awsRegionSchema = strictObject({
+  provider: z.literal('aws', { error: PROVIDER_EXPECTED }),
+  awsRegion: z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d$/, 'expected an AWS region code such as us-east-1'),
+  /** Copies into this region are re-encrypted with this key (key ARN, ID or alias/...). */
+  kmsKeyId: z.string().regex(/^(arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(key|alias)\/[A-Za-z0-9/_-]+|[0-9a-f-]{36}|alias\/[A-Za-z0-9/_-]+)$/, 'expected a KMS key ARN, key ID or alias/name').optional(),
+  /** Where drills restore: isolated, never public. */
+  scratch: strictObject({
+    instanceClass: z.string().regex(/^db\.[a-z0-9]+\.[a-z0-9]+$/, 'expected an instance class such as db.t4g.micro').default('db.t4g.micro'),
+    subnetGroup: z.string().regex(/^[A-Za-z0-9 ._-]{1,255}$/, 'expected a DB subnet group name'),
+    securityGroups: z.array(z.string().regex(/^sg-[0-9a-f]{8,17}$/, 'expected a security group ID such as sg-0123456789abcdef0')).min(1, 'expected at least one security group'),
+  }),
+});
+
+const regionSchema = z.discriminatedUnion('provider', [localRegionSchema, awsRegionSchema], { error: PROVIDER_EXPECTED });
+
+const SECRET_REF = /^(env:[A-Za-z_][A-Za-z0-9_]*|file:\/\S+)$/;
+const credentialsSchema = strictObject({
+  user: z.string().regex(PG_IDENT, 'expected a PostgreSQL role name'),
+  password: z.string().regex(SECRET_REF, 'expected a reference, env:VARIABLE or file:/absolute/path, never the password itself'),
 });
 
 const checkSchema = strictObject({
@@ -66,11 +91,17 @@ const databaseSchema = strictObject({
   primary: strictObject({
     region: z.string().regex(NAME, 'expected a region name (lowercase letters, digits, dashes)'),
     database: z.string().regex(PG_IDENT, 'expected a PostgreSQL database name (letters, digits, _ and $, not starting with a digit)'),
+    /** On AWS: the DB instance identifier of the primary. */
+    instance: rdsId('DB instance').optional(),
+    /** On AWS: who Lifeboat connects as (canary, checks); the password by reference only. */
+    credentials: credentialsSchema.optional(),
   }),
   dr: strictObject({
     region: z.string().regex(NAME, 'expected a region name (lowercase letters, digits, dashes)'),
     /** A streaming standby of the primary's server is kept in the DR region (failover needs one). */
     standby: z.boolean({ error: 'expected true or false' }).default(false),
+    /** On AWS: the cross-region read replica's DB instance identifier (the standby). */
+    replica: rdsId('DB instance').optional(),
   }),
   objectives: strictObject({ rpo: duration, rto: duration }),
   checks: z.array(checkSchema).default([]),
@@ -144,6 +175,7 @@ export function parsePlan(text: string, source: string): LoadedPlan {
     if (!Object.hasOwn(plan.regions, db.primary.region)) problems.push(`  databases.${name}.primary.region: ${JSON.stringify(db.primary.region)} is not a region of this plan; expected one of ${regionNames}`);
     if (!Object.hasOwn(plan.regions, db.dr.region)) problems.push(`  databases.${name}.dr.region: ${JSON.stringify(db.dr.region)} is not a region of this plan; expected one of ${regionNames}`);
     if (db.dr.region === db.primary.region) problems.push(`  databases.${name}.dr.region: ${JSON.stringify(db.dr.region)} is the primary's region; expected a different region`);
+    problems.push(...providerProblems(plan, name, db));
     const seen = new Set<string>();
     db.checks.forEach((check, i) => {
       if (seen.has(check.name)) problems.push(`  databases.${name}.checks.${i}.name: ${JSON.stringify(check.name)} is used twice; expected unique check names`);
@@ -153,6 +185,28 @@ export function parsePlan(text: string, source: string): LoadedPlan {
   if (Object.keys(plan.databases).length === 0) problems.push('  databases: is empty; expected at least one database');
   if (problems.length) throw new PlanError(`${source}: invalid plan\n${problems.join('\n')}`);
   return { plan, source, digest: createHash('sha256').update(text).digest('hex') };
+}
+
+/** What one provider needs of a database that the schema alone cannot say. */
+function providerProblems(plan: Plan, name: string, db: Plan['databases'][string]): string[] {
+  const at = `  databases.${name}`;
+  const primary = Object.hasOwn(plan.regions, db.primary.region) ? plan.regions[db.primary.region] : undefined;
+  const dr = Object.hasOwn(plan.regions, db.dr.region) ? plan.regions[db.dr.region] : undefined;
+  if (!primary || !dr) return [];
+  const problems: string[] = [];
+  if (primary.provider !== dr.provider) {
+    problems.push(`${at}.dr.region: ${JSON.stringify(db.dr.region)} is on ${dr.provider} and the primary on ${primary.provider}; expected the same provider (cross-cloud recovery is not available in this version)`);
+  }
+  if (primary.provider === 'aws') {
+    if (!db.primary.instance) problems.push(`${at}.primary.instance: missing; expected the primary's RDS DB instance identifier`);
+    if (!db.primary.credentials) problems.push(`${at}.primary.credentials: missing; expected { user, password: env:VARIABLE } for the canary and the checks`);
+    if (db.dr.standby && !db.dr.replica) problems.push(`${at}.dr.replica: missing; expected the cross-region read replica's DB instance identifier (dr.standby is true)`);
+  } else {
+    if (db.primary.instance) problems.push(`${at}.primary.instance: is only for AWS regions; ${db.primary.region} is ${primary.provider}`);
+    if (db.primary.credentials) problems.push(`${at}.primary.credentials: is only for AWS regions; the local provider runs its own servers`);
+    if (db.dr.replica) problems.push(`${at}.dr.replica: is only for AWS regions; ${db.dr.region} is ${dr.provider}`);
+  }
+  return problems;
 }
 
 /** One report line per mistake: `<path>: <what was expected> (<what was there>)`. */
@@ -201,7 +255,27 @@ function valueAt(raw: unknown, path: Array<string | number>): unknown {
 function region(plan: Plan, name: string): RegionSpec {
   const spec = Object.hasOwn(plan.regions, name) ? plan.regions[name] : undefined;
   if (!spec) throw new PlanError(`region ${name} is not in the plan`);
-  return { name, provider: spec.provider };
+  if (spec.provider === 'local') return { name, provider: 'local' };
+  return {
+    name,
+    provider: 'aws',
+    settings: {
+      awsRegion: spec.awsRegion,
+      ...(spec.kmsKeyId && { kmsKeyId: spec.kmsKeyId }),
+      scratchInstanceClass: spec.scratch.instanceClass,
+      scratchSubnetGroup: spec.scratch.subnetGroup,
+      scratchSecurityGroups: spec.scratch.securityGroups.join(','),
+    },
+  };
+}
+
+function targetOf(loaded: LoadedPlan, db: Plan['databases'][string]): DatabaseTarget {
+  return {
+    region: region(loaded.plan, db.primary.region),
+    database: db.primary.database,
+    ...(db.primary.instance && { instance: db.primary.instance }),
+    ...(db.primary.credentials && { credentials: db.primary.credentials }),
+  };
 }
 
 export function databaseOf(loaded: LoadedPlan, database: string) {
@@ -218,7 +292,7 @@ export function drillInput(loaded: LoadedPlan, database: string, options: { from
   const db = databaseOf(loaded, database);
   return {
     database,
-    primary: { region: region(loaded.plan, db.primary.region), database: db.primary.database },
+    primary: targetOf(loaded, db),
     dr: region(loaded.plan, db.dr.region),
     objectives: { rpoSeconds: db.objectives.rpo, rtoSeconds: db.objectives.rto },
     checks: db.checks,
@@ -232,7 +306,7 @@ export function backupInput(loaded: LoadedPlan, database: string, options: { tri
   const db = databaseOf(loaded, database);
   return {
     database,
-    primary: { region: region(loaded.plan, db.primary.region), database: db.primary.database },
+    primary: targetOf(loaded, db),
     dr: region(loaded.plan, db.dr.region),
     keep: db.retention.keep,
     planDigest: loaded.digest,

@@ -37,7 +37,12 @@ export async function drill(input: DrillInput): Promise<RunbookReport> {
   const { primary, dr, database } = input;
   const cleanups: Cleanup[] = [];
   let cancelled: unknown;
-  const scratch: ScratchInstance = { name: `drill-${info.runId.slice(0, 8)}`, region: dr, database };
+  const scratch: ScratchInstance = {
+    name: `drill-${info.runId.slice(0, 8)}`,
+    region: dr,
+    database,
+    ...(primary.credentials && { credentials: primary.credentials }),
+  };
   const createScratch = () =>
     steps.run('create scratch instance', `starting ${scratch.name} in ${dr.name}`, () =>
       callIn(dr, provisioning, 'createScratchInstance', `Scratch instance ${scratch.name} in ${dr.name}`, scratch),

@@ -1,7 +1,7 @@
 // Plain data shared by the runbooks, the activities and the command line.
 // Nothing here may import runtime code: workflows/ is bundled into the deterministic sandbox.
 
-export type ProviderKind = 'local';
+export type ProviderKind = 'local' | 'aws';
 
 /** A region as the plan names it. Settings are non-secret, provider-specific knobs. */
 export interface RegionSpec {
@@ -10,10 +10,22 @@ export interface RegionSpec {
   settings?: Record<string, string | number | boolean>;
 }
 
+/**
+ * Where a worker finds a password: `env:NAME` (an environment variable of the worker) or
+ * `file:/path`. Only this reference travels through workflow history; the secret never does.
+ */
+export interface CredentialsRef {
+  user: string;
+  password: string;
+}
+
 /** One database in one region. Credentials are never part of this: providers resolve them. */
 export interface DatabaseTarget {
   region: RegionSpec;
   database: string;
+  /** The platform's name for the server holding it (an RDS DB instance identifier); local needs none. */
+  instance?: string;
+  credentials?: CredentialsRef;
 }
 
 export interface Objectives {
@@ -128,7 +140,8 @@ export interface BackupManifest {
   createdAt: string;
   /** Workflow that made it: retention only ever touches backups that carry this. */
   createdBy: string;
-  dumpFormat: 'pg_dump-custom';
+  /** What the bytes are: a pg_dump custom-format file (local), an RDS DB snapshot (aws). */
+  dumpFormat: 'pg_dump-custom' | 'rds-snapshot';
   serverVersion: string;
   serverVersionNum: number;
   sizeBytes: number;
@@ -155,6 +168,8 @@ export interface ScratchInstance {
   name: string;
   region: RegionSpec;
   database: string;
+  /** A restored copy keeps the source's roles: the source's credentials reach it. */
+  credentials?: CredentialsRef;
 }
 
 export interface CheckResult {
@@ -233,6 +248,10 @@ export const ErrorType = {
   NoStandby: 'LifeboatNoStandby',
   StandbyNotReady: 'LifeboatStandbyNotReady',
   TopologyConflict: 'LifeboatTopologyConflict',
+  /** The platform refused the call for a reason a retry cannot change (a quota, a bad setting). */
+  ProviderRejected: 'LifeboatProviderRejected',
+  /** The platform's credentials lack a permission (see the IAM policy in the README). */
+  AccessDenied: 'LifeboatAccessDenied',
 } as const;
 export type ErrorType = (typeof ErrorType)[keyof typeof ErrorType];
 

@@ -10,8 +10,10 @@ export interface PgConnection {
   user: string;
   password: string;
   database: string;
-  /** A libpq passfile with the same credentials, for the command-line tools. */
-  passfile: string;
+  /** A libpq passfile with the same credentials, for the command-line tools (local servers only). */
+  passfile?: string;
+  /** TLS, verified: managed databases (RDS) require it. `ca` adds the platform's certificate bundle. */
+  ssl?: { ca?: string };
   /** Default 10 s; status probes use less, so a dead node answers "unreachable" quickly. */
   connectTimeoutMs?: number;
 }
@@ -25,6 +27,7 @@ export async function withClient<T>(conn: PgConnection, use: (client: Client) =>
     database: conn.database,
     application_name: 'lifeboat',
     connectionTimeoutMillis: conn.connectTimeoutMs ?? 10_000,
+    ...(conn.ssl && { ssl: { rejectUnauthorized: true, ...(conn.ssl.ca && { ca: conn.ssl.ca }) } }),
   });
   // A session the server ends (a fence, a shutdown) fails the query in flight; the client also emits
   // 'error', which without a listener is an uncaught exception that takes the whole worker down.
@@ -39,6 +42,7 @@ export async function withClient<T>(conn: PgConnection, use: (client: Client) =>
 
 /** Environment for pg_dump / pg_restore / psql: credentials through a passfile, never argv or PGPASSWORD. */
 export function libpqEnv(conn: PgConnection): NodeJS.ProcessEnv {
+  if (!conn.passfile) throw new Error(`no passfile for ${conn.host}:${conn.port}: command-line tools are only run against local servers`);
   return {
     PATH: process.env.PATH,
     LANG: 'C.UTF-8',

@@ -134,6 +134,11 @@ export class LocalProvider implements DatabaseProvider {
     return this.readManifest(this.backupDir(ref.region, ref.backupId), ref.backupId);
   }
 
+  /** The manifest sits beside the dump: the restored database is checked against it as stored. */
+  async restoredManifest(ref: BackupRef): Promise<BackupManifest> {
+    return this.manifest(ref);
+  }
+
   async verifyBackup(ref: BackupRef, io: ActivityIo): Promise<BackupManifest> {
     const manifest = await this.manifest(ref);
     const file = join(this.backupDir(ref.region, ref.backupId), DUMP_FILE);

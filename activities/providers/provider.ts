@@ -35,6 +35,9 @@ export interface DatabaseProvider {
   /** Reads the manifest of a backup or copy (throws BackupNotFound / BackupManifestInvalid). */
   manifest(ref: BackupRef): Promise<BackupManifest>;
 
+  /** The manifest a database restored from `ref` into `scratch` is checked against, table by table. */
+  restoredManifest(ref: BackupRef, scratch: ScratchInstance): Promise<BackupManifest>;
+
   /** Re-reads the stored bytes and checks them against the manifest (throws BackupChecksumMismatch). */
   verifyBackup(ref: BackupRef, io: ActivityIo): Promise<BackupManifest>;
 

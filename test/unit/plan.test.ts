@@ -191,11 +191,11 @@ interface BadPlan {
 
 const BAD_PLANS: BadPlan[] = [
   {
-    name: 'unknown provider aws',
-    text: minimalWith((p) => (p.regions['local-a'].provider = 'aws')),
+    name: 'unknown provider gcp',
+    text: minimalWith((p) => (p.regions['local-a'].provider = 'gcp')),
     path: 'regions.local-a.provider',
-    value: '"aws"',
-    expected: 'expected provider "local"',
+    value: '"gcp"',
+    expected: 'expected provider "local" or "aws"',
   },
   {
     name: 'unknown provider gcp',
@@ -423,7 +423,7 @@ describe('parsePlan: malformed plans are PlanErrors naming the field, the value 
   test('several mistakes are reported together, one line each', () => {
     const message = planErrorOf(
       minimalWith((p) => {
-        p.regions['local-a'].provider = 'aws';
+        p.regions['local-a'].provider = 'gcp';
         p.databases.orders.objectives.rto = '30 minutes';
         p.databases.orders.primary.database = 'orders; drop table x';
       }),

@@ -1,0 +1,42 @@
+// What an AWS error means for a runbook step. A refusal that a retry cannot change (a missing
+// snapshot, a denied permission, a bad parameter, a quota) becomes a non-retryable verdict with the
+// call it came from; throttling, 5xx and network failures stay ordinary errors, so the activity's
+// Temporal retry policy retries them with backoff and each attempt shows in history.
+import { ErrorType } from '../../workflows/types';
+import { verdict } from '../errors';
+
+const NOT_FOUND: Record<string, ErrorType> = {
+  DBSnapshotNotFound: ErrorType.BackupNotFound,
+  DBClusterSnapshotNotFound: ErrorType.BackupNotFound,
+  DBInstanceNotFound: ErrorType.DatabaseNotFound,
+  DBClusterNotFound: ErrorType.DatabaseNotFound,
+  GlobalClusterNotFound: ErrorType.DatabaseNotFound,
+};
+
+const ACCESS_DENIED = new Set(['AccessDenied', 'AccessDeniedException', 'UnauthorizedOperation', 'InvalidClientTokenId', 'UnrecognizedClientException', 'SignatureDoesNotMatch', 'AuthFailure', 'IncompleteSignature', 'CredentialsProviderError']);
+
+const RETRYABLE = new Set(['Throttling', 'ThrottlingException', 'RequestLimitExceeded', 'TooManyRequestsException', 'RequestThrottled', 'ServiceUnavailable', 'InternalFailure', 'InternalError', 'RequestTimeout', 'RequestTimeoutException', 'ExpiredToken', 'ExpiredTokenException']);
+
+/** Strips a trailing "Fault" so DBSnapshotNotFoundFault and DBSnapshotNotFound read alike. */
+function baseName(name: string): string {
+  return name.endsWith('Fault') ? name.slice(0, -5) : name;
+}
+
+export function awsFailure(err: unknown, call: string): Error {
+  const e = err as { name?: string; message?: string; $metadata?: { httpStatusCode?: number }; $fault?: string };
+  const name = e?.name ?? 'Error';
+  const base = baseName(name);
+  const status = e?.$metadata?.httpStatusCode;
+  const message = `${call}: ${name}${status ? ` (HTTP ${status})` : ''}: ${e?.message ?? String(err)}`;
+  if (ACCESS_DENIED.has(name)) return verdict(ErrorType.AccessDenied, `${message}; Lifeboat's IAM policy is in the README`);
+  // No HTTP status at all: the request never got an answer (DNS, a reset connection, a timeout).
+  if (RETRYABLE.has(name) || status === undefined || status >= 500 || status === 429) return new Error(message);
+  const notFound = NOT_FOUND[base];
+  if (notFound) return verdict(notFound, message);
+  if (/NotFound$/.test(base) || base.startsWith('InvalidParameter') || base === 'ValidationError' || base === 'KMSKeyNotAccessible') {
+    return verdict(ErrorType.InvalidInput, message);
+  }
+  if (/QuotaExceeded$|AlreadyExists$|^StorageTypeNotSupported|^InsufficientDBInstanceCapacity$/.test(base)) return verdict(ErrorType.ProviderRejected, message);
+  // InvalidDBInstanceState and friends: the resource is mid-transition, which passes.
+  return new Error(message);
+}

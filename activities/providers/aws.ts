@@ -1,0 +1,624 @@
+// The AWS provider: Amazon RDS for PostgreSQL through @aws-sdk/client-rds.
+//
+// - A backup is a manual DB snapshot. Its manifest (per-table row counts and checksums, the newest
+//   canary) is written into the database itself, in lifeboat.backup_manifest, in a transaction that
+//   commits before CreateDBSnapshot is called: every snapshot, copy and restore carries its own
+//   manifest, and the snapshot's tags carry the manifest's digest to prove it is the right one.
+// - A copy is CopyDBSnapshot into the DR region by source ARN, re-encrypted with that region's key.
+// - A drill restores into a scratch instance (RestoreDBInstanceFromDBSnapshot): private, in the
+//   plan's subnet group and security groups, tagged lifeboat:scratch, deleted without a final snapshot.
+// - Failover promotes the cross-region read replica (PromoteReadReplica); see the replication methods.
+//
+// Every call is made once (SDK retries off): throttling and 5xx go back to the activity's Temporal
+// retry policy, where they are visible in history; refusals become non-retryable verdicts (awsFailure).
+// Credentials come from the standard AWS chain and AWS_ENDPOINT_URL is honoured, both by the SDK.
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import {
+  CopyDBSnapshotCommand,
+  CreateDBSnapshotCommand,
+  DeleteDBInstanceCommand,
+  DeleteDBSnapshotCommand,
+  DescribeDBInstancesCommand,
+  DescribeDBSnapshotsCommand,
+  DescribeDBSubnetGroupsCommand,
+  RDSClient,
+  RestoreDBInstanceFromDBSnapshotCommand,
+  type DBInstance,
+  type DBSnapshot,
+  type Tag,
+} from '@aws-sdk/client-rds';
+import type { Client } from 'pg';
+import { ErrorType, type BackupManifest, type BackupRef, type Canary, type CredentialsRef, type DatabaseTarget, type NodeRef, type RegionSpec, type ReplicaSetSpec, type ScratchInstance, type TableStats, type TopologyView } from '../../workflows/types';
+import { verdict } from '../errors';
+import { allTableStats, listTables, newestCanary, serverVersion, withClient, type PgConnection } from '../pg/sql';
+import { resolveCredentials, type SecretSource } from '../secrets';
+import type { ActivityIo, DatabaseProvider, FenceResult, NodeStatus, ReplicationLag } from './provider';
+import { awsFailure } from './aws-errors';
+
+/**
+ * moto (the AWS stand-in the tests use) has no data plane: its instances have no PostgreSQL behind
+ * them. Tests pass this to route connections to local PostgreSQL and to mirror the data that the
+ * control-plane calls would move. Production never sets it; nothing here pretends it exists.
+ */
+export interface AwsTestOnlyDataPlane {
+  connect(awsRegion: string, instance: string, database: string): Promise<PgConnection>;
+  snapshotCreated(awsRegion: string, instance: string, snapshot: string): Promise<void>;
+  snapshotCopied(fromArn: string, awsRegion: string, snapshot: string): Promise<void>;
+  instanceRestored(awsRegion: string, snapshot: string, instance: string): Promise<void>;
+  instanceDeleted(awsRegion: string, instance: string): Promise<void>;
+}
+
+export interface AwsProviderConfig {
+  /** Where `env:` credential references are looked up (the worker's environment). */
+  secrets: SecretSource;
+  /** PEM bundle the RDS server certificates chain to (LIFEBOAT_RDS_CA_FILE); TLS is always verified. */
+  caFile?: string;
+  /** How often long waits poll RDS. */
+  pollMs?: number;
+  testOnlyDataPlane?: AwsTestOnlyDataPlane;
+}
+
+/** Tag keys: everything Lifeboat made carries them, and it only ever deletes what does. */
+export const TAG = {
+  backupId: 'lifeboat:backup-id',
+  database: 'lifeboat:database',
+  createdBy: 'lifeboat:created-by',
+  manifestSha256: 'lifeboat:manifest-sha256',
+  canary: 'lifeboat:canary',
+  serverVersionNum: 'lifeboat:server-version-num',
+  scratch: 'lifeboat:scratch',
+  restoredFrom: 'lifeboat:restored-from',
+} as const;
+
+const MANIFEST_DDL = `
+  create schema if not exists lifeboat;
+  create table if not exists lifeboat.backup_manifest (
+    backup_id text primary key,
+    manifest jsonb not null,
+    written_at timestamptz not null default clock_timestamp()
+  )`;
+
+/** Lifeboat's own bookkeeping table changes with every backup: it is never part of a manifest. */
+const MANIFEST_TABLE = '"lifeboat"."backup_manifest"';
+
+export class AwsProvider implements DatabaseProvider {
+  readonly kind = 'aws' as const;
+
+  private readonly clients = new Map<string, RDSClient>();
+
+  constructor(private readonly config: AwsProviderConfig) {}
+
+  /** One client per AWS region; retries belong to Temporal, so the SDK makes each call once. */
+  rds(awsRegion: string): RDSClient {
+    let client = this.clients.get(awsRegion);
+    if (!client) {
+      client = new RDSClient({ region: awsRegion, maxAttempts: 1 });
+      this.clients.set(awsRegion, client);
+    }
+    return client;
+  }
+
+  async connect(target: DatabaseTarget): Promise<PgConnection> {
+    const instance = requireSetting(target.instance, `database ${target.database} in ${target.region.name}`, 'an RDS instance identifier');
+    return this.connectInstance(awsRegionOf(target.region), instance, target.database, target.credentials);
+  }
+
+  async createBackup(target: DatabaseTarget, backupId: string, createdBy: string, io: ActivityIo): Promise<BackupRef> {
+    const awsRegion = awsRegionOf(target.region);
+    const snapshotId = snapshotIdFor(backupId);
+    const existing = await this.describeSnapshot(awsRegion, snapshotId);
+    if (existing) {
+      io.logger.info({ snapshotId }, 'snapshot exists from an earlier attempt; adopting it');
+      ownedOrRefuse(existing.TagList, snapshotId, backupId);
+      return this.refFor(target.region, await this.waitForSnapshot(awsRegion, snapshotId, io));
+    }
+    const instance = requireSetting(target.instance, `database ${target.database} in ${target.region.name}`, 'an RDS instance identifier');
+    io.heartbeat({ phase: 'manifest' });
+    const manifest = await withClient(await this.connect(target), (client) =>
+      captureManifest(client, { backupId, createdBy, database: target.database, sourceRegion: target.region.name }, io),
+    );
+    const tags: Tag[] = [
+      { Key: TAG.backupId, Value: backupId },
+      { Key: TAG.database, Value: target.database },
+      { Key: TAG.createdBy, Value: createdBy.slice(0, 256) },
+      { Key: TAG.manifestSha256, Value: manifest.sha256 },
+      { Key: TAG.serverVersionNum, Value: String(manifest.serverVersionNum) },
+      ...(manifest.newestCanary ? [{ Key: TAG.canary, Value: `${manifest.newestCanary.id}@${manifest.newestCanary.writtenAt}` }] : []),
+    ];
+    try {
+      await this.rds(awsRegion).send(new CreateDBSnapshotCommand({ DBInstanceIdentifier: instance, DBSnapshotIdentifier: snapshotId, Tags: tags }));
+    } catch (err) {
+      // An earlier attempt's call landed after all (its response was lost): adopt that snapshot.
+      if (!isAwsError(err, 'DBSnapshotAlreadyExists')) throw awsFailure(err, `CreateDBSnapshot ${snapshotId} of ${instance} in ${awsRegion}`);
+    }
+    await this.config.testOnlyDataPlane?.snapshotCreated(awsRegion, instance, snapshotId);
+    return this.refFor(target.region, await this.waitForSnapshot(awsRegion, snapshotId, io));
+  }
+
+  /** What the snapshot's tags record; the per-table statistics travel inside the snapshot (restoredManifest). */
+  async manifest(ref: BackupRef): Promise<BackupManifest> {
+    const snapshot = await this.describeSnapshot(awsRegionOfArn(ref.location), snapshotIdFor(ref.backupId));
+    if (!snapshot) throw verdict(ErrorType.BackupNotFound, `no snapshot ${snapshotIdFor(ref.backupId)} for backup ${ref.backupId} in ${ref.region}`);
+    return manifestFromTags(snapshot, ref);
+  }
+
+  async restoredManifest(ref: BackupRef, scratch: ScratchInstance): Promise<BackupManifest> {
+    const expected = await this.manifest(ref);
+    return withClient(await this.connectScratch(scratch), async (client) => {
+      const { rows } = await client
+        .query<{ manifest: BackupManifest }>('select manifest from lifeboat.backup_manifest where backup_id = $1', [ref.backupId])
+        .catch((err: { code?: string }) => {
+          if (err.code === '42P01') return { rows: [] }; // no manifest table at all
+          throw err;
+        });
+      const stored = rows[0]?.manifest;
+      if (!stored) throw verdict(ErrorType.BackupManifestInvalid, `the database restored from ${ref.backupId} holds no manifest for it (lifeboat.backup_manifest)`);
+      if (manifestDigest(stored) !== expected.sha256) {
+        throw verdict(ErrorType.BackupManifestInvalid, `the manifest inside ${ref.backupId} does not match the digest on its snapshot (${expected.sha256})`);
+      }
+      return stored;
+    });
+  }
+
+  /**
+   * RDS keeps no checksum of a snapshot's bytes: verifying one means it is available, Lifeboat's,
+   * encrypted with the region's key where the plan names one, and carries its manifest digest.
+   * The data itself is verified table by table after the restore.
+   */
+  async verifyBackup(ref: BackupRef, io: ActivityIo): Promise<BackupManifest> {
+    const awsRegion = awsRegionOfArn(ref.location);
+    const snapshot = await this.waitForSnapshot(awsRegion, snapshotIdFor(ref.backupId), io);
+    const manifest = manifestFromTags(snapshot, ref);
+    if (manifest.sha256 !== ref.sha256) {
+      throw verdict(ErrorType.BackupChecksumMismatch, `snapshot ${snapshot.DBSnapshotIdentifier} carries manifest digest ${manifest.sha256}; the backup recorded ${ref.sha256}`, {
+        expected: ref.sha256,
+        actual: manifest.sha256,
+      });
+    }
+    return manifest;
+  }
+
+  async copyBackup(ref: BackupRef, to: RegionSpec, io: ActivityIo): Promise<BackupRef> {
+    const awsRegion = awsRegionOf(to);
+    const snapshotId = snapshotIdFor(ref.backupId);
+    if (ref.location.startsWith(`arn:`) && awsRegionOfArn(ref.location) === awsRegion) {
+      throw verdict(ErrorType.InvalidInput, `backup ${ref.backupId} is already in ${awsRegion}; a copy goes to another AWS region`);
+    }
+    const existing = await this.describeSnapshot(awsRegion, snapshotId);
+    if (existing) {
+      ownedOrRefuse(existing.TagList, snapshotId, ref.backupId);
+      io.logger.info({ snapshotId, to: to.name }, 'copy exists from an earlier attempt; adopting it');
+    } else {
+      const source = await this.describeSnapshot(awsRegionOfArn(ref.location), snapshotId);
+      if (!source) throw verdict(ErrorType.BackupNotFound, `no snapshot ${snapshotId} to copy in ${awsRegionOfArn(ref.location)}`);
+      const kmsKeyId = to.settings?.kmsKeyId;
+      try {
+        await this.rds(awsRegion).send(
+          new CopyDBSnapshotCommand({
+            // By ARN: the SDK signs the cross-region request (PreSignedUrl) from the ARN's region.
+            SourceDBSnapshotIdentifier: ref.location,
+            TargetDBSnapshotIdentifier: snapshotId,
+            ...(typeof kmsKeyId === 'string' && { KmsKeyId: kmsKeyId }),
+            // The tags are set, not copied: the copy must be recognisable as Lifeboat's on its own.
+            Tags: (source.TagList ?? []).filter((t) => t.Key?.startsWith('lifeboat:')),
+          }),
+        );
+      } catch (err) {
+        if (!isAwsError(err, 'DBSnapshotAlreadyExists')) throw awsFailure(err, `CopyDBSnapshot ${ref.backupId} into ${awsRegion}`);
+      }
+      await this.config.testOnlyDataPlane?.snapshotCopied(ref.location, awsRegion, snapshotId);
+    }
+    const copy = await this.waitForSnapshot(awsRegion, snapshotId, io);
+    const kmsKeyId = to.settings?.kmsKeyId;
+    if (typeof kmsKeyId === 'string' && kmsKeyId.startsWith('arn:') && copy.KmsKeyId !== kmsKeyId) {
+      throw verdict(ErrorType.ProviderRejected, `copy ${snapshotId} in ${awsRegion} is encrypted with ${copy.KmsKeyId ?? 'no key'}; the plan asks for ${kmsKeyId}`);
+    }
+    return this.refFor(to, copy);
+  }
+
+  async listBackups(region: RegionSpec, database?: string): Promise<BackupRef[]> {
+    const awsRegion = awsRegionOf(region);
+    const snapshots: DBSnapshot[] = [];
+    let marker: string | undefined;
+    do {
+      const page = await this.rds(awsRegion)
+        .send(new DescribeDBSnapshotsCommand({ SnapshotType: 'manual', Marker: marker }))
+        .catch((err: unknown) => {
+          throw awsFailure(err, `DescribeDBSnapshots in ${awsRegion}`);
+        });
+      snapshots.push(...(page.DBSnapshots ?? []));
+      marker = page.Marker;
+    } while (marker);
+    return snapshots
+      .filter((s) => tagOf(s.TagList, TAG.backupId) && tagOf(s.TagList, TAG.createdBy) && s.Status !== 'deleting')
+      .filter((s) => !database || tagOf(s.TagList, TAG.database) === database)
+      .map((s) => this.refFor(region, s))
+      .sort((a, b) => b.createdAt.localeCompare(a.createdAt) || b.backupId.localeCompare(a.backupId));
+  }
+
+  async deleteBackup(ref: BackupRef): Promise<void> {
+    const awsRegion = awsRegionOfArn(ref.location);
+    const snapshotId = snapshotIdFor(ref.backupId);
+    const snapshot = await this.describeSnapshot(awsRegion, snapshotId);
+    if (!snapshot) return;
+    ownedOrRefuse(snapshot.TagList, snapshotId, ref.backupId);
+    await this.rds(awsRegion)
+      .send(new DeleteDBSnapshotCommand({ DBSnapshotIdentifier: snapshotId }))
+      .catch((err: unknown) => {
+        if (!isAwsError(err, 'DBSnapshotNotFound')) throw awsFailure(err, `DeleteDBSnapshot ${snapshotId} in ${awsRegion}`);
+      });
+  }
+
+  /**
+   * RDS restores create the instance, so there is nothing to start ahead of the restore. What can be
+   * checked early is the network the restore will use: a missing subnet group fails the drill now.
+   */
+  async createScratch(region: RegionSpec, name: string, database: string): Promise<ScratchInstance> {
+    const awsRegion = awsRegionOf(region);
+    const subnetGroup = scratchSetting(region, 'scratchSubnetGroup');
+    await this.rds(awsRegion)
+      .send(new DescribeDBSubnetGroupsCommand({ DBSubnetGroupName: subnetGroup }))
+      .catch((err: unknown) => {
+        throw awsFailure(err, `scratch subnet group ${subnetGroup} in ${awsRegion}`);
+      });
+    return { name, region, database };
+  }
+
+  async connectScratch(scratch: ScratchInstance): Promise<PgConnection> {
+    return this.connectInstance(awsRegionOf(scratch.region), scratchIdFor(scratch.name), scratch.database, scratch.credentials);
+  }
+
+  async restore(ref: BackupRef, scratch: ScratchInstance, io: ActivityIo): Promise<void> {
+    const awsRegion = awsRegionOf(scratch.region);
+    const instanceId = scratchIdFor(scratch.name);
+    const snapshotId = snapshotIdFor(ref.backupId);
+    const existing = await this.describeInstance(awsRegion, instanceId);
+    if (existing) {
+      const from = tagOf(existing.TagList, TAG.restoredFrom);
+      if (!tagOf(existing.TagList, TAG.scratch) || from !== snapshotId) {
+        throw verdict(ErrorType.ProviderRejected, `instance ${instanceId} in ${awsRegion} exists and is not this drill's restore of ${snapshotId} (restored from ${from ?? 'unknown'}); refusing to touch it`);
+      }
+      io.logger.info({ instanceId }, 'scratch instance exists from an earlier attempt; adopting it');
+    } else {
+      try {
+        await this.rds(awsRegion).send(
+          new RestoreDBInstanceFromDBSnapshotCommand({
+            DBInstanceIdentifier: instanceId,
+            DBSnapshotIdentifier: snapshotId,
+            DBInstanceClass: scratchSetting(scratch.region, 'scratchInstanceClass'),
+            DBSubnetGroupName: scratchSetting(scratch.region, 'scratchSubnetGroup'),
+            VpcSecurityGroupIds: scratchSetting(scratch.region, 'scratchSecurityGroups').split(','),
+            PubliclyAccessible: false,
+            MultiAZ: false,
+            DeletionProtection: false,
+            Tags: [
+              { Key: TAG.scratch, Value: 'true' },
+              { Key: TAG.database, Value: scratch.database },
+              { Key: TAG.restoredFrom, Value: snapshotId },
+            ],
+          }),
+        );
+      } catch (err) {
+        if (!isAwsError(err, 'DBInstanceAlreadyExists')) throw awsFailure(err, `RestoreDBInstanceFromDBSnapshot ${snapshotId} into ${instanceId} in ${awsRegion}`);
+      }
+    }
+    const ready = await this.waitForInstance(awsRegion, instanceId, io);
+    if (ready.PubliclyAccessible) {
+      throw verdict(ErrorType.ProviderRejected, `scratch instance ${instanceId} came up publicly accessible; a drill restores production data and must stay private`);
+    }
+    await this.config.testOnlyDataPlane?.instanceRestored(awsRegion, snapshotId, instanceId);
+  }
+
+  async dropScratch(scratch: ScratchInstance): Promise<boolean> {
+    const awsRegion = awsRegionOf(scratch.region);
+    const instanceId = scratchIdFor(scratch.name);
+    const existing = await this.describeInstance(awsRegion, instanceId);
+    if (!existing) return false;
+    if (tagOf(existing.TagList, TAG.scratch) !== 'true') {
+      throw verdict(ErrorType.ProviderRejected, `instance ${instanceId} in ${awsRegion} has no ${TAG.scratch} tag: Lifeboat did not make it and will not delete it`);
+    }
+    if (existing.DBInstanceStatus !== 'deleting') {
+      try {
+        await this.rds(awsRegion).send(new DeleteDBInstanceCommand({ DBInstanceIdentifier: instanceId, SkipFinalSnapshot: true, DeleteAutomatedBackups: true }));
+      } catch (err) {
+        if (!isAwsError(err, 'DBInstanceNotFound')) throw awsFailure(err, `DeleteDBInstance ${instanceId} in ${awsRegion}`);
+      }
+    }
+    await this.config.testOnlyDataPlane?.instanceDeleted(awsRegion, instanceId);
+    return true;
+  }
+
+  async listScratch(region: RegionSpec): Promise<string[]> {
+    const instances = await this.describeInstances(awsRegionOf(region));
+    return instances
+      .filter((i) => tagOf(i.TagList, TAG.scratch) === 'true' && i.DBInstanceStatus !== 'deleting')
+      .map((i) => i.DBInstanceIdentifier!.replace(/^lifeboat-/, ''));
+  }
+
+  // Replication (failover and failback) ------------------------------------------------------------
+
+  async topology(_set: ReplicaSetSpec): Promise<TopologyView> {
+    throw notYet('failover');
+  }
+
+  async repoint(): Promise<TopologyView> {
+    throw notYet('failover');
+  }
+
+  async nodeStatus(_node: NodeRef): Promise<NodeStatus> {
+    throw notYet('failover');
+  }
+
+  async replicationLag(): Promise<ReplicationLag> {
+    throw notYet('failover');
+  }
+
+  async connectNode(): Promise<PgConnection> {
+    throw notYet('failover');
+  }
+
+  async fence(): Promise<FenceResult> {
+    throw notYet('failover');
+  }
+
+  async unfence(): Promise<void> {
+    throw notYet('failover');
+  }
+
+  async waitForReplay(): Promise<string> {
+    throw notYet('failover');
+  }
+
+  async promote(): Promise<{ lsn: string; alreadyPrimary: boolean }> {
+    throw notYet('failover');
+  }
+
+  async rebuildAsStandby(): Promise<'already' | 'pg_rewind' | 'pg_basebackup'> {
+    throw notYet('failback');
+  }
+
+  // ------------------------------------------------------------------------------------------------
+
+  private async connectInstance(awsRegion: string, instanceId: string, database: string, credentials: CredentialsRef | undefined): Promise<PgConnection> {
+    const { user, password } = resolveCredentials(credentials, this.config.secrets, `instance ${instanceId}`);
+    const dataPlane = this.config.testOnlyDataPlane;
+    if (dataPlane) return dataPlane.connect(awsRegion, instanceId, database);
+    const instance = await this.describeInstance(awsRegion, instanceId);
+    if (!instance) throw verdict(ErrorType.DatabaseNotFound, `no RDS instance ${instanceId} in ${awsRegion}`);
+    const endpoint = instance.Endpoint;
+    if (!endpoint?.Address || !endpoint.Port) throw new Error(`instance ${instanceId} in ${awsRegion} has no endpoint yet (status ${instance.DBInstanceStatus})`);
+    return { host: endpoint.Address, port: endpoint.Port, user, password, database, ssl: { ca: this.caBundle() } };
+  }
+
+  private caBundle(): string | undefined {
+    return this.config.caFile ? readFileSync(this.config.caFile, 'utf8') : undefined;
+  }
+
+  private async describeSnapshot(awsRegion: string, snapshotId: string): Promise<DBSnapshot | null> {
+    try {
+      const out = await this.rds(awsRegion).send(new DescribeDBSnapshotsCommand({ DBSnapshotIdentifier: snapshotId }));
+      return out.DBSnapshots?.[0] ?? null;
+    } catch (err) {
+      if (isAwsError(err, 'DBSnapshotNotFound')) return null;
+      throw awsFailure(err, `DescribeDBSnapshots ${snapshotId} in ${awsRegion}`);
+    }
+  }
+
+  private async describeInstance(awsRegion: string, instanceId: string): Promise<DBInstance | null> {
+    try {
+      const out = await this.rds(awsRegion).send(new DescribeDBInstancesCommand({ DBInstanceIdentifier: instanceId }));
+      return out.DBInstances?.[0] ?? null;
+    } catch (err) {
+      if (isAwsError(err, 'DBInstanceNotFound')) return null;
+      throw awsFailure(err, `DescribeDBInstances ${instanceId} in ${awsRegion}`);
+    }
+  }
+
+  private async describeInstances(awsRegion: string): Promise<DBInstance[]> {
+    const all: DBInstance[] = [];
+    let marker: string | undefined;
+    do {
+      const page = await this.rds(awsRegion)
+        .send(new DescribeDBInstancesCommand({ Marker: marker }))
+        .catch((err: unknown) => {
+          throw awsFailure(err, `DescribeDBInstances in ${awsRegion}`);
+        });
+      all.push(...(page.DBInstances ?? []));
+      marker = page.Marker;
+    } while (marker);
+    return all;
+  }
+
+  /** Polls until the snapshot is available, heartbeating its progress; a failed snapshot is final. */
+  private async waitForSnapshot(awsRegion: string, snapshotId: string, io: ActivityIo): Promise<DBSnapshot> {
+    for (;;) {
+      const snapshot = await this.describeSnapshot(awsRegion, snapshotId);
+      if (!snapshot) throw verdict(ErrorType.BackupNotFound, `snapshot ${snapshotId} in ${awsRegion} disappeared while Lifeboat waited for it`);
+      if (snapshot.Status === 'available') return snapshot;
+      if (snapshot.Status === 'failed' || snapshot.Status === 'deleting') {
+        throw verdict(ErrorType.ProviderRejected, `snapshot ${snapshotId} in ${awsRegion} is ${snapshot.Status}`);
+      }
+      io.heartbeat({ phase: 'snapshot', snapshotId, status: snapshot.Status, percent: snapshot.PercentProgress });
+      await this.pause(io);
+    }
+  }
+
+  private async waitForInstance(awsRegion: string, instanceId: string, io: ActivityIo): Promise<DBInstance> {
+    for (;;) {
+      const instance = await this.describeInstance(awsRegion, instanceId);
+      if (!instance) throw new Error(`instance ${instanceId} in ${awsRegion} is not there yet`);
+      if (instance.DBInstanceStatus === 'available') return instance;
+      if (['failed', 'incompatible-restore', 'incompatible-parameters', 'incompatible-network', 'deleting'].includes(instance.DBInstanceStatus ?? '')) {
+        throw verdict(ErrorType.ProviderRejected, `instance ${instanceId} in ${awsRegion} is ${instance.DBInstanceStatus}`);
+      }
+      io.heartbeat({ phase: 'instance', instanceId, status: instance.DBInstanceStatus });
+      await this.pause(io);
+    }
+  }
+
+  private async pause(io: ActivityIo): Promise<void> {
+    if (io.signal.aborted) throw io.signal.reason ?? new Error('cancelled');
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, this.config.pollMs ?? 15_000);
+      io.signal.addEventListener('abort', () => {
+        clearTimeout(timer);
+        resolve();
+      }, { once: true });
+    });
+    if (io.signal.aborted) throw io.signal.reason ?? new Error('cancelled');
+  }
+
+  private refFor(region: RegionSpec, snapshot: DBSnapshot): BackupRef {
+    const tags = snapshot.TagList;
+    return {
+      backupId: tagOf(tags, TAG.backupId) ?? snapshot.DBSnapshotIdentifier!,
+      database: tagOf(tags, TAG.database) ?? '',
+      region: region.name,
+      provider: 'aws',
+      createdAt: (snapshot.SnapshotCreateTime ?? new Date(0)).toISOString(),
+      sizeBytes: (snapshot.AllocatedStorage ?? 0) * 2 ** 30,
+      sha256: tagOf(tags, TAG.manifestSha256) ?? '',
+      location: snapshot.DBSnapshotArn!,
+    };
+  }
+}
+
+/**
+ * Reads the primary's tables and newest canary, and stores that manifest in the database, in one
+ * transaction that commits before the snapshot is asked for: the snapshot contains it. The snapshot
+ * is taken moments later; a table written in between will differ from its manifest entry.
+ */
+async function captureManifest(
+  client: Client,
+  meta: { backupId: string; createdBy: string; database: string; sourceRegion: string },
+  io: ActivityIo,
+): Promise<BackupManifest> {
+  await client.query(MANIFEST_DDL);
+  await client.query('begin isolation level repeatable read');
+  try {
+    const version = await serverVersion(client);
+    const tables = (await listTables(client)).filter((t) => t !== MANIFEST_TABLE);
+    const stats: TableStats[] = await allTableStats([client], tables, { onTable: (done) => io.heartbeat({ phase: 'table checksums', done }) });
+    const body = {
+      formatVersion: 1 as const,
+      backupId: meta.backupId,
+      database: meta.database,
+      provider: 'aws' as const,
+      sourceRegion: meta.sourceRegion,
+      createdAt: new Date().toISOString(),
+      createdBy: meta.createdBy,
+      dumpFormat: 'rds-snapshot' as const,
+      serverVersion: version.version,
+      serverVersionNum: version.num,
+      sizeBytes: 0,
+      tables: stats,
+      newestCanary: await newestCanary(client),
+    };
+    const manifest: BackupManifest = { ...body, sha256: '' };
+    manifest.sha256 = manifestDigest(manifest);
+    await client.query(
+      `insert into lifeboat.backup_manifest (backup_id, manifest) values ($1, $2)
+         on conflict (backup_id) do update set manifest = excluded.manifest, written_at = clock_timestamp()`,
+      [meta.backupId, JSON.stringify(manifest)],
+    );
+    await client.query('commit');
+    return manifest;
+  } catch (err) {
+    await client.query('rollback').catch(() => undefined);
+    throw err;
+  }
+}
+
+/** The digest of what a manifest says about the data (its own sha256 field left out). */
+export function manifestDigest(manifest: BackupManifest): string {
+  const { backupId, database, serverVersionNum, tables, newestCanary: canary } = manifest;
+  return createHash('sha256').update(JSON.stringify({ backupId, database, serverVersionNum, tables, canary })).digest('hex');
+}
+
+function manifestFromTags(snapshot: DBSnapshot, ref: BackupRef): BackupManifest {
+  const tags = snapshot.TagList;
+  const backupId = tagOf(tags, TAG.backupId);
+  const sha256 = tagOf(tags, TAG.manifestSha256);
+  if (!backupId || !sha256) {
+    throw verdict(ErrorType.BackupManifestInvalid, `snapshot ${snapshot.DBSnapshotIdentifier} lacks Lifeboat's tags (${TAG.backupId}, ${TAG.manifestSha256})`);
+  }
+  return {
+    formatVersion: 1,
+    backupId,
+    database: tagOf(tags, TAG.database) ?? ref.database,
+    provider: 'aws',
+    sourceRegion: ref.region,
+    createdAt: (snapshot.SnapshotCreateTime ?? new Date(0)).toISOString(),
+    createdBy: tagOf(tags, TAG.createdBy) ?? '',
+    dumpFormat: 'rds-snapshot',
+    serverVersion: snapshot.EngineVersion ?? 'unknown',
+    serverVersionNum: Number(tagOf(tags, TAG.serverVersionNum) ?? 0),
+    sizeBytes: (snapshot.AllocatedStorage ?? 0) * 2 ** 30,
+    sha256,
+    tables: [],
+    newestCanary: parseCanaryTag(tagOf(tags, TAG.canary)),
+  };
+}
+
+function parseCanaryTag(value: string | undefined): Canary | null {
+  const m = value ? /^(\d+)@(.+)$/.exec(value) : null;
+  return m ? { id: Number(m[1]), writtenAt: m[2]! } : null;
+}
+
+/** RDS identifiers: lowercase letters, digits and single hyphens; derived from the backup id, so retries find them. */
+export function snapshotIdFor(backupId: string): string {
+  return rdsIdentifier(`lifeboat-${backupId}`);
+}
+
+export function scratchIdFor(name: string): string {
+  return rdsIdentifier(`lifeboat-${name}`);
+}
+
+function rdsIdentifier(raw: string): string {
+  const id = raw.toLowerCase().replace(/[^a-z0-9-]/g, '-').replace(/-+/g, '-').replace(/-$/, '');
+  if (id.length > 63) throw verdict(ErrorType.InvalidInput, `${raw} makes an RDS identifier longer than 63 characters`);
+  return id;
+}
+
+export function tagOf(tags: Tag[] | undefined, key: string): string | undefined {
+  return tags?.find((t) => t.Key === key)?.Value;
+}
+
+function ownedOrRefuse(tags: Tag[] | undefined, snapshotId: string, backupId: string): void {
+  if (tagOf(tags, TAG.backupId) !== backupId) {
+    throw verdict(ErrorType.ProviderRejected, `snapshot ${snapshotId} exists but is not Lifeboat's backup ${backupId} (tag ${TAG.backupId} is ${tagOf(tags, TAG.backupId) ?? 'missing'}); refusing to use or touch it`);
+  }
+}
+
+export function awsRegionOf(region: RegionSpec): string {
+  const awsRegion = region.settings?.awsRegion;
+  if (typeof awsRegion !== 'string' || !awsRegion) throw verdict(ErrorType.InvalidInput, `region ${region.name} has no awsRegion setting`);
+  return awsRegion;
+}
+
+function awsRegionOfArn(arn: string): string {
+  const region = arn.split(':')[3];
+  if (!arn.startsWith('arn:') || !region) throw verdict(ErrorType.InvalidInput, `${JSON.stringify(arn)} is not an RDS snapshot ARN`);
+  return region;
+}
+
+function scratchSetting(region: RegionSpec, key: 'scratchSubnetGroup' | 'scratchInstanceClass' | 'scratchSecurityGroups'): string {
+  const value = region.settings?.[key];
+  if (typeof value !== 'string' || !value) throw verdict(ErrorType.InvalidInput, `region ${region.name} has no ${key} setting (the plan's scratch section)`);
+  return value;
+}
+
+function requireSetting(value: string | undefined, what: string, expected: string): string {
+  if (!value) throw verdict(ErrorType.InvalidInput, `${what} has no ${expected} in the plan`);
+  return value;
+}
+
+export function isAwsError(err: unknown, ...names: string[]): boolean {
+  const name = (err as { name?: string } | null)?.name ?? '';
+  return names.some((n) => name === n || name === `${n}Fault`);
+}
+
+function notYet(what: string): Error {
+  return verdict(ErrorType.InvalidInput, `${what} on AWS is not available in this version`);
+}
