@@ -158,7 +158,7 @@ async function main(argv: string[]): Promise<number> {
       const providers = (await workerMain()).buildProviders(env);
       const rows = [];
       for (const region of planRegions(plan).filter((r) => r.name === db.primary.region || r.name === db.dr.region)) {
-        for (const ref of await providers[region.provider].listBackups(region, name)) {
+        for (const ref of await providers[region.provider].listBackups(region, db.primary.database)) {
           rows.push({ id: ref.backupId, region: ref.region, time: ref.createdAt, sizeBytes: ref.sizeBytes, sha256: ref.sha256, path: ref.location });
         }
       }

@@ -29,7 +29,8 @@ export async function backup(input: BackupInput): Promise<RunbookReport> {
     report.checks.push({ name: 'backup and copy checksums', ok: true, detail: `sha256 ${made.sha256} in ${primary.region.name} and ${dr.name}` });
     for (const region of [primary.region, dr]) {
       const pruned = await steps.run(`prune ${region.name}`, `keeping the newest ${input.keep} backups in ${region.name}`, () =>
-        callIn(region, quickCall, 'pruneBackups', `Retention in ${region.name}: keep ${input.keep}`, { region, database, keep: input.keep }),
+        // Backups are labelled with the PostgreSQL database they hold, which a plan may name differently.
+        callIn(region, quickCall, 'pruneBackups', `Retention in ${region.name}: keep ${input.keep}`, { region, database: primary.database, keep: input.keep }),
       );
       report.checks.push({ name: `retention ${region.name}`, ok: true, detail: `kept ${pruned.kept}, deleted ${pruned.deleted.length}` });
     }

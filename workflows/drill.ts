@@ -68,7 +68,7 @@ export async function drill(input: DrillInput): Promise<RunbookReport> {
     if (input.fromLatestBackup) {
       steps.skip('backup', 'restoring the newest existing copy instead (--from-latest-backup)');
       restoreFrom = await steps.run('find latest backup', `listing backups of ${database} in ${dr.name}`, () =>
-        callIn(dr, quickCall, 'findLatestBackup', `Newest backup of ${database} in ${dr.name}`, { region: dr, database }),
+        callIn(dr, quickCall, 'findLatestBackup', `Newest backup of ${database} in ${dr.name}`, { region: dr, database: primary.database }),
       );
       report.backup = restoreFrom;
     } else {

@@ -530,10 +530,20 @@ async function captureManifest(
   }
 }
 
-/** The digest of what a manifest says about the data (its own sha256 field left out). */
+/**
+ * The digest of what a manifest says about the data (its own sha256 field left out). Built from
+ * arrays, not objects: PostgreSQL's jsonb reorders object keys, and the digest must survive that.
+ */
 export function manifestDigest(manifest: BackupManifest): string {
   const { backupId, database, serverVersionNum, tables, newestCanary: canary } = manifest;
-  return createHash('sha256').update(JSON.stringify({ backupId, database, serverVersionNum, tables, canary })).digest('hex');
+  const canonical = [
+    backupId,
+    database,
+    serverVersionNum,
+    tables.map((t) => [t.table, t.rows, t.checksum, t.algorithm ?? null]),
+    canary ? [canary.id, canary.writtenAt] : null,
+  ];
+  return createHash('sha256').update(JSON.stringify(canonical)).digest('hex');
 }
 
 function manifestFromTags(snapshot: DBSnapshot, ref: BackupRef): BackupManifest {

@@ -5,7 +5,7 @@ import { Client, Connection } from '@temporalio/client';
 import { bundleWorkflowCode, type Worker } from '@temporalio/worker';
 import { loadEnv } from '../../worker/env';
 import { createLogger } from '../../worker/logger';
-import { buildProviders, createWorkers } from '../../worker/main';
+import { buildProviders, createWorkers, type Providers } from '../../worker/main';
 import { parsePlan, loadPlanFile, drillInput, type LoadedPlan } from '../../worker/plan';
 import { join } from 'node:path';
 import type { DrillInput } from '../../workflows/types';
@@ -51,10 +51,12 @@ export interface RunningWorker {
  * Starts in-process workers: the runbook queue plus one activity queue per region (the demo regions
  * unless told otherwise), until stop().
  */
-export async function startWorker(options: { regions?: string[]; capture?: LogCapture } = {}): Promise<RunningWorker> {
+export async function startWorker(options: { regions?: string[]; capture?: LogCapture; providers?: Partial<Providers> } = {}): Promise<RunningWorker> {
   const logger = createLogger('info', options.capture ?? new LogCapture());
   const { workers, connection } = await createWorkers({
+    // Only the names matter here: each becomes a task queue; the provider comes from the run's input.
     regions: (options.regions ?? ['local-a', 'local-b']).map((name) => ({ name, provider: 'local' as const })),
+    providers: options.providers,
     env: env(),
     logger,
     temporal: temporal(),
