@@ -4,8 +4,8 @@
 // only ever grows: a reader that sees epoch N+1 knows everything attached under epoch N is stale.
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-
-import type { NodeRef, TopologyView } from '../workflows/types';
+import { ErrorType, type NodeRef, type TopologyView } from '../workflows/types';
+import { verdict } from './errors';
 
 export type { NodeRef };
 
@@ -60,4 +60,23 @@ export class TopologyStore {
     renameSync(tmp, file);
     return record;
   }
+
+  /** Moves the pointer to `next`; a retry of a write that already landed returns the record as is. */
+  repoint(set: string, next: Pick<Topology, 'primary' | 'standby' | 'fenced'>, expectedEpoch: number, by: string): Topology {
+    const current = this.read(set);
+    const fencedKey = (nodes: NodeRef[]) => nodes.map(nodeLabel).sort().join(',');
+    if (current && sameOrBothNull(current.primary, next.primary) && sameOrBothNull(current.standby, next.standby) && fencedKey(current.fenced) === fencedKey(next.fenced)) {
+      return current;
+    }
+    try {
+      return this.write({ set, ...next, updatedBy: by }, expectedEpoch);
+    } catch (err) {
+      if (err instanceof TopologyConflictError) throw verdict(ErrorType.TopologyConflict, `${err.message}: another runbook changed the topology; re-read it and start again`);
+      throw err;
+    }
+  }
+}
+
+function sameOrBothNull(a: NodeRef | null, b: NodeRef | null): boolean {
+  return (a === null && b === null) || sameNode(a, b);
 }

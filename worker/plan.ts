@@ -322,7 +322,13 @@ export function replicaSetOf(loaded: LoadedPlan, database: string): ReplicaSetSp
       `databases.${database}.dr.standby: is false (or missing); expected true for a failover or failback: the DR region needs a streaming standby of ${db.primary.region}`,
     );
   }
-  return { set: db.primary.region, home: region(loaded.plan, db.primary.region), dr: region(loaded.plan, db.dr.region) };
+  return {
+    set: db.primary.region,
+    home: region(loaded.plan, db.primary.region),
+    dr: region(loaded.plan, db.dr.region),
+    ...(db.primary.instance && db.dr.replica && { nodes: { home: db.primary.instance, dr: db.dr.replica } }),
+    ...(db.primary.credentials && { credentials: db.primary.credentials }),
+  };
 }
 
 export function failoverInput(

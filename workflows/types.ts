@@ -67,6 +67,10 @@ export interface BackupInput {
 export interface NodeRef {
   region: string;
   name: string;
+  /** Cloud nodes: the platform's region (an AWS region code) the server lives in. */
+  location?: string;
+  /** Cloud nodes: who Lifeboat connects as, by reference. */
+  credentials?: CredentialsRef;
 }
 
 /**
@@ -77,6 +81,9 @@ export interface ReplicaSetSpec {
   set: string;
   home: RegionSpec;
   dr: RegionSpec;
+  /** Cloud sets: the platform's names of the home primary and of its cross-region replica. */
+  nodes?: { home: string; dr: string };
+  credentials?: CredentialsRef;
 }
 
 export interface TopologyView {

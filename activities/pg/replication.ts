@@ -38,11 +38,17 @@ async function probe<T>(conn: PgConnection, use: Parameters<typeof withClient<T>
 
 export async function nodeStatus(cluster: LocalCluster): Promise<NodeStatus> {
   const fenced = cluster.isFenced();
-  const base = { running: false, reachable: false, inRecovery: null, writable: false, fenced, lsn: null, streaming: null };
-  if (!cluster.isInitialized()) return { ...base, detail: 'not created' };
-  if (!(await cluster.isRunning())) return { ...base, detail: 'stopped' };
+  if (!cluster.isInitialized()) return { ...UNREACHABLE, fenced, detail: 'not created' };
+  if (!(await cluster.isRunning())) return { ...UNREACHABLE, fenced, detail: 'stopped' };
+  return statusOver(cluster.connection('postgres'), fenced);
+}
+
+const UNREACHABLE = { running: false, reachable: false, inRecovery: null, writable: false, lsn: null, streaming: null };
+
+/** A running server's role, writability and WAL position, asked over SQL (any provider's server). */
+export async function statusOver(conn: PgConnection, fenced: boolean): Promise<NodeStatus> {
   try {
-    return await probe(cluster.connection('postgres'), async (client) => {
+    return await probe(conn, async (client) => {
       const { rows } = await client.query<{ rec: boolean; ro: string; lsn: string | null; receiver: string | null }>(`
         select pg_is_in_recovery() as rec,
                current_setting('default_transaction_read_only') as ro,
@@ -62,31 +68,39 @@ export async function nodeStatus(cluster: LocalCluster): Promise<NodeStatus> {
       };
     });
   } catch (err) {
-    return { ...base, running: true, detail: `running but unreachable: ${(err as Error).message}` };
+    return { ...UNREACHABLE, running: true, fenced, detail: `running but unreachable: ${(err as Error).message}` };
   }
 }
 
 /** How far a standby trails its primary, from both ends. */
 export async function replicationLag(primary: LocalCluster, standby: LocalCluster, applicationName: string): Promise<ReplicationLag> {
-  const replayLsn = await probe(standby.connection('postgres'), async (c) => {
+  return lagOver(primary.connection('postgres'), standby.connection('postgres'), applicationName);
+}
+
+/**
+ * The same over SQL alone. Without an application name (a managed replica Lifeboat did not name),
+ * the lag is the WAL distance and streaming is the standby's receiver status.
+ */
+export async function lagOver(primaryConn: PgConnection, standbyConn: PgConnection, applicationName: string | null): Promise<ReplicationLag> {
+  const replayLsn = await probe(standbyConn, async (c) => {
     const { rows } = await c.query<{ lsn: string | null; receiver: string | null }>(
       `select pg_last_wal_replay_lsn()::text as lsn, (select status from pg_stat_wal_receiver limit 1) as receiver`,
     );
     return rows[0] ?? { lsn: null, receiver: null };
   });
-  return probe(primary.connection('postgres'), async (c) => {
+  return probe(primaryConn, async (c) => {
     const { rows } = await c.query<{ current: string; bytes: string | null; secs: number | null; active: boolean | null; state: string | null }>(
       `select pg_current_wal_lsn()::text as current,
               pg_wal_lsn_diff(pg_current_wal_lsn(), $1::pg_lsn)::text as bytes,
               (select extract(epoch from coalesce(replay_lag, interval '0'))::float8 from pg_stat_replication where application_name = $2 limit 1) as secs,
               (select active from pg_replication_slots where slot_name = $3) as active,
               (select state from pg_stat_replication where application_name = $2 limit 1) as state`,
-      [replayLsn.lsn ?? '0/0', applicationName, slotName(applicationName)],
+      [replayLsn.lsn ?? '0/0', applicationName, applicationName && slotName(applicationName)],
     );
     const r = rows[0]!;
     const lagBytes = replayLsn.lsn === null || r.bytes === null ? null : Math.max(0, Number(r.bytes));
     return {
-      streaming: r.state === 'streaming' && replayLsn.receiver === 'streaming',
+      streaming: (applicationName === null || r.state === 'streaming') && replayLsn.receiver === 'streaming',
       lagBytes,
       // replay_lag goes stale when the primary is idle: with nothing left to replay, the lag is zero.
       lagSeconds: lagBytes === 0 ? 0 : r.secs,
@@ -243,10 +257,21 @@ export const STALLED_AFTER_MS = 60_000;
 
 /** Polls until the standby has replayed `lsn`; calls `beat` each round (heartbeat and cancellation). */
 export async function waitForReplay(standby: LocalCluster, lsn: string, beat: (replayLsn: string | null) => void, signal?: AbortSignal): Promise<string> {
+  return waitForReplayOver(() => standby.connection('postgres'), standby.root, lsn, beat, signal);
+}
+
+/** The same over SQL: `connect` is asked again each round, so a node that moves is followed. */
+export async function waitForReplayOver(
+  connect: () => PgConnection | Promise<PgConnection>,
+  what: string,
+  lsn: string,
+  beat: (replayLsn: string | null) => void,
+  signal?: AbortSignal,
+): Promise<string> {
   let lastReplay: string | null = null;
   let progressAt = Date.now();
   for (;;) {
-    const { caughtUp, replay } = await probe(standby.connection('postgres'), async (c) => {
+    const { caughtUp, replay } = await probe(await connect(), async (c) => {
       const { rows } = await c.query<{ caught_up: boolean; replay: string | null }>(
         `select coalesce(pg_last_wal_replay_lsn() >= $1::pg_lsn, false) as caught_up, pg_last_wal_replay_lsn()::text as replay`,
         [lsn],
@@ -258,7 +283,7 @@ export async function waitForReplay(standby: LocalCluster, lsn: string, beat: (r
       lastReplay = replay;
       progressAt = Date.now();
     } else if (Date.now() - progressAt > STALLED_AFTER_MS) {
-      throw new StandbyStalled(`${standby.root} has replayed nothing for ${STALLED_AFTER_MS / 1000}s (at ${replay ?? 'nothing'}, waiting for ${lsn})`);
+      throw new StandbyStalled(`${what} has replayed nothing for ${STALLED_AFTER_MS / 1000}s (at ${replay ?? 'nothing'}, waiting for ${lsn})`);
     }
     beat(replay);
     if (signal?.aborted) throw signal.reason ?? new Error('cancelled');

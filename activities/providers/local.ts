@@ -15,7 +15,7 @@ import { freePort } from '../pg/ports';
 import { run, runPiped } from '../pg/process';
 import { allTableStats, libpqEnv, listTables, newestCanary, quoteIdent, serverVersion, withClient, type PgConnection } from '../pg/sql';
 import type { ActivityIo, DatabaseProvider, FenceResult } from './provider';
-import { nodeLabel, sameNode, TopologyConflictError, TopologyStore } from '../topology';
+import { TopologyStore } from '../topology';
 import { fence, makeStandby, nodeStatus, promote, replicationLag, StandbyStalled, unfence, waitForReplay, type NodeStatus, type ReplicationLag } from '../pg/replication';
 
 export interface LocalProviderConfig {
@@ -327,17 +327,7 @@ export class LocalProvider implements DatabaseProvider {
   }
 
   async repoint(set: ReplicaSetSpec, next: Pick<TopologyView, 'primary' | 'standby' | 'fenced'>, expectedEpoch: number, by: string): Promise<TopologyView> {
-    const current = this.topologies.read(set.set);
-    const fencedKey = (nodes: NodeRef[]) => nodes.map(nodeLabel).sort().join(',');
-    if (current && sameOrBothNull(current.primary, next.primary) && sameOrBothNull(current.standby, next.standby) && fencedKey(current.fenced) === fencedKey(next.fenced)) {
-      return current; // a retry of a write that already landed
-    }
-    try {
-      return this.topologies.write({ set: set.set, ...next, updatedBy: by }, expectedEpoch);
-    } catch (err) {
-      if (err instanceof TopologyConflictError) throw verdict(ErrorType.TopologyConflict, `${err.message}: another runbook changed the topology; re-read it and start again`);
-      throw err;
-    }
+    return this.topologies.repoint(set.set, next, expectedEpoch, by);
   }
 
   async nodeStatus(node: NodeRef): Promise<NodeStatus> {
@@ -492,9 +482,6 @@ export function applicationNameFor(node: NodeRef): string {
   return `${node.region}_${node.name}`.replace(/[^a-z0-9_]/g, '_');
 }
 
-function sameOrBothNull(a: NodeRef | null, b: NodeRef | null): boolean {
-  return (a === null && b === null) || sameNode(a, b);
-}
 
 /** A pass-through stream that feeds a hash and reports how many bytes went by. */
 function hashing(hash: Hash, onBytes: (n: number) => void): Transform {
