@@ -40,7 +40,7 @@ export function createReplicationActivities(deps: ActivityDeps, provider: (regio
       replayLsn: await forSet(set).waitForReplay(node, lsn, io),
     })),
 
-    promoteNode: activity('promoteNode', async ({ set, node }: { set: ReplicaSetSpec; node: NodeRef }) => forSet(set).promote(node)),
+    promoteNode: activity('promoteNode', async ({ set, node }: { set: ReplicaSetSpec; node: NodeRef }, io) => forSet(set).promote(node, io)),
 
     /** Moves the traffic pointer: the topology record clients resolve the primary from. */
     repointTraffic: activity(
@@ -49,9 +49,10 @@ export function createReplicationActivities(deps: ActivityDeps, provider: (regio
         forSet(set).repoint(set, next, expectedEpoch, by),
     ),
 
-    rebuildAsStandby: activity('rebuildAsStandby', async ({ set, node, primary }: { set: ReplicaSetSpec; node: NodeRef; primary: NodeRef }, io) => ({
-      method: await forSet(set).rebuildAsStandby(node, primary, io),
-    })),
+    /** The standby it returns is the one to record: on RDS a new replica, not `node` itself. */
+    rebuildAsStandby: activity('rebuildAsStandby', async ({ set, node, primary }: { set: ReplicaSetSpec; node: NodeRef; primary: NodeRef }, io) =>
+      forSet(set).rebuildAsStandby(node, primary, io, set),
+    ),
 
     /** Polls until the standby has replayed everything the primary has (heartbeats while waiting). */
     waitUntilCaughtUp: activity('waitUntilCaughtUp', async ({ set, primary, standby }: { set: ReplicaSetSpec; primary: NodeRef; standby: NodeRef }, io) => {

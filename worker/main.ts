@@ -29,7 +29,7 @@ export type Providers = Record<ProviderKind, DatabaseProvider> & { local: LocalP
 export function buildProviders(env: LifeboatEnv, overrides: Partial<Providers> = {}): Providers {
   return {
     local: new LocalProvider({ home: env.home, pgBin: findPgBin(env.pgBin) }),
-    aws: new AwsProvider({ secrets: env.secrets, caFile: env.rdsCaFile }),
+    aws: new AwsProvider({ home: env.home, secrets: env.secrets, caFile: env.rdsCaFile }),
     ...overrides,
   };
 }

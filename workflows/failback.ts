@@ -37,14 +37,14 @@ export async function failback(input: FailbackInput): Promise<RunbookReport> {
   const run: TopologyRun = { steps, info, input, report, compensations: [] };
   const declaredStart = Date.now();
   const { replicaSet: set, database } = input;
-  const home: NodeRef = { region: set.home.name, name: 'server' };
   let cancelled: unknown;
 
   try {
     let topology = await cancelDrillsAndReadTopology(run);
     const current = topology.primary;
     if (!current) throw invalid(`replication set ${set.set} has no primary right now (a switch is in progress?): nothing to fail back from`);
-    if (same(current, home)) {
+    if (current.region === set.home.name) {
+      const home = current;
       // Already home. What may be left is a former primary that is not (or no longer) a working
       // standby — a failback whose last step failed, a standby that will not start: re-protect it.
       const leftover = topology.standby ?? topology.fenced[0];
@@ -61,10 +61,13 @@ export async function failback(input: FailbackInput): Promise<RunbookReport> {
     }
     const failoverTerm = topology.primarySinceEpoch;
 
-    // Re-protect: the old primary becomes a standby of the current one.
-    const rebuilt = await steps.run('re-protect home server', `rebuilding ${label(home)} as a standby of ${label(current)}`, () =>
-      callIn(set.home, longTransfer, 'rebuildAsStandby', `Rebuild ${label(home)} as a standby of ${label(current)}`, { set, node: home, primary: current }),
+    // Re-protect: the old primary becomes a standby of the current one (on RDS: a new replica beside it).
+    const formerHome = homeNodeOf(set, topology);
+    const rebuilt = await steps.run('re-protect home server', `rebuilding ${label(formerHome)} as a standby of ${label(current)}`, () =>
+      callIn(set.home, longTransfer, 'rebuildAsStandby', `Rebuild ${label(formerHome)} as a standby of ${label(current)}`, { set, node: formerHome, primary: current }),
     );
+    // Workers from before providers could name a new node return only the method.
+    const home = rebuilt.node ?? formerHome;
     report.checks.push({ name: 're-protect home server', ok: true, detail: `${label(home)} rebuilt with ${rebuilt.method}` });
     topology = await steps.run('record standby', `recording ${label(home)} as the standby`, () =>
       callIn(set.dr, quickCall, 'repointTraffic', `Record ${label(home)} as standby of ${set.set}`, {
@@ -135,13 +138,23 @@ function finish(report: RunbookReport, steps: StepLog): RunbookReport {
   return report;
 }
 
+/**
+ * The home region's server to rebuild: the fenced former primary (or a standby already there);
+ * the local provider's fixed name when the record holds neither.
+ */
+function homeNodeOf(set: FailbackInput['replicaSet'], topology: TopologyView): NodeRef {
+  const inHome = (n: NodeRef | null): n is NodeRef => n !== null && n.region === set.home.name;
+  return topology.fenced.find(inHome) ?? (inHome(topology.standby) ? topology.standby : { region: set.home.name, name: 'server' });
+}
+
 /** A former primary becomes the standby of the home server again, and the record says so. */
-async function reprotect(run: TopologyRun, node: NodeRef, home: NodeRef, topology: TopologyView): Promise<TopologyView> {
+async function reprotect(run: TopologyRun, former: NodeRef, home: NodeRef, topology: TopologyView): Promise<TopologyView> {
   const { steps, input, info, report } = run;
   const set = input.replicaSet;
-  const rebuilt = await steps.run('re-protect former primary', `rebuilding ${label(node)} as a standby of ${label(home)}`, () =>
-    callIn(regionOf(set, node), longTransfer, 'rebuildAsStandby', `Rebuild ${label(node)} as a standby of ${label(home)}`, { set, node, primary: home }),
+  const rebuilt = await steps.run('re-protect former primary', `rebuilding ${label(former)} as a standby of ${label(home)}`, () =>
+    callIn(regionOf(set, former), longTransfer, 'rebuildAsStandby', `Rebuild ${label(former)} as a standby of ${label(home)}`, { set, node: former, primary: home }),
   );
+  const node = rebuilt.node ?? former;
   report.checks.push({ name: 're-protect former primary', ok: true, detail: `${label(node)} rebuilt with ${rebuilt.method}` });
   return steps.run('record standby', `recording ${label(node)} as the standby`, () =>
     callIn(set.home, quickCall, 'repointTraffic', `Record ${label(node)} as standby of ${set.set}`, {

@@ -13,9 +13,11 @@ const NOT_FOUND: Record<string, ErrorType> = {
   GlobalClusterNotFound: ErrorType.DatabaseNotFound,
 };
 
-const ACCESS_DENIED = new Set(['AccessDenied', 'AccessDeniedException', 'UnauthorizedOperation', 'InvalidClientTokenId', 'UnrecognizedClientException', 'SignatureDoesNotMatch', 'AuthFailure', 'IncompleteSignature', 'CredentialsProviderError']);
+const ACCESS_DENIED = new Set(['AccessDenied', 'AccessDeniedException', 'NotAuthorized', 'UnauthorizedOperation', 'InvalidClientTokenId', 'UnrecognizedClientException', 'SignatureDoesNotMatch', 'AuthFailure', 'IncompleteSignature', 'CredentialsProviderError']);
 
-const RETRYABLE = new Set(['Throttling', 'ThrottlingException', 'RequestLimitExceeded', 'TooManyRequestsException', 'RequestThrottled', 'ServiceUnavailable', 'InternalFailure', 'InternalError', 'RequestTimeout', 'RequestTimeoutException', 'ExpiredToken', 'ExpiredTokenException']);
+const RETRYABLE = new Set(['Throttling', 'ThrottlingException', 'RequestLimitExceeded', 'TooManyRequestsException', 'RequestThrottled', 'ServiceUnavailable', 'InternalFailure', 'InternalError', 'RequestTimeout', 'RequestTimeoutException', 'ExpiredToken', 'ExpiredTokenException',
+  // Clock skew: the SDK corrects its clock offset from the failed response, so the next attempt passes.
+  'RequestExpired', 'RequestTimeTooSkewed', 'RequestInTheFuture']);
 
 /** Strips a trailing "Fault" so DBSnapshotNotFoundFault and DBSnapshotNotFound read alike. */
 function baseName(name: string): string {
@@ -31,6 +33,9 @@ export function awsFailure(err: unknown, call: string): Error {
   if (ACCESS_DENIED.has(name)) return verdict(ErrorType.AccessDenied, `${message}; Lifeboat's IAM policy is in the README`);
   // No HTTP status at all: the request never got an answer (DNS, a reset connection, a timeout).
   if (RETRYABLE.has(name) || status === undefined || status >= 500 || status === 429) return new Error(message);
+  // Any other refusal of the caller (OptInRequired, a proxy's 403 with no AWS code) is not going to
+  // pass on a retry either.
+  if (status === 401 || status === 403) return verdict(ErrorType.AccessDenied, `${message}; Lifeboat's IAM policy is in the README`);
   const notFound = NOT_FOUND[base];
   if (notFound) return verdict(notFound, message);
   if (/NotFound$/.test(base) || base.startsWith('InvalidParameter') || base === 'ValidationError' || base === 'KMSKeyNotAccessible') {

@@ -22,6 +22,8 @@ import {
   DescribeDBInstancesCommand,
   DescribeDBSnapshotsCommand,
   DescribeDBSubnetGroupsCommand,
+  CreateDBInstanceReadReplicaCommand,
+  PromoteReadReplicaCommand,
   RDSClient,
   RestoreDBInstanceFromDBSnapshotCommand,
   type DBInstance,
@@ -31,7 +33,9 @@ import {
 import type { Client } from 'pg';
 import { ErrorType, type BackupManifest, type BackupRef, type Canary, type CredentialsRef, type DatabaseTarget, type NodeRef, type RegionSpec, type ReplicaSetSpec, type ScratchInstance, type TableStats, type TopologyView } from '../../workflows/types';
 import { verdict } from '../errors';
-import { allTableStats, listTables, newestCanary, serverVersion, withClient, type PgConnection } from '../pg/sql';
+import { allTableStats, listTables, newestCanary, quoteIdent, serverVersion, withClient, type PgConnection } from '../pg/sql';
+import { lagOver, StandbyStalled, statusOver, waitForReplayOver } from '../pg/replication';
+import { TopologyStore } from '../topology';
 import { resolveCredentials, type SecretSource } from '../secrets';
 import type { ActivityIo, DatabaseProvider, FenceResult, NodeStatus, ReplicationLag } from './provider';
 import { awsFailure } from './aws-errors';
@@ -47,9 +51,13 @@ export interface AwsTestOnlyDataPlane {
   snapshotCopied(fromArn: string, awsRegion: string, snapshot: string): Promise<void>;
   instanceRestored(awsRegion: string, snapshot: string, instance: string): Promise<void>;
   instanceDeleted(awsRegion: string, instance: string): Promise<void>;
+  instancePromoted(awsRegion: string, instance: string): Promise<void>;
+  replicaCreated(awsRegion: string, instance: string, sourceRegion: string, source: string): Promise<void>;
 }
 
 export interface AwsProviderConfig {
+  /** LIFEBOAT_HOME: the topology records (traffic pointers) of replication sets live under it. */
+  home: string;
   /** Where `env:` credential references are looked up (the worker's environment). */
   secrets: SecretSource;
   /** PEM bundle the RDS server certificates chain to (LIFEBOAT_RDS_CA_FILE); TLS is always verified. */
@@ -69,6 +77,7 @@ export const TAG = {
   serverVersionNum: 'lifeboat:server-version-num',
   scratch: 'lifeboat:scratch',
   restoredFrom: 'lifeboat:restored-from',
+  replicaOf: 'lifeboat:replica-of',
 } as const;
 
 const MANIFEST_DDL = `
@@ -87,7 +96,11 @@ export class AwsProvider implements DatabaseProvider {
 
   private readonly clients = new Map<string, RDSClient>();
 
-  constructor(private readonly config: AwsProviderConfig) {}
+  private readonly topologies: TopologyStore;
+
+  constructor(private readonly config: AwsProviderConfig) {
+    this.topologies = new TopologyStore(config.home);
+  }
 
   /** One client per AWS region; retries belong to Temporal, so the SDK makes each call once. */
   rds(awsRegion: string): RDSClient {
@@ -336,46 +349,156 @@ export class AwsProvider implements DatabaseProvider {
       .map((i) => i.DBInstanceIdentifier!.replace(/^lifeboat-/, ''));
   }
 
-  // Replication (failover and failback) ------------------------------------------------------------
+  // Replication. A set is the home primary instance and its cross-region read replica, learned from
+  // RDS on first use. The topology record under LIFEBOAT_HOME is the traffic pointer, as for the
+  // local provider. RDS cannot turn an instance back into a replica, so re-protecting after a switch
+  // creates a NEW read replica; the former primary is left fenced (read-only), never deleted.
 
-  async topology(_set: ReplicaSetSpec): Promise<TopologyView> {
-    throw notYet('failover');
+  async topology(set: ReplicaSetSpec): Promise<TopologyView> {
+    const record = this.topologies.read(set.set);
+    if (record) return record;
+    if (!set.nodes) throw verdict(ErrorType.NoStandby, `replication set ${set.set} names no RDS instances: set primary.instance and dr.replica in the plan`);
+    const [homeRegion, drRegion] = [awsRegionOf(set.home), awsRegionOf(set.dr)];
+    const primary = await this.describeInstance(homeRegion, set.nodes.home);
+    if (!primary) throw verdict(ErrorType.DatabaseNotFound, `no RDS instance ${set.nodes.home} in ${homeRegion}`);
+    const replica = await this.describeInstance(drRegion, set.nodes.dr);
+    if (!replica) {
+      throw verdict(ErrorType.NoStandby, `no read replica ${set.nodes.dr} in ${drRegion}; create one with CreateDBInstanceReadReplica from ${primary.DBInstanceArn}`);
+    }
+    const source = replica.ReadReplicaSourceDBInstanceIdentifier;
+    if (source !== primary.DBInstanceArn && source !== set.nodes.home) {
+      throw verdict(ErrorType.NoStandby, `${set.nodes.dr} in ${drRegion} is not a read replica of ${set.nodes.home} (its source: ${source ?? 'none'})`);
+    }
+    const node = (region: RegionSpec, name: string): NodeRef => ({ region: region.name, name, location: awsRegionOf(region), ...(set.credentials && { credentials: set.credentials }) });
+    return this.topologies.write({ set: set.set, primary: node(set.home, set.nodes.home), standby: node(set.dr, set.nodes.dr), fenced: [], updatedBy: 'lifeboat: first read from RDS' }, 0);
   }
 
-  async repoint(): Promise<TopologyView> {
-    throw notYet('failover');
+  async repoint(set: ReplicaSetSpec, next: Pick<TopologyView, 'primary' | 'standby' | 'fenced'>, expectedEpoch: number, by: string): Promise<TopologyView> {
+    return this.topologies.repoint(set.set, next, expectedEpoch, by);
   }
 
-  async nodeStatus(_node: NodeRef): Promise<NodeStatus> {
-    throw notYet('failover');
+  async nodeStatus(node: NodeRef): Promise<NodeStatus> {
+    const instance = await this.describeInstance(locationOf(node), node.name);
+    const down = { running: false, reachable: false, inRecovery: null, writable: false, fenced: false, lsn: null, streaming: null };
+    if (!instance) return { ...down, detail: `no RDS instance ${node.name} in ${locationOf(node)}` };
+    if (instance.DBInstanceStatus !== 'available') return { ...down, running: instance.DBInstanceStatus !== 'stopped', detail: `RDS status ${instance.DBInstanceStatus}` };
+    const conn = await this.connectNode(node, 'postgres');
+    const fenced = await withClient({ ...conn, connectTimeoutMs: 3000 }, isFencedByLifeboat).catch(() => false);
+    return statusOver(conn, fenced);
   }
 
-  async replicationLag(): Promise<ReplicationLag> {
-    throw notYet('failover');
+  async replicationLag(primary: NodeRef, standby: NodeRef): Promise<ReplicationLag> {
+    return lagOver(await this.connectNode(primary, 'postgres'), await this.connectNode(standby, 'postgres'), null);
   }
 
-  async connectNode(): Promise<PgConnection> {
-    throw notYet('failover');
+  async connectNode(node: NodeRef, database: string): Promise<PgConnection> {
+    return this.connectInstance(locationOf(node), node.name, database, node.credentials);
   }
 
-  async fence(): Promise<FenceResult> {
-    throw notYet('failover');
+  /**
+   * RDS gives no superuser and no ALTER SYSTEM: the fence makes every database read-only by default
+   * (ALTER DATABASE ... SET default_transaction_read_only) and ends the other client sessions.
+   * Planned: the primary must be reachable and the fence confirmed from a new session. Unplanned: an
+   * unreachable primary is recorded as unfenced and traffic moves away from it regardless.
+   */
+  async fence(node: NodeRef, mode: 'planned' | 'unplanned'): Promise<FenceResult> {
+    try {
+      const conn = { ...(await this.connectNode(node, 'postgres')), connectTimeoutMs: mode === 'planned' ? 10_000 : 5_000 };
+      const finalLsn = await withClient(conn, async (c) => {
+        await setReadOnly(c, true);
+        await c.query(`select pg_terminate_backend(pid) from pg_stat_activity where backend_type = 'client backend' and pid <> pg_backend_pid() and usename <> 'rdsadmin'`);
+        return (await c.query<{ lsn: string }>('select pg_current_wal_lsn()::text as lsn')).rows[0]!.lsn;
+      });
+      const readOnly = await withClient(conn, async (c) => (await c.query<{ ro: string }>(`select current_setting('default_transaction_read_only') as ro`)).rows[0]!.ro === 'on');
+      return { confirmed: readOnly, how: 'every database read-only by default (ALTER DATABASE), client sessions ended', finalLsn: mode === 'planned' ? finalLsn : null };
+    } catch (err) {
+      if (mode === 'planned' || isVerdict(err)) throw err;
+      return { confirmed: false, how: `primary unreachable (${(err as Error).message}); traffic moves away from it: keep it from taking writes before it returns`, finalLsn: null };
+    }
   }
 
-  async unfence(): Promise<void> {
-    throw notYet('failover');
+  async unfence(node: NodeRef): Promise<void> {
+    await withClient(await this.connectNode(node, 'postgres'), (c) => setReadOnly(c, false));
   }
 
-  async waitForReplay(): Promise<string> {
-    throw notYet('failover');
+  async waitForReplay(standby: NodeRef, lsn: string, io: ActivityIo): Promise<string> {
+    try {
+      return await waitForReplayOver(() => this.connectNode(standby, 'postgres'), `${standby.name} in ${locationOf(standby)}`, lsn, (replay) => io.heartbeat({ phase: 'replay', replay, target: lsn }), io.signal);
+    } catch (err) {
+      if (err instanceof StandbyStalled) throw verdict(ErrorType.StandbyNotReady, err.message);
+      throw err;
+    }
   }
 
-  async promote(): Promise<{ lsn: string; alreadyPrimary: boolean }> {
-    throw notYet('failover');
+  /**
+   * PromoteReadReplica, then waits until the instance is available and PostgreSQL is out of recovery.
+   * The replica replayed the fence's ALTER DATABASE too: it is lifted on the new primary.
+   */
+  async promote(node: NodeRef, io?: ActivityIo): Promise<{ lsn: string; alreadyPrimary: boolean }> {
+    const awsRegion = locationOf(node);
+    const before = await this.describeInstance(awsRegion, node.name);
+    if (!before) throw verdict(ErrorType.DatabaseNotFound, `no RDS instance ${node.name} in ${awsRegion} to promote`);
+    const first = await statusOver(await this.connectNode(node, 'postgres'), false);
+    const alreadyPrimary = first.reachable && first.inRecovery === false;
+    if (!alreadyPrimary) {
+      try {
+        await this.rds(awsRegion).send(new PromoteReadReplicaCommand({ DBInstanceIdentifier: node.name }));
+      } catch (err) {
+        // A promotion already under way (an earlier attempt's) is waited for, not started again.
+        if (!isAwsError(err, 'InvalidDBInstanceState')) throw awsFailure(err, `PromoteReadReplica ${node.name} in ${awsRegion}`);
+      }
+      await this.config.testOnlyDataPlane?.instancePromoted(awsRegion, node.name);
+    }
+    for (;;) {
+      const instance = await this.describeInstance(awsRegion, node.name);
+      const status = instance?.DBInstanceStatus === 'available' ? await statusOver(await this.connectNode(node, 'postgres'), false) : null;
+      if (status?.reachable && status.inRecovery === false) break;
+      io?.heartbeat({ phase: 'promote', status: instance?.DBInstanceStatus, detail: status?.detail });
+      await this.pause(io);
+    }
+    return withClient(await this.connectNode(node, 'postgres'), async (c) => {
+      await setReadOnly(c, false);
+      return { lsn: (await c.query<{ lsn: string }>('select pg_current_wal_lsn()::text as lsn')).rows[0]!.lsn, alreadyPrimary };
+    });
   }
 
-  async rebuildAsStandby(): Promise<'already' | 'pg_rewind' | 'pg_basebackup'> {
-    throw notYet('failback');
+  /**
+   * A new cross-region read replica of `primary` in `node`'s region, named after `node` and its
+   * source, so a retry finds it; re-encrypted with the region's key. `node` itself is left as it is.
+   */
+  async rebuildAsStandby(node: NodeRef, primary: NodeRef, io: ActivityIo, set?: ReplicaSetSpec): Promise<{ method: string; node: NodeRef }> {
+    const awsRegion = locationOf(node);
+    const region = [set?.home, set?.dr].find((r) => r?.name === node.region);
+    const source = await this.describeInstance(locationOf(primary), primary.name);
+    if (!source?.DBInstanceArn) throw verdict(ErrorType.DatabaseNotFound, `no RDS instance ${primary.name} in ${locationOf(primary)} to replicate from`);
+    const replicaId = replicaIdFor(node.name, primary.name);
+    const replica: NodeRef = { ...node, name: replicaId };
+    const existing = await this.describeInstance(awsRegion, replicaId);
+    if (existing) {
+      const from = existing.ReadReplicaSourceDBInstanceIdentifier;
+      if (from !== source.DBInstanceArn && from !== primary.name) {
+        throw verdict(ErrorType.TopologyConflict, `${replicaId} in ${awsRegion} exists but is not a read replica of ${primary.name} (its source: ${from ?? 'none'})`);
+      }
+      io.logger.info({ replicaId }, 'read replica exists from an earlier attempt; adopting it');
+    } else {
+      const kmsKeyId = region?.settings?.kmsKeyId;
+      try {
+        await this.rds(awsRegion).send(
+          new CreateDBInstanceReadReplicaCommand({
+            DBInstanceIdentifier: replicaId,
+            SourceDBInstanceIdentifier: source.DBInstanceArn,
+            ...(typeof kmsKeyId === 'string' && { KmsKeyId: kmsKeyId }),
+            PubliclyAccessible: false,
+            Tags: [{ Key: TAG.replicaOf, Value: primary.name }],
+          }),
+        );
+      } catch (err) {
+        if (!isAwsError(err, 'DBInstanceAlreadyExists')) throw awsFailure(err, `CreateDBInstanceReadReplica ${replicaId} in ${awsRegion} from ${primary.name}`);
+      }
+    }
+    await this.waitForInstance(awsRegion, replicaId, io);
+    await this.config.testOnlyDataPlane?.replicaCreated(awsRegion, replicaId, locationOf(primary), primary.name);
+    return { method: existing ? 'already' : 'new read replica', node: replica };
   }
 
   // ------------------------------------------------------------------------------------------------
@@ -457,16 +580,17 @@ export class AwsProvider implements DatabaseProvider {
     }
   }
 
-  private async pause(io: ActivityIo): Promise<void> {
-    if (io.signal.aborted) throw io.signal.reason ?? new Error('cancelled');
+  private async pause(io?: ActivityIo): Promise<void> {
+    const signal = io?.signal;
+    if (signal?.aborted) throw signal.reason ?? new Error('cancelled');
     await new Promise<void>((resolve) => {
       const timer = setTimeout(resolve, this.config.pollMs ?? 15_000);
-      io.signal.addEventListener('abort', () => {
+      signal?.addEventListener('abort', () => {
         clearTimeout(timer);
         resolve();
       }, { once: true });
     });
-    if (io.signal.aborted) throw io.signal.reason ?? new Error('cancelled');
+    if (signal?.aborted) throw signal.reason ?? new Error('cancelled');
   }
 
   private refFor(region: RegionSpec, snapshot: DBSnapshot): BackupRef {
@@ -629,6 +753,35 @@ export function isAwsError(err: unknown, ...names: string[]): boolean {
   return names.some((n) => name === n || name === `${n}Fault`);
 }
 
-function notYet(what: string): Error {
-  return verdict(ErrorType.InvalidInput, `${what} on AWS is not available in this version`);
+function locationOf(node: NodeRef): string {
+  if (!node.location) throw verdict(ErrorType.InvalidInput, `node ${node.region}/${node.name} has no AWS region (location); its topology record predates the AWS provider`);
+  return node.location;
+}
+
+/** `<base>-lb<6 hex of the source>`: the same node and source give the same name on every retry. */
+export function replicaIdFor(node: string, source: string): string {
+  const base = node.replace(/-lb[0-9a-f]{6}$/, '');
+  return rdsIdentifier(`${base.slice(0, 54)}-lb${createHash('sha256').update(source).digest('hex').slice(0, 6)}`);
+}
+
+/** Lifeboat's fence: every connectable database read-only by default (or that lifted again). */
+async function setReadOnly(client: Client, on: boolean): Promise<void> {
+  // A fenced (or promoted, having replayed the fence) server starts this very session read-only.
+  await client.query('set default_transaction_read_only = off');
+  const { rows } = await client.query<{ datname: string }>(`select datname from pg_database where datallowconn and not datistemplate and datname <> 'rdsadmin'`);
+  for (const { datname } of rows) {
+    await client.query(`alter database ${quoteIdent(datname)} ${on ? 'set default_transaction_read_only = on' : 'reset default_transaction_read_only'}`);
+  }
+}
+
+async function isFencedByLifeboat(client: Client): Promise<boolean> {
+  const { rows } = await client.query<{ fenced: boolean }>(
+    `select exists (select 1 from pg_db_role_setting s join pg_database d on d.oid = s.setdatabase
+                     where s.setrole = 0 and d.datname = current_database() and 'default_transaction_read_only=on' = any(s.setconfig)) as fenced`,
+  );
+  return rows[0]?.fenced ?? false;
+}
+
+function isVerdict(err: unknown): boolean {
+  return (err as { nonRetryable?: boolean }).nonRetryable === true;
 }

@@ -363,10 +363,10 @@ export class LocalProvider implements DatabaseProvider {
     return promote(this.nodeCluster(node));
   }
 
-  async rebuildAsStandby(node: NodeRef, primary: NodeRef, io: ActivityIo): Promise<'already' | 'pg_rewind' | 'pg_basebackup'> {
+  async rebuildAsStandby(node: NodeRef, primary: NodeRef, io: ActivityIo): Promise<{ method: 'already' | 'pg_rewind' | 'pg_basebackup'; node: NodeRef }> {
     const cluster = this.nodeCluster(node);
     const port = cluster.isInitialized() ? cluster.state().port : await freePort();
-    return makeStandby(cluster, this.nodeCluster(primary), {
+    const method = await makeStandby(cluster, this.nodeCluster(primary), {
       name: node.name,
       port,
       applicationName: applicationNameFor(node),
@@ -374,6 +374,7 @@ export class LocalProvider implements DatabaseProvider {
       signal: io.signal,
       log: (line) => io.logger.warn(line),
     });
+    return { method, node };
   }
 
   private regionDir(region: string): string {

@@ -85,8 +85,12 @@ export interface DatabaseProvider {
 
   waitForReplay(standby: NodeRef, lsn: string, io: ActivityIo): Promise<string>;
 
-  promote(node: NodeRef): Promise<{ lsn: string; alreadyPrimary: boolean }>;
+  promote(node: NodeRef, io?: ActivityIo): Promise<{ lsn: string; alreadyPrimary: boolean }>;
 
-  /** Makes a node a streaming standby of `primary` (pg_rewind, else a fresh base backup). */
-  rebuildAsStandby(node: NodeRef, primary: NodeRef, io: ActivityIo): Promise<'already' | 'pg_rewind' | 'pg_basebackup'>;
+  /**
+   * Re-protects: a streaming standby of `primary` in `node`'s region. Local rebuilds `node` itself
+   * (pg_rewind, else a fresh base backup); RDS cannot, and makes a new read replica beside it. The
+   * node returned is the standby now.
+   */
+  rebuildAsStandby(node: NodeRef, primary: NodeRef, io: ActivityIo, set?: ReplicaSetSpec): Promise<{ method: string; node: NodeRef }>;
 }

@@ -5,6 +5,8 @@
 //   CopyDBSnapshot    -> a copy of that file under the target region
 //   RestoreDBInstance -> a fresh database on a local server, pg_restore of the snapshot's file
 //   DeleteDBInstance  -> that database dropped
+//   PromoteReadReplica           -> pg_promote of the local standby the replica stands for
+//   CreateDBInstanceReadReplica  -> the region's local server rebuilt as a streaming standby (pg_rewind)
 // What it cannot show: RDS's own snapshot consistency, restore timings, TLS, networking. The tests
 // that use it say so in their names.
 import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
@@ -14,16 +16,21 @@ import type { LocalProvider } from '../../activities/providers/local';
 import { run } from '../../activities/pg/process';
 import { libpqEnv, quoteIdent, withClient, type PgConnection } from '../../activities/pg/sql';
 import type { NodeRef } from '../../workflows/types';
+import { createLogger } from '../../worker/logger';
+
+const silentLogger = createLogger('silent');
 
 export interface StandInOptions {
   local: LocalProvider;
   pgBin: string;
   /** Where snapshot files are kept. */
   dir: string;
-  /** `<awsRegion>/<instance>` of each source instance -> the local node and database it stands for. */
-  sources: Record<string, { node: NodeRef; database: string }>;
+  /** `<awsRegion>/<instance>` of each existing instance -> the local node (and database) it stands for. */
+  sources: Record<string, { node: NodeRef; database?: string }>;
   /** The local server restored instances become databases on. */
   restoreNode: NodeRef;
+  /** Replication tests: the one local server per AWS region that new read replicas stand on. */
+  serverOf?: Record<string, NodeRef>;
 }
 
 export class LocalRdsDataPlane implements AwsTestOnlyDataPlane {
@@ -37,7 +44,7 @@ export class LocalRdsDataPlane implements AwsTestOnlyDataPlane {
 
   async connect(awsRegion: string, instance: string, database: string): Promise<PgConnection> {
     const source = this.options.sources[`${awsRegion}/${instance}`];
-    if (source) return this.options.local.connectNode(source.node, source.database);
+    if (source) return this.options.local.connectNode(source.node, source.database ?? database);
     const restored = this.restored.get(`${awsRegion}/${instance}`);
     if (restored) return this.options.local.connectNode(this.options.restoreNode, restored);
     throw new Error(`test stand-in: no local database stands for RDS instance ${awsRegion}/${instance} (database ${database})`);
@@ -78,6 +85,26 @@ export class LocalRdsDataPlane implements AwsTestOnlyDataPlane {
     const admin = await this.options.local.connectNode(this.options.restoreNode, 'postgres');
     await withClient(admin, (c) => c.query(`drop database if exists ${quoteIdent(database)} with (force)`));
     this.restored.delete(`${awsRegion}/${instance}`);
+  }
+
+  async instancePromoted(awsRegion: string, instance: string): Promise<void> {
+    this.events.push(`promote ${awsRegion}/${instance}`);
+    await this.options.local.promote(this.nodeOf(awsRegion, instance));
+  }
+
+  async replicaCreated(awsRegion: string, instance: string, sourceRegion: string, source: string): Promise<void> {
+    this.events.push(`replica ${awsRegion}/${instance} of ${sourceRegion}/${source}`);
+    const server = this.options.serverOf?.[awsRegion];
+    if (!server) throw new Error(`test stand-in: no local server stands for read replicas in ${awsRegion}`);
+    const io = { heartbeat: () => undefined, signal: new AbortController().signal, logger: silentLogger };
+    await this.options.local.rebuildAsStandby(server, this.nodeOf(sourceRegion, source), io);
+    this.options.sources[`${awsRegion}/${instance}`] = { node: server };
+  }
+
+  private nodeOf(awsRegion: string, instance: string): NodeRef {
+    const source = this.options.sources[`${awsRegion}/${instance}`];
+    if (!source) throw new Error(`test stand-in: no local server stands for RDS instance ${awsRegion}/${instance}`);
+    return source.node;
   }
 
   /** Restored instances whose database still exists, for leak checks. */

@@ -5,14 +5,15 @@
 // subnet groups and errors as moto serves them; Lifeboat's manifest capture and table-by-table check.
 import { join } from 'node:path';
 import { writeFileSync } from 'node:fs';
-import { CreateDBInstanceCommand, CreateDBSnapshotCommand, DescribeDBInstancesCommand, DescribeDBSnapshotsCommand, RDSClient } from '@aws-sdk/client-rds';
-import { AwsProvider, snapshotIdFor } from '../../activities/providers/aws';
+import { CreateDBInstanceCommand, CreateDBInstanceReadReplicaCommand, CreateDBSnapshotCommand, DescribeDBInstancesCommand, DescribeDBSnapshotsCommand, RDSClient } from '@aws-sdk/client-rds';
+import { AwsProvider, replicaIdFor, snapshotIdFor } from '../../activities/providers/aws';
 import { withClient } from '../../activities/pg/sql';
 import { findPgBin } from '../../activities/pg/binaries';
 import { seedDemo } from '../../scripts/dev/seed';
-import { backupInput, drillInput, loadPlanFile, type LoadedPlan } from '../../worker/plan';
+import { backupInput, drillInput, failbackInput, failoverInput, loadPlanFile, type LoadedPlan } from '../../worker/plan';
 import { RUNBOOK_TASK_QUEUE, type DrillInput, type RunbookReport } from '../../workflows/types';
 import { LocalRdsDataPlane } from '../fakes/rds-data-plane';
+import { acceptsWrites, createReplicaSet, expectPassed, startTopologyRunbook, type ReplicaSetFixture } from '../support/replica-set';
 import { awsTestFixture, motoClientConfig, resetMoto, type AwsTestFixture } from '../support/moto';
 import { client, env, historyText, local, LogCapture, startWorker, type RunningWorker } from '../support/stack';
 
@@ -92,7 +93,7 @@ describe('AWS provider against moto (no data plane in moto: data mirrored by the
     worker = await startWorker({
       regions: ['aws-east', 'aws-west'],
       capture: logs,
-      providers: { aws: new AwsProvider({ secrets: process.env, pollMs: 50, testOnlyDataPlane: dataPlane }) },
+      providers: { aws: new AwsProvider({ home: env().home, secrets: process.env, pollMs: 50, testOnlyDataPlane: dataPlane }) },
     });
   });
 
@@ -164,5 +165,104 @@ describe('AWS provider against moto (no data plane in moto: data mirrored by the
     // keep: 1 in the plan: the drills' earlier snapshots are pruned, this run's stays; the foreign one stays.
     expect(await ids(EAST)).toEqual(['someone-elses-snapshot', snapshotIdFor(report.backup!.backupId)].sort());
     expect(await ids(WEST)).toEqual([snapshotIdFor(report.backup!.backupId)]);
+  });
+});
+
+describe('AWS replica failover and failback against moto (control plane real; no data plane in moto: PostgreSQL streaming replication stands in, driven by the test-only stand-in)', () => {
+  const HOME_INSTANCE = 'billing-prod';
+  const REPLICA_INSTANCE = 'billing-replica';
+  let fx: ReplicaSetFixture;
+  let plan: LoadedPlan;
+  let dataPlane: LocalRdsDataPlane;
+  let worker: RunningWorker;
+
+  beforeAll(async () => {
+    process.env[PASSWORD_VAR] = PASSWORD;
+    await resetMoto(endpoint());
+    const [east, west] = await Promise.all([awsTestFixture(endpoint(), EAST), awsTestFixture(endpoint(), WEST)]);
+    const primary = await rds(EAST).send(
+      new CreateDBInstanceCommand({ DBInstanceIdentifier: HOME_INSTANCE, Engine: 'postgres', EngineVersion: '16.3', DBInstanceClass: 'db.t4g.micro', MasterUsername: 'lifeboat', MasterUserPassword: PASSWORD, AllocatedStorage: 20 }),
+    );
+    await rds(WEST).send(new CreateDBInstanceReadReplicaCommand({ DBInstanceIdentifier: REPLICA_INSTANCE, SourceDBInstanceIdentifier: primary.DBInstance!.DBInstanceArn }));
+    // Two local servers with streaming replication stand for the two instances; their canary writer is not needed.
+    fx = await createReplicaSet({ home: 'rds-east-pg', dr: 'rds-west-pg', database: 'billing' });
+    await fx.traffic.close();
+    dataPlane = new LocalRdsDataPlane({
+      local: local(),
+      pgBin: findPgBin(env().pgBin),
+      dir: join(env().home, 'rds-stand-in'),
+      sources: { [`${EAST}/${HOME_INSTANCE}`]: { node: fx.home }, [`${WEST}/${REPLICA_INSTANCE}`]: { node: fx.standby } },
+      restoreNode: { region: 'local-b', name: 'server' },
+      serverOf: { [EAST]: fx.home, [WEST]: fx.standby },
+    });
+    const file = join(env().home, 'aws-failover-plan.yaml');
+    const scratch = (f: AwsTestFixture) => `{ subnetGroup: ${f.subnetGroup}, securityGroups: [${f.securityGroupId}] }`;
+    writeFileSync(
+      file,
+      `regions:
+  rds-east: { provider: aws, awsRegion: ${EAST}, kmsKeyId: "${east.kmsKeyArn}", scratch: ${scratch(east)} }
+  rds-west: { provider: aws, awsRegion: ${WEST}, kmsKeyId: "${west.kmsKeyArn}", scratch: ${scratch(west)} }
+databases:
+  billing:
+    primary: { region: rds-east, database: billing, instance: ${HOME_INSTANCE}, credentials: { user: lifeboat, password: "env:${PASSWORD_VAR}" } }
+    dr: { region: rds-west, standby: true, replica: ${REPLICA_INSTANCE} }
+    objectives: { rpo: 1m, rto: 10m }
+    checks:
+      - name: orders exist
+        sql: select count(*) > 0 from orders
+`,
+    );
+    plan = loadPlanFile(file);
+    worker = await startWorker({
+      regions: ['rds-east', 'rds-west'],
+      providers: { aws: new AwsProvider({ home: env().home, secrets: process.env, pollMs: 50, testOnlyDataPlane: dataPlane }) },
+    });
+  });
+
+  afterAll(async () => {
+    await worker?.stop();
+    await fx?.close();
+  });
+
+  const instance = async (region: string, id: string) => (await rds(region).send(new DescribeDBInstancesCommand({ DBInstanceIdentifier: id }))).DBInstances![0]!;
+
+  test('planned failover promotes the cross-region read replica (PromoteReadReplica) after fencing the primary read-only, with no acknowledged write lost', async () => {
+    const c = await client();
+    const handle = await startTopologyRunbook(c, 'failover', failoverInput(plan, 'billing', { mode: 'planned', preApproved: true, triggeredBy: 'test' }));
+    const report = (await handle.result()) as RunbookReport;
+    expectPassed(report);
+    expect(report.rpoSeconds).toBe(0);
+    expect(report.failover?.fence).toMatchObject({ confirmed: true, how: expect.stringContaining('ALTER DATABASE') });
+    expect(report.failover?.topology).toMatchObject({
+      primary: { region: 'rds-west', name: REPLICA_INSTANCE, location: WEST },
+      fenced: [expect.objectContaining({ region: 'rds-east', name: HOME_INSTANCE })],
+    });
+    expect(dataPlane.events).toContain(`promote ${WEST}/${REPLICA_INSTANCE}`);
+    // What the stand-in's servers say: the replica's server took over, the old primary is read-only.
+    expect(await acceptsWrites(fx.standby)).toBe(true);
+    expect(await acceptsWrites(fx.home)).toBe(false);
+    expect((await instance(WEST, REPLICA_INSTANCE)).DBInstanceStatus).toBe('available');
+  });
+
+  test('failback makes a NEW read replica in the home region from the new primary (CreateDBInstanceReadReplica), switches back to it, and re-protects with another new replica; old instances are left, never deleted', async () => {
+    const c = await client();
+    const handle = await startTopologyRunbook(c, 'failback', failbackInput(plan, 'billing', { preApproved: true, triggeredBy: 'test' }));
+    const report = (await handle.result()) as RunbookReport;
+    expectPassed(report);
+    const newHome = replicaIdFor(HOME_INSTANCE, REPLICA_INSTANCE);
+    const newStandby = replicaIdFor(REPLICA_INSTANCE, newHome);
+    expect(report.failover?.topology).toMatchObject({
+      primary: { region: 'rds-east', name: newHome, location: EAST },
+      standby: { region: 'rds-west', name: newStandby, location: WEST },
+    });
+    expect(report.failover!.topology!.fenced.map((n) => n.name).sort()).toEqual([HOME_INSTANCE, REPLICA_INSTANCE].sort());
+    expect(report.checks.find((c) => c.name === 'writes of the failover term kept')).toMatchObject({ ok: true });
+    // In moto: the new home replica points at the promoted DR instance by ARN; the new DR replica at the new home.
+    expect((await instance(EAST, newHome)).ReadReplicaSourceDBInstanceIdentifier).toBe((await instance(WEST, REPLICA_INSTANCE)).DBInstanceArn);
+    expect((await instance(WEST, newStandby)).ReadReplicaSourceDBInstanceIdentifier).toBe((await instance(EAST, newHome)).DBInstanceArn);
+    expect((await instance(WEST, newStandby)).KmsKeyId).toBe((plan.plan.regions['rds-west'] as { kmsKeyId?: string }).kmsKeyId);
+    for (const [region, id] of [[EAST, HOME_INSTANCE], [WEST, REPLICA_INSTANCE]] as const) expect((await instance(region, id)).DBInstanceIdentifier).toBe(id);
+    expect(await acceptsWrites(fx.home)).toBe(true);
+    expect(await acceptsWrites(fx.standby)).toBe(false);
   });
 });
