@@ -18,7 +18,6 @@ import {
   measureRpo,
   plannedSwitchover,
   regionOf,
-  same,
   smokeTests,
   withoutNode,
   type TopologyRun,
