@@ -505,10 +505,10 @@ export class AwsProvider implements DatabaseProvider {
 
   private async connectInstance(awsRegion: string, instanceId: string, database: string, credentials: CredentialsRef | undefined): Promise<PgConnection> {
     const { user, password } = resolveCredentials(credentials, this.config.secrets, `instance ${instanceId}`);
-    const dataPlane = this.config.testOnlyDataPlane;
-    if (dataPlane) return dataPlane.connect(awsRegion, instanceId, database);
     const instance = await this.describeInstance(awsRegion, instanceId);
     if (!instance) throw verdict(ErrorType.DatabaseNotFound, `no RDS instance ${instanceId} in ${awsRegion}`);
+    const dataPlane = this.config.testOnlyDataPlane;
+    if (dataPlane) return dataPlane.connect(awsRegion, instanceId, database);
     const endpoint = instance.Endpoint;
     if (!endpoint?.Address || !endpoint.Port) throw new Error(`instance ${instanceId} in ${awsRegion} has no endpoint yet (status ${instance.DBInstanceStatus})`);
     return { host: endpoint.Address, port: endpoint.Port, user, password, database, ssl: { ca: this.caBundle() } };

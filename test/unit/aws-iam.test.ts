@@ -225,6 +225,14 @@ describe('the AWS IAM policy', () => {
     expect(createGrant?.Condition?.Bool).toEqual({ 'kms:GrantIsForAWSResource': 'true' });
   });
 
+  test('the README shows exactly this policy (the copy operators paste is the one under test)', () => {
+    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+    const blocks = [...readme.matchAll(/```json\n([\s\S]*?)\n```/g)].map((m) => m[1]!);
+    const shown = blocks.map((b) => JSON.parse(b) as Policy).filter((b) => b.Version === '2012-10-17');
+    expect(shown).toHaveLength(1);
+    expect(shown[0]).toEqual(policy);
+  });
+
   test('it is a policy IAM accepts: version, unique alphanumeric Sids, under the managed-policy size limit', () => {
     expect(policy.Version).toBe('2012-10-17');
     const sids = policy.Statement.map((s) => s.Sid ?? '');

@@ -15,6 +15,7 @@ import { RUNBOOK_TASK_QUEUE, type DrillInput, type RunbookReport } from '../../w
 import { LocalRdsDataPlane } from '../fakes/rds-data-plane';
 import { acceptsWrites, createReplicaSet, expectPassed, startTopologyRunbook, type ReplicaSetFixture } from '../support/replica-set';
 import { awsTestFixture, motoClientConfig, resetMoto, type AwsTestFixture } from '../support/moto';
+import { createLogger } from '../../worker/logger';
 import { client, env, historyText, local, LogCapture, startWorker, type RunningWorker } from '../support/stack';
 
 const EAST = 'us-east-1';
@@ -154,17 +155,78 @@ describe('AWS provider against moto (no data plane in moto: data mirrored by the
     }
   });
 
+  describe('provider calls retried as Temporal would retry them', () => {
+    const io = () => ({ heartbeat: () => undefined, signal: new AbortController().signal, logger: createLogger('silent') });
+    const provider = () => new AwsProvider({ home: env().home, secrets: process.env, pollMs: 20, testOnlyDataPlane: dataPlane });
+    const snapshots = async (region: string, backupId: string) =>
+      ((await rds(region).send(new DescribeDBSnapshotsCommand({ SnapshotType: 'manual' }))).DBSnapshots ?? []).filter((s) => s.TagList?.some((t) => t.Key === 'lifeboat:backup-id' && t.Value === backupId));
+    const failureOf = (p: Promise<unknown>) => p.then(() => { throw new Error('expected a failure'); }, (err: { type?: string; nonRetryable?: boolean; message: string }) => err);
+
+    test('a second backup, copy, restore and teardown adopt what the first made: one snapshot per region, one instance (data from the test-only stand-in)', async () => {
+      const p = provider();
+      const input = drillInput(plan, 'orders', { fromLatestBackup: false, triggeredBy: 'test' });
+      const backupId = `orders-idem-${Date.now()}`;
+      const first = await p.createBackup(input.primary, backupId, 'test/idempotency', io());
+      const again = await p.createBackup(input.primary, backupId, 'test/idempotency', io());
+      expect(again).toEqual(first);
+      expect(await snapshots(EAST, backupId)).toHaveLength(1);
+      const copy = await p.copyBackup(first, input.dr, io());
+      expect(await p.copyBackup(first, input.dr, io())).toEqual(copy);
+      expect(await snapshots(WEST, backupId)).toHaveLength(1);
+      const scratch = { name: `idem-${Date.now() % 100000}`, region: input.dr, database: input.primary.database, credentials: input.primary.credentials };
+      await p.restore(copy, scratch, io());
+      await p.restore(copy, scratch, io());
+      const manifest = await p.restoredManifest(copy, scratch);
+      expect(manifest.sha256).toBe(first.sha256);
+      expect(await p.dropScratch(scratch)).toBe(true);
+      expect(await p.dropScratch(scratch)).toBe(false);
+      expect(await p.listScratch(input.dr)).not.toContain(scratch.name);
+    });
+
+    test('never deletes or adopts an instance or snapshot without Lifeboat tags, even under a Lifeboat name', async () => {
+      const p = provider();
+      const input = drillInput(plan, 'orders', { fromLatestBackup: false, triggeredBy: 'test' });
+      await rds(WEST).send(new CreateDBInstanceCommand({ DBInstanceIdentifier: 'lifeboat-not-ours', Engine: 'postgres', DBInstanceClass: 'db.t4g.micro', AllocatedStorage: 20 }));
+      const refused = await failureOf(p.dropScratch({ name: 'not-ours', region: input.dr, database: 'x' }));
+      expect(refused).toMatchObject({ type: 'LifeboatProviderRejected', nonRetryable: true, message: expect.stringContaining('did not make it') });
+      expect((await rds(WEST).send(new DescribeDBInstancesCommand({ DBInstanceIdentifier: 'lifeboat-not-ours' }))).DBInstances).toHaveLength(1);
+      await rds(EAST).send(new CreateDBSnapshotCommand({ DBInstanceIdentifier: SOURCE_INSTANCE, DBSnapshotIdentifier: snapshotIdFor('orders-foreign') }));
+      const adopted = await failureOf(p.createBackup(input.primary, 'orders-foreign', 'test', io()));
+      expect(adopted).toMatchObject({ type: 'LifeboatProviderRejected', message: expect.stringContaining('refusing') });
+    });
+
+    test('bad settings fail at once as verdicts naming the resource: a missing subnet group, a KMS key of another region, a missing instance', async () => {
+      const p = provider();
+      const input = drillInput(plan, 'orders', { fromLatestBackup: false, triggeredBy: 'test' });
+      const noSubnets = { ...input.dr, settings: { ...input.dr.settings, scratchSubnetGroup: 'no-such-group' } };
+      expect(await failureOf(p.createScratch(noSubnets, 'bad-net', 'orders'))).toMatchObject({ type: 'LifeboatInvalidInput', nonRetryable: true, message: expect.stringContaining('no-such-group') });
+      const ref = await p.createBackup(input.primary, `orders-kms-${Date.now()}`, 'test', io());
+      const wrongKey = { ...input.dr, settings: { ...input.dr.settings, kmsKeyId: String(input.primary.region.settings!.kmsKeyId) } };
+      expect(await failureOf(p.copyBackup(ref, wrongKey, io()))).toMatchObject({ type: 'LifeboatInvalidInput', nonRetryable: true, message: expect.stringContaining('KMSKeyNotAccessible') });
+      const missing = { ...input.primary, instance: 'no-such-instance' };
+      expect(await failureOf(p.createBackup(missing, `orders-missing-${Date.now()}`, 'test', io()))).toMatchObject({
+        type: 'LifeboatDatabaseNotFound',
+        nonRetryable: true,
+        message: expect.stringContaining('no-such-instance'),
+      });
+    });
+  });
+
   test('the backup runbook keeps the newest Lifeboat snapshot per region and never touches a snapshot Lifeboat did not make', async () => {
     await rds(EAST).send(new CreateDBSnapshotCommand({ DBInstanceIdentifier: SOURCE_INSTANCE, DBSnapshotIdentifier: 'someone-elses-snapshot' }));
     const c = await client();
     const input = backupInput(plan, 'orders', { triggeredBy: 'test' });
     const report = (await c.workflow.execute('backup', { taskQueue: RUNBOOK_TASK_QUEUE, workflowId: workflowId('backup'), args: [input] })) as RunbookReport;
     expect(report.outcome).toBe('passed');
-    const ids = async (region: string) =>
-      ((await rds(region).send(new DescribeDBSnapshotsCommand({ SnapshotType: 'manual' }))).DBSnapshots ?? []).map((s) => s.DBSnapshotIdentifier).sort();
-    // keep: 1 in the plan: the drills' earlier snapshots are pruned, this run's stays; the foreign one stays.
-    expect(await ids(EAST)).toEqual(['someone-elses-snapshot', snapshotIdFor(report.backup!.backupId)].sort());
-    expect(await ids(WEST)).toEqual([snapshotIdFor(report.backup!.backupId)]);
+    const manual = async (region: string) => (await rds(region).send(new DescribeDBSnapshotsCommand({ SnapshotType: 'manual' }))).DBSnapshots ?? [];
+    const lifeboats = async (region: string) =>
+      (await manual(region)).filter((s) => s.TagList?.some((t) => t.Key === 'lifeboat:backup-id')).map((s) => s.DBSnapshotIdentifier);
+    // keep: 1 in the plan: the earlier tests' Lifeboat snapshots are pruned, this run's stays...
+    expect(await lifeboats(EAST)).toEqual([snapshotIdFor(report.backup!.backupId)]);
+    expect(await lifeboats(WEST)).toEqual([snapshotIdFor(report.backup!.backupId)]);
+    expect(report.checks.find((c) => c.name === 'retention aws-east')).toMatchObject({ ok: true, detail: expect.stringMatching(/^kept 1, deleted [1-9]/) });
+    // ...and snapshots without Lifeboat's tags stay, even one under a Lifeboat-looking name.
+    expect((await manual(EAST)).map((s) => s.DBSnapshotIdentifier)).toEqual(expect.arrayContaining(['someone-elses-snapshot', snapshotIdFor('orders-foreign')]));
   });
 });
 
