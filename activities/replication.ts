@@ -40,7 +40,9 @@ export function createReplicationActivities(deps: ActivityDeps, provider: (regio
       replayLsn: await forSet(set).waitForReplay(node, lsn, io),
     })),
 
-    promoteNode: activity('promoteNode', async ({ set, node }: { set: ReplicaSetSpec; node: NodeRef }, io) => forSet(set).promote(node, io)),
+    promoteNode: activity('promoteNode', async ({ set, node, mode }: { set: ReplicaSetSpec; node: NodeRef; mode?: 'planned' | 'unplanned' }, io) =>
+      forSet(set).promote(node, io, mode),
+    ),
 
     /** Moves the traffic pointer: the topology record clients resolve the primary from. */
     repointTraffic: activity(

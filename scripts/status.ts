@@ -2,7 +2,7 @@
 // drill and the last failover or failback with their outcome, RTO and RPO.
 import type { LifeboatEnv } from '../worker/env';
 import { buildProviders } from '../worker/main';
-import { databaseOf, replicaSetOf, type LoadedPlan } from '../worker/plan';
+import { databaseOf, planRegions, replicaSetOf, type LoadedPlan } from '../worker/plan';
 import { connectClient } from '../worker/temporal';
 import { OutcomeAttr, RpoSecondsAttr, RtoSecondsAttr, RunbookAttr } from '../workflows/search-attributes';
 import type { NodeRef } from '../workflows/types';
@@ -20,7 +20,8 @@ interface LastRun {
 
 export async function status(env: LifeboatEnv, plan: LoadedPlan, database: string, json: boolean): Promise<number> {
   const db = databaseOf(plan, database);
-  const provider = buildProviders(env).local;
+  const home = planRegions(plan).find((r) => r.name === db.primary.region)!;
+  const provider = buildProviders(env)[home.provider];
   const nodes: Array<{ node: string; role: string; detail: string; writable: boolean; lagBytes: number | null; lagSeconds: number | null }> = [];
   let topologyNote: string | null = null;
   if (db.dr.standby) {
@@ -42,8 +43,13 @@ export async function status(env: LifeboatEnv, plan: LoadedPlan, database: strin
       topologyNote = `topology epoch ${topology.epoch}, updated ${topology.updatedAt} by ${topology.updatedBy}`;
     }
   } else {
-    const s = await provider.nodeStatus({ region: db.primary.region, name: 'server' });
-    nodes.push({ node: `${db.primary.region}/server`, role: 'primary', detail: s.detail, writable: s.writable, lagBytes: null, lagSeconds: null });
+    // The primary's server: the local region's own, or the RDS instance the plan names.
+    const node: NodeRef =
+      home.provider === 'local'
+        ? { region: db.primary.region, name: 'server' }
+        : { region: db.primary.region, name: db.primary.instance ?? db.primary.cluster ?? '', location: String(home.settings?.awsRegion), ...(db.primary.credentials && { credentials: db.primary.credentials }) };
+    const s = db.primary.cluster ? { detail: 'Aurora cluster: not probed (status needs dr.globalCluster)', writable: false } : await provider.nodeStatus(node);
+    nodes.push({ node: `${node.region}/${node.name}`, role: 'primary', detail: s.detail, writable: s.writable, lagBytes: null, lagSeconds: null });
     topologyNote = 'no standby (dr.standby is false): backups and drills only';
   }
 

@@ -93,6 +93,8 @@ const databaseSchema = strictObject({
     database: z.string().regex(PG_IDENT, 'expected a PostgreSQL database name (letters, digits, _ and $, not starting with a digit)'),
     /** On AWS: the DB instance identifier of the primary. */
     instance: rdsId('DB instance').optional(),
+    /** On AWS Aurora: the primary's DB cluster identifier (instead of instance). */
+    cluster: rdsId('DB cluster').optional(),
     /** On AWS: who Lifeboat connects as (canary, checks); the password by reference only. */
     credentials: credentialsSchema.optional(),
   }),
@@ -100,8 +102,10 @@ const databaseSchema = strictObject({
     region: z.string().regex(NAME, 'expected a region name (lowercase letters, digits, dashes)'),
     /** A streaming standby of the primary's server is kept in the DR region (failover needs one). */
     standby: z.boolean({ error: 'expected true or false' }).default(false),
-    /** On AWS: the cross-region read replica's DB instance identifier (the standby). */
+    /** On AWS: the cross-region read replica's DB instance identifier (Aurora: the secondary cluster). */
     replica: rdsId('DB instance').optional(),
+    /** On AWS Aurora: the global database that holds both clusters. */
+    globalCluster: rdsId('global cluster').optional(),
   }),
   objectives: strictObject({ rpo: duration, rto: duration }),
   checks: z.array(checkSchema).default([]),
@@ -198,12 +202,16 @@ function providerProblems(plan: Plan, name: string, db: Plan['databases'][string
     problems.push(`${at}.dr.region: ${JSON.stringify(db.dr.region)} is on ${dr.provider} and the primary on ${primary.provider}; expected the same provider (cross-cloud recovery is not available in this version)`);
   }
   if (primary.provider === 'aws') {
-    if (!db.primary.instance) problems.push(`${at}.primary.instance: missing; expected the primary's RDS DB instance identifier`);
+    if (!db.primary.instance === !db.primary.cluster) problems.push(`${at}.primary: expected exactly one of instance (RDS) or cluster (Aurora)`);
+    if (db.primary.cluster && db.dr.standby && !db.dr.globalCluster) problems.push(`${at}.dr.globalCluster: missing; expected the Aurora global database (dr.standby is true)`);
+    if (db.primary.instance && db.dr.globalCluster) problems.push(`${at}.dr.globalCluster: is only for Aurora (primary.cluster); ${name} names an RDS instance`);
     if (!db.primary.credentials) problems.push(`${at}.primary.credentials: missing; expected { user, password: env:VARIABLE } for the canary and the checks`);
     if (db.dr.standby && !db.dr.replica) problems.push(`${at}.dr.replica: missing; expected the cross-region read replica's DB instance identifier (dr.standby is true)`);
   } else {
     if (db.primary.instance) problems.push(`${at}.primary.instance: is only for AWS regions; ${db.primary.region} is ${primary.provider}`);
     if (db.primary.credentials) problems.push(`${at}.primary.credentials: is only for AWS regions; the local provider runs its own servers`);
+    if (db.primary.cluster) problems.push(`${at}.primary.cluster: is only for AWS regions; ${db.primary.region} is ${primary.provider}`);
+    if (db.dr.globalCluster) problems.push(`${at}.dr.globalCluster: is only for AWS regions; ${db.dr.region} is ${dr.provider}`);
     if (db.dr.replica) problems.push(`${at}.dr.replica: is only for AWS regions; ${db.dr.region} is ${dr.provider}`);
   }
   return problems;
@@ -274,6 +282,7 @@ function targetOf(loaded: LoadedPlan, db: Plan['databases'][string]): DatabaseTa
     region: region(loaded.plan, db.primary.region),
     database: db.primary.database,
     ...(db.primary.instance && { instance: db.primary.instance }),
+    ...(db.primary.cluster && { cluster: db.primary.cluster }),
     ...(db.primary.credentials && { credentials: db.primary.credentials }),
   };
 }
@@ -326,8 +335,9 @@ export function replicaSetOf(loaded: LoadedPlan, database: string): ReplicaSetSp
     set: db.primary.region,
     home: region(loaded.plan, db.primary.region),
     dr: region(loaded.plan, db.dr.region),
-    ...(db.primary.instance && db.dr.replica && { nodes: { home: db.primary.instance, dr: db.dr.replica } }),
+    ...((db.primary.instance ?? db.primary.cluster) && db.dr.replica && { nodes: { home: (db.primary.instance ?? db.primary.cluster)!, dr: db.dr.replica } }),
     ...(db.primary.credentials && { credentials: db.primary.credentials }),
+    ...(db.dr.globalCluster && { globalCluster: db.dr.globalCluster }),
   };
 }
 

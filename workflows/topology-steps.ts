@@ -102,7 +102,7 @@ export async function plannedSwitchover(run: TopologyRun, set: ReplicaSetSpec, f
   await steps.run('wait for replay', `waiting until ${label(to)} has replayed ${fence.finalLsn}`, () =>
     callIn(toRegion, longTransfer, 'waitForReplay', `Wait for ${label(to)} to reach ${fence.finalLsn}`, { set, node: to, lsn: fence.finalLsn! }),
   );
-  const next = await promoteAndRepoint(run, set, from, to, topology, held);
+  const next = await promoteAndRepoint(run, set, from, to, topology, held, 'planned');
   if (report.failover) report.failover.walGapBytes = 0;
   return { topology: next, fencedAt };
 }
@@ -123,13 +123,14 @@ export async function unplannedTakeover(run: TopologyRun, set: ReplicaSetSpec, f
   }
   if (report.failover) report.failover.fence = fence;
   const held = await holdTraffic(run, set, from, to, topology);
-  return promoteAndRepoint(run, set, from, to, topology, held);
+  return promoteAndRepoint(run, set, from, to, topology, held, 'unplanned');
 }
 
 /** Promote the standby, then point clients at it; from the promote on, nothing is undone. */
-async function promoteAndRepoint(run: TopologyRun, set: ReplicaSetSpec, from: NodeRef, to: NodeRef, topology: TopologyView, held: TopologyView): Promise<TopologyView> {
+async function promoteAndRepoint(run: TopologyRun, set: ReplicaSetSpec, from: NodeRef, to: NodeRef, topology: TopologyView, held: TopologyView, mode: 'planned' | 'unplanned'): Promise<TopologyView> {
   const toRegion = regionOf(set, to);
-  await run.steps.run('promote standby', `promoting ${label(to)}`, () => callIn(toRegion, provisioning, 'promoteNode', `Promote ${label(to)}`, { set, node: to }));
+  // The mode lets a platform that moves the writer itself pick how (Aurora: no data loss when planned).
+  await run.steps.run('promote standby', `promoting ${label(to)}`, () => callIn(toRegion, provisioning, 'promoteNode', `Promote ${label(to)}`, { set, node: to, mode }));
   // Past the point of no return: the old primary stays fenced whatever happens next.
   run.compensations.length = 0;
   return run.steps.run('repoint traffic', `pointing clients at ${label(to)}`, () =>

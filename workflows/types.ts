@@ -25,6 +25,8 @@ export interface DatabaseTarget {
   database: string;
   /** The platform's name for the server holding it (an RDS DB instance identifier); local needs none. */
   instance?: string;
+  /** Aurora: the DB cluster identifier instead of an instance. */
+  cluster?: string;
   credentials?: CredentialsRef;
 }
 
@@ -71,6 +73,8 @@ export interface NodeRef {
   location?: string;
   /** Cloud nodes: who Lifeboat connects as, by reference. */
   credentials?: CredentialsRef;
+  /** Aurora: the node is a DB cluster, a member of this global database. */
+  globalCluster?: string;
 }
 
 /**
@@ -84,6 +88,8 @@ export interface ReplicaSetSpec {
   /** Cloud sets: the platform's names of the home primary and of its cross-region replica. */
   nodes?: { home: string; dr: string };
   credentials?: CredentialsRef;
+  /** Aurora: the global database whose member clusters are the nodes. */
+  globalCluster?: string;
 }
 
 export interface TopologyView {

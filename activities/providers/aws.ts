@@ -15,19 +15,17 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import {
-  CopyDBSnapshotCommand,
-  CreateDBSnapshotCommand,
-  DeleteDBInstanceCommand,
-  DeleteDBSnapshotCommand,
-  DescribeDBInstancesCommand,
-  DescribeDBSnapshotsCommand,
-  DescribeDBSubnetGroupsCommand,
+  CreateDBInstanceCommand,
   CreateDBInstanceReadReplicaCommand,
+  DeleteDBClusterCommand,
+  DeleteDBInstanceCommand,
+  DescribeDBInstancesCommand,
+  DescribeDBSubnetGroupsCommand,
   PromoteReadReplicaCommand,
   RDSClient,
+  RestoreDBClusterFromSnapshotCommand,
   RestoreDBInstanceFromDBSnapshotCommand,
   type DBInstance,
-  type DBSnapshot,
   type Tag,
 } from '@aws-sdk/client-rds';
 import type { Client } from 'pg';
@@ -39,6 +37,8 @@ import { TopologyStore } from '../topology';
 import { resolveCredentials, type SecretSource } from '../secrets';
 import type { ActivityIo, DatabaseProvider, FenceResult, NodeStatus, ReplicationLag } from './provider';
 import { awsFailure } from './aws-errors';
+import { copySnapshot, createSnapshot, deleteSnapshot, describeSnapshot, kindOfArn, listManualSnapshots, type SnapshotKind, type SnapshotView } from './aws-snapshots';
+import { AURORA_REPLAY_MARKER, auroraLag, auroraStatus, clusterIdOfArn, describeCluster, describeGlobalCluster, memberArn, moveGlobalWriter, writerArn } from './aws-aurora';
 
 /**
  * moto (the AWS stand-in the tests use) has no data plane: its instances have no PostgreSQL behind
@@ -113,20 +113,24 @@ export class AwsProvider implements DatabaseProvider {
   }
 
   async connect(target: DatabaseTarget): Promise<PgConnection> {
+    if (target.cluster) return this.connectServer(awsRegionOf(target.region), target.cluster, 'cluster', target.database, target.credentials);
     const instance = requireSetting(target.instance, `database ${target.database} in ${target.region.name}`, 'an RDS instance identifier');
     return this.connectInstance(awsRegionOf(target.region), instance, target.database, target.credentials);
   }
 
   async createBackup(target: DatabaseTarget, backupId: string, createdBy: string, io: ActivityIo): Promise<BackupRef> {
     const awsRegion = awsRegionOf(target.region);
+    const rds = this.rds(awsRegion);
     const snapshotId = snapshotIdFor(backupId);
-    const existing = await this.describeSnapshot(awsRegion, snapshotId);
+    // Aurora backs up the cluster (a cluster snapshot); RDS the instance.
+    const kind: SnapshotKind = target.cluster ? 'cluster' : 'instance';
+    const existing = await describeSnapshot(rds, kind, snapshotId);
     if (existing) {
       io.logger.info({ snapshotId }, 'snapshot exists from an earlier attempt; adopting it');
-      ownedOrRefuse(existing.TagList, snapshotId, backupId);
-      return this.refFor(target.region, await this.waitForSnapshot(awsRegion, snapshotId, io));
+      ownedOrRefuse(existing.tags, snapshotId, backupId);
+      return this.refFor(target.region, await this.waitForSnapshot(awsRegion, kind, snapshotId, io));
     }
-    const instance = requireSetting(target.instance, `database ${target.database} in ${target.region.name}`, 'an RDS instance identifier');
+    const source = target.cluster ?? requireSetting(target.instance, `database ${target.database} in ${target.region.name}`, 'an RDS instance identifier');
     io.heartbeat({ phase: 'manifest' });
     const manifest = await withClient(await this.connect(target), (client) =>
       captureManifest(client, { backupId, createdBy, database: target.database, sourceRegion: target.region.name }, io),
@@ -139,19 +143,14 @@ export class AwsProvider implements DatabaseProvider {
       { Key: TAG.serverVersionNum, Value: String(manifest.serverVersionNum) },
       ...(manifest.newestCanary ? [{ Key: TAG.canary, Value: `${manifest.newestCanary.id}@${manifest.newestCanary.writtenAt}` }] : []),
     ];
-    try {
-      await this.rds(awsRegion).send(new CreateDBSnapshotCommand({ DBInstanceIdentifier: instance, DBSnapshotIdentifier: snapshotId, Tags: tags }));
-    } catch (err) {
-      // An earlier attempt's call landed after all (its response was lost): adopt that snapshot.
-      if (!isAwsError(err, 'DBSnapshotAlreadyExists')) throw awsFailure(err, `CreateDBSnapshot ${snapshotId} of ${instance} in ${awsRegion}`);
-    }
-    await this.config.testOnlyDataPlane?.snapshotCreated(awsRegion, instance, snapshotId);
-    return this.refFor(target.region, await this.waitForSnapshot(awsRegion, snapshotId, io));
+    await createSnapshot(rds, kind, source, snapshotId, tags);
+    await this.config.testOnlyDataPlane?.snapshotCreated(awsRegion, source, snapshotId);
+    return this.refFor(target.region, await this.waitForSnapshot(awsRegion, kind, snapshotId, io));
   }
 
   /** What the snapshot's tags record; the per-table statistics travel inside the snapshot (restoredManifest). */
   async manifest(ref: BackupRef): Promise<BackupManifest> {
-    const snapshot = await this.describeSnapshot(awsRegionOfArn(ref.location), snapshotIdFor(ref.backupId));
+    const snapshot = await describeSnapshot(this.rds(awsRegionOfArn(ref.location)), kindOfArn(ref.location), snapshotIdFor(ref.backupId));
     if (!snapshot) throw verdict(ErrorType.BackupNotFound, `no snapshot ${snapshotIdFor(ref.backupId)} for backup ${ref.backupId} in ${ref.region}`);
     return manifestFromTags(snapshot, ref);
   }
@@ -180,11 +179,10 @@ export class AwsProvider implements DatabaseProvider {
    * The data itself is verified table by table after the restore.
    */
   async verifyBackup(ref: BackupRef, io: ActivityIo): Promise<BackupManifest> {
-    const awsRegion = awsRegionOfArn(ref.location);
-    const snapshot = await this.waitForSnapshot(awsRegion, snapshotIdFor(ref.backupId), io);
+    const snapshot = await this.waitForSnapshot(awsRegionOfArn(ref.location), kindOfArn(ref.location), snapshotIdFor(ref.backupId), io);
     const manifest = manifestFromTags(snapshot, ref);
     if (manifest.sha256 !== ref.sha256) {
-      throw verdict(ErrorType.BackupChecksumMismatch, `snapshot ${snapshot.DBSnapshotIdentifier} carries manifest digest ${manifest.sha256}; the backup recorded ${ref.sha256}`, {
+      throw verdict(ErrorType.BackupChecksumMismatch, `snapshot ${snapshot.id} carries manifest digest ${manifest.sha256}; the backup recorded ${ref.sha256}`, {
         expected: ref.sha256,
         actual: manifest.sha256,
       });
@@ -194,73 +192,46 @@ export class AwsProvider implements DatabaseProvider {
 
   async copyBackup(ref: BackupRef, to: RegionSpec, io: ActivityIo): Promise<BackupRef> {
     const awsRegion = awsRegionOf(to);
+    const fromRegion = awsRegionOfArn(ref.location);
+    const kind = kindOfArn(ref.location);
     const snapshotId = snapshotIdFor(ref.backupId);
-    if (ref.location.startsWith(`arn:`) && awsRegionOfArn(ref.location) === awsRegion) {
-      throw verdict(ErrorType.InvalidInput, `backup ${ref.backupId} is already in ${awsRegion}; a copy goes to another AWS region`);
-    }
-    const existing = await this.describeSnapshot(awsRegion, snapshotId);
+    if (fromRegion === awsRegion) throw verdict(ErrorType.InvalidInput, `backup ${ref.backupId} is already in ${awsRegion}; a copy goes to another AWS region`);
+    const kmsKeyId = typeof to.settings?.kmsKeyId === 'string' ? to.settings.kmsKeyId : undefined;
+    const existing = await describeSnapshot(this.rds(awsRegion), kind, snapshotId);
     if (existing) {
-      ownedOrRefuse(existing.TagList, snapshotId, ref.backupId);
+      ownedOrRefuse(existing.tags, snapshotId, ref.backupId);
       io.logger.info({ snapshotId, to: to.name }, 'copy exists from an earlier attempt; adopting it');
     } else {
-      const source = await this.describeSnapshot(awsRegionOfArn(ref.location), snapshotId);
-      if (!source) throw verdict(ErrorType.BackupNotFound, `no snapshot ${snapshotId} to copy in ${awsRegionOfArn(ref.location)}`);
-      const kmsKeyId = to.settings?.kmsKeyId;
-      try {
-        await this.rds(awsRegion).send(
-          new CopyDBSnapshotCommand({
-            // By ARN: the SDK signs the cross-region request (PreSignedUrl) from the ARN's region.
-            SourceDBSnapshotIdentifier: ref.location,
-            TargetDBSnapshotIdentifier: snapshotId,
-            ...(typeof kmsKeyId === 'string' && { KmsKeyId: kmsKeyId }),
-            // The tags are set, not copied: the copy must be recognisable as Lifeboat's on its own.
-            Tags: (source.TagList ?? []).filter((t) => t.Key?.startsWith('lifeboat:')),
-          }),
-        );
-      } catch (err) {
-        if (!isAwsError(err, 'DBSnapshotAlreadyExists')) throw awsFailure(err, `CopyDBSnapshot ${ref.backupId} into ${awsRegion}`);
-      }
+      const source = await describeSnapshot(this.rds(fromRegion), kind, snapshotId);
+      if (!source) throw verdict(ErrorType.BackupNotFound, `no snapshot ${snapshotId} to copy in ${fromRegion}`);
+      const tags = source.tags.filter((t) => t.Key?.startsWith('lifeboat:'));
+      await copySnapshot(this.rds(awsRegion), kind, ref.location, snapshotId, kmsKeyId, tags);
       await this.config.testOnlyDataPlane?.snapshotCopied(ref.location, awsRegion, snapshotId);
     }
-    const copy = await this.waitForSnapshot(awsRegion, snapshotId, io);
-    const kmsKeyId = to.settings?.kmsKeyId;
-    if (typeof kmsKeyId === 'string' && kmsKeyId.startsWith('arn:') && copy.KmsKeyId !== kmsKeyId) {
-      throw verdict(ErrorType.ProviderRejected, `copy ${snapshotId} in ${awsRegion} is encrypted with ${copy.KmsKeyId ?? 'no key'}; the plan asks for ${kmsKeyId}`);
+    const copy = await this.waitForSnapshot(awsRegion, kind, snapshotId, io);
+    if (kmsKeyId?.startsWith('arn:') && copy.kmsKeyId !== kmsKeyId) {
+      throw verdict(ErrorType.ProviderRejected, `copy ${snapshotId} in ${awsRegion} is encrypted with ${copy.kmsKeyId ?? 'no key'}; the plan asks for ${kmsKeyId}`);
     }
     return this.refFor(to, copy);
   }
 
   async listBackups(region: RegionSpec, database?: string): Promise<BackupRef[]> {
-    const awsRegion = awsRegionOf(region);
-    const snapshots: DBSnapshot[] = [];
-    let marker: string | undefined;
-    do {
-      const page = await this.rds(awsRegion)
-        .send(new DescribeDBSnapshotsCommand({ SnapshotType: 'manual', Marker: marker }))
-        .catch((err: unknown) => {
-          throw awsFailure(err, `DescribeDBSnapshots in ${awsRegion}`);
-        });
-      snapshots.push(...(page.DBSnapshots ?? []));
-      marker = page.Marker;
-    } while (marker);
+    const snapshots = await listManualSnapshots(this.rds(awsRegionOf(region)), awsRegionOf(region));
     return snapshots
-      .filter((s) => tagOf(s.TagList, TAG.backupId) && tagOf(s.TagList, TAG.createdBy) && s.Status !== 'deleting')
-      .filter((s) => !database || tagOf(s.TagList, TAG.database) === database)
+      .filter((s) => tagOf(s.tags, TAG.backupId) && tagOf(s.tags, TAG.createdBy) && s.status !== 'deleting')
+      .filter((s) => !database || tagOf(s.tags, TAG.database) === database)
       .map((s) => this.refFor(region, s))
       .sort((a, b) => b.createdAt.localeCompare(a.createdAt) || b.backupId.localeCompare(a.backupId));
   }
 
   async deleteBackup(ref: BackupRef): Promise<void> {
-    const awsRegion = awsRegionOfArn(ref.location);
+    const rds = this.rds(awsRegionOfArn(ref.location));
+    const kind = kindOfArn(ref.location);
     const snapshotId = snapshotIdFor(ref.backupId);
-    const snapshot = await this.describeSnapshot(awsRegion, snapshotId);
+    const snapshot = await describeSnapshot(rds, kind, snapshotId);
     if (!snapshot) return;
-    ownedOrRefuse(snapshot.TagList, snapshotId, ref.backupId);
-    await this.rds(awsRegion)
-      .send(new DeleteDBSnapshotCommand({ DBSnapshotIdentifier: snapshotId }))
-      .catch((err: unknown) => {
-        if (!isAwsError(err, 'DBSnapshotNotFound')) throw awsFailure(err, `DeleteDBSnapshot ${snapshotId} in ${awsRegion}`);
-      });
+    ownedOrRefuse(snapshot.tags, snapshotId, ref.backupId);
+    await deleteSnapshot(rds, kind, snapshotId);
   }
 
   /**
@@ -278,75 +249,113 @@ export class AwsProvider implements DatabaseProvider {
     return { name, region, database };
   }
 
+  /** A scratch restored from a cluster snapshot is an Aurora cluster; otherwise an instance. */
   async connectScratch(scratch: ScratchInstance): Promise<PgConnection> {
-    return this.connectInstance(awsRegionOf(scratch.region), scratchIdFor(scratch.name), scratch.database, scratch.credentials);
+    const awsRegion = awsRegionOf(scratch.region);
+    const id = scratchIdFor(scratch.name);
+    const kind = (await describeCluster(this.rds(awsRegion), id)) ? 'cluster' : 'instance';
+    return this.connectServer(awsRegion, id, kind, scratch.database, scratch.credentials);
   }
 
   async restore(ref: BackupRef, scratch: ScratchInstance, io: ActivityIo): Promise<void> {
     const awsRegion = awsRegionOf(scratch.region);
-    const instanceId = scratchIdFor(scratch.name);
+    const scratchId = scratchIdFor(scratch.name);
     const snapshotId = snapshotIdFor(ref.backupId);
-    const existing = await this.describeInstance(awsRegion, instanceId);
-    if (existing) {
-      const from = tagOf(existing.TagList, TAG.restoredFrom);
-      if (!tagOf(existing.TagList, TAG.scratch) || from !== snapshotId) {
-        throw verdict(ErrorType.ProviderRejected, `instance ${instanceId} in ${awsRegion} exists and is not this drill's restore of ${snapshotId} (restored from ${from ?? 'unknown'}); refusing to touch it`);
-      }
-      io.logger.info({ instanceId }, 'scratch instance exists from an earlier attempt; adopting it');
-    } else {
-      try {
-        await this.rds(awsRegion).send(
-          new RestoreDBInstanceFromDBSnapshotCommand({
-            DBInstanceIdentifier: instanceId,
-            DBSnapshotIdentifier: snapshotId,
-            DBInstanceClass: scratchSetting(scratch.region, 'scratchInstanceClass'),
-            DBSubnetGroupName: scratchSetting(scratch.region, 'scratchSubnetGroup'),
-            VpcSecurityGroupIds: scratchSetting(scratch.region, 'scratchSecurityGroups').split(','),
-            PubliclyAccessible: false,
-            MultiAZ: false,
-            DeletionProtection: false,
-            Tags: [
-              { Key: TAG.scratch, Value: 'true' },
-              { Key: TAG.database, Value: scratch.database },
-              { Key: TAG.restoredFrom, Value: snapshotId },
-            ],
-          }),
+    const kind = kindOfArn(ref.location);
+    const network = {
+      DBSubnetGroupName: scratchSetting(scratch.region, 'scratchSubnetGroup'),
+      VpcSecurityGroupIds: scratchSetting(scratch.region, 'scratchSecurityGroups').split(','),
+    };
+    const tags: Tag[] = [
+      { Key: TAG.scratch, Value: 'true' },
+      { Key: TAG.database, Value: scratch.database },
+      { Key: TAG.restoredFrom, Value: snapshotId },
+    ];
+    const instanceId = kind === 'cluster' ? `${scratchId}-1` : scratchId;
+    if (kind === 'cluster') {
+      const snapshot = await describeSnapshot(this.rds(awsRegion), 'cluster', snapshotId);
+      if (!snapshot) throw verdict(ErrorType.BackupNotFound, `no cluster snapshot ${snapshotId} in ${awsRegion}`);
+      const existing = await describeCluster(this.rds(awsRegion), scratchId);
+      if (existing) this.adoptOrRefuse(existing.TagList, `cluster ${scratchId} in ${awsRegion}`, snapshotId, io);
+      else {
+        await this.send(awsRegion, `RestoreDBClusterFromSnapshot ${snapshotId} into ${scratchId}`, 'DBClusterAlreadyExists', (rds) =>
+          rds.send(new RestoreDBClusterFromSnapshotCommand({ DBClusterIdentifier: scratchId, SnapshotIdentifier: snapshotId, Engine: snapshot.engine ?? 'aurora-postgresql', DeletionProtection: false, Tags: tags, ...network })),
         );
-      } catch (err) {
-        if (!isAwsError(err, 'DBInstanceAlreadyExists')) throw awsFailure(err, `RestoreDBInstanceFromDBSnapshot ${snapshotId} into ${instanceId} in ${awsRegion}`);
       }
+      await this.waitForCluster(awsRegion, scratchId, io);
+    }
+    const existing = await this.describeInstance(awsRegion, instanceId);
+    if (existing) this.adoptOrRefuse(existing.TagList, `instance ${instanceId} in ${awsRegion}`, snapshotId, io);
+    else {
+      const common = { DBInstanceIdentifier: instanceId, DBInstanceClass: scratchSetting(scratch.region, 'scratchInstanceClass'), PubliclyAccessible: false, Tags: tags };
+      await this.send(awsRegion, `${kind === 'cluster' ? 'CreateDBInstance' : 'RestoreDBInstanceFromDBSnapshot'} ${instanceId}`, 'DBInstanceAlreadyExists', (rds) =>
+        kind === 'cluster'
+          ? rds.send(new CreateDBInstanceCommand({ ...common, DBClusterIdentifier: scratchId, Engine: 'aurora-postgresql' }))
+          : rds.send(new RestoreDBInstanceFromDBSnapshotCommand({ ...common, DBSnapshotIdentifier: snapshotId, MultiAZ: false, DeletionProtection: false, ...network })),
+      );
     }
     const ready = await this.waitForInstance(awsRegion, instanceId, io);
     if (ready.PubliclyAccessible) {
       throw verdict(ErrorType.ProviderRejected, `scratch instance ${instanceId} came up publicly accessible; a drill restores production data and must stay private`);
     }
-    await this.config.testOnlyDataPlane?.instanceRestored(awsRegion, snapshotId, instanceId);
+    await this.config.testOnlyDataPlane?.instanceRestored(awsRegion, snapshotId, scratchId);
   }
 
   async dropScratch(scratch: ScratchInstance): Promise<boolean> {
     const awsRegion = awsRegionOf(scratch.region);
-    const instanceId = scratchIdFor(scratch.name);
+    const scratchId = scratchIdFor(scratch.name);
+    const cluster = await describeCluster(this.rds(awsRegion), scratchId);
+    if (cluster && tagOf(cluster.TagList, TAG.scratch) !== 'true') {
+      throw verdict(ErrorType.ProviderRejected, `cluster ${scratchId} in ${awsRegion} has no ${TAG.scratch} tag: Lifeboat did not make it and will not delete it`);
+    }
+    const instanceIds = cluster ? (cluster.DBClusterMembers ?? []).map((m) => m.DBInstanceIdentifier!) : [scratchId];
+    let existed = Boolean(cluster);
+    for (const instanceId of instanceIds) existed = (await this.dropScratchInstance(awsRegion, instanceId)) || existed;
+    if (cluster) {
+      // Aurora deletes a cluster only once its instances are gone; until then this is retried.
+      await this.send(awsRegion, `DeleteDBCluster ${scratchId}`, 'DBClusterNotFound', (rds) => rds.send(new DeleteDBClusterCommand({ DBClusterIdentifier: scratchId, SkipFinalSnapshot: true })));
+    }
+    await this.config.testOnlyDataPlane?.instanceDeleted(awsRegion, scratchId);
+    return existed;
+  }
+
+  async listScratch(region: RegionSpec): Promise<string[]> {
+    const instances = await this.describeInstances(awsRegionOf(region));
+    const names = instances
+      .filter((i) => tagOf(i.TagList, TAG.scratch) === 'true' && i.DBInstanceStatus !== 'deleting')
+      .map((i) => (i.DBClusterIdentifier ?? i.DBInstanceIdentifier!).replace(/^lifeboat-/, ''));
+    return [...new Set(names)];
+  }
+
+  /** An existing scratch resource is this drill's only if Lifeboat tagged it as restored from this snapshot. */
+  private adoptOrRefuse(tags: Tag[] | undefined, what: string, snapshotId: string, io: ActivityIo): void {
+    const from = tagOf(tags, TAG.restoredFrom);
+    if (tagOf(tags, TAG.scratch) !== 'true' || from !== snapshotId) {
+      throw verdict(ErrorType.ProviderRejected, `${what} exists and is not this drill's restore of ${snapshotId} (restored from ${from ?? 'unknown'}); refusing to touch it`);
+    }
+    io.logger.info({ what }, 'scratch resource exists from an earlier attempt; adopting it');
+  }
+
+  private async dropScratchInstance(awsRegion: string, instanceId: string): Promise<boolean> {
     const existing = await this.describeInstance(awsRegion, instanceId);
     if (!existing) return false;
     if (tagOf(existing.TagList, TAG.scratch) !== 'true') {
       throw verdict(ErrorType.ProviderRejected, `instance ${instanceId} in ${awsRegion} has no ${TAG.scratch} tag: Lifeboat did not make it and will not delete it`);
     }
     if (existing.DBInstanceStatus !== 'deleting') {
-      try {
-        await this.rds(awsRegion).send(new DeleteDBInstanceCommand({ DBInstanceIdentifier: instanceId, SkipFinalSnapshot: true, DeleteAutomatedBackups: true }));
-      } catch (err) {
-        if (!isAwsError(err, 'DBInstanceNotFound')) throw awsFailure(err, `DeleteDBInstance ${instanceId} in ${awsRegion}`);
-      }
+      const final = existing.DBClusterIdentifier ? {} : { SkipFinalSnapshot: true, DeleteAutomatedBackups: true };
+      await this.send(awsRegion, `DeleteDBInstance ${instanceId}`, 'DBInstanceNotFound', (rds) => rds.send(new DeleteDBInstanceCommand({ DBInstanceIdentifier: instanceId, ...final })));
     }
-    await this.config.testOnlyDataPlane?.instanceDeleted(awsRegion, instanceId);
     return true;
   }
 
-  async listScratch(region: RegionSpec): Promise<string[]> {
-    const instances = await this.describeInstances(awsRegionOf(region));
-    return instances
-      .filter((i) => tagOf(i.TagList, TAG.scratch) === 'true' && i.DBInstanceStatus !== 'deleting')
-      .map((i) => i.DBInstanceIdentifier!.replace(/^lifeboat-/, ''));
+  /** One call; `tolerated` names the error that means an earlier attempt already did it. */
+  private async send(awsRegion: string, call: string, tolerated: string, request: (rds: RDSClient) => Promise<unknown>): Promise<void> {
+    try {
+      await request(this.rds(awsRegion));
+    } catch (err) {
+      if (!isAwsError(err, tolerated)) throw awsFailure(err, `${call} in ${awsRegion}`);
+    }
   }
 
   // Replication. A set is the home primary instance and its cross-region read replica, learned from
@@ -358,6 +367,7 @@ export class AwsProvider implements DatabaseProvider {
     const record = this.topologies.read(set.set);
     if (record) return record;
     if (!set.nodes) throw verdict(ErrorType.NoStandby, `replication set ${set.set} names no RDS instances: set primary.instance and dr.replica in the plan`);
+    if (set.globalCluster) return this.auroraTopology(set, set.nodes, set.globalCluster);
     const [homeRegion, drRegion] = [awsRegionOf(set.home), awsRegionOf(set.dr)];
     const primary = await this.describeInstance(homeRegion, set.nodes.home);
     if (!primary) throw verdict(ErrorType.DatabaseNotFound, `no RDS instance ${set.nodes.home} in ${homeRegion}`);
@@ -378,6 +388,7 @@ export class AwsProvider implements DatabaseProvider {
   }
 
   async nodeStatus(node: NodeRef): Promise<NodeStatus> {
+    if (node.globalCluster) return this.auroraNodeStatus(node, node.globalCluster);
     const instance = await this.describeInstance(locationOf(node), node.name);
     const down = { running: false, reachable: false, inRecovery: null, writable: false, fenced: false, lsn: null, streaming: null };
     if (!instance) return { ...down, detail: `no RDS instance ${node.name} in ${locationOf(node)}` };
@@ -388,11 +399,13 @@ export class AwsProvider implements DatabaseProvider {
   }
 
   async replicationLag(primary: NodeRef, standby: NodeRef): Promise<ReplicationLag> {
-    return lagOver(await this.connectNode(primary, 'postgres'), await this.connectNode(standby, 'postgres'), null);
+    const writer = await this.connectNode(primary, 'postgres');
+    const aurora = standby.globalCluster ? await withClient(writer, (c) => auroraLag(c, locationOf(standby))) : null;
+    return aurora ?? lagOver(writer, await this.connectNode(standby, 'postgres'), null);
   }
 
   async connectNode(node: NodeRef, database: string): Promise<PgConnection> {
-    return this.connectInstance(locationOf(node), node.name, database, node.credentials);
+    return this.connectServer(locationOf(node), node.name, node.globalCluster ? 'cluster' : 'instance', database, node.credentials);
   }
 
   /**
@@ -407,6 +420,8 @@ export class AwsProvider implements DatabaseProvider {
       const finalLsn = await withClient(conn, async (c) => {
         await setReadOnly(c, true);
         await c.query(`select pg_terminate_backend(pid) from pg_stat_activity where backend_type = 'client backend' and pid <> pg_backend_pid() and usename <> 'rdsadmin'`);
+        // Aurora has no WAL positions to wait for: SwitchoverGlobalCluster waits for the secondary itself.
+        if (node.globalCluster) return AURORA_REPLAY_MARKER;
         return (await c.query<{ lsn: string }>('select pg_current_wal_lsn()::text as lsn')).rows[0]!.lsn;
       });
       const readOnly = await withClient(conn, async (c) => (await c.query<{ ro: string }>(`select current_setting('default_transaction_read_only') as ro`)).rows[0]!.ro === 'on');
@@ -422,6 +437,7 @@ export class AwsProvider implements DatabaseProvider {
   }
 
   async waitForReplay(standby: NodeRef, lsn: string, io: ActivityIo): Promise<string> {
+    if (lsn === AURORA_REPLAY_MARKER) return lsn;
     try {
       return await waitForReplayOver(() => this.connectNode(standby, 'postgres'), `${standby.name} in ${locationOf(standby)}`, lsn, (replay) => io.heartbeat({ phase: 'replay', replay, target: lsn }), io.signal);
     } catch (err) {
@@ -434,7 +450,8 @@ export class AwsProvider implements DatabaseProvider {
    * PromoteReadReplica, then waits until the instance is available and PostgreSQL is out of recovery.
    * The replica replayed the fence's ALTER DATABASE too: it is lifted on the new primary.
    */
-  async promote(node: NodeRef, io?: ActivityIo): Promise<{ lsn: string; alreadyPrimary: boolean }> {
+  async promote(node: NodeRef, io?: ActivityIo, mode: 'planned' | 'unplanned' = 'planned'): Promise<{ lsn: string; alreadyPrimary: boolean }> {
+    if (node.globalCluster) return this.auroraPromote(node, node.globalCluster, mode, io);
     const awsRegion = locationOf(node);
     const before = await this.describeInstance(awsRegion, node.name);
     if (!before) throw verdict(ErrorType.DatabaseNotFound, `no RDS instance ${node.name} in ${awsRegion} to promote`);
@@ -467,6 +484,7 @@ export class AwsProvider implements DatabaseProvider {
    * source, so a retry finds it; re-encrypted with the region's key. `node` itself is left as it is.
    */
   async rebuildAsStandby(node: NodeRef, primary: NodeRef, io: ActivityIo, set?: ReplicaSetSpec): Promise<{ method: string; node: NodeRef }> {
+    if (node.globalCluster) return this.auroraRejoin(node, node.globalCluster, io);
     const awsRegion = locationOf(node);
     const region = [set?.home, set?.dr].find((r) => r?.name === node.region);
     const source = await this.describeInstance(locationOf(primary), primary.name);
@@ -501,31 +519,102 @@ export class AwsProvider implements DatabaseProvider {
     return { method: existing ? 'already' : 'new read replica', node: replica };
   }
 
+  // Aurora global databases (see aws-aurora.ts) -------------------------------------------------------
+
+  private async auroraTopology(set: ReplicaSetSpec, nodes: { home: string; dr: string }, globalCluster: string): Promise<TopologyView> {
+    const global = await describeGlobalCluster(this.rds(awsRegionOf(set.home)), globalCluster);
+    const writer = writerArn(global);
+    for (const [name, region] of [[nodes.home, set.home], [nodes.dr, set.dr]] as const) {
+      if (!memberArn(global, name)) throw verdict(ErrorType.NoStandby, `Aurora cluster ${name} (${region.name}) is not a member of global database ${globalCluster}`);
+    }
+    const node = (region: RegionSpec, name: string): NodeRef => ({ region: region.name, name, location: awsRegionOf(region), globalCluster, ...(set.credentials && { credentials: set.credentials }) });
+    const [home, dr] = [node(set.home, nodes.home), node(set.dr, nodes.dr)];
+    const drIsWriter = writer !== null && clusterIdOfArn(writer) === nodes.dr;
+    return this.topologies.write({ set: set.set, primary: drIsWriter ? dr : home, standby: drIsWriter ? home : dr, fenced: [], updatedBy: 'lifeboat: first read from RDS' }, 0);
+  }
+
+  private async auroraNodeStatus(node: NodeRef, globalCluster: string): Promise<NodeStatus> {
+    const down = { running: false, reachable: false, inRecovery: null, writable: false, fenced: false, lsn: null, streaming: null };
+    const cluster = await describeCluster(this.rds(locationOf(node)), node.name);
+    if (!cluster) return { ...down, detail: `no Aurora cluster ${node.name} in ${locationOf(node)}` };
+    if (cluster.Status !== 'available') return { ...down, running: cluster.Status !== 'stopped', detail: `Aurora status ${cluster.Status}` };
+    const writer = writerArn(await describeGlobalCluster(this.rds(locationOf(node)), globalCluster));
+    const isWriter = writer !== null && clusterIdOfArn(writer) === node.name;
+    try {
+      return await withClient({ ...(await this.connectNode(node, 'postgres')), connectTimeoutMs: 3000 }, (c) => auroraStatus(c, { writer: isWriter }));
+    } catch (err) {
+      return { ...down, running: true, detail: `running but unreachable: ${(err as Error).message}` };
+    }
+  }
+
+  /** Moves the global writer to `node` and waits until Aurora reports it as the writer, available. */
+  private async auroraPromote(node: NodeRef, globalCluster: string, mode: 'planned' | 'unplanned', io?: ActivityIo): Promise<{ lsn: string; alreadyPrimary: boolean }> {
+    const rds = this.rds(locationOf(node));
+    const global = await describeGlobalCluster(rds, globalCluster);
+    const target = memberArn(global, node.name);
+    if (!target) throw verdict(ErrorType.NoStandby, `Aurora cluster ${node.name} is not a member of global database ${globalCluster}`);
+    const alreadyPrimary = writerArn(global) === target;
+    if (!alreadyPrimary) {
+      const how = await moveGlobalWriter(rds, globalCluster, target, mode);
+      io?.logger.info({ globalCluster, target, how }, 'asked Aurora to move the global writer');
+      await this.config.testOnlyDataPlane?.instancePromoted(locationOf(node), node.name);
+    }
+    for (;;) {
+      const now = await describeGlobalCluster(rds, globalCluster);
+      if (writerArn(now) === target && now.Status === 'available') break;
+      io?.heartbeat({ phase: 'global writer', status: now.Status, writer: writerArn(now) });
+      await this.pause(io);
+    }
+    // The new writer replayed the old one's fence (ALTER DATABASE): lift it here.
+    await withClient(await this.connectNode(node, 'postgres'), (c) => setReadOnly(c, false));
+    return { lsn: AURORA_REPLAY_MARKER, alreadyPrimary };
+  }
+
+  /** A former Aurora writer rejoins the global database as a secondary by itself: wait for that. */
+  private async auroraRejoin(node: NodeRef, globalCluster: string, io: ActivityIo): Promise<{ method: string; node: NodeRef }> {
+    const rds = this.rds(locationOf(node));
+    for (;;) {
+      const global = await describeGlobalCluster(rds, globalCluster);
+      const member = memberArn(global, node.name);
+      if (member && writerArn(global) !== member && global.Status === 'available') return { method: 'rejoined the Aurora global database as a secondary', node };
+      io.heartbeat({ phase: 'rejoin', member: Boolean(member), status: global.Status });
+      await this.pause(io);
+    }
+  }
+
   // ------------------------------------------------------------------------------------------------
 
-  private async connectInstance(awsRegion: string, instanceId: string, database: string, credentials: CredentialsRef | undefined): Promise<PgConnection> {
-    const { user, password } = resolveCredentials(credentials, this.config.secrets, `instance ${instanceId}`);
-    const instance = await this.describeInstance(awsRegion, instanceId);
-    if (!instance) throw verdict(ErrorType.DatabaseNotFound, `no RDS instance ${instanceId} in ${awsRegion}`);
+  private connectInstance(awsRegion: string, instanceId: string, database: string, credentials: CredentialsRef | undefined): Promise<PgConnection> {
+    return this.connectServer(awsRegion, instanceId, 'instance', database, credentials);
+  }
+
+  /** The server is looked up in RDS first, also under the test stand-in: the control plane is always real. */
+  private async connectServer(awsRegion: string, id: string, kind: 'instance' | 'cluster', database: string, credentials: CredentialsRef | undefined): Promise<PgConnection> {
+    const { user, password } = resolveCredentials(credentials, this.config.secrets, `${kind} ${id}`);
+    let address: string | undefined;
+    let port: number | undefined;
+    let status: string | undefined;
+    if (kind === 'instance') {
+      const instance = await this.describeInstance(awsRegion, id);
+      if (!instance) throw verdict(ErrorType.DatabaseNotFound, `no RDS instance ${id} in ${awsRegion}`);
+      ({ Address: address, Port: port } = instance.Endpoint ?? {});
+      status = instance.DBInstanceStatus;
+    } else {
+      const cluster = await describeCluster(this.rds(awsRegion), id);
+      if (!cluster) throw verdict(ErrorType.DatabaseNotFound, `no Aurora cluster ${id} in ${awsRegion}`);
+      // A global secondary has no writer: its reader endpoint is the way in.
+      address = cluster.DBClusterMembers?.some((m) => m.IsClusterWriter) ? cluster.Endpoint : (cluster.ReaderEndpoint ?? cluster.Endpoint);
+      port = cluster.Port;
+      status = cluster.Status;
+    }
     const dataPlane = this.config.testOnlyDataPlane;
-    if (dataPlane) return dataPlane.connect(awsRegion, instanceId, database);
-    const endpoint = instance.Endpoint;
-    if (!endpoint?.Address || !endpoint.Port) throw new Error(`instance ${instanceId} in ${awsRegion} has no endpoint yet (status ${instance.DBInstanceStatus})`);
-    return { host: endpoint.Address, port: endpoint.Port, user, password, database, ssl: { ca: this.caBundle() } };
+    if (dataPlane) return dataPlane.connect(awsRegion, id, database);
+    if (!address || !port) throw new Error(`${kind} ${id} in ${awsRegion} has no endpoint yet (status ${status})`);
+    return { host: address, port, user, password, database, ssl: { ca: this.caBundle() } };
   }
 
   private caBundle(): string | undefined {
     return this.config.caFile ? readFileSync(this.config.caFile, 'utf8') : undefined;
-  }
-
-  private async describeSnapshot(awsRegion: string, snapshotId: string): Promise<DBSnapshot | null> {
-    try {
-      const out = await this.rds(awsRegion).send(new DescribeDBSnapshotsCommand({ DBSnapshotIdentifier: snapshotId }));
-      return out.DBSnapshots?.[0] ?? null;
-    } catch (err) {
-      if (isAwsError(err, 'DBSnapshotNotFound')) return null;
-      throw awsFailure(err, `DescribeDBSnapshots ${snapshotId} in ${awsRegion}`);
-    }
   }
 
   private async describeInstance(awsRegion: string, instanceId: string): Promise<DBInstance | null> {
@@ -554,15 +643,28 @@ export class AwsProvider implements DatabaseProvider {
   }
 
   /** Polls until the snapshot is available, heartbeating its progress; a failed snapshot is final. */
-  private async waitForSnapshot(awsRegion: string, snapshotId: string, io: ActivityIo): Promise<DBSnapshot> {
+  private async waitForSnapshot(awsRegion: string, kind: SnapshotKind, snapshotId: string, io: ActivityIo): Promise<SnapshotView> {
     for (;;) {
-      const snapshot = await this.describeSnapshot(awsRegion, snapshotId);
+      const snapshot = await describeSnapshot(this.rds(awsRegion), kind, snapshotId);
       if (!snapshot) throw verdict(ErrorType.BackupNotFound, `snapshot ${snapshotId} in ${awsRegion} disappeared while Lifeboat waited for it`);
-      if (snapshot.Status === 'available') return snapshot;
-      if (snapshot.Status === 'failed' || snapshot.Status === 'deleting') {
-        throw verdict(ErrorType.ProviderRejected, `snapshot ${snapshotId} in ${awsRegion} is ${snapshot.Status}`);
+      if (snapshot.status === 'available') return snapshot;
+      if (snapshot.status === 'failed' || snapshot.status === 'deleting') {
+        throw verdict(ErrorType.ProviderRejected, `snapshot ${snapshotId} in ${awsRegion} is ${snapshot.status}`);
       }
-      io.heartbeat({ phase: 'snapshot', snapshotId, status: snapshot.Status, percent: snapshot.PercentProgress });
+      io.heartbeat({ phase: 'snapshot', snapshotId, status: snapshot.status, percent: snapshot.percent });
+      await this.pause(io);
+    }
+  }
+
+  private async waitForCluster(awsRegion: string, clusterId: string, io: ActivityIo): Promise<void> {
+    for (;;) {
+      const cluster = await describeCluster(this.rds(awsRegion), clusterId);
+      if (!cluster) throw new Error(`cluster ${clusterId} in ${awsRegion} is not there yet`);
+      if (cluster.Status === 'available') return;
+      if (['failed', 'inaccessible-encryption-credentials', 'incompatible-restore', 'deleting'].includes(cluster.Status ?? '')) {
+        throw verdict(ErrorType.ProviderRejected, `cluster ${clusterId} in ${awsRegion} is ${cluster.Status}`);
+      }
+      io.heartbeat({ phase: 'cluster', clusterId, status: cluster.Status });
       await this.pause(io);
     }
   }
@@ -593,17 +695,16 @@ export class AwsProvider implements DatabaseProvider {
     if (signal?.aborted) throw signal.reason ?? new Error('cancelled');
   }
 
-  private refFor(region: RegionSpec, snapshot: DBSnapshot): BackupRef {
-    const tags = snapshot.TagList;
+  private refFor(region: RegionSpec, snapshot: SnapshotView): BackupRef {
     return {
-      backupId: tagOf(tags, TAG.backupId) ?? snapshot.DBSnapshotIdentifier!,
-      database: tagOf(tags, TAG.database) ?? '',
+      backupId: tagOf(snapshot.tags, TAG.backupId) ?? snapshot.id,
+      database: tagOf(snapshot.tags, TAG.database) ?? '',
       region: region.name,
       provider: 'aws',
-      createdAt: (snapshot.SnapshotCreateTime ?? new Date(0)).toISOString(),
-      sizeBytes: (snapshot.AllocatedStorage ?? 0) * 2 ** 30,
-      sha256: tagOf(tags, TAG.manifestSha256) ?? '',
-      location: snapshot.DBSnapshotArn!,
+      createdAt: (snapshot.createdAt ?? new Date(0)).toISOString(),
+      sizeBytes: snapshot.sizeGiB * 2 ** 30,
+      sha256: tagOf(snapshot.tags, TAG.manifestSha256) ?? '',
+      location: snapshot.arn,
     };
   }
 }
@@ -670,12 +771,12 @@ export function manifestDigest(manifest: BackupManifest): string {
   return createHash('sha256').update(JSON.stringify(canonical)).digest('hex');
 }
 
-function manifestFromTags(snapshot: DBSnapshot, ref: BackupRef): BackupManifest {
-  const tags = snapshot.TagList;
+function manifestFromTags(snapshot: SnapshotView, ref: BackupRef): BackupManifest {
+  const tags = snapshot.tags;
   const backupId = tagOf(tags, TAG.backupId);
   const sha256 = tagOf(tags, TAG.manifestSha256);
   if (!backupId || !sha256) {
-    throw verdict(ErrorType.BackupManifestInvalid, `snapshot ${snapshot.DBSnapshotIdentifier} lacks Lifeboat's tags (${TAG.backupId}, ${TAG.manifestSha256})`);
+    throw verdict(ErrorType.BackupManifestInvalid, `snapshot ${snapshot.id} lacks Lifeboat's tags (${TAG.backupId}, ${TAG.manifestSha256})`);
   }
   return {
     formatVersion: 1,
@@ -683,12 +784,12 @@ function manifestFromTags(snapshot: DBSnapshot, ref: BackupRef): BackupManifest 
     database: tagOf(tags, TAG.database) ?? ref.database,
     provider: 'aws',
     sourceRegion: ref.region,
-    createdAt: (snapshot.SnapshotCreateTime ?? new Date(0)).toISOString(),
+    createdAt: (snapshot.createdAt ?? new Date(0)).toISOString(),
     createdBy: tagOf(tags, TAG.createdBy) ?? '',
     dumpFormat: 'rds-snapshot',
-    serverVersion: snapshot.EngineVersion ?? 'unknown',
+    serverVersion: snapshot.engineVersion ?? 'unknown',
     serverVersionNum: Number(tagOf(tags, TAG.serverVersionNum) ?? 0),
-    sizeBytes: (snapshot.AllocatedStorage ?? 0) * 2 ** 30,
+    sizeBytes: snapshot.sizeGiB * 2 ** 30,
     sha256,
     tables: [],
     newestCanary: parseCanaryTag(tagOf(tags, TAG.canary)),

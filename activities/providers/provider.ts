@@ -85,7 +85,8 @@ export interface DatabaseProvider {
 
   waitForReplay(standby: NodeRef, lsn: string, io: ActivityIo): Promise<string>;
 
-  promote(node: NodeRef, io?: ActivityIo): Promise<{ lsn: string; alreadyPrimary: boolean }>;
+  /** `mode` matters where the platform moves the writer itself (Aurora: switchover vs failover with data loss). */
+  promote(node: NodeRef, io?: ActivityIo, mode?: 'planned' | 'unplanned'): Promise<{ lsn: string; alreadyPrimary: boolean }>;
 
   /**
    * Re-protects: a streaming standby of `primary` in `node`'s region. Local rebuilds `node` itself

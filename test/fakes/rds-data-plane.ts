@@ -101,6 +101,11 @@ export class LocalRdsDataPlane implements AwsTestOnlyDataPlane {
     this.options.sources[`${awsRegion}/${instance}`] = { node: server };
   }
 
+  /** Another instance or cluster that stands on a local database. */
+  addSource(key: string, source: { node: NodeRef; database?: string }): void {
+    this.options.sources[key] = source;
+  }
+
   private nodeOf(awsRegion: string, instance: string): NodeRef {
     const source = this.options.sources[`${awsRegion}/${instance}`];
     if (!source) throw new Error(`test stand-in: no local server stands for RDS instance ${awsRegion}/${instance}`);

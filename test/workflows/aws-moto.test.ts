@@ -5,7 +5,17 @@
 // subnet groups and errors as moto serves them; Lifeboat's manifest capture and table-by-table check.
 import { join } from 'node:path';
 import { writeFileSync } from 'node:fs';
-import { CreateDBInstanceCommand, CreateDBInstanceReadReplicaCommand, CreateDBSnapshotCommand, DescribeDBInstancesCommand, DescribeDBSnapshotsCommand, RDSClient } from '@aws-sdk/client-rds';
+import {
+  CreateDBClusterCommand,
+  CreateDBInstanceCommand,
+  CreateDBInstanceReadReplicaCommand,
+  CreateDBSnapshotCommand,
+  DescribeDBClustersCommand,
+  DescribeDBClusterSnapshotsCommand,
+  DescribeDBInstancesCommand,
+  DescribeDBSnapshotsCommand,
+  RDSClient,
+} from '@aws-sdk/client-rds';
 import { AwsProvider, replicaIdFor, snapshotIdFor } from '../../activities/providers/aws';
 import { withClient } from '../../activities/pg/sql';
 import { findPgBin } from '../../activities/pg/binaries';
@@ -153,6 +163,42 @@ describe('AWS provider against moto (no data plane in moto: data mirrored by the
     } finally {
       dataPlane.afterRestore = undefined;
     }
+  });
+
+  test('an Aurora drill passes on cluster snapshots (data from the test-only stand-in): CreateDBClusterSnapshot, KMS re-encrypted CopyDBClusterSnapshot, RestoreDBClusterFromSnapshot plus an instance, all deleted after', async () => {
+    const server = { region: 'local-a', name: 'server' };
+    await withClient(await local().connectNode(server, 'postgres'), async (c) => {
+      await c.query('drop database if exists aws_ledger with (force)');
+      await c.query('create database aws_ledger');
+    });
+    await withClient(await local().connectNode(server, 'aws_ledger'), (c) => seedDemo(c, 0.02));
+    await rds(EAST).send(
+      new CreateDBClusterCommand({ DBClusterIdentifier: 'ledger-prod', Engine: 'aurora-postgresql', EngineVersion: '16.4', MasterUsername: 'lifeboat', MasterUserPassword: PASSWORD }),
+    );
+    await rds(EAST).send(new CreateDBInstanceCommand({ DBInstanceIdentifier: 'ledger-prod-1', DBClusterIdentifier: 'ledger-prod', Engine: 'aurora-postgresql', DBInstanceClass: 'db.r6g.large' }));
+    dataPlane.addSource(`${EAST}/ledger-prod`, { node: server, database: 'aws_ledger' });
+    const aurora: DrillInput = {
+      ...drillInput(plan, 'orders', { fromLatestBackup: false, triggeredBy: 'test' }),
+      database: 'ledger',
+      primary: { ...drillInput(plan, 'orders', { fromLatestBackup: false, triggeredBy: 'test' }).primary, database: 'aws_ledger', instance: undefined, cluster: 'ledger-prod' },
+    };
+    const { handle, report } = await drill(aurora);
+    expect(report.reason).toBeUndefined();
+    expect(report.outcome).toBe('passed');
+    const tables = report.checks.filter((c) => c.name.startsWith('table '));
+    expect(tables.length).toBeGreaterThanOrEqual(6);
+    for (const t of tables) expect(t.ok).toBe(true);
+    expect(report.backup!.location).toMatch(new RegExp(`^arn:aws:rds:${EAST}:\\d+:cluster-snapshot:lifeboat-ledger-`));
+    expect(report.copies[0]!.location).toMatch(new RegExp(`^arn:aws:rds:${WEST}:\\d+:cluster-snapshot:lifeboat-ledger-`));
+    const [copy] = (await rds(WEST).send(new DescribeDBClusterSnapshotsCommand({ DBClusterSnapshotIdentifier: snapshotIdFor(report.backup!.backupId) }))).DBClusterSnapshots!;
+    expect(copy!.KmsKeyId).toBe(String(drillInput(plan, 'orders', { fromLatestBackup: false, triggeredBy: 'test' }).dr.settings!.kmsKeyId));
+    const scratch = `lifeboat-drill-${(await handle.describe()).runId.slice(0, 8)}`;
+    expect(dataPlane.events).toContain(`restore ${WEST}/${snapshotIdFor(report.backup!.backupId)} -> ${scratch}`);
+    expect(report.cleanup).toEqual([expect.objectContaining({ ok: true, detail: 'deleted' })]);
+    const clusters = (await rds(WEST).send(new DescribeDBClustersCommand({}))).DBClusters ?? [];
+    expect(clusters.map((c) => c.DBClusterIdentifier)).not.toContain(scratch);
+    const instances = (await rds(WEST).send(new DescribeDBInstancesCommand({}))).DBInstances ?? [];
+    expect(instances.map((i) => i.DBInstanceIdentifier)).not.toContain(`${scratch}-1`);
   });
 
   describe('provider calls retried as Temporal would retry them', () => {
