@@ -184,7 +184,11 @@ export async function newestCanary(client: Client, before?: string): Promise<Can
   const exists = await client.query(`select to_regclass('lifeboat.canary') is not null as present`);
   if (!exists.rows[0]?.present) return null;
   const { rows } = await client.query<{ id: string; written_at: Date }>(
-    'select id, written_at from lifeboat.canary where $1::timestamptz is null or written_at <= $1::timestamptz order by written_at desc, id desc limit 1',
+    // Compared at millisecond precision: `before` comes from a JavaScript Date (a ledger entry, say),
+    // which has lost the row's microseconds; the row it names must still count as at or before it.
+    `select id, written_at from lifeboat.canary
+      where $1::timestamptz is null or date_trunc('milliseconds', written_at) <= $1::timestamptz
+      order by written_at desc, id desc limit 1`,
     [before ?? null],
   );
   const row = rows[0];

@@ -23,7 +23,7 @@ import { seedDemo } from '../../scripts/dev/seed';
 import { backupInput, drillInput, failbackInput, failoverInput, loadPlanFile, type LoadedPlan } from '../../worker/plan';
 import { RUNBOOK_TASK_QUEUE, type DrillInput, type RunbookReport } from '../../workflows/types';
 import { LocalRdsDataPlane } from '../fakes/rds-data-plane';
-import { acceptsWrites, createReplicaSet, expectPassed, startTopologyRunbook, type ReplicaSetFixture } from '../support/replica-set';
+import { acceptsWrites, createReplicaSet, expectPassed, startTopologyRunbook, topologyOf, type ReplicaSetFixture } from '../support/replica-set';
 import { awsTestFixture, motoClientConfig, resetMoto, type AwsTestFixture } from '../support/moto';
 import { createLogger } from '../../worker/logger';
 import { client, env, historyText, local, LogCapture, startWorker, type RunningWorker } from '../support/stack';
@@ -372,5 +372,18 @@ databases:
     for (const [region, id] of [[EAST, HOME_INSTANCE], [WEST, REPLICA_INSTANCE]] as const) expect((await instance(region, id)).DBInstanceIdentifier).toBe(id);
     expect(await acceptsWrites(fx.home)).toBe(true);
     expect(await acceptsWrites(fx.standby)).toBe(false);
+  });
+
+  test('unplanned failover with the primary down: the fence is recorded as not confirmed and the replica is promoted anyway (stand-in primary stopped)', async () => {
+    const before = topologyOf({ ...fx, set: { ...fx.set, set: 'rds-east' } });
+    await local().nodeCluster(fx.home).stop('immediate');
+    const c = await client();
+    const handle = await startTopologyRunbook(c, 'failover', failoverInput(plan, 'billing', { mode: 'unplanned', preApproved: true, triggeredBy: 'test' }));
+    const report = (await handle.result()) as RunbookReport;
+    expectPassed(report);
+    expect(report.failover?.fence).toMatchObject({ confirmed: false, how: expect.stringContaining('unreachable') });
+    expect(report.failover?.topology?.primary).toMatchObject({ region: 'rds-west', name: before.standby!.name });
+    expect(dataPlane.events).toContain(`promote ${WEST}/${before.standby!.name}`);
+    expect(await acceptsWrites(fx.standby)).toBe(true);
   });
 });
