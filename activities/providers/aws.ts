@@ -64,6 +64,8 @@ export interface AwsProviderConfig {
   caFile?: string;
   /** How often long waits poll RDS. */
   pollMs?: number;
+  /** An RDS endpoint to use instead of the SDK's own resolution (which honours AWS_ENDPOINT_URL). */
+  endpoint?: string;
   testOnlyDataPlane?: AwsTestOnlyDataPlane;
 }
 
@@ -106,7 +108,7 @@ export class AwsProvider implements DatabaseProvider {
   rds(awsRegion: string): RDSClient {
     let client = this.clients.get(awsRegion);
     if (!client) {
-      client = new RDSClient({ region: awsRegion, maxAttempts: 1 });
+      client = new RDSClient({ region: awsRegion, maxAttempts: 1, ...(this.config.endpoint && { endpoint: this.config.endpoint }) });
       this.clients.set(awsRegion, client);
     }
     return client;
