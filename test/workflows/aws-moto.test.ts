@@ -4,6 +4,8 @@
 // which every test name here says. What is real: every RDS call, its identifiers, tags, KMS keys,
 // subnet groups and errors as moto serves them; Lifeboat's manifest capture and table-by-table check.
 import { join } from 'node:path';
+import { WorkflowFailedError } from '@temporalio/client';
+import { CancelledFailure } from '@temporalio/common';
 import { writeFileSync } from 'node:fs';
 import {
   CreateDBClusterCommand,
@@ -159,6 +161,34 @@ describe('AWS provider against moto (no data plane in moto: data mirrored by the
       expect(report.outcome).toBe('failed');
       expect(report.checks.find((c) => c.name === 'table public.orders')).toMatchObject({ ok: false, detail: expect.stringContaining('checksum differs') });
       expect(report.cleanup).toEqual([expect.objectContaining({ ok: true, detail: 'deleted' })]);
+      expect(dataPlane.liveRestores()).toEqual([]);
+    } finally {
+      dataPlane.afterRestore = undefined;
+    }
+  });
+
+  test('a drill cancelled during its restore still deletes its scratch instance (restore held open by the test-only stand-in)', async () => {
+    let held = false;
+    dataPlane.afterRestore = async () => {
+      held = true;
+      await new Promise((r) => setTimeout(r, 3000));
+    };
+    try {
+      const input = drillInput(plan, 'orders', { fromLatestBackup: false, triggeredBy: 'test' });
+      const handle = await (await client()).workflow.start('drill', { taskQueue: RUNBOOK_TASK_QUEUE, workflowId: workflowId('cancel'), args: [input] });
+      const deadline = Date.now() + 60_000;
+      while (!held) {
+        if (Date.now() > deadline) throw new Error('the drill never reached its restore');
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      await handle.cancel();
+      const error = await handle.result().catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(WorkflowFailedError);
+      expect((error as WorkflowFailedError).cause).toBeInstanceOf(CancelledFailure);
+      const scratch = `lifeboat-drill-${(await handle.describe()).runId.slice(0, 8)}`;
+      const west = (await rds(WEST).send(new DescribeDBInstancesCommand({}))).DBInstances ?? [];
+      expect(west.map((i) => i.DBInstanceIdentifier)).not.toContain(scratch);
+      expect(dataPlane.events).toContain(`delete ${WEST}/${scratch}`);
       expect(dataPlane.liveRestores()).toEqual([]);
     } finally {
       dataPlane.afterRestore = undefined;
