@@ -50,8 +50,9 @@ export function writerArn(global: GlobalCluster): string | null {
   return global.GlobalClusterMembers?.find((m) => m.IsWriter)?.DBClusterArn ?? null;
 }
 
-export function memberArn(global: GlobalCluster, clusterId: string): string | null {
-  return global.GlobalClusterMembers?.map((m) => m.DBClusterArn ?? '').find((arn) => clusterIdOfArn(arn) === clusterId) ?? null;
+/** A member by name and region: cluster names are unique only within a region. */
+export function memberArn(global: GlobalCluster, clusterId: string, awsRegion: string): string | null {
+  return global.GlobalClusterMembers?.map((m) => m.DBClusterArn ?? '').find((arn) => clusterIdOfArn(arn) === clusterId && arn.split(':')[3] === awsRegion) ?? null;
 }
 
 /**

@@ -38,7 +38,7 @@ import { resolveCredentials, type SecretSource } from '../secrets';
 import type { ActivityIo, DatabaseProvider, FenceResult, NodeStatus, ReplicationLag } from './provider';
 import { awsFailure } from './aws-errors';
 import { copySnapshot, createSnapshot, deleteSnapshot, describeSnapshot, kindOfArn, listManualSnapshots, type SnapshotKind, type SnapshotView } from './aws-snapshots';
-import { AURORA_REPLAY_MARKER, auroraLag, auroraStatus, clusterIdOfArn, describeCluster, describeGlobalCluster, memberArn, moveGlobalWriter, writerArn } from './aws-aurora';
+import { AURORA_REPLAY_MARKER, auroraLag, auroraStatus, describeCluster, describeGlobalCluster, memberArn, moveGlobalWriter, writerArn } from './aws-aurora';
 
 /**
  * moto (the AWS stand-in the tests use) has no data plane: its instances have no PostgreSQL behind
@@ -526,12 +526,14 @@ export class AwsProvider implements DatabaseProvider {
   private async auroraTopology(set: ReplicaSetSpec, nodes: { home: string; dr: string }, globalCluster: string): Promise<TopologyView> {
     const global = await describeGlobalCluster(this.rds(awsRegionOf(set.home)), globalCluster);
     const writer = writerArn(global);
+    // Mid-switch there is no telling who the primary is: a retry reads it once Aurora has settled.
+    if (!writer || global.Status !== 'available') throw new Error(`Aurora global database ${globalCluster} is ${global.Status} with ${writer ?? 'no'} writer; waiting for it to settle`);
     for (const [name, region] of [[nodes.home, set.home], [nodes.dr, set.dr]] as const) {
-      if (!memberArn(global, name)) throw verdict(ErrorType.NoStandby, `Aurora cluster ${name} (${region.name}) is not a member of global database ${globalCluster}`);
+      if (!memberArn(global, name, awsRegionOf(region))) throw verdict(ErrorType.NoStandby, `Aurora cluster ${name} (${region.name}) is not a member of global database ${globalCluster}`);
     }
     const node = (region: RegionSpec, name: string): NodeRef => ({ region: region.name, name, location: awsRegionOf(region), globalCluster, ...(set.credentials && { credentials: set.credentials }) });
     const [home, dr] = [node(set.home, nodes.home), node(set.dr, nodes.dr)];
-    const drIsWriter = writer !== null && clusterIdOfArn(writer) === nodes.dr;
+    const drIsWriter = writer !== null && writer === memberArn(global, nodes.dr, awsRegionOf(set.dr));
     return this.topologies.write({ set: set.set, primary: drIsWriter ? dr : home, standby: drIsWriter ? home : dr, fenced: [], updatedBy: 'lifeboat: first read from RDS' }, 0);
   }
 
@@ -540,8 +542,9 @@ export class AwsProvider implements DatabaseProvider {
     const cluster = await describeCluster(this.rds(locationOf(node)), node.name);
     if (!cluster) return { ...down, detail: `no Aurora cluster ${node.name} in ${locationOf(node)}` };
     if (cluster.Status !== 'available') return { ...down, running: cluster.Status !== 'stopped', detail: `Aurora status ${cluster.Status}` };
-    const writer = writerArn(await describeGlobalCluster(this.rds(locationOf(node)), globalCluster));
-    const isWriter = writer !== null && clusterIdOfArn(writer) === node.name;
+    const global = await describeGlobalCluster(this.rds(locationOf(node)), globalCluster);
+    const writer = writerArn(global);
+    const isWriter = writer !== null && writer === memberArn(global, node.name, locationOf(node));
     try {
       return await withClient({ ...(await this.connectNode(node, 'postgres')), connectTimeoutMs: 3000 }, (c) => auroraStatus(c, { writer: isWriter }));
     } catch (err) {
@@ -553,7 +556,7 @@ export class AwsProvider implements DatabaseProvider {
   private async auroraPromote(node: NodeRef, globalCluster: string, mode: 'planned' | 'unplanned', io?: ActivityIo): Promise<{ lsn: string; alreadyPrimary: boolean }> {
     const rds = this.rds(locationOf(node));
     const global = await describeGlobalCluster(rds, globalCluster);
-    const target = memberArn(global, node.name);
+    const target = memberArn(global, node.name, locationOf(node));
     if (!target) throw verdict(ErrorType.NoStandby, `Aurora cluster ${node.name} is not a member of global database ${globalCluster}`);
     const alreadyPrimary = writerArn(global) === target;
     if (!alreadyPrimary) {
@@ -561,10 +564,19 @@ export class AwsProvider implements DatabaseProvider {
       io?.logger.info({ globalCluster, target, how }, 'asked Aurora to move the global writer');
       await this.config.testOnlyDataPlane?.instancePromoted(locationOf(node), node.name);
     }
+    let idle = 0;
     for (;;) {
       const now = await describeGlobalCluster(rds, globalCluster);
-      if (writerArn(now) === target && now.Status === 'available') break;
-      io?.heartbeat({ phase: 'global writer', status: now.Status, writer: writerArn(now) });
+      const writer = writerArn(now);
+      if (writer === target && now.Status === 'available') break;
+      // Idle with the writer elsewhere, poll after poll: Aurora refused the move (busy for another
+      // reason) or rolled it back. Waiting on would hold traffic until the timeout; failing the
+      // attempt lets the retry policy ask again, visibly in history.
+      idle = now.Status === 'available' && writer !== null ? idle + 1 : 0;
+      if (idle >= 3) {
+        throw new Error(`Aurora global database ${globalCluster} is available with ${writer} as its writer, not ${target}: the ${mode === 'planned' ? 'switchover' : 'failover'} was refused or rolled back`);
+      }
+      io?.heartbeat({ phase: 'global writer', status: now.Status, writer });
       await this.pause(io);
     }
     // The new writer replayed the old one's fence (ALTER DATABASE): lift it here.
@@ -577,7 +589,7 @@ export class AwsProvider implements DatabaseProvider {
     const rds = this.rds(locationOf(node));
     for (;;) {
       const global = await describeGlobalCluster(rds, globalCluster);
-      const member = memberArn(global, node.name);
+      const member = memberArn(global, node.name, locationOf(node));
       if (member && writerArn(global) !== member && global.Status === 'available') return { method: 'rejoined the Aurora global database as a secondary', node };
       io.heartbeat({ phase: 'rejoin', member: Boolean(member), status: global.Status });
       await this.pause(io);
