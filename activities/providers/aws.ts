@@ -130,6 +130,8 @@ export class AwsProvider implements DatabaseProvider {
     if (existing) {
       io.logger.info({ snapshotId }, 'snapshot exists from an earlier attempt; adopting it');
       ownedOrRefuse(existing.tags, snapshotId, backupId);
+      // The earlier attempt's call landed but its answer was lost: the stand-in still owes the data.
+      await this.config.testOnlyDataPlane?.snapshotCreated(awsRegion, target.cluster ?? target.instance ?? '', snapshotId);
       return this.refFor(target.region, await this.waitForSnapshot(awsRegion, kind, snapshotId, io));
     }
     const source = target.cluster ?? requireSetting(target.instance, `database ${target.database} in ${target.region.name}`, 'an RDS instance identifier');
@@ -203,6 +205,7 @@ export class AwsProvider implements DatabaseProvider {
     if (existing) {
       ownedOrRefuse(existing.tags, snapshotId, ref.backupId);
       io.logger.info({ snapshotId, to: to.name }, 'copy exists from an earlier attempt; adopting it');
+      await this.config.testOnlyDataPlane?.snapshotCopied(ref.location, awsRegion, snapshotId);
     } else {
       const source = await describeSnapshot(this.rds(fromRegion), kind, snapshotId);
       if (!source) throw verdict(ErrorType.BackupNotFound, `no snapshot ${snapshotId} to copy in ${fromRegion}`);
@@ -468,13 +471,13 @@ export class AwsProvider implements DatabaseProvider {
       }
       await this.config.testOnlyDataPlane?.instancePromoted(awsRegion, node.name);
     }
-    for (;;) {
+    await this.poll(io, 'promote', async () => {
       const instance = await this.describeInstance(awsRegion, node.name);
       const status = instance?.DBInstanceStatus === 'available' ? await statusOver(await this.connectNode(node, 'postgres'), false) : null;
-      if (status?.reachable && status.inRecovery === false) break;
+      if (status?.reachable && status.inRecovery === false) return true;
       io?.heartbeat({ phase: 'promote', status: instance?.DBInstanceStatus, detail: status?.detail });
-      await this.pause(io);
-    }
+      return undefined;
+    });
     return withClient(await this.connectNode(node, 'postgres'), async (c) => {
       await setReadOnly(c, false);
       return { lsn: (await c.query<{ lsn: string }>('select pg_current_wal_lsn()::text as lsn')).rows[0]!.lsn, alreadyPrimary };
@@ -565,20 +568,20 @@ export class AwsProvider implements DatabaseProvider {
       await this.config.testOnlyDataPlane?.instancePromoted(locationOf(node), node.name);
     }
     let idle = 0;
-    for (;;) {
+    await this.poll(io, 'global writer', async () => {
       const now = await describeGlobalCluster(rds, globalCluster);
       const writer = writerArn(now);
-      if (writer === target && now.Status === 'available') break;
+      if (writer === target && now.Status === 'available') return true;
       // Idle with the writer elsewhere, poll after poll: Aurora refused the move (busy for another
       // reason) or rolled it back. Waiting on would hold traffic until the timeout; failing the
       // attempt lets the retry policy ask again, visibly in history.
       idle = now.Status === 'available' && writer !== null ? idle + 1 : 0;
       if (idle >= 3) {
-        throw new Error(`Aurora global database ${globalCluster} is available with ${writer} as its writer, not ${target}: the ${mode === 'planned' ? 'switchover' : 'failover'} was refused or rolled back`);
+        throw new StopWaiting(`Aurora global database ${globalCluster} is available with ${writer} as its writer, not ${target}: the ${mode === 'planned' ? 'switchover' : 'failover'} was refused or rolled back`);
       }
       io?.heartbeat({ phase: 'global writer', status: now.Status, writer });
-      await this.pause(io);
-    }
+      return undefined;
+    });
     // The new writer replayed the old one's fence (ALTER DATABASE): lift it here.
     await withClient(await this.connectNode(node, 'postgres'), (c) => setReadOnly(c, false));
     return { lsn: AURORA_REPLAY_MARKER, alreadyPrimary };
@@ -587,13 +590,13 @@ export class AwsProvider implements DatabaseProvider {
   /** A former Aurora writer rejoins the global database as a secondary by itself: wait for that. */
   private async auroraRejoin(node: NodeRef, globalCluster: string, io: ActivityIo): Promise<{ method: string; node: NodeRef }> {
     const rds = this.rds(locationOf(node));
-    for (;;) {
+    return this.poll(io, 'rejoin', async () => {
       const global = await describeGlobalCluster(rds, globalCluster);
       const member = memberArn(global, node.name, locationOf(node));
       if (member && writerArn(global) !== member && global.Status === 'available') return { method: 'rejoined the Aurora global database as a secondary', node };
       io.heartbeat({ phase: 'rejoin', member: Boolean(member), status: global.Status });
-      await this.pause(io);
-    }
+      return undefined;
+    });
   }
 
   // ------------------------------------------------------------------------------------------------
@@ -658,7 +661,7 @@ export class AwsProvider implements DatabaseProvider {
 
   /** Polls until the snapshot is available, heartbeating its progress; a failed snapshot is final. */
   private async waitForSnapshot(awsRegion: string, kind: SnapshotKind, snapshotId: string, io: ActivityIo): Promise<SnapshotView> {
-    for (;;) {
+    return this.poll(io, 'snapshot', async () => {
       const snapshot = await describeSnapshot(this.rds(awsRegion), kind, snapshotId);
       if (!snapshot) throw verdict(ErrorType.BackupNotFound, `snapshot ${snapshotId} in ${awsRegion} disappeared while Lifeboat waited for it`);
       if (snapshot.status === 'available') return snapshot;
@@ -666,25 +669,25 @@ export class AwsProvider implements DatabaseProvider {
         throw verdict(ErrorType.ProviderRejected, `snapshot ${snapshotId} in ${awsRegion} is ${snapshot.status}`);
       }
       io.heartbeat({ phase: 'snapshot', snapshotId, status: snapshot.status, percent: snapshot.percent });
-      await this.pause(io);
-    }
+      return undefined;
+    });
   }
 
   private async waitForCluster(awsRegion: string, clusterId: string, io: ActivityIo): Promise<void> {
-    for (;;) {
+    await this.poll(io, 'cluster', async () => {
       const cluster = await describeCluster(this.rds(awsRegion), clusterId);
       if (!cluster) throw new Error(`cluster ${clusterId} in ${awsRegion} is not there yet`);
-      if (cluster.Status === 'available') return;
+      if (cluster.Status === 'available') return true;
       if (['failed', 'inaccessible-encryption-credentials', 'incompatible-restore', 'deleting'].includes(cluster.Status ?? '')) {
         throw verdict(ErrorType.ProviderRejected, `cluster ${clusterId} in ${awsRegion} is ${cluster.Status}`);
       }
       io.heartbeat({ phase: 'cluster', clusterId, status: cluster.Status });
-      await this.pause(io);
-    }
+      return undefined;
+    });
   }
 
   private async waitForInstance(awsRegion: string, instanceId: string, io: ActivityIo): Promise<DBInstance> {
-    for (;;) {
+    return this.poll(io, 'instance', async () => {
       const instance = await this.describeInstance(awsRegion, instanceId);
       if (!instance) throw new Error(`instance ${instanceId} in ${awsRegion} is not there yet`);
       if (instance.DBInstanceStatus === 'available') return instance;
@@ -692,6 +695,27 @@ export class AwsProvider implements DatabaseProvider {
         throw verdict(ErrorType.ProviderRejected, `instance ${instanceId} in ${awsRegion} is ${instance.DBInstanceStatus}`);
       }
       io.heartbeat({ phase: 'instance', instanceId, status: instance.DBInstanceStatus });
+      return undefined;
+    });
+  }
+
+  /**
+   * Polls `check` until it returns a value. A wait can last hours (a copy, a restore) and makes a
+   * describe call per round: one throttled or 5xx answer is reported in the heartbeat and polled
+   * through, not allowed to fail the whole step; ten in a row end the attempt for the retry policy.
+   * Verdicts, and StopWaiting, end it at once.
+   */
+  private async poll<T>(io: ActivityIo | undefined, phase: string, check: () => Promise<T | undefined>): Promise<T> {
+    let failures = 0;
+    for (;;) {
+      try {
+        const value = await check();
+        if (value !== undefined) return value;
+        failures = 0;
+      } catch (err) {
+        if (err instanceof StopWaiting || isVerdict(err) || ++failures >= PASSING_FAILURES_TOLERATED) throw err;
+        io?.heartbeat({ phase, passingError: (err as Error).message, inARow: failures });
+      }
       await this.pause(io);
     }
   }
@@ -895,6 +919,14 @@ async function isFencedByLifeboat(client: Client): Promise<boolean> {
                      where s.setrole = 0 and d.datname = current_database() and 'default_transaction_read_only=on' = any(s.setconfig)) as fenced`,
   );
   return rows[0]?.fenced ?? false;
+}
+
+/** How many passing failures in a row a wait polls through before it gives up its attempt. */
+const PASSING_FAILURES_TOLERATED = 10;
+
+/** A wait that has learned it will never succeed this attempt (not a passing failure). */
+class StopWaiting extends Error {
+  override name = 'StopWaiting';
 }
 
 function isVerdict(err: unknown): boolean {

@@ -1,0 +1,191 @@
+// AWS throttling and 5xx answers must come back to Temporal, not be absorbed by an SDK retry loop:
+// a retry Temporal makes is one more activity attempt in history, with the failure that caused it,
+// where an operator can see it; one the SDK makes is invisible. A fault proxy in front of moto
+// answers chosen RDS calls with Throttling or ServiceUnavailable before they reach moto, and counts
+// every request, so these tests can tie each injected fault to exactly one activity retry.
+// As in aws-moto.test.ts, moto has no data plane: the data comes from the test-only stand-in.
+import { join } from 'node:path';
+import { writeFileSync } from 'node:fs';
+import { CreateDBInstanceCommand, DescribeDBInstancesCommand, DescribeDBSnapshotsCommand, RDSClient } from '@aws-sdk/client-rds';
+import type { WorkflowHandle } from '@temporalio/client';
+import { AwsProvider, TAG } from '../../activities/providers/aws';
+import { withClient } from '../../activities/pg/sql';
+import { findPgBin } from '../../activities/pg/binaries';
+import { seedDemo } from '../../scripts/dev/seed';
+import { drillInput, loadPlanFile, type LoadedPlan } from '../../worker/plan';
+import { RUNBOOK_TASK_QUEUE, type RunbookReport } from '../../workflows/types';
+import { LocalRdsDataPlane } from '../fakes/rds-data-plane';
+import { startFaultProxy, type FaultProxy, type FaultRule } from '../support/fault-proxy';
+import { awsTestFixture, motoClientConfig, resetMoto, type AwsTestFixture } from '../support/moto';
+import { client, env, local, startWorker, type RunningWorker } from '../support/stack';
+
+const EAST = 'us-east-1';
+const WEST = 'us-west-2';
+const SOURCE_INSTANCE = 'faults-prod';
+const PG_DATABASE = 'aws_faults';
+const PASSWORD_VAR = 'LIFEBOAT_TEST_RDS_FAULTS_PASSWORD';
+const PASSWORD = 'rds-Faults-value-3c81d';
+
+const moto = () => process.env.AWS_ENDPOINT_URL!;
+// Assertions go straight to moto: the proxy counts only what the worker sent.
+const rds = (region: string) => new RDSClient(motoClientConfig(moto(), region));
+let seq = 0;
+
+function writePlan(east: AwsTestFixture, west: AwsTestFixture): LoadedPlan {
+  const file = join(env().home, 'aws-faults-plan.yaml');
+  const scratch = (f: AwsTestFixture) => `{ subnetGroup: ${f.subnetGroup}, securityGroups: [${f.securityGroupId}] }`;
+  writeFileSync(
+    file,
+    `regions:
+  aws-east: { provider: aws, awsRegion: ${EAST}, kmsKeyId: "${east.kmsKeyArn}", scratch: ${scratch(east)} }
+  aws-west: { provider: aws, awsRegion: ${WEST}, kmsKeyId: "${west.kmsKeyArn}", scratch: ${scratch(west)} }
+databases:
+  orders:
+    primary: { region: aws-east, database: ${PG_DATABASE}, instance: ${SOURCE_INSTANCE}, credentials: { user: lifeboat, password: "env:${PASSWORD_VAR}" } }
+    dr: { region: aws-west }
+    objectives: { rpo: 1h, rto: 1h }
+    checks:
+      - name: recent orders exist
+        sql: select count(*) > 0 from orders
+`,
+  );
+  return loadPlanFile(file);
+}
+
+/** Each activity the run scheduled, with the attempt that finished it and the failure before it. */
+async function activityAttempts(handle: WorkflowHandle): Promise<{ activity: string; attempt: number; lastFailure: string }[]> {
+  const events = (await handle.fetchHistory()).events ?? [];
+  const scheduled = new Map(events.filter((e) => e.activityTaskScheduledEventAttributes).map((e) => [String(e.eventId), e.activityTaskScheduledEventAttributes!.activityType!.name!]));
+  // Temporal writes one ActivityTaskStarted per scheduled activity, when it finishes: its attempt is
+  // the number of tries, its lastFailure what made the previous one fail.
+  return events
+    .map((e) => e.activityTaskStartedEventAttributes)
+    .filter((a) => a !== null && a !== undefined)
+    .map((a) => ({ activity: scheduled.get(String(a.scheduledEventId))!, attempt: a.attempt!, lastFailure: a.lastFailure?.message ?? '' }));
+}
+
+/** The fault pattern of the random-rate test: any seed must pass; this one is what CI runs. */
+const SEED = 6;
+
+describe('AWS throttling and 5xx retried by Temporal, not the SDK (faults injected by a proxy in front of moto; moto has no data plane: data mirrored by the test-only stand-in)', () => {
+  let plan: LoadedPlan;
+  let dataPlane: LocalRdsDataPlane;
+
+  beforeAll(async () => {
+    process.env[PASSWORD_VAR] = PASSWORD;
+    await resetMoto(moto());
+    const [east, west] = await Promise.all([awsTestFixture(moto(), EAST), awsTestFixture(moto(), WEST)]);
+    await rds(EAST).send(
+      new CreateDBInstanceCommand({
+        DBInstanceIdentifier: SOURCE_INSTANCE,
+        Engine: 'postgres',
+        EngineVersion: '16.3',
+        DBInstanceClass: 'db.t4g.micro',
+        MasterUsername: 'lifeboat',
+        MasterUserPassword: PASSWORD,
+        DBSubnetGroupName: east.subnetGroup,
+        StorageEncrypted: true,
+        KmsKeyId: east.kmsKeyArn,
+        AllocatedStorage: 20,
+      }),
+    );
+    plan = writePlan(east, west);
+    const server = { region: 'local-a', name: 'server' };
+    await withClient(await local().connectNode(server, 'postgres'), async (c) => {
+      await c.query(`drop database if exists ${PG_DATABASE} with (force)`);
+      await c.query(`create database ${PG_DATABASE}`);
+    });
+    await withClient(await local().connectNode(server, PG_DATABASE), (c) => seedDemo(c, 0.05));
+    dataPlane = new LocalRdsDataPlane({
+      local: local(),
+      pgBin: findPgBin(env().pgBin),
+      dir: join(env().home, 'rds-stand-in-faults'),
+      sources: { [`${EAST}/${SOURCE_INSTANCE}`]: { node: server, database: PG_DATABASE } },
+      restoreNode: { region: 'local-b', name: 'server' },
+    });
+  });
+
+  /** A worker whose AWS calls all pass through a fault proxy with these rules, for one drill. */
+  async function drillThrough(rules: FaultRule[], seed?: number) {
+    const proxy: FaultProxy = await startFaultProxy(moto(), rules, { seed });
+    let worker: RunningWorker | undefined;
+    try {
+      worker = await startWorker({
+        regions: ['aws-east', 'aws-west'],
+        providers: { aws: new AwsProvider({ home: env().home, secrets: process.env, pollMs: 50, endpoint: proxy.endpoint, testOnlyDataPlane: dataPlane }) },
+      });
+      const input = drillInput(plan, 'orders', { fromLatestBackup: false, triggeredBy: 'test' });
+      const handle = await (await client()).workflow.start('drill', { taskQueue: RUNBOOK_TASK_QUEUE, workflowId: `test/aws-faults/${Date.now()}-${seq++}`, args: [input] });
+      const report = (await handle.result()) as RunbookReport;
+      return { proxy, report, attempts: await activityAttempts(handle) };
+    } finally {
+      await worker?.stop();
+      await proxy.close();
+    }
+  }
+
+  test('a drill passes although the first CreateDBSnapshot and CopyDBSnapshot are throttled and the first RestoreDBInstanceFromDBSnapshot answers 503: each fault is one more activity attempt in history', async () => {
+    const { proxy, report, attempts } = await drillThrough([
+      { action: 'CreateDBSnapshot', fault: 'throttling', first: 1 },
+      { action: 'CopyDBSnapshot', fault: 'throttling', first: 1 },
+      { action: 'RestoreDBInstanceFromDBSnapshot', fault: 'unavailable', first: 1 },
+    ]);
+    expect(report.reason).toBeUndefined();
+    expect(report.outcome).toBe('passed');
+    const step = (name: string) => report.steps.find((s) => s.name === name);
+    expect(step('backup')).toMatchObject({ status: 'completed', attempts: 2 });
+    expect(step('copy to aws-west')).toMatchObject({ status: 'completed', attempts: 2 });
+    expect(step('restore')).toMatchObject({ status: 'completed', attempts: 2 });
+
+    // History shows the retries, and why: the first attempt's failure is the injected answer.
+    const of = (activity: string) => attempts.filter((a) => a.activity === activity);
+    expect(of('createBackup')).toEqual([{ activity: 'createBackup', attempt: 2, lastFailure: expect.stringMatching(/^CreateDBSnapshot .*: Throttling \(HTTP 400\): Rate exceeded/) }]);
+    expect(of('copyBackupToRegion')).toEqual([{ activity: 'copyBackupToRegion', attempt: 2, lastFailure: expect.stringMatching(/^CopyDBSnapshot .*: Throttling \(HTTP 400\): Rate exceeded/) }]);
+    expect(of('restoreBackup')).toEqual([{ activity: 'restoreBackup', attempt: 2, lastFailure: expect.stringMatching(/^RestoreDBInstanceFromDBSnapshot .*: ServiceUnavailable \(HTTP 503\)/) }]);
+
+    // One fault per rule, and one request per activity attempt for each faulted call: the SDK sent
+    // the throttled call once and gave up, it did not try again inside the attempt.
+    expect(proxy.injected).toEqual({ CreateDBSnapshot: 1, CopyDBSnapshot: 1, RestoreDBInstanceFromDBSnapshot: 1 });
+    expect(proxy.counts).toMatchObject({ CreateDBSnapshot: 2, CopyDBSnapshot: 2, RestoreDBInstanceFromDBSnapshot: 2 });
+    // Nothing else was retried: the extra attempts in the whole run are exactly the injected faults.
+    expect(attempts.reduce((n, a) => n + a.attempt - 1, 0)).toBe(3);
+  });
+
+  // A fault in a call that starts or changes something fails its activity attempt (Temporal retries
+  // it, in history); a fault in the describe polls of a long wait is reported in the heartbeat and
+  // polled through, so a copy or restore that polls for hours is not failed by one throttled answer.
+  test('at a seeded 10% fault rate on every RDS call (half Throttling, half 503), a drill passes: faults are activity retries or polled through, each create call lands once, no scratch instance is left, one snapshot per region', async () => {
+    const { proxy, report, attempts } = await drillThrough(
+      [
+        { action: '*', fault: 'throttling', rate: 0.05 },
+        { action: '*', fault: 'unavailable', rate: 0.05 },
+      ],
+      SEED,
+    );
+    expect(report.reason).toBeUndefined();
+    expect(report.outcome).toBe('passed');
+    expect(report.cleanup).toEqual([expect.objectContaining({ ok: true, detail: 'deleted' })]);
+
+    // Each fault cost at most one activity attempt; some cost one (visible retries), the rest were
+    // polled through inside waits.
+    const faults = Object.values(proxy.injected).reduce((a, b) => a + b, 0);
+    const retries = attempts.reduce((n, a) => n + a.attempt - 1, 0);
+    expect(faults).toBeGreaterThanOrEqual(3);
+    expect(retries).toBeGreaterThanOrEqual(1);
+    expect(retries).toBeLessThanOrEqual(faults);
+
+    // Retries adopt what an earlier attempt made: each call that creates something reached moto once.
+    const landed = (action: string) => (proxy.counts[action] ?? 0) - (proxy.injected[action] ?? 0);
+    for (const action of ['CreateDBSnapshot', 'CopyDBSnapshot', 'RestoreDBInstanceFromDBSnapshot', 'DeleteDBInstance']) expect([action, landed(action)]).toEqual([action, 1]);
+
+    const west = (await rds(WEST).send(new DescribeDBInstancesCommand({}))).DBInstances ?? [];
+    expect(west.map((i) => i.DBInstanceIdentifier).filter((id) => id!.startsWith('lifeboat-drill-'))).toEqual([]);
+    const backupId = report.backup!.backupId;
+    for (const region of [EAST, WEST]) {
+      const snapshots = (await rds(region).send(new DescribeDBSnapshotsCommand({ SnapshotType: 'manual' }))).DBSnapshots ?? [];
+      const ours = snapshots.filter((s) => s.TagList?.some((t) => t.Key === TAG.backupId && t.Value === backupId));
+      expect([region, ours.length]).toEqual([region, 1]);
+    }
+
+  });
+});
