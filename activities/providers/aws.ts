@@ -29,14 +29,15 @@ import {
   type Tag,
 } from '@aws-sdk/client-rds';
 import type { Client } from 'pg';
-import { ErrorType, type BackupManifest, type BackupRef, type Canary, type CredentialsRef, type DatabaseTarget, type NodeRef, type RegionSpec, type ReplicaSetSpec, type ScratchInstance, type TableStats, type TopologyView } from '../../workflows/types';
+import { ErrorType, type BackupManifest, type BackupRef, type Canary, type CredentialsRef, type DatabaseTarget, type NodeRef, type RegionSpec, type ReplicaSetSpec, type ScratchInstance, type TopologyView } from '../../workflows/types';
 import { verdict } from '../errors';
-import { allTableStats, listTables, newestCanary, quoteIdent, serverVersion, withClient, type PgConnection } from '../pg/sql';
+import { quoteIdent, withClient, type PgConnection } from '../pg/sql';
 import { lagOver, StandbyStalled, statusOver, waitForReplayOver } from '../pg/replication';
 import { TopologyStore } from '../topology';
 import { resolveCredentials, type SecretSource } from '../secrets';
 import type { ActivityIo, DatabaseProvider, FenceResult, NodeStatus, ReplicationLag } from './provider';
 import { awsFailure } from './aws-errors';
+import { captureManifest, readRestoredManifest } from './in-database-manifest';
 import { copySnapshot, createSnapshot, deleteSnapshot, describeSnapshot, kindOfArn, listManualSnapshots, type SnapshotKind, type SnapshotView } from './aws-snapshots';
 import { AURORA_REPLAY_MARKER, auroraLag, auroraStatus, describeCluster, describeGlobalCluster, memberArn, moveGlobalWriter, writerArn } from './aws-aurora';
 
@@ -82,17 +83,6 @@ export const TAG = {
   replicaOf: 'lifeboat:replica-of',
 } as const;
 
-const MANIFEST_DDL = `
-  create schema if not exists lifeboat;
-  create table if not exists lifeboat.backup_manifest (
-    backup_id text primary key,
-    manifest jsonb not null,
-    written_at timestamptz not null default clock_timestamp()
-  )`;
-
-/** Lifeboat's own bookkeeping table changes with every backup: it is never part of a manifest. */
-const MANIFEST_TABLE = '"lifeboat"."backup_manifest"';
-
 export class AwsProvider implements DatabaseProvider {
   readonly kind = 'aws' as const;
 
@@ -137,7 +127,7 @@ export class AwsProvider implements DatabaseProvider {
     const source = target.cluster ?? requireSetting(target.instance, `database ${target.database} in ${target.region.name}`, 'an RDS instance identifier');
     io.heartbeat({ phase: 'manifest' });
     const manifest = await withClient(await this.connect(target), (client) =>
-      captureManifest(client, { backupId, createdBy, database: target.database, sourceRegion: target.region.name }, io),
+      captureManifest(client, { backupId, createdBy, database: target.database, sourceRegion: target.region.name, provider: 'aws', dumpFormat: 'rds-snapshot' }, io),
     );
     const tags: Tag[] = [
       { Key: TAG.backupId, Value: backupId },
@@ -161,20 +151,7 @@ export class AwsProvider implements DatabaseProvider {
 
   async restoredManifest(ref: BackupRef, scratch: ScratchInstance): Promise<BackupManifest> {
     const expected = await this.manifest(ref);
-    return withClient(await this.connectScratch(scratch), async (client) => {
-      const { rows } = await client
-        .query<{ manifest: BackupManifest }>('select manifest from lifeboat.backup_manifest where backup_id = $1', [ref.backupId])
-        .catch((err: { code?: string }) => {
-          if (err.code === '42P01') return { rows: [] }; // no manifest table at all
-          throw err;
-        });
-      const stored = rows[0]?.manifest;
-      if (!stored) throw verdict(ErrorType.BackupManifestInvalid, `the database restored from ${ref.backupId} holds no manifest for it (lifeboat.backup_manifest)`);
-      if (manifestDigest(stored) !== expected.sha256) {
-        throw verdict(ErrorType.BackupManifestInvalid, `the manifest inside ${ref.backupId} does not match the digest on its snapshot (${expected.sha256})`);
-      }
-      return stored;
-    });
+    return readRestoredManifest(await this.connectScratch(scratch), ref.backupId, expected.sha256);
   }
 
   /**
@@ -745,68 +722,6 @@ export class AwsProvider implements DatabaseProvider {
       location: snapshot.arn,
     };
   }
-}
-
-/**
- * Reads the primary's tables and newest canary, and stores that manifest in the database, in one
- * transaction that commits before the snapshot is asked for: the snapshot contains it. The snapshot
- * is taken moments later; a table written in between will differ from its manifest entry.
- */
-async function captureManifest(
-  client: Client,
-  meta: { backupId: string; createdBy: string; database: string; sourceRegion: string },
-  io: ActivityIo,
-): Promise<BackupManifest> {
-  await client.query(MANIFEST_DDL);
-  await client.query('begin isolation level repeatable read');
-  try {
-    const version = await serverVersion(client);
-    const tables = (await listTables(client)).filter((t) => t !== MANIFEST_TABLE);
-    const stats: TableStats[] = await allTableStats([client], tables, { onTable: (done) => io.heartbeat({ phase: 'table checksums', done }) });
-    const body = {
-      formatVersion: 1 as const,
-      backupId: meta.backupId,
-      database: meta.database,
-      provider: 'aws' as const,
-      sourceRegion: meta.sourceRegion,
-      createdAt: new Date().toISOString(),
-      createdBy: meta.createdBy,
-      dumpFormat: 'rds-snapshot' as const,
-      serverVersion: version.version,
-      serverVersionNum: version.num,
-      sizeBytes: 0,
-      tables: stats,
-      newestCanary: await newestCanary(client),
-    };
-    const manifest: BackupManifest = { ...body, sha256: '' };
-    manifest.sha256 = manifestDigest(manifest);
-    await client.query(
-      `insert into lifeboat.backup_manifest (backup_id, manifest) values ($1, $2)
-         on conflict (backup_id) do update set manifest = excluded.manifest, written_at = clock_timestamp()`,
-      [meta.backupId, JSON.stringify(manifest)],
-    );
-    await client.query('commit');
-    return manifest;
-  } catch (err) {
-    await client.query('rollback').catch(() => undefined);
-    throw err;
-  }
-}
-
-/**
- * The digest of what a manifest says about the data (its own sha256 field left out). Built from
- * arrays, not objects: PostgreSQL's jsonb reorders object keys, and the digest must survive that.
- */
-export function manifestDigest(manifest: BackupManifest): string {
-  const { backupId, database, serverVersionNum, tables, newestCanary: canary } = manifest;
-  const canonical = [
-    backupId,
-    database,
-    serverVersionNum,
-    tables.map((t) => [t.table, t.rows, t.checksum, t.algorithm ?? null]),
-    canary ? [canary.id, canary.writtenAt] : null,
-  ];
-  return createHash('sha256').update(JSON.stringify(canonical)).digest('hex');
 }
 
 function manifestFromTags(snapshot: SnapshotView, ref: BackupRef): BackupManifest {
