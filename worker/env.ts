@@ -13,6 +13,8 @@ export interface LifeboatEnv {
   uiUrl?: string;
   /** PEM bundle that RDS server certificates chain to (LIFEBOAT_RDS_CA_FILE). */
   rdsCaFile?: string;
+  /** The Cloud SQL Admin API endpoint when not Google's (LIFEBOAT_CLOUDSQL_API=http://host:port for a fake). */
+  cloudSqlApi?: { apiEndpoint: string; port: number; protocol: 'http' | 'https' };
   /** Where `env:NAME` credential references resolve: this process's environment. */
   secrets: Readonly<Record<string, string | undefined>>;
 }
@@ -42,6 +44,18 @@ export function loadEnv(env: NodeJS.ProcessEnv = process.env): LifeboatEnv {
     // A dev stack on another UI port (LIFEBOAT_UI_PORT) links to that port.
     uiUrl: env.LIFEBOAT_UI_URL || (env.LIFEBOAT_UI_PORT ? `http://localhost:${env.LIFEBOAT_UI_PORT}` : undefined),
     rdsCaFile: env.LIFEBOAT_RDS_CA_FILE || undefined,
+    cloudSqlApi: env.LIFEBOAT_CLOUDSQL_API ? cloudSqlApi(env.LIFEBOAT_CLOUDSQL_API) : undefined,
     secrets: env,
   };
+}
+
+function cloudSqlApi(url: string): { apiEndpoint: string; port: number; protocol: 'http' | 'https' } {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new Error(`LIFEBOAT_CLOUDSQL_API=${url} is not a URL; expected http(s)://host:port`);
+  }
+  const protocol = parsed.protocol === 'http:' ? 'http' : 'https';
+  return { apiEndpoint: parsed.hostname, port: Number(parsed.port) || (protocol === 'http' ? 80 : 443), protocol };
 }

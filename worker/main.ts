@@ -6,6 +6,7 @@ import { createActivities } from '../activities';
 import { findPgBin } from '../activities/pg/binaries';
 import { LocalProvider } from '../activities/providers/local';
 import { AwsProvider } from '../activities/providers/aws';
+import { GcpProvider } from '../activities/providers/gcp';
 import type { DatabaseProvider } from '../activities/providers/provider';
 import { regionTaskQueue, RUNBOOK_TASK_QUEUE, type ProviderKind, type RegionSpec } from '../workflows/types';
 import { loadEnv, type LifeboatEnv } from './env';
@@ -30,6 +31,7 @@ export function buildProviders(env: LifeboatEnv, overrides: Partial<Providers> =
   return {
     local: new LocalProvider({ home: env.home, pgBin: findPgBin(env.pgBin) }),
     aws: new AwsProvider({ home: env.home, secrets: env.secrets, caFile: env.rdsCaFile }),
+    gcp: new GcpProvider({ secrets: env.secrets, ...env.cloudSqlApi }),
     ...overrides,
   };
 }

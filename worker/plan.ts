@@ -53,13 +53,13 @@ function namedRecord<T extends z.ZodType>(what: string, value: T) {
   }, record);
 }
 
-const PROVIDER_EXPECTED = 'expected provider "local" or "aws" (gcp is not available in this version)';
+const PROVIDER_EXPECTED = 'expected provider "local", "aws" or "gcp"';
 
 const localRegionSchema = strictObject({ provider: z.literal('local', { error: PROVIDER_EXPECTED }) });
 
 // RDS identifiers: a letter, then letters, digits and single hyphens, not ending in a hyphen.
 const RDS_ID = /^[A-Za-z](?!.*--)[A-Za-z0-9-]{0,62}(?<!-)$/;
-const rdsId = (what: string) => z.string().regex(RDS_ID, `expected an RDS ${what} identifier (a letter, then letters, digits and single hyphens, at most 63)`);
+const rdsId = (what: string) => z.string().regex(RDS_ID, `expected a ${what} identifier (a letter, then letters, digits and single hyphens, at most 63)`);
 
 const awsRegionSchema = strictObject({
   provider: z.literal('aws', { error: PROVIDER_EXPECTED }),
@@ -74,7 +74,20 @@ const awsRegionSchema = strictObject({
   }),
 });
 
-const regionSchema = z.discriminatedUnion('provider', [localRegionSchema, awsRegionSchema], { error: PROVIDER_EXPECTED });
+const gcpRegionSchema = strictObject({
+  provider: z.literal('gcp', { error: PROVIDER_EXPECTED }),
+  project: z.string().regex(/^[a-z][a-z0-9-]{4,28}[a-z0-9]$/, 'expected a Google Cloud project ID (6-30 lowercase letters, digits, hyphens)'),
+  gcpRegion: z.string().regex(/^[a-z]+-[a-z]+\d+$/, 'expected a Google Cloud region such as us-central1'),
+  /** Where drills restore: a private instance that exists only for the drill. */
+  scratch: strictObject({
+    tier: z.string().regex(/^db-[a-z0-9-]+$/, 'expected a Cloud SQL tier such as db-custom-1-3840').default('db-custom-1-3840'),
+    databaseVersion: z.string().regex(/^POSTGRES_\d+$/, 'expected a Cloud SQL PostgreSQL version such as POSTGRES_16 (the primary\'s)'),
+    /** The VPC for private IP (projects/<p>/global/networks/<n>); scratch instances get no public IP. */
+    network: z.string().regex(/^projects\/[a-z][a-z0-9-]+\/global\/networks\/[a-z][a-z0-9-]*$/, 'expected projects/<project>/global/networks/<network>').optional(),
+  }),
+});
+
+const regionSchema = z.discriminatedUnion('provider', [localRegionSchema, awsRegionSchema, gcpRegionSchema], { error: PROVIDER_EXPECTED });
 
 const SECRET_REF = /^(env:[A-Za-z_][A-Za-z0-9_]*|file:\/\S+)$/;
 const credentialsSchema = strictObject({
@@ -91,7 +104,7 @@ const databaseSchema = strictObject({
   primary: strictObject({
     region: z.string().regex(NAME, 'expected a region name (lowercase letters, digits, dashes)'),
     database: z.string().regex(PG_IDENT, 'expected a PostgreSQL database name (letters, digits, _ and $, not starting with a digit)'),
-    /** On AWS: the DB instance identifier of the primary. */
+    /** On AWS: the primary's DB instance identifier; on Google Cloud: its Cloud SQL instance name. */
     instance: rdsId('DB instance').optional(),
     /** On AWS Aurora: the primary's DB cluster identifier (instead of instance). */
     cluster: rdsId('DB cluster').optional(),
@@ -207,9 +220,14 @@ function providerProblems(plan: Plan, name: string, db: Plan['databases'][string
     if (db.primary.instance && db.dr.globalCluster) problems.push(`${at}.dr.globalCluster: is only for Aurora (primary.cluster); ${name} names an RDS instance`);
     if (!db.primary.credentials) problems.push(`${at}.primary.credentials: missing; expected { user, password: env:VARIABLE } for the canary and the checks`);
     if (db.dr.standby && !db.dr.replica) problems.push(`${at}.dr.replica: missing; expected the cross-region read replica's DB instance identifier (dr.standby is true)`);
+  } else if (primary.provider === 'gcp') {
+    if (!db.primary.instance) problems.push(`${at}.primary.instance: missing; expected the primary's Cloud SQL instance name`);
+    if (!db.primary.credentials) problems.push(`${at}.primary.credentials: missing; expected { user, password: env:VARIABLE } for the canary and the checks`);
+    if (db.primary.cluster || db.dr.globalCluster) problems.push(`${at}: cluster and globalCluster are Aurora settings; ${db.primary.region} is gcp`);
+    if (db.dr.standby) problems.push(`${at}.dr.standby: failover on Cloud SQL is not available in this version; expected false (drills and backups work)`);
   } else {
-    if (db.primary.instance) problems.push(`${at}.primary.instance: is only for AWS regions; ${db.primary.region} is ${primary.provider}`);
-    if (db.primary.credentials) problems.push(`${at}.primary.credentials: is only for AWS regions; the local provider runs its own servers`);
+    if (db.primary.instance) problems.push(`${at}.primary.instance: is only for cloud regions; ${db.primary.region} is ${primary.provider}`);
+    if (db.primary.credentials) problems.push(`${at}.primary.credentials: is only for cloud regions; the local provider runs its own servers`);
     if (db.primary.cluster) problems.push(`${at}.primary.cluster: is only for AWS regions; ${db.primary.region} is ${primary.provider}`);
     if (db.dr.globalCluster) problems.push(`${at}.dr.globalCluster: is only for AWS regions; ${db.dr.region} is ${dr.provider}`);
     if (db.dr.replica) problems.push(`${at}.dr.replica: is only for AWS regions; ${db.dr.region} is ${dr.provider}`);
@@ -264,6 +282,19 @@ function region(plan: Plan, name: string): RegionSpec {
   const spec = Object.hasOwn(plan.regions, name) ? plan.regions[name] : undefined;
   if (!spec) throw new PlanError(`region ${name} is not in the plan`);
   if (spec.provider === 'local') return { name, provider: 'local' };
+  if (spec.provider === 'gcp') {
+    return {
+      name,
+      provider: 'gcp',
+      settings: {
+        project: spec.project,
+        gcpRegion: spec.gcpRegion,
+        scratchTier: spec.scratch.tier,
+        scratchDatabaseVersion: spec.scratch.databaseVersion,
+        ...(spec.scratch.network && { scratchNetwork: spec.scratch.network }),
+      },
+    };
+  }
   return {
     name,
     provider: 'aws',

@@ -1,7 +1,7 @@
 // Plain data shared by the runbooks, the activities and the command line.
 // Nothing here may import runtime code: workflows/ is bundled into the deterministic sandbox.
 
-export type ProviderKind = 'local' | 'aws';
+export type ProviderKind = 'local' | 'aws' | 'gcp';
 
 /** A region as the plan names it. Settings are non-secret, provider-specific knobs. */
 export interface RegionSpec {
@@ -153,8 +153,8 @@ export interface BackupManifest {
   createdAt: string;
   /** Workflow that made it: retention only ever touches backups that carry this. */
   createdBy: string;
-  /** What the bytes are: a pg_dump custom-format file (local), an RDS DB snapshot (aws). */
-  dumpFormat: 'pg_dump-custom' | 'rds-snapshot';
+  /** What the bytes are: a pg_dump custom-format file (local), an RDS DB snapshot (aws), a Cloud SQL backup run (gcp). */
+  dumpFormat: 'pg_dump-custom' | 'rds-snapshot' | 'cloudsql-backup-run';
   serverVersion: string;
   serverVersionNum: number;
   sizeBytes: number;

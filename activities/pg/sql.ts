@@ -12,8 +12,12 @@ export interface PgConnection {
   database: string;
   /** A libpq passfile with the same credentials, for the command-line tools (local servers only). */
   passfile?: string;
-  /** TLS, verified: managed databases (RDS) require it. `ca` adds the platform's certificate bundle. */
-  ssl?: { ca?: string };
+  /**
+   * TLS, verified: managed databases require it. `ca` adds the platform's certificate bundle;
+   * `skipHostnameCheck` pins trust to that CA alone, for servers whose certificates do not name the
+   * address clients reach them at (Cloud SQL's per-instance CA).
+   */
+  ssl?: { ca?: string; skipHostnameCheck?: boolean };
   /** Default 10 s; status probes use less, so a dead node answers "unreachable" quickly. */
   connectTimeoutMs?: number;
 }
@@ -27,7 +31,13 @@ export async function withClient<T>(conn: PgConnection, use: (client: Client) =>
     database: conn.database,
     application_name: 'lifeboat',
     connectionTimeoutMillis: conn.connectTimeoutMs ?? 10_000,
-    ...(conn.ssl && { ssl: { rejectUnauthorized: true, ...(conn.ssl.ca && { ca: conn.ssl.ca }) } }),
+    ...(conn.ssl && {
+      ssl: {
+        rejectUnauthorized: true,
+        ...(conn.ssl.ca && { ca: conn.ssl.ca }),
+        ...(conn.ssl.skipHostnameCheck && { checkServerIdentity: () => undefined }),
+      },
+    }),
   });
   // A session the server ends (a fence, a shutdown) fails the query in flight; the client also emits
   // 'error', which without a listener is an uncaught exception that takes the whole worker down.

@@ -46,7 +46,7 @@ function expectUsageError(run: Run, ...fragments: Array<string | RegExp>): void 
 }
 
 const INVALID_PLAN = `regions:
-  local-a: { provider: gcp }
+  local-a: { provider: azure }
   local-b: { provider: local }
 databases:
   orders:
@@ -126,7 +126,7 @@ describe('lifeboat: bad usage exits 2 with a helpful message', () => {
       expectUsageError(
         run,
         `${invalidPlan}: invalid plan`,
-        /regions\.local-a\.provider: .*expected provider "local" or "aws".*"gcp"/,
+        /regions\.local-a\.provider: .*expected provider "local", "aws" or "gcp".*"azure"/,
         /databases\.orders\.objectives\.rpo: expected a duration.*"15x"/,
       );
     }

@@ -191,18 +191,18 @@ interface BadPlan {
 
 const BAD_PLANS: BadPlan[] = [
   {
-    name: 'unknown provider gcp',
-    text: minimalWith((p) => (p.regions['local-a'].provider = 'gcp')),
+    name: 'unknown provider azure',
+    text: minimalWith((p) => (p.regions['local-a'].provider = 'azure')),
     path: 'regions.local-a.provider',
-    value: '"gcp"',
-    expected: 'expected provider "local" or "aws"',
+    value: '"azure"',
+    expected: 'expected provider "local", "aws" or "gcp"',
   },
   {
-    name: 'unknown provider gcp',
-    text: minimalWith((p) => (p.regions['local-b'].provider = 'gcp')),
+    name: 'provider names are lowercase (GCP)',
+    text: minimalWith((p) => (p.regions['local-b'].provider = 'GCP')),
     path: 'regions.local-b.provider',
-    value: '"gcp"',
-    expected: 'expected provider "local"',
+    value: '"GCP"',
+    expected: 'expected provider "local", "aws" or "gcp"',
   },
   {
     name: 'provider of the wrong type',
@@ -423,7 +423,7 @@ describe('parsePlan: malformed plans are PlanErrors naming the field, the value 
   test('several mistakes are reported together, one line each', () => {
     const message = planErrorOf(
       minimalWith((p) => {
-        p.regions['local-a'].provider = 'gcp';
+        p.regions['local-a'].provider = 'azure';
         p.databases.orders.objectives.rto = '30 minutes';
         p.databases.orders.primary.database = 'orders; drop table x';
       }),

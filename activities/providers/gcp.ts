@@ -1,0 +1,483 @@
+// The Google Cloud provider: Cloud SQL for PostgreSQL through @google-cloud/sql (Admin API v1, REST).
+//
+// - A backup is an on-demand backup run of the primary instance, described as Lifeboat's (backup id,
+//   database, manifest digest, canary, creating workflow). As on RDS, the manifest itself lives in
+//   the database (in-database-manifest.ts), written before the backup run is asked for.
+// - Cloud SQL keeps backup runs in a multi-region location and restores them into any instance of
+//   the project: the "copy to the DR region" is a check that the run is usable from there, not bytes.
+// - A drill creates a private scratch instance in the DR region (alongside the backup), restores the
+//   run into it (restoreBackup restores into an existing instance), verifies, and deletes it.
+// - Every Admin API call is one request (the REST client does not retry); operations are polled to
+//   DONE with heartbeats; throttling, 5xx and failed operations are left to Temporal's retry policy.
+// Credentials: Application Default Credentials unless a client is given (the tests' fake).
+import { randomBytes } from 'node:crypto';
+import { v1, type protos } from '@google-cloud/sql';
+import { ErrorType, type BackupManifest, type BackupRef, type Canary, type CredentialsRef, type DatabaseTarget, type NodeRef, type RegionSpec, type ReplicaSetSpec, type ScratchInstance, type TopologyView } from '../../workflows/types';
+import { verdict } from '../errors';
+import { withClient, type PgConnection } from '../pg/sql';
+import { resolveCredentials, type SecretSource } from '../secrets';
+import { gcpFailure, isConflict, isNotFound } from './gcp-errors';
+import { captureManifest, readRestoredManifest } from './in-database-manifest';
+import type { ActivityIo, DatabaseProvider, FenceResult, NodeStatus, ReplicationLag } from './provider';
+
+type Operation = protos.google.cloud.sql.v1.IOperation;
+type DatabaseInstance = protos.google.cloud.sql.v1.IDatabaseInstance;
+type BackupRun = protos.google.cloud.sql.v1.IBackupRun;
+
+export interface GcpProviderConfig {
+  secrets: SecretSource;
+  /** How often operations and states are polled. */
+  pollMs?: number;
+  /** The Admin API endpoint (LIFEBOAT_CLOUDSQL_API=host[:port], http for a local fake). */
+  apiEndpoint?: string;
+  port?: number;
+  protocol?: 'http' | 'https';
+  /** An auth client instead of Application Default Credentials (the tests' fake takes any token). */
+  authClient?: unknown;
+  /**
+   * TEST-ONLY: the Cloud SQL fake's instances are local PostgreSQL servers on their own ports;
+   * Cloud SQL itself always listens on 5432. Production never sets it.
+   */
+  testOnlyPortOf?: (project: string, instance: string) => number;
+}
+
+/** Labels (instances) and description fields (backup runs) mark what Lifeboat made. */
+const SCRATCH_LABEL = 'lifeboat-scratch';
+const DESCRIPTION = /^lifeboat backup=(\S+) db=(\S+) manifest=([0-9a-f]{64}) canary=(\S+) by=(.*)$/;
+
+export class GcpProvider implements DatabaseProvider {
+  readonly kind = 'gcp' as const;
+
+  private clients?: { instances: v1.SqlInstancesServiceClient; backupRuns: v1.SqlBackupRunsServiceClient; operations: v1.SqlOperationsServiceClient };
+
+  constructor(private readonly config: GcpProviderConfig) {}
+
+  /** Made on first use: a worker that never serves a gcp region never looks for Google credentials. */
+  private api() {
+    if (!this.clients) {
+      const options = {
+        fallback: true as const,
+        ...(this.config.apiEndpoint && { apiEndpoint: this.config.apiEndpoint }),
+        ...(this.config.port && { port: this.config.port }),
+        ...(this.config.protocol && { protocol: this.config.protocol }),
+        ...(this.config.authClient !== undefined && { authClient: this.config.authClient as never }),
+      };
+      this.clients = {
+        instances: new v1.SqlInstancesServiceClient(options),
+        backupRuns: new v1.SqlBackupRunsServiceClient(options),
+        operations: new v1.SqlOperationsServiceClient(options),
+      };
+    }
+    return this.clients;
+  }
+
+  async close(): Promise<void> {
+    if (!this.clients) return;
+    await Promise.all(Object.values(this.clients).map((c) => c.close()));
+    this.clients = undefined;
+  }
+
+  async connect(target: DatabaseTarget): Promise<PgConnection> {
+    const instance = requireInstance(target);
+    return this.connectInstance(projectOf(target.region), instance, target.database, target.credentials);
+  }
+
+  async createBackup(target: DatabaseTarget, backupId: string, createdBy: string, io: ActivityIo): Promise<BackupRef> {
+    const project = projectOf(target.region);
+    const instance = requireInstance(target);
+    const existing = (await this.backupRunsOf(project, instance)).find((r) => parseDescription(r)?.backupId === backupId);
+    if (existing) {
+      io.logger.info({ backupId, run: existing.id }, 'backup run exists from an earlier attempt; adopting it');
+      return this.refFor(target.region, project, instance, await this.waitForBackupRun(project, instance, String(existing.id), io));
+    }
+    io.heartbeat({ phase: 'manifest' });
+    const manifest = await withClient(await this.connect(target), (client) =>
+      captureManifest(client, { backupId, createdBy, database: target.database, sourceRegion: target.region.name, provider: 'gcp', dumpFormat: 'cloudsql-backup-run' }, io),
+    );
+    const canary = manifest.newestCanary ? `${manifest.newestCanary.id}@${manifest.newestCanary.writtenAt}` : '-';
+    const description = `lifeboat backup=${backupId} db=${target.database} manifest=${manifest.sha256} canary=${canary} by=${createdBy}`;
+    const [operation] = await this.api()
+      .backupRuns.insert({ project, instance, body: { description } })
+      .catch((err: unknown) => {
+        throw gcpFailure(err, `backupRuns.insert on ${instance}`, ErrorType.DatabaseNotFound);
+      });
+    const done = await this.waitForOperation(project, operation, io, `backup of ${instance}`);
+    const runId = done.backupContext?.backupId ? String(done.backupContext.backupId) : (await this.backupRunsOf(project, instance)).find((r) => parseDescription(r)?.backupId === backupId)?.id;
+    if (!runId) throw new Error(`backup of ${instance} finished but its backup run cannot be found yet`);
+    return this.refFor(target.region, project, instance, await this.waitForBackupRun(project, instance, String(runId), io));
+  }
+
+  async manifest(ref: BackupRef): Promise<BackupManifest> {
+    const { project, instance, runId } = parseLocation(ref.location);
+    const run = await this.backupRun(project, instance, runId);
+    return manifestOf(run, ref);
+  }
+
+  async restoredManifest(ref: BackupRef, scratch: ScratchInstance): Promise<BackupManifest> {
+    const expected = await this.manifest(ref);
+    return readRestoredManifest(await this.connectScratch(scratch), ref.backupId, expected.sha256);
+  }
+
+  /** Cloud SQL keeps no checksum of a backup's bytes: a run is verified as SUCCESSFUL and Lifeboat's. */
+  async verifyBackup(ref: BackupRef, io: ActivityIo): Promise<BackupManifest> {
+    const { project, instance, runId } = parseLocation(ref.location);
+    const manifest = manifestOf(await this.waitForBackupRun(project, instance, runId, io), ref);
+    if (manifest.sha256 !== ref.sha256) {
+      throw verdict(ErrorType.BackupChecksumMismatch, `backup run ${runId} of ${instance} carries manifest digest ${manifest.sha256}; the backup recorded ${ref.sha256}`);
+    }
+    return manifest;
+  }
+
+  /**
+   * Backup runs live in a multi-region location and restore into any instance of the project, so
+   * nothing is copied: the DR region must be in the same project, and the run must be there.
+   */
+  async copyBackup(ref: BackupRef, to: RegionSpec, io: ActivityIo): Promise<BackupRef> {
+    const { project } = parseLocation(ref.location);
+    if (projectOf(to) !== project) {
+      throw verdict(ErrorType.InvalidInput, `${to.name} is in project ${projectOf(to)} and backup ${ref.backupId} in ${project}; Cloud SQL restores backup runs within a project (a portable backup crosses projects)`);
+    }
+    await this.verifyBackup(ref, io);
+    return { ...ref, region: to.name };
+  }
+
+  async listBackups(region: RegionSpec, database?: string): Promise<BackupRef[]> {
+    const project = projectOf(region);
+    const refs: BackupRef[] = [];
+    for (const instance of await this.instancesOf(project)) {
+      if (instance.settings?.userLabels?.[SCRATCH_LABEL] === 'true' || !instance.name) continue;
+      for (const run of await this.backupRunsOf(project, instance.name)) {
+        const parsed = parseDescription(run);
+        if (!parsed || run.status !== 'SUCCESSFUL' || (database && parsed.database !== database)) continue;
+        refs.push(this.refFor(region, project, instance.name, run));
+      }
+    }
+    return refs.sort((a, b) => b.createdAt.localeCompare(a.createdAt) || b.backupId.localeCompare(a.backupId));
+  }
+
+  async deleteBackup(ref: BackupRef): Promise<void> {
+    const { project, instance, runId } = parseLocation(ref.location);
+    const run = await this.backupRun(project, instance, runId).catch((err: unknown) => {
+      if ((err as { type?: string }).type === ErrorType.BackupNotFound) return null;
+      throw err;
+    });
+    if (!run) return;
+    if (parseDescription(run)?.backupId !== ref.backupId) {
+      throw verdict(ErrorType.ProviderRejected, `backup run ${runId} of ${instance} is not Lifeboat's backup ${ref.backupId}; refusing to delete it`);
+    }
+    await this.api()
+      .backupRuns.delete({ project, instance, id: runId })
+      .catch((err: unknown) => {
+        if (!isNotFound(err)) throw gcpFailure(err, `backupRuns.delete ${runId} of ${instance}`);
+      });
+  }
+
+  /** A private instance in the DR region, labelled as Lifeboat's scratch; made alongside the backup. */
+  async createScratch(region: RegionSpec, name: string, database: string, io: ActivityIo): Promise<ScratchInstance> {
+    const project = projectOf(region);
+    const instance = scratchNameFor(name);
+    const existing = await this.instance(project, instance);
+    if (existing && existing.settings?.userLabels?.[SCRATCH_LABEL] !== 'true') {
+      throw verdict(ErrorType.ProviderRejected, `instance ${instance} exists in ${project} without the ${SCRATCH_LABEL} label; refusing to use it`);
+    }
+    if (!existing) {
+      const network = setting(region, 'scratchNetwork', false);
+      const body: DatabaseInstance = {
+        name: instance,
+        region: setting(region, 'gcpRegion'),
+        databaseVersion: setting(region, 'scratchDatabaseVersion') as never,
+        // Never used: the restore brings the source's roles and passwords.
+        rootPassword: randomBytes(24).toString('base64url'),
+        settings: {
+          tier: setting(region, 'scratchTier'),
+          userLabels: { [SCRATCH_LABEL]: 'true', 'lifeboat-database': database.toLowerCase().replace(/[^a-z0-9_-]/g, '-') },
+          ipConfiguration: { ipv4Enabled: { value: false }, ...(network && { privateNetwork: network }) },
+          backupConfiguration: { enabled: { value: false } },
+          deletionProtectionEnabled: { value: false },
+        },
+      };
+      try {
+        const [operation] = await this.api().instances.insert({ project, body });
+        await this.waitForOperation(project, operation, io, `creating ${instance}`);
+      } catch (err) {
+        // An earlier attempt's insert landed: wait for that instance below.
+        if (!isConflict(err)) throw gcpFailure(err, `instances.insert ${instance} in ${project}`);
+      }
+    }
+    await this.waitForRunnable(project, instance, io);
+    return { name, region, database };
+  }
+
+  async connectScratch(scratch: ScratchInstance): Promise<PgConnection> {
+    return this.connectInstance(projectOf(scratch.region), scratchNameFor(scratch.name), scratch.database, scratch.credentials);
+  }
+
+  /** restoreBackup replaces everything in the target: a retry after a failed restore starts over. */
+  async restore(ref: BackupRef, scratch: ScratchInstance, io: ActivityIo): Promise<void> {
+    const { project: sourceProject, instance: source, runId } = parseLocation(ref.location);
+    const project = projectOf(scratch.region);
+    const target = scratchNameFor(scratch.name);
+    const [operation] = await this.api()
+      .instances.restoreBackup({ project, instance: target, body: { restoreBackupContext: { backupRunId: runId, instanceId: source, project: sourceProject } } })
+      .catch((err: unknown) => {
+        throw gcpFailure(err, `instances.restoreBackup ${runId} of ${source} into ${target}`, ErrorType.BackupNotFound);
+      });
+    await this.waitForOperation(project, operation, io, `restoring ${ref.backupId} into ${target}`);
+    await this.waitForRunnable(project, target, io);
+  }
+
+  async dropScratch(scratch: ScratchInstance): Promise<boolean> {
+    const project = projectOf(scratch.region);
+    const name = scratchNameFor(scratch.name);
+    const existing = await this.instance(project, name);
+    if (!existing) return false;
+    if (existing.settings?.userLabels?.[SCRATCH_LABEL] !== 'true') {
+      throw verdict(ErrorType.ProviderRejected, `instance ${name} in ${project} has no ${SCRATCH_LABEL} label: Lifeboat did not make it and will not delete it`);
+    }
+    if (existing.state !== 'PENDING_DELETE') {
+      await this.api()
+        .instances.delete({ project, instance: name })
+        .catch((err: unknown) => {
+          if (!isNotFound(err)) throw gcpFailure(err, `instances.delete ${name} in ${project}`);
+        });
+    }
+    return true;
+  }
+
+  async listScratch(region: RegionSpec): Promise<string[]> {
+    return (await this.instancesOf(projectOf(region)))
+      .filter((i) => i.settings?.userLabels?.[SCRATCH_LABEL] === 'true' && i.state !== 'PENDING_DELETE' && i.region === setting(region, 'gcpRegion'))
+      .map((i) => String(i.name).replace(/^lifeboat-/, ''));
+  }
+
+  // Replication on Cloud SQL (switchover, promoteReplica) is not available in this version: the plan
+  // refuses dr.standby for gcp regions, so a runbook never gets here with a valid plan.
+  async topology(_set: ReplicaSetSpec): Promise<TopologyView> {
+    throw notYet();
+  }
+  async repoint(): Promise<TopologyView> {
+    throw notYet();
+  }
+  async nodeStatus(_node: NodeRef): Promise<NodeStatus> {
+    throw notYet();
+  }
+  async replicationLag(): Promise<ReplicationLag> {
+    throw notYet();
+  }
+  async connectNode(): Promise<PgConnection> {
+    throw notYet();
+  }
+  async fence(): Promise<FenceResult> {
+    throw notYet();
+  }
+  async unfence(): Promise<void> {
+    throw notYet();
+  }
+  async waitForReplay(): Promise<string> {
+    throw notYet();
+  }
+  async promote(): Promise<{ lsn: string; alreadyPrimary: boolean }> {
+    throw notYet();
+  }
+  async rebuildAsStandby(): Promise<{ method: string; node: NodeRef }> {
+    throw notYet();
+  }
+
+  // ------------------------------------------------------------------------------------------------
+
+  private async connectInstance(project: string, name: string, database: string, credentials: CredentialsRef | undefined): Promise<PgConnection> {
+    const { user, password } = resolveCredentials(credentials, this.config.secrets, `Cloud SQL instance ${name}`);
+    const instance = await this.instance(project, name);
+    if (!instance) throw verdict(ErrorType.DatabaseNotFound, `no Cloud SQL instance ${name} in project ${project}`);
+    const ips = instance.ipAddresses ?? [];
+    const ip = (ips.find((a) => a.type === 'PRIVATE') ?? ips.find((a) => a.type === 'PRIMARY'))?.ipAddress;
+    if (!ip) throw new Error(`Cloud SQL instance ${name} has no IP address yet (state ${instance.state})`);
+    const port = this.config.testOnlyPortOf?.(project, name) ?? 5432;
+    // TLS pinned to the instance's own server CA; Cloud SQL's certificates do not name the IP address.
+    const ca = instance.serverCaCert?.cert;
+    return { host: ip, port, user, password, database, ...(ca && { ssl: { ca, skipHostnameCheck: true } }) };
+  }
+
+  private async instance(project: string, name: string): Promise<DatabaseInstance | null> {
+    try {
+      return (await this.api().instances.get({ project, instance: name }))[0];
+    } catch (err) {
+      if (isNotFound(err)) return null;
+      throw gcpFailure(err, `instances.get ${name} in ${project}`);
+    }
+  }
+
+  private async instancesOf(project: string): Promise<DatabaseInstance[]> {
+    const all: DatabaseInstance[] = [];
+    let pageToken: string | undefined;
+    do {
+      const [page] = await this.api()
+        .instances.list({ project, ...(pageToken && { pageToken }) })
+        .catch((err: unknown) => {
+          throw gcpFailure(err, `instances.list in ${project}`);
+        });
+      all.push(...(page.items ?? []));
+      pageToken = page.nextPageToken || undefined;
+    } while (pageToken);
+    return all;
+  }
+
+  private async backupRun(project: string, instance: string, runId: string): Promise<BackupRun> {
+    try {
+      return (await this.api().backupRuns.get({ project, instance, id: runId }))[0];
+    } catch (err) {
+      throw gcpFailure(err, `backupRuns.get ${runId} of ${instance}`, ErrorType.BackupNotFound);
+    }
+  }
+
+  private async backupRunsOf(project: string, instance: string): Promise<BackupRun[]> {
+    const all: BackupRun[] = [];
+    let pageToken: string | undefined;
+    do {
+      const [page] = await this.api()
+        .backupRuns.list({ project, instance, maxResults: 500, ...(pageToken && { pageToken }) })
+        .catch((err: unknown) => {
+          throw gcpFailure(err, `backupRuns.list of ${instance}`, ErrorType.DatabaseNotFound);
+        });
+      all.push(...(page.items ?? []));
+      pageToken = page.nextPageToken || undefined;
+    } while (pageToken);
+    return all;
+  }
+
+  /** Polls an operation to DONE, heartbeating; a failed operation is an error the retry policy retries. */
+  private async waitForOperation(project: string, operation: Operation, io: ActivityIo, what: string): Promise<Operation> {
+    const name = String(operation.name);
+    let current = operation;
+    while (current.status !== 'DONE') {
+      io.heartbeat({ phase: what, operation: name, status: current.status });
+      await this.pause(io);
+      try {
+        current = (await this.api().operations.get({ project, operation: name }))[0];
+      } catch (err) {
+        // A passing failure while polling does not fail the step; a verdict (gone, denied) does.
+        const failure = gcpFailure(err, `operations.get ${name}`);
+        if ((failure as { nonRetryable?: boolean }).nonRetryable) throw failure;
+        io.heartbeat({ phase: what, operation: name, passingError: failure.message });
+      }
+    }
+    const errors = current.error?.errors ?? [];
+    if (errors.length) throw new Error(`${what}: operation ${name} (${current.operationType}) failed: ${errors.map((e) => `${e.code}: ${e.message}`).join('; ')}`);
+    return current;
+  }
+
+  private async waitForBackupRun(project: string, instance: string, runId: string, io: ActivityIo): Promise<BackupRun> {
+    for (;;) {
+      const run = await this.backupRun(project, instance, runId);
+      if (run.status === 'SUCCESSFUL') return run;
+      if (['FAILED', 'SKIPPED', 'DELETION_PENDING', 'DELETED', 'DELETION_FAILED'].includes(String(run.status))) {
+        throw verdict(ErrorType.ProviderRejected, `backup run ${runId} of ${instance} is ${run.status}${run.error?.message ? `: ${run.error.message}` : ''}`);
+      }
+      io.heartbeat({ phase: 'backup run', runId, status: run.status });
+      await this.pause(io);
+    }
+  }
+
+  private async waitForRunnable(project: string, name: string, io: ActivityIo): Promise<void> {
+    for (;;) {
+      const instance = await this.instance(project, name);
+      if (!instance) throw new Error(`instance ${name} in ${project} is not there yet`);
+      if (instance.state === 'RUNNABLE') return;
+      if (instance.state === 'FAILED' || instance.state === 'SUSPENDED') throw verdict(ErrorType.ProviderRejected, `instance ${name} in ${project} is ${instance.state}`);
+      io.heartbeat({ phase: 'instance', name, state: instance.state });
+      await this.pause(io);
+    }
+  }
+
+  private async pause(io: ActivityIo): Promise<void> {
+    if (io.signal.aborted) throw io.signal.reason ?? new Error('cancelled');
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, this.config.pollMs ?? 5_000);
+      io.signal.addEventListener('abort', () => {
+        clearTimeout(timer);
+        resolve();
+      }, { once: true });
+    });
+    if (io.signal.aborted) throw io.signal.reason ?? new Error('cancelled');
+  }
+
+  private refFor(region: RegionSpec, project: string, instance: string, run: BackupRun): BackupRef {
+    const parsed = parseDescription(run);
+    return {
+      backupId: parsed?.backupId ?? String(run.id),
+      database: parsed?.database ?? '',
+      region: region.name,
+      provider: 'gcp',
+      createdAt: timestampOf(run.endTime ?? run.enqueuedTime),
+      sizeBytes: 0,
+      sha256: parsed?.manifest ?? '',
+      location: `cloudsql:${project}/${instance}/${run.id}`,
+    };
+  }
+}
+
+function parseDescription(run: BackupRun): { backupId: string; database: string; manifest: string; canary: Canary | null; createdBy: string } | null {
+  const m = DESCRIPTION.exec(run.description ?? '');
+  if (!m) return null;
+  const canary = /^(\d+)@(.+)$/.exec(m[4]!);
+  return { backupId: m[1]!, database: m[2]!, manifest: m[3]!, canary: canary ? { id: Number(canary[1]), writtenAt: canary[2]! } : null, createdBy: m[5]! };
+}
+
+function manifestOf(run: BackupRun, ref: BackupRef): BackupManifest {
+  const parsed = parseDescription(run);
+  if (!parsed) throw verdict(ErrorType.BackupManifestInvalid, `backup run ${run.id} is not described as Lifeboat's (${JSON.stringify(run.description ?? '')})`);
+  return {
+    formatVersion: 1,
+    backupId: parsed.backupId,
+    database: parsed.database,
+    provider: 'gcp',
+    sourceRegion: ref.region,
+    createdAt: timestampOf(run.endTime ?? run.enqueuedTime),
+    createdBy: parsed.createdBy,
+    dumpFormat: 'cloudsql-backup-run',
+    serverVersion: 'unknown',
+    serverVersionNum: 0,
+    sizeBytes: 0,
+    sha256: parsed.manifest,
+    tables: [],
+    newestCanary: parsed.canary,
+  };
+}
+
+/** The REST client hands timestamps back as { seconds, nanos }. */
+function timestampOf(t: protos.google.protobuf.ITimestamp | null | undefined): string {
+  if (!t?.seconds) return new Date(0).toISOString();
+  return new Date(Number(t.seconds) * 1000 + Math.floor((t.nanos ?? 0) / 1e6)).toISOString();
+}
+
+function parseLocation(location: string): { project: string; instance: string; runId: string } {
+  const m = /^cloudsql:([^/]+)\/([^/]+)\/(\d+)$/.exec(location);
+  if (!m) throw verdict(ErrorType.InvalidInput, `${JSON.stringify(location)} is not a Cloud SQL backup run location (cloudsql:<project>/<instance>/<run id>)`);
+  return { project: m[1]!, instance: m[2]!, runId: m[3]! };
+}
+
+export function scratchNameFor(name: string): string {
+  return `lifeboat-${name}`.toLowerCase().replace(/[^a-z0-9-]/g, '-');
+}
+
+function requireInstance(target: DatabaseTarget): string {
+  if (!target.instance) throw verdict(ErrorType.InvalidInput, `database ${target.database} in ${target.region.name} has no Cloud SQL instance name in the plan`);
+  return target.instance;
+}
+
+function projectOf(region: RegionSpec): string {
+  return setting(region, 'project');
+}
+
+function setting(region: RegionSpec, key: string, required: false): string | undefined;
+function setting(region: RegionSpec, key: string, required?: true): string;
+function setting(region: RegionSpec, key: string, required = true): string | undefined {
+  const value = region.settings?.[key];
+  if (typeof value === 'string' && value) return value;
+  if (required) throw verdict(ErrorType.InvalidInput, `region ${region.name} has no ${key} setting`);
+  return undefined;
+}
+
+function notYet(): Error {
+  return verdict(ErrorType.InvalidInput, 'failover on Cloud SQL is not available in this version (set dr.standby: false)');
+}
