@@ -249,7 +249,9 @@ function issueLines(issue: z.core.$ZodIssue, raw: unknown): string[] {
   if (issue.code === 'custom' && typeof issue.params?.key === 'string') {
     return [line(path, issue.message, `got key ${JSON.stringify(issue.params.key)}`)];
   }
-  return [line(path, issue.message, describeValue(valueAt(raw, path)))];
+  // A secret pasted where a reference belongs must not be echoed into a terminal or a CI log.
+  const shown = /password|secret|token/i.test(path.at(-1) ?? '') ? 'value not shown' : describeValue(valueAt(raw, path));
+  return [line(path, issue.message, shown)];
 }
 
 function line(path: string[], message: string, got: string): string {

@@ -634,3 +634,37 @@ describe('drillInput, backupInput and planRegions', () => {
     ]);
   });
 });
+
+describe('parsePlan: cloud regions', () => {
+  const cloudPlan = (dr: string) => `
+regions:
+  gcp-a: { provider: gcp, project: shop-prod-1, gcpRegion: us-central1, scratch: { databaseVersion: POSTGRES_16, network: projects/shop-prod-1/global/networks/default } }
+  gcp-b: { provider: gcp, project: shop-prod-1, gcpRegion: us-east4, scratch: { databaseVersion: POSTGRES_16 } }
+databases:
+  shop:
+    primary: { region: gcp-a, database: shop, instance: shop-main, credentials: { user: lifeboat, password: "env:SHOP_PW" } }
+    dr: ${dr}
+    objectives: { rpo: 15m, rto: 1h }
+`;
+
+  test('a Cloud SQL plan parses into region settings and an instance target, the password a reference', () => {
+    const loaded = parsePlan(cloudPlan('{ region: gcp-b }'), 'cloud.yaml');
+    const input = drillInput(loaded, 'shop', { fromLatestBackup: false, triggeredBy: 'test' });
+    expect(input.primary).toEqual({
+      region: { name: 'gcp-a', provider: 'gcp', settings: { project: 'shop-prod-1', gcpRegion: 'us-central1', scratchTier: 'db-custom-1-3840', scratchDatabaseVersion: 'POSTGRES_16', scratchNetwork: 'projects/shop-prod-1/global/networks/default' } },
+      database: 'shop',
+      instance: 'shop-main',
+      credentials: { user: 'lifeboat', password: 'env:SHOP_PW' },
+    });
+  });
+
+  test('Cloud SQL failover is refused at validation, naming dr.standby', () => {
+    expect(planErrorOf(cloudPlan('{ region: gcp-b, standby: true }'))).toMatch(/databases\.shop\.dr\.standby: failover on Cloud SQL is not available/);
+  });
+
+  test('a password written in the plan instead of a reference is refused without echoing it', () => {
+    const message = planErrorOf(cloudPlan('{ region: gcp-b }').replace('"env:SHOP_PW"', 'hunter2-secret'));
+    expect(message).toContain('databases.shop.primary.credentials.password: expected a reference');
+    expect(message).not.toContain('hunter2-secret');
+  });
+});
