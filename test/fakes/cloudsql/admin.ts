@@ -1,0 +1,432 @@
+// The Cloud SQL control plane the fake keeps in memory: instances, long-running operations and
+// backup runs, in Cloud SQL's own vocabulary. Each mutating call returns an Operation at once and does
+// the real work (initdb, pg_dump, pg_restore) in the background; the operation turns DONE only when
+// that work is over and at least `opDelayMs` after it was inserted, so callers must really poll.
+// Operations on one instance run one after another (a later one stays PENDING), as Cloud SQL
+// serializes them.
+import { randomUUID } from 'node:crypto';
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { LocalCluster } from '../../../activities/pg/cluster';
+import { InstanceServer, type DumpedInstance } from './postgres';
+import { availabilityTypeName, badRequest, conflict, databaseVersionName, notFound, rfc3339, ApiError } from './wire';
+
+/** The operation types the fake issues, and so the ones `failNext` accepts. */
+export const OPERATION_TYPES = ['CREATE', 'DELETE', 'BACKUP_VOLUME', 'RESTORE_VOLUME'] as const;
+export type OperationType = (typeof OPERATION_TYPES)[number];
+
+interface Operation {
+  name: string;
+  project: string;
+  type: OperationType;
+  targetId: string;
+  status: 'PENDING' | 'RUNNING' | 'DONE';
+  insertTime: Date;
+  startTime?: Date;
+  endTime?: Date;
+  error?: string;
+  backupId?: string;
+}
+
+interface Instance {
+  project: string;
+  name: string;
+  region: string;
+  databaseVersion: string;
+  settings: Record<string, unknown>;
+  state: 'PENDING_CREATE' | 'RUNNABLE' | 'PENDING_DELETE';
+  createTime: Date;
+  root: string;
+  server?: InstanceServer;
+  /** The instance's last queued operation: the next one starts after it. Never rejects. */
+  queue: Promise<void>;
+}
+
+interface BackupRun {
+  id: string;
+  project: string;
+  instance: string;
+  status: 'ENQUEUED' | 'RUNNING' | 'SUCCESSFUL' | 'FAILED';
+  description: string;
+  enqueuedTime: Date;
+  startTime?: Date;
+  endTime?: Date;
+  error?: string;
+  dir: string;
+  dump?: DumpedInstance;
+}
+
+export interface AdminOptions {
+  dir: string;
+  pgBin: string;
+  opDelayMs: number;
+  /** The local server's major version: the default databaseVersion. */
+  localMajor: number;
+}
+
+const BASE = 'https://sqladmin.googleapis.com/v1';
+const INSTANCE_NAME = /^[a-z][a-z0-9-]{0,96}[a-z0-9]$|^[a-z]$/;
+
+export class FakeSqlAdmin {
+  private readonly instances = new Map<string, Instance>();
+  private readonly operationsByName = new Map<string, Operation>();
+  private readonly backups = new Map<string, BackupRun>();
+  /** Cloud SQL keeps a deleted instance's name from reuse for up to a week. */
+  private readonly deletedNames = new Set<string>();
+  private readonly failures = new Map<OperationType, string[]>();
+  private readonly inFlight = new Set<Promise<void>>();
+  private lastBackupId = 0;
+  private clusters = 0;
+
+  constructor(private readonly options: AdminOptions) {}
+
+  failNext(type: string, message: string): void {
+    if (!(OPERATION_TYPES as readonly string[]).includes(type)) {
+      throw new Error(`failNext('${type}'): the fake issues no such operation; expected one of ${OPERATION_TYPES.join(', ')}`);
+    }
+    const queue = this.failures.get(type as OperationType) ?? [];
+    queue.push(message);
+    this.failures.set(type as OperationType, queue);
+  }
+
+  portOf(project: string, name: string): number {
+    const server = this.instances.get(key(project, name))?.server;
+    if (!server) throw new Error(`the Cloud SQL fake has no running instance ${project}/${name}; instances: ${[...this.instances.keys()].join(', ') || 'none'}`);
+    return server.port;
+  }
+
+  operations(): object[] {
+    return [...this.operationsByName.values()].map(operationJson);
+  }
+
+  // ---- instances ----
+
+  getInstance(project: string, name: string): object {
+    return this.instanceJson(this.requireInstance(project, name));
+  }
+
+  listInstances(project: string): object {
+    const items = [...this.instances.values()].filter((i) => i.project === project).map((i) => this.instanceJson(i));
+    return { kind: 'sql#instancesList', items };
+  }
+
+  insertInstance(project: string, body: Record<string, unknown>): object {
+    const name = body.name;
+    if (typeof name !== 'string' || !INSTANCE_NAME.test(name)) {
+      throw badRequest('invalid', `instance name ${JSON.stringify(name)} is invalid; expected lowercase letters, digits and hyphens, starting with a letter`);
+    }
+    if (this.instances.has(key(project, name))) throw conflict('instanceAlreadyExists', 'The Cloud SQL instance already exists.');
+    if (this.deletedNames.has(key(project, name))) {
+      throw conflict(
+        'instanceAlreadyExists',
+        "The Cloud SQL instance already exists. When you delete an instance, you can't reuse the name of the deleted instance until one week from the date of deletion.",
+      );
+    }
+    const databaseVersion = body.databaseVersion === undefined ? `POSTGRES_${this.options.localMajor}` : databaseVersionName(body.databaseVersion);
+    if (!databaseVersion?.startsWith('POSTGRES_')) {
+      throw badRequest('invalid', `databaseVersion ${JSON.stringify(body.databaseVersion)} (${databaseVersion}) is not served: the fake's instances are local PostgreSQL ${this.options.localMajor}`);
+    }
+    const settings = isObject(body.settings) ? body.settings : {};
+    const rootPassword = typeof body.rootPassword === 'string' && body.rootPassword !== '' ? body.rootPassword : undefined;
+    const instance: Instance = {
+      project,
+      name,
+      region: typeof body.region === 'string' && body.region ? body.region : 'us-central1',
+      databaseVersion,
+      settings,
+      state: 'PENDING_CREATE',
+      createTime: new Date(),
+      root: join(this.options.dir, 'instances', `${encodeURIComponent(project)}~${name}~${++this.clusters}`),
+      queue: Promise.resolve(),
+    };
+    this.instances.set(key(project, name), instance);
+    return this.launch(this.newOperation(project, 'CREATE', name), instance, {
+      work: async (injected) => {
+        if (injected) throw new Error(injected);
+        try {
+          instance.server = await InstanceServer.create(instance.root, this.options.pgBin, `${project}:${name}`, rootPassword);
+        } catch (err) {
+          await new LocalCluster(instance.root, this.options.pgBin).destroy().catch(() => undefined);
+          throw err;
+        }
+      },
+      commit: (error) => {
+        // A failed create leaves nothing behind, so a retry with the same name starts afresh.
+        if (error) this.instances.delete(key(project, name));
+        else if (instance.state === 'PENDING_CREATE') instance.state = 'RUNNABLE';
+      },
+    });
+  }
+
+  deleteInstance(project: string, name: string): object {
+    const instance = this.requireMutable(project, name);
+    if (isObject(instance.settings) && instance.settings.deletionProtectionEnabled === true) {
+      throw new ApiError(400, 'FAILED_PRECONDITION', 'deletionProtectionEnabled', 'The instance is protected from deletion. Disable deletion protection and try again.');
+    }
+    const previousState = instance.state;
+    instance.state = 'PENDING_DELETE';
+    return this.launch(this.newOperation(project, 'DELETE', name), instance, {
+      work: async (injected) => {
+        if (injected) throw new Error(injected);
+        await instance.server?.destroy();
+      },
+      commit: (error) => {
+        if (error) {
+          instance.state = previousState === 'PENDING_CREATE' && instance.server ? 'RUNNABLE' : previousState;
+          return;
+        }
+        this.instances.delete(key(project, name));
+        this.deletedNames.add(key(project, name));
+        // On Cloud SQL an instance's backup runs go with it.
+        for (const run of this.backupsOf(project, name)) {
+          this.backups.delete(run.id);
+          rmSync(run.dir, { recursive: true, force: true });
+        }
+      },
+    });
+  }
+
+  // ---- backup runs ----
+
+  insertBackupRun(project: string, name: string, body: Record<string, unknown>): object {
+    const instance = this.requireMutable(project, name);
+    const id = String((this.lastBackupId = Math.max(Date.now(), this.lastBackupId + 1)));
+    const run: BackupRun = {
+      id,
+      project,
+      instance: name,
+      status: 'ENQUEUED',
+      description: typeof body.description === 'string' ? body.description : '',
+      enqueuedTime: new Date(),
+      dir: join(this.options.dir, 'backups', `${encodeURIComponent(project)}~${name}`, id),
+    };
+    this.backups.set(id, run);
+    const operation = this.newOperation(project, 'BACKUP_VOLUME', name);
+    operation.backupId = id;
+    return this.launch(operation, instance, {
+      work: async (injected) => {
+        run.status = 'RUNNING';
+        run.startTime = new Date();
+        if (injected) throw new Error(injected);
+        if (!instance.server) throw new Error(`instance ${name} has no running server to back up`);
+        run.dump = await instance.server.dump(run.dir);
+      },
+      commit: (error) => {
+        run.endTime = new Date();
+        run.status = error ? 'FAILED' : 'SUCCESSFUL';
+        run.error = error;
+        if (error) rmSync(run.dir, { recursive: true, force: true });
+      },
+    });
+  }
+
+  listBackupRuns(project: string, name: string, maxResults: number | undefined, pageToken: string | undefined): object {
+    this.requireInstance(project, name);
+    const all = this.backupsOf(project, name).sort((a, b) => Number(b.id) - Number(a.id));
+    const start = pageToken ? Number(pageToken) : 0;
+    if (!Number.isInteger(start) || start < 0) throw badRequest('invalid', `pageToken ${JSON.stringify(pageToken)} is not one this fake handed out`);
+    const end = maxResults && maxResults > 0 ? start + maxResults : all.length;
+    return {
+      kind: 'sql#backupRunsList',
+      items: all.slice(start, end).map(backupRunJson),
+      ...(end < all.length && { nextPageToken: String(end) }),
+    };
+  }
+
+  getBackupRun(project: string, name: string, id: string): object {
+    this.requireInstance(project, name);
+    return backupRunJson(this.requireBackup(project, name, id));
+  }
+
+  // ---- restore ----
+
+  restoreBackup(project: string, target: string, body: Record<string, unknown>): object {
+    const context = body.restoreBackupContext;
+    if (!isObject(context) || context.backupRunId === undefined || context.backupRunId === '') {
+      throw badRequest('invalid', 'restoreBackupContext.backupRunId is required (the fake does not serve restores from `backup` or `backupdrBackup`)');
+    }
+    const sourceProject = typeof context.project === 'string' && context.project ? context.project : project;
+    const sourceInstance = typeof context.instanceId === 'string' && context.instanceId ? context.instanceId : target;
+    const run = this.requireBackup(sourceProject, sourceInstance, String(context.backupRunId));
+    if (run.status !== 'SUCCESSFUL' || !run.dump) {
+      throw badRequest('invalid', `backup run ${run.id} of ${sourceInstance} is ${run.status}; only a SUCCESSFUL backup run can be restored`);
+    }
+    const dump = run.dump;
+    const instance = this.requireMutable(project, target);
+    return this.launch(this.newOperation(project, 'RESTORE_VOLUME', target), instance, {
+      work: async (injected) => {
+        if (!instance.server) throw new Error(`instance ${target} has no running server to restore into`);
+        await instance.server.restore(dump, injected);
+      },
+      commit: () => undefined,
+    });
+  }
+
+  // ---- operations ----
+
+  getOperation(project: string, name: string): object {
+    const operation = this.operationsByName.get(name);
+    if (!operation || operation.project !== project) throw notFound('operationDoesNotExist', `The Cloud SQL operation ${name} does not exist in project ${project}.`);
+    return operationJson(operation);
+  }
+
+  /** Waits for every operation in flight, then removes every cluster the fake started. */
+  async close(): Promise<void> {
+    while (this.inFlight.size > 0) await Promise.all(this.inFlight);
+    for (const instance of this.instances.values()) await instance.server?.destroy();
+    this.instances.clear();
+  }
+
+  private newOperation(project: string, type: OperationType, targetId: string): Operation {
+    const operation: Operation = { name: randomUUID(), project, type, targetId, status: 'PENDING', insertTime: new Date() };
+    this.operationsByName.set(operation.name, operation);
+    return operation;
+  }
+
+  /**
+   * Queues `work` behind the instance's earlier operations. `work` gets the failNext message, if
+   * one is pending for this type, and decides how far to get before failing with it. `commit` makes
+   * the outcome visible at the same moment the operation turns DONE.
+   */
+  private launch(
+    operation: Operation,
+    instance: Instance,
+    steps: { work: (injected: string | undefined) => Promise<void>; commit: (error: string | undefined) => void },
+  ): object {
+    const injected = this.failures.get(operation.type)?.shift();
+    const previous = instance.queue;
+    const done = (async () => {
+      await previous;
+      operation.status = 'RUNNING';
+      operation.startTime = new Date();
+      const minimum = sleep(Math.max(0, operation.insertTime.getTime() + this.options.opDelayMs - Date.now()));
+      let error: string | undefined;
+      try {
+        await steps.work(injected);
+      } catch (err) {
+        error = (err as Error).message || String(err);
+      }
+      await minimum;
+      try {
+        steps.commit(error);
+      } catch (err) {
+        error ??= `the fake could not record the outcome: ${(err as Error).message}`;
+      }
+      operation.error = error;
+      operation.endTime = new Date();
+      operation.status = 'DONE';
+    })();
+    instance.queue = done;
+    this.inFlight.add(done);
+    void done.finally(() => this.inFlight.delete(done));
+    return operationJson(operation);
+  }
+
+  private requireInstance(project: string, name: string): Instance {
+    const instance = this.instances.get(key(project, name));
+    if (!instance) throw notFound('instanceDoesNotExist', `The Cloud SQL instance ${project}:${name} does not exist.`);
+    return instance;
+  }
+
+  /** An instance that takes new operations: not one being deleted. */
+  private requireMutable(project: string, name: string): Instance {
+    const instance = this.requireInstance(project, name);
+    if (instance.state === 'PENDING_DELETE') {
+      throw new ApiError(409, 'FAILED_PRECONDITION', 'invalidState', `The instance or operation is not in an appropriate state to handle the request: ${name} is PENDING_DELETE.`);
+    }
+    return instance;
+  }
+
+  private requireBackup(project: string, name: string, id: string): BackupRun {
+    const run = this.backups.get(id);
+    if (!run || run.project !== project || run.instance !== name) {
+      throw notFound('backupRunDoesNotExist', `The backup run ${id} of instance ${project}:${name} does not exist.`);
+    }
+    return run;
+  }
+
+  private backupsOf(project: string, name: string): BackupRun[] {
+    return [...this.backups.values()].filter((b) => b.project === project && b.instance === name);
+  }
+
+  private instanceJson(i: Instance): object {
+    const settings = i.settings;
+    return {
+      kind: 'sql#instance',
+      name: i.name,
+      project: i.project,
+      state: i.state,
+      databaseVersion: i.databaseVersion,
+      region: i.region,
+      gceZone: `${i.region}-a`,
+      backendType: 'SECOND_GEN',
+      instanceType: 'CLOUD_SQL_INSTANCE',
+      connectionName: `${i.project}:${i.region}:${i.name}`,
+      selfLink: `${BASE}/projects/${i.project}/instances/${i.name}`,
+      createTime: rfc3339(i.createTime),
+      // Request enums were numbers; numbers decode in a response too, so the rest is echoed as sent.
+      settings: {
+        ...settings,
+        kind: 'sql#settings',
+        tier: typeof settings.tier === 'string' ? settings.tier : 'db-custom-1-3840',
+        userLabels: isObject(settings.userLabels) ? settings.userLabels : {},
+        availabilityType: availabilityTypeName(settings.availabilityType) ?? 'ZONAL',
+        activationPolicy: settings.activationPolicy ?? 'ALWAYS',
+        ipConfiguration: isObject(settings.ipConfiguration) ? settings.ipConfiguration : { ipv4Enabled: false },
+        settingsVersion: '1',
+      },
+      // The fake has no networking: every instance is a local server on 127.0.0.1 (see portOf).
+      ipAddresses: i.server ? [{ type: 'PRIVATE', ipAddress: '127.0.0.1' }] : [],
+      masterInstanceName: '',
+      replicaNames: [],
+    };
+  }
+}
+
+function operationJson(o: Operation): object {
+  return {
+    kind: 'sql#operation',
+    name: o.name,
+    status: o.status,
+    operationType: o.type,
+    targetId: o.targetId,
+    targetProject: o.project,
+    targetLink: `${BASE}/projects/${o.project}/instances/${o.targetId}`,
+    selfLink: `${BASE}/projects/${o.project}/operations/${o.name}`,
+    user: 'lifeboat-test@fake.invalid',
+    insertTime: rfc3339(o.insertTime),
+    ...(o.startTime && { startTime: rfc3339(o.startTime) }),
+    ...(o.endTime && { endTime: rfc3339(o.endTime) }),
+    ...(o.error !== undefined && {
+      error: { kind: 'sql#operationErrors', errors: [{ kind: 'sql#operationError', code: 'INTERNAL_ERROR', message: o.error }] },
+    }),
+    ...(o.backupId && { backupContext: { kind: 'sql#backupContext', backupId: o.backupId } }),
+  };
+}
+
+function backupRunJson(b: BackupRun): object {
+  return {
+    kind: 'sql#backupRun',
+    id: b.id,
+    status: b.status,
+    type: 'ON_DEMAND',
+    backupKind: 'SNAPSHOT',
+    instance: b.instance,
+    description: b.description,
+    location: 'us',
+    enqueuedTime: rfc3339(b.enqueuedTime),
+    ...(b.startTime && { startTime: rfc3339(b.startTime) }),
+    ...(b.endTime && { endTime: rfc3339(b.endTime) }),
+    ...(b.error !== undefined && { error: { kind: 'sql#operationError', code: 'INTERNAL_ERROR', message: b.error } }),
+    selfLink: `${BASE}/projects/${b.project}/instances/${b.instance}/backupRuns/${b.id}`,
+  };
+}
+
+function key(project: string, name: string): string {
+  return `${project}/${name}`;
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}

@@ -1,0 +1,224 @@
+// The Cloud SQL fake, driven by the real @google-cloud/sql clients (REST fallback) exactly as the GCP
+// provider drives them, with real PostgreSQL behind each instance: what it serves must behave like
+// Cloud SQL where Lifeboat looks (operations to poll, backups that restore data and roles, errors).
+import { existsSync, mkdtempSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { v1, type protos } from '@google-cloud/sql';
+import { OAuth2Client } from 'google-auth-library';
+import { findPgBin } from '../../activities/pg/binaries';
+import { withClient } from '../../activities/pg/sql';
+import { startCloudSqlFake, type CloudSqlFake } from '../fakes/cloudsql/server';
+
+type Operation = protos.google.cloud.sql.v1.IOperation;
+
+const project = 'lifeboat-test';
+const source = { name: 'orders-primary', password: 'src:pw\\with-escapes' };
+const target = { name: 'orders-drill', password: 'drill-pw' };
+
+/** Operations finish in the background; poll like the provider does, with a deadline. */
+async function pollUntilDone(ops: v1.SqlOperationsServiceClient, operation: Operation, timeoutMs = 20_000): Promise<Operation> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const [current] = await ops.get({ project, operation: operation.name! });
+    if (current.status === 'DONE') return current;
+    if (Date.now() > deadline) throw new Error(`operation ${operation.name} (${operation.operationType}) still ${current.status} after ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+/** The HTTP status and Google error body of a failed call (gaxios puts the body text in the message). */
+async function httpError(call: Promise<unknown>): Promise<{ status: number; body: { error: { status: string; message: string } } }> {
+  const err = (await call.then(
+    () => undefined,
+    (e: unknown) => e,
+  )) as { status?: number; message: string } | undefined;
+  if (!err) throw new Error('expected the call to fail, it succeeded');
+  return { status: err.status!, body: JSON.parse(err.message) as { error: { status: string; message: string } } };
+}
+
+describe('Cloud SQL fake (real @google-cloud/sql clients, real PostgreSQL; no IAM, no networking, no HA/replicas yet)', () => {
+  let fake: CloudSqlFake;
+  let dir: string;
+  let instances: v1.SqlInstancesServiceClient;
+  let backupRuns: v1.SqlBackupRunsServiceClient;
+  let operations: v1.SqlOperationsServiceClient;
+  let backupId: string;
+
+  const connect = (instance: string, password: string, database = 'postgres', user = 'postgres') => ({
+    host: '127.0.0.1',
+    port: fake.portOf(project, instance),
+    user,
+    password,
+    database,
+    connectTimeoutMs: 5000,
+  });
+  const orderCount = (instance: string, password: string, user = 'postgres') =>
+    withClient(connect(instance, password, 'shop', user), async (c) => Number((await c.query<{ n: string }>('select count(*) as n from orders')).rows[0]!.n));
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(process.env.LIFEBOAT_HOME!, 'cloudsql-fake-'));
+    fake = await startCloudSqlFake({ dir, pgBin: findPgBin(process.env.LIFEBOAT_PG_BIN || undefined) });
+    // Node's own fetch: gaxios would otherwise import('node-fetch'), which jest's CommonJS sandbox refuses.
+    const authClient = new OAuth2Client({ transporterOptions: { fetchImplementation: fetch } });
+    authClient.setCredentials({ access_token: 'fake-token' });
+    const options = { fallback: true, apiEndpoint: fake.endpoint.host, port: fake.endpoint.port, protocol: 'http', authClient };
+    instances = new v1.SqlInstancesServiceClient(options);
+    backupRuns = new v1.SqlBackupRunsServiceClient(options);
+    operations = new v1.SqlOperationsServiceClient(options);
+  });
+
+  afterAll(async () => {
+    await Promise.all([instances?.close(), backupRuns?.close(), operations?.close()]);
+    await fake?.close();
+  });
+
+  test('instances.insert returns a PENDING operation; once DONE the instance is RUNNABLE and postgres/rootPassword gets in', async () => {
+    const [op] = await instances.insert({
+      project,
+      body: {
+        name: source.name,
+        databaseVersion: 'POSTGRES_15',
+        region: 'europe-west1',
+        rootPassword: source.password,
+        settings: { tier: 'db-custom-1-3840', availabilityType: 'REGIONAL', userLabels: { app: 'orders' } },
+      },
+    });
+    expect(op).toMatchObject({ operationType: 'CREATE', status: 'PENDING', targetId: source.name, targetProject: project });
+    // The client sends enums as numbers; the fake maps them back.
+    expect(fake.requests.at(-1)).toMatchObject({ method: 'POST', path: `/v1/projects/${project}/instances`, body: { databaseVersion: 172 } });
+    const [creating] = await instances.get({ project, instance: source.name });
+    expect(creating.state).toBe('PENDING_CREATE');
+
+    expect((await pollUntilDone(operations, op)).error).toBeNull();
+    const [ready] = await instances.get({ project, instance: source.name });
+    expect(ready).toMatchObject({
+      state: 'RUNNABLE',
+      databaseVersion: 'POSTGRES_15',
+      region: 'europe-west1',
+      connectionName: `${project}:europe-west1:${source.name}`,
+      ipAddresses: [{ type: 'PRIVATE', ipAddress: '127.0.0.1' }],
+      settings: { tier: 'db-custom-1-3840', availabilityType: 'REGIONAL', userLabels: { app: 'orders' } },
+      masterInstanceName: '',
+      replicaNames: [],
+    });
+
+    await withClient(connect(source.name, source.password), async (c) => {
+      await c.query(`create role shop_app login password 'app-pw'`);
+      await c.query('create database shop owner shop_app');
+    });
+    await withClient(connect(source.name, 'app-pw', 'shop', 'shop_app'), (c) =>
+      c.query('create table orders (id int primary key, total numeric); insert into orders select i, i * 1.5 from generate_series(1, 250) i'),
+    );
+    expect(await orderCount(source.name, source.password)).toBe(250);
+  });
+
+  test('a second insert of the same name is 409 ALREADY_EXISTS; a missing instance is 404 NOT_FOUND', async () => {
+    const duplicate = await httpError(instances.insert({ project, body: { name: source.name, settings: { tier: 'db-f1-micro' } } }));
+    expect(duplicate.status).toBe(409);
+    expect(duplicate.body.error.status).toBe('ALREADY_EXISTS');
+    const missing = await httpError(instances.get({ project, instance: 'nope' }));
+    expect(missing).toMatchObject({ status: 404, body: { error: { status: 'NOT_FOUND' } } });
+  });
+
+  test('backupRuns.insert dumps the instance; the run is listed SUCCESSFUL, newest first', async () => {
+    const [op] = await backupRuns.insert({ project, instance: source.name, body: { description: 'drill source' } });
+    expect(op.operationType).toBe('BACKUP_VOLUME');
+    backupId = op.backupContext!.backupId as string;
+    expect(backupId).toMatch(/^\d+$/);
+    const [running] = await backupRuns.get({ project, instance: source.name, id: backupId });
+    expect(['ENQUEUED', 'RUNNING']).toContain(running.status);
+
+    expect((await pollUntilDone(operations, op)).error).toBeNull();
+    const [list] = await backupRuns.list({ project, instance: source.name, maxResults: 5 });
+    expect(list.items).toHaveLength(1);
+    expect(list.items![0]).toMatchObject({ id: backupId, status: 'SUCCESSFUL', type: 'ON_DEMAND', description: 'drill source', instance: source.name, location: 'us' });
+    expect(Number(list.items![0]!.endTime!.seconds)).toBeGreaterThan(0);
+  });
+
+  test('restoreBackup into a second instance brings the rows, the roles and the source root password along', async () => {
+    const [create] = await instances.insert({ project, body: { name: target.name, rootPassword: target.password, settings: { tier: 'db-custom-1-3840' } } });
+    expect((await pollUntilDone(operations, create)).error).toBeNull();
+
+    const [op] = await instances.restoreBackup({
+      project,
+      instance: target.name,
+      body: { restoreBackupContext: { backupRunId: backupId, instanceId: source.name, project } },
+    });
+    expect(op.operationType).toBe('RESTORE_VOLUME');
+    expect((await pollUntilDone(operations, op)).error).toBeNull();
+
+    expect(await orderCount(target.name, source.password)).toBe(250);
+    expect(await orderCount(target.name, 'app-pw', 'shop_app')).toBe(250);
+    await expect(withClient(connect(target.name, target.password), (c) => c.query('select 1'))).rejects.toThrow(/password authentication failed/);
+  });
+
+  test("failNext('RESTORE_VOLUME') ends the next restore DONE with an error; a retry overwrites the half-restored target", async () => {
+    fake.failNext('RESTORE_VOLUME', 'simulated: disk quota exceeded');
+    const body = { restoreBackupContext: { backupRunId: backupId, instanceId: source.name, project } };
+    const [failing] = await instances.restoreBackup({ project, instance: target.name, body });
+    const failed = await pollUntilDone(operations, failing);
+    expect(failed.status).toBe('DONE');
+    expect(failed.error?.errors).toEqual([expect.objectContaining({ code: 'INTERNAL_ERROR', message: 'simulated: disk quota exceeded' })]);
+
+    const [retry] = await instances.restoreBackup({ project, instance: target.name, body });
+    expect((await pollUntilDone(operations, retry)).error).toBeNull();
+    expect(await orderCount(target.name, source.password)).toBe(250);
+  });
+
+  test('a route the fake does not serve is a 404 that says so', async () => {
+    const unfaked = await httpError(instances.restart({ project, instance: source.name }));
+    expect(unfaked.status).toBe(404);
+    expect(unfaked.body.error.message).toMatch(/POST \/v1\/projects\/lifeboat-test\/instances\/orders-primary\/restart is not faked/);
+  });
+
+  test('instances.delete stops and removes both clusters, and their backup runs with them', async () => {
+    const ports = [fake.portOf(project, source.name), fake.portOf(project, target.name)];
+    const [a] = await instances.delete({ project, instance: source.name });
+    const [b] = await instances.delete({ project, instance: target.name });
+    expect(a.operationType).toBe('DELETE');
+    const [deleting] = await instances.get({ project, instance: source.name });
+    expect(deleting.state).toBe('PENDING_DELETE');
+    for (const op of [a, b]) expect((await pollUntilDone(operations, op)).error).toBeNull();
+
+    for (const name of [source.name, target.name]) {
+      expect((await httpError(instances.get({ project, instance: name }))).status).toBe(404);
+      expect(() => fake.portOf(project, name)).toThrow(/no running instance/);
+    }
+    expect((await httpError(backupRuns.get({ project, instance: source.name, id: backupId }))).status).toBe(404);
+    expect(readdirSync(join(dir, 'instances'))).toEqual([]);
+    expect(existsSync(join(dir, 'backups', `${project}~${source.name}`, backupId))).toBe(false);
+    for (const port of ports) {
+      await expect(withClient({ host: '127.0.0.1', port, user: 'postgres', password: 'x', database: 'postgres', connectTimeoutMs: 2000 }, (c) => c.query('select 1'))).rejects.toThrow(
+        /ECONNREFUSED/,
+      );
+    }
+    // As on Cloud SQL, a deleted instance's name is not free again at once.
+    expect((await httpError(instances.insert({ project, body: { name: source.name, settings: { tier: 'db-f1-micro' } } }))).status).toBe(409);
+    expect(fake.operations()).toHaveLength(8);
+  });
+
+  test("failNext('CREATE') leaves no instance and frees the name; close() waits for work in flight and removes every cluster", async () => {
+    const own = mkdtempSync(join(process.env.LIFEBOAT_HOME!, 'cloudsql-fake-'));
+    const second = await startCloudSqlFake({ dir: own, pgBin: findPgBin(process.env.LIFEBOAT_PG_BIN || undefined), opDelayMs: 50 });
+    const authClient = new OAuth2Client({ transporterOptions: { fetchImplementation: fetch } });
+    authClient.setCredentials({ access_token: 'fake-token' });
+    const options = { fallback: true, apiEndpoint: second.endpoint.host, port: second.endpoint.port, protocol: 'http', authClient };
+    const client = new v1.SqlInstancesServiceClient(options);
+    const ops = new v1.SqlOperationsServiceClient(options);
+    try {
+      second.failNext('CREATE', 'simulated: zone out of capacity');
+      const [failing] = await client.insert({ project, body: { name: 'scratch', settings: { tier: 'db-f1-micro' } } });
+      const failed = await pollUntilDone(ops, failing);
+      expect(failed.error?.errors?.[0]?.message).toBe('simulated: zone out of capacity');
+      expect((await httpError(client.get({ project, instance: 'scratch' }))).status).toBe(404);
+
+      await client.insert({ project, body: { name: 'scratch', settings: { tier: 'db-f1-micro' } } });
+    } finally {
+      await Promise.all([client.close(), ops.close()]);
+      await second.close();
+    }
+    expect(readdirSync(join(own, 'instances'))).toEqual([]);
+    expect(() => second.failNext('FAILOVER', 'x')).toThrow(/no such operation/);
+  });
+});
+
