@@ -17,7 +17,7 @@ import {
 } from '@temporalio/workflow';
 import { callIn } from './calls';
 import { longTransfer, provisioning, quickCall, teardown } from './options';
-import { backupAndCopy, canaryWrite, preflight, verifyCopy } from './shared-steps';
+import { backupAndCopy, canaryWrite, preflight, runTag, verifyCopy } from './shared-steps';
 import { finishReport, startReport, subjectOf, validateRunbookInput, type Cleanup } from './report';
 import { StepLog, describeFailure, type Progress } from './steps';
 import type { BackupRef, CheckResult, DrillInput, RunbookReport, ScratchInstance } from './types';
@@ -38,7 +38,7 @@ export async function drill(input: DrillInput): Promise<RunbookReport> {
   const cleanups: Cleanup[] = [];
   let cancelled: unknown;
   const scratch: ScratchInstance = {
-    name: `drill-${info.runId.slice(0, 8)}`,
+    name: `drill-${runTag(info.runId)}`,
     region: dr,
     database,
     ...(primary.credentials && { credentials: primary.credentials }),

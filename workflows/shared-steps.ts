@@ -51,5 +51,14 @@ export function verifyCopy(steps: StepLog, dr: RegionSpec, copy: BackupRef) {
 /** Backup names come from the run, so a retried backup step finds the first attempt's backup. */
 export function backupIdFor(database: string, runStart: Date, runId: string): string {
   const stamp = runStart.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
-  return `${database}-${stamp}-${runId.slice(0, 8)}`;
+  return `${database}-${stamp}-${runTag(runId)}`;
+}
+
+/**
+ * Eight characters that tell runs apart. The tail of the run ID, not its head: the head of a
+ * time-ordered (v7) UUID is the same for every run started within the same minute or so, and names
+ * built from it collided (Cloud SQL does not even reuse a deleted instance's name for a week).
+ */
+export function runTag(runId: string): string {
+  return runId.replace(/-/g, '').slice(-8);
 }

@@ -200,8 +200,12 @@ export class GcpProvider implements DatabaseProvider {
         const [operation] = await this.api().instances.insert({ project, body });
         await this.waitForOperation(project, operation, io, `creating ${instance}`);
       } catch (err) {
-        // An earlier attempt's insert landed: wait for that instance below.
         if (!isConflict(err)) throw gcpFailure(err, `instances.insert ${instance} in ${project}`);
+        // An earlier attempt's insert landed: wait for that instance below. No instance at all means
+        // the name belonged to one deleted in the past week, which Cloud SQL does not reuse.
+        if (!(await this.instance(project, instance))) {
+          throw verdict(ErrorType.ProviderRejected, `instance name ${instance} is taken in ${project} (an instance of that name was deleted within the past week)`);
+        }
       }
     }
     await this.waitForRunnable(project, instance, io);

@@ -185,7 +185,7 @@ describe('Cloud SQL fake (real @google-cloud/sql clients, real PostgreSQL; no IA
       expect(() => fake.portOf(project, name)).toThrow(/no running instance/);
     }
     expect((await httpError(backupRuns.get({ project, instance: source.name, id: backupId }))).status).toBe(404);
-    expect(readdirSync(join(dir, 'instances'))).toEqual([]);
+    expect(readdirSync(join(dir, 'i'))).toEqual([]);
     expect(existsSync(join(dir, 'backups', `${project}~${source.name}`, backupId))).toBe(false);
     for (const port of ports) {
       await expect(withClient({ host: '127.0.0.1', port, user: 'postgres', password: 'x', database: 'postgres', connectTimeoutMs: 2000 }, (c) => c.query('select 1'))).rejects.toThrow(
@@ -217,7 +217,7 @@ describe('Cloud SQL fake (real @google-cloud/sql clients, real PostgreSQL; no IA
       await Promise.all([client.close(), ops.close()]);
       await second.close();
     }
-    expect(readdirSync(join(own, 'instances'))).toEqual([]);
+    expect(readdirSync(join(own, 'i'))).toEqual([]);
     expect(() => second.failNext('FAILOVER', 'x')).toThrow(/no such operation/);
   });
 });

@@ -19,6 +19,7 @@ import {
   RDSClient,
 } from '@aws-sdk/client-rds';
 import { AwsProvider, replicaIdFor, snapshotIdFor } from '../../activities/providers/aws';
+import { runTag } from '../../workflows/shared-steps';
 import { withClient } from '../../activities/pg/sql';
 import { findPgBin } from '../../activities/pg/binaries';
 import { seedDemo } from '../../scripts/dev/seed';
@@ -140,7 +141,7 @@ describe('AWS provider against moto (no data plane in moto: data mirrored by the
     expect(report.copies[0]!.location).toBe(copy!.DBSnapshotArn);
 
     // The scratch instance was restored (the stand-in saw it) and is gone again.
-    expect(dataPlane.events).toContain(`restore ${WEST}/${snapshotId} -> lifeboat-drill-${(await handle.describe()).runId.slice(0, 8)}`);
+    expect(dataPlane.events).toContain(`restore ${WEST}/${snapshotId} -> lifeboat-drill-${runTag((await handle.describe()).runId)}`);
     expect(report.cleanup).toEqual([expect.objectContaining({ ok: true, detail: 'deleted' })]);
     const west = (await rds(WEST).send(new DescribeDBInstancesCommand({}))).DBInstances ?? [];
     expect(west.filter((i) => i.DBInstanceIdentifier!.startsWith('lifeboat-drill-'))).toEqual([]);
@@ -185,7 +186,7 @@ describe('AWS provider against moto (no data plane in moto: data mirrored by the
       const error = await handle.result().catch((e: unknown) => e);
       expect(error).toBeInstanceOf(WorkflowFailedError);
       expect((error as WorkflowFailedError).cause).toBeInstanceOf(CancelledFailure);
-      const scratch = `lifeboat-drill-${(await handle.describe()).runId.slice(0, 8)}`;
+      const scratch = `lifeboat-drill-${runTag((await handle.describe()).runId)}`;
       const west = (await rds(WEST).send(new DescribeDBInstancesCommand({}))).DBInstances ?? [];
       expect(west.map((i) => i.DBInstanceIdentifier)).not.toContain(scratch);
       expect(dataPlane.events).toContain(`delete ${WEST}/${scratch}`);
@@ -222,7 +223,7 @@ describe('AWS provider against moto (no data plane in moto: data mirrored by the
     expect(report.copies[0]!.location).toMatch(new RegExp(`^arn:aws:rds:${WEST}:\\d+:cluster-snapshot:lifeboat-ledger-`));
     const [copy] = (await rds(WEST).send(new DescribeDBClusterSnapshotsCommand({ DBClusterSnapshotIdentifier: snapshotIdFor(report.backup!.backupId) }))).DBClusterSnapshots!;
     expect(copy!.KmsKeyId).toBe(String(drillInput(plan, 'orders', { fromLatestBackup: false, triggeredBy: 'test' }).dr.settings!.kmsKeyId));
-    const scratch = `lifeboat-drill-${(await handle.describe()).runId.slice(0, 8)}`;
+    const scratch = `lifeboat-drill-${runTag((await handle.describe()).runId)}`;
     expect(dataPlane.events).toContain(`restore ${WEST}/${snapshotIdFor(report.backup!.backupId)} -> ${scratch}`);
     expect(report.cleanup).toEqual([expect.objectContaining({ ok: true, detail: 'deleted' })]);
     const clusters = (await rds(WEST).send(new DescribeDBClustersCommand({}))).DBClusters ?? [];

@@ -13,7 +13,7 @@ import { InstanceServer, type DumpedInstance } from './postgres';
 import { availabilityTypeName, badRequest, conflict, databaseVersionName, notFound, rfc3339, ApiError } from './wire';
 
 /** The operation types the fake issues, and so the ones `failNext` accepts. */
-export const OPERATION_TYPES = ['CREATE', 'DELETE', 'BACKUP_VOLUME', 'RESTORE_VOLUME'] as const;
+export const OPERATION_TYPES = ['CREATE', 'DELETE', 'BACKUP_VOLUME', 'DELETE_BACKUP', 'RESTORE_VOLUME'] as const;
 export type OperationType = (typeof OPERATION_TYPES)[number];
 
 interface Operation {
@@ -137,7 +137,8 @@ export class FakeSqlAdmin {
       settings,
       state: 'PENDING_CREATE',
       createTime: new Date(),
-      root: join(this.options.dir, 'instances', `${encodeURIComponent(project)}~${name}~${++this.clusters}`),
+      // A short, numbered directory: the server's Unix socket path must stay under 107 bytes.
+      root: join(this.options.dir, 'i', String(++this.clusters)),
       queue: Promise.resolve(),
     };
     this.instances.set(key(project, name), instance);
@@ -237,6 +238,22 @@ export class FakeSqlAdmin {
   getBackupRun(project: string, name: string, id: string): object {
     this.requireInstance(project, name);
     return backupRunJson(this.requireBackup(project, name, id));
+  }
+
+  /** Retention: deleting a backup run is an operation (BACKUP_VOLUME's counterpart) that removes the dump. */
+  deleteBackupRun(project: string, name: string, id: string): object {
+    const instance = this.requireMutable(project, name);
+    const run = this.requireBackup(project, name, id);
+    return this.launch(this.newOperation(project, 'DELETE_BACKUP', name), instance, {
+      work: async (injected) => {
+        if (injected) throw new Error(injected);
+      },
+      commit: (error) => {
+        if (error) return;
+        this.backups.delete(run.id);
+        rmSync(run.dir, { recursive: true, force: true });
+      },
+    });
   }
 
   // ---- restore ----

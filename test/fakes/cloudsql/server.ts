@@ -1,7 +1,7 @@
 // A TEST-ONLY Cloud SQL Admin API v1 fake. No emulator exists, so this serves exactly the REST
 // routes @google-cloud/sql (REST fallback) calls for Lifeboat, over plain HTTP on 127.0.0.1:
 //   GET/POST   /v1/projects/{p}/instances            GET/DELETE /v1/projects/{p}/instances/{i}
-//   GET/POST   /v1/projects/{p}/instances/{i}/backupRuns   GET .../backupRuns/{id}
+//   GET/POST   /v1/projects/{p}/instances/{i}/backupRuns   GET/DELETE .../backupRuns/{id}
 //   POST       /v1/projects/{p}/instances/{i}/restoreBackup
 //   GET        /v1/projects/{p}/operations/{op}
 // Anything else is a 404 naming the route as not faked, so a new call fails loudly, not quietly.
@@ -77,6 +77,7 @@ export async function startCloudSqlFake(options: CloudSqlFakeOptions): Promise<C
       ([p, i], r) => admin.listBackupRuns(p!, i!, r.query.maxResults ? Number(r.query.maxResults) : undefined, r.query.pageToken || undefined),
     ],
     ['GET', /^\/v1\/projects\/([^/]+)\/instances\/([^/]+)\/backupRuns\/([^/]+)$/, ([p, i, id]) => admin.getBackupRun(p!, i!, id!)],
+    ['DELETE', /^\/v1\/projects\/([^/]+)\/instances\/([^/]+)\/backupRuns\/([^/]+)$/, ([p, i, id]) => admin.deleteBackupRun(p!, i!, id!)],
     ['POST', /^\/v1\/projects\/([^/]+)\/instances\/([^/]+)\/restoreBackup$/, ([p, i], r) => admin.restoreBackup(p!, i!, r.body)],
     ['GET', /^\/v1\/projects\/([^/]+)\/operations\/([^/]+)$/, ([p, op]) => admin.getOperation(p!, op!)],
   ];
