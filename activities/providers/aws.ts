@@ -28,16 +28,16 @@ import {
   type DBInstance,
   type Tag,
 } from '@aws-sdk/client-rds';
-import type { Client } from 'pg';
 import { ErrorType, type BackupManifest, type BackupRef, type Canary, type CredentialsRef, type DatabaseTarget, type NodeRef, type RegionSpec, type ReplicaSetSpec, type ScratchInstance, type TopologyView } from '../../workflows/types';
 import { verdict } from '../errors';
-import { quoteIdent, withClient, type PgConnection } from '../pg/sql';
+import { withClient, type PgConnection } from '../pg/sql';
 import { lagOver, StandbyStalled, statusOver, waitForReplayOver } from '../pg/replication';
 import { TopologyStore } from '../topology';
 import { resolveCredentials, type SecretSource } from '../secrets';
 import type { ActivityIo, DatabaseProvider, FenceResult, NodeStatus, ReplicationLag } from './provider';
 import { awsFailure } from './aws-errors';
 import { captureManifest, readRestoredManifest } from './in-database-manifest';
+import { fenceOverSql, isFencedByLifeboat, setReadOnly } from './managed-fence';
 import { copySnapshot, createSnapshot, deleteSnapshot, describeSnapshot, kindOfArn, listManualSnapshots, type SnapshotKind, type SnapshotView } from './aws-snapshots';
 import { AURORA_REPLAY_MARKER, auroraLag, auroraStatus, describeCluster, describeGlobalCluster, memberArn, moveGlobalWriter, writerArn } from './aws-aurora';
 
@@ -397,21 +397,8 @@ export class AwsProvider implements DatabaseProvider {
    * unreachable primary is recorded as unfenced and traffic moves away from it regardless.
    */
   async fence(node: NodeRef, mode: 'planned' | 'unplanned'): Promise<FenceResult> {
-    try {
-      const conn = { ...(await this.connectNode(node, 'postgres')), connectTimeoutMs: mode === 'planned' ? 10_000 : 5_000 };
-      const finalLsn = await withClient(conn, async (c) => {
-        await setReadOnly(c, true);
-        await c.query(`select pg_terminate_backend(pid) from pg_stat_activity where backend_type = 'client backend' and pid <> pg_backend_pid() and usename <> 'rdsadmin'`);
-        // Aurora has no WAL positions to wait for: SwitchoverGlobalCluster waits for the secondary itself.
-        if (node.globalCluster) return AURORA_REPLAY_MARKER;
-        return (await c.query<{ lsn: string }>('select pg_current_wal_lsn()::text as lsn')).rows[0]!.lsn;
-      });
-      const readOnly = await withClient(conn, async (c) => (await c.query<{ ro: string }>(`select current_setting('default_transaction_read_only') as ro`)).rows[0]!.ro === 'on');
-      return { confirmed: readOnly, how: 'every database read-only by default (ALTER DATABASE), client sessions ended', finalLsn: mode === 'planned' ? finalLsn : null };
-    } catch (err) {
-      if (mode === 'planned' || isVerdict(err)) throw err;
-      return { confirmed: false, how: `primary unreachable (${(err as Error).message}); traffic moves away from it: keep it from taking writes before it returns`, finalLsn: null };
-    }
+    // Aurora has no WAL positions to wait for: SwitchoverGlobalCluster waits for the secondary itself.
+    return fenceOverSql(() => this.connectNode(node, 'postgres'), mode, { walPosition: node.globalCluster ? AURORA_REPLAY_MARKER : null });
   }
 
   async unfence(node: NodeRef): Promise<void> {
@@ -816,24 +803,6 @@ function locationOf(node: NodeRef): string {
 export function replicaIdFor(node: string, source: string): string {
   const base = node.replace(/-lb[0-9a-f]{6}$/, '');
   return rdsIdentifier(`${base.slice(0, 54)}-lb${createHash('sha256').update(source).digest('hex').slice(0, 6)}`);
-}
-
-/** Lifeboat's fence: every connectable database read-only by default (or that lifted again). */
-async function setReadOnly(client: Client, on: boolean): Promise<void> {
-  // A fenced (or promoted, having replayed the fence) server starts this very session read-only.
-  await client.query('set default_transaction_read_only = off');
-  const { rows } = await client.query<{ datname: string }>(`select datname from pg_database where datallowconn and not datistemplate and datname <> 'rdsadmin'`);
-  for (const { datname } of rows) {
-    await client.query(`alter database ${quoteIdent(datname)} ${on ? 'set default_transaction_read_only = on' : 'reset default_transaction_read_only'}`);
-  }
-}
-
-async function isFencedByLifeboat(client: Client): Promise<boolean> {
-  const { rows } = await client.query<{ fenced: boolean }>(
-    `select exists (select 1 from pg_db_role_setting s join pg_database d on d.oid = s.setdatabase
-                     where s.setrole = 0 and d.datname = current_database() and 'default_transaction_read_only=on' = any(s.setconfig)) as fenced`,
-  );
-  return rows[0]?.fenced ?? false;
 }
 
 /** How many passing failures in a row a wait polls through before it gives up its attempt. */
