@@ -31,7 +31,7 @@ export function buildProviders(env: LifeboatEnv, overrides: Partial<Providers> =
   return {
     local: new LocalProvider({ home: env.home, pgBin: findPgBin(env.pgBin) }),
     aws: new AwsProvider({ home: env.home, secrets: env.secrets, caFile: env.rdsCaFile }),
-    gcp: new GcpProvider({ secrets: env.secrets, ...env.cloudSqlApi }),
+    gcp: new GcpProvider({ home: env.home, secrets: env.secrets, ...env.cloudSqlApi }),
     ...overrides,
   };
 }

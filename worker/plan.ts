@@ -224,7 +224,7 @@ function providerProblems(plan: Plan, name: string, db: Plan['databases'][string
     if (!db.primary.instance) problems.push(`${at}.primary.instance: missing; expected the primary's Cloud SQL instance name`);
     if (!db.primary.credentials) problems.push(`${at}.primary.credentials: missing; expected { user, password: env:VARIABLE } for the canary and the checks`);
     if (db.primary.cluster || db.dr.globalCluster) problems.push(`${at}: cluster and globalCluster are Aurora settings; ${db.primary.region} is gcp`);
-    if (db.dr.standby) problems.push(`${at}.dr.standby: failover on Cloud SQL is not available in this version; expected false (drills and backups work)`);
+    if (db.dr.standby && !db.dr.replica) problems.push(`${at}.dr.replica: missing; expected the cross-region read replica's Cloud SQL instance name (dr.standby is true)`);
   } else {
     if (db.primary.instance) problems.push(`${at}.primary.instance: is only for cloud regions; ${db.primary.region} is ${primary.provider}`);
     if (db.primary.credentials) problems.push(`${at}.primary.credentials: is only for cloud regions; the local provider runs its own servers`);

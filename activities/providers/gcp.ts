@@ -10,11 +10,14 @@
 // - Every Admin API call is one request (the REST client does not retry); operations are polled to
 //   DONE with heartbeats; throttling, 5xx and failed operations are left to Temporal's retry policy.
 // Credentials: Application Default Credentials unless a client is given (the tests' fake).
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { v1, type protos } from '@google-cloud/sql';
 import { ErrorType, type BackupManifest, type BackupRef, type Canary, type CredentialsRef, type DatabaseTarget, type NodeRef, type RegionSpec, type ReplicaSetSpec, type ScratchInstance, type TopologyView } from '../../workflows/types';
 import { verdict } from '../errors';
 import { withClient, type PgConnection } from '../pg/sql';
+import { lagOver, StandbyStalled, statusOver, waitForReplayOver } from '../pg/replication';
+import { TopologyStore } from '../topology';
+import { fenceOverSql, isFencedByLifeboat, setReadOnly } from './managed-fence';
 import { resolveCredentials, type SecretSource } from '../secrets';
 import { gcpFailure, isConflict, isNotFound } from './gcp-errors';
 import { captureManifest, readRestoredManifest } from './in-database-manifest';
@@ -25,6 +28,8 @@ type DatabaseInstance = protos.google.cloud.sql.v1.IDatabaseInstance;
 type BackupRun = protos.google.cloud.sql.v1.IBackupRun;
 
 export interface GcpProviderConfig {
+  /** LIFEBOAT_HOME: the topology records (traffic pointers) of replication sets live under it. */
+  home: string;
   secrets: SecretSource;
   /** How often operations and states are polled. */
   pollMs?: number;
@@ -50,7 +55,11 @@ export class GcpProvider implements DatabaseProvider {
 
   private clients?: { instances: v1.SqlInstancesServiceClient; backupRuns: v1.SqlBackupRunsServiceClient; operations: v1.SqlOperationsServiceClient };
 
-  constructor(private readonly config: GcpProviderConfig) {}
+  private readonly topologies: TopologyStore;
+
+  constructor(private readonly config: GcpProviderConfig) {
+    this.topologies = new TopologyStore(config.home);
+  }
 
   /** Made on first use: a worker that never serves a gcp region never looks for Google credentials. */
   private api() {
@@ -254,37 +263,127 @@ export class GcpProvider implements DatabaseProvider {
       .map((i) => String(i.name).replace(/^lifeboat-/, ''));
   }
 
-  // Replication on Cloud SQL (switchover, promoteReplica) is not available in this version: the plan
-  // refuses dr.standby for gcp regions, so a runbook never gets here with a valid plan.
-  async topology(_set: ReplicaSetSpec): Promise<TopologyView> {
-    throw notYet();
+  // Replication. A set is the primary instance and its cross-region read replica in the DR region,
+  // learned from the Admin API on first use; the topology record under LIFEBOAT_HOME is the traffic
+  // pointer. Planned: switchover (Cloud SQL makes the former primary a replica of the new one itself).
+  // Unplanned: promoteReplica; re-protecting then means a NEW replica, the old primary is left fenced.
+
+  async topology(set: ReplicaSetSpec): Promise<TopologyView> {
+    const record = this.topologies.read(set.set);
+    if (record) return record;
+    if (!set.nodes) throw verdict(ErrorType.NoStandby, `replication set ${set.set} names no Cloud SQL instances: set primary.instance and dr.replica in the plan`);
+    const project = projectOf(set.home);
+    const replica = await this.instance(projectOf(set.dr), set.nodes.dr);
+    if (!replica) throw verdict(ErrorType.NoStandby, `no read replica ${set.nodes.dr} in ${projectOf(set.dr)}; create a cross-region replica of ${set.nodes.home}`);
+    if (replica.masterInstanceName !== set.nodes.home && replica.masterInstanceName !== `${project}:${set.nodes.home}`) {
+      throw verdict(ErrorType.NoStandby, `${set.nodes.dr} is not a read replica of ${set.nodes.home} (its primary: ${replica.masterInstanceName || 'none'})`);
+    }
+    const node = (region: RegionSpec, name: string): NodeRef => ({ region: region.name, name, location: projectOf(region), ...(set.credentials && { credentials: set.credentials }) });
+    return this.topologies.write({ set: set.set, primary: node(set.home, set.nodes.home), standby: node(set.dr, set.nodes.dr), fenced: [], updatedBy: 'lifeboat: first read from Cloud SQL' }, 0);
   }
-  async repoint(): Promise<TopologyView> {
-    throw notYet();
+
+  async repoint(set: ReplicaSetSpec, next: Pick<TopologyView, 'primary' | 'standby' | 'fenced'>, expectedEpoch: number, by: string): Promise<TopologyView> {
+    return this.topologies.repoint(set.set, next, expectedEpoch, by);
   }
-  async nodeStatus(_node: NodeRef): Promise<NodeStatus> {
-    throw notYet();
+
+  async nodeStatus(node: NodeRef): Promise<NodeStatus> {
+    const down = { running: false, reachable: false, inRecovery: null, writable: false, fenced: false, lsn: null, streaming: null };
+    const instance = await this.instance(projectOf(node), node.name);
+    if (!instance) return { ...down, detail: `no Cloud SQL instance ${node.name} in ${projectOf(node)}` };
+    if (instance.state !== 'RUNNABLE') return { ...down, running: instance.state !== 'SUSPENDED', detail: `Cloud SQL state ${instance.state}` };
+    const conn = await this.connectNode(node, 'postgres');
+    const fenced = await withClient({ ...conn, connectTimeoutMs: 3000 }, isFencedByLifeboat).catch(() => false);
+    return statusOver(conn, fenced);
   }
-  async replicationLag(): Promise<ReplicationLag> {
-    throw notYet();
+
+  async replicationLag(primary: NodeRef, standby: NodeRef): Promise<ReplicationLag> {
+    return lagOver(await this.connectNode(primary, 'postgres'), await this.connectNode(standby, 'postgres'), null);
   }
-  async connectNode(): Promise<PgConnection> {
-    throw notYet();
+
+  async connectNode(node: NodeRef, database: string): Promise<PgConnection> {
+    return this.connectInstance(projectOf(node), node.name, database, node.credentials);
   }
-  async fence(): Promise<FenceResult> {
-    throw notYet();
+
+  async fence(node: NodeRef, mode: 'planned' | 'unplanned'): Promise<FenceResult> {
+    return fenceOverSql(() => this.connectNode(node, 'postgres'), mode, { walPosition: null });
   }
-  async unfence(): Promise<void> {
-    throw notYet();
+
+  async unfence(node: NodeRef): Promise<void> {
+    await withClient(await this.connectNode(node, 'postgres'), (c) => setReadOnly(c, false));
   }
-  async waitForReplay(): Promise<string> {
-    throw notYet();
+
+  async waitForReplay(standby: NodeRef, lsn: string, io: ActivityIo): Promise<string> {
+    try {
+      return await waitForReplayOver(() => this.connectNode(standby, 'postgres'), `${standby.name} in ${projectOf(standby)}`, lsn, (replay) => io.heartbeat({ phase: 'replay', replay, target: lsn }), io.signal);
+    } catch (err) {
+      if (err instanceof StandbyStalled) throw verdict(ErrorType.StandbyNotReady, err.message);
+      throw err;
+    }
   }
-  async promote(): Promise<{ lsn: string; alreadyPrimary: boolean }> {
-    throw notYet();
+
+  /** Planned: switchover (no data loss; the old primary becomes this one's replica). Unplanned: promoteReplica. */
+  async promote(node: NodeRef, io?: ActivityIo, mode: 'planned' | 'unplanned' = 'planned'): Promise<{ lsn: string; alreadyPrimary: boolean }> {
+    const project = projectOf(node);
+    const instance = await this.instance(project, node.name);
+    if (!instance) throw verdict(ErrorType.DatabaseNotFound, `no Cloud SQL instance ${node.name} in ${project} to promote`);
+    const alreadyPrimary = !instance.masterInstanceName;
+    const poll = io ?? silentIo();
+    if (!alreadyPrimary) {
+      const call = mode === 'planned' ? 'instances.switchover' : 'instances.promoteReplica';
+      const [operation] = await (mode === 'planned' ? this.api().instances.switchover({ project, instance: node.name }) : this.api().instances.promoteReplica({ project, instance: node.name })).catch(
+        (err: unknown) => {
+          throw gcpFailure(err, `${call} ${node.name} in ${project}`, ErrorType.DatabaseNotFound);
+        },
+      );
+      await this.waitForOperation(project, operation, poll, `${mode === 'planned' ? 'switchover to' : 'promoting'} ${node.name}`);
+    }
+    await this.waitForRunnable(project, node.name, poll);
+    return withClient(await this.connectNode(node, 'postgres'), async (c) => {
+      const { rows } = await c.query<{ rec: boolean }>('select pg_is_in_recovery() as rec');
+      if (rows[0]?.rec) throw new Error(`${node.name} is still in recovery after its promotion finished`);
+      await setReadOnly(c, false);
+      return { lsn: (await c.query<{ lsn: string }>('select pg_current_wal_lsn()::text as lsn')).rows[0]!.lsn, alreadyPrimary };
+    });
   }
-  async rebuildAsStandby(): Promise<{ method: string; node: NodeRef }> {
-    throw notYet();
+
+  /**
+   * After a switchover Cloud SQL has already made the former primary a replica: nothing to do. After
+   * a promotion it cannot turn an instance back into a replica: a NEW cross-region replica of
+   * `primary` is made in `node`'s region, named after both so a retry finds it.
+   */
+  async rebuildAsStandby(node: NodeRef, primary: NodeRef, io: ActivityIo, set?: ReplicaSetSpec): Promise<{ method: string; node: NodeRef }> {
+    const project = projectOf(node);
+    const current = await this.instance(project, node.name);
+    if (current && masterOf(current) === primary.name) {
+      await this.waitForRunnable(project, node.name, io);
+      return { method: 'already a replica (Cloud SQL switchover re-protects the former primary)', node };
+    }
+    const replicaName = replicaNameFor(node.name, primary.name);
+    const replica: NodeRef = { ...node, name: replicaName };
+    const existing = await this.instance(project, replicaName);
+    if (existing && masterOf(existing) !== primary.name) {
+      throw verdict(ErrorType.TopologyConflict, `${replicaName} in ${project} exists but is not a replica of ${primary.name} (its primary: ${existing.masterInstanceName || 'none'})`);
+    }
+    if (!existing) {
+      const source = await this.instance(projectOf(primary), primary.name);
+      if (!source) throw verdict(ErrorType.DatabaseNotFound, `no Cloud SQL instance ${primary.name} to replicate from`);
+      const region = [set?.home, set?.dr].find((r) => r?.name === node.region);
+      const body: DatabaseInstance = {
+        name: replicaName,
+        region: region ? setting(region, 'gcpRegion') : current?.region,
+        databaseVersion: source.databaseVersion,
+        masterInstanceName: primary.name,
+        settings: { tier: source.settings?.tier, userLabels: { 'lifeboat-replica-of': primary.name.slice(0, 63) } },
+      };
+      try {
+        const [operation] = await this.api().instances.insert({ project, body });
+        await this.waitForOperation(project, operation, io, `creating replica ${replicaName}`);
+      } catch (err) {
+        if (!isConflict(err)) throw gcpFailure(err, `instances.insert replica ${replicaName} in ${project}`);
+      }
+    }
+    await this.waitForRunnable(project, replicaName, io);
+    return { method: existing ? 'already (an earlier attempt made the replica)' : 'new read replica', node: replica };
   }
 
   // ------------------------------------------------------------------------------------------------
@@ -469,8 +568,26 @@ function requireInstance(target: DatabaseTarget): string {
   return target.instance;
 }
 
-function projectOf(region: RegionSpec): string {
-  return setting(region, 'project');
+/** The project of a region, or of a node (whose location is its project). */
+function projectOf(of: RegionSpec | NodeRef): string {
+  if ('provider' in of) return setting(of, 'project');
+  if (!of.location) throw verdict(ErrorType.InvalidInput, `node ${of.region}/${of.name} has no Cloud SQL project (location)`);
+  return of.location;
+}
+
+/** The primary a replica follows, without the `project:` prefix the API may put on it. */
+function masterOf(instance: DatabaseInstance): string {
+  return String(instance.masterInstanceName ?? '').replace(/^[^:]+:/, '');
+}
+
+/** `<base>-lb<6 hex of the source>`: the same node and source give the same name on every retry. */
+export function replicaNameFor(node: string, source: string): string {
+  const base = node.replace(/-lb[0-9a-f]{6}$/, '').slice(0, 80);
+  return `${base}-lb${createHash('sha256').update(source).digest('hex').slice(0, 6)}`;
+}
+
+function silentIo(): ActivityIo {
+  return { heartbeat: () => undefined, signal: new AbortController().signal, logger: { info: () => undefined, warn: () => undefined } as never };
 }
 
 function setting(region: RegionSpec, key: string, required: false): string | undefined;
@@ -482,6 +599,3 @@ function setting(region: RegionSpec, key: string, required = true): string | und
   return undefined;
 }
 
-function notYet(): Error {
-  return verdict(ErrorType.InvalidInput, 'failover on Cloud SQL is not available in this version (set dr.standby: false)');
-}

@@ -14,6 +14,7 @@ import {
   parsePlan,
   PlanError,
   planRegions,
+  replicaSetOf,
   type LoadedPlan,
 } from '../../worker/plan';
 
@@ -658,8 +659,10 @@ databases:
     });
   });
 
-  test('Cloud SQL failover is refused at validation, naming dr.standby', () => {
-    expect(planErrorOf(cloudPlan('{ region: gcp-b, standby: true }'))).toMatch(/databases\.shop\.dr\.standby: failover on Cloud SQL is not available/);
+  test('a Cloud SQL standby needs its replica named, and the replica set carries it', () => {
+    expect(planErrorOf(cloudPlan('{ region: gcp-b, standby: true }'))).toMatch(/databases\.shop\.dr\.replica: missing; expected the cross-region read replica's Cloud SQL instance name/);
+    const set = replicaSetOf(parsePlan(cloudPlan('{ region: gcp-b, standby: true, replica: shop-dr }'), 'cloud.yaml'), 'shop');
+    expect(set).toMatchObject({ set: 'gcp-a', nodes: { home: 'shop-main', dr: 'shop-dr' }, credentials: { user: 'lifeboat', password: 'env:SHOP_PW' } });
   });
 
   test('a password written in the plan instead of a reference is refused without echoing it', () => {

@@ -76,6 +76,7 @@ databases:
     );
     plan = loadPlanFile(file);
     const provider = new GcpProvider({
+      home: env().home,
       secrets: process.env,
       pollMs: 50,
       apiEndpoint: fake.endpoint.host,
