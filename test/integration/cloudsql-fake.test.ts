@@ -36,7 +36,7 @@ async function httpError(call: Promise<unknown>): Promise<{ status: number; body
   return { status: err.status!, body: JSON.parse(err.message) as { error: { status: string; message: string } } };
 }
 
-describe('Cloud SQL fake (real @google-cloud/sql clients, real PostgreSQL; no IAM, no networking, no HA/replicas yet)', () => {
+describe('Cloud SQL fake (real @google-cloud/sql clients, real PostgreSQL; no IAM, no networking)', () => {
   let fake: CloudSqlFake;
   let dir: string;
   let instances: v1.SqlInstancesServiceClient;
@@ -218,7 +218,186 @@ describe('Cloud SQL fake (real @google-cloud/sql clients, real PostgreSQL; no IA
       await second.close();
     }
     expect(readdirSync(join(own, 'i'))).toEqual([]);
-    expect(() => second.failNext('FAILOVER', 'x')).toThrow(/no such operation/);
+    expect(() => second.failNext('RESTART', 'x')).toThrow(/no such operation/);
   });
 });
 
+
+describe("Cloud SQL fake's replication: real streaming standbys, switchover, promoteReplica, HA failover (no real cross-region latency, no Cloud SQL replication-lag metrics, no HA standby of its own)", () => {
+  const primary = 'ledger-primary';
+  const replica = 'ledger-replica';
+  const dr = 'ledger-dr';
+  // Plain: the replication code's passfiles take no ':' or '\' (the fake refuses those, see postgres.ts).
+  const password = 'ledger-root-pw';
+  let fake: CloudSqlFake;
+  let instances: v1.SqlInstancesServiceClient;
+  let backupRuns: v1.SqlBackupRunsServiceClient;
+  let operations: v1.SqlOperationsServiceClient;
+  type Instance = protos.google.cloud.sql.v1.IDatabaseInstance;
+
+  const sql = <T>(instance: string, use: Parameters<typeof withClient<T>>[1]) =>
+    withClient({ host: '127.0.0.1', port: fake.portOf(project, instance), user: 'postgres', password, database: 'postgres', connectTimeoutMs: 5000 }, use);
+  const entries = (instance: string) => sql(instance, async (c) => Number((await c.query<{ n: string }>('select count(*) as n from entries')).rows[0]!.n));
+  const inRecovery = (instance: string) => sql(instance, async (c) => (await c.query<{ rec: boolean }>('select pg_is_in_recovery() as rec')).rows[0]!.rec);
+  const addEntries = (instance: string, from: number, to: number) =>
+    sql(instance, (c) => c.query('insert into entries select i, $3 from generate_series($1::int, $2::int) i', [from, to, instance]));
+  const slots = (instance: string) => sql(instance, async (c) => (await c.query<{ slot_name: string }>('select slot_name from pg_replication_slots order by 1')).rows.map((r) => r.slot_name));
+  const get = async (instance: string): Promise<Instance> => (await instances.get({ project, instance }))[0];
+  const lastRequest = (suffix: string) => fake.requests.filter((r) => r.path.endsWith(suffix)).at(-1);
+  const done = async (call: Promise<[Operation, ...unknown[]]>) => pollUntilDone(operations, (await call)[0], 30_000);
+
+  /** Replication is asynchronous: poll the replica until it shows what the primary has. */
+  async function eventually<T>(read: () => Promise<T>, expected: T, timeoutMs = 10_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    let last: T | undefined;
+    while (Date.now() < deadline) {
+      last = await read();
+      if (last === expected) return;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    throw new Error(`still ${String(last)} after ${timeoutMs} ms; expected ${String(expected)}`);
+  }
+
+  beforeAll(async () => {
+    const dir = mkdtempSync(join(process.env.LIFEBOAT_HOME!, 'cloudsql-repl-'));
+    fake = await startCloudSqlFake({ dir, pgBin: findPgBin(process.env.LIFEBOAT_PG_BIN || undefined), opDelayMs: 100 });
+    const authClient = new OAuth2Client({ transporterOptions: { fetchImplementation: fetch } });
+    authClient.setCredentials({ access_token: 'fake-token' });
+    const options = { fallback: true, apiEndpoint: fake.endpoint.host, port: fake.endpoint.port, protocol: 'http', authClient };
+    instances = new v1.SqlInstancesServiceClient(options);
+    backupRuns = new v1.SqlBackupRunsServiceClient(options);
+    operations = new v1.SqlOperationsServiceClient(options);
+  });
+
+  afterAll(async () => {
+    await Promise.all([instances?.close(), backupRuns?.close(), operations?.close()]);
+    await fake?.close();
+  });
+
+  test('a cross-region read replica (insert with masterInstanceName) streams the rows the primary had and the ones it gets later', async () => {
+    const settings = { tier: 'db-custom-1-3840', availabilityType: 'REGIONAL' as const };
+    expect((await done(instances.insert({ project, body: { name: primary, region: 'europe-west1', rootPassword: password, settings } }))).error).toBeNull();
+    await sql(primary, (c) => c.query('create table entries (id int primary key, written_on text)'));
+    await addEntries(primary, 1, 100);
+
+    const [op] = await instances.insert({ project, body: { name: replica, region: 'us-east1', masterInstanceName: primary, settings: { tier: 'db-custom-1-3840' } } });
+    expect(op).toMatchObject({ operationType: 'CREATE', targetId: replica });
+    expect((await pollUntilDone(operations, op, 30_000)).error).toBeNull();
+
+    expect(await get(replica)).toMatchObject({
+      state: 'RUNNABLE',
+      instanceType: 'READ_REPLICA_INSTANCE',
+      masterInstanceName: primary,
+      region: 'us-east1',
+      gceZone: 'us-east1-a',
+      databaseVersion: (await get(primary)).databaseVersion,
+      replicaNames: [],
+    });
+    expect(await get(primary)).toMatchObject({ instanceType: 'CLOUD_SQL_INSTANCE', masterInstanceName: '', replicaNames: [replica] });
+    // A physical copy: the primary's root password gets in, and the replica only reads.
+    expect(await inRecovery(replica)).toBe(true);
+    expect(await entries(replica)).toBe(100);
+    await expect(addEntries(replica, 1000, 1000)).rejects.toThrow(/read-only transaction/);
+
+    await addEntries(primary, 101, 150);
+    await eventually(() => entries(replica), 150);
+  });
+
+  test('Cloud SQL refuses: promote or switch over a primary, delete a primary with replicas, back up a replica, fail over with a stale settingsVersion', async () => {
+    for (const call of [instances.promoteReplica({ project, instance: primary }), instances.switchover({ project, instance: primary })]) {
+      const refused = await httpError(call);
+      expect(refused.status).toBe(400);
+      expect(refused.body.error.message).toMatch(/not a read replica/);
+    }
+    const deleting = await httpError(instances.delete({ project, instance: primary }));
+    expect(deleting.status).toBe(400);
+    expect(deleting.body.error.message).toMatch(/has read replicas \(ledger-replica\)/);
+    expect((await httpError(backupRuns.insert({ project, instance: replica, body: {} }))).body.error.message).toMatch(/is a read replica/);
+    const stale = await httpError(instances.failover({ project, instance: primary, body: { failoverContext: { settingsVersion: 7 } } }));
+    expect(stale.status).toBe(400);
+    expect(stale.body.error.message).toMatch(/current settingsVersion of ledger-primary is 1/);
+    const notHa = await httpError(instances.failover({ project, instance: replica, body: { failoverContext: { settingsVersion: 1 } } }));
+    expect(notHa.body.error.message).toMatch(/not configured for high availability/);
+    expect(fake.operations().filter((o) => ['PROMOTE_REPLICA', 'SWITCHOVER', 'FAILOVER'].includes((o as Operation).operationType as string))).toEqual([]);
+  });
+
+  test("failNext('SWITCHOVER') ends the switchover DONE with an error; the roles stay and the primary takes writes again", async () => {
+    fake.failNext('SWITCHOVER', 'simulated: replica health check failed');
+    const failed = await done(instances.switchover({ project, instance: replica }));
+    expect(failed).toMatchObject({ status: 'DONE', operationType: 'SWITCHOVER' });
+    expect(failed.error?.errors?.[0]?.message).toBe('simulated: replica health check failed');
+
+    expect(await get(primary)).toMatchObject({ instanceType: 'CLOUD_SQL_INSTANCE', replicaNames: [replica] });
+    expect(await get(replica)).toMatchObject({ instanceType: 'READ_REPLICA_INSTANCE', masterInstanceName: primary });
+    // The fence was lifted: new sessions write again, and the replica still follows.
+    await addEntries(primary, 151, 160);
+    expect(await inRecovery(replica)).toBe(true);
+    await eventually(() => entries(replica), 160);
+  });
+
+  test('switchover: the replica becomes the primary with every row; the former primary is a read-only streaming standby of it', async () => {
+    const op = await done(instances.switchover({ project, instance: replica, dbTimeout: { seconds: 30 } }));
+    expect(op).toMatchObject({ operationType: 'SWITCHOVER', targetId: replica });
+    expect(op.error).toBeNull();
+    expect(lastRequest('/switchover')).toMatchObject({ method: 'POST', path: `/v1/projects/${project}/instances/${replica}/switchover`, query: { dbTimeout: '30s' } });
+
+    expect(await get(replica)).toMatchObject({ instanceType: 'CLOUD_SQL_INSTANCE', masterInstanceName: '', replicaNames: [primary] });
+    expect(await get(primary)).toMatchObject({ instanceType: 'READ_REPLICA_INSTANCE', masterInstanceName: replica, replicaNames: [] });
+    expect(await inRecovery(replica)).toBe(false);
+    expect(await entries(replica)).toBe(160);
+    await addEntries(replica, 161, 170);
+    expect(await inRecovery(primary)).toBe(true);
+    await expect(addEntries(primary, 2000, 2000)).rejects.toThrow(/read-only transaction/);
+    await eventually(() => entries(primary), 170);
+    // The former primary no longer keeps WAL for the replica it had; the new primary keeps it for its standby.
+    expect(await slots(replica)).toEqual(['cloudsql_ledger_primary']);
+  });
+
+  test('promoteReplica makes the (former primary, now) replica a writable standalone instance', async () => {
+    const op = await done(instances.promoteReplica({ project, instance: primary }));
+    expect(op).toMatchObject({ operationType: 'PROMOTE_REPLICA', targetId: primary });
+    expect(op.error).toBeNull();
+    expect(await get(primary)).toMatchObject({ instanceType: 'CLOUD_SQL_INSTANCE', masterInstanceName: '', replicaNames: [] });
+    expect(await get(replica)).toMatchObject({ instanceType: 'CLOUD_SQL_INSTANCE', replicaNames: [] });
+    expect(await inRecovery(primary)).toBe(false);
+    await addEntries(primary, 171, 175);
+    expect(await entries(primary)).toBe(175);
+    expect(await entries(replica)).toBe(170);
+    expect(await slots(replica)).toEqual([]);
+  });
+
+  test('HA failover: settingsVersion goes up, the zone flips, the instance serves again; a stale version or failNext changes nothing', async () => {
+    const before = await get(primary);
+    expect(before).toMatchObject({ gceZone: 'europe-west1-a', secondaryGceZone: 'europe-west1-b', settings: { settingsVersion: { value: '1' } } });
+    fake.failNext('FAILOVER', 'simulated: standby zone unavailable');
+    const failed = await done(instances.failover({ project, instance: primary, body: { failoverContext: { settingsVersion: '1' } } }));
+    expect(failed.error?.errors?.[0]?.message).toBe('simulated: standby zone unavailable');
+    expect(await get(primary)).toMatchObject({ gceZone: 'europe-west1-a', settings: { settingsVersion: { value: '1' } } });
+
+    const op = await done(instances.failover({ project, instance: primary, body: { failoverContext: { settingsVersion: '1' } } }));
+    expect(op).toMatchObject({ operationType: 'FAILOVER', error: null });
+    expect(lastRequest('/failover')!.body).toEqual({ failoverContext: { settingsVersion: '1' } });
+    expect(await get(primary)).toMatchObject({ gceZone: 'europe-west1-b', secondaryGceZone: 'europe-west1-a', settings: { settingsVersion: { value: '2' } } });
+    expect(await entries(primary)).toBe(175);
+    expect((await httpError(instances.failover({ project, instance: primary, body: { failoverContext: { settingsVersion: '1' } } }))).status).toBe(400);
+  });
+
+  test('promoteReplica with failover=true (DR replica failover): the former primary becomes a replica of the promoted one; deleting a replica drops its slot', async () => {
+    expect((await done(instances.insert({ project, body: { name: dr, region: 'asia-east1', masterInstanceName: primary, settings: { tier: 'db-custom-1-3840' } } }))).error).toBeNull();
+    await eventually(() => entries(dr), 175);
+
+    const op = await done(instances.promoteReplica({ project, instance: dr, failover: true }));
+    expect(op.error).toBeNull();
+    expect(lastRequest('/promoteReplica')).toMatchObject({ path: `/v1/projects/${project}/instances/${dr}/promoteReplica`, query: { failover: 'true' } });
+    expect(await get(dr)).toMatchObject({ instanceType: 'CLOUD_SQL_INSTANCE', replicaNames: [primary] });
+    expect(await get(primary)).toMatchObject({ instanceType: 'READ_REPLICA_INSTANCE', masterInstanceName: dr });
+    await addEntries(dr, 176, 180);
+    await eventually(() => entries(primary), 180);
+
+    expect(await slots(dr)).toEqual(['cloudsql_ledger_primary']);
+    expect((await done(instances.delete({ project, instance: primary }))).error).toBeNull();
+    expect(await get(dr)).toMatchObject({ replicaNames: [] });
+    expect(await slots(dr)).toEqual([]);
+    expect((await done(instances.delete({ project, instance: dr }))).error).toBeNull();
+  });
+});

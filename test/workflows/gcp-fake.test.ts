@@ -10,7 +10,7 @@ import { GcpProvider } from '../../activities/providers/gcp';
 import { findPgBin } from '../../activities/pg/binaries';
 import { withClient } from '../../activities/pg/sql';
 import { seedDemo } from '../../scripts/dev/seed';
-import { backupInput, drillInput, loadPlanFile, type LoadedPlan } from '../../worker/plan';
+import { backupInput, drillInput, failbackInput, failoverInput, loadPlanFile, type LoadedPlan } from '../../worker/plan';
 import { RUNBOOK_TASK_QUEUE, type RunbookReport } from '../../workflows/types';
 import { startCloudSqlFake, type CloudSqlFake } from '../fakes/cloudsql/server';
 import { client, env, historyText, LogCapture, startWorker, type RunningWorker } from '../support/stack';
@@ -153,5 +153,109 @@ databases:
     } finally {
       await backupRuns.close();
     }
+  });
+});
+
+describe('Cloud SQL failover and failback against the Cloud SQL fake (real streaming replication behind it; no cross-region latency, no Cloud SQL lag metrics)', () => {
+  let fake: CloudSqlFake;
+  let plan: LoadedPlan;
+  let worker: RunningWorker;
+  let instances: v1.SqlInstancesServiceClient;
+  let operations: v1.SqlOperationsServiceClient;
+
+  const done = async (op: { name?: string | null; status?: unknown }) => {
+    let current = op;
+    while (current.status !== 'DONE') {
+      await new Promise((r) => setTimeout(r, 100));
+      [current] = await operations.get({ project: PROJECT, operation: current.name! });
+    }
+  };
+  const described = async (name: string) => (await instances.get({ project: PROJECT, instance: name }))[0];
+  const conn = (instance: string, database = 'ledger') => ({ host: '127.0.0.1', port: fake.portOf(PROJECT, instance), user: 'postgres', password: PASSWORD, database });
+  const writable = (instance: string) =>
+    withClient(conn(instance, 'postgres'), async (c) => (await c.query<{ w: boolean }>(`select not pg_is_in_recovery() and current_setting('default_transaction_read_only') = 'off' as w`)).rows[0]!.w);
+  const run = async (runbook: 'failover' | 'failback', args: unknown) =>
+    (await (await client()).workflow.execute(runbook, { taskQueue: RUNBOOK_TASK_QUEUE, workflowId: `lifeboat/ledger/failover`, args: [args] })) as RunbookReport;
+
+  beforeAll(async () => {
+    process.env[PASSWORD_VAR] = PASSWORD;
+    fake = await startCloudSqlFake({ dir: mkdtempSync(join(env().home, 'cloudsql-ha-')), pgBin: findPgBin(env().pgBin), opDelayMs: 100 });
+    const api = { fallback: true as const, apiEndpoint: fake.endpoint.host, port: fake.endpoint.port, protocol: 'http' as const, authClient: fakeAuth() };
+    instances = new v1.SqlInstancesServiceClient(api);
+    operations = new v1.SqlOperationsServiceClient(api);
+    await done((await instances.insert({ project: PROJECT, body: { name: 'ledger-main', region: 'us-central1', rootPassword: PASSWORD, settings: { tier: 'db-custom-1-3840' } } }))[0]);
+    await withClient(conn('ledger-main', 'postgres'), (c) => c.query('create database ledger'));
+    await withClient(conn('ledger-main'), (c) => seedDemo(c, 0.02));
+    await done((await instances.insert({ project: PROJECT, body: { name: 'ledger-dr', region: 'us-east4', masterInstanceName: 'ledger-main', settings: { tier: 'db-custom-1-3840' } } }))[0]);
+    const file = join(env().home, 'gcp-ha-plan.yaml');
+    writeFileSync(
+      file,
+      `regions:
+  gcp-central: { provider: gcp, project: ${PROJECT}, gcpRegion: us-central1, scratch: { databaseVersion: POSTGRES_16 } }
+  gcp-east: { provider: gcp, project: ${PROJECT}, gcpRegion: us-east4, scratch: { databaseVersion: POSTGRES_16 } }
+databases:
+  ledger:
+    primary: { region: gcp-central, database: ledger, instance: ledger-main, credentials: { user: postgres, password: "env:${PASSWORD_VAR}" } }
+    dr: { region: gcp-east, standby: true, replica: ledger-dr }
+    objectives: { rpo: 1m, rto: 10m }
+    checks:
+      - name: orders exist
+        sql: select count(*) > 0 from orders
+`,
+    );
+    plan = loadPlanFile(file);
+    const provider = new GcpProvider({
+      home: env().home,
+      secrets: process.env,
+      pollMs: 50,
+      apiEndpoint: fake.endpoint.host,
+      port: fake.endpoint.port,
+      protocol: 'http',
+      authClient: fakeAuth(),
+      testOnlyPortOf: (project, instance) => fake.portOf(project, instance),
+    });
+    worker = await startWorker({ regions: ['gcp-central', 'gcp-east'], providers: { gcp: provider } });
+  });
+
+  afterAll(async () => {
+    await worker?.stop();
+    await instances?.close();
+    await operations?.close();
+    await fake?.close();
+  });
+
+  test('planned failover is a Cloud SQL switchover: the DR replica takes writes with nothing lost, the former primary becomes its replica', async () => {
+    const report = await run('failover', failoverInput(plan, 'ledger', { mode: 'planned', preApproved: true, triggeredBy: 'test' }));
+    expect({ outcome: report.outcome, reason: report.reason }).toEqual({ outcome: 'passed', reason: undefined });
+    expect(report.rpoSeconds).toBe(0);
+    expect(report.failover?.topology?.primary).toMatchObject({ region: 'gcp-east', name: 'ledger-dr', location: PROJECT });
+    expect(fake.requests.some((r) => r.method === 'POST' && r.path.endsWith('/instances/ledger-dr/switchover'))).toBe(true);
+    expect(await writable('ledger-dr')).toBe(true);
+    expect(await writable('ledger-main')).toBe(false);
+    expect((await described('ledger-main')).masterInstanceName).toMatch(/ledger-dr$/);
+  });
+
+  test('failback switches back with the former primary already re-protected by the switchover (no new instance)', async () => {
+    const before = (await instances.list({ project: PROJECT }))[0].items?.length;
+    const report = await run('failback', failbackInput(plan, 'ledger', { preApproved: true, triggeredBy: 'test' }));
+    expect({ outcome: report.outcome, reason: report.reason }).toEqual({ outcome: 'passed', reason: undefined });
+    expect(report.failover?.topology).toMatchObject({ primary: { name: 'ledger-main' }, standby: { name: 'ledger-dr' } });
+    expect(report.checks.find((c) => c.name === 're-protect home server')?.detail).toMatch(/already a replica/);
+    expect((await instances.list({ project: PROJECT }))[0].items?.length).toBe(before);
+    expect(await writable('ledger-main')).toBe(true);
+    expect((await described('ledger-dr')).masterInstanceName).toMatch(/ledger-main$/);
+  });
+
+  test('unplanned failover is promoteReplica; failback then makes a NEW replica in the home region and switches to it', async () => {
+    const failover = await run('failover', failoverInput(plan, 'ledger', { mode: 'unplanned', preApproved: true, triggeredBy: 'test' }));
+    expect({ outcome: failover.outcome, reason: failover.reason }).toEqual({ outcome: 'passed', reason: undefined });
+    expect(fake.requests.some((r) => r.method === 'POST' && r.path.endsWith('/instances/ledger-dr/promoteReplica'))).toBe(true);
+    expect((await described('ledger-dr')).masterInstanceName ?? '').toBe('');
+    const failback = await run('failback', failbackInput(plan, 'ledger', { preApproved: true, triggeredBy: 'test' }));
+    expect({ outcome: failback.outcome, reason: failback.reason }).toEqual({ outcome: 'passed', reason: undefined });
+    const home = failback.failover!.topology!.primary!;
+    expect(home).toMatchObject({ region: 'gcp-central', name: expect.stringMatching(/^ledger-main-lb[0-9a-f]{6}$/) });
+    expect(await writable(home.name)).toBe(true);
+    expect(failback.checks.find((c) => c.name === 'writes of the failover term kept')).toMatchObject({ ok: true });
   });
 });

@@ -3,7 +3,14 @@
 // the real work (initdb, pg_dump, pg_restore) in the background; the operation turns DONE only when
 // that work is over and at least `opDelayMs` after it was inserted, so callers must really poll.
 // Operations on one instance run one after another (a later one stays PENDING), as Cloud SQL
-// serializes them.
+// serializes them; one that touches a primary and its replica (create replica, promote, switchover,
+// delete replica) waits for both.
+//
+// Replication is real: a read replica is a streaming standby of its primary's cluster, promoteReplica
+// promotes it, switchover fences the primary, waits for the replica to replay its last write, promotes
+// the replica and rewinds the former primary into its standby, and an HA failover restarts the server
+// and moves the instance to its other zone. There is one server per instance (no hidden HA standby),
+// no cascading replicas, and a switchover only of a primary with one replica.
 import { randomUUID } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -13,7 +20,7 @@ import { InstanceServer, type DumpedInstance } from './postgres';
 import { availabilityTypeName, badRequest, conflict, databaseVersionName, notFound, rfc3339, ApiError } from './wire';
 
 /** The operation types the fake issues, and so the ones `failNext` accepts. */
-export const OPERATION_TYPES = ['CREATE', 'DELETE', 'BACKUP_VOLUME', 'DELETE_BACKUP', 'RESTORE_VOLUME'] as const;
+export const OPERATION_TYPES = ['CREATE', 'DELETE', 'BACKUP_VOLUME', 'DELETE_BACKUP', 'RESTORE_VOLUME', 'PROMOTE_REPLICA', 'SWITCHOVER', 'FAILOVER'] as const;
 export type OperationType = (typeof OPERATION_TYPES)[number];
 
 interface Operation {
@@ -39,6 +46,12 @@ interface Instance {
   createTime: Date;
   root: string;
   server?: InstanceServer;
+  /** Set while the instance is a read replica: its primary's name, in the same project. */
+  masterName?: string;
+  /** Cloud SQL's optimistic-concurrency counter for settings; an HA failover bumps it here. */
+  settingsVersion: number;
+  /** Which of the region's two zones (`-a`, `-b`) serves the instance; an HA failover moves it. */
+  zone: 0 | 1;
   /** The instance's last queued operation: the next one starts after it. Never rejects. */
   queue: Promise<void>;
 }
@@ -67,6 +80,9 @@ export interface AdminOptions {
 
 const BASE = 'https://sqladmin.googleapis.com/v1';
 const INSTANCE_NAME = /^[a-z][a-z0-9-]{0,96}[a-z0-9]$|^[a-z]$/;
+const ZONES = ['a', 'b'] as const;
+/** How long a switchover waits for the replica to replay the fenced primary's last write, unless the call says (dbTimeout). */
+const DEFAULT_SWITCHOVER_TIMEOUT_MS = 60_000;
 
 export class FakeSqlAdmin {
   private readonly instances = new Map<string, Instance>();
@@ -123,25 +139,35 @@ export class FakeSqlAdmin {
         "The Cloud SQL instance already exists. When you delete an instance, you can't reuse the name of the deleted instance until one week from the date of deletion.",
       );
     }
-    const databaseVersion = body.databaseVersion === undefined ? `POSTGRES_${this.options.localMajor}` : databaseVersionName(body.databaseVersion);
+    const master = typeof body.masterInstanceName === 'string' && body.masterInstanceName !== '' ? this.requireMaster(project, body.masterInstanceName) : undefined;
+    const defaultVersion = master?.databaseVersion ?? `POSTGRES_${this.options.localMajor}`;
+    const databaseVersion = body.databaseVersion === undefined ? defaultVersion : databaseVersionName(body.databaseVersion);
     if (!databaseVersion?.startsWith('POSTGRES_')) {
       throw badRequest('invalid', `databaseVersion ${JSON.stringify(body.databaseVersion)} (${databaseVersion}) is not served: the fake's instances are local PostgreSQL ${this.options.localMajor}`);
+    }
+    if (master && databaseVersion !== master.databaseVersion) {
+      throw badRequest('invalid', `a read replica runs its primary's version: databaseVersion is ${databaseVersion}, primary ${master.name} is ${master.databaseVersion}`);
     }
     const settings = isObject(body.settings) ? body.settings : {};
     const rootPassword = typeof body.rootPassword === 'string' && body.rootPassword !== '' ? body.rootPassword : undefined;
     const instance: Instance = {
       project,
       name,
-      region: typeof body.region === 'string' && body.region ? body.region : 'us-central1',
+      // A replica's region may differ from its primary's (a cross-region read replica).
+      region: typeof body.region === 'string' && body.region ? body.region : (master?.region ?? 'us-central1'),
       databaseVersion,
       settings,
       state: 'PENDING_CREATE',
       createTime: new Date(),
       // A short, numbered directory: the server's Unix socket path must stay under 107 bytes.
       root: join(this.options.dir, 'i', String(++this.clusters)),
+      ...(master && { masterName: master.name }),
+      settingsVersion: 1,
+      zone: 0,
       queue: Promise.resolve(),
     };
     this.instances.set(key(project, name), instance);
+    if (master) return this.createReplica(instance, master);
     return this.launch(this.newOperation(project, 'CREATE', name), instance, {
       work: async (injected) => {
         if (injected) throw new Error(injected);
@@ -165,12 +191,24 @@ export class FakeSqlAdmin {
     if (isObject(instance.settings) && instance.settings.deletionProtectionEnabled === true) {
       throw new ApiError(400, 'FAILED_PRECONDITION', 'deletionProtectionEnabled', 'The instance is protected from deletion. Disable deletion protection and try again.');
     }
+    const replicas = this.replicasOf(instance);
+    if (replicas.length > 0) {
+      throw new ApiError(
+        400,
+        'FAILED_PRECONDITION',
+        'instanceHasReplicas',
+        `The instance ${name} has read replicas (${replicas.map((r) => r.name).join(', ')}). Delete or promote them before deleting the primary.`,
+      );
+    }
+    const master = instance.masterName === undefined ? undefined : this.instances.get(key(project, instance.masterName));
     const previousState = instance.state;
     instance.state = 'PENDING_DELETE';
-    return this.launch(this.newOperation(project, 'DELETE', name), instance, {
+    return this.launch(this.newOperation(project, 'DELETE', name), master ? [instance, master] : instance, {
       work: async (injected) => {
         if (injected) throw new Error(injected);
         await instance.server?.destroy();
+        // The primary would keep WAL for a standby that is gone. Best effort: the replica is gone anyway.
+        if (master?.server) await master.server.dropReplicationSlot(applicationNameOf(instance)).catch(() => undefined);
       },
       commit: (error) => {
         if (error) {
@@ -192,6 +230,9 @@ export class FakeSqlAdmin {
 
   insertBackupRun(project: string, name: string, body: Record<string, unknown>): object {
     const instance = this.requireMutable(project, name);
+    if (instance.masterName !== undefined) {
+      throw badRequest('invalidOperation', `${name} is a read replica: Cloud SQL backs up the primary (${instance.masterName}), not its replicas`);
+    }
     const id = String((this.lastBackupId = Math.max(Date.now(), this.lastBackupId + 1)));
     const run: BackupRun = {
       id,
@@ -271,12 +312,119 @@ export class FakeSqlAdmin {
     }
     const dump = run.dump;
     const instance = this.requireMutable(project, target);
+    if (instance.masterName !== undefined) throw badRequest('invalidOperation', `${target} is a read replica: a backup cannot be restored into a replica`);
+    const replicas = this.replicasOf(instance);
+    if (replicas.length > 0) {
+      throw badRequest('invalidOperation', `${target} has read replicas (${replicas.map((r) => r.name).join(', ')}): delete them before restoring a backup into it`);
+    }
     return this.launch(this.newOperation(project, 'RESTORE_VOLUME', target), instance, {
       work: async (injected) => {
         if (!instance.server) throw new Error(`instance ${target} has no running server to restore into`);
         await instance.server.restore(dump, injected);
       },
       commit: () => undefined,
+    });
+  }
+
+  // ---- replication and HA ----
+
+  /**
+   * Makes a read replica a standalone primary. With `failover` (a DR replica failover) the former
+   * primary is then rebuilt as a replica of it (pg_rewind drops whatever it wrote that had not
+   * streamed yet); without, the former primary stays a primary of its own.
+   */
+  promoteReplica(project: string, name: string, failover: boolean): object {
+    const { replica, master } = this.requireReplica(project, name);
+    if (failover) this.requireOnlyReplica(replica, master, 'fails over to a replica');
+    const progress = { promoted: false, rebuilt: false };
+    return this.launch(this.newOperation(project, 'PROMOTE_REPLICA', name), [replica, master], {
+      work: async (injected) => {
+        if (injected) throw new Error(injected);
+        const [server, masterServer] = [requireServer(replica), requireServer(master)];
+        await server.promote();
+        progress.promoted = true;
+        await masterServer.dropReplicationSlot(applicationNameOf(replica)).catch(() => undefined);
+        if (failover) {
+          await masterServer.follow(server, serverName(master), applicationNameOf(master));
+          progress.rebuilt = true;
+        }
+      },
+      commit: () => {
+        if (!progress.promoted) return;
+        delete replica.masterName;
+        if (progress.rebuilt) master.masterName = replica.name;
+      },
+    });
+  }
+
+  /**
+   * A planned role swap with no data loss: the primary is fenced (read-only, sessions ended), the
+   * replica replays up to the primary's last write (within `dbTimeout`), is promoted, and the former
+   * primary is rewound into a streaming replica of it. A failure before the promotion lifts the fence
+   * and leaves the roles as they were.
+   */
+  switchover(project: string, name: string, dbTimeout: string | undefined): object {
+    const { replica, master } = this.requireReplica(project, name);
+    this.requireOnlyReplica(replica, master, 'switches over');
+    const timeoutMs = dbTimeout === undefined || dbTimeout === '' ? DEFAULT_SWITCHOVER_TIMEOUT_MS : durationMs(dbTimeout);
+    const progress = { promoted: false, rebuilt: false };
+    return this.launch(this.newOperation(project, 'SWITCHOVER', name), [replica, master], {
+      work: async (injected) => {
+        const [server, masterServer] = [requireServer(replica), requireServer(master)];
+        try {
+          const finalLsn = await masterServer.fence();
+          await server.waitForReplay(finalLsn, AbortSignal.timeout(timeoutMs)).catch((err: unknown) => {
+            throw new Error(`${name} did not replay ${master.name}'s last write (${finalLsn}) within ${timeoutMs} ms: ${(err as Error).message}`);
+          });
+          if (injected) throw new Error(injected);
+          await server.promote();
+        } catch (err) {
+          // Nothing was promoted: the primary takes writes again, the replica still follows it.
+          await masterServer.unfence().catch(() => undefined);
+          throw err;
+        }
+        progress.promoted = true;
+        await masterServer.dropReplicationSlot(applicationNameOf(replica)).catch(() => undefined);
+        await masterServer.follow(server, serverName(master), applicationNameOf(master)).catch((err: unknown) => {
+          throw new Error(`${name} is the primary now, but ${master.name} (fenced, read-only) could not be made its replica: ${(err as Error).message}`);
+        });
+        progress.rebuilt = true;
+      },
+      commit: () => {
+        if (!progress.promoted) return;
+        delete replica.masterName;
+        if (progress.rebuilt) master.masterName = replica.name;
+      },
+    });
+  }
+
+  /**
+   * A regional HA failover: the instance's server goes down and comes back in the other zone. The
+   * caller passes the settingsVersion it last read (Cloud SQL's optimistic check); it goes up by one.
+   */
+  failover(project: string, name: string, body: Record<string, unknown>): object {
+    const instance = this.requireMutable(project, name);
+    const context = isObject(body.failoverContext) ? body.failoverContext : {};
+    const given = context.settingsVersion;
+    if (given === undefined || String(given) !== String(instance.settingsVersion)) {
+      throw badRequest(
+        'invalid',
+        `failoverContext.settingsVersion is ${JSON.stringify(given)}; the current settingsVersion of ${name} is ${instance.settingsVersion}: read the instance again and retry`,
+      );
+    }
+    if (availabilityTypeName(instance.settings.availabilityType) !== 'REGIONAL') {
+      throw badRequest('invalidOperation', `${name} is not configured for high availability (settings.availabilityType is not REGIONAL): it has no standby zone to fail over to`);
+    }
+    return this.launch(this.newOperation(project, 'FAILOVER', name), instance, {
+      work: async (injected) => {
+        if (injected) throw new Error(injected);
+        await requireServer(instance).restart();
+      },
+      commit: (error) => {
+        if (error) return;
+        instance.settingsVersion += 1;
+        instance.zone = instance.zone === 0 ? 1 : 0;
+      },
     });
   }
 
@@ -288,11 +436,27 @@ export class FakeSqlAdmin {
     return operationJson(operation);
   }
 
-  /** Waits for every operation in flight, then removes every cluster the fake started. */
+  /** Waits for every operation in flight, then removes every cluster the fake started (replicas first). */
   async close(): Promise<void> {
     while (this.inFlight.size > 0) await Promise.all(this.inFlight);
-    for (const instance of this.instances.values()) await instance.server?.destroy();
+    const all = [...this.instances.values()].sort((a, b) => Number(a.masterName === undefined) - Number(b.masterName === undefined));
+    for (const instance of all) await instance.server?.destroy();
     this.instances.clear();
+  }
+
+  /** The replica is a new cluster streaming from the master's; both wait for each other's earlier operations. */
+  private createReplica(instance: Instance, master: Instance): object {
+    const { project, name } = instance;
+    return this.launch(this.newOperation(project, 'CREATE', name), [instance, master], {
+      work: async (injected) => {
+        if (injected) throw new Error(injected);
+        instance.server = await InstanceServer.createReplica(instance.root, this.options.pgBin, serverName(instance), requireServer(master), applicationNameOf(instance));
+      },
+      commit: (error) => {
+        if (error) this.instances.delete(key(project, name));
+        else if (instance.state === 'PENDING_CREATE') instance.state = 'RUNNABLE';
+      },
+    });
   }
 
   private newOperation(project: string, type: OperationType, targetId: string): Operation {
@@ -308,11 +472,12 @@ export class FakeSqlAdmin {
    */
   private launch(
     operation: Operation,
-    instance: Instance,
+    on: Instance | Instance[],
     steps: { work: (injected: string | undefined) => Promise<void>; commit: (error: string | undefined) => void },
   ): object {
     const injected = this.failures.get(operation.type)?.shift();
-    const previous = instance.queue;
+    const instances = Array.isArray(on) ? on : [on];
+    const previous = Promise.all(instances.map((i) => i.queue));
     const done = (async () => {
       await previous;
       operation.status = 'RUNNING';
@@ -334,7 +499,7 @@ export class FakeSqlAdmin {
       operation.endTime = new Date();
       operation.status = 'DONE';
     })();
-    instance.queue = done;
+    for (const instance of instances) instance.queue = done;
     this.inFlight.add(done);
     void done.finally(() => this.inFlight.delete(done));
     return operationJson(operation);
@@ -355,6 +520,44 @@ export class FakeSqlAdmin {
     return instance;
   }
 
+  /** A read replica and its primary, for promoteReplica and switchover: 400 for an instance that is no replica. */
+  private requireReplica(project: string, name: string): { replica: Instance; master: Instance } {
+    const replica = this.requireMutable(project, name);
+    if (replica.masterName === undefined) {
+      throw badRequest('invalidOperation', `The instance ${project}:${name} is not a read replica (instanceType CLOUD_SQL_INSTANCE).`);
+    }
+    return { replica, master: this.requireMutable(project, replica.masterName) };
+  }
+
+  /** The former primary will follow the promoted replica: its other replicas would be cascading ones, which the fake does not serve. */
+  private requireOnlyReplica(replica: Instance, master: Instance, what: string): void {
+    const siblings = this.replicasOf(master).filter((r) => r !== replica);
+    if (siblings.length > 0) {
+      throw badRequest(
+        'invalidOperation',
+        `${master.name} has other replicas (${siblings.map((r) => r.name).join(', ')}): the fake ${what} only from a primary with a single replica`,
+      );
+    }
+  }
+
+  /** The primary named by a new replica's masterInstanceName: same project, itself no replica. */
+  private requireMaster(project: string, masterInstanceName: string): Instance {
+    // Cloud SQL also takes "project:instance"; the fake serves same-project replicas only.
+    const [masterProject, masterName] = masterInstanceName.includes(':') ? masterInstanceName.split(':', 2) : [project, masterInstanceName];
+    if (masterProject !== project) {
+      throw badRequest('invalid', `masterInstanceName ${masterInstanceName} is in another project; the fake serves replicas of a primary in the same project (${project}) only`);
+    }
+    const master = this.requireMutable(project, masterName!);
+    if (master.masterName !== undefined) {
+      throw badRequest('invalid', `${master.name} is itself a read replica (of ${master.masterName}); the fake does not serve cascading replicas`);
+    }
+    return master;
+  }
+
+  private replicasOf(instance: Instance): Instance[] {
+    return [...this.instances.values()].filter((i) => i.project === instance.project && i.masterName === instance.name);
+  }
+
   private requireBackup(project: string, name: string, id: string): BackupRun {
     const run = this.backups.get(id);
     if (!run || run.project !== project || run.instance !== name) {
@@ -369,6 +572,7 @@ export class FakeSqlAdmin {
 
   private instanceJson(i: Instance): object {
     const settings = i.settings;
+    const regional = availabilityTypeName(settings.availabilityType) === 'REGIONAL';
     return {
       kind: 'sql#instance',
       name: i.name,
@@ -376,9 +580,11 @@ export class FakeSqlAdmin {
       state: i.state,
       databaseVersion: i.databaseVersion,
       region: i.region,
-      gceZone: `${i.region}-a`,
+      gceZone: `${i.region}-${ZONES[i.zone]}`,
+      // An HA instance's standby zone: where the next failover moves it.
+      ...(regional && { secondaryGceZone: `${i.region}-${ZONES[1 - i.zone]}` }),
       backendType: 'SECOND_GEN',
-      instanceType: 'CLOUD_SQL_INSTANCE',
+      instanceType: i.masterName === undefined ? 'CLOUD_SQL_INSTANCE' : 'READ_REPLICA_INSTANCE',
       connectionName: `${i.project}:${i.region}:${i.name}`,
       selfLink: `${BASE}/projects/${i.project}/instances/${i.name}`,
       createTime: rfc3339(i.createTime),
@@ -391,12 +597,13 @@ export class FakeSqlAdmin {
         availabilityType: availabilityTypeName(settings.availabilityType) ?? 'ZONAL',
         activationPolicy: settings.activationPolicy ?? 'ALWAYS',
         ipConfiguration: isObject(settings.ipConfiguration) ? settings.ipConfiguration : { ipv4Enabled: false },
-        settingsVersion: '1',
+        settingsVersion: String(i.settingsVersion),
       },
       // The fake has no networking: every instance is a local server on 127.0.0.1 (see portOf).
       ipAddresses: i.server ? [{ type: 'PRIVATE', ipAddress: '127.0.0.1' }] : [],
-      masterInstanceName: '',
-      replicaNames: [],
+      masterInstanceName: i.masterName ?? '',
+      ...(i.masterName !== undefined && { replicaConfiguration: { kind: 'sql#replicaConfiguration', failoverTarget: false } }),
+      replicaNames: this.replicasOf(i).map((r) => r.name),
     };
   }
 }
@@ -442,6 +649,31 @@ function backupRunJson(b: BackupRun): object {
 
 function key(project: string, name: string): string {
   return `${project}/${name}`;
+}
+
+/** The name the instance's cluster records for itself (LocalCluster state). */
+function serverName(i: Instance): string {
+  return `${i.project}:${i.name}`;
+}
+
+/**
+ * What the instance calls itself when it streams from a primary, and so (slotName) its slot there.
+ * From the name alone: a former primary that later follows uses the same one.
+ */
+function applicationNameOf(i: Instance): string {
+  return `cloudsql_${i.name.replace(/-/g, '_')}`.slice(0, 63);
+}
+
+function requireServer(i: Instance): InstanceServer {
+  if (!i.server) throw new Error(`instance ${i.name} has no running server`);
+  return i.server;
+}
+
+/** A google.protobuf.Duration in its JSON/query form ("30s", "1.5s"), in milliseconds. */
+function durationMs(value: string): number {
+  const match = /^(\d+(?:\.\d+)?)s$/.exec(value);
+  if (!match) throw badRequest('invalid', `dbTimeout ${JSON.stringify(value)} is not a duration; expected seconds such as "30s"`);
+  return Math.round(Number(match[1]) * 1000);
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {

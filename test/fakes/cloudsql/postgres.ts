@@ -1,12 +1,15 @@
 // The data plane behind a fake Cloud SQL instance: a real local PostgreSQL cluster (the project's own
 // LocalCluster), whose `postgres` role has the instance's root password, and backups that are real
-// pg_dump files plus the roles (a Cloud SQL backup carries the instance's users with it).
+// pg_dump files plus the roles (a Cloud SQL backup carries the instance's users with it). A read
+// replica is a real streaming standby of its primary's cluster (activities/pg/replication.ts: a
+// physical slot on the primary, pg_basebackup, later pg_rewind when a former primary follows).
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Client } from 'pg';
 import { LocalCluster } from '../../../activities/pg/cluster';
 import { freePort } from '../../../activities/pg/ports';
 import { run } from '../../../activities/pg/process';
+import { fence, makeStandby, promote, slotName, unfence, waitForReplay } from '../../../activities/pg/replication';
 import { libpqEnv, quoteIdent, withClient, type PgConnection } from '../../../activities/pg/sql';
 
 /** One dumped database of a backup. */
@@ -47,11 +50,34 @@ export class InstanceServer {
    */
   static async create(root: string, pgBin: string, name: string, rootPassword: string | undefined): Promise<InstanceServer> {
     const cluster = new LocalCluster(root, pgBin);
-    // Disposable: fsync off and minimal WAL. Fast, and the fake has no replicas to stream to.
-    await cluster.ensureRunning({ name, port: await freePort(), disposable: true });
+    // Not disposable: a Cloud SQL instance can get a read replica at any time without a restart, so
+    // every instance runs with replica-level WAL and wal_log_hints (pg_rewind). It costs no time here.
+    await cluster.ensureRunning({ name, port: await freePort(), disposable: false });
     const server = new InstanceServer(cluster, pgBin, cluster.connection(ADMIN_DB).password);
     if (rootPassword) await server.setPostgresPassword(rootPassword);
     return server;
+  }
+
+  /**
+   * A new cluster that streams from `primary` through a physical slot named after `applicationName`.
+   * Its postgres password is the primary's: it is a physical copy. A failed attempt leaves neither
+   * the cluster nor the slot behind.
+   */
+  static async createReplica(root: string, pgBin: string, name: string, primary: InstanceServer, applicationName: string): Promise<InstanceServer> {
+    if (/[:\\]/.test(primary.password)) {
+      // activities/pg writes the replication passfile unescaped and reads pgpass back unescaped
+      // (LocalCluster.connection), so such a password would break streaming, fence and promote.
+      throw new Error(`the fake cannot replicate ${name}'s primary: its postgres password holds ':' or '\\', which the replication code's passfiles do not escape`);
+    }
+    const cluster = new LocalCluster(root, pgBin);
+    try {
+      await makeStandby(cluster, primary.cluster, { name, port: await freePort(), applicationName, pgBin });
+    } catch (err) {
+      await cluster.destroy().catch(() => undefined);
+      await primary.dropReplicationSlot(applicationName).catch(() => undefined);
+      throw err;
+    }
+    return new InstanceServer(cluster, pgBin, primary.password);
   }
 
   get port(): number {
@@ -141,6 +167,67 @@ export class InstanceServer {
 
   async destroy(): Promise<void> {
     await this.cluster.destroy();
+  }
+
+  // ---- replication: thin wrappers over activities/pg/replication.ts, the code Lifeboat itself runs ----
+
+  async inRecovery(): Promise<boolean> {
+    return this.admin(async (c) => (await c.query<{ rec: boolean }>('select pg_is_in_recovery() as rec')).rows[0]!.rec);
+  }
+
+  /** Read-only for every new session, client sessions ended; returns the WAL position after the last write. */
+  async fence(): Promise<string> {
+    const { confirmed, how, finalLsn } = await fence(this.cluster, 'planned');
+    if (!confirmed || !finalLsn) throw new Error(`could not make ${this.cluster.root} read-only (${how})`);
+    return finalLsn;
+  }
+
+  async unfence(): Promise<void> {
+    await unfence(this.cluster);
+  }
+
+  /** Until this standby has replayed `lsn`; gives up when `signal` aborts. */
+  async waitForReplay(lsn: string, signal: AbortSignal): Promise<void> {
+    await waitForReplay(this.cluster, lsn, () => undefined, signal);
+  }
+
+  async promote(): Promise<void> {
+    await promote(this.cluster);
+  }
+
+  /** Turns this (former primary) into a streaming standby of `primary`, on its own port: pg_rewind, else a fresh copy. */
+  async follow(primary: InstanceServer, name: string, applicationName: string): Promise<void> {
+    await makeStandby(this.cluster, primary.cluster, { name, port: this.port, applicationName, pgBin: this.pgBin });
+    this.password = primary.password;
+  }
+
+  /**
+   * Drops the slot a standby that is gone (deleted, promoted) streamed through, so this server stops
+   * keeping WAL for it. Its WAL sender may linger a moment after the standby left: it is ended, and
+   * the drop retried until the slot is free. The session lifts a fence's read-only default for itself.
+   */
+  async dropReplicationSlot(applicationName: string): Promise<void> {
+    const slot = slotName(applicationName);
+    await this.admin(async (c) => {
+      await c.query('set default_transaction_read_only = off');
+      for (let attempt = 0; ; attempt++) {
+        await c.query('select pg_terminate_backend(active_pid) from pg_replication_slots where slot_name = $1 and active_pid is not null', [slot]);
+        try {
+          await c.query('select pg_drop_replication_slot(slot_name) from pg_replication_slots where slot_name = $1', [slot]);
+          return;
+        } catch (err) {
+          // "replication slot ... is active for PID n": the sender has not exited yet.
+          if (attempt >= 50) throw err;
+          await new Promise((resolve) => setTimeout(resolve, 100));
+        }
+      }
+    });
+  }
+
+  /** What an HA failover does to the server: it goes down and comes back (sessions are ended). */
+  async restart(): Promise<void> {
+    await this.cluster.stop('fast');
+    await this.cluster.start();
   }
 
   private admin<T>(use: (client: Client) => Promise<T>): Promise<T> {

@@ -3,11 +3,15 @@
 //   GET/POST   /v1/projects/{p}/instances            GET/DELETE /v1/projects/{p}/instances/{i}
 //   GET/POST   /v1/projects/{p}/instances/{i}/backupRuns   GET/DELETE .../backupRuns/{id}
 //   POST       /v1/projects/{p}/instances/{i}/restoreBackup
+//   POST       /v1/projects/{p}/instances/{i}/promoteReplica | switchover | failover
 //   GET        /v1/projects/{p}/operations/{op}
 // Anything else is a 404 naming the route as not faked, so a new call fails loudly, not quietly.
-// Instances are real local PostgreSQL clusters; backups are real pg_dump files plus the roles.
+// Instances are real local PostgreSQL clusters; backups are real pg_dump files plus the roles; a read
+// replica (insert with masterInstanceName) is a real streaming standby of its primary's cluster.
 // What it cannot show: IAM (any bearer token passes, none is checked), networking (every instance is
-// 127.0.0.1:portOf(), reported as a PRIVATE address), HA, read replicas, failover, switchover, PITR,
+// 127.0.0.1:portOf(), reported as a PRIVATE address), cross-region latency (a replica in another
+// region is as near as any other), Cloud SQL's replication-lag metrics, an HA standby of its own (an
+// HA failover restarts the one server and reports the other zone), cascading replicas, PITR,
 // cross-region backup locations, real timings. Every instance runs the local PostgreSQL major,
 // whatever databaseVersion was asked for (the requested one is reported). As on Cloud SQL, an
 // instance's backup runs are deleted with it, and a deleted instance's name cannot be reused.
@@ -44,7 +48,11 @@ export interface CloudSqlFake {
   endpoint: { host: string; port: number };
   /** The real port of the instance's PostgreSQL (reported to clients as PRIVATE 127.0.0.1). */
   portOf(project: string, instance: string): number;
-  /** The next operation of this type (CREATE, DELETE, BACKUP_VOLUME, RESTORE_VOLUME) ends DONE with an INTERNAL_ERROR. */
+  /**
+   * The next operation of this type (CREATE, DELETE, BACKUP_VOLUME, DELETE_BACKUP, RESTORE_VOLUME,
+   * PROMOTE_REPLICA, SWITCHOVER, FAILOVER) ends DONE with an INTERNAL_ERROR. A failed PROMOTE_REPLICA,
+   * SWITCHOVER or FAILOVER changes no roles (a switchover fails after fencing and catching up, and lifts the fence).
+   */
   failNext(operationType: string, message: string): void;
   /** Every request served, in order. */
   readonly requests: RecordedRequest[];
@@ -79,6 +87,9 @@ export async function startCloudSqlFake(options: CloudSqlFakeOptions): Promise<C
     ['GET', /^\/v1\/projects\/([^/]+)\/instances\/([^/]+)\/backupRuns\/([^/]+)$/, ([p, i, id]) => admin.getBackupRun(p!, i!, id!)],
     ['DELETE', /^\/v1\/projects\/([^/]+)\/instances\/([^/]+)\/backupRuns\/([^/]+)$/, ([p, i, id]) => admin.deleteBackupRun(p!, i!, id!)],
     ['POST', /^\/v1\/projects\/([^/]+)\/instances\/([^/]+)\/restoreBackup$/, ([p, i], r) => admin.restoreBackup(p!, i!, r.body)],
+    ['POST', /^\/v1\/projects\/([^/]+)\/instances\/([^/]+)\/promoteReplica$/, ([p, i], r) => admin.promoteReplica(p!, i!, r.query.failover === 'true')],
+    ['POST', /^\/v1\/projects\/([^/]+)\/instances\/([^/]+)\/switchover$/, ([p, i], r) => admin.switchover(p!, i!, r.query.dbTimeout)],
+    ['POST', /^\/v1\/projects\/([^/]+)\/instances\/([^/]+)\/failover$/, ([p, i], r) => admin.failover(p!, i!, r.body)],
     ['GET', /^\/v1\/projects\/([^/]+)\/operations\/([^/]+)$/, ([p, op]) => admin.getOperation(p!, op!)],
   ];
   const requests: RecordedRequest[] = [];
