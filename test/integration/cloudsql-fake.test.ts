@@ -7,6 +7,7 @@ import { v1, type protos } from '@google-cloud/sql';
 import { OAuth2Client } from 'google-auth-library';
 import { findPgBin } from '../../activities/pg/binaries';
 import { withClient } from '../../activities/pg/sql';
+import { adminClients } from '../fakes/cloudsql/clients';
 import { startCloudSqlFake, type CloudSqlFake } from '../fakes/cloudsql/server';
 
 type Operation = protos.google.cloud.sql.v1.IOperation;
@@ -58,13 +59,7 @@ describe('Cloud SQL fake (real @google-cloud/sql clients, real PostgreSQL; no IA
   beforeAll(async () => {
     dir = mkdtempSync(join(process.env.LIFEBOAT_HOME!, 'cloudsql-fake-'));
     fake = await startCloudSqlFake({ dir, pgBin: findPgBin(process.env.LIFEBOAT_PG_BIN || undefined) });
-    // Node's own fetch: gaxios would otherwise import('node-fetch'), which jest's CommonJS sandbox refuses.
-    const authClient = new OAuth2Client({ transporterOptions: { fetchImplementation: fetch } });
-    authClient.setCredentials({ access_token: 'fake-token' });
-    const options = { fallback: true, apiEndpoint: fake.endpoint.host, port: fake.endpoint.port, protocol: 'http', authClient };
-    instances = new v1.SqlInstancesServiceClient(options);
-    backupRuns = new v1.SqlBackupRunsServiceClient(options);
-    operations = new v1.SqlOperationsServiceClient(options);
+    ({ instances, backupRuns, operations } = adminClients(fake));
   });
 
   afterAll(async () => {
@@ -261,12 +256,7 @@ describe("Cloud SQL fake's replication: real streaming standbys, switchover, pro
   beforeAll(async () => {
     const dir = mkdtempSync(join(process.env.LIFEBOAT_HOME!, 'cloudsql-repl-'));
     fake = await startCloudSqlFake({ dir, pgBin: findPgBin(process.env.LIFEBOAT_PG_BIN || undefined), opDelayMs: 100 });
-    const authClient = new OAuth2Client({ transporterOptions: { fetchImplementation: fetch } });
-    authClient.setCredentials({ access_token: 'fake-token' });
-    const options = { fallback: true, apiEndpoint: fake.endpoint.host, port: fake.endpoint.port, protocol: 'http', authClient };
-    instances = new v1.SqlInstancesServiceClient(options);
-    backupRuns = new v1.SqlBackupRunsServiceClient(options);
-    operations = new v1.SqlOperationsServiceClient(options);
+    ({ instances, backupRuns, operations } = adminClients(fake));
   });
 
   afterAll(async () => {

@@ -5,13 +5,13 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { v1 } from '@google-cloud/sql';
-import { OAuth2Client } from 'google-auth-library';
 import { GcpProvider } from '../../activities/providers/gcp';
 import { findPgBin } from '../../activities/pg/binaries';
 import { withClient } from '../../activities/pg/sql';
 import { seedDemo } from '../../scripts/dev/seed';
 import { backupInput, drillInput, failbackInput, failoverInput, loadPlanFile, type LoadedPlan } from '../../worker/plan';
 import { RUNBOOK_TASK_QUEUE, type RunbookReport } from '../../workflows/types';
+import { fakeClientOptions } from '../fakes/cloudsql/clients';
 import { startCloudSqlFake, type CloudSqlFake } from '../fakes/cloudsql/server';
 import { client, env, historyText, LogCapture, startWorker, type RunningWorker } from '../support/stack';
 
@@ -23,14 +23,29 @@ const PASSWORD = 'cloudsql-Secret-4e1b7';
 let seq = 0;
 const workflowId = (what: string) => `test/gcp/${what}/${Date.now()}-${seq++}`;
 
-/**
- * Fake credentials, and Node's own fetch: gaxios would otherwise load node-fetch by a dynamic
- * import, which jest refuses without --experimental-vm-modules (a worker under plain node is fine).
- */
-function fakeAuth(): OAuth2Client {
-  const auth = new OAuth2Client({ transporterOptions: { fetchImplementation: fetch } });
-  auth.setCredentials({ access_token: 'fake-token' });
-  return auth;
+/** The provider as a worker would build it, pointed at the fake (with its test-only port lookup). */
+function providerFor(fake: CloudSqlFake): GcpProvider {
+  return new GcpProvider({
+    home: env().home,
+    secrets: process.env,
+    pollMs: 50,
+    ...fakeClientOptions(fake),
+    testOnlyPortOf: (project, instance) => fake.portOf(project, instance),
+  });
+}
+
+/** A plan with the two gcp regions of these tests and the databases given. */
+function writePlan(name: string, databases: string): LoadedPlan {
+  const file = join(env().home, `${name}.yaml`);
+  writeFileSync(
+    file,
+    `regions:
+  gcp-central: { provider: gcp, project: ${PROJECT}, gcpRegion: us-central1, scratch: { databaseVersion: POSTGRES_16 } }
+  gcp-east: { provider: gcp, project: ${PROJECT}, gcpRegion: us-east4, scratch: { databaseVersion: POSTGRES_16 } }
+databases:
+${databases}`,
+  );
+  return loadPlanFile(file);
 }
 
 describe('Cloud SQL provider against the Cloud SQL fake (real PostgreSQL behind it; no IAM, networking, TLS or replicas in the fake)', () => {
@@ -43,9 +58,8 @@ describe('Cloud SQL provider against the Cloud SQL fake (real PostgreSQL behind 
   beforeAll(async () => {
     process.env[PASSWORD_VAR] = PASSWORD;
     fake = await startCloudSqlFake({ dir: mkdtempSync(join(env().home, 'cloudsql-')), pgBin: findPgBin(env().pgBin), opDelayMs: 200 });
-    const api = { fallback: true as const, apiEndpoint: fake.endpoint.host, port: fake.endpoint.port, protocol: 'http' as const, authClient: fakeAuth() };
-    instances = new v1.SqlInstancesServiceClient(api);
-    const operations = new v1.SqlOperationsServiceClient(api);
+    instances = new v1.SqlInstancesServiceClient(fakeClientOptions(fake));
+    const operations = new v1.SqlOperationsServiceClient(fakeClientOptions(fake));
     // The primary: made the way an operator would, then seeded with the demo schema.
     let [op] = await instances.insert({ project: PROJECT, body: { name: PRIMARY, region: 'us-central1', rootPassword: PASSWORD, settings: { tier: 'db-custom-1-3840' } } });
     while (op.status !== 'DONE') {
@@ -57,14 +71,9 @@ describe('Cloud SQL provider against the Cloud SQL fake (real PostgreSQL behind 
     await withClient(conn('postgres'), (c) => c.query('create database shop'));
     await withClient(conn('shop'), (c) => seedDemo(c, 0.05));
 
-    const file = join(env().home, 'gcp-plan.yaml');
-    writeFileSync(
-      file,
-      `regions:
-  gcp-central: { provider: gcp, project: ${PROJECT}, gcpRegion: us-central1, scratch: { databaseVersion: POSTGRES_16 } }
-  gcp-east: { provider: gcp, project: ${PROJECT}, gcpRegion: us-east4, scratch: { databaseVersion: POSTGRES_16 } }
-databases:
-  shop:
+    plan = writePlan(
+      'gcp-plan',
+      `  shop:
     primary: { region: gcp-central, database: shop, instance: ${PRIMARY}, credentials: { user: postgres, password: "env:${PASSWORD_VAR}" } }
     dr: { region: gcp-east }
     objectives: { rpo: 1h, rto: 1h }
@@ -74,17 +83,7 @@ databases:
         sql: select count(*) > 0 from orders
 `,
     );
-    plan = loadPlanFile(file);
-    const provider = new GcpProvider({
-      home: env().home,
-      secrets: process.env,
-      pollMs: 50,
-      apiEndpoint: fake.endpoint.host,
-      port: fake.endpoint.port,
-      protocol: 'http',
-      authClient: fakeAuth(),
-      testOnlyPortOf: (project, instance) => fake.portOf(project, instance),
-    });
+    const provider = providerFor(fake);
     worker = await startWorker({ regions: ['gcp-central', 'gcp-east'], capture: logs, providers: { gcp: provider } });
   });
 
@@ -136,7 +135,7 @@ databases:
   });
 
   test('the backup runbook keeps the newest Lifeboat backup run and never deletes one Lifeboat did not make', async () => {
-    const backupRuns = new v1.SqlBackupRunsServiceClient({ fallback: true, apiEndpoint: fake.endpoint.host, port: fake.endpoint.port, protocol: 'http', authClient: fakeAuth() });
+    const backupRuns = new v1.SqlBackupRunsServiceClient(fakeClientOptions(fake));
     try {
       await backupRuns.insert({ project: PROJECT, instance: PRIMARY, body: { description: 'nightly, made by someone else' } });
       const report = (await (await client()).workflow.execute('backup', {
@@ -180,21 +179,15 @@ describe('Cloud SQL failover and failback against the Cloud SQL fake (real strea
   beforeAll(async () => {
     process.env[PASSWORD_VAR] = PASSWORD;
     fake = await startCloudSqlFake({ dir: mkdtempSync(join(env().home, 'cloudsql-ha-')), pgBin: findPgBin(env().pgBin), opDelayMs: 100 });
-    const api = { fallback: true as const, apiEndpoint: fake.endpoint.host, port: fake.endpoint.port, protocol: 'http' as const, authClient: fakeAuth() };
-    instances = new v1.SqlInstancesServiceClient(api);
-    operations = new v1.SqlOperationsServiceClient(api);
+    instances = new v1.SqlInstancesServiceClient(fakeClientOptions(fake));
+    operations = new v1.SqlOperationsServiceClient(fakeClientOptions(fake));
     await done((await instances.insert({ project: PROJECT, body: { name: 'ledger-main', region: 'us-central1', rootPassword: PASSWORD, settings: { tier: 'db-custom-1-3840' } } }))[0]);
     await withClient(conn('ledger-main', 'postgres'), (c) => c.query('create database ledger'));
     await withClient(conn('ledger-main'), (c) => seedDemo(c, 0.02));
     await done((await instances.insert({ project: PROJECT, body: { name: 'ledger-dr', region: 'us-east4', masterInstanceName: 'ledger-main', settings: { tier: 'db-custom-1-3840' } } }))[0]);
-    const file = join(env().home, 'gcp-ha-plan.yaml');
-    writeFileSync(
-      file,
-      `regions:
-  gcp-central: { provider: gcp, project: ${PROJECT}, gcpRegion: us-central1, scratch: { databaseVersion: POSTGRES_16 } }
-  gcp-east: { provider: gcp, project: ${PROJECT}, gcpRegion: us-east4, scratch: { databaseVersion: POSTGRES_16 } }
-databases:
-  ledger:
+    plan = writePlan(
+      'gcp-ha-plan',
+      `  ledger:
     primary: { region: gcp-central, database: ledger, instance: ledger-main, credentials: { user: postgres, password: "env:${PASSWORD_VAR}" } }
     dr: { region: gcp-east, standby: true, replica: ledger-dr }
     objectives: { rpo: 1m, rto: 10m }
@@ -203,17 +196,7 @@ databases:
         sql: select count(*) > 0 from orders
 `,
     );
-    plan = loadPlanFile(file);
-    const provider = new GcpProvider({
-      home: env().home,
-      secrets: process.env,
-      pollMs: 50,
-      apiEndpoint: fake.endpoint.host,
-      port: fake.endpoint.port,
-      protocol: 'http',
-      authClient: fakeAuth(),
-      testOnlyPortOf: (project, instance) => fake.portOf(project, instance),
-    });
+    const provider = providerFor(fake);
     worker = await startWorker({ regions: ['gcp-central', 'gcp-east'], providers: { gcp: provider } });
   });
 
