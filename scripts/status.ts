@@ -47,7 +47,13 @@ export async function status(env: LifeboatEnv, plan: LoadedPlan, database: strin
     const node: NodeRef =
       home.provider === 'local'
         ? { region: db.primary.region, name: 'server' }
-        : { region: db.primary.region, name: db.primary.instance ?? db.primary.cluster ?? '', location: String(home.settings?.awsRegion), ...(db.primary.credentials && { credentials: db.primary.credentials }) };
+        : {
+            region: db.primary.region,
+            name: db.primary.instance ?? db.primary.cluster ?? '',
+            // A cloud node's location: its AWS region, or its Google Cloud project.
+            location: String(home.settings?.[home.provider === 'gcp' ? 'project' : 'awsRegion']),
+            ...(db.primary.credentials && { credentials: db.primary.credentials }),
+          };
     const s = db.primary.cluster ? { detail: 'Aurora cluster: not probed (status needs dr.globalCluster)', writable: false } : await provider.nodeStatus(node);
     nodes.push({ node: `${node.region}/${node.name}`, role: 'primary', detail: s.detail, writable: s.writable, lagBytes: null, lagSeconds: null });
     topologyNote = 'no standby (dr.standby is false): backups and drills only';
