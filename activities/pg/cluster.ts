@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { appendFileSync, chmodSync, chownSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { run, serverOsUser, CommandFailed } from './process';
-import type { PgConnection } from './sql';
+import { passfileLine, passwordOfPassfileLine, type PgConnection } from './sql';
 
 export interface ClusterState {
   name: string;
@@ -101,7 +101,7 @@ export class LocalCluster {
     // command-line settings below: without this line it records wal_log_hints=off in pg_control and
     // pg_rewind then refuses the node. The same on every node, so pg_rewind copying it is harmless.
     if (!wanted.disposable) appendFileSync(join(this.dataDir, 'postgresql.conf'), '\nwal_log_hints = on\n');
-    writeFileSync(this.pgpassFile, `127.0.0.1:${wanted.port}:*:postgres:${password}\n`, { mode: 0o600 });
+    writeFileSync(this.pgpassFile, passfileLine(wanted.port, password), { mode: 0o600 });
     writeFileSync(this.stateFile, JSON.stringify(wanted, null, 2) + '\n');
   }
 
@@ -172,8 +172,7 @@ export class LocalCluster {
 
   /** Connection details, password included: for activity code only, never for a workflow. */
   connection(database: string): PgConnection {
-    const line = readFileSync(this.pgpassFile, 'utf8').trim();
-    const password = line.split(':').slice(4).join(':');
+    const password = passwordOfPassfileLine(readFileSync(this.pgpassFile, 'utf8'));
     return { host: '127.0.0.1', port: this.state().port, user: 'postgres', password, database, passfile: this.pgpassFile };
   }
 

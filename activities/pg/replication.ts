@@ -4,7 +4,7 @@ import { chownSync, chmodSync, existsSync, mkdirSync, rmSync, writeFileSync } fr
 import { join } from 'node:path';
 import type { LocalCluster } from './cluster';
 import { run, serverOsUser } from './process';
-import { withClient, type PgConnection } from './sql';
+import { passfileLine, withClient, type PgConnection } from './sql';
 
 export interface NodeStatus {
   running: boolean;
@@ -141,7 +141,7 @@ export async function makeStandby(
   for (const dir of [standby.root, standby.runDir]) mkdirSync(dir, { recursive: true });
   chmodSync(standby.runDir, 0o700);
   if (user) chownSync(standby.runDir, user.uid, user.gid);
-  writeFileSync(standby.replicationPassfile, `127.0.0.1:${primaryPort}:*:postgres:${primaryConn.password}\n`, { mode: 0o600 });
+  writeFileSync(standby.replicationPassfile, passfileLine(primaryPort, primaryConn.password), { mode: 0o600 });
   if (user) chownSync(standby.replicationPassfile, user.uid, user.gid);
   const sourceConninfo = `host=127.0.0.1 port=${primaryPort} user=postgres dbname=postgres passfile=${standby.replicationPassfile}`;
   const asUser = user ?? undefined;
@@ -169,7 +169,7 @@ export async function makeStandby(
   writeFileSync(join(standby.dataDir, 'standby.signal'), '');
   if (user) chownSync(join(standby.dataDir, 'standby.signal'), user.uid, user.gid);
   rmSync(standby.fenceFile, { force: true });
-  writeFileSync(standby.pgpassFile, `127.0.0.1:${options.port}:*:postgres:${primaryConn.password}\n`, { mode: 0o600 });
+  writeFileSync(standby.pgpassFile, passfileLine(options.port, primaryConn.password), { mode: 0o600 });
   standby.writeState({ name: options.name, port: options.port, disposable: false, replication: { primaryPort, slot, applicationName: options.applicationName } });
   const problem = await standby.start(options.signal).then(
     () => waitUntilStreaming(standby, 20_000),

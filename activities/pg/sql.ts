@@ -66,6 +66,31 @@ export function libpqEnv(conn: PgConnection): NodeJS.ProcessEnv {
   };
 }
 
+/** One libpq passfile line; `:` and `\` in a field are escaped, as libpq reads them. */
+export function passfileLine(port: number, password: string): string {
+  return `127.0.0.1:${port}:*:postgres:${password.replace(/[\\:]/g, (c) => `\\${c}`)}\n`;
+}
+
+/** The password field of a passfile line written by passfileLine, unescaped. */
+export function passwordOfPassfileLine(line: string): string {
+  return splitEscaped(line.replace(/\r?\n[\s\S]*$/, ''))[4] ?? '';
+}
+
+/** A passfile line's five fields; a backslash escapes the next character, the last field takes the rest. */
+function splitEscaped(line: string): string[] {
+  const fields: string[] = [];
+  let field = '';
+  for (let i = 0; i < line.length; i++) {
+    const c = line[i]!;
+    if (c === '\\' && i + 1 < line.length) field += line[++i];
+    else if (c === ':' && fields.length < 4) {
+      fields.push(field);
+      field = '';
+    } else field += c;
+  }
+  return [...fields, field];
+}
+
 export function quoteIdent(name: string): string {
   return `"${name.replace(/"/g, '""')}"`;
 }
