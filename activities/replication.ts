@@ -51,6 +51,15 @@ export function createReplicationActivities(deps: ActivityDeps, provider: (regio
         forSet(set).repoint(set, next, expectedEpoch, by),
     ),
 
+    /** A zonal failover (regional HA) of the primary, where the platform has one. */
+    haFailover: activity('haFailover', async ({ set, node }: { set: ReplicaSetSpec; node: NodeRef }, io) => {
+      const p = forSet(set);
+      if (!p.haFailover) {
+        throw verdict(ErrorType.InvalidInput, `zonal failover needs regional HA, which the ${p.kind} provider does not have in this version (Cloud SQL with availabilityType REGIONAL does)`);
+      }
+      return p.haFailover(node, io);
+    }),
+
     /** The standby it returns is the one to record: on RDS a new replica, not `node` itself. */
     rebuildAsStandby: activity('rebuildAsStandby', async ({ set, node, primary }: { set: ReplicaSetSpec; node: NodeRef; primary: NodeRef }, io) =>
       forSet(set).rebuildAsStandby(node, primary, io, set),

@@ -20,7 +20,7 @@ const USAGE = `usage:
   lifeboat drill <db> [-f plan] [--from-latest-backup] [--json]
   lifeboat backup <db> [-f plan] [--json]
   lifeboat backups list <db> [-f plan] [--json]
-  lifeboat failover <db> [-f plan] [--planned | --unplanned] [--yes] [--json]
+  lifeboat failover <db> [-f plan] [--planned | --unplanned | --zonal] [--yes] [--json]
   lifeboat approve <workflow-id> [-f plan] [--reason text]
   lifeboat failback <db> [-f plan] [--yes] [--json]
   lifeboat status <db> [-f plan] [--json]
@@ -35,7 +35,7 @@ interface Args {
   json: boolean;
   fromLatestBackup: boolean;
   help: boolean;
-  mode?: 'planned' | 'unplanned';
+  mode?: 'planned' | 'unplanned' | 'zonal';
   yes: boolean;
   reason?: string;
 }
@@ -47,9 +47,9 @@ function parseArgs(argv: string[]): Args {
     if (a === '-f' || a === '--file' || a === '--plan') args.plan = optionValue(a, argv[++i], 'a plan file path');
     else if (a === '--json') args.json = true;
     else if (a === '--from-latest-backup') args.fromLatestBackup = true;
-    else if (a === '--planned' || a === '--unplanned') {
-      const mode = a === '--planned' ? 'planned' : 'unplanned';
-      if (args.mode && args.mode !== mode) throw new UsageError('--planned and --unplanned exclude each other');
+    else if (a === '--planned' || a === '--unplanned' || a === '--zonal') {
+      const mode = a === '--planned' ? 'planned' : a === '--unplanned' ? 'unplanned' : 'zonal';
+      if (args.mode && args.mode !== mode) throw new UsageError('--planned, --unplanned and --zonal exclude each other');
       args.mode = mode;
     } else if (a === '--yes' || a === '-y') args.yes = true;
     else if (a === '--reason') args.reason = optionValue(a, argv[++i], 'a reason');
@@ -169,7 +169,7 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     }
     case 'failover': {
-      expectArgs(args, 2, 'lifeboat failover <db> [-f plan] [--planned | --unplanned] [--yes] [--json]');
+      expectArgs(args, 2, 'lifeboat failover <db> [-f plan] [--planned | --unplanned | --zonal] [--yes] [--json]');
       const mode = args.mode ?? 'planned';
       const input = failoverInput(loadPlan(env, args.plan), sub!, { mode, preApproved: args.yes, triggeredBy: whoAmI() });
       return runRunbook(env, args, {
@@ -177,7 +177,10 @@ async function main(argv: string[]): Promise<number> {
         database: input.database,
         input,
         provider: input.replicaSet.home.provider,
-        summary: `${mode === 'planned' ? 'Planned switchover' : 'Unplanned failover'} of ${input.database} to ${input.replicaSet.dr.name}`,
+        summary:
+          mode === 'zonal'
+            ? `Zonal (regional HA) failover of ${input.database} in ${input.replicaSet.home.name}`
+            : `${mode === 'planned' ? 'Planned switchover' : 'Unplanned failover'} of ${input.database} to ${input.replicaSet.dr.name}`,
         // One failover or failback per database at a time: the ID is the lock.
         workflowId: topologyLockId(input.database),
         awaitsApproval: !args.yes,

@@ -377,7 +377,7 @@ export function replicaSetOf(loaded: LoadedPlan, database: string): ReplicaSetSp
 export function failoverInput(
   loaded: LoadedPlan,
   database: string,
-  options: { mode: 'planned' | 'unplanned'; preApproved: boolean; triggeredBy: string; approvalTimeoutSeconds?: number },
+  options: { mode: 'planned' | 'unplanned' | 'zonal'; preApproved: boolean; triggeredBy: string; approvalTimeoutSeconds?: number },
 ): FailoverInput {
   return { ...failbackInput(loaded, database, options), mode: options.mode };
 }

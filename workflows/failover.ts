@@ -6,16 +6,18 @@
 //                 -> promote -> repoint traffic                                    (RPO 0, checked)
 //   -> unplanned: fence with a deadline (recorded) -> hold traffic -> promote -> repoint traffic
 //   -> smoke tests (a write, the plan's checks) -> RPO from data -> RTO -> report with the new topology
+//   zonal: canary write -> approval gate -> the platform's regional HA failover of the primary
+//          (Cloud SQL: instances.failover) -> smoke tests on the same primary -> RPO from data
 //
 // Until the promote, every change has an undo; an approval that times out changes nothing.
 import { CancellationScope, isCancellation, setHandler, workflowInfo } from '@temporalio/workflow';
 import { callIn } from './calls';
 import { failoverProgressQuery } from './messages';
-import { quickCall } from './options';
+import { provisioning, quickCall } from './options';
 import { finishReport, invalid, startReport, subjectOf, validateFailoverInput } from './report';
 import { describeFailure, StepLog } from './steps';
 import { approvalGate, cancelDrillsAndReadTopology, compensate, label, measureRpo, plannedSwitchover, regionOf, smokeTests, unplannedTakeover, type TopologyRun } from './topology-steps';
-import type { Canary, FailoverInput, RunbookReport } from './types';
+import type { Canary, FailoverInput, RunbookReport, TopologyView } from './types';
 
 export { approveFailoverUpdate, failoverProgressQuery } from './messages';
 
@@ -33,6 +35,10 @@ export async function failover(input: FailoverInput): Promise<RunbookReport> {
 
   try {
     const topology = await cancelDrillsAndReadTopology(run);
+    if (input.mode === 'zonal') {
+      await zonalFailover(run, topology, declaredStart);
+      return finish();
+    }
     const from = topology.primary;
     const to = topology.standby;
     if (!from || !to) throw invalid(`replication set ${set.set} has no ${from ? 'standby' : 'primary'} to fail over (primary ${label(from)}, standby ${label(to)})`);
@@ -78,9 +84,44 @@ export async function failover(input: FailoverInput): Promise<RunbookReport> {
   } finally {
     await CancellationScope.nonCancellable(() => compensate(run));
   }
-  finishReport(report, steps);
-  if (cancelled) throw cancelled;
-  return report;
+  return finish();
+
+  function finish(): RunbookReport {
+    finishReport(report, steps);
+    if (cancelled) throw cancelled;
+    return report;
+  }
+}
+
+/** The primary moves to its HA standby in another zone; the node, its address and the topology stay. */
+async function zonalFailover(run: TopologyRun, topology: TopologyView, declaredStart: number): Promise<void> {
+  const { steps, info, input, report } = run;
+  const set = input.replicaSet;
+  const primary = topology.primary;
+  if (!primary) throw invalid(`replication set ${set.set} has no primary right now (a switch is in progress?)`);
+  const region = regionOf(set, primary);
+  const startCanary = await steps.run('canary write', `writing a canary row on ${label(primary)}`, () =>
+    callIn(region, quickCall, 'writeCanaryOnNode', `Canary write on ${label(primary)}`, { set, node: primary, database: input.pgDatabase, token: `${info.workflowId}/${info.runId}/canary` }),
+  );
+  const approval = await approvalGate(run, 'failover');
+  if (report.failover) report.failover.approval = approval;
+  if (!approval) {
+    report.outcome = 'failed';
+    report.reason = `approval timed out after ${input.approval.timeoutSeconds}s; nothing was changed`;
+    return;
+  }
+  const moved = await steps.run('zonal failover', `moving ${label(primary)} to its standby zone`, () =>
+    callIn(region, provisioning, 'haFailover', `Regional HA failover of ${label(primary)}`, { set, node: primary }),
+  );
+  report.checks.push({ name: 'zonal failover', ok: true, detail: moved.how });
+  if (report.failover) report.failover.topology = topology;
+  report.checks.push(...(await smokeTests(run, set, primary)));
+  report.rpoSeconds = await measureRpo(run, 'planned', primary, startCanary, declaredStart);
+  if (report.checks.every((c) => c.ok)) report.rtoSeconds = (Date.now() - declaredStart) / 1000;
+  else {
+    report.outcome = 'failed';
+    report.reason = `smoke tests failed on ${label(primary)} after the zonal failover: ${report.checks.filter((c) => !c.ok).map((c) => `${c.name} (${c.detail})`).join('; ')}`;
+  }
 }
 
 function preflightProblems(

@@ -86,7 +86,7 @@ export function validateFailoverInput(input: FailoverInput | FailbackInput): voi
   const problems: string[] = [];
   if (!input.database) problems.push('database is required');
   if (!input.replicaSet?.set || !input.replicaSet.home?.name || !input.replicaSet.dr?.name) problems.push('replicaSet.set, .home and .dr are required');
-  if ('mode' in input && input.mode !== 'planned' && input.mode !== 'unplanned') problems.push(`mode ${JSON.stringify(input.mode)} must be planned or unplanned`);
+  if ('mode' in input && !['planned', 'unplanned', 'zonal'].includes(input.mode)) problems.push(`mode ${JSON.stringify(input.mode)} must be planned, unplanned or zonal`);
   if (!(input.approval?.timeoutSeconds > 0)) problems.push('approval.timeoutSeconds must be greater than zero');
   if (problems.length) throw invalid(`invalid runbook input: ${problems.join('; ')}`);
 }

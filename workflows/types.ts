@@ -117,7 +117,11 @@ export interface FailoverInput {
   database: string;
   /** Its name in PostgreSQL: smoke tests and canaries go there. */
   pgDatabase: string;
-  mode: 'planned' | 'unplanned';
+  /**
+   * planned/unplanned: the standby in the DR region takes over. zonal: the platform's regional HA
+   * moves the primary to its standby in another zone of the same region (Cloud SQL); no topology change.
+   */
+  mode: 'planned' | 'unplanned' | 'zonal';
   replicaSet: ReplicaSetSpec;
   objectives: Objectives;
   checks: SqlCheck[];
@@ -233,7 +237,7 @@ export interface RunbookReport {
   cleanup: CheckResult[];
   /** Failover and failback: the mode, who approved, how the fence went, lag at the decision, the topology after. */
   failover?: {
-    mode: 'planned' | 'unplanned' | 'failback';
+    mode: 'planned' | 'unplanned' | 'zonal' | 'failback';
     approval: Approval | null;
     fence: { confirmed: boolean; how: string } | null;
     lagAtDecision: { bytes: number | null; seconds: number | null } | null;

@@ -346,6 +346,26 @@ export class GcpProvider implements DatabaseProvider {
     });
   }
 
+  /** instances.failover: the primary moves to its standby zone; Cloud SQL checks the settings version we saw. */
+  async haFailover(node: NodeRef, io: ActivityIo): Promise<{ how: string }> {
+    const project = projectOf(node);
+    const before = await this.instance(project, node.name);
+    if (!before) throw verdict(ErrorType.DatabaseNotFound, `no Cloud SQL instance ${node.name} in ${project}`);
+    if (before.settings?.availabilityType !== 'REGIONAL') {
+      throw verdict(ErrorType.InvalidInput, `${node.name} is not a high-availability (REGIONAL) instance: it has no standby zone to fail over to`);
+    }
+    const settingsVersion = String(before.settings.settingsVersion?.value ?? '');
+    const [operation] = await this.api()
+      .instances.failover({ project, instance: node.name, body: { failoverContext: { settingsVersion } } })
+      .catch((err: unknown) => {
+        throw gcpFailure(err, `instances.failover ${node.name} in ${project}`, ErrorType.DatabaseNotFound);
+      });
+    await this.waitForOperation(project, operation, io, `zonal failover of ${node.name}`);
+    await this.waitForRunnable(project, node.name, io);
+    const after = await this.instance(project, node.name);
+    return { how: `Cloud SQL HA failover: zone ${before.gceZone || '?'} -> ${after?.gceZone || '?'}` };
+  }
+
   /**
    * After a switchover Cloud SQL has already made the former primary a replica: nothing to do. After
    * a promotion it cannot turn an instance back into a replica: a NEW cross-region replica of

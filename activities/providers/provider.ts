@@ -89,6 +89,12 @@ export interface DatabaseProvider {
   promote(node: NodeRef, io?: ActivityIo, mode?: 'planned' | 'unplanned'): Promise<{ lsn: string; alreadyPrimary: boolean }>;
 
   /**
+   * Regional HA: moves the primary to its standby in another zone of the same region, keeping its
+   * name and address. Only platforms that have it implement it (Cloud SQL's REGIONAL instances).
+   */
+  haFailover?(node: NodeRef, io: ActivityIo): Promise<{ how: string }>;
+
+  /**
    * Re-protects: a streaming standby of `primary` in `node`'s region. Local rebuilds `node` itself
    * (pg_rewind, else a fresh base backup); RDS cannot, and makes a new read replica beside it. The
    * node returned is the standby now.

@@ -161,6 +161,10 @@ describe('lifeboat: bad usage exits 2 with a helpful message', () => {
     expectUsageError(lifeboat(command), `lifeboat ${command}`);
   });
 
+  test('the failover modes exclude each other', () => {
+    expectUsageError(lifeboat('failover', 'orders', '--zonal', '--planned'), '--planned, --unplanned and --zonal exclude each other');
+  });
+
   // A lookup through `plan.databases[name]` used to find Object.prototype members: a TypeError, exit 1.
   test('drill of a database named like an Object.prototype member is a usage error', () => {
     expectUsageError(lifeboat('drill', 'toString'), 'database "toString"', 'expected one of orders');

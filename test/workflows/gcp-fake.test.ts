@@ -181,7 +181,8 @@ describe('Cloud SQL failover and failback against the Cloud SQL fake (real strea
     fake = await startCloudSqlFake({ dir: mkdtempSync(join(env().home, 'cloudsql-ha-')), pgBin: findPgBin(env().pgBin), opDelayMs: 100 });
     instances = new v1.SqlInstancesServiceClient(fakeClientOptions(fake));
     operations = new v1.SqlOperationsServiceClient(fakeClientOptions(fake));
-    await done((await instances.insert({ project: PROJECT, body: { name: 'ledger-main', region: 'us-central1', rootPassword: PASSWORD, settings: { tier: 'db-custom-1-3840' } } }))[0]);
+    // Highly available (REGIONAL): it has a standby zone for the zonal failover, and a DR replica below.
+    await done((await instances.insert({ project: PROJECT, body: { name: 'ledger-main', region: 'us-central1', rootPassword: PASSWORD, settings: { tier: 'db-custom-1-3840', availabilityType: 'REGIONAL' } } }))[0]);
     await withClient(conn('ledger-main', 'postgres'), (c) => c.query('create database ledger'));
     await withClient(conn('ledger-main'), (c) => seedDemo(c, 0.02));
     await done((await instances.insert({ project: PROJECT, body: { name: 'ledger-dr', region: 'us-east4', masterInstanceName: 'ledger-main', settings: { tier: 'db-custom-1-3840' } } }))[0]);
@@ -205,6 +206,26 @@ describe('Cloud SQL failover and failback against the Cloud SQL fake (real strea
     await instances?.close();
     await operations?.close();
     await fake?.close();
+  });
+
+  test('a zonal failover (--zonal) is Cloud SQL HA failover of the primary: same instance, other zone, nothing lost, topology unchanged', async () => {
+    const zone = (await described('ledger-main')).gceZone;
+    const report = await run('failover', failoverInput(plan, 'ledger', { mode: 'zonal', preApproved: true, triggeredBy: 'test' }));
+    expect({ outcome: report.outcome, reason: report.reason }).toEqual({ outcome: 'passed', reason: undefined });
+    expect(report.rpoSeconds).toBe(0);
+    expect(report.checks.find((c) => c.name === 'zonal failover')?.detail).toContain(`zone ${zone} -> `);
+    expect((await described('ledger-main')).gceZone).not.toBe(zone);
+    expect(report.failover?.topology).toMatchObject({ primary: { name: 'ledger-main' }, standby: { name: 'ledger-dr' } });
+    expect(fake.requests.filter((r) => r.method === 'POST' && r.path.endsWith('/instances/ledger-main/failover'))).toHaveLength(1);
+    expect(await writable('ledger-main')).toBe(true);
+    // The DR replica lost its primary for the restart; the next test needs it streaming again.
+    const deadline = Date.now() + 30_000;
+    const streaming = () =>
+      withClient(conn('ledger-dr', 'postgres'), async (c) => (await c.query<{ s: string | null }>('select (select status from pg_stat_wal_receiver) as s')).rows[0]!.s === 'streaming');
+    while (!(await streaming())) {
+      if (Date.now() > deadline) throw new Error('ledger-dr did not stream again within 30 s of the zonal failover');
+      await new Promise((r) => setTimeout(r, 200));
+    }
   });
 
   test('planned failover is a Cloud SQL switchover: the DR replica takes writes with nothing lost, the former primary becomes its replica', async () => {
