@@ -12,6 +12,7 @@
 // Credentials: Application Default Credentials unless a client is given (the tests' fake).
 import { createHash, randomBytes } from 'node:crypto';
 import { v1, type protos } from '@google-cloud/sql';
+import { GoogleAuth } from 'google-auth-library';
 import { ErrorType, type BackupManifest, type BackupRef, type Canary, type CredentialsRef, type DatabaseTarget, type NodeRef, type RegionSpec, type ReplicaSetSpec, type ScratchInstance, type TopologyView } from '../../workflows/types';
 import { verdict } from '../errors';
 import { withClient, type PgConnection } from '../pg/sql';
@@ -46,6 +47,9 @@ export interface GcpProviderConfig {
   testOnlyPortOf?: (project: string, instance: string) => number;
 }
 
+/** How long one Admin API request may take (operations are polled, so no single request is long). */
+const API_TIMEOUT_MS = 60_000;
+
 /** Labels (instances) and description fields (backup runs) mark what Lifeboat made. */
 const SCRATCH_LABEL = 'lifeboat-scratch';
 const DESCRIPTION = /^lifeboat backup=(\S+) db=(\S+) manifest=([0-9a-f]{64}) canary=(\S+) by=(.*)$/;
@@ -69,7 +73,11 @@ export class GcpProvider implements DatabaseProvider {
         ...(this.config.apiEndpoint && { apiEndpoint: this.config.apiEndpoint }),
         ...(this.config.port && { port: this.config.port }),
         ...(this.config.protocol && { protocol: this.config.protocol }),
-        ...(this.config.authClient !== undefined && { authClient: this.config.authClient as never }),
+        // Application Default Credentials, with a timeout on every request: over REST the client
+        // ignores per-call timeouts, and a hung call would otherwise last the activity's whole timeout.
+        ...(this.config.authClient !== undefined
+          ? { authClient: this.config.authClient as never }
+          : { auth: new GoogleAuth({ scopes: ['https://www.googleapis.com/auth/sqlservice.admin'], clientOptions: { transporterOptions: { timeout: API_TIMEOUT_MS } } }) }),
       };
       this.clients = {
         instances: new v1.SqlInstancesServiceClient(options),
