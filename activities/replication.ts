@@ -6,7 +6,7 @@ import type { LedgerEntry } from './canary-ledger';
 import { verdict } from './errors';
 import { newestCanary, runChecks, withClient, writeCanary } from './pg/sql';
 import { STALLED_AFTER_MS } from './pg/replication';
-import type { ActivityIo, DatabaseProvider } from './providers/provider';
+import type { ActivityIo, DatabaseProvider, NodeStatus } from './providers/provider';
 
 type Activity = <I, O>(name: string, body: (input: I, io: ActivityIo) => Promise<O>) => (input: I) => Promise<{ value: O; attempt: number }>;
 
@@ -19,7 +19,14 @@ export function createReplicationActivities(deps: ActivityDeps, provider: (regio
     /** Both nodes' roles and the standby's lag, for preflight and for `lifeboat status`. */
     checkReplication: activity('checkReplication', async ({ set, primary, standby }: { set: ReplicaSetSpec; primary: NodeRef; standby: NodeRef }) => {
       const p = forSet(set);
-      const [primaryStatus, standbyStatus] = await Promise.all([p.nodeStatus(primary), p.nodeStatus(standby)]);
+      // A node whose region is dark (its platform API unreachable) is "unreachable", not a failed
+      // preflight: an unplanned failover exists for exactly that case.
+      const statusOf = (node: NodeRef) =>
+        p.nodeStatus(node).catch((err: Error): NodeStatus => {
+          if ((err as { nonRetryable?: boolean }).nonRetryable) throw err;
+          return { running: false, reachable: false, inRecovery: null, writable: false, fenced: false, lsn: null, streaming: null, detail: `unreachable: ${err.message}` };
+        });
+      const [primaryStatus, standbyStatus] = await Promise.all([statusOf(primary), statusOf(standby)]);
       const lag = primaryStatus.reachable && standbyStatus.reachable ? await p.replicationLag(primary, standby).catch(() => null) : null;
       return { primary: primaryStatus, standby: standbyStatus, lag };
     }),

@@ -46,7 +46,8 @@ export async function failback(input: FailbackInput): Promise<RunbookReport> {
       const home = current;
       // Already home. What may be left is a former primary that is not (or no longer) a working
       // standby — a failback whose last step failed, a standby that will not start: re-protect it.
-      const leftover = topology.standby ?? topology.fenced[0];
+      // The node to re-protect sits in the DR region (a fenced home-region node stays fenced).
+      const leftover = topology.standby ?? topology.fenced.find((n) => n.region === set.dr.name) ?? topology.fenced[0];
       if (!leftover) throw invalid(`${database} already runs on its home server ${label(home)} and has no other node to re-protect`);
       if (topology.standby) {
         const health = await steps.run('preflight', `checking ${label(topology.standby)}`, () =>

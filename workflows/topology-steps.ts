@@ -2,7 +2,7 @@
 // unplanned takeover, the smoke tests on a new primary. Each is an activity in the region it acts on:
 // the old primary's region for its fence, the new primary's region for everything else, so a
 // failover runs on DR workers while the primary region is dark.
-import { condition, setHandler, type WorkflowInfo } from '@temporalio/workflow';
+import { condition, patched, setHandler, type WorkflowInfo } from '@temporalio/workflow';
 import { callIn } from './calls';
 import { approveFailoverUpdate } from './messages';
 import { fenceWithDeadline, longTransfer, provisioning, quickCall } from './options';
@@ -80,11 +80,13 @@ export async function plannedSwitchover(run: TopologyRun, set: ReplicaSetSpec, f
   const { steps, info, report, compensations } = run;
   const fromRegion = regionOf(set, from);
   const toRegion = regionOf(set, to);
+  // The undo is registered before the fence: a fence that fails half way (some databases already
+  // read-only) must still be lifted. Unfencing a node that was never fenced changes nothing.
+  compensations.unshift({ name: `unfence ${label(from)}`, run: () => callIn(fromRegion, quickCall, 'unfenceNode', `Unfence ${label(from)}`, { set, node: from }) });
   const fence = await steps.run('fence primary', `making ${label(from)} read-only and ending its sessions`, () =>
     callIn(fromRegion, quickCall, 'fenceNode', `Fence ${label(from)} (planned)`, { set, node: from, mode: 'planned' }),
   );
   const fencedAt = Date.now();
-  compensations.unshift({ name: `unfence ${label(from)}`, run: () => callIn(fromRegion, quickCall, 'unfenceNode', `Unfence ${label(from)}`, { set, node: from }) });
   if (report.failover) report.failover.fence = { confirmed: fence.confirmed, how: fence.how };
   if (!fence.confirmed || !fence.finalLsn) throw invalid(`could not confirm the fence of ${label(from)}: ${fence.how}`);
 
@@ -130,7 +132,12 @@ export async function unplannedTakeover(run: TopologyRun, set: ReplicaSetSpec, f
 async function promoteAndRepoint(run: TopologyRun, set: ReplicaSetSpec, from: NodeRef, to: NodeRef, topology: TopologyView, held: TopologyView, mode: 'planned' | 'unplanned'): Promise<TopologyView> {
   const toRegion = regionOf(set, to);
   // The mode lets a platform that moves the writer itself pick how (Aurora: no data loss when planned).
-  await run.steps.run('promote standby', `promoting ${label(to)}`, () => callIn(toRegion, provisioning, 'promoteNode', `Promote ${label(to)}`, { set, node: to, mode }));
+  try {
+    await run.steps.run('promote standby', `promoting ${label(to)}`, () => callIn(toRegion, provisioning, 'promoteNode', `Promote ${label(to)}`, { set, node: to, mode }));
+  } catch (err) {
+    if (patched(CHECK_BEFORE_UNDOING_PROMOTE)) await keepFencedUnlessStillStandby(run, set, from, to);
+    throw err;
+  }
   // Past the point of no return: the old primary stays fenced whatever happens next.
   run.compensations.length = 0;
   return run.steps.run('repoint traffic', `pointing clients at ${label(to)}`, () =>
@@ -141,6 +148,30 @@ async function promoteAndRepoint(run: TopologyRun, set: ReplicaSetSpec, from: No
       by: run.info.workflowId,
     }),
   );
+}
+
+/** Since this patch a failed promote is checked before its undo runs (see keepFencedUnlessStillStandby). */
+export const CHECK_BEFORE_UNDOING_PROMOTE = 'check-before-undoing-promote';
+
+/**
+ * A promote step can fail after the platform took the request (a timeout, a lost answer). Undoing
+ * the fence then would leave two writable primaries, or point traffic at what is now a replica. So
+ * the undo runs only when the standby is seen still in recovery; otherwise traffic stays held and
+ * the old primary fenced, and the report says to look before acting.
+ */
+async function keepFencedUnlessStillStandby(run: TopologyRun, set: ReplicaSetSpec, from: NodeRef, to: NodeRef): Promise<void> {
+  const health = await run.steps
+    .run('check the promotion', `is ${label(to)} still a standby?`, () =>
+      callIn(regionOf(set, to), quickCall, 'checkReplication', `Is ${label(to)} still a standby`, { set, primary: from, standby: to }),
+    )
+    .catch(() => null);
+  if (health?.standby.reachable && health.standby.inRecovery === true) return; // nothing happened: undo as usual
+  run.compensations.length = 0;
+  run.report.cleanup.push({
+    name: 'undo of the switchover skipped',
+    ok: false,
+    detail: `${label(to)} may have been promoted (${health ? health.standby.detail : 'its state could not be read'}): ${label(from)} stays fenced and traffic held; check \`lifeboat status\`, then run the failover again`,
+  });
 }
 
 /** No primary while the roles change: the traffic proxy refuses and cuts every connection. */

@@ -41,7 +41,8 @@ export function awsFailure(err: unknown, call: string): Error {
   if (/NotFound$/.test(base) || base.startsWith('InvalidParameter') || base === 'ValidationError' || base === 'KMSKeyNotAccessible') {
     return verdict(ErrorType.InvalidInput, message);
   }
-  if (/QuotaExceeded$|AlreadyExists$|^StorageTypeNotSupported|^InsufficientDBInstanceCapacity$/.test(base)) return verdict(ErrorType.ProviderRejected, message);
+  // InsufficientDBInstanceCapacity is not here: AWS documents it as passing, and it is likeliest in a regional event.
+  if (/QuotaExceeded$|AlreadyExists$|^StorageTypeNotSupported/.test(base)) return verdict(ErrorType.ProviderRejected, message);
   // InvalidDBInstanceState and friends: the resource is mid-transition, which passes.
   return new Error(message);
 }

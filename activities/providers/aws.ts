@@ -98,7 +98,13 @@ export class AwsProvider implements DatabaseProvider {
   rds(awsRegion: string): RDSClient {
     let client = this.clients.get(awsRegion);
     if (!client) {
-      client = new RDSClient({ region: awsRegion, maxAttempts: 1, ...(this.config.endpoint && { endpoint: this.config.endpoint }) });
+      client = new RDSClient({
+        region: awsRegion,
+        maxAttempts: 1,
+        // A hung request must fail, not last the activity's whole timeout while the heartbeat beats on.
+        requestHandler: { connectionTimeout: 5_000, requestTimeout: 60_000, throwOnRequestTimeout: true },
+        ...(this.config.endpoint && { endpoint: this.config.endpoint }),
+      });
       this.clients.set(awsRegion, client);
     }
     return client;
@@ -200,7 +206,9 @@ export class AwsProvider implements DatabaseProvider {
   async listBackups(region: RegionSpec, database?: string): Promise<BackupRef[]> {
     const snapshots = await listManualSnapshots(this.rds(awsRegionOf(region)), awsRegionOf(region));
     return snapshots
-      .filter((s) => tagOf(s.tags, TAG.backupId) && tagOf(s.tags, TAG.createdBy) && s.status !== 'deleting')
+      // Only usable snapshots: a failed or still-copying one must not count toward `keep` (retention
+      // would delete the last good backup) nor be picked as the newest to restore.
+      .filter((s) => tagOf(s.tags, TAG.backupId) && tagOf(s.tags, TAG.createdBy) && s.status === 'available')
       .filter((s) => !database || tagOf(s.tags, TAG.database) === database)
       .map((s) => this.refFor(region, s))
       .sort((a, b) => b.createdAt.localeCompare(a.createdAt) || b.backupId.localeCompare(a.backupId));
@@ -655,7 +663,7 @@ export class AwsProvider implements DatabaseProvider {
       const instance = await this.describeInstance(awsRegion, instanceId);
       if (!instance) throw new Error(`instance ${instanceId} in ${awsRegion} is not there yet`);
       if (instance.DBInstanceStatus === 'available') return instance;
-      if (['failed', 'incompatible-restore', 'incompatible-parameters', 'incompatible-network', 'deleting'].includes(instance.DBInstanceStatus ?? '')) {
+      if (TERMINAL_INSTANCE_STATES.includes(instance.DBInstanceStatus ?? '')) {
         throw verdict(ErrorType.ProviderRejected, `instance ${instanceId} in ${awsRegion} is ${instance.DBInstanceStatus}`);
       }
       io.heartbeat({ phase: 'instance', instanceId, status: instance.DBInstanceStatus });
@@ -688,11 +696,16 @@ export class AwsProvider implements DatabaseProvider {
     const signal = io?.signal;
     if (signal?.aborted) throw signal.reason ?? new Error('cancelled');
     await new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, this.config.pollMs ?? 15_000);
-      signal?.addEventListener('abort', () => {
+      // The listener goes with the timer: a wait of hours must not pile one up per poll.
+      const onAbort = () => {
         clearTimeout(timer);
         resolve();
-      }, { once: true });
+      };
+      const timer = setTimeout(() => {
+        signal?.removeEventListener('abort', onAbort);
+        resolve();
+      }, this.config.pollMs ?? 15_000);
+      signal?.addEventListener('abort', onAbort, { once: true });
     });
     if (signal?.aborted) throw signal.reason ?? new Error('cancelled');
   }
@@ -804,6 +817,20 @@ export function replicaIdFor(node: string, source: string): string {
   const base = node.replace(/-lb[0-9a-f]{6}$/, '');
   return rdsIdentifier(`${base.slice(0, 54)}-lb${createHash('sha256').update(source).digest('hex').slice(0, 6)}`);
 }
+
+/** Instance states a wait must not sit out: nothing will make them `available`. */
+const TERMINAL_INSTANCE_STATES = [
+  'failed',
+  'incompatible-restore',
+  'incompatible-parameters',
+  'incompatible-network',
+  'incompatible-option-group',
+  'restore-error',
+  'inaccessible-encryption-credentials',
+  'inaccessible-encryption-credentials-recoverable',
+  'storage-full',
+  'deleting',
+];
 
 /** How many passing failures in a row a wait polls through before it gives up its attempt. */
 const PASSING_FAILURES_TOLERATED = 10;

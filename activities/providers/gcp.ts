@@ -523,11 +523,16 @@ export class GcpProvider implements DatabaseProvider {
   private async pause(io: ActivityIo): Promise<void> {
     if (io.signal.aborted) throw io.signal.reason ?? new Error('cancelled');
     await new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, this.config.pollMs ?? 5_000);
-      io.signal.addEventListener('abort', () => {
+      // The listener goes with the timer: a wait of hours must not pile one up per poll.
+      const onAbort = () => {
         clearTimeout(timer);
         resolve();
-      }, { once: true });
+      };
+      const timer = setTimeout(() => {
+        io.signal.removeEventListener('abort', onAbort);
+        resolve();
+      }, this.config.pollMs ?? 5_000);
+      io.signal.addEventListener('abort', onAbort, { once: true });
     });
     if (io.signal.aborted) throw io.signal.reason ?? new Error('cancelled');
   }
