@@ -37,6 +37,7 @@ import { resolveCredentials, type SecretSource } from '../secrets';
 import type { ActivityIo, DatabaseProvider, FenceResult, NodeStatus, ReplicationLag } from './provider';
 import { awsFailure } from './aws-errors';
 import { captureManifest, readRestoredManifest } from './in-database-manifest';
+import { EndpointCache } from './endpoint-cache';
 import { fenceOverSql, isFencedByLifeboat, setReadOnly } from './managed-fence';
 import { copySnapshot, createSnapshot, deleteSnapshot, describeSnapshot, kindOfArn, listManualSnapshots, type SnapshotKind, type SnapshotView } from './aws-snapshots';
 import { AURORA_REPLAY_MARKER, auroraLag, auroraStatus, describeCluster, describeGlobalCluster, memberArn, moveGlobalWriter, writerArn } from './aws-aurora';
@@ -89,6 +90,8 @@ export class AwsProvider implements DatabaseProvider {
   private readonly clients = new Map<string, RDSClient>();
 
   private readonly topologies: TopologyStore;
+
+  private readonly endpoints = new EndpointCache();
 
   constructor(private readonly config: AwsProviderConfig) {
     this.topologies = new TopologyStore(config.home);
@@ -577,8 +580,12 @@ export class AwsProvider implements DatabaseProvider {
     return this.connectServer(awsRegion, instanceId, 'instance', database, credentials);
   }
 
+  private connectServer(awsRegion: string, id: string, kind: 'instance' | 'cluster', database: string, credentials: CredentialsRef | undefined): Promise<PgConnection> {
+    return this.endpoints.get(JSON.stringify([awsRegion, id, kind, database, credentials ?? null]), () => this.lookUpServer(awsRegion, id, kind, database, credentials));
+  }
+
   /** The server is looked up in RDS first, also under the test stand-in: the control plane is always real. */
-  private async connectServer(awsRegion: string, id: string, kind: 'instance' | 'cluster', database: string, credentials: CredentialsRef | undefined): Promise<PgConnection> {
+  private async lookUpServer(awsRegion: string, id: string, kind: 'instance' | 'cluster', database: string, credentials: CredentialsRef | undefined): Promise<PgConnection> {
     const { user, password } = resolveCredentials(credentials, this.config.secrets, `${kind} ${id}`);
     let address: string | undefined;
     let port: number | undefined;

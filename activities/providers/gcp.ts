@@ -22,6 +22,7 @@ import { fenceOverSql, isFencedByLifeboat, setReadOnly } from './managed-fence';
 import { resolveCredentials, type SecretSource } from '../secrets';
 import { gcpFailure, isConflict, isNotFound } from './gcp-errors';
 import { captureManifest, readRestoredManifest } from './in-database-manifest';
+import { EndpointCache } from './endpoint-cache';
 import type { ActivityIo, DatabaseProvider, FenceResult, NodeStatus, ReplicationLag } from './provider';
 
 type Operation = protos.google.cloud.sql.v1.IOperation;
@@ -60,6 +61,8 @@ export class GcpProvider implements DatabaseProvider {
   private clients?: { instances: v1.SqlInstancesServiceClient; backupRuns: v1.SqlBackupRunsServiceClient; operations: v1.SqlOperationsServiceClient };
 
   private readonly topologies: TopologyStore;
+
+  private readonly endpoints = new EndpointCache();
 
   constructor(private readonly config: GcpProviderConfig) {
     this.topologies = new TopologyStore(config.home);
@@ -416,7 +419,11 @@ export class GcpProvider implements DatabaseProvider {
 
   // ------------------------------------------------------------------------------------------------
 
-  private async connectInstance(project: string, name: string, database: string, credentials: CredentialsRef | undefined): Promise<PgConnection> {
+  private connectInstance(project: string, name: string, database: string, credentials: CredentialsRef | undefined): Promise<PgConnection> {
+    return this.endpoints.get(JSON.stringify([project, name, database, credentials ?? null]), () => this.lookUpInstance(project, name, database, credentials));
+  }
+
+  private async lookUpInstance(project: string, name: string, database: string, credentials: CredentialsRef | undefined): Promise<PgConnection> {
     const { user, password } = resolveCredentials(credentials, this.config.secrets, `Cloud SQL instance ${name}`);
     const instance = await this.instance(project, name);
     if (!instance) throw verdict(ErrorType.DatabaseNotFound, `no Cloud SQL instance ${name} in project ${project}`);
