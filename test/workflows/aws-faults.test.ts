@@ -4,53 +4,23 @@
 // answers chosen RDS calls with Throttling or ServiceUnavailable before they reach moto, and counts
 // every request, so these tests can tie each injected fault to exactly one activity retry.
 // As in aws-moto.test.ts, moto has no data plane: the data comes from the test-only stand-in.
-import { join } from 'node:path';
-import { writeFileSync } from 'node:fs';
-import { CreateDBInstanceCommand, DescribeDBInstancesCommand, DescribeDBSnapshotsCommand, RDSClient } from '@aws-sdk/client-rds';
+import { DescribeDBInstancesCommand, DescribeDBSnapshotsCommand } from '@aws-sdk/client-rds';
 import type { WorkflowHandle } from '@temporalio/client';
 import { AwsProvider, TAG } from '../../activities/providers/aws';
-import { withClient } from '../../activities/pg/sql';
-import { findPgBin } from '../../activities/pg/binaries';
-import { seedDemo } from '../../scripts/dev/seed';
-import { drillInput, loadPlanFile, type LoadedPlan } from '../../worker/plan';
+import { drillInput, type LoadedPlan } from '../../worker/plan';
 import { RUNBOOK_TASK_QUEUE, type RunbookReport } from '../../workflows/types';
-import { LocalRdsDataPlane } from '../fakes/rds-data-plane';
+import type { LocalRdsDataPlane } from '../fakes/rds-data-plane';
+// Assertions go straight to moto (rds()): the proxy counts only what the worker sent.
+import { EAST, moto, rds, setUpAwsDrill, WEST } from '../support/aws-drill';
 import { startFaultProxy, type FaultProxy, type FaultRule } from '../support/fault-proxy';
-import { awsTestFixture, motoClientConfig, resetMoto, type AwsTestFixture } from '../support/moto';
-import { client, env, local, startWorker, type RunningWorker } from '../support/stack';
+import { client, env, startWorker, type RunningWorker } from '../support/stack';
 
-const EAST = 'us-east-1';
-const WEST = 'us-west-2';
 const SOURCE_INSTANCE = 'faults-prod';
 const PG_DATABASE = 'aws_faults';
 const PASSWORD_VAR = 'LIFEBOAT_TEST_RDS_FAULTS_PASSWORD';
 const PASSWORD = 'rds-Faults-value-3c81d';
 
-const moto = () => process.env.AWS_ENDPOINT_URL!;
-// Assertions go straight to moto: the proxy counts only what the worker sent.
-const rds = (region: string) => new RDSClient(motoClientConfig(moto(), region));
 let seq = 0;
-
-function writePlan(east: AwsTestFixture, west: AwsTestFixture): LoadedPlan {
-  const file = join(env().home, 'aws-faults-plan.yaml');
-  const scratch = (f: AwsTestFixture) => `{ subnetGroup: ${f.subnetGroup}, securityGroups: [${f.securityGroupId}] }`;
-  writeFileSync(
-    file,
-    `regions:
-  aws-east: { provider: aws, awsRegion: ${EAST}, kmsKeyId: "${east.kmsKeyArn}", scratch: ${scratch(east)} }
-  aws-west: { provider: aws, awsRegion: ${WEST}, kmsKeyId: "${west.kmsKeyArn}", scratch: ${scratch(west)} }
-databases:
-  orders:
-    primary: { region: aws-east, database: ${PG_DATABASE}, instance: ${SOURCE_INSTANCE}, credentials: { user: lifeboat, password: "env:${PASSWORD_VAR}" } }
-    dr: { region: aws-west }
-    objectives: { rpo: 1h, rto: 1h }
-    checks:
-      - name: recent orders exist
-        sql: select count(*) > 0 from orders
-`,
-  );
-  return loadPlanFile(file);
-}
 
 /** Each activity the run scheduled, with the attempt that finished it and the failure before it. */
 async function activityAttempts(handle: WorkflowHandle): Promise<{ activity: string; attempt: number; lastFailure: string }[]> {
@@ -64,45 +34,19 @@ async function activityAttempts(handle: WorkflowHandle): Promise<{ activity: str
     .map((a) => ({ activity: scheduled.get(String(a.scheduledEventId))!, attempt: a.attempt!, lastFailure: a.lastFailure?.message ?? '' }));
 }
 
-/** The fault pattern of the random-rate test: any seed must pass; this one is what CI runs. */
-const SEED = 6;
+/**
+ * The fault pattern of the random-rate test: any seed must pass; this one is what CI runs. It must
+ * also inject at least 3 faults with today's call pattern (checked below): when the provider makes
+ * fewer calls (it caches endpoints now), pick another seed that does.
+ */
+const SEED = 3;
 
 describe('AWS throttling and 5xx retried by Temporal, not the SDK (faults injected by a proxy in front of moto; moto has no data plane: data mirrored by the test-only stand-in)', () => {
   let plan: LoadedPlan;
   let dataPlane: LocalRdsDataPlane;
 
   beforeAll(async () => {
-    process.env[PASSWORD_VAR] = PASSWORD;
-    await resetMoto(moto());
-    const [east, west] = await Promise.all([awsTestFixture(moto(), EAST), awsTestFixture(moto(), WEST)]);
-    await rds(EAST).send(
-      new CreateDBInstanceCommand({
-        DBInstanceIdentifier: SOURCE_INSTANCE,
-        Engine: 'postgres',
-        EngineVersion: '16.3',
-        DBInstanceClass: 'db.t4g.micro',
-        MasterUsername: 'lifeboat',
-        MasterUserPassword: PASSWORD,
-        DBSubnetGroupName: east.subnetGroup,
-        StorageEncrypted: true,
-        KmsKeyId: east.kmsKeyArn,
-        AllocatedStorage: 20,
-      }),
-    );
-    plan = writePlan(east, west);
-    const server = { region: 'local-a', name: 'server' };
-    await withClient(await local().connectNode(server, 'postgres'), async (c) => {
-      await c.query(`drop database if exists ${PG_DATABASE} with (force)`);
-      await c.query(`create database ${PG_DATABASE}`);
-    });
-    await withClient(await local().connectNode(server, PG_DATABASE), (c) => seedDemo(c, 0.05));
-    dataPlane = new LocalRdsDataPlane({
-      local: local(),
-      pgBin: findPgBin(env().pgBin),
-      dir: join(env().home, 'rds-stand-in-faults'),
-      sources: { [`${EAST}/${SOURCE_INSTANCE}`]: { node: server, database: PG_DATABASE } },
-      restoreNode: { region: 'local-b', name: 'server' },
-    });
+    ({ plan, dataPlane } = await setUpAwsDrill({ name: 'aws-faults', instance: SOURCE_INSTANCE, pgDatabase: PG_DATABASE, passwordVar: PASSWORD_VAR, password: PASSWORD }));
   });
 
   /** A worker whose AWS calls all pass through a fault proxy with these rules, for one drill. */

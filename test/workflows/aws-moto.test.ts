@@ -16,7 +16,6 @@ import {
   DescribeDBClusterSnapshotsCommand,
   DescribeDBInstancesCommand,
   DescribeDBSnapshotsCommand,
-  RDSClient,
 } from '@aws-sdk/client-rds';
 import { AwsProvider, replicaIdFor, snapshotIdFor } from '../../activities/providers/aws';
 import { runTag } from '../../workflows/shared-steps';
@@ -27,43 +26,19 @@ import { backupInput, drillInput, failbackInput, failoverInput, loadPlanFile, ty
 import { RUNBOOK_TASK_QUEUE, type DrillInput, type RunbookReport } from '../../workflows/types';
 import { LocalRdsDataPlane } from '../fakes/rds-data-plane';
 import { acceptsWrites, createReplicaSet, expectPassed, startTopologyRunbook, topologyOf, type ReplicaSetFixture } from '../support/replica-set';
-import { awsTestFixture, motoClientConfig, resetMoto, type AwsTestFixture } from '../support/moto';
+import { awsTestFixture, resetMoto, type AwsTestFixture } from '../support/moto';
+import { EAST, moto, rds, setUpAwsDrill, WEST } from '../support/aws-drill';
 import { createLogger } from '../../worker/logger';
 import { client, env, historyText, local, LogCapture, startWorker, type RunningWorker } from '../support/stack';
 
-const EAST = 'us-east-1';
-const WEST = 'us-west-2';
 const SOURCE_INSTANCE = 'orders-prod';
 const PG_DATABASE = 'aws_orders';
 const PASSWORD_VAR = 'LIFEBOAT_TEST_RDS_PASSWORD';
 const PASSWORD = 'rds-Secret-value-7f3a9';
 
-const endpoint = () => process.env.AWS_ENDPOINT_URL!;
-const rds = (region: string) => new RDSClient(motoClientConfig(endpoint(), region));
+const endpoint = moto;
 let seq = 0;
 const workflowId = (what: string) => `test/aws/${what}/${Date.now()}-${seq++}`;
-
-function writePlan(east: AwsTestFixture, west: AwsTestFixture): LoadedPlan {
-  const file = join(env().home, 'aws-plan.yaml');
-  const scratch = (f: AwsTestFixture) => `{ subnetGroup: ${f.subnetGroup}, securityGroups: [${f.securityGroupId}] }`;
-  writeFileSync(
-    file,
-    `regions:
-  aws-east: { provider: aws, awsRegion: ${EAST}, kmsKeyId: "${east.kmsKeyArn}", scratch: ${scratch(east)} }
-  aws-west: { provider: aws, awsRegion: ${WEST}, kmsKeyId: "${west.kmsKeyArn}", scratch: ${scratch(west)} }
-databases:
-  orders:
-    primary: { region: aws-east, database: ${PG_DATABASE}, instance: ${SOURCE_INSTANCE}, credentials: { user: lifeboat, password: "env:${PASSWORD_VAR}" } }
-    dr: { region: aws-west }
-    objectives: { rpo: 1h, rto: 1h }
-    retention: { keep: 1 }
-    checks:
-      - name: recent orders exist
-        sql: select count(*) > 0 from orders
-`,
-  );
-  return loadPlanFile(file);
-}
 
 describe('AWS provider against moto (no data plane in moto: data mirrored by the test-only pg_dump/pg_restore stand-in)', () => {
   let plan: LoadedPlan;
@@ -72,38 +47,7 @@ describe('AWS provider against moto (no data plane in moto: data mirrored by the
   const logs = new LogCapture();
 
   beforeAll(async () => {
-    process.env[PASSWORD_VAR] = PASSWORD;
-    await resetMoto(endpoint());
-    const [east, west] = await Promise.all([awsTestFixture(endpoint(), EAST), awsTestFixture(endpoint(), WEST)]);
-    await rds(EAST).send(
-      new CreateDBInstanceCommand({
-        DBInstanceIdentifier: SOURCE_INSTANCE,
-        Engine: 'postgres',
-        EngineVersion: '16.3',
-        DBInstanceClass: 'db.t4g.micro',
-        MasterUsername: 'lifeboat',
-        MasterUserPassword: PASSWORD,
-        DBSubnetGroupName: east.subnetGroup,
-        StorageEncrypted: true,
-        KmsKeyId: east.kmsKeyArn,
-        AllocatedStorage: 20,
-      }),
-    );
-    plan = writePlan(east, west);
-    // The source instance's data: a database of its own on local-a, so the local tests' `orders` is untouched.
-    const server = { region: 'local-a', name: 'server' };
-    await withClient(await local().connectNode(server, 'postgres'), async (c) => {
-      await c.query(`drop database if exists ${PG_DATABASE} with (force)`);
-      await c.query(`create database ${PG_DATABASE}`);
-    });
-    await withClient(await local().connectNode(server, PG_DATABASE), (c) => seedDemo(c, 0.05));
-    dataPlane = new LocalRdsDataPlane({
-      local: local(),
-      pgBin: findPgBin(env().pgBin),
-      dir: join(env().home, 'rds-stand-in'),
-      sources: { [`${EAST}/${SOURCE_INSTANCE}`]: { node: server, database: PG_DATABASE } },
-      restoreNode: { region: 'local-b', name: 'server' },
-    });
+    ({ plan, dataPlane } = await setUpAwsDrill({ name: 'aws', instance: SOURCE_INSTANCE, pgDatabase: PG_DATABASE, passwordVar: PASSWORD_VAR, password: PASSWORD }));
     worker = await startWorker({
       regions: ['aws-east', 'aws-west'],
       capture: logs,
