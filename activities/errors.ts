@@ -2,6 +2,11 @@
 import { ApplicationFailure } from '@temporalio/common';
 import type { ErrorType } from '../workflows/types';
 
+/** Whether a failure is a verdict (non-retryable): a wait or a fallback must not swallow it. */
+export function isVerdict(err: unknown): boolean {
+  return (err as { nonRetryable?: boolean } | null)?.nonRetryable === true;
+}
+
 export function verdict(type: ErrorType, message: string, details?: Record<string, unknown>): ApplicationFailure {
   return ApplicationFailure.create({ type, message, nonRetryable: true, details: details ? [details] : undefined });
 }

@@ -3,7 +3,7 @@
 import { ErrorType, type Canary, type CheckResult, type NodeRef, type RegionSpec, type ReplicaSetSpec, type SqlCheck, type TopologyView } from '../workflows/types';
 import type { ActivityDeps } from './index';
 import type { LedgerEntry } from './canary-ledger';
-import { verdict } from './errors';
+import { isVerdict, verdict } from './errors';
 import { newestCanary, runChecks, withClient, writeCanary } from './pg/sql';
 import { STALLED_AFTER_MS } from './pg/replication';
 import type { ActivityIo, DatabaseProvider, NodeStatus } from './providers/provider';
@@ -23,7 +23,7 @@ export function createReplicationActivities(deps: ActivityDeps, provider: (regio
       // preflight: an unplanned failover exists for exactly that case.
       const statusOf = (node: NodeRef) =>
         p.nodeStatus(node).catch((err: Error): NodeStatus => {
-          if ((err as { nonRetryable?: boolean }).nonRetryable) throw err;
+          if (isVerdict(err)) throw err;
           return { running: false, reachable: false, inRecovery: null, writable: false, fenced: false, lsn: null, streaming: null, detail: `unreachable: ${err.message}` };
         });
       const [primaryStatus, standbyStatus] = await Promise.all([statusOf(primary), statusOf(standby)]);

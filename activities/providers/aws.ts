@@ -30,6 +30,7 @@ import {
 } from '@aws-sdk/client-rds';
 import { ErrorType, type BackupManifest, type BackupRef, type Canary, type CredentialsRef, type DatabaseTarget, type NodeRef, type RegionSpec, type ReplicaSetSpec, type ScratchInstance, type TopologyView } from '../../workflows/types';
 import { verdict } from '../errors';
+import { poll, StopWaiting } from './polling';
 import { withClient, type PgConnection } from '../pg/sql';
 import { lagOver, StandbyStalled, statusOver, waitForReplayOver } from '../pg/replication';
 import { TopologyStore } from '../topology';
@@ -678,43 +679,8 @@ export class AwsProvider implements DatabaseProvider {
     });
   }
 
-  /**
-   * Polls `check` until it returns a value. A wait can last hours (a copy, a restore) and makes a
-   * describe call per round: one throttled or 5xx answer is reported in the heartbeat and polled
-   * through, not allowed to fail the whole step; ten in a row end the attempt for the retry policy.
-   * Verdicts, and StopWaiting, end it at once.
-   */
-  private async poll<T>(io: ActivityIo | undefined, phase: string, check: () => Promise<T | undefined>): Promise<T> {
-    let failures = 0;
-    for (;;) {
-      try {
-        const value = await check();
-        if (value !== undefined) return value;
-        failures = 0;
-      } catch (err) {
-        if (err instanceof StopWaiting || isVerdict(err) || ++failures >= PASSING_FAILURES_TOLERATED) throw err;
-        io?.heartbeat({ phase, passingError: (err as Error).message, inARow: failures });
-      }
-      await this.pause(io);
-    }
-  }
-
-  private async pause(io?: ActivityIo): Promise<void> {
-    const signal = io?.signal;
-    if (signal?.aborted) throw signal.reason ?? new Error('cancelled');
-    await new Promise<void>((resolve) => {
-      // The listener goes with the timer: a wait of hours must not pile one up per poll.
-      const onAbort = () => {
-        clearTimeout(timer);
-        resolve();
-      };
-      const timer = setTimeout(() => {
-        signal?.removeEventListener('abort', onAbort);
-        resolve();
-      }, this.config.pollMs ?? 15_000);
-      signal?.addEventListener('abort', onAbort, { once: true });
-    });
-    if (signal?.aborted) throw signal.reason ?? new Error('cancelled');
+  private poll<T>(io: ActivityIo | undefined, phase: string, check: () => Promise<T | undefined>): Promise<T> {
+    return poll(io, this.config.pollMs ?? 15_000, phase, check);
   }
 
   private refFor(region: RegionSpec, snapshot: SnapshotView): BackupRef {
@@ -839,14 +805,3 @@ const TERMINAL_INSTANCE_STATES = [
   'deleting',
 ];
 
-/** How many passing failures in a row a wait polls through before it gives up its attempt. */
-const PASSING_FAILURES_TOLERATED = 10;
-
-/** A wait that has learned it will never succeed this attempt (not a passing failure). */
-class StopWaiting extends Error {
-  override name = 'StopWaiting';
-}
-
-function isVerdict(err: unknown): boolean {
-  return (err as { nonRetryable?: boolean }).nonRetryable === true;
-}

@@ -15,6 +15,7 @@ import { v1, type protos } from '@google-cloud/sql';
 import { GoogleAuth } from 'google-auth-library';
 import { ErrorType, type BackupManifest, type BackupRef, type Canary, type CredentialsRef, type DatabaseTarget, type NodeRef, type RegionSpec, type ReplicaSetSpec, type ScratchInstance, type TopologyView } from '../../workflows/types';
 import { verdict } from '../errors';
+import { poll } from './polling';
 import { withClient, type PgConnection } from '../pg/sql';
 import { lagOver, StandbyStalled, statusOver, waitForReplayOver } from '../pg/replication';
 import { TopologyStore } from '../topology';
@@ -486,62 +487,49 @@ export class GcpProvider implements DatabaseProvider {
   /** Polls an operation to DONE, heartbeating; a failed operation is an error the retry policy retries. */
   private async waitForOperation(project: string, operation: Operation, io: ActivityIo, what: string): Promise<Operation> {
     const name = String(operation.name);
-    let current = operation;
-    while (current.status !== 'DONE') {
-      io.heartbeat({ phase: what, operation: name, status: current.status });
-      await this.pause(io);
-      try {
-        current = (await this.api().operations.get({ project, operation: name }))[0];
-      } catch (err) {
-        // A passing failure while polling does not fail the step; a verdict (gone, denied) does.
-        const failure = gcpFailure(err, `operations.get ${name}`);
-        if ((failure as { nonRetryable?: boolean }).nonRetryable) throw failure;
-        io.heartbeat({ phase: what, operation: name, passingError: failure.message });
-      }
-    }
-    const errors = current.error?.errors ?? [];
-    if (errors.length) throw new Error(`${what}: operation ${name} (${current.operationType}) failed: ${errors.map((e) => `${e.code}: ${e.message}`).join('; ')}`);
-    return current;
+    const done =
+      operation.status === 'DONE'
+        ? operation
+        : await this.poll(io, what, async () => {
+            const [current] = await this.api()
+              .operations.get({ project, operation: name })
+              .catch((err: unknown) => {
+                throw gcpFailure(err, `operations.get ${name}`);
+              });
+            if (current.status === 'DONE') return current;
+            io.heartbeat({ phase: what, operation: name, status: current.status });
+            return undefined;
+          });
+    const errors = done.error?.errors ?? [];
+    if (errors.length) throw new Error(`${what}: operation ${name} (${done.operationType}) failed: ${errors.map((e) => `${e.code}: ${e.message}`).join('; ')}`);
+    return done;
   }
 
-  private async waitForBackupRun(project: string, instance: string, runId: string, io: ActivityIo): Promise<BackupRun> {
-    for (;;) {
+  private waitForBackupRun(project: string, instance: string, runId: string, io: ActivityIo): Promise<BackupRun> {
+    return this.poll(io, 'backup run', async () => {
       const run = await this.backupRun(project, instance, runId);
       if (run.status === 'SUCCESSFUL') return run;
       if (['FAILED', 'SKIPPED', 'DELETION_PENDING', 'DELETED', 'DELETION_FAILED'].includes(String(run.status))) {
         throw verdict(ErrorType.ProviderRejected, `backup run ${runId} of ${instance} is ${run.status}${run.error?.message ? `: ${run.error.message}` : ''}`);
       }
       io.heartbeat({ phase: 'backup run', runId, status: run.status });
-      await this.pause(io);
-    }
+      return undefined;
+    });
   }
 
   private async waitForRunnable(project: string, name: string, io: ActivityIo): Promise<void> {
-    for (;;) {
+    await this.poll(io, 'instance', async () => {
       const instance = await this.instance(project, name);
       if (!instance) throw new Error(`instance ${name} in ${project} is not there yet`);
-      if (instance.state === 'RUNNABLE') return;
+      if (instance.state === 'RUNNABLE') return true;
       if (instance.state === 'FAILED' || instance.state === 'SUSPENDED') throw verdict(ErrorType.ProviderRejected, `instance ${name} in ${project} is ${instance.state}`);
       io.heartbeat({ phase: 'instance', name, state: instance.state });
-      await this.pause(io);
-    }
+      return undefined;
+    });
   }
 
-  private async pause(io: ActivityIo): Promise<void> {
-    if (io.signal.aborted) throw io.signal.reason ?? new Error('cancelled');
-    await new Promise<void>((resolve) => {
-      // The listener goes with the timer: a wait of hours must not pile one up per poll.
-      const onAbort = () => {
-        clearTimeout(timer);
-        resolve();
-      };
-      const timer = setTimeout(() => {
-        io.signal.removeEventListener('abort', onAbort);
-        resolve();
-      }, this.config.pollMs ?? 5_000);
-      io.signal.addEventListener('abort', onAbort, { once: true });
-    });
-    if (io.signal.aborted) throw io.signal.reason ?? new Error('cancelled');
+  private poll<T>(io: ActivityIo, phase: string, check: () => Promise<T | undefined>): Promise<T> {
+    return poll(io, this.config.pollMs ?? 5_000, phase, check);
   }
 
   private refFor(region: RegionSpec, project: string, instance: string, run: BackupRun): BackupRef {

@@ -4,6 +4,7 @@
 // too: whoever promotes one lifts it there (setReadOnly(off)). It is a soft fence: a client can still
 // `SET default_transaction_read_only = off` in its own session.
 import type { Client } from 'pg';
+import { isVerdict } from '../errors';
 import { quoteIdent, withClient, type PgConnection } from '../pg/sql';
 import type { FenceResult } from './provider';
 
@@ -43,7 +44,7 @@ export async function fenceOverSql(connect: () => Promise<PgConnection>, mode: '
     const readOnly = await withClient(conn, async (c) => (await c.query<{ ro: string }>(`select current_setting('default_transaction_read_only') as ro`)).rows[0]!.ro === 'on');
     return { confirmed: readOnly, how: 'every database read-only by default (ALTER DATABASE), client sessions ended', finalLsn: mode === 'planned' ? finalLsn : null };
   } catch (err) {
-    if (mode === 'planned' || (err as { nonRetryable?: boolean }).nonRetryable) throw err;
+    if (mode === 'planned' || isVerdict(err)) throw err;
     return { confirmed: false, how: `primary unreachable (${(err as Error).message}); traffic moves away from it: keep it from taking writes before it returns`, finalLsn: null };
   }
 }
