@@ -5,15 +5,20 @@
 #   server binaries (apt-get when root, else a message saying what to install).
 # --with-moto also installs moto_server (PyPI moto[server]) into .venv: the AWS stand-in the test
 # suite needs; the demo does not.
+# --with-gcs-emulator also builds fake-gcs-server (the Cloud Storage stand-in the test suite needs)
+# from the Go module proxy into .tools/bin. It needs Go 1.21+ (`go`, or GO set to its path), which
+# fetches the newer toolchain fake-gcs-server's go.mod asks for (1.26) by itself.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 say() { printf 'setup: %s\n' "$*" >&2; }
 
 with_moto=false
+with_gcs_emulator=false
 for arg in "$@"; do
   case "$arg" in
     --with-moto) with_moto=true ;;
-    *) say "unknown option $arg (expected: --with-moto)"; exit 1 ;;
+    --with-gcs-emulator) with_gcs_emulator=true ;;
+    *) say "unknown option $arg (expected: --with-moto, --with-gcs-emulator)"; exit 1 ;;
   esac
 done
 
@@ -47,6 +52,18 @@ if [ "$with_moto" = true ] && [ ! -x .venv/bin/moto_server ]; then
   say "installing moto_server (PyPI moto[server]) into .venv"
   [ -x .venv/bin/pip ] || python3 -m venv .venv
   .venv/bin/pip install --quiet --disable-pip-version-check 'moto[server]==5.2.5'
+fi
+
+fake_gcs_version=v1.56.1
+if [ "$with_gcs_emulator" = true ] && [ ! -x .tools/bin/fake-gcs-server ]; then
+  go_cmd="${GO:-$(command -v go || true)}"
+  if [ -z "$go_cmd" ]; then
+    say "fake-gcs-server is built from source and Go is missing: install Go 1.21 or newer"
+    say "(https://go.dev/dl/; distribution packages are often older) or set GO to its path, then run this again"; exit 1
+  fi
+  say "building fake-gcs-server $fake_gcs_version (Go module proxy) into .tools/bin; about a minute"
+  mkdir -p .tools/bin
+  GOBIN="$PWD/.tools/bin" "$go_cmd" install "github.com/fsouza/fake-gcs-server@$fake_gcs_version"
 fi
 
 if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && [ -z "${LIFEBOAT_PG_BIN:-}" ]; then

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # The test suite: type check, lint, then jest (unit, workflows against a real Temporal dev server
-# and real PostgreSQL, integration against moto_server for AWS, replay). Installs what it needs
-# first, moto included; safe to run again.
+# and real PostgreSQL, integration against moto_server for AWS and fake-gcs-server for Cloud Storage,
+# replay). Installs what it needs first, both stand-ins included; safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh --with-moto
+bash scripts/setup.sh --with-moto --with-gcs-emulator
 echo "== typecheck"; npx --no-install tsc -p tsconfig.json --noEmit
 echo "== lint"; npx --no-install eslint .
 echo "== jest"

@@ -1,18 +1,21 @@
 // One real stack for the whole test run: a Temporal dev server (in a throwaway SQLite file),
 // the two local PostgreSQL regions with a small demo database, all under a temporary LIFEBOAT_HOME,
-// and moto_server standing in for AWS. Test files start their own workers against it.
+// moto_server standing in for AWS and fake-gcs-server for Cloud Storage. Test files start their own
+// workers against it.
 import { spawnSync } from 'node:child_process';
 import { chmodSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadEnv } from '../../worker/env';
 import { startRegions, startTemporal } from '../../scripts/dev/stack';
+import { fakeGcsServerPath, startFakeGcs } from './fake-gcs';
 import { motoServerPath, startMoto } from './moto';
 import { freePort } from './ports';
 
 export default async function globalSetup(): Promise<void> {
   // Before starting anything: jest skips the teardown when the setup fails, so servers would leak.
   motoServerPath();
+  fakeGcsServerPath();
   buildCli();
   // Under /tmp, not the checkout: the postgres OS user must reach it wherever the clone lives.
   const home = mkdtempSync(join(tmpdir(), 'lifeboat-test-'));
@@ -26,6 +29,7 @@ export default async function globalSetup(): Promise<void> {
   const pg = [await freePort(), await freePort()];
   await startRegions(env, { ...ports, pgBase: pg[0]! }, () => undefined, 0.2, pg);
   await startAwsStandIn();
+  await startGcsStandIn();
 }
 
 /** The AWS SDK reads these itself, so code under test reaches moto without a test-only option. */
@@ -35,6 +39,13 @@ async function startAwsStandIn(): Promise<void> {
   process.env.AWS_ACCESS_KEY_ID = 'testing';
   process.env.AWS_SECRET_ACCESS_KEY = 'testing';
   process.env.LIFEBOAT_TEST_MOTO_PID = String(moto.pid);
+}
+
+/** @google-cloud/storage reads this itself, and then sends no credentials. */
+async function startGcsStandIn(): Promise<void> {
+  const gcs = await startFakeGcs(await freePort());
+  process.env.STORAGE_EMULATOR_HOST = gcs.emulatorHost;
+  process.env.LIFEBOAT_TEST_FAKE_GCS_PID = String(gcs.pid);
 }
 
 /**

@@ -9,6 +9,7 @@ export default async function globalTeardown(): Promise<void> {
   for (const region of DEMO_REGIONS) await local.regionCluster(region).stop('immediate').catch(() => undefined);
   stop(process.env.LIFEBOAT_TEST_TEMPORAL_PID);
   stop(process.env.LIFEBOAT_TEST_MOTO_PID);
+  stop(process.env.LIFEBOAT_TEST_FAKE_GCS_PID);
   if (!process.env.LIFEBOAT_TEST_KEEP_HOME) rmSync(env.home, { recursive: true, force: true });
 }
 
