@@ -6,7 +6,6 @@ import {
   ErrorType,
   type BackupRef,
   type Canary,
-  type CheckResult,
   type DatabaseTarget,
   type ProviderKind,
   type RegionSpec,
@@ -15,10 +14,14 @@ import {
   type SqlCheck,
 } from '../workflows/types';
 import { verdict } from './errors';
-import { allTableStats, listTables, newestCanary, runChecks, serverVersion, withClient, writeCanary } from './pg/sql';
+import { connectOrExplain, verifyAgainstManifest } from './restore-checks';
+import { listTables, serverVersion, withClient, writeCanary } from './pg/sql';
 import type { ActivityIo, DatabaseProvider } from './providers/provider';
+import type { PortableBackups } from './portable/portable-backups';
 import { instrument } from './instrument';
 import { createReplicationActivities } from './replication';
+import { createCrossCloudActivities } from './cross-cloud';
+import type { TopologyStore } from './topology';
 import type { CanaryLedger } from './canary-ledger';
 import type { Client } from '@temporalio/client';
 
@@ -29,6 +32,10 @@ export interface ActivityDeps {
   ledger: CanaryLedger;
   /** For the activities that act on other runs (a failover cancels drills of its database). */
   temporal?: () => Promise<Client>;
+  /** Portable backups in the regions' object stores: what crosses clouds. */
+  portable?: PortableBackups;
+  /** Where cross-cloud runbooks record which side serves a database. */
+  topologies?: TopologyStore;
 }
 
 export function createActivities(deps: ActivityDeps) {
@@ -40,9 +47,14 @@ export function createActivities(deps: ActivityDeps) {
     return found;
   };
   const activity = <I, O>(name: string, body: (input: I, io: ActivityIo) => Promise<O>) => instrument(deps.logger, name, body);
+  const portable = (): PortableBackups => {
+    if (!deps.portable) throw verdict(ErrorType.InvalidInput, 'this worker was not configured for portable backups');
+    return deps.portable;
+  };
 
   return {
     ...createReplicationActivities(deps, provider, activity),
+    ...createCrossCloudActivities({ provider, portable, ...(deps.topologies && { topologies: deps.topologies }) }, activity),
 
     /** The primary is reachable, the database exists; reports its version and size. */
     preflight: activity('preflight', async ({ target }: { target: DatabaseTarget }) => {
@@ -61,21 +73,27 @@ export function createActivities(deps: ActivityDeps) {
       return withClient(conn, (client) => writeCanary(client, token));
     }),
 
+    /** The platform's own backup, or with `portable` a pg_dump into the region's object store. */
     createBackup: activity(
       'createBackup',
-      async ({ target, backupId, createdBy }: { target: DatabaseTarget; backupId: string; createdBy: string }, io): Promise<BackupRef> =>
-        provider(target.region).createBackup(target, backupId, createdBy, io),
+      async ({ target, backupId, createdBy, portable: inStore }: { target: DatabaseTarget; backupId: string; createdBy: string; portable?: boolean }, io): Promise<BackupRef> => {
+        const p = provider(target.region);
+        if (!inStore) return p.createBackup(target, backupId, createdBy, io);
+        return portable().create(await connectOrExplain(p, target), target.region, p.kind, backupId, createdBy, io);
+      },
     ),
 
     /** Checksum and manifest of a stored backup or copy. */
     verifyBackup: activity('verifyBackup', async ({ ref, region }: { ref: BackupRef; region: RegionSpec }, io) => {
-      const manifest = await provider(region).verifyBackup(ref, io);
+      const manifest = ref.store ? await portable().verify(ref, io) : await provider(region).verifyBackup(ref, io);
       return { sha256: manifest.sha256, tables: manifest.tables.length, newestCanary: manifest.newestCanary };
     }),
 
+    /** Same platform: its own copy (a snapshot copy, a file copy). Portable: store to store, across clouds. */
     copyBackupToRegion: activity(
       'copyBackupToRegion',
       async ({ ref, from, to }: { ref: BackupRef; from: RegionSpec; to: RegionSpec }, io): Promise<BackupRef> => {
+        if (ref.store) return portable().copy(ref, to, io);
         if (from.provider !== to.provider) {
           throw verdict(ErrorType.InvalidInput, `cannot copy a ${from.provider} backup into ${to.name} (${to.provider}); cross-provider copies need a portable backup`);
         }
@@ -83,20 +101,25 @@ export function createActivities(deps: ActivityDeps) {
       },
     ),
 
-    findLatestBackup: activity('findLatestBackup', async ({ region, database }: { region: RegionSpec; database: string }): Promise<BackupRef> => {
-      const [newest] = await provider(region).listBackups(region, database);
-      if (!newest) throw verdict(ErrorType.BackupNotFound, `no Lifeboat backup of ${database} in region ${region.name}; run \`lifeboat backup ${database}\` first`);
+    findLatestBackup: activity('findLatestBackup', async ({ region, database, portable: inStore }: { region: RegionSpec; database: string; portable?: boolean }): Promise<BackupRef> => {
+      const [newest] = inStore ? await portable().list(region, database) : await provider(region).listBackups(region, database);
+      if (!newest) {
+        const where = inStore ? `the store of region ${region.name}` : `region ${region.name}`;
+        throw verdict(ErrorType.BackupNotFound, `no Lifeboat ${inStore ? 'portable ' : ''}backup of ${database} in ${where}; run \`lifeboat backup ${database}\` first`);
+      }
       return newest;
     }),
 
     createScratchInstance: activity(
       'createScratchInstance',
-      async ({ region, name, database }: { region: RegionSpec; name: string; database: string }, io): Promise<ScratchInstance> =>
-        provider(region).createScratch(region, name, database, io),
+      async ({ region, name, database, credentials, portable: forPortable }: ScratchInstance, io): Promise<ScratchInstance> =>
+        provider(region).createScratch(region, name, database, io, forPortable ? credentials : undefined),
     ),
 
     restoreBackup: activity('restoreBackup', async ({ ref, scratch }: { ref: BackupRef; scratch: ScratchInstance }, io) => {
-      await provider(scratch.region).restore(ref, scratch, io);
+      const p = provider(scratch.region);
+      if (ref.store) await portable().restoreInto(ref, await p.connectScratch(scratch), { kind: 'scratch' }, io);
+      else await p.restore(ref, scratch, io);
       return { restored: ref.backupId };
     }),
 
@@ -105,32 +128,8 @@ export function createActivities(deps: ActivityDeps) {
       'verifyRestore',
       async ({ ref, scratch, checks }: { ref: BackupRef; scratch: ScratchInstance; checks: SqlCheck[] }, io): Promise<RestoreVerification> => {
         const p = provider(scratch.region);
-        const manifest = await p.restoredManifest(ref, scratch);
-        const conn = await p.connectScratch(scratch);
-        return withClient(conn, (client) =>
-          withClient(conn, async (second) => {
-            const present = new Set(await listTables(client));
-            const algorithms = new Map(manifest.tables.map((t) => [quoteQualified(t.table), t.algorithm ?? ('md5-text' as const)]));
-            const quoted = [...algorithms.keys()].filter((q) => present.has(q));
-            const stats = await allTableStats([client, second], quoted, {
-              algorithms,
-              onTable: (done) => io.heartbeat({ phase: 'table checksums', done }),
-            });
-            const found = new Map(stats.map((s) => [s.table, s]));
-            // An RDS manifest is read moments before the snapshot is taken: say so where it could matter.
-            const snapshotWindow = manifest.dumpFormat === 'rds-snapshot' ? ' (or the table was written between the manifest and the snapshot)' : '';
-            const tables: CheckResult[] = manifest.tables.map((want) => {
-              const got = found.get(want.table);
-              if (!got) return { name: want.table, ok: false, detail: 'missing from the restored database' };
-              if (got.rows !== want.rows) return { name: want.table, ok: false, detail: `${got.rows} rows; the backup had ${want.rows}${snapshotWindow}` };
-              if (got.checksum !== want.checksum) return { name: want.table, ok: false, detail: `${got.rows} rows but content checksum differs from the backup's${snapshotWindow}` };
-              return { name: want.table, ok: true, detail: `${got.rows} rows, checksum matches` };
-            });
-            if (tables.length === 0) tables.push({ name: '(tables)', ok: false, detail: 'the manifest lists no tables: nothing was verified' });
-            const checkResults = await runChecks(client, checks);
-            return { tables, checks: checkResults, newestCanary: await newestCanary(client) };
-          }),
-        );
+        const manifest = ref.store ? await portable().manifest(ref) : await p.restoredManifest(ref, scratch);
+        return verifyAgainstManifest(await p.connectScratch(scratch), manifest, checks, io);
       },
     ),
 
@@ -139,11 +138,11 @@ export function createActivities(deps: ActivityDeps) {
     })),
 
     /** Deletes Lifeboat-made backups beyond the newest `keep`; never touches anything else. */
-    pruneBackups: activity('pruneBackups', async ({ region, database, keep }: { region: RegionSpec; database: string; keep: number }) => {
-      const p = provider(region);
-      const backups = await p.listBackups(region, database);
+    pruneBackups: activity('pruneBackups', async ({ region, database, keep, portable: inStore }: { region: RegionSpec; database: string; keep: number; portable?: boolean }) => {
+      const store = inStore ? portable() : null;
+      const backups = store ? await store.list(region, database) : await provider(region).listBackups(region, database);
       const doomed = backups.slice(Math.max(keep, 1));
-      for (const ref of doomed) await p.deleteBackup(ref);
+      for (const ref of doomed) await (store ? store.delete(ref) : provider(region).deleteBackup(ref));
       return { deleted: doomed.map((r) => r.backupId), kept: backups.length - doomed.length };
     }),
   };
@@ -151,22 +150,3 @@ export function createActivities(deps: ActivityDeps) {
 
 export type Activities = ReturnType<typeof createActivities>;
 
-function quoteQualified(name: string): string {
-  const dot = name.indexOf('.');
-  const quote = (part: string): string => `"${part.replace(/"/g, '""')}"`;
-  return `${quote(name.slice(0, dot))}.${quote(name.slice(dot + 1))}`;
-}
-
-async function connectOrExplain(p: DatabaseProvider, target: DatabaseTarget) {
-  const conn = await p.connect(target);
-  try {
-    await withClient(conn, async () => undefined);
-  } catch (err) {
-    const code = (err as { code?: string }).code;
-    if (code === '3D000') {
-      throw verdict(ErrorType.DatabaseNotFound, `database ${target.database} does not exist in region ${target.region.name}`);
-    }
-    throw new Error(`cannot reach ${target.database} in ${target.region.name} at ${conn.host}:${conn.port}: ${(err as Error).message}`);
-  }
-  return conn;
-}

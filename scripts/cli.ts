@@ -5,12 +5,12 @@ import { join } from 'node:path';
 import { WorkflowExecutionAlreadyStartedError, WorkflowFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
 import { loadEnv, type LifeboatEnv } from '../worker/env';
-import { backupInput, databaseOf, drillInput, failbackInput, failoverInput, loadPlanFile, PlanError, planRegions, type LoadedPlan } from '../worker/plan';
+import { backupInput, crossCloudInput, databaseOf, drillInput, failbackInput, failoverInput, loadPlanFile, PlanError, planRegions, recoversByRestore, type LoadedPlan } from '../worker/plan';
 import { connectClient, temporalTarget, uiLink } from '../worker/temporal';
 import type { Progress } from '../workflows/steps';
 import { DatabaseAttr, ProviderAttr, RunbookAttr, TriggeredByAttr } from '../workflows/search-attributes';
 import { approveFailoverUpdate } from '../workflows/messages';
-import { ErrorType, RUNBOOK_TASK_QUEUE, type RunbookReport } from '../workflows/types';
+import { ErrorType, RUNBOOK_TASK_QUEUE, type CrossCloudInput, type RunbookReport } from '../workflows/types';
 import { formatBytes, ProgressView, renderReport } from './render';
 
 const USAGE = `usage:
@@ -171,7 +171,12 @@ async function main(argv: string[]): Promise<number> {
     case 'failover': {
       expectArgs(args, 2, 'lifeboat failover <db> [-f plan] [--planned | --unplanned | --zonal] [--yes] [--json]');
       const mode = args.mode ?? 'planned';
-      const input = failoverInput(loadPlan(env, args.plan), sub!, { mode, preApproved: args.yes, triggeredBy: whoAmI() });
+      const plan = loadPlan(env, args.plan);
+      if (recoversByRestore(plan, sub!)) {
+        if (mode === 'zonal') throw new PlanError(`--zonal is a platform HA failover within one region; ${sub} recovers across clouds`);
+        return startCrossCloud(env, args, crossCloudInput(plan, sub!, { direction: 'failover', mode, preApproved: args.yes, triggeredBy: whoAmI() }));
+      }
+      const input = failoverInput(plan, sub!, { mode, preApproved: args.yes, triggeredBy: whoAmI() });
       return runRunbook(env, args, {
         runbook: 'failover',
         database: input.database,
@@ -188,7 +193,11 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'failback': {
       expectArgs(args, 2, 'lifeboat failback <db> [-f plan] [--yes] [--json]');
-      const input = failbackInput(loadPlan(env, args.plan), sub!, { preApproved: args.yes, triggeredBy: whoAmI() });
+      const plan = loadPlan(env, args.plan);
+      if (recoversByRestore(plan, sub!)) {
+        return startCrossCloud(env, args, crossCloudInput(plan, sub!, { direction: 'failback', mode: 'planned', preApproved: args.yes, triggeredBy: whoAmI() }));
+      }
+      const input = failbackInput(plan, sub!, { preApproved: args.yes, triggeredBy: whoAmI() });
       return runRunbook(env, args, {
         runbook: 'failback',
         database: input.database,
@@ -219,8 +228,25 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
+/** A database whose DR side is on another cloud moves by restore (workflows/cross-cloud.ts). */
+function startCrossCloud(env: LifeboatEnv, args: Args, input: CrossCloudInput): Promise<number> {
+  const verb = input.direction === 'failover' ? `${input.mode === 'planned' ? 'Planned' : 'Unplanned'} cross-cloud failover` : 'Cross-cloud failback';
+  return runRunbook(env, args, {
+    runbook: input.direction,
+    workflowType: 'crossCloudFailover',
+    database: input.database,
+    input,
+    provider: input.to.region.provider,
+    summary: `${verb} of ${input.database} from ${input.from.region.name} to ${input.to.region.name} (restore of a portable backup)`,
+    workflowId: topologyLockId(input.database),
+    awaitsApproval: !args.yes,
+  });
+}
+
 interface RunbookStart {
   runbook: RunbookReport['runbook'];
+  /** The workflow type, when it is not named after the runbook. */
+  workflowType?: string;
   database: string;
   input: object;
   summary: string;
@@ -247,7 +273,7 @@ async function runRunbook(env: LifeboatEnv, args: Args, start: RunbookStart): Pr
   const workflowId = start.workflowId ?? `lifeboat/${database}/${runbook}/${new Date().toISOString()}`;
   let handle: Awaited<ReturnType<Client['workflow']['start']>>;
   try {
-    handle = await client.workflow.start(runbook, {
+    handle = await client.workflow.start(start.workflowType ?? runbook, {
       taskQueue: RUNBOOK_TASK_QUEUE,
       workflowId,
       args: [input],
@@ -275,7 +301,7 @@ async function runRunbook(env: LifeboatEnv, args: Args, start: RunbookStart): Pr
   if (!(await hasPollers(client, target.namespace))) {
     process.stderr.write(`warning: no worker is polling task queue "${RUNBOOK_TASK_QUEUE}"; the ${runbook} waits until one does (\`lifeboat dev up\` or \`lifeboat worker\`)\n`);
   }
-  const view = process.stdout.isTTY && !args.json ? watch(handle, runbook, summary) : null;
+  const view = process.stdout.isTTY && !args.json ? watch(handle, start.workflowType ?? runbook, summary) : null;
   try {
     const report = (await handle.result()) as RunbookReport;
     await view?.stop();
@@ -335,14 +361,14 @@ async function hasPollers(client: Client, namespace: string): Promise<boolean> {
   }
 }
 
-function watch(handle: WorkflowHandle, runbook: string, title: string) {
+function watch(handle: WorkflowHandle, workflowType: string, title: string) {
   const view = new ProgressView();
   const started = Date.now();
   let stopped = false;
   const loop = (async () => {
     while (!stopped) {
       try {
-        const progress = await handle.query<Progress>(`${runbook}Progress`);
+        const progress = await handle.query<Progress>(`${workflowType}Progress`);
         if (!stopped) view.draw(title, progress, (Date.now() - started) / 1000);
       } catch {
         // Not started yet or just finished: the next tick or the report will tell.

@@ -13,6 +13,9 @@ import { loadEnv, type LifeboatEnv } from './env';
 import { createLogger } from './logger';
 import { connectClient, temporalTarget, type TemporalTarget } from './temporal';
 import { CanaryLedger } from '../activities/canary-ledger';
+import { PortableBackups } from '../activities/portable/portable-backups';
+import { TopologyStore } from '../activities/topology';
+import { join } from 'node:path';
 
 export interface WorkerOptions {
   regions: RegionSpec[];
@@ -60,6 +63,8 @@ export async function createWorkers(options: WorkerOptions): Promise<{ workers: 
     providers: buildProviders(env, options.providers),
     logger,
     ledger: new CanaryLedger(env.home),
+    portable: new PortableBackups({ pgBin: findPgBin(env.pgBin), workDir: join(env.home, 'restore-staging') }),
+    topologies: new TopologyStore(env.home),
     temporal: () => (client ??= connectClient(temporal)),
   });
 

@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync, statSync, type Stats } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import type { BackupInput, DatabaseTarget, DrillInput, FailbackInput, FailoverInput, RegionSpec, ReplicaSetSpec } from '../workflows/types';
+import type { BackupInput, CrossCloudInput, DatabaseTarget, DrillInput, FailbackInput, FailoverInput, RegionSpec, ReplicaSetSpec, StoreSpec } from '../workflows/types';
 
 export const MAX_PLAN_BYTES = 1024 * 1024;
 
@@ -55,7 +55,31 @@ function namedRecord<T extends z.ZodType>(what: string, value: T) {
 
 const PROVIDER_EXPECTED = 'expected provider "local", "aws" or "gcp"';
 
-const localRegionSchema = strictObject({ provider: z.literal('local', { error: PROVIDER_EXPECTED }) });
+// Where a region keeps portable backups (pg_dump + manifest): what crosses clouds. One of these.
+const STORE_EXPECTED = 'expected one of { s3: { bucket, prefix, awsRegion } }, { gcs: { bucket, prefix } } or { dir: /absolute/path }';
+const bucketPrefix = z.string().regex(/^([A-Za-z0-9._-]+\/)*$/, 'expected a key prefix such as lifeboat/ (ending in /), or empty').default('');
+const storeSchema = z.union(
+  [
+    strictObject({
+      s3: strictObject({
+        bucket: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'expected an S3 bucket name'),
+        prefix: bucketPrefix,
+        /** Defaults to the region's awsRegion where there is one. */
+        awsRegion: z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d$/, 'expected an AWS region code such as us-east-1').optional(),
+      }),
+    }),
+    strictObject({
+      gcs: strictObject({
+        bucket: z.string().regex(/^[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]$/, 'expected a GCS bucket name'),
+        prefix: bucketPrefix,
+      }),
+    }),
+    strictObject({ dir: z.string().regex(/^\/[^\0]*$/, 'expected an absolute directory path') }),
+  ],
+  { error: STORE_EXPECTED },
+);
+
+const localRegionSchema = strictObject({ provider: z.literal('local', { error: PROVIDER_EXPECTED }), store: storeSchema.optional() });
 
 // RDS identifiers: a letter, then letters, digits and single hyphens, not ending in a hyphen.
 const RDS_ID = /^[A-Za-z](?!.*--)[A-Za-z0-9-]{0,62}(?<!-)$/;
@@ -66,6 +90,7 @@ const awsRegionSchema = strictObject({
   awsRegion: z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d$/, 'expected an AWS region code such as us-east-1'),
   /** Copies into this region are re-encrypted with this key (key ARN, ID or alias/...). */
   kmsKeyId: z.string().regex(/^(arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(key|alias)\/[A-Za-z0-9/_-]+|[0-9a-f-]{36}|alias\/[A-Za-z0-9/_-]+)$/, 'expected a KMS key ARN, key ID or alias/name').optional(),
+  store: storeSchema.optional(),
   /** Where drills restore: isolated, never public. */
   scratch: strictObject({
     instanceClass: z.string().regex(/^db\.[a-z0-9]+\.[a-z0-9]+$/, 'expected an instance class such as db.t4g.micro').default('db.t4g.micro'),
@@ -78,6 +103,7 @@ const gcpRegionSchema = strictObject({
   provider: z.literal('gcp', { error: PROVIDER_EXPECTED }),
   project: z.string().regex(/^[a-z][a-z0-9-]{4,28}[a-z0-9]$/, 'expected a Google Cloud project ID (6-30 lowercase letters, digits, hyphens)'),
   gcpRegion: z.string().regex(/^[a-z]+-[a-z]+\d+$/, 'expected a Google Cloud region such as us-central1'),
+  store: storeSchema.optional(),
   /** Where drills restore: a private instance that exists only for the drill. */
   scratch: strictObject({
     tier: z.string().regex(/^db-[a-z0-9-]+$/, 'expected a Cloud SQL tier such as db-custom-1-3840').default('db-custom-1-3840'),
@@ -119,6 +145,12 @@ const databaseSchema = strictObject({
     replica: rdsId('DB instance').optional(),
     /** On AWS Aurora: the global database that holds both clusters. */
     globalCluster: rdsId('global cluster').optional(),
+    /** Cross-cloud: the instance in the DR cloud a failover restores into (a local DR region uses its own server). */
+    instance: rdsId('DR instance').optional(),
+    /** Cross-cloud into a cloud region: Lifeboat's login there (scratch instances are made with it). */
+    credentials: credentialsSchema.optional(),
+    /** Portable backups (pg_dump in the regions' stores) even between regions of one provider. */
+    portable: z.boolean({ error: 'expected true or false' }).optional(),
   }),
   objectives: strictObject({ rpo: duration, rto: duration }),
   checks: z.array(checkSchema).default([]),
@@ -199,6 +231,11 @@ export function parsePlan(text: string, source: string): LoadedPlan {
       seen.add(check.name);
     });
   }
+  for (const [name, spec] of Object.entries(plan.regions)) {
+    if (spec.store && 's3' in spec.store && !spec.store.s3.awsRegion && spec.provider !== 'aws') {
+      problems.push(`  regions.${name}.store.s3.awsRegion: missing; expected the bucket's AWS region (only aws regions supply a default)`);
+    }
+  }
   if (Object.keys(plan.databases).length === 0) problems.push('  databases: is empty; expected at least one database');
   if (problems.length) throw new PlanError(`${source}: invalid plan\n${problems.join('\n')}`);
   return { plan, source, digest: createHash('sha256').update(text).digest('hex') };
@@ -211,20 +248,31 @@ function providerProblems(plan: Plan, name: string, db: Plan['databases'][string
   const dr = Object.hasOwn(plan.regions, db.dr.region) ? plan.regions[db.dr.region] : undefined;
   if (!primary || !dr) return [];
   const problems: string[] = [];
-  if (primary.provider !== dr.provider) {
-    problems.push(`${at}.dr.region: ${JSON.stringify(db.dr.region)} is on ${dr.provider} and the primary on ${primary.provider}; expected the same provider (cross-cloud recovery is not available in this version)`);
+  if (isPortable(plan, db)) {
+    // Cross-cloud (or asked for): portable backups, restored by pg_restore; no streaming standby.
+    const why = primary.provider !== dr.provider ? `${db.dr.region} is on ${dr.provider} and the primary on ${primary.provider}: recovery across clouds goes through portable backups` : 'dr.portable is true';
+    for (const [name, spec] of [[db.primary.region, primary], [db.dr.region, dr]] as const) {
+      if (!spec.store) problems.push(`  regions.${name}.store: missing; expected an object store for portable backups (${why})`);
+    }
+    if (db.dr.standby) problems.push(`${at}.dr.standby: is true; expected false: no streaming replication crosses clouds (the cross-cloud failover restores a portable backup into dr.instance)`);
+    if (dr.provider === 'aws') problems.push(`${at}.dr.region: ${JSON.stringify(db.dr.region)} is on aws; portable backups restore into local or gcp regions in this version`);
+    if (dr.provider !== 'local' && !db.dr.credentials) problems.push(`${at}.dr.credentials: missing; expected { user, password: env:VARIABLE }, Lifeboat's login in ${db.dr.region}`);
+    if (dr.provider === 'gcp' && db.dr.credentials && db.dr.credentials.user !== 'postgres') problems.push(`${at}.dr.credentials.user: expected postgres, the admin login Cloud SQL scratch instances are made with (got ${JSON.stringify(db.dr.credentials.user)})`);
+    if (dr.provider === 'local' && (db.dr.instance || db.dr.credentials)) problems.push(`${at}.dr: instance and credentials are for cloud DR regions; ${db.dr.region} is local (a failover restores into its own server)`);
+  } else if (db.dr.instance || db.dr.credentials) {
+    problems.push(`${at}.dr: instance and credentials are for cross-cloud recovery (portable backups); ${name}'s DR region is on ${dr.provider} like its primary`);
   }
   if (primary.provider === 'aws') {
     if (!db.primary.instance === !db.primary.cluster) problems.push(`${at}.primary: expected exactly one of instance (RDS) or cluster (Aurora)`);
     if (db.primary.cluster && db.dr.standby && !db.dr.globalCluster) problems.push(`${at}.dr.globalCluster: missing; expected the Aurora global database (dr.standby is true)`);
     if (db.primary.instance && db.dr.globalCluster) problems.push(`${at}.dr.globalCluster: is only for Aurora (primary.cluster); ${name} names an RDS instance`);
     if (!db.primary.credentials) problems.push(`${at}.primary.credentials: missing; expected { user, password: env:VARIABLE } for the canary and the checks`);
-    if (db.dr.standby && !db.dr.replica) problems.push(`${at}.dr.replica: missing; expected the cross-region read replica's DB instance identifier (dr.standby is true)`);
+    if (db.dr.standby && !db.dr.replica && dr.provider === 'aws') problems.push(`${at}.dr.replica: missing; expected the cross-region read replica's DB instance identifier (dr.standby is true)`);
   } else if (primary.provider === 'gcp') {
     if (!db.primary.instance) problems.push(`${at}.primary.instance: missing; expected the primary's Cloud SQL instance name`);
     if (!db.primary.credentials) problems.push(`${at}.primary.credentials: missing; expected { user, password: env:VARIABLE } for the canary and the checks`);
     if (db.primary.cluster || db.dr.globalCluster) problems.push(`${at}: cluster and globalCluster are Aurora settings; ${db.primary.region} is gcp`);
-    if (db.dr.standby && !db.dr.replica) problems.push(`${at}.dr.replica: missing; expected the cross-region read replica's Cloud SQL instance name (dr.standby is true)`);
+    if (db.dr.standby && !db.dr.replica && dr.provider === 'gcp') problems.push(`${at}.dr.replica: missing; expected the cross-region read replica's Cloud SQL instance name (dr.standby is true)`);
   } else {
     if (db.primary.instance) problems.push(`${at}.primary.instance: is only for cloud regions; ${db.primary.region} is ${primary.provider}`);
     if (db.primary.credentials) problems.push(`${at}.primary.credentials: is only for cloud regions; the local provider runs its own servers`);
@@ -233,6 +281,13 @@ function providerProblems(plan: Plan, name: string, db: Plan['databases'][string
     if (db.dr.replica) problems.push(`${at}.dr.replica: is only for AWS regions; ${db.dr.region} is ${dr.provider}`);
   }
   return problems;
+}
+
+/** Portable backups: the DR region is on another provider, or the plan asks for them. */
+function isPortable(plan: Plan, db: Plan['databases'][string]): boolean {
+  const primary = Object.hasOwn(plan.regions, db.primary.region) ? plan.regions[db.primary.region] : undefined;
+  const dr = Object.hasOwn(plan.regions, db.dr.region) ? plan.regions[db.dr.region] : undefined;
+  return db.dr.portable === true || Boolean(primary && dr && primary.provider !== dr.provider);
 }
 
 /** One report line per mistake: `<path>: <what was expected> (<what was there>)`. */
@@ -283,11 +338,14 @@ function valueAt(raw: unknown, path: Array<string | number>): unknown {
 function region(plan: Plan, name: string): RegionSpec {
   const spec = Object.hasOwn(plan.regions, name) ? plan.regions[name] : undefined;
   if (!spec) throw new PlanError(`region ${name} is not in the plan`);
-  if (spec.provider === 'local') return { name, provider: 'local' };
+  const store = storeSpecOf(spec);
+  const withStore = store ? { store } : {};
+  if (spec.provider === 'local') return { name, provider: 'local', ...withStore };
   if (spec.provider === 'gcp') {
     return {
       name,
       provider: 'gcp',
+      ...withStore,
       settings: {
         project: spec.project,
         gcpRegion: spec.gcpRegion,
@@ -300,6 +358,7 @@ function region(plan: Plan, name: string): RegionSpec {
   return {
     name,
     provider: 'aws',
+    ...withStore,
     settings: {
       awsRegion: spec.awsRegion,
       ...(spec.kmsKeyId && { kmsKeyId: spec.kmsKeyId }),
@@ -308,6 +367,17 @@ function region(plan: Plan, name: string): RegionSpec {
       scratchSecurityGroups: spec.scratch.securityGroups.join(','),
     },
   };
+}
+
+function storeSpecOf(spec: Plan['regions'][string]): StoreSpec | undefined {
+  const store = spec.store;
+  if (!store) return undefined;
+  if ('dir' in store) return { kind: 'dir', path: store.dir };
+  if ('gcs' in store) return { kind: 'gcs', bucket: store.gcs.bucket, prefix: store.gcs.prefix };
+  const awsRegion = store.s3.awsRegion ?? (spec.provider === 'aws' ? spec.awsRegion : undefined);
+  // Checked here rather than in the schema: the default comes from the region around it.
+  if (!awsRegion) throw new PlanError('store.s3.awsRegion: missing; expected the bucket\'s AWS region (only aws regions supply it)');
+  return { kind: 's3', bucket: store.s3.bucket, prefix: store.s3.prefix, awsRegion };
 }
 
 function targetOf(loaded: LoadedPlan, db: Plan['databases'][string]): DatabaseTarget {
@@ -339,6 +409,8 @@ export function drillInput(loaded: LoadedPlan, database: string, options: { from
     objectives: { rpoSeconds: db.objectives.rpo, rtoSeconds: db.objectives.rto },
     checks: db.checks,
     fromLatestBackup: options.fromLatestBackup,
+    ...(isPortable(loaded.plan, db) && { portable: true }),
+    ...(db.dr.credentials && { drCredentials: db.dr.credentials }),
     planDigest: loaded.digest,
     triggeredBy: options.triggeredBy,
   };
@@ -351,6 +423,7 @@ export function backupInput(loaded: LoadedPlan, database: string, options: { tri
     primary: targetOf(loaded, db),
     dr: region(loaded.plan, db.dr.region),
     keep: db.retention.keep,
+    ...(isPortable(loaded.plan, db) && { portable: true }),
     planDigest: loaded.digest,
     triggeredBy: options.triggeredBy,
   };
@@ -392,6 +465,51 @@ export function failbackInput(
     database,
     pgDatabase: db.primary.database,
     replicaSet: replicaSetOf(loaded, database),
+    objectives: { rpoSeconds: db.objectives.rpo, rtoSeconds: db.objectives.rto },
+    checks: db.checks,
+    approval: { preApproved: options.preApproved, timeoutSeconds: options.approvalTimeoutSeconds ?? db.failover.approvalTimeout },
+    planDigest: loaded.digest,
+    triggeredBy: options.triggeredBy,
+  };
+}
+
+/** Whether a database recovers through portable backups (across clouds): its failover is crossCloudFailover. */
+export function recoversByRestore(loaded: LoadedPlan, database: string): boolean {
+  return isPortable(loaded.plan, databaseOf(loaded, database));
+}
+
+/**
+ * The cross-cloud runbook's input. Failover moves the database from its primary to the DR instance;
+ * failback from the DR instance back to the primary's server.
+ */
+export function crossCloudInput(
+  loaded: LoadedPlan,
+  database: string,
+  options: { direction: 'failover' | 'failback'; mode: 'planned' | 'unplanned'; preApproved: boolean; triggeredBy: string; approvalTimeoutSeconds?: number },
+): CrossCloudInput {
+  const db = databaseOf(loaded, database);
+  if (!isPortable(loaded.plan, db)) {
+    throw new PlanError(`databases.${database}: its DR region is on the same provider as its primary; its failover uses the streaming standby (dr.standby), not a portable backup`);
+  }
+  const home = targetOf(loaded, db);
+  const drRegion = region(loaded.plan, db.dr.region);
+  const dr: DatabaseTarget = {
+    region: drRegion,
+    database: db.primary.database,
+    ...(db.dr.instance && { instance: db.dr.instance }),
+    ...(db.dr.credentials && { credentials: db.dr.credentials }),
+  };
+  if (drRegion.provider !== 'local' && !db.dr.instance) {
+    throw new PlanError(`databases.${database}.dr.instance: missing; expected the instance in ${db.dr.region} that a cross-cloud failover restores into`);
+  }
+  const [from, to] = options.direction === 'failover' ? [home, dr] : [dr, home];
+  return {
+    database,
+    pgDatabase: db.primary.database,
+    direction: options.direction,
+    mode: options.mode,
+    from,
+    to,
     objectives: { rpoSeconds: db.objectives.rpo, rtoSeconds: db.objectives.rto },
     checks: db.checks,
     approval: { preApproved: options.preApproved, timeoutSeconds: options.approvalTimeoutSeconds ?? db.failover.approvalTimeout },

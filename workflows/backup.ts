@@ -30,7 +30,12 @@ export async function backup(input: BackupInput): Promise<RunbookReport> {
     for (const region of [primary.region, dr]) {
       const pruned = await steps.run(`prune ${region.name}`, `keeping the newest ${input.keep} backups in ${region.name}`, () =>
         // Backups are labelled with the PostgreSQL database they hold, which a plan may name differently.
-        callIn(region, quickCall, 'pruneBackups', `Retention in ${region.name}: keep ${input.keep}`, { region, database: primary.database, keep: input.keep }),
+        callIn(region, quickCall, 'pruneBackups', `Retention in ${region.name}: keep ${input.keep}`, {
+          region,
+          database: primary.database,
+          keep: input.keep,
+          ...(input.portable && { portable: true }),
+        }),
       );
       report.checks.push({ name: `retention ${region.name}`, ok: true, detail: `kept ${pruned.kept}, deleted ${pruned.deleted.length}` });
     }

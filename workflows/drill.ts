@@ -37,11 +37,15 @@ export async function drill(input: DrillInput): Promise<RunbookReport> {
   const { primary, dr, database } = input;
   const cleanups: Cleanup[] = [];
   let cancelled: unknown;
+  // A platform restore keeps the source's roles, so the source's login reaches the scratch instance;
+  // a portable restore (pg_restore) brings none, and the instance is made with the DR side's login.
+  const login = input.portable ? input.drCredentials : primary.credentials;
   const scratch: ScratchInstance = {
     name: `drill-${runTag(info.runId)}`,
     region: dr,
     database,
-    ...(primary.credentials && { credentials: primary.credentials }),
+    ...(login && { credentials: login }),
+    ...(input.portable && { portable: true }),
   };
   const createScratch = () =>
     steps.run('create scratch instance', `starting ${scratch.name} in ${dr.name}`, () =>
@@ -68,7 +72,11 @@ export async function drill(input: DrillInput): Promise<RunbookReport> {
     if (input.fromLatestBackup) {
       steps.skip('backup', 'restoring the newest existing copy instead (--from-latest-backup)');
       restoreFrom = await steps.run('find latest backup', `listing backups of ${database} in ${dr.name}`, () =>
-        callIn(dr, quickCall, 'findLatestBackup', `Newest backup of ${database} in ${dr.name}`, { region: dr, database: primary.database }),
+        callIn(dr, quickCall, 'findLatestBackup', `Newest backup of ${database} in ${dr.name}`, {
+          region: dr,
+          database: primary.database,
+          ...(input.portable && { portable: true }),
+        }),
       );
       report.backup = restoreFrom;
     } else {
@@ -80,7 +88,7 @@ export async function drill(input: DrillInput): Promise<RunbookReport> {
     const copy = await verifyCopy(steps, dr, restoreFrom);
 
     await (scratchReady ?? createScratch());
-    await steps.run('restore', `pg_restore of ${restoreFrom.backupId} into ${scratch.name}`, () =>
+    await steps.run('restore', `restore of ${restoreFrom.backupId} into ${scratch.name}`, () =>
       callIn(dr, longTransfer, 'restoreBackup', `Restore ${restoreFrom.backupId} into ${scratch.name}`, { ref: restoreFrom, scratch }),
     );
     const verified = await steps.run('verify data', `checking every table and the plan's checks`, () =>

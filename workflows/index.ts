@@ -3,3 +3,4 @@ export { drill, drillProgressQuery } from './drill';
 export { backup, backupProgressQuery } from './backup';
 export { failover, failoverProgressQuery, approveFailoverUpdate } from './failover';
 export { failback, failbackProgressQuery } from './failback';
+export { crossCloudFailover, crossCloudProgressQuery } from './cross-cloud';

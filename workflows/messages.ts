@@ -8,3 +8,4 @@ export const approveFailoverUpdate = defineUpdate<{ accepted: boolean; workflowI
 
 export const failoverProgressQuery = defineQuery<Progress>('failoverProgress');
 export const failbackProgressQuery = defineQuery<Progress>('failbackProgress');
+export const crossCloudProgressQuery = defineQuery<Progress>('crossCloudProgress');

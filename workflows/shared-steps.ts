@@ -23,13 +23,15 @@ export function canaryWrite(steps: StepLog, primary: DatabaseTarget, database: s
 export async function backupAndCopy(
   steps: StepLog,
   info: WorkflowInfo,
-  { primary, dr, database }: { primary: DatabaseTarget; dr: RegionSpec; database: string },
+  { primary, dr, database, portable }: { primary: DatabaseTarget; dr: RegionSpec; database: string; portable?: boolean },
 ): Promise<{ backup: BackupRef; copy: BackupRef }> {
-  const backup = await steps.run('backup', `pg_dump of ${database} in ${primary.region.name}`, () =>
-    callIn(primary.region, longTransfer, 'createBackup', `Back up ${database} in ${primary.region.name}`, {
+  const where = portable ? `the object store of ${primary.region.name}` : primary.region.name;
+  const backup = await steps.run('backup', `${portable ? 'portable pg_dump' : 'backup'} of ${database} into ${where}`, () =>
+    callIn(primary.region, longTransfer, 'createBackup', `Back up ${database} in ${primary.region.name}${portable ? ' (portable)' : ''}`, {
       target: primary,
       backupId: backupIdFor(database, info.runStartTime, info.runId),
       createdBy: info.workflowId,
+      ...(portable && { portable: true }),
     }),
   );
   await steps.run('verify backup', `checksumming ${backup.backupId}`, () =>

@@ -33,7 +33,10 @@ export interface TopologyRun {
  * Waits for approval (an Update with a validator) unless the run was pre-approved. Returns the
  * approval, or null when the timeout passed: the caller aborts cleanly, nothing having changed.
  */
-export async function approvalGate(run: TopologyRun, what: string): Promise<Approval | null> {
+export async function approvalGate(
+  run: Pick<TopologyRun, 'steps' | 'info'> & { input: Pick<FailoverInput, 'approval' | 'database' | 'planDigest' | 'triggeredBy'> },
+  what: string,
+): Promise<Approval | null> {
   const { input, steps, info } = run;
   let approval: Approval | null = input.approval.preApproved
     ? { database: input.database, planDigest: input.planDigest, approvedBy: input.triggeredBy, reason: 'pre-approved (--yes)' }
@@ -212,7 +215,7 @@ export async function smokeTests(run: TopologyRun, set: ReplicaSetSpec, node: No
 }
 
 /** Runs the registered undo actions, newest first, each failure recorded. */
-export async function compensate(run: TopologyRun): Promise<void> {
+export async function compensate(run: Pick<TopologyRun, 'compensations' | 'steps' | 'report'>): Promise<void> {
   for (const c of run.compensations.splice(0)) {
     try {
       await run.steps.run(c.name, c.name, async () => ({ value: await c.run(), attempt: 1 }));

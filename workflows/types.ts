@@ -8,7 +8,18 @@ export interface RegionSpec {
   name: string;
   provider: ProviderKind;
   settings?: Record<string, string | number | boolean>;
+  /** Where this region keeps portable (pg_dump) backups: what crosses clouds. */
+  store?: StoreSpec;
 }
+
+/**
+ * Object storage for portable backups: a bucket and prefix, or a directory. Only names travel:
+ * the worker's own credentials (AWS chain, Application Default Credentials) reach the bucket.
+ */
+export type StoreSpec =
+  | { kind: 's3'; bucket: string; prefix: string; awsRegion: string }
+  | { kind: 'gcs'; bucket: string; prefix: string }
+  | { kind: 'dir'; path: string };
 
 /**
  * Where a worker finds a password: `env:NAME` (an environment variable of the worker) or
@@ -50,6 +61,13 @@ export interface DrillInput {
   checks: SqlCheck[];
   /** Restore the newest existing copy in the DR region instead of taking a new backup. */
   fromLatestBackup: boolean;
+  /**
+   * Portable backups (pg_dump + manifest in the regions' object stores) instead of the platform's
+   * own: set when the DR region is on another provider, whose platform cannot read this one's backups.
+   */
+  portable?: boolean;
+  /** Portable drills into a cloud region: the admin login the scratch instance is made with. */
+  drCredentials?: CredentialsRef;
   /** sha256 of the plan file that produced this input, so the audit trail names the exact plan. */
   planDigest: string;
   triggeredBy: string;
@@ -61,6 +79,8 @@ export interface BackupInput {
   dr: RegionSpec;
   /** How many Lifeboat-made backups to keep per region; older ones are pruned. */
   keep: number;
+  /** As for DrillInput: portable backups in the regions' object stores. */
+  portable?: boolean;
   planDigest: string;
   triggeredBy: string;
 }
@@ -132,6 +152,31 @@ export interface FailoverInput {
 
 export type FailbackInput = Omit<FailoverInput, 'mode'>;
 
+/**
+ * A failover (or failback) across clouds, where no streaming replication reaches: the database is
+ * recovered from a portable backup into `to`. Planned: `from` is fenced and a final backup taken, so
+ * nothing is lost. Unplanned: the newest copy already in `to`'s store is restored, and everything
+ * written after it is lost (the report says how much, from data).
+ */
+export interface CrossCloudInput {
+  /** The database's name in the plan. */
+  database: string;
+  /** Its name in PostgreSQL, the same on both sides. */
+  pgDatabase: string;
+  /** failover: home to DR; failback: DR to home. One runbook, the two ends swapped. */
+  direction: 'failover' | 'failback';
+  mode: 'planned' | 'unplanned';
+  /** Where the database is served now; its region's store holds its portable backups. */
+  from: DatabaseTarget;
+  /** Where it is recovered into: the DR instance (failover) or the home primary (failback). */
+  to: DatabaseTarget;
+  objectives: Objectives;
+  checks: SqlCheck[];
+  approval: { preApproved: boolean; timeoutSeconds: number };
+  planDigest: string;
+  triggeredBy: string;
+}
+
 export interface Canary {
   id: number;
   /** ISO-8601, as committed on the server (server clock). */
@@ -176,8 +221,10 @@ export interface BackupRef {
   createdAt: string;
   sizeBytes: number;
   sha256: string;
-  /** Provider-specific locator: a file path for the local provider, an ARN for AWS. */
+  /** Provider-specific locator: a file path for the local provider, an ARN for AWS, a URL for a portable backup. */
   location: string;
+  /** A portable backup: the object store that holds it (its provider is the one it was taken from). */
+  store?: StoreSpec;
 }
 
 /** An isolated instance that exists only for the length of a drill. */
@@ -187,6 +234,11 @@ export interface ScratchInstance {
   database: string;
   /** A restored copy keeps the source's roles: the source's credentials reach it. */
   credentials?: CredentialsRef;
+  /**
+   * Restored from a portable backup by pg_restore, which brings no roles: the platform makes the
+   * instance with `credentials` as its admin login (the DR side's credentials, not the source's).
+   */
+  portable?: boolean;
 }
 
 export interface CheckResult {
@@ -235,6 +287,15 @@ export interface RunbookReport {
   steps: StepRecord[];
   checks: CheckResult[];
   cleanup: CheckResult[];
+  /** Cross-cloud failover and failback: where from and to, and the data loss the path can promise. */
+  crossCloud?: {
+    from: string;
+    to: string;
+    /** Planned: 0 (a final backup after the fence). Unplanned: the age of the newest copy at the start. */
+    rpoPromiseSeconds: number | null;
+    /** The target's earlier database, renamed and kept rather than dropped, if there was one. */
+    setAside: string | null;
+  };
   /** Failover and failback: the mode, who approved, how the fence went, lag at the decision, the topology after. */
   failover?: {
     mode: 'planned' | 'unplanned' | 'zonal' | 'failback';

@@ -232,7 +232,11 @@ export class AwsProvider implements DatabaseProvider {
    * RDS restores create the instance, so there is nothing to start ahead of the restore. What can be
    * checked early is the network the restore will use: a missing subnet group fails the drill now.
    */
-  async createScratch(region: RegionSpec, name: string, database: string): Promise<ScratchInstance> {
+  async createScratch(region: RegionSpec, name: string, database: string, _io?: ActivityIo, login?: CredentialsRef): Promise<ScratchInstance> {
+    if (login) {
+      // An empty instance for pg_restore would be CreateDBInstance with a master password: not built yet.
+      throw verdict(ErrorType.InvalidInput, `portable backups cannot be restored into AWS region ${region.name} yet (RDS scratch instances are made from snapshots); restore them into a local or gcp region`);
+    }
     const awsRegion = awsRegionOf(region);
     const subnetGroup = scratchSetting(region, 'scratchSubnetGroup');
     await this.rds(awsRegion)

@@ -194,8 +194,11 @@ export class GcpProvider implements DatabaseProvider {
   }
 
   /** A private instance in the DR region, labelled as Lifeboat's scratch; made alongside the backup. */
-  async createScratch(region: RegionSpec, name: string, database: string, io: ActivityIo): Promise<ScratchInstance> {
+  async createScratch(region: RegionSpec, name: string, database: string, io: ActivityIo, login?: CredentialsRef): Promise<ScratchInstance> {
     const project = projectOf(region);
+    if (login && login.user !== 'postgres') {
+      throw verdict(ErrorType.InvalidInput, `a Cloud SQL scratch instance's admin login is postgres; the plan's DR credentials name ${JSON.stringify(login.user)}`);
+    }
     const instance = scratchNameFor(name);
     const existing = await this.instance(project, instance);
     if (existing && existing.settings?.userLabels?.[SCRATCH_LABEL] !== 'true') {
@@ -207,8 +210,9 @@ export class GcpProvider implements DatabaseProvider {
         name: instance,
         region: setting(region, 'gcpRegion'),
         databaseVersion: setting(region, 'scratchDatabaseVersion') as never,
-        // Never used: the restore brings the source's roles and passwords.
-        rootPassword: randomBytes(24).toString('base64url'),
+        // A Cloud SQL restore brings the source's roles and passwords, so this one is never used;
+        // a portable restore (pg_restore) brings none, and logs in with the plan's DR credentials.
+        rootPassword: login ? resolveCredentials(login, this.config.secrets, `scratch instance ${instance}`).password : randomBytes(24).toString('base64url'),
         settings: {
           tier: setting(region, 'scratchTier'),
           userLabels: { [SCRATCH_LABEL]: 'true', 'lifeboat-database': database.toLowerCase().replace(/[^a-z0-9_-]/g, '-') },

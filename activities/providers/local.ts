@@ -1,19 +1,18 @@
 // The local provider: each region is a PostgreSQL cluster that Lifeboat runs under LIFEBOAT_HOME,
 // with a backup store (a directory) beside it. Backups are pg_dump custom-format files taken under
 // one exported snapshot, with the manifest's table statistics read in that same snapshot.
-import { createHash, type Hash } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { Transform } from 'node:stream';
-import type { Client } from 'pg';
 import { ErrorType, type BackupManifest, type BackupRef, type DatabaseTarget, type NodeRef, type RegionSpec, type ReplicaSetSpec, type ScratchInstance, type TopologyView } from '../../workflows/types';
 import { verdict } from '../errors';
 import { LocalCluster } from '../pg/cluster';
 import { freePort } from '../pg/ports';
-import { run, runPiped } from '../pg/process';
-import { allTableStats, libpqEnv, listTables, newestCanary, quoteIdent, serverVersion, withClient, type PgConnection } from '../pg/sql';
+import { run } from '../pg/process';
+import { libpqEnv, quoteIdent, serverVersion, withClient, type PgConnection } from '../pg/sql';
+import { dumpWithManifest, hashing } from '../portable/logical-dump';
 import type { ActivityIo, DatabaseProvider, FenceResult } from './provider';
 import { TopologyStore } from '../topology';
 import { fence, makeStandby, nodeStatus, promote, replicationLag, StandbyStalled, unfence, waitForReplay, type NodeStatus, type ReplicationLag } from '../pg/replication';
@@ -83,47 +82,14 @@ export class LocalProvider implements DatabaseProvider {
     mkdirSync(dir, { recursive: true });
     const conn = await this.connect(target);
     const partial = join(dir, `${DUMP_FILE}.partial`);
-
-    const manifest = await withClient(conn, async (client) => {
-      // One exported snapshot: pg_dump and the statistics below see exactly the same data.
-      await client.query('begin isolation level repeatable read read only');
-      const snapshot = (await client.query<{ id: string }>('select pg_export_snapshot() as id')).rows[0]!.id;
-      const version = await serverVersion(client);
-      const tables = await listTables(client);
-      const canary = await newestCanary(client);
-
-      // The dump and the statistics run side by side; Promise.all owns both from the start, so a
-      // failing dump can never become an unhandled rejection while the statistics are still running.
-      const [{ sha256, sizeBytes }, stats] = await Promise.all([
-        this.dump(conn, snapshot, version.num, partial, io),
-        (async () => {
-          const helper = await this.snapshotClient(conn, snapshot);
-          try {
-            return await allTableStats([client, helper], tables);
-          } finally {
-            await helper.end().catch(() => undefined);
-          }
-        })(),
-      ]);
-      await client.query('commit');
-      const made: BackupManifest = {
-        formatVersion: 1,
-        backupId,
-        database: target.database,
-        provider: 'local',
-        sourceRegion: target.region.name,
-        createdAt: new Date().toISOString(),
-        createdBy,
-        dumpFormat: 'pg_dump-custom',
-        serverVersion: version.version,
-        serverVersionNum: version.num,
-        sizeBytes,
-        sha256,
-        tables: stats,
-        newestCanary: canary,
-      };
-      return made;
-    });
+    const manifest = await dumpWithManifest(
+      conn,
+      this.config.pgBin,
+      createWriteStream(partial),
+      { backupId, database: target.database, provider: 'local', sourceRegion: target.region.name, createdBy },
+      io,
+    );
+    await fsyncFile(partial);
     renameSync(partial, join(dir, DUMP_FILE));
     // The manifest is written last: its presence is what marks a backup complete.
     writeFileSync(join(dir, MANIFEST_FILE), JSON.stringify(manifest, null, 2) + '\n');
@@ -419,34 +385,6 @@ export class LocalProvider implements DatabaseProvider {
       location: join(this.backupDir(region, manifest.backupId), DUMP_FILE),
     };
   }
-
-  /** pg_dump into a file, hashing as it streams so the bytes are read once. */
-  private async dump(conn: PgConnection, snapshot: string, serverVersionNum: number, file: string, io: ActivityIo): Promise<{ sha256: string; sizeBytes: number }> {
-    const hash = createHash('sha256');
-    let sizeBytes = 0;
-    await runPiped(
-      join(this.config.pgBin, 'pg_dump'),
-      ['--format=custom', `--compress=${dumpCompression(serverVersionNum)}`, `--snapshot=${snapshot}`, conn.database],
-      { env: libpqEnv(conn), signal: io.signal },
-      hashing(hash, (n) => {
-        sizeBytes += n;
-        io.heartbeat({ phase: 'pg_dump', bytes: sizeBytes });
-      }),
-      createWriteStream(file),
-    );
-    await fsyncFile(file);
-    return { sha256: hash.digest('hex'), sizeBytes };
-  }
-
-  private async snapshotClient(conn: PgConnection, snapshot: string): Promise<Client> {
-    const { Client: PgClient } = await import('pg');
-    const client = new PgClient({ host: conn.host, port: conn.port, user: conn.user, password: conn.password, database: conn.database, application_name: 'lifeboat' });
-    client.on('error', () => undefined);
-    await client.connect();
-    await client.query('begin isolation level repeatable read read only');
-    await client.query(`set transaction snapshot '${snapshot.replace(/'/g, "''")}'`);
-    return client;
-  }
 }
 
 async function hashFile(file: string, io: ActivityIo): Promise<{ sha256: string; sizeBytes: number }> {
@@ -469,28 +407,8 @@ async function fsyncFile(file: string): Promise<void> {
   }
 }
 
-
-/**
- * Cheap compression: lz4 where pg_dump has it (16+), else gzip level 1. The dump is on the drill's
- * critical path, and level 1 keeps most of the size win for a fraction of the default's CPU.
- */
-export function dumpCompression(serverVersionNum: number): string {
-  return serverVersionNum >= 160000 ? 'lz4' : '1';
-}
-
 /** The name a standby identifies itself with to its primary (and its replication slot's name). */
 export function applicationNameFor(node: NodeRef): string {
   return `${node.region}_${node.name}`.replace(/[^a-z0-9_]/g, '_');
 }
 
-
-/** A pass-through stream that feeds a hash and reports how many bytes went by. */
-function hashing(hash: Hash, onBytes: (n: number) => void): Transform {
-  return new Transform({
-    transform(chunk: Buffer, _enc, done) {
-      hash.update(chunk);
-      onBytes(chunk.length);
-      done(null, chunk);
-    },
-  });
-}

@@ -2,7 +2,7 @@
 // activities pick the provider for the region at hand. Provider files speak their platform's words
 // inside (a dump file, a DBSnapshot, a backupRun) and these words outside.
 import type { Logger } from 'pino';
-import type { BackupManifest, BackupRef, DatabaseTarget, NodeRef, ProviderKind, RegionSpec, ReplicaSetSpec, ScratchInstance, TopologyView } from '../../workflows/types';
+import type { BackupManifest, BackupRef, CredentialsRef, DatabaseTarget, NodeRef, ProviderKind, RegionSpec, ReplicaSetSpec, ScratchInstance, TopologyView } from '../../workflows/types';
 import type { NodeStatus, ReplicationLag } from '../pg/replication';
 import type { PgConnection } from '../pg/sql';
 
@@ -49,8 +49,11 @@ export interface DatabaseProvider {
 
   deleteBackup(ref: BackupRef): Promise<void>;
 
-  /** An isolated, empty instance for a drill to restore into. Same name again returns the same instance. */
-  createScratch(region: RegionSpec, name: string, database: string, io: ActivityIo): Promise<ScratchInstance>;
+  /**
+   * An isolated, empty instance for a drill to restore into. Same name again returns the same instance.
+   * `login`: the admin login to make it with, for a portable restore (pg_restore brings no roles).
+   */
+  createScratch(region: RegionSpec, name: string, database: string, io: ActivityIo, login?: CredentialsRef): Promise<ScratchInstance>;
 
   connectScratch(scratch: ScratchInstance): Promise<PgConnection>;
 

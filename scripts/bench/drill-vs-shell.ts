@@ -22,7 +22,7 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { LocalCluster } from '../../activities/pg/cluster';
 import { findPgBin } from '../../activities/pg/binaries';
-import { dumpCompression } from '../../activities/providers/local';
+import { dumpCompression } from '../../activities/portable/logical-dump';
 import { quoteIdent, serverVersion, withClient } from '../../activities/pg/sql';
 import { loadEnv, type LifeboatEnv } from '../../worker/env';
 import { buildProviders } from '../../worker/main';

@@ -1,0 +1,328 @@
+// Portable backups: what crosses clouds. A pg_dump custom-format file and its manifest in a region's
+// object store (S3, GCS or a directory), under `<database>/<backupId>/`. Any provider's database can
+// be dumped into one (pg_dump reaches RDS, Cloud SQL and local servers alike) and any provider's
+// instance restored from one, so a backup taken on one cloud is proven on the other.
+//
+// Integrity: the manifest holds the dump's sha256 and size and every table's rows and checksum. The
+// manifest is written last (its presence marks a backup complete); every copy is hashed as it
+// streams and published only when the hash matches; a restore downloads, hashes and compares before
+// it touches the target.
+import { createHash } from 'node:crypto';
+import { createWriteStream, mkdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { PassThrough, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { ErrorType, type BackupManifest, type BackupRef, type ProviderKind, type RegionSpec, type StoreSpec } from '../../workflows/types';
+import { verdict } from '../errors';
+import { run } from '../pg/process';
+import { quoteIdent, serverVersion, withClient, type PgConnection } from '../pg/sql';
+import { withToolEnv } from '../pg/tool-env';
+import type { ActivityIo } from '../providers/provider';
+import { dumpWithManifest, hashing } from './logical-dump';
+import { openStore } from './open-store';
+import { ObjectNotFound, storeUrl, type ObjectStore } from './store';
+
+const DUMP = 'dump.pgdump';
+const MANIFEST = 'manifest.json';
+
+export interface PortableConfig {
+  pgBin: string;
+  /** Where a restore stages the downloaded dump (pg_restore --jobs needs a seekable file). */
+  workDir: string;
+  /** Tests may hand in stores; otherwise each spec opens its own. */
+  open?: (spec: StoreSpec) => ObjectStore;
+}
+
+/** How a restore treats a target database that already exists. */
+export type RestoreTarget =
+  /** A drill's scratch instance: whatever is there was left by an earlier attempt; start clean. */
+  | { kind: 'scratch' }
+  /**
+   * A real DR instance: a database this run marked is redone; anybody else's is renamed aside, never
+   * dropped, and the name it was kept under is returned.
+   */
+  | { kind: 'recovery'; marker: string; asideName: string };
+
+export class PortableBackups {
+  constructor(private readonly config: PortableConfig) {}
+
+  /** pg_dump of the database `conn` reaches, streamed into the region's store with its manifest. */
+  async create(conn: PgConnection, region: RegionSpec, source: ProviderKind, backupId: string, createdBy: string, io: ActivityIo): Promise<BackupRef> {
+    const spec = storeOf(region);
+    const store = this.store(spec);
+    const prefix = keyOf(conn.database, backupId, '');
+    const existing = await this.readManifest(store, conn.database, backupId).catch((err: Error) => {
+      if (isVerdictType(err, ErrorType.BackupNotFound)) return null;
+      throw err;
+    });
+    if (existing) {
+      io.logger.info({ backupId, store: store.url }, 'portable backup already complete from an earlier attempt; adopting it');
+      return refFor(region, spec, existing);
+    }
+    await store.delete((await store.list(prefix)).filter((k) => k.startsWith(prefix)));
+    const body = new PassThrough({ highWaterMark: 1 << 20 });
+    const upload = store.put(keyOf(conn.database, backupId, DUMP), body, io.signal);
+    // A failed upload must stop the dump (else pg_dump would block on a full pipe forever).
+    upload.catch((err: Error) => body.destroy(err));
+    const [manifest] = await Promise.all([
+      dumpWithManifest(conn, this.config.pgBin, body, { backupId, database: conn.database, provider: source, sourceRegion: region.name, createdBy }, io),
+      upload,
+    ]);
+    await store.putText(keyOf(conn.database, backupId, MANIFEST), JSON.stringify(manifest, null, 2) + '\n');
+    return refFor(region, spec, manifest);
+  }
+
+  async manifest(ref: BackupRef): Promise<BackupManifest> {
+    return this.readManifest(this.store(storeOfRef(ref)), ref.database, ref.backupId);
+  }
+
+  /** Streams the stored dump through sha256 and compares it with the manifest. */
+  async verify(ref: BackupRef, io: ActivityIo): Promise<BackupManifest> {
+    const store = this.store(storeOfRef(ref));
+    const manifest = await this.readManifest(store, ref.database, ref.backupId);
+    const { sha256, sizeBytes } = await hashStream(await this.getDump(store, ref), io, 'sha256');
+    checkAgainst(manifest, sha256, sizeBytes, `portable backup ${ref.backupId} in ${store.url}`);
+    return manifest;
+  }
+
+  /**
+   * Copies a backup into another region's store, store to store (S3 to GCS, a directory to S3, …),
+   * streamed and hashed on the way; the copy's manifest is written only when the hash matches.
+   * A complete copy with the same sha256 is adopted.
+   */
+  async copy(ref: BackupRef, to: RegionSpec, io: ActivityIo): Promise<BackupRef> {
+    const from = this.store(storeOfRef(ref));
+    const toSpec = storeOf(to);
+    const dest = this.store(toSpec);
+    const manifest = await this.readManifest(from, ref.database, ref.backupId);
+    const there = await this.readManifest(dest, ref.database, ref.backupId).catch(() => null);
+    if (there?.sha256 === manifest.sha256) {
+      io.logger.info({ backupId: ref.backupId, to: dest.url }, 'copy already in place from an earlier attempt; adopting it');
+      return refFor(to, toSpec, there);
+    }
+    // A copy that is not complete and right is replaced: its manifest goes first, so it stops counting.
+    await dest.delete([keyOf(ref.database, ref.backupId, MANIFEST), keyOf(ref.database, ref.backupId, DUMP)]);
+    const hash = createHash('sha256');
+    let bytes = 0;
+    const body = (await this.getDump(from, ref)).pipe(
+      hashing(hash, (n) => {
+        bytes += n;
+        io.heartbeat({ phase: 'copy', bytes, of: manifest.sizeBytes });
+      }),
+    );
+    await dest.put(keyOf(ref.database, ref.backupId, DUMP), body, io.signal);
+    const sha256 = hash.digest('hex');
+    if (sha256 !== manifest.sha256 || bytes !== manifest.sizeBytes) {
+      await dest.delete([keyOf(ref.database, ref.backupId, DUMP)]);
+      // Retryable: the source is verified before it is copied, so this is damage in transit.
+      throw new Error(`copy of ${ref.backupId} to ${dest.url} came out as sha256 ${sha256} (${bytes} bytes); expected ${manifest.sha256} (${manifest.sizeBytes} bytes)`);
+    }
+    await dest.putText(keyOf(ref.database, ref.backupId, MANIFEST), JSON.stringify(manifest, null, 2) + '\n');
+    return refFor(to, toSpec, manifest);
+  }
+
+  /** Complete portable backups of `database` (every database when omitted) in the region's store, newest first. */
+  async list(region: RegionSpec, database?: string): Promise<BackupRef[]> {
+    const spec = storeOf(region);
+    const store = this.store(spec);
+    const keys = await store.list(database ? `${database}/` : '');
+    const refs: BackupRef[] = [];
+    for (const key of keys) {
+      const [db, backupId, file] = key.split('/');
+      if (file !== MANIFEST || !db || !backupId) continue;
+      const manifest = await this.readManifest(store, db, backupId).catch(() => null);
+      if (manifest) refs.push(refFor(region, spec, manifest));
+    }
+    return refs.sort((a, b) => b.createdAt.localeCompare(a.createdAt) || b.backupId.localeCompare(a.backupId));
+  }
+
+  /** The manifest goes first: a half-deleted backup is no longer listed as complete. */
+  async delete(ref: BackupRef): Promise<void> {
+    await this.store(storeOfRef(ref)).delete([keyOf(ref.database, ref.backupId, MANIFEST), keyOf(ref.database, ref.backupId, DUMP)]);
+  }
+
+  /**
+   * Restores into the database `conn` names, on any server: the dump is downloaded and checked
+   * against the manifest first, so a damaged copy fails before the target is touched.
+   */
+  async restoreInto(ref: BackupRef, conn: PgConnection, target: RestoreTarget, io: ActivityIo): Promise<{ setAside: string | null }> {
+    const store = this.store(storeOfRef(ref));
+    const manifest = await this.readManifest(store, ref.database, ref.backupId);
+    mkdirSync(this.config.workDir, { recursive: true, mode: 0o700 });
+    const staged = join(this.config.workDir, `${ref.backupId}.${process.pid}.${Date.now()}.pgdump`);
+    try {
+      const hash = createHash('sha256');
+      let bytes = 0;
+      await pipeline(
+        await this.getDump(store, ref),
+        hashing(hash, (n) => {
+          bytes += n;
+          io.heartbeat({ phase: 'download', bytes, of: manifest.sizeBytes });
+        }),
+        createWriteStream(staged, { mode: 0o600 }),
+        { signal: io.signal },
+      );
+      checkAgainst(manifest, hash.digest('hex'), bytes, `portable backup ${ref.backupId} as downloaded from ${store.url}`);
+
+      const admin = { ...conn, database: 'postgres' };
+      await withClient(admin, async (client) => {
+        const version = await serverVersion(client);
+        if (manifest.serverVersionNum > version.num) {
+          throw verdict(
+            ErrorType.ServerVersionTooOld,
+            `backup ${ref.backupId} was taken from PostgreSQL ${manifest.serverVersion}; the target at ${conn.host}:${conn.port} runs ${version.version}, ` +
+              `and pg_restore cannot load a dump into an older server`,
+          );
+        }
+      });
+      const setAside = target.kind === 'scratch' ? await cleanScratchDatabase(conn) : await prepareRecoveryDatabase(conn, target);
+      const beat = setInterval(() => io.heartbeat({ phase: 'pg_restore' }), 1000);
+      try {
+        await withToolEnv(conn, (env) =>
+          run(join(this.config.pgBin, 'pg_restore'), ['--exit-on-error', '--no-owner', '--no-privileges', '--jobs=2', '--dbname', conn.database, staged], {
+            env,
+            signal: io.signal,
+          }),
+        );
+      } finally {
+        clearInterval(beat);
+      }
+      return { setAside };
+    } finally {
+      rmSync(staged, { force: true });
+    }
+  }
+
+  private store(spec: StoreSpec): ObjectStore {
+    return (this.config.open ?? openStore)(spec);
+  }
+
+  private async getDump(store: ObjectStore, ref: BackupRef): Promise<Readable> {
+    try {
+      return await store.get(keyOf(ref.database, ref.backupId, DUMP));
+    } catch (err) {
+      if (err instanceof ObjectNotFound) throw verdict(ErrorType.BackupNotFound, `portable backup ${ref.backupId} in ${store.url} has a manifest but no dump`);
+      throw err;
+    }
+  }
+
+  private async readManifest(store: ObjectStore, database: string, backupId: string): Promise<BackupManifest> {
+    const key = keyOf(database, backupId, MANIFEST);
+    const text = await store.getText(key);
+    if (text === null) throw verdict(ErrorType.BackupNotFound, `no portable backup ${backupId} of ${database} in ${store.url}`);
+    let manifest: BackupManifest;
+    try {
+      manifest = JSON.parse(text) as BackupManifest;
+    } catch (err) {
+      throw verdict(ErrorType.BackupManifestInvalid, `manifest ${store.url}/${key} is not valid JSON: ${(err as Error).message}`);
+    }
+    if (
+      manifest.formatVersion !== 1 ||
+      manifest.backupId !== backupId ||
+      manifest.dumpFormat !== 'pg_dump-custom' ||
+      !/^[0-9a-f]{64}$/.test(manifest.sha256) ||
+      !Array.isArray(manifest.tables)
+    ) {
+      throw verdict(ErrorType.BackupManifestInvalid, `manifest ${store.url}/${key} does not describe portable backup ${backupId} (format 1, pg_dump-custom, sha256, tables expected)`);
+    }
+    return manifest;
+  }
+}
+
+/** The region's store, or a verdict naming the plan setting that is missing. */
+export function storeOf(region: RegionSpec): StoreSpec {
+  if (!region.store) throw verdict(ErrorType.InvalidInput, `region ${region.name} has no store for portable backups; set regions.${region.name}.store in the plan`);
+  return region.store;
+}
+
+function storeOfRef(ref: BackupRef): StoreSpec {
+  if (!ref.store) throw verdict(ErrorType.InvalidInput, `backup ${ref.backupId} is not a portable backup (it has no store)`);
+  return ref.store;
+}
+
+function keyOf(database: string, backupId: string, file: string): string {
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(backupId)) throw verdict(ErrorType.InvalidInput, `backup id ${JSON.stringify(backupId)} is not a plain name`);
+  if (!/^[A-Za-z_][A-Za-z0-9_$]*$/.test(database)) throw verdict(ErrorType.InvalidInput, `database name ${JSON.stringify(database)} is not a plain name`);
+  return `${database}/${backupId}/${file}`;
+}
+
+function refFor(region: RegionSpec, spec: StoreSpec, manifest: BackupManifest): BackupRef {
+  return {
+    backupId: manifest.backupId,
+    database: manifest.database,
+    region: region.name,
+    provider: manifest.provider,
+    createdAt: manifest.createdAt,
+    sizeBytes: manifest.sizeBytes,
+    sha256: manifest.sha256,
+    location: `${storeUrl(spec)}/${manifest.database}/${manifest.backupId}/${DUMP}`,
+    store: spec,
+  };
+}
+
+function checkAgainst(manifest: BackupManifest, sha256: string, sizeBytes: number, what: string): void {
+  if (sha256 !== manifest.sha256 || sizeBytes !== manifest.sizeBytes) {
+    throw verdict(
+      ErrorType.BackupChecksumMismatch,
+      `${what} does not match its manifest: sha256 ${sha256} (${sizeBytes} bytes), expected ${manifest.sha256} (${manifest.sizeBytes} bytes)`,
+      { expected: manifest.sha256, actual: sha256 },
+    );
+  }
+}
+
+async function hashStream(body: Readable, io: ActivityIo, phase: string): Promise<{ sha256: string; sizeBytes: number }> {
+  const hash = createHash('sha256');
+  let sizeBytes = 0;
+  const onAbort = (): void => void body.destroy(io.signal.reason instanceof Error ? io.signal.reason : new Error('cancelled'));
+  io.signal.addEventListener('abort', onAbort, { once: true });
+  try {
+    for await (const chunk of body as AsyncIterable<Buffer>) {
+      hash.update(chunk);
+      sizeBytes += chunk.length;
+      io.heartbeat({ phase, bytes: sizeBytes });
+    }
+  } finally {
+    io.signal.removeEventListener('abort', onAbort);
+  }
+  return { sha256: hash.digest('hex'), sizeBytes };
+}
+
+function isVerdictType(err: unknown, type: string): boolean {
+  return (err as { type?: string }).type === type;
+}
+
+/** A scratch database holding anything (a failed attempt's half restore) is dropped and made anew. */
+async function cleanScratchDatabase(conn: PgConnection): Promise<null> {
+  await withClient({ ...conn, database: 'postgres' }, async (client) => {
+    await client.query(`drop database if exists ${quoteIdent(conn.database)} with (force)`);
+    await client.query(`create database ${quoteIdent(conn.database)}`);
+  });
+  return null;
+}
+
+/**
+ * The recovery target's database: absent, it is created; marked by this run (an earlier attempt),
+ * it is redone; anything else is renamed aside and kept: a failover never destroys data.
+ */
+async function prepareRecoveryDatabase(conn: PgConnection, target: Extract<RestoreTarget, { kind: 'recovery' }>): Promise<string | null> {
+  return withClient({ ...conn, database: 'postgres' }, async (client) => {
+    const { rows } = await client.query<{ marker: string | null }>(
+      'select shobj_description(d.oid, $2) as marker from pg_database d where d.datname = $1',
+      [conn.database, 'pg_database'],
+    );
+    const db = quoteIdent(conn.database);
+    if (rows.length > 0) {
+      await client.query('select pg_terminate_backend(pid) from pg_stat_activity where datname = $1 and pid <> pg_backend_pid()', [conn.database]);
+      if (rows[0]!.marker === target.marker) {
+        await client.query(`drop database ${db} with (force)`);
+      } else {
+        await client.query(`alter database ${db} rename to ${quoteIdent(target.asideName)}`);
+      }
+    }
+    await client.query(`create database ${db}`);
+    await client.query(`comment on database ${db} is '${target.marker.replace(/'/g, "''")}'`);
+    // Asked again (a retried attempt), the answer is the same: the aside database is still there.
+    const aside = await client.query('select 1 from pg_database where datname = $1', [target.asideName]);
+    return aside.rowCount ? target.asideName : null;
+  });
+}

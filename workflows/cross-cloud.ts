@@ -1,0 +1,223 @@
+// The Cross-cloud Failover runbook (and failback: the same steps with the two ends swapped), for a
+// database whose DR side is on another cloud. No replication crosses clouds, so the database moves
+// as a portable backup (pg_dump + manifest) restored into the other side's instance.
+//
+//   cancel drills -> read the record -> preflight both sides -> [planned: canary write] -> approval
+//   -> planned:   fence `from` (read-only) -> final portable backup -> verify -> copy to `to`'s store
+//                 -> verify copy                                  (RPO 0: everything before the fence)
+//   -> unplanned: fence `from` with a deadline (recorded) -> newest copy already in `to`'s store
+//                 -> verify it              (RPO: all writes after that backup; promised and measured)
+//   -> restore into `to` (an existing database there is renamed aside, never dropped)
+//   -> verify every table against the manifest + the plan's checks -> record `to` as the primary
+//   -> smoke test (a write) -> RPO from data -> RTO -> report
+//
+// Until the record moves, every change has an undo (the fence is lifted); the restored copy on `to`
+// is left in place, marked with this run, for the next attempt to redo.
+import { CancellationScope, isCancellation, setHandler, workflowInfo } from '@temporalio/workflow';
+import { callIn } from './calls';
+import { crossCloudProgressQuery } from './messages';
+import { fenceWithDeadline, longTransfer, quickCall } from './options';
+import { finishReport, invalid, startReport } from './report';
+import { backupAndCopy, runTag, verifyCopy } from './shared-steps';
+import { describeFailure, StepLog } from './steps';
+import { approvalGate, compensate, type TopologyRun } from './topology-steps';
+import type { BackupRef, Canary, CrossCloudInput, DatabaseTarget, NodeRef, RunbookReport } from './types';
+
+export { crossCloudProgressQuery } from './messages';
+
+export async function crossCloudFailover(input: CrossCloudInput): Promise<RunbookReport> {
+  validateCrossCloudInput(input);
+  const info = workflowInfo();
+  const steps = new StepLog();
+  setHandler(crossCloudProgressQuery, () => steps.progress());
+  const { from, to, mode } = input;
+  const report = startReport(input.direction, { database: input.database, provider: to.region.provider, triggeredBy: input.triggeredBy, objectives: input.objectives }, info);
+  report.failover = { mode: input.direction === 'failback' ? 'failback' : mode, approval: null, fence: null, lagAtDecision: null, walGapBytes: null, topology: null };
+  report.crossCloud = { from: where(from), to: where(to), rpoPromiseSeconds: null, setAside: null };
+  const compensations: TopologyRun['compensations'] = [];
+  const run = { steps, info, input, report, compensations };
+  const declaredStart = Date.now();
+  let cancelled: unknown;
+
+  try {
+    await steps.run('cancel drills', `cancelling running drills of ${input.database}`, () =>
+      callIn(to.region, quickCall, 'cancelDrills', `Cancel drills of ${input.database}`, { database: input.database }),
+    );
+    const record = await steps.run('read record', `where ${input.database} is served now`, () =>
+      callIn(to.region, quickCall, 'readRecoveryRecord', `Where ${input.database} is served`, { database: input.database }),
+    );
+    if (record?.primary && same(record.primary, nodeOf(to))) throw invalid(`${input.database} is already served from ${where(to)} (since ${record.updatedAt}, by ${record.updatedBy})`);
+    if (record && !record.primary) throw invalid(`the record of ${input.database} has no primary: an earlier run stopped half way; check \`lifeboat status\``);
+
+    await steps.run('preflight target', `checking ${where(to)}`, () =>
+      callIn(to.region, quickCall, 'preflightServer', `Preflight ${where(to)}`, { target: to }),
+    );
+    let startCanary: Canary | null = null;
+    if (mode === 'planned') {
+      await steps.run('preflight source', `checking ${where(from)}`, () =>
+        callIn(from.region, quickCall, 'preflight', `Preflight ${where(from)}`, { target: from }),
+      );
+      startCanary = await steps.run('canary write', `writing a canary row on ${where(from)}`, () =>
+        callIn(from.region, quickCall, 'writeCanary', `Canary write on ${where(from)}`, { target: from, token: `${info.workflowId}/${info.runId}/canary` }),
+      );
+    }
+
+    const approval = await approvalGate(run, input.direction);
+    report.failover.approval = approval;
+    if (!approval) {
+      report.outcome = 'failed';
+      report.reason = `approval timed out after ${input.approval.timeoutSeconds}s; nothing was changed`;
+      return finish();
+    }
+
+    // Registered before the fence: a fence that half-succeeds is still lifted if the run stops.
+    compensations.unshift({ name: `unfence ${where(from)}`, run: () => callIn(from.region, quickCall, 'unfenceDatabase', `Unfence ${where(from)}`, { target: from }) });
+    let copy: BackupRef;
+    if (mode === 'planned') {
+      const fence = await steps.run('fence source', `making ${where(from)} read-only and ending its sessions`, () =>
+        callIn(from.region, quickCall, 'fenceDatabase', `Fence ${where(from)} (planned)`, { target: from, mode: 'planned' }),
+      );
+      report.failover.fence = fence;
+      if (!fence.confirmed) throw invalid(`could not confirm the fence of ${where(from)}: ${fence.how}`);
+      // The final backup is taken after the fence: it holds every write the source ever acknowledged.
+      const made = await backupAndCopy(steps, info, { primary: from, dr: to.region, database: input.database, portable: true });
+      report.backup = made.backup;
+      copy = made.copy;
+      report.crossCloud.rpoPromiseSeconds = 0;
+    } else {
+      try {
+        report.failover.fence = await steps.run('fence source', `stopping writes to ${where(from)} if it can be reached (30 s deadline)`, () =>
+          callIn(from.region, fenceWithDeadline, 'fenceDatabase', `Fence ${where(from)} (unplanned)`, { target: from, mode: 'unplanned' }),
+        );
+      } catch (err) {
+        report.failover.fence = { confirmed: false, how: `not confirmed: ${describeFailure(err)}` };
+      }
+      copy = await steps.run('find latest copy', `the newest portable backup of ${input.database} in ${to.region.name}`, () =>
+        callIn(to.region, quickCall, 'findLatestBackup', `Newest portable backup of ${input.database} in ${to.region.name}`, { region: to.region, database: from.database, portable: true }),
+      );
+      // Everything written after this backup was taken is what an unplanned move loses.
+      report.crossCloud.rpoPromiseSeconds = Math.max(0, (declaredStart - Date.parse(copy.createdAt)) / 1000);
+    }
+    report.copies.push(copy);
+    await verifyCopy(steps, to.region, copy);
+
+    const restored = await steps.run('restore', `restore of ${copy.backupId} into ${where(to)}`, () =>
+      callIn(to.region, longTransfer, 'restoreForRecovery', `Restore ${copy.backupId} into ${where(to)}`, {
+        ref: copy,
+        target: to,
+        marker: `lifeboat recovery ${info.workflowId}/${info.runId} from ${copy.backupId}`,
+        asideName: `${to.database}_before_${runTag(info.runId)}`,
+      }),
+    );
+    report.crossCloud.setAside = restored.setAside;
+    const verified = await steps.run('verify data', `checking every table and the plan's checks on ${where(to)}`, () =>
+      callIn(to.region, longTransfer, 'verifyRecovered', `Verify data on ${where(to)}`, { ref: copy, target: to, checks: input.checks }),
+    );
+    report.checks.push(...verified.tables.map((t) => ({ ...t, name: `table ${t.name}` })), ...verified.checks);
+    const failed = report.checks.filter((c) => !c.ok);
+    if (failed.length > 0) {
+      throw invalid(`the restored data on ${where(to)} failed ${failed.length} check(s), so ${where(from)} stays the primary: ${failed.map((c) => `${c.name} (${c.detail})`).join('; ')}`);
+    }
+
+    // The point of no return: clients are sent to `to`; the source stays fenced.
+    const after = await steps.run('record new primary', `pointing clients at ${where(to)}`, () =>
+      callIn(to.region, quickCall, 'recordRecovery', `${input.database} served from ${where(to)}`, {
+        database: input.database,
+        primary: nodeOf(to),
+        fenced: [...(record?.fenced ?? []).filter((n) => !same(n, nodeOf(to)) && !same(n, nodeOf(from))), nodeOf(from)],
+        expectedEpoch: record?.epoch ?? 0,
+        by: info.workflowId,
+      }),
+    );
+    compensations.length = 0;
+    report.failover.topology = after;
+
+    const smoke = await steps.run('smoke test', `a write on ${where(to)}`, () =>
+      callIn(to.region, quickCall, 'writeCanary', `Smoke test write on ${where(to)}`, { target: to, token: `${info.workflowId}/${info.runId}/smoke` }),
+    );
+    report.checks.push({ name: 'write on the new primary', ok: true, detail: `canary #${smoke.id} committed at ${smoke.writtenAt}` });
+    measureRpo(report, input, verified.newestCanary, startCanary, declaredStart);
+    report.rtoSeconds = (Date.now() - declaredStart) / 1000;
+    report.checks.push({
+      name: 'RTO within objective',
+      ok: report.rtoSeconds <= input.objectives.rtoSeconds,
+      detail: `${report.rtoSeconds.toFixed(1)}s measured, objective ${input.objectives.rtoSeconds}s`,
+    });
+    const missed = report.checks.filter((c) => !c.ok);
+    if (missed.length > 0) {
+      report.outcome = 'failed';
+      report.reason = `${where(to)} serves ${input.database} now, but: ${missed.map((c) => `${c.name} (${c.detail})`).join('; ')}`;
+    }
+  } catch (err) {
+    if (isCancellation(err)) cancelled = err;
+    report.outcome = 'failed';
+    report.reason = describeFailure(err);
+  } finally {
+    await CancellationScope.nonCancellable(() => compensate(run));
+  }
+  return finish();
+
+  function finish(): RunbookReport {
+    finishReport(report, steps);
+    if (cancelled) throw cancelled;
+    return report;
+  }
+}
+
+/**
+ * RPO from data. Planned: the canary written before the fence must be in the restored data (RPO 0).
+ * Unplanned: the declared start against the newest canary the restored data holds, within the
+ * objective; the promise (the newest copy's age) is reported beside it.
+ */
+function measureRpo(report: RunbookReport, input: CrossCloudInput, restored: Canary | null, startCanary: Canary | null, declaredStart: number): void {
+  const promise = report.crossCloud?.rpoPromiseSeconds ?? null;
+  if (input.mode === 'planned') {
+    const ok = Boolean(restored && startCanary && restored.id >= startCanary.id);
+    report.rpoSeconds = ok ? 0 : null;
+    report.checks.push({
+      name: 'no acknowledged write lost',
+      ok,
+      detail: ok ? `canary #${startCanary!.id}, written before the fence, is in the restored data` : `canary #${startCanary?.id ?? '?'} written before the fence is missing; newest restored: ${restored ? `#${restored.id}` : 'none'}`,
+    });
+    return;
+  }
+  if (!restored) {
+    report.checks.push({ name: 'RPO measurable', ok: false, detail: 'the restored data has no canary row: data loss cannot be measured' });
+    return;
+  }
+  report.rpoSeconds = Math.max(0, (declaredStart - Date.parse(restored.writtenAt)) / 1000);
+  report.checks.push({
+    name: 'RPO within objective',
+    ok: report.rpoSeconds <= input.objectives.rpoSeconds,
+    detail:
+      `${report.rpoSeconds.toFixed(1)}s of writes lost at most (newest restored canary #${restored.id} at ${restored.writtenAt}); ` +
+      `objective ${input.objectives.rpoSeconds}s; this path promised ${promise === null ? 'nothing' : `${promise.toFixed(1)}s`} (the newest copy's age)`,
+  });
+}
+
+function nodeOf(target: DatabaseTarget): NodeRef {
+  return { region: target.region.name, name: target.instance ?? 'server' };
+}
+
+function where(target: DatabaseTarget): string {
+  return `${target.region.name}/${target.instance ?? 'server'}/${target.database}`;
+}
+
+function same(a: NodeRef | null, b: NodeRef): boolean {
+  return Boolean(a && a.region === b.region && a.name === b.name);
+}
+
+function validateCrossCloudInput(input: CrossCloudInput): void {
+  const problems: string[] = [];
+  if (!input || typeof input !== 'object') throw invalid('runbook input must be an object');
+  if (!input.database) problems.push('database is required');
+  if (!input.from?.region?.name || !input.to?.region?.name) problems.push('from.region and to.region are required');
+  else {
+    if (!input.from.region.store || !input.to.region.store) problems.push('both regions need a store for portable backups');
+    if (input.from.region.name === input.to.region.name) problems.push('from and to must be in different regions');
+  }
+  if (!['planned', 'unplanned'].includes(input.mode)) problems.push(`mode ${JSON.stringify(input.mode)} must be planned or unplanned`);
+  if (!['failover', 'failback'].includes(input.direction)) problems.push(`direction ${JSON.stringify(input.direction)} must be failover or failback`);
+  if (!(input.approval?.timeoutSeconds > 0)) problems.push('approval.timeoutSeconds must be greater than zero');
+  if (problems.length) throw invalid(`invalid runbook input: ${problems.join('; ')}`);
+}
