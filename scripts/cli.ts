@@ -156,9 +156,12 @@ async function main(argv: string[]): Promise<number> {
       const name = args.positional[2]!;
       const db = databaseOf(plan, name);
       const providers = (await workerMain()).buildProviders(env);
+      // Across clouds, the backups that matter are the portable ones in each region's store.
+      const portable = recoversByRestore(plan, name) ? new (await import('../activities/portable/portable-backups')).PortableBackups({ pgBin: '', workDir: '' }) : null;
       const rows = [];
       for (const region of planRegions(plan).filter((r) => r.name === db.primary.region || r.name === db.dr.region)) {
-        for (const ref of await providers[region.provider].listBackups(region, db.primary.database)) {
+        const refs = portable ? await portable.list(region, db.primary.database) : await providers[region.provider].listBackups(region, db.primary.database);
+        for (const ref of refs) {
           rows.push({ id: ref.backupId, region: ref.region, time: ref.createdAt, sizeBytes: ref.sizeBytes, sha256: ref.sha256, path: ref.location });
         }
       }

@@ -2,7 +2,9 @@
 // drill and the last failover or failback with their outcome, RTO and RPO.
 import type { LifeboatEnv } from '../worker/env';
 import { buildProviders } from '../worker/main';
-import { databaseOf, planRegions, replicaSetOf, type LoadedPlan } from '../worker/plan';
+import { databaseOf, planRegions, recoversByRestore, replicaSetOf, type LoadedPlan } from '../worker/plan';
+import { recordNameOf } from '../activities/cross-cloud';
+import { TopologyStore } from '../activities/topology';
 import { connectClient } from '../worker/temporal';
 import { OutcomeAttr, RpoSecondsAttr, RtoSecondsAttr, RunbookAttr } from '../workflows/search-attributes';
 import type { NodeRef } from '../workflows/types';
@@ -42,6 +44,13 @@ export async function status(env: LifeboatEnv, plan: LoadedPlan, database: strin
       for (const f of topology.fenced) await add(f, 'fenced', null);
       topologyNote = `topology epoch ${topology.epoch}, updated ${topology.updatedAt} by ${topology.updatedBy}`;
     }
+  } else if (recoversByRestore(plan, database)) {
+    // Across clouds there is no standby: the record says which side serves the database now.
+    const record = new TopologyStore(env.home).read(recordNameOf(database));
+    const serving = record?.primary ? `${record.primary.region}/${record.primary.name}` : `${db.primary.region}/${db.primary.instance ?? 'server'}`;
+    nodes.push({ node: serving, role: 'primary', detail: `${record ? `serving since ${record.updatedAt}` : 'home (never moved)'}; not probed`, writable: true, lagBytes: null, lagSeconds: null });
+    for (const f of record?.fenced ?? []) nodes.push({ node: `${f.region}/${f.name}`, role: 'fenced', detail: 'read-only since the move', writable: false, lagBytes: null, lagSeconds: null });
+    topologyNote = `cross-cloud: recovers from portable backups into ${db.dr.region} (no standby; RPO is the newest copy's age)`;
   } else {
     // The primary's server: the local region's own, or the RDS instance the plan names.
     const node: NodeRef =
