@@ -10,7 +10,7 @@
 import { createHash } from 'node:crypto';
 import { createWriteStream, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { PassThrough, type Readable } from 'node:stream';
+import { PassThrough, pipeline as streamPipeline, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { ErrorType, type BackupManifest, type BackupRef, type ProviderKind, type RegionSpec, type StoreSpec } from '../../workflows/types';
 import { verdict } from '../errors';
@@ -62,12 +62,23 @@ export class PortableBackups {
     await store.delete((await store.list(prefix)).filter((k) => k.startsWith(prefix)));
     const body = new PassThrough({ highWaterMark: 1 << 20 });
     const upload = store.put(keyOf(conn.database, backupId, DUMP), body, io.signal);
-    // A failed upload must stop the dump (else pg_dump would block on a full pipe forever).
-    upload.catch((err: Error) => body.destroy(err));
-    const [manifest] = await Promise.all([
-      dumpWithManifest(conn, this.config.pgBin, body, { backupId, database: conn.database, provider: source, sourceRegion: region.name, createdBy }, io),
-      upload,
+    // Either side failing stops the other: a failed upload would leave pg_dump blocked on a full pipe,
+    // and a failed dump must not be published as a (short) object. Both settle before the rethrow,
+    // so no upload of this attempt is still running when the next attempt starts.
+    const dumped = dumpWithManifest(conn, this.config.pgBin, body, { backupId, database: conn.database, provider: source, sourceRegion: region.name, createdBy }, io);
+    const [made, uploaded] = await Promise.allSettled([
+      dumped.catch((err: Error) => {
+        body.destroy(err);
+        throw err;
+      }),
+      upload.catch((err: Error) => {
+        body.destroy(err);
+        throw err;
+      }),
     ]);
+    if (made.status === 'rejected') throw made.reason;
+    if (uploaded.status === 'rejected') throw uploaded.reason;
+    const manifest = made.value;
     await store.putText(keyOf(conn.database, backupId, MANIFEST), JSON.stringify(manifest, null, 2) + '\n');
     return refFor(region, spec, manifest);
   }
@@ -94,8 +105,15 @@ export class PortableBackups {
     const from = this.store(storeOfRef(ref));
     const toSpec = storeOf(to);
     const dest = this.store(toSpec);
+    if (dest.url === from.url) {
+      throw verdict(ErrorType.InvalidInput, `region ${to.name} keeps its portable backups in ${dest.url}, the store the backup is in: a copy needs a store of its own`);
+    }
     const manifest = await this.readManifest(from, ref.database, ref.backupId);
-    const there = await this.readManifest(dest, ref.database, ref.backupId).catch(() => null);
+    // Only "there is no (valid) copy" leads to replacing one; any other failure is the attempt's.
+    const there = await this.readManifest(dest, ref.database, ref.backupId).catch((err: unknown) => {
+      if (isVerdictType(err, ErrorType.BackupNotFound) || isVerdictType(err, ErrorType.BackupManifestInvalid)) return null;
+      throw err;
+    });
     if (there?.sha256 === manifest.sha256) {
       io.logger.info({ backupId: ref.backupId, to: dest.url }, 'copy already in place from an earlier attempt; adopting it');
       return refFor(to, toSpec, there);
@@ -104,17 +122,23 @@ export class PortableBackups {
     await dest.delete([keyOf(ref.database, ref.backupId, MANIFEST), keyOf(ref.database, ref.backupId, DUMP)]);
     const hash = createHash('sha256');
     let bytes = 0;
-    const body = (await this.getDump(from, ref)).pipe(
+    // pipeline, not pipe: a source that fails half way (a reset download) must fail the upload, not
+    // go unheard (an unhandled 'error' event takes the whole worker down).
+    const body = streamPipeline(
+      await this.getDump(from, ref),
       hashing(hash, (n) => {
         bytes += n;
         io.heartbeat({ phase: 'copy', bytes, of: manifest.sizeBytes });
       }),
+      () => undefined, // the error reaches `body`, and put rejects with it
     );
     await dest.put(keyOf(ref.database, ref.backupId, DUMP), body, io.signal);
     const sha256 = hash.digest('hex');
     if (sha256 !== manifest.sha256 || bytes !== manifest.sizeBytes) {
       await dest.delete([keyOf(ref.database, ref.backupId, DUMP)]);
-      // Retryable: the source is verified before it is copied, so this is damage in transit.
+      // A source that no longer matches its manifest is a verdict (verify throws it); otherwise the
+      // damage happened in transit, and another attempt may well succeed.
+      await this.verify(ref, io);
       throw new Error(`copy of ${ref.backupId} to ${dest.url} came out as sha256 ${sha256} (${bytes} bytes); expected ${manifest.sha256} (${manifest.sizeBytes} bytes)`);
     }
     await dest.putText(keyOf(ref.database, ref.backupId, MANIFEST), JSON.stringify(manifest, null, 2) + '\n');
@@ -162,7 +186,12 @@ export class PortableBackups {
         createWriteStream(staged, { mode: 0o600 }),
         { signal: io.signal },
       );
-      checkAgainst(manifest, hash.digest('hex'), bytes, `portable backup ${ref.backupId} as downloaded from ${store.url}`);
+      const sha256 = hash.digest('hex');
+      if (sha256 !== manifest.sha256 || bytes !== manifest.sizeBytes) {
+        // Retryable: the copy was verified at rest just before, so this is most likely damage on the
+        // way; a copy damaged at rest fails every attempt, and the step then fails with this message.
+        throw new Error(`portable backup ${ref.backupId} as downloaded from ${store.url} does not match its manifest: sha256 ${sha256} (${bytes} bytes), expected ${manifest.sha256} (${manifest.sizeBytes} bytes); nothing was restored`);
+      }
 
       const admin = { ...conn, database: 'postgres' };
       await withClient(admin, async (client) => {
@@ -242,7 +271,7 @@ function storeOfRef(ref: BackupRef): StoreSpec {
 
 function keyOf(database: string, backupId: string, file: string): string {
   if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(backupId)) throw verdict(ErrorType.InvalidInput, `backup id ${JSON.stringify(backupId)} is not a plain name`);
-  if (!/^[A-Za-z_][A-Za-z0-9_$]*$/.test(database)) throw verdict(ErrorType.InvalidInput, `database name ${JSON.stringify(database)} is not a plain name`);
+  if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(database)) throw verdict(ErrorType.InvalidInput, `database name ${JSON.stringify(database)} cannot name portable backups (letters, digits and _ only)`);
   return `${database}/${backupId}/${file}`;
 }
 
@@ -311,9 +340,12 @@ async function prepareRecoveryDatabase(conn: PgConnection, target: Extract<Resto
       [conn.database, 'pg_database'],
     );
     const db = quoteIdent(conn.database);
+    const asideExists = async () => ((await client.query('select 1 from pg_database where datname = $1', [target.asideName])).rowCount ?? 0) > 0;
     if (rows.length > 0) {
       await client.query('select pg_terminate_backend(pid) from pg_stat_activity where datname = $1 and pid <> pg_backend_pid()', [conn.database]);
-      if (rows[0]!.marker === target.marker) {
+      // Unmarked while this run's aside copy exists: an earlier attempt renamed the original, created
+      // this one and died before marking it. It holds nothing but that attempt's work.
+      if (rows[0]!.marker === target.marker || (await asideExists())) {
         await client.query(`drop database ${db} with (force)`);
       } else {
         await client.query(`alter database ${db} rename to ${quoteIdent(target.asideName)}`);
@@ -322,7 +354,6 @@ async function prepareRecoveryDatabase(conn: PgConnection, target: Extract<Resto
     await client.query(`create database ${db}`);
     await client.query(`comment on database ${db} is '${target.marker.replace(/'/g, "''")}'`);
     // Asked again (a retried attempt), the answer is the same: the aside database is still there.
-    const aside = await client.query('select 1 from pg_database where datname = $1', [target.asideName]);
-    return aside.rowCount ? target.asideName : null;
+    return (await asideExists()) ? target.asideName : null;
   });
 }
