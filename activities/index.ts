@@ -63,7 +63,7 @@ export function createActivities(deps: ActivityDeps) {
         const version = await serverVersion(client);
         const tables = await listTables(client);
         const size = await client.query<{ bytes: string }>('select pg_database_size(current_database()) as bytes');
-        return { serverVersion: version.version, tables: tables.length, sizeBytes: Number(size.rows[0]?.bytes ?? 0) };
+        return { serverVersion: version.version, serverVersionNum: version.num, tables: tables.length, sizeBytes: Number(size.rows[0]?.bytes ?? 0) };
       });
     }),
 

@@ -254,6 +254,9 @@ function providerProblems(plan: Plan, name: string, db: Plan['databases'][string
     for (const [name, spec] of [[db.primary.region, primary], [db.dr.region, dr]] as const) {
       if (!spec.store) problems.push(`  regions.${name}.store: missing; expected an object store for portable backups (${why})`);
     }
+    if (primary.store && dr.store && JSON.stringify(primary.store) === JSON.stringify(dr.store)) {
+      problems.push(`  regions.${db.dr.region}.store: is the same store as regions.${db.primary.region}.store; expected a store of its own (a copy in the same place protects nothing)`);
+    }
     if (db.dr.standby) problems.push(`${at}.dr.standby: is true; expected false: no streaming replication crosses clouds (the cross-cloud failover restores a portable backup into dr.instance)`);
     if (dr.provider === 'aws') problems.push(`${at}.dr.region: ${JSON.stringify(db.dr.region)} is on aws; portable backups restore into local or gcp regions in this version`);
     if (dr.provider !== 'local' && !db.dr.credentials) problems.push(`${at}.dr.credentials: missing; expected { user, password: env:VARIABLE }, Lifeboat's login in ${db.dr.region}`);

@@ -37,6 +37,9 @@ export async function crossCloudFailover(input: CrossCloudInput): Promise<Runboo
   const compensations: TopologyRun['compensations'] = [];
   const run = { steps, info, input, report, compensations };
   const declaredStart = Date.now();
+  // The record lives with the DR side's workers (as a replication set's does): a failover runs while
+  // the home region is dark, and failover and failback read and write the same record.
+  const recordRegion = input.direction === 'failover' ? to.region : from.region;
   let cancelled: unknown;
 
   try {
@@ -44,22 +47,28 @@ export async function crossCloudFailover(input: CrossCloudInput): Promise<Runboo
       callIn(to.region, quickCall, 'cancelDrills', `Cancel drills of ${input.database}`, { database: input.database }),
     );
     const record = await steps.run('read record', `where ${input.database} is served now`, () =>
-      callIn(to.region, quickCall, 'readRecoveryRecord', `Where ${input.database} is served`, { database: input.database }),
+      callIn(recordRegion, quickCall, 'readRecoveryRecord', `Where ${input.database} is served`, { database: input.database }),
     );
-    if (record?.primary && same(record.primary, nodeOf(to))) throw invalid(`${input.database} is already served from ${where(to)} (since ${record.updatedAt}, by ${record.updatedBy})`);
     if (record && !record.primary) throw invalid(`the record of ${input.database} has no primary: an earlier run stopped half way; check \`lifeboat status\``);
+    // Only the side that serves the database may be moved from: a failback from a DR copy nobody
+    // failed over to would restore stale data over the live home database.
+    const serving = record?.primary ?? (input.direction === 'failover' ? nodeOf(from) : null);
+    if (!serving || !same(serving, nodeOf(from))) {
+      const now = serving ? `${serving.region}/${serving.name}` : 'its home (it was never failed over)';
+      throw invalid(`${input.database} is served from ${now}, not ${where(from)}: nothing to ${input.direction}`);
+    }
 
-    await steps.run('preflight target', `checking ${where(to)}`, () =>
+    const target = await steps.run('preflight target', `checking ${where(to)}`, () =>
       callIn(to.region, quickCall, 'preflightServer', `Preflight ${where(to)}`, { target: to }),
     );
-    let startCanary: Canary | null = null;
     if (mode === 'planned') {
-      await steps.run('preflight source', `checking ${where(from)}`, () =>
+      const source = await steps.run('preflight source', `checking ${where(from)}`, () =>
         callIn(from.region, quickCall, 'preflight', `Preflight ${where(from)}`, { target: from }),
       );
-      startCanary = await steps.run('canary write', `writing a canary row on ${where(from)}`, () =>
-        callIn(from.region, quickCall, 'writeCanary', `Canary write on ${where(from)}`, { target: from, token: `${info.workflowId}/${info.runId}/canary` }),
-      );
+      // Found now, not after the source has been fenced for the length of a dump and a copy.
+      if (source.serverVersionNum > target.serverVersionNum) {
+        throw invalid(`${where(from)} runs PostgreSQL ${source.serverVersion} and ${where(to)} ${target.serverVersion}: pg_restore cannot load a dump into an older server; nothing was changed`);
+      }
     }
 
     const approval = await approvalGate(run, input.direction);
@@ -73,7 +82,12 @@ export async function crossCloudFailover(input: CrossCloudInput): Promise<Runboo
     // Registered before the fence: a fence that half-succeeds is still lifted if the run stops.
     compensations.unshift({ name: `unfence ${where(from)}`, run: () => callIn(from.region, quickCall, 'unfenceDatabase', `Unfence ${where(from)}`, { target: from }) });
     let copy: BackupRef;
+    let startCanary: Canary | null = null;
     if (mode === 'planned') {
+      // The last write before the fence: the restored data must hold it (RPO 0, from data).
+      startCanary = await steps.run('canary write', `writing a canary row on ${where(from)}`, () =>
+        callIn(from.region, quickCall, 'writeCanary', `Canary write on ${where(from)}`, { target: from, token: `${info.workflowId}/${info.runId}/canary` }),
+      );
       const fence = await steps.run('fence source', `making ${where(from)} read-only and ending its sessions`, () =>
         callIn(from.region, quickCall, 'fenceDatabase', `Fence ${where(from)} (planned)`, { target: from, mode: 'planned' }),
       );
@@ -106,10 +120,16 @@ export async function crossCloudFailover(input: CrossCloudInput): Promise<Runboo
         ref: copy,
         target: to,
         marker: `lifeboat recovery ${info.workflowId}/${info.runId} from ${copy.backupId}`,
-        asideName: `${to.database}_before_${runTag(info.runId)}`,
+        // PostgreSQL cuts names at 63 bytes; the tag must survive the cut.
+        asideName: `${to.database.slice(0, 46)}_before_${runTag(info.runId)}`,
       }),
     );
     report.crossCloud.setAside = restored.setAside;
+    // Until the record moves, nobody is to write to the restored copy: it is fenced if the run stops.
+    compensations.unshift({
+      name: `fence the restored copy on ${where(to)}`,
+      run: () => callIn(to.region, quickCall, 'fenceDatabase', `Fence the unused restored copy on ${where(to)}`, { target: to, mode: 'unplanned' }),
+    });
     const verified = await steps.run('verify data', `checking every table and the plan's checks on ${where(to)}`, () =>
       callIn(to.region, longTransfer, 'verifyRecovered', `Verify data on ${where(to)}`, { ref: copy, target: to, checks: input.checks }),
     );
@@ -120,8 +140,8 @@ export async function crossCloudFailover(input: CrossCloudInput): Promise<Runboo
     }
 
     // The point of no return: clients are sent to `to`; the source stays fenced.
-    const after = await steps.run('record new primary', `pointing clients at ${where(to)}`, () =>
-      callIn(to.region, quickCall, 'recordRecovery', `${input.database} served from ${where(to)}`, {
+    const after = await steps.run('record new primary', `recording ${where(to)} as the side that serves ${input.database}`, () =>
+      callIn(recordRegion, quickCall, 'recordRecovery', `${input.database} served from ${where(to)}`, {
         database: input.database,
         primary: nodeOf(to),
         fenced: [...(record?.fenced ?? []).filter((n) => !same(n, nodeOf(to)) && !same(n, nodeOf(from))), nodeOf(from)],

@@ -8,4 +8,5 @@ export const approveFailoverUpdate = defineUpdate<{ accepted: boolean; workflowI
 
 export const failoverProgressQuery = defineQuery<Progress>('failoverProgress');
 export const failbackProgressQuery = defineQuery<Progress>('failbackProgress');
-export const crossCloudProgressQuery = defineQuery<Progress>('crossCloudProgress');
+/** Named after the workflow type, as the CLI's progress view asks for it. */
+export const crossCloudProgressQuery = defineQuery<Progress>('crossCloudFailoverProgress');

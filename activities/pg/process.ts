@@ -126,7 +126,9 @@ export function serverOsUser(): OsUser | null {
 }
 
 function lastLines(text: string): string {
-  const lines = text.trim().split('\n').filter(Boolean);
+  // CONTEXT and DETAIL lines of pg_restore/psql can quote row data (`COPY t, line 3: "<row>"`): the
+  // message travels into workflow history and logs, so they are left out.
+  const lines = text.trim().split('\n').filter((line) => line && !/^\s*(CONTEXT|DETAIL|LINE \d+):/.test(line));
   return lines.slice(-3).join(' | ') || '(no output)';
 }
 

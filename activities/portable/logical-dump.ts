@@ -29,6 +29,8 @@ export async function dumpWithManifest(conn: PgConnection, pgBin: string, sink: 
     // One exported snapshot: pg_dump and the statistics below see exactly the same data.
     await client.query('begin isolation level repeatable read read only');
     const snapshot = (await client.query<{ id: string }>('select pg_export_snapshot() as id')).rows[0]!.id;
+    // The backup holds the data as of its snapshot: that moment, not the dump's end, is its age.
+    const snapshotAt = new Date().toISOString();
     const version = await serverVersion(client);
     const tables = await listTables(client);
     const canary = await newestCanary(client);
@@ -50,7 +52,7 @@ export async function dumpWithManifest(conn: PgConnection, pgBin: string, sink: 
       database: who.database,
       provider: who.provider,
       sourceRegion: who.sourceRegion,
-      createdAt: new Date().toISOString(),
+      createdAt: snapshotAt,
       createdBy: who.createdBy,
       dumpFormat: 'pg_dump-custom',
       serverVersion: version.version,

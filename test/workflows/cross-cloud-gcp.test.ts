@@ -146,6 +146,14 @@ databases:
     expect(await scratchInstances()).toEqual([]);
   });
 
+  test('a failback of a database that was never failed over is refused before anything changes (it would restore stale DR data over the live home)', async () => {
+    const { report } = await move('failback', 'planned');
+    expect(report.outcome).toBe('failed');
+    expect(report.reason).toMatch(/served from its home \(it was never failed over\), not gcp-east\/shopxc-dr\/shopxc: nothing to failback/);
+    expect(report.steps.map((s) => s.name)).toEqual(['cancel drills', 'read record']);
+    await withClient(await localConn(), (c) => c.query(`insert into lifeboat.canary (token) values ('still writable')`));
+  });
+
   test('planned cross-cloud failover to Cloud SQL loses nothing (RPO 0): final backup after the fence, restored and verified, the local source left fenced', async () => {
     const ordersBefore = await count(await localConn(), 'select count(*) as n from orders');
     const { report, history } = await move('failover', 'planned');
