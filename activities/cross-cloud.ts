@@ -52,7 +52,8 @@ export function createCrossCloudActivities({ provider, portable, topologies }: C
           await c.query(`select pg_terminate_backend(pid) from pg_stat_activity where datname = current_database() and backend_type = 'client backend' and pid <> pg_backend_pid()`);
         });
         const readOnly = await withClient(conn, async (c) => (await c.query<{ ro: string }>(`select current_setting('default_transaction_read_only') as ro`)).rows[0]!.ro === 'on');
-        return { confirmed: readOnly, how: `${target.database} read-only by default (ALTER DATABASE), its sessions ended` };
+        // Soft, as on RDS: a session can still SET default_transaction_read_only = off (README).
+        return { confirmed: readOnly, how: `${target.database} read-only by default (ALTER DATABASE, a soft fence), its sessions ended` };
       } catch (err) {
         if (mode === 'planned' || isVerdict(err)) throw err;
         return { confirmed: false, how: `not confirmed: ${target.region.name} unreachable (${(err as Error).message}); keep it from taking writes before it returns` };

@@ -14,6 +14,7 @@ import { createLogger } from './logger';
 import { connectClient, temporalTarget, type TemporalTarget } from './temporal';
 import { CanaryLedger } from '../activities/canary-ledger';
 import { PortableBackups } from '../activities/portable/portable-backups';
+import { sweepToolEnvOrphans } from '../activities/pg/tool-env';
 import { TopologyStore } from '../activities/topology';
 import { join } from 'node:path';
 
@@ -59,11 +60,14 @@ export async function createWorkers(options: WorkerOptions): Promise<{ workers: 
   const temporal = options.temporal ?? temporalTarget();
   const connection = await NativeConnection.connect(temporal.connectionOptions);
   let client: ReturnType<typeof connectClient> | undefined;
+  const portable = new PortableBackups({ pgBin: findPgBin(env.pgBin), workDir: join(env.home, 'restore-staging') });
+  const swept = [...portable.sweepOrphans(), ...sweepToolEnvOrphans()];
+  if (swept.length) logger.warn({ swept }, 'removed staged dumps and passfiles left by killed workers');
   const activities = createActivities({
     providers: buildProviders(env, options.providers),
     logger,
     ledger: new CanaryLedger(env.home),
-    portable: new PortableBackups({ pgBin: findPgBin(env.pgBin), workDir: join(env.home, 'restore-staging') }),
+    portable,
     topologies: new TopologyStore(env.home),
     temporal: () => (client ??= connectClient(temporal)),
   });

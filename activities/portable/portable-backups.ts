@@ -8,7 +8,7 @@
 // streams and published only when the hash matches; a restore downloads, hashes and compares before
 // it touches the target.
 import { createHash } from 'node:crypto';
-import { createWriteStream, mkdirSync, rmSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { PassThrough, pipeline as streamPipeline, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -16,7 +16,7 @@ import { ErrorType, type BackupManifest, type BackupRef, type ProviderKind, type
 import { verdict } from '../errors';
 import { run } from '../pg/process';
 import { quoteIdent, serverVersion, withClient, type PgConnection } from '../pg/sql';
-import { withToolEnv } from '../pg/tool-env';
+import { processAlive, withToolEnv } from '../pg/tool-env';
 import type { ActivityIo } from '../providers/provider';
 import { dumpWithManifest, hashing } from './logical-dump';
 import { openStore } from './open-store';
@@ -220,6 +220,23 @@ export class PortableBackups {
     } finally {
       rmSync(staged, { force: true });
     }
+  }
+
+  /**
+   * Staged dumps are plaintext copies of a database: a worker killed mid-restore leaves one behind.
+   * Each carries its worker's pid, so a later worker removes those whose worker is gone.
+   */
+  sweepOrphans(): string[] {
+    if (!existsSync(this.config.workDir)) return [];
+    const removed: string[] = [];
+    for (const name of readdirSync(this.config.workDir)) {
+      const pid = /\.(\d+)\.\d+\.pgdump$/.exec(name)?.[1];
+      if (pid && !processAlive(Number(pid))) {
+        rmSync(join(this.config.workDir, name), { force: true });
+        removed.push(name);
+      }
+    }
+    return removed;
   }
 
   private store(spec: StoreSpec): ObjectStore {

@@ -3,7 +3,8 @@
 // bytes before it touches the target. Backups here are made by hand (random bytes and their
 // manifest), so each case controls exactly what is stored.
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, writeFileSync, mkdirSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Readable, Transform } from 'node:stream';
 import pino from 'pino';
@@ -119,6 +120,16 @@ describe('portable backups over directory stores', () => {
     const error = (await portable.restoreInto(ref, nowhere, { kind: 'scratch' }, io).catch((err: unknown) => err)) as Error & { nonRetryable?: boolean };
     expect(error.message).toMatch(/as downloaded from .* does not match its manifest: .*nothing was restored/);
     expect(error.nonRetryable).not.toBe(true);
+  });
+
+  test('staged dumps of killed workers are swept; a live worker\'s are kept', () => {
+    const work = join(root, 'work');
+    mkdirSync(work, { recursive: true });
+    const dead = spawnSync('true').pid; // exited: no process has this pid now
+    writeFileSync(join(work, `${ID}.${dead}.1.pgdump`), 'plaintext rows of a killed restore');
+    writeFileSync(join(work, `${ID}.${process.pid}.2.pgdump`), 'in use');
+    expect(portable.sweepOrphans()).toEqual([`${ID}.${dead}.1.pgdump`]);
+    expect(existsSync(join(work, `${ID}.${process.pid}.2.pgdump`))).toBe(true);
   });
 
   test('a backup without its manifest is incomplete: never listed', async () => {
