@@ -99,7 +99,7 @@ databases:
     );
     plan = loadPlanFile(file);
     const gcp = new GcpProvider({ home: env().home, secrets: process.env, pollMs: 50, ...fakeClientOptions(fake), testOnlyPortOf: (project, instance) => fake.portOf(project, instance) });
-    worker = await startWorker({ regions: ['local-a', 'gcp-east'], capture: logs, providers: { gcp } });
+    worker = await startWorker({ regions: ['local-a', 'local-b', 'gcp-east'], capture: logs, providers: { gcp } });
   });
 
   afterAll(async () => {
@@ -199,5 +199,32 @@ databases:
     expect(report.crossCloud?.setAside).toMatch(new RegExp(`^${DB}_before_`));
     expect(await databases(drConn())).toEqual(expect.arrayContaining([DB, report.crossCloud!.setAside]));
     expect(await count(drConn(), `select count(*) as n from lifeboat.canary where token = 'after the last backup'`)).toBe(0);
+  });
+
+  test('and back: a drill from the Cloud SQL instance (now serving) into a local scratch instance, GCS -> directory, every table verified', async () => {
+    const file = join(env().home, 'xc-gcp-back-plan.yaml');
+    writeFileSync(
+      file,
+      `regions:
+  gcp-east: { provider: gcp, project: ${PROJECT}, gcpRegion: us-east4, scratch: { databaseVersion: POSTGRES_15 }, store: { gcs: { bucket: ${BUCKET}, prefix: back/ } } }
+  local-b: { provider: local, store: { dir: ${mkdtempSync(join(env().home, 'xc-store-back-'))} } }
+databases:
+  shopback:
+    primary: { region: gcp-east, database: ${DB}, instance: ${DR_INSTANCE}, credentials: { user: postgres, password: "env:${PASSWORD_VAR}" } }
+    dr: { region: local-b }
+    objectives: { rpo: 1h, rto: 10m }
+`,
+    );
+    const back = loadPlanFile(file);
+    const { report, history } = await execute('drill', drillInput(back, 'shopback', { fromLatestBackup: false, triggeredBy: 'test' }));
+    expect({ outcome: report.outcome, reason: report.reason }).toEqual({ outcome: 'passed', reason: undefined });
+    expect(report.backup).toMatchObject({ provider: 'gcp', store: { kind: 'gcs', prefix: 'back/' } });
+    expect(report.copies[0]).toMatchObject({ region: 'local-b', store: { kind: 'dir' } });
+    const tables = report.checks.filter((c) => c.name.startsWith('table '));
+    expect(tables.length).toBeGreaterThanOrEqual(6);
+    for (const t of tables) expect(t.ok).toBe(true);
+    expect(report.cleanup).toEqual([expect.objectContaining({ ok: true, detail: 'deleted' })]);
+    expect(await local().listScratch({ name: 'local-b', provider: 'local' })).not.toContain(`drill-${report.runId.replace(/-/g, '').slice(-8)}`);
+    expect(history).not.toContain(PASSWORD);
   });
 });
