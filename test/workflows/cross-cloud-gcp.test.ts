@@ -16,6 +16,7 @@ import { backupInput, crossCloudInput, drillInput, loadPlanFile, type LoadedPlan
 import { RUNBOOK_TASK_QUEUE, type RunbookReport } from '../../workflows/types';
 import { fakeClientOptions } from '../fakes/cloudsql/clients';
 import { startCloudSqlFake, type CloudSqlFake } from '../fakes/cloudsql/server';
+import { lifeboat } from '../support/cli';
 import { client, env, historyText, local, LogCapture, startWorker, type RunningWorker } from '../support/stack';
 
 const PROJECT = 'lifeboat-xc';
@@ -146,9 +147,13 @@ databases:
     expect(await scratchInstances()).toEqual([]);
   });
 
-  test('a failback of a database that was never failed over is refused before anything changes (it would restore stale DR data over the live home)', async () => {
-    const { report } = await move('failback', 'planned');
-    expect(report.outcome).toBe('failed');
+  test('`lifeboat failback` of a database that was never failed over runs the cross-cloud runbook, which refuses before anything changes (it would restore stale DR data over the live home)', async () => {
+    const cli = await lifeboat(['failback', DB, '-f', plan.source, '--yes', '--json']);
+    expect(cli.code).toBe(1);
+    const report = JSON.parse(cli.stdout) as RunbookReport;
+    expect(report).toMatchObject({ runbook: 'failback', workflowId: `lifeboat/${DB}/failover`, outcome: 'failed' });
+    const described = await (await client()).workflow.getHandle(report.workflowId, report.runId).describe();
+    expect(described.type).toBe('crossCloudFailover');
     expect(report.reason).toMatch(/served from its home \(it was never failed over\), not gcp-east\/shopxc-dr\/shopxc: nothing to failback/);
     expect(report.steps.map((s) => s.name)).toEqual(['cancel drills', 'read record']);
     await withClient(await localConn(), (c) => c.query(`insert into lifeboat.canary (token) values ('still writable')`));
