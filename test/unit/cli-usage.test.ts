@@ -166,6 +166,23 @@ describe('lifeboat: bad usage exits 2 with a helpful message', () => {
   });
 
   // A lookup through `plan.databases[name]` used to find Object.prototype members: a TypeError, exit 1.
+  test('--zonal on a database that recovers across clouds is a usage error, before Temporal is called', () => {
+    const plan = join(work, 'xc.yaml');
+    writeFileSync(
+      plan,
+      `regions:
+  local-a: { provider: local, store: { dir: /srv/a } }
+  gcp-b: { provider: gcp, project: shop-prod-1, gcpRegion: us-east4, scratch: { databaseVersion: POSTGRES_15 }, store: { gcs: { bucket: shop-dr } } }
+databases:
+  shop:
+    primary: { region: local-a, database: shop }
+    dr: { region: gcp-b, instance: shop-dr, credentials: { user: postgres, password: "env:P" } }
+    objectives: { rpo: 1h, rto: 1h }
+`,
+    );
+    expectUsageError(lifeboat('failover', 'shop', '--zonal', '-f', plan), '--zonal is a platform HA failover within one region; shop recovers across clouds');
+  });
+
   test('drill of a database named like an Object.prototype member is a usage error', () => {
     expectUsageError(lifeboat('drill', 'toString'), 'database "toString"', 'expected one of orders');
   });
