@@ -5,8 +5,9 @@
 import { createHash, type Hash } from 'node:crypto';
 import { join } from 'node:path';
 import { Transform } from 'node:stream';
-import type { BackupManifest, ProviderKind } from '../../workflows/types';
-import { runPiped } from '../pg/process';
+import { ErrorType, type BackupManifest, type ProviderKind } from '../../workflows/types';
+import { CommandFailed, runPiped } from '../pg/process';
+import { verdict } from '../errors';
 import { allTableStats, listTables, newestCanary, serverVersion, withClient, type PgConnection } from '../pg/sql';
 import { withToolEnv } from '../pg/tool-env';
 import type { ActivityIo } from '../providers/provider';
@@ -78,9 +79,23 @@ async function dump(conn: PgConnection, pgBin: string, snapshot: string, serverV
         io.heartbeat({ phase: 'pg_dump', bytes: sizeBytes });
       }),
       sink,
-    ),
+    ).catch((err: unknown) => {
+      throw toolTooOld(err, pgBin) ?? err;
+    }),
   );
   return { sha256: hash.digest('hex'), sizeBytes };
+}
+
+/**
+ * pg_dump older than the server, or pg_restore older than the dump's format: no retry changes that,
+ * the worker's PostgreSQL client tools must be upgraded.
+ */
+export function toolTooOld(err: unknown, pgBin: string): Error | null {
+  if (!(err instanceof CommandFailed) || !/server version mismatch|unsupported version .* in file header/i.test(err.stderr)) return null;
+  return verdict(
+    ErrorType.ServerVersionTooOld,
+    `the worker's PostgreSQL client tools in ${pgBin} are older than the server or the dump (${err.message}); install newer ones or set LIFEBOAT_PG_BIN`,
+  );
 }
 
 /**

@@ -18,7 +18,7 @@ import { run } from '../pg/process';
 import { quoteIdent, serverVersion, withClient, type PgConnection } from '../pg/sql';
 import { processAlive, withToolEnv } from '../pg/tool-env';
 import type { ActivityIo } from '../providers/provider';
-import { dumpWithManifest, hashing } from './logical-dump';
+import { dumpWithManifest, hashing, toolTooOld } from './logical-dump';
 import { openStore } from './open-store';
 import { ObjectNotFound, storeUrl, type ObjectStore } from './store';
 
@@ -212,7 +212,9 @@ export class PortableBackups {
             env,
             signal: io.signal,
           }),
-        );
+        ).catch((err: unknown) => {
+          throw toolTooOld(err, this.config.pgBin) ?? err;
+        });
       } finally {
         clearInterval(beat);
       }

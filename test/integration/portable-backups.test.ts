@@ -10,6 +10,8 @@ import { type Readable, Transform } from 'node:stream';
 import pino from 'pino';
 import { DirStore } from '../../activities/portable/dir-store';
 import { PortableBackups } from '../../activities/portable/portable-backups';
+import { toolTooOld } from '../../activities/portable/logical-dump';
+import { CommandFailed } from '../../activities/pg/process';
 import type { ObjectStore } from '../../activities/portable/store';
 import type { ActivityIo } from '../../activities/providers/provider';
 import type { BackupManifest, BackupRef, RegionSpec, StoreSpec } from '../../workflows/types';
@@ -137,5 +139,15 @@ describe('portable backups over directory stores', () => {
     mkdirSync(dir, { recursive: true });
     writeFileSync(join(dir, 'dump.pgdump'), 'half');
     expect((await portable.list(region('src'), 'shop')).map((r) => r.backupId)).toEqual([ID]);
+  });
+});
+
+describe('client tools older than the server', () => {
+  test('pg_dump\'s "server version mismatch" and pg_restore\'s "unsupported version in file header" are verdicts naming the fix; other failures are left to retry', () => {
+    const dump = toolTooOld(new CommandFailed('pg_dump', 1, 'pg_dump: error: aborting because of server version mismatch\npg_dump: detail: server version: 17.2; pg_dump version: 15.10'), '/usr/lib/postgresql/15/bin');
+    expect(dump).toMatchObject({ type: 'LifeboatServerVersionTooOld', nonRetryable: true, message: expect.stringContaining('set LIFEBOAT_PG_BIN') });
+    expect(toolTooOld(new CommandFailed('pg_restore', 1, 'pg_restore: error: unsupported version (1.16) in file header'), '/x')).toMatchObject({ type: 'LifeboatServerVersionTooOld' });
+    expect(toolTooOld(new CommandFailed('pg_dump', 1, 'pg_dump: error: connection to server failed'), '/x')).toBeNull();
+    expect(toolTooOld(new Error('server version mismatch'), '/x')).toBeNull();
   });
 });
