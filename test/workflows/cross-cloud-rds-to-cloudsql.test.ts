@@ -1,0 +1,208 @@
+// A cross-cloud drill from AWS RDS to Google Cloud SQL, through portable backups: pg_dump of the "RDS"
+// database into an S3 bucket, a streamed, checksummed copy into the DR region's GCS bucket, a
+// pg_restore into a Cloud SQL scratch instance made with the plan's DR login, every table checked.
+//
+// Stand-ins, named in every test: moto_server for RDS's control plane and S3 (no IAM, no real
+// durability) with the test-only RDS data plane (a local database reached with the instance's master
+// login, as in xc-aws-drill.ts); the Cloud SQL fake (real PostgreSQL behind its REST routes, no
+// IAM/TLS/networking); fake-gcs-server for GCS (no IAM, no real durability).
+import { createHash } from 'node:crypto';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { WorkflowHandle } from '@temporalio/client';
+import { Storage } from '@google-cloud/storage';
+import { v1 } from '@google-cloud/sql';
+import { findPgBin } from '../../activities/pg/binaries';
+import { withClient } from '../../activities/pg/sql';
+import { AwsProvider } from '../../activities/providers/aws';
+import { GcpProvider, scratchNameFor } from '../../activities/providers/gcp';
+import { drillInput, loadPlanFile, type LoadedPlan } from '../../worker/plan';
+import { runTag } from '../../workflows/shared-steps';
+import { RUNBOOK_TASK_QUEUE, type RunbookReport } from '../../workflows/types';
+import { fakeClientOptions } from '../fakes/cloudsql/clients';
+import { startCloudSqlFake, type CloudSqlFake } from '../fakes/cloudsql/server';
+import { EAST } from '../support/aws-drill';
+import { client, env, historyText, local, LogCapture, startWorker, type RunningWorker } from '../support/stack';
+import { setUpCrossCloudAwsDrill, SOURCE_SERVER, tearDownCrossCloudAwsDrill, type CrossCloudAwsSetup } from '../support/xc-aws-drill';
+
+const GCP_REGION = 'gcp-dr';
+const PROJECT = 'lifeboat-rds2sql';
+const PLAN_DATABASE = 'orders';
+const PG_DATABASE = 'xc_rds_sql_orders';
+const INSTANCE = 'orders-rds-xg';
+const USER = 'lifeboat_xg';
+const RDS_PASSWORD_VAR = 'LIFEBOAT_TEST_RDS2SQL_RDS_PASSWORD';
+const RDS_PASSWORD = 'rds2sql-Rds-7f3a:b1';
+const DR_PASSWORD_VAR = 'LIFEBOAT_TEST_RDS2SQL_DR_PASSWORD';
+const DR_PASSWORD = 'rds2sql-Dr-c09e\\z4';
+const S3_BUCKET = `lifeboat-rds2sql-${process.pid}`;
+const GCS_BUCKET = `lifeboat-rds2sql-dr-${process.pid}`;
+const PUBLIC_TABLES = ['customers', 'order_items', 'orders', 'payments', 'products'];
+const STAND_INS = 'moto S3 + test-only RDS data plane; Cloud SQL fake; fake-gcs-server: no IAM, no real durability';
+
+let seq = 0;
+const workflowId = () => `test/rds2sql/drill/${Date.now()}-${seq++}`;
+const sha256 = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
+
+describe(`cross-cloud drill from AWS RDS to Google Cloud SQL (${STAND_INS})`, () => {
+  let setup: CrossCloudAwsSetup;
+  let fake: CloudSqlFake;
+  let instances: v1.SqlInstancesServiceClient;
+  let storage: Storage;
+  let plan: LoadedPlan;
+  let worker: RunningWorker;
+  const logs = new LogCapture();
+  let sourceRows: Record<string, number>;
+
+  const cloudSqlNames = async () => ((await instances.list({ project: PROJECT }))[0].items ?? []).map((i) => i.name!);
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  /** Runs a drill, watching the project's Cloud SQL instances meanwhile (so "deleted" means it existed). */
+  async function drill(): Promise<{ handle: WorkflowHandle; report: RunbookReport; scratch: string; seen: Set<string>; ms: number }> {
+    const started = Date.now();
+    const input = drillInput(plan, PLAN_DATABASE, { fromLatestBackup: false, triggeredBy: 'test' });
+    const handle = await (await client()).workflow.start('drill', { taskQueue: RUNBOOK_TASK_QUEUE, workflowId: workflowId(), args: [input] });
+    const seen = new Set<string>();
+    let done = false;
+    const watching = (async () => {
+      for (; !done; await sleep(50)) for (const name of await cloudSqlNames()) seen.add(name);
+    })();
+    watching.catch(() => undefined); // awaited below; this only marks the rejection as handled
+    const report = (await handle.result().finally(() => (done = true))) as RunbookReport;
+    await watching;
+    return { handle, report, scratch: scratchNameFor(`drill-${runTag((await handle.describe()).runId)}`), seen, ms: Date.now() - started };
+  }
+  /** dropScratch only asks for the delete; the fake finishes it (opDelayMs) shortly after. */
+  async function expectGone(name: string) {
+    for (const deadline = Date.now() + 15_000; Date.now() < deadline && (await cloudSqlNames()).includes(name); ) await sleep(100);
+    expect(await cloudSqlNames()).not.toContain(name);
+  }
+  /** Both secrets were in use (the source's sessions and pg_dump; the scratch's root login and pg_restore), by reference only. */
+  async function expectNoSecrets(handle: WorkflowHandle) {
+    const history = historyText(await handle.fetchHistory());
+    expect(history).toContain(`env:${RDS_PASSWORD_VAR}`);
+    expect(history).toContain(`env:${DR_PASSWORD_VAR}`);
+    expect(logs.text.length).toBeGreaterThan(0);
+    for (const secret of [RDS_PASSWORD, DR_PASSWORD]) {
+      expect(history).not.toContain(secret);
+      expect(logs.text).not.toContain(secret);
+    }
+  }
+
+  beforeAll(async () => {
+    process.env[DR_PASSWORD_VAR] = DR_PASSWORD;
+    // Moto reset, the source RDS instance, its seeded stand-in database, its master login, the S3 bucket.
+    // Its plan (with a local DR region) is not used: the plan below has the same AWS region and a GCP one.
+    setup = await setUpCrossCloudAwsDrill({
+      database: PLAN_DATABASE, instance: INSTANCE, pgDatabase: PG_DATABASE, user: USER,
+      passwordVar: RDS_PASSWORD_VAR, password: RDS_PASSWORD, bucket: S3_BUCKET, drRegion: 'local-b',
+    });
+    fake = await startCloudSqlFake({ dir: mkdtempSync(join(env().home, 'cloudsql-rds2sql-')), pgBin: findPgBin(env().pgBin), opDelayMs: 100 });
+    instances = new v1.SqlInstancesServiceClient(fakeClientOptions(fake));
+    storage = new Storage({ projectId: PROJECT });
+    await storage.createBucket(GCS_BUCKET);
+
+    const { east } = setup;
+    const file = join(env().home, 'rds2sql-plan.yaml');
+    writeFileSync(
+      file,
+      `regions:
+  aws-east:
+    provider: aws
+    awsRegion: ${EAST}
+    kmsKeyId: "${east.kmsKeyArn}"
+    scratch: { subnetGroup: ${east.subnetGroup}, securityGroups: [${east.securityGroupId}] }
+    store: { s3: { bucket: ${S3_BUCKET}, prefix: lifeboat/ } }
+  ${GCP_REGION}:
+    provider: gcp
+    project: ${PROJECT}
+    gcpRegion: us-east4
+    scratch: { databaseVersion: POSTGRES_15 }
+    store: { gcs: { bucket: ${GCS_BUCKET}, prefix: dr/ } }
+databases:
+  ${PLAN_DATABASE}:
+    primary: { region: aws-east, database: ${PG_DATABASE}, instance: ${INSTANCE}, credentials: { user: ${USER}, password: "env:${RDS_PASSWORD_VAR}" } }
+    dr: { region: ${GCP_REGION}, credentials: { user: postgres, password: "env:${DR_PASSWORD_VAR}" } }
+    objectives: { rpo: 1h, rto: 1h }
+    retention: { keep: 2 }
+    checks:
+      - name: recent orders exist
+        sql: select count(*) > 0 from orders
+`,
+    );
+    plan = loadPlanFile(file);
+    worker = await startWorker({
+      regions: ['aws-east', GCP_REGION],
+      capture: logs,
+      providers: {
+        aws: new AwsProvider({ home: env().home, secrets: process.env, pollMs: 50, testOnlyDataPlane: setup.dataPlane }),
+        gcp: new GcpProvider({ home: env().home, secrets: process.env, pollMs: 50, ...fakeClientOptions(fake), testOnlyPortOf: (project, instance) => fake.portOf(project, instance) }),
+      },
+    });
+    sourceRows = await withClient(await local().connectNode(SOURCE_SERVER, PG_DATABASE), async (c) => {
+      const counts: Record<string, number> = {};
+      for (const t of PUBLIC_TABLES) counts[`public.${t}`] = Number((await c.query<{ n: string }>(`select count(*) as n from ${t}`)).rows[0]!.n);
+      return counts;
+    });
+  });
+
+  afterAll(async () => {
+    await worker?.stop();
+    setup?.s3.destroy();
+    await instances?.close();
+    await fake?.close();
+    await tearDownCrossCloudAwsDrill({ pgDatabase: PG_DATABASE, user: USER });
+  });
+
+  test(`a drill passes: pg_dump from RDS into S3, streamed into GCS with the same sha256, pg_restore into a Cloud SQL scratch instance, every table matches the source, the scratch instance deleted, neither password in history or logs (${STAND_INS})`, async () => {
+    const { handle, report, scratch, seen, ms } = await drill();
+    console.log(`RDS -> Cloud SQL drill: ${ms} ms`);
+    expect({ outcome: report.outcome, reason: report.reason }).toEqual({ outcome: 'passed', reason: undefined });
+    expect(report.steps.every((s) => s.status === 'completed')).toBe(true);
+
+    const tables = report.checks.filter((c) => c.name.startsWith('table '));
+    expect(tables.map((t) => t.name).sort()).toEqual(['table lifeboat.canary', ...PUBLIC_TABLES.map((t) => `table public.${t}`)]);
+    for (const t of tables) expect(t).toMatchObject({ ok: true, detail: expect.stringMatching(/^\d+ rows, checksum matches$/) });
+    for (const [table, rows] of Object.entries(sourceRows)) {
+      expect(rows).toBeGreaterThan(0);
+      expect(report.checks.find((c) => c.name === `table ${table}`)?.detail).toBe(`${rows} rows, checksum matches`);
+    }
+    expect(report.checks.find((c) => c.name === 'recent orders exist')).toMatchObject({ ok: true });
+    expect(report.checks.find((c) => c.name === 'canary present')).toMatchObject({ ok: true });
+    expect(report.checks.every((c) => c.ok)).toBe(true);
+
+    // The backup in the AWS region's S3 bucket, the copy in the GCP region's GCS bucket, same bytes.
+    const backup = report.backup!;
+    const copy = report.copies[0]!;
+    expect(backup).toMatchObject({ provider: 'aws', region: 'aws-east', store: { kind: 's3', bucket: S3_BUCKET } });
+    expect(copy).toMatchObject({ backupId: backup.backupId, region: GCP_REGION, sha256: backup.sha256, sizeBytes: backup.sizeBytes, store: { kind: 'gcs', bucket: GCS_BUCKET, prefix: 'dr/' } });
+    const inGcs = `dr/${PG_DATABASE}/${backup.backupId}/`;
+    const [files] = await storage.bucket(GCS_BUCKET).getFiles({ prefix: inGcs });
+    expect(files.map((f) => f.name).sort()).toEqual([`${inGcs}dump.pgdump`, `${inGcs}manifest.json`]);
+    const [dump] = await storage.bucket(GCS_BUCKET).file(`${inGcs}dump.pgdump`).download();
+    expect(sha256(dump)).toBe(backup.sha256);
+
+    // The scratch instance was Cloud SQL's, and is gone.
+    expect(report.steps.find((s) => s.name === 'create scratch instance')).toMatchObject({ status: 'completed', attempts: 1 });
+    expect(scratch).toMatch(/^lifeboat-drill-[0-9a-f]{8}$/);
+    expect([...seen]).toContain(scratch);
+    expect(report.cleanup).toEqual([expect.objectContaining({ ok: true, detail: 'deleted' })]);
+    await expectGone(scratch);
+    await expectNoSecrets(handle);
+  });
+
+  test(`a Cloud SQL CREATE operation that fails once is retried by the create-scratch step: the drill passes, the step shows 2 attempts, the scratch instance is deleted (${STAND_INS})`, async () => {
+    fake.failNext('CREATE', 'simulated: zone us-east4-a out of capacity');
+    const { handle, report, scratch, seen, ms } = await drill();
+    console.log(`RDS -> Cloud SQL drill with one failed CREATE: ${ms} ms`);
+    expect({ outcome: report.outcome, reason: report.reason }).toEqual({ outcome: 'passed', reason: undefined });
+    expect(report.steps.find((s) => s.name === 'create scratch instance')).toMatchObject({ status: 'completed', attempts: 2 });
+    for (const [table, rows] of Object.entries(sourceRows)) expect(report.checks.find((c) => c.name === `table ${table}`)?.detail).toBe(`${rows} rows, checksum matches`);
+    expect(report.cleanup).toEqual([expect.objectContaining({ ok: true, detail: 'deleted' })]);
+    expect([...seen]).toContain(scratch);
+    await expectGone(scratch);
+    expect((await cloudSqlNames()).filter((n) => n.startsWith('lifeboat-drill-'))).toEqual([]);
+    // The injected failure went through the worker: it is in the logs, not swallowed.
+    expect(logs.text).toContain('simulated: zone us-east4-a out of capacity');
+    await expectNoSecrets(handle);
+  });
+});
