@@ -133,8 +133,8 @@ export function createActivities(deps: ActivityDeps) {
       },
     ),
 
-    dropScratchInstance: activity('dropScratchInstance', async ({ scratch }: { scratch: ScratchInstance }) => ({
-      existed: await provider(scratch.region).dropScratch(scratch),
+    dropScratchInstance: activity('dropScratchInstance', async ({ scratch }: { scratch: ScratchInstance }, io) => ({
+      existed: await provider(scratch.region).dropScratch(scratch, io),
     })),
 
     /** Deletes Lifeboat-made backups beyond the newest `keep`; never touches anything else. */

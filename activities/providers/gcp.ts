@@ -255,7 +255,7 @@ export class GcpProvider implements DatabaseProvider {
     await this.waitForRunnable(project, target, io);
   }
 
-  async dropScratch(scratch: ScratchInstance): Promise<boolean> {
+  async dropScratch(scratch: ScratchInstance, io?: ActivityIo): Promise<boolean> {
     const project = projectOf(scratch.region);
     const name = scratchNameFor(scratch.name);
     const existing = await this.instance(project, name);
@@ -264,11 +264,24 @@ export class GcpProvider implements DatabaseProvider {
       throw verdict(ErrorType.ProviderRejected, `instance ${name} in ${project} has no ${SCRATCH_LABEL} label: Lifeboat did not make it and will not delete it`);
     }
     if (existing.state !== 'PENDING_DELETE') {
-      await this.api()
+      const [operation] = await this.api()
         .instances.delete({ project, instance: name })
         .catch((err: unknown) => {
           if (!isNotFound(err)) throw gcpFailure(err, `instances.delete ${name} in ${project}`);
+          return [null];
         });
+      // A delete operation that fails leaves the instance running (and billed): that is an error for
+      // the teardown's retries, not a "deleted" in the report.
+      if (operation && io) await this.waitForOperation(project, operation, io, `deleting ${name}`);
+    } else if (io) {
+      // An earlier attempt's delete: wait until it is gone; back to RUNNABLE means it failed.
+      await this.poll(io, 'delete', async () => {
+        const now = await this.instance(project, name);
+        if (!now) return true;
+        if (now.state !== 'PENDING_DELETE') throw new Error(`the delete of ${name} in ${project} did not finish: the instance is ${now.state} again`);
+        io.heartbeat({ phase: 'delete', name, state: now.state });
+        return undefined;
+      });
     }
     return true;
   }

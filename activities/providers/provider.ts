@@ -60,8 +60,11 @@ export interface DatabaseProvider {
   /** Restores a backup into a scratch instance, replacing whatever a failed attempt left there. */
   restore(ref: BackupRef, scratch: ScratchInstance, io: ActivityIo): Promise<void>;
 
-  /** Deletes a scratch instance; false when there was nothing to delete. */
-  dropScratch(scratch: ScratchInstance): Promise<boolean>;
+  /**
+   * Deletes a scratch instance; false when there was nothing to delete. Returns once the platform
+   * says it is gone (a delete that fails and leaves it running is an error to retry, not "deleted").
+   */
+  dropScratch(scratch: ScratchInstance, io?: ActivityIo): Promise<boolean>;
 
   /** Names of the scratch instances that exist in a region, to find leaks. */
   listScratch(region: RegionSpec): Promise<string[]>;

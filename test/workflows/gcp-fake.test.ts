@@ -134,6 +134,16 @@ describe('Cloud SQL provider against the Cloud SQL fake (real PostgreSQL behind 
     expect(await scratchInstances()).toEqual([]);
   });
 
+  test('a scratch delete whose operation fails (the instance stays RUNNABLE) is retried, not reported deleted: nothing is left running', async () => {
+    fake.failNext('DELETE', 'injected: the delete failed, the instance is back');
+    const { report } = await drill();
+    expect(report.outcome).toBe('passed');
+    const teardown = report.steps.find((s) => s.name.startsWith('tear down '));
+    expect(teardown).toMatchObject({ status: 'completed', attempts: 2 });
+    expect(report.cleanup).toEqual([expect.objectContaining({ ok: true, detail: 'deleted' })]);
+    expect(await scratchInstances()).toEqual([]);
+  });
+
   test('the backup runbook keeps the newest Lifeboat backup run and never deletes one Lifeboat did not make', async () => {
     const backupRuns = new v1.SqlBackupRunsServiceClient(fakeClientOptions(fake));
     try {
