@@ -6,6 +6,7 @@ import { createHash, type Hash } from 'node:crypto';
 import { join } from 'node:path';
 import { Transform } from 'node:stream';
 import { ErrorType, type BackupManifest, type ProviderKind } from '../../workflows/types';
+import type { Client } from 'pg';
 import { CommandFailed, runPiped } from '../pg/process';
 import { verdict } from '../errors';
 import { allTableStats, listTables, newestCanary, serverVersion, withClient, type PgConnection } from '../pg/sql';
@@ -84,6 +85,17 @@ async function dump(conn: PgConnection, pgBin: string, snapshot: string, serverV
     }),
   );
   return { sha256: hash.digest('hex'), sizeBytes };
+}
+
+/** pg_restore cannot load a dump into an older server: a verdict before anything is touched. */
+export async function assertServerCanLoad(client: Client, manifest: BackupManifest, where: string): Promise<void> {
+  const version = await serverVersion(client);
+  if (manifest.serverVersionNum > version.num) {
+    throw verdict(
+      ErrorType.ServerVersionTooOld,
+      `backup ${manifest.backupId} was taken from PostgreSQL ${manifest.serverVersion}; ${where} runs ${version.version}, and pg_restore cannot load a dump into an older server`,
+    );
+  }
 }
 
 /**

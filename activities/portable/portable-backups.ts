@@ -15,10 +15,10 @@ import { pipeline } from 'node:stream/promises';
 import { ErrorType, type BackupManifest, type BackupRef, type ProviderKind, type RegionSpec, type StoreSpec } from '../../workflows/types';
 import { verdict } from '../errors';
 import { run } from '../pg/process';
-import { quoteIdent, serverVersion, withClient, type PgConnection } from '../pg/sql';
+import { quoteIdent, withClient, type PgConnection } from '../pg/sql';
 import { processAlive, withToolEnv } from '../pg/tool-env';
 import type { ActivityIo } from '../providers/provider';
-import { dumpWithManifest, hashing, toolTooOld } from './logical-dump';
+import { assertServerCanLoad, dumpWithManifest, hashing, toolTooOld } from './logical-dump';
 import { openStore } from './open-store';
 import { ObjectNotFound, storeUrl, type ObjectStore } from './store';
 
@@ -194,16 +194,7 @@ export class PortableBackups {
       }
 
       const admin = { ...conn, database: 'postgres' };
-      await withClient(admin, async (client) => {
-        const version = await serverVersion(client);
-        if (manifest.serverVersionNum > version.num) {
-          throw verdict(
-            ErrorType.ServerVersionTooOld,
-            `backup ${ref.backupId} was taken from PostgreSQL ${manifest.serverVersion}; the target at ${conn.host}:${conn.port} runs ${version.version}, ` +
-              `and pg_restore cannot load a dump into an older server`,
-          );
-        }
-      });
+      await withClient(admin, (client) => assertServerCanLoad(client, manifest, `the target at ${conn.host}:${conn.port}`));
       const setAside = target.kind === 'scratch' ? await cleanScratchDatabase(conn) : await prepareRecoveryDatabase(conn, target);
       const beat = setInterval(() => io.heartbeat({ phase: 'pg_restore' }), 1000);
       try {

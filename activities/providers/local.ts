@@ -11,8 +11,8 @@ import { verdict } from '../errors';
 import { LocalCluster } from '../pg/cluster';
 import { freePort } from '../pg/ports';
 import { run } from '../pg/process';
-import { libpqEnv, quoteIdent, serverVersion, withClient, type PgConnection } from '../pg/sql';
-import { dumpWithManifest, hashing } from '../portable/logical-dump';
+import { libpqEnv, quoteIdent, withClient, type PgConnection } from '../pg/sql';
+import { assertServerCanLoad, dumpWithManifest, hashing } from '../portable/logical-dump';
 import type { ActivityIo, DatabaseProvider, FenceResult } from './provider';
 import { TopologyStore } from '../topology';
 import { fence, makeStandby, nodeStatus, promote, replicationLag, StandbyStalled, unfence, waitForReplay, type NodeStatus, type ReplicationLag } from '../pg/replication';
@@ -205,16 +205,7 @@ export class LocalProvider implements DatabaseProvider {
     const manifest = await this.manifest(ref);
     const conn = await this.connectScratch(scratch);
     const admin = { ...conn, database: 'postgres' };
-    await withClient(admin, async (client) => {
-      const version = await serverVersion(client);
-      if (manifest.serverVersionNum > version.num) {
-        throw verdict(
-          ErrorType.ServerVersionTooOld,
-          `backup ${ref.backupId} was taken from PostgreSQL ${manifest.serverVersion}; the scratch instance in ${scratch.region.name} runs ${version.version}, ` +
-            `and pg_restore cannot load a dump into an older server`,
-        );
-      }
-    });
+    await withClient(admin, (client) => assertServerCanLoad(client, manifest, `the scratch instance in ${scratch.region.name}`));
     // A failed earlier attempt may have left a half-restored database, or a pg_restore still running
     // (orphaned by a killed worker): start clean. An empty, idle one, as createScratch leaves it, is used.
     const dirty = await withClient(conn, async (client) => {

@@ -105,12 +105,7 @@ export async function setUpCrossCloudAwsDrill(options: CrossCloudAwsOptions): Pr
   writeFileSync(
     file,
     `regions:
-  aws-east:
-    provider: aws
-    awsRegion: ${EAST}
-    kmsKeyId: "${east.kmsKeyArn}"
-    scratch: { subnetGroup: ${east.subnetGroup}, securityGroups: [${east.securityGroupId}] }
-    store: { s3: { bucket: ${bucket}, prefix: lifeboat/ } }
+${awsSourceRegionYaml(east, bucket)}
   ${drRegion}:
     provider: local
     store: { dir: ${storeDir} }
@@ -136,4 +131,14 @@ export async function tearDownCrossCloudAwsDrill(options: Pick<CrossCloudAwsOpti
     await c.query(`drop database if exists ${quoteIdent(options.pgDatabase)} with (force)`);
     await c.query(`drop role if exists ${quoteIdent(options.user)}`);
   });
+}
+
+/** The plan's aws-east region, the source of the cross-cloud drills: moto's network and KMS key, an S3 store. */
+export function awsSourceRegionYaml(east: { kmsKeyArn: string; subnetGroup: string; securityGroupId: string }, bucket: string): string {
+  return `  aws-east:
+    provider: aws
+    awsRegion: ${EAST}
+    kmsKeyId: "${east.kmsKeyArn}"
+    scratch: { subnetGroup: ${east.subnetGroup}, securityGroups: [${east.securityGroupId}] }
+    store: { s3: { bucket: ${bucket}, prefix: lifeboat/ } }`;
 }

@@ -21,9 +21,8 @@ import { runTag } from '../../workflows/shared-steps';
 import { RUNBOOK_TASK_QUEUE, type RunbookReport } from '../../workflows/types';
 import { fakeClientOptions } from '../fakes/cloudsql/clients';
 import { startCloudSqlFake, type CloudSqlFake } from '../fakes/cloudsql/server';
-import { EAST } from '../support/aws-drill';
 import { client, env, historyText, local, LogCapture, startWorker, type RunningWorker } from '../support/stack';
-import { setUpCrossCloudAwsDrill, SOURCE_SERVER, tearDownCrossCloudAwsDrill, type CrossCloudAwsSetup } from '../support/xc-aws-drill';
+import { awsSourceRegionYaml, setUpCrossCloudAwsDrill, SOURCE_SERVER, tearDownCrossCloudAwsDrill, type CrossCloudAwsSetup } from '../support/xc-aws-drill';
 
 const GCP_REGION = 'gcp-dr';
 const PROJECT = 'lifeboat-rds2sql';
@@ -106,12 +105,7 @@ describe(`cross-cloud drill from AWS RDS to Google Cloud SQL (${STAND_INS})`, ()
     writeFileSync(
       file,
       `regions:
-  aws-east:
-    provider: aws
-    awsRegion: ${EAST}
-    kmsKeyId: "${east.kmsKeyArn}"
-    scratch: { subnetGroup: ${east.subnetGroup}, securityGroups: [${east.securityGroupId}] }
-    store: { s3: { bucket: ${S3_BUCKET}, prefix: lifeboat/ } }
+${awsSourceRegionYaml(east, S3_BUCKET)}
   ${GCP_REGION}:
     provider: gcp
     project: ${PROJECT}
