@@ -126,6 +126,21 @@ const checkSchema = strictObject({
   sql: z.string().min(1, 'expected a SQL query').max(20_000, 'expected at most 20000 characters'),
 });
 
+// Five cron fields (minute hour day-of-month month day-of-week), as Temporal Schedules read them.
+const CRON = /^\s*([0-9*,/-]+)\s+([0-9*,/-]+)\s+([0-9*,/?LW-]+)\s+([0-9A-Za-z*,/-]+)\s+([0-9A-Za-z*,/?L#-]+)\s*$/;
+const CRON_EXPECTED = 'expected five cron fields such as "0 3 * * *" (minute hour day-of-month month day-of-week)';
+const cadenceSchema = strictObject({
+  /** How often: a duration such as 24h. Give this or cron. */
+  every: duration.optional(),
+  cron: z
+    .string()
+    .regex(CRON, CRON_EXPECTED)
+    .refine((c) => cronFieldsInRange(c), { message: `${CRON_EXPECTED}, each within its range (minute 0-59, hour 0-23, day 1-31, month 1-12, weekday 0-7)` })
+    .optional(),
+  /** Random delay added to each start, so a fleet does not start at once. */
+  jitter: duration.optional(),
+});
+
 const databaseSchema = strictObject({
   primary: strictObject({
     region: z.string().regex(NAME, 'expected a region name (lowercase letters, digits, dashes)'),
@@ -156,6 +171,13 @@ const databaseSchema = strictObject({
   checks: z.array(checkSchema).default([]),
   retention: strictObject({ keep: z.number().int('expected a whole number').min(1, 'expected at least 1').max(1000) }).default({ keep: 7 }),
   failover: strictObject({ approvalTimeout: duration.default(900) }).default({ approvalTimeout: 900 }),
+  /** Temporal Schedules for this database's drills and backups (`lifeboat schedule apply`). */
+  schedule: strictObject({
+    drill: cadenceSchema.optional(),
+    backup: cadenceSchema.optional(),
+    /** A start missed by at most this much (the server was down) still runs; older ones are skipped. */
+    catchupWindow: duration.default(3600),
+  }).optional(),
 });
 
 const planSchema = strictObject({
@@ -174,6 +196,22 @@ export interface LoadedPlan {
 /** Bad input: the CLI turns this into exit code 2. */
 export class PlanError extends Error {
   override name = 'PlanError';
+}
+
+function cronFieldsInRange(cron: string): boolean {
+  const ranges: Array<[number, number]> = [[0, 59], [0, 23], [1, 31], [1, 12], [0, 7]];
+  return cron
+    .trim()
+    .split(/\s+/)
+    .every((field, i) =>
+      field.split(',').every((part) => {
+        const [values = '', step] = part.split('/');
+        if (step !== undefined && !(Number(step) >= 1)) return false;
+        const [lo, hi] = ranges[i]!;
+        // Names (JAN, MON) and letters (L, W, #) carry no number to check here.
+        return (values.match(/\d+/g) ?? []).every((n) => Number(n) >= lo && Number(n) <= hi);
+      }),
+    );
 }
 
 export function parseDuration(value: number | string): number | null {
@@ -225,6 +263,14 @@ export function parsePlan(text: string, source: string): LoadedPlan {
     if (!Object.hasOwn(plan.regions, db.dr.region)) problems.push(`  databases.${name}.dr.region: ${JSON.stringify(db.dr.region)} is not a region of this plan; expected one of ${regionNames}`);
     if (db.dr.region === db.primary.region) problems.push(`  databases.${name}.dr.region: ${JSON.stringify(db.dr.region)} is the primary's region; expected a different region`);
     problems.push(...providerProblems(plan, name, db));
+    for (const kind of ['drill', 'backup'] as const) {
+      const cadence = db.schedule?.[kind];
+      if (!cadence) continue;
+      const at = `  databases.${name}.schedule.${kind}`;
+      if (!cadence.every === !cadence.cron) problems.push(`${at}: expected exactly one of every (a duration) or cron`);
+      if (cadence.every !== undefined && cadence.every < 60) problems.push(`${at}.every: ${cadence.every}s; expected at least 1m`);
+      if (cadence.jitter !== undefined && cadence.every !== undefined && cadence.jitter >= cadence.every) problems.push(`${at}.jitter: ${cadence.jitter}s is not shorter than every (${cadence.every}s); expected less`);
+    }
     const seen = new Set<string>();
     db.checks.forEach((check, i) => {
       if (seen.has(check.name)) problems.push(`  databases.${name}.checks.${i}.name: ${JSON.stringify(check.name)} is used twice; expected unique check names`);

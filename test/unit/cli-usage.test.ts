@@ -183,6 +183,13 @@ databases:
     expectUsageError(lifeboat('failover', 'shop', '--zonal', '-f', plan), '--zonal is a platform HA failover within one region; shop recovers across clouds');
   });
 
+  test('schedule without a subcommand, and apply with a cron typo, are usage errors before Temporal is called', () => {
+    expectUsageError(lifeboat('schedule'), 'expected: lifeboat schedule apply | list | pause | unpause | trigger');
+    const plan = join(work, 'cron.yaml');
+    writeFileSync(plan, 'regions:\n  local-a: { provider: local }\n  local-b: { provider: local }\ndatabases:\n  orders:\n    primary: { region: local-a, database: orders }\n    dr: { region: local-b }\n    objectives: { rpo: 15m, rto: 30m }\n    schedule: { drill: { cron: "0 3 * *" } }\n');
+    expectUsageError(lifeboat('schedule', 'apply', '-f', plan), 'databases.orders.schedule.drill.cron: expected five cron fields');
+  });
+
   test('drill of a database named like an Object.prototype member is a usage error', () => {
     expectUsageError(lifeboat('drill', 'toString'), 'database "toString"', 'expected one of orders');
   });

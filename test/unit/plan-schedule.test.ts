@@ -1,0 +1,54 @@
+// The plan's schedule blocks: a cadence is every (a duration) or cron, never both; cron typos and
+// out-of-range fields are named; jitter must be shorter than the interval.
+import { parsePlan, PlanError } from '../../worker/plan';
+import { desiredSchedules } from '../../scripts/schedule';
+
+function plan(schedule: string): string {
+  return `regions:
+  local-a: { provider: local }
+  local-b: { provider: local }
+databases:
+  orders:
+    primary: { region: local-a, database: orders }
+    dr: { region: local-b }
+    objectives: { rpo: 15m, rto: 30m }
+    schedule:
+${schedule}
+`;
+}
+
+function errorOf(text: string): string {
+  try {
+    parsePlan(text, 'plan.yaml');
+  } catch (err) {
+    if (err instanceof PlanError) return err.message;
+    throw err;
+  }
+  throw new Error('the plan was accepted');
+}
+
+describe('plan schedule blocks', () => {
+  test('every, cron and jitter become a Temporal schedule spec with overlap SKIP and the catch-up window', () => {
+    const loaded = parsePlan(plan('      drill: { every: 24h, jitter: 30m }\n      backup: { cron: "*/15 * * * 1-5" }\n      catchupWindow: 5m'), 'plan.yaml');
+    const [drill, backup] = desiredSchedules(loaded);
+    expect(drill).toMatchObject({ scheduleId: 'lifeboat/orders/drill', options: { spec: { intervals: [{ every: 86_400_000 }], jitter: 1_800_000 }, policies: { catchupWindow: 300_000 } } });
+    expect(backup).toMatchObject({ scheduleId: 'lifeboat/orders/backup', options: { spec: { cronExpressions: ['*/15 * * * 1-5'] } } });
+    // The digest follows the plan: the same plan gives the same digest, a changed one another.
+    expect(desiredSchedules(parsePlan(plan('      drill: { every: 24h, jitter: 30m }\n      backup: { cron: "*/15 * * * 1-5" }\n      catchupWindow: 5m'), 'plan.yaml'))[0]!.digest).toBe(drill!.digest);
+    expect(desiredSchedules(parsePlan(plan('      drill: { every: 12h }'), 'plan.yaml'))[0]!.digest).not.toBe(drill!.digest);
+  });
+
+  test.each([
+    ['both every and cron', '      drill: { every: 1h, cron: "0 * * * *" }', /schedule\.drill: expected exactly one of every \(a duration\) or cron/],
+    ['neither', '      drill: { jitter: 5m }', /schedule\.drill: expected exactly one of every/],
+    ['a cron typo (four fields)', '      backup: { cron: "0 3 * *" }', /schedule\.backup\.cron: expected five cron fields/],
+    ['a cron hour out of range', '      backup: { cron: "0 25 * * *" }', /schedule\.backup\.cron: .*each within its range/],
+    ['a zero cron step', '      backup: { cron: "*/0 * * * *" }', /schedule\.backup\.cron: .*each within its range/],
+    ['jitter as long as the interval', '      drill: { every: 1h, jitter: 1h }', /schedule\.drill\.jitter: 3600s is not shorter than every/],
+    ['an interval under a minute', '      drill: { every: 30s }', /schedule\.drill\.every: 30s; expected at least 1m/],
+    ['a negative interval', '      drill: { every: -5m }', /schedule\.drill\.every: expected a duration/],
+    ['an unknown key', '      drills: { every: 1h }', /schedule\.drills: unknown key; expected only drill, backup, catchupWindow/],
+  ])('refused, naming the field: %s', (_what, schedule, expected) => {
+    expect(errorOf(plan(schedule))).toMatch(expected);
+  });
+});
