@@ -18,6 +18,7 @@ const USAGE = `usage:
   lifeboat worker [-f plan]                       run a worker (one task queue per region)
   lifeboat plan validate [-f plan]
   lifeboat drill <db> [-f plan] [--from-latest-backup] [--json]
+  lifeboat drill --all [-f plan] [--concurrency N] [--json]   every database, as child workflows, N at a time
   lifeboat backup <db> [-f plan] [--json]
   lifeboat backups list <db> [-f plan] [--json]
   lifeboat failover <db> [-f plan] [--planned | --unplanned | --zonal] [--yes] [--json]
@@ -40,6 +41,8 @@ interface Args {
   mode?: 'planned' | 'unplanned' | 'zonal';
   yes: boolean;
   reason?: string;
+  all?: boolean;
+  concurrency?: number;
 }
 
 function parseArgs(argv: string[]): Args {
@@ -49,6 +52,12 @@ function parseArgs(argv: string[]): Args {
     if (a === '-f' || a === '--file' || a === '--plan') args.plan = optionValue(a, argv[++i], 'a plan file path');
     else if (a === '--json') args.json = true;
     else if (a === '--from-latest-backup') args.fromLatestBackup = true;
+    else if (a === '--all') args.all = true;
+    else if (a === '--concurrency') {
+      const value = optionValue(a, argv[++i], 'a number of drills at a time (1-50)');
+      if (!/^\d+$/.test(value) || Number(value) < 1 || Number(value) > 50) throw new UsageError(`--concurrency ${value}: expected a whole number from 1 to 50`);
+      args.concurrency = Number(value);
+    }
     else if (a === '--planned' || a === '--unplanned' || a === '--zonal') {
       const mode = a === '--planned' ? 'planned' : a === '--unplanned' ? 'unplanned' : 'zonal';
       if (args.mode && args.mode !== mode) throw new UsageError('--planned, --unplanned and --zonal exclude each other');
@@ -131,6 +140,21 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     }
     case 'drill': {
+      if (args.all) {
+        expectArgs(args, 1, 'lifeboat drill --all [-f plan] [--concurrency N] [--from-latest-backup] [--json] (no database: --all drills every one)');
+        const plan = loadPlan(env, args.plan);
+        const drills = Object.keys(plan.plan.databases).map((db) => drillInput(plan, db, { fromLatestBackup: args.fromLatestBackup, triggeredBy: whoAmI() }));
+        const input = { drills, concurrency: args.concurrency ?? 4, triggeredBy: whoAmI() };
+        return runRunbook(env, args, {
+          runbook: 'drill',
+          workflowType: 'fleetDrill',
+          database: '(fleet)',
+          input,
+          provider: drills[0]!.primary.region.provider,
+          summary: `Fleet drill of ${drills.length} database(s), ${input.concurrency} at a time`,
+        });
+      }
+      if (args.concurrency !== undefined) throw new UsageError('--concurrency goes with --all');
       expectArgs(args, 2, 'lifeboat drill <db> [-f plan] [--from-latest-backup] [--json]');
       const input = drillInput(loadPlan(env, args.plan), sub!, { fromLatestBackup: args.fromLatestBackup, triggeredBy: whoAmI() });
       return runRunbook(env, args, {

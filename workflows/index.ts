@@ -4,3 +4,4 @@ export { backup, backupProgressQuery } from './backup';
 export { failover, failoverProgressQuery, approveFailoverUpdate } from './failover';
 export { failback, failbackProgressQuery } from './failback';
 export { crossCloudFailover, crossCloudProgressQuery } from './cross-cloud';
+export { fleetDrill, fleetDrillProgressQuery } from './fleet';
