@@ -22,6 +22,7 @@ import { instrument } from './instrument';
 import { createReplicationActivities } from './replication';
 import { createCrossCloudActivities } from './cross-cloud';
 import type { TopologyStore } from './topology';
+import { sendNotification, type Notification, type NotifyConfig } from './notify';
 import type { CanaryLedger } from './canary-ledger';
 import type { Client } from '@temporalio/client';
 
@@ -36,6 +37,8 @@ export interface ActivityDeps {
   portable?: PortableBackups;
   /** Where cross-cloud runbooks record which side serves a database. */
   topologies?: TopologyStore;
+  /** The webhook notifications go to (none: they are skipped). */
+  notify?: NotifyConfig;
 }
 
 export function createActivities(deps: ActivityDeps) {
@@ -132,6 +135,9 @@ export function createActivities(deps: ActivityDeps) {
         return verifyAgainstManifest(await p.connectScratch(scratch), manifest, checks, io);
       },
     ),
+
+    /** One notification to the configured webhook; sent: false when none is configured. */
+    notify: activity('notify', async (note: Notification, io) => sendNotification(deps.notify ?? {}, note, io)),
 
     dropScratchInstance: activity('dropScratchInstance', async ({ scratch }: { scratch: ScratchInstance }, io) => ({
       existed: await provider(scratch.region).dropScratch(scratch, io),

@@ -15,6 +15,8 @@ export interface LifeboatEnv {
   rdsCaFile?: string;
   /** The Cloud SQL Admin API endpoint when not Google's (LIFEBOAT_CLOUDSQL_API=http://host:port for a fake). */
   cloudSqlApi?: { apiEndpoint: string; port: number; protocol: 'http' | 'https' };
+  /** Notifications go here (LIFEBOAT_WEBHOOK_URL): generic JSON, Slack-compatible. Often holds a token. */
+  webhookUrl?: string;
   /** Where `env:NAME` credential references resolve: this process's environment. */
   secrets: Readonly<Record<string, string | undefined>>;
 }
@@ -45,8 +47,20 @@ export function loadEnv(env: NodeJS.ProcessEnv = process.env): LifeboatEnv {
     uiUrl: env.LIFEBOAT_UI_URL || (env.LIFEBOAT_UI_PORT ? `http://localhost:${env.LIFEBOAT_UI_PORT}` : undefined),
     rdsCaFile: env.LIFEBOAT_RDS_CA_FILE || undefined,
     cloudSqlApi: env.LIFEBOAT_CLOUDSQL_API ? cloudSqlApi(env.LIFEBOAT_CLOUDSQL_API) : undefined,
+    webhookUrl: env.LIFEBOAT_WEBHOOK_URL ? webhookUrl(env.LIFEBOAT_WEBHOOK_URL) : undefined,
     secrets: env,
   };
+}
+
+function webhookUrl(url: string): string {
+  let parsed: URL | null = null;
+  try {
+    parsed = new URL(url);
+  } catch {
+    // The value is not echoed: a webhook URL usually carries its token.
+  }
+  if (!parsed || !['http:', 'https:'].includes(parsed.protocol)) throw new Error('LIFEBOAT_WEBHOOK_URL is not an http(s) URL');
+  return url;
 }
 
 function cloudSqlApi(url: string): { apiEndpoint: string; port: number; protocol: 'http' | 'https' } {

@@ -69,6 +69,7 @@ export async function createWorkers(options: WorkerOptions): Promise<{ workers: 
     ledger: new CanaryLedger(env.home),
     portable,
     topologies: new TopologyStore(env.home),
+    notify: { webhookUrl: env.webhookUrl, uiUrl: env.uiUrl },
     temporal: () => (client ??= connectClient(temporal)),
   });
 

@@ -15,6 +15,7 @@
 // is left in place, marked with this run, for the next attempt to redo.
 import { CancellationScope, isCancellation, setHandler, workflowInfo } from '@temporalio/workflow';
 import { callIn } from './calls';
+import { notifyFinished } from './notify';
 import { crossCloudProgressQuery } from './messages';
 import { fenceWithDeadline, longTransfer, quickCall } from './options';
 import { finishReport, invalid, startReport } from './report';
@@ -71,7 +72,7 @@ export async function crossCloudFailover(input: CrossCloudInput): Promise<Runboo
       }
     }
 
-    const approval = await approvalGate(run, input.direction);
+    const approval = await approvalGate(run, input.direction, recordRegion);
     report.failover.approval = approval;
     if (!approval) {
       report.outcome = 'failed';
@@ -173,7 +174,10 @@ export async function crossCloudFailover(input: CrossCloudInput): Promise<Runboo
     report.outcome = 'failed';
     report.reason = describeFailure(err);
   } finally {
-    await CancellationScope.nonCancellable(() => compensate(run));
+    await CancellationScope.nonCancellable(async () => {
+      await compensate(run);
+      await notifyFinished(steps, recordRegion, report);
+    });
   }
   return finish();
 

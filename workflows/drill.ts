@@ -16,6 +16,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import { callIn } from './calls';
+import { notify } from './notify';
 import { longTransfer, provisioning, quickCall, teardown } from './options';
 import { backupAndCopy, canaryWrite, preflight, runTag, verifyCopy } from './shared-steps';
 import { finishReport, startReport, subjectOf, validateRunbookInput, type Cleanup } from './report';
@@ -142,6 +143,18 @@ export async function drill(input: DrillInput): Promise<RunbookReport> {
     });
   }
 
+  if (report.outcome === 'failed' && !cancelled) {
+    await notify(steps, dr, {
+      event: 'drill.failed',
+      database: input.database,
+      runbook: 'drill',
+      summary: `drill of ${input.database} failed`,
+      outcome: 'failed',
+      ...(report.reason && { reason: report.reason }),
+      rtoSeconds: report.rtoSeconds,
+      rpoSeconds: report.rpoSeconds,
+    });
+  }
   finishReport(report, steps);
   if (cancelled) throw cancelled;
   return report;

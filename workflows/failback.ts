@@ -6,6 +6,7 @@
 //   -> re-protect the former primary as the new standby -> nothing written during the failover lost
 import { CancellationScope, isCancellation, setHandler, workflowInfo } from '@temporalio/workflow';
 import { callIn } from './calls';
+import { notifyFinished } from './notify';
 import { failbackProgressQuery } from './messages';
 import { longTransfer, quickCall } from './options';
 import { finishReport, invalid, startReport, subjectOf, validateFailoverInput } from './report';
@@ -82,7 +83,7 @@ export async function failback(input: FailbackInput): Promise<RunbookReport> {
     );
     report.failover.lagAtDecision = { bytes: lag.lagBytes, seconds: lag.lagSeconds };
 
-    const approval = await approvalGate(run, 'failback');
+    const approval = await approvalGate(run, 'failback', set.dr);
     report.failover.approval = approval;
     if (!approval) {
       report.outcome = 'failed';
@@ -124,7 +125,10 @@ export async function failback(input: FailbackInput): Promise<RunbookReport> {
     report.outcome = 'failed';
     report.reason = describeFailure(err);
   } finally {
-    await CancellationScope.nonCancellable(() => compensate(run));
+    await CancellationScope.nonCancellable(async () => {
+      await compensate(run);
+      await notifyFinished(steps, set.dr, report);
+    });
   }
   if (cancelled) {
     finishReport(report, steps);

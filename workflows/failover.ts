@@ -12,6 +12,7 @@
 // Until the promote, every change has an undo; an approval that times out changes nothing.
 import { CancellationScope, isCancellation, setHandler, workflowInfo } from '@temporalio/workflow';
 import { callIn } from './calls';
+import { notifyFinished } from './notify';
 import { failoverProgressQuery } from './messages';
 import { provisioning, quickCall } from './options';
 import { finishReport, invalid, startReport, subjectOf, validateFailoverInput } from './report';
@@ -58,7 +59,7 @@ export async function failover(input: FailoverInput): Promise<RunbookReport> {
       );
     }
 
-    const approval = await approvalGate(run, 'failover');
+    const approval = await approvalGate(run, 'failover', set.dr);
     report.failover.approval = approval;
     if (!approval) {
       report.outcome = 'failed';
@@ -82,7 +83,10 @@ export async function failover(input: FailoverInput): Promise<RunbookReport> {
     report.outcome = 'failed';
     report.reason = describeFailure(err);
   } finally {
-    await CancellationScope.nonCancellable(() => compensate(run));
+    await CancellationScope.nonCancellable(async () => {
+      await compensate(run);
+      await notifyFinished(steps, set.dr, report);
+    });
   }
   return finish();
 
@@ -103,7 +107,7 @@ async function zonalFailover(run: TopologyRun, topology: TopologyView, declaredS
   const startCanary = await steps.run('canary write', `writing a canary row on ${label(primary)}`, () =>
     callIn(region, quickCall, 'writeCanaryOnNode', `Canary write on ${label(primary)}`, { set, node: primary, database: input.pgDatabase, token: `${info.workflowId}/${info.runId}/canary` }),
   );
-  const approval = await approvalGate(run, 'failover');
+  const approval = await approvalGate(run, 'failover', set.dr);
   if (report.failover) report.failover.approval = approval;
   if (!approval) {
     report.outcome = 'failed';

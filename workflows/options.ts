@@ -69,6 +69,19 @@ export const teardown: ActivityOptions = {
   },
 };
 
+/** A notification: a few quick tries; a runbook never waits long on a webhook, nor fails for one. */
+export const notification: ActivityOptions = {
+  ...waitForCancellation,
+  startToCloseTimeout: '30 seconds',
+  retry: {
+    initialInterval: '2 seconds',
+    backoffCoefficient: 2,
+    maximumInterval: '30 seconds',
+    maximumAttempts: 5,
+    nonRetryableErrorTypes: NON_RETRYABLE_ERROR_TYPES,
+  },
+};
+
 /**
  * Fencing a primary that may be dead or unreachable (unplanned failover): one short deadline, after
  * which the runbook records the fence as unconfirmed and carries on. It never waits on a dark region.

@@ -7,6 +7,7 @@ import { callIn } from './calls';
 import { approveFailoverUpdate } from './messages';
 import { fenceWithDeadline, longTransfer, provisioning, quickCall } from './options';
 import { invalid } from './report';
+import { notify } from './notify';
 import { describeFailure, type StepLog } from './steps';
 import type { Approval, Canary, CheckResult, FailoverInput, FailbackInput, NodeRef, RegionSpec, ReplicaSetSpec, RunbookReport, TopologyView } from './types';
 
@@ -36,6 +37,7 @@ export interface TopologyRun {
 export async function approvalGate(
   run: Pick<TopologyRun, 'steps' | 'info'> & { input: Pick<FailoverInput, 'approval' | 'database' | 'planDigest' | 'triggeredBy'> },
   what: string,
+  notifyIn: RegionSpec,
 ): Promise<Approval | null> {
   const { input, steps, info } = run;
   let approval: Approval | null = input.approval.preApproved
@@ -62,15 +64,25 @@ export async function approvalGate(
       },
     },
   );
+  const started = () =>
+    notify(steps, notifyIn, { event: 'failover.started', database: input.database, runbook: what, summary: `${what} of ${input.database} approved and starting` });
   if (approval) {
     await steps.run('approval', 'pre-approved', async () => ({ value: null, attempt: 1 }));
+    await started();
     return approval;
   }
+  await notify(steps, notifyIn, {
+    event: 'failover.approval_needed',
+    database: input.database,
+    runbook: what,
+    summary: `${what} of ${input.database} waits for approval: lifeboat approve ${info.workflowId} (times out in ${input.approval.timeoutSeconds}s)`,
+  });
   const approved = await steps.run('approval', `waiting for approval: lifeboat approve ${info.workflowId}`, async () => ({
     value: await condition(() => approval !== null, input.approval.timeoutSeconds * 1000),
     attempt: 1,
   }));
   waiting = false;
+  if (approved) await started();
   return approved ? approval : null;
 }
 
