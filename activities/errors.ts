@@ -7,6 +7,11 @@ export function isVerdict(err: unknown): boolean {
   return (err as { nonRetryable?: boolean } | null)?.nonRetryable === true;
 }
 
+/** Whether a failure is a verdict of this type (BackupNotFound, …). */
+export function isVerdictOf(err: unknown, type: ErrorType): boolean {
+  return isVerdict(err) && (err as { type?: string }).type === type;
+}
+
 export function verdict(type: ErrorType, message: string, details?: Record<string, unknown>): ApplicationFailure {
   return ApplicationFailure.create({ type, message, nonRetryable: true, details: details ? [details] : undefined });
 }

@@ -2,6 +2,7 @@
 // 2 bad input or usage, with a message that names the field, the value and what is expected.
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
+import { findPgBin } from '../activities/pg/binaries';
 import { WorkflowExecutionAlreadyStartedError, WorkflowFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
 import { loadEnv, type LifeboatEnv } from '../worker/env';
@@ -183,7 +184,7 @@ async function main(argv: string[]): Promise<number> {
       const db = databaseOf(plan, name);
       const providers = (await workerMain()).buildProviders(env);
       // Across clouds, the backups that matter are the portable ones in each region's store.
-      const portable = recoversByRestore(plan, name) ? new (await import('../activities/portable/portable-backups')).PortableBackups({ pgBin: '', workDir: '' }) : null;
+      const portable = recoversByRestore(plan, name) ? new (await import('../activities/portable/portable-backups')).PortableBackups({ pgBin: findPgBin(env.pgBin), workDir: join(env.home, 'restore-staging') }) : null;
       const rows = [];
       for (const region of planRegions(plan).filter((r) => r.name === db.primary.region || r.name === db.dr.region)) {
         const refs = portable ? await portable.list(region, db.primary.database) : await providers[region.provider].listBackups(region, db.primary.database);

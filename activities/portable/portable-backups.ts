@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { PassThrough, pipeline as streamPipeline, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { ErrorType, type BackupManifest, type BackupRef, type ProviderKind, type RegionSpec, type StoreSpec } from '../../workflows/types';
-import { verdict } from '../errors';
+import { isVerdictOf, verdict } from '../errors';
 import { run } from '../pg/process';
 import { quoteIdent, withClient, type PgConnection } from '../pg/sql';
 import { processAlive, withToolEnv } from '../pg/tool-env';
@@ -52,14 +52,15 @@ export class PortableBackups {
     const store = this.store(spec);
     const prefix = keyOf(conn.database, backupId, '');
     const existing = await this.readManifest(store, conn.database, backupId).catch((err: Error) => {
-      if (isVerdictType(err, ErrorType.BackupNotFound)) return null;
+      if (isVerdictOf(err, ErrorType.BackupNotFound)) return null;
       throw err;
     });
     if (existing) {
       io.logger.info({ backupId, store: store.url }, 'portable backup already complete from an earlier attempt; adopting it');
       return refFor(region, spec, existing);
     }
-    await store.delete((await store.list(prefix)).filter((k) => k.startsWith(prefix)));
+    // Whatever a failed attempt left under this backup's prefix (no manifest: never listed) goes first.
+    await store.delete(await store.list(prefix));
     const body = new PassThrough({ highWaterMark: 1 << 20 });
     const upload = store.put(keyOf(conn.database, backupId, DUMP), body, io.signal);
     // Either side failing stops the other: a failed upload would leave pg_dump blocked on a full pipe,
@@ -111,7 +112,7 @@ export class PortableBackups {
     const manifest = await this.readManifest(from, ref.database, ref.backupId);
     // Only "there is no (valid) copy" leads to replacing one; any other failure is the attempt's.
     const there = await this.readManifest(dest, ref.database, ref.backupId).catch((err: unknown) => {
-      if (isVerdictType(err, ErrorType.BackupNotFound) || isVerdictType(err, ErrorType.BackupManifestInvalid)) return null;
+      if (isVerdictOf(err, ErrorType.BackupNotFound) || isVerdictOf(err, ErrorType.BackupManifestInvalid)) return null;
       throw err;
     });
     if (there?.sha256 === manifest.sha256) {
@@ -324,10 +325,6 @@ async function hashStream(body: Readable, io: ActivityIo, phase: string): Promis
     io.signal.removeEventListener('abort', onAbort);
   }
   return { sha256: hash.digest('hex'), sizeBytes };
-}
-
-function isVerdictType(err: unknown, type: string): boolean {
-  return (err as { type?: string }).type === type;
 }
 
 /** A scratch database holding anything (a failed attempt's half restore) is dropped and made anew. */
