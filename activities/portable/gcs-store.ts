@@ -10,7 +10,7 @@ import { addAbortSignal, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Storage, type Bucket, type StorageOptions } from '@google-cloud/storage';
 import type { StoreSpec } from '../../workflows/types';
-import { checkKey, joinKey, ObjectNotFound, storeUrl, type ObjectStore } from './store';
+import { checkKey, joinKey, listScope, ObjectNotFound, storeUrl, type ObjectStore } from './store';
 
 /** Resumable chunks must be multiples of 256 KiB; one chunk is all a put holds in memory. */
 export const CHUNK_SIZE = 8 << 20;
@@ -61,14 +61,11 @@ export class GcsStore implements ObjectStore {
     }
   }
 
-  /** As DirStore: `prefix` names a key or a folder of keys, never part of a name. */
   async list(prefix: string): Promise<string[]> {
-    const root = joinKey(this.spec.prefix, '');
-    const under = prefix.replace(/\/+$/, '');
-    if (under) checkKey(under);
+    const scope = listScope(this.spec.prefix, prefix);
     // autoPaginate (the default) follows every page token.
-    const [files] = await this.bucket.getFiles({ prefix: root + under });
-    return files.map((file) => file.name.slice(root.length)).filter((key) => !under || key === under || key.startsWith(`${under}/`));
+    const [files] = await this.bucket.getFiles({ prefix: scope.query });
+    return files.map((file) => scope.keyOf(file.name)).filter((key): key is string => key !== null);
   }
 
   async delete(keys: string[]): Promise<void> {

@@ -19,7 +19,7 @@ import {
   type CompletedPart,
 } from '@aws-sdk/client-s3';
 import type { StoreSpec } from '../../workflows/types';
-import { checkKey, joinKey, ObjectNotFound, storeUrl, type ObjectStore } from './store';
+import { checkKey, joinKey, listScope, ObjectNotFound, storeUrl, type ObjectStore } from './store';
 
 /** S3's part size floor is 5 MiB; one part is all a put ever holds in memory. */
 export const PART_SIZE = 8 << 20;
@@ -91,18 +91,15 @@ export class S3Store implements ObjectStore {
     }
   }
 
-  /** As DirStore: `prefix` names a key or a folder of keys, never part of a name. */
   async list(prefix: string): Promise<string[]> {
-    const root = joinKey(this.spec.prefix, '');
-    const under = prefix.replace(/\/+$/, '');
-    if (under) checkKey(under);
+    const scope = listScope(this.spec.prefix, prefix);
     const keys: string[] = [];
     let ContinuationToken: string | undefined;
     do {
-      const page = await this.client.send(new ListObjectsV2Command({ Bucket: this.spec.bucket, Prefix: root + under, ContinuationToken }));
+      const page = await this.client.send(new ListObjectsV2Command({ Bucket: this.spec.bucket, Prefix: scope.query, ContinuationToken }));
       for (const object of page.Contents ?? []) {
-        const key = object.Key!.slice(root.length);
-        if (!under || key === under || key.startsWith(`${under}/`)) keys.push(key);
+        const key = scope.keyOf(object.Key!);
+        if (key !== null) keys.push(key);
       }
       ContinuationToken = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (ContinuationToken);

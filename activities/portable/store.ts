@@ -51,3 +51,21 @@ export function storeUrl(spec: StoreSpec): string {
   const root = spec.prefix.replace(/^\/+|\/+$/g, '');
   return `${spec.kind === 's3' ? 's3' : 'gs'}://${spec.bucket}${root ? `/${root}` : ''}`;
 }
+
+/**
+ * What `list(prefix)` asks of a bucket store, as DirStore answers it: `prefix` names a key or a folder
+ * of keys, never part of a name (`db` does not match `dbx/…`). The bucket is asked for `query`; each
+ * object name it returns becomes a key relative to the store's root, or null when it is not in scope.
+ */
+export function listScope(storePrefix: string, prefix: string): { query: string; keyOf(name: string): string | null } {
+  const root = joinKey(storePrefix, '');
+  const under = prefix.replace(/\/+$/, '');
+  if (under) checkKey(under);
+  return {
+    query: root + under,
+    keyOf: (name) => {
+      const key = name.slice(root.length);
+      return !under || key === under || key.startsWith(`${under}/`) ? key : null;
+    },
+  };
+}

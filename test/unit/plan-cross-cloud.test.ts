@@ -1,6 +1,7 @@
 // Plans for recovery across clouds: a DR region on another provider is allowed when both regions
 // keep portable backups in a store, and every missing or contradictory setting is named.
-import { crossCloudInput, drillInput, backupInput, parsePlan, PlanError, recoversByRestore } from '../../worker/plan';
+import { crossCloudInput, drillInput, backupInput, parsePlan, recoversByRestore } from '../../worker/plan';
+import { planErrorOf } from '../support/plan-errors';
 
 const GCP = '{ provider: gcp, project: shop-prod-1, gcpRegion: us-east4, scratch: { databaseVersion: POSTGRES_15 }, store: { gcs: { bucket: shop-dr-backups, prefix: pg/ } } }';
 
@@ -16,16 +17,6 @@ ${extra}`;
 }
 
 const VALID = plan(`  local-a: { provider: local, store: { s3: { bucket: shop-backups, awsRegion: eu-west-1 } } }\n  gcp-b: ${GCP}`, '{ region: gcp-b, instance: shop-dr, credentials: { user: postgres, password: "env:SHOP_DR_PASSWORD" } }');
-
-function errorOf(text: string): string {
-  try {
-    parsePlan(text, 'plan.yaml');
-  } catch (err) {
-    if (err instanceof PlanError) return err.message;
-    throw err;
-  }
-  throw new Error('the plan was accepted');
-}
 
 describe('cross-cloud plans (portable backups)', () => {
   test('local primary with an S3 store, Cloud SQL DR with a GCS store: accepted, and drills, backups and failovers go portable', () => {
@@ -63,8 +54,8 @@ describe('cross-cloud plans (portable backups)', () => {
     ['DR settings on a same-provider database', plan('  local-a: { provider: local }\n  local-b: { provider: local }', '{ region: local-b, instance: other }'), /databases\.shop\.dr: instance and credentials are for cross-cloud recovery/],
     ['an AWS DR region (portable restores into RDS are not built)', plan('  local-a: { provider: local, store: { dir: /srv/a } }\n  aws-b: { provider: aws, awsRegion: us-west-2, scratch: { subnetGroup: g, securityGroups: [sg-0123456789abcdef0] }, store: { s3: { bucket: shop-dr } } }', '{ region: aws-b, credentials: { user: admin, password: "env:P" } }'), /dr\.region: "aws-b" is on aws; portable backups restore into local or gcp regions/],
   ])('refused, naming the field: %s', (_what, text, expected) => {
-    expect(errorOf(text)).toMatch(expected);
-    expect(errorOf(text)).not.toContain('hunter2');
+    expect(planErrorOf(text)).toMatch(expected);
+    expect(planErrorOf(text)).not.toContain('hunter2');
   });
 
   test('a cross-cloud failover into a cloud region needs the DR instance', () => {

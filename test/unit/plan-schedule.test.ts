@@ -1,6 +1,7 @@
 // The plan's schedule blocks: a cadence is every (a duration) or cron, never both; cron typos and
 // out-of-range fields are named; jitter must be shorter than the interval.
-import { parsePlan, PlanError } from '../../worker/plan';
+import { parsePlan } from '../../worker/plan';
+import { planErrorOf } from '../support/plan-errors';
 import { desiredSchedules } from '../../scripts/schedule';
 
 function plan(schedule: string): string {
@@ -15,16 +16,6 @@ databases:
     schedule:
 ${schedule}
 `;
-}
-
-function errorOf(text: string): string {
-  try {
-    parsePlan(text, 'plan.yaml');
-  } catch (err) {
-    if (err instanceof PlanError) return err.message;
-    throw err;
-  }
-  throw new Error('the plan was accepted');
 }
 
 describe('plan schedule blocks', () => {
@@ -49,6 +40,6 @@ describe('plan schedule blocks', () => {
     ['a negative interval', '      drill: { every: -5m }', /schedule\.drill\.every: expected a duration/],
     ['an unknown key', '      drills: { every: 1h }', /schedule\.drills: unknown key; expected only drill, backup, catchupWindow/],
   ])('refused, naming the field: %s', (_what, schedule, expected) => {
-    expect(errorOf(plan(schedule))).toMatch(expected);
+    expect(planErrorOf(plan(schedule))).toMatch(expected);
   });
 });

@@ -17,6 +17,7 @@ import {
   replicaSetOf,
   type LoadedPlan,
 } from '../../worker/plan';
+import { planErrorOf } from '../support/plan-errors';
 
 // Verbatim from DESIGN.md: this form must always stay valid.
 const MINIMAL = `regions:
@@ -41,20 +42,6 @@ function minimalWith(edit: (plan: Tree) => void): string {
   const plan = parseYaml(MINIMAL) as Tree;
   edit(plan);
   return stringifyYaml(plan);
-}
-
-/** Parses and returns the PlanError's message; fails the test if anything else happens. */
-function planErrorOf(text: string, source = 'plan.yaml'): string {
-  let thrown: unknown;
-  try {
-    parsePlan(text, source);
-  } catch (err) {
-    thrown = err;
-  }
-  expect(thrown).toBeInstanceOf(PlanError);
-  const message = (thrown as PlanError).message;
-  expect(message.startsWith(`${source}:`)).toBe(true);
-  return message;
 }
 
 describe('parsePlan: valid plans', () => {
