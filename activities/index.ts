@@ -21,6 +21,7 @@ import type { PortableBackups } from './portable/portable-backups';
 import { instrument } from './instrument';
 import { createReplicationActivities } from './replication';
 import { createCrossCloudActivities } from './cross-cloud';
+import { createReadinessActivities, type ReadinessMetrics } from './readiness';
 import type { TopologyStore } from './topology';
 import { sendNotification, type Notification, type NotifyConfig } from './notify';
 import type { CanaryLedger } from './canary-ledger';
@@ -39,6 +40,8 @@ export interface ActivityDeps {
   topologies?: TopologyStore;
   /** The webhook notifications go to (none: they are skipped). */
   notify?: NotifyConfig;
+  /** The worker's metrics endpoint, where readiness figures are published (none: not published). */
+  metrics?: ReadinessMetrics;
 }
 
 export function createActivities(deps: ActivityDeps) {
@@ -57,6 +60,7 @@ export function createActivities(deps: ActivityDeps) {
 
   return {
     ...createReplicationActivities(deps, provider, activity),
+    ...createReadinessActivities(deps, provider, portable, activity),
     ...createCrossCloudActivities({ provider, portable, ...(deps.topologies && { topologies: deps.topologies }) }, activity),
 
     /** The primary is reachable, the database exists; reports its version and size. */

@@ -7,7 +7,7 @@ import { verdict } from './errors';
 import type { ActivityIo } from './providers/provider';
 
 export interface Notification {
-  event: 'drill.failed' | 'failover.started' | 'failover.approval_needed' | 'failover.finished';
+  event: 'drill.failed' | 'failover.started' | 'failover.approval_needed' | 'failover.finished' | 'readiness.problem';
   database: string;
   runbook: string;
   /** One line a person reads first. */

@@ -5,8 +5,9 @@ import { join } from 'node:path';
 import { findPgBin } from '../activities/pg/binaries';
 import { WorkflowExecutionAlreadyStartedError, WorkflowFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
+import { CodecConfigError } from '../worker/codec';
 import { loadEnv, type LifeboatEnv } from '../worker/env';
-import { backupInput, crossCloudInput, databaseOf, drillInput, failbackInput, failoverInput, loadPlanFile, PlanError, planRegions, recoversByRestore, type LoadedPlan } from '../worker/plan';
+import { backupInput, crossCloudInput, databaseOf, drillInput, failbackInput, failoverInput, loadPlanFile, readinessInput, PlanError, planRegions, recoversByRestore, type LoadedPlan } from '../worker/plan';
 import { connectClient, temporalTarget, uiLink } from '../worker/temporal';
 import type { Progress } from '../workflows/steps';
 import { DatabaseAttr, ProviderAttr, RunbookAttr, TriggeredByAttr } from '../workflows/search-attributes';
@@ -22,6 +23,7 @@ const USAGE = `usage:
   lifeboat drill --all [-f plan] [--concurrency N] [--json]   every database, as child workflows, N at a time
   lifeboat backup <db> [-f plan] [--json]
   lifeboat backups list <db> [-f plan] [--json]
+  lifeboat readiness <db> [-f plan] [--json]       is it recoverable now? backup age, DR copy, standby, drill recency
   lifeboat failover <db> [-f plan] [--planned | --unplanned | --zonal] [--yes] [--json]
   lifeboat approve <workflow-id> [-f plan] [--reason text]
   lifeboat failback <db> [-f plan] [--yes] [--json]
@@ -29,6 +31,9 @@ const USAGE = `usage:
   lifeboat schedule apply [-f plan] [--json]       make Temporal Schedules match the plan's schedule: blocks
   lifeboat schedule list [--json]  /  schedule pause | unpause | trigger <schedule-id> [--reason text]
   lifeboat traffic [-f plan]                      the traffic pointer (stable proxy ports) and canary writer
+  lifeboat codec-server [--port N] [--host addr] [--origin URL]...   decrypts payloads for the Temporal UI and CLI
+  lifeboat report <workflow-id> [--html out.html] [--md out.md]      evidence report of a finished run (Markdown on stdout by default)
+  lifeboat report <db> --history [--last N] [--html out.html] [--md out.md]   RTO and RPO of the last N (30) drills against the objectives
 Without -f, the built-in demo plan (two local regions, the seeded "orders" database) is used.`;
 
 class UsageError extends Error {}
@@ -44,6 +49,15 @@ interface Args {
   reason?: string;
   all?: boolean;
   concurrency?: number;
+  /** codec-server: where to listen, and the UI origins allowed to call it. */
+  port?: number;
+  host?: string;
+  origins?: string[];
+  /** report: where to write it, and the drill history instead of one run. */
+  html?: string;
+  md?: string;
+  history?: boolean;
+  last?: number;
 }
 
 function parseArgs(argv: string[]): Args {
@@ -65,6 +79,20 @@ function parseArgs(argv: string[]): Args {
       args.mode = mode;
     } else if (a === '--yes' || a === '-y') args.yes = true;
     else if (a === '--reason') args.reason = optionValue(a, argv[++i], 'a reason');
+    else if (a === '--port') {
+      const value = optionValue(a, argv[++i], 'a port number');
+      if (!/^\d+$/.test(value) || Number(value) < 1 || Number(value) > 65535) throw new UsageError(`--port ${value}: expected a whole number from 1 to 65535`);
+      args.port = Number(value);
+    } else if (a === '--host') args.host = optionValue(a, argv[++i], 'an address to listen on');
+    else if (a === '--origin') (args.origins ??= []).push(optionValue(a, argv[++i], 'the Temporal UI origin, e.g. http://localhost:8233'));
+    else if (a === '--html') args.html = optionValue(a, argv[++i], 'an output file path, e.g. report.html');
+    else if (a === '--md') args.md = optionValue(a, argv[++i], 'an output file path, e.g. report.md');
+    else if (a === '--history') args.history = true;
+    else if (a === '--last') {
+      const value = optionValue(a, argv[++i], 'a number of drills (1-1000)');
+      if (!/^\d+$/.test(value) || Number(value) < 1 || Number(value) > 1000) throw new UsageError(`--last ${value}: expected a whole number from 1 to 1000`);
+      args.last = Number(value);
+    }
     else if (a === '-h' || a === '--help') args.help = true;
     else if (a.startsWith('-')) throw new UsageError(`unknown option ${a}`);
     else args.positional.push(a);
@@ -121,6 +149,7 @@ async function main(argv: string[]): Promise<number> {
         else {
           say(`temporal  ${status.temporal.running ? 'running' : 'stopped'}  ${status.temporal.address}  UI ${status.temporal.uiUrl}`);
           say(`worker    ${status.worker.running ? `running (pid ${status.worker.pid})` : 'stopped'}  log ${status.worker.log}`);
+          say(`codec     ${status.codecServer.running ? `running (pid ${status.codecServer.pid})` : 'stopped'}  ${status.codecServer.endpoint}  keys ${status.codecServer.keys ? `${status.codecServer.keys.ids.join(', ')} (${status.codecServer.keys.source})` : 'none: payloads are not encrypted'}`);
           for (const [name, r] of Object.entries(status.regions)) say(`${name.padEnd(9)} ${r.running ? 'running' : 'stopped'}  ${r.url ?? '(not created)'}`);
         }
         return status.temporal.running && status.worker.running && Object.values(status.regions).every((r) => r.running) ? 0 : 1;
@@ -175,6 +204,17 @@ async function main(argv: string[]): Promise<number> {
         input,
         provider: input.primary.region.provider,
         summary: `Backup of ${input.database}: ${input.primary.region.name} + copy to ${input.dr.name}`,
+      });
+    }
+    case 'readiness': {
+      expectArgs(args, 2, 'lifeboat readiness <db> [-f plan] [--json]');
+      const input = readinessInput(loadPlan(env, args.plan), sub!, { triggeredBy: whoAmI() });
+      return runRunbook(env, args, {
+        runbook: 'readiness',
+        database: input.database,
+        input,
+        provider: input.primary.region.provider,
+        summary: `Readiness check of ${input.database}: backups, copy in ${input.dr.name}${input.replicaSet ? ', standby' : ''}, drill recency`,
       });
     }
     case 'backups': {
@@ -253,6 +293,23 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'schedule':
       return schedule(env, args, sub);
+    case 'codec-server': {
+      expectArgs(args, 1, 'lifeboat codec-server [--port N] [--host addr] [--origin URL]...');
+      if (!env.codec.keys) {
+        throw new CodecConfigError(`no codec keys: set LIFEBOAT_CODEC_KEYS_FILE (or LIFEBOAT_CODEC_KEY), or run \`lifeboat dev up\`, which makes ${env.codec.defaultKeyFile}`);
+      }
+      const ui = env.uiUrl ? [new URL(env.uiUrl).origin] : ['http://localhost:8233', 'http://127.0.0.1:8233'];
+      const { runCodecServer } = await import('./codec-server');
+      const logger = (await import('../worker/logger')).createLogger(env.logLevel);
+      await runCodecServer({ keys: env.codec.keys, logger, port: args.port ?? env.codec.port, host: args.host, origins: args.origins ?? ui, token: env.codec.serverToken });
+      return 0;
+    }
+    case 'report': {
+      expectArgs(args, 2, 'lifeboat report <workflow-id> [--html out.html] [--md out.md], or lifeboat report <db> --history [--last N] [--html out.html] [--md out.md]');
+      if (args.last !== undefined && !args.history) throw new UsageError('--last goes with --history');
+      const evidence = await import('./evidence/command');
+      return evidence.report(env, { subject: sub!, history: args.history ?? false, last: args.last ?? evidence.DEFAULT_LAST, html: args.html, md: args.md });
+    }
     default:
       throw new UsageError(command ? `unknown command ${command}` : '');
   }
@@ -479,7 +536,7 @@ main(process.argv.slice(2)).then(
       process.stderr.write(`${err.message ? `lifeboat: ${err.message}\n\n` : ''}${USAGE}\n`);
       process.exit(2);
     }
-    if (err instanceof PlanError) {
+    if (err instanceof PlanError || err instanceof CodecConfigError) {
       process.stderr.write(`lifeboat: ${err.message}\n`);
       process.exit(2);
     }

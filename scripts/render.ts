@@ -46,10 +46,10 @@ function checkLine(c: CheckResult): string {
 export function renderReport(report: RunbookReport, uiUrl: string | null): string {
   const lines: string[] = [];
   const verdict = report.outcome === 'passed' ? green(bold('PASSED')) : red(bold('FAILED'));
-  const title = { drill: 'Drill', backup: 'Backup', failover: report.failover?.mode === 'unplanned' ? 'Unplanned failover' : report.failover?.mode === 'zonal' ? 'Zonal failover' : 'Planned switchover', failback: 'Failback' }[report.runbook];
+  const title = { drill: 'Drill', backup: 'Backup', failover: report.failover?.mode === 'unplanned' ? 'Unplanned failover' : report.failover?.mode === 'zonal' ? 'Zonal failover' : 'Planned switchover', failback: 'Failback', readiness: 'Readiness check' }[report.runbook];
   lines.push(`${bold(title)} of ${bold(report.database)} (${report.provider}): ${verdict}`);
   if (report.reason) lines.push(`  ${red(report.reason)}`);
-  if (report.runbook !== 'backup') {
+  if (report.runbook !== 'backup' && report.runbook !== 'readiness') {
     lines.push(
       `  RTO ${bold(formatSeconds(report.rtoSeconds))} (objective ${formatSeconds(report.objectives.rtoSeconds)})` +
         `   RPO ${bold(formatSeconds(report.rpoSeconds))} (objective ${formatSeconds(report.objectives.rpoSeconds)})`,

@@ -4,7 +4,7 @@
 // anything else on the server alone. Running it twice changes nothing the second time.
 import { createHash } from 'node:crypto';
 import { ScheduleNotFoundError, ScheduleOverlapPolicy, type Client, type ScheduleOptions } from '@temporalio/client';
-import { backupInput, drillInput, type LoadedPlan } from '../worker/plan';
+import { backupInput, drillInput, readinessInput, type LoadedPlan } from '../worker/plan';
 import { DatabaseAttr, ProviderAttr, RunbookAttr, TriggeredByAttr } from '../workflows/search-attributes';
 import { RUNBOOK_TASK_QUEUE } from '../workflows/types';
 
@@ -12,14 +12,16 @@ import { RUNBOOK_TASK_QUEUE } from '../workflows/types';
 const MANAGED = 'lifeboatManaged';
 const DIGEST = 'lifeboatScheduleDigest';
 
-export function scheduleIdOf(database: string, runbook: 'drill' | 'backup'): string {
+export type ScheduledRunbook = 'drill' | 'backup' | 'readiness';
+
+export function scheduleIdOf(database: string, runbook: ScheduledRunbook): string {
   return `lifeboat/${database}/${runbook}`;
 }
 
 export interface DesiredSchedule {
   scheduleId: string;
   database: string;
-  runbook: 'drill' | 'backup';
+  runbook: ScheduledRunbook;
   /** What the plan asks, in words, for list and apply output. */
   cadence: string;
   options: ScheduleOptions;
@@ -30,13 +32,17 @@ export interface DesiredSchedule {
 export function desiredSchedules(plan: LoadedPlan): DesiredSchedule[] {
   const out: DesiredSchedule[] = [];
   for (const [database, db] of Object.entries(plan.plan.databases)) {
-    for (const runbook of ['drill', 'backup'] as const) {
+    for (const runbook of ['drill', 'backup', 'readiness'] as const) {
       const cadence = db.schedule?.[runbook];
       if (!cadence) continue;
       const scheduleId = scheduleIdOf(database, runbook);
       const triggeredBy = `schedule:${scheduleId}`;
       const input =
-        runbook === 'drill' ? drillInput(plan, database, { fromLatestBackup: false, triggeredBy }) : backupInput(plan, database, { triggeredBy });
+        runbook === 'drill'
+          ? drillInput(plan, database, { fromLatestBackup: false, triggeredBy })
+          : runbook === 'backup'
+            ? backupInput(plan, database, { triggeredBy })
+            : readinessInput(plan, database, { triggeredBy });
       const spec = {
         ...(cadence.every !== undefined ? { intervals: [{ every: cadence.every * 1000 }] } : { cronExpressions: [cadence.cron!] }),
         ...(cadence.jitter !== undefined && { jitter: cadence.jitter * 1000 }),

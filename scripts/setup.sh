@@ -8,17 +8,22 @@
 # --with-gcs-emulator also builds fake-gcs-server (the Cloud Storage stand-in the test suite needs)
 # from the Go module proxy into .tools/bin. It needs Go 1.21+ (`go`, or GO set to its path), which
 # fetches the newer toolchain fake-gcs-server's go.mod asks for (1.26) by itself.
+# --with-chromium also installs Debian's chromium (when /usr/bin/chromium is missing): the headless
+# browser the evidence-report test opens the HTML reports in, through playwright-core, which never
+# downloads a browser of its own.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 say() { printf 'setup: %s\n' "$*" >&2; }
 
 with_moto=false
 with_gcs_emulator=false
+with_chromium=false
 for arg in "$@"; do
   case "$arg" in
     --with-moto) with_moto=true ;;
     --with-gcs-emulator) with_gcs_emulator=true ;;
-    *) say "unknown option $arg (expected: --with-moto, --with-gcs-emulator)"; exit 1 ;;
+    --with-chromium) with_chromium=true ;;
+    *) say "unknown option $arg (expected: --with-moto, --with-gcs-emulator, --with-chromium)"; exit 1 ;;
   esac
 done
 
@@ -78,6 +83,18 @@ if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && [ -z "${LIFEBOAT_PG_
   else
     say "PostgreSQL 15+ server binaries are missing: install them (Debian/Ubuntu: sudo apt-get install postgresql;"
     say "macOS: brew install postgresql@16) or set LIFEBOAT_PG_BIN to their bin directory"; exit 1
+  fi
+fi
+if [ "$with_chromium" = true ] && [ ! -x /usr/bin/chromium ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    say "installing Chromium (Debian package chromium) for the evidence-report test; about a minute"
+    # The package lists may be missing or stale on a fresh machine: refresh them only when needed.
+    if ! apt-cache show chromium >/dev/null 2>&1 || ! DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; then
+      apt-get update -qq
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
+    fi
+  else
+    say "Chromium is missing at /usr/bin/chromium: install it (Debian/Ubuntu: sudo apt-get install chromium), then run this again"; exit 1
   fi
 fi
 say "ready"

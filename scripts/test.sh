@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The test suite: type check, lint, then jest (unit, workflows against a real Temporal dev server
 # and real PostgreSQL, integration against moto_server for AWS and fake-gcs-server for Cloud Storage,
-# replay). Installs what it needs first, both stand-ins included; safe to run again.
+# replay). Installs what it needs first, both stand-ins and Chromium (the evidence-report test opens
+# the HTML reports in it) included; safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh --with-moto --with-gcs-emulator
+bash scripts/setup.sh --with-moto --with-gcs-emulator --with-chromium
 echo "== typecheck"; npx --no-install tsc -p tsconfig.json --noEmit
 echo "== lint"; npx --no-install eslint .
 echo "== jest"

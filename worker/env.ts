@@ -1,6 +1,7 @@
 // The environment, read once at the edge. Nothing below the composition root reads process.env.
 import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
+import { codecSettings, type CodecSettings } from './codec';
 
 export interface LifeboatEnv {
   /** Where the local provider keeps regions, backups and scratch instances; the dev stack's state too. */
@@ -17,6 +18,10 @@ export interface LifeboatEnv {
   cloudSqlApi?: { apiEndpoint: string; port: number; protocol: 'http' | 'https' };
   /** Notifications go here (LIFEBOAT_WEBHOOK_URL): generic JSON, Slack-compatible. Often holds a token. */
   webhookUrl?: string;
+  /** The Prometheus endpoint (LIFEBOAT_METRICS_PORT, LIFEBOAT_METRICS_HOST, default 127.0.0.1); none when the port is unset. */
+  metrics?: { host: string; port: number };
+  /** Payload encryption (worker/codec.ts): keys, the codec server's port and token. No keys: payloads stay plain. */
+  codec: CodecSettings;
   /** Where `env:NAME` credential references resolve: this process's environment. */
   secrets: Readonly<Record<string, string | undefined>>;
 }
@@ -48,8 +53,16 @@ export function loadEnv(env: NodeJS.ProcessEnv = process.env): LifeboatEnv {
     rdsCaFile: env.LIFEBOAT_RDS_CA_FILE || undefined,
     cloudSqlApi: env.LIFEBOAT_CLOUDSQL_API ? cloudSqlApi(env.LIFEBOAT_CLOUDSQL_API) : undefined,
     webhookUrl: env.LIFEBOAT_WEBHOOK_URL ? webhookUrl(env.LIFEBOAT_WEBHOOK_URL) : undefined,
+    metrics: env.LIFEBOAT_METRICS_PORT ? { host: env.LIFEBOAT_METRICS_HOST || '127.0.0.1', port: metricsPort(env.LIFEBOAT_METRICS_PORT) } : undefined,
+    codec: codecSettings(env, resolve(env.LIFEBOAT_HOME ?? join(root, '.lifeboat'))),
     secrets: env,
   };
+}
+
+function metricsPort(value: string): number {
+  const port = /^\d+$/.test(value) ? Number(value) : NaN;
+  if (!(port >= 0 && port <= 65535)) throw new Error(`LIFEBOAT_METRICS_PORT=${value} is not a port; expected an integer from 0 to 65535 (0: any free port)`);
+  return port;
 }
 
 function webhookUrl(url: string): string {

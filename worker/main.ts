@@ -16,6 +16,9 @@ import { CanaryLedger } from '../activities/canary-ledger';
 import { PortableBackups } from '../activities/portable/portable-backups';
 import { sweepToolEnvOrphans } from '../activities/pg/tool-env';
 import { TopologyStore } from '../activities/topology';
+import { runbookVersion } from './version';
+import { freePort } from '../activities/pg/ports';
+import { drillsFromVisibility, LifeboatMetrics, startMetricsServer } from './metrics';
 import { join } from 'node:path';
 
 export interface WorkerOptions {
@@ -41,25 +44,38 @@ export function buildProviders(env: LifeboatEnv, overrides: Partial<Providers> =
 }
 
 let runtimeInstalled = false;
+/** The Temporal runtime's own Prometheus exporter, internal to this process (set when it was installed with one). */
+let runtimeMetricsUrl: string | undefined;
 
 /** Creates the workers (not yet running). */
-export async function createWorkers(options: WorkerOptions): Promise<{ workers: Worker[]; connection: NativeConnection; logger: Logger }> {
+export async function createWorkers(options: WorkerOptions): Promise<{ workers: Worker[]; connection: NativeConnection; logger: Logger; metrics: LifeboatMetrics }> {
   const env = options.env ?? loadEnv();
   const logger = options.logger ?? createLogger(env.logLevel);
   if (!runtimeInstalled) {
     const sdkLog = logger.child({ component: 'temporal-sdk' });
+    // The core's exporter stays on loopback: the worker's /metrics fetches it and adds Lifeboat's families.
+    const runtimePort = env.metrics ? await freePort() : undefined;
     Runtime.install({
       logger: new DefaultLogger('WARN', (entry) => {
         const level = entry.level.toLowerCase() as Lowercase<LogLevel>;
         const method = level === 'trace' ? 'trace' : level === 'debug' ? 'debug' : level === 'info' ? 'info' : level === 'warn' ? 'warn' : 'error';
         sdkLog[method](entry.meta ?? {}, entry.message);
       }),
+      ...(runtimePort !== undefined && { telemetryOptions: { metrics: { prometheus: { bindAddress: `127.0.0.1:${runtimePort}` } } } }),
     });
     runtimeInstalled = true;
+    runtimeMetricsUrl = runtimePort !== undefined ? `http://127.0.0.1:${runtimePort}/metrics` : undefined;
   }
   const temporal = options.temporal ?? temporalTarget();
   const connection = await NativeConnection.connect(temporal.connectionOptions);
   let client: ReturnType<typeof connectClient> | undefined;
+  // A failed connection is not kept: the next caller (an activity, a metrics scrape) tries again.
+  const temporalClient = () =>
+    (client ??= connectClient(temporal).catch((err: unknown) => {
+      client = undefined;
+      throw err;
+    }));
+  const metrics = new LifeboatMetrics({ drills: drillsFromVisibility(temporalClient), runtimeMetricsUrl, logger: logger.child({ component: 'metrics' }) });
   const portable = new PortableBackups({ pgBin: findPgBin(env.pgBin), workDir: join(env.home, 'restore-staging') });
   const swept = [...portable.sweepOrphans(), ...sweepToolEnvOrphans()];
   if (swept.length) logger.warn({ swept }, 'removed staged dumps and passfiles left by killed workers');
@@ -70,14 +86,25 @@ export async function createWorkers(options: WorkerOptions): Promise<{ workers: 
     portable,
     topologies: new TopologyStore(env.home),
     notify: { webhookUrl: env.webhookUrl, uiUrl: env.uiUrl },
-    temporal: () => (client ??= connectClient(temporal)),
+    temporal: temporalClient,
+    metrics,
   });
 
+  const version = runbookVersion(env.projectRoot);
   const workflowSource = options.workflowBundle
     ? { workflowBundle: options.workflowBundle }
     : { workflowsPath: require.resolve('../workflows') };
   const workers = [
-    await Worker.create({ connection, namespace: temporal.namespace, taskQueue: RUNBOOK_TASK_QUEUE, ...workflowSource }),
+    await Worker.create({
+      connection,
+      namespace: temporal.namespace,
+      taskQueue: RUNBOOK_TASK_QUEUE,
+      ...workflowSource,
+      // Payload encryption when keys are configured (worker/codec.ts); the same converter as every client.
+      dataConverter: temporal.dataConverter,
+      // Stamps every workflow task with the code that ran it (not versioned routing: any build takes any run).
+      workerDeploymentOptions: { version: { deploymentName: 'lifeboat', buildId: version }, useWorkerVersioning: false },
+    }),
     ...(await Promise.all(
       options.regions.map((region) =>
         Worker.create({
@@ -85,24 +112,40 @@ export async function createWorkers(options: WorkerOptions): Promise<{ workers: 
           namespace: temporal.namespace,
           taskQueue: regionTaskQueue(region.name),
           activities,
+          dataConverter: temporal.dataConverter,
           // Transfers are disk- and CPU-bound: a few at a time per region is what one machine sustains.
           maxConcurrentActivityTaskExecutions: 4,
         }),
       ),
     )),
   ];
-  logger.info({ namespace: temporal.namespace, address: temporal.connectionOptions.address, queues: [RUNBOOK_TASK_QUEUE, ...options.regions.map((r) => regionTaskQueue(r.name))] }, 'worker ready');
-  return { workers, connection, logger };
+  logger.info({ version, namespace: temporal.namespace, address: temporal.connectionOptions.address, queues: [RUNBOOK_TASK_QUEUE, ...options.regions.map((r) => regionTaskQueue(r.name))] }, 'worker ready');
+  return { workers, connection, logger, metrics };
 }
 
 /** Runs until SIGINT/SIGTERM, then drains and closes. */
 export async function runWorker(options: WorkerOptions): Promise<void> {
-  const { workers, connection, logger } = await createWorkers(options);
+  const env = options.env ?? loadEnv();
+  const { workers, connection, logger, metrics } = await createWorkers({ ...options, env });
   // A stray rejection in one activity must not take down every other run this worker serves.
   process.on('unhandledRejection', (err) => logger.error({ err }, 'unhandled rejection (a bug: please report it)'));
+  const running = workers.map((w) => w.run());
+  const ran = Promise.all(running);
+  ran.catch(() => undefined); // awaited below, once the metrics endpoint is up
+  let server: Awaited<ReturnType<typeof startMetricsServer>> | undefined;
   try {
-    await Promise.all(workers.map((w) => w.run()));
+    if (env.metrics) {
+      server = await startMetricsServer(metrics, { ...env.metrics, logger });
+      logger.info({ url: `${server.url}/metrics`, runtimeMetrics: Boolean(metrics.runtimeMetricsUrl) }, 'serving metrics');
+    }
+    await ran;
+  } catch (err) {
+    // The metrics port is taken, or one worker failed: stop the others, so the connection can close.
+    for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();
+    await Promise.allSettled(running);
+    throw err;
   } finally {
+    await server?.close();
     await connection.close();
   }
 }

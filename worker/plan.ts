@@ -4,9 +4,11 @@ import { createHash } from 'node:crypto';
 import { readFileSync, statSync, type Stats } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import type { BackupInput, CrossCloudInput, DatabaseTarget, DrillInput, FailbackInput, FailoverInput, RegionSpec, ReplicaSetSpec, StoreSpec } from '../workflows/types';
+import type { BackupInput, CrossCloudInput, DatabaseTarget, DrillInput, FailbackInput, FailoverInput, ReadinessInput, RegionSpec, ReplicaSetSpec, StoreSpec } from '../workflows/types';
 
 export const MAX_PLAN_BYTES = 1024 * 1024;
+/** A fleet drill carries every database's input in one workflow start; past this it would not fit. */
+export const MAX_DATABASES = 1000;
 
 const NAME = /^[a-z][a-z0-9-]{0,62}$/;
 const PG_IDENT = /^[A-Za-z_][A-Za-z0-9_$]{0,62}$/;
@@ -57,12 +59,13 @@ const PROVIDER_EXPECTED = 'expected provider "local", "aws" or "gcp"';
 
 // Where a region keeps portable backups (pg_dump + manifest): what crosses clouds. One of these.
 const STORE_EXPECTED = 'expected one of { s3: { bucket, prefix, awsRegion } }, { gcs: { bucket, prefix } } or { dir: /absolute/path }';
-const bucketPrefix = z.string().regex(/^([A-Za-z0-9._-]+\/)*$/, 'expected a key prefix such as lifeboat/ (ending in /), or empty').default('');
+// No `.` or `..` segments: object keys are checked the same way (activities/portable/store.ts checkKey).
+const bucketPrefix = z.string().regex(/^((?!\.\.?\/)[A-Za-z0-9._-]+\/)*$/, 'expected a key prefix such as lifeboat/ (ending in /, no . or .. parts), or empty').default('');
 const storeSchema = z.union(
   [
     strictObject({
       s3: strictObject({
-        bucket: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'expected an S3 bucket name'),
+        bucket: z.string().regex(/^(?!.*\.\.)[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'expected an S3 bucket name (3-63 lowercase letters, digits, dots and hyphens)'),
         prefix: bucketPrefix,
         /** Defaults to the region's awsRegion where there is one. */
         awsRegion: z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d$/, 'expected an AWS region code such as us-east-1').optional(),
@@ -74,7 +77,13 @@ const storeSchema = z.union(
         prefix: bucketPrefix,
       }),
     }),
-    strictObject({ dir: z.string().regex(/^\/[^\0]*$/, 'expected an absolute directory path') }),
+    // `..` parts would let two regions name one directory differently and pass as two stores.
+    strictObject({
+      dir: z
+        .string()
+        .regex(/^\/[^\0]*$/, 'expected an absolute directory path')
+        .refine((dir) => !dir.split('/').some((part) => part === '.' || part === '..'), { message: 'expected an absolute directory path without . or .. parts' }),
+    }),
   ],
   { error: STORE_EXPECTED },
 );
@@ -121,9 +130,21 @@ const credentialsSchema = strictObject({
   password: z.string().regex(SECRET_REF, 'expected a reference, env:VARIABLE or file:/absolute/path, never the password itself'),
 });
 
+// Check names are printed in terminals, logs and webhooks: no control characters (an ESC sequence
+// could repaint a failed report as passed). A check's SQL is one statement: a `;` followed by more
+// (`select true; commit; drop table t`) would end the read-only transaction the check runs in.
 const checkSchema = strictObject({
-  name: z.string().min(1, 'expected a non-empty name').max(200, 'expected at most 200 characters'),
-  sql: z.string().min(1, 'expected a SQL query').max(20_000, 'expected at most 20000 characters'),
+  name: z
+    .string()
+    .min(1, 'expected a non-empty name')
+    .max(200, 'expected at most 200 characters')
+    .regex(/^\P{Cc}*$/u, 'expected a name without control characters (newlines, escapes, NUL)'),
+  sql: z
+    .string()
+    .min(1, 'expected a SQL query')
+    .max(20_000, 'expected at most 20000 characters')
+    .regex(/^[^\0]*$/, 'expected a SQL query without NUL characters')
+    .refine((sql) => !hasSecondStatement(sql), { message: 'expected one SQL statement (a ; followed by another statement would end the read-only transaction checks run in)' }),
 });
 
 // Five cron fields (minute hour day-of-month month day-of-week), as Temporal Schedules read them.
@@ -135,7 +156,7 @@ const cadenceSchema = strictObject({
   cron: z
     .string()
     .regex(CRON, CRON_EXPECTED)
-    .refine((c) => cronFieldsInRange(c), { message: `${CRON_EXPECTED}, each within its range (minute 0-59, hour 0-23, day 1-31, month 1-12, weekday 0-7)` })
+    .refine((c) => cronFieldsInRange(c) && cronNamesKnown(c), { message: `${CRON_EXPECTED}, each within its range (minute 0-59, hour 0-23, day 1-31, month 1-12 or JAN-DEC, weekday 0-7 or SUN-SAT)` })
     .optional(),
   /** Random delay added to each start, so a fleet does not start at once. */
   jitter: duration.optional(),
@@ -175,6 +196,10 @@ const databaseSchema = strictObject({
   schedule: strictObject({
     drill: cadenceSchema.optional(),
     backup: cadenceSchema.optional(),
+    /** Readiness checks (backup age, copy, standby, drill recency): read-only, cheap, run often. */
+    readiness: cadenceSchema.optional(),
+    /** A drill must have passed within this long (default: the drill interval + jitter + catch-up window, else 7d). */
+    drillWindow: duration.optional(),
     /** A start missed by at most this much (the server was down) still runs; older ones are skipped. */
     catchupWindow: duration.default(3600),
   }).optional(),
@@ -196,6 +221,31 @@ export interface LoadedPlan {
 /** Bad input: the CLI turns this into exit code 2. */
 export class PlanError extends Error {
   override name = 'PlanError';
+}
+
+const CRON_NAMES: Record<number, string[]> = {
+  3: ['JAN', 'FEB', 'MAR', 'APR', 'MAY', 'JUN', 'JUL', 'AUG', 'SEP', 'OCT', 'NOV', 'DEC'],
+  4: ['SUN', 'MON', 'TUE', 'WED', 'THU', 'FRI', 'SAT', 'L'],
+};
+
+/** Letters in the month and weekday fields are names (JAN, MON) or L: `FOO` is a typo the server would refuse later. */
+function cronNamesKnown(cron: string): boolean {
+  return cron
+    .trim()
+    .split(/\s+/)
+    .every((field, i) => (field.match(/[A-Za-z]+/g) ?? []).every((word) => i < 3 || (CRON_NAMES[i] ?? []).includes(word.toUpperCase())));
+}
+
+/** Whether SQL holds a `;` with more than whitespace or comments after it, outside quotes and comments. */
+function hasSecondStatement(sql: string): boolean {
+  // Quoted strings and identifiers, dollar quotes and comments are stepped over whole.
+  const token = /'(?:[^']|'')*'?|"(?:[^"]|"")*"?|--[^\n]*|\/\*[\s\S]*?(?:\*\/|$)|(\$[A-Za-z_]*\$)[\s\S]*?(?:\1|$)|[^\s'"$;/-]+|[\s\S]/g;
+  let ended = false;
+  for (const [t] of sql.matchAll(token)) {
+    if (t === ';') ended = true;
+    else if (ended && !/^(\s+|--.*|\/\*[\s\S]*)$/.test(t)) return true;
+  }
+  return false;
 }
 
 function cronFieldsInRange(cron: string): boolean {
@@ -234,11 +284,19 @@ export function loadPlanFile(path: string): LoadedPlan {
   // A directory stats fine and only fails at the read, with a raw EISDIR.
   if (!stat.isFile()) throw new PlanError(`plan file ${path}: is not a regular file; expected a path to a YAML plan`);
   if (stat.size > MAX_PLAN_BYTES) throw new PlanError(`plan file ${path}: is ${stat.size} bytes; expected at most ${MAX_PLAN_BYTES}`);
-  let text: string;
+  let bytes: Buffer;
   try {
-    text = readFileSync(path, 'utf8');
+    bytes = readFileSync(path);
   } catch (err) {
     throw new PlanError(`${unreadable} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
+  // Decoding leniently would turn a Latin-1 "café" into "caf\uFFFD" and validate the mangled text.
+  let text: string;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch {
+    const line = bytes.toString('utf8').split('\n').findIndex((l) => l.includes('\uFFFD')) + 1;
+    throw new PlanError(`plan file ${path}: is not UTF-8 text (line ${line}); expected a YAML plan saved as UTF-8`);
   }
   return parsePlan(text, path);
 }
@@ -248,7 +306,10 @@ export function parsePlan(text: string, source: string): LoadedPlan {
   try {
     raw = parseYaml(text, { maxAliasCount: 50 });
   } catch (err) {
-    throw new PlanError(`${source}: not valid YAML: ${(err as Error).message.split('\n')[0]}`);
+    // A duplicate key is named: "Map keys must be unique at line 9" alone does not say which.
+    const { code, pos } = err as { code?: string; pos?: [number, number] };
+    const key = code === 'DUPLICATE_KEY' && pos ? ` (key ${JSON.stringify(/^[^:\n]*/.exec(text.slice(pos[0]))![0].trim().slice(0, 80))} appears twice)` : '';
+    throw new PlanError(`${source}: not valid YAML: ${(err as Error).message.split('\n')[0]!.replace(/:$/, '')}${key}`);
   }
   const result = planSchema.safeParse(raw);
   if (!result.success) {
@@ -263,7 +324,7 @@ export function parsePlan(text: string, source: string): LoadedPlan {
     if (!Object.hasOwn(plan.regions, db.dr.region)) problems.push(`  databases.${name}.dr.region: ${JSON.stringify(db.dr.region)} is not a region of this plan; expected one of ${regionNames}`);
     if (db.dr.region === db.primary.region) problems.push(`  databases.${name}.dr.region: ${JSON.stringify(db.dr.region)} is the primary's region; expected a different region`);
     problems.push(...providerProblems(plan, name, db));
-    for (const kind of ['drill', 'backup'] as const) {
+    for (const kind of ['drill', 'backup', 'readiness'] as const) {
       const cadence = db.schedule?.[kind];
       if (!cadence) continue;
       const at = `  databases.${name}.schedule.${kind}`;
@@ -282,7 +343,9 @@ export function parsePlan(text: string, source: string): LoadedPlan {
       problems.push(`  regions.${name}.store.s3.awsRegion: missing; expected the bucket's AWS region (only aws regions supply a default)`);
     }
   }
-  if (Object.keys(plan.databases).length === 0) problems.push('  databases: is empty; expected at least one database');
+  const count = Object.keys(plan.databases).length;
+  if (count === 0) problems.push('  databases: is empty; expected at least one database');
+  if (count > MAX_DATABASES) problems.push(`  databases: has ${count} databases; expected at most ${MAX_DATABASES} in one plan (split the fleet into several plans)`);
   if (problems.length) throw new PlanError(`${source}: invalid plan\n${problems.join('\n')}`);
   return { plan, source, digest: createHash('sha256').update(text).digest('hex') };
 }
@@ -353,13 +416,21 @@ function issueLines(issue: z.core.$ZodIssue, raw: unknown): string[] {
   if (issue.code === 'custom' && typeof issue.params?.key === 'string') {
     return [line(path, issue.message, `got key ${JSON.stringify(issue.params.key)}`)];
   }
-  // A secret pasted where a reference belongs must not be echoed into a terminal or a CI log.
-  const shown = /password|secret|token/i.test(path.at(-1) ?? '') ? 'value not shown' : describeValue(valueAt(raw, path));
+  // A secret pasted where a reference belongs must not be echoed into a terminal or a CI log; nor
+  // the text of a file that is no plan at all (`-f ~/.pgpass` parses as one string).
+  const value = valueAt(raw, path);
+  const shown = /password|secret|token/i.test(path.at(-1) ?? '')
+    ? 'value not shown'
+    : path.length === 0 && typeof value === 'string'
+      ? `got ${value.length} characters of text, not shown`
+      : describeValue(value);
   return [line(path, issue.message, shown)];
 }
 
 function line(path: string[], message: string, got: string): string {
-  return `  ${path.join('.') || '(top level)'}: ${message} (${got})`;
+  // A key may hold control characters (a NUL, an escape sequence): shown escaped, never raw.
+  const at = path.join('.').replace(/\p{Cc}/gu, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return `  ${at || '(top level)'}: ${message} (${got})`;
 }
 
 function describeValue(value: unknown): string {
@@ -476,6 +547,31 @@ export function backupInput(loaded: LoadedPlan, database: string, options: { tri
     planDigest: loaded.digest,
     triggeredBy: options.triggeredBy,
   };
+}
+
+/** A readiness check of one database: what the plan promises, and how recently a drill must have passed. */
+export function readinessInput(loaded: LoadedPlan, database: string, options: { triggeredBy: string }): ReadinessInput {
+  const db = databaseOf(loaded, database);
+  return {
+    database,
+    primary: targetOf(loaded, db),
+    dr: region(loaded.plan, db.dr.region),
+    objectives: { rpoSeconds: db.objectives.rpo, rtoSeconds: db.objectives.rto },
+    ...(isPortable(loaded.plan, db) && { portable: true }),
+    ...(db.dr.standby && { replicaSet: replicaSetOf(loaded, database) }),
+    drillWindowSeconds: drillWindowOf(db),
+    planDigest: loaded.digest,
+    triggeredBy: options.triggeredBy,
+  };
+}
+
+const WEEK = 7 * 24 * 3600;
+
+function drillWindowOf(db: Plan['databases'][string]): number {
+  const schedule = db.schedule;
+  if (schedule?.drillWindow !== undefined) return schedule.drillWindow;
+  const every = schedule?.drill?.every;
+  return every !== undefined ? every + (schedule?.drill?.jitter ?? 0) + (schedule?.catchupWindow ?? 3600) : WEEK;
 }
 
 /** The replication set a database lives in: its primary's server and that server's standby in DR. */

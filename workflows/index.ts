@@ -5,3 +5,4 @@ export { failover, failoverProgressQuery, approveFailoverUpdate } from './failov
 export { failback, failbackProgressQuery } from './failback';
 export { crossCloudFailover, crossCloudProgressQuery } from './cross-cloud';
 export { fleetDrill, fleetDrillProgressQuery } from './fleet';
+export { readiness, readinessProgressQuery } from './readiness';

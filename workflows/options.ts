@@ -98,3 +98,20 @@ export const fenceWithDeadline: ActivityOptions = {
     nonRetryableErrorTypes: NON_RETRYABLE_ERROR_TYPES,
   },
 };
+
+/**
+ * A readiness probe: read-only and quick. The schedule-to-start timeout is part of the check: a
+ * region whose queue no worker polls is found in minutes, not left waiting for one to appear.
+ */
+export const readinessProbe: ActivityOptions = {
+  ...waitForCancellation,
+  scheduleToStartTimeout: '2 minutes',
+  startToCloseTimeout: '2 minutes',
+  retry: {
+    initialInterval: '2 seconds',
+    backoffCoefficient: 2,
+    maximumInterval: '20 seconds',
+    maximumAttempts: 3,
+    nonRetryableErrorTypes: NON_RETRYABLE_ERROR_TYPES,
+  },
+};

@@ -1,9 +1,9 @@
 // The report every runbook returns as its workflow result, and the audit marks it leaves on the run:
 // typed search attributes and the details line the Temporal UI shows.
-import { ApplicationFailure, setCurrentDetails, upsertSearchAttributes, type WorkflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, setCurrentDetails, upsertSearchAttributes, workflowInfo, type WorkflowInfo } from '@temporalio/workflow';
 import { DatabaseAttr, OutcomeAttr, ProviderAttr, RpoSecondsAttr, RtoSecondsAttr, RunbookAttr, TriggeredByAttr } from './search-attributes';
 import { now, type StepLog } from './steps';
-import { ErrorType, type Attempted, type BackupInput, type DrillInput, type FailbackInput, type FailoverInput, type RunbookReport } from './types';
+import { ErrorType, type Attempted, type BackupInput, type DrillInput, type FailbackInput, type FailoverInput, type ReadinessInput, type RunbookReport } from './types';
 
 export interface Cleanup {
   name: string;
@@ -18,8 +18,8 @@ export interface ReportSubject {
 }
 
 /** What a runbook input says about the run, whatever the runbook. */
-export function subjectOf(input: DrillInput | BackupInput | FailoverInput | FailbackInput): ReportSubject {
-  const provider = 'replicaSet' in input ? input.replicaSet.home.provider : input.primary.region.provider;
+export function subjectOf(input: DrillInput | BackupInput | FailoverInput | FailbackInput | ReadinessInput): ReportSubject {
+  const provider = 'primary' in input ? input.primary.region.provider : input.replicaSet.home.provider;
   return { database: input.database, provider, triggeredBy: input.triggeredBy, objectives: 'objectives' in input ? input.objectives : undefined };
 }
 
@@ -53,13 +53,15 @@ export function startReport(runbook: RunbookReport['runbook'], subject: ReportSu
 export function finishReport(report: RunbookReport, steps: StepLog): void {
   report.steps = steps.steps;
   report.finishedAt = now();
+  const build = workflowInfo().currentDeploymentVersion?.buildId;
+  if (build) report.runbookVersion = build;
   upsertSearchAttributes([
     { key: OutcomeAttr, value: report.outcome },
     ...(report.rtoSeconds !== null ? [{ key: RtoSecondsAttr, value: report.rtoSeconds }] : []),
     ...(report.rpoSeconds !== null ? [{ key: RpoSecondsAttr, value: report.rpoSeconds }] : []),
   ]);
   const measured =
-    report.runbook !== 'backup'
+    report.runbook !== 'backup' && report.runbook !== 'readiness'
       ? ` · RTO ${report.rtoSeconds === null ? 'not reached' : `${report.rtoSeconds.toFixed(1)}s`} · RPO ${report.rpoSeconds === null ? 'unknown' : `${report.rpoSeconds.toFixed(1)}s`}`
       : '';
   const passedChecks = report.checks.filter((c) => c.ok).length;

@@ -12,5 +12,7 @@ export const OutcomeAttr = key('LifeboatOutcome', 'KEYWORD');
 export const TriggeredByAttr = key('LifeboatTriggeredBy', 'KEYWORD');
 export const RtoSecondsAttr = key('LifeboatRtoSeconds', 'DOUBLE');
 export const RpoSecondsAttr = key('LifeboatRpoSeconds', 'DOUBLE');
+/** Failover and failback: who let the change go ahead (the CLI user, or the starter for --yes). */
+export const ApprovedByAttr = key('LifeboatApprovedBy', 'KEYWORD');
 
-export const ALL_SEARCH_ATTRIBUTES = [DatabaseAttr, RunbookAttr, ProviderAttr, OutcomeAttr, TriggeredByAttr, RtoSecondsAttr, RpoSecondsAttr];
+export const ALL_SEARCH_ATTRIBUTES = [DatabaseAttr, RunbookAttr, ProviderAttr, OutcomeAttr, TriggeredByAttr, RtoSecondsAttr, RpoSecondsAttr, ApprovedByAttr];

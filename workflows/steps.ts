@@ -36,6 +36,12 @@ export class StepLog {
     }
   }
 
+  /** Adds what a finished step established (who approved, say) to its record. */
+  annotate(name: string, detail: string): void {
+    const record = [...this.steps].reverse().find((s) => s.name === name);
+    if (record) record.detail = detail;
+  }
+
   skip(name: string, why: string): void {
     this.steps.push({ name, status: 'skipped', attempts: 0, detail: why });
   }

@@ -2,12 +2,13 @@
 // unplanned takeover, the smoke tests on a new primary. Each is an activity in the region it acts on:
 // the old primary's region for its fence, the new primary's region for everything else, so a
 // failover runs on DR workers while the primary region is dark.
-import { condition, patched, setHandler, type WorkflowInfo } from '@temporalio/workflow';
+import { condition, patched, setHandler, upsertSearchAttributes, type WorkflowInfo } from '@temporalio/workflow';
 import { callIn } from './calls';
 import { approveFailoverUpdate } from './messages';
 import { fenceWithDeadline, longTransfer, provisioning, quickCall } from './options';
 import { invalid } from './report';
 import { notify } from './notify';
+import { ApprovedByAttr } from './search-attributes';
 import { describeFailure, type StepLog } from './steps';
 import type { Approval, Canary, CheckResult, FailoverInput, FailbackInput, NodeRef, RegionSpec, ReplicaSetSpec, RunbookReport, TopologyView } from './types';
 
@@ -64,11 +65,13 @@ export async function approvalGate(
       },
     },
   );
-  const started = () =>
-    notify(steps, notifyIn, { event: 'failover.started', database: input.database, runbook: what, summary: `${what} of ${input.database} approved and starting` });
+  const started = async (given: Approval) => {
+    recordApproval(steps, given);
+    await notify(steps, notifyIn, { event: 'failover.started', database: input.database, runbook: what, summary: `${what} of ${input.database} approved by ${given.approvedBy} and starting` });
+  };
   if (approval) {
     await steps.run('approval', 'pre-approved', async () => ({ value: null, attempt: 1 }));
-    await started();
+    await started(approval);
     return approval;
   }
   await notify(steps, notifyIn, {
@@ -82,8 +85,17 @@ export async function approvalGate(
     attempt: 1,
   }));
   waiting = false;
-  if (approved) await started();
+  if (approved && approval) await started(approval);
   return approved ? approval : null;
+}
+
+/** Since this patch the approver is a search attribute (audit: "everything alice approved"). */
+export const APPROVAL_AUDIT = 'approval-audit';
+
+/** Who approved and why, where an auditor looks: the approval step of the report and the run's attributes. */
+function recordApproval(steps: StepLog, approval: Approval): void {
+  steps.annotate('approval', `approved by ${approval.approvedBy}: ${approval.reason}`);
+  if (patched(APPROVAL_AUDIT)) upsertSearchAttributes([{ key: ApprovedByAttr, value: approval.approvedBy }]);
 }
 
 /**

@@ -177,6 +177,27 @@ export interface CrossCloudInput {
   triggeredBy: string;
 }
 
+/**
+ * A readiness check of one database: is it still recoverable the way the plan says, right now? Read-only:
+ * it lists backups, reads the standby's state and asks Temporal about drills; it creates nothing.
+ */
+export interface ReadinessInput {
+  database: string;
+  primary: DatabaseTarget;
+  dr: RegionSpec;
+  objectives: Objectives;
+  /** Backups are portable (in the regions' object stores). */
+  portable?: boolean;
+  /** The streaming standby the plan keeps in DR, if it keeps one. */
+  replicaSet?: ReplicaSetSpec;
+  /** A drill of this database must have passed within this long. */
+  drillWindowSeconds: number;
+  /** How long a region's worker may take to pick up a probe before the region counts as unserved (default 120). */
+  regionAnswerSeconds?: number;
+  planDigest: string;
+  triggeredBy: string;
+}
+
 export interface Canary {
   id: number;
   /** ISO-8601, as committed on the server (server clock). */
@@ -269,7 +290,7 @@ export type Outcome = 'passed' | 'failed';
 export interface RunbookReport {
   workflowId: string;
   runId: string;
-  runbook: 'drill' | 'backup' | 'failover' | 'failback';
+  runbook: 'drill' | 'backup' | 'failover' | 'failback' | 'readiness';
   database: string;
   provider: ProviderKind;
   outcome: Outcome;
@@ -287,6 +308,8 @@ export interface RunbookReport {
   steps: StepRecord[];
   checks: CheckResult[];
   cleanup: CheckResult[];
+  /** The build of Lifeboat that ran the runbook (package version and git commit), from the worker. */
+  runbookVersion?: string;
   /** Cross-cloud failover and failback: where from and to, and the data loss the path can promise. */
   crossCloud?: {
     from: string;

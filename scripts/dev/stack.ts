@@ -1,13 +1,16 @@
 // `lifeboat dev up | down | status`: the local stack on one machine. A Temporal dev server
 // (SQLite under LIFEBOAT_HOME, so runs survive a restart), two PostgreSQL regions with the demo
-// database seeded in the primary, and a worker. Every step checks before it acts: safe to repeat.
+// database seeded in the primary, a worker, and the codec server the UI decrypts payloads through
+// (dev up makes a key file, so the demo encrypts). Every step checks before it acts: safe to repeat.
 import { spawn, spawnSync } from 'node:child_process';
 import { accessSync, constants, existsSync, mkdirSync, openSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { join } from 'node:path';
 import { Connection } from '@temporalio/client';
+import { temporal as proto } from '@temporalio/proto';
 import { serverOsUser } from '../../activities/pg/process';
 import { withClient } from '../../activities/pg/sql';
+import { newKeyLine } from '../../worker/codec';
 import type { LifeboatEnv } from '../../worker/env';
 import { buildProviders } from '../../worker/main';
 import { ALL_SEARCH_ATTRIBUTES } from '../../workflows/search-attributes';
@@ -22,11 +25,14 @@ export interface StackPorts {
 }
 
 export interface StackState {
-  temporal: { pid: number; address: string; uiUrl: string };
+  /** uiCodecEndpoint: the codec server the UI was started with (a server started without one keeps its UI as it was). */
+  temporal: { pid: number; address: string; uiUrl: string; uiCodecEndpoint?: string };
   /** build: a fingerprint of the compiled code the worker runs, so a rebuild restarts it. */
   worker?: { pid: number; build?: string };
   /** The traffic pointer (proxy) and canary writer. */
   traffic?: { pid: number; build?: string };
+  /** The codec server the Temporal UI decrypts payloads through. */
+  codecServer?: { pid: number; build?: string; endpoint: string };
   regions: Record<string, { port: number }>;
 }
 
@@ -107,12 +113,22 @@ function checkHomeReachable(env: LifeboatEnv): void {
   }
 }
 
-export async function startTemporal(env: LifeboatEnv, ports: StackPorts, log: (line: string) => void): Promise<StackState['temporal']> {
+export async function startTemporal(
+  env: LifeboatEnv,
+  ports: StackPorts,
+  log: (line: string) => void,
+  options: { uiCodecEndpoint?: string } = {},
+): Promise<StackState['temporal']> {
   const address = `127.0.0.1:${ports.temporal}`;
   const uiUrl = `http://localhost:${ports.ui}`;
   const previous = readStack(env)?.temporal;
   if (previous && alive(previous.pid) && (await portOpen(ports.temporal))) {
     log(`temporal    already running at ${address} (pid ${previous.pid})`);
+    // A server kept from an older Lifeboat lacks the attributes added since: its runs' workflow tasks would fail.
+    await registerSearchAttributes(address, log);
+    if (options.uiCodecEndpoint && previous.uiCodecEndpoint !== options.uiCodecEndpoint) {
+      log(`temporal    its UI was started without the codec server: \`lifeboat dev down && lifeboat dev up\` restarts it, or set ${options.uiCodecEndpoint} in the UI's codec server settings`);
+    }
     return previous;
   }
   if (await portOpen(ports.temporal)) {
@@ -128,6 +144,7 @@ export async function startTemporal(env: LifeboatEnv, ports: StackPorts, log: (l
     '--port', String(ports.temporal),
     '--ui-port', String(ports.ui),
     '--log-level', 'warn',
+    ...(options.uiCodecEndpoint ? ['--ui-codec-endpoint', options.uiCodecEndpoint] : []),
     ...ALL_SEARCH_ATTRIBUTES.flatMap((a) => ['--search-attribute', `${a.name}=${a.type === 'DOUBLE' ? 'Double' : 'Keyword'}`]),
   ];
   const child = spawn(temporalCli(env), args, { detached: true, stdio: ['ignore', out, out] });
@@ -144,7 +161,43 @@ export async function startTemporal(env: LifeboatEnv, ports: StackPorts, log: (l
     }
   }, 60, join(dir, 'server.log'));
   log(`temporal    started at ${address}, UI ${uiUrl} (pid ${child.pid})`);
-  return { pid: child.pid!, address, uiUrl };
+  return { pid: child.pid!, address, uiUrl, uiCodecEndpoint: options.uiCodecEndpoint };
+}
+
+/** Registers every Lifeboat search attribute the running dev server lacks (the default namespace). */
+async function registerSearchAttributes(address: string, log: (line: string) => void): Promise<void> {
+  const connection = await Connection.connect({ address, connectTimeout: '5s' });
+  try {
+    const namespace = 'default';
+    const { customAttributes } = await connection.operatorService.listSearchAttributes({ namespace });
+    const missing = ALL_SEARCH_ATTRIBUTES.filter((a) => !Object.hasOwn(customAttributes ?? {}, a.name));
+    if (missing.length === 0) return;
+    const { INDEXED_VALUE_TYPE_DOUBLE, INDEXED_VALUE_TYPE_KEYWORD } = proto.api.enums.v1.IndexedValueType;
+    await connection.operatorService.addSearchAttributes({
+      namespace,
+      searchAttributes: Object.fromEntries(missing.map((a) => [a.name, a.type === 'DOUBLE' ? INDEXED_VALUE_TYPE_DOUBLE : INDEXED_VALUE_TYPE_KEYWORD])),
+    });
+    log(`temporal    registered search attributes ${missing.map((a) => a.name).join(', ')}`);
+  } finally {
+    await connection.close();
+  }
+}
+
+/**
+ * The payload keys: the ones the environment names, else `<home>/codec-keys`, made here (0600) when
+ * missing, so the demo's history is encrypted and every Lifeboat process of this home finds the key.
+ */
+export function ensureCodecKeys(env: LifeboatEnv, log: (line: string) => void): string[] {
+  if (env.codec.keys) {
+    log(`codec       keys from ${env.codec.keys.source} (encrypting with "${env.codec.keys.encryptingId}")`);
+    return env.codec.keys.ids;
+  }
+  const id = `dev-${new Date().toISOString().slice(0, 10)}`;
+  const header = '# Lifeboat payload keys: "<key-id> <base64 of 32 bytes>". The first line encrypts; every line decrypts.\n';
+  // wx: never overwrite a key another process just made (the data it sealed would be lost).
+  writeFileSync(env.codec.defaultKeyFile, `${header}${newKeyLine(id)}\n`, { mode: 0o600, flag: 'wx' });
+  log(`codec       key file created: ${env.codec.defaultKeyFile} (key "${id}"); payloads are encrypted from now on, keep it`);
+  return [id];
 }
 
 export async function startRegions(
@@ -224,9 +277,14 @@ function buildFingerprint(env: LifeboatEnv): string {
 
 /** A long-running `lifeboat <command>` of the stack: the worker, or the traffic pointer and canary writer. */
 interface Daemon {
-  name: 'worker' | 'traffic';
+  name: 'worker' | 'traffic' | 'codec-server';
   /** What it logs once it is serving. */
   ready: string;
+  args?: string[];
+  /** Environment variables the daemon must not inherit. */
+  unset?: string[];
+  /** Settings read at start that a running daemon would miss (the codec key ids): a change restarts it. */
+  config?: string;
 }
 
 export async function startDaemon(
@@ -238,21 +296,23 @@ export async function startDaemon(
 ): Promise<{ pid: number; build: string }> {
   const label = daemon.name.padEnd(11);
   const logFile = join(env.home, `${daemon.name}.log`);
-  const build = buildFingerprint(env);
+  const build = buildFingerprint(env) + (daemon.config ? ` ${daemon.config}` : '');
   if (previous && alive(previous.pid)) {
     if (previous.build === build) {
       log(`${label} already running (pid ${previous.pid})`);
       return { pid: previous.pid, build };
     }
-    log(`${label} restarting on the rebuilt code (pid ${previous.pid})`);
+    log(`${label} restarting on the rebuilt code or changed keys (pid ${previous.pid})`);
     process.kill(previous.pid, 'SIGTERM');
     await waitFor(`${daemon.name} shutdown`, async () => !alive(previous.pid), 30, logFile).catch(() => process.kill(previous.pid, 'SIGKILL'));
   }
   const out = openSync(logFile, 'a');
-  const child = spawn(process.execPath, [join(env.projectRoot, 'dist', 'scripts', 'cli.js'), daemon.name], {
+  const childEnv: NodeJS.ProcessEnv = { ...process.env, TEMPORAL_ADDRESS: temporal.address, LIFEBOAT_HOME: env.home };
+  for (const name of daemon.unset ?? []) delete childEnv[name];
+  const child = spawn(process.execPath, [join(env.projectRoot, 'dist', 'scripts', 'cli.js'), daemon.name, ...(daemon.args ?? [])], {
     detached: true,
     stdio: ['ignore', out, out],
-    env: { ...process.env, TEMPORAL_ADDRESS: temporal.address, LIFEBOAT_HOME: env.home },
+    env: childEnv,
   });
   child.unref();
   const startSize = existsSync(logFile) ? readFileSync(logFile).length : 0;
@@ -277,12 +337,33 @@ export async function devUp(env: LifeboatEnv, log: (line: string) => void): Prom
   // The previous state is read once: rewriting the file mid-way must never forget a running worker
   // (that is how a second worker, running older code, would be left behind).
   const previous = readStack(env);
-  const temporal = await startTemporal(env, ports, log);
-  const regions = await startRegions(env, ports, log);
-  await startReplicaSet(env, ports.pgBase + 2, log);
-  const state: StackState = { temporal, regions, worker: previous?.worker, traffic: previous?.traffic };
+  mkdirSync(env.home, { recursive: true });
+  // The worker and the codec server restart when the keys change: a worker without the key the CLI
+  // encrypts with would fail every workflow task it is given.
+  const config = `keys=${ensureCodecKeys(env, log).join(',')}`;
+  const codecEndpoint = `http://localhost:${env.codec.port}`;
+  const temporal = await startTemporal(env, ports, log, { uiCodecEndpoint: codecEndpoint });
+  const state: StackState = { temporal, regions: previous?.regions ?? {}, worker: previous?.worker, traffic: previous?.traffic, codecServer: previous?.codecServer };
+  // Loopback only, no token: the dev UI cannot send one (a token set for a shared codec server is not inherited).
+  const codec = await startDaemon(
+    env,
+    {
+      name: 'codec-server',
+      ready: 'codec server ready',
+      args: ['--port', String(env.codec.port), '--host', '127.0.0.1', '--origin', `http://localhost:${ports.ui}`, '--origin', `http://127.0.0.1:${ports.ui}`],
+      unset: ['LIFEBOAT_CODEC_SERVER_TOKEN', 'LIFEBOAT_CODEC_SERVER_TOKEN_FILE'],
+      config: `${config} port=${env.codec.port}`,
+    },
+    temporal,
+    log,
+    previous?.codecServer,
+  );
+  state.codecServer = { ...codec, endpoint: codecEndpoint };
   writeFileSync(stateFile(env), JSON.stringify(state, null, 2) + '\n');
-  state.worker = await startDaemon(env, { name: 'worker', ready: 'worker ready' }, temporal, log, previous?.worker);
+  state.regions = await startRegions(env, ports, log);
+  await startReplicaSet(env, ports.pgBase + 2, log);
+  writeFileSync(stateFile(env), JSON.stringify(state, null, 2) + '\n');
+  state.worker = await startDaemon(env, { name: 'worker', ready: 'worker ready', config }, temporal, log, previous?.worker);
   writeFileSync(stateFile(env), JSON.stringify(state, null, 2) + '\n');
   state.traffic = await startDaemon(env, { name: 'traffic', ready: 'traffic ready' }, temporal, log, previous?.traffic);
   writeFileSync(stateFile(env), JSON.stringify(state, null, 2) + '\n');
@@ -293,6 +374,7 @@ export async function devDown(env: LifeboatEnv, log: (line: string) => void): Pr
   const state = readStack(env);
   await stopDaemon(env, 'traffic', state?.traffic?.pid, log);
   await stopDaemon(env, 'worker', state?.worker?.pid, log);
+  await stopDaemon(env, 'codec-server', state?.codecServer?.pid, log);
   const provider = buildProviders(env).local;
   const standby = provider.standbyNodeFor(DEMO_SET);
   for (const node of [...DEMO_REGIONS.map((region) => ({ region, name: 'server' })), standby]) {
@@ -334,6 +416,14 @@ export async function devStatus(env: LifeboatEnv) {
       uiUrl: state?.temporal.uiUrl ?? `http://localhost:${ports.ui}`,
     },
     worker: { running: alive(state?.worker?.pid), pid: state?.worker?.pid ?? null, log: join(env.home, 'worker.log') },
+    codecServer: {
+      running: alive(state?.codecServer?.pid),
+      pid: state?.codecServer?.pid ?? null,
+      endpoint: state?.codecServer?.endpoint ?? `http://localhost:${env.codec.port}`,
+      log: join(env.home, 'codec-server.log'),
+      // Ids and where they come from; never key material.
+      keys: env.codec.keys ? { source: env.codec.keys.source, ids: env.codec.keys.ids, encrypting: env.codec.keys.encryptingId } : null,
+    },
     traffic: {
       running: alive(state?.traffic?.pid),
       pid: state?.traffic?.pid ?? null,

@@ -2,6 +2,7 @@
 // and the local provider to look at what runbooks left behind.
 import { Writable } from 'node:stream';
 import { Client, Connection } from '@temporalio/client';
+import type { DataConverter } from '@temporalio/common';
 import { bundleWorkflowCode, type Worker } from '@temporalio/worker';
 import { loadEnv } from '../../worker/env';
 import { createLogger } from '../../worker/logger';
@@ -11,7 +12,8 @@ import { join } from 'node:path';
 import type { DrillInput } from '../../workflows/types';
 
 export const env = () => loadEnv();
-export const temporal = () => ({ connectionOptions: { address: process.env.TEMPORAL_ADDRESS! }, namespace: 'default' });
+/** The test server; with a data converter (worker/codec.ts) when a test encrypts its payloads. */
+export const temporal = (dataConverter?: DataConverter) => ({ connectionOptions: { address: process.env.TEMPORAL_ADDRESS! }, namespace: 'default', dataConverter });
 export const local = () => buildProviders(env()).local;
 export const demoPlan = (): LoadedPlan => loadPlanFile(join(env().projectRoot, 'scripts', 'dev', 'demo-plan.yaml'));
 export { parsePlan };
@@ -20,14 +22,20 @@ export function demoDrillInput(overrides: Partial<DrillInput> = {}): DrillInput 
   return { ...drillInput(demoPlan(), 'orders', { fromLatestBackup: false, triggeredBy: 'test' }), ...overrides };
 }
 
-export async function client(): Promise<Client> {
+export async function client(dataConverter?: DataConverter): Promise<Client> {
   const connection = await Connection.connect({ address: process.env.TEMPORAL_ADDRESS! });
-  return new Client({ connection });
+  return new Client({ connection, dataConverter });
 }
 
-let bundle: Promise<{ code: string }> | undefined;
-export function workflowBundle(): Promise<{ code: string }> {
-  bundle ??= bundleWorkflowCode({ workflowsPath: require.resolve('../../workflows'), logger: quietBundlerLogger });
+const bundles = new Map<string, Promise<{ code: string }>>();
+/** Built once per failure converter: a data converter's failureConverterPath must be inside the workflow bundle too. */
+export function workflowBundle(failureConverterPath?: string): Promise<{ code: string }> {
+  const key = failureConverterPath ?? '';
+  let bundle = bundles.get(key);
+  if (!bundle) {
+    bundle = bundleWorkflowCode({ workflowsPath: require.resolve('../../workflows'), failureConverterPath, logger: quietBundlerLogger });
+    bundles.set(key, bundle);
+  }
   return bundle;
 }
 
@@ -51,7 +59,9 @@ export interface RunningWorker {
  * Starts in-process workers: the runbook queue plus one activity queue per region (the demo regions
  * unless told otherwise), until stop().
  */
-export async function startWorker(options: { regions?: string[]; capture?: LogCapture; providers?: Partial<Providers> } = {}): Promise<RunningWorker> {
+export async function startWorker(
+  options: { regions?: string[]; capture?: LogCapture; providers?: Partial<Providers>; dataConverter?: DataConverter } = {},
+): Promise<RunningWorker> {
   const logger = createLogger('info', options.capture ?? new LogCapture());
   const { workers, connection } = await createWorkers({
     // Only the names matter here: each becomes a task queue; the provider comes from the run's input.
@@ -59,8 +69,8 @@ export async function startWorker(options: { regions?: string[]; capture?: LogCa
     providers: options.providers,
     env: env(),
     logger,
-    temporal: temporal(),
-    workflowBundle: await workflowBundle(),
+    temporal: temporal(options.dataConverter),
+    workflowBundle: await workflowBundle(options.dataConverter?.failureConverterPath),
   });
   const running = workers.map((w: Worker) => w.run());
   let stopping: Promise<void> | undefined;
