@@ -3,6 +3,7 @@
 // publishes it (the newest backup's age, the standby's lag), so a dashboard shows the same figures.
 import { ErrorType, type CheckResult, type NodeRef, type RegionSpec, type ReplicaSetSpec } from '../workflows/types';
 import { OutcomeAttr } from '../workflows/search-attributes';
+import { listRuns, stringAttribute } from '../worker/visibility';
 import type { ActivityDeps } from './index';
 import { isVerdict, verdict } from './errors';
 import type { ActivityIo, DatabaseProvider } from './providers/provider';
@@ -102,9 +103,9 @@ export function createReadinessActivities(
       const query = `LifeboatDatabase = '${quoted}' AND LifeboatRunbook = 'drill' AND ExecutionStatus = 'Completed' AND CloseTime >= '${since}'`;
       let newest: DrillSighting | null = null;
       let newestPassed: DrillSighting | null = null;
-      for await (const run of client.workflow.list({ query, pageSize: 200 })) {
+      for await (const run of listRuns(client, query)) {
         if (!run.closeTime) continue;
-        const seen: DrillSighting = { workflowId: run.workflowId, closedAt: run.closeTime.toISOString(), outcome: run.typedSearchAttributes.get(OutcomeAttr) ?? 'unknown' };
+        const seen: DrillSighting = { workflowId: run.workflowId, closedAt: run.closeTime.toISOString(), outcome: stringAttribute(run, OutcomeAttr) ?? 'unknown' };
         if (!newest || seen.closedAt > newest.closedAt) newest = seen;
         if (seen.outcome === 'passed' && (!newestPassed || seen.closedAt > newestPassed.closedAt)) newestPassed = seen;
       }

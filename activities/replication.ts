@@ -6,6 +6,7 @@ import type { LedgerEntry } from './canary-ledger';
 import { isVerdict, verdict } from './errors';
 import { newestCanary, runChecks, withClient, writeCanary } from './pg/sql';
 import { STALLED_AFTER_MS } from './pg/replication';
+import { listRuns } from '../worker/visibility';
 import type { ActivityIo, DatabaseProvider, NodeStatus } from './providers/provider';
 
 type Activity = <I, O>(name: string, body: (input: I, io: ActivityIo) => Promise<O>) => (input: I) => Promise<{ value: O; attempt: number }>;
@@ -148,7 +149,7 @@ export function createReplicationActivities(deps: ActivityDeps, provider: (regio
       const client = await deps.temporal();
       const cancelled: string[] = [];
       const query = `LifeboatDatabase = '${database.replace(/'/g, "''")}' AND LifeboatRunbook = 'drill' AND ExecutionStatus = 'Running'`;
-      for await (const run of client.workflow.list({ query })) {
+      for await (const run of listRuns(client, query)) {
         await client.workflow.getHandle(run.workflowId, run.runId).cancel();
         cancelled.push(run.workflowId);
       }

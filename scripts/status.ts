@@ -6,6 +6,7 @@ import { databaseOf, planRegions, recoversByRestore, replicaSetOf, type LoadedPl
 import { recordNameOf } from '../activities/cross-cloud';
 import { TopologyStore } from '../activities/topology';
 import { connectClient } from '../worker/temporal';
+import { listRuns, numberAttribute, stringAttribute } from '../worker/visibility';
 import { OutcomeAttr, RpoSecondsAttr, RtoSecondsAttr, RunbookAttr } from '../workflows/search-attributes';
 import type { NodeRef } from '../workflows/types';
 import { formatSeconds } from './render';
@@ -75,16 +76,15 @@ export async function status(env: LifeboatEnv, plan: LoadedPlan, database: strin
     const client = await connectClient();
     const find = async (runbooks: string[]): Promise<LastRun | null> => {
       const query = `LifeboatDatabase = '${database}' AND (${runbooks.map((r) => `LifeboatRunbook = '${r}'`).join(' OR ')})`;
-      for await (const run of client.workflow.list({ query, pageSize: 1 })) {
-        const sa = run.typedSearchAttributes;
+      for await (const run of listRuns(client, query, { pageSize: 1, limit: 1 })) {
         return {
           workflowId: run.workflowId,
-          runbook: sa.get(RunbookAttr) ?? '?',
-          status: run.status.name,
-          outcome: sa.get(OutcomeAttr) ?? null,
-          startedAt: run.startTime.toISOString(),
-          rtoSeconds: sa.get(RtoSecondsAttr) ?? null,
-          rpoSeconds: sa.get(RpoSecondsAttr) ?? null,
+          runbook: stringAttribute(run, RunbookAttr) ?? '?',
+          status: run.status.replace('WORKFLOW_EXECUTION_STATUS_', ''),
+          outcome: stringAttribute(run, OutcomeAttr) ?? null,
+          startedAt: run.startTime?.toISOString() ?? '?',
+          rtoSeconds: numberAttribute(run, RtoSecondsAttr) ?? null,
+          rpoSeconds: numberAttribute(run, RpoSecondsAttr) ?? null,
         };
       }
       return null;

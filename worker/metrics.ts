@@ -7,6 +7,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import type { Client } from '@temporalio/client';
 import type { Logger } from 'pino';
+import { listRuns, numberAttribute, stringAttribute } from './visibility';
 import type { ReadinessMetrics } from '../activities/readiness';
 import { DatabaseAttr, OutcomeAttr, RpoSecondsAttr, RtoSecondsAttr } from '../workflows/search-attributes';
 import type { Objectives, RunbookReport } from '../workflows/types';
@@ -262,20 +263,17 @@ export function drillsFromVisibility(client: () => Promise<Client>, bounds: { da
     const since = new Date(Date.now() - (bounds.days ?? 30) * 86_400_000).toISOString();
     const query = `LifeboatRunbook = 'drill' AND ExecutionStatus = 'Completed' AND CloseTime >= '${since}'`;
     const newest = new Map<string, { sighting: DrillSighting; workflowId: string; runId: string }>();
-    let seen = 0;
-    for await (const run of c.workflow.list({ query, pageSize: 500 })) {
-      if (++seen > (bounds.maxRuns ?? 3000)) break;
-      const sa = run.typedSearchAttributes;
-      const database = sa.get(DatabaseAttr);
+    for await (const run of listRuns(c, query, { pageSize: 500, limit: bounds.maxRuns ?? 3000 })) {
+      const database = stringAttribute(run, DatabaseAttr);
       if (!database || database === FLEET || !run.closeTime) continue;
       const known = newest.get(database);
       if (known && known.sighting.closedAt >= run.closeTime) continue;
-      const rto = sa.get(RtoSecondsAttr);
-      const rpo = sa.get(RpoSecondsAttr);
+      const rto = numberAttribute(run, RtoSecondsAttr);
+      const rpo = numberAttribute(run, RpoSecondsAttr);
       newest.set(database, {
         workflowId: run.workflowId,
         runId: run.runId,
-        sighting: { database, passed: sa.get(OutcomeAttr) === 'passed', closedAt: run.closeTime, ...(rto !== undefined && { rtoSeconds: rto }), ...(rpo !== undefined && { rpoSeconds: rpo }) },
+        sighting: { database, passed: stringAttribute(run, OutcomeAttr) === 'passed', closedAt: run.closeTime, ...(rto !== undefined && { rtoSeconds: rto }), ...(rpo !== undefined && { rpoSeconds: rpo }) },
       });
     }
     const runs = new Set([...newest.values()].map((n) => n.runId));

@@ -2,6 +2,7 @@
 // completed drills of a database, found through the visibility API by their search attributes.
 import { WorkflowFailedError, WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { uiLink, type TemporalTarget } from '../../worker/temporal';
+import { listRuns } from '../../worker/visibility';
 import { DatabaseAttr, RunbookAttr } from '../../workflows/search-attributes';
 import type { RunbookReport } from '../../workflows/types';
 
@@ -78,9 +79,8 @@ export async function fetchDrillHistory(where: Where, database: string, last: nu
   // order them by start, and keep the newest `last`. Only the kept ones have their results read.
   const listed: Array<{ workflowId: string; runId: string; startTime: Date }> = [];
   const enough = Math.max(last * 2, last + 20);
-  for await (const info of where.client.workflow.list({ query })) {
-    listed.push({ workflowId: info.workflowId, runId: info.runId, startTime: info.startTime });
-    if (listed.length >= enough) break;
+  for await (const info of listRuns(where.client, query, { limit: enough })) {
+    if (info.startTime) listed.push({ workflowId: info.workflowId, runId: info.runId, startTime: info.startTime });
   }
   const newest = listed.sort((a, b) => b.startTime.getTime() - a.startTime.getTime()).slice(0, last);
   const results = await inBatches(newest, 8, async (run) => {

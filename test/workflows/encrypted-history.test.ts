@@ -15,6 +15,8 @@ import { promisify } from 'node:util';
 import { startCodecServer } from '../../scripts/codec-server';
 import { DEMO_SET, temporalCli } from '../../scripts/dev/stack';
 import { createLogger } from '../../worker/logger';
+import { listRuns, stringAttribute } from '../../worker/visibility';
+import { DatabaseAttr } from '../../workflows/search-attributes';
 import { RUNBOOK_TASK_QUEUE, type RunbookReport } from '../../workflows/types';
 import { client, demoDrillInput, env, historyText, LogCapture, startWorker } from '../support/stack';
 
@@ -149,6 +151,18 @@ describe('encrypted payloads: a drill through the AES-256-GCM codec', () => {
     } finally {
       await server.close();
     }
+  });
+
+  test("a process without the key still lists runs through Lifeboat's listRuns, where the SDK's list fails on the sealed memo", async () => {
+    const plain = await client();
+    const query = `WorkflowId = '${workflowId}'`;
+    const listed = [];
+    for await (const run of listRuns(plain, query)) listed.push(run);
+    expect(listed.map((r) => [r.workflowId, r.status, stringAttribute(r, DatabaseAttr)])).toEqual([[workflowId, 'WORKFLOW_EXECUTION_STATUS_COMPLETED', 'orders']]);
+    // Why listRuns exists: one sealed run breaks every listing that reaches it through the SDK.
+    await expect((async () => {
+      for await (const run of plain.workflow.list({ query })) void run;
+    })()).rejects.toThrow(/binary\/encrypted/);
   });
 
   test('the worker logs hold no marker and no password, and the report no password', () => {
