@@ -17,7 +17,7 @@ import { formatBytes, ProgressView, renderReport } from './render';
 
 const USAGE = `usage:
   lifeboat dev up | down | status [--json]      local stack: Temporal dev server, local PG regions, worker
-  lifeboat worker [-f plan]                       run a worker (one task queue per region)
+  lifeboat worker [-f plan] [--region name]...    run a worker (one task queue per region; --region: only those)
   lifeboat plan validate [-f plan]
   lifeboat drill <db> [-f plan] [--from-latest-backup] [--json]
   lifeboat drill --all [-f plan] [--concurrency N] [--json]   every database, as child workflows, N at a time
@@ -53,6 +53,8 @@ interface Args {
   port?: number;
   host?: string;
   origins?: string[];
+  /** worker: serve only these regions' queues. */
+  regions?: string[];
   /** report: where to write it, and the drill history instead of one run. */
   html?: string;
   md?: string;
@@ -84,6 +86,7 @@ function parseArgs(argv: string[]): Args {
       if (!/^\d+$/.test(value) || Number(value) < 1 || Number(value) > 65535) throw new UsageError(`--port ${value}: expected a whole number from 1 to 65535`);
       args.port = Number(value);
     } else if (a === '--host') args.host = optionValue(a, argv[++i], 'an address to listen on');
+    else if (a === '--region') (args.regions ??= []).push(optionValue(a, argv[++i], 'a region name of the plan'));
     else if (a === '--origin') (args.origins ??= []).push(optionValue(a, argv[++i], 'the Temporal UI origin, e.g. http://localhost:8233'));
     else if (a === '--html') args.html = optionValue(a, argv[++i], 'an output file path, e.g. report.html');
     else if (a === '--md') args.md = optionValue(a, argv[++i], 'an output file path, e.g. report.md');
@@ -116,6 +119,8 @@ function loadPlan(env: LifeboatEnv, file?: string): LoadedPlan {
 }
 
 function expectArgs(args: Args, count: number, what: string): void {
+  const extra = args.positional[count];
+  if (extra !== undefined) throw new UsageError(`unexpected argument ${extra}; expected ${what}`);
   if (args.positional.length !== count) throw new UsageError(`expected ${what}`);
 }
 
@@ -157,8 +162,15 @@ async function main(argv: string[]): Promise<number> {
       throw new UsageError('expected: lifeboat dev up | down | status [--json]');
     }
     case 'worker': {
+      expectArgs(args, 1, 'lifeboat worker [-f plan] [--region name]...');
       const plan = loadPlan(env, args.plan);
-      await (await workerMain()).runWorker({ regions: planRegions(plan), env });
+      const all = planRegions(plan);
+      // A worker placed in one region serves that region's queue (and the runbook queue): with one in
+      // the DR region, a failover runs while the primary's region is dark.
+      const unknown = (args.regions ?? []).filter((name) => !all.some((r) => r.name === name));
+      if (unknown.length) throw new UsageError(`--region ${unknown.join(', ')}: not a region of ${plan.source}; expected one of ${all.map((r) => r.name).join(', ')}`);
+      const regions = args.regions ? all.filter((r) => args.regions!.includes(r.name)) : all;
+      await (await workerMain()).runWorker({ regions, env });
       return 0;
     }
     case 'plan': {
@@ -218,6 +230,7 @@ async function main(argv: string[]): Promise<number> {
       });
     }
     case 'backups': {
+      if (sub === 'list' && args.positional.length > 3) throw new UsageError(`unexpected argument ${args.positional[3]}; expected: lifeboat backups list <db> [-f plan] [--json]`);
       if (sub !== 'list' || args.positional.length !== 3) throw new UsageError('expected: lifeboat backups list <db> [-f plan] [--json]');
       const plan = loadPlan(env, args.plan);
       const name = args.positional[2]!;

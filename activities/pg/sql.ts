@@ -1,6 +1,6 @@
 // SQL that every provider shares: a PostgreSQL database is a PostgreSQL database once reached,
 // whether it runs here, on RDS or on Cloud SQL.
-import { Client } from 'pg';
+import { Client, type QueryArrayConfig } from 'pg';
 import type { Canary, CheckResult, SqlCheck, TableStats } from '../../workflows/types';
 
 /** How to reach one database. Holds a secret: lives in activity memory only. */
@@ -237,7 +237,9 @@ export async function runChecks(client: Client, checks: SqlCheck[]): Promise<Che
     try {
       await client.query('begin read only');
       await client.query("set local statement_timeout = '60s'");
-      const res = await client.query({ text: check.sql, rowMode: 'array' });
+      // The extended protocol runs exactly one statement: `select true; commit; drop table t` would
+      // otherwise end the read-only transaction and run the rest (pg's types lack queryMode).
+      const res = await client.query({ text: check.sql, rowMode: 'array', queryMode: 'extended' } as QueryArrayConfig);
       await client.query('rollback');
       const rows = res.rows as unknown[][];
       const first = rows[0]?.[0];

@@ -100,13 +100,13 @@ export async function assertServerCanLoad(client: Client, manifest: BackupManife
 
 /**
  * pg_dump older than the server, or pg_restore older than the dump's format: no retry changes that,
- * the worker's PostgreSQL client tools must be upgraded.
+ * the worker's PostgreSQL client tools must be upgraded. `subject` (e.g. "backup <id>") leads the message.
  */
-export function toolTooOld(err: unknown, pgBin: string): Error | null {
+export function toolTooOld(err: unknown, pgBin: string, subject?: string): Error | null {
   if (!(err instanceof CommandFailed) || !/server version mismatch|unsupported version .* in file header/i.test(err.stderr)) return null;
   return verdict(
     ErrorType.ServerVersionTooOld,
-    `the worker's PostgreSQL client tools in ${pgBin} are older than the server or the dump (${err.message}); install newer ones or set LIFEBOAT_PG_BIN`,
+    `${subject ? `${subject}: ` : ''}the worker's PostgreSQL client tools in ${pgBin} are older than the server or the dump (${err.message}); install newer ones or set LIFEBOAT_PG_BIN`,
   );
 }
 

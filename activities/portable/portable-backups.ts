@@ -205,7 +205,7 @@ export class PortableBackups {
             signal: io.signal,
           }),
         ).catch((err: unknown) => {
-          throw toolTooOld(err, this.config.pgBin) ?? err;
+          throw toolTooOld(err, this.config.pgBin, `backup ${ref.backupId}`) ?? err;
         });
       } finally {
         clearInterval(beat);
@@ -259,11 +259,13 @@ export class PortableBackups {
     if (
       manifest.formatVersion !== 1 ||
       manifest.backupId !== backupId ||
+      // The ref is built from the manifest: another database here would point a restore elsewhere.
+      manifest.database !== database ||
       manifest.dumpFormat !== 'pg_dump-custom' ||
       !/^[0-9a-f]{64}$/.test(manifest.sha256) ||
       !Array.isArray(manifest.tables)
     ) {
-      throw verdict(ErrorType.BackupManifestInvalid, `manifest ${store.url}/${key} does not describe portable backup ${backupId} (format 1, pg_dump-custom, sha256, tables expected)`);
+      throw verdict(ErrorType.BackupManifestInvalid, `manifest ${store.url}/${key} does not describe portable backup ${backupId} of ${database} (format 1, pg_dump-custom, sha256, tables expected)`);
     }
     return manifest;
   }

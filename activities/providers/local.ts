@@ -12,7 +12,7 @@ import { LocalCluster } from '../pg/cluster';
 import { freePort } from '../pg/ports';
 import { run } from '../pg/process';
 import { libpqEnv, quoteIdent, withClient, type PgConnection } from '../pg/sql';
-import { assertServerCanLoad, dumpWithManifest, hashing } from '../portable/logical-dump';
+import { assertServerCanLoad, dumpWithManifest, hashing, toolTooOld } from '../portable/logical-dump';
 import type { ActivityIo, DatabaseProvider, FenceResult } from './provider';
 import { TopologyStore } from '../topology';
 import { fence, makeStandby, nodeStatus, promote, replicationLag, StandbyStalled, unfence, waitForReplay, type NodeStatus, type ReplicationLag } from '../pg/replication';
@@ -202,7 +202,9 @@ export class LocalProvider implements DatabaseProvider {
   }
 
   async restore(ref: BackupRef, scratch: ScratchInstance, io: ActivityIo): Promise<void> {
-    const manifest = await this.manifest(ref);
+    // The bytes are checked before the target is touched, as portable restores do: a dump damaged
+    // since its verify step would otherwise restore in part, or fail as a raw pg_restore error retried.
+    const manifest = await this.verifyBackup(ref, io);
     const conn = await this.connectScratch(scratch);
     const admin = { ...conn, database: 'postgres' };
     await withClient(admin, (client) => assertServerCanLoad(client, manifest, `the scratch instance in ${scratch.region.name}`));
@@ -231,7 +233,10 @@ export class LocalProvider implements DatabaseProvider {
         join(this.config.pgBin, 'pg_restore'),
         ['--exit-on-error', '--no-owner', '--no-privileges', '--jobs=2', '--dbname', scratch.database, file],
         { env: libpqEnv(conn), signal: io.signal },
-      );
+      ).catch((err: unknown) => {
+        // A dump from a newer pg_dump than this pg_restore: a verdict, not four identical failures.
+        throw toolTooOld(err, this.config.pgBin, `backup ${ref.backupId}`) ?? err;
+      });
     } finally {
       clearInterval(beat);
     }
