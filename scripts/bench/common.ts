@@ -1,10 +1,12 @@
 // What the benchmarks share: running the product as a user would (the built CLI in a child
 // process), and printing their figures the same way, so that the tables of drill-vs-shell.ts and
-// switchover-vs-manual.ts read alike and a fix to one reaches both.
+// switchover-vs-manual.ts (and the others') read alike and a fix to one reaches all.
 import { spawn, type StdioOptions } from 'node:child_process';
+import { existsSync, openSync, readFileSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg, totalmem } from 'node:os';
 import { join } from 'node:path';
 import type { LifeboatEnv } from '../../worker/env';
+import { connectClient } from '../../worker/temporal';
 import type { RunbookReport, StepRecord } from '../../workflows/types';
 
 /** Progress goes to stderr so that stdout is only the benchmark's tables. */
@@ -51,6 +53,111 @@ export async function ensureStack(env: LifeboatEnv): Promise<void> {
 }
 
 export { freePort } from '../../activities/pg/ports';
+
+/** What a process has used so far, from /proc (Linux): CPU seconds (its own, and its reaped children's) and memory. */
+export interface ProcessUsage {
+  cpuSeconds: number;
+  childrenCpuSeconds: number;
+  /** Peak resident set size (VmHWM), bytes. */
+  peakRssBytes: number;
+  rssBytes: number;
+}
+
+/** null when the process is gone (or there is no /proc). */
+export function processUsage(pid: number): ProcessUsage | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The command name (field 2) may hold spaces: the fields after it start past its closing parenthesis.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const ticks = (i: number) => Number(fields[i - 3]);
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const kib = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN) * 1024;
+    return {
+      cpuSeconds: (ticks(14) + ticks(15)) / CLOCK_TICKS,
+      childrenCpuSeconds: (ticks(16) + ticks(17)) / CLOCK_TICKS,
+      peakRssBytes: kib('VmHWM'),
+      rssBytes: kib('VmRSS'),
+    };
+  } catch {
+    return null;
+  }
+}
+
+/** USER_HZ: 100 on every Linux architecture Node runs on. */
+const CLOCK_TICKS = 100;
+
+// ---------------------------------------------------------------------------------------------
+// moto_server, the AWS API stand-in (S3 for the copy benchmark, RDS for the fleet one)
+
+export interface Moto {
+  endpoint: string;
+  pid: number;
+  /** SIGTERM, then SIGKILL if it has not gone within 10 s. Safe to repeat. */
+  stop(): Promise<void>;
+}
+
+/**
+ * A moto_server of the benchmark's own, from the project's .venv (scripts/setup.sh --with-moto),
+ * on a free port, logging to `log`. Every resource lives in its memory and goes with it.
+ */
+export async function startMoto(env: LifeboatEnv, port: number, log: string): Promise<Moto> {
+  const server = join(env.projectRoot, '.venv', 'bin', 'moto_server');
+  if (!existsSync(server)) throw new Error(`moto_server is missing (expected ${server}): run \`bash scripts/setup.sh --with-moto\``);
+  const out = openSync(log, 'a');
+  const child = spawn(server, ['-H', '127.0.0.1', '-p', String(port)], { stdio: ['ignore', out, out] });
+  const endpoint = `http://127.0.0.1:${port}`;
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const stop = async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    child.kill('SIGTERM');
+    if (!(await Promise.race([exited.then(() => true), sleep(10_000).then(() => false)]))) {
+      child.kill('SIGKILL');
+      await exited;
+    }
+  };
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`moto_server exited with ${child.exitCode} before it answered; see ${log}`);
+    try {
+      await fetch(`${endpoint}/moto-api/`, { signal: AbortSignal.timeout(1000) });
+      break;
+    } catch {
+      if (Date.now() > deadline) {
+        await stop();
+        throw new Error(`moto_server did not answer on ${endpoint} within 30s; see ${log}`);
+      }
+      await sleep(200);
+    }
+  }
+  return { endpoint, pid: child.pid!, stop };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Temporal
+
+/**
+ * The length (events) and size (bytes) of each run's history, as the server describes it; the
+ * client is the one the CLI would use (TEMPORAL_ADDRESS and friends). Runs that cannot be described
+ * are left out, with a note on stderr.
+ */
+export async function historyLengths(runs: Array<{ workflowId: string; runId?: string }>): Promise<Array<{ workflowId: string; events: number; bytes: number }>> {
+  if (runs.length === 0) return [];
+  const client = await connectClient();
+  try {
+    const sizes: Array<{ workflowId: string; events: number; bytes: number }> = [];
+    for (const run of runs) {
+      try {
+        const described = await client.workflow.getHandle(run.workflowId, run.runId).describe();
+        sizes.push({ workflowId: run.workflowId, events: described.historyLength, bytes: described.historySize ?? NaN });
+      } catch (err) {
+        say(`could not describe ${run.workflowId} ${run.runId ?? ''}: ${(err as Error).message}`);
+      }
+    }
+    return sizes;
+  } finally {
+    await client.connection.close();
+  }
+}
 
 // ---------------------------------------------------------------------------------------------
 // Reporting

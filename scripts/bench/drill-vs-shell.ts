@@ -29,7 +29,7 @@ import { buildProviders } from '../../worker/main';
 import type { RegionSpec, RunbookReport } from '../../workflows/types';
 import { DEMO_REGIONS } from '../dev/stack';
 import { seedDemo } from '../dev/seed';
-import { cliPath, ensureStack, machineLines, median, phaseTable, type Phases, runbookPhases, runChild, say, table } from './common';
+import { cliPath, ensureStack, historyLengths, machineLines, median, phaseTable, type Phases, runbookPhases, runChild, say, table } from './common';
 
 const BENCH_DB = 'bench_orders';
 /** Plan keys allow lowercase letters, digits and dashes only, so the key differs from the database. */
@@ -323,6 +323,8 @@ async function main(argv: string[]): Promise<number> {
     else say(`kept ${BENCH_DB} in ${PRIMARY_REGION} for the next run (--drop removes it)`);
   }
 
+  const histories = await historyLengths(pairs.map((p) => ({ workflowId: p.drill.report.workflowId, runId: p.drill.report.runId })));
+  const events = histories.map((h) => h.events);
   const baselineRows = pairs[0]!.baseline.rows;
   const pgVersion = (await withClient(primary.connection('postgres'), (client) => serverVersion(client))).version;
   const out = [
@@ -338,6 +340,9 @@ async function main(argv: string[]): Promise<number> {
     phaseTable('baseline step (seconds)', pairs.map((p) => baselinePhases(p.baseline))),
     '',
     `drill workflows: ${pairs.map((p) => p.drill.report.workflowId).join(', ')}`,
+    events.length
+      ? `drill history: ${Math.min(...events)}-${Math.max(...events)} events, ${(median(histories.map((h) => h.bytes)) / 1024).toFixed(1)} KiB (median)`
+      : 'drill history: could not be read',
     '',
   ];
   process.stdout.write(out.join('\n') + '\n');
