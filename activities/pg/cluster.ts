@@ -144,6 +144,9 @@ export class LocalCluster {
 
   async isRunning(): Promise<boolean> {
     if (!existsSync(join(this.dataDir, 'postmaster.pid'))) return false;
+    // A killed postmaster stays a zombie until its parent (often PID 1) reaps it, and pg_ctl counts a
+    // zombie as running: a fence would then fail "server does not shut down" until the reaping.
+    if (postmasterIsZombie(join(this.dataDir, 'postmaster.pid'))) return false;
     try {
       await run(join(this.pgBin, 'pg_ctl'), ['-D', this.dataDir, 'status'], {
         asUser: serverOsUser() ?? undefined,
@@ -180,5 +183,18 @@ export class LocalCluster {
     const log = join(this.runDir, 'postgres.log');
     const tail = existsSync(log) ? readFileSync(log, 'utf8').trim().split('\n').slice(-3).join(' | ') : '';
     return `${(err as Error).message}${tail ? ` | server log: ${tail}` : ''}`;
+  }
+}
+
+/** Whether the lock file's process is dead but not yet reaped (Linux /proc; elsewhere: not known, false). */
+export function postmasterIsZombie(lockFile: string): boolean {
+  try {
+    const pid = Number(readFileSync(lockFile, 'utf8').split('\n')[0]);
+    if (!Number.isInteger(pid) || pid <= 0) return false;
+    // /proc/<pid>/stat: "pid (comm) state ...": the state follows the last ')'.
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) === 'Z';
+  } catch {
+    return false;
   }
 }
