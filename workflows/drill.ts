@@ -44,7 +44,9 @@ export async function drill(input: DrillInput): Promise<RunbookReport> {
   const scratch: ScratchInstance = {
     name: `drill-${runTag(info.runId)}`,
     region: dr,
-    database,
+    // The PostgreSQL database the backup holds, not the plan's name for it: a platform restore
+    // (an RDS snapshot, a Cloud SQL backup run) brings the database back under its own name.
+    database: primary.database,
     ...(login && { credentials: login }),
     ...(input.portable && { portable: true }),
   };

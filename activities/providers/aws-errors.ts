@@ -19,6 +19,18 @@ const RETRYABLE = new Set(['Throttling', 'ThrottlingException', 'RequestLimitExc
   // Clock skew: the SDK corrects its clock offset from the failed response, so the next attempt passes.
   'RequestExpired', 'RequestTimeTooSkewed', 'RequestInTheFuture']);
 
+/**
+ * Throttling, a 5xx, or no answer at all (DNS, a reset connection, a timeout): what passes when asked
+ * again. A denied call never does, even without an HTTP status (no credentials found).
+ */
+export function isPassingAwsError(err: unknown): boolean {
+  const e = err as { name?: string; $metadata?: { httpStatusCode?: number } } | null;
+  const name = e?.name ?? 'Error';
+  const status = e?.$metadata?.httpStatusCode;
+  if (ACCESS_DENIED.has(name)) return false;
+  return RETRYABLE.has(name) || status === undefined || status >= 500 || status === 429;
+}
+
 /** Strips a trailing "Fault" so DBSnapshotNotFoundFault and DBSnapshotNotFound read alike. */
 function baseName(name: string): string {
   return name.endsWith('Fault') ? name.slice(0, -5) : name;
@@ -31,8 +43,7 @@ export function awsFailure(err: unknown, call: string): Error {
   const status = e?.$metadata?.httpStatusCode;
   const message = `${call}: ${name}${status ? ` (HTTP ${status})` : ''}: ${e?.message ?? String(err)}`;
   if (ACCESS_DENIED.has(name)) return verdict(ErrorType.AccessDenied, `${message}; Lifeboat's IAM policy is in the README`);
-  // No HTTP status at all: the request never got an answer (DNS, a reset connection, a timeout).
-  if (RETRYABLE.has(name) || status === undefined || status >= 500 || status === 429) return new Error(message);
+  if (isPassingAwsError(err)) return new Error(message);
   // Any other refusal of the caller (OptInRequired, a proxy's 403 with no AWS code) is not going to
   // pass on a retry either.
   if (status === 401 || status === 403) return verdict(ErrorType.AccessDenied, `${message}; Lifeboat's IAM policy is in the README`);

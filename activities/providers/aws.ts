@@ -9,8 +9,10 @@
 //   plan's subnet group and security groups, tagged lifeboat:scratch, deleted without a final snapshot.
 // - Failover promotes the cross-region read replica (PromoteReadReplica); see the replication methods.
 //
-// Every call is made once (SDK retries off): throttling and 5xx go back to the activity's Temporal
-// retry policy, where they are visible in history; refusals become non-retryable verdicts (awsFailure).
+// Every call that creates or changes something is made once (SDK retries off): throttling and 5xx go
+// back to the activity's Temporal retry policy, where they are visible in history; refusals become
+// non-retryable verdicts (awsFailure). Reads (Describe*, List*) are tried up to five times within the
+// call when they fail in passing (readWithRetries), so they do not use up a step's attempts.
 // Credentials come from the standard AWS chain and AWS_ENDPOINT_URL is honoured, both by the SDK.
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -30,13 +32,13 @@ import {
 } from '@aws-sdk/client-rds';
 import { ErrorType, type BackupManifest, type BackupRef, type Canary, type CredentialsRef, type DatabaseTarget, type NodeRef, type RegionSpec, type ReplicaSetSpec, type ScratchInstance, type TopologyView } from '../../workflows/types';
 import { verdict } from '../errors';
-import { poll, StopWaiting } from './polling';
+import { poll, readWithRetries, StopWaiting } from './polling';
 import { withClient, type PgConnection } from '../pg/sql';
 import { lagOver, StandbyStalled, statusOver, waitForReplayOver } from '../pg/replication';
 import { TopologyStore } from '../topology';
 import { resolveCredentials, type SecretSource } from '../secrets';
 import type { ActivityIo, DatabaseProvider, FenceResult, NodeStatus, ReplicationLag } from './provider';
-import { awsFailure } from './aws-errors';
+import { awsFailure, isPassingAwsError } from './aws-errors';
 import { captureManifest, readRestoredManifest } from './in-database-manifest';
 import { EndpointCache } from './endpoint-cache';
 import { fenceOverSql, isFencedByLifeboat, setReadOnly } from './managed-fence';
@@ -108,6 +110,11 @@ export class AwsProvider implements DatabaseProvider {
         // A hung request must fail, not last the activity's whole timeout while the heartbeat beats on.
         requestHandler: { connectionTimeout: 5_000, requestTimeout: 60_000, throwOnRequestTimeout: true },
         ...(this.config.endpoint && { endpoint: this.config.endpoint }),
+      });
+      // Reads only, recognised by the command's name: nothing that creates or changes is sent twice here.
+      client.middlewareStack.add((next, context) => (args) => (/^(Describe|List)/.test(context.commandName ?? '') ? readWithRetries(isPassingAwsError, () => next(args)) : next(args)), {
+        step: 'initialize',
+        name: 'lifeboatReadRetries',
       });
       this.clients.set(awsRegion, client);
     }

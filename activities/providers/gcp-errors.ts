@@ -37,5 +37,11 @@ export function gcpFailure(err: unknown, call: string, notFound: ErrorType = Err
   return new Error(message);
 }
 
+/** Quota (429), a 5xx, or no answer at all (a reset connection, a timeout): what passes when asked again. */
+export function isPassingGcpError(err: unknown): boolean {
+  const status = httpStatusOf(err);
+  return status === undefined || status === 429 || status >= 500;
+}
+
 export const isNotFound = (err: unknown): boolean => httpStatusOf(err) === 404;
 export const isConflict = (err: unknown): boolean => httpStatusOf(err) === 409;

@@ -7,21 +7,23 @@
 //   the project: the "copy to the DR region" is a check that the run is usable from there, not bytes.
 // - A drill creates a private scratch instance in the DR region (alongside the backup), restores the
 //   run into it (restoreBackup restores into an existing instance), verifies, and deletes it.
-// - Every Admin API call is one request (the REST client does not retry); operations are polled to
-//   DONE with heartbeats; throttling, 5xx and failed operations are left to Temporal's retry policy.
+// - Every Admin API call that creates or changes something is one request (the REST client does not
+//   retry); operations are polled to DONE with heartbeats; throttling, 5xx and failed operations are
+//   left to Temporal's retry policy. Reads (get, list) are tried up to five times within the call when
+//   they fail in passing (readWithRetries), so they do not use up a step's attempts.
 // Credentials: Application Default Credentials unless a client is given (the tests' fake).
 import { createHash, randomBytes } from 'node:crypto';
 import { v1, type protos } from '@google-cloud/sql';
 import { GoogleAuth } from 'google-auth-library';
 import { ErrorType, type BackupManifest, type BackupRef, type Canary, type CredentialsRef, type DatabaseTarget, type NodeRef, type RegionSpec, type ReplicaSetSpec, type ScratchInstance, type TopologyView } from '../../workflows/types';
 import { verdict } from '../errors';
-import { poll } from './polling';
+import { poll, readWithRetries } from './polling';
 import { withClient, type PgConnection } from '../pg/sql';
 import { lagOver, StandbyStalled, statusOver, waitForReplayOver } from '../pg/replication';
 import { TopologyStore } from '../topology';
 import { fenceOverSql, isFencedByLifeboat, setReadOnly } from './managed-fence';
 import { resolveCredentials, type SecretSource } from '../secrets';
-import { gcpFailure, isConflict, isNotFound } from './gcp-errors';
+import { gcpFailure, isConflict, isNotFound, isPassingGcpError } from './gcp-errors';
 import { captureManifest, readRestoredManifest } from './in-database-manifest';
 import { EndpointCache } from './endpoint-cache';
 import type { ActivityIo, DatabaseProvider, FenceResult, NodeStatus, ReplicationLag } from './provider';
@@ -456,7 +458,7 @@ export class GcpProvider implements DatabaseProvider {
 
   private async instance(project: string, name: string): Promise<DatabaseInstance | null> {
     try {
-      return (await this.api().instances.get({ project, instance: name }))[0];
+      return (await readWithRetries(isPassingGcpError, () => this.api().instances.get({ project, instance: name })))[0];
     } catch (err) {
       if (isNotFound(err)) return null;
       throw gcpFailure(err, `instances.get ${name} in ${project}`);
@@ -467,11 +469,9 @@ export class GcpProvider implements DatabaseProvider {
     const all: DatabaseInstance[] = [];
     let pageToken: string | undefined;
     do {
-      const [page] = await this.api()
-        .instances.list({ project, ...(pageToken && { pageToken }) })
-        .catch((err: unknown) => {
-          throw gcpFailure(err, `instances.list in ${project}`);
-        });
+      const [page] = await readWithRetries(isPassingGcpError, () => this.api().instances.list({ project, ...(pageToken && { pageToken }) })).catch((err: unknown) => {
+        throw gcpFailure(err, `instances.list in ${project}`);
+      });
       all.push(...(page.items ?? []));
       pageToken = page.nextPageToken || undefined;
     } while (pageToken);
@@ -480,7 +480,7 @@ export class GcpProvider implements DatabaseProvider {
 
   private async backupRun(project: string, instance: string, runId: string): Promise<BackupRun> {
     try {
-      return (await this.api().backupRuns.get({ project, instance, id: runId }))[0];
+      return (await readWithRetries(isPassingGcpError, () => this.api().backupRuns.get({ project, instance, id: runId })))[0];
     } catch (err) {
       throw gcpFailure(err, `backupRuns.get ${runId} of ${instance}`, ErrorType.BackupNotFound);
     }
@@ -490,11 +490,9 @@ export class GcpProvider implements DatabaseProvider {
     const all: BackupRun[] = [];
     let pageToken: string | undefined;
     do {
-      const [page] = await this.api()
-        .backupRuns.list({ project, instance, maxResults: 500, ...(pageToken && { pageToken }) })
-        .catch((err: unknown) => {
-          throw gcpFailure(err, `backupRuns.list of ${instance}`, ErrorType.DatabaseNotFound);
-        });
+      const [page] = await readWithRetries(isPassingGcpError, () => this.api().backupRuns.list({ project, instance, maxResults: 500, ...(pageToken && { pageToken }) })).catch((err: unknown) => {
+        throw gcpFailure(err, `backupRuns.list of ${instance}`, ErrorType.DatabaseNotFound);
+      });
       all.push(...(page.items ?? []));
       pageToken = page.nextPageToken || undefined;
     } while (pageToken);
@@ -508,11 +506,9 @@ export class GcpProvider implements DatabaseProvider {
       operation.status === 'DONE'
         ? operation
         : await this.poll(io, what, async () => {
-            const [current] = await this.api()
-              .operations.get({ project, operation: name })
-              .catch((err: unknown) => {
-                throw gcpFailure(err, `operations.get ${name}`);
-              });
+            const [current] = await readWithRetries(isPassingGcpError, () => this.api().operations.get({ project, operation: name })).catch((err: unknown) => {
+              throw gcpFailure(err, `operations.get ${name}`);
+            });
             if (current.status === 'DONE') return current;
             io.heartbeat({ phase: what, operation: name, status: current.status });
             return undefined;

@@ -6,6 +6,28 @@ import type { ActivityIo } from './provider';
 /** How many passing failures in a row a wait polls through before it gives up its attempt. */
 const PASSING_FAILURES_TOLERATED = 10;
 
+/** How many times one read (a describe, a get, a list) is tried within a call. */
+const READ_TRIES = 5;
+
+/**
+ * A read that changes nothing, tried again within the call when it fails in passing (throttled, 5xx,
+ * no answer), up to READ_TRIES times, 0.2 s doubling between tries. A step makes several reads
+ * around its one create or change call (the adopt check, the endpoint lookup, the final state);
+ * were each of them to cost an attempt, a few throttled describes in a row would use up a transfer
+ * step's four. Calls that create or change something are never retried here: their retries are
+ * Temporal's, each one attempt in history.
+ */
+export async function readWithRetries<T>(passing: (err: unknown) => boolean, read: () => Promise<T>): Promise<T> {
+  for (let tried = 1; ; tried++) {
+    try {
+      return await read();
+    } catch (err) {
+      if (tried >= READ_TRIES || !passing(err)) throw err;
+      await new Promise((resolve) => setTimeout(resolve, 200 * 2 ** (tried - 1)));
+    }
+  }
+}
+
 /** A wait that has learned it will never succeed this attempt (not a passing failure). */
 export class StopWaiting extends Error {
   override name = 'StopWaiting';

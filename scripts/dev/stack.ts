@@ -81,7 +81,7 @@ function alive(pid: number | undefined): boolean {
   }
 }
 
-function portOpen(port: number): Promise<boolean> {
+export function portOpen(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = createConnection({ host: '127.0.0.1', port });
     socket.once('connect', () => (socket.destroy(), resolve(true)));

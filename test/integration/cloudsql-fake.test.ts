@@ -7,7 +7,7 @@ import { v1, type protos } from '@google-cloud/sql';
 import { OAuth2Client } from 'google-auth-library';
 import { findPgBin } from '../../activities/pg/binaries';
 import { withClient } from '../../activities/pg/sql';
-import { adminClients } from '../fakes/cloudsql/clients';
+import { adminClients, untilDone } from '../fakes/cloudsql/clients';
 import { startCloudSqlFake, type CloudSqlFake } from '../fakes/cloudsql/server';
 
 type Operation = protos.google.cloud.sql.v1.IOperation;
@@ -17,15 +17,7 @@ const source = { name: 'orders-primary', password: 'src:pw\\with-escapes' };
 const target = { name: 'orders-drill', password: 'drill-pw' };
 
 /** Operations finish in the background; poll like the provider does, with a deadline. */
-async function pollUntilDone(ops: v1.SqlOperationsServiceClient, operation: Operation, timeoutMs = 20_000): Promise<Operation> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const [current] = await ops.get({ project, operation: operation.name! });
-    if (current.status === 'DONE') return current;
-    if (Date.now() > deadline) throw new Error(`operation ${operation.name} (${operation.operationType}) still ${current.status} after ${timeoutMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
+const pollUntilDone = (ops: v1.SqlOperationsServiceClient, operation: Operation, timeoutMs = 20_000): Promise<Operation> => untilDone(ops, project, operation, timeoutMs);
 
 /** The HTTP status and Google error body of a failed call (gaxios puts the body text in the message). */
 async function httpError(call: Promise<unknown>): Promise<{ status: number; body: { error: { status: string; message: string } } }> {

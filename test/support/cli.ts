@@ -1,5 +1,6 @@
 // Runs the compiled `lifeboat` CLI as a user would, against the test stack.
-import { execFile } from 'node:child_process';
+import { execFile, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -20,4 +21,14 @@ export function lifeboat(args: string[], env: NodeJS.ProcessEnv = {}): Promise<C
       resolve({ code, stdout, stderr });
     });
   });
+}
+
+/** Stops a process started from the CLI (a `lifeboat worker`): SIGTERM, then SIGKILL after `graceMs`. */
+export async function stopProcess(child: ChildProcess, graceMs = 15_000): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = once(child, 'exit');
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+  await exited;
+  clearTimeout(timer);
 }

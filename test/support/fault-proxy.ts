@@ -1,12 +1,17 @@
-// A reverse proxy in front of moto that makes AWS misbehave on purpose: throttling and 5xx answers,
-// by rule, for chosen Query API actions. Everything else is forwarded untouched (method, path,
-// headers, body), so what reaches moto is what the SDK sent. It counts what it saw, so a test can
-// tell a retry Temporal made (one more request, one more activity attempt) from one the SDK made
-// inside a single attempt (one more request, the same attempt).
+// A reverse proxy in front of moto (or the Cloud SQL fake) that makes the cloud misbehave on purpose:
+// throttling, 5xx answers and timeouts, by rule, for chosen actions. Everything else is forwarded
+// untouched (method, path, headers, body), so what reaches the server is what the SDK sent. It counts
+// what it saw, so a test can tell a retry Temporal made (one more request, one more activity attempt)
+// from one the SDK made inside a single attempt (one more request, the same attempt).
 import { createServer, request, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
-export type Fault = 'throttling' | 'unavailable';
+/**
+ * throttling and unavailable are answered by the proxy (the request never reaches the server);
+ * timeout forwards the request, drops the server's answer and cuts the connection: the call may have
+ * acted, and the client cannot know (what it sees when a request times out after the server took it).
+ */
+export type Fault = 'throttling' | 'unavailable' | 'timeout';
 
 export interface FaultRule {
   /** The Query API action (the form body's Action field), or '*' for every action. */
@@ -21,6 +26,7 @@ export interface FaultRule {
 }
 
 export interface ProxiedRequest {
+  /** RDS: the Query API action. Cloud SQL: the method and the route with its ids as `*`. */
   action: string;
   /** The AWS region from the SigV4 credential scope, or '' for an unsigned request. */
   region: string;
@@ -42,6 +48,10 @@ export interface FaultProxy {
 export interface FaultProxyOptions {
   /** Seeds the generators behind `rate` rules, so a failing run can be repeated. */
   seed?: number;
+  /** Whose API is behind the proxy: how actions are named and faults answered. Default rds. */
+  dialect?: 'rds' | 'cloudsql';
+  /** How long a timeout fault holds the connection after the server answered, before cutting it. Default 500 ms. */
+  timeoutMs?: number;
 }
 
 export async function startFaultProxy(target: string, rules: FaultRule[], options: FaultProxyOptions = {}): Promise<FaultProxy> {
@@ -77,16 +87,15 @@ export async function startFaultProxy(target: string, rules: FaultRule[], option
   const server = createServer((req, res) => {
     void readBody(req).then((body) => {
       const params = new URLSearchParams(isForm(req.headers) ? body.toString('utf8') : '');
-      const seen: ProxiedRequest = { action: params.get('Action') ?? `${req.method} ${req.url}`, region: signedRegion(req.headers), params };
+      const action = options.dialect === 'cloudsql' ? restRoute(req.method, req.url) : (params.get('Action') ?? `${req.method} ${req.url}`);
+      const seen: ProxiedRequest = { action, region: signedRegion(req.headers), params };
       proxy.counts[seen.action] = (proxy.counts[seen.action] ?? 0) + 1;
       const fault = faultFor(seen);
       proxy.log.push({ action: seen.action, region: seen.region, ...(fault && { fault }) });
-      if (fault) {
-        proxy.injected[seen.action] = (proxy.injected[seen.action] ?? 0) + 1;
-        answerWithFault(res, fault);
-        return;
-      }
-      forward(upstream, req, body, res);
+      if (fault) proxy.injected[seen.action] = (proxy.injected[seen.action] ?? 0) + 1;
+      if (fault === 'timeout') loseAnswer(upstream, req, body, res, options.timeoutMs ?? 500);
+      else if (fault) answerWithFault(res, fault, options.dialect ?? 'rds');
+      else forward(upstream, req, body, res);
     }, (err: Error) => res.destroy(err));
   });
   await new Promise<void>((resolve, reject) => {
@@ -116,8 +125,28 @@ function forward(upstream: URL, req: IncomingMessage, body: Buffer, res: ServerR
   out.end(body);
 }
 
-/** What RDS answers, in its Query-protocol XML: the SDK parses the Code into the error's name. */
-function answerWithFault(res: ServerResponse, fault: Fault): void {
+/** The request reaches the server; its answer is read and dropped, and the client's connection cut. */
+function loseAnswer(upstream: URL, req: IncomingMessage, body: Buffer, res: ServerResponse, holdMs: number): void {
+  const out = request(
+    { protocol: upstream.protocol, hostname: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.rawHeaders },
+    (answer) => {
+      answer.resume();
+      answer.on('end', () => setTimeout(() => res.destroy(), holdMs));
+    },
+  );
+  out.on('error', (err) => res.destroy(err));
+  out.end(body);
+}
+
+/** RDS answers in its Query-protocol XML (the SDK parses the Code into the error's name); Cloud SQL in Google's JSON envelope. */
+function answerWithFault(res: ServerResponse, fault: Exclude<Fault, 'timeout'>, dialect: 'rds' | 'cloudsql'): void {
+  if (dialect === 'cloudsql') {
+    const [code, status, message] = fault === 'throttling' ? [429, 'RESOURCE_EXHAUSTED', 'Quota exceeded (injected by the test fault proxy)'] : [503, 'UNAVAILABLE', 'The service is currently unavailable (injected by the test fault proxy)'];
+    const json = JSON.stringify({ error: { code, message, status, errors: [{ message, domain: 'global', reason: fault === 'throttling' ? 'rateLimitExceeded' : 'backendError' }] } });
+    res.writeHead(code, { 'content-type': 'application/json; charset=UTF-8', 'content-length': Buffer.byteLength(json) });
+    res.end(json);
+    return;
+  }
   const [status, type, code, message] =
     fault === 'throttling' ? [400, 'Sender', 'Throttling', 'Rate exceeded'] : [503, 'Receiver', 'ServiceUnavailable', 'Service unavailable (injected by the test fault proxy)'];
   const xml = `<ErrorResponse><Error><Type>${type}</Type><Code>${code}</Code><Message>${message}</Message></Error><RequestId>fault-proxy</RequestId></ErrorResponse>`;
@@ -132,6 +161,14 @@ function readBody(req: IncomingMessage): Promise<Buffer> {
     req.on('end', () => resolve(Buffer.concat(chunks)));
     req.on('error', reject);
   });
+}
+
+// `GET /v1/projects/p/instances/i/backupRuns/7?x=1` is named `GET /v1/projects/*/instances/*/backupRuns/*`:
+// one name per route, whatever the ids.
+function restRoute(method: string | undefined, url: string | undefined): string {
+  const segments = (url ?? '/').split('?')[0]!.split('/');
+  // ['', 'v1', 'projects', id, 'instances', id, ...]: every id sits at an odd index from 3 on.
+  return `${method} ${segments.map((s, i) => (i >= 3 && i % 2 === 1 ? '*' : s)).join('/')}`;
 }
 
 function isForm(headers: IncomingHttpHeaders): boolean {

@@ -21,6 +21,7 @@ import {
 import { ApplicationFailure } from '@temporalio/common';
 import { awsFailure } from '../../activities/providers/aws-errors';
 import { AwsProvider } from '../../activities/providers/aws';
+import { createSnapshot } from '../../activities/providers/aws-snapshots';
 import { ErrorType } from '../../workflows/types';
 
 const CALL = 'DeleteDBSnapshot lifeboat-b1 in us-east-1';
@@ -159,15 +160,29 @@ describe('the provider against a stub RDS endpoint', () => {
     return outcome.err as Error;
   }
 
-  test('a throttled call is sent once and comes back retryable, for Temporal to retry', async () => {
+  test('a throttled read is tried five times within the call, then comes back retryable, for Temporal to retry', async () => {
     reply = { status: 400, code: 'Throttling', message: 'Rate exceeded' };
     const failure = await listBackupsFailure();
-    // One request: the SDK's own retries are off (maxAttempts: 1), so every attempt is a Temporal one.
-    expect(requests).toHaveLength(1);
-    expect(requests[0]).toContain('Action=DescribeDBSnapshots');
+    // The SDK's own retries are off (maxAttempts: 1); a read (and only a read) is asked again by
+    // Lifeboat within the call, so a few throttled describes do not use up a step's attempts.
+    expect(requests).toHaveLength(5);
+    for (const request of requests) expect(request).toContain('Action=DescribeDBSnapshots');
     expectRetryable(failure);
     expect(failure.message).toMatch(/Throttling/);
     expect(failure.message).toContain('DescribeDBSnapshots in us-east-1');
+  });
+
+  test('a throttled call that creates something is sent once: its retry is Temporal\'s, one attempt in history', async () => {
+    reply = { status: 400, code: 'Throttling', message: 'Rate exceeded' };
+    const provider = new AwsProvider({ secrets: {}, pollMs: 10, home: join(tmpdir(), 'lifeboat-aws-errors-test') });
+    const failure = await createSnapshot(provider.rds('us-east-1'), 'instance', 'db-1', 'lifeboat-snap-1', []).then(
+      () => new Error('expected CreateDBSnapshot to fail against the stub'),
+      (err: Error) => err,
+    );
+    expect(requests).toHaveLength(1);
+    expect(requests[0]).toContain('Action=CreateDBSnapshot');
+    expectRetryable(failure);
+    expect(failure.message).toMatch(/^CreateDBSnapshot lifeboat-snap-1 of db-1: Throttling/);
   });
 
   test('a denied call is sent once and becomes an AccessDenied verdict', async () => {

@@ -10,7 +10,7 @@ import type { Client } from '@temporalio/client';
 import { failbackInput, failoverInput } from '../../worker/plan';
 import { approveFailoverUpdate } from '../../workflows/messages';
 import type { RunbookReport } from '../../workflows/types';
-import { CLI } from '../support/cli';
+import { CLI, stopProcess } from '../support/cli';
 import {
   canaryAtEpoch,
   createReplicaSet,
@@ -47,25 +47,16 @@ function startWorkerProcess(): ChildProcess {
   return child;
 }
 
-async function stopWorkerProcess(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = once(child, 'exit');
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
-  await exited;
-  clearTimeout(timer);
-}
-
 beforeAll(async () => {
   fx = await createReplicaSet({ home: 'crash-a', dr: 'crash-b', database: DB });
   temporal = await client();
 }, 180_000);
 
 // Each test runs the worker processes it starts, and only those.
-beforeEach(() => Promise.all(workers.map(stopWorkerProcess)));
+beforeEach(() => Promise.all(workers.map(stopProcess)));
 
 afterAll(async () => {
-  await Promise.all(workers.map(stopWorkerProcess));
+  await Promise.all(workers.map(stopProcess));
   await temporal?.connection.close();
   await fx?.close();
 });

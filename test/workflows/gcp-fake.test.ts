@@ -11,7 +11,7 @@ import { withClient } from '../../activities/pg/sql';
 import { seedDemo } from '../../scripts/dev/seed';
 import { backupInput, drillInput, failbackInput, failoverInput, loadPlanFile, type LoadedPlan } from '../../worker/plan';
 import { RUNBOOK_TASK_QUEUE, type RunbookReport } from '../../workflows/types';
-import { fakeClientOptions } from '../fakes/cloudsql/clients';
+import { fakeClientOptions, untilDone } from '../fakes/cloudsql/clients';
 import { startCloudSqlFake, type CloudSqlFake } from '../fakes/cloudsql/server';
 import { client, env, historyText, LogCapture, startWorker, type RunningWorker } from '../support/stack';
 
@@ -172,13 +172,7 @@ describe('Cloud SQL failover and failback against the Cloud SQL fake (real strea
   let instances: v1.SqlInstancesServiceClient;
   let operations: v1.SqlOperationsServiceClient;
 
-  const done = async (op: { name?: string | null; status?: unknown }) => {
-    let current = op;
-    while (current.status !== 'DONE') {
-      await new Promise((r) => setTimeout(r, 100));
-      [current] = await operations.get({ project: PROJECT, operation: current.name! });
-    }
-  };
+  const done = (op: { name?: string | null; status?: unknown }) => untilDone(operations, PROJECT, op);
   const described = async (name: string) => (await instances.get({ project: PROJECT, instance: name }))[0];
   const conn = (instance: string, database = 'ledger') => ({ host: '127.0.0.1', port: fake.portOf(PROJECT, instance), user: 'postgres', password: PASSWORD, database });
   const writable = (instance: string) =>

@@ -27,3 +27,17 @@ export function adminClients(fake: CloudSqlFake) {
   };
   return { ...clients, close: () => Promise.all(Object.values(clients).map((c) => c.close())).then(() => undefined) };
 }
+
+type Operation = { name?: string | null; status?: unknown; operationType?: unknown };
+
+/** Polls an operation the fake runs in the background until it is DONE, as the provider does, with a deadline. */
+export async function untilDone<T extends Operation>(operations: v1.SqlOperationsServiceClient, project: string, operation: T, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let current = operation;
+  while (current.status !== 'DONE') {
+    if (Date.now() > deadline) throw new Error(`operation ${operation.name} (${String(operation.operationType)}) still ${String(current.status)} after ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    [current] = (await operations.get({ project, operation: operation.name! })) as unknown as [T];
+  }
+  return current;
+}
