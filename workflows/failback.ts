@@ -143,12 +143,14 @@ function finish(report: RunbookReport, steps: StepLog): RunbookReport {
 }
 
 /**
- * The home region's server to rebuild: the fenced former primary (or a standby already there);
- * the local provider's fixed name when the record holds neither.
+ * The home region's server to rebuild: the newest fenced former primary (or a standby already
+ * there); the local provider's fixed name when the record holds neither. Newest: on a cloud an
+ * unplanned failover's failback makes a new home instance and the one before stays fenced, so after
+ * two rounds the record holds both, oldest first, and the one to rebuild is the one that was primary.
  */
 function homeNodeOf(set: FailbackInput['replicaSet'], topology: TopologyView): NodeRef {
   const inHome = (n: NodeRef | null): n is NodeRef => n !== null && n.region === set.home.name;
-  return topology.fenced.find(inHome) ?? (inHome(topology.standby) ? topology.standby : { region: set.home.name, name: 'server' });
+  return [...topology.fenced].reverse().find(inHome) ?? (inHome(topology.standby) ? topology.standby : { region: set.home.name, name: 'server' });
 }
 
 /** A former primary becomes the standby of the home server again, and the record says so. */

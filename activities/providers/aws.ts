@@ -14,7 +14,6 @@
 // non-retryable verdicts (awsFailure). Reads (Describe*, List*) are tried up to five times within the
 // call when they fail in passing (readWithRetries), so they do not use up a step's attempts.
 // Credentials come from the standard AWS chain and AWS_ENDPOINT_URL is honoured, both by the SDK.
-import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import {
   CreateDBInstanceCommand,
@@ -41,6 +40,7 @@ import type { ActivityIo, DatabaseProvider, FenceResult, NodeStatus, Replication
 import { awsFailure, isPassingAwsError } from './aws-errors';
 import { captureManifest, readRestoredManifest } from './in-database-manifest';
 import { EndpointCache } from './endpoint-cache';
+import { replacementName } from './replacement-name';
 import { fenceOverSql, isFencedByLifeboat, setReadOnly } from './managed-fence';
 import { copySnapshot, createSnapshot, deleteSnapshot, describeSnapshot, kindOfArn, listManualSnapshots, type SnapshotKind, type SnapshotView } from './aws-snapshots';
 import { AURORA_REPLAY_MARKER, auroraLag, auroraStatus, describeCluster, describeGlobalCluster, memberArn, moveGlobalWriter, writerArn } from './aws-aurora';
@@ -796,10 +796,9 @@ function locationOf(node: NodeRef): string {
   return node.location;
 }
 
-/** `<base>-lb<6 hex of the source>`: the same node and source give the same name on every retry. */
+/** The new replica's identifier: stable across retries, never the replaced node's own (replacementName). */
 export function replicaIdFor(node: string, source: string): string {
-  const base = node.replace(/-lb[0-9a-f]{6}$/, '');
-  return rdsIdentifier(`${base.slice(0, 54)}-lb${createHash('sha256').update(source).digest('hex').slice(0, 6)}`);
+  return replacementName(node, source, 54, rdsIdentifier);
 }
 
 /** Instance states a wait must not sit out: nothing will make them `available`. */

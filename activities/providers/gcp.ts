@@ -12,7 +12,7 @@
 //   left to Temporal's retry policy. Reads (get, list) are tried up to five times within the call when
 //   they fail in passing (readWithRetries), so they do not use up a step's attempts.
 // Credentials: Application Default Credentials unless a client is given (the tests' fake).
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { v1, type protos } from '@google-cloud/sql';
 import { GoogleAuth } from 'google-auth-library';
 import { ErrorType, type BackupManifest, type BackupRef, type Canary, type CredentialsRef, type DatabaseTarget, type NodeRef, type RegionSpec, type ReplicaSetSpec, type ScratchInstance, type TopologyView } from '../../workflows/types';
@@ -26,6 +26,7 @@ import { resolveCredentials, type SecretSource } from '../secrets';
 import { gcpFailure, isConflict, isNotFound, isPassingGcpError } from './gcp-errors';
 import { captureManifest, readRestoredManifest } from './in-database-manifest';
 import { EndpointCache } from './endpoint-cache';
+import { replacementName } from './replacement-name';
 import type { ActivityIo, DatabaseProvider, FenceResult, NodeStatus, ReplicationLag } from './provider';
 
 type Operation = protos.google.cloud.sql.v1.IOperation;
@@ -621,10 +622,9 @@ function masterOf(instance: DatabaseInstance): string {
   return String(instance.masterInstanceName ?? '').replace(/^[^:]+:/, '');
 }
 
-/** `<base>-lb<6 hex of the source>`: the same node and source give the same name on every retry. */
+/** The new replica's name: stable across retries, never the replaced node's own (replacementName). */
 export function replicaNameFor(node: string, source: string): string {
-  const base = node.replace(/-lb[0-9a-f]{6}$/, '').slice(0, 80);
-  return `${base}-lb${createHash('sha256').update(source).digest('hex').slice(0, 6)}`;
+  return replacementName(node, source, 80);
 }
 
 function silentIo(): ActivityIo {

@@ -254,43 +254,46 @@ databases:
 
     const instanceIds = async (region: string) => ((await rds(region).send(new DescribeDBInstancesCommand({}))).DBInstances ?? []).map((i) => i.DBInstanceIdentifier!).sort();
 
+    /** A failover (planned or unplanned) and the failback after it, through the proxy: each checked, every failure collected. */
+    const legs = (proxy: FaultProxy, scenario: Scenario, mode: 'planned' | 'unplanned') =>
+      runCases(
+        ['failover', 'failback'] as const,
+        async (runbook) => {
+          const from = proxy.log.length;
+          const before = { east: await instanceIds(EAST), west: await instanceIds(WEST) };
+          const input = runbook === 'failover' ? failoverInput(plan, 'chaosbill', { mode, preApproved: true, triggeredBy: 'chaos' }) : failbackInput(plan, 'chaosbill', { preApproved: true, triggeredBy: 'chaos' });
+          await runThrough(proxy, `${runbook === 'failover' ? `${mode} failover` : 'failback'} (aws, ${scenario.name})`, runbook, input, lockId('chaosbill'), async ({ report }, checked) => {
+            passed(report, checked);
+            const after = { east: await instanceIds(EAST), west: await instanceIds(WEST) };
+            const topology = report.failover!.topology!;
+            if (runbook === 'failover') {
+              expect(topology.primary).toMatchObject({ region: 'chaos-rds-west' });
+              expect(landed(proxy, 'PromoteReadReplica', from)).toBeGreaterThanOrEqual(1);
+              expect(after).toEqual(before);
+              if (mode === 'planned') expect(report.rpoSeconds).toBe(0);
+              else expect(report.rpoSeconds !== null || report.checks.some((c) => c.name === 'RPO measurable' && /RPO unknown/.test(c.detail))).toBe(true);
+              checked.push(`RPO ${report.rpoSeconds === null ? 'unknown (no canary before)' : `${report.rpoSeconds}s`}, ${topology.primary!.name} promoted, no instance made`);
+            } else {
+              // RDS cannot turn an instance back into a replica: exactly two new ones, the new primary and standby.
+              expect(report.rpoSeconds).toBe(0);
+              expect(topology).toMatchObject({ primary: { region: 'chaos-rds-east' }, standby: { region: 'chaos-rds-west' } });
+              expect(landed(proxy, 'CreateDBInstanceReadReplica', from)).toBe(2);
+              expect(after).toEqual({ east: [...before.east, topology.primary!.name].sort(), west: [...before.west, topology.standby!.name].sort() });
+              checked.push(`two new read replicas (${topology.primary!.name}, ${topology.standby!.name}), each created once; nothing else made`);
+            }
+          });
+        },
+        (runbook) => `${mode} ${runbook}`,
+      );
+
+    const proxied = (scenario: Scenario, fn: (proxy: FaultProxy) => Promise<unknown>) =>
+      through(moto(), scenario, { regions: ['chaos-rds-east', 'chaos-rds-west'], providers: (endpoint) => ({ aws: new AwsProvider({ home: env().home, secrets: process.env, pollMs: 50, endpoint, testOnlyDataPlane: dataPlane }) }) }, fn);
+
     for (const scenario of scenarios(AWS_CHANGES)) {
-      test(`${scenario.name}: planned failover (PromoteReadReplica) then failback (new read replicas) both pass, each instance promoted or created once`, () =>
-        through(
-          moto(),
-          scenario,
-          { regions: ['chaos-rds-east', 'chaos-rds-west'], providers: (endpoint) => ({ aws: new AwsProvider({ home: env().home, secrets: process.env, pollMs: 50, endpoint, testOnlyDataPlane: dataPlane }) }) },
-          async (proxy) => {
-            const failures = await runCases(
-              ['failover', 'failback'] as const,
-              async (runbook) => {
-                const from = proxy.log.length;
-                const before = { east: await instanceIds(EAST), west: await instanceIds(WEST) };
-                const input = runbook === 'failover' ? failoverInput(plan, 'chaosbill', { mode: 'planned', preApproved: true, triggeredBy: 'chaos' }) : failbackInput(plan, 'chaosbill', { preApproved: true, triggeredBy: 'chaos' });
-                await runThrough(proxy, `${runbook === 'failover' ? 'planned failover' : 'failback'} (aws, ${scenario.name})`, runbook, input, lockId('chaosbill'), async ({ report }, checked) => {
-                  passed(report, checked);
-                  expect(report.rpoSeconds).toBe(0);
-                  const after = { east: await instanceIds(EAST), west: await instanceIds(WEST) };
-                  const topology = report.failover!.topology!;
-                  if (runbook === 'failover') {
-                    expect(topology.primary).toMatchObject({ region: 'chaos-rds-west' });
-                    expect(landed(proxy, 'PromoteReadReplica', from)).toBeGreaterThanOrEqual(1);
-                    expect(after).toEqual(before);
-                    checked.push(`RPO 0, ${topology.primary!.name} promoted, no instance made`);
-                  } else {
-                    // RDS cannot turn an instance back into a replica: exactly two new ones, the new primary and standby.
-                    expect(topology).toMatchObject({ primary: { region: 'chaos-rds-east' }, standby: { region: 'chaos-rds-west' } });
-                    expect(landed(proxy, 'CreateDBInstanceReadReplica', from)).toBe(2);
-                    expect(after).toEqual({ east: [...before.east, topology.primary!.name].sort(), west: [...before.west, topology.standby!.name].sort() });
-                    checked.push(`two new read replicas (${topology.primary!.name}, ${topology.standby!.name}), each created once; nothing else made`);
-                  }
-                });
-              },
-              (runbook) => runbook,
-            );
-            expect(failures).toEqual([]);
-          },
-        ));
+      for (const mode of ['planned', 'unplanned'] as const) {
+        test(`${scenario.name}: ${mode} failover (PromoteReadReplica) then failback (new read replicas) both pass, each instance promoted or created once`, () =>
+          proxied(scenario, async (proxy) => expect(await legs(proxy, scenario, mode)).toEqual([])));
+      }
     }
   });
 }
@@ -395,6 +398,43 @@ databases:
   };
   const inserts = (from: number, name: (body: Record<string, unknown>) => boolean) => fake.requests.slice(from).filter((r) => r.method === 'POST' && /\/instances$/.test(r.path) && name(r.body)).length;
 
+  const writable = async (instance: string) =>
+    withClient(conn(instance, 'postgres'), async (c) => (await c.query<{ w: boolean }>(`select not pg_is_in_recovery() and current_setting('default_transaction_read_only') = 'off' as w`)).rows[0]!.w);
+
+  /**
+   * A failover and the failback after it, through the proxy. Planned: a switchover each way, no
+   * instance made. Unplanned: promoteReplica, then the failback makes one new replica in the home
+   * region and switches to it. Either way, one writable instance at the end.
+   */
+  const legs = (proxy: FaultProxy, scenario: Scenario, mode: 'planned' | 'unplanned') =>
+    runCases(
+      ['failover', 'failback'] as const,
+      async (runbook) => {
+        const from = fake.requests.length;
+        const before = await listed();
+        const input = runbook === 'failover' ? failoverInput(plan, 'chaosshop', { mode, preApproved: true, triggeredBy: 'chaos' }) : failbackInput(plan, 'chaosshop', { preApproved: true, triggeredBy: 'chaos' });
+        await runThrough(proxy, `${runbook === 'failover' ? `${mode} failover` : 'failback'} (cloudsql, ${scenario.name})`, runbook, input, lockId('chaosshop'), async ({ report }, checked) => {
+          passed(report, checked);
+          const primary = report.failover!.topology!.primary!.name;
+          if (runbook === 'failover') expect(report.failover!.topology!.primary).toMatchObject({ region: 'chaos-gcp-east' });
+          else expect(report.failover!.topology!.primary).toMatchObject({ region: 'chaos-gcp-central' });
+          // An unplanned failover measures its RPO from the canary ledger; with no acknowledged canary
+          // before it (no writer on this set) the report says it is unknown, and that is all it may say.
+          if (mode === 'unplanned' && runbook === 'failover') expect(report.rpoSeconds !== null || report.checks.some((c) => c.name === 'RPO measurable' && /RPO unknown/.test(c.detail))).toBe(true);
+          else expect(report.rpoSeconds).toBe(0);
+          await settled();
+          const after = await listed();
+          const made = mode === 'unplanned' && runbook === 'failback' ? 1 : 0;
+          expect({ inserted: inserts(from, () => true), after }).toEqual({ inserted: made, after: made ? [...before, primary].sort() : before });
+          const writers = [];
+          for (const instance of after) if (await writable(instance)) writers.push(instance);
+          expect(writers).toEqual([primary]);
+          checked.push(`RPO ${report.rpoSeconds === null ? 'unknown (no canary before)' : `${report.rpoSeconds}s`}, ${primary} the one writable instance of ${after.length}, ${made ? `${primary} inserted once` : 'no instance made'}`);
+        });
+      },
+      (runbook) => `${mode} ${runbook}`,
+    );
+
   for (const scenario of scenarios(GCP_CHANGES)) {
     test(`${scenario.name}: a drill passes, one backup run, the scratch instance inserted once and deleted`, () =>
       gcp(scenario, async (proxy) => {
@@ -424,30 +464,14 @@ databases:
         ));
 
       test(`${scenario.name}: planned failover (switchover) then failback both pass, nothing lost, no instance made`, () =>
-        gcp(scenario, async (proxy) => {
-          const failures = await runCases(
-            ['failover', 'failback'] as const,
-            async (runbook) => {
-              const from = fake.requests.length;
-              const input = runbook === 'failover' ? failoverInput(plan, 'chaosshop', { mode: 'planned', preApproved: true, triggeredBy: 'chaos' }) : failbackInput(plan, 'chaosshop', { preApproved: true, triggeredBy: 'chaos' });
-              await runThrough(proxy, `${runbook === 'failover' ? 'planned failover' : 'failback'} (cloudsql, ${scenario.name})`, runbook, input, lockId('chaosshop'), async ({ report }, checked) => {
-                passed(report, checked);
-                expect(report.rpoSeconds).toBe(0);
-                const primary = runbook === 'failover' ? 'chaos-dr' : 'chaos-main';
-                expect(report.failover?.topology?.primary).toMatchObject({ name: primary });
-                expect(inserts(from, () => true)).toBe(0);
-                await settled();
-                expect(await listed()).toEqual(['chaos-dr', 'chaos-main']);
-                const writable = async (instance: string) =>
-                  withClient(conn(instance, 'postgres'), async (c) => (await c.query<{ w: boolean }>(`select not pg_is_in_recovery() and current_setting('default_transaction_read_only') = 'off' as w`)).rows[0]!.w);
-                expect({ [primary]: await writable(primary), other: await writable(primary === 'chaos-dr' ? 'chaos-main' : 'chaos-dr') }).toEqual({ [primary]: true, other: false });
-                checked.push(`RPO 0, ${primary} the one writable primary, no instance made`);
-              });
-            },
-            (runbook) => runbook,
-          );
-          expect(failures).toEqual([]);
-        }));
+        gcp(scenario, async (proxy) => expect(await legs(proxy, scenario, 'planned')).toEqual([])));
+    }
+  }
+  // Last: a failback after an unplanned failover leaves a new home instance, which the tests above do not expect.
+  if (FULL) {
+    for (const scenario of scenarios(GCP_CHANGES)) {
+      test(`${scenario.name}: unplanned failover (promoteReplica) then failback (a new home replica) both pass, one writable instance`, () =>
+        gcp(scenario, async (proxy) => expect(await legs(proxy, scenario, 'unplanned')).toEqual([])));
     }
   }
 });
