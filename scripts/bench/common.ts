@@ -1,11 +1,15 @@
-// What the benchmarks share: running the product as a user would (the built CLI in a child
-// process), and printing their figures the same way, so that the tables of drill-vs-shell.ts and
-// switchover-vs-manual.ts (and the others') read alike and a fix to one reaches all.
+// What the benchmarks share: their command line, running the product as a user would (the built
+// CLI in a child process) and their shell scripts (which print `step` lines, see lib.sh), timing
+// sides in alternating order, and printing their figures the same way, so that the tables of
+// drill-vs-shell.ts and switchover-vs-manual.ts (and the others') read alike and a fix to one reaches all.
 import { spawn, type StdioOptions } from 'node:child_process';
 import { existsSync, openSync, readFileSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg, totalmem } from 'node:os';
 import { join } from 'node:path';
+import pino from 'pino';
+import type { ActivityIo } from '../../activities/providers/provider';
 import type { LifeboatEnv } from '../../worker/env';
+import { createLogger } from '../../worker/logger';
 import { connectClient } from '../../worker/temporal';
 import type { RunbookReport, StepRecord } from '../../workflows/types';
 
@@ -13,6 +17,45 @@ import type { RunbookReport, StepRecord } from '../../workflows/types';
 export const say = (line: string) => process.stderr.write(`bench: ${line}\n`);
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export const MIB = 1024 * 1024;
+
+/** For the provider calls an activity would make: no heartbeat to send, never cancelled, warnings to stderr. */
+export function benchIo(): ActivityIo {
+  return { heartbeat: () => undefined, signal: new AbortController().signal, logger: createLogger('warn', pino.destination(2)) };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The command line
+
+/** A bad argument: the benchmark prints it with its usage line and exits 2. */
+export class UsageError extends Error {}
+
+/** A flag's number, or a UsageError saying what was expected. */
+export function numberOption(flag: string, raw: string | undefined, accept: (n: number) => boolean, expected: string): number {
+  const n = Number(raw);
+  if (raw === undefined || raw.trim() === '' || !Number.isFinite(n) || !accept(n)) throw new UsageError(`${flag} ${raw ?? '(missing)'}: expected ${expected}`);
+  return n;
+}
+
+export function positiveOption(flag: string, raw: string | undefined, integer: boolean): number {
+  return numberOption(flag, raw, (n) => n > 0 && (!integer || Number.isInteger(n)), `a ${integer ? 'whole ' : ''}number greater than zero`);
+}
+
+/** Runs a benchmark's main and exits with its code: 2 and the usage line for a UsageError, 1 for anything else. */
+export function runMain(main: (argv: string[]) => Promise<number>, usage: string): void {
+  main(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (err: unknown) => {
+      if (err instanceof UsageError) {
+        process.stderr.write(`bench: ${err.message}\nusage: ${usage}\n`);
+        process.exit(2);
+      }
+      process.stderr.write(`bench: FAILED: ${(err as Error)?.stack ?? String(err)}\n`);
+      process.exit(1);
+    },
+  );
+}
 
 // ---------------------------------------------------------------------------------------------
 // Child processes
@@ -40,6 +83,80 @@ export function runChild(command: string, args: string[], options: { cwd: string
 
 export function cliPath(env: LifeboatEnv): string {
   return join(env.projectRoot, 'dist', 'scripts', 'cli.js');
+}
+
+/** Runs a runbook through the CLI with --json; anything but a passed report with an RTO is an error. */
+export async function runRunbook(env: LifeboatEnv, args: string[]): Promise<{ wallSeconds: number; report: RunbookReport }> {
+  const result = await runChild(process.execPath, [cliPath(env), ...args], { cwd: env.projectRoot });
+  return { wallSeconds: result.seconds, report: passedReport(args[0]!, result) };
+}
+
+/** The report a `--json` CLI run printed, if it passed; an error saying why otherwise. */
+export function passedReport(what: string, result: { code: number | null; stdout: string; stderr: string }): RunbookReport {
+  let report: RunbookReport;
+  try {
+    report = JSON.parse(result.stdout) as RunbookReport;
+  } catch {
+    throw new Error(`\`lifeboat ${what}\` exited with ${result.code} without a JSON report:\n${result.stderr.trim() || result.stdout.trim()}`);
+  }
+  if (report.outcome !== 'passed' || result.code !== 0 || report.rtoSeconds === null) {
+    const failedSteps = (report.steps ?? []).filter((s) => s.status === 'failed').map((s) => `${s.name}: ${s.detail ?? ''}`);
+    const failedChecks = (report.checks ?? []).filter((c) => !c.ok).map((c) => `check ${c.name}: ${c.detail}`);
+    throw new Error(
+      `the ${what} did not pass (exit ${result.code}, outcome ${report.outcome}, rtoSeconds ${report.rtoSeconds}): ${report.reason ?? 'no reason given'}` +
+        [...failedSteps, ...failedChecks].map((line) => `\n  ${line}`).join('') +
+        (result.stderr.trim() ? `\n${result.stderr.trim()}` : ''),
+    );
+  }
+  return report;
+}
+
+/** One of the benchmark's shell scripts (scripts/bench/<name>) to exit; a non-zero exit is an error with its stderr. */
+export async function runScript(env: LifeboatEnv, name: string, args: string[]): Promise<ChildResult> {
+  const result = await runChild('bash', [join(env.projectRoot, 'scripts', 'bench', name), ...args], { cwd: env.projectRoot });
+  if (result.code !== 0) throw new Error(`${name} exited with ${result.code}:\n${result.stderr.trim()}`);
+  return result;
+}
+
+export interface StepTime {
+  name: string;
+  seconds: number;
+}
+
+/**
+ * What a bench shell script printed: tab-separated lines, `step <name> <seconds>` for its timed steps
+ * and lines of its own kinds (`rto <seconds>`, `rows <table> <n>`...), each as its fields.
+ */
+export function parseScriptOutput(stdout: string): { steps: StepTime[]; lines: string[][] } {
+  const parsed: { steps: StepTime[]; lines: string[][] } = { steps: [], lines: [] };
+  for (const line of stdout.split('\n')) {
+    const fields = line.split('\t');
+    if (fields[0] === 'step') parsed.steps.push({ name: fields[1]!, seconds: Number(fields[2]) });
+    else if (line) parsed.lines.push(fields);
+  }
+  return parsed;
+}
+
+/**
+ * Runs the sides of one round in order, or in reverse order in odd rounds, so that none always runs
+ * first (or always gets the page cache another one warmed); the results come in the given order.
+ */
+export async function inAlternatingOrder<T extends unknown[]>(round: number, sides: { [K in keyof T]: () => Promise<T[K]> }): Promise<T> {
+  const order = sides.map((_, i) => i);
+  if (round % 2) order.reverse();
+  const results: unknown[] = [];
+  for (const i of order) results[i] = await sides[i]!();
+  return results as T;
+}
+
+/** A side of a round that says on stderr when it starts and how it went. */
+export function announced<T>(before: string, run: () => Promise<T>, after: (result: T) => string): () => Promise<T> {
+  return async () => {
+    say(before);
+    const result = await run();
+    say(after(result));
+    return result;
+  };
 }
 
 /** The stack must be up for a runbook (Temporal, the regions); bring it up the way a user would when it is not. */
@@ -172,6 +289,20 @@ export function median(values: number[]): number {
   return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
 
+/**
+ * One row per run, then, with more than one run, the median (the headline) and the best (the cost
+ * without interference from other work) of each column. `row` formats a row from its label and values.
+ */
+export function summaryRows(runs: number[][], row: (label: string, values: number[]) => string[]): string[][] {
+  const rows = runs.map((values, i) => row(`run ${i + 1}`, values));
+  if (runs.length > 1) {
+    const column = (c: number) => runs.map((values) => values[c]!);
+    const by = (f: (values: number[]) => number) => runs[0]!.map((_, c) => f(column(c)));
+    rows.push(row('median', by(median)), row('best', by((values) => Math.min(...values))));
+  }
+  return rows;
+}
+
 export function table(header: string[], rows: string[][]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
@@ -205,6 +336,15 @@ export function runbookPhases(report: RunbookReport, wallSeconds: number, stepNa
   phases.push(['(CLI start, workflow start, result)', wallSeconds - inWorkflow]);
   phases.push(['wall', wallSeconds]);
   return phases;
+}
+
+/**
+ * A shell script's steps, then what lies outside them (`outside`), ending with its total (`total`:
+ * a name and the seconds of the script's own clock, or of one started before it).
+ */
+export function scriptPhases(steps: StepTime[], outside: string, total: [name: string, seconds: number]): Phases {
+  const inSteps = steps.reduce((sum, s) => sum + s.seconds, 0);
+  return [...steps.map((s): [string, number] => [s.name, s.seconds]), [outside, total[1] - inSteps], total];
 }
 
 /**

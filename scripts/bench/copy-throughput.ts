@@ -39,17 +39,14 @@ import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { CreateBucketCommand, GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import pino from 'pino';
 import { findPgBin } from '../../activities/pg/binaries';
 import { LocalProvider } from '../../activities/providers/local';
 import type { ActivityIo } from '../../activities/providers/provider';
 import { PortableBackups } from '../../activities/portable/portable-backups';
 import { loadEnv } from '../../worker/env';
-import { createLogger } from '../../worker/logger';
 import type { BackupManifest, BackupRef, RegionSpec, StoreSpec } from '../../workflows/types';
-import { freePort, machineLines, median, runChild, say, startMoto, table, type Moto } from './common';
+import { benchIo, freePort, machineLines, median, MIB, positiveOption, runChild, runMain, say, startMoto, table, UsageError, type Moto } from './common';
 
-const MIB = 1024 * 1024;
 const BACKUP_ID = 'bench-copy-1';
 /** Portable backups are keyed by database name (letters, digits and _ only). */
 const DATABASE = 'bench_copy';
@@ -63,21 +60,12 @@ interface Options {
   dir: string | null;
 }
 
-class UsageError extends Error {}
-
 function parseOptions(argv: string[]): Options {
   const options: Options = { sizeMb: 1024, runs: 3, s3: true, dir: null };
-  const number = (flag: string, raw: string | undefined, integer: boolean): number => {
-    const n = Number(raw);
-    if (raw === undefined || !Number.isFinite(n) || n <= 0 || (integer && !Number.isInteger(n))) {
-      throw new UsageError(`${flag} ${raw ?? '(missing)'}: expected a ${integer ? 'whole ' : ''}number greater than zero`);
-    }
-    return n;
-  };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
-    if (a === '--size-mb') options.sizeMb = number(a, argv[++i], false);
-    else if (a === '--runs') options.runs = number(a, argv[++i], true);
+    if (a === '--size-mb') options.sizeMb = positiveOption(a, argv[++i], false);
+    else if (a === '--runs') options.runs = positiveOption(a, argv[++i], true);
     else if (a === '--no-s3') options.s3 = false;
     else if (a === '--dir') {
       const dir = argv[++i];
@@ -281,7 +269,7 @@ async function main(argv: string[]): Promise<number> {
   const pgBin = findPgBin(env.pgBin);
   mkdirSync(options.dir ?? env.home, { recursive: true });
   const work = options.dir ? mkdtempSync(join(options.dir, 'lifeboat-bench-copy-')) : mkdtempSync(join(env.home, 'bench-copy-'));
-  const io: ActivityIo = { heartbeat: () => undefined, signal: new AbortController().signal, logger: createLogger('warn', pino.destination(2)) };
+  const io = benchIo();
   const sizeBytes = Math.round(options.sizeMb * MIB);
   let moto: Moto | null = null;
   let s3: S3Client | null = null;
@@ -356,14 +344,4 @@ async function main(argv: string[]): Promise<number> {
   return 0;
 }
 
-main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
-  (err: unknown) => {
-    if (err instanceof UsageError) {
-      process.stderr.write(`bench: ${err.message}\nusage: npm run bench:copy -- [--size-mb N] [--runs N] [--no-s3] [--dir DIR]\n`);
-      process.exit(2);
-    }
-    process.stderr.write(`bench: FAILED: ${(err as Error)?.stack ?? String(err)}\n`);
-    process.exit(1);
-  },
-);
+runMain(main, 'npm run bench:copy -- [--size-mb N] [--runs N] [--no-s3] [--dir DIR]');

@@ -3,9 +3,9 @@
 //   npm run bench -- [--size-mb N] [--runs N] [--drop]
 //
 //   --size-mb N   size of the benchmark database, as pg_database_size, in MiB (default 100)
-//   --runs N      drill + baseline pairs to time (default 1; 3 when the first pair takes under a
-//                 minute, since small sizes are noisy and cheap to repeat). Each run is printed,
-//                 then the median (the headline) and the best (the cost without interference).
+//   --runs N      rounds to time, each a drill and both baselines (default 1; 3 when the first round
+//                 takes under a minute, since small sizes are noisy and cheap to repeat). Each run is
+//                 printed, then the median (the headline) and the best (the cost without interference).
 //   --drop        drop the benchmark database at the end (it is kept by default: seeding a large
 //                 one takes longer than the benchmark itself)
 //
@@ -14,9 +14,14 @@
 // It never touches the demo database: it seeds its own, bench_orders in local-a, with the demo
 // schema and data (scripts/dev/seed.ts) at the scale that reaches the wanted size, and reuses it
 // when it is within 15% of that size. The drill runs through the real product, as a user would
-// (`cli.js drill -f <plan> --json` in a child process); the baseline is scripts/bench/baseline.sh:
-// pg_dump -> cp -> sha256sum -> createdb -> pg_restore -> count(*) per table -> dropdb.
-// Figures, not asserts: it exits 1 only when a drill does not pass (or the baseline fails).
+// (`cli.js drill -f <plan> --json` in a child process); the baselines are scripts/bench/baseline.sh,
+// pg_dump -> cp -> sha256sum -> createdb -> pg_restore -> a check -> dropdb, twice:
+//   counts-only shell  the check is count(*) per table (--verify counts): less than the drill proves;
+//   same-proof shell   each table's rows and content digest, read in the dump's snapshot on the source
+//                      and again on the restored copy, compared (--verify checksums): the drill's proof.
+// Each round runs the three in turn, the order reversed every other round. The ratios are the drill's
+// median over each baseline's.
+// Figures, not asserts: it exits 1 only when a drill does not pass (or a baseline fails).
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -29,7 +34,29 @@ import { buildProviders } from '../../worker/main';
 import type { RegionSpec, RunbookReport } from '../../workflows/types';
 import { DEMO_REGIONS } from '../dev/stack';
 import { seedDemo } from '../dev/seed';
-import { cliPath, ensureStack, historyLengths, machineLines, median, phaseTable, type Phases, runbookPhases, runChild, say, table } from './common';
+import {
+  announced,
+  ensureStack,
+  historyLengths,
+  inAlternatingOrder,
+  machineLines,
+  median,
+  MIB,
+  parseScriptOutput,
+  phaseTable,
+  type Phases,
+  positiveOption,
+  runbookPhases,
+  runMain,
+  runRunbook,
+  runScript,
+  say,
+  scriptPhases,
+  type StepTime,
+  summaryRows,
+  table,
+  UsageError,
+} from './common';
 
 const BENCH_DB = 'bench_orders';
 /** Plan keys allow lowercase letters, digits and dashes only, so the key differs from the database. */
@@ -38,12 +65,11 @@ const [PRIMARY_REGION, DR_REGION] = DEMO_REGIONS;
 const SIZE_TOLERANCE = 0.15;
 const SEED_TOLERANCE = 0.05;
 const MIN_SCALE = 0.05;
-const QUICK_PAIR_SECONDS = 60;
-const MIB = 1024 * 1024;
+const QUICK_ROUND_SECONDS = 60;
 
 interface Options {
   sizeMb: number;
-  /** null: decide from how long the first pair takes. */
+  /** null: decide from how long the first round takes. */
   runs: number | null;
   drop: boolean;
 }
@@ -53,33 +79,29 @@ interface DrillRun {
   report: RunbookReport;
 }
 
+/** What baseline.sh checks after the restore (its --verify). */
+type Verify = 'counts' | 'checksums';
+
 interface BaselineRun {
   wallSeconds: number;
-  steps: Array<{ name: string; seconds: number }>;
+  steps: StepTime[];
   dumpBytes: number;
   rows: Array<{ table: string; rows: number }>;
 }
 
-interface Pair {
+/** One round: the drill, the counts-only shell and the same-proof shell, on the same database. */
+interface Round {
   drill: DrillRun;
-  baseline: BaselineRun;
+  counts: BaselineRun;
+  checksums: BaselineRun;
 }
-
-class UsageError extends Error {}
 
 function parseOptions(argv: string[]): Options {
   const options: Options = { sizeMb: 100, runs: null, drop: false };
-  const positive = (flag: string, raw: string | undefined, integer: boolean): number => {
-    const n = Number(raw);
-    if (raw === undefined || !Number.isFinite(n) || n <= 0 || (integer && !Number.isInteger(n))) {
-      throw new UsageError(`${flag} ${raw ?? '(missing)'}: expected a ${integer ? 'whole ' : ''}number greater than zero`);
-    }
-    return n;
-  };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
-    if (a === '--size-mb') options.sizeMb = positive(a, argv[++i], false);
-    else if (a === '--runs') options.runs = positive(a, argv[++i], true);
+    if (a === '--size-mb') options.sizeMb = positiveOption(a, argv[++i], false);
+    else if (a === '--runs') options.runs = positiveOption(a, argv[++i], true);
     else if (a === '--drop') options.drop = true;
     else throw new UsageError(`unknown argument ${a}`);
   }
@@ -184,29 +206,8 @@ databases:
   return file;
 }
 
-async function runDrill(env: LifeboatEnv, planFile: string): Promise<DrillRun> {
-  const result = await runChild(process.execPath, [cliPath(env), 'drill', PLAN_KEY, '-f', planFile, '--json'], { cwd: env.projectRoot });
-  let report: RunbookReport;
-  try {
-    report = JSON.parse(result.stdout) as RunbookReport;
-  } catch {
-    throw new Error(`the drill exited with ${result.code} without a JSON report:\n${result.stderr.trim() || result.stdout.trim()}`);
-  }
-  if (report.outcome !== 'passed' || result.code !== 0) {
-    const failedSteps = (report.steps ?? []).filter((s) => s.status === 'failed').map((s) => `${s.name}: ${s.detail ?? ''}`);
-    throw new Error(
-      `the drill did not pass (exit ${result.code}, outcome ${report.outcome}): ${report.reason ?? 'no reason given'}` +
-        (failedSteps.length ? `\n  ${failedSteps.join('\n  ')}` : '') +
-        (result.stderr.trim() ? `\n${result.stderr.trim()}` : ''),
-    );
-  }
-  return { wallSeconds: result.seconds, report };
-}
-
-async function runBaseline(env: LifeboatEnv, primary: LocalCluster, dr: LocalCluster, compression: string, workdir: string): Promise<BaselineRun> {
-  const script = join(env.projectRoot, 'scripts', 'bench', 'baseline.sh');
+async function runBaseline(env: LifeboatEnv, primary: LocalCluster, dr: LocalCluster, compression: string, workdir: string, verify: Verify): Promise<BaselineRun> {
   const args = [
-    script,
     '--db', BENCH_DB,
     '--host', '127.0.0.1',
     '--src-port', String(primary.state().port),
@@ -215,21 +216,20 @@ async function runBaseline(env: LifeboatEnv, primary: LocalCluster, dr: LocalClu
     '--dst-passfile', dr.pgpassFile,
     '--compress', compression,
     '--jobs', '2',
+    '--verify', verify,
     '--bin', findPgBin(env.pgBin),
     '--workdir', workdir,
   ];
-  const result = await runChild('bash', args, { cwd: env.projectRoot });
-  if (result.code !== 0) throw new Error(`baseline.sh exited with ${result.code}:\n${result.stderr.trim()}`);
+  const result = await runScript(env, 'baseline.sh', args);
   return { wallSeconds: result.seconds, ...parseBaselineOutput(result.stdout) };
 }
 
 /** baseline.sh prints tab-separated `step`, `rows` and `dump_bytes` lines; see its header. */
 function parseBaselineOutput(stdout: string): Omit<BaselineRun, 'wallSeconds'> {
-  const parsed: Omit<BaselineRun, 'wallSeconds'> = { steps: [], dumpBytes: 0, rows: [] };
-  for (const line of stdout.split('\n')) {
-    const [kind, a, b] = line.split('\t');
-    if (kind === 'step') parsed.steps.push({ name: a!, seconds: Number(b) });
-    else if (kind === 'rows') parsed.rows.push({ table: a!, rows: Number(b) });
+  const { steps, lines } = parseScriptOutput(stdout);
+  const parsed: Omit<BaselineRun, 'wallSeconds'> = { steps, dumpBytes: 0, rows: [] };
+  for (const [kind, a, b] of lines) {
+    if (kind === 'rows') parsed.rows.push({ table: a!, rows: Number(b) });
     else if (kind === 'dump_bytes') parsed.dumpBytes = Number(a);
   }
   return parsed;
@@ -252,28 +252,30 @@ async function deleteBenchBackups(env: LifeboatEnv): Promise<number> {
 // ---------------------------------------------------------------------------------------------
 // Reporting
 
-function summaryTable(dbBytes: number, pairs: Pair[]): string {
+/** The two baselines, as the tables name them. */
+const BASELINES: Array<[Verify, string]> = [
+  ['counts', 'counts-only shell'],
+  ['checksums', 'same-proof shell'],
+];
+
+function summaryTable(dbBytes: number, rounds: Round[]): string {
   const mib = (n: number) => (n / MIB).toFixed(1);
-  const row = (label: string, dumpBytes: number, drill: number, baseline: number, rto: number | null) => [
+  const row = (label: string, [dump, drill, counts, checksums, rto]: number[]) => [
     label,
     mib(dbBytes),
-    mib(dumpBytes),
-    drill.toFixed(2),
-    baseline.toFixed(2),
-    (drill / baseline).toFixed(2),
-    rto === null ? 'n/a' : rto.toFixed(2),
+    mib(dump!),
+    drill!.toFixed(2),
+    counts!.toFixed(2),
+    (drill! / counts!).toFixed(2),
+    checksums!.toFixed(2),
+    (drill! / checksums!).toFixed(2),
+    rto!.toFixed(2),
   ];
-  const dump = (p: Pair) => p.drill.report.backup?.sizeBytes ?? 0;
-  const rows = pairs.map((p, i) => row(`run ${i + 1}`, dump(p), p.drill.wallSeconds, p.baseline.wallSeconds, p.drill.report.rtoSeconds));
-  if (pairs.length > 1) {
-    const across = (pick: (p: Pair) => number, by: (values: number[]) => number) => by(pairs.map(pick));
-    const min = (values: number[]) => Math.min(...values);
-    // The median is the headline; the best run shows the cost without interference from other work.
-    for (const [label, by] of [['median', median], ['best', min]] as const) {
-      rows.push(row(label, across(dump, by), across((p) => p.drill.wallSeconds, by), across((p) => p.baseline.wallSeconds, by), across((p) => p.drill.report.rtoSeconds ?? 0, by)));
-    }
-  }
-  return table(['', 'db MiB', 'dump MiB', 'drill s', 'baseline s', 'ratio', 'drill rtoSeconds'], rows);
+  const values = (r: Round) => [r.drill.report.backup?.sizeBytes ?? 0, r.drill.wallSeconds, r.counts.wallSeconds, r.checksums.wallSeconds, r.drill.report.rtoSeconds!];
+  return table(
+    ['', 'db MiB', 'dump MiB', 'drill s', 'counts-only shell s', 'ratio vs counts-only shell', 'same-proof shell s', 'ratio vs same-proof shell', 'drill rtoSeconds'],
+    summaryRows(rounds.map(values), row),
+  );
 }
 
 function drillPhases({ report, wallSeconds }: DrillRun): Phases {
@@ -282,8 +284,7 @@ function drillPhases({ report, wallSeconds }: DrillRun): Phases {
 }
 
 function baselinePhases(run: BaselineRun): Phases {
-  const inSteps = run.steps.reduce((sum, s) => sum + s.seconds, 0);
-  return [...run.steps.map((s): [string, number] => [s.name, s.seconds]), ['(bash, between steps)', run.wallSeconds - inSteps], ['wall', run.wallSeconds]];
+  return scriptPhases(run.steps, '(bash, between steps)', ['wall', run.wallSeconds]);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -301,18 +302,19 @@ async function main(argv: string[]): Promise<number> {
   const dbBytes = await ensureBenchDatabase(primary, options.sizeMb * MIB);
   const compression = dumpCompression((await withClient(primary.connection('postgres'), (c) => serverVersion(c))).num);
   const planDir = mkdtempSync(join(tmpdir(), 'lifeboat-bench-'));
-  // The baseline's dump and copy sit under LIFEBOAT_HOME, on the same disk as the drill's backups:
-  // a tmpfs /tmp would otherwise hand the baseline a head start.
+  // The baselines' dump and copy sit under LIFEBOAT_HOME, on the same disk as the drill's backups:
+  // a tmpfs /tmp would otherwise hand the baselines a head start.
   mkdirSync(env.home, { recursive: true });
   const workdir = mkdtempSync(join(env.home, 'bench-baseline-'));
 
-  const pairs: Pair[] = [];
+  const rounds: Round[] = [];
   try {
     const planFile = writePlan(planDir);
     for (let i = 0; i < (options.runs ?? 1); i++) {
-      pairs.push(await timePair(env, planFile, primary, dr, compression, workdir, i));
-      const pairSeconds = pairs[0]!.drill.wallSeconds + pairs[0]!.baseline.wallSeconds;
-      if (options.runs === null && i === 0 && pairSeconds < QUICK_PAIR_SECONDS) options.runs = 3;
+      rounds.push(await timeRound(env, planFile, primary, dr, compression, workdir, i));
+      const first = rounds[0]!;
+      const roundSeconds = first.drill.wallSeconds + first.counts.wallSeconds + first.checksums.wallSeconds;
+      if (options.runs === null && i === 0 && roundSeconds < QUICK_ROUND_SECONDS) options.runs = 3;
     }
   } finally {
     rmSync(planDir, { recursive: true, force: true });
@@ -323,9 +325,9 @@ async function main(argv: string[]): Promise<number> {
     else say(`kept ${BENCH_DB} in ${PRIMARY_REGION} for the next run (--drop removes it)`);
   }
 
-  const histories = await historyLengths(pairs.map((p) => ({ workflowId: p.drill.report.workflowId, runId: p.drill.report.runId })));
+  const histories = await historyLengths(rounds.map((r) => ({ workflowId: r.drill.report.workflowId, runId: r.drill.report.runId })));
   const events = histories.map((h) => h.events);
-  const baselineRows = pairs[0]!.baseline.rows;
+  const baselineRows = rounds[0]!.counts.rows;
   const pgVersion = (await withClient(primary.connection('postgres'), (client) => serverVersion(client))).version;
   const out = [
     '',
@@ -333,13 +335,12 @@ async function main(argv: string[]): Promise<number> {
     `database    ${BENCH_DB} in ${PRIMARY_REGION} -> ${DR_REGION}: ${baselineRows.reduce((n, r) => n + r.rows, 0)} rows in ${baselineRows.length} tables; ` +
       `pg_dump --compress=${compression}, pg_restore --jobs=2`,
     '',
-    summaryTable(dbBytes, pairs),
+    summaryTable(dbBytes, rounds),
     '',
-    phaseTable('drill step (seconds)', pairs.map((p) => drillPhases(p.drill))),
+    phaseTable('drill step (seconds)', rounds.map((r) => drillPhases(r.drill))),
+    ...BASELINES.flatMap(([verify, name]) => ['', phaseTable(`${name} step (seconds)`, rounds.map((r) => baselinePhases(r[verify])))]),
     '',
-    phaseTable('baseline step (seconds)', pairs.map((p) => baselinePhases(p.baseline))),
-    '',
-    `drill workflows: ${pairs.map((p) => p.drill.report.workflowId).join(', ')}`,
+    `drill workflows: ${rounds.map((r) => r.drill.report.workflowId).join(', ')}`,
     events.length
       ? `drill history: ${Math.min(...events)}-${Math.max(...events)} events, ${(median(histories.map((h) => h.bytes)) / 1024).toFixed(1)} KiB (median)`
       : 'drill history: could not be read',
@@ -350,38 +351,24 @@ async function main(argv: string[]): Promise<number> {
 }
 
 /**
- * One drill and one baseline on the same database. The order alternates between runs so neither
- * side always gets the page cache the other one warmed.
+ * One drill and both baselines on the same database. The order reverses between rounds so that no
+ * side always gets the page cache another one warmed.
  */
-async function timePair(env: LifeboatEnv, planFile: string, primary: LocalCluster, dr: LocalCluster, compression: string, workdir: string, index: number): Promise<Pair> {
-  const drill = async () => {
-    say(`run ${index + 1}: drill`);
-    const run = await runDrill(env, planFile);
-    say(`run ${index + 1}: drill passed in ${run.wallSeconds.toFixed(2)}s (rtoSeconds ${run.report.rtoSeconds?.toFixed(2)})`);
-    return run;
-  };
-  const baseline = async () => {
-    say(`run ${index + 1}: baseline`);
-    const run = await runBaseline(env, primary, dr, compression, workdir);
-    say(`run ${index + 1}: baseline done in ${run.wallSeconds.toFixed(2)}s`);
-    return run;
-  };
-  if (index % 2 === 0) {
-    const d = await drill();
-    return { drill: d, baseline: await baseline() };
-  }
-  const b = await baseline();
-  return { drill: await drill(), baseline: b };
+async function timeRound(env: LifeboatEnv, planFile: string, primary: LocalCluster, dr: LocalCluster, compression: string, workdir: string, index: number): Promise<Round> {
+  const drill = announced(
+    `run ${index + 1}: drill`,
+    () => runRunbook(env, ['drill', PLAN_KEY, '-f', planFile, '--json']),
+    (run) => `run ${index + 1}: drill passed in ${run.wallSeconds.toFixed(2)}s (rtoSeconds ${run.report.rtoSeconds?.toFixed(2)})`,
+  );
+  const [counts, checksums] = BASELINES.map(([verify, name]) =>
+    announced(
+      `run ${index + 1}: ${name}`,
+      () => runBaseline(env, primary, dr, compression, workdir, verify),
+      (run) => `run ${index + 1}: ${name} done in ${run.wallSeconds.toFixed(2)}s`,
+    ),
+  );
+  const [d, c, s] = await inAlternatingOrder<[DrillRun, BaselineRun, BaselineRun]>(index, [drill, counts!, checksums!]);
+  return { drill: d, counts: c, checksums: s };
 }
 
-main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
-  (err: unknown) => {
-    if (err instanceof UsageError) {
-      process.stderr.write(`bench: ${err.message}\nusage: npm run bench -- [--size-mb N] [--runs N] [--drop]\n`);
-      process.exit(2);
-    }
-    process.stderr.write(`bench: FAILED: ${(err as Error)?.stack ?? String(err)}\n`);
-    process.exit(1);
-  },
-);
+runMain(main, 'npm run bench -- [--size-mb N] [--runs N] [--drop]');

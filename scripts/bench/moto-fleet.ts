@@ -48,7 +48,7 @@ import { RUNBOOK_TASK_QUEUE, type RunbookReport } from '../../workflows/types';
 import { startTemporal } from '../dev/stack';
 import { seedDemo } from '../dev/seed';
 import { awsTestFixture, motoClientConfig, type AwsTestFixture } from '../../test/support/moto';
-import { freePort, historyLengths, machineLines, median, processUsage, say, sleep, startMoto, table, type Moto, type ProcessUsage } from './common';
+import { freePort, historyLengths, machineLines, median, MIB, numberOption, processUsage, runMain, say, sleep, startMoto, table, UsageError, type Moto, type ProcessUsage } from './common';
 import type { FleetWorkerConfig } from './moto-fleet-worker';
 
 const EAST = 'us-east-1';
@@ -58,7 +58,6 @@ const DR_REGION = 'fleet-dr';
 const TEMPLATE_DB = 'fleet_template';
 const PASSWORD_VAR = 'LIFEBOAT_BENCH_RDS_PASSWORD';
 const BY = 'scripts/bench/moto-fleet.ts';
-const MIB = 1024 * 1024;
 
 interface Options {
   drills: number;
@@ -69,21 +68,14 @@ interface Options {
   keep: boolean;
 }
 
-class UsageError extends Error {}
-
 function parseOptions(argv: string[]): Options {
   const options: Options = { drills: 200, scale: 0.01, pollMs: 1000, fleetChildren: 10, kinds: true, keep: false };
-  const number = (flag: string, raw: string | undefined, accept: (n: number) => boolean, expected: string): number => {
-    const n = Number(raw);
-    if (raw === undefined || raw.trim() === '' || !Number.isFinite(n) || !accept(n)) throw new UsageError(`${flag} ${raw ?? '(missing)'}: expected ${expected}`);
-    return n;
-  };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
-    if (a === '--drills') options.drills = number(a, argv[++i], (n) => Number.isInteger(n) && n >= 1 && n <= 999, 'a whole number from 1 to 999');
-    else if (a === '--scale') options.scale = number(a, argv[++i], (n) => n > 0, 'a number greater than zero');
-    else if (a === '--poll-ms') options.pollMs = number(a, argv[++i], (n) => Number.isInteger(n) && n >= 10, 'a whole number of milliseconds, 10 or more');
-    else if (a === '--fleet-children') options.fleetChildren = number(a, argv[++i], (n) => Number.isInteger(n) && n >= 0 && n <= 50, 'a whole number from 0 to 50');
+    if (a === '--drills') options.drills = numberOption(a, argv[++i], (n) => Number.isInteger(n) && n >= 1 && n <= 999, 'a whole number from 1 to 999');
+    else if (a === '--scale') options.scale = numberOption(a, argv[++i], (n) => n > 0, 'a number greater than zero');
+    else if (a === '--poll-ms') options.pollMs = numberOption(a, argv[++i], (n) => Number.isInteger(n) && n >= 10, 'a whole number of milliseconds, 10 or more');
+    else if (a === '--fleet-children') options.fleetChildren = numberOption(a, argv[++i], (n) => Number.isInteger(n) && n >= 0 && n <= 50, 'a whole number from 0 to 50');
     else if (a === '--no-kinds') options.kinds = false;
     else if (a === '--keep') options.keep = true;
     else throw new UsageError(`unknown argument ${a}`);
@@ -447,14 +439,4 @@ async function main(argv: string[]): Promise<number> {
   return 0;
 }
 
-main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
-  (err: unknown) => {
-    if (err instanceof UsageError) {
-      process.stderr.write(`bench: ${err.message}\nusage: npm run bench:fleet-moto -- [--drills N] [--scale N] [--poll-ms N] [--fleet-children N] [--no-kinds] [--keep]\n`);
-      process.exit(2);
-    }
-    process.stderr.write(`bench: FAILED: ${(err as Error)?.stack ?? String(err)}\n`);
-    process.exit(1);
-  },
-);
+runMain(main, 'npm run bench:fleet-moto -- [--drills N] [--scale N] [--poll-ms N] [--fleet-children N] [--no-kinds] [--keep]');

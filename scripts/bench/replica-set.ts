@@ -3,27 +3,51 @@
 // its streaming standby in a DR region, the topology record, a plan naming them and a worker serving
 // their queues. Each benchmark names its own regions, so they never touch each other's set or the
 // demo database's (local-a/local-b). The set is kept between runs (seeding and a standby take longer
-// than a run); `dropSet` removes it.
+// than a run); `dropSet` removes it. Both benchmarks take the same options (parseSetOptions), time
+// their rounds inside onBenchSet (timeRounds) and print them the same way (setReport).
 //
 // Putting the set back after a side of a benchmark uses the product's own primitives (the local
 // provider's rebuildAsStandby, fence, waitForReplay, promote: what a failback does), plus one thing
 // the product does not do: a CHECKPOINT on a freshly promoted node before anything is rewound
 // against it (see checkpoint()).
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify as toYaml } from 'yaml';
+import { findPgBin } from '../../activities/pg/binaries';
 import type { LocalCluster } from '../../activities/pg/cluster';
-import { quoteIdent, withClient } from '../../activities/pg/sql';
+import { serverOsUser } from '../../activities/pg/process';
+import { quoteIdent, serverVersion, withClient } from '../../activities/pg/sql';
 import type { LocalProvider } from '../../activities/providers/local';
 import type { ActivityIo } from '../../activities/providers/provider';
 import { nodeLabel, sameNode } from '../../activities/topology';
-import type { LifeboatEnv } from '../../worker/env';
+import { loadEnv, type LifeboatEnv } from '../../worker/env';
+import { buildProviders } from '../../worker/main';
 import { loadPlanFile } from '../../worker/plan';
 import type { NodeRef, ReplicaSetSpec, RunbookReport, SqlCheck } from '../../workflows/types';
 import { DEMO_DATABASE } from '../dev/stack';
 import { seedDemo } from '../dev/seed';
-import { cliPath, freePort, runChild, say, sleep } from './common';
+import {
+  announced,
+  benchIo,
+  cliPath,
+  ensureStack,
+  freePort,
+  historyLengths,
+  machineLines,
+  median,
+  MIB,
+  numberOption,
+  phaseTable,
+  type Phases,
+  runbookPhases,
+  runRunbook,
+  say,
+  sleep,
+  table,
+  UsageError,
+} from './common';
 
 /** How long a standby may take to stream and catch up before a run (after a rebuild it replays first). */
 const CATCH_UP_SECONDS = 120;
@@ -32,7 +56,6 @@ const CATCH_UP_SECONDS = 120;
  * standby left on the old timeline (see checkpoint()) retries every 5 s and never streams.
  */
 const STREAM_GRACE_SECONDS = 15;
-const MIB = 1024 * 1024;
 
 /** Which set: its regions, its database, and who made it (for the topology record and the plan's header). */
 export interface SetNames {
@@ -338,30 +361,182 @@ export async function dropSet(provider: LocalProvider, env: LifeboatEnv, names: 
 }
 
 // ---------------------------------------------------------------------------------------------
-// Runbooks through the CLI
+// What both set benchmarks do around their rounds
 
-/** Runs a runbook through the CLI with --json; anything but a passed report with an RTO is an error. */
-export async function runRunbook(env: LifeboatEnv, args: string[]): Promise<{ wallSeconds: number; report: RunbookReport }> {
-  const result = await runChild(process.execPath, [cliPath(env), ...args], { cwd: env.projectRoot });
-  return { wallSeconds: result.seconds, report: passedReport(args[0]!, result) };
+/** How the manual side promotes: `pg_ctl promote -w`, or `select pg_promote()`. */
+export type ManualPromote = 'pg_ctl' | 'sql';
+
+export interface SetOptions {
+  runs: number;
+  scale: number;
+  manualPromote: ManualPromote;
+  drop: boolean;
 }
 
-/** The report a `--json` CLI run printed, if it passed; an error saying why otherwise. */
-export function passedReport(what: string, result: { code: number | null; stdout: string; stderr: string }): RunbookReport {
-  let report: RunbookReport;
+/**
+ * --runs, --scale, --manual-promote and --drop; `more` takes a benchmark's own flag (`value()` reads
+ * the argument after it) and returns false for one it does not know either.
+ */
+export function parseSetOptions(argv: string[], more: (flag: string, value: () => string | undefined) => boolean = () => false): SetOptions {
+  const options: SetOptions = { runs: 3, scale: 1, manualPromote: 'pg_ctl', drop: false };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--runs') options.runs = numberOption(a, argv[++i], (n) => Number.isInteger(n) && n >= 0, 'a whole number, 0 or more');
+    else if (a === '--scale') options.scale = numberOption(a, argv[++i], (n) => n > 0, 'a number greater than zero');
+    else if (a === '--manual-promote') {
+      const how = argv[++i];
+      if (how !== 'pg_ctl' && how !== 'sql') throw new UsageError(`--manual-promote ${how ?? '(missing)'}: expected pg_ctl or sql`);
+      options.manualPromote = how;
+    } else if (a === '--drop') options.drop = true;
+    else if (!more(a, () => argv[++i])) throw new UsageError(`unknown argument ${a}`);
+  }
+  return options;
+}
+
+/** What onBenchSet hands back for the tables: the set, what it was measured on, and the rounds' results. */
+export interface SetRun<T> {
+  bench: Bench;
+  /** The plan's checks (the demo plan's). */
+  checks: SqlCheck[];
+  pgVersion: string;
+  dbBytes: number;
+  measured: T;
+}
+
+/**
+ * The set, its plan and its worker around `measure`: the stack up, the set made or reused and put
+ * back in its starting state, the database seeded; afterwards the worker stopped, the plan removed,
+ * and the set dropped (--drop) or kept. With --runs 0 it only drops (or says so) and returns null.
+ */
+export async function onBenchSet<T>(names: SetNames, options: SetOptions, measure: (bench: Bench) => Promise<T>): Promise<SetRun<T> | null> {
+  const env = loadEnv();
+  const provider = buildProviders(env).local;
+  if (options.runs === 0) {
+    if (options.drop) await dropSet(provider, env, names);
+    else say('--runs 0: nothing to do (add --drop to remove the bench set)');
+    return null;
+  }
+  await ensureStack(env);
+  const pgBin = findPgBin(env.pgBin);
+  const planDir = mkdtempSync(join(tmpdir(), 'lifeboat-bench-'));
+  const { file: planFile, checks } = writePlan(env, planDir, names);
+  const set = setSpec(names);
+  const bench: Bench = { env, provider, names, set, home: homeNode(names), standby: provider.standbyNodeFor(set), pgBin, planFile, io: benchIo() };
+
+  let worker: BenchWorker | null = null;
   try {
-    report = JSON.parse(result.stdout) as RunbookReport;
-  } catch {
-    throw new Error(`\`lifeboat ${what}\` exited with ${result.code} without a JSON report:\n${result.stderr.trim() || result.stdout.trim()}`);
+    await ensureSet(provider, names);
+    // Read now: --drop removes the set before the table is printed.
+    const pgVersion = (await withClient(provider.nodeCluster(bench.home).connection('postgres'), (client) => serverVersion(client))).version;
+    worker = await startWorker(env, planFile, names);
+    await recoverSet(bench);
+    const dbBytes = await ensureDatabase(provider.nodeCluster(bench.home), names, options.scale);
+    return { bench, checks, pgVersion, dbBytes, measured: await measure(bench) };
+  } finally {
+    if (worker) await stopWorker(worker);
+    rmSync(planDir, { recursive: true, force: true });
+    if (options.drop) await dropSet(provider, env, names);
+    else say(`kept the ${set.set} set (${nodeLabel(bench.home)}, ${nodeLabel(bench.standby)}) for the next run (--drop removes it)`);
   }
-  if (report.outcome !== 'passed' || result.code !== 0 || report.rtoSeconds === null) {
-    const failedSteps = (report.steps ?? []).filter((s) => s.status === 'failed').map((s) => `${s.name}: ${s.detail ?? ''}`);
-    const failedChecks = (report.checks ?? []).filter((c) => !c.ok).map((c) => `check ${c.name}: ${c.detail}`);
-    throw new Error(
-      `the ${what} did not pass (exit ${result.code}, outcome ${report.outcome}, rtoSeconds ${report.rtoSeconds}): ${report.reason ?? 'no reason given'}` +
-        [...failedSteps, ...failedChecks].map((line) => `\n  ${line}`).join('') +
-        (result.stderr.trim() ? `\n${result.stderr.trim()}` : ''),
-    );
+}
+
+/** What a Lifeboat side of a set benchmark has: the failover's report and wall time, and the failback's report. */
+export interface LifeboatSide {
+  wallSeconds: number;
+  report: RunbookReport;
+  failback: { report: RunbookReport };
+}
+
+export interface SetRounds<L extends LifeboatSide, M> {
+  pairs: Array<{ lifeboat: L; manual: M }>;
+  /** The history table of Lifeboat's failovers and failbacks. */
+  histories: string;
+}
+
+/** `runs` rounds of `timePair`, then the history of the Lifeboat runs (`failover`: what the failovers are called). */
+export async function timeRounds<L extends LifeboatSide, M>(runs: number, failover: string, timePair: (index: number) => Promise<{ lifeboat: L; manual: M }>): Promise<SetRounds<L, M>> {
+  const pairs: Array<{ lifeboat: L; manual: M }> = [];
+  for (let i = 0; i < runs; i++) pairs.push(await timePair(i));
+  const histories = await historyTable([
+    [failover, pairs.map((p) => p.lifeboat.report)],
+    ['failback', pairs.map((p) => p.lifeboat.failback.report)],
+  ]);
+  return { pairs, histories };
+}
+
+/**
+ * A set benchmark's output: the machine, the database (`shape`: the rest of its line), the summary,
+ * each side's steps, the restore table, the history, the notes and the failovers' workflow IDs.
+ */
+export function setReport<L extends LifeboatSide, M>(
+  run: SetRun<SetRounds<L, M>>,
+  options: SetOptions,
+  loadBefore: number[],
+  parts: { shape: string; summary: string; manualPhases: (manual: M) => Phases; restore: string; notes: string[] },
+): string {
+  const { bench, dbBytes, measured: { pairs, histories } } = run;
+  return [
+    '',
+    ...machineLines(run.pgVersion, bench.pgBin, loadBefore),
+    `database    ${bench.names.database} (${(dbBytes / MIB).toFixed(1)} MiB, seed scale ${options.scale}) on ${nodeLabel(bench.home)}, ` + parts.shape,
+    '',
+    parts.summary,
+    '',
+    phaseTable('lifeboat failover step (seconds)', pairs.map((p) => runbookPhases(p.lifeboat.report, p.lifeboat.wallSeconds))),
+    '',
+    phaseTable('manual step (seconds)', pairs.map((p) => parts.manualPhases(p.manual))),
+    '',
+    parts.restore,
+    '',
+    histories,
+    '',
+    ...parts.notes,
+    '',
+    `failover workflows: ${pairs.map((p) => `${p.lifeboat.report.workflowId} ${p.lifeboat.report.runId}`).join(', ')}`,
+    '',
+  ].join('\n') + '\n';
+}
+
+/** A side of a round: from the starting state, said on stderr before and after. */
+export function fromStartingState<T>(bench: Bench, before: string, run: () => Promise<T>, after: (result: T) => string): () => Promise<T> {
+  const side = announced(before, run, after);
+  return async () => {
+    await assertStartingState(bench);
+    return side();
+  };
+}
+
+/**
+ * The arguments both manual scripts take for the standby they promote (manual-switchover.sh adds
+ * the primary's): the database, its port, passfile and data directory, how to promote, and as whom.
+ */
+export function manualStandbyArgs(bench: Bench, promote: ManualPromote): string[] {
+  const replica = bench.provider.nodeCluster(bench.standby);
+  const osUser = serverOsUser();
+  return [
+    '--db', bench.names.database,
+    '--host', '127.0.0.1',
+    '--standby-port', String(replica.state().port),
+    '--standby-passfile', replica.pgpassFile,
+    '--standby-datadir', replica.dataDir,
+    '--promote', promote,
+    ...(osUser ? ['--os-user', osUser.name] : []),
+    '--bin', bench.pgBin,
+  ];
+}
+
+/** History events (and bytes) of every Lifeboat run, per runbook: the README's "Workflow history" figures. */
+async function historyTable(runbooks: Array<[runbook: string, reports: RunbookReport[]]>): Promise<string> {
+  const rows: string[][] = [];
+  for (const [runbook, reports] of runbooks) {
+    const sizes = await historyLengths(reports.map((r) => ({ workflowId: r.workflowId, runId: r.runId })));
+    const events = sizes.map((s) => s.events);
+    rows.push([
+      runbook,
+      String(sizes.length),
+      events.length ? `${Math.min(...events)} / ${median(events)} / ${Math.max(...events)}` : '-',
+      sizes.length ? (median(sizes.map((s) => s.bytes)) / 1024).toFixed(1) : '-',
+    ]);
   }
-  return report;
+  return table(['workflow history', 'runs', 'events min / median / max', 'KiB median'], rows);
 }

@@ -31,38 +31,41 @@
 //   5. the set is put back, untimed: after Lifeboat, `lifeboat failback --yes`; after the manual side,
 //      the provider's own primitives (rewind the killed server into a standby, switch back).
 // Figures, not asserts: it exits 1 only when a side fails.
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { loadavg, tmpdir } from 'node:os';
+import { existsSync, readFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { Client as PgClient } from 'pg';
-import pino from 'pino';
-import { findPgBin } from '../../activities/pg/binaries';
-import { serverOsUser } from '../../activities/pg/process';
-import { quoteIdent, serverVersion, withClient, type PgConnection } from '../../activities/pg/sql';
-import type { ActivityIo } from '../../activities/providers/provider';
+import { quoteIdent, type PgConnection } from '../../activities/pg/sql';
 import { nodeLabel } from '../../activities/topology';
-import { loadEnv } from '../../worker/env';
-import { createLogger } from '../../worker/logger';
-import { buildProviders } from '../../worker/main';
 import type { RunbookReport } from '../../workflows/types';
-import { cliPath, ensureStack, historyLengths, machineLines, median, phaseTable, type Phases, runbookPhases, runChild, say, sleep, table } from './common';
 import {
-  assertStartingState,
-  type Bench,
-  type BenchWorker,
-  dropSet,
-  ensureDatabase,
-  ensureSet,
-  failBack,
-  homeNode,
+  cliPath,
+  inAlternatingOrder,
+  numberOption,
+  parseScriptOutput,
   passedReport,
-  recoverSet,
+  type Phases,
+  runChild,
+  runMain,
+  runScript,
+  scriptPhases,
+  sleep,
+  type StepTime,
+  summaryRows,
+  table,
+} from './common';
+import {
+  type Bench,
+  failBack,
+  fromStartingState,
+  manualStandbyArgs,
+  onBenchSet,
+  parseSetOptions,
+  setReport,
   type SetNames,
-  setSpec,
-  startWorker,
-  stopWorker,
+  type SetOptions,
   switchBack,
-  writePlan,
+  timeRounds,
 } from './replica-set';
 
 const NAMES: SetNames = {
@@ -77,14 +80,9 @@ const NAMES: SetNames = {
 };
 /** A side that has not made the standby writable by then has failed. */
 const PROBE_TIMEOUT_SECONDS = 120;
-const MIB = 1024 * 1024;
 
-interface Options {
-  runs: number;
-  scale: number;
+interface Options extends SetOptions {
   probeMs: number;
-  manualPromote: 'pg_ctl' | 'sql';
-  drop: boolean;
 }
 
 /** What both sides measure on the same clock, from the SIGKILL. */
@@ -111,7 +109,7 @@ interface LifeboatRun extends Side {
 interface ManualRun extends Side {
   /** The script's own clock: its first command to the committed write. */
   scriptSeconds: number;
-  steps: Array<{ name: string; seconds: number }>;
+  steps: StepTime[];
 }
 
 interface Pair {
@@ -119,28 +117,14 @@ interface Pair {
   manual: ManualRun;
 }
 
-class UsageError extends Error {}
-
 function parseOptions(argv: string[]): Options {
-  const options: Options = { runs: 3, scale: 1, probeMs: 50, manualPromote: 'pg_ctl', drop: false };
-  const number = (flag: string, raw: string | undefined, accept: (n: number) => boolean, expected: string): number => {
-    const n = Number(raw);
-    if (raw === undefined || raw.trim() === '' || !Number.isFinite(n) || !accept(n)) throw new UsageError(`${flag} ${raw ?? '(missing)'}: expected ${expected}`);
-    return n;
-  };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (a === '--runs') options.runs = number(a, argv[++i], (n) => Number.isInteger(n) && n >= 0, 'a whole number, 0 or more');
-    else if (a === '--scale') options.scale = number(a, argv[++i], (n) => n > 0, 'a number greater than zero');
-    else if (a === '--probe-ms') options.probeMs = number(a, argv[++i], (n) => Number.isInteger(n) && n >= 1 && n <= 10_000, 'a whole number of milliseconds, 1 to 10000');
-    else if (a === '--manual-promote') {
-      const how = argv[++i];
-      if (how !== 'pg_ctl' && how !== 'sql') throw new UsageError(`--manual-promote ${how ?? '(missing)'}: expected pg_ctl or sql`);
-      options.manualPromote = how;
-    } else if (a === '--drop') options.drop = true;
-    else throw new UsageError(`unknown argument ${a}`);
-  }
-  return options;
+  let probeMs = 50;
+  const set = parseSetOptions(argv, (flag, value) => {
+    if (flag !== '--probe-ms') return false;
+    probeMs = numberOption(flag, value(), (n) => Number.isInteger(n) && n >= 1 && n <= 10_000, 'a whole number of milliseconds, 1 to 10000');
+    return true;
+  });
+  return { ...set, probeMs };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -248,69 +232,69 @@ async function waitUntilReaped(pid: number, killedAt: bigint): Promise<number> {
 
 const secondsSince = (at: bigint) => Number(process.hrtime.bigint() - at) / 1e9;
 
-/** Probe on, kill, `failover` runs: the kill's clock for everything. Then the failback puts the set back. */
-async function runLifeboat(bench: Bench, options: Options): Promise<LifeboatRun> {
+/**
+ * One side on the kill's clock: a probe on the standby, the kill, then `failover` (which says when
+ * its child exited, and checks that it did its job), the probe's first write, the dead postmaster
+ * reaped, and `putBack` (timed, not compared).
+ */
+async function killAndFailOver<R, B>(
+  bench: Bench,
+  options: Options,
+  failover: (killedAt: bigint) => Promise<{ killToExit: number; figures: R }>,
+  putBack: () => Promise<B>,
+): Promise<Side & R & { putBack: B }> {
   const probe = await startProbe(bench, options);
   try {
     const killed = killPrimary(bench);
     probe.arm(killed.at);
-    const result = await runChild(process.execPath, [cliPath(bench.env), 'failover', NAMES.planKey, '-f', bench.planFile, '--unplanned', '--yes', '--json'], {
-      cwd: bench.env.projectRoot,
-    });
-    const killToExit = secondsSince(killed.at);
-    const report = passedReport('failover', result);
+    const { killToExit, figures } = await failover(killed.at);
     const writable = await probe.firstWrite(PROBE_TIMEOUT_SECONDS);
     await probe.stop();
     const reapedAfter = await waitUntilReaped(killed.pid, killed.at);
     const restoreStarted = Date.now();
-    const failback = await failBack(bench);
+    const restored = await putBack();
     return {
+      ...figures,
       killToWritable: writable.seconds,
       killToExit,
       reapedAfter,
       probeFailures: writable.failures,
-      wallSeconds: result.seconds,
-      report,
-      failback,
       restoreSeconds: (Date.now() - restoreStarted) / 1000,
+      putBack: restored,
     };
   } finally {
     await probe.stop();
   }
 }
 
+/** `failover --unplanned` through the CLI right after the kill; the failback puts the set back. */
+async function runLifeboat(bench: Bench, options: Options): Promise<LifeboatRun> {
+  const args = [cliPath(bench.env), 'failover', NAMES.planKey, '-f', bench.planFile, '--unplanned', '--yes', '--json'];
+  const { putBack: failback, ...run } = await killAndFailOver(
+    bench,
+    options,
+    async (killedAt) => {
+      const result = await runChild(process.execPath, args, { cwd: bench.env.projectRoot });
+      const killToExit = secondsSince(killedAt);
+      return { killToExit, figures: { wallSeconds: result.seconds, report: passedReport('failover', result) } };
+    },
+    () => failBack(bench),
+  );
+  return { ...run, failback };
+}
+
+/** manual-failover.sh right after the kill; the provider's primitives put the set back. */
 async function runManual(bench: Bench, options: Options): Promise<ManualRun> {
-  const { env, provider, standby } = bench;
-  const replica = provider.nodeCluster(standby);
-  const osUser = serverOsUser();
-  const args = [
-    join(env.projectRoot, 'scripts', 'bench', 'manual-failover.sh'),
-    '--db', NAMES.database,
-    '--host', '127.0.0.1',
-    '--standby-port', String(replica.state().port),
-    '--standby-passfile', replica.pgpassFile,
-    '--standby-datadir', replica.dataDir,
-    '--promote', options.manualPromote,
-    ...(osUser ? ['--os-user', osUser.name] : []),
-    '--bin', bench.pgBin,
-  ];
-  const probe = await startProbe(bench, options);
-  try {
-    const killed = killPrimary(bench);
-    probe.arm(killed.at);
-    const result = await runChild('bash', args, { cwd: env.projectRoot });
-    const killToExit = secondsSince(killed.at);
-    if (result.code !== 0) throw new Error(`manual-failover.sh exited with ${result.code}:\n${result.stderr.trim()}`);
-    const writable = await probe.firstWrite(PROBE_TIMEOUT_SECONDS);
-    await probe.stop();
-    const parsed = parseManualOutput(result.stdout);
-    const reapedAfter = await waitUntilReaped(killed.pid, killed.at);
-    const restoreStarted = Date.now();
-    await switchBack(bench);
-    return { ...parsed, killToWritable: writable.seconds, killToExit, reapedAfter, probeFailures: writable.failures, restoreSeconds: (Date.now() - restoreStarted) / 1000 };
-  } finally {
-    await probe.stop();
-  }
+  const args = manualStandbyArgs(bench, options.manualPromote);
+  return killAndFailOver(
+    bench,
+    options,
+    async (killedAt) => {
+      const result = await runScript(bench.env, 'manual-failover.sh', args);
+      return { killToExit: secondsSince(killedAt), figures: parseManualOutput(result.stdout) };
+    },
+    () => switchBack(bench),
+  );
 }
 
 /** A probe on the standby, connected and failing (read-only) before the kill, so its start-up is not timed. */
@@ -323,41 +307,30 @@ async function startProbe(bench: Bench, options: Options): Promise<WriteProbe> {
 
 /** manual-failover.sh prints tab-separated `step` and `rto` lines; see its header. */
 function parseManualOutput(stdout: string): Pick<ManualRun, 'scriptSeconds' | 'steps'> {
-  const parsed: Pick<ManualRun, 'scriptSeconds' | 'steps'> = { scriptSeconds: NaN, steps: [] };
-  for (const line of stdout.split('\n')) {
-    const [kind, a, b] = line.split('\t');
-    if (kind === 'step') parsed.steps.push({ name: a!, seconds: Number(b) });
-    else if (kind === 'rto') parsed.scriptSeconds = Number(a);
-  }
-  if (!Number.isFinite(parsed.scriptSeconds)) throw new Error(`manual-failover.sh printed no rto line:\n${stdout}`);
-  return parsed;
+  const { steps, lines } = parseScriptOutput(stdout);
+  const scriptSeconds = Number(lines.find((fields) => fields[0] === 'rto')?.[1] ?? NaN);
+  if (!Number.isFinite(scriptSeconds)) throw new Error(`manual-failover.sh printed no rto line:\n${stdout}`);
+  return { scriptSeconds, steps };
 }
 
 /** One Lifeboat failover and one manual promote, each from the starting state; the order alternates. */
 async function timePair(bench: Bench, options: Options, index: number): Promise<Pair> {
-  const lifeboat = async () => {
-    await assertStartingState(bench);
-    say(`run ${index + 1}: kill, lifeboat failover --unplanned (then failback)`);
-    const run = await runLifeboat(bench, options);
-    say(
+  const lifeboat = fromStartingState(
+    bench,
+    `run ${index + 1}: kill, lifeboat failover --unplanned (then failback)`,
+    () => runLifeboat(bench, options),
+    (run) =>
       `run ${index + 1}: lifeboat passed: writable ${run.killToWritable.toFixed(2)}s after the kill, CLI done at ${run.killToExit.toFixed(2)}s ` +
-        `(rtoSeconds ${run.report.rtoSeconds!.toFixed(2)}); fence: ${run.report.failover?.fence?.how ?? 'n/a'}; put back in ${run.restoreSeconds.toFixed(2)}s`,
-    );
-    return run;
-  };
-  const manual = async () => {
-    await assertStartingState(bench);
-    say(`run ${index + 1}: kill, manual promote (then switch back)`);
-    const run = await runManual(bench, options);
-    say(`run ${index + 1}: manual done: writable ${run.killToWritable.toFixed(2)}s after the kill (script ${run.scriptSeconds.toFixed(2)}s); put back in ${run.restoreSeconds.toFixed(2)}s`);
-    return run;
-  };
-  if (index % 2 === 0) {
-    const l = await lifeboat();
-    return { lifeboat: l, manual: await manual() };
-  }
-  const m = await manual();
-  return { lifeboat: await lifeboat(), manual: m };
+      `(rtoSeconds ${run.report.rtoSeconds!.toFixed(2)}); fence: ${run.report.failover?.fence?.how ?? 'n/a'}; put back in ${run.restoreSeconds.toFixed(2)}s`,
+  );
+  const manual = fromStartingState(
+    bench,
+    `run ${index + 1}: kill, manual promote (then switch back)`,
+    () => runManual(bench, options),
+    (run) => `run ${index + 1}: manual done: writable ${run.killToWritable.toFixed(2)}s after the kill (script ${run.scriptSeconds.toFixed(2)}s); put back in ${run.restoreSeconds.toFixed(2)}s`,
+  );
+  const [l, m] = await inAlternatingOrder<[LifeboatRun, ManualRun]>(index, [lifeboat, manual]);
+  return { lifeboat: l, manual: m };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -366,22 +339,14 @@ async function timePair(bench: Bench, options: Options, index: number): Promise<
 function summaryTable(pairs: Pair[]): string {
   const columns = (p: Pair) => [p.lifeboat.killToWritable, p.lifeboat.report.rtoSeconds!, p.lifeboat.killToExit, p.manual.killToWritable, p.manual.scriptSeconds];
   const row = (label: string, v: number[]) => [label, ...v.map((n) => n.toFixed(2)), (v[0]! / v[3]!).toFixed(1)];
-  const rows = pairs.map((p, i) => row(`run ${i + 1}`, columns(p)));
-  if (pairs.length > 1) {
-    const all = pairs.map(columns);
-    const by = (f: (values: number[]) => number) => all[0]!.map((_, c) => f(all.map((r) => r[c]!)));
-    rows.push(row('median', by(median)), row('best', by((values) => Math.min(...values))));
-  }
-  return table(['', 'lifeboat kill->writable s', 'lifeboat rtoSeconds', 'lifeboat kill->CLI exit s', 'manual kill->writable s', 'manual script s', 'ratio (writable)'], rows);
+  return table(
+    ['', 'lifeboat kill->writable s', 'lifeboat rtoSeconds', 'lifeboat kill->CLI exit s', 'manual kill->writable s', 'manual script s', 'ratio (writable)'],
+    summaryRows(pairs.map(columns), row),
+  );
 }
 
 function manualPhases(run: ManualRun): Phases {
-  const inSteps = run.steps.reduce((sum, s) => sum + s.seconds, 0);
-  return [
-    ...run.steps.map((s): [string, number] => [s.name, s.seconds]),
-    ['(kill to script exit, outside its steps)', run.killToExit - inSteps],
-    ['kill -> script exit', run.killToExit],
-  ];
+  return scriptPhases(run.steps, '(kill to script exit, outside its steps)', ['kill -> script exit', run.killToExit]);
 }
 
 function restoreTable(pairs: Pair[]): string {
@@ -393,24 +358,6 @@ function restoreTable(pairs: Pair[]): string {
     p.manual.restoreSeconds.toFixed(2),
   ]);
   return table(['restore (not compared)', 'failback wall s', 'standby rebuilt after', 'lifeboat restore s', 'manual switch back s'], rows);
-}
-
-async function historyTable(pairs: Pair[]): Promise<string> {
-  const rows: string[][] = [];
-  for (const [runbook, reports] of [
-    ['unplanned failover', pairs.map((p) => p.lifeboat.report)],
-    ['failback', pairs.map((p) => p.lifeboat.failback.report)],
-  ] as const) {
-    const sizes = await historyLengths(reports.map((r) => ({ workflowId: r.workflowId, runId: r.runId })));
-    const events = sizes.map((s) => s.events);
-    rows.push([
-      runbook,
-      String(sizes.length),
-      events.length ? `${Math.min(...events)} / ${median(events)} / ${Math.max(...events)}` : '-',
-      sizes.length ? (median(sizes.map((s) => s.bytes)) / 1024).toFixed(1) : '-',
-    ]);
-  }
-  return table(['workflow history', 'runs', 'events min / median / max', 'KiB median'], rows);
 }
 
 function scopeNotes(options: Options, pairs: Pair[]): string[] {
@@ -440,74 +387,18 @@ function scopeNotes(options: Options, pairs: Pair[]): string[] {
 async function main(argv: string[]): Promise<number> {
   const options = parseOptions(argv);
   const loadBefore = loadavg();
-  const env = loadEnv();
-  const provider = buildProviders(env).local;
-  if (options.runs === 0) {
-    if (options.drop) await dropSet(provider, env, NAMES);
-    else say('--runs 0: nothing to do (add --drop to remove the bench set)');
-    return 0;
-  }
-  await ensureStack(env);
-  const pgBin = findPgBin(env.pgBin);
-  const planDir = mkdtempSync(join(tmpdir(), 'lifeboat-bench-'));
-  const { file: planFile } = writePlan(env, planDir, NAMES);
-  const io: ActivityIo = { heartbeat: () => undefined, signal: new AbortController().signal, logger: createLogger('warn', pino.destination(2)) };
-  const set = setSpec(NAMES);
-  const bench: Bench = { env, provider, names: NAMES, set, home: homeNode(NAMES), standby: provider.standbyNodeFor(set), pgBin, planFile, io };
-
-  let worker: BenchWorker | null = null;
-  const pairs: Pair[] = [];
-  let dbBytes = 0;
-  let pgVersion = '';
-  let histories = '';
-  try {
-    await ensureSet(provider, NAMES);
-    pgVersion = (await withClient(provider.nodeCluster(bench.home).connection('postgres'), (client) => serverVersion(client))).version;
-    worker = await startWorker(env, planFile, NAMES);
-    await recoverSet(bench);
-    dbBytes = await ensureDatabase(provider.nodeCluster(bench.home), NAMES, options.scale);
-    for (let i = 0; i < options.runs; i++) pairs.push(await timePair(bench, options, i));
-    histories = await historyTable(pairs);
-  } finally {
-    if (worker) await stopWorker(worker);
-    rmSync(planDir, { recursive: true, force: true });
-    if (options.drop) await dropSet(provider, env, NAMES);
-    else say(`kept the ${set.set} set (${nodeLabel(bench.home)}, ${nodeLabel(bench.standby)}) for the next run (--drop removes it)`);
-  }
-
-  const out = [
-    '',
-    ...machineLines(pgVersion, pgBin, loadBefore),
-    `database    ${NAMES.database} (${(dbBytes / MIB).toFixed(1)} MiB, seed scale ${options.scale}) on ${nodeLabel(bench.home)}, ` +
-      `streaming to ${nodeLabel(bench.standby)}; idle (no writes but the probe's); one worker serves both regions`,
-    '',
-    summaryTable(pairs),
-    '',
-    phaseTable('lifeboat failover step (seconds)', pairs.map((p) => runbookPhases(p.lifeboat.report, p.lifeboat.wallSeconds))),
-    '',
-    phaseTable('manual step (seconds)', pairs.map((p) => manualPhases(p.manual))),
-    '',
-    restoreTable(pairs),
-    '',
-    histories,
-    '',
-    ...scopeNotes(options, pairs),
-    '',
-    `failover workflows: ${pairs.map((p) => `${p.lifeboat.report.workflowId} ${p.lifeboat.report.runId}`).join(', ')}`,
-    '',
-  ];
-  process.stdout.write(out.join('\n') + '\n');
+  const run = await onBenchSet(NAMES, options, (bench) => timeRounds(options.runs, 'unplanned failover', (i) => timePair(bench, options, i)));
+  if (!run) return 0;
+  const { pairs } = run.measured;
+  const report = setReport(run, options, loadBefore, {
+    shape: `streaming to ${nodeLabel(run.bench.standby)}; idle (no writes but the probe's); one worker serves both regions`,
+    summary: summaryTable(pairs),
+    manualPhases,
+    restore: restoreTable(pairs),
+    notes: scopeNotes(options, run.measured.pairs),
+  });
+  process.stdout.write(report);
   return 0;
 }
 
-main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
-  (err: unknown) => {
-    if (err instanceof UsageError) {
-      process.stderr.write(`bench: ${err.message}\nusage: npm run bench:unplanned -- [--runs N] [--scale N] [--probe-ms N] [--manual-promote pg_ctl|sql] [--drop]\n`);
-      process.exit(2);
-    }
-    process.stderr.write(`bench: FAILED: ${(err as Error)?.stack ?? String(err)}\n`);
-    process.exit(1);
-  },
-);
+runMain(main, 'npm run bench:unplanned -- [--runs N] [--scale N] [--probe-ms N] [--manual-promote pg_ctl|sql] [--drop]');
