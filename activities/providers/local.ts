@@ -1,7 +1,7 @@
 // The local provider: each region is a PostgreSQL cluster that Lifeboat runs under LIFEBOAT_HOME,
 // with a backup store (a directory) beside it. Backups are pg_dump custom-format files taken under
 // one exported snapshot, with the manifest's table statistics read in that same snapshot.
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -181,15 +181,51 @@ export class LocalProvider implements DatabaseProvider {
 
   async createScratch(region: RegionSpec, name: string, database: string, io: ActivityIo): Promise<ScratchInstance> {
     const cluster = this.scratchCluster(region.name, name);
-    const port = cluster.isInitialized() ? cluster.state().port : await freePort();
-    io.heartbeat({ phase: 'starting', port });
-    await cluster.ensureRunning({ name, port, disposable: true }, io.signal);
+    const ready = join(cluster.root, 'READY');
+    if (!existsSync(ready)) {
+      // Nothing is restored into a scratch instance before this activity has finished: one an earlier
+      // attempt left half made is thrown away and made again.
+      await cluster.destroy();
+      const template = await this.scratchTemplate(io);
+      const port = await freePort();
+      io.heartbeat({ phase: 'starting', port });
+      await cluster.initFromCopy(template, { name, port, disposable: true }, io.signal);
+      await cluster.start(io.signal);
+      await cluster.ownPassword();
+      writeFileSync(ready, '');
+    } else if (!(await cluster.isRunning())) {
+      await cluster.start(io.signal);
+    }
     // The empty target database is made here, off the restore's critical path.
     await withClient(cluster.connection('postgres'), async (client) => {
       const exists = await client.query('select 1 from pg_database where datname = $1', [database]);
       if (exists.rowCount === 0) await client.query(`create database ${quoteIdent(database)}`);
     });
     return { name, region, database };
+  }
+
+  /**
+   * An initialised, never started cluster that scratch instances are copied from, one per set of
+   * server tools, made on first use (initdb into a directory of its own, then renamed into place, so
+   * that two drills making it at once cannot leave a half-made one).
+   */
+  private async scratchTemplate(io: ActivityIo): Promise<LocalCluster> {
+    const tools = await run(join(this.config.pgBin, 'initdb'), ['--version']);
+    const key = createHash('sha256').update(`${this.config.pgBin}\n${tools}`).digest('hex').slice(0, 12);
+    const root = join(this.config.home, 'templates', `scratch-${key}`);
+    const template = new LocalCluster(root, this.config.pgBin);
+    if (template.isInitialized()) return template;
+    io.heartbeat({ phase: 'initdb (scratch template)' });
+    const building = new LocalCluster(`${root}.building-${process.pid}-${randomBytes(4).toString('hex')}`, this.config.pgBin);
+    try {
+      await building.init({ name: 'scratch-template', port: 0, disposable: true }, io.signal);
+      renameSync(building.root, root);
+    } catch (err) {
+      rmSync(building.root, { recursive: true, force: true });
+      // Another drill made it meanwhile: use theirs.
+      if (!template.isInitialized()) throw err;
+    }
+    return template;
   }
 
   async connectScratch(scratch: ScratchInstance): Promise<PgConnection> {

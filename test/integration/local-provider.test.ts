@@ -1,13 +1,13 @@
 // The local provider on its own, against the test stack's real PostgreSQL regions: idempotency of
 // every step a retry may repeat, and the verdicts on bad backups.
-import { readFileSync, writeFileSync, mkdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync, mkdirSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import pino from 'pino';
 import type { ApplicationFailure } from '@temporalio/common';
 import type { ActivityIo } from '../../activities/providers/provider';
 import { withClient, writeCanary } from '../../activities/pg/sql';
 import type { BackupManifest, DatabaseTarget } from '../../workflows/types';
-import { local } from '../support/stack';
+import { env, local } from '../support/stack';
 
 const regionA = { name: 'local-a', provider: 'local' as const };
 const regionB = { name: 'local-b', provider: 'local' as const };
@@ -134,6 +134,33 @@ describe('local provider', () => {
       expect(await p.dropScratch(scratch)).toBe(true);
     }
     expect(await p.dropScratch(scratch)).toBe(false);
+  });
+
+  test('scratch instances are copied from a template that never runs; each gets a password of its own; a half-made one is made again', async () => {
+    const [a, b] = [unique('unit').toLowerCase(), unique('unit').toLowerCase()];
+    const first = await p.createScratch(regionB, a, 'orders', io());
+    const second = await p.createScratch(regionB, b, 'orders', io());
+    try {
+      const templates = readdirSync(join(env().home, 'templates')).filter((name) => name.startsWith('scratch-'));
+      expect(templates).toHaveLength(1);
+      expect(existsSync(join(env().home, 'templates', templates[0]!, 'data', 'postmaster.pid'))).toBe(false);
+      const [connA, connB] = [await p.connectScratch(first), await p.connectScratch(second)];
+      expect(connA.password).not.toBe(connB.password);
+      // The template's password no longer opens either of them.
+      const templatePassword = readFileSync(join(env().home, 'templates', templates[0]!, 'pgpass'), 'utf8').trim().split(':').pop();
+      expect([connA.password, connB.password]).not.toContain(templatePassword);
+      const refused = await withClient({ ...connA, password: templatePassword!, passfile: undefined }, async () => 'connected').catch((err: { code?: string }) => err.code);
+      expect(refused).toBe('28P01');
+      for (const conn of [connA, connB]) expect(await withClient(conn, async (c) => (await c.query<{ db: string }>('select current_database() as db')).rows[0]!.db)).toBe('orders');
+      // An attempt that died half way (no READY mark) is thrown away and made again; a finished one is kept.
+      rmSync(join(env().home, 'regions', 'local-b', 'scratch', a, 'READY'));
+      await p.createScratch(regionB, a, 'orders', io());
+      expect((await p.connectScratch(first)).password).not.toBe(connA.password);
+      await p.createScratch(regionB, b, 'orders', io());
+      expect((await p.connectScratch(second)).password).toBe(connB.password);
+    } finally {
+      for (const scratch of [first, second]) await p.dropScratch(scratch);
+    }
   });
 
   test('names that could escape the store are refused as LifeboatInvalidInput', async () => {
