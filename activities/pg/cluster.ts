@@ -70,9 +70,12 @@ export class LocalCluster {
     return this.state();
   }
 
-  async init(wanted: ClusterState, signal?: AbortSignal): Promise<void> {
+  /**
+   * An empty data directory and a run directory, both 0700 and the server's OS user's: what a
+   * half-made earlier attempt left is thrown away (initdb and the copy both want an empty directory).
+   */
+  private emptyDirs(): ReturnType<typeof serverOsUser> {
     const user = serverOsUser();
-    // A half-made earlier attempt is thrown away: initdb wants an empty directory.
     rmSync(this.dataDir, { recursive: true, force: true });
     mkdirSync(this.root, { recursive: true });
     for (const dir of [this.dataDir, this.runDir]) {
@@ -80,6 +83,11 @@ export class LocalCluster {
       chmodSync(dir, 0o700);
       if (user) chownSync(dir, user.uid, user.gid);
     }
+    return user;
+  }
+
+  async init(wanted: ClusterState, signal?: AbortSignal): Promise<void> {
+    const user = this.emptyDirs();
     const password = randomBytes(24).toString('base64url');
     const pwfile = join(this.runDir, 'initdb.pw');
     writeFileSync(pwfile, password + '\n', { mode: 0o600 });
@@ -113,14 +121,7 @@ export class LocalCluster {
    */
   async initFromCopy(template: LocalCluster, wanted: ClusterState, signal?: AbortSignal): Promise<void> {
     if (!template.isInitialized()) throw new Error(`template cluster ${template.root} is not initialised`);
-    const user = serverOsUser();
-    rmSync(this.dataDir, { recursive: true, force: true });
-    mkdirSync(this.root, { recursive: true });
-    for (const dir of [this.dataDir, this.runDir]) {
-      mkdirSync(dir, { recursive: true });
-      chmodSync(dir, 0o700);
-      if (user) chownSync(dir, user.uid, user.gid);
-    }
+    const user = this.emptyDirs();
     await run('cp', ['-a', `${template.dataDir}/.`, this.dataDir], { asUser: user ?? undefined, cwd: this.root, signal });
     const password = passwordOfPassfileLine(readFileSync(template.pgpassFile, 'utf8'));
     writeFileSync(this.pgpassFile, passfileLine(wanted.port, password), { mode: 0o600 });
