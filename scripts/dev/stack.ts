@@ -117,7 +117,11 @@ export async function startTemporal(
   env: LifeboatEnv,
   ports: StackPorts,
   log: (line: string) => void,
-  options: { uiCodecEndpoint?: string } = {},
+  options: {
+    uiCodecEndpoint?: string;
+    /** Told how the server this call starts ends (the test stack's watchdog says why it died). */
+    onExit?: (pid: number, code: number | null, signal: NodeJS.Signals | null) => void;
+  } = {},
 ): Promise<StackState['temporal']> {
   const address = `127.0.0.1:${ports.temporal}`;
   const uiUrl = `http://localhost:${ports.ui}`;
@@ -149,6 +153,8 @@ export async function startTemporal(
   ];
   const child = spawn(temporalCli(env), args, { detached: true, stdio: ['ignore', out, out] });
   child.unref();
+  const onExit = options.onExit;
+  if (onExit) child.once('exit', (code, signal) => onExit(child.pid!, code, signal));
   await waitFor('the Temporal dev server', async () => {
     if (child.exitCode !== null) throw new Error(`the Temporal dev server exited with ${child.exitCode}; see ${join(dir, 'server.log')}`);
     try {

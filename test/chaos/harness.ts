@@ -4,7 +4,7 @@
 // (`npm run chaos`) takes every step boundary of every runbook.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { WorkflowFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
 import { CanaryLedger } from '../../activities/canary-ledger';
@@ -31,6 +31,7 @@ import {
   type ReplicaSetFixture,
 } from '../support/replica-set';
 import { env, local } from '../support/stack';
+import { deliberateOutageFile, temporalPidFile } from '../support/temporal-watchdog';
 
 /** Every boundary of every runbook, or the reduced set the default test run takes. */
 export const FULL = process.env.LIFEBOAT_CHAOS === 'full';
@@ -290,11 +291,8 @@ export function localServers(region: string): string[] {
 
 // --- the Temporal dev server ------------------------------------------------------------------
 
-/** Global teardown stops the server this file names (jest gives test files a copy of the environment). */
-export const temporalPidFile = (): string => join(env().home, 'temporal', 'test-server.pid');
-
 function currentTemporalPid(): number {
-  const file = temporalPidFile();
+  const file = temporalPidFile(env().home);
   const pid = Number(existsSync(file) ? readFileSync(file, 'utf8').trim() : process.env.LIFEBOAT_TEST_TEMPORAL_PID);
   if (!pid) throw new Error('no Temporal dev server pid: LIFEBOAT_TEST_TEMPORAL_PID is unset (the jest global setup sets it)');
   return pid;
@@ -311,7 +309,8 @@ export interface TemporalRestart {
  * Kills the test stack's Temporal dev server with SIGKILL, leaves it down `downMs`, and starts it
  * again on the same ports and SQLite file (scripts/dev/stack.ts startTemporal: it starts a server
  * unless stack.json names a live one; the tests' stack writes none). The new pid goes where the
- * global teardown looks.
+ * global teardown looks; the outage is marked deliberate, so that the test stack's watchdog
+ * (test/support/temporal-watchdog.ts) leaves it alone.
  */
 export async function restartTemporal(downMs: number): Promise<TemporalRestart> {
   const oldPid = currentTemporalPid();
@@ -322,16 +321,21 @@ export async function restartTemporal(downMs: number): Promise<TemporalRestart> 
     return value;
   };
   const ports = { temporal: flag('--port'), ui: flag('--ui-port'), pgBase: 0 };
-  const killedAt = Date.now();
-  process.kill(oldPid, 'SIGKILL');
-  while (await portOpen(ports.temporal)) await sleep(50);
-  await sleep(downMs);
-  const started = await startTemporal(env(), ports, () => undefined);
-  if (started.pid === oldPid) throw new Error(`startTemporal kept pid ${oldPid}, which was killed`);
-  mkdirSync(join(env().home, 'temporal'), { recursive: true });
-  writeFileSync(temporalPidFile(), `${started.pid}\n`);
-  process.env.LIFEBOAT_TEST_TEMPORAL_PID = String(started.pid);
-  return { oldPid, newPid: started.pid, outageMs: Date.now() - killedAt };
+  const marker = deliberateOutageFile(env().home);
+  writeFileSync(marker, `${Date.now()}\n`);
+  try {
+    const killedAt = Date.now();
+    process.kill(oldPid, 'SIGKILL');
+    while (await portOpen(ports.temporal)) await sleep(50);
+    await sleep(downMs);
+    const started = await startTemporal(env(), ports, () => undefined);
+    if (started.pid === oldPid) throw new Error(`startTemporal kept pid ${oldPid}, which was killed`);
+    writeFileSync(temporalPidFile(env().home), `${started.pid}\n`);
+    process.env.LIFEBOAT_TEST_TEMPORAL_PID = String(started.pid);
+    return { oldPid, newPid: started.pid, outageMs: Date.now() - killedAt };
+  } finally {
+    rmSync(marker, { force: true });
+  }
 }
 
 // --- runbooks under chaos, and what each must leave behind -------------------------------------

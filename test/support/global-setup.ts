@@ -11,6 +11,7 @@ import { startRegions, startTemporal } from '../../scripts/dev/stack';
 import { fakeGcsServerPath, startFakeGcs } from './fake-gcs';
 import { motoServerPath, startMoto } from './moto';
 import { freePort } from './ports';
+import { temporalWatchdog } from './temporal-watchdog';
 
 export default async function globalSetup(): Promise<void> {
   // Before starting anything: jest skips the teardown when the setup fails, so servers would leak.
@@ -23,7 +24,9 @@ export default async function globalSetup(): Promise<void> {
   process.env.LIFEBOAT_HOME = home;
   const env = loadEnv();
   const ports = { temporal: await freePort(), ui: await freePort(), pgBase: 0 };
-  const temporal = await startTemporal(env, ports, () => undefined);
+  const watchdog = temporalWatchdog(env, ports);
+  const temporal = await startTemporal(env, ports, () => undefined, { onExit: watchdog.exited });
+  watchdog.watch(temporal.pid);
   process.env.TEMPORAL_ADDRESS = temporal.address;
   process.env.LIFEBOAT_TEST_TEMPORAL_PID = String(temporal.pid);
   const pg = [await freePort(), await freePort()];

@@ -9,6 +9,7 @@ import { createLogger } from '../../worker/logger';
 import { buildProviders, createWorkers, type Providers } from '../../worker/main';
 import { parsePlan, loadPlanFile, drillInput, type LoadedPlan } from '../../worker/plan';
 import { join } from 'node:path';
+import { portOpen } from '../../scripts/dev/stack';
 import type { DrillInput } from '../../workflows/types';
 
 export const env = () => loadEnv();
@@ -23,11 +24,26 @@ export function demoDrillInput(overrides: Partial<DrillInput> = {}): DrillInput 
 }
 
 export async function client(dataConverter?: DataConverter): Promise<Client> {
+  await temporalReachable();
   const connection = await Connection.connect({ address: process.env.TEMPORAL_ADDRESS! });
   return new Client({ connection, dataConverter });
 }
 
 const bundles = new Map<string, Promise<{ code: string }>>();
+/**
+ * Waits (up to a minute) while the shared server is away: restarted by a chaos test, or by the
+ * watchdog after it died (test/support/temporal-watchdog.ts), which says why in the run's log.
+ */
+async function temporalReachable(): Promise<void> {
+  const address = process.env.TEMPORAL_ADDRESS!;
+  const port = Number(address.split(':').pop());
+  const deadline = Date.now() + 60_000;
+  while (!(await portOpen(port))) {
+    if (Date.now() > deadline) throw new Error(`the test stack's Temporal dev server at ${address} has not answered for a minute; the watchdog's lines (!!) in the log say why`);
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
 /** Built once per failure converter: a data converter's failureConverterPath must be inside the workflow bundle too. */
 export function workflowBundle(failureConverterPath?: string): Promise<{ code: string }> {
   const key = failureConverterPath ?? '';
@@ -63,6 +79,7 @@ export async function startWorker(
   options: { regions?: string[]; capture?: LogCapture; providers?: Partial<Providers>; dataConverter?: DataConverter } = {},
 ): Promise<RunningWorker> {
   const logger = createLogger('info', options.capture ?? new LogCapture());
+  await temporalReachable();
   const { workers, connection } = await createWorkers({
     // Only the names matter here: each becomes a task queue; the provider comes from the run's input.
     regions: (options.regions ?? ['local-a', 'local-b']).map((name) => ({ name, provider: 'local' as const })),
