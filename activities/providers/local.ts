@@ -4,12 +4,13 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { ErrorType, type BackupManifest, type BackupRef, type DatabaseTarget, type NodeRef, type RegionSpec, type ReplicaSetSpec, type ScratchInstance, type TopologyView } from '../../workflows/types';
 import { verdict } from '../errors';
 import { LocalCluster } from '../pg/cluster';
 import { freePort } from '../pg/ports';
+import { processAlive } from '../pg/tool-env';
 import { run } from '../pg/process';
 import { libpqEnv, quoteIdent, withClient, type PgConnection } from '../pg/sql';
 import { assertServerCanLoad, dumpWithManifest, hashing, toolTooOld } from '../portable/logical-dump';
@@ -24,6 +25,10 @@ export interface LocalProviderConfig {
 }
 
 const DUMP_FILE = 'dump.pgdump';
+/** The empty database each scratch template holds, renamed to the restored database's name. */
+const RESTORE_DATABASE = 'lifeboat_restore';
+/** Part of a template's key: a template made another way (before it held RESTORE_DATABASE) is not used. */
+const TEMPLATE_FORMAT = 'with-restore-database';
 const MANIFEST_FILE = 'manifest.json';
 
 export class LocalProvider implements DatabaseProvider {
@@ -187,46 +192,100 @@ export class LocalProvider implements DatabaseProvider {
       // attempt left half made is thrown away and made again.
       await cluster.destroy();
       const template = await this.scratchTemplate(io);
-      const port = await freePort();
-      io.heartbeat({ phase: 'starting', port });
-      await cluster.initFromCopy(template, { name, port, disposable: true }, io.signal);
+      const wanted = { name, port: await freePort(), disposable: true };
+      io.heartbeat({ phase: 'starting', port: wanted.port });
+      // A spare copy made after an earlier drill, when there is one; else a copy made now.
+      if (!cluster.adopt(this.spare(region.name, template), wanted)) await cluster.initFromCopy(template, wanted, io.signal);
       await cluster.start(io.signal);
       await cluster.ownPassword();
       writeFileSync(ready, '');
     } else if (!(await cluster.isRunning())) {
       await cluster.start(io.signal);
     }
-    // The empty target database is made here, off the restore's critical path.
+    // The empty target database: the template's, renamed (instant), made here off the restore's critical path.
     await withClient(cluster.connection('postgres'), async (client) => {
-      const exists = await client.query('select 1 from pg_database where datname = $1', [database]);
-      if (exists.rowCount === 0) await client.query(`create database ${quoteIdent(database)}`);
+      const { rows } = await client.query<{ datname: string }>('select datname from pg_database where datname = any($1)', [[database, RESTORE_DATABASE]]);
+      const present = new Set(rows.map((r) => r.datname));
+      if (present.has(database)) return;
+      if (present.has(RESTORE_DATABASE)) await client.query(`alter database ${RESTORE_DATABASE} rename to ${quoteIdent(database)}`);
+      else await client.query(`create database ${quoteIdent(database)}`);
     });
     return { name, region, database };
   }
 
   /**
-   * An initialised, never started cluster that scratch instances are copied from, one per set of
-   * server tools, made on first use (initdb into a directory of its own, then renamed into place, so
-   * that two drills making it at once cannot leave a half-made one).
+   * A cluster that scratch instances are copied from, one per set of server tools, made on first use:
+   * initdb, then started once to create the empty database a restore goes into, and stopped cleanly.
+   * It is made in a directory of its own and renamed into place, so that two drills making it at
+   * once cannot leave a half-made one.
    */
-  private async scratchTemplate(io: ActivityIo): Promise<LocalCluster> {
+  private async scratchTemplate(io: Pick<ActivityIo, 'heartbeat' | 'signal'>): Promise<LocalCluster> {
     const tools = await run(join(this.config.pgBin, 'initdb'), ['--version']);
-    const key = createHash('sha256').update(`${this.config.pgBin}\n${tools}`).digest('hex').slice(0, 12);
+    const key = createHash('sha256').update(`${TEMPLATE_FORMAT}\n${this.config.pgBin}\n${tools}`).digest('hex').slice(0, 12);
     const root = join(this.config.home, 'templates', `scratch-${key}`);
     const template = new LocalCluster(root, this.config.pgBin);
     if (template.isInitialized()) return template;
     io.heartbeat({ phase: 'initdb (scratch template)' });
     const building = new LocalCluster(`${root}.building-${process.pid}-${randomBytes(4).toString('hex')}`, this.config.pgBin);
     try {
-      await building.init({ name: 'scratch-template', port: 0, disposable: true }, io.signal);
+      await building.init({ name: 'scratch-template', port: await freePort(), disposable: true }, io.signal);
+      await building.start(io.signal);
+      await withClient(building.connection('postgres'), (client) => client.query(`create database ${RESTORE_DATABASE}`));
+      await building.stop('fast');
       renameSync(building.root, root);
     } catch (err) {
-      rmSync(building.root, { recursive: true, force: true });
+      await building.destroy().catch(() => undefined);
       // Another drill made it meanwhile: use theirs.
       if (!template.isInitialized()) throw err;
     }
     return template;
   }
+
+  /** Where a region's spare scratch instance waits: a stopped copy of this template, made ahead of time. */
+  private spare(region: string, template: LocalCluster): LocalCluster {
+    return new LocalCluster(join(this.spareDir(region), basename(template.root)), this.config.pgBin);
+  }
+
+  private spareDir(region: string): string {
+    return join(this.config.home, 'templates', 'spares', region);
+  }
+
+  /**
+   * Makes the region's spare scratch instance, if it has none, in the background and at the lowest
+   * CPU priority: called once a drill has torn its scratch instance down, so that the next drill
+   * starts its scratch instance without copying anything while its backup runs. Half-made spares of
+   * processes that died, and spares of other server tools, are removed first. Never fails: without a
+   * spare the next drill copies the template itself.
+   */
+  replenishSpare(region: string, logger?: ActivityIo['logger']): Promise<void> {
+    const pending = this.replenishing.get(region);
+    if (pending) return pending;
+    const making = (async () => {
+      const template = await this.scratchTemplate({ heartbeat: () => undefined, signal: new AbortController().signal });
+      const spare = this.spare(region, template);
+      const dir = this.spareDir(region);
+      mkdirSync(dir, { recursive: true });
+      for (const entry of readdirSync(dir)) {
+        const building = /^\.building-(\d+)-/.exec(entry);
+        const stale = building ? !processAlive(Number(building[1])) : entry !== basename(spare.root);
+        if (stale) rmSync(join(dir, entry), { recursive: true, force: true });
+      }
+      if (spare.isInitialized()) return;
+      const building = new LocalCluster(join(dir, `.building-${process.pid}-${randomBytes(4).toString('hex')}`), this.config.pgBin);
+      try {
+        await building.initFromCopy(template, { name: 'spare', port: 0, disposable: true }, undefined, { background: true });
+        renameSync(building.root, spare.root);
+      } finally {
+        rmSync(building.root, { recursive: true, force: true });
+      }
+    })()
+      .catch((err: unknown) => logger?.warn({ region, err: (err as Error).message }, 'could not make a spare scratch instance; the next drill copies the template instead'))
+      .finally(() => this.replenishing.delete(region));
+    this.replenishing.set(region, making);
+    return making;
+  }
+
+  private readonly replenishing = new Map<string, Promise<void>>();
 
   async connectScratch(scratch: ScratchInstance): Promise<PgConnection> {
     const cluster = this.scratchCluster(scratch.region.name, scratch.name);
@@ -278,10 +337,12 @@ export class LocalProvider implements DatabaseProvider {
     }
   }
 
-  async dropScratch(scratch: ScratchInstance): Promise<boolean> {
+  async dropScratch(scratch: ScratchInstance, io?: ActivityIo): Promise<boolean> {
     const cluster = this.scratchCluster(scratch.region.name, scratch.name);
     const existed = existsSync(cluster.root);
     await cluster.destroy();
+    // Not awaited: the next drill's spare is made once this one is done with the machine.
+    void this.replenishSpare(scratch.region.name, io?.logger);
     return existed;
   }
 

@@ -136,7 +136,7 @@ describe('local provider', () => {
     expect(await p.dropScratch(scratch)).toBe(false);
   });
 
-  test('scratch instances are copied from a template that never runs; each gets a password of its own; a half-made one is made again', async () => {
+  test('scratch instances are copied from a stopped template holding the empty restore database; each gets a password of its own; a half-made one is made again', async () => {
     const [a, b] = [unique('unit').toLowerCase(), unique('unit').toLowerCase()];
     const first = await p.createScratch(regionB, a, 'orders', io());
     const second = await p.createScratch(regionB, b, 'orders', io());
@@ -161,6 +161,41 @@ describe('local provider', () => {
     } finally {
       for (const scratch of [first, second]) await p.dropScratch(scratch);
     }
+  });
+
+  test('a torn-down scratch instance leaves a spare copy behind, made in the background; the next scratch instance takes it; stale spares are removed', async () => {
+    const spares = join(env().home, 'templates', 'spares', 'local-b');
+    const first = await p.createScratch(regionB, unique('unit').toLowerCase(), 'orders', io());
+    await p.dropScratch(first, io());
+    await p.replenishSpare('local-b'); // the one the teardown started, if still running
+    const [spare, ...others] = readdirSync(spares);
+    expect(others).toEqual([]);
+    expect(spare).toMatch(/^scratch-[0-9a-f]{12}$/);
+    expect(existsSync(join(env().home, 'templates', spare!))).toBe(true); // the template it is a copy of
+    expect(existsSync(join(spares, spare!, 'data', 'PG_VERSION'))).toBe(true);
+    expect(existsSync(join(spares, spare!, 'data', 'postmaster.pid'))).toBe(false);
+
+    const second = await p.createScratch(regionB, unique('unit').toLowerCase(), 'orders', io());
+    try {
+      expect(readdirSync(spares)).toEqual([]); // taken, not copied
+      const conn = await p.connectScratch(second);
+      const templatePassword = readFileSync(join(env().home, 'templates', spare!, 'pgpass'), 'utf8').trim().split(':').pop();
+      expect(conn.password).not.toBe(templatePassword);
+      const databases = await withClient({ ...conn, database: 'postgres' }, async (c) => (await c.query<{ datname: string }>('select datname from pg_database order by 1')).rows.map((r) => r.datname));
+      expect(databases).toEqual(['orders', 'postgres', 'template0', 'template1']); // the template's restore database, renamed
+      const tables = await withClient(conn, async (c) => (await c.query("select count(*)::int as n from pg_class where relkind = 'r' and relnamespace = 'public'::regnamespace")).rows[0].n);
+      expect(tables).toBe(0);
+    } finally {
+      await p.dropScratch(second, io());
+    }
+
+    // A half-made spare of a process that died, and a spare of other server tools, are removed.
+    await p.replenishSpare('local-b');
+    mkdirSync(join(spares, '.building-999999999-dead'), { recursive: true });
+    mkdirSync(join(spares, 'scratch-000000000000'), { recursive: true });
+    rmSync(join(spares, spare!), { recursive: true });
+    await p.replenishSpare('local-b');
+    expect(readdirSync(spares)).toEqual([spare]);
   });
 
   test('names that could escape the store are refused as LifeboatInvalidInput', async () => {
