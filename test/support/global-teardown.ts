@@ -16,7 +16,9 @@ export default async function globalTeardown(): Promise<void> {
   stop(existsSync(restarted) ? readFileSync(restarted, 'utf8').trim() : process.env.LIFEBOAT_TEST_TEMPORAL_PID);
   stop(process.env.LIFEBOAT_TEST_MOTO_PID);
   stop(process.env.LIFEBOAT_TEST_FAKE_GCS_PID);
-  if (!process.env.LIFEBOAT_TEST_KEEP_HOME) rmSync(env.home, { recursive: true, force: true });
+  // Retried: a worker may still be copying a spare scratch instance in there (in the background,
+  // activities/providers/local.ts replenishSpare), which a single pass could race with.
+  if (!process.env.LIFEBOAT_TEST_KEEP_HOME) rmSync(env.home, { recursive: true, force: true, maxRetries: 10, retryDelay: 200 });
   // Said again at the end, where a reader of the run's log looks first.
   const deaths = watchdog?.deaths ?? [];
   if (deaths.length > 0) {
