@@ -7,7 +7,7 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import { DatabaseAttr, RunbookAttr } from '../../workflows/search-attributes';
 import { RUNBOOK_TASK_QUEUE, type RunbookReport } from '../../workflows/types';
 import { lifeboat } from '../support/cli';
-import { client, demoDrillInput, withWorker } from '../support/stack';
+import { client, demoDrillInput, env, withWorker } from '../support/stack';
 
 const CHROMIUM = '/usr/bin/chromium';
 // A failing plan check whose name tries to run script in whoever opens the report.
@@ -94,7 +94,9 @@ describe('lifeboat report', () => {
     expect(await page.locator('table.measurements').textContent()).toContain('not reached');
     expect(await page.locator('#cleanup').textContent()).toContain('deleted');
     const href = await page.locator('header a').getAttribute('href');
-    expect(href).toBe(`http://localhost:8233/namespaces/default/workflows/${encodeURIComponent(failed.id)}/${failed.report.runId}/history`);
+    // The dev server's UI, unless the environment names another (LIFEBOAT_UI_URL or LIFEBOAT_UI_PORT), as the CLI reads it.
+    const ui = env().uiUrl ?? 'http://localhost:8233';
+    expect(href).toBe(`${ui}/namespaces/default/workflows/${encodeURIComponent(failed.id)}/${failed.report.runId}/history`);
     expect(errors).toEqual([]);
     await page.close();
 
