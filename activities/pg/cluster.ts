@@ -7,6 +7,7 @@ import { appendFileSync, chmodSync, chownSync, existsSync, mkdirSync, readFileSy
 import { dirname, join } from 'node:path';
 import { run, serverOsUser, CommandFailed } from './process';
 import { passfileLine, passwordOfPassfileLine, withClient, type PgConnection } from './sql';
+import { processAlive } from './tool-env';
 
 export interface ClusterState {
   name: string;
@@ -253,13 +254,7 @@ function postmasterRunning(lockFile: string): boolean {
     return false; // no lock file: stopped
   }
   if (!Number.isInteger(pid) || pid <= 0) return true; // being written: not stopped yet
-  if (postmasterIsZombie(lockFile)) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
+  return !postmasterIsZombie(lockFile) && processAlive(pid);
 }
 
 /** Whether the lock file's process is dead but not yet reaped (Linux /proc; elsewhere: not known, false). */

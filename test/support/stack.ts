@@ -29,7 +29,6 @@ export async function client(dataConverter?: DataConverter): Promise<Client> {
   return new Client({ connection, dataConverter });
 }
 
-const bundles = new Map<string, Promise<{ code: string }>>();
 /**
  * Waits (up to a minute) while the shared server is away: restarted by a chaos test, or by the
  * watchdog after it died (test/support/temporal-watchdog.ts), which says why in the run's log.
@@ -44,6 +43,7 @@ async function temporalReachable(): Promise<void> {
   }
 }
 
+const bundles = new Map<string, Promise<{ code: string }>>();
 /** Built once per failure converter: a data converter's failureConverterPath must be inside the workflow bundle too. */
 export function workflowBundle(failureConverterPath?: string): Promise<{ code: string }> {
   const key = failureConverterPath ?? '';
