@@ -1,8 +1,13 @@
 // The Drill runbook: prove that the latest backup restores and that the data is right.
 //
-//   preflight -> canary write -> backup -> verify backup -> copy to DR -> verify copy
-//   -> scratch instance in DR -> restore -> verify data (every table + plan checks) -> RTO/RPO
+//   preflight | canary write -> backup -> verify backup -> copy to DR -> verify copy | restore
+//   -> verify data (every table + plan checks) -> RTO/RPO
 //   -> tear down (always: on success, failure and cancellation) -> report
+//
+// `a | b` run side by side, and the scratch instance in DR comes up beside the backup and the copy.
+// A check beside the step after it holds that step back from nothing it needs: the canary write
+// fails on its own where the preflight would, and the restore checks the copy's bytes against the
+// manifest again before it loads them. Either failing cancels the other and fails the drill.
 //
 // With fromLatestBackup the backup and copy steps are replaced by picking the newest existing copy
 // in the DR region: restore testing of what already exists.
@@ -20,13 +25,15 @@ import { notify } from './notify';
 import { longTransfer, provisioning, quickCall, teardown } from './options';
 import { backupAndCopy, canaryWrite, preflight, runTag, verifyCopy } from './shared-steps';
 import { finishReport, startReport, subjectOf, validateRunbookInput, type Cleanup } from './report';
-import { StepLog, describeFailure, type Progress } from './steps';
-import type { BackupRef, CheckResult, DrillInput, RunbookReport, ScratchInstance } from './types';
+import { StepLog, describeFailure, sideBySide, type Progress } from './steps';
+import type { BackupRef, Canary, CheckResult, DrillInput, RunbookReport, ScratchInstance } from './types';
 
 export const drillProgressQuery = defineQuery<Progress>('drillProgress');
 
 /** Since this patch the scratch instance is made alongside the backup and copy, not after them. */
 export const SCRATCH_ALONGSIDE_BACKUP = 'scratch-alongside-backup';
+/** Since this patch the preflight runs beside the canary write, and the copy's verify beside the restore. */
+export const CHECKS_ALONGSIDE = 'checks-alongside-next-step';
 
 export async function drill(input: DrillInput): Promise<RunbookReport> {
   validateRunbookInput(input);
@@ -57,8 +64,15 @@ export async function drill(input: DrillInput): Promise<RunbookReport> {
   let scratchReady: Promise<ScratchInstance> | undefined;
 
   try {
-    await preflight(steps, primary, database);
-    const canary = await canaryWrite(steps, primary, database, `${info.workflowId}/${info.runId}/canary`);
+    const alongside = patched(CHECKS_ALONGSIDE);
+    const checkPrimary = () => preflight(steps, primary, database);
+    const writeCanary = () => canaryWrite(steps, primary, database, `${info.workflowId}/${info.runId}/canary`);
+    let canary: Canary;
+    if (alongside) [, canary] = await sideBySide(checkPrimary, writeCanary);
+    else {
+      await checkPrimary();
+      canary = await writeCanary();
+    }
 
     // Registered before creation: a create that half-succeeds still gets torn down.
     cleanups.unshift({
@@ -88,12 +102,21 @@ export async function drill(input: DrillInput): Promise<RunbookReport> {
       restoreFrom = made.copy;
     }
     report.copies.push(restoreFrom);
-    const copy = await verifyCopy(steps, dr, restoreFrom);
-
-    await (scratchReady ?? createScratch());
-    await steps.run('restore', `restore of ${restoreFrom.backupId} into ${scratch.name}`, () =>
-      callIn(dr, longTransfer, 'restoreBackup', `Restore ${restoreFrom.backupId} into ${scratch.name}`, { ref: restoreFrom, scratch }),
-    );
+    const checkCopy = () => verifyCopy(steps, dr, restoreFrom);
+    const restore = async () => {
+      await (scratchReady ?? createScratch());
+      // The copy's verify failed (or the drill was cancelled) while the instance came up: not started.
+      if (CancellationScope.current().consideredCancelled) throw new CancelledFailure('restore not started');
+      await steps.run('restore', `restore of ${restoreFrom.backupId} into ${scratch.name}`, () =>
+        callIn(dr, longTransfer, 'restoreBackup', `Restore ${restoreFrom.backupId} into ${scratch.name}`, { ref: restoreFrom, scratch }),
+      );
+    };
+    let copy: Awaited<ReturnType<typeof checkCopy>>;
+    if (alongside) [copy] = await sideBySide(checkCopy, restore);
+    else {
+      copy = await checkCopy();
+      await restore();
+    }
     const verified = await steps.run('verify data', `checking every table and the plan's checks`, () =>
       callIn(dr, longTransfer, 'verifyRestore', `Verify data in ${scratch.name}`, { ref: restoreFrom, scratch, checks: input.checks }),
     );

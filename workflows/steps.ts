@@ -1,6 +1,6 @@
 // The step log behind every runbook's report and progress query: each step's status, attempts and
 // times, recorded as the runbook moves. Deterministic: times come from the workflow clock.
-import { ActivityFailure, ApplicationFailure, CancelledFailure, TimeoutFailure } from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure, CancellationScope, CancelledFailure, TimeoutFailure } from '@temporalio/workflow';
 import type { Attempted, StepRecord } from './types';
 
 export interface Progress {
@@ -58,6 +58,27 @@ export class StepLog {
   }
 }
 
+/**
+ * Two steps that run side by side. When one fails the other is cancelled, and both have settled (so
+ * the report says how each ended) before the first failure is thrown: the cause, never the
+ * cancellation it led to.
+ */
+export async function sideBySide<A, B>(a: () => Promise<A>, b: () => Promise<B>): Promise<[A, B]> {
+  const scope = new CancellationScope();
+  let first: { error: unknown } | undefined;
+  const settled = <T>(step: () => Promise<T>): Promise<T | undefined> =>
+    scope.run(step).catch((error: unknown) => {
+      if (!first) {
+        first = { error };
+        scope.cancel();
+      }
+      return undefined;
+    });
+  const [x, y] = await Promise.all([settled(a), settled(b)]);
+  if (first) throw first.error;
+  return [x as A, y as B];
+}
+
 export function now(): string {
   return new Date(Date.now()).toISOString();
 }
@@ -74,9 +95,10 @@ function attemptsOf(err: unknown): number {
 
 /** One line that says why a step failed, from the innermost cause that has something to say. */
 export function describeFailure(err: unknown): string {
-  if (err instanceof CancelledFailure) return 'cancelled';
   let cause: unknown = err;
   while (cause instanceof ActivityFailure && cause.cause) cause = cause.cause;
+  // An activity cancelled in flight fails with an empty-message CancelledFailure as its cause.
+  if (cause instanceof CancelledFailure) return 'cancelled';
   if (cause instanceof TimeoutFailure) return `timed out (${cause.timeoutType ?? 'unknown'} timeout)`;
   if (cause instanceof ApplicationFailure) return cause.type ? `${cause.type}: ${cause.message}` : cause.message;
   if (cause instanceof Error) return cause.message;
