@@ -227,6 +227,21 @@ export class LocalCluster {
   }
 
   /** Stops the server and deletes everything under the root. Safe to repeat. */
+  /**
+   * Stops the server at once and moves its directory into `trashDir`: one rename, after which its
+   * name is free and nothing can start it again; the caller deletes it when nobody is waiting. The
+   * directory it was moved to, under a name that starts with this process's pid; null when there was
+   * no cluster.
+   */
+  async discard(trashDir: string): Promise<string | null> {
+    if (!existsSync(this.root)) return null;
+    if (existsSync(this.dataDir)) await this.stop('immediate');
+    mkdirSync(trashDir, { recursive: true });
+    const moved = join(trashDir, `${process.pid}-${randomBytes(4).toString('hex')}`);
+    renameSync(this.root, moved);
+    return moved;
+  }
+
   async destroy(): Promise<void> {
     if (existsSync(this.dataDir)) await this.stop('immediate');
     rmSync(this.root, { recursive: true, force: true });

@@ -163,11 +163,15 @@ describe('local provider', () => {
     }
   });
 
-  test('a torn-down scratch instance leaves a spare copy behind, made in the background; the next scratch instance takes it; stale spares are removed', async () => {
+  test('a torn-down scratch instance is gone at once and deleted in the background, which then makes a spare copy; the next scratch instance takes it; stale spares and trash are removed', async () => {
     const spares = join(env().home, 'templates', 'spares', 'local-b');
+    const trash = join(env().home, 'regions', 'local-b', 'scratch-trash');
     const first = await p.createScratch(regionB, unique('unit').toLowerCase(), 'orders', io());
     await p.dropScratch(first, io());
+    expect(existsSync(join(env().home, 'regions', 'local-b', 'scratch', first.name))).toBe(false); // gone when the teardown returns
+    expect(await p.listScratch(regionB)).not.toContain(first.name);
     await p.replenishSpare('local-b'); // the one the teardown started, if still running
+    expect(readdirSync(trash)).toEqual([]); // its files deleted in the background, before the spare was made
     const [spare, ...others] = readdirSync(spares);
     expect(others).toEqual([]);
     expect(spare).toMatch(/^scratch-[0-9a-f]{12}$/);
@@ -189,13 +193,18 @@ describe('local provider', () => {
       await p.dropScratch(second, io());
     }
 
-    // A half-made spare of a process that died, and a spare of other server tools, are removed.
+    // A half-made spare of a process that died, and a spare of other server tools, are removed; so
+    // is a torn-down instance a dead worker left in the trash, while a live worker's is left to it.
     await p.replenishSpare('local-b');
     mkdirSync(join(spares, '.building-999999999-dead'), { recursive: true });
     mkdirSync(join(spares, 'scratch-000000000000'), { recursive: true });
+    mkdirSync(join(trash, '999999999-dead', 'data'), { recursive: true });
+    mkdirSync(join(trash, '1-live'), { recursive: true }); // pid 1 is always alive
     rmSync(join(spares, spare!), { recursive: true });
     await p.replenishSpare('local-b');
     expect(readdirSync(spares)).toEqual([spare]);
+    expect(readdirSync(trash)).toEqual(['1-live']);
+    rmSync(join(trash, '1-live'), { recursive: true });
   });
 
   test('names that could escape the store are refused as LifeboatInvalidInput', async () => {
