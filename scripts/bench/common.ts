@@ -159,11 +159,14 @@ export function announced<T>(before: string, run: () => Promise<T>, after: (resu
   };
 }
 
-/** The stack must be up for a runbook (Temporal, the regions); bring it up the way a user would when it is not. */
+/**
+ * The stack must be up for a runbook (Temporal, the regions), with the worker on the code just built:
+ * `lifeboat dev up`, as a user would run it. It starts what is down and restarts a worker whose build
+ * is older than dist/; with everything up to date it changes nothing. (Only asking `dev status` once
+ * let a benchmark time the worker of an earlier build.)
+ */
 export async function ensureStack(env: LifeboatEnv): Promise<void> {
-  const status = await runChild(process.execPath, [cliPath(env), 'dev', 'status', '--json'], { cwd: env.projectRoot });
-  if (status.code === 0) return;
-  say('the dev stack is not (fully) up; running `lifeboat dev up`');
+  say('running `lifeboat dev up` (starts what is down, restarts a worker on older code)');
   // dev up talks on stderr; its stdout goes there too so ours stays the benchmark's table.
   const up = await runChild(process.execPath, [cliPath(env), 'dev', 'up'], { cwd: env.projectRoot, stdio: ['ignore', 2, 2] });
   if (up.code !== 0) throw new Error(`\`lifeboat dev up\` exited with ${up.code}`);

@@ -19,11 +19,13 @@
 //   counts-only shell  the check is count(*) per table (--verify counts): less than the drill proves;
 //   same-proof shell   each table's rows and content digest, read in the dump's snapshot on the source
 //                      and again on the restored copy, compared (--verify checksums): the drill's proof.
-// Each round runs the three in turn, the order reversed every other round, none while the worker's
-// background copy of a spare scratch instance runs. The ratios are the drill's
+// Each round runs the three in turn, the order reversed every other round, each from the same quiet
+// state (no torn-down scratch instance being deleted or spare being copied in the background, both
+// servers checkpointed, the kernel's dirty pages written back). The ratios are the drill's
 // median over each baseline's.
 // Figures, not asserts: it exits 1 only when a drill does not pass (or a baseline fails).
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { LocalCluster } from '../../activities/pg/cluster';
@@ -352,20 +354,49 @@ async function main(argv: string[]): Promise<number> {
 }
 
 /**
- * Waits (untimed) until the DR region's spare scratch instance, which the worker copies in the
- * background after each drill's teardown, is made: no side is timed while that copy runs, and every
- * drill starts as a scheduled drill would, with the spare its predecessor left (the first round's is
- * made here).
+ * Before each side, untimed: the machine is brought to the same quiet state, so that no side pays
+ * for the one before it.
+ * - The worker's background job after each drill's teardown is done: the torn-down scratch instance
+ *   deleted, then the DR region's next spare copied. Every drill starts as a scheduled drill would,
+ *   with the spare its predecessor left (the first round's is made here).
+ * - Both servers checkpoint and the kernel writes back its dirty pages: a shell's pg_restore into
+ *   the DR server leaves ~100 MB per 100 MiB of data to be written, and a seed leaves more; the
+ *   drill's scratch instance is deleted with its dirty pages. Whoever ran next paid for that
+ *   write-back.
  */
+async function settled(env: LifeboatEnv, clusters: LocalCluster[]): Promise<void> {
+  await spareSettled(env);
+  for (const cluster of clusters) await withClient(cluster.connection('postgres'), (client) => client.query('checkpoint'));
+  spawnSync('sync');
+  const deadline = Date.now() + 60_000;
+  while (dirtyMiB() > 16 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
+}
+
+/** Dirty and under-write-back page cache, in MiB (0 where /proc/meminfo is not there). */
+function dirtyMiB(): number {
+  if (!existsSync('/proc/meminfo')) return 0;
+  const kib = readFileSync('/proc/meminfo', 'utf8')
+    .split('\n')
+    .filter((line) => /^(Dirty|Writeback):/.test(line))
+    .reduce((sum, line) => sum + Number(line.replace(/\D+/g, ' ').trim().split(' ')[0] ?? 0), 0);
+  return kib / 1024;
+}
+
 async function spareSettled(env: LifeboatEnv): Promise<void> {
-  const dir = join(env.home, 'templates', 'spares', DR_REGION);
+  const spares = join(env.home, 'templates', 'spares', DR_REGION);
+  const trash = join(env.home, 'regions', DR_REGION, 'scratch-trash');
+  const entries = (dir: string) => (existsSync(dir) ? readdirSync(dir) : []);
+  // The worker's job after a teardown: delete the torn-down instance (the trash), then copy the spare.
+  const busy = () => entries(trash).length > 0 || entries(spares).some((name) => name.startsWith('.building-'));
   const deadline = Date.now() + 120_000;
-  const building = () => existsSync(dir) && readdirSync(dir).some((name) => name.startsWith('.building-'));
-  while (building()) {
-    if (Date.now() > deadline) throw new Error(`the spare scratch instance under ${dir} was still being made after 2 minutes`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
+  for (;;) {
+    while (busy()) {
+      if (Date.now() > deadline) throw new Error(`the worker was still deleting a scratch instance or making a spare under ${env.home} after 2 minutes`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    if (entries(spares).some((name) => !name.startsWith('.'))) return;
+    await buildProviders(env).local.replenishSpare(DR_REGION);
   }
-  if (!existsSync(dir) || readdirSync(dir).length === 0) await buildProviders(env).local.replenishSpare(DR_REGION);
 }
 
 /**
@@ -376,7 +407,7 @@ async function timeRound(env: LifeboatEnv, planFile: string, primary: LocalClust
   const drill = announced(
     `run ${index + 1}: drill`,
     async () => {
-      await spareSettled(env);
+      await settled(env, [primary, dr]);
       return runRunbook(env, ['drill', PLAN_KEY, '-f', planFile, '--json']);
     },
     (run) => `run ${index + 1}: drill passed in ${run.wallSeconds.toFixed(2)}s (rtoSeconds ${run.report.rtoSeconds?.toFixed(2)})`,
@@ -385,7 +416,7 @@ async function timeRound(env: LifeboatEnv, planFile: string, primary: LocalClust
     announced(
       `run ${index + 1}: ${name}`,
       async () => {
-        await spareSettled(env);
+        await settled(env, [primary, dr]);
         return runBaseline(env, primary, dr, compression, workdir, verify);
       },
       (run) => `run ${index + 1}: ${name} done in ${run.wallSeconds.toFixed(2)}s`,
