@@ -1,13 +1,15 @@
 // The Drill runbook: prove that the latest backup restores and that the data is right.
 //
-//   preflight | canary write -> backup -> verify backup -> copy to DR -> verify copy | restore
+//   preflight | canary write -> backup -> verify backup | copy to DR -> verify copy | restore
 //   -> verify data (every table + plan checks) -> RTO/RPO
 //   -> tear down (always: on success, failure and cancellation) -> report
 //
 // `a | b` run side by side, and the scratch instance in DR comes up beside the backup and the copy.
 // A check beside the step after it holds that step back from nothing it needs: the canary write
-// fails on its own where the preflight would, and the restore checks the copy's bytes against the
-// manifest again before it loads them. Either failing cancels the other and fails the drill.
+// fails on its own where the preflight would, a local or portable copy hashes what it reads and
+// keeps nothing that differs from the manifest (a platform snapshot copy waits for the verify), and
+// the restore checks the copy's bytes against the manifest again before it loads them. Either
+// failing cancels the other and fails the drill.
 //
 // With fromLatestBackup the backup and copy steps are replaced by picking the newest existing copy
 // in the DR region: restore testing of what already exists.
@@ -32,7 +34,10 @@ export const drillProgressQuery = defineQuery<Progress>('drillProgress');
 
 /** Since this patch the scratch instance is made alongside the backup and copy, not after them. */
 export const SCRATCH_ALONGSIDE_BACKUP = 'scratch-alongside-backup';
-/** Since this patch the preflight runs beside the canary write, and the copy's verify beside the restore. */
+/**
+ * Since this patch the preflight runs beside the canary write, the backup's verify beside its copy
+ * (where the copy checks what it reads), and the copy's verify beside the restore.
+ */
 export const CHECKS_ALONGSIDE = 'checks-alongside-next-step';
 
 export async function drill(input: DrillInput): Promise<RunbookReport> {
@@ -97,7 +102,7 @@ export async function drill(input: DrillInput): Promise<RunbookReport> {
       );
       report.backup = restoreFrom;
     } else {
-      const made = await backupAndCopy(steps, info, input);
+      const made = await backupAndCopy(steps, info, input, { verifyBesideCopy: alongside });
       report.backup = made.backup;
       restoreFrom = made.copy;
     }

@@ -3,7 +3,7 @@
 import type { WorkflowInfo } from '@temporalio/workflow';
 import { callIn } from './calls';
 import { longTransfer, quickCall } from './options';
-import type { StepLog } from './steps';
+import { sideBySide, type StepLog } from './steps';
 import type { BackupRef, Canary, DatabaseTarget, RegionSpec } from './types';
 
 export function preflight(steps: StepLog, primary: DatabaseTarget, database: string) {
@@ -19,11 +19,16 @@ export function canaryWrite(steps: StepLog, primary: DatabaseTarget, database: s
   );
 }
 
-/** backup -> verify backup -> copy to the DR region. Names come from the run: retries adopt. */
+/**
+ * backup -> verify backup -> copy to the DR region. Names come from the run: retries adopt. With
+ * `verifyBesideCopy`, a backup whose copy checks the bytes it reads (`copyChecksSource`) is verified
+ * and copied side by side.
+ */
 export async function backupAndCopy(
   steps: StepLog,
   info: WorkflowInfo,
   { primary, dr, database, portable }: { primary: DatabaseTarget; dr: RegionSpec; database: string; portable?: boolean },
+  { verifyBesideCopy = false }: { verifyBesideCopy?: boolean } = {},
 ): Promise<{ backup: BackupRef; copy: BackupRef }> {
   const where = portable ? `the object store of ${primary.region.name}` : primary.region.name;
   const backup = await steps.run('backup', `${portable ? 'portable pg_dump' : 'backup'} of ${database} into ${where}`, () =>
@@ -34,13 +39,20 @@ export async function backupAndCopy(
       ...(portable && { portable: true }),
     }),
   );
-  await steps.run('verify backup', `checksumming ${backup.backupId}`, () =>
-    callIn(primary.region, longTransfer, 'verifyBackup', `Verify backup ${backup.backupId}`, { ref: backup, region: primary.region }),
-  );
-  const copy = await steps.run(`copy to ${dr.name}`, `copying ${backup.backupId} to ${dr.name}`, () =>
-    callIn(dr, longTransfer, 'copyBackupToRegion', `Copy ${backup.backupId} to ${dr.name}`, { ref: backup, from: primary.region, to: dr }),
-  );
-  return { backup, copy };
+  const verify = () =>
+    steps.run('verify backup', `checksumming ${backup.backupId}`, () =>
+      callIn(primary.region, longTransfer, 'verifyBackup', `Verify backup ${backup.backupId}`, { ref: backup, region: primary.region }),
+    );
+  const copyToDr = () =>
+    steps.run(`copy to ${dr.name}`, `copying ${backup.backupId} to ${dr.name}`, () =>
+      callIn(dr, longTransfer, 'copyBackupToRegion', `Copy ${backup.backupId} to ${dr.name}`, { ref: backup, from: primary.region, to: dr }),
+    );
+  if (verifyBesideCopy && backup.copyChecksSource) {
+    const [, copy] = await sideBySide(verify, copyToDr);
+    return { backup, copy };
+  }
+  await verify();
+  return { backup, copy: await copyToDr() };
 }
 
 /** The copy at rest in the DR region, against its manifest. */

@@ -246,6 +246,11 @@ export interface BackupRef {
   location: string;
   /** A portable backup: the object store that holds it (its provider is the one it was taken from). */
   store?: StoreSpec;
+  /**
+   * Its copy to another region hashes the bytes it reads and keeps nothing that differs from the
+   * manifest (a local or portable backup): the copy need not wait for the backup's verify.
+   */
+  copyChecksSource?: boolean;
 }
 
 /** An isolated instance that exists only for the length of a drill. */

@@ -299,6 +299,7 @@ function refFor(region: RegionSpec, spec: StoreSpec, manifest: BackupManifest): 
     sha256: manifest.sha256,
     location: `${storeUrl(spec)}/${manifest.database}/${manifest.backupId}/${DUMP}`,
     store: spec,
+    copyChecksSource: true,
   };
 }
 

@@ -155,7 +155,10 @@ export class LocalProvider implements DatabaseProvider {
     await fsyncFile(partial);
     const sha256 = hash.digest('hex');
     if (sha256 !== manifest.sha256) {
-      // Retryable: the source was verified before the copy, so this is damage in transit.
+      rmSync(partial, { force: true });
+      // A source that no longer matches its manifest is a verdict (verify throws it); otherwise the
+      // bytes changed on the way, and another attempt may well succeed.
+      await this.verifyBackup(ref, io);
       throw new Error(`copy of ${ref.backupId} to ${to.name} came out with sha256 ${sha256}; expected ${manifest.sha256}`);
     }
     renameSync(partial, join(destDir, DUMP_FILE));
@@ -501,6 +504,7 @@ export class LocalProvider implements DatabaseProvider {
       sizeBytes: manifest.sizeBytes,
       sha256: manifest.sha256,
       location: join(this.backupDir(region, manifest.backupId), DUMP_FILE),
+      copyChecksSource: true,
     };
   }
 }

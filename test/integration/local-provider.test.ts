@@ -106,6 +106,24 @@ describe('local provider', () => {
     }
   });
 
+  test('a copy of changed bytes fails as LifeboatBackupChecksumMismatch and leaves nothing in the other region (so it may run beside the verify)', async () => {
+    const [ref] = (await p.listBackups(regionA, 'orders')).filter((b) => b.backupId === backupId);
+    expect(ref!.copyChecksSource).toBe(true);
+    const regionC = { name: 'local-c', provider: 'local' as const }; // no copy there yet
+    const original = readFileSync(ref!.location);
+    writeFileSync(ref!.location, Buffer.concat([original.subarray(0, 100), Buffer.from([original[100]! ^ 1]), original.subarray(101)]));
+    try {
+      const err = await failure(p.copyBackup(ref!, regionC, io()));
+      expect(err.type).toBe('LifeboatBackupChecksumMismatch');
+      expect(err.nonRetryable).toBe(true);
+      expect(await p.listBackups(regionC, 'orders')).toEqual([]);
+      expect(readdirSync(join(env().home, 'regions', 'local-c', 'backups', ref!.backupId))).toEqual([]); // no partial file either
+    } finally {
+      writeFileSync(ref!.location, original);
+      rmSync(join(env().home, 'regions', 'local-c'), { recursive: true, force: true });
+    }
+  });
+
   test('an unreadable manifest is LifeboatBackupManifestInvalid', async () => {
     const [copy] = (await p.listBackups(regionB, 'orders')).filter((b) => b.backupId === backupId);
     const file = join(dirname(copy!.location), 'manifest.json');
