@@ -1,12 +1,17 @@
 // The Backup runbook (schedulable): a backup, its copy to the DR region, and retention pruning.
 //
-//   preflight -> canary write -> backup -> verify -> copy to DR -> verify copy -> prune both regions
-import { defineQuery, setHandler, workflowInfo } from '@temporalio/workflow';
+//   preflight | canary write -> backup -> verify | copy to DR -> verify copy -> prune both regions
+//
+// `a | b` run side by side (as in the drill, and behind the same patch id): the canary write fails on
+// its own where the preflight would, and a local or portable copy hashes what it reads and keeps
+// nothing that differs from the manifest (a platform snapshot copy waits for the verify). Pruning
+// waits for the copy's verify: no older backup goes before the new one is proven in both regions.
+import { defineQuery, patched, setHandler, workflowInfo } from '@temporalio/workflow';
 import { callIn } from './calls';
 import { quickCall } from './options';
-import { backupAndCopy, canaryWrite, preflight, verifyCopy } from './shared-steps';
+import { backupAndCopy, canaryWrite, CHECKS_ALONGSIDE, preflight, verifyCopy } from './shared-steps';
 import { finishReport, startReport, subjectOf, validateRunbookInput } from './report';
-import { StepLog, describeFailure, type Progress } from './steps';
+import { StepLog, describeFailure, sideBySide, type Progress } from './steps';
 import type { BackupInput, RunbookReport } from './types';
 
 export const backupProgressQuery = defineQuery<Progress>('backupProgress');
@@ -20,9 +25,15 @@ export async function backup(input: BackupInput): Promise<RunbookReport> {
   const { primary, dr, database } = input;
 
   try {
-    await preflight(steps, primary, database);
-    await canaryWrite(steps, primary, database, `${info.workflowId}/${info.runId}/canary`);
-    const { backup: made, copy } = await backupAndCopy(steps, info, input);
+    const alongside = patched(CHECKS_ALONGSIDE);
+    const checkPrimary = () => preflight(steps, primary, database);
+    const writeCanary = () => canaryWrite(steps, primary, database, `${info.workflowId}/${info.runId}/canary`);
+    if (alongside) await sideBySide(checkPrimary, writeCanary);
+    else {
+      await checkPrimary();
+      await writeCanary();
+    }
+    const { backup: made, copy } = await backupAndCopy(steps, info, input, { verifyBesideCopy: alongside });
     report.backup = made;
     report.copies.push(copy);
     await verifyCopy(steps, dr, copy);

@@ -25,7 +25,7 @@ import {
 import { callIn } from './calls';
 import { notify } from './notify';
 import { longTransfer, provisioning, quickCall, teardown } from './options';
-import { backupAndCopy, canaryWrite, preflight, runTag, verifyCopy } from './shared-steps';
+import { backupAndCopy, canaryWrite, CHECKS_ALONGSIDE, preflight, runTag, verifyCopy } from './shared-steps';
 import { finishReport, startReport, subjectOf, validateRunbookInput, type Cleanup } from './report';
 import { StepLog, describeFailure, sideBySide, type Progress } from './steps';
 import type { BackupRef, Canary, CheckResult, DrillInput, RunbookReport, ScratchInstance } from './types';
@@ -34,11 +34,6 @@ export const drillProgressQuery = defineQuery<Progress>('drillProgress');
 
 /** Since this patch the scratch instance is made alongside the backup and copy, not after them. */
 export const SCRATCH_ALONGSIDE_BACKUP = 'scratch-alongside-backup';
-/**
- * Since this patch the preflight runs beside the canary write, the backup's verify beside its copy
- * (where the copy checks what it reads), and the copy's verify beside the restore.
- */
-export const CHECKS_ALONGSIDE = 'checks-alongside-next-step';
 
 export async function drill(input: DrillInput): Promise<RunbookReport> {
   validateRunbookInput(input);

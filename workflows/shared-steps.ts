@@ -20,6 +20,13 @@ export function canaryWrite(steps: StepLog, primary: DatabaseTarget, database: s
 }
 
 /**
+ * The patch (`patched()`) since which the drill and the backup runbook run the preflight beside the
+ * canary write and, where the copy checks what it reads, the backup's verify beside its copy; the
+ * drill also runs the copy's verify beside the restore. Runs started before it replay as they ran.
+ */
+export const CHECKS_ALONGSIDE = 'checks-alongside-next-step';
+
+/**
  * backup -> verify backup -> copy to the DR region. Names come from the run: retries adopt. With
  * `verifyBesideCopy`, a backup whose copy checks the bytes it reads (`copyChecksSource`) is verified
  * and copied side by side.
