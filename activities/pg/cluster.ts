@@ -3,7 +3,7 @@
 //   data/ (0700, the server's)  run/ (socket, log, the replication passfile)  state.json  pgpass (0600)
 //   FENCED (present while the node is a fenced former primary: it only ever starts read-only)
 import { randomBytes } from 'node:crypto';
-import { appendFileSync, chmodSync, chownSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { run, serverOsUser, CommandFailed } from './process';
 import { passfileLine, passwordOfPassfileLine, withClient, type PgConnection } from './sql';
@@ -182,6 +182,7 @@ export class LocalCluster {
       // A fenced former primary never comes back writable, whoever starts it.
       ...(this.isFenced() ? ['-c default_transaction_read_only=on'] : []),
     ];
+    this.clearZombieLocks();
     try {
       await run(
         join(this.pgBin, 'pg_ctl'),
@@ -190,6 +191,25 @@ export class LocalCluster {
       );
     } catch (err) {
       throw new Error(`could not start PostgreSQL in ${this.dataDir} on port ${port}: ${this.logTail(err)}`);
+    }
+  }
+
+  /**
+   * Removes the lock files of a killed postmaster that is still a zombie. PostgreSQL clears the lock
+   * files of a dead postmaster by itself, but a zombie's pid still answers kill(pid, 0): the server
+   * (and pg_rewind's single-user recovery) then refuses to start, "Is another postmaster (PID n)
+   * running", until the zombie's parent reaps it, which a container's PID 1 may never do. A live
+   * process's locks are left alone; so is the shared-memory interlock, which still guards against
+   * the killed postmaster's backends if any are left.
+   */
+  clearZombieLocks(): void {
+    const locks = [join(this.dataDir, 'postmaster.pid')];
+    if (existsSync(this.runDir)) locks.push(...readdirSync(this.runDir).filter((f) => /^\.s\.PGSQL\.\d+\.lock$/.test(f)).map((f) => join(this.runDir, f)));
+    for (const lock of locks) {
+      if (!postmasterIsZombie(lock)) continue;
+      rmSync(lock, { force: true });
+      // The socket a socket lock guards: a new server would fail to bind it.
+      if (lock.endsWith('.lock') && lock.startsWith(this.runDir)) rmSync(lock.slice(0, -'.lock'.length), { force: true });
     }
   }
 

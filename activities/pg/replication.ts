@@ -153,6 +153,9 @@ export async function makeStandby(
     // "no rewind required". The pg_rewind docs ask for this checkpoint.
     await withClient(primaryConn, (c) => c.query('checkpoint'));
     if (await standby.isRunning()) await standby.stop('fast');
+    // pg_rewind recovers a crashed node in single-user mode first, which a killed postmaster's
+    // unreaped pid in the lock file would refuse.
+    standby.clearZombieLocks();
     try {
       await run(join(options.pgBin, 'pg_rewind'), ['--target-pgdata', standby.dataDir, '--source-server', sourceConninfo], {
         asUser,
