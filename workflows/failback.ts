@@ -69,7 +69,7 @@ export async function failback(input: FailbackInput): Promise<RunbookReport> {
     );
     // Workers from before providers could name a new node return only the method.
     const home = rebuilt.node ?? formerHome;
-    report.checks.push({ name: 're-protect home server', ok: true, detail: `${label(home)} rebuilt with ${rebuilt.method}` });
+    report.checks.push({ name: 're-protect home server', ok: true, detail: rebuiltDetail(home, rebuilt.method, current) });
     topology = await steps.run('record standby', `recording ${label(home)} as the standby`, () =>
       callIn(set.dr, quickCall, 'repointTraffic', `Record ${label(home)} as standby of ${set.set}`, {
         set,
@@ -153,6 +153,11 @@ function homeNodeOf(set: FailbackInput['replicaSet'], topology: TopologyView): N
   return [...topology.fenced].reverse().find(inHome) ?? (inHome(topology.standby) ? topology.standby : { region: set.home.name, name: 'server' });
 }
 
+/** How a node was made a standby, in the report: a retry that finds it streaming says so. */
+function rebuiltDetail(node: NodeRef, method: string, primary: NodeRef): string {
+  return method === 'already' ? `${label(node)} was already a streaming standby of ${label(primary)}` : `${label(node)} rebuilt with ${method}`;
+}
+
 /** A former primary becomes the standby of the home server again, and the record says so. */
 async function reprotect(run: TopologyRun, former: NodeRef, home: NodeRef, topology: TopologyView): Promise<TopologyView> {
   const { steps, input, info, report } = run;
@@ -161,7 +166,7 @@ async function reprotect(run: TopologyRun, former: NodeRef, home: NodeRef, topol
     callIn(regionOf(set, former), longTransfer, 'rebuildAsStandby', `Rebuild ${label(former)} as a standby of ${label(home)}`, { set, node: former, primary: home }),
   );
   const node = rebuilt.node ?? former;
-  report.checks.push({ name: 're-protect former primary', ok: true, detail: `${label(node)} rebuilt with ${rebuilt.method}` });
+  report.checks.push({ name: 're-protect former primary', ok: true, detail: rebuiltDetail(node, rebuilt.method, home) });
   return steps.run('record standby', `recording ${label(node)} as the standby`, () =>
     callIn(set.home, quickCall, 'repointTraffic', `Record ${label(node)} as standby of ${set.set}`, {
       set,
