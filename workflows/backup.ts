@@ -9,9 +9,9 @@
 import { defineQuery, patched, setHandler, workflowInfo } from '@temporalio/workflow';
 import { callIn } from './calls';
 import { quickCall } from './options';
-import { backupAndCopy, canaryWrite, CHECKS_ALONGSIDE, preflight, verifyCopy } from './shared-steps';
+import { backupAndCopy, CHECKS_ALONGSIDE, preflightAndCanary, verifyCopy } from './shared-steps';
 import { finishReport, startReport, subjectOf, validateRunbookInput } from './report';
-import { StepLog, describeFailure, sideBySide, type Progress } from './steps';
+import { StepLog, describeFailure, type Progress } from './steps';
 import type { BackupInput, RunbookReport } from './types';
 
 export const backupProgressQuery = defineQuery<Progress>('backupProgress');
@@ -26,13 +26,7 @@ export async function backup(input: BackupInput): Promise<RunbookReport> {
 
   try {
     const alongside = patched(CHECKS_ALONGSIDE);
-    const checkPrimary = () => preflight(steps, primary, database);
-    const writeCanary = () => canaryWrite(steps, primary, database, `${info.workflowId}/${info.runId}/canary`);
-    if (alongside) await sideBySide(checkPrimary, writeCanary);
-    else {
-      await checkPrimary();
-      await writeCanary();
-    }
+    await preflightAndCanary(steps, primary, database, `${info.workflowId}/${info.runId}/canary`, alongside);
     const { backup: made, copy } = await backupAndCopy(steps, info, input, { verifyBesideCopy: alongside });
     report.backup = made;
     report.copies.push(copy);

@@ -25,10 +25,10 @@ import {
 import { callIn } from './calls';
 import { notify } from './notify';
 import { longTransfer, provisioning, quickCall, teardown } from './options';
-import { backupAndCopy, canaryWrite, CHECKS_ALONGSIDE, preflight, runTag, verifyCopy } from './shared-steps';
+import { backupAndCopy, CHECKS_ALONGSIDE, preflightAndCanary, runTag, verifyCopy } from './shared-steps';
 import { finishReport, startReport, subjectOf, validateRunbookInput, type Cleanup } from './report';
 import { StepLog, describeFailure, sideBySide, type Progress } from './steps';
-import type { BackupRef, Canary, CheckResult, DrillInput, RunbookReport, ScratchInstance } from './types';
+import type { BackupRef, CheckResult, DrillInput, RunbookReport, ScratchInstance } from './types';
 
 export const drillProgressQuery = defineQuery<Progress>('drillProgress');
 
@@ -65,14 +65,7 @@ export async function drill(input: DrillInput): Promise<RunbookReport> {
 
   try {
     const alongside = patched(CHECKS_ALONGSIDE);
-    const checkPrimary = () => preflight(steps, primary, database);
-    const writeCanary = () => canaryWrite(steps, primary, database, `${info.workflowId}/${info.runId}/canary`);
-    let canary: Canary;
-    if (alongside) [, canary] = await sideBySide(checkPrimary, writeCanary);
-    else {
-      await checkPrimary();
-      canary = await writeCanary();
-    }
+    const canary = await preflightAndCanary(steps, primary, database, `${info.workflowId}/${info.runId}/canary`, alongside);
 
     // Registered before creation: a create that half-succeeds still gets torn down.
     cleanups.unshift({

@@ -12,6 +12,18 @@ export function preflight(steps: StepLog, primary: DatabaseTarget, database: str
   );
 }
 
+/**
+ * Preflight, then the canary write; with `alongside` (CHECKS_ALONGSIDE) side by side: the canary
+ * write fails on its own where the preflight would. The canary written.
+ */
+export async function preflightAndCanary(steps: StepLog, primary: DatabaseTarget, database: string, token: string, alongside: boolean): Promise<Canary> {
+  const checkPrimary = () => preflight(steps, primary, database);
+  const writeCanary = () => canaryWrite(steps, primary, database, token);
+  if (alongside) return (await sideBySide(checkPrimary, writeCanary))[1];
+  await checkPrimary();
+  return writeCanary();
+}
+
 /** One canary row on the primary; the token ties it to this run, so a retry writes no second row. */
 export function canaryWrite(steps: StepLog, primary: DatabaseTarget, database: string, token: string): Promise<Canary> {
   return steps.run('canary write', 'writing a canary row on the primary', () =>

@@ -246,7 +246,6 @@ export class LocalCluster {
     }
   }
 
-  /** Stops the server and deletes everything under the root. Safe to repeat. */
   /**
    * Stops the server at once and moves its directory into `trashDir`: one rename, after which its
    * name is free and nothing can start it again; the caller deletes it when nobody is waiting. The
@@ -262,6 +261,7 @@ export class LocalCluster {
     return moved;
   }
 
+  /** Stops the server and deletes everything under the root. Safe to repeat. */
   async destroy(): Promise<void> {
     if (existsSync(this.dataDir)) await this.stop('immediate');
     rmSync(this.root, { recursive: true, force: true });
