@@ -353,6 +353,20 @@ export class LocalProvider implements DatabaseProvider {
     return existed;
   }
 
+  /**
+   * The region's background scratch work, as its directories show it (to any process): busy while a
+   * torn-down instance is being deleted or a spare copied; spareReady once a spare waits. For callers
+   * that must not compete with that work, such as the drill benchmark.
+   */
+  scratchHousekeeping(region: string): { busy: boolean; spareReady: boolean } {
+    const entries = (dir: string) => (existsSync(dir) ? readdirSync(dir) : []);
+    const spares = entries(this.spareDir(region));
+    return {
+      busy: entries(this.trashDir(region)).length > 0 || spares.some((name) => name.startsWith('.building-')),
+      spareReady: spares.some((name) => !name.startsWith('.')),
+    };
+  }
+
   private trashDir(region: string): string {
     return join(this.regionDir(region), 'scratch-trash');
   }

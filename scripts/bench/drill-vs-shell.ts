@@ -26,7 +26,7 @@
 // to exit) and as a schedule runs it (the workflow's own start to report, no CLI process).
 // Figures, not asserts: it exits 1 only when a drill does not pass (or a baseline fails).
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { LocalCluster } from '../../activities/pg/cluster';
@@ -405,19 +405,15 @@ function dirtyMiB(): number {
 }
 
 async function spareSettled(env: LifeboatEnv): Promise<void> {
-  const spares = join(env.home, 'templates', 'spares', DR_REGION);
-  const trash = join(env.home, 'regions', DR_REGION, 'scratch-trash');
-  const entries = (dir: string) => (existsSync(dir) ? readdirSync(dir) : []);
-  // The worker's job after a teardown: delete the torn-down instance (the trash), then copy the spare.
-  const busy = () => entries(trash).length > 0 || entries(spares).some((name) => name.startsWith('.building-'));
+  const provider = buildProviders(env).local;
   const deadline = Date.now() + 120_000;
   for (;;) {
-    while (busy()) {
+    while (provider.scratchHousekeeping(DR_REGION).busy) {
       if (Date.now() > deadline) throw new Error(`the worker was still deleting a scratch instance or making a spare under ${env.home} after 2 minutes`);
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
-    if (entries(spares).some((name) => !name.startsWith('.'))) return;
-    await buildProviders(env).local.replenishSpare(DR_REGION);
+    if (provider.scratchHousekeeping(DR_REGION).spareReady) return;
+    await provider.replenishSpare(DR_REGION);
   }
 }
 

@@ -190,6 +190,7 @@ describe('local provider', () => {
     expect(await p.listScratch(regionB)).not.toContain(first.name);
     await p.replenishSpare('local-b'); // the one the teardown started, if still running
     expect(readdirSync(trash)).toEqual([]); // its files deleted in the background, before the spare was made
+    expect(p.scratchHousekeeping('local-b')).toEqual({ busy: false, spareReady: true });
     const [spare, ...others] = readdirSync(spares);
     expect(others).toEqual([]);
     expect(spare).toMatch(/^scratch-[0-9a-f]{12}$/);
@@ -218,6 +219,7 @@ describe('local provider', () => {
     mkdirSync(join(spares, 'scratch-000000000000'), { recursive: true });
     mkdirSync(join(trash, '999999999-dead', 'data'), { recursive: true });
     mkdirSync(join(trash, '1-live'), { recursive: true }); // pid 1 is always alive
+    expect(p.scratchHousekeeping('local-b').busy).toBe(true); // trash waiting to be deleted
     rmSync(join(spares, spare!), { recursive: true });
     await p.replenishSpare('local-b');
     expect(readdirSync(spares)).toEqual([spare]);
