@@ -8,8 +8,8 @@
 // A check beside the step after it holds that step back from nothing it needs: the canary write
 // fails on its own where the preflight would, a local or portable copy hashes what it reads and
 // keeps nothing that differs from the manifest (a platform snapshot copy waits for the verify), and
-// the restore checks the copy's bytes against the manifest again before it loads them. Either
-// failing cancels the other and fails the drill.
+// the restore hashes the copy's bytes against the manifest again while it loads them (a difference
+// stops the load with the checksum verdict). Either failing cancels the other and fails the drill.
 //
 // With fromLatestBackup the backup and copy steps are replaced by picking the newest existing copy
 // in the DR region: restore testing of what already exists.

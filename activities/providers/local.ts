@@ -301,44 +301,64 @@ export class LocalProvider implements DatabaseProvider {
   }
 
   async restore(ref: BackupRef, scratch: ScratchInstance, io: ActivityIo): Promise<void> {
-    // The bytes are checked before the target is touched, as portable restores do: a dump damaged
-    // since its verify step would otherwise restore in part, or fail as a raw pg_restore error retried.
-    const manifest = await this.verifyBackup(ref, io);
-    const conn = await this.connectScratch(scratch);
-    const admin = { ...conn, database: 'postgres' };
-    await withClient(admin, (client) => assertServerCanLoad(client, manifest, `the scratch instance in ${scratch.region.name}`));
-    // A failed earlier attempt may have left a half-restored database, or a pg_restore still running
-    // (orphaned by a killed worker): start clean. An empty, idle one, as createScratch leaves it, is used.
-    const dirty = await withClient(conn, async (client) => {
-      const { rows } = await client.query<{ dirty: boolean }>(`
-        select exists (select 1 from pg_class c join pg_namespace n on n.oid = c.relnamespace
-                        where n.nspname not in ('pg_catalog', 'information_schema') and n.nspname not like 'pg\\_%')
-            or exists (select 1 from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()) as dirty`);
-      return rows[0]?.dirty ?? true;
-    }).catch((err: { code?: string }) => {
-      if (err.code === '3D000') return true; // no database at all: create it below
+    const manifest = await this.manifest(ref);
+    const file = join(this.backupDir(ref.region, ref.backupId), DUMP_FILE);
+    if (!existsSync(file)) {
+      throw verdict(ErrorType.BackupNotFound, `backup ${ref.backupId} in ${ref.region} has a manifest but no dump file at ${file}`);
+    }
+    // The bytes are hashed against the manifest while pg_restore loads them, as portable restores
+    // check theirs: a dump damaged since its verify step fails the restore with the checksum verdict,
+    // never as a raw pg_restore error retried, and never as a pass. What it loaded into the scratch
+    // instance meanwhile is thrown away with it (or started over by the next attempt, below).
+    const load = new AbortController();
+    const checked = this.verifyBackup(ref, io).catch((err: unknown) => {
+      load.abort(err);
       throw err;
     });
-    if (dirty) {
-      await withClient(admin, async (client) => {
-        await client.query(`drop database if exists ${quoteIdent(scratch.database)} with (force)`);
-        await client.query(`create database ${quoteIdent(scratch.database)}`);
-      });
-    }
-    const file = join(this.backupDir(ref.region, ref.backupId), DUMP_FILE);
-    const beat = setInterval(() => io.heartbeat({ phase: 'pg_restore' }), 1000);
+    checked.catch(() => undefined); // awaited below; until then a rejection is not unhandled
     try {
-      await run(
-        join(this.config.pgBin, 'pg_restore'),
-        ['--exit-on-error', '--no-owner', '--no-privileges', '--jobs=2', '--dbname', scratch.database, file],
-        { env: libpqEnv(conn), signal: io.signal },
-      ).catch((err: unknown) => {
-        // A dump from a newer pg_dump than this pg_restore: a verdict, not four identical failures.
-        throw toolTooOld(err, this.config.pgBin, `backup ${ref.backupId}`) ?? err;
+      const conn = await this.connectScratch(scratch);
+      const where = `the scratch instance in ${scratch.region.name}`;
+      // A failed earlier attempt may have left a half-restored database, or a pg_restore still running
+      // (orphaned by a killed worker): start clean. An empty, idle one, as createScratch leaves it, is used.
+      const dirty = await withClient(conn, async (client) => {
+        await assertServerCanLoad(client, manifest, where);
+        const { rows } = await client.query<{ dirty: boolean }>(`
+          select exists (select 1 from pg_class c join pg_namespace n on n.oid = c.relnamespace
+                          where n.nspname not in ('pg_catalog', 'information_schema') and n.nspname not like 'pg\\_%')
+              or exists (select 1 from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()) as dirty`);
+        return rows[0]?.dirty ?? true;
+      }).catch((err: { code?: string }) => {
+        if (err.code === '3D000') return true; // no database at all: create it below
+        throw err;
       });
-    } finally {
-      clearInterval(beat);
+      if (dirty) {
+        await withClient({ ...conn, database: 'postgres' }, async (client) => {
+          await assertServerCanLoad(client, manifest, where);
+          await client.query(`drop database if exists ${quoteIdent(scratch.database)} with (force)`);
+          await client.query(`create database ${quoteIdent(scratch.database)}`);
+        });
+      }
+      if (load.signal.aborted) throw load.signal.reason;
+      const beat = setInterval(() => io.heartbeat({ phase: 'pg_restore' }), 1000);
+      try {
+        await run(
+          join(this.config.pgBin, 'pg_restore'),
+          ['--exit-on-error', '--no-owner', '--no-privileges', '--jobs=2', '--dbname', scratch.database, file],
+          { env: libpqEnv(conn), signal: AbortSignal.any([io.signal, load.signal]) },
+        ).catch((err: unknown) => {
+          // A dump from a newer pg_dump than this pg_restore: a verdict, not four identical failures.
+          throw toolTooOld(err, this.config.pgBin, `backup ${ref.backupId}`) ?? err;
+        });
+      } finally {
+        clearInterval(beat);
+      }
+    } catch (err) {
+      // A damaged dump makes pg_restore fail too, or stops it: the checksum verdict is the cause.
+      await checked;
+      throw err;
     }
+    await checked;
   }
 
   /**

@@ -124,6 +124,30 @@ describe('local provider', () => {
     }
   });
 
+  test('a restore hashes the bytes it loads: changed bytes fail it as LifeboatBackupChecksumMismatch, not as a pg_restore error, even with no verify before it', async () => {
+    const [copy] = (await p.listBackups(regionB, 'orders')).filter((b) => b.backupId === backupId);
+    const original = readFileSync(copy!.location);
+    const at = Math.floor(original.length / 2);
+    writeFileSync(copy!.location, Buffer.concat([original.subarray(0, at), Buffer.from([original[at]! ^ 0xff]), original.subarray(at + 1)]));
+    const scratch = await p.createScratch(regionB, unique('unit').toLowerCase(), 'orders', io());
+    try {
+      const err = await failure(p.restore(copy!, scratch, io()));
+      expect(err.type).toBe('LifeboatBackupChecksumMismatch');
+      expect(err.nonRetryable).toBe(true);
+      expect(err.message).toContain(copy!.sha256);
+      // The same scratch instance takes the intact bytes on the next attempt: what the failed one
+      // loaded is started over, and the restore passes only with its hash.
+      writeFileSync(copy!.location, original);
+      await p.restore(copy!, scratch, io());
+      const conn = await p.connectScratch(scratch);
+      const rows = await withClient(conn, async (client) => (await client.query<{ n: string }>('select count(*) as n from orders')).rows[0]!.n);
+      expect(Number(rows)).toBeGreaterThan(0);
+    } finally {
+      writeFileSync(copy!.location, original);
+      expect(await p.dropScratch(scratch)).toBe(true);
+    }
+  });
+
   test('an unreadable manifest is LifeboatBackupManifestInvalid', async () => {
     const [copy] = (await p.listBackups(regionB, 'orders')).filter((b) => b.backupId === backupId);
     const file = join(dirname(copy!.location), 'manifest.json');
