@@ -1,11 +1,14 @@
 // Benchmark: what a full Lifeboat drill costs over the same proof done by hand in shell.
 //
-//   npm run bench -- [--size-mb N] [--runs N] [--drop]
+//   npm run bench -- [--size-mb N] [--runs N] [--warmup N] [--drop]
 //
 //   --size-mb N   size of the benchmark database, as pg_database_size, in MiB (default 100)
 //   --runs N      rounds to time, each a drill and both baselines (default 1; 3 when the first round
 //                 takes under a minute, since small sizes are noisy and cheap to repeat). Each run is
 //                 printed, then the median (the headline) and the best (the cost without interference).
+//   --warmup N    untimed rounds first (default 1): the first drill after `lifeboat dev up` restarted
+//                 the worker runs in a cold process (code not yet optimised, the workflow bundle's
+//                 first activation), which a long-running worker does not pay on each scheduled drill
 //   --drop        drop the benchmark database at the end (it is kept by default: seeding a large
 //                 one takes longer than the benchmark itself)
 //
@@ -22,7 +25,9 @@
 // Each round runs the three in turn, the order reversed every other round, each from the same quiet
 // state (no torn-down scratch instance being deleted or spare being copied in the background, both
 // servers checkpointed, the kernel's dirty pages written back). The ratios are the drill's
-// median over each baseline's. The drill is timed twice: as a person runs it (the CLI process, start
+// median over each baseline's; on a shared machine whose load changes from round to round, the
+// median of each round's own ratio (a round's three sides run back to back) is printed
+// beside them. The drill is timed twice: as a person runs it (the CLI process, start
 // to exit) and as a schedule runs it (the workflow's own start to report, no CLI process).
 // Figures, not asserts: it exits 1 only when a drill does not pass (or a baseline fails).
 import { spawnSync } from 'node:child_process';
@@ -75,6 +80,7 @@ interface Options {
   sizeMb: number;
   /** null: decide from how long the first round takes. */
   runs: number | null;
+  warmup: number;
   drop: boolean;
 }
 
@@ -101,11 +107,16 @@ interface Round {
 }
 
 function parseOptions(argv: string[]): Options {
-  const options: Options = { sizeMb: 100, runs: null, drop: false };
+  const options: Options = { sizeMb: 100, runs: null, warmup: 1, drop: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (a === '--size-mb') options.sizeMb = positiveOption(a, argv[++i], false);
     else if (a === '--runs') options.runs = positiveOption(a, argv[++i], true);
+    else if (a === '--warmup') {
+      const value = argv[++i];
+      if (!value || !/^\d+$/.test(value)) throw new UsageError(`--warmup ${value ?? ''}: expected a whole number of rounds (0 for none)`);
+      options.warmup = Number(value);
+    }
     else if (a === '--drop') options.drop = true;
     else throw new UsageError(`unknown argument ${a}`);
   }
@@ -294,6 +305,16 @@ function summaryTable(dbBytes: number, rounds: Round[]): string {
   );
 }
 
+/** The median of each round's own ratios: the sides of one round ran under the same load. */
+function pairedRatios(rounds: Round[]): string {
+  const of = (f: (r: Round) => number) => median(rounds.map(f)).toFixed(2);
+  return (
+    `median of the rounds' own ratios: drill via CLI / same-proof shell ${of((r) => r.drill.wallSeconds / r.checksums.wallSeconds)}, ` +
+    `as scheduled / same-proof shell ${of((r) => workflowSeconds(r.drill.report) / r.checksums.wallSeconds)}, ` +
+    `via CLI / counts-only shell ${of((r) => r.drill.wallSeconds / r.counts.wallSeconds)}`
+  );
+}
+
 /**
  * The drill as a scheduled one runs it: from the workflow's start to its report, by the workflow's
  * clock. No CLI process starts it or waits for it (a Temporal Schedule does), so node's start-up,
@@ -335,8 +356,11 @@ async function main(argv: string[]): Promise<number> {
   const rounds: Round[] = [];
   try {
     const planFile = writePlan(planDir);
+    for (let i = 0; i < options.warmup; i++) {
+      await timeRound(env, planFile, primary, dr, compression, workdir, i, `warm-up ${i + 1} (not timed)`);
+    }
     for (let i = 0; i < (options.runs ?? 1); i++) {
-      rounds.push(await timeRound(env, planFile, primary, dr, compression, workdir, i));
+      rounds.push(await timeRound(env, planFile, primary, dr, compression, workdir, i, `run ${i + 1}`));
       const first = rounds[0]!;
       const roundSeconds = first.drill.wallSeconds + first.counts.wallSeconds + first.checksums.wallSeconds;
       if (options.runs === null && i === 0 && roundSeconds < QUICK_ROUND_SECONDS) options.runs = 3;
@@ -361,6 +385,7 @@ async function main(argv: string[]): Promise<number> {
       `pg_dump --compress=${compression}, pg_restore --jobs=2`,
     '',
     summaryTable(dbBytes, rounds),
+    ...(rounds.length > 1 ? ['', pairedRatios(rounds)] : []),
     '',
     phaseTable('drill step (seconds)', rounds.map((r) => drillPhases(r.drill))),
     ...BASELINES.flatMap(([verify, name]) => ['', phaseTable(`${name} step (seconds)`, rounds.map((r) => baselinePhases(r[verify])))]),
@@ -421,27 +446,27 @@ async function spareSettled(env: LifeboatEnv): Promise<void> {
  * One drill and both baselines on the same database. The order reverses between rounds so that no
  * side always gets the page cache another one warmed.
  */
-async function timeRound(env: LifeboatEnv, planFile: string, primary: LocalCluster, dr: LocalCluster, compression: string, workdir: string, index: number): Promise<Round> {
+async function timeRound(env: LifeboatEnv, planFile: string, primary: LocalCluster, dr: LocalCluster, compression: string, workdir: string, index: number, label: string): Promise<Round> {
   const drill = announced(
-    `run ${index + 1}: drill`,
+    `${label}: drill`,
     async () => {
       await settled(env, [primary, dr]);
       return runRunbook(env, ['drill', PLAN_KEY, '-f', planFile, '--json']);
     },
-    (run) => `run ${index + 1}: drill passed in ${run.wallSeconds.toFixed(2)}s (rtoSeconds ${run.report.rtoSeconds?.toFixed(2)})`,
+    (run) => `${label}: drill passed in ${run.wallSeconds.toFixed(2)}s (rtoSeconds ${run.report.rtoSeconds?.toFixed(2)})`,
   );
   const [counts, checksums] = BASELINES.map(([verify, name]) =>
     announced(
-      `run ${index + 1}: ${name}`,
+      `${label}: ${name}`,
       async () => {
         await settled(env, [primary, dr]);
         return runBaseline(env, primary, dr, compression, workdir, verify);
       },
-      (run) => `run ${index + 1}: ${name} done in ${run.wallSeconds.toFixed(2)}s`,
+      (run) => `${label}: ${name} done in ${run.wallSeconds.toFixed(2)}s`,
     ),
   );
   const [d, c, s] = await inAlternatingOrder<[DrillRun, BaselineRun, BaselineRun]>(index, [drill, counts!, checksums!]);
   return { drill: d, counts: c, checksums: s };
 }
 
-runMain(main, 'npm run bench -- [--size-mb N] [--runs N] [--drop]');
+runMain(main, 'npm run bench -- [--size-mb N] [--runs N] [--warmup N] [--drop]');
