@@ -1,5 +1,6 @@
-// Recorded drill histories must replay against today's runbook code. A change that alters the
-// sequence of commands (without patched()) fails here before it can strand a running drill.
+// Recorded runbook histories (drills, a backup, a failover, a failback) must replay against today's
+// runbook code. A change that alters the sequence of commands (without patched()) fails here before
+// it can strand a running runbook.
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { historyFromJSON } from '@temporalio/common/lib/proto-utils';
@@ -21,6 +22,6 @@ test.each(histories)('%s replays against the current runbooks', async (file) => 
 
 test('the replay check can fail: a drill that reorders its steps is a determinism violation', async () => {
   const reordered = await bundleWorkflowCode({ workflowsPath: require.resolve('./fixtures/reordered-drill'), logger: { trace() {}, debug() {}, info() {}, warn() {}, error() {}, log() {} } });
-  const first = histories[0]!;
-  await expect(Worker.runReplayHistory({ workflowBundle: reordered }, load(first))).rejects.toBeInstanceOf(DeterminismViolationError);
+  const drillHistory = histories.find((f) => f.startsWith('drill-'))!;
+  await expect(Worker.runReplayHistory({ workflowBundle: reordered }, load(drillHistory))).rejects.toBeInstanceOf(DeterminismViolationError);
 });
