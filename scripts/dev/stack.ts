@@ -39,7 +39,20 @@ export interface StackState {
 export const DEMO_REGIONS = ['local-a', 'local-b'] as const;
 export const DEMO_DATABASE = 'orders';
 
-export function stackPorts(env: NodeJS.ProcessEnv = process.env): StackPorts {
+/**
+ * The first region's port when nothing says otherwise. It is below the ranges operating systems hand
+ * out to outgoing connections (Linux 32768-60999, the IANA range 49152-65535): a port in those can be
+ * held by any client socket at the moment a region's server starts, which then cannot bind it. The
+ * default used to be 55431; a bench stack at 56531 failed to start that way twice.
+ */
+export const DEFAULT_PG_PORT_BASE = 25431;
+
+/**
+ * The stack's ports: the environment's, else those a stack already under LIFEBOAT_HOME was made with
+ * (its first region's port; `lifeboat` is needed to find it), else the defaults. A stack made under an
+ * older default keeps its regions', its standby's and its traffic pointer's ports.
+ */
+export function stackPorts(env: NodeJS.ProcessEnv = process.env, lifeboat?: LifeboatEnv): StackPorts {
   const port = (name: string, fallback: number): number => {
     const raw = env[name];
     if (raw === undefined || raw === '') return fallback;
@@ -47,7 +60,16 @@ export function stackPorts(env: NodeJS.ProcessEnv = process.env): StackPorts {
     if (!Number.isInteger(n) || n < 1024 || n > 65000) throw new Error(`${name}=${raw} is not a port; expected a whole number from 1024 to 65000`);
     return n;
   };
-  return { temporal: port('LIFEBOAT_TEMPORAL_PORT', 7233), ui: port('LIFEBOAT_UI_PORT', 8233), pgBase: port('LIFEBOAT_PG_PORT_BASE', 55431) };
+  return {
+    temporal: port('LIFEBOAT_TEMPORAL_PORT', 7233),
+    ui: port('LIFEBOAT_UI_PORT', 8233),
+    pgBase: port('LIFEBOAT_PG_PORT_BASE', (lifeboat && madeWithPort(lifeboat)) ?? DEFAULT_PG_PORT_BASE),
+  };
+}
+
+function madeWithPort(lifeboat: LifeboatEnv): number | undefined {
+  const cluster = buildProviders(lifeboat).local.regionCluster(DEMO_REGIONS[0]);
+  return cluster.isInitialized() ? cluster.state().port : undefined;
 }
 
 export function temporalCli(env: LifeboatEnv): string {
@@ -338,7 +360,7 @@ async function stopDaemon(env: LifeboatEnv, name: string, pid: number | undefine
 }
 
 export async function devUp(env: LifeboatEnv, log: (line: string) => void): Promise<StackState> {
-  const ports = stackPorts();
+  const ports = stackPorts(process.env, env);
   accessSync(join(env.projectRoot, 'dist', 'scripts', 'cli.js'), constants.R_OK);
   // The previous state is read once: rewriting the file mid-way must never forget a running worker
   // (that is how a second worker, running older code, would be left behind).
@@ -400,7 +422,7 @@ export async function devDown(env: LifeboatEnv, log: (line: string) => void): Pr
 
 export async function devStatus(env: LifeboatEnv) {
   const state = readStack(env);
-  const ports = stackPorts();
+  const ports = stackPorts(process.env, env);
   const provider = buildProviders(env).local;
   const regions: Record<string, { running: boolean; port: number | null; url: string | null; passfile: string | null }> = {};
   for (const name of DEMO_REGIONS) {

@@ -1,13 +1,13 @@
 // `lifeboat traffic`: the traffic side of every replication set in a plan, until SIGINT/SIGTERM.
 // Proxy ports are stable: the set of the plan's n-th standby-protected primary region listens on
-// LIFEBOAT_PG_PORT_BASE - 1 - n (55430 for the demo's local-a).
+// the stack's PostgreSQL port base - 1 - n (25430 for the demo's local-a; see stackPorts).
 import type { LifeboatEnv } from '../../worker/env';
 import { createLogger } from '../../worker/logger';
 import type { LoadedPlan } from '../../worker/plan';
 import { stackPorts } from '../dev/stack';
 import { runTraffic, type TrafficSet } from './main';
 
-export function trafficSets(plan: LoadedPlan, pgBase = stackPorts().pgBase): TrafficSet[] {
+export function trafficSets(plan: LoadedPlan, pgBase: number): TrafficSet[] {
   const sets = new Map<string, TrafficSet>();
   for (const db of Object.values(plan.plan.databases)) {
     if (!db.dr.standby) continue;
@@ -21,7 +21,7 @@ export function trafficSets(plan: LoadedPlan, pgBase = stackPorts().pgBase): Tra
 
 export async function runTrafficForPlan(env: LifeboatEnv, plan: LoadedPlan): Promise<void> {
   const logger = createLogger(env.logLevel);
-  const sets = trafficSets(plan);
+  const sets = trafficSets(plan, stackPorts(process.env, env).pgBase);
   const traffic = await runTraffic({ env, sets, logger });
   logger.info({ sets: sets.map((s) => ({ set: s.set, port: s.port, databases: s.databases })) }, 'traffic ready');
   await new Promise<void>((resolve) => {
