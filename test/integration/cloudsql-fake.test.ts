@@ -160,10 +160,13 @@ describe('Cloud SQL fake (real @google-cloud/sql clients, real PostgreSQL; no IA
 
   test('instances.delete stops and removes both clusters, and their backup runs with them', async () => {
     const ports = [fake.portOf(project, source.name), fake.portOf(project, target.name)];
+    // Held until its state is read: on a busy machine the delete would otherwise finish first.
+    const release = fake.holdNext('DELETE');
     const [a] = await instances.delete({ project, instance: source.name });
     const [b] = await instances.delete({ project, instance: target.name });
     expect(a.operationType).toBe('DELETE');
     const [deleting] = await instances.get({ project, instance: source.name });
+    release();
     expect(deleting.state).toBe('PENDING_DELETE');
     for (const op of [a, b]) expect((await pollUntilDone(operations, op)).error).toBeNull();
 

@@ -84,6 +84,13 @@ const ZONES = ['a', 'b'] as const;
 /** How long a switchover waits for the replica to replay the fenced primary's last write, unless the call says (dbTimeout). */
 const DEFAULT_SWITCHOVER_TIMEOUT_MS = 60_000;
 
+function operationType(method: string, type: string): OperationType {
+  if (!(OPERATION_TYPES as readonly string[]).includes(type)) {
+    throw new Error(`${method}('${type}'): the fake issues no such operation; expected one of ${OPERATION_TYPES.join(', ')}`);
+  }
+  return type as OperationType;
+}
+
 export class FakeSqlAdmin {
   private readonly instances = new Map<string, Instance>();
   private readonly operationsByName = new Map<string, Operation>();
@@ -91,6 +98,7 @@ export class FakeSqlAdmin {
   /** Cloud SQL keeps a deleted instance's name from reuse for up to a week. */
   private readonly deletedNames = new Set<string>();
   private readonly failures = new Map<OperationType, string[]>();
+  private readonly holds = new Map<OperationType, Array<Promise<void>>>();
   private readonly inFlight = new Set<Promise<void>>();
   private lastBackupId = 0;
   private clusters = 0;
@@ -98,12 +106,19 @@ export class FakeSqlAdmin {
   constructor(private readonly options: AdminOptions) {}
 
   failNext(type: string, message: string): void {
-    if (!(OPERATION_TYPES as readonly string[]).includes(type)) {
-      throw new Error(`failNext('${type}'): the fake issues no such operation; expected one of ${OPERATION_TYPES.join(', ')}`);
-    }
-    const queue = this.failures.get(type as OperationType) ?? [];
+    const queue = this.failures.get(operationType('failNext', type)) ?? [];
     queue.push(message);
     this.failures.set(type as OperationType, queue);
+  }
+
+  /** The next operation of this type does its work but stays RUNNING until the returned function is called. */
+  holdNext(type: string): () => void {
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const queue = this.holds.get(operationType('holdNext', type)) ?? [];
+    queue.push(held);
+    this.holds.set(type as OperationType, queue);
+    return release;
   }
 
   portOf(project: string, name: string): number {
@@ -476,6 +491,7 @@ export class FakeSqlAdmin {
     steps: { work: (injected: string | undefined) => Promise<void>; commit: (error: string | undefined) => void },
   ): object {
     const injected = this.failures.get(operation.type)?.shift();
+    const held = this.holds.get(operation.type)?.shift();
     const instances = Array.isArray(on) ? on : [on];
     const previous = Promise.all(instances.map((i) => i.queue));
     const done = (async () => {
@@ -490,6 +506,7 @@ export class FakeSqlAdmin {
         error = (err as Error).message || String(err);
       }
       await minimum;
+      await held;
       try {
         steps.commit(error);
       } catch (err) {

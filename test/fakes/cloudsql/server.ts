@@ -54,6 +54,8 @@ export interface CloudSqlFake {
    * SWITCHOVER or FAILOVER changes no roles (a switchover fails after fencing and catching up, and lifts the fence).
    */
   failNext(operationType: string, message: string): void;
+  /** The next operation of this type does its work, then stays RUNNING until the returned function is called. */
+  holdNext(operationType: string): () => void;
   /** Every request served, in order. */
   readonly requests: RecordedRequest[];
   /** Every operation issued, as the API shows it. */
@@ -126,6 +128,7 @@ export async function startCloudSqlFake(options: CloudSqlFakeOptions): Promise<C
     endpoint: { host: '127.0.0.1', port },
     portOf: (project, instance) => admin.portOf(project, instance),
     failNext: (type, message) => admin.failNext(type, message),
+    holdNext: (type) => admin.holdNext(type),
     requests,
     operations: () => admin.operations(),
     async close() {
