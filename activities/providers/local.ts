@@ -319,10 +319,12 @@ export class LocalProvider implements DatabaseProvider {
     try {
       const conn = await this.connectScratch(scratch);
       const where = `the scratch instance in ${scratch.region.name}`;
+      let versionChecked = false;
       // A failed earlier attempt may have left a half-restored database, or a pg_restore still running
       // (orphaned by a killed worker): start clean. An empty, idle one, as createScratch leaves it, is used.
       const dirty = await withClient(conn, async (client) => {
         await assertServerCanLoad(client, manifest, where);
+        versionChecked = true;
         const { rows } = await client.query<{ dirty: boolean }>(`
           select exists (select 1 from pg_class c join pg_namespace n on n.oid = c.relnamespace
                           where n.nspname not in ('pg_catalog', 'information_schema') and n.nspname not like 'pg\\_%')
@@ -334,7 +336,7 @@ export class LocalProvider implements DatabaseProvider {
       });
       if (dirty) {
         await withClient({ ...conn, database: 'postgres' }, async (client) => {
-          await assertServerCanLoad(client, manifest, where);
+          if (!versionChecked) await assertServerCanLoad(client, manifest, where); // there was no database to ask
           await client.query(`drop database if exists ${quoteIdent(scratch.database)} with (force)`);
           await client.query(`create database ${quoteIdent(scratch.database)}`);
         });
