@@ -303,13 +303,10 @@ export class LocalProvider implements DatabaseProvider {
   async restore(ref: BackupRef, scratch: ScratchInstance, io: ActivityIo): Promise<void> {
     const manifest = await this.manifest(ref);
     const file = join(this.backupDir(ref.region, ref.backupId), DUMP_FILE);
-    if (!existsSync(file)) {
-      throw verdict(ErrorType.BackupNotFound, `backup ${ref.backupId} in ${ref.region} has a manifest but no dump file at ${file}`);
-    }
     // The bytes are hashed against the manifest while pg_restore loads them, as portable restores
-    // check theirs: a dump damaged since its verify step fails the restore with the checksum verdict,
-    // never as a raw pg_restore error retried, and never as a pass. What it loaded into the scratch
-    // instance meanwhile is thrown away with it (or started over by the next attempt, below).
+    // check theirs: a dump damaged (or gone) since its verify step fails the restore with the verify's
+    // verdict, never as a raw pg_restore error retried, and never as a pass. What it loaded into the
+    // scratch instance meanwhile is thrown away with it (or started over by the next attempt, below).
     const load = new AbortController();
     const checked = this.verifyBackup(ref, io).catch((err: unknown) => {
       load.abort(err);

@@ -1,6 +1,6 @@
 // The local provider on its own, against the test stack's real PostgreSQL regions: idempotency of
 // every step a retry may repeat, and the verdicts on bad backups.
-import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync, mkdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync, mkdirSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import pino from 'pino';
 import type { ApplicationFailure } from '@temporalio/common';
@@ -124,7 +124,7 @@ describe('local provider', () => {
     }
   });
 
-  test('a restore hashes the bytes it loads: changed bytes fail it as LifeboatBackupChecksumMismatch, not as a pg_restore error, even with no verify before it', async () => {
+  test('a restore hashes the bytes it loads: changed bytes fail it as LifeboatBackupChecksumMismatch (a missing dump as LifeboatBackupNotFound), not as a pg_restore error, even with no verify before it', async () => {
     const [copy] = (await p.listBackups(regionB, 'orders')).filter((b) => b.backupId === backupId);
     const original = readFileSync(copy!.location);
     const at = Math.floor(original.length / 2);
@@ -135,6 +135,11 @@ describe('local provider', () => {
       expect(err.type).toBe('LifeboatBackupChecksumMismatch');
       expect(err.nonRetryable).toBe(true);
       expect(err.message).toContain(copy!.sha256);
+      // A dump gone since its verify: the verify's verdict too, not a pg_restore error.
+      renameSync(copy!.location, `${copy!.location}.away`);
+      const gone = await failure(p.restore(copy!, scratch, io()));
+      renameSync(`${copy!.location}.away`, copy!.location);
+      expect(gone.type).toBe('LifeboatBackupNotFound');
       // The same scratch instance takes the intact bytes on the next attempt: what the failed one
       // loaded is started over, and the restore passes only with its hash.
       writeFileSync(copy!.location, original);
