@@ -358,6 +358,10 @@ export const ErrorType = {
   ProviderRejected: 'LifeboatProviderRejected',
   /** The platform's credentials lack a permission (see the IAM policy in the README). */
   AccessDenied: 'LifeboatAccessDenied',
+  /** A workflow's input differs from the plan the worker loaded (a run started by hand, a stale plan). */
+  InputMismatch: 'LifeboatInputMismatch',
+  /** A former primary took writes after the fork: rebuilding it would discard them. */
+  DivergentWrites: 'LifeboatDivergentWrites',
 } as const;
 export type ErrorType = (typeof ErrorType)[keyof typeof ErrorType];
 
