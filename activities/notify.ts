@@ -7,7 +7,7 @@ import { verdict } from './errors';
 import type { ActivityIo } from './providers/provider';
 
 export interface Notification {
-  event: 'drill.failed' | 'failover.started' | 'failover.approval_needed' | 'failover.finished' | 'readiness.problem';
+  event: 'drill.failed' | 'failover.started' | 'failover.approval_needed' | 'failover.finished' | 'readiness.problem' | 'fence.violation';
   database: string;
   runbook: string;
   /** One line a person reads first. */
@@ -39,11 +39,21 @@ export async function sendNotification(config: NotifyConfig, note: Notification,
     runId: workflowExecution?.runId,
     link,
   };
-  const response = await fetch(config.webhookUrl, {
+  return deliver(config.webhookUrl, body, io.signal);
+}
+
+/** A notification from outside any run (the worker's fence watch): the same webhook, no run link. */
+export async function sendWorkerNotification(config: NotifyConfig, note: Notification, signal: AbortSignal): Promise<{ sent: boolean }> {
+  if (!config.webhookUrl) return { sent: false };
+  return deliver(config.webhookUrl, { text: `[lifeboat] ${note.summary}${note.reason ? `: ${note.reason}` : ''}`, ...note }, signal);
+}
+
+async function deliver(webhookUrl: string, body: Record<string, unknown>, signal: AbortSignal): Promise<{ sent: boolean }> {
+  const response = await fetch(webhookUrl, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify(body),
-    signal: AbortSignal.any([io.signal, AbortSignal.timeout(10_000)]),
+    signal: AbortSignal.any([signal, AbortSignal.timeout(10_000)]),
   }).catch((err: Error) => {
     // The URL is not repeated: it may hold a token.
     throw new Error(`the webhook did not answer: ${err.message}`);

@@ -69,8 +69,10 @@ export function createReplicationActivities(deps: ActivityDeps, provider: (regio
     }),
 
     /** The standby it returns is the one to record: on RDS a new replica, not `node` itself. */
-    rebuildAsStandby: activity('rebuildAsStandby', async ({ set, node, primary }: { set: ReplicaSetSpec; node: NodeRef; primary: NodeRef }, io) =>
-      forSet(set).rebuildAsStandby(node, primary, io, set),
+    rebuildAsStandby: activity(
+      'rebuildAsStandby',
+      async ({ set, node, primary, discardDivergent }: { set: ReplicaSetSpec; node: NodeRef; primary: NodeRef; discardDivergent?: { by: string } }, io) =>
+        forSet(set).rebuildAsStandby(node, primary, io, set, discardDivergent ? { discardDivergent } : {}),
     ),
 
     /** Polls until the standby has replayed everything the primary has (heartbeats while waiting). */

@@ -7,7 +7,7 @@ import { WorkflowExecutionAlreadyStartedError, WorkflowFailedError, type Client,
 import { temporal } from '@temporalio/proto';
 import { CodecConfigError } from '../worker/codec';
 import { loadEnv, type LifeboatEnv } from '../worker/env';
-import { backupInput, crossCloudInput, databaseOf, drillInput, failbackInput, failoverInput, loadPlanFile, readinessInput, PlanError, planRegions, recoversByRestore, type LoadedPlan } from '../worker/plan';
+import { backupInput, crossCloudInput, databaseOf, drillInput, failbackInput, failoverInput, loadPlanFile, readinessInput, PlanError, planRegions, recoversByRestore, replicaSetOf, type LoadedPlan } from '../worker/plan';
 import { connectClient, temporalTarget, uiLink } from '../worker/temporal';
 import type { Progress } from '../workflows/steps';
 import { DatabaseAttr, ProviderAttr, RunbookAttr, TriggeredByAttr } from '../workflows/search-attributes';
@@ -25,7 +25,7 @@ const USAGE = `usage:
   lifeboat readiness <db> [-f plan] [--json]       is it recoverable now? backup age, DR copy, standby, drill recency
   lifeboat failover <db> [-f plan] [--planned | --unplanned | --zonal] [--yes] [--json]
   lifeboat approve <workflow-id> [-f plan] [--reason text]
-  lifeboat failback <db> [-f plan] [--yes] [--json]
+  lifeboat failback <db> [-f plan] [--yes] [--discard-divergent] [--json]
   lifeboat status <db> [-f plan] [--json]
   lifeboat schedule apply [-f plan] [--json]       make Temporal Schedules match the plan's schedule: blocks
   lifeboat schedule list [--json]  /  schedule pause | unpause | trigger <schedule-id> [--reason text]
@@ -46,6 +46,8 @@ interface Args {
   mode?: 'planned' | 'unplanned' | 'zonal';
   yes: boolean;
   reason?: string;
+  /** failback: rebuild a former primary that took writes after the fork anyway, keeping a copy first. */
+  discardDivergent?: boolean;
   all?: boolean;
   concurrency?: number;
   /** codec-server: where to listen, and the UI origins allowed to call it. */
@@ -79,6 +81,7 @@ function parseArgs(argv: string[]): Args {
       if (args.mode && args.mode !== mode) throw new UsageError('--planned, --unplanned and --zonal exclude each other');
       args.mode = mode;
     } else if (a === '--yes' || a === '-y') args.yes = true;
+    else if (a === '--discard-divergent') args.discardDivergent = true;
     else if (a === '--reason') args.reason = optionValue(a, argv[++i], 'a reason');
     else if (a === '--port') {
       const value = optionValue(a, argv[++i], 'a port number');
@@ -169,7 +172,10 @@ async function main(argv: string[]): Promise<number> {
       const unknown = (args.regions ?? []).filter((name) => !all.some((r) => r.name === name));
       if (unknown.length) throw new UsageError(`--region ${unknown.join(', ')}: not a region of ${plan.source}; expected one of ${all.map((r) => r.name).join(', ')}`);
       const regions = args.regions ? all.filter((r) => args.regions!.includes(r.name)) : all;
-      await (await workerMain()).runWorker({ regions, env });
+      const replicaSets = Object.keys(plan.plan.databases)
+        .filter((db) => databaseOf(plan, db).dr.standby)
+        .map((db) => replicaSetOf(plan, db));
+      await (await workerMain()).runWorker({ regions, env, replicaSets });
       return 0;
     }
     case 'plan': {
@@ -274,12 +280,12 @@ async function main(argv: string[]): Promise<number> {
       });
     }
     case 'failback': {
-      expectArgs(args, 2, 'lifeboat failback <db> [-f plan] [--yes] [--json]');
+      expectArgs(args, 2, 'lifeboat failback <db> [-f plan] [--yes] [--discard-divergent] [--json]');
       const plan = loadPlan(env, args.plan);
       if (recoversByRestore(plan, sub!)) {
         return startCrossCloud(env, args, crossCloudInput(plan, sub!, { direction: 'failback', mode: 'planned', preApproved: args.yes, triggeredBy: whoAmI() }));
       }
-      const input = failbackInput(plan, sub!, { preApproved: args.yes, triggeredBy: whoAmI() });
+      const input = failbackInput(plan, sub!, { preApproved: args.yes, triggeredBy: whoAmI(), discardDivergent: args.discardDivergent });
       return runRunbook(env, args, {
         runbook: 'failback',
         database: input.database,

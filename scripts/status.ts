@@ -38,7 +38,9 @@ export async function status(env: LifeboatEnv, plan: LoadedPlan, database: strin
         if (!node) return;
         const s = await provider.nodeStatus(node);
         const lag = primary && role === 'standby' && s.reachable ? await provider.replicationLag(primary, node).catch(() => null) : null;
-        nodes.push({ node: `${node.region}/${node.name}`, role, detail: s.detail, writable: s.writable, lagBytes: lag?.lagBytes ?? null, lagSeconds: lag?.lagSeconds ?? null });
+        // A fenced node that takes writes is a fence violation: the worker of its region fences it again.
+        const detail = role === 'fenced' && s.writable ? `FENCE VIOLATION: ${s.detail} (listed as fenced)` : s.detail;
+        nodes.push({ node: `${node.region}/${node.name}`, role, detail, writable: s.writable, lagBytes: lag?.lagBytes ?? null, lagSeconds: lag?.lagSeconds ?? null });
       };
       await add(topology.primary, 'primary', null);
       await add(topology.standby, 'standby', topology.primary);

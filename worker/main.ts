@@ -8,7 +8,9 @@ import { LocalProvider } from '../activities/providers/local';
 import { AwsProvider } from '../activities/providers/aws';
 import { GcpProvider } from '../activities/providers/gcp';
 import type { DatabaseProvider } from '../activities/providers/provider';
-import { regionTaskQueue, RUNBOOK_TASK_QUEUE, type ProviderKind, type RegionSpec } from '../workflows/types';
+import { regionTaskQueue, RUNBOOK_TASK_QUEUE, type ProviderKind, type RegionSpec, type ReplicaSetSpec } from '../workflows/types';
+import { sendWorkerNotification } from '../activities/notify';
+import { watchFences } from './fence-watch';
 import { loadEnv, type LifeboatEnv } from './env';
 import { createLogger } from './logger';
 import { connectClient, temporalTarget, type TemporalTarget } from './temporal';
@@ -30,6 +32,8 @@ export interface WorkerOptions {
   providers?: Partial<Providers>;
   /** A prebuilt workflow bundle (tests build one once); otherwise workflows/ is bundled at start. */
   workflowBundle?: { code: string };
+  /** The plan's replication sets: the worker fences again any node of its regions listed as fenced that takes writes. */
+  replicaSets?: ReplicaSetSpec[];
 }
 
 export type Providers = Record<ProviderKind, DatabaseProvider> & { local: LocalProvider };
@@ -48,7 +52,7 @@ let runtimeInstalled = false;
 let runtimeMetricsUrl: string | undefined;
 
 /** Creates the workers (not yet running). */
-export async function createWorkers(options: WorkerOptions): Promise<{ workers: Worker[]; connection: NativeConnection; logger: Logger; metrics: LifeboatMetrics }> {
+export async function createWorkers(options: WorkerOptions): Promise<{ workers: Worker[]; connection: NativeConnection; logger: Logger; metrics: LifeboatMetrics; providers: Providers }> {
   const env = options.env ?? loadEnv();
   const logger = options.logger ?? createLogger(env.logLevel);
   if (!runtimeInstalled) {
@@ -79,8 +83,9 @@ export async function createWorkers(options: WorkerOptions): Promise<{ workers: 
   const portable = new PortableBackups({ pgBin: findPgBin(env.pgBin), workDir: join(env.home, 'restore-staging') });
   const swept = [...portable.sweepOrphans(), ...sweepToolEnvOrphans()];
   if (swept.length) logger.warn({ swept }, 'removed staged dumps and passfiles left by killed workers');
+  const providers = buildProviders(env, options.providers);
   const activities = createActivities({
-    providers: buildProviders(env, options.providers),
+    providers,
     logger,
     ledger: new CanaryLedger(env.home),
     portable,
@@ -120,13 +125,32 @@ export async function createWorkers(options: WorkerOptions): Promise<{ workers: 
     )),
   ];
   logger.info({ version, namespace: temporal.namespace, address: temporal.connectionOptions.address, queues: [RUNBOOK_TASK_QUEUE, ...options.regions.map((r) => regionTaskQueue(r.name))] }, 'worker ready');
-  return { workers, connection, logger, metrics };
+  return { workers, connection, logger, metrics, providers };
 }
 
 /** Runs until SIGINT/SIGTERM, then drains and closes. */
 export async function runWorker(options: WorkerOptions): Promise<void> {
   const env = options.env ?? loadEnv();
-  const { workers, connection, logger, metrics } = await createWorkers({ ...options, env });
+  const { workers, connection, logger, metrics, providers } = await createWorkers({ ...options, env });
+  const notifyConfig = { webhookUrl: env.webhookUrl, uiUrl: env.uiUrl };
+  const fences = watchFences({
+    sets: options.replicaSets ?? [],
+    regions: options.regions.map((r) => r.name),
+    providerFor: (set) => providers[set.home.provider],
+    logger: logger.child({ component: 'fence-watch' }),
+    onViolation: async (v) => {
+      await sendWorkerNotification(
+        notifyConfig,
+        {
+          event: 'fence.violation',
+          database: v.set,
+          runbook: 'fence-watch',
+          summary: `${v.node} is listed as fenced in ${v.set} but accepted read-write transactions (${v.seen}); fenced again: ${v.fence ? `${v.fence.confirmed ? 'confirmed' : 'NOT confirmed'}, ${v.fence.how}` : `FAILED: ${v.error}`}`,
+        },
+        AbortSignal.timeout(15_000),
+      );
+    },
+  });
   // A stray rejection in one activity must not take down every other run this worker serves.
   process.on('unhandledRejection', (err) => logger.error({ err }, 'unhandled rejection (a bug: please report it)'));
   const running = workers.map((w) => w.run());
@@ -145,6 +169,7 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
     await Promise.allSettled(running);
     throw err;
   } finally {
+    await fences.stop();
     await server?.close();
     await connection.close();
   }

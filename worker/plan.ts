@@ -603,7 +603,7 @@ export function failoverInput(
 export function failbackInput(
   loaded: LoadedPlan,
   database: string,
-  options: { preApproved: boolean; triggeredBy: string; approvalTimeoutSeconds?: number },
+  options: { preApproved: boolean; triggeredBy: string; approvalTimeoutSeconds?: number; discardDivergent?: boolean },
 ): FailbackInput {
   const db = databaseOf(loaded, database);
   return {
@@ -615,6 +615,7 @@ export function failbackInput(
     approval: { preApproved: options.preApproved, timeoutSeconds: options.approvalTimeoutSeconds ?? db.failover.approvalTimeout },
     planDigest: loaded.digest,
     triggeredBy: options.triggeredBy,
+    ...(options.discardDivergent && { discardDivergent: true }),
   };
 }
 

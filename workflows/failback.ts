@@ -18,7 +18,9 @@ import {
   label,
   measureRpo,
   plannedSwitchover,
+  rebuiltDetail,
   regionOf,
+  same,
   smokeTests,
   withoutNode,
   type TopologyRun,
@@ -65,11 +67,11 @@ export async function failback(input: FailbackInput): Promise<RunbookReport> {
     // Re-protect: the old primary becomes a standby of the current one (on RDS: a new replica beside it).
     const formerHome = homeNodeOf(set, topology);
     const rebuilt = await steps.run('re-protect home server', `rebuilding ${label(formerHome)} as a standby of ${label(current)}`, () =>
-      callIn(set.home, longTransfer, 'rebuildAsStandby', `Rebuild ${label(formerHome)} as a standby of ${label(current)}`, { set, node: formerHome, primary: current }),
+      callIn(set.home, longTransfer, 'rebuildAsStandby', `Rebuild ${label(formerHome)} as a standby of ${label(current)}`, rebuildInput(run, formerHome, current)),
     );
     // Workers from before providers could name a new node return only the method.
     const home = rebuilt.node ?? formerHome;
-    report.checks.push({ name: 're-protect home server', ok: true, detail: rebuiltDetail(home, rebuilt.method, current) });
+    report.checks.push({ name: 're-protect home server', ok: true, detail: rebuiltDetail(home, rebuilt.method, current) + discardedDetail(run, home, rebuilt) });
     topology = await steps.run('record standby', `recording ${label(home)} as the standby`, () =>
       callIn(set.dr, quickCall, 'repointTraffic', `Record ${label(home)} as standby of ${set.set}`, {
         set,
@@ -111,8 +113,9 @@ export async function failback(input: FailbackInput): Promise<RunbookReport> {
         detail: found.missing.length === 0 ? `all ${term.length} canaries acknowledged by ${label(current)} are on ${label(home)}` : `missing canaries: ${found.missing.slice(0, 10).join(', ')}`,
       });
 
-      // Restore the original shape: the former primary becomes the standby again.
-      report.failover.topology = await reprotect(run, current, home, switched.topology);
+      // Restore the original shape: the former primary becomes the standby again (a demoted one
+      // already follows the home server: the switchover did it).
+      report.failover.topology = same(switched.topology.standby, current) ? switched.topology : await reprotect(run, current, home, switched.topology);
       const failed = report.checks.filter((c) => !c.ok);
       if (failed.length) {
         report.outcome = 'failed';
@@ -153,9 +156,18 @@ function homeNodeOf(set: FailbackInput['replicaSet'], topology: TopologyView): N
   return [...topology.fenced].reverse().find(inHome) ?? (inHome(topology.standby) ? topology.standby : { region: set.home.name, name: 'server' });
 }
 
-/** How a node was made a standby, in the report: a retry that finds it streaming says so. */
-function rebuiltDetail(node: NodeRef, method: string, primary: NodeRef): string {
-  return method === 'already' ? `${label(node)} was already a streaming standby of ${label(primary)}` : `${label(node)} rebuilt with ${method}`;
+/** The rebuild's input: discarding a node's divergent writes only on the operator's explicit word. */
+function rebuildInput(run: TopologyRun, node: NodeRef, primary: NodeRef) {
+  const input = run.input as FailbackInput;
+  return { set: input.replicaSet, node, primary, ...(input.discardDivergent && { discardDivergent: { by: input.triggeredBy } }) };
+}
+
+/** What the report says of divergent writes a rebuild discarded, and where their copy is. */
+function discardedDetail(run: TopologyRun, node: NodeRef, rebuilt: { discarded?: { detail: string; preservedAt: string; by: string } }): string {
+  const d = rebuilt.discarded;
+  if (!d) return '';
+  if (run.report.failover) run.report.failover.discardedDivergence = { node: label(node), ...d };
+  return `; divergent writes discarded on the word of ${d.by} (--discard-divergent): ${d.detail}; a copy of the node was kept at ${d.preservedAt}`;
 }
 
 /** A former primary becomes the standby of the home server again, and the record says so. */
@@ -163,10 +175,10 @@ async function reprotect(run: TopologyRun, former: NodeRef, home: NodeRef, topol
   const { steps, input, info, report } = run;
   const set = input.replicaSet;
   const rebuilt = await steps.run('re-protect former primary', `rebuilding ${label(former)} as a standby of ${label(home)}`, () =>
-    callIn(regionOf(set, former), longTransfer, 'rebuildAsStandby', `Rebuild ${label(former)} as a standby of ${label(home)}`, { set, node: former, primary: home }),
+    callIn(regionOf(set, former), longTransfer, 'rebuildAsStandby', `Rebuild ${label(former)} as a standby of ${label(home)}`, rebuildInput(run, former, home)),
   );
   const node = rebuilt.node ?? former;
-  report.checks.push({ name: 're-protect former primary', ok: true, detail: rebuiltDetail(node, rebuilt.method, home) });
+  report.checks.push({ name: 're-protect former primary', ok: true, detail: rebuiltDetail(node, rebuilt.method, home) + discardedDetail(run, node, rebuilt) });
   return steps.run('record standby', `recording ${label(node)} as the standby`, () =>
     callIn(set.home, quickCall, 'repointTraffic', `Record ${label(node)} as standby of ${set.set}`, {
       set,

@@ -2,7 +2,7 @@
 // unplanned takeover, the smoke tests on a new primary. Each is an activity in the region it acts on:
 // the old primary's region for its fence, the new primary's region for everything else, so a
 // failover runs on DR workers while the primary region is dark.
-import { condition, patched, setHandler, upsertSearchAttributes, type WorkflowInfo } from '@temporalio/workflow';
+import { condition, isCancellation, patched, setHandler, upsertSearchAttributes, type WorkflowInfo } from '@temporalio/workflow';
 import { callIn } from './calls';
 import { approveFailoverUpdate } from './messages';
 import { fenceWithDeadline, longTransfer, provisioning, quickCall } from './options';
@@ -133,7 +133,51 @@ export async function plannedSwitchover(run: TopologyRun, set: ReplicaSetSpec, f
   );
   const next = await promoteAndRepoint(run, set, from, to, topology, held, 'planned');
   if (report.failover) report.failover.walGapBytes = 0;
+  // A demoted primary (a clean shutdown its standby replayed to the end) follows the new primary as
+  // it is: the set keeps a standby, and the node can never be written to again as a former primary.
+  if (fence.canFollow && patched(DEMOTED_PRIMARY_FOLLOWS)) return { topology: await followNewPrimary(run, set, from, to, next), fencedAt };
   return { topology: next, fencedAt };
+}
+
+/** Since this patch a planned switchover ends with the demoted primary streaming from the new one. */
+export const DEMOTED_PRIMARY_FOLLOWS = 'demoted-primary-follows';
+
+/**
+ * The demoted primary becomes the new primary's standby, and the record says so. If that fails the
+ * switchover still stands: the node stays fenced (stopped, and only ever starts in recovery), and the
+ * report says a failback (or its repair mode) rebuilds it.
+ */
+async function followNewPrimary(run: TopologyRun, set: ReplicaSetSpec, from: NodeRef, to: NodeRef, topology: TopologyView): Promise<TopologyView> {
+  const { steps, report, info } = run;
+  try {
+    const rebuilt = await steps.run('re-protect former primary', `${label(from)} follows ${label(to)}`, () =>
+      callIn(regionOf(set, from), longTransfer, 'rebuildAsStandby', `${label(from)} follows ${label(to)}`, { set, node: from, primary: to }),
+    );
+    report.checks.push({ name: 're-protect former primary', ok: true, detail: rebuiltDetail(rebuilt.node ?? from, rebuilt.method, to) });
+    return await steps.run('record standby', `recording ${label(rebuilt.node ?? from)} as the standby`, () =>
+      callIn(regionOf(set, to), quickCall, 'repointTraffic', `Record ${label(rebuilt.node ?? from)} as standby of ${set.set}`, {
+        set,
+        next: { primary: to, standby: rebuilt.node ?? from, fenced: withoutNode(topology.fenced, rebuilt.node ?? from) },
+        expectedEpoch: topology.epoch,
+        by: info.workflowId,
+      }),
+    );
+  } catch (err) {
+    if (isCancellation(err)) throw err;
+    report.cleanup.push({
+      name: 're-protect former primary',
+      ok: false,
+      detail: `${label(from)} stays fenced (stopped; it only starts in recovery) and ${set.set} has no standby: ${describeFailure(err)}; \`lifeboat failback\` rebuilds it`,
+    });
+    return topology;
+  }
+}
+
+/** How a node was made a standby, in the report: a retry that finds it streaming says so. */
+export function rebuiltDetail(node: NodeRef, method: string, primary: NodeRef): string {
+  if (method === 'already') return `${label(node)} was already a streaming standby of ${label(primary)}`;
+  if (method === 'follows') return `${label(node)} follows ${label(primary)} as it was (clean demote: nothing to rewind)`;
+  return `${label(node)} rebuilt with ${method}`;
 }
 
 /**
@@ -192,12 +236,15 @@ async function keepFencedUnlessStillStandby(run: TopologyRun, set: ReplicaSetSpe
       callIn(regionOf(set, to), quickCall, 'checkReplication', `Is ${label(to)} still a standby`, { set, primary: from, standby: to }),
     )
     .catch(() => null);
-  if (health?.standby.reachable && health.standby.inRecovery === true) return; // nothing happened: undo as usual
+  // Still a standby, and no promote request reached it (a request is recorded before it is sent):
+  // nothing happened, undo as usual. A recorded request may still take effect (pg_promote goes on
+  // after its wait times out; an RDS promote is asynchronous), so then nothing is undone.
+  if (health?.standby.reachable && health.standby.inRecovery === true && health.standby.promoteRequested !== true) return;
   run.compensations.length = 0;
   run.report.cleanup.push({
     name: 'undo of the switchover skipped',
     ok: false,
-    detail: `${label(to)} may have been promoted (${health ? health.standby.detail : 'its state could not be read'}): ${label(from)} stays fenced and traffic held; check \`lifeboat status\`, then run the failover again`,
+    detail: `${label(to)} may have been promoted (${health ? `${health.standby.detail}${health.standby.promoteRequested ? '; a promote was requested' : ''}` : 'its state could not be read'}): ${label(from)} stays fenced and traffic held; check \`lifeboat status\`, then run the failover again`,
   });
 }
 

@@ -150,7 +150,13 @@ export interface FailoverInput {
   triggeredBy: string;
 }
 
-export type FailbackInput = Omit<FailoverInput, 'mode'>;
+export type FailbackInput = Omit<FailoverInput, 'mode'> & {
+  /**
+   * A former primary that took writes after the fork is rebuilt anyway, a copy of it kept first
+   * (`lifeboat failback --discard-divergent`). Without it the failback stops and names the writes.
+   */
+  discardDivergent?: boolean;
+};
 
 /**
  * A failover (or failback) across clouds, where no streaming replication reaches: the database is
@@ -332,6 +338,8 @@ export interface RunbookReport {
     lagAtDecision: { bytes: number | null; seconds: number | null } | null;
     walGapBytes: number | null;
     topology: TopologyView | null;
+    /** Writes a former primary took after the fork, discarded on the operator's word: where the copy is. */
+    discardedDivergence?: { node: string; detail: string; preservedAt: string; by: string } | null;
   };
 }
 

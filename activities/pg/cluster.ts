@@ -1,7 +1,9 @@
 // A PostgreSQL cluster that Lifeboat runs itself: a local region's server, a streaming standby, or a
 // drill's scratch instance. Layout under its root:
 //   data/ (0700, the server's)  run/ (socket, log, the replication passfile)  state.json  pgpass (0600)
-//   FENCED (present while the node is a fenced former primary: it only ever starts read-only)
+//   FENCED (present while the node is a fenced former primary: its data directory then holds a
+//   standby.signal, so whoever starts it, with pg_ctl or anything else, gets a server in recovery
+//   that refuses every write)
 import { randomBytes } from 'node:crypto';
 import { appendFileSync, chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -16,6 +18,14 @@ export interface ClusterState {
   disposable: boolean;
   /** Set while this cluster is a streaming standby: whom it follows, through which slot. */
   replication?: { primaryPort: number; slot: string; applicationName: string };
+}
+
+export interface ControlData {
+  /** e.g. 'shut down', 'shut down in recovery', 'in production', 'in archive recovery'. */
+  state: string;
+  /** The last checkpoint's start (after a clean shutdown: the shutdown checkpoint). */
+  checkpointLsn: string;
+  timeline: number;
 }
 
 export class LocalCluster {
@@ -34,10 +44,13 @@ export class LocalCluster {
     this.stateFile = join(root, 'state.json');
     this.pgpassFile = join(root, 'pgpass');
     this.fenceFile = join(root, 'FENCED');
+    this.promoteRequestFile = join(root, 'PROMOTE_REQUESTED');
     this.replicationPassfile = join(this.runDir, 'replication.pgpass');
   }
 
   readonly fenceFile: string;
+  /** Present once a promote of this node was requested, until it is made a standby again. */
+  readonly promoteRequestFile: string;
   /** Where this cluster's server tools live (pg_basebackup, pg_rewind use the same version). */
   readonly pgBinDir: string;
   /** Credentials the server itself uses to reach its primary; readable by the server's OS user only. */
@@ -49,6 +62,43 @@ export class LocalCluster {
 
   isFenced(): boolean {
     return existsSync(this.fenceFile);
+  }
+
+  /**
+   * Puts standby.signal in the data directory: whoever starts this server next, by any means, gets
+   * it in recovery, where PostgreSQL refuses every write (no setting a client can change lifts it).
+   */
+  holdInRecovery(): void {
+    if (!existsSync(this.dataDir)) return;
+    const signal = join(this.dataDir, 'standby.signal');
+    if (existsSync(signal)) return;
+    writeFileSync(signal, '');
+    const user = serverOsUser();
+    if (user) chownSync(signal, user.uid, user.gid);
+  }
+
+  /** Lifts holdInRecovery (the server must be stopped for it to matter). */
+  releaseFromRecovery(): void {
+    rmSync(join(this.dataDir, 'standby.signal'), { force: true });
+  }
+
+  /** What pg_controldata says of a stopped (or running) cluster: its state, last checkpoint, timeline. */
+  async controlData(): Promise<ControlData> {
+    const out = await run(join(this.pgBin, 'pg_controldata'), ['-D', this.dataDir], {
+      asUser: serverOsUser() ?? undefined,
+      cwd: this.root,
+      env: { PATH: process.env.PATH, LC_ALL: 'C' },
+    });
+    const field = (name: string): string => {
+      const line = out.split('\n').find((l) => l.startsWith(`${name}:`));
+      if (!line) throw new Error(`pg_controldata of ${this.dataDir} has no "${name}" line`);
+      return line.slice(name.length + 1).trim();
+    };
+    return {
+      state: field('Database cluster state'),
+      checkpointLsn: field('Latest checkpoint location'),
+      timeline: Number(field("Latest checkpoint's TimeLineID")),
+    };
   }
 
   /** True once initdb has finished and the state is written. */
@@ -179,9 +229,9 @@ export class LocalCluster {
             `-c primary_slot_name=${replication.slot}`,
           ]
         : []),
-      // A fenced former primary never comes back writable, whoever starts it.
-      ...(this.isFenced() ? ['-c default_transaction_read_only=on'] : []),
     ];
+    // A fenced former primary never comes back writable, whoever starts it: in recovery.
+    if (this.isFenced()) this.holdInRecovery();
     this.clearZombieLocks();
     try {
       await run(

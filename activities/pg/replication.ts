@@ -1,8 +1,11 @@
 // Physical streaming replication between clusters Lifeboat runs: make a standby (pg_rewind when the
 // node has history, else pg_basebackup), read a node's role and lag, fence, wait for replay, promote.
-import { chownSync, chmodSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { chownSync, chmodSync, closeSync, existsSync, fsyncSync, mkdirSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import type { Client } from 'pg';
 import type { LocalCluster } from './cluster';
+import { describeDivergence, discardsWrites, divergenceFrom, type Divergence } from './divergence';
+import { lsnAfter } from './lsn';
 import { run, serverOsUser } from './process';
 import { passfileLine, withClient, type PgConnection } from './sql';
 
@@ -17,6 +20,11 @@ export interface NodeStatus {
   lsn: string | null;
   /** Standby only: is its WAL receiver streaming? */
   streaming: boolean | null;
+  /**
+   * A promote of this node was requested (recorded before it was sent) since it last became a
+   * standby: it may become a primary even if it is still in recovery now.
+   */
+  promoteRequested?: boolean;
   detail: string;
 }
 
@@ -38,24 +46,28 @@ async function probe<T>(conn: PgConnection, use: Parameters<typeof withClient<T>
 
 export async function nodeStatus(cluster: LocalCluster): Promise<NodeStatus> {
   const fenced = cluster.isFenced();
-  if (!cluster.isInitialized()) return { ...UNREACHABLE, fenced, detail: 'not created' };
-  if (!(await cluster.isRunning())) return { ...UNREACHABLE, fenced, detail: 'stopped' };
-  return statusOver(cluster.connection('postgres'), fenced);
+  const promoteRequested = existsSync(cluster.promoteRequestFile);
+  if (!cluster.isInitialized()) return { ...UNREACHABLE, fenced, promoteRequested, detail: 'not created' };
+  if (!(await cluster.isRunning())) return { ...UNREACHABLE, fenced, promoteRequested, detail: 'stopped' };
+  return { ...(await statusOver(cluster.connection('postgres'), fenced)), promoteRequested };
 }
 
 const UNREACHABLE = { running: false, reachable: false, inRecovery: null, writable: false, lsn: null, streaming: null };
 
-/** A running server's role, writability and WAL position, asked over SQL (any provider's server). */
+/**
+ * A running server's role, writability and WAL position, asked over SQL (any provider's server).
+ * Writable is tested, not read from a setting: a session that can open a READ WRITE transaction can
+ * write, whatever `default_transaction_read_only` says (any client can turn that off for itself).
+ */
 export async function statusOver(conn: PgConnection, fenced: boolean): Promise<NodeStatus> {
   try {
     return await probe(conn, async (client) => {
-      const { rows } = await client.query<{ rec: boolean; ro: string; lsn: string | null; receiver: string | null }>(`
+      const { rows } = await client.query<{ rec: boolean; lsn: string | null; receiver: string | null }>(`
         select pg_is_in_recovery() as rec,
-               current_setting('default_transaction_read_only') as ro,
                case when pg_is_in_recovery() then pg_last_wal_replay_lsn()::text else pg_current_wal_lsn()::text end as lsn,
                (select status from pg_stat_wal_receiver limit 1) as receiver`);
       const r = rows[0]!;
-      const writable = !r.rec && r.ro !== 'on';
+      const writable = r.rec ? false : await acceptsReadWrite(client);
       return {
         running: true,
         reachable: true,
@@ -64,11 +76,29 @@ export async function statusOver(conn: PgConnection, fenced: boolean): Promise<N
         fenced,
         lsn: r.lsn,
         streaming: r.rec ? r.receiver === 'streaming' : null,
-        detail: r.rec ? `standby, ${r.receiver ?? 'not receiving'}` : writable ? 'primary, writable' : 'primary, read-only',
+        detail: r.rec ? `standby, ${r.receiver ?? 'not receiving'}` : writable ? 'primary, writable' : 'primary, refuses read-write transactions',
       };
     });
   } catch (err) {
     return { ...UNREACHABLE, running: true, fenced, detail: `running but unreachable: ${(err as Error).message}` };
+  }
+}
+
+/**
+ * Whether this session can open a read-write transaction: BEGIN READ WRITE, read back what the
+ * transaction really is, roll back. Nothing is written. A server in recovery refuses the BEGIN.
+ */
+export async function acceptsReadWrite(client: Client): Promise<boolean> {
+  try {
+    await client.query('begin read write');
+  } catch {
+    return false;
+  }
+  try {
+    const { rows } = await client.query<{ ro: string }>(`select current_setting('transaction_read_only') as ro`);
+    return rows[0]?.ro === 'off';
+  } finally {
+    await client.query('rollback');
   }
 }
 
@@ -123,10 +153,24 @@ export function slotName(applicationName: string): string {
 export async function makeStandby(
   standby: LocalCluster,
   primary: LocalCluster,
-  options: { name: string; port: number; applicationName: string; pgBin: string; signal?: AbortSignal; log?: (line: string) => void },
-): Promise<'already' | 'pg_rewind' | 'pg_basebackup'> {
+  options: {
+    name: string;
+    port: number;
+    applicationName: string;
+    pgBin: string;
+    signal?: AbortSignal;
+    log?: (line: string) => void;
+    /**
+     * Called before anything is rewound or copied over when the node committed transactions after
+     * the fork (or its WAL could not be read): throw to refuse, or keep a copy and return to go on.
+     */
+    onDivergence?: (divergence: Divergence) => Promise<void>;
+  },
+): Promise<StandbyMethod> {
   const primaryPort = primary.state().port;
   const slot = slotName(options.applicationName);
+  // Whatever was requested of the node as a primary-to-be is over once it follows a primary again.
+  rmSync(standby.promoteRequestFile, { force: true });
   if (standby.isInitialized() && standby.state().replication?.primaryPort === primaryPort && !standby.isFenced()) {
     const started = (await standby.isRunning()) || (await standby.start(options.signal).then(() => true, () => false));
     if (started && (await waitUntilStreaming(standby, 10_000)) === null) return 'already';
@@ -146,8 +190,9 @@ export async function makeStandby(
   const sourceConninfo = `host=127.0.0.1 port=${primaryPort} user=postgres dbname=postgres passfile=${standby.replicationPassfile}`;
   const asUser = user ?? undefined;
 
-  let method: 'pg_rewind' | 'pg_basebackup' = 'pg_basebackup';
-  if (existsSync(join(standby.dataDir, 'PG_VERSION'))) {
+  let method: StandbyMethod = 'pg_basebackup';
+  let rewind = existsSync(join(standby.dataDir, 'PG_VERSION'));
+  if (rewind) {
     // A freshly promoted primary records its new timeline in its control file only at the end-of-
     // recovery checkpoint, which runs lazily: before it, pg_rewind sees the old timeline and judges
     // "no rewind required". The pg_rewind docs ask for this checkpoint.
@@ -156,6 +201,21 @@ export async function makeStandby(
     // pg_rewind recovers a crashed node in single-user mode first, which a killed postmaster's
     // unreaped pid in the lock file would refuse.
     standby.clearZombieLocks();
+    // Writes the node took after the fork exist nowhere else: never rewind them away unasked.
+    const divergence = await divergenceFrom(standby, primaryConn).catch(
+      (err: Error): Divergence => ({ timeline: 0, forkLsn: null, walAfterFork: true, commits: [], commitCount: 0, unreadable: err.message }),
+    );
+    if (discardsWrites(divergence)) {
+      if (!options.onDivergence) throw new Error(describeDivergence(standby.root, divergence));
+      await options.onDivergence(divergence);
+    }
+    // A clean demote: the node's WAL ends before the fork, so it follows the new timeline as it is.
+    if (divergence.forkLsn !== null && !divergence.walAfterFork && /^shut down/.test((await standby.controlData()).state)) {
+      rewind = false;
+      method = 'follows';
+    }
+  }
+  if (rewind) {
     try {
       await run(join(options.pgBin, 'pg_rewind'), ['--target-pgdata', standby.dataDir, '--source-server', sourceConninfo], {
         asUser,
@@ -179,7 +239,7 @@ export async function makeStandby(
     (err: Error) => err.message,
   );
   if (problem === null) return method;
-  if (method !== 'pg_rewind') throw new Error(`${standby.root} was rebuilt from a base backup but ${problem}`);
+  if (method === 'pg_basebackup') throw new Error(`${standby.root} was rebuilt from a base backup but ${problem}`);
   // A rewound node can start and still never follow its new primary (pg_rewind can judge "no rewind
   // required" when the old primary's last checkpoint sits exactly at the fork, and the node then asks
   // for a timeline it is not a child of). Nothing of it is worth keeping: rebuild from a fresh copy.
@@ -191,6 +251,12 @@ export async function makeStandby(
   if (after !== null) throw new Error(`${standby.root} was rebuilt from a base backup but ${after}`);
   return 'pg_basebackup';
 }
+
+/**
+ * How a node became a standby: it already was one; it follows as it is (a clean demote, nothing
+ * after the fork); rewound; or copied afresh.
+ */
+export type StandbyMethod = 'already' | 'follows' | 'pg_rewind' | 'pg_basebackup';
 
 /** null once the standby's WAL receiver streams; else what is wrong, after `ms`. */
 async function waitUntilStreaming(standby: LocalCluster, ms: number): Promise<string | null> {
@@ -222,35 +288,49 @@ async function freshBaseBackup(standby: LocalCluster, sourceConninfo: string, sl
 }
 
 /**
- * Stops a primary from taking writes. Planned: it stays up, read-only for every new session, every
- * client session is ended, and the WAL position after the last write is returned. Unplanned: it is
- * stopped outright if it still runs. Either way a FENCED marker keeps it read-only if anyone
- * restarts it. `confirmed` is false when the fence could not be verified.
+ * Stops a primary from taking writes, by any client, by any means. Both modes first put a FENCED
+ * marker and a standby.signal in place, so the node only ever starts again in recovery (read-only
+ * whatever a session sets), whoever starts it.
+ * Planned: a demote as Patroni does it. A clean (fast) shutdown: PostgreSQL ends every session,
+ * writes a shutdown checkpoint and, before it exits, streams everything up to it to the standby.
+ * `finalLsn` is just past that checkpoint: a standby that has replayed it holds every write the
+ * primary took, and the stopped node can follow the standby once it is promoted, without pg_rewind.
+ * Unplanned: stopped at once if it still runs.
+ * `confirmed` is true only when the server was seen stopped (and, planned, cleanly).
  */
 export async function fence(
   cluster: LocalCluster,
   mode: 'planned' | 'unplanned',
-): Promise<{ confirmed: boolean; how: string; finalLsn: string | null }> {
+): Promise<{ confirmed: boolean; how: string; finalLsn: string | null; canFollow?: boolean }> {
   if (!cluster.isInitialized()) return { confirmed: false, how: `no cluster at ${cluster.root}`, finalLsn: null };
   writeFileSync(cluster.fenceFile, `fenced ${new Date().toISOString()} (${mode})\n`);
-  if (mode === 'planned') {
-    const finalLsn = await withClient(cluster.connection('postgres'), async (c) => {
-      await c.query(`alter system set default_transaction_read_only = on`);
-      await c.query(`select pg_reload_conf()`);
-      // The reload reaches other sessions asynchronously; ending them makes the fence immediate.
-      await c.query(`select pg_terminate_backend(pid) from pg_stat_activity where backend_type = 'client backend' and pid <> pg_backend_pid()`);
-      const { rows } = await c.query<{ lsn: string }>(`select pg_current_wal_lsn()::text as lsn`);
-      return rows[0]!.lsn;
-    });
-    const status = await nodeStatus(cluster);
-    return { confirmed: !status.writable && status.reachable, how: 'read-only for new sessions, client sessions ended', finalLsn };
-  }
+  cluster.holdInRecovery();
   const wasRunning = await cluster.isRunning();
+  if (mode === 'planned') {
+    if (wasRunning) await cluster.stop('fast');
+    const stopped = !(await cluster.isRunning());
+    const control = stopped ? await cluster.controlData() : null;
+    const clean = control !== null && /^shut down/.test(control.state);
+    return {
+      confirmed: stopped && clean,
+      how: !stopped
+        ? 'could not stop the server'
+        : clean
+          ? 'demoted: clean shutdown, its final checkpoint streamed to the standby; restarts only in recovery (standby.signal)'
+          : `stopped, but not cleanly (${control?.state ?? 'state unknown'}): the standby may lack its last writes`,
+      finalLsn: clean ? lsnAfter(control.checkpointLsn) : null,
+      canFollow: clean,
+    };
+  }
   if (wasRunning) await cluster.stop('immediate');
   const stillRunning = await cluster.isRunning();
   return {
     confirmed: !stillRunning,
-    how: stillRunning ? 'could not stop the server' : wasRunning ? 'server stopped (immediate)' : 'server was already down; marked FENCED so it restarts read-only',
+    how: stillRunning
+      ? 'could not stop the server'
+      : wasRunning
+        ? 'server stopped (immediate); restarts only in recovery (standby.signal)'
+        : 'server was already down; marked so it restarts only in recovery (standby.signal)',
     finalLsn: null,
   };
 }
@@ -299,15 +379,26 @@ export class StandbyStalled extends Error {
   override name = 'StandbyStalled';
 }
 
-/** Lifts a planned fence: the switchover was abandoned before anything was promoted. */
+/**
+ * Lifts a planned fence: the switchover was abandoned before anything was promoted. The node starts
+ * again as the primary it was (a server that was started in recovery meanwhile is restarted).
+ */
 export async function unfence(cluster: LocalCluster): Promise<void> {
+  if (!cluster.isInitialized()) return;
+  // A node that is (or was made) a real standby keeps its standby.signal: only a fence's is lifted.
+  const realStandby = Boolean(cluster.state().replication);
   if (await cluster.isRunning()) {
-    await withClient(cluster.connection('postgres'), async (c) => {
-      await c.query('alter system reset default_transaction_read_only');
-      await c.query('select pg_reload_conf()');
-    });
+    const inRecovery = await withClient(cluster.connection('postgres'), async (c) => (await c.query<{ rec: boolean }>('select pg_is_in_recovery() as rec')).rows[0]!.rec);
+    if (inRecovery && !realStandby) await cluster.stop('fast');
   }
   rmSync(cluster.fenceFile, { force: true });
+  if (!realStandby) cluster.releaseFromRecovery();
+  if (!(await cluster.isRunning())) await cluster.start();
+  // Fences before the demote left this setting behind; nothing should keep the node read-only now.
+  await withClient(cluster.connection('postgres'), async (c) => {
+    await c.query('alter system reset default_transaction_read_only');
+    await c.query('select pg_reload_conf()');
+  });
 }
 
 /** Promotes a standby (no-op if it already is a primary) and makes it writable and fence-free. */
@@ -315,6 +406,9 @@ export async function promote(cluster: LocalCluster): Promise<{ lsn: string; alr
   const result = await withClient(cluster.connection('postgres'), async (c) => {
     const rec = (await c.query<{ rec: boolean }>('select pg_is_in_recovery() as rec')).rows[0]!.rec;
     if (rec) {
+      // Recorded before it is sent: a request that times out below may still take effect, and a
+      // runbook that sees this record never undoes the switchover on the assumption it did not.
+      writeDurably(cluster.promoteRequestFile, `promote requested ${new Date().toISOString()}\n`);
       const ok = (await c.query<{ ok: boolean }>('select pg_promote(true, 60) as ok')).rows[0]!.ok;
       if (!ok) throw new Error(`pg_promote did not finish within 60s on ${cluster.root}`);
     }
@@ -332,4 +426,21 @@ export async function promote(cluster: LocalCluster): Promise<{ lsn: string; alr
     cluster.writeState(state);
   }
   return result;
+}
+
+/** A small file written and fsynced, and its directory fsynced, before this returns. */
+function writeDurably(file: string, text: string): void {
+  const fd = openSync(file, 'w', 0o600);
+  try {
+    writeSync(fd, text);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  const dir = openSync(dirname(file), 'r');
+  try {
+    fsyncSync(dir);
+  } finally {
+    closeSync(dir);
+  }
 }

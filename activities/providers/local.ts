@@ -14,9 +14,10 @@ import { processAlive } from '../pg/tool-env';
 import { run } from '../pg/process';
 import { libpqEnv, quoteIdent, withClient, type PgConnection } from '../pg/sql';
 import { assertServerCanLoad, dumpWithManifest, hashing, toolTooOld } from '../portable/logical-dump';
-import type { ActivityIo, DatabaseProvider, FenceResult } from './provider';
-import { TopologyStore } from '../topology';
-import { fence, makeStandby, nodeStatus, promote, replicationLag, StandbyStalled, unfence, waitForReplay, type NodeStatus, type ReplicationLag } from '../pg/replication';
+import type { ActivityIo, DatabaseProvider, FenceResult, RebuildOptions, RebuildResult } from './provider';
+import { nodeLabel, TopologyStore } from '../topology';
+import { describeDivergence } from '../pg/divergence';
+import { fence, makeStandby, nodeStatus, promote, replicationLag, StandbyStalled, unfence, waitForReplay, type NodeStatus, type ReplicationLag, type StandbyMethod } from '../pg/replication';
 
 export interface LocalProviderConfig {
   /** LIFEBOAT_HOME: regions, backups and scratch instances live under it. */
@@ -483,9 +484,10 @@ export class LocalProvider implements DatabaseProvider {
     return promote(this.nodeCluster(node));
   }
 
-  async rebuildAsStandby(node: NodeRef, primary: NodeRef, io: ActivityIo): Promise<{ method: 'already' | 'pg_rewind' | 'pg_basebackup'; node: NodeRef }> {
+  async rebuildAsStandby(node: NodeRef, primary: NodeRef, io: ActivityIo, _set?: ReplicaSetSpec, options: RebuildOptions = {}): Promise<RebuildResult & { method: StandbyMethod }> {
     const cluster = this.nodeCluster(node);
     const port = cluster.isInitialized() ? cluster.state().port : await freePort();
+    let discarded: RebuildResult['discarded'];
     const method = await makeStandby(cluster, this.nodeCluster(primary), {
       name: node.name,
       port,
@@ -493,8 +495,43 @@ export class LocalProvider implements DatabaseProvider {
       pgBin: this.config.pgBin,
       signal: io.signal,
       log: (line) => io.logger.warn(line),
+      onDivergence: async (divergence) => {
+        const detail = describeDivergence(nodeLabel(node), divergence);
+        if (!options.discardDivergent) {
+          throw verdict(
+            ErrorType.DivergentWrites,
+            `${detail}. Rebuilding it would discard them, so nothing was changed: the node is stopped and stays fenced. ` +
+              'Look at them first (start a copy of its data directory with standby.signal), then run the failback again with --discard-divergent to keep a copy of the node and go on',
+          );
+        }
+        const preservedAt = await this.preserve(node, cluster, io);
+        io.logger.warn({ node: nodeLabel(node), preservedAt, by: options.discardDivergent.by }, `discarding divergent writes: ${detail}`);
+        discarded = { detail, preservedAt, by: options.discardDivergent.by };
+      },
     });
-    return { method, node };
+    return { method, node, ...(discarded && { discarded }) };
+  }
+
+  /**
+   * A copy of a stopped node's whole directory (data, state, passfile) under preserved/ in the
+   * LIFEBOAT_HOME, before anything of it is discarded. A retry after a copy was made keeps that one.
+   */
+  private async preserve(node: NodeRef, cluster: LocalCluster, io: ActivityIo): Promise<string> {
+    const dir = join(this.config.home, 'preserved');
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const controlLsn = (await cluster.controlData()).checkpointLsn.replace('/', '-');
+    const target = join(dir, `${node.region}-${node.name}-${controlLsn}`);
+    if (existsSync(join(target, 'COMPLETE'))) return target;
+    rmSync(target, { recursive: true, force: true });
+    io.heartbeat({ phase: 'preserving a copy', target });
+    await run('cp', ['-a', cluster.root, `${target}.partial`], { signal: io.signal });
+    // The copy must never start as anything but a read-only server in recovery.
+    const copy = new LocalCluster(`${target}.partial`, this.config.pgBin);
+    copy.holdInRecovery();
+    rmSync(join(copy.dataDir, 'postmaster.pid'), { force: true });
+    renameSync(`${target}.partial`, target);
+    writeFileSync(join(target, 'COMPLETE'), `copy of ${nodeLabel(node)} kept before its divergent writes were discarded\n`);
+    return target;
   }
 
   private regionDir(region: string): string {

@@ -13,6 +13,27 @@ export interface FenceResult {
   how: string;
   /** Planned: the WAL position after the last write the primary took; the standby must reach it. */
   finalLsn: string | null;
+  /**
+   * The fenced node can follow the new primary as it is once that is promoted (a clean demote:
+   * its WAL ends where the standby's replay did), so the switchover ends with it as the standby.
+   */
+  canFollow?: boolean;
+}
+
+/**
+ * A rebuild never discards writes the node took after the fork unasked: without `discardDivergent`
+ * it fails with LifeboatDivergentWrites, naming them; with it, a copy of the node is kept first.
+ */
+export interface RebuildOptions {
+  /** Who decided that the node's divergent writes may be discarded (recorded in the report). */
+  discardDivergent?: { by: string };
+}
+
+export interface RebuildResult {
+  method: string;
+  node: NodeRef;
+  /** Set when the node had taken writes after the fork and they were discarded, a copy kept. */
+  discarded?: { detail: string; preservedAt: string; by: string };
 }
 
 /** What a long provider call gets from its activity: a way to report progress and to be stopped. */
@@ -105,5 +126,5 @@ export interface DatabaseProvider {
    * (pg_rewind, else a fresh base backup); RDS cannot, and makes a new read replica beside it. The
    * node returned is the standby now.
    */
-  rebuildAsStandby(node: NodeRef, primary: NodeRef, io: ActivityIo, set?: ReplicaSetSpec): Promise<{ method: string; node: NodeRef }>;
+  rebuildAsStandby(node: NodeRef, primary: NodeRef, io: ActivityIo, set?: ReplicaSetSpec, options?: RebuildOptions): Promise<RebuildResult>;
 }

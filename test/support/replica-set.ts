@@ -8,6 +8,7 @@ import type { Client, WorkflowHandle, WorkflowHandleWithFirstExecutionRunId } fr
 import { Client as PgClient } from 'pg';
 import { CanaryLedger, type LedgerEntry } from '../../activities/canary-ledger';
 import { withClient } from '../../activities/pg/sql';
+import { acceptsReadWrite } from '../../activities/pg/replication';
 import { seedDemo } from '../../scripts/dev/seed';
 import { runTraffic, type Traffic } from '../../scripts/traffic/main';
 import { createLogger } from '../../worker/logger';
@@ -145,7 +146,7 @@ export async function expectOneWritablePrimary(fx: ReplicaSetFixture): Promise<v
 }
 
 /**
- * Would a new session on `node` take a write? Asked directly, with a client of the test's own: the
+ * Would a new session on `node` take a write (can it open a READ WRITE transaction)? Asked directly, with a client of the test's own: the
  * fence ends every session on a primary, and this probe must survive being one of them.
  */
 export async function acceptsWrites(node: NodeRef): Promise<boolean> {
@@ -159,8 +160,8 @@ export async function acceptsWrites(node: NodeRef): Promise<boolean> {
   c.on('error', () => undefined);
   try {
     await c.connect();
-    const { rows } = await c.query<{ writable: boolean }>(`select not pg_is_in_recovery() and current_setting('default_transaction_read_only') <> 'on' as writable`);
-    return rows[0]?.writable === true;
+    // Tested, not read from a setting: any client can turn default_transaction_read_only off.
+    return await acceptsReadWrite(c);
   } catch {
     return false; // down, starting, or its session was ended under us
   } finally {
