@@ -20,7 +20,6 @@ import {
   plannedSwitchover,
   rebuiltDetail,
   regionOf,
-  same,
   smokeTests,
   withoutNode,
   type TopologyRun,
@@ -114,8 +113,8 @@ export async function failback(input: FailbackInput): Promise<RunbookReport> {
       });
 
       // Restore the original shape: the former primary becomes the standby again (a demoted one
-      // already follows the home server: the switchover did it).
-      report.failover.topology = same(switched.topology.standby, current) ? switched.topology : await reprotect(run, current, home, switched.topology);
+      // follows as it is, with no pg_rewind).
+      report.failover.topology = await reprotect(run, current, home, switched.topology);
       const failed = report.checks.filter((c) => !c.ok);
       if (failed.length) {
         report.outcome = 'failed';

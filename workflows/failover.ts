@@ -4,20 +4,35 @@
 //   -> [planned: canary write on the primary] -> approval gate
 //   -> planned:   fence (read-only) -> hold traffic -> wait for the standby to replay the last WAL
 //                 -> promote -> repoint traffic                                    (RPO 0, checked)
+//                 (the fence is a demote: a clean shutdown; after the RTO is taken, the demoted
+//                 primary follows the new one as its standby, with no pg_rewind)
 //   -> unplanned: fence with a deadline (recorded) -> hold traffic -> promote -> repoint traffic
 //   -> smoke tests (a write, the plan's checks) -> RPO from data -> RTO -> report with the new topology
 //   zonal: canary write -> approval gate -> the platform's regional HA failover of the primary
 //          (Cloud SQL: instances.failover) -> smoke tests on the same primary -> RPO from data
 //
 // Until the promote, every change has an undo; an approval that times out changes nothing.
-import { CancellationScope, isCancellation, setHandler, workflowInfo } from '@temporalio/workflow';
+import { CancellationScope, isCancellation, patched, setHandler, workflowInfo } from '@temporalio/workflow';
 import { callIn } from './calls';
 import { notifyFinished } from './notify';
 import { failoverProgressQuery } from './messages';
 import { provisioning, quickCall } from './options';
 import { finishReport, invalid, startReport, subjectOf, validateFailoverInput } from './report';
 import { describeFailure, StepLog } from './steps';
-import { approvalGate, cancelDrillsAndReadTopology, compensate, label, measureRpo, plannedSwitchover, regionOf, smokeTests, unplannedTakeover, type TopologyRun } from './topology-steps';
+import {
+  approvalGate,
+  cancelDrillsAndReadTopology,
+  compensate,
+  DEMOTED_PRIMARY_FOLLOWS,
+  followNewPrimary,
+  label,
+  measureRpo,
+  plannedSwitchover,
+  regionOf,
+  smokeTests,
+  unplannedTakeover,
+  type TopologyRun,
+} from './topology-steps';
 import type { Canary, FailoverInput, RunbookReport, TopologyView } from './types';
 
 export { approveFailoverUpdate, failoverProgressQuery } from './messages';
@@ -65,9 +80,8 @@ export async function failover(input: FailoverInput): Promise<RunbookReport> {
       report.outcome = 'failed';
       report.reason = `approval timed out after ${input.approval.timeoutSeconds}s; nothing was changed`;
     } else {
-      const after =
-        input.mode === 'planned' ? (await plannedSwitchover(run, set, from, to, topology)).topology : await unplannedTakeover(run, set, from, to, topology);
-      report.failover.topology = after;
+      const switched = input.mode === 'planned' ? await plannedSwitchover(run, set, from, to, topology) : { topology: await unplannedTakeover(run, set, from, to, topology), canFollow: false };
+      report.failover.topology = switched.topology;
 
       report.checks.push(...(await smokeTests(run, set, to)));
       report.rpoSeconds = await measureRpo(run, input.mode, to, startCanary, declaredStart);
@@ -77,6 +91,7 @@ export async function failover(input: FailoverInput): Promise<RunbookReport> {
         report.outcome = 'failed';
         report.reason = `smoke tests failed on ${label(to)}: ${report.checks.filter((c) => !c.ok).map((c) => `${c.name} (${c.detail})`).join('; ')}`;
       }
+      if (switched.canFollow && patched(DEMOTED_PRIMARY_FOLLOWS)) report.failover.topology = await followNewPrimary(run, set, from, to, switched.topology);
     }
   } catch (err) {
     if (isCancellation(err)) cancelled = err;

@@ -103,7 +103,13 @@ function recordApproval(steps: StepLog, approval: Approval): void {
  * fence -> hold traffic -> wait until `to` has replayed the fenced primary's last WAL -> promote ->
  * repoint traffic. Until the promote, every step has an undo registered (un-hold, unfence).
  */
-export async function plannedSwitchover(run: TopologyRun, set: ReplicaSetSpec, from: NodeRef, to: NodeRef, topology: TopologyView): Promise<{ topology: TopologyView; fencedAt: number }> {
+export async function plannedSwitchover(
+  run: TopologyRun,
+  set: ReplicaSetSpec,
+  from: NodeRef,
+  to: NodeRef,
+  topology: TopologyView,
+): Promise<{ topology: TopologyView; fencedAt: number; canFollow: boolean }> {
   const { steps, info, report, compensations } = run;
   const fromRegion = regionOf(set, from);
   const toRegion = regionOf(set, to);
@@ -133,21 +139,20 @@ export async function plannedSwitchover(run: TopologyRun, set: ReplicaSetSpec, f
   );
   const next = await promoteAndRepoint(run, set, from, to, topology, held, 'planned');
   if (report.failover) report.failover.walGapBytes = 0;
-  // A demoted primary (a clean shutdown its standby replayed to the end) follows the new primary as
-  // it is: the set keeps a standby, and the node can never be written to again as a former primary.
-  if (fence.canFollow && patched(DEMOTED_PRIMARY_FOLLOWS)) return { topology: await followNewPrimary(run, set, from, to, next), fencedAt };
-  return { topology: next, fencedAt };
+  return { topology: next, fencedAt, canFollow: fence.canFollow === true };
 }
 
 /** Since this patch a planned switchover ends with the demoted primary streaming from the new one. */
 export const DEMOTED_PRIMARY_FOLLOWS = 'demoted-primary-follows';
 
 /**
- * The demoted primary becomes the new primary's standby, and the record says so. If that fails the
+ * The demoted primary (a clean shutdown its standby replayed to the end) becomes the new primary's
+ * standby as it is, and the record says so: the set keeps a standby, and the node can never take a
+ * write as a former primary. It runs after the RTO is taken: clients are served before it starts. If that fails the
  * switchover still stands: the node stays fenced (stopped, and only ever starts in recovery), and the
  * report says a failback (or its repair mode) rebuilds it.
  */
-async function followNewPrimary(run: TopologyRun, set: ReplicaSetSpec, from: NodeRef, to: NodeRef, topology: TopologyView): Promise<TopologyView> {
+export async function followNewPrimary(run: TopologyRun, set: ReplicaSetSpec, from: NodeRef, to: NodeRef, topology: TopologyView): Promise<TopologyView> {
   const { steps, report, info } = run;
   try {
     const rebuilt = await steps.run('re-protect former primary', `${label(from)} follows ${label(to)}`, () =>

@@ -216,6 +216,9 @@ export async function makeStandby(
     }
   }
   if (rewind) {
+    // pg_rewind's crash recovery of a killed node runs a single-user server, which refuses to start
+    // with the fence's standby.signal in place; the signal is written again right after.
+    standby.releaseFromRecovery();
     try {
       await run(join(options.pgBin, 'pg_rewind'), ['--target-pgdata', standby.dataDir, '--source-server', sourceConninfo], {
         asUser,

@@ -2,7 +2,7 @@
 // with a backup store (a directory) beside it. Backups are pg_dump custom-format files taken under
 // one exported snapshot, with the manifest's table statistics read in that same snapshot.
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { chownSync, createReadStream, createWriteStream, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -11,7 +11,7 @@ import { verdict } from '../errors';
 import { LocalCluster } from '../pg/cluster';
 import { freePort } from '../pg/ports';
 import { processAlive } from '../pg/tool-env';
-import { run } from '../pg/process';
+import { run, serverOsUser } from '../pg/process';
 import { libpqEnv, quoteIdent, withClient, type PgConnection } from '../pg/sql';
 import { assertServerCanLoad, dumpWithManifest, hashing, toolTooOld } from '../portable/logical-dump';
 import type { ActivityIo, DatabaseProvider, FenceResult, RebuildOptions, RebuildResult } from './provider';
@@ -517,8 +517,11 @@ export class LocalProvider implements DatabaseProvider {
    * LIFEBOAT_HOME, before anything of it is discarded. A retry after a copy was made keeps that one.
    */
   private async preserve(node: NodeRef, cluster: LocalCluster, io: ActivityIo): Promise<string> {
+    // 0700 and the server's OS user's, as a data directory's parent must be for the copy to be started.
     const dir = join(this.config.home, 'preserved');
     mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const user = serverOsUser();
+    if (user) chownSync(dir, user.uid, user.gid);
     const controlLsn = (await cluster.controlData()).checkpointLsn.replace('/', '-');
     const target = join(dir, `${node.region}-${node.name}-${controlLsn}`);
     if (existsSync(join(target, 'COMPLETE'))) return target;

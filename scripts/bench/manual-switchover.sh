@@ -3,14 +3,16 @@
 # it with psql and pg_ctl, with nothing Lifeboat adds (no Temporal, no topology record, no canaries,
 # no smoke tests beyond one write).
 #
-#   fence the primary in one psql session: ALTER SYSTEM SET default_transaction_read_only = on,
-#   pg_reload_conf(), end every client session, read pg_current_wal_lsn()
-#   -> poll the standby until pg_last_wal_replay_lsn() >= that LSN (every --poll seconds)
+#   fence the primary the way Lifeboat does, a demote that no client can get around: touch
+#   standby.signal in its data directory (anything that starts it again gets a server in recovery),
+#   pg_ctl stop -m fast (every session ended, a shutdown checkpoint streamed to the standby before the
+#   server exits), read that checkpoint's position with pg_controldata
+#   -> poll the standby until pg_last_wal_replay_lsn() is past it (every --poll seconds)
 #   -> promote it (pg_ctl promote -w as the server's OS user, or select pg_promote())
 #   -> one write on the new primary, in a new session
 #
 # Usage:
-#   manual-switchover.sh --db NAME --primary-port PORT --standby-port PORT --standby-datadir DIR
+#   manual-switchover.sh --db NAME --primary-port PORT --primary-datadir DIR --standby-port PORT --standby-datadir DIR
 #                        [--host 127.0.0.1] [--user postgres] [--primary-passfile F] [--standby-passfile F]
 #                        [--promote pg_ctl|sql] [--os-user NAME] [--poll 0.1] [--write SQL] [--bin DIR]
 #
@@ -20,44 +22,41 @@
 # Credentials come only from libpq passfiles (--*-passfile, else $PGPASSFILE): never on argv.
 # Output on stdout, tab-separated, for scripts/bench/switchover-vs-manual.ts:
 #   step <name> <seconds>      one line per step, in order
-#   final_lsn <lsn>            the fenced primary's last WAL position
+#   final_lsn <lsn>            the fenced primary's shutdown checkpoint (the standby replays past it)
 #   rto <seconds>              from the first command to the committed write
-# It changes the roles for good (the standby is promoted, the old primary stays read-only): putting
-# the set back is the caller's job.
+# It changes the roles for good (the standby is promoted, the old primary stays stopped, held in
+# recovery should it start): putting the set back is the caller's job.
 set -euo pipefail
 # shellcheck source=scripts/bench/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 primary_port=''
+primary_datadir=''
 primary_passfile="${PGPASSFILE:-}"
 poll=0.1
 write="insert into public.switchover_probe (by) values ('manual-switchover.sh')"
 
-parse_options "${standby_options[@]}" primary-port primary-passfile poll -- "$@"
+parse_options "${standby_options[@]}" primary-port primary-datadir primary-passfile poll -- "$@"
 check_standby_options
 require_port primary-port "$primary_port"
+[[ -n "$primary_datadir" ]] || die '--primary-datadir is required (the fence stops the primary with pg_ctl)'
 require_passfile primary primary-passfile "$primary_passfile"
 [[ "$poll" =~ ^[0-9]*\.?[0-9]+$ ]] || die "--poll must be a number of seconds (got '${poll}')"
 use_bin
 
-on_primary() { libpq "$primary_port" "$primary_passfile" "$@"; }
-
-# Fence: one session, each statement in its own transaction (ALTER SYSTEM refuses a transaction
-# block). The reload reaches other sessions asynchronously, so they are ended; only the LSN is printed.
+# Fence: a demote. standby.signal first, so that no restart can bring the node back writable; then a
+# fast shutdown, which ends every session and, before the server exits, streams its shutdown
+# checkpoint to the standby. That checkpoint is the last thing the primary wrote.
 fence_primary() {
-  final_lsn=$(on_primary sql <<'SQL'
-alter system set default_transaction_read_only = on;
-select pg_reload_conf() \g /dev/null
-select count(pg_terminate_backend(pid)) from pg_stat_activity where backend_type = 'client backend' and pid <> pg_backend_pid() \g /dev/null
-select pg_current_wal_lsn();
-SQL
-)
-  [[ "$final_lsn" =~ ^[0-9A-F]+/[0-9A-F]+$ ]] || { echo "fence: expected an LSN from the primary, got '${final_lsn}'" >&2; exit 1; }
+  as_server_user touch "$primary_datadir/standby.signal"
+  as_server_user pg_ctl stop -m fast -w -t 60 -D "$primary_datadir" >/dev/null
+  final_lsn=$(as_server_user env LC_ALL=C pg_controldata -D "$primary_datadir" | sed -n 's/^Latest checkpoint location: *//p')
+  [[ "$final_lsn" =~ ^[0-9A-F]+/[0-9A-F]+$ ]] || { echo "fence: expected the shutdown checkpoint's LSN from pg_controldata, got '${final_lsn}'" >&2; exit 1; }
 }
 
-# Until the standby has replayed everything the primary wrote before the fence: nothing lost.
+# Until the standby has replayed the shutdown checkpoint, and with it everything before: nothing lost.
 wait_for_replay() {
-  until [[ "$(on_standby sql -c "select coalesce(pg_last_wal_replay_lsn() >= '${final_lsn}'::pg_lsn, false)")" == t ]]; do
+  until [[ "$(on_standby sql -c "select coalesce(pg_last_wal_replay_lsn() > '${final_lsn}'::pg_lsn, false)")" == t ]]; do
     sleep "$poll"
   done
 }

@@ -101,7 +101,7 @@ async function runLifeboat(bench: Bench): Promise<LifeboatRun> {
 
 async function runManual(bench: Bench, promote: ManualPromote): Promise<ManualRun> {
   const home = bench.provider.nodeCluster(bench.home);
-  const args = [...manualStandbyArgs(bench, promote), '--primary-port', String(home.state().port), '--primary-passfile', home.pgpassFile];
+  const args = [...manualStandbyArgs(bench, promote), '--primary-port', String(home.state().port), '--primary-datadir', home.dataDir, '--primary-passfile', home.pgpassFile];
   const result = await runScript(bench.env, 'manual-switchover.sh', args);
   const parsed = parseManualOutput(result.stdout);
   const restoreStarted = Date.now();
@@ -170,14 +170,15 @@ function manualPhases(run: ManualRun): Phases {
 function scopeNotes(checks: SqlCheck[], promote: ManualPromote): string[] {
   return [
     'What is measured:',
-    `  manual RTO           manual-switchover.sh's own clock, first psql to the committed write: fence (read-only,`,
-    `                       sessions ended, final LSN) -> poll replay every 0.1 s -> ${promote === 'pg_ctl' ? 'pg_ctl promote -w' : 'select pg_promote()'} -> one insert.`,
+    `  manual RTO           manual-switchover.sh's own clock, first command to the committed write: the same real fence`,
+    `                       as Lifeboat's (standby.signal, pg_ctl stop -m fast, the shutdown checkpoint's LSN)`,
+    `                       -> poll replay every 0.1 s -> ${promote === 'pg_ctl' ? 'pg_ctl promote -w' : 'select pg_promote()'} -> one insert.`,
     '                       Nothing checked beyond the replay wait, nothing recorded, no client repointed.',
     '  lifeboat rtoSeconds  the report\'s figure: the workflow\'s start to the RPO check on the new primary. Beyond the',
     '                       manual steps it covers: cancel running drills of the database (a visibility query);',
     '                       read the topology record; preflight (both nodes\' roles, the standby\'s lag and slot',
     '                       against the RPO objective); a canary write on the primary; the approval record',
-    '                       (pre-approved by --yes); the fence confirmed from a new session, with a FENCED marker;',
+    '                       (pre-approved by --yes); the fence (the same demote) confirmed from pg_controldata;',
     '                       hold traffic (topology record: no primary); repoint traffic (record: the new primary);',
     `                       smoke tests (a canary write and the plan's ${checks.length} checks, read-only); the RPO check (the`,
     '                       start canary is on the new primary); and for each of its steps a Temporal round trip',

@@ -9,6 +9,8 @@ import { Client as PgClient } from 'pg';
 import { CanaryLedger, type LedgerEntry } from '../../activities/canary-ledger';
 import { withClient } from '../../activities/pg/sql';
 import { acceptsReadWrite } from '../../activities/pg/replication';
+import { LocalCluster } from '../../activities/pg/cluster';
+import { findPgBin } from '../../activities/pg/binaries';
 import { seedDemo } from '../../scripts/dev/seed';
 import { runTraffic, type Traffic } from '../../scripts/traffic/main';
 import { createLogger } from '../../worker/logger';
@@ -311,5 +313,27 @@ export async function waitForStandbyToCatchUp(primary: NodeRef, standby: NodeRef
     if (reached) return target;
     if (Date.now() > deadline) throw new Error(`${label(standby)} did not replay ${label(primary)}'s WAL up to ${target} within ${timeoutMs} ms`);
     await sleep(100);
+  }
+}
+
+/**
+ * Starts the preserved copy of a node on a free port (it can only start in recovery: it replays its
+ * own WAL and stays read-only) and returns which of `canaries` it holds.
+ */
+export async function canariesInCopy(root: string, database: string, canaries: Array<{ id: number }>): Promise<number[]> {
+  const copy = new LocalCluster(root, findPgBin(env().pgBin));
+  copy.writeState({ ...copy.state(), port: await freePort() });
+  await copy.start();
+  try {
+    for (let i = 0; ; i++) {
+      const ids = await withClient(copy.connection(database), async (c) => {
+        const { rows } = await c.query<{ id: string }>('select id from lifeboat.canary where id = any($1::bigint[]) order by id', [canaries.map((e) => e.id)]);
+        return rows.map((r) => Number(r.id));
+      }).catch((err: Error) => (i < 50 ? null : Promise.reject(err)));
+      if (ids) return ids;
+      await sleep(200);
+    }
+  } finally {
+    await copy.stop('immediate');
   }
 }

@@ -16,6 +16,7 @@ import type { Progress } from '../../workflows/steps';
 import type { Approval, RunbookReport } from '../../workflows/types';
 import { lifeboat } from '../support/cli';
 import {
+  canariesInCopy,
   canaryAtEpoch,
   createReplicaSet,
   expectAtHome,
@@ -81,7 +82,7 @@ beforeEach(async () => {
   const t = topologyOf(fx);
   if (same(t.primary, fx.home) && same(t.standby, fx.standby) && t.fenced.length === 0) return;
   console.warn(`an earlier test left ${fx.set.set} away from home (primary ${label(t.primary)}): failing back first`);
-  await runFailback();
+  await runFailback({ discardDivergent: true });
 }, 180_000);
 
 // ---- helpers: one runbook each, and the checks every runbook is held to ----
@@ -97,8 +98,8 @@ async function runFailover(mode: 'planned' | 'unplanned'): Promise<RunbookReport
   return finished(await startTopologyRunbook(temporal, 'failover', failoverInput(fx.plan, DB, { mode, preApproved: true, triggeredBy: 'test' })));
 }
 
-async function runFailback(): Promise<RunbookReport> {
-  return finished(await startTopologyRunbook(temporal, 'failback', failbackInput(fx.plan, DB, { preApproved: true, triggeredBy: 'test' })));
+async function runFailback(options: { discardDivergent?: boolean } = {}): Promise<RunbookReport> {
+  return finished(await startTopologyRunbook(temporal, 'failback', failbackInput(fx.plan, DB, { preApproved: true, triggeredBy: 'test', ...options })));
 }
 
 /** A failover that waits at the approval gate (for up to `timeoutSeconds`). */
@@ -161,36 +162,63 @@ async function failOverUnderDrill(drill: WorkflowHandle): Promise<{ drill: Await
 
 // ---- the runbooks ----
 
-test('planned switchover to fo-b and failback to fo-a: RPO 0, old primary fenced read-only, every acknowledged canary kept', async () => {
+test('planned switchover to fo-b and failback to fo-a: RPO 0, the old primary demoted to a standby that refuses every write, every acknowledged canary kept', async () => {
   const before = expectAtHome(fx);
   await canaryAtEpoch(DB, before.epoch);
+  // A second login with write privileges, made before the switchover: the fence must hold for it too.
+  await withClient(await local().connectNode(fx.home, DB), async (c) => {
+    await c.query(`do $$ begin if not exists (select from pg_roles where rolname = 'fo_app') then create role fo_app login password 'fo-app-pw'; end if; end $$`);
+    await c.query('grant insert, select on all tables in schema lifeboat to fo_app; grant usage on schema lifeboat to fo_app; grant usage on all sequences in schema lifeboat to fo_app');
+  });
 
   const failover = await runFailover('planned');
   expectPassed(failover);
   expect(failover.rpoSeconds).toBe(0);
   expect(failover.rtoSeconds).toBeGreaterThan(0);
-  expect(failover.failover?.fence).toEqual({ confirmed: true, how: expect.any(String) });
+  expect(failover.failover?.fence).toEqual({ confirmed: true, how: expect.stringMatching(/^demoted: clean shutdown/) });
   expect(failover.failover?.walGapBytes).toBe(0);
   expect(check(failover, 'write on the new primary')).toMatchObject({ ok: true });
   expect(check(failover, 'no acknowledged write lost')).toMatchObject({ ok: true });
   expect(check(failover, 'orders exist')).toMatchObject({ ok: true });
+  // The demoted primary follows the new one as it was: no pg_rewind, no copy.
+  expect(check(failover, 're-protect former primary')).toEqual({
+    name: 're-protect former primary',
+    ok: true,
+    detail: 'fo-a/server follows fo-b/standby-of-fo-a as it was (clean demote: nothing to rewind)',
+  });
   const failedOver = topologyOf(fx);
-  expect(failedOver).toMatchObject({ primary: fx.standby, standby: null, fenced: [fx.home] });
+  expect(failedOver).toMatchObject({ primary: fx.standby, standby: fx.home, fenced: [] });
   expect(failedOver.epoch).toBeGreaterThan(before.epoch);
   expect(failover.failover?.topology).toEqual(failedOver);
 
-  // The old primary is up, fenced, and refuses a write from a fresh session.
-  expect(await local().nodeStatus(fx.home)).toMatchObject({ reachable: true, inRecovery: false, writable: false, fenced: true });
-  const fenced = await local().connectNode(fx.home, DB);
-  await expect(withClient(fenced, (c) => writeCanary(c, `test/fenced-write/${Date.now()}`))).rejects.toThrow(/read-only transaction/);
+  // The old primary is up as a streaming standby of the new one, and refuses a write by any means:
+  // a fresh session, one that turns default_transaction_read_only off, BEGIN READ WRITE, another login.
+  expect(await local().nodeStatus(fx.home)).toMatchObject({ reachable: true, inRecovery: true, streaming: true, writable: false });
+  const demoted = await local().connectNode(fx.home, DB);
+  const token = () => `test/fenced-write/${Date.now()}`;
+  await expect(withClient(demoted, (c) => writeCanary(c, token()))).rejects.toThrow(/read-only transaction/);
+  await expect(
+    withClient(demoted, async (c) => {
+      await c.query('set default_transaction_read_only = off');
+      await writeCanary(c, token());
+    }),
+  ).rejects.toThrow(/read-only transaction|recovery/);
+  await expect(
+    withClient(demoted, async (c) => {
+      await c.query('begin read write');
+      await c.query(`insert into lifeboat.canary (token) values ($1)`, [token()]);
+      await c.query('commit');
+    }),
+  ).rejects.toThrow(/cannot set transaction read-write mode during recovery/);
+  await expect(withClient({ ...demoted, user: 'fo_app', password: 'fo-app-pw', passfile: undefined }, (c) => writeCanary(c, token()))).rejects.toThrow(/read-only transaction/);
   // The canary writer followed the traffic pointer to the promoted standby.
   await canaryAtEpoch(DB, failedOver.primarySinceEpoch);
 
   const failback = await runFailback();
   expectPassed(failback);
   expect(failback.rpoSeconds).toBe(0);
-  expect(check(failback, 're-protect home server')?.detail).toBe('fo-a/server rebuilt with pg_rewind');
-  expect(check(failback, 're-protect former primary')?.detail).toBe('fo-b/standby-of-fo-a rebuilt with pg_rewind');
+  expect(check(failback, 're-protect home server')?.detail).toBe('fo-a/server was already a streaming standby of fo-b/standby-of-fo-a');
+  expect(check(failback, 're-protect former primary')?.detail).toBe('fo-b/standby-of-fo-a follows fo-a/server as it was (clean demote: nothing to rewind)');
   expect(check(failback, 'writes of the failover term kept')?.detail).toMatch(/^all [1-9]\d* canaries acknowledged by fo-b\/standby-of-fo-a are on fo-a\/server$/);
   const home = expectAtHome(fx);
   expect(failback.failover?.topology).toEqual(home);
@@ -230,12 +258,19 @@ test('unplanned failover after SIGKILL of the primary: standby promoted and writ
   expect(await local().nodeStatus(fx.home)).toMatchObject({ reachable: false, writable: false, fenced: true });
   await canaryAtEpoch(DB, failedOver.primarySinceEpoch);
 
-  const failback = await runFailback();
+  // The writer may have had a write acknowledged that the standby never received: then the crashed
+  // server diverged, the failback refuses to discard it unasked, and is run again on the operator's word.
+  let failback = await runFailback();
+  if (failback.outcome === 'failed' && failback.reason?.startsWith('LifeboatDivergentWrites: ')) {
+    console.log(`failback after the crash refused (${lost.length} canaries were lost): ${failback.reason.slice(0, 300)}`);
+    failback = await runFailback({ discardDivergent: true });
+    expect(failback.failover?.discardedDivergence).toMatchObject({ node: 'fo-a/server', by: 'test' });
+  }
   expectPassed(failback);
   const reprotect = check(failback, 're-protect home server')?.detail;
   // Seen rarely: "already a streaming standby", when a first attempt rebuilt the node, then failed
   // (and its retry found it streaming). The failure then carries the step and what the worker logged.
-  if (!/^fo-a\/server rebuilt with (pg_rewind|pg_basebackup)$/.test(reprotect ?? '')) {
+  if (!/^fo-a\/server rebuilt with (pg_rewind|pg_basebackup)(;|$)/.test(reprotect ?? '')) {
     const step = failback.steps.find((s) => s.name === 're-protect home server');
     const logged = workerLog.text.split('\n').filter((line) => line.includes('"rebuildAsStandby"') && /"level":(40|50)/.test(line));
     throw new Error(`re-protect home server: ${reprotect}\nstep: ${JSON.stringify(step)}\nworker warnings and errors of rebuildAsStandby:\n${logged.join('\n')}`);
@@ -248,7 +283,7 @@ test('unplanned failover after SIGKILL of the primary: standby promoted and writ
   expect(await local().nodeStatus(fx.standby)).toMatchObject({ inRecovery: true, streaming: true });
 }, 240_000);
 
-test('unplanned failover of a primary that dies while its standby lags: the lost writes are measured as the RPO, and failback discards them', async () => {
+test('unplanned failover of a primary that dies while its standby lags: the lost writes are measured as the RPO; failback refuses to discard them unasked, then keeps a copy of the node that holds them', async () => {
   const before = expectAtHome(fx);
   await waitForStandbyToCatchUp(fx.home, fx.standby, DB);
   // Freeze the WAL sender: the primary goes on acknowledging canary writes its standby never receives.
@@ -282,13 +317,34 @@ test('unplanned failover of a primary that dies while its standby lags: the lost
   expect(failover.rpoSeconds).toBeCloseTo(dataLoss, 2);
   expect(check(failover, 'data loss within the RPO objective')).toMatchObject({ ok: true, detail: expect.stringContaining(`#${newestLost.id}`) });
 
-  const failback = await runFailback();
+  // The crashed server holds acknowledged writes nobody else has: a failback must not discard them
+  // unasked. It stops, names them, and changes nothing.
+  const beforeRefusal = topologyOf(fx);
+  const refused = await runFailback();
+  expect(refused.outcome).toBe('failed');
+  expect(refused.reason).toMatch(/^LifeboatDivergentWrites: fo-a\/server committed \d+ transactions after the fork at [0-9A-F]+\/[0-9A-F]+ on timeline \d+ \(WAL [0-9A-F/]+\.\.[0-9A-F/]+\): xid \d+ at /);
+  expect(Number(/committed (\d+) transactions/.exec(refused.reason!)![1])).toBeGreaterThanOrEqual(lost.length);
+  expect(refused.reason).toContain('--discard-divergent');
+  expect(topologyOf(fx)).toEqual(beforeRefusal);
+  expect(await local().nodeStatus(fx.home)).toMatchObject({ running: false, fenced: true });
+  const refusedByCli = await lifeboat(['failback', DB, '-f', fx.planFile, '--yes']);
+  expect(refusedByCli.code).toBe(1);
+  expect(refusedByCli.stdout + refusedByCli.stderr).toMatch(/committed \d+ transactions after the fork/);
+
+  // On the operator's word they are discarded, a copy of the node kept first: the report says where
+  // and who decided, and the copy holds the writes.
+  const failback = await runFailback({ discardDivergent: true });
   expectPassed(failback);
   expectAtHome(fx);
-  // The crashed server was rebuilt from the new history: the writes only it had are gone, not merged back.
+  const discarded = failback.failover?.discardedDivergence;
+  expect(discarded).toMatchObject({ node: 'fo-a/server', by: 'test', preservedAt: expect.stringContaining(join(env().home, 'preserved')) });
+  expect(check(failback, 're-protect home server')?.detail).toContain(`a copy of the node was kept at ${discarded!.preservedAt}`);
+  // The rebuilt server has the new history only: the writes only it had are gone, not merged back.
   expect(await missingCanaries(fx.home, DB, lost)).toEqual(lost);
+  expect(await canariesInCopy(discarded!.preservedAt, DB, lost)).toEqual(lost.map((e) => e.id));
   await waitForStandbyToCatchUp(fx.home, fx.standby, DB);
-}, 240_000);
+}, 300_000);
+
 
 test('an approval that times out changes nothing: same topology record, primary writable, standby streaming', async () => {
   const before = expectAtHome(fx);
