@@ -561,8 +561,14 @@ export class SwitchoverBench {
           passed(report, checked);
           const after = topologyOf(fx);
           if (runbook === 'failover') {
-            expect({ primary: after.primary, standby: after.standby, fenced: after.fenced }).toEqual({ primary: fx.standby, standby: null, fenced: [fx.home] });
-            checked.push(`primary ${label(fx.standby)}, ${label(fx.home)} fenced`);
+            if (mode === 'planned') {
+              // The demoted primary follows the new one: the set keeps a standby.
+              expect({ primary: after.primary, standby: after.standby, fenced: after.fenced }).toEqual({ primary: fx.standby, standby: fx.home, fenced: [] });
+              checked.push(`primary ${label(fx.standby)}, ${label(fx.home)} demoted to its standby`);
+            } else {
+              expect({ primary: after.primary, standby: after.standby, fenced: after.fenced }).toEqual({ primary: fx.standby, standby: null, fenced: [fx.home] });
+              checked.push(`primary ${label(fx.standby)}, ${label(fx.home)} fenced`);
+            }
           } else {
             expect({ primary: after.primary, standby: after.standby, fenced: after.fenced }).toEqual({ primary: fx.home, standby: fx.standby, fenced: [] });
             await waitForStandbyToCatchUp(fx.home, fx.standby, db);

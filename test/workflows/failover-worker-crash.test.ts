@@ -96,7 +96,8 @@ test('a failover survives SIGKILL of its worker at the approval gate: a new work
   expect(report.failover?.approval).toEqual({ database: DB, planDigest: fx.plan.digest, approvedBy: 'test:on-call', reason: 'approved after the worker crash' });
   // Every step ran exactly once: nothing was redone by the new worker.
   expect(report.steps.filter((s) => s.status !== 'completed' || s.attempts !== 1)).toEqual([]);
-  expect(topologyOf(fx)).toMatchObject({ primary: fx.standby, standby: null, fenced: [fx.home] });
+  // The demoted primary follows the new one.
+  expect(topologyOf(fx)).toMatchObject({ primary: fx.standby, standby: fx.home, fenced: [] });
   // The history names both processes: the killed one up to the gate, the new one from the approval on.
   const identities = await workflowTaskIdentities(handle.workflowId);
   expect(identities[0]).toMatch(new RegExp(`^${first.pid}@`));
