@@ -85,7 +85,7 @@ export async function createWorkers(options: WorkerOptions): Promise<{ workers: 
     ledger: new CanaryLedger(env.home),
     portable,
     topologies: new TopologyStore(env.home),
-    notify: { webhookUrl: env.webhookUrl, uiUrl: env.uiUrl },
+    notify: { webhookUrl: env.webhookUrl, webhookSecret: env.webhookSecret, uiUrl: env.uiUrl },
     temporal: temporalClient,
     metrics,
   });
