@@ -1,9 +1,10 @@
 // The canary ledger: every canary write the primary acknowledged, appended and fsynced as it is
 // acknowledged. It lives outside the database, so the newest acknowledged canary is still known
 // when the primary is gone: that is what an unplanned failover's RPO is measured against.
-import { appendFileSync, closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, fchmodSync, fsyncSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Canary } from '../workflows/types';
+import { privateDir, PRIVATE_FILE } from './private-files';
 
 export interface LedgerEntry extends Canary {
   database: string;
@@ -21,10 +22,12 @@ export class CanaryLedger {
 
   append(entry: LedgerEntry): void {
     const file = this.path(entry.database);
-    mkdirSync(join(this.home, 'canary'), { recursive: true });
-    appendFileSync(file, JSON.stringify(entry) + '\n');
-    const fd = openSync(file, 'r');
+    privateDir(join(this.home, 'canary'));
+    // One write(2) of one line in O_APPEND mode: appends from concurrent writers never interleave.
+    const fd = openSync(file, 'a', PRIVATE_FILE);
     try {
+      fchmodSync(fd, PRIVATE_FILE); // a ledger made before the ledger was private
+      writeSync(fd, JSON.stringify(entry) + '\n');
       fsyncSync(fd);
     } finally {
       closeSync(fd);

@@ -2,10 +2,11 @@
 // place clients resolve the current primary from (the traffic proxy and `lifeboat status` read it;
 // failover and failback runbooks write it), so it is written atomically and carries an epoch that
 // only ever grows: a reader that sees epoch N+1 knows everything attached under epoch N is stale.
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ErrorType, type NodeRef, type TopologyView } from '../workflows/types';
 import { verdict } from './errors';
+import { privateDir, writeFileAtomic } from './private-files';
 
 export type { NodeRef };
 
@@ -38,7 +39,7 @@ export class TopologyStore {
     return JSON.parse(readFileSync(file, 'utf8')) as Topology;
   }
 
-  /** Writes the next state atomically (temp file, fsync, rename); the epoch is bumped here. */
+  /** Writes the next state atomically (a temp file of its own, fsync, rename, fsync of the directory); the epoch is bumped here. */
   write(next: Omit<Topology, 'epoch' | 'updatedAt' | 'primarySinceEpoch'>, previousEpoch: number): Topology {
     const current = this.read(next.set);
     if ((current?.epoch ?? 0) !== previousEpoch) {
@@ -48,16 +49,8 @@ export class TopologyStore {
     const primarySinceEpoch = current && sameNode(current.primary, next.primary) ? current.primarySinceEpoch : epoch;
     const record: Topology = { ...next, epoch, primarySinceEpoch, updatedAt: new Date().toISOString() };
     const file = this.path(next.set);
-    mkdirSync(join(this.home, 'topology'), { recursive: true });
-    const tmp = `${file}.tmp`;
-    const fd = openSync(tmp, 'w', 0o644);
-    try {
-      writeSync(fd, JSON.stringify(record, null, 2) + '\n');
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(tmp, file);
+    privateDir(join(this.home, 'topology'));
+    writeFileAtomic(file, JSON.stringify(record, null, 2) + '\n');
     return record;
   }
 

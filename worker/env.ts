@@ -1,5 +1,6 @@
 // The environment, read once at the edge. Nothing below the composition root reads process.env.
-import { existsSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { codecSettings, type CodecSettings } from './codec';
 
@@ -18,6 +19,12 @@ export interface LifeboatEnv {
   cloudSqlApi?: { apiEndpoint: string; port: number; protocol: 'http' | 'https' };
   /** Notifications go here (LIFEBOAT_WEBHOOK_URL): generic JSON, Slack-compatible. Often holds a token. */
   webhookUrl?: string;
+  /**
+   * The key every webhook POST is signed with (HMAC-SHA256): LIFEBOAT_WEBHOOK_SECRET, or the contents
+   * of LIFEBOAT_WEBHOOK_SECRET_FILE, else of $LIFEBOAT_HOME/webhook-secret (made, random, on first use).
+   * Only when a webhook URL is set.
+   */
+  webhookSecret?: string;
   /** The Prometheus endpoint (LIFEBOAT_METRICS_PORT, LIFEBOAT_METRICS_HOST, default 127.0.0.1); none when the port is unset. */
   metrics?: { host: string; port: number };
   /** Payload encryption (worker/codec.ts): keys, the codec server's port and token. No keys: payloads stay plain. */
@@ -53,6 +60,7 @@ export function loadEnv(env: NodeJS.ProcessEnv = process.env): LifeboatEnv {
     rdsCaFile: env.LIFEBOAT_RDS_CA_FILE || undefined,
     cloudSqlApi: env.LIFEBOAT_CLOUDSQL_API ? cloudSqlApi(env.LIFEBOAT_CLOUDSQL_API) : undefined,
     webhookUrl: env.LIFEBOAT_WEBHOOK_URL ? webhookUrl(env.LIFEBOAT_WEBHOOK_URL) : undefined,
+    webhookSecret: env.LIFEBOAT_WEBHOOK_URL ? webhookSecret(env, resolve(env.LIFEBOAT_HOME ?? join(root, '.lifeboat'))) : undefined,
     metrics: env.LIFEBOAT_METRICS_PORT ? { host: env.LIFEBOAT_METRICS_HOST || '127.0.0.1', port: metricsPort(env.LIFEBOAT_METRICS_PORT) } : undefined,
     codec: codecSettings(env, resolve(env.LIFEBOAT_HOME ?? join(root, '.lifeboat'))),
     secrets: env,
@@ -74,6 +82,34 @@ function webhookUrl(url: string): string {
   }
   if (!parsed || !['http:', 'https:'].includes(parsed.protocol)) throw new Error('LIFEBOAT_WEBHOOK_URL is not an http(s) URL');
   return url;
+}
+
+/** The webhook signing key; the value is never echoed, a file's path is. */
+export function webhookSecret(env: NodeJS.ProcessEnv, home: string): string {
+  const { LIFEBOAT_WEBHOOK_SECRET: value, LIFEBOAT_WEBHOOK_SECRET_FILE: file } = env;
+  if (value && file) throw new Error('LIFEBOAT_WEBHOOK_SECRET and LIFEBOAT_WEBHOOK_SECRET_FILE are both set; expected one of them');
+  const strong = (key: string, where: string): string => {
+    if (Buffer.byteLength(key) < 16) throw new Error(`${where} is shorter than 16 bytes; expected a random key of at least 16 bytes (e.g. openssl rand -hex 32)`);
+    return key;
+  };
+  if (value) return strong(value, 'LIFEBOAT_WEBHOOK_SECRET');
+  const path = file || join(home, 'webhook-secret');
+  if (!file && !existsSync(path)) {
+    // No key configured: one is made for this home, once, for receivers to read from here.
+    mkdirSync(home, { recursive: true });
+    try {
+      writeFileSync(path, randomBytes(32).toString('hex') + '\n', { mode: 0o600, flag: 'wx' });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err; // another process made it first
+    }
+  }
+  let key: string;
+  try {
+    key = readFileSync(path, 'utf8').replace(/\r?\n$/, '');
+  } catch (err) {
+    throw new Error(`${file ? 'LIFEBOAT_WEBHOOK_SECRET_FILE' : 'the webhook key file'} ${path} cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'}); expected a file holding the webhook signing key`);
+  }
+  return strong(key, `the webhook key in ${path}`);
 }
 
 function cloudSqlApi(url: string): { apiEndpoint: string; port: number; protocol: 'http' | 'https' } {

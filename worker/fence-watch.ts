@@ -13,6 +13,8 @@ export interface FenceViolation {
   node: string;
   /** What the probe saw, what the fence did, and whether it held. */
   seen: string;
+  /** When it was seen (ISO 8601). */
+  at: string;
   fence: { confirmed: boolean; how: string } | null;
   error?: string;
 }
@@ -51,7 +53,7 @@ export async function enforceFences(options: Omit<FenceWatchOptions, 'intervalMs
 }
 
 async function fenceAgain(provider: DatabaseProvider, set: ReplicaSetSpec, node: NodeRef, seen: string): Promise<FenceViolation> {
-  const base = { set: set.set, node: nodeLabel(node), seen };
+  const base = { set: set.set, node: nodeLabel(node), seen, at: new Date().toISOString() };
   try {
     const fence = await provider.fence(node, 'unplanned');
     return { ...base, fence: { confirmed: fence.confirmed, how: fence.how } };

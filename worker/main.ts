@@ -90,7 +90,7 @@ export async function createWorkers(options: WorkerOptions): Promise<{ workers: 
     ledger: new CanaryLedger(env.home),
     portable,
     topologies: new TopologyStore(env.home),
-    notify: { webhookUrl: env.webhookUrl, uiUrl: env.uiUrl },
+    notify: { webhookUrl: env.webhookUrl, webhookSecret: env.webhookSecret, uiUrl: env.uiUrl },
     temporal: temporalClient,
     metrics,
   });
@@ -132,7 +132,7 @@ export async function createWorkers(options: WorkerOptions): Promise<{ workers: 
 export async function runWorker(options: WorkerOptions): Promise<void> {
   const env = options.env ?? loadEnv();
   const { workers, connection, logger, metrics, providers } = await createWorkers({ ...options, env });
-  const notifyConfig = { webhookUrl: env.webhookUrl, uiUrl: env.uiUrl };
+  const notifyConfig = { webhookUrl: env.webhookUrl, webhookSecret: env.webhookSecret, uiUrl: env.uiUrl };
   const fences = watchFences({
     sets: options.replicaSets ?? [],
     regions: options.regions.map((r) => r.name),
@@ -148,6 +148,7 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
           summary: `${v.node} is listed as fenced in ${v.set} but accepted read-write transactions (${v.seen}); fenced again: ${v.fence ? `${v.fence.confirmed ? 'confirmed' : 'NOT confirmed'}, ${v.fence.how}` : `FAILED: ${v.error}`}`,
         },
         AbortSignal.timeout(15_000),
+        `fence-watch/${v.node}/${v.at}`,
       );
     },
   });

@@ -10,6 +10,7 @@ import { dirname, join } from 'node:path';
 import { run, serverOsUser, CommandFailed } from './process';
 import { passfileLine, passwordOfPassfileLine, withClient, type PgConnection } from './sql';
 import { processAlive } from './tool-env';
+import { writeFileAtomic } from '../private-files';
 
 export interface ClusterState {
   name: string;
@@ -56,8 +57,9 @@ export class LocalCluster {
   /** Credentials the server itself uses to reach its primary; readable by the server's OS user only. */
   readonly replicationPassfile: string;
 
+  /** The state is written atomically: its presence marks the cluster initialised (isInitialized). */
   writeState(state: ClusterState): void {
-    writeFileSync(this.stateFile, JSON.stringify(state, null, 2) + '\n');
+    writeFileAtomic(this.stateFile, JSON.stringify(state, null, 2) + '\n');
   }
 
   isFenced(): boolean {
@@ -161,7 +163,7 @@ export class LocalCluster {
     // pg_rewind then refuses the node. The same on every node, so pg_rewind copying it is harmless.
     if (!wanted.disposable) appendFileSync(join(this.dataDir, 'postgresql.conf'), '\nwal_log_hints = on\n');
     writeFileSync(this.pgpassFile, passfileLine(wanted.port, password), { mode: 0o600 });
-    writeFileSync(this.stateFile, JSON.stringify(wanted, null, 2) + '\n');
+    this.writeState(wanted);
   }
 
   /**
@@ -178,7 +180,7 @@ export class LocalCluster {
     await run(command!, args, { asUser: user ?? undefined, cwd: this.root, signal });
     const password = passwordOfPassfileLine(readFileSync(template.pgpassFile, 'utf8'));
     writeFileSync(this.pgpassFile, passfileLine(wanted.port, password), { mode: 0o600 });
-    writeFileSync(this.stateFile, JSON.stringify(wanted, null, 2) + '\n');
+    this.writeState(wanted);
   }
 
   /**

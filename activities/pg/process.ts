@@ -1,10 +1,13 @@
 // Child processes for the PostgreSQL tools: run as the right OS user, killed on cancellation,
-// and failing with the tool's own last words rather than a bare exit code.
+// failing with the tool's own last words rather than a bare exit code, and given an allow-listed
+// environment (childEnv): nothing of the worker's own (Temporal API key, codec keys, webhook URL,
+// `env:` passwords, cloud credentials) ever reaches a child, whatever the call site passes.
 import { execFileSync, spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { pipeline } from 'node:stream/promises';
 
 export interface RunOptions {
   cwd?: string;
+  /** What this call sets for its child beyond the inherited allow-list: only names childEnv accepts. */
   env?: NodeJS.ProcessEnv;
   /** Run as this OS user (only possible, and only needed, when we are root). */
   asUser?: OsUser;
@@ -93,7 +96,7 @@ export async function runPiped(
 export function start(command: string, args: string[], options: RunOptions = {}): ChildProcess {
   const spawnOptions: SpawnOptions = {
     cwd: options.cwd,
-    env: options.env ?? process.env,
+    env: childEnv(options.env),
     stdio: ['ignore', 'pipe', 'pipe'],
   };
   if (options.asUser && process.getuid?.() === 0) {
@@ -101,6 +104,37 @@ export function start(command: string, args: string[], options: RunOptions = {})
     spawnOptions.gid = options.asUser.gid;
   }
   return spawn(command, args, spawnOptions);
+}
+
+/** What a child takes from the worker's environment as it is: the search path, the locale, the time zone. */
+const INHERITED = /^(PATH|LANG|LANGUAGE|LC_[A-Z]+|TZ)$/;
+
+/**
+ * What a call site may set for its child besides those: libpq's connection settings (never
+ * PGPASSWORD: a password goes into a passfile, which /proc/<pid>/environ does not show) and HOME for
+ * a tool that reads a per-user config.
+ */
+const SETTABLE = new Set([
+  'PGHOST', 'PGPORT', 'PGUSER', 'PGDATABASE', 'PGPASSFILE', 'PGAPPNAME', 'PGCONNECT_TIMEOUT', 'PGSSLMODE', 'PGSSLROOTCERT', 'HOME',
+]);
+
+/**
+ * The environment of every child process Lifeboat starts: PATH, the locale (LANG, LANGUAGE, LC_*)
+ * and TZ from the worker's environment, plus the call's own `extra` settings. Anything else in
+ * `extra` is a programming error and throws (naming the variable, never its value), so a call site
+ * that hands over `process.env` fails at once instead of leaking it.
+ */
+export function childEnv(extra: NodeJS.ProcessEnv = {}, from: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [name, value] of Object.entries(from)) if (INHERITED.test(name) && value !== undefined) env[name] = value;
+  for (const [name, value] of Object.entries(extra)) {
+    if (!INHERITED.test(name) && !SETTABLE.has(name)) {
+      throw new Error(`a child process may not be given ${name}: its environment is PATH, the locale, TZ and ${[...SETTABLE].join(', ')} (activities/pg/process.ts)`);
+    }
+    if (value === undefined) delete env[name];
+    else env[name] = value;
+  }
+  return env;
 }
 
 let postgresUser: OsUser | null | undefined;
@@ -113,8 +147,8 @@ export function serverOsUser(): OsUser | null {
   if (postgresUser !== undefined) return postgresUser;
   if (process.getuid?.() !== 0) return (postgresUser = null);
   try {
-    const uid = Number(execFileSync('id', ['-u', 'postgres']).toString().trim());
-    const gid = Number(execFileSync('id', ['-g', 'postgres']).toString().trim());
+    const uid = Number(execFileSync('id', ['-u', 'postgres'], { env: childEnv() }).toString().trim());
+    const gid = Number(execFileSync('id', ['-g', 'postgres'], { env: childEnv() }).toString().trim());
     postgresUser = { name: 'postgres', uid, gid };
   } catch {
     throw new Error(

@@ -1,13 +1,18 @@
 // A directory as an object store: a mounted volume, an NFS share, or simply a disk in another
-// region. An object is written under a temporary name, fsynced, then renamed into place.
-import { createReadStream, createWriteStream, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { open } from 'node:fs/promises';
-import { dirname, join, relative } from 'node:path';
+// region. An object is written under a temporary name of its own (never shared by two writers),
+// fsynced, then renamed into place; objects are 0600 in 0700 directories (activities/private-files.ts).
+import { createReadStream, createWriteStream, existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { basename, dirname, join, relative } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { processAlive } from '../pg/tool-env';
+import { fsyncFile, privateDir, PRIVATE_FILE, publishFile, tempPathFor, writeFileAtomic } from '../private-files';
 import { checkKey, ObjectNotFound, type ObjectStore } from './store';
 
-const PARTIAL = '.partial';
+/** How the temporary files of writes in progress (or of writers that died) end: never listed as objects. */
+const TEMP = '.tmp';
+/** What earlier versions named theirs. */
+const LEGACY_PARTIAL = '.partial';
 
 export class DirStore implements ObjectStore {
   readonly url: string;
@@ -18,17 +23,12 @@ export class DirStore implements ObjectStore {
 
   async put(key: string, body: Readable, signal?: AbortSignal): Promise<void> {
     const file = this.path(key);
-    mkdirSync(dirname(file), { recursive: true });
-    const partial = file + PARTIAL;
+    this.dirFor(file);
+    const partial = tempPathFor(file);
     try {
-      await pipeline(body, createWriteStream(partial), ...(signal ? [{ signal }] : []));
-      const handle = await open(partial, 'r+');
-      try {
-        await handle.sync();
-      } finally {
-        await handle.close();
-      }
-      renameSync(partial, file);
+      await pipeline(body, createWriteStream(partial, { mode: PRIVATE_FILE, flags: 'wx' }), ...(signal ? [{ signal }] : []));
+      fsyncFile(partial);
+      publishFile(partial, file);
     } catch (err) {
       rmSync(partial, { force: true });
       throw err;
@@ -43,9 +43,8 @@ export class DirStore implements ObjectStore {
 
   async putText(key: string, text: string): Promise<void> {
     const file = this.path(key);
-    mkdirSync(dirname(file), { recursive: true });
-    writeFileSync(file + PARTIAL, text);
-    renameSync(file + PARTIAL, file);
+    this.dirFor(file);
+    writeFileAtomic(file, text);
   }
 
   async getText(key: string): Promise<string | null> {
@@ -61,7 +60,7 @@ export class DirStore implements ObjectStore {
       for (const entry of readdirSync(dir, { withFileTypes: true })) {
         const full = join(dir, entry.name);
         if (entry.isDirectory()) walk(full);
-        else if (!entry.name.endsWith(PARTIAL)) keys.push(relative(this.root, full));
+        else if (!entry.name.endsWith(TEMP) && !entry.name.endsWith(LEGACY_PARTIAL)) keys.push(relative(this.root, full));
       }
     };
     if (statSync(start).isDirectory()) walk(start);
@@ -73,13 +72,28 @@ export class DirStore implements ObjectStore {
     for (const key of keys) {
       const file = this.path(key);
       rmSync(file, { force: true });
-      rmSync(file + PARTIAL, { force: true });
+      rmSync(file + LEGACY_PARTIAL, { force: true });
+      // Temporary files of this key's writers that died mid-write.
+      const dir = dirname(file);
+      const prefix = `.${basename(file)}.`;
+      for (const name of existsSync(dir) ? readdirSync(dir) : []) {
+        const pid = name.startsWith(prefix) && name.endsWith(TEMP) ? Number(name.slice(prefix.length).split('.')[0]) : NaN;
+        if (pid && !processAlive(pid)) rmSync(join(dir, name), { force: true });
+      }
       // Empty directories left behind are removed up to the root.
       for (let dir = dirname(file); dir.startsWith(this.root) && dir !== this.root; dir = dirname(dir)) {
         if (!existsSync(dir) || readdirSync(dir).length > 0) break;
         rmSync(dir, { recursive: true, force: true });
       }
     }
+  }
+
+  /** The key's directory and those between it and the root, 0700 (the root itself is the operator's). */
+  private dirFor(file: string): void {
+    const dirs: string[] = [];
+    for (let dir = dirname(file); dir !== this.root && dir.startsWith(this.root); dir = dirname(dir)) dirs.unshift(dir);
+    if (!existsSync(this.root)) privateDir(this.root);
+    for (const dir of dirs) privateDir(dir);
   }
 
   private path(key: string): string {

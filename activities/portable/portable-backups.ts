@@ -7,8 +7,8 @@
 // manifest is written last (its presence marks a backup complete); every copy is hashed as it
 // streams and published only when the hash matches; a restore downloads, hashes and compares before
 // it touches the target.
-import { createHash } from 'node:crypto';
-import { createWriteStream, existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { createHash, randomInt } from 'node:crypto';
+import { createWriteStream, existsSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { PassThrough, pipeline as streamPipeline, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -17,6 +17,7 @@ import { isVerdictOf, verdict } from '../errors';
 import { run } from '../pg/process';
 import { quoteIdent, withClient, type PgConnection } from '../pg/sql';
 import { processAlive, withToolEnv } from '../pg/tool-env';
+import { privateDir, PRIVATE_FILE } from '../private-files';
 import type { ActivityIo } from '../providers/provider';
 import { assertServerCanLoad, dumpWithManifest, hashing, toolTooOld } from './logical-dump';
 import { openStore } from './open-store';
@@ -173,8 +174,9 @@ export class PortableBackups {
   async restoreInto(ref: BackupRef, conn: PgConnection, target: RestoreTarget, io: ActivityIo): Promise<{ setAside: string | null }> {
     const store = this.store(storeOfRef(ref));
     const manifest = await this.readManifest(store, ref.database, ref.backupId);
-    mkdirSync(this.config.workDir, { recursive: true, mode: 0o700 });
-    const staged = join(this.config.workDir, `${ref.backupId}.${process.pid}.${Date.now()}.pgdump`);
+    privateDir(this.config.workDir);
+    // pid first (a later worker removes what a dead one left), then a suffix no other attempt shares.
+    const staged = join(this.config.workDir, `${ref.backupId}.${process.pid}.${Date.now()}${randomInt(1000, 10000)}.pgdump`);
     try {
       const hash = createHash('sha256');
       let bytes = 0;
@@ -184,7 +186,7 @@ export class PortableBackups {
           bytes += n;
           io.heartbeat({ phase: 'download', bytes, of: manifest.sizeBytes });
         }),
-        createWriteStream(staged, { mode: 0o600 }),
+        createWriteStream(staged, { mode: PRIVATE_FILE, flags: 'wx' }),
         { signal: io.signal },
       );
       const sha256 = hash.digest('hex');

@@ -2,8 +2,7 @@
 // with a backup store (a directory) beside it. Backups are pg_dump custom-format files taken under
 // one exported snapshot, with the manifest's table statistics read in that same snapshot.
 import { createHash, randomBytes } from 'node:crypto';
-import { chownSync, createReadStream, createWriteStream, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { open } from 'node:fs/promises';
+import { chmodSync, chownSync, createReadStream, createWriteStream, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { ErrorType, type BackupManifest, type BackupRef, type DatabaseTarget, type NodeRef, type RegionSpec, type ReplicaSetSpec, type ScratchInstance, type TopologyView } from '../../workflows/types';
@@ -12,6 +11,7 @@ import { LocalCluster } from '../pg/cluster';
 import { freePort } from '../pg/ports';
 import { processAlive } from '../pg/tool-env';
 import { run, serverOsUser } from '../pg/process';
+import { fsyncFile, privateDir, PRIVATE_DIR, PRIVATE_FILE, publishFile, tempPathFor, writeFileAtomic } from '../private-files';
 import { libpqEnv, quoteIdent, withClient, type PgConnection } from '../pg/sql';
 import { assertServerCanLoad, dumpWithManifest, hashing, toolTooOld } from '../portable/logical-dump';
 import type { ActivityIo, DatabaseProvider, FenceResult, RebuildOptions, RebuildResult } from './provider';
@@ -85,20 +85,20 @@ export class LocalProvider implements DatabaseProvider {
       return this.refFor(target.region.name, await this.readManifest(dir, backupId));
     }
     rmSync(dir, { recursive: true, force: true });
-    mkdirSync(dir, { recursive: true });
+    this.privateBackupDir(target.region.name, backupId);
     const conn = await this.connect(target);
-    const partial = join(dir, `${DUMP_FILE}.partial`);
+    const partial = tempPathFor(join(dir, DUMP_FILE));
     const manifest = await dumpWithManifest(
       conn,
       this.config.pgBin,
-      createWriteStream(partial),
+      createWriteStream(partial, { mode: PRIVATE_FILE, flags: 'wx' }),
       { backupId, database: target.database, provider: 'local', sourceRegion: target.region.name, createdBy },
       io,
     );
-    await fsyncFile(partial);
-    renameSync(partial, join(dir, DUMP_FILE));
+    fsyncFile(partial);
+    publishFile(partial, join(dir, DUMP_FILE));
     // The manifest is written last: its presence is what marks a backup complete.
-    writeFileSync(join(dir, MANIFEST_FILE), JSON.stringify(manifest, null, 2) + '\n');
+    writeFileAtomic(join(dir, MANIFEST_FILE), JSON.stringify(manifest, null, 2) + '\n');
     return this.refFor(target.region.name, manifest);
   }
 
@@ -140,8 +140,8 @@ export class LocalProvider implements DatabaseProvider {
       }
     }
     rmSync(destDir, { recursive: true, force: true });
-    mkdirSync(destDir, { recursive: true });
-    const partial = join(destDir, `${DUMP_FILE}.partial`);
+    this.privateBackupDir(to.name, ref.backupId);
+    const partial = tempPathFor(join(destDir, DUMP_FILE));
     const hash = createHash('sha256');
     let bytes = 0;
     await pipeline(
@@ -150,10 +150,10 @@ export class LocalProvider implements DatabaseProvider {
         bytes += n;
         io.heartbeat({ phase: 'copy', bytes });
       }),
-      createWriteStream(partial),
+      createWriteStream(partial, { mode: PRIVATE_FILE, flags: 'wx' }),
       { signal: io.signal },
     );
-    await fsyncFile(partial);
+    fsyncFile(partial);
     const sha256 = hash.digest('hex');
     if (sha256 !== manifest.sha256) {
       rmSync(partial, { force: true });
@@ -162,8 +162,8 @@ export class LocalProvider implements DatabaseProvider {
       await this.verifyBackup(ref, io);
       throw new Error(`copy of ${ref.backupId} to ${to.name} came out with sha256 ${sha256}; expected ${manifest.sha256}`);
     }
-    renameSync(partial, join(destDir, DUMP_FILE));
-    writeFileSync(join(destDir, MANIFEST_FILE), JSON.stringify(manifest, null, 2) + '\n');
+    publishFile(partial, join(destDir, DUMP_FILE));
+    writeFileAtomic(join(destDir, MANIFEST_FILE), JSON.stringify(manifest, null, 2) + '\n');
     return this.refFor(to.name, manifest);
   }
 
@@ -202,7 +202,7 @@ export class LocalProvider implements DatabaseProvider {
       if (!cluster.adopt(this.spare(region.name, template), wanted)) await cluster.initFromCopy(template, wanted, io.signal);
       await cluster.start(io.signal);
       await cluster.ownPassword();
-      writeFileSync(ready, '');
+      writeFileAtomic(ready, '');
     } else if (!(await cluster.isRunning())) {
       await cluster.start(io.signal);
     }
@@ -542,6 +542,28 @@ export class LocalProvider implements DatabaseProvider {
     return join(this.config.home, 'regions', region);
   }
 
+  /**
+   * A backup's directory, made private: the backup 0700 in the region's backups directory 0700, in a
+   * region directory the servers' OS user can pass through and nobody else can enter. When Lifeboat
+   * runs as root the region directory is root:<postgres group> 0710 (the postgres user reaches the
+   * clusters under it by name; it can neither list it nor enter backups/); as any other user, the
+   * servers run as that same user and it is 0700. Dumps and manifests are 0600, owned by the worker's
+   * user, which also runs pg_restore on them.
+   */
+  private privateBackupDir(region: string, backupId: string): string {
+    const regionDir = this.regionDir(region);
+    mkdirSync(regionDir, { recursive: true });
+    const servers = serverOsUser();
+    if (servers) {
+      chownSync(regionDir, 0, servers.gid);
+      chmodSync(regionDir, 0o710);
+    } else {
+      chmodSync(regionDir, PRIVATE_DIR);
+    }
+    privateDir(join(regionDir, 'backups'));
+    return privateDir(this.backupDir(region, backupId));
+  }
+
   private backupDir(region: string, backupId: string): string {
     if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(backupId)) throw verdict(ErrorType.InvalidInput, `backup id ${JSON.stringify(backupId)} is not a plain name`);
     return join(this.regionDir(region), 'backups', backupId);
@@ -591,15 +613,6 @@ async function hashFile(file: string, io: ActivityIo): Promise<{ sha256: string;
     io.heartbeat({ phase: 'sha256', bytes: sizeBytes });
   }
   return { sha256: hash.digest('hex'), sizeBytes };
-}
-
-async function fsyncFile(file: string): Promise<void> {
-  const handle = await open(file, 'r+');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
 }
 
 /** The name a standby identifies itself with to its primary (and its replication slot's name). */

@@ -8,7 +8,7 @@ import { createConnection } from 'node:net';
 import { join } from 'node:path';
 import { Connection } from '@temporalio/client';
 import { temporal as proto } from '@temporalio/proto';
-import { serverOsUser } from '../../activities/pg/process';
+import { childEnv, serverOsUser } from '../../activities/pg/process';
 import { withClient } from '../../activities/pg/sql';
 import { newKeyLine } from '../../worker/codec';
 import type { LifeboatEnv } from '../../worker/env';
@@ -74,7 +74,7 @@ function madeWithPort(lifeboat: LifeboatEnv): number | undefined {
 
 export function temporalCli(env: LifeboatEnv): string {
   if (process.env.TEMPORAL_CLI) return process.env.TEMPORAL_CLI;
-  const onPath = spawnSync('sh', ['-c', 'command -v temporal'], { encoding: 'utf8' }).stdout.trim();
+  const onPath = spawnSync('sh', ['-c', 'command -v temporal'], { encoding: 'utf8', env: childEnv() }).stdout.trim();
   if (onPath) return onPath;
   const venv = join(env.projectRoot, '.venv', 'bin', 'temporal');
   if (existsSync(venv)) return venv;
@@ -126,7 +126,7 @@ function checkHomeReachable(env: LifeboatEnv): void {
   mkdirSync(env.home, { recursive: true });
   const user = serverOsUser();
   if (!user) return;
-  const probe = spawnSync('runuser', ['-u', user.name, '--', 'test', '-x', env.home]);
+  const probe = spawnSync('runuser', ['-u', user.name, '--', 'test', '-x', env.home], { env: childEnv() });
   if (probe.status !== 0) {
     throw new Error(
       `PostgreSQL runs as the ${user.name} OS user, which cannot reach ${env.home} (a parent directory is closed to it). ` +
@@ -173,7 +173,9 @@ export async function startTemporal(
     ...(options.uiCodecEndpoint ? ['--ui-codec-endpoint', options.uiCodecEndpoint] : []),
     ...ALL_SEARCH_ATTRIBUTES.flatMap((a) => ['--search-attribute', `${a.name}=${a.type === 'DOUBLE' ? 'Double' : 'Keyword'}`]),
   ];
-  const child = spawn(temporalCli(env), args, { detached: true, stdio: ['ignore', out, out] });
+  // The dev server is not Lifeboat: it gets the tools' allow-listed environment (HOME for its own
+  // config), never the worker's Temporal API key, codec keys or cloud credentials.
+  const child = spawn(temporalCli(env), args, { detached: true, stdio: ['ignore', out, out], env: childEnv({ HOME: process.env.HOME }) });
   child.unref();
   const onExit = options.onExit;
   if (onExit) child.once('exit', (code, signal) => onExit(child.pid!, code, signal));
@@ -335,12 +337,14 @@ export async function startDaemon(
     await waitFor(`${daemon.name} shutdown`, async () => !alive(previous.pid), 30, logFile).catch(() => process.kill(previous.pid, 'SIGKILL'));
   }
   const out = openSync(logFile, 'a');
-  const childEnv: NodeJS.ProcessEnv = { ...process.env, TEMPORAL_ADDRESS: temporal.address, LIFEBOAT_HOME: env.home };
-  for (const name of daemon.unset ?? []) delete childEnv[name];
+  // A daemon is Lifeboat itself (the worker, the codec server, the traffic generator): it is the one
+  // child that takes the worker's environment, its configuration.
+  const daemonEnv: NodeJS.ProcessEnv = { ...process.env, TEMPORAL_ADDRESS: temporal.address, LIFEBOAT_HOME: env.home };
+  for (const name of daemon.unset ?? []) delete daemonEnv[name];
   const child = spawn(process.execPath, [join(env.projectRoot, 'dist', 'scripts', 'cli.js'), daemon.name, ...(daemon.args ?? [])], {
     detached: true,
     stdio: ['ignore', out, out],
-    env: childEnv,
+    env: daemonEnv,
   });
   child.unref();
   const startSize = existsSync(logFile) ? readFileSync(logFile).length : 0;
