@@ -11,7 +11,7 @@ import { backupInput, crossCloudInput, databaseOf, drillInput, failbackInput, fa
 import { connectClient, temporalTarget, uiLink } from '../worker/temporal';
 import type { Progress } from '../workflows/steps';
 import { DatabaseAttr, ProviderAttr, RunbookAttr, TriggeredByAttr } from '../workflows/search-attributes';
-import { ErrorType, RUNBOOK_TASK_QUEUE, type CrossCloudInput, type RunbookReport } from '../workflows/types';
+import { ErrorType, RUNBOOK_TASK_QUEUE, topologyLockId, type CrossCloudInput, type RunbookReport } from '../workflows/types';
 import { formatBytes, ProgressView, renderReport } from './render';
 
 const USAGE = `usage:
@@ -169,7 +169,7 @@ async function main(argv: string[]): Promise<number> {
       const unknown = (args.regions ?? []).filter((name) => !all.some((r) => r.name === name));
       if (unknown.length) throw new UsageError(`--region ${unknown.join(', ')}: not a region of ${plan.source}; expected one of ${all.map((r) => r.name).join(', ')}`);
       const regions = args.regions ? all.filter((r) => args.regions!.includes(r.name)) : all;
-      await (await workerMain()).runWorker({ regions, env });
+      await (await workerMain()).runWorker({ regions, env, plan });
       return 0;
     }
     case 'plan': {
@@ -406,10 +406,6 @@ interface RunbookStart {
   /** Default: a new ID per run. Failover and failback pass the per-database lock ID. */
   workflowId?: string;
   awaitsApproval?: boolean;
-}
-
-export function topologyLockId(database: string): string {
-  return `lifeboat/${database}/failover`;
 }
 
 async function runRunbook(env: LifeboatEnv, args: Args, start: RunbookStart): Promise<number> {

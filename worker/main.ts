@@ -20,6 +20,8 @@ import { runbookVersion } from './version';
 import { freePort } from '../activities/pg/ports';
 import { drillsFromVisibility, LifeboatMetrics, startMetricsServer } from './metrics';
 import { join } from 'node:path';
+import type { LoadedPlan } from './plan';
+import { runInputCheck } from './input-check';
 
 export interface WorkerOptions {
   regions: RegionSpec[];
@@ -30,6 +32,11 @@ export interface WorkerOptions {
   providers?: Partial<Providers>;
   /** A prebuilt workflow bundle (tests build one once); otherwise workflows/ is bundled at start. */
   workflowBundle?: { code: string };
+  /**
+   * The plan this worker serves: every run's input is checked against it before any of its
+   * activities runs (worker/input-check.ts). `lifeboat worker` always passes one.
+   */
+  plan?: LoadedPlan;
 }
 
 export type Providers = Record<ProviderKind, DatabaseProvider> & { local: LocalProvider };
@@ -90,6 +97,7 @@ export async function createWorkers(options: WorkerOptions): Promise<{ workers: 
     metrics,
   });
 
+  const inputCheck = options.plan && { interceptors: { activity: [runInputCheck({ plan: options.plan, client: temporalClient, logger: logger.child({ component: 'input-check' }) })] } };
   const version = runbookVersion(env.projectRoot);
   const workflowSource = options.workflowBundle
     ? { workflowBundle: options.workflowBundle }
@@ -115,11 +123,12 @@ export async function createWorkers(options: WorkerOptions): Promise<{ workers: 
           dataConverter: temporal.dataConverter,
           // Transfers are disk- and CPU-bound: a few at a time per region is what one machine sustains.
           maxConcurrentActivityTaskExecutions: 4,
+          ...inputCheck,
         }),
       ),
     )),
   ];
-  logger.info({ version, namespace: temporal.namespace, address: temporal.connectionOptions.address, queues: [RUNBOOK_TASK_QUEUE, ...options.regions.map((r) => regionTaskQueue(r.name))] }, 'worker ready');
+  logger.info({ version, namespace: temporal.namespace, address: temporal.connectionOptions.address, queues: [RUNBOOK_TASK_QUEUE, ...options.regions.map((r) => regionTaskQueue(r.name))], plan: options.plan ? `${options.plan.source} (sha256 ${options.plan.digest.slice(0, 12)})` : 'none: inputs not checked' }, 'worker ready');
   return { workers, connection, logger, metrics };
 }
 
