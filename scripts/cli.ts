@@ -27,6 +27,7 @@ const USAGE = `usage:
   lifeboat approve <workflow-id> [-f plan] [--reason text]
   lifeboat failback <db> [-f plan] [--yes] [--json]
   lifeboat status <db> [-f plan] [--json]
+  lifeboat sweep [-f plan] [--json]               delete scratch instances of drills no longer running (terminated ones leave theirs)
   lifeboat schedule apply [-f plan] [--json]       make Temporal Schedules match the plan's schedule: blocks
   lifeboat schedule list [--json]  /  schedule pause | unpause | trigger <schedule-id> [--reason text]
   lifeboat traffic [-f plan]                      the traffic pointer (stable proxy ports) and canary writer
@@ -298,6 +299,10 @@ async function main(argv: string[]): Promise<number> {
       expectArgs(args, 2, 'lifeboat status <db> [-f plan] [--json]');
       return (await import('./status')).status(env, loadPlan(env, args.plan), sub!, args.json);
     }
+    case 'sweep': {
+      expectArgs(args, 1, 'lifeboat sweep [-f plan] [--json]');
+      return sweep(env, loadPlan(env, args.plan), args.json);
+    }
     case 'traffic': {
       const plan = loadPlan(env, args.plan);
       await (await import('./traffic/for-plan')).runTrafficForPlan(env, plan);
@@ -378,6 +383,34 @@ async function schedule(env: LifeboatEnv, args: Args, sub: string | undefined): 
     return 0;
   }
   throw new UsageError('expected: lifeboat schedule apply | list | pause | unpause | trigger');
+}
+
+/**
+ * Deletes, in every region of the plan, the scratch instances whose drill is no longer running (the
+ * readiness runs do the same for their DR region). Exit 1 when a region could not be listed or a
+ * delete failed.
+ */
+async function sweep(env: LifeboatEnv, plan: LoadedPlan, json: boolean): Promise<number> {
+  const target = temporalTarget();
+  let client: Client;
+  try {
+    client = await connectClient(target);
+  } catch (err) {
+    process.stderr.write(`cannot reach Temporal at ${target.connectionOptions.address}: ${(err as Error).message}\nthe sweep asks Temporal which drills are running; without it nothing is deleted\n`);
+    return 1;
+  }
+  const providers = (await import('../worker/main')).buildProviders(env);
+  const { sweepScratch } = await import('../activities/scratch-sweep');
+  const outcome = await sweepScratch({ regions: planRegions(plan), provider: (region) => providers[region.provider], client });
+  if (json) process.stdout.write(JSON.stringify(outcome, null, 2) + '\n');
+  else {
+    for (const d of outcome.deleted) process.stdout.write(`deleted  ${d.region}/${d.name}  (drill ${d.drill?.workflowId} ${d.drill?.status.toLowerCase()})\n`);
+    for (const k of outcome.kept) process.stdout.write(`kept     ${k.region}/${k.name}  (${k.reason}${k.drill ? `: ${k.drill.workflowId}` : ''})\n`);
+    for (const f of outcome.failed) process.stdout.write(`FAILED   ${f.region}/${f.name}  ${f.error}\n`);
+    process.stderr.write(`swept ${planRegions(plan).length} region(s): ${outcome.deleted.length} deleted, ${outcome.kept.length} kept, ${outcome.failed.length} failed\n`);
+  }
+  await client.connection.close();
+  return outcome.failed.length ? 1 : 0;
 }
 
 /** A database whose DR side is on another cloud moves by restore (workflows/cross-cloud.ts). */
