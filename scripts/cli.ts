@@ -1,7 +1,7 @@
 // The `lifeboat` command line. Exit codes: 0 the runbook succeeded; 1 it ran and failed;
 // 2 bad input or usage, with a message that names the field, the value and what is expected.
 import { userInfo } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { findPgBin } from '../activities/pg/binaries';
 import { WorkflowExecutionAlreadyStartedError, WorkflowFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
@@ -15,7 +15,7 @@ import { ErrorType, RUNBOOK_TASK_QUEUE, topologyLockId, type CrossCloudInput, ty
 import { formatBytes, ProgressView, renderReport } from './render';
 
 const USAGE = `usage:
-  lifeboat dev up | down | status [--json]      local stack: Temporal dev server, local PG regions, worker
+  lifeboat dev up [-f plan] | down | status [--json]   local stack: Temporal dev server, local PG regions, worker (serving the plan)
   lifeboat worker [-f plan] [--region name]...    run a worker (one task queue per region; --region: only those)
   lifeboat plan validate [-f plan]
   lifeboat drill <db> [-f plan] [--from-latest-backup] [--json]
@@ -143,7 +143,9 @@ async function main(argv: string[]): Promise<number> {
   switch (command) {
     case 'dev': {
       if (sub === 'up') {
-        const state = await (await stack()).devUp(env, say);
+        // With -f, the stack's worker serves that plan (it refuses runs its plan does not yield).
+        const plan = args.plan ? loadPlan(env, resolve(args.plan)) : undefined;
+        const state = await (await stack()).devUp(env, say, plan && { file: plan.source, digest: plan.digest });
         say(`\nstack up. Temporal UI: ${state.temporal.uiUrl}   next: lifeboat drill orders`);
         return 0;
       }
