@@ -2,24 +2,25 @@
 // started by hand with the Temporal client, with a check the plan does not have, is refused with
 // LifeboatInputMismatch before anything is done for it: no canary, no backup, no scratch instance,
 // and no activity body ran (every activity the runbook scheduled was refused at its first attempt).
+import { randomBytes } from 'node:crypto';
 import type { WorkflowHandle } from '@temporalio/client';
 import { withClient } from '../../activities/pg/sql';
+import { CodecKeys, lifeboatDataConverter } from '../../worker/codec';
 import { RUNBOOK_TASK_QUEUE } from '../../workflows/types';
 import { client, demoDrillInput, demoPlan, local, LogCapture, startWorker, type RunningWorker } from '../support/stack';
 import { endOf, expectNothingRan } from '../support/refused';
 
-const log = new LogCapture();
-let worker: RunningWorker;
+let log = new LogCapture();
+let worker: RunningWorker | undefined;
 
-beforeAll(async () => {
-  worker = await startWorker({ capture: log, plan: demoPlan() });
-});
-
-afterAll(async () => {
+afterEach(async () => {
   await worker?.stop();
+  worker = undefined;
 });
 
 test('a drill started by hand (Temporal client) with a check that is not in the plan is refused with LifeboatInputMismatch, and nothing ran', async () => {
+  log = new LogCapture();
+  worker = await startWorker({ capture: log, plan: demoPlan() });
   const p = local();
   const regions = [{ name: 'local-a', provider: 'local' as const }, { name: 'local-b', provider: 'local' as const }];
   const backupIds = async () => (await Promise.all(regions.map((r) => p.listBackups(r, 'orders')))).flat().map((b) => `${b.region}/${b.backupId}`).sort();
@@ -51,3 +52,22 @@ test('a drill started by hand (Temporal client) with a check that is not in the 
   await c.connection.close();
 });
 
+
+test('with payloads encrypted (the codec every dev stack has), the worker still reads the run\'s input and refuses a hand-made one', async () => {
+  const keys = CodecKeys.parse(`input-check ${randomBytes(32).toString('base64')}\n`, 'input-check test');
+  const dataConverter = lifeboatDataConverter(keys);
+  log = new LogCapture();
+  worker = await startWorker({ capture: log, plan: demoPlan(), dataConverter });
+  const sealed = await client(dataConverter);
+  const base = demoDrillInput({ triggeredBy: 'by-hand' });
+  const handle = await sealed.workflow.start('drill', {
+    taskQueue: RUNBOOK_TASK_QUEUE,
+    workflowId: `by-hand/orders/drill/sealed/${Date.now()}`,
+    args: [{ ...base, primary: { ...base.primary, credentials: { user: 'postgres', password: 'file:/root/.pgpass' } } }],
+  });
+  const ended = await endOf(handle);
+  expect(ended.reason).toContain(`LifeboatInputMismatch: drill ${handle.workflowId} was not built from the plan this worker loaded`);
+  expect(ended.reason).toContain('differs from the plan at primary.credentials');
+  await expectNothingRan(handle, log);
+  await sealed.connection.close();
+});
