@@ -103,9 +103,9 @@ export async function startWorker(
   };
 }
 
-/** Runs in-process workers for the demo regions (or the regions given) while `fn` runs. */
-export async function withWorker<T>(fn: () => Promise<T>, capture?: LogCapture, regions?: string[]): Promise<T> {
-  const worker = await startWorker({ regions, capture });
+/** Runs in-process workers for the demo regions (or the regions given) while `fn` runs; with a plan, checking every run against it. */
+export async function withWorker<T>(fn: () => Promise<T>, capture?: LogCapture, regions?: string[], plan?: LoadedPlan): Promise<T> {
+  const worker = await startWorker({ regions, capture, plan });
   try {
     return await fn();
   } finally {
