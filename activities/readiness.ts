@@ -8,6 +8,7 @@ import type { ActivityDeps } from './index';
 import { isVerdict, verdict } from './errors';
 import type { ActivityIo, DatabaseProvider } from './providers/provider';
 import type { PortableBackups } from './portable/portable-backups';
+import { sweepScratch, type SweepOutcome } from './scratch-sweep';
 
 type Activity = <I, O>(name: string, body: (input: I, io: ActivityIo) => Promise<O>) => (input: I) => Promise<{ value: O; attempt: number }>;
 
@@ -110,6 +111,15 @@ export function createReadinessActivities(
         if (seen.outcome === 'passed' && (!newestPassed || seen.closedAt > newestPassed.closedAt)) newestPassed = seen;
       }
       return { newest, newestPassed };
+    }),
+
+    /**
+     * Deletes the scratch instances in these regions whose drill is no longer running (a drill
+     * terminated from the Temporal UI runs no teardown). Idempotent: a second sweep finds nothing.
+     */
+    sweepScratch: activity('sweepScratch', async ({ regions }: { regions: RegionSpec[] }, io): Promise<SweepOutcome> => {
+      if (!deps.temporal) throw verdict(ErrorType.InvalidInput, 'this worker has no Temporal client to ask which drills are running');
+      return sweepScratch({ regions, provider, client: await deps.temporal(), logger: io.logger, heartbeat: io.heartbeat });
     }),
 
     /** The verdicts, for the metrics endpoint (`lifeboat_readiness_ok`). */

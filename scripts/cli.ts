@@ -1,21 +1,21 @@
 // The `lifeboat` command line. Exit codes: 0 the runbook succeeded; 1 it ran and failed;
 // 2 bad input or usage, with a message that names the field, the value and what is expected.
 import { userInfo } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { findPgBin } from '../activities/pg/binaries';
 import { WorkflowExecutionAlreadyStartedError, WorkflowFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
 import { CodecConfigError } from '../worker/codec';
 import { loadEnv, type LifeboatEnv } from '../worker/env';
-import { backupInput, crossCloudInput, databaseOf, drillInput, failbackInput, failoverInput, loadPlanFile, readinessInput, PlanError, planRegions, recoversByRestore, replicaSetOf, type LoadedPlan } from '../worker/plan';
+import { backupInput, crossCloudInput, databaseOf, drillInput, failbackInput, failoverInput, loadPlanFile, readinessInput, PlanError, planRegions, recoversByRestore, type LoadedPlan } from '../worker/plan';
 import { connectClient, temporalTarget, uiLink } from '../worker/temporal';
 import type { Progress } from '../workflows/steps';
 import { DatabaseAttr, ProviderAttr, RunbookAttr, TriggeredByAttr } from '../workflows/search-attributes';
-import { ErrorType, RUNBOOK_TASK_QUEUE, type CrossCloudInput, type RunbookReport } from '../workflows/types';
+import { ErrorType, RUNBOOK_TASK_QUEUE, topologyLockId, type CrossCloudInput, type RunbookReport } from '../workflows/types';
 import { formatBytes, ProgressView, renderReport } from './render';
 
 const USAGE = `usage:
-  lifeboat dev up | down | status [--json]      local stack: Temporal dev server, local PG regions, worker
+  lifeboat dev up [-f plan] | down | status [--json]   local stack: Temporal dev server, local PG regions, worker (serving the plan)
   lifeboat worker [-f plan] [--region name]...    run a worker (one task queue per region; --region: only those)
   lifeboat plan validate [-f plan]
   lifeboat drill <db> [-f plan] [--from-latest-backup] [--json]
@@ -27,6 +27,7 @@ const USAGE = `usage:
   lifeboat approve <workflow-id> [-f plan] [--reason text]
   lifeboat failback <db> [-f plan] [--yes] [--discard-divergent] [--json]
   lifeboat status <db> [-f plan] [--json]
+  lifeboat sweep [-f plan] [--json]               delete scratch instances of drills no longer running (terminated ones leave theirs)
   lifeboat schedule apply [-f plan] [--json]       make Temporal Schedules match the plan's schedule: blocks
   lifeboat schedule list [--json]  /  schedule pause | unpause | trigger <schedule-id> [--reason text]
   lifeboat traffic [-f plan]                      the traffic pointer (stable proxy ports) and canary writer
@@ -145,7 +146,9 @@ async function main(argv: string[]): Promise<number> {
   switch (command) {
     case 'dev': {
       if (sub === 'up') {
-        const state = await (await stack()).devUp(env, say);
+        // With -f, the stack's worker serves that plan (it refuses runs its plan does not yield).
+        const plan = args.plan ? loadPlan(env, resolve(args.plan)) : undefined;
+        const state = await (await stack()).devUp(env, say, plan && { file: plan.source, digest: plan.digest });
         say(`\nstack up. Temporal UI: ${state.temporal.uiUrl}   next: lifeboat drill orders`);
         return 0;
       }
@@ -172,10 +175,7 @@ async function main(argv: string[]): Promise<number> {
       const unknown = (args.regions ?? []).filter((name) => !all.some((r) => r.name === name));
       if (unknown.length) throw new UsageError(`--region ${unknown.join(', ')}: not a region of ${plan.source}; expected one of ${all.map((r) => r.name).join(', ')}`);
       const regions = args.regions ? all.filter((r) => args.regions!.includes(r.name)) : all;
-      const replicaSets = Object.keys(plan.plan.databases)
-        .filter((db) => databaseOf(plan, db).dr.standby)
-        .map((db) => replicaSetOf(plan, db));
-      await (await workerMain()).runWorker({ regions, env, replicaSets });
+      await (await workerMain()).runWorker({ regions, env, plan });
       return 0;
     }
     case 'plan': {
@@ -304,6 +304,10 @@ async function main(argv: string[]): Promise<number> {
       expectArgs(args, 2, 'lifeboat status <db> [-f plan] [--json]');
       return (await import('./status')).status(env, loadPlan(env, args.plan), sub!, args.json);
     }
+    case 'sweep': {
+      expectArgs(args, 1, 'lifeboat sweep [-f plan] [--json]');
+      return sweep(env, loadPlan(env, args.plan), args.json);
+    }
     case 'traffic': {
       const plan = loadPlan(env, args.plan);
       await (await import('./traffic/for-plan')).runTrafficForPlan(env, plan);
@@ -386,6 +390,34 @@ async function schedule(env: LifeboatEnv, args: Args, sub: string | undefined): 
   throw new UsageError('expected: lifeboat schedule apply | list | pause | unpause | trigger');
 }
 
+/**
+ * Deletes, in every region of the plan, the scratch instances whose drill is no longer running (the
+ * readiness runs do the same for their DR region). Exit 1 when a region could not be listed or a
+ * delete failed.
+ */
+async function sweep(env: LifeboatEnv, plan: LoadedPlan, json: boolean): Promise<number> {
+  const target = temporalTarget();
+  let client: Client;
+  try {
+    client = await connectClient(target);
+  } catch (err) {
+    process.stderr.write(`cannot reach Temporal at ${target.connectionOptions.address}: ${(err as Error).message}\nthe sweep asks Temporal which drills are running; without it nothing is deleted\n`);
+    return 1;
+  }
+  const providers = (await import('../worker/main')).buildProviders(env);
+  const { sweepScratch } = await import('../activities/scratch-sweep');
+  const outcome = await sweepScratch({ regions: planRegions(plan), provider: (region) => providers[region.provider], client });
+  if (json) process.stdout.write(JSON.stringify(outcome, null, 2) + '\n');
+  else {
+    for (const d of outcome.deleted) process.stdout.write(`deleted  ${d.region}/${d.name}  (drill ${d.drill?.workflowId} ${d.drill?.status.toLowerCase()})\n`);
+    for (const k of outcome.kept) process.stdout.write(`kept     ${k.region}/${k.name}  (${k.reason}${k.drill ? `: ${k.drill.workflowId}` : ''})\n`);
+    for (const f of outcome.failed) process.stdout.write(`FAILED   ${f.region}/${f.name}  ${f.error}\n`);
+    process.stderr.write(`swept ${planRegions(plan).length} region(s): ${outcome.deleted.length} deleted, ${outcome.kept.length} kept, ${outcome.failed.length} failed\n`);
+  }
+  await client.connection.close();
+  return outcome.failed.length ? 1 : 0;
+}
+
 /** A database whose DR side is on another cloud moves by restore (workflows/cross-cloud.ts). */
 function startCrossCloud(env: LifeboatEnv, args: Args, input: CrossCloudInput): Promise<number> {
   const verb = input.direction === 'failover' ? `${input.mode === 'planned' ? 'Planned' : 'Unplanned'} cross-cloud failover` : 'Cross-cloud failback';
@@ -412,10 +444,6 @@ interface RunbookStart {
   /** Default: a new ID per run. Failover and failback pass the per-database lock ID. */
   workflowId?: string;
   awaitsApproval?: boolean;
-}
-
-export function topologyLockId(database: string): string {
-  return `lifeboat/${database}/failover`;
 }
 
 async function runRunbook(env: LifeboatEnv, args: Args, start: RunbookStart): Promise<number> {

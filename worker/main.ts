@@ -8,7 +8,7 @@ import { LocalProvider } from '../activities/providers/local';
 import { AwsProvider } from '../activities/providers/aws';
 import { GcpProvider } from '../activities/providers/gcp';
 import type { DatabaseProvider } from '../activities/providers/provider';
-import { regionTaskQueue, RUNBOOK_TASK_QUEUE, type ProviderKind, type RegionSpec, type ReplicaSetSpec } from '../workflows/types';
+import { regionTaskQueue, RUNBOOK_TASK_QUEUE, type ProviderKind, type RegionSpec } from '../workflows/types';
 import { sendWorkerNotification } from '../activities/notify';
 import { watchFences } from './fence-watch';
 import { loadEnv, type LifeboatEnv } from './env';
@@ -22,6 +22,8 @@ import { runbookVersion } from './version';
 import { freePort } from '../activities/pg/ports';
 import { drillsFromVisibility, LifeboatMetrics, startMetricsServer } from './metrics';
 import { join } from 'node:path';
+import { replicaSetsOf, type LoadedPlan } from './plan';
+import { runInputCheck } from './input-check';
 
 export interface WorkerOptions {
   regions: RegionSpec[];
@@ -32,8 +34,11 @@ export interface WorkerOptions {
   providers?: Partial<Providers>;
   /** A prebuilt workflow bundle (tests build one once); otherwise workflows/ is bundled at start. */
   workflowBundle?: { code: string };
-  /** The plan's replication sets: the worker fences again any node of its regions listed as fenced that takes writes. */
-  replicaSets?: ReplicaSetSpec[];
+  /**
+   * The plan this worker serves: every run's input is checked against it before any of its
+   * activities runs (worker/input-check.ts). `lifeboat worker` always passes one.
+   */
+  plan?: LoadedPlan;
 }
 
 export type Providers = Record<ProviderKind, DatabaseProvider> & { local: LocalProvider };
@@ -95,6 +100,7 @@ export async function createWorkers(options: WorkerOptions): Promise<{ workers: 
     metrics,
   });
 
+  const inputCheck = options.plan && { interceptors: { activity: [runInputCheck({ plan: options.plan, client: temporalClient, logger: logger.child({ component: 'input-check' }) })] } };
   const version = runbookVersion(env.projectRoot);
   const workflowSource = options.workflowBundle
     ? { workflowBundle: options.workflowBundle }
@@ -120,11 +126,12 @@ export async function createWorkers(options: WorkerOptions): Promise<{ workers: 
           dataConverter: temporal.dataConverter,
           // Transfers are disk- and CPU-bound: a few at a time per region is what one machine sustains.
           maxConcurrentActivityTaskExecutions: 4,
+          ...inputCheck,
         }),
       ),
     )),
   ];
-  logger.info({ version, namespace: temporal.namespace, address: temporal.connectionOptions.address, queues: [RUNBOOK_TASK_QUEUE, ...options.regions.map((r) => regionTaskQueue(r.name))] }, 'worker ready');
+  logger.info({ version, namespace: temporal.namespace, address: temporal.connectionOptions.address, queues: [RUNBOOK_TASK_QUEUE, ...options.regions.map((r) => regionTaskQueue(r.name))], plan: options.plan ? `${options.plan.source} (sha256 ${options.plan.digest.slice(0, 12)})` : 'none: inputs not checked' }, 'worker ready');
   return { workers, connection, logger, metrics, providers };
 }
 
@@ -134,7 +141,7 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
   const { workers, connection, logger, metrics, providers } = await createWorkers({ ...options, env });
   const notifyConfig = { webhookUrl: env.webhookUrl, webhookSecret: env.webhookSecret, uiUrl: env.uiUrl };
   const fences = watchFences({
-    sets: options.replicaSets ?? [],
+    sets: options.plan ? replicaSetsOf(options.plan) : [],
     regions: options.regions.map((r) => r.name),
     providerFor: (set) => providers[set.home.provider],
     logger: logger.child({ component: 'fence-watch' }),

@@ -592,6 +592,17 @@ export function replicaSetOf(loaded: LoadedPlan, database: string): ReplicaSetSp
   };
 }
 
+/** Every replication set of the plan (databases with dr.standby; one set per primary region). */
+export function replicaSetsOf(loaded: LoadedPlan): ReplicaSetSpec[] {
+  const sets = new Map<string, ReplicaSetSpec>();
+  for (const name of Object.keys(loaded.plan.databases)) {
+    if (!databaseOf(loaded, name).dr.standby) continue;
+    const set = replicaSetOf(loaded, name);
+    if (!sets.has(set.set)) sets.set(set.set, set);
+  }
+  return [...sets.values()];
+}
+
 export function failoverInput(
   loaded: LoadedPlan,
   database: string,

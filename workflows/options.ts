@@ -122,3 +122,21 @@ export const readinessProbe: ActivityOptions = {
     nonRetryableErrorTypes: NON_RETRYABLE_ERROR_TYPES,
   },
 };
+
+/**
+ * The scratch sweep of a readiness run: listing and a few deletes, each heartbeating. A delete the
+ * platform is slow to confirm is retried by the next sweep; a readiness run never waits long on it.
+ */
+export const scratchSweep: ActivityOptions = {
+  ...waitForCancellation,
+  scheduleToStartTimeout: '2 minutes',
+  startToCloseTimeout: '10 minutes',
+  heartbeatTimeout: '1 minute',
+  retry: {
+    initialInterval: '5 seconds',
+    backoffCoefficient: 2,
+    maximumInterval: '1 minute',
+    maximumAttempts: 3,
+    nonRetryableErrorTypes: NON_RETRYABLE_ERROR_TYPES,
+  },
+};

@@ -3,19 +3,24 @@
 //
 //   DR region answers -> primary region answers -> newest backup within the RPO -> copy in DR
 //   -> standby present and streaming -> standby lag within the RPO -> a drill passed in its window
+//   -> sweep the DR region's scratch instances whose drill is no longer running (not a check)
 //   -> publish the verdicts (metrics) -> one notification per problem -> report
 //
 // Every check runs even when an earlier one failed: the report lists everything that is wrong.
-import { defineQuery, setHandler, workflowInfo, type ActivityOptions } from '@temporalio/workflow';
+import { defineQuery, patched, setHandler, workflowInfo, type ActivityOptions } from '@temporalio/workflow';
 import type { DrillSighting, NewestBackup, StandbyHealth } from '../activities/readiness';
+import type { SweepOutcome } from '../activities/scratch-sweep';
 import { callIn } from './calls';
 import { notify } from './notify';
-import { readinessProbe } from './options';
+import { readinessProbe, scratchSweep } from './options';
 import { finishReport, invalid, startReport, subjectOf } from './report';
 import { StepLog, describeFailure, type Progress } from './steps';
 import type { CheckResult, ReadinessInput, RegionSpec, RunbookReport } from './types';
 
 export const readinessProgressQuery = defineQuery<Progress>('readinessProgress');
+
+/** Since this patch a readiness run also sweeps its DR region's scratch instances of drills no longer running. */
+export const SCRATCH_SWEEP = 'readiness-scratch-sweep';
 
 export async function readiness(input: ReadinessInput): Promise<RunbookReport> {
   validateReadinessInput(input);
@@ -120,6 +125,19 @@ export async function readiness(input: ReadinessInput): Promise<RunbookReport> {
     );
   }
 
+  // Housekeeping, not a verdict: a leaked scratch instance costs money but does not make the
+  // database less recoverable. The step's detail says what was deleted; a failed sweep is retried next time.
+  if (inDr.ok && patched(SCRATCH_SWEEP)) {
+    await steps
+      .run('sweep scratch', `deleting scratch instances in ${dr.name} whose drill is no longer running`, () =>
+        callIn(dr, scratchSweep, 'sweepScratch', `Scratch sweep in ${dr.name}`, { regions: [dr] }),
+      )
+      .then(
+        (swept: SweepOutcome) => steps.annotate('sweep scratch', sweepSummary(swept)),
+        () => undefined, // the failed step says why
+      );
+  }
+
   report.checks = checks;
   const problems = checks.filter((c) => !c.ok);
   if (problems.length) {
@@ -145,6 +163,17 @@ export async function readiness(input: ReadinessInput): Promise<RunbookReport> {
   }
   finishReport(report, steps);
   return report;
+}
+
+function sweepSummary(swept: SweepOutcome): string {
+  const deleted = swept.deleted.map((d) => `${d.name} (drill ${d.drill?.workflowId ?? '?'} ${d.drill?.status.toLowerCase() ?? ''})`.trim());
+  return [
+    deleted.length ? `deleted ${deleted.join(', ')}` : 'nothing to delete',
+    swept.kept.length ? `kept ${swept.kept.length}` : '',
+    swept.failed.length ? `could not delete ${swept.failed.map((f) => `${f.name}: ${f.error}`).join('; ')}` : '',
+  ]
+    .filter(Boolean)
+    .join('; ');
 }
 
 function age(seconds: number): string {

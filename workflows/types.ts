@@ -381,5 +381,14 @@ export function regionTaskQueue(region: string): string {
   return `lifeboat-${region}`;
 }
 
+/**
+ * The workflow ID of every failover and failback of a database (topology and cross-cloud runbooks):
+ * the per-database lock. Temporal keeps at most one open run per ID, and workers refuse a topology
+ * run started under any other ID (worker/input-check.ts), so the lock holds for runs started by hand.
+ */
+export function topologyLockId(database: string): string {
+  return `lifeboat/${database}/failover`;
+}
+
 /** The queue runbooks (workflow tasks) run on. */
 export const RUNBOOK_TASK_QUEUE = 'lifeboat';

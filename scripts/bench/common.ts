@@ -165,10 +165,11 @@ export function announced<T>(before: string, run: () => Promise<T>, after: (resu
  * is older than dist/; with everything up to date it changes nothing. (Only asking `dev status` once
  * let a benchmark time the worker of an earlier build.)
  */
-export async function ensureStack(env: LifeboatEnv): Promise<void> {
-  say('running `lifeboat dev up` (starts what is down, restarts a worker on older code)');
+export async function ensureStack(env: LifeboatEnv, planFile?: string): Promise<void> {
+  say(`running \`lifeboat dev up${planFile ? ' -f <bench plan>' : ''}\` (starts what is down, restarts a worker on older code${planFile ? ' or another plan' : ''})`);
   // dev up talks on stderr; its stdout goes there too so ours stays the benchmark's table.
-  const up = await runChild(process.execPath, [cliPath(env), 'dev', 'up'], { cwd: env.projectRoot, stdio: ['ignore', 2, 2] });
+  // With a plan, the stack's worker serves it: a worker refuses runs its own plan does not yield.
+  const up = await runChild(process.execPath, [cliPath(env), 'dev', 'up', ...(planFile ? ['-f', planFile] : [])], { cwd: env.projectRoot, stdio: ['ignore', 2, 2] });
   if (up.code !== 0) throw new Error(`\`lifeboat dev up\` exited with ${up.code}`);
 }
 

@@ -356,6 +356,7 @@ async function main(argv: string[]): Promise<number> {
   const rounds: Round[] = [];
   try {
     const planFile = writePlan(planDir);
+    await ensureStack(env, planFile); // the stack's worker serves the bench plan while it runs
     for (let i = 0; i < options.warmup; i++) {
       await timeRound(env, planFile, primary, dr, compression, workdir, i, `warm-up ${i + 1} (not timed)`);
     }
@@ -366,6 +367,7 @@ async function main(argv: string[]): Promise<number> {
       if (options.runs === null && i === 0 && roundSeconds < QUICK_ROUND_SECONDS) options.runs = 3;
     }
   } finally {
+    await ensureStack(env).catch((err: unknown) => say(`could not put the stack's worker back on the demo plan: ${(err as Error).message}; run \`lifeboat dev up\``));
     rmSync(planDir, { recursive: true, force: true });
     rmSync(workdir, { recursive: true, force: true });
     const deleted = await deleteBenchBackups(env);

@@ -363,7 +363,11 @@ async function stopDaemon(env: LifeboatEnv, name: string, pid: number | undefine
   log(`${name.padEnd(11)} stopped`);
 }
 
-export async function devUp(env: LifeboatEnv, log: (line: string) => void): Promise<StackState> {
+/**
+ * `plan`: the plan the stack's worker serves (it checks every run against it: worker/input-check.ts);
+ * the demo plan when absent. Another plan than the running worker's restarts it.
+ */
+export async function devUp(env: LifeboatEnv, log: (line: string) => void, plan?: { file: string; digest: string }): Promise<StackState> {
   const ports = stackPorts(process.env, env);
   accessSync(join(env.projectRoot, 'dist', 'scripts', 'cli.js'), constants.R_OK);
   // The previous state is read once: rewriting the file mid-way must never forget a running worker
@@ -395,7 +399,8 @@ export async function devUp(env: LifeboatEnv, log: (line: string) => void): Prom
   state.regions = await startRegions(env, ports, log);
   await startReplicaSet(env, ports.pgBase + 2, log);
   writeFileSync(stateFile(env), JSON.stringify(state, null, 2) + '\n');
-  state.worker = await startDaemon(env, { name: 'worker', ready: 'worker ready', config }, temporal, log, previous?.worker);
+  const workerPlan = plan ? { args: ['-f', plan.file], config: `${config} plan=${plan.digest}` } : { config };
+  state.worker = await startDaemon(env, { name: 'worker', ready: 'worker ready', ...workerPlan }, temporal, log, previous?.worker);
   writeFileSync(stateFile(env), JSON.stringify(state, null, 2) + '\n');
   state.traffic = await startDaemon(env, { name: 'traffic', ready: 'traffic ready' }, temporal, log, previous?.traffic);
   writeFileSync(stateFile(env), JSON.stringify(state, null, 2) + '\n');

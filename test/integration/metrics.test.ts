@@ -3,12 +3,14 @@
 // drill's verdict and RTO as visibility recorded them. The readiness API and label escaping are
 // checked on an in-process endpoint (the readiness activities publish from the worker's process).
 import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { LifeboatMetrics, startMetricsServer, type MetricsServer } from '../../worker/metrics';
 import { RUNBOOK_TASK_QUEUE, type RunbookReport } from '../../workflows/types';
 import { CLI } from '../support/cli';
 import { freePort } from '../support/ports';
-import { readinessInput } from '../../worker/plan';
-import { client, demoDrillInput, demoPlan } from '../support/stack';
+import { drillInput, loadPlanFile, readinessInput } from '../../worker/plan';
+import { client, env } from '../support/stack';
 
 /** The value of one sample line, by its exact name and label part (`''` for none). */
 function sample(text: string, name: string, labels = ''): string | undefined {
@@ -43,6 +45,19 @@ async function waitFor<T>(what: string, timeoutMs: number, probe: () => Promise<
 // "orders" too, and a run of theirs finishing later would be the newest "orders" drill.
 const DRILL_DB = `metrics-orders-${Date.now()}`;
 
+/** The demo plan plus DRILL_DB: the worker checks every run's input against the plan it serves. */
+function writePlan(): string {
+  const demo = readFileSync(join(env().projectRoot, 'scripts', 'dev', 'demo-plan.yaml'), 'utf8');
+  const file = join(env().home, 'plans', 'metrics.yaml');
+  mkdirSync(join(env().home, 'plans'), { recursive: true });
+  writeFileSync(
+    file,
+    `${demo.trimEnd()}\n  ${DRILL_DB}:\n    primary: { region: local-a, database: orders }\n    dr: { region: local-b }\n    objectives: { rpo: 15m, rto: 30m }\n` +
+      `    checks:\n      - name: recent orders exist\n        sql: select count(*) > 0 from orders\n`,
+  );
+  return file;
+}
+
 describe('the metrics endpoint of a `lifeboat worker` process', () => {
   let worker: ChildProcess;
   let output = '';
@@ -53,7 +68,9 @@ describe('the metrics endpoint of a `lifeboat worker` process', () => {
   beforeAll(async () => {
     const port = await freePort();
     base = `http://127.0.0.1:${port}`;
-    worker = spawn(process.execPath, [CLI, 'worker'], { env: { ...process.env, LIFEBOAT_METRICS_PORT: String(port) }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const planFile = writePlan();
+    const plan = loadPlanFile(planFile);
+    worker = spawn(process.execPath, [CLI, 'worker', '-f', planFile], { env: { ...process.env, LIFEBOAT_METRICS_PORT: String(port) }, stdio: ['ignore', 'pipe', 'pipe'] });
     worker.stdout!.on('data', (d: Buffer) => (output += d.toString()));
     worker.stderr!.on('data', (d: Buffer) => (output += d.toString()));
     try {
@@ -62,9 +79,9 @@ describe('the metrics endpoint of a `lifeboat worker` process', () => {
       throw new Error(`${(err as Error).message}\nworker output:\n${output}`);
     }
     const c = await client();
-    const handle = await c.workflow.start('drill', { taskQueue: RUNBOOK_TASK_QUEUE, workflowId: `test/metrics/drill/${Date.now()}`, args: [demoDrillInput({ database: DRILL_DB })] });
+    const handle = await c.workflow.start('drill', { taskQueue: RUNBOOK_TASK_QUEUE, workflowId: `test/metrics/drill/${Date.now()}`, args: [drillInput(plan, DRILL_DB, { fromLatestBackup: false, triggeredBy: 'test' })] });
     report = (await handle.result()) as RunbookReport;
-    const input = readinessInput(demoPlan(), 'orders', { triggeredBy: 'test' });
+    const input = readinessInput(plan, 'orders', { triggeredBy: 'test' });
     readiness = (await c.workflow.execute('readiness', { taskQueue: RUNBOOK_TASK_QUEUE, workflowId: `test/metrics/readiness/${Date.now()}`, args: [input] })) as RunbookReport;
   });
 

@@ -76,7 +76,7 @@ export interface RunningWorker {
  * unless told otherwise), until stop().
  */
 export async function startWorker(
-  options: { regions?: string[]; capture?: LogCapture; providers?: Partial<Providers>; dataConverter?: DataConverter } = {},
+  options: { regions?: string[]; capture?: LogCapture; providers?: Partial<Providers>; dataConverter?: DataConverter; plan?: LoadedPlan } = {},
 ): Promise<RunningWorker> {
   const logger = createLogger('info', options.capture ?? new LogCapture());
   await temporalReachable();
@@ -88,6 +88,8 @@ export async function startWorker(
     logger,
     temporal: temporal(options.dataConverter),
     workflowBundle: await workflowBundle(options.dataConverter?.failureConverterPath),
+    // With a plan, the worker checks every run's input against it, as `lifeboat worker` does.
+    plan: options.plan,
   });
   const running = workers.map((w: Worker) => w.run());
   let stopping: Promise<void> | undefined;
@@ -101,9 +103,9 @@ export async function startWorker(
   };
 }
 
-/** Runs in-process workers for the demo regions (or the regions given) while `fn` runs. */
-export async function withWorker<T>(fn: () => Promise<T>, capture?: LogCapture, regions?: string[]): Promise<T> {
-  const worker = await startWorker({ regions, capture });
+/** Runs in-process workers for the demo regions (or the regions given) while `fn` runs; with a plan, checking every run against it. */
+export async function withWorker<T>(fn: () => Promise<T>, capture?: LogCapture, regions?: string[], plan?: LoadedPlan): Promise<T> {
+  const worker = await startWorker({ regions, capture, plan });
   try {
     return await fn();
   } finally {

@@ -71,7 +71,7 @@ test('a failover survives SIGKILL of its worker at the approval gate: a new work
   const before = expectAtHome(fx);
   await canaryAtEpoch(DB, before.epoch);
   const first = startWorkerProcess();
-  const handle = await startTopologyRunbook(temporal, 'failover', failoverInput(fx.plan, DB, { mode: 'planned', preApproved: false, triggeredBy: 'test', approvalTimeoutSeconds: 600 }));
+  const handle = await startTopologyRunbook(temporal, 'failover', failoverInput(fx.plan, DB, { mode: 'planned', preApproved: false, triggeredBy: 'test' }));
   await waitForStep(handle, 'failoverProgress', 'approval', 90_000);
 
   first.kill('SIGKILL');

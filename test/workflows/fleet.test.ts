@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { withClient } from '../../activities/pg/sql';
 import { seedDemo } from '../../scripts/dev/seed';
 import type { FleetDrillResult } from '../../workflows/fleet';
+import { loadPlanFile } from '../../worker/plan';
 import { lifeboat } from '../support/cli';
 import { client, env, local, withWorker } from '../support/stack';
 
@@ -41,7 +42,8 @@ ${DATABASES.map(
   });
 
   test('every database is drilled as a child workflow, at most 2 at a time; the one with bad data fails the fleet and the others still pass', async () => {
-    const run = await withWorker(() => lifeboat(['drill', '--all', '-f', plan, '--concurrency', '2', '--json']));
+    // The worker checks each child drill's input against the plan, as `lifeboat worker -f plan` does.
+    const run = await withWorker(() => lifeboat(['drill', '--all', '-f', plan, '--concurrency', '2', '--json']), undefined, undefined, loadPlanFile(plan));
     expect(run.code).toBe(1);
     const report = JSON.parse(run.stdout) as FleetDrillResult;
     expect(report.outcome).toBe('failed');

@@ -5,6 +5,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ScheduleOverlapPolicy } from '@temporalio/client';
 import type { DrillInput, RunbookReport } from '../../workflows/types';
+import { loadPlanFile } from '../../worker/plan';
 import { lifeboat } from '../support/cli';
 import { client, env, withWorker } from '../support/stack';
 
@@ -66,6 +67,7 @@ describe('lifeboat schedule (Temporal Schedules on the test stack\'s dev server)
 
   test('trigger runs the scheduled drill now: a real drill, passed, marked as started by the schedule', async () => {
     expect((await lifeboat(['schedule', 'apply', '-f', first, '--json'])).code).toBe(0);
+    // The worker checks the scheduled run's input against the plan the schedule was applied from.
     await withWorker(async () => {
       expect((await lifeboat(['schedule', 'trigger', 'lifeboat/orders/drill'])).code).toBe(0);
       const deadline = Date.now() + 120_000;
@@ -78,7 +80,7 @@ describe('lifeboat schedule (Temporal Schedules on the test stack\'s dev server)
         if (!report) await new Promise((r) => setTimeout(r, 500));
       }
       expect(report).toMatchObject({ runbook: 'drill', database: 'orders', outcome: 'passed' });
-    });
+    }, undefined, undefined, loadPlanFile(first));
   });
 
   test('pause of a schedule that does not exist is a usage error naming it', async () => {

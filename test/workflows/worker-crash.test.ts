@@ -1,8 +1,10 @@
 // The worker process is killed with SIGKILL mid-drill (after the copy, while restoring). A new
 // worker must finish the drill: no duplicate backup, no leaked scratch instance.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { CLI } from '../support/cli';
-import { client, local, parsePlan } from '../support/stack';
+import { client, env, local, parsePlan } from '../support/stack';
 import { drillInput } from '../../worker/plan';
 import { withClient } from '../../activities/pg/sql';
 import { seedDemo } from '../../scripts/dev/seed';
@@ -24,9 +26,12 @@ databases:
         sql: select count(*) > 0 from orders
 `;
 
+// The worker serves this plan: it checks every run's input against the plan it loaded.
+const planFile = join(env().home, 'plans', 'worker-crash.yaml');
+
 const workers: ChildProcess[] = [];
 function startWorker(): ChildProcess {
-  const child = spawn(process.execPath, [CLI, 'worker'], { env: { ...process.env, LIFEBOAT_LOG_LEVEL: 'warn' }, stdio: ['ignore', 'ignore', 'inherit'] });
+  const child = spawn(process.execPath, [CLI, 'worker', '-f', planFile], { env: { ...process.env, LIFEBOAT_LOG_LEVEL: 'warn' }, stdio: ['ignore', 'ignore', 'inherit'] });
   workers.push(child);
   return child;
 }
@@ -36,6 +41,8 @@ afterAll(() => {
 });
 
 beforeAll(async () => {
+  mkdirSync(join(env().home, 'plans'), { recursive: true });
+  writeFileSync(planFile, PLAN);
   // Big enough that the restore takes a moment to kill the worker in.
   const cluster = local().regionCluster('local-a');
   await withClient(cluster.connection('postgres'), async (c) => {
@@ -46,7 +53,7 @@ beforeAll(async () => {
 }, 300_000);
 
 test('a drill survives SIGKILL of its worker while restoring: no duplicate backup, no leaked scratch instance', async () => {
-  const input = drillInput(parsePlan(PLAN, 'crash plan'), BIG.replace('_', '-'), { fromLatestBackup: false, triggeredBy: 'test' });
+  const input = drillInput(parsePlan(PLAN, planFile), BIG.replace('_', '-'), { fromLatestBackup: false, triggeredBy: 'test' });
   const first = startWorker();
   const c = await client();
   const handle = await c.workflow.start('drill', { taskQueue: RUNBOOK_TASK_QUEUE, workflowId: `test/crash/${Date.now()}`, args: [input] });
