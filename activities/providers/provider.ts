@@ -3,13 +3,26 @@
 // inside (a dump file, a DBSnapshot, a backupRun) and these words outside.
 import type { Logger } from 'pino';
 import type { BackupManifest, BackupRef, CredentialsRef, DatabaseTarget, NodeRef, ProviderKind, RegionSpec, ReplicaSetSpec, ScratchInstance, TopologyView } from '../../workflows/types';
-import type { NodeStatus, ReplicationLag } from '../pg/replication';
+import type { NodeStatus as ServerStatus, ReplicationLag } from '../pg/replication';
 import type { PgConnection } from '../pg/sql';
 
-export type { NodeStatus, ReplicationLag };
+export type { ReplicationLag };
+
+export interface NodeStatus extends ServerStatus {
+  /**
+   * May a promotion of this node have been requested and accepted? True when the platform or
+   * Lifeboat's own record says so (RDS: the lifeboat:promote-requested tag, written before
+   * PromoteReadReplica is sent, or the instance is no read replica any more; Cloud SQL: a
+   * promoteReplica or switchover operation of it still in flight, or it is no replica any more).
+   * A runbook never unfences the old primary while this is true. Absent where a provider cannot tell.
+   */
+  promoteRequested?: boolean;
+}
 
 export interface FenceResult {
+  /** True only when the provider verified the fence (a refused login, an instance described as stopped), never from an accepted call. */
   confirmed: boolean;
+  /** The mechanisms, named precisely, and how each was verified or why not. */
   how: string;
   /** Planned: the WAL position after the last write the primary took; the standby must reach it. */
   finalLsn: string | null;
