@@ -201,6 +201,9 @@ async function revokeLogins(c: Client): Promise<{ revoked: string[]; failed: str
       }
     }
     await setReadOnly(c, true);
+    // The whole record: roles an earlier fence of this node took count too (unfence re-grants them all).
+    const record = await c.query<{ role: string }>('select role::text as role from lifeboat.fenced_logins order by 1');
+    revoked.splice(0, revoked.length, ...record.rows.map((r) => r.role));
     await c.query('commit');
   } catch (err) {
     await c.query('rollback').catch(() => undefined);

@@ -249,9 +249,11 @@ export class FakeSqlAdmin {
   patchInstance(project: string, name: string, body: Record<string, unknown>): object {
     const instance = this.requireMutable(project, name);
     const patch = isObject(body.settings) ? body.settings : {};
-    const unknown = Object.keys(patch).filter((k) => !['activationPolicy', 'userLabels'].includes(k));
-    if (unknown.length || Object.keys(body).some((k) => k !== 'settings')) {
-      throw badRequest('notFaked', `the fake patches settings.activationPolicy and settings.userLabels only; the request also sets ${[...unknown, ...Object.keys(body).filter((k) => k !== 'settings')].join(', ')}`);
+    // The client serializes empty maps and lists of fields the call did not set: those set nothing.
+    const unknown = Object.keys(patch).filter((k) => !['activationPolicy', 'userLabels'].includes(k) && !isEmpty(patch[k]));
+    const other = Object.keys(body).filter((k) => k !== 'settings' && !isEmpty(body[k]));
+    if (unknown.length || other.length) {
+      throw badRequest('notFaked', `the fake patches settings.activationPolicy and settings.userLabels only; the request also sets ${[...unknown, ...other].join(', ')}`);
     }
     const policy = patch.activationPolicy === undefined ? undefined : activationPolicyName(patch.activationPolicy);
     if (patch.activationPolicy !== undefined && policy !== 'ALWAYS' && policy !== 'NEVER') {
@@ -738,6 +740,10 @@ function durationMs(value: string): number {
   const match = /^(\d+(?:\.\d+)?)s$/.exec(value);
   if (!match) throw badRequest('invalid', `dbTimeout ${JSON.stringify(value)} is not a duration; expected seconds such as "30s"`);
   return Math.round(Number(match[1]) * 1000);
+}
+
+function isEmpty(value: unknown): boolean {
+  return value === null || value === '' || (Array.isArray(value) && value.length === 0) || (isObject(value) && Object.keys(value).length === 0);
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {
