@@ -59,16 +59,17 @@ export interface SqlFenceState {
 }
 
 export async function sqlFenceState(client: Client): Promise<SqlFenceState> {
-  const { rows } = await client.query<{ rec: boolean; ro_default: boolean; revoked: string[] | null; can_log_in: string[] }>(`
+  const { rows } = await client.query<{ rec: boolean; ro_default: boolean; recorded: boolean; can_log_in: string[] }>(`
     select pg_is_in_recovery() as rec,
            exists (select 1 from pg_db_role_setting s join pg_database d on d.oid = s.setdatabase
                     where s.setrole = 0 and d.datname = current_database() and 'default_transaction_read_only=on' = any(s.setconfig)) as ro_default,
-           case when to_regclass('lifeboat.fenced_logins') is not null
-                then (select coalesce(array_agg(role::text order by role), '{}') from lifeboat.fenced_logins) end as revoked,
+           to_regclass('lifeboat.fenced_logins') is not null as recorded,
            (select coalesce(array_agg(rolname::text order by rolname), '{}') from pg_roles
              where rolcanlogin and rolname <> current_user and rolname !~ '${PLATFORM_ROLE}') as can_log_in`);
   const r = rows[0]!;
-  return { fenced: r.ro_default || (r.revoked ?? []).length > 0, revoked: r.revoked ?? [], canLogIn: r.can_log_in, beginsReadWrite: await beginsReadWrite(client), inRecovery: r.rec };
+  // A separate query: a node never fenced has no record table, and naming it would fail the whole statement.
+  const revoked = r.recorded ? (await client.query<{ role: string }>('select role::text as role from lifeboat.fenced_logins order by 1')).rows.map((x) => x.role) : [];
+  return { fenced: r.ro_default || revoked.length > 0, revoked, canLogIn: r.can_log_in, beginsReadWrite: await beginsReadWrite(client), inRecovery: r.rec };
 }
 
 /** The tested definition of writable: a read-write transaction starts (and is rolled back). */
