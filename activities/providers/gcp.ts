@@ -333,7 +333,8 @@ export class GcpProvider implements DatabaseProvider {
     const project = projectOf(node);
     const instance = await this.instance(project, node.name);
     if (!instance) return { ...down, detail: `no Cloud SQL instance ${node.name} in ${project}` };
-    const promoteRequested = !instance.masterInstanceName || (await this.promotionsInFlight(project, node.name)).length > 0;
+    // Operations that cannot be listed (a missing permission) leave the question open: "may have been" it is.
+    const promoteRequested = !instance.masterInstanceName || (await this.promotionsInFlight(project, node.name).then((ops) => ops.length > 0, () => true));
     const stoppedByFence = instance.settings?.userLabels?.[FENCE_STOPPED_LABEL] !== undefined;
     if (String(instance.settings?.activationPolicy) === 'NEVER') {
       return { ...down, fenced: stoppedByFence, promoteRequested, detail: `stopped (activation policy NEVER${stoppedByFence ? ", set by Lifeboat's fence" : ''})` };
