@@ -340,7 +340,7 @@ databases:
   const canLogIn = async (node: typeof fx.home, role: string) =>
     withClient(await local().connectNode(node, 'postgres'), async (c) => (await c.query<{ can: boolean }>('select rolcanlogin as can from pg_roles where rolname = $1', [role])).rows[0]?.can);
 
-  test('planned fence on RDS revokes LOGIN from every other role and proves it with a refused login; BEGIN READ WRITE as the application is impossible (it cannot log in); status is not writable; unfence re-grants LOGIN to exactly those roles (test-only stand-in server)', async () => {
+  test('planned fence on RDS revokes LOGIN from every other role and proves it with a refused login; BEGIN READ WRITE as the application is impossible (it cannot log in); status is not writable, and writable again once a role gets LOGIN back behind Lifeboat\'s back (a fence violation) until fenced again; unfence re-grants LOGIN to exactly those roles (test-only stand-in server)', async () => {
     const provider = ownProvider();
     const fence = await provider.fence(homeNode, 'planned');
     expect(fence).toMatchObject({ confirmed: true, how: expect.stringContaining(`LOGIN revoked from 1 role(s) (${APP_ROLE})`), finalLsn: expect.stringMatching(/^[0-9A-F]+\/[0-9A-F]+$/) });
@@ -350,6 +350,14 @@ databases:
     // The replica replays the fence (its roles are the primary's): it waits for the promote to lift it.
     await provider.waitForReplay(replicaNode, fence.finalLsn!, { heartbeat: () => undefined, signal: new AbortController().signal, logger: createLogger('silent') });
     expect(await canLogIn(fx.standby, APP_ROLE)).toBe(false);
+    // Someone gives the role its LOGIN back behind Lifeboat's back: status must call the node writable again.
+    await withClient(await local().connectNode(fx.home, 'postgres'), async (c) => {
+      await c.query('set default_transaction_read_only = off');
+      await c.query(`alter role ${APP_ROLE} login`);
+    });
+    expect(await provider.nodeStatus(homeNode)).toMatchObject({ writable: true, fenced: true, detail: expect.stringContaining(`WRITABLE although fenced: ${APP_ROLE} can log in`) });
+    expect((await provider.fence(homeNode, 'planned')).confirmed).toBe(true);
+    expect(await provider.nodeStatus(homeNode)).toMatchObject({ writable: false, fenced: true });
     await provider.unfence(homeNode);
     expect(await writeAsApp(fx.home)).toBe('committed');
     expect(await canLogIn(fx.home, 'billing_reports')).toBe(false);
