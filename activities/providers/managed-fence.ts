@@ -160,6 +160,8 @@ export async function liftSqlFence(client: Client): Promise<string[]> {
       await client.query('delete from lifeboat.fenced_logins');
     }
     await setReadOnly(client, false);
+    // A fence that failed half way may have left its probe role behind (no one knows its password).
+    await client.query(`drop role if exists ${quoteIdent(PROBE_ROLE)}`);
     await client.query('commit');
     return granted;
   } catch (err) {
