@@ -21,8 +21,12 @@ export interface NodeStatus {
   /** Standby only: is its WAL receiver streaming? */
   streaming: boolean | null;
   /**
-   * A promote of this node was requested (recorded before it was sent) since it last became a
-   * standby: it may become a primary even if it is still in recovery now.
+   * May a promotion of this node have been requested and accepted? A runbook never unfences the old
+   * primary while this is true. Local: a request recorded (PROMOTE_REQUESTED, written before
+   * pg_promote is sent) since the node last became a standby. RDS: the lifeboat:promote-requested tag
+   * (written before PromoteReadReplica) or the instance is no read replica any more. Cloud SQL: a
+   * promoteReplica or switchover operation of it still in flight, or it is no replica any more.
+   * Absent where a provider cannot tell: treat as "maybe".
    */
   promoteRequested?: boolean;
   detail: string;

@@ -17,6 +17,7 @@ import type { Client } from 'pg';
 import { ErrorType } from '../../workflows/types';
 import { verdict } from '../errors';
 import { awsFailure } from './aws-errors';
+import { managedStatus, sqlFenceState } from './managed-fence';
 import type { NodeStatus, ReplicationLag } from './provider';
 
 /** What a fence on Aurora hands the replay wait: the switchover itself waits for the secondary. */
@@ -73,21 +74,24 @@ export async function moveGlobalWriter(rds: RDSClient, globalCluster: string, ta
   }
 }
 
-/** Role and writability over SQL; Aurora has no WAL positions or WAL receiver to report. */
+/**
+ * Role and writability over SQL; Aurora has no WAL positions or WAL receiver to report. Writable is
+ * tested (a rolled-back BEGIN READ WRITE, and under Lifeboat's fence a role that can still log in).
+ */
 export async function auroraStatus(client: Client, member: { writer: boolean }): Promise<NodeStatus> {
-  const { rows } = await client.query<{ rec: boolean; ro: string }>(`select pg_is_in_recovery() as rec, current_setting('default_transaction_read_only') as ro`);
-  const r = rows[0]!;
-  const writable = !r.rec && r.ro !== 'on';
-  return {
+  const state = await sqlFenceState(client);
+  const base: NodeStatus = {
     running: true,
     reachable: true,
-    inRecovery: r.rec,
-    writable,
-    fenced: !r.rec && r.ro === 'on',
+    inRecovery: state.inRecovery,
+    writable: false,
+    fenced: false,
     lsn: null,
-    streaming: r.rec ? !member.writer : null,
-    detail: r.rec ? 'Aurora global secondary' : writable ? 'Aurora global writer, writable' : 'Aurora global writer, read-only',
+    streaming: state.inRecovery ? !member.writer : null,
+    detail: 'Aurora global secondary',
   };
+  const status = managedStatus(base, state);
+  return state.inRecovery ? status : { ...status, detail: `Aurora global writer: ${status.detail.replace(/^primary, /, '')}` };
 }
 
 /**

@@ -16,6 +16,7 @@
 // Credentials come from the standard AWS chain and AWS_ENDPOINT_URL is honoured, both by the SDK.
 import { readFileSync } from 'node:fs';
 import {
+  AddTagsToResourceCommand,
   CreateDBInstanceCommand,
   CreateDBInstanceReadReplicaCommand,
   DeleteDBClusterCommand,
@@ -24,13 +25,16 @@ import {
   DescribeDBSubnetGroupsCommand,
   PromoteReadReplicaCommand,
   RDSClient,
+  RemoveTagsFromResourceCommand,
   RestoreDBClusterFromSnapshotCommand,
   RestoreDBInstanceFromDBSnapshotCommand,
+  StartDBInstanceCommand,
+  StopDBInstanceCommand,
   type DBInstance,
   type Tag,
 } from '@aws-sdk/client-rds';
 import { ErrorType, type BackupManifest, type BackupRef, type Canary, type CredentialsRef, type DatabaseTarget, type NodeRef, type RegionSpec, type ReplicaSetSpec, type ScratchInstance, type TopologyView } from '../../workflows/types';
-import { verdict } from '../errors';
+import { isVerdict, verdict } from '../errors';
 import { poll, readWithRetries, StopWaiting } from './polling';
 import { withClient, type PgConnection } from '../pg/sql';
 import { lagOver, StandbyStalled, statusOver, waitForReplayOver } from '../pg/replication';
@@ -41,7 +45,7 @@ import { awsFailure, isPassingAwsError } from './aws-errors';
 import { captureManifest, readRestoredManifest } from './in-database-manifest';
 import { EndpointCache } from './endpoint-cache';
 import { replacementName } from './replacement-name';
-import { fenceOverSql, isFencedByLifeboat, setReadOnly } from './managed-fence';
+import { fenceOverSql, liftSqlFence, managedStatus, sqlFenceState } from './managed-fence';
 import { copySnapshot, createSnapshot, deleteSnapshot, describeSnapshot, kindOfArn, listManualSnapshots, type SnapshotKind, type SnapshotView } from './aws-snapshots';
 import { AURORA_REPLAY_MARKER, auroraLag, auroraStatus, describeCluster, describeGlobalCluster, memberArn, moveGlobalWriter, writerArn } from './aws-aurora';
 
@@ -85,6 +89,10 @@ export const TAG = {
   scratch: 'lifeboat:scratch',
   restoredFrom: 'lifeboat:restored-from',
   replicaOf: 'lifeboat:replica-of',
+  /** On a read replica: Lifeboat asked RDS to promote it (written before PromoteReadReplica is sent). */
+  promoteRequested: 'lifeboat:promote-requested',
+  /** On a former primary: Lifeboat's fence stopped it (written before StopDBInstance); unfence starts it. */
+  fenceStopped: 'lifeboat:fence-stopped',
 } as const;
 
 export class AwsProvider implements DatabaseProvider {
@@ -392,15 +400,26 @@ export class AwsProvider implements DatabaseProvider {
     return this.topologies.repoint(set.set, next, expectedEpoch, by);
   }
 
+  /**
+   * Writable is tested: Lifeboat's session begins a read-write transaction (rolled back) and, under
+   * Lifeboat's fence, some other role can still log in (managedStatus). `promoteRequested`: the
+   * instance carries lifeboat:promote-requested, or is no read replica (RDS detaches a promoted one).
+   */
   async nodeStatus(node: NodeRef): Promise<NodeStatus> {
     if (node.globalCluster) return this.auroraNodeStatus(node, node.globalCluster);
     const instance = await this.describeInstance(locationOf(node), node.name);
     const down = { running: false, reachable: false, inRecovery: null, writable: false, fenced: false, lsn: null, streaming: null };
     if (!instance) return { ...down, detail: `no RDS instance ${node.name} in ${locationOf(node)}` };
-    if (instance.DBInstanceStatus !== 'available') return { ...down, running: instance.DBInstanceStatus !== 'stopped', detail: `RDS status ${instance.DBInstanceStatus}` };
+    const promoteRequested = Boolean(tagOf(instance.TagList, TAG.promoteRequested)) || !instance.ReadReplicaSourceDBInstanceIdentifier;
+    const stoppedByFence = Boolean(tagOf(instance.TagList, TAG.fenceStopped));
+    if (instance.DBInstanceStatus !== 'available') {
+      const stopped = instance.DBInstanceStatus === 'stopped';
+      return { ...down, running: !stopped, fenced: stoppedByFence, promoteRequested, detail: `RDS status ${instance.DBInstanceStatus}${stoppedByFence ? " (StopDBInstance by Lifeboat's fence)" : ''}` };
+    }
     const conn = await this.connectNode(node, 'postgres');
-    const fenced = await withClient({ ...conn, connectTimeoutMs: 3000 }, isFencedByLifeboat).catch(() => false);
-    return statusOver(conn, fenced);
+    const base = await statusOver(conn, false);
+    const state = base.reachable ? await withClient({ ...conn, connectTimeoutMs: 3000 }, sqlFenceState).catch(() => null) : null;
+    return { ...managedStatus(base, state), promoteRequested };
   }
 
   async replicationLag(primary: NodeRef, standby: NodeRef): Promise<ReplicationLag> {
@@ -414,18 +433,25 @@ export class AwsProvider implements DatabaseProvider {
   }
 
   /**
-   * RDS gives no superuser and no ALTER SYSTEM: the fence makes every database read-only by default
-   * (ALTER DATABASE ... SET default_transaction_read_only) and ends the other client sessions.
-   * Planned: the primary must be reachable and the fence confirmed from a new session. Unplanned: an
-   * unreachable primary is recorded as unfenced and traffic moves away from it regardless.
+   * Planned: the SQL fence (managed-fence.ts: LOGIN revoked from every other role, sessions ended,
+   * read-only defaults, verified by a refused login); the instance stays up so the replica can replay
+   * to the final WAL position. Unplanned: the same where it is reachable, then StopDBInstance where RDS
+   * allows it: not while the instance has a read replica or is one, so before the promote RDS refuses
+   * it, and a fence after the promote (the replica detached) stops it. Confirmed only by the verified
+   * SQL fence or by DescribeDBInstances showing `stopped`.
    */
   async fence(node: NodeRef, mode: 'planned' | 'unplanned'): Promise<FenceResult> {
     // Aurora has no WAL positions to wait for: SwitchoverGlobalCluster waits for the secondary itself.
-    return fenceOverSql(() => this.connectNode(node, 'postgres'), mode, { walPosition: node.globalCluster ? AURORA_REPLAY_MARKER : null });
+    const sql = await fenceOverSql(() => this.connectNode(node, 'postgres'), mode, { walPosition: node.globalCluster ? AURORA_REPLAY_MARKER : null });
+    if (mode === 'planned' || node.globalCluster) return { confirmed: sql.confirmed, how: sql.how, finalLsn: sql.finalLsn };
+    const stop = await this.stopForFence(node).catch((err: Error) => ({ stopped: false, how: `StopDBInstance not done: ${err.message}` }));
+    return { confirmed: sql.confirmed || stop.stopped, how: `${sql.how}; ${stop.how}`, finalLsn: null };
   }
 
+  /** Undoes exactly what fence did: starts the instance if the fence stopped it, re-grants the recorded logins. */
   async unfence(node: NodeRef): Promise<void> {
-    await withClient(await this.connectNode(node, 'postgres'), (c) => setReadOnly(c, false));
+    if (!node.globalCluster) await this.startAfterFence(node);
+    await withClient(await this.connectNode(node, 'postgres'), liftSqlFence);
   }
 
   async waitForReplay(standby: NodeRef, lsn: string, io: ActivityIo): Promise<string> {
@@ -450,11 +476,19 @@ export class AwsProvider implements DatabaseProvider {
     const first = await statusOver(await this.connectNode(node, 'postgres'), false);
     const alreadyPrimary = first.reachable && first.inRecovery === false;
     if (!alreadyPrimary) {
+      // Recorded on the instance before the request goes out: PromoteReadReplica is asynchronous and
+      // its answer can be lost, so from here on "may have been promoted" is what nodeStatus says.
+      await this.tag(awsRegion, before, TAG.promoteRequested, new Date().toISOString());
       try {
         await this.rds(awsRegion).send(new PromoteReadReplicaCommand({ DBInstanceIdentifier: node.name }));
       } catch (err) {
         // A promotion already under way (an earlier attempt's) is waited for, not started again.
-        if (!isAwsError(err, 'InvalidDBInstanceState')) throw awsFailure(err, `PromoteReadReplica ${node.name} in ${awsRegion}`);
+        if (!isAwsError(err, 'InvalidDBInstanceState')) {
+          const failure = awsFailure(err, `PromoteReadReplica ${node.name} in ${awsRegion}`);
+          // Only a refusal (a verdict) proves RDS did not take it; a lost answer or a 5xx might have.
+          if (isVerdict(failure)) await this.untag(awsRegion, before, TAG.promoteRequested).catch(() => undefined);
+          throw failure;
+        }
       }
       await this.config.testOnlyDataPlane?.instancePromoted(awsRegion, node.name);
     }
@@ -466,9 +500,69 @@ export class AwsProvider implements DatabaseProvider {
       return undefined;
     });
     return withClient(await this.connectNode(node, 'postgres'), async (c) => {
-      await setReadOnly(c, false);
+      // The replica replayed the old primary's fence (its revoked logins and their record): lifted here.
+      await liftSqlFence(c);
       return { lsn: (await c.query<{ lsn: string }>('select pg_current_wal_lsn()::text as lsn')).rows[0]!.lsn, alreadyPrimary };
     });
+  }
+
+  /**
+   * StopDBInstance for an unplanned fence, where RDS allows it, recorded by a tag first so unfence
+   * starts only what the fence stopped. Stopped means DescribeDBInstances says `stopped`.
+   */
+  private async stopForFence(node: NodeRef): Promise<{ stopped: boolean; how: string }> {
+    const awsRegion = locationOf(node);
+    const instance = await this.describeInstance(awsRegion, node.name);
+    if (!instance) return { stopped: false, how: `not stopped: no RDS instance ${node.name} in ${awsRegion}` };
+    const replicas = instance.ReadReplicaDBInstanceIdentifiers ?? [];
+    if (instance.ReadReplicaSourceDBInstanceIdentifier) return { stopped: false, how: 'not stopped: it is a read replica, which RDS does not stop' };
+    if (replicas.length && instance.DBInstanceStatus !== 'stopped') {
+      return { stopped: false, how: `not stopped: RDS does not stop an instance with read replicas (${replicas.join(', ')}); a fence after the promote, once the replica has left it, stops it` };
+    }
+    if (instance.DBInstanceStatus === 'available') {
+      await this.tag(awsRegion, instance, TAG.fenceStopped, new Date().toISOString());
+      try {
+        await this.rds(awsRegion).send(new StopDBInstanceCommand({ DBInstanceIdentifier: node.name }));
+      } catch (err) {
+        const failure = awsFailure(err, `StopDBInstance ${node.name} in ${awsRegion}`);
+        if (isVerdict(failure) || isAwsError(err, 'InvalidDBInstanceState', 'InvalidDBClusterStateFault')) await this.untag(awsRegion, instance, TAG.fenceStopped).catch(() => undefined);
+        return { stopped: false, how: `StopDBInstance refused: ${failure.message}` };
+      }
+    }
+    const after = await this.describeInstance(awsRegion, node.name);
+    if (after?.DBInstanceStatus === 'stopped') {
+      return { stopped: true, how: 'instance stopped: StopDBInstance, DescribeDBInstances shows it stopped (RDS starts it again by itself after 7 days; the LOGIN fence stays in its catalog)' };
+    }
+    return { stopped: false, how: `StopDBInstance sent; DescribeDBInstances shows ${after?.DBInstanceStatus ?? 'nothing'}, not yet stopped (not counted as confirmed)` };
+  }
+
+  /** Starts an instance that Lifeboat's fence stopped (tagged) and waits until it is available. */
+  private async startAfterFence(node: NodeRef): Promise<void> {
+    const awsRegion = locationOf(node);
+    const instance = await this.describeInstance(awsRegion, node.name);
+    if (!instance || !tagOf(instance.TagList, TAG.fenceStopped)) return;
+    if (instance.DBInstanceStatus === 'stopping') throw new Error(`${node.name} in ${awsRegion} is still stopping; it is started once stopped`);
+    if (instance.DBInstanceStatus === 'stopped') {
+      await this.send(awsRegion, `StartDBInstance ${node.name}`, 'InvalidDBInstanceState', (rds) => rds.send(new StartDBInstanceCommand({ DBInstanceIdentifier: node.name })));
+    }
+    await this.waitForInstance(awsRegion, node.name, quietIo());
+    await this.untag(awsRegion, instance, TAG.fenceStopped);
+  }
+
+  private async tag(awsRegion: string, instance: DBInstance, key: string, value: string): Promise<void> {
+    await this.rds(awsRegion)
+      .send(new AddTagsToResourceCommand({ ResourceName: instance.DBInstanceArn, Tags: [{ Key: key, Value: value }] }))
+      .catch((err: unknown) => {
+        throw awsFailure(err, `AddTagsToResource ${key} on ${instance.DBInstanceIdentifier} in ${awsRegion}`);
+      });
+  }
+
+  private async untag(awsRegion: string, instance: DBInstance, key: string): Promise<void> {
+    await this.rds(awsRegion)
+      .send(new RemoveTagsFromResourceCommand({ ResourceName: instance.DBInstanceArn, TagKeys: [key] }))
+      .catch((err: unknown) => {
+        throw awsFailure(err, `RemoveTagsFromResource ${key} on ${instance.DBInstanceIdentifier} in ${awsRegion}`);
+      });
   }
 
   /**
@@ -535,10 +629,12 @@ export class AwsProvider implements DatabaseProvider {
     const global = await describeGlobalCluster(this.rds(locationOf(node)), globalCluster);
     const writer = writerArn(global);
     const isWriter = writer !== null && writer === memberArn(global, node.name, locationOf(node));
+    // Aurora moves the writer itself: a switch under way, or this member writing, is a promotion.
+    const promoteRequested = isWriter || ['switching-over', 'failing-over'].includes(global.Status ?? '');
     try {
-      return await withClient({ ...(await this.connectNode(node, 'postgres')), connectTimeoutMs: 3000 }, (c) => auroraStatus(c, { writer: isWriter }));
+      return { ...(await withClient({ ...(await this.connectNode(node, 'postgres')), connectTimeoutMs: 3000 }, (c) => auroraStatus(c, { writer: isWriter }))), promoteRequested };
     } catch (err) {
-      return { ...down, running: true, detail: `running but unreachable: ${(err as Error).message}` };
+      return { ...down, running: true, promoteRequested, detail: `running but unreachable: ${(err as Error).message}` };
     }
   }
 
@@ -569,8 +665,8 @@ export class AwsProvider implements DatabaseProvider {
       io?.heartbeat({ phase: 'global writer', status: now.Status, writer });
       return undefined;
     });
-    // The new writer replayed the old one's fence (ALTER DATABASE): lift it here.
-    await withClient(await this.connectNode(node, 'postgres'), (c) => setReadOnly(c, false));
+    // The new writer replayed the old one's fence (revoked logins, read-only defaults): lift it here.
+    await withClient(await this.connectNode(node, 'postgres'), liftSqlFence);
     return { lsn: AURORA_REPLAY_MARKER, alreadyPrimary };
   }
 
@@ -799,6 +895,11 @@ function locationOf(node: NodeRef): string {
 /** The new replica's identifier: stable across retries, never the replaced node's own (replacementName). */
 export function replicaIdFor(node: string, source: string): string {
   return replacementName(node, source, 54, rdsIdentifier);
+}
+
+/** For waits outside an activity's own heartbeat (unfence has none): progress is not reported. */
+function quietIo(): ActivityIo {
+  return { heartbeat: () => undefined, signal: new AbortController().signal, logger: { info: () => undefined, warn: () => undefined } as never };
 }
 
 /** Instance states a wait must not sit out: nothing will make them `available`. */

@@ -21,7 +21,7 @@ import { poll, readWithRetries } from './polling';
 import { withClient, type PgConnection } from '../pg/sql';
 import { lagOver, StandbyStalled, statusOver, waitForReplayOver } from '../pg/replication';
 import { TopologyStore } from '../topology';
-import { fenceOverSql, isFencedByLifeboat, setReadOnly } from './managed-fence';
+import { fenceOverSql, liftSqlFence, managedStatus, sqlFenceState } from './managed-fence';
 import { resolveCredentials, type SecretSource } from '../secrets';
 import { gcpFailure, isConflict, isNotFound, isPassingGcpError } from './gcp-errors';
 import { captureManifest, readRestoredManifest } from './in-database-manifest';
@@ -57,6 +57,10 @@ const API_TIMEOUT_MS = 60_000;
 
 /** Labels (instances) and description fields (backup runs) mark what Lifeboat made. */
 const SCRATCH_LABEL = 'lifeboat-scratch';
+/** On a former primary Lifeboat's fence stopped: the activation policy it had before (set in the same patch as NEVER). */
+const FENCE_STOPPED_LABEL = 'lifeboat-fence-stopped';
+/** Operations that make a replica a primary: while one is in flight, a promotion may be under way. */
+const PROMOTING_OPERATIONS = ['PROMOTE_REPLICA', 'SWITCHOVER'];
 const DESCRIPTION = /^lifeboat backup=(\S+) db=(\S+) manifest=([0-9a-f]{64}) canary=(\S+) by=(.*)$/;
 
 export class GcpProvider implements DatabaseProvider {
@@ -318,14 +322,28 @@ export class GcpProvider implements DatabaseProvider {
     return this.topologies.repoint(set.set, next, expectedEpoch, by);
   }
 
+  /**
+   * Writable is tested: Lifeboat's session begins a read-write transaction (rolled back) and, under
+   * Lifeboat's fence, some other role can still log in (managedStatus). `promoteRequested`: the
+   * instance is no replica, or a promoteReplica/switchover of it is still in flight (operations.list:
+   * Cloud SQL records an operation when it accepts the request, so a lost answer cannot hide one).
+   */
   async nodeStatus(node: NodeRef): Promise<NodeStatus> {
     const down = { running: false, reachable: false, inRecovery: null, writable: false, fenced: false, lsn: null, streaming: null };
-    const instance = await this.instance(projectOf(node), node.name);
-    if (!instance) return { ...down, detail: `no Cloud SQL instance ${node.name} in ${projectOf(node)}` };
-    if (instance.state !== 'RUNNABLE') return { ...down, running: instance.state !== 'SUSPENDED', detail: `Cloud SQL state ${instance.state}` };
+    const project = projectOf(node);
+    const instance = await this.instance(project, node.name);
+    if (!instance) return { ...down, detail: `no Cloud SQL instance ${node.name} in ${project}` };
+    // Operations that cannot be listed (a missing permission) leave the question open: "may have been" it is.
+    const promoteRequested = !instance.masterInstanceName || (await this.promotionsInFlight(project, node.name).then((ops) => ops.length > 0, () => true));
+    const stoppedByFence = instance.settings?.userLabels?.[FENCE_STOPPED_LABEL] !== undefined;
+    if (String(instance.settings?.activationPolicy) === 'NEVER') {
+      return { ...down, fenced: stoppedByFence, promoteRequested, detail: `stopped (activation policy NEVER${stoppedByFence ? ", set by Lifeboat's fence" : ''})` };
+    }
+    if (instance.state !== 'RUNNABLE') return { ...down, running: instance.state !== 'SUSPENDED', promoteRequested, detail: `Cloud SQL state ${instance.state}` };
     const conn = await this.connectNode(node, 'postgres');
-    const fenced = await withClient({ ...conn, connectTimeoutMs: 3000 }, isFencedByLifeboat).catch(() => false);
-    return statusOver(conn, fenced);
+    const base = await statusOver(conn, false);
+    const state = base.reachable ? await withClient({ ...conn, connectTimeoutMs: 3000 }, sqlFenceState).catch(() => null) : null;
+    return { ...managedStatus(base, state), promoteRequested };
   }
 
   async replicationLag(primary: NodeRef, standby: NodeRef): Promise<ReplicationLag> {
@@ -336,12 +354,68 @@ export class GcpProvider implements DatabaseProvider {
     return this.connectInstance(projectOf(node), node.name, database, node.credentials);
   }
 
+  /**
+   * Planned: the SQL fence (managed-fence.ts: LOGIN revoked from every other role, sessions ended,
+   * read-only defaults, verified by a refused login); the instance stays up for the switchover.
+   * Unplanned: the same where it is reachable, then activation policy NEVER (instances.patch) where
+   * Cloud SQL allows it and nothing streams from it: not for a replica, and not while it has replicas
+   * (one may still be receiving its last WAL), so a fence after the promote stops it. Confirmed only by
+   * the verified SQL fence or by instances.get showing activation policy NEVER after the patch is DONE.
+   */
   async fence(node: NodeRef, mode: 'planned' | 'unplanned'): Promise<FenceResult> {
-    return fenceOverSql(() => this.connectNode(node, 'postgres'), mode, { walPosition: null });
+    const sql = await fenceOverSql(() => this.connectNode(node, 'postgres'), mode, { walPosition: null });
+    if (mode === 'planned') return { confirmed: sql.confirmed, how: sql.how, finalLsn: sql.finalLsn };
+    const stop = await this.stopForFence(node).catch((err: Error) => ({ stopped: false, how: `activation policy NEVER not set: ${err.message}` }));
+    return { confirmed: sql.confirmed || stop.stopped, how: `${sql.how}; ${stop.how}`, finalLsn: null };
   }
 
+  /** Undoes exactly what fence did: the activation policy it had back if the fence stopped it, the recorded logins re-granted. */
   async unfence(node: NodeRef): Promise<void> {
-    await withClient(await this.connectNode(node, 'postgres'), (c) => setReadOnly(c, false));
+    const project = projectOf(node);
+    const instance = await this.instance(project, node.name);
+    const before = instance?.settings?.userLabels?.[FENCE_STOPPED_LABEL];
+    if (instance && before !== undefined) {
+      const labels = { ...(instance.settings?.userLabels ?? {}) };
+      delete labels[FENCE_STOPPED_LABEL];
+      await this.patchSettings(project, node.name, { activationPolicy: before.toUpperCase() as never, userLabels: labels }, 'lifting the fence (activation policy)');
+      await this.waitForRunnable(project, node.name, silentIo());
+    }
+    await withClient(await this.connectNode(node, 'postgres'), liftSqlFence);
+  }
+
+  private async stopForFence(node: NodeRef): Promise<{ stopped: boolean; how: string }> {
+    const project = projectOf(node);
+    const instance = await this.instance(project, node.name);
+    if (!instance) return { stopped: false, how: `not stopped: no Cloud SQL instance ${node.name} in ${project}` };
+    const policy = String(instance.settings?.activationPolicy ?? 'ALWAYS');
+    if (policy !== 'NEVER') {
+      if (instance.masterInstanceName) return { stopped: false, how: 'not stopped: it is a read replica (Cloud SQL does not take activation policy NEVER for one)' };
+      const replicas = instance.replicaNames ?? [];
+      if (replicas.length) return { stopped: false, how: `not stopped: it has replicas (${replicas.join(', ')}) that may still be receiving its WAL; a fence after the promote stops it` };
+      const labels = { ...(instance.settings?.userLabels ?? {}), [FENCE_STOPPED_LABEL]: policy.toLowerCase() };
+      await this.patchSettings(project, node.name, { activationPolicy: 'NEVER' as never, userLabels: labels }, 'fencing (activation policy NEVER)');
+    }
+    const after = await this.instance(project, node.name);
+    if (String(after?.settings?.activationPolicy) === 'NEVER') return { stopped: true, how: 'instance stopped: activation policy NEVER (instances.patch DONE, instances.get shows NEVER)' };
+    return { stopped: false, how: `instances.patch DONE but instances.get shows activation policy ${String(after?.settings?.activationPolicy)} (not counted as confirmed)` };
+  }
+
+  /** One instances.patch of settings, waited for to DONE. */
+  private async patchSettings(project: string, name: string, settings: protos.google.cloud.sql.v1.ISettings, what: string): Promise<void> {
+    const [operation] = await this.api()
+      .instances.patch({ project, instance: name, body: { settings } })
+      .catch((err: unknown) => {
+        throw gcpFailure(err, `instances.patch ${name} in ${project} (${what})`, ErrorType.DatabaseNotFound);
+      });
+    await this.waitForOperation(project, operation, silentIo(), `${what} of ${name}`);
+  }
+
+  /** promoteReplica and switchover operations of this instance that are not DONE. */
+  private async promotionsInFlight(project: string, name: string): Promise<Operation[]> {
+    const [page] = await readWithRetries(isPassingGcpError, () => this.api().operations.list({ project, instance: name, maxResults: 100 })).catch((err: unknown) => {
+      throw gcpFailure(err, `operations.list of ${name} in ${project}`);
+    });
+    return (page.items ?? []).filter((o) => PROMOTING_OPERATIONS.includes(String(o.operationType)) && o.status !== 'DONE');
   }
 
   async waitForReplay(standby: NodeRef, lsn: string, io: ActivityIo): Promise<string> {
@@ -373,7 +447,8 @@ export class GcpProvider implements DatabaseProvider {
     return withClient(await this.connectNode(node, 'postgres'), async (c) => {
       const { rows } = await c.query<{ rec: boolean }>('select pg_is_in_recovery() as rec');
       if (rows[0]?.rec) throw new Error(`${node.name} is still in recovery after its promotion finished`);
-      await setReadOnly(c, false);
+      // The replica replayed the old primary's fence (its revoked logins and their record): lifted here.
+      await liftSqlFence(c);
       return { lsn: (await c.query<{ lsn: string }>('select pg_current_wal_lsn()::text as lsn')).rows[0]!.lsn, alreadyPrimary };
     });
   }

@@ -8,8 +8,11 @@ import type { PgConnection } from '../pg/sql';
 
 export type { NodeStatus, ReplicationLag };
 
+
 export interface FenceResult {
+  /** True only when the provider verified the fence (a refused login, an instance described as stopped), never from an accepted call. */
   confirmed: boolean;
+  /** The mechanisms, named precisely, and how each was verified or why not. */
   how: string;
   /** Planned: the WAL position after the last write the primary took; the standby must reach it. */
   finalLsn: string | null;

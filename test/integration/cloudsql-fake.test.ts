@@ -385,4 +385,24 @@ describe("Cloud SQL fake's replication: real streaming standbys, switchover, pro
     expect(await slots(dr)).toEqual([]);
     expect((await done(instances.delete({ project, instance: dr }))).error).toBeNull();
   });
+
+  test('instances.patch activationPolicy NEVER stops the server (connections refused), ALWAYS starts it again; labels are replaced; NEVER is refused for a read replica; operations.list lists the UPDATEs (no real Cloud SQL stop timings)', async () => {
+    const solo = 'fence-solo';
+    expect((await done(instances.insert({ project, body: { name: solo, region: 'europe-west1', rootPassword: password, settings: { tier: 'db-custom-1-3840' } } }))).error).toBeNull();
+    expect((await get(solo)).settings?.activationPolicy).toBe('ALWAYS');
+    const stopping = await done(instances.patch({ project, instance: solo, body: { settings: { activationPolicy: 'NEVER', userLabels: { 'lifeboat-fence-stopped': 'always' } } } }));
+    expect(stopping).toMatchObject({ operationType: 'UPDATE', targetId: solo, error: null });
+    expect((await get(solo)).settings).toMatchObject({ activationPolicy: 'NEVER', userLabels: { 'lifeboat-fence-stopped': 'always' } });
+    await expect(sql(solo, (c) => c.query('select 1'))).rejects.toThrow(/ECONNREFUSED/);
+    expect((await done(instances.patch({ project, instance: solo, body: { settings: { activationPolicy: 'ALWAYS', userLabels: {} } } }))).error).toBeNull();
+    expect((await get(solo)).settings?.activationPolicy).toBe('ALWAYS');
+    expect((await get(solo)).settings?.userLabels).toEqual({});
+    expect(await sql(solo, async (c) => (await c.query<{ one: number }>('select 1 as one')).rows[0]!.one)).toBe(1);
+    const [listed] = await operations.list({ project, instance: solo });
+    expect((listed.items ?? []).map((o) => o.operationType)).toEqual(['UPDATE', 'UPDATE', 'CREATE']);
+    expect((await done(instances.insert({ project, body: { name: `${solo}-replica`, region: 'us-east1', masterInstanceName: solo, settings: { tier: 'db-custom-1-3840' } } }))).error).toBeNull();
+    const refused = await httpError(instances.patch({ project, instance: `${solo}-replica`, body: { settings: { activationPolicy: 'NEVER' } } }));
+    expect(refused.status).toBe(400);
+    expect(refused.body.error.message).toMatch(/NEVER is not supported for read replicas/);
+  });
 });

@@ -5,7 +5,7 @@
 // code can send is allowed, and the policy allows nothing the code does not need.
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { replicaIdFor, scratchIdFor, snapshotIdFor } from '../../activities/providers/aws';
+import { replicaIdFor, scratchIdFor, snapshotIdFor, TAG } from '../../activities/providers/aws';
 
 interface Statement {
   Sid?: string;
@@ -170,10 +170,23 @@ describe('the AWS IAM policy', () => {
     expect(requiresLifeboatTag({ StringEquals: { 'rds:db-tag/lifeboat:scratch': 'true' } })).toBe(true);
   });
 
-  test('Lifeboat can add only lifeboat: tags', () => {
-    const [tagging, ...others] = statementsAllowing('rds:AddTagsToResource');
+  test('Lifeboat can add only lifeboat: tags; on instances it did not make, only its promote and fence records', () => {
+    const [tagging, records, ...others] = statementsAllowing('rds:AddTagsToResource');
     expect(others).toEqual([]);
     expect(tagging?.Condition).toEqual({ 'ForAllValues:StringLike': { 'aws:TagKeys': ['lifeboat:*'] } });
+    expect(records?.Condition).toEqual({ 'ForAllValues:StringEquals': { 'aws:TagKeys': [TAG.promoteRequested, TAG.fenceStopped] } });
+    const [untagging, ...more] = statementsAllowing('rds:RemoveTagsFromResource');
+    expect(more).toEqual([]);
+    expect(untagging?.Condition).toEqual(records?.Condition);
+  });
+
+  test('the fence stops, and unfence starts, only an instance tagged lifeboat:fence-stopped (the fence tags it first)', () => {
+    for (const action of ['rds:StopDBInstance', 'rds:StartDBInstance']) {
+      const statements = statementsAllowing(action);
+      expect(statements).toHaveLength(1);
+      expect(statements[0]?.Condition).toEqual({ Null: { [`aws:ResourceTag/${TAG.fenceStopped}`]: 'false' } });
+      expect(requiresLifeboatTag(statements[0]?.Condition)).toBe(true);
+    }
   });
 
   describe('name-scoped statements fit the names the provider gives what it creates', () => {
@@ -206,7 +219,6 @@ describe('the AWS IAM policy', () => {
       ['rds:DeleteDBInstance', production],
       ['rds:DeleteDBInstance', replica],
       ['rds:DeleteDBSnapshot', arn('snapshot', 'orders-nightly')],
-      ['rds:AddTagsToResource', production],
       ['rds:AddTagsToResource', arn('snapshot', 'orders-nightly')],
       ['rds:RestoreDBInstanceFromDBSnapshot', production],
     ])('%s on %s is not', (action, resource) => {

@@ -12,6 +12,7 @@ import {
   CreateDBInstanceCommand,
   CreateDBInstanceReadReplicaCommand,
   CreateDBSnapshotCommand,
+  type RDSClient,
   DescribeDBClustersCommand,
   DescribeDBClusterSnapshotsCommand,
   DescribeDBInstancesCommand,
@@ -253,6 +254,8 @@ describe('AWS provider against moto (no data plane in moto: data mirrored by the
 
 describe('AWS replica failover and failback against moto (control plane real; no data plane in moto: PostgreSQL streaming replication stands in, driven by the test-only stand-in)', () => {
   const HOME_INSTANCE = 'billing-prod';
+  const APP_ROLE = 'billing_app';
+  const APP_PASSWORD = 'billing-app-pw-51c2';
   const REPLICA_INSTANCE = 'billing-replica';
   let fx: ReplicaSetFixture;
   let plan: LoadedPlan;
@@ -296,6 +299,15 @@ databases:
 `,
     );
     plan = loadPlanFile(file);
+    // The application's own role (the fence takes its LOGIN) and one that never had LOGIN (it must not get one).
+    await withClient(await local().connectNode(fx.home, 'postgres'), async (c) => {
+      await c.query(`create role ${APP_ROLE} login password '${APP_PASSWORD}'`);
+      await c.query('create role billing_reports nologin');
+    });
+    await withClient(await local().connectNode(fx.home, 'billing'), async (c) => {
+      await c.query('create table fence_probe_writes (id bigserial primary key, at timestamptz default now())');
+      await c.query(`grant insert on fence_probe_writes to ${APP_ROLE}; grant usage on sequence fence_probe_writes_id_seq to ${APP_ROLE}`);
+    });
     worker = await startWorker({
       regions: ['rds-east', 'rds-west'],
       providers: { aws: new AwsProvider({ home: env().home, secrets: process.env, pollMs: 50, testOnlyDataPlane: dataPlane }) },
@@ -308,6 +320,101 @@ databases:
   });
 
   const instance = async (region: string, id: string) => (await rds(region).send(new DescribeDBInstancesCommand({ DBInstanceIdentifier: id }))).DBInstances![0]!;
+  const tags = async (region: string, id: string) => Object.fromEntries(((await instance(region, id)).TagList ?? []).map((t) => [t.Key, t.Value]));
+  const credentials = { user: 'lifeboat', password: `env:${PASSWORD_VAR}` };
+  const homeNode = { region: 'rds-east', name: HOME_INSTANCE, location: EAST, credentials };
+  const replicaNode = { region: 'rds-west', name: REPLICA_INSTANCE, location: WEST, credentials };
+  /** A provider of its own (not the worker's), so a test can doctor its RDS client. */
+  const ownProvider = () => new AwsProvider({ home: env().home, secrets: process.env, pollMs: 50, testOnlyDataPlane: dataPlane });
+  /** A write as the application's role, straight to a stand-in server: what it commits, or why not. */
+  const writeAsApp = async (node: typeof fx.home): Promise<string> => {
+    const admin = await local().connectNode(node, 'billing');
+    return withClient({ ...admin, user: APP_ROLE, password: APP_PASSWORD, connectTimeoutMs: 3000 }, async (c) => {
+      await c.query('set default_transaction_read_only = off');
+      await c.query('begin read write');
+      await c.query('insert into fence_probe_writes default values');
+      await c.query('commit');
+      return 'committed';
+    }).catch((err: Error) => err.message);
+  };
+  const canLogIn = async (node: typeof fx.home, role: string) =>
+    withClient(await local().connectNode(node, 'postgres'), async (c) => (await c.query<{ can: boolean }>('select rolcanlogin as can from pg_roles where rolname = $1', [role])).rows[0]?.can);
+
+  test('planned fence on RDS revokes LOGIN from every other role and proves it with a refused login; BEGIN READ WRITE as the application is impossible (it cannot log in); status is not writable, and writable again once a role gets LOGIN back behind Lifeboat\'s back (a fence violation) until fenced again; unfence re-grants LOGIN to exactly those roles (test-only stand-in server)', async () => {
+    const provider = ownProvider();
+    const fence = await provider.fence(homeNode, 'planned');
+    expect(fence).toMatchObject({ confirmed: true, how: expect.stringContaining(`LOGIN revoked from 1 role(s) (${APP_ROLE})`), finalLsn: expect.stringMatching(/^[0-9A-F]+\/[0-9A-F]+$/) });
+    expect(fence.how).toContain('a login as a role without LOGIN is refused by the server');
+    expect(await writeAsApp(fx.home)).toMatch(/not permitted to log in/);
+    expect(await provider.nodeStatus(homeNode)).toMatchObject({ reachable: true, inRecovery: false, writable: false, fenced: true });
+    // The replica replays the fence (its roles are the primary's): it waits for the promote to lift it.
+    await provider.waitForReplay(replicaNode, fence.finalLsn!, { heartbeat: () => undefined, signal: new AbortController().signal, logger: createLogger('silent') });
+    expect(await canLogIn(fx.standby, APP_ROLE)).toBe(false);
+    // Someone gives the role its LOGIN back behind Lifeboat's back: status must call the node writable again.
+    await withClient(await local().connectNode(fx.home, 'postgres'), async (c) => {
+      await c.query('set default_transaction_read_only = off');
+      await c.query(`alter role ${APP_ROLE} login`);
+    });
+    expect(await provider.nodeStatus(homeNode)).toMatchObject({ writable: true, fenced: true, detail: expect.stringContaining(`WRITABLE although fenced: ${APP_ROLE} can log in`) });
+    expect((await provider.fence(homeNode, 'planned')).confirmed).toBe(true);
+    expect(await provider.nodeStatus(homeNode)).toMatchObject({ writable: false, fenced: true });
+    await provider.unfence(homeNode);
+    expect(await writeAsApp(fx.home)).toBe('committed');
+    expect(await canLogIn(fx.home, 'billing_reports')).toBe(false);
+    expect(await provider.nodeStatus(homeNode)).toMatchObject({ writable: true, fenced: false });
+  });
+
+  test('an unplanned fence of an instance with no read replicas stops it: StopDBInstance, tagged first, confirmed by DescribeDBInstances showing stopped; unfence starts it and re-grants LOGIN (moto stops no server: the stand-in server keeps running and the LOGIN fence is what holds it)', async () => {
+    await rds(EAST).send(
+      new CreateDBInstanceCommand({ DBInstanceIdentifier: 'billing-solo', Engine: 'postgres', EngineVersion: '16.3', DBInstanceClass: 'db.t4g.micro', MasterUsername: 'lifeboat', MasterUserPassword: PASSWORD, AllocatedStorage: 20 }),
+    );
+    dataPlane.addSource(`${EAST}/billing-solo`, { node: fx.home });
+    const solo = { ...homeNode, name: 'billing-solo' };
+    const provider = ownProvider();
+    const fence = await provider.fence(solo, 'unplanned');
+    expect(fence.confirmed).toBe(true);
+    expect(fence.how).toContain('instance stopped: StopDBInstance, DescribeDBInstances shows it stopped');
+    expect((await instance(EAST, 'billing-solo')).DBInstanceStatus).toBe('stopped');
+    expect(await tags(EAST, 'billing-solo')).toHaveProperty(['lifeboat:fence-stopped']);
+    expect(await writeAsApp(fx.home)).toMatch(/not permitted to log in/);
+    expect(await provider.nodeStatus(solo)).toMatchObject({ running: false, writable: false, fenced: true, detail: expect.stringContaining('stopped') });
+    await provider.unfence(solo);
+    expect((await instance(EAST, 'billing-solo')).DBInstanceStatus).toBe('available');
+    expect(await tags(EAST, 'billing-solo')).not.toHaveProperty(['lifeboat:fence-stopped']);
+    expect(await writeAsApp(fx.home)).toBe('committed');
+  });
+
+  test('an unplanned fence of a primary that still has its read replica does not stop it (RDS refuses that; moto would not): the LOGIN fence alone, confirmed by the refused login', async () => {
+    const provider = ownProvider();
+    const fence = await provider.fence(homeNode, 'unplanned');
+    expect(fence).toMatchObject({ confirmed: true, finalLsn: null });
+    expect(fence.how).toContain('not stopped: RDS does not stop an instance with read replicas');
+    expect((await instance(EAST, HOME_INSTANCE)).DBInstanceStatus).toBe('available');
+    await provider.unfence(homeNode);
+    expect(await writeAsApp(fx.home)).toBe('committed');
+  });
+
+  test('PromoteReadReplica is recorded on the replica (tag lifeboat:promote-requested) before it is sent: a lost answer leaves promoteRequested true, a refusal clears it (calls failed by the test in the SDK client)', async () => {
+    const fail = (provider: AwsProvider, error: Error) =>
+      (provider.rds(WEST) as RDSClient).middlewareStack.add(
+        (next, context) => async (args) => {
+          if (context.commandName === 'PromoteReadReplicaCommand') throw error;
+          return next(args);
+        },
+        { step: 'initialize', name: 'testFailPromote' },
+      );
+    const refused = ownProvider();
+    expect((await refused.nodeStatus(replicaNode)).promoteRequested).toBe(false);
+    fail(refused, Object.assign(new Error('promotion refused'), { name: 'InvalidParameterCombination', $metadata: { httpStatusCode: 400 } }));
+    await expect(refused.promote(replicaNode)).rejects.toThrow(/InvalidParameterCombination/);
+    expect(await tags(WEST, REPLICA_INSTANCE)).not.toHaveProperty(['lifeboat:promote-requested']);
+    expect((await refused.nodeStatus(replicaNode)).promoteRequested).toBe(false);
+    const lost = ownProvider();
+    fail(lost, Object.assign(new Error('socket hang up'), { name: 'TimeoutError' }));
+    await expect(lost.promote(replicaNode)).rejects.toThrow(/socket hang up/);
+    expect(await tags(WEST, REPLICA_INSTANCE)).toHaveProperty(['lifeboat:promote-requested']);
+    expect(await lost.nodeStatus(replicaNode)).toMatchObject({ inRecovery: true, promoteRequested: true });
+  });
 
   test('planned failover promotes the cross-region read replica (PromoteReadReplica) after fencing the primary read-only, with no acknowledged write lost', async () => {
     const c = await client();
@@ -316,6 +423,10 @@ databases:
     expectPassed(report);
     expect(report.rpoSeconds).toBe(0);
     expect(report.failover?.fence).toMatchObject({ confirmed: true, how: expect.stringContaining('ALTER DATABASE') });
+    expect(report.failover?.fence?.how).toContain(`LOGIN revoked from 1 role(s) (${APP_ROLE})`);
+    // The old primary refuses the application's login; the promoted replica lifted the fence it replayed.
+    expect(await writeAsApp(fx.home)).toMatch(/not permitted to log in/);
+    expect(await writeAsApp(fx.standby)).toBe('committed');
     expect(report.failover?.topology).toMatchObject({
       primary: { region: 'rds-west', name: REPLICA_INSTANCE, location: WEST },
       fenced: [expect.objectContaining({ region: 'rds-east', name: HOME_INSTANCE })],

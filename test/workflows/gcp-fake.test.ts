@@ -179,6 +179,18 @@ describe('Cloud SQL failover and failback against the Cloud SQL fake (real strea
     withClient(conn(instance, 'postgres'), async (c) => (await c.query<{ w: boolean }>(`select not pg_is_in_recovery() and current_setting('default_transaction_read_only') = 'off' as w`)).rows[0]!.w);
   const run = async (runbook: 'failover' | 'failback', args: unknown) =>
     (await (await client()).workflow.execute(runbook, { taskQueue: RUNBOOK_TASK_QUEUE, workflowId: `lifeboat/ledger/failover`, args: [args] })) as RunbookReport;
+  const node = (region: string, name: string) => ({ region, name, location: PROJECT, credentials: { user: 'postgres', password: `env:${PASSWORD_VAR}` } });
+  const APP_ROLE = 'ledger_app';
+  const APP_PASSWORD = 'ledger-app-pw-9d0e';
+  /** A write as the application's role: what it commits, or why not. */
+  const writeAsApp = (instance: string) =>
+    withClient({ ...conn(instance), user: APP_ROLE, password: APP_PASSWORD, connectTimeoutMs: 3000 }, async (c) => {
+      await c.query('set default_transaction_read_only = off');
+      await c.query('begin read write');
+      await c.query('insert into app_writes default values');
+      await c.query('commit');
+      return 'committed';
+    }).catch((err: Error) => err.message);
 
   beforeAll(async () => {
     process.env[PASSWORD_VAR] = PASSWORD;
@@ -189,6 +201,12 @@ describe('Cloud SQL failover and failback against the Cloud SQL fake (real strea
     await done((await instances.insert({ project: PROJECT, body: { name: 'ledger-main', region: 'us-central1', rootPassword: PASSWORD, settings: { tier: 'db-custom-1-3840', availabilityType: 'REGIONAL' } } }))[0]);
     await withClient(conn('ledger-main', 'postgres'), (c) => c.query('create database ledger'));
     await withClient(conn('ledger-main'), (c) => seedDemo(c, 0.02));
+    // The application's own role: the fence takes its LOGIN.
+    await withClient(conn('ledger-main', 'postgres'), (c) => c.query(`create role ${APP_ROLE} login password '${APP_PASSWORD}'`));
+    await withClient(conn('ledger-main'), async (c) => {
+      await c.query('create table app_writes (id bigserial primary key, at timestamptz default now())');
+      await c.query(`grant insert on app_writes to ${APP_ROLE}; grant usage on sequence app_writes_id_seq to ${APP_ROLE}`);
+    });
     await done((await instances.insert({ project: PROJECT, body: { name: 'ledger-dr', region: 'us-east4', masterInstanceName: 'ledger-main', settings: { tier: 'db-custom-1-3840' } } }))[0]);
     plan = writePlan(
       'gcp-ha-plan',
@@ -210,6 +228,26 @@ describe('Cloud SQL failover and failback against the Cloud SQL fake (real strea
     await instances?.close();
     await operations?.close();
     await fake?.close();
+  });
+
+  test('nodeStatus says promoteRequested while a promoteReplica of the replica is in flight (operations.list; held RUNNING by the fake, then failed), and not before or after', async () => {
+    const provider = providerFor(fake);
+    const dr = node('gcp-east', 'ledger-dr');
+    try {
+      expect((await provider.nodeStatus(dr)).promoteRequested).toBe(false);
+      fake.failNext('PROMOTE_REPLICA', 'injected: the promotion failed');
+      const release = fake.holdNext('PROMOTE_REPLICA');
+      const [operation] = await instances.promoteReplica({ project: PROJECT, instance: 'ledger-dr' });
+      try {
+        expect(await provider.nodeStatus(dr)).toMatchObject({ inRecovery: true, promoteRequested: true });
+      } finally {
+        release();
+      }
+      expect(JSON.stringify(await untilDone(operations, PROJECT, operation))).toContain('injected');
+      expect(await provider.nodeStatus(dr)).toMatchObject({ inRecovery: true, promoteRequested: false });
+    } finally {
+      await provider.close();
+    }
   });
 
   test('a zonal failover (--zonal) is Cloud SQL HA failover of the primary: same instance, other zone, nothing lost, topology unchanged', async () => {
@@ -238,6 +276,10 @@ describe('Cloud SQL failover and failback against the Cloud SQL fake (real strea
     expect(report.rpoSeconds).toBe(0);
     expect(report.failover?.topology?.primary).toMatchObject({ region: 'gcp-east', name: 'ledger-dr', location: PROJECT });
     expect(fake.requests.some((r) => r.method === 'POST' && r.path.endsWith('/instances/ledger-dr/switchover'))).toBe(true);
+    // The fence took the application's LOGIN on the old primary (verified by a refused login); the
+    // new primary, having replayed that, lifted it on itself.
+    expect(report.failover?.fence).toMatchObject({ confirmed: true, how: expect.stringContaining(`LOGIN revoked from 1 role(s) (${APP_ROLE})`) });
+    expect(await writeAsApp('ledger-dr')).toBe('committed');
     expect(await writable('ledger-dr')).toBe(true);
     expect(await writable('ledger-main')).toBe(false);
     expect((await described('ledger-main')).masterInstanceName).toMatch(/ledger-dr$/);
@@ -265,5 +307,31 @@ describe('Cloud SQL failover and failback against the Cloud SQL fake (real strea
     expect(home).toMatchObject({ region: 'gcp-central', name: expect.stringMatching(/^ledger-main-lb[0-9a-f]{6}$/) });
     expect(await writable(home.name)).toBe(true);
     expect(failback.checks.find((c) => c.name === 'writes of the failover term kept')).toMatchObject({ ok: true });
+  });
+
+  test('a former primary left without replicas is fenced by activation policy NEVER (instances.patch; instances.get shows NEVER, its server is down); unfence sets ALWAYS back and re-grants exactly the logins the fence took', async () => {
+    const provider = providerFor(fake);
+    const old = node('gcp-central', 'ledger-main');
+    try {
+      expect((await described('ledger-main')).replicaNames ?? []).toEqual([]);
+      // The unplanned failover before this test fenced it over SQL already (its replica was attached then).
+      expect(await writeAsApp('ledger-main')).toMatch(/not permitted to log in/);
+      const fence = await provider.fence(old, 'unplanned');
+      expect(fence.confirmed).toBe(true);
+      expect(fence.how).toContain('instance stopped: activation policy NEVER (instances.patch DONE, instances.get shows NEVER)');
+      const stopped = await described('ledger-main');
+      expect(stopped.settings?.activationPolicy).toBe('NEVER');
+      expect(stopped.settings?.userLabels).toMatchObject({ 'lifeboat-fence-stopped': 'always' });
+      expect(await writeAsApp('ledger-main')).toMatch(/ECONNREFUSED|connect/);
+      expect(await provider.nodeStatus(old)).toMatchObject({ running: false, writable: false, fenced: true, detail: expect.stringContaining('NEVER') });
+      await provider.unfence(old);
+      const started = await described('ledger-main');
+      expect(started.settings?.activationPolicy).toBe('ALWAYS');
+      expect(started.settings?.userLabels).not.toHaveProperty(['lifeboat-fence-stopped']);
+      expect(await writeAsApp('ledger-main')).toBe('committed');
+      expect(await provider.nodeStatus(old)).toMatchObject({ writable: true, fenced: false });
+    } finally {
+      await provider.close();
+    }
   });
 });

@@ -17,10 +17,10 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { LocalCluster } from '../../../activities/pg/cluster';
 import { InstanceServer, type DumpedInstance } from './postgres';
-import { availabilityTypeName, badRequest, conflict, databaseVersionName, notFound, rfc3339, ApiError } from './wire';
+import { activationPolicyName, availabilityTypeName, badRequest, conflict, databaseVersionName, notFound, rfc3339, ApiError } from './wire';
 
 /** The operation types the fake issues, and so the ones `failNext` accepts. */
-export const OPERATION_TYPES = ['CREATE', 'DELETE', 'BACKUP_VOLUME', 'DELETE_BACKUP', 'RESTORE_VOLUME', 'PROMOTE_REPLICA', 'SWITCHOVER', 'FAILOVER'] as const;
+export const OPERATION_TYPES = ['CREATE', 'DELETE', 'BACKUP_VOLUME', 'DELETE_BACKUP', 'RESTORE_VOLUME', 'PROMOTE_REPLICA', 'SWITCHOVER', 'FAILOVER', 'UPDATE'] as const;
 export type OperationType = (typeof OPERATION_TYPES)[number];
 
 interface Operation {
@@ -241,6 +241,45 @@ export class FakeSqlAdmin {
     });
   }
 
+  /**
+   * instances.patch, for what Lifeboat changes: settings.activationPolicy (NEVER stops the instance's
+   * server, ALWAYS starts it again; NEVER is refused for a read replica, as on Cloud SQL) and
+   * settings.userLabels (replaced as a whole). Any other setting is refused, so a new use fails loudly.
+   */
+  patchInstance(project: string, name: string, body: Record<string, unknown>): object {
+    const instance = this.requireMutable(project, name);
+    const patch = isObject(body.settings) ? body.settings : {};
+    // The client serializes empty maps and lists of fields the call did not set: those set nothing.
+    const unknown = Object.keys(patch).filter((k) => !['activationPolicy', 'userLabels'].includes(k) && !isEmpty(patch[k]));
+    const other = Object.keys(body).filter((k) => k !== 'settings' && !isEmpty(body[k]));
+    if (unknown.length || other.length) {
+      throw badRequest('notFaked', `the fake patches settings.activationPolicy and settings.userLabels only; the request also sets ${[...unknown, ...other].join(', ')}`);
+    }
+    const policy = patch.activationPolicy === undefined ? undefined : activationPolicyName(patch.activationPolicy);
+    if (patch.activationPolicy !== undefined && policy !== 'ALWAYS' && policy !== 'NEVER') {
+      throw badRequest('invalid', `settings.activationPolicy ${JSON.stringify(patch.activationPolicy)} is not served; the fake takes ALWAYS or NEVER`);
+    }
+    if (policy === 'NEVER' && instance.masterName !== undefined) {
+      throw badRequest('invalidOperation', `${name} is a read replica: the activation policy NEVER is not supported for read replicas`);
+    }
+    return this.launch(this.newOperation(project, 'UPDATE', name), instance, {
+      work: async (injected) => {
+        if (injected) throw new Error(injected);
+        if (policy === 'NEVER') await requireServer(instance).stop();
+        if (policy === 'ALWAYS') await requireServer(instance).start();
+      },
+      commit: (error) => {
+        if (error) return;
+        instance.settings = {
+          ...instance.settings,
+          ...(policy && { activationPolicy: policy }),
+          ...(isObject(patch.userLabels) && { userLabels: patch.userLabels }),
+        };
+        instance.settingsVersion += 1;
+      },
+    });
+  }
+
   // ---- backup runs ----
 
   insertBackupRun(project: string, name: string, body: Record<string, unknown>): object {
@@ -444,6 +483,16 @@ export class FakeSqlAdmin {
   }
 
   // ---- operations ----
+
+  /** operations.list of one instance, newest first (no paging: the fake's lists are short). */
+  listOperations(project: string, instance: string | undefined): object {
+    if (!instance) throw badRequest('required', 'the fake lists the operations of one instance: pass `instance`');
+    const items = [...this.operationsByName.values()]
+      .filter((o) => o.project === project && o.targetId === instance)
+      .sort((a, b) => b.insertTime.getTime() - a.insertTime.getTime())
+      .map(operationJson);
+    return { kind: 'sql#operationsList', items };
+  }
 
   getOperation(project: string, name: string): object {
     const operation = this.operationsByName.get(name);
@@ -691,6 +740,10 @@ function durationMs(value: string): number {
   const match = /^(\d+(?:\.\d+)?)s$/.exec(value);
   if (!match) throw badRequest('invalid', `dbTimeout ${JSON.stringify(value)} is not a duration; expected seconds such as "30s"`);
   return Math.round(Number(match[1]) * 1000);
+}
+
+function isEmpty(value: unknown): boolean {
+  return value === null || value === '' || (Array.isArray(value) && value.length === 0) || (isObject(value) && Object.keys(value).length === 0);
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {

@@ -224,6 +224,16 @@ export class InstanceServer {
     });
   }
 
+  /** Activation policy NEVER: the server shuts down (a clean, fast shutdown) and stays down. */
+  async stop(): Promise<void> {
+    if (await this.cluster.isRunning()) await this.cluster.stop('fast');
+  }
+
+  /** Activation policy ALWAYS again: the server starts on its own port. */
+  async start(): Promise<void> {
+    if (!(await this.cluster.isRunning())) await this.cluster.start();
+  }
+
   /** What an HA failover does to the server: it goes down and comes back (sessions are ended). */
   async restart(): Promise<void> {
     await this.cluster.stop('fast');

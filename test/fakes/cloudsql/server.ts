@@ -1,10 +1,11 @@
 // A TEST-ONLY Cloud SQL Admin API v1 fake. No emulator exists, so this serves exactly the REST
 // routes @google-cloud/sql (REST fallback) calls for Lifeboat, over plain HTTP on 127.0.0.1:
-//   GET/POST   /v1/projects/{p}/instances            GET/DELETE /v1/projects/{p}/instances/{i}
+//   GET/POST   /v1/projects/{p}/instances            GET/DELETE/PATCH /v1/projects/{p}/instances/{i}
+//              (PATCH: settings.activationPolicy ALWAYS/NEVER and settings.userLabels only)
 //   GET/POST   /v1/projects/{p}/instances/{i}/backupRuns   GET/DELETE .../backupRuns/{id}
 //   POST       /v1/projects/{p}/instances/{i}/restoreBackup
 //   POST       /v1/projects/{p}/instances/{i}/promoteReplica | switchover | failover
-//   GET        /v1/projects/{p}/operations/{op}
+//   GET        /v1/projects/{p}/operations/{op}       GET /v1/projects/{p}/operations?instance=i
 // Anything else is a 404 naming the route as not faked, so a new call fails loudly, not quietly.
 // Instances are real local PostgreSQL clusters; backups are real pg_dump files plus the roles; a read
 // replica (insert with masterInstanceName) is a real streaming standby of its primary's cluster.
@@ -50,7 +51,7 @@ export interface CloudSqlFake {
   portOf(project: string, instance: string): number;
   /**
    * The next operation of this type (CREATE, DELETE, BACKUP_VOLUME, DELETE_BACKUP, RESTORE_VOLUME,
-   * PROMOTE_REPLICA, SWITCHOVER, FAILOVER) ends DONE with an INTERNAL_ERROR. A failed PROMOTE_REPLICA,
+   * PROMOTE_REPLICA, SWITCHOVER, FAILOVER, UPDATE) ends DONE with an INTERNAL_ERROR. A failed PROMOTE_REPLICA,
    * SWITCHOVER or FAILOVER changes no roles (a switchover fails after fencing and catching up, and lifts the fence).
    */
   failNext(operationType: string, message: string): void;
@@ -80,6 +81,7 @@ export async function startCloudSqlFake(options: CloudSqlFakeOptions): Promise<C
     ['POST', /^\/v1\/projects\/([^/]+)\/instances$/, ([p], r) => admin.insertInstance(p!, r.body)],
     ['GET', /^\/v1\/projects\/([^/]+)\/instances\/([^/]+)$/, ([p, i]) => admin.getInstance(p!, i!)],
     ['DELETE', /^\/v1\/projects\/([^/]+)\/instances\/([^/]+)$/, ([p, i]) => admin.deleteInstance(p!, i!)],
+    ['PATCH', /^\/v1\/projects\/([^/]+)\/instances\/([^/]+)$/, ([p, i], r) => admin.patchInstance(p!, i!, r.body)],
     ['POST', /^\/v1\/projects\/([^/]+)\/instances\/([^/]+)\/backupRuns$/, ([p, i], r) => admin.insertBackupRun(p!, i!, r.body)],
     [
       'GET',
@@ -93,6 +95,7 @@ export async function startCloudSqlFake(options: CloudSqlFakeOptions): Promise<C
     ['POST', /^\/v1\/projects\/([^/]+)\/instances\/([^/]+)\/switchover$/, ([p, i], r) => admin.switchover(p!, i!, r.query.dbTimeout)],
     ['POST', /^\/v1\/projects\/([^/]+)\/instances\/([^/]+)\/failover$/, ([p, i], r) => admin.failover(p!, i!, r.body)],
     ['GET', /^\/v1\/projects\/([^/]+)\/operations\/([^/]+)$/, ([p, op]) => admin.getOperation(p!, op!)],
+    ['GET', /^\/v1\/projects\/([^/]+)\/operations$/, ([p], r) => admin.listOperations(p!, r.query.instance || undefined)],
   ];
   const requests: RecordedRequest[] = [];
 

@@ -44,6 +44,7 @@ export function enumName(values: Record<string | number, string | number>, value
 
 export const databaseVersionName = (value: unknown) => enumName(sql.SqlDatabaseVersion, value);
 export const availabilityTypeName = (value: unknown) => enumName(sql.SqlAvailabilityType, value);
+export const activationPolicyName = (value: unknown) => enumName(sql.Settings.SqlActivationPolicy, value);
 
 export const rfc3339 = (date: Date) => date.toISOString();
 
