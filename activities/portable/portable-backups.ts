@@ -203,12 +203,15 @@ export class PortableBackups {
       const admin = { ...conn, database: 'postgres' };
       await withClient(admin, (client) => assertServerCanLoad(client, manifest, `the target at ${conn.host}:${conn.port}`));
       if (target.kind === 'scratch') {
-        const [toc] = await Promise.all([readToc(this.config.pgBin, staged, io.signal).catch(tooOld), cleanScratchDatabase(conn)]);
+        // Both settle before either failure is thrown: nothing of this attempt is left running.
+        const [toc, cleaned] = await Promise.allSettled([readToc(this.config.pgBin, staged, io.signal), cleanScratchDatabase(conn)]);
+        if (toc.status === 'rejected') throw toolTooOld(toc.reason, this.config.pgBin, `backup ${ref.backupId}`) ?? toc.reason;
+        if (cleaned.status === 'rejected') throw cleaned.reason;
         const findings = await loadAsRestoreRole({
           pgBin: this.config.pgBin,
           file: staged,
           admin: conn,
-          toc,
+          toc: toc.value,
           signal: io.signal,
           heartbeat: () => io.heartbeat({ phase: 'pg_restore' }),
         }).catch(tooOld);
