@@ -13,7 +13,7 @@ import { noopMetricMeter } from '@temporalio/common';
 import { createActivities } from '../../activities';
 import { CanaryLedger } from '../../activities/canary-ledger';
 import { findPgBin } from '../../activities/pg/binaries';
-import { quoteIdent, withClient } from '../../activities/pg/sql';
+import { withClient } from '../../activities/pg/sql';
 import { PortableBackups } from '../../activities/portable/portable-backups';
 import type { ActivityIo } from '../../activities/providers/provider';
 import type { BackupRef, CheckResult, RegionSpec, ReplicaSetSpec, ScratchInstance } from '../../workflows/types';
