@@ -35,7 +35,8 @@ const silentLog = { log: () => undefined, trace: () => undefined, debug: () => u
 function hostileChecks(markerDir: string) {
   return [
     { name: 'reads a server file', sql: `select pg_read_binary_file('/etc/hostname') is null` },
-    { name: 'runs a program', sql: `copy (select 1) to program 'touch ${join(markerDir, 'from-check')}'` },
+    // The programs read what COPY sends them: one that did not could fail the COPY with a broken pipe.
+    { name: 'runs a program', sql: `copy (select 1) to program 'touch ${join(markerDir, 'from-check')}; cat > /dev/null'` },
     // The admin session that made the checks' login is open while they run: there is one to end.
     {
       name: 'ends the admin sessions',
@@ -80,7 +81,7 @@ describe('code in a backup, and plan checks, run without superuser', () => {
       client.query(`
         create function touch_marker(v int) returns boolean language plpgsql as $f$
         begin
-          copy (select 1) to program 'touch ${restoreMarker}';
+          copy (select 1) to program 'touch ${restoreMarker}; cat > /dev/null';
           return v is not null;
         end $f$;
         create table guarded (id int primary key, v int check (touch_marker(v)));

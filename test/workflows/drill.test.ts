@@ -172,7 +172,7 @@ describe('drill on the local provider', () => {
         c.query(`
           create function lifeboat_test_touch(v int) returns boolean language plpgsql as $f$
           begin
-            copy (select 1) to program 'touch ${marker}';
+            copy (select 1) to program 'touch ${marker}; cat > /dev/null';
             return v is not null;
           end $f$;
           create table lifeboat_test_guarded (id int primary key, v int check (lifeboat_test_touch(v)));
