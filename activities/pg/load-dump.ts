@@ -66,6 +66,8 @@ export interface LoadOptions {
   /** The admin login, on the (empty) database to load into. */
   admin: PgConnection;
   toc: TocEntry[];
+  /** The restore role's login, when the caller made it (prepareRestoreRole) on a session of its own. */
+  restorer?: PgConnection;
   signal: AbortSignal;
   heartbeat: () => void;
 }
@@ -77,10 +79,16 @@ export interface LoadOptions {
  */
 export async function loadAsRestoreRole(options: LoadOptions): Promise<CheckResult[]> {
   const { admin, toc } = options;
-  const { restorer, left, findings } = await withClient(admin, async (client) => {
-    const restorer = await prepareRestoreRole(client, admin);
-    return { restorer, ...(await prepareExtensions(client, options)) };
-  });
+  let restorer = options.restorer;
+  let left = new Set<number>();
+  let findings: CheckResult[] = [];
+  // An admin session of its own only when there is something to do in it.
+  if (!restorer || toc.some((e) => e.what.startsWith('EXTENSION '))) {
+    ({ restorer, left, findings } = await withClient(admin, async (client) => ({
+      restorer: restorer ?? (await prepareRestoreRole(client, admin)),
+      ...(await prepareExtensions(client, options)),
+    })));
+  }
   if (options.signal.aborted) throw options.signal.reason;
   const dir = left.size > 0 ? mkdtempSync(join(tmpdir(), `lifeboat-restore-${process.pid}-`)) : null;
   try {

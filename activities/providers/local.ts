@@ -14,6 +14,7 @@ import { processAlive } from '../pg/tool-env';
 import { run } from '../pg/process';
 import { quoteIdent, withClient, type PgConnection } from '../pg/sql';
 import { loadAsRestoreRole, readToc } from '../pg/load-dump';
+import { prepareRestoreRole } from '../pg/roles';
 import { assertServerCanLoad, dumpWithManifest, hashing, toolTooOld } from '../portable/logical-dump';
 import type { ActivityIo, DatabaseProvider, FenceResult } from './provider';
 import { TopologyStore } from '../topology';
@@ -329,8 +330,10 @@ export class LocalProvider implements DatabaseProvider {
       const conn = await this.connectScratch(scratch);
       const where = `the scratch instance in ${scratch.region.name}`;
       let versionChecked = false;
+      let restorer: PgConnection | undefined;
       // A failed earlier attempt may have left a half-restored database, or a pg_restore still running
-      // (orphaned by a killed worker): start clean. An empty, idle one, as createScratch leaves it, is used.
+      // (orphaned by a killed worker): start clean. An empty, idle one, as createScratch leaves it, is
+      // used, and given to the restore role in the same session.
       const dirty = await withClient(conn, async (client) => {
         await assertServerCanLoad(client, manifest, where);
         versionChecked = true;
@@ -338,7 +341,9 @@ export class LocalProvider implements DatabaseProvider {
           select exists (select 1 from pg_class c join pg_namespace n on n.oid = c.relnamespace
                           where n.nspname not in ('pg_catalog', 'information_schema') and n.nspname not like 'pg\\_%')
               or exists (select 1 from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()) as dirty`);
-        return rows[0]?.dirty ?? true;
+        const dirty = rows[0]?.dirty ?? true;
+        if (!dirty) restorer = await prepareRestoreRole(client, conn);
+        return dirty;
       }).catch((err: { code?: string }) => {
         if (err.code === '3D000') return true; // no database at all: create it below
         throw err;
@@ -356,6 +361,7 @@ export class LocalProvider implements DatabaseProvider {
         file,
         admin: conn,
         toc: await toc,
+        ...(restorer && { restorer }),
         signal: AbortSignal.any([io.signal, load.signal]),
         heartbeat: () => io.heartbeat({ phase: 'pg_restore' }),
       }).catch((err: unknown) => {
