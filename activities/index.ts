@@ -6,6 +6,7 @@ import {
   ErrorType,
   type BackupRef,
   type Canary,
+  type CheckResult,
   type DatabaseTarget,
   type ProviderKind,
   type RegionSpec,
@@ -123,11 +124,13 @@ export function createActivities(deps: ActivityDeps) {
         provider(region).createScratch(region, name, database, io, forPortable ? credentials : undefined),
     ),
 
-    restoreBackup: activity('restoreBackup', async ({ ref, scratch }: { ref: BackupRef; scratch: ScratchInstance }, io) => {
+    /** `findings`: the objects a logical restore could not restore (as a role without superuser), by name. */
+    restoreBackup: activity('restoreBackup', async ({ ref, scratch }: { ref: BackupRef; scratch: ScratchInstance }, io): Promise<{ restored: string; findings: CheckResult[] }> => {
       const p = provider(scratch.region);
-      if (ref.store) await portable().restoreInto(ref, await p.connectScratch(scratch), { kind: 'scratch' }, io);
-      else await p.restore(ref, scratch, io);
-      return { restored: ref.backupId };
+      const findings = ref.store
+        ? (await portable().restoreInto(ref, await p.connectScratch(scratch), { kind: 'scratch' }, io)).findings
+        : ((await p.restore(ref, scratch, io)) ?? []);
+      return { restored: ref.backupId, findings };
     }),
 
     /** Every table against the manifest (rows and content), the plan's checks, and the newest canary. */

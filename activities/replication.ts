@@ -4,7 +4,8 @@ import { ErrorType, type Canary, type CheckResult, type NodeRef, type RegionSpec
 import type { ActivityDeps } from './index';
 import type { LedgerEntry } from './canary-ledger';
 import { isVerdict, verdict } from './errors';
-import { newestCanary, runChecks, withClient, writeCanary } from './pg/sql';
+import { newestCanary, withClient, writeCanary } from './pg/sql';
+import { runChecksWithoutSuperuser } from './pg/roles';
 import { STALLED_AFTER_MS } from './pg/replication';
 import { listRuns } from '../worker/visibility';
 import type { ActivityIo, DatabaseProvider, NodeStatus } from './providers/provider';
@@ -108,7 +109,8 @@ export function createReplicationActivities(deps: ActivityDeps, provider: (regio
           } catch (err) {
             results.push({ name: 'write on the new primary', ok: false, detail: (err as Error).message });
           }
-          results.push(...(await runChecks(c, checks)));
+          // The plan's SQL runs as a login without superuser, made for it on the new primary.
+          results.push(...(await runChecksWithoutSuperuser(conn, checks)));
           return { checks: results };
         });
       },

@@ -2,13 +2,22 @@
 // plan's checks, the newest canary. Shared by drills (scratch instances) and cross-cloud recovery.
 import { ErrorType, type BackupManifest, type CheckResult, type DatabaseTarget, type RestoreVerification, type SqlCheck } from '../workflows/types';
 import { verdict } from './errors';
-import { allTableStats, listTables, newestCanary, runChecks, withClient, type PgConnection } from './pg/sql';
+import { runChecksWithoutSuperuser } from './pg/roles';
+import { allTableStats, listTables, newestCanary, withClient, type PgConnection } from './pg/sql';
 import type { ActivityIo, DatabaseProvider } from './providers/provider';
 
-/** Every table against the manifest (rows and content), the plan's checks, and the newest canary. */
+/**
+ * Every table against the manifest (rows and content), the plan's checks, and the newest canary.
+ * Lifeboat's own reads use the admin login `conn`, with the search path pinned to pg_catalog (the
+ * restored database's owner may have set another, to put functions of its own before the built-in
+ * ones); the plan's checks run as a login without superuser (runChecksWithoutSuperuser), beside them.
+ */
 export async function verifyAgainstManifest(conn: PgConnection, manifest: BackupManifest, checks: SqlCheck[], io: ActivityIo): Promise<RestoreVerification> {
+  const checked = runChecksWithoutSuperuser(conn, checks);
+  checked.catch(() => undefined); // awaited below; until then a rejection is not unhandled
   return withClient(conn, (client) =>
     withClient(conn, async (second) => {
+      for (const c of [client, second]) await c.query('set search_path = pg_catalog, pg_temp');
       const present = new Set(await listTables(client));
       const algorithms = new Map(manifest.tables.map((t) => [quoteQualified(t.table), t.algorithm ?? ('md5-text' as const)]));
       const quoted = [...algorithms.keys()].filter((q) => present.has(q));
@@ -27,8 +36,7 @@ export async function verifyAgainstManifest(conn: PgConnection, manifest: Backup
         return { name: want.table, ok: true, detail: `${got.rows} rows, checksum matches` };
       });
       if (tables.length === 0) tables.push({ name: '(tables)', ok: false, detail: 'the manifest lists no tables: nothing was verified' });
-      const checkResults = await runChecks(client, checks);
-      return { tables, checks: checkResults, newestCanary: await newestCanary(client) };
+      return { tables, checks: await checked, newestCanary: await newestCanary(client) };
     }),
   );
 }

@@ -96,13 +96,18 @@ export async function drill(input: DrillInput): Promise<RunbookReport> {
     }
     report.copies.push(restoreFrom);
     const checkCopy = () => verifyCopy(steps, dr, restoreFrom);
+    // What the restore could not load as a role without superuser, by name: failed checks of the drill.
+    let restoreFindings: CheckResult[] = [];
     const restore = async () => {
       await (scratchReady ?? createScratch());
       // The copy's verify failed (or the drill was cancelled) while the instance came up: not started.
       if (CancellationScope.current().consideredCancelled) throw new CancelledFailure('restore not started');
-      await steps.run('restore', `restore of ${restoreFrom.backupId} into ${scratch.name}`, () =>
+      const restored = await steps.run('restore', `restore of ${restoreFrom.backupId} into ${scratch.name}`, () =>
         callIn(dr, longTransfer, 'restoreBackup', `Restore ${restoreFrom.backupId} into ${scratch.name}`, { ref: restoreFrom, scratch }),
       );
+      // Histories recorded before restores ran as a role without superuser have no findings.
+      restoreFindings = restored.findings ?? [];
+      if (restoreFindings.length > 0) steps.annotate('restore', `${restoreFindings.length} object(s) not restored: ${restoreFindings.map((f) => f.name).join(', ')}`);
     };
     let copy: Awaited<ReturnType<typeof checkCopy>>;
     if (alongside) [copy] = await sideBySide(checkCopy, restore);
@@ -125,6 +130,7 @@ export async function drill(input: DrillInput): Promise<RunbookReport> {
           : { name: 'canary present', ok: false, detail: `the restored data's newest canary is #${restoredCanary.id}; the drill wrote #${canary.id} before the backup` };
     const manifestCanary = copy.newestCanary;
     report.checks = [
+      ...restoreFindings,
       ...verified.tables.map((t) => ({ ...t, name: `table ${t.name}` })),
       ...verified.checks,
       canaryCheck,

@@ -216,7 +216,8 @@ export async function writeCanary(client: Client, token: string): Promise<Canary
 
 /** The newest canary in a database, or null when it has none (or no canary table at all). */
 export async function newestCanary(client: Client, before?: string): Promise<Canary | null> {
-  const exists = await client.query(`select to_regclass('lifeboat.canary') is not null as present`);
+  // An ordinary table only: a restored dump could make lifeboat.canary a view calling its own functions.
+  const exists = await client.query(`select exists (select 1 from pg_class where oid = to_regclass('lifeboat.canary') and relkind = 'r') as present`);
   if (!exists.rows[0]?.present) return null;
   const { rows } = await client.query<{ id: string; written_at: Date }>(
     // Compared at millisecond precision: `before` comes from a JavaScript Date (a ledger entry, say),
@@ -230,7 +231,10 @@ export async function newestCanary(client: Client, before?: string): Promise<Can
   return row ? { id: Number(row.id), writtenAt: row.written_at.toISOString() } : null;
 }
 
-/** Runs the plan's checks read-only: a check passes when it returns one row whose first column is true. */
+/**
+ * Runs the plan's checks read-only: a check passes when it returns one row whose first column is true.
+ * `client` must be a login without superuser (roles.ts runChecksWithoutSuperuser makes one).
+ */
 export async function runChecks(client: Client, checks: SqlCheck[]): Promise<CheckResult[]> {
   const results: CheckResult[] = [];
   for (const check of checks) {

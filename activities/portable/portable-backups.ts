@@ -12,8 +12,9 @@ import { createWriteStream, existsSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { PassThrough, pipeline as streamPipeline, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { ErrorType, type BackupManifest, type BackupRef, type ProviderKind, type RegionSpec, type StoreSpec } from '../../workflows/types';
+import { ErrorType, type BackupManifest, type BackupRef, type CheckResult, type ProviderKind, type RegionSpec, type StoreSpec } from '../../workflows/types';
 import { isVerdictOf, verdict } from '../errors';
+import { loadAsRestoreRole, readToc } from '../pg/load-dump';
 import { run } from '../pg/process';
 import { quoteIdent, withClient, type PgConnection } from '../pg/sql';
 import { processAlive, withToolEnv } from '../pg/tool-env';
@@ -169,14 +170,19 @@ export class PortableBackups {
 
   /**
    * Restores into the database `conn` names, on any server: the dump is downloaded and checked
-   * against the manifest first, so a damaged copy fails before the target is touched.
+   * against the manifest first, so a damaged copy fails before the target is touched. Into a scratch
+   * instance the dump is loaded as `lifeboat_restore`, the database's owner, never as the admin
+   * (activities/pg/load-dump.ts), and `findings` names each object that could not be restored.
    */
-  async restoreInto(ref: BackupRef, conn: PgConnection, target: RestoreTarget, io: ActivityIo): Promise<{ setAside: string | null }> {
+  async restoreInto(ref: BackupRef, conn: PgConnection, target: RestoreTarget, io: ActivityIo): Promise<{ setAside: string | null; findings: CheckResult[] }> {
     const store = this.store(storeOfRef(ref));
     const manifest = await this.readManifest(store, ref.database, ref.backupId);
     privateDir(this.config.workDir);
     // pid first (a later worker removes what a dead one left), then a suffix no other attempt shares.
     const staged = join(this.config.workDir, `${ref.backupId}.${process.pid}.${Date.now()}${randomInt(1000, 10000)}.pgdump`);
+    const tooOld = (err: unknown): never => {
+      throw toolTooOld(err, this.config.pgBin, `backup ${ref.backupId}`) ?? err;
+    };
     try {
       const hash = createHash('sha256');
       let bytes = 0;
@@ -198,7 +204,24 @@ export class PortableBackups {
 
       const admin = { ...conn, database: 'postgres' };
       await withClient(admin, (client) => assertServerCanLoad(client, manifest, `the target at ${conn.host}:${conn.port}`));
-      const setAside = target.kind === 'scratch' ? await cleanScratchDatabase(conn) : await prepareRecoveryDatabase(conn, target);
+      if (target.kind === 'scratch') {
+        // Both settle before either failure is thrown: nothing of this attempt is left running.
+        const [toc, cleaned] = await Promise.allSettled([readToc(this.config.pgBin, staged, io.signal), cleanScratchDatabase(conn)]);
+        if (toc.status === 'rejected') throw toolTooOld(toc.reason, this.config.pgBin, `backup ${ref.backupId}`) ?? toc.reason;
+        if (cleaned.status === 'rejected') throw cleaned.reason;
+        const findings = await loadAsRestoreRole({
+          pgBin: this.config.pgBin,
+          file: staged,
+          admin: conn,
+          toc: toc.value,
+          signal: io.signal,
+          heartbeat: () => io.heartbeat({ phase: 'pg_restore' }),
+        }).catch(tooOld);
+        return { setAside: null, findings };
+      }
+      // A recovery target becomes the database's new home: it is loaded as the admin, who owns it
+      // there (which roles own what on the recovered side is the plan's business, not the dump's).
+      const setAside = await prepareRecoveryDatabase(conn, target);
       const beat = setInterval(() => io.heartbeat({ phase: 'pg_restore' }), 1000);
       try {
         await withToolEnv(conn, (env) =>
@@ -206,13 +229,11 @@ export class PortableBackups {
             env,
             signal: io.signal,
           }),
-        ).catch((err: unknown) => {
-          throw toolTooOld(err, this.config.pgBin, `backup ${ref.backupId}`) ?? err;
-        });
+        ).catch(tooOld);
       } finally {
         clearInterval(beat);
       }
-      return { setAside };
+      return { setAside, findings: [] };
     } finally {
       rmSync(staged, { force: true });
     }
@@ -333,12 +354,11 @@ async function hashStream(body: Readable, io: ActivityIo, phase: string): Promis
 }
 
 /** A scratch database holding anything (a failed attempt's half restore) is dropped and made anew. */
-async function cleanScratchDatabase(conn: PgConnection): Promise<null> {
+async function cleanScratchDatabase(conn: PgConnection): Promise<void> {
   await withClient({ ...conn, database: 'postgres' }, async (client) => {
     await client.query(`drop database if exists ${quoteIdent(conn.database)} with (force)`);
     await client.query(`create database ${quoteIdent(conn.database)}`);
   });
-  return null;
 }
 
 /**

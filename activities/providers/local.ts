@@ -5,14 +5,16 @@ import { createHash, randomBytes } from 'node:crypto';
 import { chmodSync, chownSync, createReadStream, createWriteStream, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { ErrorType, type BackupManifest, type BackupRef, type DatabaseTarget, type NodeRef, type RegionSpec, type ReplicaSetSpec, type ScratchInstance, type TopologyView } from '../../workflows/types';
+import { ErrorType, type BackupManifest, type CheckResult, type BackupRef, type DatabaseTarget, type NodeRef, type RegionSpec, type ReplicaSetSpec, type ScratchInstance, type TopologyView } from '../../workflows/types';
 import { verdict } from '../errors';
 import { LocalCluster } from '../pg/cluster';
 import { freePort } from '../pg/ports';
 import { processAlive } from '../pg/tool-env';
 import { run, serverOsUser } from '../pg/process';
 import { fsyncFile, privateDir, PRIVATE_DIR, PRIVATE_FILE, publishFile, tempPathFor, writeFileAtomic } from '../private-files';
-import { libpqEnv, quoteIdent, withClient, type PgConnection } from '../pg/sql';
+import { quoteIdent, withClient, type PgConnection } from '../pg/sql';
+import { loadAsRestoreRole, readToc } from '../pg/load-dump';
+import { prepareRestoreRole } from '../pg/roles';
 import { assertServerCanLoad, dumpWithManifest, hashing, toolTooOld } from '../portable/logical-dump';
 import type { ActivityIo, DatabaseProvider, FenceResult, RebuildOptions, RebuildResult } from './provider';
 import { nodeLabel, TopologyStore } from '../topology';
@@ -301,7 +303,12 @@ export class LocalProvider implements DatabaseProvider {
     return cluster.connection(scratch.database);
   }
 
-  async restore(ref: BackupRef, scratch: ScratchInstance, io: ActivityIo): Promise<void> {
+  /**
+   * Loads the dump as `lifeboat_restore`, the scratch database's owner, never as the admin: see
+   * activities/pg/load-dump.ts. Returns the objects that could not be restored, each a failed check
+   * naming it (the drill reports them); throws when the load itself failed.
+   */
+  async restore(ref: BackupRef, scratch: ScratchInstance, io: ActivityIo): Promise<CheckResult[]> {
     const manifest = await this.manifest(ref);
     const file = join(this.backupDir(ref.region, ref.backupId), DUMP_FILE);
     // The bytes are hashed against the manifest while pg_restore loads them, as portable restores
@@ -314,12 +321,20 @@ export class LocalProvider implements DatabaseProvider {
       throw err;
     });
     checked.catch(() => undefined); // awaited below; until then a rejection is not unhandled
+    let findings: CheckResult[];
     try {
+      // The table of contents (the file's header) is read beside the checks below.
+      const toc = readToc(this.config.pgBin, file, load.signal).catch((err: unknown) => {
+        throw toolTooOld(err, this.config.pgBin, `backup ${ref.backupId}`) ?? err;
+      });
+      toc.catch(() => undefined); // awaited below
       const conn = await this.connectScratch(scratch);
       const where = `the scratch instance in ${scratch.region.name}`;
       let versionChecked = false;
+      let restorer: PgConnection | undefined;
       // A failed earlier attempt may have left a half-restored database, or a pg_restore still running
-      // (orphaned by a killed worker): start clean. An empty, idle one, as createScratch leaves it, is used.
+      // (orphaned by a killed worker): start clean. An empty, idle one, as createScratch leaves it, is
+      // used, and given to the restore role in the same session.
       const dirty = await withClient(conn, async (client) => {
         await assertServerCanLoad(client, manifest, where);
         versionChecked = true;
@@ -327,7 +342,9 @@ export class LocalProvider implements DatabaseProvider {
           select exists (select 1 from pg_class c join pg_namespace n on n.oid = c.relnamespace
                           where n.nspname not in ('pg_catalog', 'information_schema') and n.nspname not like 'pg\\_%')
               or exists (select 1 from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()) as dirty`);
-        return rows[0]?.dirty ?? true;
+        const dirty = rows[0]?.dirty ?? true;
+        if (!dirty) restorer = await prepareRestoreRole(client, conn);
+        return dirty;
       }).catch((err: { code?: string }) => {
         if (err.code === '3D000') return true; // no database at all: create it below
         throw err;
@@ -340,25 +357,25 @@ export class LocalProvider implements DatabaseProvider {
         });
       }
       if (load.signal.aborted) throw load.signal.reason;
-      const beat = setInterval(() => io.heartbeat({ phase: 'pg_restore' }), 1000);
-      try {
-        await run(
-          join(this.config.pgBin, 'pg_restore'),
-          ['--exit-on-error', '--no-owner', '--no-privileges', '--jobs=2', '--dbname', scratch.database, file],
-          { env: libpqEnv(conn), signal: AbortSignal.any([io.signal, load.signal]) },
-        ).catch((err: unknown) => {
-          // A dump from a newer pg_dump than this pg_restore: a verdict, not four identical failures.
-          throw toolTooOld(err, this.config.pgBin, `backup ${ref.backupId}`) ?? err;
-        });
-      } finally {
-        clearInterval(beat);
-      }
+      findings = await loadAsRestoreRole({
+        pgBin: this.config.pgBin,
+        file,
+        admin: conn,
+        toc: await toc,
+        ...(restorer && { restorer }),
+        signal: AbortSignal.any([io.signal, load.signal]),
+        heartbeat: () => io.heartbeat({ phase: 'pg_restore' }),
+      }).catch((err: unknown) => {
+        // A dump from a newer pg_dump than this pg_restore: a verdict, not four identical failures.
+        throw toolTooOld(err, this.config.pgBin, `backup ${ref.backupId}`) ?? err;
+      });
     } catch (err) {
       // A damaged dump makes pg_restore fail too, or stops it: the checksum verdict is the cause.
       await checked;
       throw err;
     }
     await checked;
+    return findings;
   }
 
   /**

@@ -2,7 +2,7 @@
 // activities pick the provider for the region at hand. Provider files speak their platform's words
 // inside (a dump file, a DBSnapshot, a backupRun) and these words outside.
 import type { Logger } from 'pino';
-import type { BackupManifest, BackupRef, CredentialsRef, DatabaseTarget, NodeRef, ProviderKind, RegionSpec, ReplicaSetSpec, ScratchInstance, TopologyView } from '../../workflows/types';
+import type { BackupManifest, BackupRef, CheckResult, CredentialsRef, DatabaseTarget, NodeRef, ProviderKind, RegionSpec, ReplicaSetSpec, ScratchInstance, TopologyView } from '../../workflows/types';
 import type { NodeStatus, ReplicationLag } from '../pg/replication';
 import type { PgConnection } from '../pg/sql';
 
@@ -81,8 +81,11 @@ export interface DatabaseProvider {
 
   connectScratch(scratch: ScratchInstance): Promise<PgConnection>;
 
-  /** Restores a backup into a scratch instance, replacing whatever a failed attempt left there. */
-  restore(ref: BackupRef, scratch: ScratchInstance, io: ActivityIo): Promise<void>;
+  /**
+   * Restores a backup into a scratch instance, replacing whatever a failed attempt left there. A
+   * logical restore (local) returns the objects it could not restore, each a failed check naming it.
+   */
+  restore(ref: BackupRef, scratch: ScratchInstance, io: ActivityIo): Promise<CheckResult[] | void>;
 
   /**
    * Deletes a scratch instance; false when there was nothing to delete. Returns once the platform

@@ -1,9 +1,11 @@
 // The Drill runbook against a real Temporal dev server and real PostgreSQL regions.
-import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WorkflowFailedError } from '@temporalio/client';
 import { CancelledFailure } from '@temporalio/common';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils';
+import { withClient } from '../../activities/pg/sql';
 import { OutcomeAttr } from '../../workflows/search-attributes';
 import type { Progress } from '../../workflows/steps';
 import { RUNBOOK_TASK_QUEUE, type DrillInput, type RunbookReport } from '../../workflows/types';
@@ -157,5 +159,47 @@ describe('drill on the local provider', () => {
     const cause = (error as WorkflowFailedError).cause as { type?: string; message: string };
     expect(cause.type).toBe('LifeboatInvalidInput');
     expect(cause.message).toContain('dr region local-a must differ');
+  });
+
+  // Last: it adds a table to the demo database for its own drill, and removes it afterwards.
+  test('a table whose CHECK constraint runs a program when a superuser evaluates it: the drill never runs it, and fails naming the table', async () => {
+    const markerDir = mkdtempSync(join(tmpdir(), 'lifeboat-marker-'));
+    chmodSync(markerDir, 0o777); // the server runs programs as the postgres OS user
+    const marker = join(markerDir, 'touched');
+    const primary = await local().connect({ region: { name: 'local-a', provider: 'local' }, database: 'orders' });
+    try {
+      await withClient(primary, (c) =>
+        c.query(`
+          create function lifeboat_test_touch(v int) returns boolean language plpgsql as $f$
+          begin
+            copy (select 1) to program 'touch ${marker}; cat > /dev/null';
+            return v is not null;
+          end $f$;
+          create table lifeboat_test_guarded (id int primary key, v int check (lifeboat_test_touch(v)));
+          insert into lifeboat_test_guarded values (1, 1), (2, 2), (3, 3);`),
+      );
+      // As a superuser, it does: "no marker" below means something.
+      expect(existsSync(marker)).toBe(true);
+      rmSync(marker);
+
+      const report = await withWorker(async () => (await runDrill(demoDrillInput())).report);
+      expect(existsSync(marker)).toBe(false);
+      // The load went on without the table's rows; the report names the table and the permission
+      // error, and the verify shows the rows missing.
+      expect(report.outcome).toBe('failed');
+      expect(report.steps.find((s) => s.name === 'restore')).toMatchObject({ status: 'completed', detail: expect.stringContaining('restore of TABLE DATA public lifeboat_test_guarded') });
+      expect(report.checks).toEqual(
+        expect.arrayContaining([
+          { name: 'restore of TABLE DATA public lifeboat_test_guarded', ok: false, detail: expect.stringMatching(/^not restored: COPY failed for table "lifeboat_test_guarded": ERROR: must be superuser or have privileges of the pg_execute_server_program role/) },
+          { name: 'table public.lifeboat_test_guarded', ok: false, detail: '0 rows; the backup had 3' },
+          expect.objectContaining({ name: 'table public.orders', ok: true }),
+        ]),
+      );
+      expect(report.reason).toContain('restore of TABLE DATA public lifeboat_test_guarded');
+      expect(report.cleanup).toEqual([expect.objectContaining({ ok: true, detail: 'deleted' })]);
+    } finally {
+      await withClient(primary, (c) => c.query('drop table if exists lifeboat_test_guarded; drop function if exists lifeboat_test_touch(int)'));
+      rmSync(markerDir, { recursive: true, force: true });
+    }
   });
 });
