@@ -10,7 +10,7 @@ import { createLogger } from '../../worker/logger';
 import { readinessInput } from '../../worker/plan';
 import { listRuns } from '../../worker/visibility';
 import type { Progress } from '../../workflows/steps';
-import { RUNBOOK_TASK_QUEUE, type RunbookReport } from '../../workflows/types';
+import { RUNBOOK_TASK_QUEUE, type RunbookReport, type ScratchInstance } from '../../workflows/types';
 import { lifeboat } from '../support/cli';
 import { client, demoDrillInput, demoPlan, local, LogCapture, startWorker, type RunningWorker } from '../support/stack';
 
@@ -19,6 +19,8 @@ const log = new LogCapture();
 let worker: RunningWorker;
 let c: Client;
 const leftovers: WorkflowHandle[] = [];
+/** Scratch instances this file made by hand: the tests after it expect the DR region to hold none. */
+const made: ScratchInstance[] = [];
 
 beforeAll(async () => {
   worker = await startWorker({ capture: log, plan: demoPlan() });
@@ -27,6 +29,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   for (const handle of leftovers) await handle.terminate('test cleanup').catch(() => undefined);
+  for (const scratch of made) await local().dropScratch(scratch).catch(() => undefined);
   await worker?.stop();
   await c?.connection.close();
 });
@@ -64,7 +67,7 @@ async function runningDrillWithScratch(): Promise<{ handle: WorkflowHandleWithFi
   const handle = await c.workflow.start('drill', { taskQueue: 'test-sweep-nobody-polls', workflowId: `test/sweep/running/${Date.now()}`, args: [demoDrillInput()] });
   leftovers.push(handle);
   const scratch = `drill-${scratchTagOf(handle.firstExecutionRunId)}`;
-  await local().createScratch(regionB, scratch, 'orders', { heartbeat: () => undefined, signal: new AbortController().signal, logger: createLogger('warn', new LogCapture()) });
+  made.push(await local().createScratch(regionB, scratch, 'orders', { heartbeat: () => undefined, signal: new AbortController().signal, logger: createLogger('warn', new LogCapture()) }));
   return { handle, scratch };
 }
 

@@ -66,5 +66,6 @@ test('a second failover of the same database started by hand while the first wai
   await first.executeUpdate(approveFailoverUpdate, { args: [{ database: DB, planDigest: fx.plan.digest, approvedBy: 'test', reason: 'the lock test' }] });
   const report = (await first.result()) as RunbookReport;
   expectPassed(report);
-  expect(topologyOf(fx)).toMatchObject({ primary: fx.standby, fenced: [fx.home] });
+  // A planned failover: the demoted primary follows the new one.
+  expect(topologyOf(fx)).toMatchObject({ primary: fx.standby, standby: fx.home, fenced: [] });
 }, 240_000);
