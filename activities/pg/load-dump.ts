@@ -108,7 +108,7 @@ export async function loadAsRestoreRole(options: LoadOptions): Promise<CheckResu
     );
     const byId = new Map(toc.map((e) => [e.id, e]));
     for (const error of errors.slice(0, MAX_FINDINGS)) {
-      const entry = error.entry === null ? undefined : byId.get(error.entry);
+      const entry = (error.entry === null ? undefined : byId.get(error.entry)) ?? entryNamedBy(toc, error.message);
       findings.push({ name: entry ? `restore of ${entry.what}` : 'restore', ok: false, detail: `not restored: ${error.message}` });
     }
     if (errors.length > MAX_FINDINGS) {
@@ -118,6 +118,18 @@ export async function loadAsRestoreRole(options: LoadOptions): Promise<CheckResu
   } finally {
     if (dir) rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * The TOC entry an error names itself, for when pg_restore's "from TOC entry" line did not come
+ * right before it (two --jobs workers can interleave their lines): `COPY failed for table "t"` names
+ * its table's data, when exactly one TABLE DATA entry has that name.
+ */
+export function entryNamedBy(toc: TocEntry[], message: string): TocEntry | undefined {
+  const table = /^COPY failed for table "(.+?)"(?::|$)/.exec(message)?.[1];
+  if (!table) return undefined;
+  const matches = toc.filter((e) => e.what.startsWith('TABLE DATA ') && (e.what.endsWith(` ${table}`) || e.what.endsWith(` ${quoteIdent(table)}`)));
+  return matches.length === 1 ? matches[0] : undefined;
 }
 
 /**
