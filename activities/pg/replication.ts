@@ -1,7 +1,8 @@
 // Physical streaming replication between clusters Lifeboat runs: make a standby (pg_rewind when the
 // node has history, else pg_basebackup), read a node's role and lag, fence, wait for replay, promote.
-import { chownSync, chmodSync, closeSync, existsSync, fsyncSync, mkdirSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { chownSync, chmodSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { writeFileAtomic } from '../private-files';
 import type { Client } from 'pg';
 import type { LocalCluster } from './cluster';
 import { describeDivergence, discardsWrites, divergenceFrom, type Divergence } from './divergence';
@@ -415,7 +416,7 @@ export async function promote(cluster: LocalCluster): Promise<{ lsn: string; alr
     if (rec) {
       // Recorded before it is sent: a request that times out below may still take effect, and a
       // runbook that sees this record never undoes the switchover on the assumption it did not.
-      writeDurably(cluster.promoteRequestFile, `promote requested ${new Date().toISOString()}\n`);
+      writeFileAtomic(cluster.promoteRequestFile, `promote requested ${new Date().toISOString()}\n`);
       const ok = (await c.query<{ ok: boolean }>('select pg_promote(true, 60) as ok')).rows[0]!.ok;
       if (!ok) throw new Error(`pg_promote did not finish within 60s on ${cluster.root}`);
     }
@@ -435,19 +436,3 @@ export async function promote(cluster: LocalCluster): Promise<{ lsn: string; alr
   return result;
 }
 
-/** A small file written and fsynced, and its directory fsynced, before this returns. */
-function writeDurably(file: string, text: string): void {
-  const fd = openSync(file, 'w', 0o600);
-  try {
-    writeSync(fd, text);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  const dir = openSync(dirname(file), 'r');
-  try {
-    fsyncSync(dir);
-  } finally {
-    closeSync(dir);
-  }
-}
