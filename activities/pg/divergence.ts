@@ -14,6 +14,8 @@ export interface Divergence {
   forkLsn: string | null;
   /** Whether any WAL record at all follows the fork on the former primary (false: it can follow without pg_rewind). */
   walAfterFork: boolean;
+  /** pg_controldata says the node was shut down cleanly (not killed). */
+  cleanlyStopped: boolean;
   /** Transactions the former primary committed after the fork, oldest first (at most `LISTED`). */
   commits: Array<{ xid: number; lsn: string; at: string | null }>;
   /** How many there are in all. */
@@ -48,18 +50,20 @@ export function describeDivergence(node: string, d: Divergence): string {
  * connection that may read the new primary's pg_wal (the admin login of a cluster Lifeboat runs).
  */
 export async function divergenceFrom(node: LocalCluster, primary: PgConnection): Promise<Divergence> {
-  const { timeline } = await node.controlData();
+  const control = await node.controlData();
+  const { timeline } = control;
+  const cleanlyStopped = /^shut down/.test(control.state);
   const forkLsn = await forkPointOf(primary, timeline);
-  if (forkLsn === null) return { timeline, forkLsn: null, walAfterFork: false, commits: [], commitCount: 0, unreadable: null };
+  if (forkLsn === null) return { timeline, forkLsn: null, walAfterFork: false, cleanlyStopped, commits: [], commitCount: 0, unreadable: null };
   const wal = join(node.dataDir, 'pg_wal');
   const waldump = (extra: string[]) => walRecords(join(node.pgBinDir, 'pg_waldump'), ['--path', wal, '--timeline', String(timeline), '--start', forkLsn, ...extra], node.root);
   const any = await waldump(['--limit', '1']);
-  if (any.records.length === 0 && any.unreadable === null) return { timeline, forkLsn, walAfterFork: false, commits: [], commitCount: 0, unreadable: null };
+  if (any.records.length === 0 && any.unreadable === null) return { timeline, forkLsn, walAfterFork: false, cleanlyStopped, commits: [], commitCount: 0, unreadable: null };
   const tx = await waldump(['--rmgr', 'Transaction']);
   const commits = tx.records
     .filter((r) => /^(COMMIT|PREPARE)\b/.test(r.desc))
     .map((r) => ({ xid: r.xid, lsn: r.lsn, at: /^COMMIT (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)? \S+)/.exec(r.desc)?.[1] ?? null }));
-  return { timeline, forkLsn, walAfterFork: true, commits: commits.slice(0, LISTED), commitCount: commits.length, unreadable: tx.unreadable };
+  return { timeline, forkLsn, walAfterFork: true, cleanlyStopped, commits: commits.slice(0, LISTED), commitCount: commits.length, unreadable: tx.unreadable };
 }
 
 /**

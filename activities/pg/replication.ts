@@ -208,14 +208,14 @@ export async function makeStandby(
     standby.clearZombieLocks();
     // Writes the node took after the fork exist nowhere else: never rewind them away unasked.
     const divergence = await divergenceFrom(standby, primaryConn).catch(
-      (err: Error): Divergence => ({ timeline: 0, forkLsn: null, walAfterFork: true, commits: [], commitCount: 0, unreadable: err.message }),
+      (err: Error): Divergence => ({ timeline: 0, forkLsn: null, walAfterFork: true, cleanlyStopped: false, commits: [], commitCount: 0, unreadable: err.message }),
     );
     if (discardsWrites(divergence)) {
       if (!options.onDivergence) throw new Error(describeDivergence(standby.root, divergence));
       await options.onDivergence(divergence);
     }
     // A clean demote: the node's WAL ends before the fork, so it follows the new timeline as it is.
-    if (divergence.forkLsn !== null && !divergence.walAfterFork && /^shut down/.test((await standby.controlData()).state)) {
+    if (divergence.forkLsn !== null && !divergence.walAfterFork && divergence.cleanlyStopped) {
       rewind = false;
       method = 'follows';
     }
