@@ -52,6 +52,11 @@ export function buildProviders(env: LifeboatEnv, overrides: Partial<Providers> =
   };
 }
 
+/** Where notifications go, for the notify activity and the fence watch alike. */
+function notifyConfigOf(env: LifeboatEnv) {
+  return { webhookUrl: env.webhookUrl, webhookSecret: env.webhookSecret, uiUrl: env.uiUrl };
+}
+
 let runtimeInstalled = false;
 /** The Temporal runtime's own Prometheus exporter, internal to this process (set when it was installed with one). */
 let runtimeMetricsUrl: string | undefined;
@@ -95,7 +100,7 @@ export async function createWorkers(options: WorkerOptions): Promise<{ workers: 
     ledger: new CanaryLedger(env.home),
     portable,
     topologies: new TopologyStore(env.home),
-    notify: { webhookUrl: env.webhookUrl, webhookSecret: env.webhookSecret, uiUrl: env.uiUrl },
+    notify: notifyConfigOf(env),
     temporal: temporalClient,
     metrics,
   });
@@ -139,7 +144,6 @@ export async function createWorkers(options: WorkerOptions): Promise<{ workers: 
 export async function runWorker(options: WorkerOptions): Promise<void> {
   const env = options.env ?? loadEnv();
   const { workers, connection, logger, metrics, providers } = await createWorkers({ ...options, env });
-  const notifyConfig = { webhookUrl: env.webhookUrl, webhookSecret: env.webhookSecret, uiUrl: env.uiUrl };
   const fences = watchFences({
     sets: options.plan ? replicaSetsOf(options.plan) : [],
     regions: options.regions.map((r) => r.name),
@@ -147,7 +151,7 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
     logger: logger.child({ component: 'fence-watch' }),
     onViolation: async (v) => {
       await sendWorkerNotification(
-        notifyConfig,
+        notifyConfigOf(env),
         {
           event: 'fence.violation',
           database: v.set,
