@@ -16,11 +16,11 @@ import {
   cancelDrillsAndReadTopology,
   compensate,
   label,
-  measureRpo,
   plannedSwitchover,
   rebuiltDetail,
   regionOf,
-  smokeTests,
+  settleBackground,
+  verifyNewPrimary,
   withoutNode,
   type TopologyRun,
 } from './topology-steps';
@@ -35,7 +35,7 @@ export async function failback(input: FailbackInput): Promise<RunbookReport> {
   setHandler(failbackProgressQuery, () => steps.progress());
   const report = startReport('failback', subjectOf(input), info);
   report.failover = { mode: 'failback', approval: null, fence: null, lagAtDecision: null, walGapBytes: null, topology: null };
-  const run: TopologyRun = { steps, info, input, report, compensations: [] };
+  const run: TopologyRun = { steps, info, input, report, compensations: [], background: [] };
   const declaredStart = Date.now();
   const { replicaSet: set, database } = input;
   let cancelled: unknown;
@@ -94,8 +94,7 @@ export async function failback(input: FailbackInput): Promise<RunbookReport> {
         callIn(regionOf(set, current), quickCall, 'writeCanaryOnNode', `Canary write on ${label(current)}`, { set, node: current, database: input.pgDatabase, token: `${info.workflowId}/${info.runId}/canary` }),
       );
       const switched = await plannedSwitchover(run, set, current, home, topology);
-      report.checks.push(...(await smokeTests(run, set, home)));
-      report.rpoSeconds = await measureRpo(run, 'planned', home, startCanary, declaredStart);
+      report.rpoSeconds = await verifyNewPrimary(run, home, 'planned', startCanary, declaredStart);
       if (report.checks.every((c) => c.ok)) report.rtoSeconds = (Date.now() - declaredStart) / 1000;
 
       // Everything the canary writer had acknowledged during the failover term must be here too.
@@ -129,6 +128,7 @@ export async function failback(input: FailbackInput): Promise<RunbookReport> {
   } finally {
     await CancellationScope.nonCancellable(async () => {
       await compensate(run);
+      await settleBackground(run);
       await notifyFinished(steps, set.dr, report);
     });
   }

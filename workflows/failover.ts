@@ -26,11 +26,12 @@ import {
   DEMOTED_PRIMARY_FOLLOWS,
   followNewPrimary,
   label,
-  measureRpo,
   plannedSwitchover,
   regionOf,
-  smokeTests,
+  settleBackground,
+  sideBySideFrom,
   unplannedTakeover,
+  verifyNewPrimary,
   type TopologyRun,
 } from './topology-steps';
 import type { Canary, FailoverInput, RunbookReport, TopologyView } from './types';
@@ -44,7 +45,7 @@ export async function failover(input: FailoverInput): Promise<RunbookReport> {
   setHandler(failoverProgressQuery, () => steps.progress());
   const report = startReport('failover', subjectOf(input), info);
   report.failover = { mode: input.mode, approval: null, fence: null, lagAtDecision: null, walGapBytes: null, topology: null };
-  const run: TopologyRun = { steps, info, input, report, compensations: [] };
+  const run: TopologyRun = { steps, info, input, report, compensations: [], background: [] };
   const declaredStart = Date.now();
   const { replicaSet: set } = input;
   let cancelled: unknown;
@@ -59,20 +60,23 @@ export async function failover(input: FailoverInput): Promise<RunbookReport> {
     const to = topology.standby;
     if (!from || !to) throw invalid(`replication set ${set.set} has no ${from ? 'standby' : 'primary'} to fail over (primary ${label(from)}, standby ${label(to)})`);
 
-    const health = await steps.run('preflight', `checking ${label(to)} and its lag`, () =>
-      callIn(set.dr, quickCall, 'checkReplication', `Replication health of ${set.set}`, { set, primary: from, standby: to }),
-    );
-    report.failover.lagAtDecision = health.lag ? { bytes: health.lag.lagBytes, seconds: health.lag.lagSeconds } : null;
-    report.failover.walGapBytes = health.lag?.lagBytes ?? null;
-    const problems = preflightProblems(input, health);
-    if (problems.length) throw invalid(`preflight failed, nothing was changed: ${problems.join('; ')}`);
-
-    let startCanary: Canary | null = null;
-    if (input.mode === 'planned') {
-      startCanary = await steps.run('canary write', `writing a canary row on ${label(from)}`, () =>
-        callIn(regionOf(set, from), quickCall, 'writeCanaryOnNode', `Canary write on ${label(from)}`, { set, node: from, database: input.pgDatabase, token: `${info.workflowId}/${info.runId}/canary` }),
+    const preflight = async () => {
+      const health = await steps.run('preflight', `checking ${label(to)} and its lag`, () =>
+        callIn(set.dr, quickCall, 'checkReplication', `Replication health of ${set.set}`, { set, primary: from, standby: to }),
       );
-    }
+      report.failover!.lagAtDecision = health.lag ? { bytes: health.lag.lagBytes, seconds: health.lag.lagSeconds } : null;
+      report.failover!.walGapBytes = health.lag?.lagBytes ?? null;
+      const problems = preflightProblems(input, health);
+      if (problems.length) throw invalid(`preflight failed, nothing was changed: ${problems.join('; ')}`);
+    };
+    // A canary row changes nothing that matters: it may be written while the preflight looks.
+    const canary = async () =>
+      input.mode !== 'planned'
+        ? null
+        : steps.run('canary write', `writing a canary row on ${label(from)}`, () =>
+            callIn(regionOf(set, from), quickCall, 'writeCanaryOnNode', `Canary write on ${label(from)}`, { set, node: from, database: input.pgDatabase, token: `${info.workflowId}/${info.runId}/canary` }),
+          );
+    const [, startCanary] = await sideBySideFrom<void, Canary | null>(input.mode === 'planned', preflight, canary);
 
     const approval = await approvalGate(run, 'failover', set.dr);
     report.failover.approval = approval;
@@ -83,8 +87,7 @@ export async function failover(input: FailoverInput): Promise<RunbookReport> {
       const switched = input.mode === 'planned' ? await plannedSwitchover(run, set, from, to, topology) : { topology: await unplannedTakeover(run, set, from, to, topology), canFollow: false };
       report.failover.topology = switched.topology;
 
-      report.checks.push(...(await smokeTests(run, set, to)));
-      report.rpoSeconds = await measureRpo(run, input.mode, to, startCanary, declaredStart);
+      report.rpoSeconds = await verifyNewPrimary(run, to, input.mode, startCanary, declaredStart);
       if (report.checks.every((c) => c.ok)) {
         report.rtoSeconds = (Date.now() - declaredStart) / 1000;
       } else {
@@ -100,6 +103,7 @@ export async function failover(input: FailoverInput): Promise<RunbookReport> {
   } finally {
     await CancellationScope.nonCancellable(async () => {
       await compensate(run);
+      await settleBackground(run);
       await notifyFinished(steps, set.dr, report);
     });
   }
@@ -134,8 +138,7 @@ async function zonalFailover(run: TopologyRun, topology: TopologyView, declaredS
   );
   report.checks.push({ name: 'zonal failover', ok: true, detail: moved.how });
   if (report.failover) report.failover.topology = topology;
-  report.checks.push(...(await smokeTests(run, set, primary)));
-  report.rpoSeconds = await measureRpo(run, 'planned', primary, startCanary, declaredStart);
+  report.rpoSeconds = await verifyNewPrimary(run, primary, 'planned', startCanary, declaredStart);
   if (report.checks.every((c) => c.ok)) report.rtoSeconds = (Date.now() - declaredStart) / 1000;
   else {
     report.outcome = 'failed';

@@ -2,14 +2,14 @@
 // unplanned takeover, the smoke tests on a new primary. Each is an activity in the region it acts on:
 // the old primary's region for its fence, the new primary's region for everything else, so a
 // failover runs on DR workers while the primary region is dark.
-import { condition, isCancellation, patched, setHandler, upsertSearchAttributes, type WorkflowInfo } from '@temporalio/workflow';
+import { CancellationScope, condition, isCancellation, patched, setHandler, upsertSearchAttributes, type WorkflowInfo } from '@temporalio/workflow';
 import { callIn } from './calls';
 import { approveFailoverUpdate } from './messages';
 import { fenceWithDeadline, longTransfer, provisioning, quickCall } from './options';
 import { invalid } from './report';
 import { notify } from './notify';
 import { ApprovedByAttr } from './search-attributes';
-import { describeFailure, type StepLog } from './steps';
+import { describeFailure, sideBySide, type StepLog } from './steps';
 import type { Approval, Canary, CheckResult, FailoverInput, FailbackInput, NodeRef, RegionSpec, ReplicaSetSpec, RunbookReport, TopologyView } from './types';
 
 export const label = (n: NodeRef | null): string => (n ? `${n.region}/${n.name}` : '(none)');
@@ -29,6 +29,31 @@ export interface TopologyRun {
   report: RunbookReport;
   /** Undo actions registered as steps succeed, run in reverse if the runbook stops before the promote. */
   compensations: Array<{ name: string; run: () => Promise<unknown> }>;
+  /**
+   * Work off the critical path (the "started" notification) that the runbook awaits before it
+   * finishes (settleBackground), so that whoever hears "finished" has heard "started" first.
+   */
+  background?: Array<Promise<unknown>>;
+}
+
+/**
+ * Since this patch a switchover runs side by side what does not depend on each other: cancelling
+ * drills and reading the record; the preflight and the start canary; holding traffic and waiting for
+ * replay; the smoke tests and the RPO check. The "started" notification no longer holds up the fence.
+ * Each pair is the same two activities as before, so nothing is checked less.
+ */
+export const SWITCHOVER_SIDE_BY_SIDE = 'switchover-side-by-side';
+
+/** a, then b; or both side by side when `when` holds in a run made since SWITCHOVER_SIDE_BY_SIDE. */
+export async function sideBySideFrom<A, B>(when: boolean, a: () => Promise<A>, b: () => Promise<B>): Promise<[A, B]> {
+  if (when && patched(SWITCHOVER_SIDE_BY_SIDE)) return sideBySide(a, b);
+  const x = await a();
+  return [x, await b()];
+}
+
+/** Awaits the runbook's background work (see TopologyRun.background); it never fails. */
+export async function settleBackground(run: Pick<TopologyRun, 'background'>): Promise<void> {
+  await Promise.all((run.background ?? []).splice(0));
 }
 
 /**
@@ -36,7 +61,7 @@ export interface TopologyRun {
  * approval, or null when the timeout passed: the caller aborts cleanly, nothing having changed.
  */
 export async function approvalGate(
-  run: Pick<TopologyRun, 'steps' | 'info'> & { input: Pick<FailoverInput, 'approval' | 'database' | 'planDigest' | 'triggeredBy'> },
+  run: Pick<TopologyRun, 'steps' | 'info' | 'background'> & { input: Pick<FailoverInput, 'approval' | 'database' | 'planDigest' | 'triggeredBy'> },
   what: string,
   notifyIn: RegionSpec,
 ): Promise<Approval | null> {
@@ -67,7 +92,10 @@ export async function approvalGate(
   );
   const started = async (given: Approval) => {
     recordApproval(steps, given);
-    await notify(steps, notifyIn, { event: 'failover.started', database: input.database, runbook: what, summary: `${what} of ${input.database} approved by ${given.approvedBy} and starting` });
+    const sent = notify(steps, notifyIn, { event: 'failover.started', database: input.database, runbook: what, summary: `${what} of ${input.database} approved by ${given.approvedBy} and starting` });
+    // notify() never fails; off the critical path, the runbook awaits it before it finishes.
+    if (run.background && patched(SWITCHOVER_SIDE_BY_SIDE)) run.background.push(sent);
+    else await sent;
   };
   if (approval) {
     await steps.run('approval', 'pre-approved', async () => ({ value: null, attempt: 1 }));
@@ -116,6 +144,7 @@ export async function plannedSwitchover(
   // The undo is registered before the fence: a fence that fails half way (some databases already
   // read-only) must still be lifted. Unfencing a node that was never fenced changes nothing.
   compensations.unshift({ name: `unfence ${label(from)}`, run: () => callIn(fromRegion, quickCall, 'unfenceNode', `Unfence ${label(from)}`, { set, node: from }) });
+  const fenceStarted = Date.now();
   const fence = await steps.run('fence primary', `making ${label(from)} read-only and ending its sessions`, () =>
     callIn(fromRegion, quickCall, 'fenceNode', `Fence ${label(from)} (planned)`, { set, node: from, mode: 'planned' }),
   );
@@ -123,23 +152,56 @@ export async function plannedSwitchover(
   if (report.failover) report.failover.fence = { confirmed: fence.confirmed, how: fence.how };
   if (!fence.confirmed || !fence.finalLsn) throw invalid(`could not confirm the fence of ${label(from)}: ${fence.how}`);
 
-  const held = await holdTraffic(run, set, from, to, topology);
-  compensations.unshift({
-    name: `restore traffic to ${label(from)}`,
-    run: () =>
-      callIn(toRegion, quickCall, 'repointTraffic', `Restore traffic to ${label(from)}`, {
-        set,
-        next: { primary: from, standby: to, fenced: topology.fenced },
-        expectedEpoch: held.epoch,
-        by: info.workflowId,
-      }),
-  });
-  await steps.run('wait for replay', `waiting until ${label(to)} has replayed ${fence.finalLsn}`, () =>
-    callIn(toRegion, longTransfer, 'waitForReplay', `Wait for ${label(to)} to reach ${fence.finalLsn}`, { set, node: to, lsn: fence.finalLsn! }),
-  );
+  const hold = async (): Promise<TopologyView> => {
+    const held = await holdTraffic(run, set, from, to, topology);
+    compensations.unshift({
+      name: `restore traffic to ${label(from)}`,
+      run: () =>
+        callIn(toRegion, quickCall, 'repointTraffic', `Restore traffic to ${label(from)}`, {
+          set,
+          next: { primary: from, standby: to, fenced: topology.fenced },
+          expectedEpoch: held.epoch,
+          by: info.workflowId,
+        }),
+    });
+    return held;
+  };
+  const replayed = () =>
+    steps.run('wait for replay', `waiting until ${label(to)} has replayed ${fence.finalLsn}`, () =>
+      callIn(toRegion, longTransfer, 'waitForReplay', `Wait for ${label(to)} to reach ${fence.finalLsn}`, { set, node: to, lsn: fence.finalLsn! }),
+    );
+  let held: TopologyView;
+  if (patched(SWITCHOVER_SIDE_BY_SIDE)) held = await holdWhileReplaying(hold, replayed);
+  else {
+    held = await hold();
+    await replayed();
+  }
   const next = await promoteAndRepoint(run, set, from, to, topology, held, 'planned');
-  if (report.failover) report.failover.walGapBytes = 0;
+  if (report.failover) {
+    report.failover.walGapBytes = 0;
+    // Clients could not write from the fence until the record pointed at the new primary.
+    report.failover.writeOutageSeconds = (Date.now() - fenceStarted) / 1000;
+  }
   return { topology: next, fencedAt, canFollow: fence.canFollow === true };
+}
+
+/**
+ * Holding traffic and waiting for replay, side by side. The hold is never cancelled from here: a
+ * cancelled activity may still have run, and a hold that ran must have its undo registered (hold()
+ * registers it when it returns). So a failed wait lets the hold finish first; a failed hold stops the
+ * wait (a read, safe to cancel). The first failure is thrown once both have settled.
+ */
+async function holdWhileReplaying(hold: () => Promise<TopologyView>, replayed: () => Promise<unknown>): Promise<TopologyView> {
+  const waiting = new CancellationScope();
+  const wait = waiting.run(replayed);
+  const held = hold().catch((err: unknown) => {
+    waiting.cancel();
+    throw err;
+  });
+  const [h, w] = await Promise.allSettled([held, wait]);
+  if (h.status === 'rejected') throw h.reason;
+  if (w.status === 'rejected') throw w.reason;
+  return h.value;
 }
 
 /** Since this patch a planned switchover ends with the demoted primary streaming from the new one. */
@@ -269,10 +331,34 @@ function holdTraffic(run: TopologyRun, set: ReplicaSetSpec, from: NodeRef, to: N
 export async function cancelDrillsAndReadTopology(run: TopologyRun): Promise<TopologyView> {
   const { steps, input } = run;
   const set = input.replicaSet;
-  await steps.run('cancel drills', `cancelling running drills of ${input.database}`, () =>
-    callIn(set.dr, quickCall, 'cancelDrills', `Cancel drills of ${input.database}`, { database: input.database }),
+  const cancelDrills = () =>
+    steps.run('cancel drills', `cancelling running drills of ${input.database}`, () =>
+      callIn(set.dr, quickCall, 'cancelDrills', `Cancel drills of ${input.database}`, { database: input.database }),
+    );
+  const readTopology = () => steps.run('read topology', `reading the topology of ${set.set}`, () => callIn(set.dr, quickCall, 'readTopology', `Topology of ${set.set}`, { set }));
+  // Reading the record changes nothing: it need not wait for the drills to stop.
+  if (patched(SWITCHOVER_SIDE_BY_SIDE)) return (await sideBySide(cancelDrills, readTopology))[1];
+  await cancelDrills();
+  return readTopology();
+}
+
+/**
+ * What proves the new primary serves: the smoke tests (a write, the plan's checks), then RPO from
+ * data (measureRpo). Side by side since SWITCHOVER_SIDE_BY_SIDE; the report lists them in that order.
+ */
+export async function verifyNewPrimary(run: TopologyRun, node: NodeRef, mode: 'planned' | 'unplanned', startCanary: Canary | null, declaredStart: number): Promise<number | null> {
+  const set = run.input.replicaSet;
+  if (!patched(SWITCHOVER_SIDE_BY_SIDE)) {
+    run.report.checks.push(...(await smokeTests(run, set, node)));
+    return measureRpo(run, mode, node, startCanary, declaredStart);
+  }
+  const at = run.report.checks.length;
+  const [smoke, rpo] = await sideBySide(
+    () => smokeTests(run, set, node),
+    () => measureRpo(run, mode, node, startCanary, declaredStart),
   );
-  return steps.run('read topology', `reading the topology of ${set.set}`, () => callIn(set.dr, quickCall, 'readTopology', `Topology of ${set.set}`, { set }));
+  run.report.checks.splice(at, 0, ...smoke);
+  return rpo;
 }
 
 /** A write and the plan's checks on the new primary. */

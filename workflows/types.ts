@@ -337,6 +337,12 @@ export interface RunbookReport {
     fence: { confirmed: boolean; how: string } | null;
     lagAtDecision: { bytes: number | null; seconds: number | null } | null;
     walGapBytes: number | null;
+    /**
+     * A planned switchover: seconds from the start of the fence until the record pointed clients at
+     * the new primary, the time no client could write. rtoSeconds adds what comes before the fence
+     * (preflight, start canary, approval) and after (smoke tests, the RPO check).
+     */
+    writeOutageSeconds?: number;
     topology: TopologyView | null;
     /** Writes a former primary took after the fork, discarded on the operator's word: where the copy is. */
     discardedDivergence?: { node: string; detail: string; preservedAt: string; by: string } | null;

@@ -287,6 +287,22 @@ export function stepSeconds(step: StepRecord): number {
   return step.startedAt && step.finishedAt ? (Date.parse(step.finishedAt) - Date.parse(step.startedAt)) / 1000 : 0;
 }
 
+/** The time at least one step was running: steps that ran side by side count once. */
+export function coveredSeconds(steps: StepRecord[]): number {
+  const spans = steps
+    .filter((s) => s.startedAt && s.finishedAt)
+    .map((s) => [Date.parse(s.startedAt!), Date.parse(s.finishedAt!)] as const)
+    .sort((a, b) => a[0] - b[0]);
+  let covered = 0;
+  let end = -Infinity;
+  for (const [from, to] of spans) {
+    if (to <= end) continue;
+    covered += to - Math.max(from, end);
+    end = to;
+  }
+  return covered / 1000;
+}
+
 export function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   const mid = Math.floor(sorted.length / 2);
@@ -335,8 +351,7 @@ export type Phases = Array<[name: string, seconds: number]>;
 export function runbookPhases(report: RunbookReport, wallSeconds: number, stepName: (step: StepRecord) => string = (step) => step.name): Phases {
   const phases: Phases = report.steps.map((s) => [stepName(s), stepSeconds(s)]);
   const inWorkflow = (Date.parse(report.finishedAt) - Date.parse(report.startedAt)) / 1000;
-  const inSteps = report.steps.reduce((sum, s) => sum + stepSeconds(s), 0);
-  phases.push(['(workflow, between steps)', inWorkflow - inSteps]);
+  phases.push(['(workflow, between steps)', inWorkflow - coveredSeconds(report.steps)]);
   phases.push(['(CLI start, workflow start, result)', wallSeconds - inWorkflow]);
   phases.push(['wall', wallSeconds]);
   return phases;

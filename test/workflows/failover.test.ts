@@ -162,6 +162,18 @@ async function failOverUnderDrill(drill: WorkflowHandle): Promise<{ drill: Await
 
 // ---- the runbooks ----
 
+/** Pairs of a planned switchover's steps that run side by side (SWITCHOVER_SIDE_BY_SIDE). */
+const SIDE_BY_SIDE = [
+  ['cancel drills', 'read topology'],
+  ['preflight', 'canary write'],
+  ['hold traffic', 'wait for replay'],
+  ['smoke tests', 'canaries on the new primary'],
+] as const;
+
+function startOf(report: RunbookReport, step: string): string | undefined {
+  return report.steps.find((s) => s.name === step)?.startedAt;
+}
+
 test('planned switchover to fo-b and failback to fo-a: RPO 0, the old primary demoted to a standby that refuses every write, every acknowledged canary kept', async () => {
   const before = expectAtHome(fx);
   await canaryAtEpoch(DB, before.epoch);
@@ -177,6 +189,11 @@ test('planned switchover to fo-b and failback to fo-a: RPO 0, the old primary de
   expect(failover.rtoSeconds).toBeGreaterThan(0);
   expect(failover.failover?.fence).toEqual({ confirmed: true, how: expect.stringMatching(/^demoted: clean shutdown/) });
   expect(failover.failover?.walGapBytes).toBe(0);
+  // The write outage (fence to repoint) is part of the RTO, which adds what comes before and after.
+  expect(failover.failover?.writeOutageSeconds).toBeGreaterThan(0);
+  expect(failover.failover!.writeOutageSeconds!).toBeLessThan(failover.rtoSeconds!);
+  // Steps that do not depend on each other start in the same workflow task (same workflow clock).
+  for (const [a, b] of SIDE_BY_SIDE) expect({ step: b, startedAt: startOf(failover, b) }).toEqual({ step: b, startedAt: startOf(failover, a) ?? `${a} missing` });
   expect(check(failover, 'write on the new primary')).toMatchObject({ ok: true });
   expect(check(failover, 'no acknowledged write lost')).toMatchObject({ ok: true });
   expect(check(failover, 'orders exist')).toMatchObject({ ok: true });
