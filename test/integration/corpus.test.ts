@@ -65,11 +65,13 @@ describe('the type and object corpus (issue 17)', () => {
 
   beforeAll(async () => {
     process.env[PASSWORD_VAR] = 'corpus-Secret-5a1f';
-    const [, started] = await Promise.all([
+    const [built, started] = await Promise.allSettled([
       (async () => buildCorpus(await adminA('postgres'), DB))(),
       startCloudSqlFake({ dir: mkdtempSync(join(env().home, 'cloudsql-corpus-')), pgBin: findPgBin(env().pgBin), opDelayMs: 50 }),
     ]);
-    fake = started;
+    if (started.status === 'fulfilled') fake = started.value; // closed in afterAll even when the build failed
+    if (built.status === 'rejected') throw built.reason;
+    if (started.status === 'rejected') throw started.reason;
     await new Storage({ projectId: PROJECT }).createBucket(BUCKET).catch((err: { code?: number }) => {
       if (err.code !== 409) throw err;
     });
