@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import pino from 'pino';
 import { Storage } from '@google-cloud/storage';
 import { findPgBin } from '../../activities/pg/binaries';
+import { runChecksWithoutSuperuser } from '../../activities/pg/roles';
 import { withClient, type PgConnection } from '../../activities/pg/sql';
 import { GcpProvider } from '../../activities/providers/gcp';
 import type { ActivityIo } from '../../activities/providers/provider';
@@ -115,6 +116,23 @@ ${checks}`,
     await worker?.stop();
     await fake?.close();
     await dropCorpus(await adminA('postgres'), DB);
+  });
+
+  // The fixture itself, on the source: what the drills below expect is true there to begin with.
+  test('the source holds the rows the fixture lists, and every plan check is true on it', async () => {
+    const counts = await withClient(await adminA(), async (c) => {
+      const rows: Record<string, number> = {};
+      // Counted as the superuser, so past the row-level security of public.secrets.
+      const { rows: found } = await c.query<{ name: string; n: number }>(`
+        select format('%s.%s', n.nspname, c.relname) as name, (xpath('/row/n/text()', query_to_xml(format('select count(*) as n from only %I.%I', n.nspname, c.relname), false, true, '')))[1]::text::int as n
+          from pg_class c join pg_namespace n on n.oid = c.relnamespace
+         where c.relkind = 'r' and n.nspname in ('public', 'Odd Schema.v2')`);
+      for (const r of found) rows[r.name] = r.n;
+      return rows;
+    });
+    expect(counts).toEqual(Object.fromEntries(CORPUS_TABLES.map((t) => [t.name, t.rows])));
+    const checks = await runChecksWithoutSuperuser(await adminA(), CORPUS_CHECKS);
+    expect(checks.filter((c) => !c.ok)).toEqual([]);
   });
 
   describe.each([
