@@ -68,7 +68,8 @@ const PLAN_SQL = `
   with recursive cols(rel, typ, typmod, coll) as (
     select a.attrelid, a.atttypid, a.atttypmod, a.attcollation
       from pg_catalog.pg_attribute a
-     where a.attrelid = any($1::pg_catalog.regclass[]) and a.attnum > 0 and not a.attisdropped
+     where a.attrelid in (select x::pg_catalog.regclass from pg_catalog.json_array_elements_text($1::pg_catalog.json) as x)
+       and a.attnum > 0 and not a.attisdropped
     union
     select c.rel, n.typ, n.typmod, n.coll
       from cols c join pg_catalog.pg_type t on t.oid = c.typ
@@ -101,8 +102,8 @@ export async function digestAlgorithms(client: Client, tables: string[]): Promis
   const byQuoted = await client.query<{ q: string; exact: boolean }>(
     `with p as (${PLAN_SQL})
      select r.q, coalesce(p.exact, true) as exact
-       from unnest($1::text[]) as r(q) left join p on p.rel = r.q::pg_catalog.regclass::pg_catalog.oid`,
-    [tables, EXACT_HASH_TYPES],
+       from pg_catalog.json_array_elements_text($1::pg_catalog.json) as r(q) left join p on p.rel = r.q::pg_catalog.regclass::pg_catalog.oid`,
+    [JSON.stringify(tables), EXACT_HASH_TYPES],
   );
   for (const row of byQuoted.rows) algorithms.set(row.q, row.exact ? 'hash-v2' : 'text-v2');
   return algorithms;
@@ -192,8 +193,9 @@ export function readableOrThrow(stats: Array<TableStats | Unreadable>, fail: (me
 export async function markUnlogged(client: Client, stats: TableStats[], quoted: string[]): Promise<TableStats[]> {
   if (quoted.length === 0) return stats;
   const { rows } = await client.query<{ q: string }>(
-    `select r.q from unnest($1::text[]) as r(q) join pg_catalog.pg_class c on c.oid = r.q::pg_catalog.regclass where c.relpersistence = 'u'`,
-    [quoted],
+    `select r.q from pg_catalog.json_array_elements_text($1::pg_catalog.json) as r(q)
+       join pg_catalog.pg_class c on c.oid = r.q::pg_catalog.regclass where c.relpersistence = 'u'`,
+    [JSON.stringify(quoted)],
   );
   const unlogged = new Set(rows.map((r) => unquote(r.q)));
   return stats.map((s) => (unlogged.has(s.table) ? { ...s, unlogged: true } : s));
