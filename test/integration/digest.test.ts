@@ -5,8 +5,7 @@
 // algorithms of older manifests still give the values they gave. Each test has a control showing
 // what the code before v2 did with the same data.
 import { spawnSync } from 'node:child_process';
-import { createWriteStream } from 'node:fs';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { createWriteStream, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { finished } from 'node:stream/promises';
@@ -242,8 +241,7 @@ describe('content digests', () => {
       try {
         const result = await verify(manifest);
         expect(result.checks.find((c) => c.name === 'large objects')).toMatchObject({ ok: false, detail: expect.stringMatching(/content checksum differs/) });
-        const { largeObjects: _, ...before } = manifest;
-        expect((await verify(before)).checks.every((c) => c.ok)).toBe(true);
+        expect((await verify({ ...manifest, largeObjects: undefined })).checks.every((c) => c.ok)).toBe(true);
       } finally {
         await withClient(restored, (c) => c.query(`select lo_put(424242, 5000, $1)`, [original]));
       }
@@ -254,8 +252,7 @@ describe('content digests', () => {
       await sql(restored, `select setval('public.tickets', 120)`);
       let result = await verify(manifest);
       expect(result.checks.find((c) => c.name === 'sequence public.tickets')).toMatchObject({ ok: false, detail: expect.stringMatching(/behind the backup's last value 150/) });
-      const { sequences: _, ...before } = manifest;
-      expect((await verify(before)).checks.every((c) => c.ok)).toBe(true);
+      expect((await verify({ ...manifest, sequences: undefined })).checks.every((c) => c.ok)).toBe(true);
       await sql(restored, `select setval('public.tickets', 160)`);
       result = await verify(manifest);
       expect(result.checks.find((c) => c.name === 'sequence public.tickets')).toMatchObject({ ok: true, detail: expect.stringMatching(/ahead of the manifest's last value 150/) });
