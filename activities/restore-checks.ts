@@ -24,10 +24,10 @@ export async function verifyAgainstManifest(conn: PgConnection, manifest: Backup
       // Physical restores (RDS, Cloud SQL) bring unlogged tables back empty: those are not compared.
       const physical = manifest.dumpFormat !== 'pg_dump-custom';
       const compared = manifest.tables.filter((t) => !(physical && t.unlogged));
-      const algorithms = new Map(compared.map((t) => [quoteQualified(t.table), t.algorithm ?? ('md5-text' as const)]));
-      const quoted = [...algorithms.keys()].filter((q) => present.has(q));
+      const expected = new Map(compared.map((t) => [quoteQualified(t.table), { algorithm: t.algorithm ?? ('md5-text' as const), textColumns: t.textColumns }]));
+      const quoted = [...expected.keys()].filter((q) => present.has(q));
       const stats = await allTableStats([client, second], quoted, {
-        algorithms,
+        expected,
         onTable: (done) => io.heartbeat({ phase: 'table checksums', done }),
       });
       const found = new Map(stats.map((s) => [s.table, s]));

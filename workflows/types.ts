@@ -217,7 +217,9 @@ export interface TableStats {
   /** Order-independent digest of the table's rows (see algorithm). */
   checksum: string;
   /** How checksum was computed (activities/pg/digest.ts); absent in older manifests, which used md5-text. */
-  algorithm?: 'hash_record_extended' | 'md5-text' | 'hash-v2' | 'text-v2';
+  algorithm?: 'hash_record_extended' | 'md5-text' | 'columns-v2';
+  /** columns-v2: the columns hashed by their text form (the others as stored). */
+  textColumns?: string[];
   /** An unlogged table: pg_dump carries its rows, a physical restore brings it back empty. */
   unlogged?: boolean;
 }

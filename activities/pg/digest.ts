@@ -12,23 +12,18 @@ import type { CheckResult, LargeObjectStats, SequenceStats, TableStats } from '.
  * - hash_record_extended, md5-text (manifests before v2, still verified as they were computed): the
  *   first hashes enums and reg* values by OID (equal data restored elsewhere differs), the second is
  *   the row's text under whatever settings the session had.
- * - hash-v2: PostgreSQL's own row hash, only for tables whose every column type hashes its value
- *   exactly and without OIDs (see EXACT_HASH_TYPES); row security off.
- * - text-v2: a 64-bit hash of each row's text form under PINNED_SETTINGS; row security off. Every other table.
+ * - columns-v2: PostgreSQL's row hash over the row's columns, each column either as stored (a type
+ *   in EXACT_HASH_TYPES, or built of them) or as its text form under PINNED_SETTINGS (every other
+ *   type: enums, reg*, arrays, json, extension types...); the manifest lists the latter
+ *   (TableStats.textColumns) and the verifier hashes those the same way. Row security off.
  */
 export type ChecksumAlgorithm = NonNullable<TableStats['algorithm']>;
 
-const DIGEST_SQL: Record<ChecksumAlgorithm, string> = {
-  // The old two keep their exact text, `t::text` and all (a column named t shadows the row there).
+const OLD_DIGEST_SQL = {
+  // Their exact text, `t::text` and all (a column named t shadows the row there).
   hash_record_extended: 'coalesce(sum(hash_record_extended(t, 0)), 0)::text',
   'md5-text': "coalesce(sum(('x' || substr(md5(t::text), 1, 15))::bit(60)::bigint), 0)::text",
-  'hash-v2': 'coalesce(sum(hash_record_extended(t.*, 0)), 0)::text',
-  // PostgreSQL's 64-bit text hash, half md5's cost; "C" so that it hashes the bytes whatever the collation.
-  'text-v2': 'coalesce(sum(pg_catalog.hashtextextended((t.*)::pg_catalog.text collate "C", 0)), 0)::text',
 };
-
-/** The algorithms whose reads run under PINNED_SETTINGS (manifests written since they exist). */
-const PINNED_ALGORITHMS: ReadonlySet<ChecksumAlgorithm> = new Set(['hash-v2', 'text-v2']);
 
 /**
  * Every setting a value's text form depends on, pinned for the v2 reads on both sides. search_path
@@ -60,19 +55,19 @@ const EXACT_HASH_TYPES = [
 ];
 
 /**
- * For each table (by regclass), whether every column hashes exactly (hash-v2) or goes by text
- * (text-v2), and whether it is unlogged. A column's type is followed through domains, composites,
- * ranges and multiranges; an enum, a reg* or oid, an array, an extension's type or a
- * non-deterministic collation anywhere sends the table to text.
+ * Each column of each table (by regclass), in order, and whether its value hashes exactly as stored.
+ * A column's type is followed through domains, composites, ranges and multiranges; an enum, a reg*
+ * or oid, an array, an extension's type or a non-deterministic collation anywhere sends the column
+ * to its text form.
  */
 const PLAN_SQL = `
-  with recursive cols(rel, typ, typmod, coll) as (
-    select a.attrelid, a.atttypid, a.atttypmod, a.attcollation
+  with recursive cols(rel, attnum, typ, typmod, coll) as (
+    select a.attrelid, a.attnum, a.atttypid, a.atttypmod, a.attcollation
       from pg_catalog.pg_attribute a
      where a.attrelid in (select x::pg_catalog.regclass from pg_catalog.json_array_elements_text($1::pg_catalog.json) as x)
        and a.attnum > 0 and not a.attisdropped
     union
-    select c.rel, n.typ, n.typmod, n.coll
+    select c.rel, c.attnum, n.typ, n.typmod, n.coll
       from cols c join pg_catalog.pg_type t on t.oid = c.typ
      cross join lateral (
        select t.typbasetype, t.typtypmod, t.typcollation where t.typtype = 'd'
@@ -84,37 +79,59 @@ const PLAN_SQL = `
        union all
        select r.rngtypid, -1, 0 from pg_catalog.pg_range r where t.typtype = 'm' and r.rngmultitypid = t.oid
      ) as n(typ, typmod, coll)
+  ), exact as (
+    select c.rel, c.attnum,
+           pg_catalog.bool_and(
+             t.typtype in ('d', 'c', 'r', 'm')
+             or (t.typtype = 'b' and t.typnamespace = 'pg_catalog'::pg_catalog.regnamespace
+                 and t.typsubscript <> 'pg_catalog.array_subscript_handler'::pg_catalog.regproc
+                 and (t.typname = any($2::pg_catalog.text[]) or (t.typname = 'numeric' and c.typmod >= 0))
+                 and coalesce((select l.collisdeterministic from pg_catalog.pg_collation l where l.oid = c.coll), true))
+           ) as exact
+      from cols c join pg_catalog.pg_type t on t.oid = c.typ
+     group by c.rel, c.attnum
   )
-  select c.rel,
-         pg_catalog.bool_and(
-           t.typtype in ('d', 'c', 'r', 'm')
-           or (t.typtype = 'b' and t.typnamespace = 'pg_catalog'::pg_catalog.regnamespace
-               and t.typsubscript <> 'pg_catalog.array_subscript_handler'::pg_catalog.regproc
-               and (t.typname = any($2::pg_catalog.text[]) or (t.typname = 'numeric' and c.typmod >= 0))
-               and coalesce((select l.collisdeterministic from pg_catalog.pg_collation l where l.oid = c.coll), true))
-         ) as exact
-    from cols c join pg_catalog.pg_type t on t.oid = c.typ
-   group by c.rel`;
+  select e.rel, pg_catalog.array_agg(a.attname::pg_catalog.text order by e.attnum) as columns,
+         pg_catalog.array_agg(a.attname::pg_catalog.text order by e.attnum) filter (where not e.exact) as text_columns
+    from exact e join pg_catalog.pg_attribute a on a.attrelid = e.rel and a.attnum = e.attnum
+   group by e.rel`;
 
-/** The v2 algorithm of each table (quoted, schema-qualified names as listTables gives them); needs a transaction. */
-export async function digestAlgorithms(client: Client, tables: string[]): Promise<Map<string, ChecksumAlgorithm>> {
-  const algorithms = new Map<string, ChecksumAlgorithm>(tables.map((t) => [t, 'hash-v2'])); // a table with no columns
-  if (tables.length === 0) return algorithms;
+/** How columns-v2 reads one table: its columns in order, and those hashed by their text form. */
+export interface ColumnPlan {
+  columns: string[];
+  textColumns: string[];
+}
+
+/**
+ * Each table's columns, and which of them hash by text (quoted, schema-qualified names as
+ * listTables gives them). Needs a transaction.
+ */
+export async function columnPlans(client: Client, tables: string[]): Promise<Map<string, ColumnPlan>> {
+  const plans = new Map<string, ColumnPlan>(tables.map((t) => [t, { columns: [], textColumns: [] }])); // a table with no columns
+  if (tables.length === 0) return plans;
   // The planner's guess at the recursion is wild enough to JIT-compile it: half a second for a
   // query that runs in one millisecond. jit off in a savepoint rolled back after, like the settings.
   await client.query('savepoint lifeboat_plan; set local jit = off');
   try {
-    const { rows } = await client.query<{ q: string; exact: boolean }>(
+    const { rows } = await client.query<{ q: string; columns: string[] | null; text_columns: string[] | null }>(
       `with p as (${PLAN_SQL})
-       select r.q, coalesce(p.exact, true) as exact
+       select r.q, p.columns, p.text_columns
          from pg_catalog.json_array_elements_text($1::pg_catalog.json) as r(q) left join p on p.rel = r.q::pg_catalog.regclass::pg_catalog.oid`,
       [JSON.stringify(tables), EXACT_HASH_TYPES],
     );
-    for (const row of rows) algorithms.set(row.q, row.exact ? 'hash-v2' : 'text-v2');
-    return algorithms;
+    for (const row of rows) plans.set(row.q, { columns: row.columns ?? [], textColumns: row.text_columns ?? [] });
+    return plans;
   } finally {
     await client.query('rollback to savepoint lifeboat_plan; release savepoint lifeboat_plan');
   }
+}
+
+/** The columns-v2 digest expression: text columns by their text form, bytes compared ("C"). */
+function columnsDigestSql(plan: ColumnPlan): string {
+  const text = new Set(plan.textColumns);
+  const quote = (name: string) => `t."${name.replace(/"/g, '""')}"`;
+  const fields = plan.columns.map((c) => (text.has(c) ? `(${quote(c)})::pg_catalog.text collate "C"` : quote(c)));
+  return `coalesce(sum(pg_catalog.hash_record_extended(row(${fields.join(', ')}), 0)), 0)::text`;
 }
 
 /** A table the digest reader could not read in full, and why. */
@@ -140,17 +157,21 @@ function rlsReason(err: unknown, user: string): string | null {
 }
 
 /**
- * Row count and content digest of one table. The v2 reads need an open transaction: the settings
- * are pinned in a savepoint rolled back afterwards, so they never leak into the connection's other
- * queries (nor change an older manifest's md5-text read on the same connection).
+ * Row count and content digest of one table. columns-v2 needs `plan` and an open transaction: the
+ * settings are pinned in a savepoint rolled back afterwards, so they never leak into the
+ * connection's other queries (nor change an older manifest's md5-text read on the same connection).
  */
-export async function tableStats(client: Client, table: string, algorithm: ChecksumAlgorithm): Promise<TableStats | Unreadable> {
-  const sql = `select count(*)::bigint as rows, ${DIGEST_SQL[algorithm]} as digest from only ${table} as t`;
-  if (!PINNED_ALGORITHMS.has(algorithm)) return toStats(table, algorithm, (await client.query<{ rows: string; digest: string }>(sql)).rows[0]);
-  await client.query('savepoint lifeboat_digest');
+export async function tableStats(client: Client, table: string, algorithm: ChecksumAlgorithm, plan?: ColumnPlan): Promise<TableStats | Unreadable> {
+  const from = `from only ${table} as t`;
+  if (algorithm !== 'columns-v2') {
+    const { rows } = await client.query<{ rows: string; digest: string }>(`select count(*)::bigint as rows, ${OLD_DIGEST_SQL[algorithm]} as digest ${from}`);
+    return toStats(table, algorithm, rows[0]);
+  }
+  if (!plan) throw new Error(`no column plan for ${table}`);
+  await client.query(`savepoint lifeboat_digest; ${PIN_SQL}`);
   try {
-    await client.query(PIN_SQL);
-    return toStats(table, algorithm, (await client.query<{ rows: string; digest: string }>(sql)).rows[0]);
+    const { rows } = await client.query<{ rows: string; digest: string }>(`select count(*)::bigint as rows, ${columnsDigestSql(plan)} as digest ${from}`);
+    return { ...toStats(table, algorithm, rows[0]), textColumns: plan.textColumns };
   } catch (err) {
     const reason = rlsReason(err, client.user ?? 'the login');
     if (reason) return { table: unquote(table), unreadable: reason };
@@ -167,22 +188,26 @@ function toStats(table: string, algorithm: ChecksumAlgorithm, row: { rows: strin
 
 /**
  * Stats for many tables over `clients` connections in parallel (each table on one connection),
- * every connection inside a transaction. `algorithms` pins each table's algorithm (verifying
- * against a manifest); absent (taking a manifest), the v2 algorithm each table's types call for.
+ * every connection inside a transaction. Taking a manifest, each table is read by columns-v2;
+ * verifying one, `expected` gives each table's algorithm and text columns as the manifest has them.
  */
 export async function allTableStats(
   clients: Client[],
   tables: string[],
-  options: { onTable?: (done: number) => void; algorithms?: Map<string, ChecksumAlgorithm> } = {},
+  options: { onTable?: (done: number) => void; expected?: Map<string, Pick<TableStats, 'algorithm' | 'textColumns'>> } = {},
 ): Promise<Array<TableStats | Unreadable>> {
-  const algorithms = options.algorithms ?? (clients[0] ? await digestAlgorithms(clients[0], tables) : new Map<string, ChecksumAlgorithm>());
+  const algorithmOf = (t: string): ChecksumAlgorithm => (options.expected ? (options.expected.get(t)?.algorithm ?? 'md5-text') : 'columns-v2');
+  const planned = tables.filter((t) => algorithmOf(t) === 'columns-v2');
+  const plans = planned.length && clients[0] ? await columnPlans(clients[0], planned) : new Map<string, ColumnPlan>();
+  // Verifying, the manifest says which columns were hashed by text; the columns are the table's own.
+  if (options.expected) for (const [t, plan] of plans) plans.set(t, { columns: plan.columns, textColumns: options.expected.get(t)?.textColumns ?? [] });
   const results = new Map<string, TableStats | Unreadable>();
   const queue = [...tables];
   let done = 0;
   await Promise.all(
     clients.map(async (client) => {
       for (let next = queue.shift(); next !== undefined; next = queue.shift()) {
-        results.set(next, await tableStats(client, next, algorithms.get(next) ?? 'text-v2'));
+        results.set(next, await tableStats(client, next, algorithmOf(next), plans.get(next)));
         options.onTable?.(++done);
       }
     }),

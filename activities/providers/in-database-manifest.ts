@@ -102,7 +102,7 @@ export function manifestDigest(manifest: BackupManifest): string {
     backupId,
     database,
     serverVersionNum,
-    tables.map((t) => [t.table, t.rows, t.checksum, t.algorithm ?? null, ...(t.unlogged ? [true] : [])]),
+    tables.map((t) => [t.table, t.rows, t.checksum, t.algorithm ?? null, ...(t.textColumns ? [t.textColumns] : []), ...(t.unlogged ? [true] : [])]),
     canary ? [canary.id, canary.writtenAt] : null,
     ...(sequences ? [sequences.map((q) => [q.sequence, q.lastValue, q.isCalled, q.increment, q.unreadable ?? null])] : []),
     ...(largeObjects ? ['unreadable' in largeObjects ? [largeObjects.unreadable] : [largeObjects.count, largeObjects.bytes, largeObjects.checksum]] : []),

@@ -66,11 +66,11 @@ async function recreate(region: string, database: string): Promise<PgConnection>
 }
 
 /** Each table's stats as a manifest would take them, in one transaction. */
-async function statsOf(conn: PgConnection, algorithm?: ChecksumAlgorithm): Promise<Map<string, TableStats>> {
+async function statsOf(conn: PgConnection): Promise<Map<string, TableStats>> {
   return withClient(conn, async (c) => {
     await c.query('begin isolation level repeatable read read only');
     const tables = await listTables(c);
-    const stats = await allTableStats([c], tables, algorithm ? { algorithms: new Map(tables.map((t) => [t, algorithm])) } : {});
+    const stats = await allTableStats([c], tables);
     await c.query('commit');
     return new Map(stats.map((s) => [s.table, s as TableStats]));
   });
@@ -111,9 +111,9 @@ describe('content digests', () => {
     const oids = async (conn: PgConnection) => withClient(conn, async (c) => (await c.query(`select 'public.mood'::regtype::oid::int as o`)).rows[0].o as number);
     expect(await oids(a)).not.toBe(await oids(b));
     const [onA, onB] = [await statsOf(a), await statsOf(b)];
-    expect(onA.get('public.feelings')).toMatchObject({ algorithm: 'text-v2', rows: 50 });
-    expect(onA.get('public.plain')).toMatchObject({ algorithm: 'hash-v2', rows: 200 });
-    expect(onA.get('public.loose')).toMatchObject({ algorithm: 'text-v2' }); // numeric without scale, float, interval, jsonb, money
+    expect(onA.get('public.feelings')).toMatchObject({ algorithm: 'columns-v2', rows: 50, textColumns: ['m', 'ms', 'd', 'p', 'r', 'rel', 'typ', 'fn'] });
+    expect(onA.get('public.plain')).toMatchObject({ algorithm: 'columns-v2', rows: 200, textColumns: [] });
+    expect(onA.get('public.loose')).toMatchObject({ textColumns: ['n', 'f', 'iv', 'j', 'money'] }); // numeric without scale, float, interval, jsonb, money
     expect(onA.get('public.secrets')).toMatchObject({ rows: 10 }); // superuser reads past RLS
     for (const [table, stats] of onA) expect([table, onB.get(table)]).toEqual([table, stats]);
     // The control: the old algorithm, on the same data, differs on the table with the enum.
@@ -157,12 +157,12 @@ describe('content digests', () => {
       withClient(a, async (c: Client) => {
         await c.query('begin; set local role digest_owner');
         try {
-          return await tableStats(c, '"public"."secrets"', algorithm);
+          return await tableStats(c, '"public"."secrets"', algorithm, { columns: ['id', 'owner_only'], textColumns: [] });
         } finally {
           await c.query('rollback');
         }
       });
-    const v2 = await asOwner('hash-v2');
+    const v2 = await asOwner('columns-v2');
     expect(isUnreadable(v2) && v2.unreadable).toMatch(/row-level security hides rows of it from .*BYPASSRLS/);
     // The control: the old read, as the owner, counted 5 of the 10 rows without a word.
     expect(await asOwner('hash_record_extended')).toMatchObject({ rows: 5 });
