@@ -51,7 +51,7 @@ export async function verifyAgainstManifest(conn: PgConnection, manifest: Backup
       const largeObjects = manifest.largeObjects ? [compareLargeObjects(manifest.largeObjects, await largeObjectStats(client), window)] : [];
       const newest = await newestCanary(client);
       for (const c of [client, second]) await c.query('commit');
-      return { tables, checks: [...(await checked), ...sequences, ...largeObjects], newestCanary: newest };
+      return { tables, objects: [...sequences, ...largeObjects], checks: await checked, newestCanary: newest };
     }),
   );
 }

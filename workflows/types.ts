@@ -312,6 +312,8 @@ export interface CheckResult {
 
 export interface RestoreVerification {
   tables: CheckResult[];
+  /** Sequences' positions and the large objects against the manifest (absent in results before they were recorded). */
+  objects?: CheckResult[];
   checks: CheckResult[];
   newestCanary: Canary | null;
 }

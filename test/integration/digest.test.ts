@@ -216,8 +216,8 @@ describe('content digests', () => {
       const result = await verify(manifest);
       expect(result.tables.filter((t) => !t.ok || t.notCompared)).toEqual([]);
       expect(result.tables.map((t) => t.name)).toEqual(expect.arrayContaining(['public.feelings', 'public.secrets', 'public.scratchpad']));
-      expect(result.checks.filter((c) => !c.ok || c.notCompared)).toEqual([]);
-      expect(result.checks.map((c) => c.name)).toEqual(expect.arrayContaining(['sequence public.tickets', 'large objects']));
+      expect(result.objects!.filter((c) => !c.ok || c.notCompared)).toEqual([]);
+      expect(result.objects!.map((c) => c.name)).toEqual(expect.arrayContaining(['sequence public.tickets', 'large objects']));
     });
 
     test('as a physical restore, the unlogged table is reported as not compared, with the reason', async () => {
@@ -240,22 +240,22 @@ describe('content digests', () => {
       await sql(restored, `select lo_put(424242, 5000, 'X')`);
       try {
         const result = await verify(manifest);
-        expect(result.checks.find((c) => c.name === 'large objects')).toMatchObject({ ok: false, detail: expect.stringMatching(/content checksum differs/) });
-        expect((await verify({ ...manifest, largeObjects: undefined })).checks.every((c) => c.ok)).toBe(true);
+        expect(result.objects!.find((c) => c.name === 'large objects')).toMatchObject({ ok: false, detail: expect.stringMatching(/content checksum differs/) });
+        expect((await verify({ ...manifest, largeObjects: undefined })).objects!.every((c) => c.ok)).toBe(true);
       } finally {
         await withClient(restored, (c) => c.query(`select lo_put(424242, 5000, $1)`, [original]));
       }
-      expect((await verify(manifest)).checks.find((c) => c.name === 'large objects')).toMatchObject({ ok: true });
+      expect((await verify(manifest)).objects!.find((c) => c.name === 'large objects')).toMatchObject({ ok: true });
     });
 
     test('a sequence behind the backup fails, one ahead passes saying it moved on; a manifest without sequences did not notice', async () => {
       await sql(restored, `select setval('public.tickets', 120)`);
       let result = await verify(manifest);
-      expect(result.checks.find((c) => c.name === 'sequence public.tickets')).toMatchObject({ ok: false, detail: expect.stringMatching(/behind the backup's last value 150/) });
-      expect((await verify({ ...manifest, sequences: undefined })).checks.every((c) => c.ok)).toBe(true);
+      expect(result.objects!.find((c) => c.name === 'sequence public.tickets')).toMatchObject({ ok: false, detail: expect.stringMatching(/behind the backup's last value 150/) });
+      expect((await verify({ ...manifest, sequences: undefined })).objects!.every((c) => c.ok)).toBe(true);
       await sql(restored, `select setval('public.tickets', 160)`);
       result = await verify(manifest);
-      expect(result.checks.find((c) => c.name === 'sequence public.tickets')).toMatchObject({ ok: true, detail: expect.stringMatching(/ahead of the manifest's last value 150/) });
+      expect(result.objects!.find((c) => c.name === 'sequence public.tickets')).toMatchObject({ ok: true, detail: expect.stringMatching(/ahead of the manifest's last value 150/) });
       await sql(restored, `select setval('public.tickets', 150)`);
     });
 
