@@ -1,5 +1,6 @@
 // What a restored database is checked against: every table of the manifest (rows and content), its
-// sequences and large objects, the plan's checks, the newest canary. Shared by drills (scratch instances) and cross-cloud recovery.
+// sequences and large objects, the plan's checks, the newest canary. Shared by drills (scratch
+// instances) and cross-cloud recovery.
 import { ErrorType, type BackupManifest, type CheckResult, type DatabaseTarget, type RestoreVerification, type SqlCheck } from '../workflows/types';
 import { verdict } from './errors';
 import { runChecksWithoutSuperuser } from './pg/roles';

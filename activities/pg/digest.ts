@@ -248,16 +248,22 @@ export async function sequenceStats(client: Client): Promise<SequenceStats[]> {
      where c.relkind = 'S' and n.nspname not in ('pg_catalog', 'information_schema')
        and n.nspname not like 'pg\\_toast%' and n.nspname not like 'pg\\_temp%'
      order by 1`);
-  const out: SequenceStats[] = [];
-  for (const r of rows) {
-    if (!r.readable) {
-      out.push({ sequence: r.s, lastValue: null, isCalled: false, increment: r.increment, unreadable: `${client.user ?? 'the login'} has no SELECT privilege on it` });
-      continue;
-    }
-    const { rows: pos } = await client.query<{ last_value: string; is_called: boolean }>(`select last_value::text as last_value, is_called from ${r.q}`);
-    out.push({ sequence: r.s, lastValue: pos[0]!.last_value, isCalled: pos[0]!.is_called, increment: r.increment });
+  // Read in batches of one statement each, not one round trip per sequence.
+  const positions = new Map<string, { last_value: string; is_called: boolean }>();
+  const readable = rows.filter((r) => r.readable);
+  for (let i = 0; i < readable.length; i += 500) {
+    const batch = readable.slice(i, i + 500);
+    const { rows: pos } = await client.query<{ i: number; last_value: string; is_called: boolean }>(
+      batch.map((r, j) => `select ${j} as i, last_value::text as last_value, is_called from ${r.q}`).join(' union all '),
+    );
+    for (const p of pos) positions.set(batch[p.i]!.s, p);
   }
-  return out;
+  return rows.map((r): SequenceStats => {
+    const p = positions.get(r.s);
+    return p
+      ? { sequence: r.s, lastValue: p.last_value, isCalled: p.is_called, increment: r.increment }
+      : { sequence: r.s, lastValue: null, isCalled: false, increment: r.increment, unreadable: `${client.user ?? 'the login'} has no SELECT privilege on it` };
+  });
 }
 
 /**

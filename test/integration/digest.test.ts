@@ -15,6 +15,7 @@ import { findPgBin } from '../../activities/pg/binaries';
 import { allTableStats, isUnreadable, tableStats, type ChecksumAlgorithm } from '../../activities/pg/digest';
 import { libpqEnv, listTables, withClient, type PgConnection } from '../../activities/pg/sql';
 import { dumpWithManifest } from '../../activities/portable/logical-dump';
+import { captureManifest } from '../../activities/providers/in-database-manifest';
 import type { ActivityIo } from '../../activities/providers/provider';
 import { verifyAgainstManifest } from '../../activities/restore-checks';
 import type { BackupManifest, TableStats } from '../../workflows/types';
@@ -37,8 +38,11 @@ const TABLES = `
   select i, (array['sad','ok','happy'])[1 + i % 3]::public.mood, array['ok', 'happy']::public.mood[], 'happy', row('ok', i)::public.pair,
          public.mood_range('sad', 'happy'), 'public.feelings'::regclass, 'public.mood'::regtype, 'pg_catalog.now'::regproc, 'n' || i
     from generate_series(1, 50) as i;
-  create table public.plain (id bigserial primary key, v text, at timestamptz, price numeric(10, 2), raw bytea);
-  insert into public.plain (v, at, price, raw) select 'v' || i, timestamptz '2025-01-01 00:00+00' + i * interval '1 hour', i / 3.0, decode(md5(i::text), 'hex')
+  create type public.money_pair as (cents bigint, currency char(3));
+  create table public.plain (id bigserial primary key, v text, at timestamptz, price numeric(10, 2), raw bytea, during tstzrange, amount public.money_pair);
+  insert into public.plain (v, at, price, raw, during, amount)
+  select 'v' || i, timestamptz '2025-01-01 00:00+00' + i * interval '1 hour', i / 3.0, decode(md5(i::text), 'hex'),
+         tstzrange(timestamptz '2025-01-01 00:00+00', timestamptz '2025-01-01 00:00+00' + i * interval '1 day'), row(i * 100, 'EUR')::public.money_pair
     from generate_series(1, 200) as i;
   create table public.loose (id int, n numeric, f float8, iv interval, j jsonb, money money);
   insert into public.loose values (1, 1.50, -0.5, '1 day', '{"a": 1.0}', 12.34), (2, null, 1e-7, '36 hours', '[]', 0);
@@ -168,6 +172,20 @@ describe('content digests', () => {
     expect(await asOwner('hash_record_extended')).toMatchObject({ rows: 5 });
     // As superuser (both sides of a drill run as the admin login) every row counts.
     expect((await statsOf(a)).get('public.secrets')).toMatchObject({ rows: 10 });
+  });
+
+  test('a manifest whose login cannot read every row of a table fails the backup, naming the table and BYPASSRLS', async () => {
+    const db = await recreate('local-a', 'digest_rls');
+    await sql(db, `create table public.secrets (id int, owner_only boolean); insert into public.secrets select i, i % 2 = 0 from generate_series(1, 10) as i;
+                   alter table public.secrets owner to digest_owner; alter table public.secrets enable row level security;
+                   alter table public.secrets force row level security; create policy hide_odd on public.secrets using (owner_only);
+                   create schema lifeboat authorization digest_owner; grant create on database digest_rls to digest_owner`);
+    const meta = { backupId: 'digest-rls', createdBy: 'test', database: 'digest_rls', sourceRegion: 'local-a', provider: 'aws' as const, dumpFormat: 'rds-snapshot' as const };
+    const taken = withClient(db, async (c) => {
+      await c.query('set role digest_owner'); // as an RDS admin login is: not a superuser, no BYPASSRLS
+      return captureManifest(c, meta, io);
+    });
+    await expect(taken).rejects.toMatchObject({ type: 'LifeboatAccessDenied', message: expect.stringMatching(/public\.secrets: row-level security hides rows of it from .*BYPASSRLS/) });
   });
 
   test('older manifests\' algorithms give the values they gave before v2', async () => {
