@@ -4,7 +4,7 @@
 import { ErrorType, type BackupManifest, type CheckResult, type DatabaseTarget, type RestoreVerification, type SqlCheck } from '../workflows/types';
 import { verdict } from './errors';
 import { runChecksWithoutSuperuser } from './pg/roles';
-import { allTableStats, compareLargeObjects, compareSequences, isUnreadable, largeObjectStats, sequenceStats } from './pg/digest';
+import { allTableStats, compareLargeObjects, compareSequences, isUnreadable, largeObjectStats, sequenceStats, unquote } from './pg/digest';
 import { listTables, newestCanary, withClient, type PgConnection } from './pg/sql';
 import type { ActivityIo, DatabaseProvider } from './providers/provider';
 
@@ -21,12 +21,15 @@ export async function verifyAgainstManifest(conn: PgConnection, manifest: Backup
     withClient(conn, async (second) => {
       // Read-only transactions: the v2 digests pin their settings in savepoints inside them.
       for (const c of [client, second]) await c.query('set search_path = pg_catalog, pg_temp; begin read only');
-      const present = new Set(await listTables(client));
+      // The manifest names tables schema.table unquoted: each is found among the restored tables by
+      // that name, so a dot inside a schema's or a table's name does not lose it.
+      const present = new Map<string, string>();
+      for (const q of await listTables(client)) present.set(unquote(q), q);
       // Physical restores (RDS, Cloud SQL) bring unlogged tables back empty: those are not compared.
       const physical = manifest.dumpFormat !== 'pg_dump-custom';
-      const compared = manifest.tables.filter((t) => !(physical && t.unlogged));
-      const expected = new Map(compared.map((t) => [quoteQualified(t.table), { algorithm: t.algorithm ?? ('md5-text' as const), textColumns: t.textColumns }]));
-      const quoted = [...expected.keys()].filter((q) => present.has(q));
+      const compared = manifest.tables.filter((t) => !(physical && t.unlogged) && present.has(t.table));
+      const expected = new Map(compared.map((t) => [present.get(t.table)!, { algorithm: t.algorithm ?? ('md5-text' as const), textColumns: t.textColumns }]));
+      const quoted = [...expected.keys()];
       const stats = await allTableStats([client, second], quoted, {
         expected,
         onTable: (done) => io.heartbeat({ phase: 'table checksums', done }),
@@ -36,7 +39,7 @@ export async function verifyAgainstManifest(conn: PgConnection, manifest: Backup
       const snapshotWindow = physical ? ' (or the table was written between the manifest and the snapshot)' : '';
       const tables: CheckResult[] = manifest.tables.map((want) => {
         const got = found.get(want.table);
-        if (physical && want.unlogged && present.has(quoteQualified(want.table))) {
+        if (physical && want.unlogged && present.has(want.table)) {
           return { name: want.table, ok: true, notCompared: true, detail: `not compared: an unlogged table, which a restore from a platform snapshot brings back empty (the backup had ${want.rows} rows)` };
         }
         if (!got) return { name: want.table, ok: false, detail: 'missing from the restored database' };
@@ -55,12 +58,6 @@ export async function verifyAgainstManifest(conn: PgConnection, manifest: Backup
       return { tables, objects: [...sequences, ...largeObjects], checks: await checked, newestCanary: newest };
     }),
   );
-}
-
-function quoteQualified(name: string): string {
-  const dot = name.indexOf('.');
-  const quote = (part: string): string => `"${part.replace(/"/g, '""')}"`;
-  return `${quote(name.slice(0, dot))}.${quote(name.slice(dot + 1))}`;
 }
 
 /** A connection that works, or a failure that says why (a missing database is a verdict). */

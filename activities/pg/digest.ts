@@ -299,7 +299,8 @@ export async function largeObjectStats(client: Client): Promise<LargeObjectStats
   }
 }
 
-function unquote(qualified: string): string {
+/** "schema"."table" as a manifest names it: schema.table, unquoted. */
+export function unquote(qualified: string): string {
   return qualified
     .split(/(?<=")\.(?=")/)
     .map((part) => part.slice(1, -1).replace(/""/g, '"'))

@@ -46,6 +46,9 @@ const TABLES = `
     from generate_series(1, 200) as i;
   create table public.loose (id int, n numeric, f float8, iv interval, j jsonb, money money);
   insert into public.loose values (1, 1.50, -0.5, '1 day', '{"a": 1.0}', 12.34), (2, null, 1e-7, '36 hours', '[]', 0);
+  create schema "odd.schema";
+  create table "odd.schema"."Mixed ""quoted"".name" (id int, "t" text);
+  insert into "odd.schema"."Mixed ""quoted"".name" values (1, 'a column named t'), (2, null);
   create unlogged table public.scratchpad (id int, v text);
   insert into public.scratchpad select i, 'u' || i from generate_series(1, 7) as i;
   -- Row-level security forced on its owner, with a policy that hides half the rows from it.
@@ -233,7 +236,7 @@ describe('content digests', () => {
       expect(manifest.largeObjects).toMatchObject({ count: 2, bytes: 21000 });
       const result = await verify(manifest);
       expect(result.tables.filter((t) => !t.ok || t.notCompared)).toEqual([]);
-      expect(result.tables.map((t) => t.name)).toEqual(expect.arrayContaining(['public.feelings', 'public.secrets', 'public.scratchpad']));
+      expect(result.tables.map((t) => t.name)).toEqual(expect.arrayContaining(['public.feelings', 'public.secrets', 'public.scratchpad', 'odd.schema.Mixed "quoted".name']));
       expect(result.objects!.filter((c) => !c.ok || c.notCompared)).toEqual([]);
       expect(result.objects!.map((c) => c.name)).toEqual(expect.arrayContaining(['sequence public.tickets', 'large objects']));
     });
