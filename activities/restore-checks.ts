@@ -1,9 +1,11 @@
-// What a restored database is checked against: every table of the manifest (rows and content), the
-// plan's checks, the newest canary. Shared by drills (scratch instances) and cross-cloud recovery.
+// What a restored database is checked against: every table of the manifest (rows and content), its
+// sequences and large objects, the plan's checks, the newest canary. Shared by drills (scratch
+// instances) and cross-cloud recovery.
 import { ErrorType, type BackupManifest, type CheckResult, type DatabaseTarget, type RestoreVerification, type SqlCheck } from '../workflows/types';
 import { verdict } from './errors';
 import { runChecksWithoutSuperuser } from './pg/roles';
-import { allTableStats, listTables, newestCanary, withClient, type PgConnection } from './pg/sql';
+import { allTableStats, compareLargeObjects, compareSequences, isUnreadable, largeObjectStats, sequenceStats, unquote } from './pg/digest';
+import { listTables, newestCanary, withClient, type PgConnection } from './pg/sql';
 import type { ActivityIo, DatabaseProvider } from './providers/provider';
 
 /**
@@ -17,35 +19,45 @@ export async function verifyAgainstManifest(conn: PgConnection, manifest: Backup
   checked.catch(() => undefined); // awaited below; until then a rejection is not unhandled
   return withClient(conn, (client) =>
     withClient(conn, async (second) => {
-      for (const c of [client, second]) await c.query('set search_path = pg_catalog, pg_temp');
-      const present = new Set(await listTables(client));
-      const algorithms = new Map(manifest.tables.map((t) => [quoteQualified(t.table), t.algorithm ?? ('md5-text' as const)]));
-      const quoted = [...algorithms.keys()].filter((q) => present.has(q));
+      // Read-only transactions: the v2 digests pin their settings in savepoints inside them.
+      for (const c of [client, second]) await c.query('set search_path = pg_catalog, pg_temp; begin read only');
+      // The manifest names tables schema.table unquoted: each is found among the restored tables by
+      // that name, so a dot inside a schema's or a table's name does not lose it.
+      const present = new Map<string, string>();
+      for (const q of await listTables(client)) present.set(unquote(q), q);
+      // Physical restores (RDS, Cloud SQL) bring unlogged tables back empty: those are not compared.
+      const physical = manifest.dumpFormat !== 'pg_dump-custom';
+      const compared = manifest.tables.filter((t) => !(physical && t.unlogged) && present.has(t.table));
+      const expected = new Map(compared.map((t) => [present.get(t.table)!, { algorithm: t.algorithm ?? ('md5-text' as const), textColumns: t.textColumns }]));
+      const quoted = [...expected.keys()];
       const stats = await allTableStats([client, second], quoted, {
-        algorithms,
+        expected,
         onTable: (done) => io.heartbeat({ phase: 'table checksums', done }),
       });
       const found = new Map(stats.map((s) => [s.table, s]));
-      // An RDS manifest is read moments before the snapshot is taken: say so where it could matter.
-      const snapshotWindow = manifest.dumpFormat === 'rds-snapshot' ? ' (or the table was written between the manifest and the snapshot)' : '';
+      // A platform's manifest is read moments before its snapshot: say so where it could matter.
+      const snapshotWindow = physical ? ' (or the table was written between the manifest and the snapshot)' : '';
       const tables: CheckResult[] = manifest.tables.map((want) => {
         const got = found.get(want.table);
+        if (physical && want.unlogged && present.has(want.table)) {
+          return { name: want.table, ok: true, notCompared: true, detail: `not compared: an unlogged table, which a restore from a platform snapshot brings back empty (the backup had ${want.rows} rows)` };
+        }
         if (!got) return { name: want.table, ok: false, detail: 'missing from the restored database' };
+        if (isUnreadable(got)) return { name: want.table, ok: true, notCompared: true, detail: `not compared: ${got.unreadable}` };
         if (got.rows !== want.rows) return { name: want.table, ok: false, detail: `${got.rows} rows; the backup had ${want.rows}${snapshotWindow}` };
         if (got.checksum !== want.checksum) return { name: want.table, ok: false, detail: `${got.rows} rows but content checksum differs from the backup's${snapshotWindow}` };
         return { name: want.table, ok: true, detail: `${got.rows} rows, checksum matches` };
       });
       if (tables.length === 0) tables.push({ name: '(tables)', ok: false, detail: 'the manifest lists no tables: nothing was verified' });
-      return { tables, checks: await checked, newestCanary: await newestCanary(client) };
+      // Sequences and large objects, where the manifest recorded them (older ones did not).
+      const window = physical ? 'the snapshot' : 'the dump';
+      const sequences = manifest.sequences ? compareSequences(manifest.sequences, await sequenceStats(client), window) : [];
+      const largeObjects = manifest.largeObjects ? [compareLargeObjects(manifest.largeObjects, await largeObjectStats(client), window)] : [];
+      const newest = await newestCanary(client);
+      for (const c of [client, second]) await c.query('commit');
+      return { tables, objects: [...sequences, ...largeObjects], checks: await checked, newestCanary: newest };
     }),
   );
-}
-
-
-function quoteQualified(name: string): string {
-  const dot = name.indexOf('.');
-  const quote = (part: string): string => `"${part.replace(/"/g, '""')}"`;
-  return `${quote(name.slice(0, dot))}.${quote(name.slice(dot + 1))}`;
 }
 
 /** A connection that works, or a failure that says why (a missing database is a verdict). */

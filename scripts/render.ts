@@ -40,7 +40,7 @@ function mark(status: StepRecord['status'] | boolean): string {
 }
 
 function checkLine(c: CheckResult): string {
-  return `  ${mark(c.ok)} ${c.name.padEnd(40)} ${c.ok ? dim(c.detail) : red(c.detail)}`;
+  return `  ${c.notCompared ? mark('skipped') : mark(c.ok)} ${c.name.padEnd(40)} ${c.ok ? dim(c.detail) : red(c.detail)}`;
 }
 
 export function renderReport(report: RunbookReport, uiUrl: string | null): string {
@@ -77,7 +77,8 @@ export function renderReport(report: RunbookReport, uiUrl: string | null): strin
     lines.push(`  ${mark(step.status)} ${step.name.padEnd(40)} ${stepDuration(step).padStart(7)}${attempts}${step.detail ? `  ${step.status === 'failed' ? red(step.detail) : dim(step.detail)}` : ''}`);
   }
   if (report.checks.length) {
-    lines.push('', bold(`Checks (${report.checks.filter((c) => c.ok).length}/${report.checks.length} passed)`));
+    const notCompared = report.checks.filter((c) => c.notCompared).length;
+    lines.push('', bold(`Checks (${report.checks.filter((c) => c.ok && !c.notCompared).length}/${report.checks.length} passed${notCompared ? `, ${notCompared} not compared` : ''})`));
     lines.push(...report.checks.map(checkLine));
   }
   if (report.cleanup.length) {

@@ -132,6 +132,7 @@ export async function drill(input: DrillInput): Promise<RunbookReport> {
     report.checks = [
       ...restoreFindings,
       ...verified.tables.map((t) => ({ ...t, name: `table ${t.name}` })),
+      ...(verified.objects ?? []),
       ...verified.checks,
       canaryCheck,
       ...(manifestCanary && restoredCanary && manifestCanary.id !== restoredCanary.id

@@ -216,8 +216,30 @@ export interface TableStats {
   rows: number;
   /** Order-independent digest of the table's rows (see algorithm). */
   checksum: string;
-  /** How checksum was computed; absent in older manifests, which used md5-text. */
-  algorithm?: 'hash_record_extended' | 'md5-text';
+  /** How checksum was computed (activities/pg/digest.ts); absent in older manifests, which used md5-text. */
+  algorithm?: 'hash_record_extended' | 'md5-text' | 'columns-v2';
+  /** columns-v2: the columns hashed by their text form (the others as stored). */
+  textColumns?: string[];
+  /** An unlogged table: pg_dump carries its rows, a physical restore brings it back empty. */
+  unlogged?: boolean;
+}
+
+/** A sequence's position when the manifest was read. */
+export interface SequenceStats {
+  /** schema-qualified, e.g. public.orders_id_seq */
+  sequence: string;
+  /** bigint as text; null when the manifest's login could not read it (see unreadable). */
+  lastValue: string | null;
+  isCalled: boolean;
+  increment: string;
+  unreadable?: string;
+}
+
+/** The database's large objects: how many, total bytes, and a digest over OID, size and content. */
+export interface LargeObjectStats {
+  count: number;
+  bytes: number;
+  checksum: string;
 }
 
 export interface BackupManifest {
@@ -237,6 +259,10 @@ export interface BackupManifest {
   sha256: string;
   tables: TableStats[];
   newestCanary: Canary | null;
+  /** Absent in manifests written before sequences were recorded (they are then not compared). */
+  sequences?: SequenceStats[];
+  /** Absent in older manifests; `unreadable` when the manifest's login could not read them all. */
+  largeObjects?: LargeObjectStats | { unreadable: string };
 }
 
 /** Where a backup (or a copy of it) lives. */
@@ -277,10 +303,17 @@ export interface CheckResult {
   name: string;
   ok: boolean;
   detail: string;
+  /**
+   * Could not be compared exactly (detail says why): neither failed nor passed. ok is true so the
+   * run does not fail on it; reports show it as "not compared", not as a pass.
+   */
+  notCompared?: boolean;
 }
 
 export interface RestoreVerification {
   tables: CheckResult[];
+  /** Sequences' positions and the large objects against the manifest (absent in results before they were recorded). */
+  objects?: CheckResult[];
   checks: CheckResult[];
   newestCanary: Canary | null;
 }

@@ -1,7 +1,7 @@
 // SQL that every provider shares: a PostgreSQL database is a PostgreSQL database once reached,
 // whether it runs here, on RDS or on Cloud SQL.
 import { Client, type QueryArrayConfig } from 'pg';
-import type { Canary, CheckResult, SqlCheck, TableStats } from '../../workflows/types';
+import type { Canary, CheckResult, SqlCheck } from '../../workflows/types';
 
 /** How to reach one database. Holds a secret: lives in activity memory only. */
 export interface PgConnection {
@@ -104,89 +104,19 @@ export async function serverVersion(client: Client): Promise<{ version: string; 
   return { version: row.v.split(' ')[0] ?? row.v, num: Number(row.n) };
 }
 
-/** Every ordinary table the backup carries: user schemas plus Lifeboat's canary table. */
+/**
+ * Every ordinary table the backup carries: user schemas plus Lifeboat's canary table. Unlogged ones
+ * too (pg_dump carries their rows; a physical restore brings them back empty, see digest.ts).
+ */
 export async function listTables(client: Client): Promise<string[]> {
   const { rows } = await client.query<{ s: string; t: string }>(`
     select n.nspname as s, c.relname as t
       from pg_class c join pg_namespace n on n.oid = c.relnamespace
-     where c.relkind = 'r' and c.relpersistence = 'p'
+     where c.relkind = 'r' and c.relpersistence in ('p', 'u')
        and n.nspname not in ('pg_catalog', 'information_schema')
        and n.nspname not like 'pg\\_toast%' and n.nspname not like 'pg\\_temp%'
      order by 1, 2`);
   return rows.map((r) => `${quoteIdent(r.s)}.${quoteIdent(r.t)}`);
-}
-
-/**
- * How a table's content digest is computed. Both are order-independent sums of a per-row hash, so
- * identical data gives an identical digest whatever the physical order after a restore.
- * - hash_record_extended: PostgreSQL's own 64-bit row hash; fast, but only for hashable column types.
- * - md5-text: md5 of each row's text form; slower, works for every type (json, point, ...).
- */
-export type ChecksumAlgorithm = 'hash_record_extended' | 'md5-text';
-
-const DIGEST_SQL: Record<ChecksumAlgorithm, string> = {
-  hash_record_extended: 'coalesce(sum(hash_record_extended(t, 0)), 0)::text',
-  'md5-text': "coalesce(sum(('x' || substr(md5(t::text), 1, 15))::bit(60)::bigint), 0)::text",
-};
-
-const UNDEFINED_FUNCTION = '42883';
-
-async function statsWith(client: Client, table: string, algorithm: ChecksumAlgorithm): Promise<TableStats> {
-  const { rows } = await client.query<{ rows: string; digest: string }>(
-    `select count(*)::bigint as rows, ${DIGEST_SQL[algorithm]} as digest from only ${table} as t`,
-  );
-  const row = rows[0];
-  if (!row) throw new Error(`no stats for ${table}`);
-  return { table: unquote(table), rows: Number(row.rows), checksum: row.digest, algorithm };
-}
-
-/**
- * Row count and content digest of one table. With no algorithm given (taking a backup), the fast
- * one is tried first and the universal one used where a column type has no hash function; this
- * needs an open transaction (a savepoint keeps the failed try from aborting it).
- */
-export async function tableStats(client: Client, table: string, algorithm?: ChecksumAlgorithm): Promise<TableStats> {
-  if (algorithm) return statsWith(client, table, algorithm);
-  await client.query('savepoint lifeboat_stats');
-  try {
-    const stats = await statsWith(client, table, 'hash_record_extended');
-    await client.query('release savepoint lifeboat_stats');
-    return stats;
-  } catch (err) {
-    if ((err as { code?: string }).code !== UNDEFINED_FUNCTION) throw err;
-    await client.query('rollback to savepoint lifeboat_stats');
-    return statsWith(client, table, 'md5-text');
-  }
-}
-
-/**
- * Stats for many tables over `clients` connections in parallel (each table on one connection).
- * `algorithms` pins each table's algorithm (verifying against a manifest); absent, it is detected.
- */
-export async function allTableStats(
-  clients: Client[],
-  tables: string[],
-  options: { onTable?: (done: number) => void; algorithms?: Map<string, ChecksumAlgorithm> } = {},
-): Promise<TableStats[]> {
-  const results = new Map<string, TableStats>();
-  const queue = [...tables];
-  let done = 0;
-  await Promise.all(
-    clients.map(async (client) => {
-      for (let next = queue.shift(); next !== undefined; next = queue.shift()) {
-        results.set(next, await tableStats(client, next, options.algorithms?.get(next)));
-        options.onTable?.(++done);
-      }
-    }),
-  );
-  return tables.map((t) => results.get(t)!);
-}
-
-function unquote(qualified: string): string {
-  return qualified
-    .split(/(?<=")\.(?=")/)
-    .map((part) => part.slice(1, -1).replace(/""/g, '"'))
-    .join('.');
 }
 
 const CANARY_DDL = `

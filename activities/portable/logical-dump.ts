@@ -9,7 +9,8 @@ import { ErrorType, type BackupManifest, type ProviderKind } from '../../workflo
 import type { Client } from 'pg';
 import { CommandFailed, runPiped } from '../pg/process';
 import { verdict } from '../errors';
-import { allTableStats, listTables, newestCanary, serverVersion, withClient, type PgConnection } from '../pg/sql';
+import { allTableStats, largeObjectStats, markUnlogged, readableOrThrow, sequenceStats } from '../pg/digest';
+import { listTables, newestCanary, serverVersion, withClient, type PgConnection } from '../pg/sql';
 import { withToolEnv } from '../pg/tool-env';
 import type { ActivityIo } from '../providers/provider';
 
@@ -39,14 +40,19 @@ export async function dumpWithManifest(conn: PgConnection, pgBin: string, sink: 
 
     // The dump and the statistics run side by side; Promise.all owns both from the start, so a
     // failing dump can never become an unhandled rejection while the statistics are still running.
-    const [{ sha256, sizeBytes }, stats] = await Promise.all([
+    // Sequences are read first, before pg_dump reads them: they are not transactional, so a busy
+    // one can only have moved on (never back) by the time the dump holds it.
+    const sequences = await sequenceStats(client);
+    const [{ sha256, sizeBytes }, [stats, largeObjects]] = await Promise.all([
       dump(conn, pgBin, snapshot, version.num, sink, io),
       withClient(conn, async (helper) => {
         await helper.query('begin isolation level repeatable read read only');
         await helper.query(`set transaction snapshot '${snapshot.replace(/'/g, "''")}'`);
-        return allTableStats([client, helper], tables);
+        const read = await allTableStats([client, helper], tables);
+        return [read, await largeObjectStats(helper)] as const;
       }),
     ]);
+    const tableStats = await markUnlogged(client, readableOrThrow(stats, (m) => verdict(ErrorType.AccessDenied, `backup ${who.backupId} of ${who.database}: ${m}`)), tables);
     await client.query('commit');
     return {
       formatVersion: 1,
@@ -61,8 +67,10 @@ export async function dumpWithManifest(conn: PgConnection, pgBin: string, sink: 
       serverVersionNum: version.num,
       sizeBytes,
       sha256,
-      tables: stats,
+      tables: tableStats,
       newestCanary: canary,
+      sequences,
+      largeObjects,
     } satisfies BackupManifest;
   });
 }

@@ -7,7 +7,8 @@ import { createHash } from 'node:crypto';
 import type { Client } from 'pg';
 import { ErrorType, type BackupManifest, type ProviderKind, type TableStats } from '../../workflows/types';
 import { verdict } from '../errors';
-import { allTableStats, listTables, newestCanary, serverVersion, withClient, type PgConnection } from '../pg/sql';
+import { allTableStats, largeObjectStats, markUnlogged, readableOrThrow, sequenceStats } from '../pg/digest';
+import { listTables, newestCanary, serverVersion, withClient, type PgConnection } from '../pg/sql';
 import type { ActivityIo } from './provider';
 
 const MANIFEST_DDL = `
@@ -35,7 +36,11 @@ export async function captureManifest(
   try {
     const version = await serverVersion(client);
     const tables = (await listTables(client)).filter((t) => t !== MANIFEST_TABLE);
-    const stats: TableStats[] = await allTableStats([client], tables, { onTable: (done) => io.heartbeat({ phase: 'table checksums', done }) });
+    const read = await allTableStats([client], tables, { onTable: (done) => io.heartbeat({ phase: 'table checksums', done }) });
+    const fail = (m: string) => verdict(ErrorType.AccessDenied, `backup ${meta.backupId} of ${meta.database}: ${m}`);
+    const stats: TableStats[] = await markUnlogged(client, readableOrThrow(read, fail), tables);
+    const sequences = await sequenceStats(client);
+    const largeObjects = await largeObjectStats(client);
     const manifest: BackupManifest = {
       formatVersion: 1,
       backupId: meta.backupId,
@@ -51,6 +56,8 @@ export async function captureManifest(
       sha256: '',
       tables: stats,
       newestCanary: await newestCanary(client),
+      sequences,
+      largeObjects,
     };
     manifest.sha256 = manifestDigest(manifest);
     await client.query(
@@ -89,13 +96,16 @@ export async function readRestoredManifest(conn: PgConnection, backupId: string,
  * arrays, not objects: PostgreSQL's jsonb reorders object keys, and the digest must survive that.
  */
 export function manifestDigest(manifest: BackupManifest): string {
-  const { backupId, database, serverVersionNum, tables, newestCanary: canary } = manifest;
+  const { backupId, database, serverVersionNum, tables, newestCanary: canary, sequences, largeObjects } = manifest;
+  // What later manifests added is appended only where present: an older manifest's digest is unchanged.
   const canonical = [
     backupId,
     database,
     serverVersionNum,
-    tables.map((t) => [t.table, t.rows, t.checksum, t.algorithm ?? null]),
+    tables.map((t) => [t.table, t.rows, t.checksum, t.algorithm ?? null, ...(t.textColumns ? [t.textColumns] : []), ...(t.unlogged ? [true] : [])]),
     canary ? [canary.id, canary.writtenAt] : null,
+    ...(sequences ? [sequences.map((q) => [q.sequence, q.lastValue, q.isCalled, q.increment, q.unreadable ?? null])] : []),
+    ...(largeObjects ? ['unreadable' in largeObjects ? [largeObjects.unreadable] : [largeObjects.count, largeObjects.bytes, largeObjects.checksum]] : []),
   ];
   return createHash('sha256').update(JSON.stringify(canonical)).digest('hex');
 }

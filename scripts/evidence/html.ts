@@ -61,7 +61,8 @@ const td = (content: string, cls = '') => `<td${cls ? ` class="${cls}"` : ''}>${
 const verdict = (ok: boolean) => `<span class="verdict ${ok ? 'ok' : 'failed'}">${ok ? 'ok' : 'failed'}</span>`;
 
 function checkTable(results: CheckResult[]): string {
-  return table(['result', 'name', 'detail'], results.map((c) => [td(verdict(c.ok)), td(html(c.name)), td(html(c.detail), c.ok ? '' : 'failed')]), 'checks');
+  const result = (c: CheckResult) => (c.notCompared ? td('<span class="verdict skipped">not compared</span>') : td(verdict(c.ok)));
+  return table(['result', 'name', 'detail'], results.map((c) => [result(c), td(html(c.name)), td(html(c.detail), c.ok ? '' : 'failed')]), 'checks');
 }
 
 function stepRow(step: StepRecord, i: number): string[] {
@@ -157,8 +158,9 @@ export function runHtml(report: RunbookReport, ctx: RunContext): string {
   }
 
   out.push(`<section id="steps"><h2>Steps</h2>${table(['#', 'step', 'status', 'started', 'finished', 'duration', 'attempts', 'detail'], report.steps.map(stepRow), 'steps')}</section>`);
-  const passedChecks = report.checks.filter((c) => c.ok).length;
-  out.push(`<section id="checks"><h2>Checks (${passedChecks}/${report.checks.length} passed)</h2>${report.checks.length ? checkTable(report.checks) : '<p class="muted">no checks</p>'}</section>`);
+  const passedChecks = report.checks.filter((c) => c.ok && !c.notCompared).length;
+  const notCompared = report.checks.filter((c) => c.notCompared).length;
+  out.push(`<section id="checks"><h2>Checks (${passedChecks}/${report.checks.length} passed${notCompared ? `, ${notCompared} not compared` : ''})</h2>${report.checks.length ? checkTable(report.checks) : '<p class="muted">no checks</p>'}</section>`);
   out.push(`<section id="cleanup"><h2>Cleanup</h2>${report.cleanup.length ? checkTable(report.cleanup) : '<p class="muted">nothing to clean up</p>'}</section>`);
 
   const drills = fleetDrills(report);

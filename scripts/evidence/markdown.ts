@@ -25,7 +25,7 @@ const code = (text: string) => `\`${text.replace(/`/g, "'").replace(/\|/g, '\\|'
 const ok = (b: boolean) => (b ? '✔ ok' : '✘ **failed**');
 
 function checkRows(results: CheckResult[]): string[] {
-  return table(['result', 'name', 'detail'], results.map((c) => [ok(c.ok), md(c.name), md(c.detail)]));
+  return table(['result', 'name', 'detail'], results.map((c) => [c.notCompared ? '– not compared' : ok(c.ok), md(c.name), md(c.detail)]));
 }
 
 function stepRow(step: StepRecord, i: number): string[] {
@@ -94,7 +94,8 @@ export function runMarkdown(report: RunbookReport, ctx: RunContext): string {
   }
 
   out.push('## Steps', '', ...table(['#', 'step', 'status', 'started', 'finished', 'duration', 'attempts', 'detail'], report.steps.map(stepRow)), '');
-  out.push(`## Checks (${report.checks.filter((c) => c.ok).length}/${report.checks.length} passed)`, '', ...(report.checks.length ? checkRows(report.checks) : ['no checks']), '');
+  const notCompared = report.checks.filter((c) => c.notCompared).length;
+  out.push(`## Checks (${report.checks.filter((c) => c.ok && !c.notCompared).length}/${report.checks.length} passed${notCompared ? `, ${notCompared} not compared` : ''})`, '', ...(report.checks.length ? checkRows(report.checks) : ['no checks']), '');
   out.push('## Cleanup', '', ...(report.cleanup.length ? checkRows(report.cleanup) : ['nothing to clean up']), '');
 
   const drills = fleetDrills(report);

@@ -46,10 +46,10 @@ describe('local provider', () => {
     const orders = manifest.tables.find((t) => t.table === 'public.orders');
     const live = await withClient(await p.connect(target), (c) => c.query<{ n: string }>('select count(*) as n from orders'));
     expect(orders?.rows).toBe(Number(live.rows[0]!.n));
-    expect(orders).toMatchObject({ algorithm: 'hash_record_extended', checksum: expect.stringMatching(/^-?\d+$/) });
+    expect(orders).toMatchObject({ algorithm: 'columns-v2', textColumns: [], checksum: expect.stringMatching(/^-?\d+$/) });
   });
 
-  test('a table whose column types have no hash function is checksummed by md5 of its rows instead', async () => {
+  test('a table whose column types have no exact hash is checksummed by md5 of its rows\' text instead', async () => {
     const db = 'unit_json';
     await withClient(await p.connect({ region: regionA, database: 'postgres' }), async (c) => {
       await c.query(`drop database if exists ${db}`);
@@ -60,7 +60,7 @@ describe('local provider', () => {
     );
     const ref = await p.createBackup({ region: regionA, database: db }, unique('unit'), 'test', io());
     const docs = (await p.manifest(ref)).tables.find((t) => t.table === 'public.docs');
-    expect(docs).toMatchObject({ rows: 50, algorithm: 'md5-text' });
+    expect(docs).toMatchObject({ rows: 50, algorithm: 'columns-v2', textColumns: ['body', 'at'] });
     await p.deleteBackup(ref);
   });
 
