@@ -2,6 +2,7 @@
 // plan's checks, the newest canary. Shared by drills (scratch instances) and cross-cloud recovery.
 import { ErrorType, type BackupManifest, type CheckResult, type DatabaseTarget, type RestoreVerification, type SqlCheck } from '../workflows/types';
 import { verdict } from './errors';
+import { compareAccess } from './pg/access';
 import { runChecksWithoutSuperuser } from './pg/roles';
 import { allTableStats, listTables, newestCanary, withClient, type PgConnection } from './pg/sql';
 import type { ActivityIo, DatabaseProvider } from './providers/provider';
@@ -36,7 +37,9 @@ export async function verifyAgainstManifest(conn: PgConnection, manifest: Backup
         return { name: want.table, ok: true, detail: `${got.rows} rows, checksum matches` };
       });
       if (tables.length === 0) tables.push({ name: '(tables)', ok: false, detail: 'the manifest lists no tables: nothing was verified' });
-      return { tables, checks: await checked, newestCanary: await newestCanary(client) };
+      // Owners, privileges and roles, where the manifest records them (older ones do not: no check).
+      const access = await compareAccess(client, manifest);
+      return { tables, checks: [...access, ...(await checked)], newestCanary: await newestCanary(client) };
     }),
   );
 }

@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import type { Client } from 'pg';
 import { ErrorType, type BackupManifest, type ProviderKind, type TableStats } from '../../workflows/types';
 import { verdict } from '../errors';
+import { accessDigestForm, captureAccess } from '../pg/access';
 import { allTableStats, listTables, newestCanary, serverVersion, withClient, type PgConnection } from '../pg/sql';
 import type { ActivityIo } from './provider';
 
@@ -36,6 +37,7 @@ export async function captureManifest(
     const version = await serverVersion(client);
     const tables = (await listTables(client)).filter((t) => t !== MANIFEST_TABLE);
     const stats: TableStats[] = await allTableStats([client], tables, { onTable: (done) => io.heartbeat({ phase: 'table checksums', done }) });
+    const { roles, access } = await captureAccess(client);
     const manifest: BackupManifest = {
       formatVersion: 1,
       backupId: meta.backupId,
@@ -51,6 +53,8 @@ export async function captureManifest(
       sha256: '',
       tables: stats,
       newestCanary: await newestCanary(client),
+      roles,
+      access,
     };
     manifest.sha256 = manifestDigest(manifest);
     await client.query(
@@ -90,12 +94,14 @@ export async function readRestoredManifest(conn: PgConnection, backupId: string,
  */
 export function manifestDigest(manifest: BackupManifest): string {
   const { backupId, database, serverVersionNum, tables, newestCanary: canary } = manifest;
-  const canonical = [
+  const canonical: unknown[] = [
     backupId,
     database,
     serverVersionNum,
     tables.map((t) => [t.table, t.rows, t.checksum, t.algorithm ?? null]),
     canary ? [canary.id, canary.writtenAt] : null,
   ];
+  // Roles and access joined the manifest later: a manifest without them keeps the digest it had.
+  if (manifest.roles || manifest.access) canonical.push(accessDigestForm(manifest));
   return createHash('sha256').update(JSON.stringify(canonical)).digest('hex');
 }
