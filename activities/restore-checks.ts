@@ -39,7 +39,7 @@ export async function verifyAgainstManifest(conn: PgConnection, manifest: Backup
       if (tables.length === 0) tables.push({ name: '(tables)', ok: false, detail: 'the manifest lists no tables: nothing was verified' });
       // Owners, privileges and roles, where the manifest records them (older ones do not: no check).
       const access = await compareAccess(client, manifest);
-      return { tables, checks: [...access, ...(await checked)], newestCanary: await newestCanary(client) };
+      return { tables, checks: await checked, newestCanary: await newestCanary(client), ...(manifest.access && { access }) };
     }),
   );
 }

@@ -337,6 +337,8 @@ export interface RestoreVerification {
   tables: CheckResult[];
   checks: CheckResult[];
   newestCanary: Canary | null;
+  /** Owners, privileges and roles against the manifest; absent for manifests that record none (and in older histories). */
+  access?: CheckResult[];
 }
 
 export type StepStatus = 'pending' | 'running' | 'completed' | 'failed' | 'skipped';
