@@ -46,7 +46,7 @@ const OBJECTS_SQL = `
     select case c.relkind when 'v' then 'view' when 'm' then 'materialized view' when 'S' then 'sequence'
                           when 'f' then 'foreign table' else 'table' end as kind,
            format('%I.%I', n.nspname, c.relname) as name, c.relowner as owner,
-           coalesce(c.relacl, acldefault(case c.relkind when 'S' then 's' else 'r' end, c.relowner)) as acl,
+           coalesce(c.relacl, acldefault((case c.relkind when 'S' then 's' else 'r' end)::"char", c.relowner)) as acl,
            'pg_class'::regclass as classid, c.oid, c.relnamespace as ns
       from pg_class c join pg_namespace n on n.oid = c.relnamespace
      where c.relkind in ('r', 'p', 'v', 'm', 'S', 'f') and c.relpersistence <> 't'
@@ -70,6 +70,7 @@ const OBJECTS_SQL = `
       from pg_database d where d.datname = current_database()
   )
   select o.kind, o.name, pg_get_userbyid(o.owner) as owner,
+         (select quote_ident(s.nspname) from pg_namespace s where s.oid = o.ns and o.kind <> 'schema') as within,
          (select coalesce(json_agg(json_build_array(case when x.grantee = 0 then 'PUBLIC' else pg_get_userbyid(x.grantee) end,
                                                     pg_get_userbyid(x.grantor), x.privilege_type, x.is_grantable)), '[]')
             from aclexplode(o.acl) x) as acl
@@ -99,11 +100,10 @@ const DEFAULT_OBJECTS: Record<string, NonNullable<ObjectAccess['objects']>> = { 
 /** acldefault's letter for each kind of default privileges: what holds where no entry says otherwise. */
 const ACLDEFAULT_TYPE: Record<NonNullable<ObjectAccess['objects']>, string> = { tables: 'r', sequences: 's', functions: 'f', types: 'T', schemas: 'n' };
 
-/** aclexplode rows as AclEntry values, one per grantee and grantor; Lifeboat's own grantees left out. */
+/** aclexplode rows as AclEntry values, one per grantee and grantor. */
 function entriesOf(rows: ExplodedAcl): AclEntry[] {
   const byHolder = new Map<string, AclEntry>();
   for (const [grantee, grantor, privilege, grantable] of rows) {
-    if (isLifeboatRole(grantee)) continue;
     const letter = LETTER[privilege] ?? `?${privilege}?`;
     const key = JSON.stringify([grantee, grantor]);
     const entry = byHolder.get(key) ?? { grantee, grantor, privileges: '' };
@@ -120,13 +120,16 @@ function defaultPrivilegesName(role: string, schema: string | null, objects: str
   return `for role ${quoteIdent(role)}${schema === null ? '' : ` in schema ${quoteIdent(schema)}`} on ${objects}`;
 }
 
+/** An object as read from a server: with the schema it is in (quoted), which a manifest does not keep. */
+type ServerObject = ObjectAccess & { within?: string };
+
 /** Reads every object's owner and ACL, with only pg_catalog on the search path (restored after, inside a transaction). */
-async function readObjects(client: Client): Promise<ObjectAccess[]> {
+async function readObjects(client: Client): Promise<ServerObject[]> {
   const saved = (await client.query<{ path: string }>(`select current_setting('search_path') as path`)).rows[0]!.path;
   await client.query(`select set_config('search_path', 'pg_catalog', false)`);
   try {
-    const { rows } = await client.query<{ kind: string; name: string; owner: string; acl: ExplodedAcl }>(OBJECTS_SQL);
-    const objects = rows.map((r): ObjectAccess => ({ kind: r.kind, name: r.name, owner: r.owner, acl: entriesOf(r.acl) }));
+    const { rows } = await client.query<{ kind: string; name: string; owner: string; within: string | null; acl: ExplodedAcl }>(OBJECTS_SQL);
+    const objects = rows.map((r): ServerObject => ({ kind: r.kind, name: r.name, owner: r.owner, acl: entriesOf(r.acl), ...(r.within && { within: r.within }) }));
     const relations = new Map(objects.filter((o) => RELATION_KINDS.has(o.kind)).map((o) => [o.name, o]));
     for (const col of (await client.query<{ name: string; column: string; acl: ExplodedAcl }>(COLUMNS_SQL)).rows) {
       const relation = relations.get(col.name);
@@ -141,7 +144,8 @@ async function readObjects(client: Client): Promise<ObjectAccess[]> {
     }
     return objects.sort((a, b) => a.kind.localeCompare(b.kind) || a.name.localeCompare(b.name));
   } finally {
-    await client.query(`select set_config('search_path', $1, false)`, [saved]);
+    // After an error the transaction (if any) is aborted, and its rollback undoes the setting anyway.
+    await client.query(`select set_config('search_path', $1, false)`, [saved]).catch(() => undefined);
   }
 }
 
@@ -166,7 +170,13 @@ const ROLES_SQL = `
  * shows none).
  */
 export async function captureAccess(client: Client): Promise<{ roles: RoleRecord[]; access: ObjectAccess[] }> {
-  const access = await readObjects(client);
+  // Lifeboat's own logins hold grants only while it works (the checks' login): not the database's.
+  const ours = (acl: AclEntry[], owner: string) => acl.filter((e) => e.grantee === owner || !isLifeboatRole(e.grantee));
+  const access = (await readObjects(client)).map(({ within: _, ...o }): ObjectAccess => ({
+    ...o,
+    acl: ours(o.acl, o.owner),
+    ...(o.columns && { columns: Object.fromEntries(Object.entries(o.columns).map(([c, acl]) => [c, ours(acl, o.owner)])) }),
+  }));
   const used = new Set<string>();
   for (const o of access) {
     used.add(o.owner);
@@ -430,7 +440,12 @@ export async function applyAccess(admin: Client, manifest: Pick<BackupManifest, 
     const target = want.kind === 'database' ? database : found.name;
     let owner = found.owner;
     if (want.owner !== found.owner && server.roles.has(want.owner) && !server.roles.get(want.owner)?.superuser) {
-      if (await run(want, `alter ${keyword} ${target} owner to ${quoteIdent(want.owner)}`)) owner = want.owner;
+      const alter = `alter ${keyword} ${target} owner to ${quoteIdent(want.owner)}`;
+      // An admin that is no superuser may give an object only to a role that may create in its schema
+      // (public, since PostgreSQL 15, lets only its owner): for that moment it may.
+      const lent = !server.adminIsSuperuser && found.within ? await lendCreate(admin, found.within, want.owner) : null;
+      if (await run(want, alter)) owner = want.owner;
+      if (lent) await run(want, lent);
     }
     const on = `on ${GRANT_KEYWORD[want.kind]} ${target}`;
     for (const sql of aclStatements(aclChanges(want.acl, want.owner, found.acl, found.owner), owner, on)) await run(want, sql);
@@ -440,6 +455,20 @@ export async function applyAccess(admin: Client, manifest: Pick<BackupManifest, 
     }
   }
   return findings;
+}
+
+/**
+ * Grants CREATE on `schema` to `role` when it lacks it, and returns the REVOKE that takes it back
+ * (null when there was nothing to lend, or the admin may not lend it: the ALTER then says why).
+ */
+async function lendCreate(admin: Client, schema: string, role: string): Promise<string | null> {
+  const { rows } = await admin.query<{ may: boolean }>(`select has_schema_privilege($1, $2, 'CREATE') as may`, [role, schema]);
+  if (rows[0]?.may !== false) return null;
+  const grant = `grant create on schema ${schema} to ${quoteIdent(role)}`;
+  return admin.query(grant).then(
+    () => `revoke create on schema ${schema} from ${quoteIdent(role)}`,
+    () => null,
+  );
 }
 
 function label(o: Pick<ObjectAccess, 'kind' | 'name'>): string {
