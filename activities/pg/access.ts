@@ -32,9 +32,12 @@ const PRIVILEGE: Record<string, string> = Object.fromEntries(Object.entries(LETT
 /** Predefined roles whose members read or write the server's files or run programs on it. */
 const SERVER_ACCESS_ROLES: ReadonlySet<string> = new Set(['pg_execute_server_program', 'pg_read_server_files', 'pg_write_server_files']);
 
-/** Lifeboat's own roles: never recorded, created, granted or compared. */
+/**
+ * Lifeboat's own roles: never recorded, created, granted or compared. Nor is a role dropped while
+ * its grant was being read (pg_get_userbyid's "unknown (OID=n)"), such as the checks' login.
+ */
 function isLifeboatRole(name: string): boolean {
-  return name === RESTORE_ROLE || name.startsWith('lifeboat_check_');
+  return name === RESTORE_ROLE || name.startsWith('lifeboat_check_') || /^unknown \(OID=\d+\)$/.test(name);
 }
 
 // Objects in user schemas (not extension members), each with its owner and its ACL as aclexplode
