@@ -18,6 +18,7 @@
 // compareAccess then checks the restored database against the manifest, for every kind of restore.
 import type { Client } from 'pg';
 import type { AclEntry, BackupManifest, CheckResult, ObjectAccess, RoleRecord } from '../../workflows/types';
+import { PROBE_ROLE } from '../providers/managed-fence';
 import { RESTORE_ROLE } from './roles';
 import { quoteIdent } from './sql';
 
@@ -37,7 +38,7 @@ const SERVER_ACCESS_ROLES: ReadonlySet<string> = new Set(['pg_execute_server_pro
  * its grant was being read (pg_get_userbyid's "unknown (OID=n)"), such as the checks' login.
  */
 function isLifeboatRole(name: string): boolean {
-  return name === RESTORE_ROLE || name.startsWith('lifeboat_check_') || /^unknown \(OID=\d+\)$/.test(name);
+  return name === RESTORE_ROLE || name === PROBE_ROLE || name.startsWith('lifeboat_check_') || /^unknown \(OID=\d+\)$/.test(name);
 }
 
 // Objects in user schemas (not extension members), each with its owner and its ACL as aclexplode
