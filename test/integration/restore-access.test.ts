@@ -15,12 +15,13 @@ import { asyncLocalStorage, Context, type Info } from '@temporalio/activity';
 import { noopMetricMeter } from '@temporalio/common';
 import { createActivities } from '../../activities';
 import { CanaryLedger } from '../../activities/canary-ledger';
-import { compareAccess } from '../../activities/pg/access';
+import { applyAccess, compareAccess, recreateRoles } from '../../activities/pg/access';
 import { findPgBin } from '../../activities/pg/binaries';
+import { prepareRestoreRole } from '../../activities/pg/roles';
 import { withClient, type PgConnection } from '../../activities/pg/sql';
 import { PortableBackups } from '../../activities/portable/portable-backups';
 import type { ActivityIo } from '../../activities/providers/provider';
-import type { BackupRef, CheckResult, RegionSpec, ScratchInstance } from '../../workflows/types';
+import type { BackupRef, CheckResult, RegionSpec, RoleRecord, ScratchInstance } from '../../workflows/types';
 import { env, local } from '../support/stack';
 
 const DB = 'restore_access';
@@ -278,6 +279,43 @@ describe('roles, owners and privileges come back with a restore, and verify comp
     expect(access.filter((c) => !c.ok)).toEqual([]);
     expect(access.find((c) => c.name === 'role app_admin')?.detail).toMatch(/without REPLICATION.*without BYPASSRLS|without BYPASSRLS.*without REPLICATION/);
   }, 180_000);
+
+  test('a tampered manifest cannot reach beyond GRANT and ALTER OWNER: names are quoted, Lifeboat\'s roles and powerful memberships are never given', async () => {
+    const scratch = await newScratch('tampered');
+    const conn = await p.connectScratch(scratch);
+    const evil = `evil"; alter role ${'lifeboat_restore'} superuser; --`;
+    const role = (name: string, over: Partial<RoleRecord> = {}): RoleRecord => ({
+      name, superuser: false, login: false, inherit: true, createdb: false, createrole: false, replication: false, bypassrls: false, connectionLimit: -1, validUntil: null, memberOf: [], ...over,
+    });
+    const roles: RoleRecord[] = [
+      role(evil, { superuser: true, memberOf: [{ role: 'lifeboat_restore', admin: true }, { role: 'postgres', admin: false }, { role: 'pg_write_server_files', admin: false }] }),
+      role('lifeboat_restore', { superuser: true, memberOf: [{ role: 'pg_execute_server_program', admin: false }] }),
+      role('lifeboat_check_abc', { superuser: true }),
+    ];
+    const made = await withClient(conn, async (client) => {
+      await prepareRestoreRole(client, conn); // as a restore makes it: the role a tampered manifest would aim at
+      return recreateRoles(client, roles);
+    });
+    expect(made.findings).toEqual([]);
+    expect(made.created).toEqual([evil]);
+    expect(made.withheld).toEqual([
+      `${evil}: SUPERUSER (Lifeboat never makes a superuser from a backup)`,
+      `${evil}: membership in lifeboat_restore (lifeboat_restore is Lifeboat's own)`,
+      `${evil}: membership in postgres (postgres is the login Lifeboat restores with)`,
+      `${evil}: membership in pg_write_server_files (pg_write_server_files reaches the server's files or programs)`,
+    ]);
+    // An object name is looked up, never run: one that is SQL matches nothing and changes nothing.
+    const findings = await withClient(conn, (client) =>
+      applyAccess(client, { access: [{ kind: 'table', name: 'public.x; alter role lifeboat_restore superuser', owner: evil, acl: [{ grantee: evil, grantor: evil, privileges: 'r' }] }] }),
+    );
+    expect(findings).toEqual([]);
+    await restoreRoleIsPlain(conn);
+    await withClient(conn, async (client) => {
+      const { rows } = await client.query(`select rolsuper, (select count(*)::int from pg_auth_members m where m.member = r.oid) as memberships from pg_roles r where rolname = $1`, [evil]);
+      expect(rows).toEqual([{ rolsuper: false, memberships: 0 }]);
+      expect((await client.query(`select 1 from pg_roles where rolname like 'lifeboat_check_abc'`)).rowCount).toBe(0);
+    });
+  });
 
   test('a manifest written before access was recorded verifies as before: no access check', async () => {
     const manifest = await p.manifest(localCopy);
