@@ -30,6 +30,12 @@ const LETTER: Record<string, string> = {
 const ORDER = 'rawdDxtmXUCcTsA';
 const PRIVILEGE: Record<string, string> = Object.fromEntries(Object.entries(LETTER).map(([word, letter]) => [letter, word]));
 
+/**
+ * A managed platform's own roles (RDS's rds_superuser, rdsadmin; Cloud SQL's cloudsqlsuperuser, ...),
+ * as the managed fence names them: they come with the platform, Lifeboat does not make them elsewhere.
+ */
+const PLATFORM_ROLE = /^(rds|cloudsql)/;
+
 /** Predefined roles whose members read or write the server's files or run programs on it. */
 const SERVER_ACCESS_ROLES: ReadonlySet<string> = new Set(['pg_execute_server_program', 'pg_read_server_files', 'pg_write_server_files']);
 
@@ -222,6 +228,16 @@ interface Server {
   roles: Map<string, TargetRole>;
 }
 
+/** A managed platform's own role the server does not have: what the backup gave it is not restored. */
+function absentPlatformRole(server: Server): (role: string) => boolean {
+  return (role) => PLATFORM_ROLE.test(role) && !server.roles.has(role);
+}
+
+/** Objects whose recorded owner is a superuser here, or a platform's role it lacks, stay with the role that loaded them. */
+function ownerNotGiven(owner: string, server: Server): boolean {
+  return server.roles.get(owner)?.superuser === true || absentPlatformRole(server)(owner);
+}
+
 async function readServer(client: Client): Promise<Server> {
   const me = (await client.query<{ admin: string; sup: string; num: string }>(
     `select current_user as admin, current_setting('is_superuser') as sup, current_setting('server_version_num') as num`,
@@ -240,6 +256,7 @@ function withheldAttribute(attribute: string, server: Pick<Server, 'versionNum'>
 /** Why a membership in `role` is not given to a restored role, or null when it may be. */
 function withheldMembership(role: string, server: Server): string | null {
   if (isLifeboatRole(role)) return `${role} is Lifeboat's own`;
+  if (PLATFORM_ROLE.test(role)) return `${role} is a managed platform's own role`;
   if (role === server.admin) return `${role} is the login Lifeboat restores with`;
   if (SERVER_ACCESS_ROLES.has(role)) return `${role} reaches the server's files or programs`;
   const target = server.roles.get(role);
@@ -275,6 +292,10 @@ export async function recreateRoles(admin: Client, roles: RoleRecord[]): Promise
   const wanted = roles.filter((r) => !isLifeboatRole(r.name) && !r.name.startsWith('pg_'));
   const fresh: RoleRecord[] = [];
   for (const role of wanted) {
+    if (PLATFORM_ROLE.test(role.name) && !server.roles.has(role.name)) {
+      result.withheld.push(`${role.name}: not created (a managed platform's own role)`);
+      continue;
+    }
     if (server.roles.has(role.name)) {
       result.existing.push(role.name);
       continue;
@@ -352,7 +373,11 @@ interface AclChange {
   option: boolean;
 }
 
-function aclChanges(want: AclEntry[], wantOwner: string, have: AclEntry[], haveOwner: string): AclChange[] {
+/**
+ * What it takes to turn `have` into `want`. Grants to a managed platform's own role that this server
+ * does not have (`absent`) are left out: there is nobody to give them to.
+ */
+function aclChanges(want: AclEntry[], wantOwner: string, have: AclEntry[], haveOwner: string, absent?: (role: string) => boolean): AclChange[] {
   const w = holdings(want, wantOwner);
   const h = holdings(have, haveOwner);
   const changes: AclChange[] = [];
@@ -366,7 +391,7 @@ function aclChanges(want: AclEntry[], wantOwner: string, have: AclEntry[], haveO
   for (const [grantee, letters] of h) {
     for (const letter of letters.keys()) if (!w.get(grantee)?.has(letter)) changes.push({ grantee, letter, action: 'revoke', option: false });
   }
-  return changes;
+  return absent ? changes.filter((c) => !absent(c.grantee)) : changes;
 }
 
 function granteeSql(grantee: string, owner: string): string {
@@ -416,6 +441,7 @@ const APPLY_ORDER = ['database', 'schema', 'type', 'domain', 'table', 'foreign t
 export async function applyAccess(admin: Client, manifest: Pick<BackupManifest, 'access'>): Promise<CheckResult[]> {
   if (!manifest.access) return [];
   const server = await readServer(admin);
+  const absent = absentPlatformRole(server);
   const findings: CheckResult[] = [];
   const present = new Map((await readObjects(admin)).map((o) => [`${o.kind}\u0000${o.name}`, o]));
   const database = quoteIdent((await admin.query<{ db: string }>('select current_database() as db')).rows[0]!.db);
@@ -435,7 +461,7 @@ export async function applyAccess(admin: Client, manifest: Pick<BackupManifest, 
       const have = found?.acl ?? (await builtInDefaults(admin, want));
       const on = `on ${want.objects ?? 'tables'}`;
       const prefix = `alter default privileges for role ${quoteIdent(want.owner)}${want.schema == null ? '' : ` in schema ${quoteIdent(want.schema)}`} `;
-      for (const sql of aclStatements(aclChanges(want.acl, want.owner, have, want.owner), want.owner, on)) await run(want, prefix + sql);
+      for (const sql of aclStatements(aclChanges(want.acl, want.owner, have, want.owner, absent), want.owner, on)) await run(want, prefix + sql);
       continue;
     }
     const keyword = ALTER_KEYWORD[want.kind];
@@ -443,7 +469,7 @@ export async function applyAccess(admin: Client, manifest: Pick<BackupManifest, 
     // The name as this server spells it: PostgreSQL's own quoting, never text from the manifest.
     const target = want.kind === 'database' ? database : found.name;
     let owner = found.owner;
-    if (want.owner !== found.owner && server.roles.has(want.owner) && !server.roles.get(want.owner)?.superuser) {
+    if (want.owner !== found.owner && server.roles.has(want.owner) && !ownerNotGiven(want.owner, server)) {
       const alter = `alter ${keyword} ${target} owner to ${quoteIdent(want.owner)}`;
       // An admin that is no superuser may give an object only to a role that may create in its schema
       // (public, since PostgreSQL 15, lets only its owner): for that moment it may.
@@ -452,9 +478,9 @@ export async function applyAccess(admin: Client, manifest: Pick<BackupManifest, 
       if (lent) await run(want, lent);
     }
     const on = `on ${GRANT_KEYWORD[want.kind]} ${target}`;
-    for (const sql of aclStatements(aclChanges(want.acl, want.owner, found.acl, found.owner), owner, on)) await run(want, sql);
+    for (const sql of aclStatements(aclChanges(want.acl, want.owner, found.acl, found.owner, absent), owner, on)) await run(want, sql);
     for (const column of new Set([...Object.keys(want.columns ?? {}), ...Object.keys(found.columns ?? {})])) {
-      const changes = aclChanges(want.columns?.[column] ?? [], want.owner, found.columns?.[column] ?? [], found.owner);
+      const changes = aclChanges(want.columns?.[column] ?? [], want.owner, found.columns?.[column] ?? [], found.owner, absent);
       for (const sql of aclStatements(changes, owner, on, column)) await run(want, sql);
     }
   }
@@ -515,6 +541,7 @@ function describeChanges(changes: AclChange[], owner: string): string[] {
 export async function compareAccess(client: Client, manifest: Pick<BackupManifest, 'roles' | 'access'>): Promise<CheckResult[]> {
   if (!manifest.access) return [];
   const server = await readServer(client);
+  const absent = absentPlatformRole(server);
   const present = new Map((await readObjects(client)).map((o) => [`${o.kind}\u0000${o.name}`, o]));
   const results: CheckResult[] = [];
   let keptBySuperuserRule = 0;
@@ -524,19 +551,19 @@ export async function compareAccess(client: Client, manifest: Pick<BackupManifes
     const subject = want.kind === 'database' ? 'the database' : want.kind === 'default privileges' ? `default privileges ${want.name}` : want.name;
     if (!found) {
       if (want.kind === 'default privileges') {
-        const changes = aclChanges(want.acl, want.owner, await builtInDefaults(client, want), want.owner);
+        const changes = aclChanges(want.acl, want.owner, await builtInDefaults(client, want), want.owner, absent);
         if (changes.length) results.push({ name, ok: false, detail: `${subject}: ${describeChanges(changes, want.owner).join('; ')}` });
       } else results.push({ name, ok: false, detail: `${subject}: missing from the restored database` });
       continue;
     }
     const problems: string[] = [];
     if (found.owner !== want.owner) {
-      if (server.roles.get(want.owner)?.superuser && (found.owner === RESTORE_ROLE || found.owner === server.admin)) keptBySuperuserRule++;
+      if (ownerNotGiven(want.owner, server) && (found.owner === RESTORE_ROLE || found.owner === server.admin)) keptBySuperuserRule++;
       else problems.push(`owned by ${found.owner}; the backup's owner is ${want.owner}`);
     }
-    problems.push(...describeChanges(aclChanges(want.acl, want.owner, found.acl, found.owner), want.owner));
+    problems.push(...describeChanges(aclChanges(want.acl, want.owner, found.acl, found.owner, absent), want.owner));
     for (const column of new Set([...Object.keys(want.columns ?? {}), ...Object.keys(found.columns ?? {})])) {
-      const changes = aclChanges(want.columns?.[column] ?? [], want.owner, found.columns?.[column] ?? [], found.owner);
+      const changes = aclChanges(want.columns?.[column] ?? [], want.owner, found.columns?.[column] ?? [], found.owner, absent);
       problems.push(...describeChanges(changes, want.owner).map((p) => `column ${quoteIdent(column)}: ${p}`));
     }
     if (problems.length) results.push({ name, ok: false, detail: `${subject}: ${problems.join('; ')}` });
@@ -545,7 +572,7 @@ export async function compareAccess(client: Client, manifest: Pick<BackupManifes
   results.push(...roleNotes);
   if (results.every((r) => r.ok)) {
     const kept = keptBySuperuserRule
-      ? `; ${keptBySuperuserRule} owned by a superuser in the backup are owned by the role that restored them (Lifeboat gives no object to a superuser)`
+      ? `; ${keptBySuperuserRule} owned by a superuser (or a managed platform's own role) are owned by the role that restored them (Lifeboat gives no object to a superuser)`
       : '';
     results.unshift({ name: 'owners and privileges', ok: true, detail: `${manifest.access.length} objects as in the backup, ${manifest.roles?.length ?? 0} roles present${kept}` });
   }
@@ -569,12 +596,17 @@ async function compareRoles(client: Client, roles: RoleRecord[], server: Server)
   for (const want of roles) {
     if (isLifeboatRole(want.name)) continue;
     const have = found.get(want.name);
+    if (!have && PLATFORM_ROLE.test(want.name)) {
+      results.push({ name: `role ${want.name}`, ok: true, detail: `not on this server: a managed platform's own role, which Lifeboat does not make; what the backup gave it is not restored` });
+      continue;
+    }
     if (!have) {
       results.push({ name: `role ${want.name}`, ok: false, detail: `missing from the restored server` });
       continue;
     }
     const lost = want.memberOf.filter((m) => !have.memberOf.some((h) => h.role === m.role));
-    const failing = lost.filter((m) => !withheldMembership(m.role, server));
+    // A superuser here has every privilege a membership could give.
+    const failing = have.superuser ? [] : lost.filter((m) => !withheldMembership(m.role, server));
     if (failing.length) {
       results.push({ name: `role ${want.name}`, ok: false, detail: `no longer a member of ${failing.map((m) => m.role).join(', ')}` });
     }

@@ -36,7 +36,7 @@ function inActivity<T>(fn: () => Promise<T>): Promise<T> {
 }
 const silentLog = { log: () => undefined, trace: () => undefined, debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
 
-const ROLES = ['app_owner', 'app_reader', 'app_user', 'app_admin', 'app_super'];
+const ROLES = ['app_owner', 'app_reader', 'app_user', 'app_admin', 'app_super', 'cloudsqlsuperuser'];
 
 /** The application's roles and objects; run by the admin (a superuser) on region A. */
 const SOURCE_SQL = `
@@ -49,6 +49,9 @@ const SOURCE_SQL = `
   grant app_super to app_admin;
   grant pg_read_all_stats to app_admin;
   grant pg_execute_server_program to app_admin;
+  -- A managed platform's own role, as a Cloud SQL source has it: not made on another server.
+  create role cloudsqlsuperuser nologin createdb;
+  grant cloudsqlsuperuser to app_owner;
 
   create schema shop authorization app_owner;
   grant usage on schema shop to app_reader;
@@ -74,6 +77,9 @@ const SOURCE_SQL = `
   grant select, insert, update on public.orders to app_admin with grant option;
   alter table public.orders enable row level security;
   create policy readers on public.orders for select to app_reader using (true);
+  create table public.platform_owned (id int);
+  alter table public.platform_owned owner to cloudsqlsuperuser;
+  grant select on public.orders to cloudsqlsuperuser;
   create table public.plain (id int);
   insert into public.plain values (1), (2);
   select lo_from_bytea(424242, 'hello');
@@ -169,6 +175,7 @@ describe('roles, owners and privileges come back with a restore, and verify comp
     for (const region of [drRegion, regionA]) for (const ref of await p.listBackups(region, DB)) await p.deleteBackup(ref);
     await withClient(await p.connect({ region: regionA, database: 'postgres' }), async (client) => {
       await client.query(`drop database if exists ${DB} with (force)`);
+      await dropRoles(client);
     });
     rmSync(root, { recursive: true, force: true });
   });
@@ -188,6 +195,7 @@ describe('roles, owners and privileges come back with a restore, and verify comp
             { grantee: 'app_admin', grantor: 'app_owner', privileges: 'r*a*w*' },
             { grantee: 'app_owner', grantor: 'app_owner', privileges: 'rawdDxt' },
             { grantee: 'app_reader', grantor: 'app_owner', privileges: 'r' },
+            { grantee: 'cloudsqlsuperuser', grantor: 'app_owner', privileges: 'r' },
           ],
         },
         expect.objectContaining({ kind: 'table', name: 'shop.customers', columns: { id: [{ grantee: 'app_user', grantor: 'app_owner', privileges: 'r' }], name: [{ grantee: 'app_user', grantor: 'app_owner', privileges: 'r' }] } }),
@@ -233,6 +241,8 @@ describe('roles, owners and privileges come back with a restore, and verify comp
       expect.arrayContaining([
         { name: 'owners and privileges', ok: true, detail: expect.stringMatching(/^\d+ objects as in the backup, \d+ roles present/) },
         { name: 'role app_super', ok: true, detail: expect.stringContaining('without SUPERUSER (Lifeboat never makes a superuser from a backup)') },
+        { name: 'role cloudsqlsuperuser', ok: true, detail: expect.stringContaining("not on this server: a managed platform's own role") },
+        { name: 'role app_owner', ok: true, detail: expect.stringContaining("not a member of cloudsqlsuperuser (cloudsqlsuperuser is a managed platform's own role)") },
         // app_super is no superuser here: membership in it gives nothing more than it has.
         { name: 'role app_admin', ok: true, detail: expect.stringContaining("not a member of pg_execute_server_program (pg_execute_server_program reaches the server's files or programs)") },
       ]),
