@@ -219,7 +219,12 @@ interface TargetRole {
   name: string;
   superuser: boolean;
   createrole: boolean;
+  /** Made by recreateRoles (its comment says so): a retry finishes it instead of leaving it as found. */
+  ours?: boolean;
 }
+
+/** The comment recreateRoles puts on each role it makes. */
+const MADE_BY_LIFEBOAT = 'made by Lifeboat from a backup';
 
 interface Server {
   admin: string;
@@ -242,7 +247,10 @@ async function readServer(client: Client): Promise<Server> {
   const me = (await client.query<{ admin: string; sup: string; num: string }>(
     `select current_user as admin, current_setting('is_superuser') as sup, current_setting('server_version_num') as num`,
   )).rows[0]!;
-  const { rows } = await client.query<TargetRole>('select rolname as name, rolsuper as superuser, rolcreaterole as createrole from pg_roles');
+  const { rows } = await client.query<TargetRole>(
+    `select rolname as name, rolsuper as superuser, rolcreaterole as createrole, shobj_description(oid, 'pg_authid') = $1 as ours from pg_roles`,
+    [MADE_BY_LIFEBOAT],
+  );
   return { admin: me.admin, adminIsSuperuser: me.sup === 'on', versionNum: Number(me.num), roles: new Map(rows.map((r) => [r.name, r])) };
 }
 
@@ -284,7 +292,8 @@ export interface RecreatedRoles {
  * CONNECTION LIMIT and VALID UNTIL, then CREATEDB, CREATEROLE, REPLICATION, BYPASSRLS one by one
  * (an attribute the server refuses the admin is reported by name, the role made without it), then
  * its memberships. No password: a recreated login cannot log in until one is set. Roles that exist
- * are left as they are, memberships included. Idempotent: a second run finds them made.
+ * are left as they are, memberships included, but for those an earlier attempt made (their comment
+ * says so), which are finished: a retried restore ends as a first one would.
  */
 export async function recreateRoles(admin: Client, roles: RoleRecord[]): Promise<RecreatedRoles> {
   const server = await readServer(admin);
@@ -296,7 +305,8 @@ export async function recreateRoles(admin: Client, roles: RoleRecord[]): Promise
       result.withheld.push(`${role.name}: not created (a managed platform's own role)`);
       continue;
     }
-    if (server.roles.has(role.name)) {
+    const found = server.roles.get(role.name);
+    if (found && !found.ours) {
       result.existing.push(role.name);
       continue;
     }
@@ -304,14 +314,17 @@ export async function recreateRoles(admin: Client, roles: RoleRecord[]): Promise
     const limit = Number.isInteger(role.connectionLimit) && role.connectionLimit >= -1 ? role.connectionLimit : -1;
     const until = role.validUntil ? ` valid until ${admin.escapeLiteral(role.validUntil)}` : '';
     try {
-      await admin.query(`create role ${name} ${role.login ? 'login' : 'nologin'} ${role.inherit ? 'inherit' : 'noinherit'} connection limit ${limit}${until}`);
+      // Made by an earlier attempt of this restore (it says so): finished now, as it was to be.
+      const how = `${role.login ? 'login' : 'nologin'} ${role.inherit ? 'inherit' : 'noinherit'} connection limit ${limit}${until}`;
+      await admin.query(found ? `alter role ${name} ${how}` : `create role ${name} ${how}`);
+      await admin.query(`comment on role ${name} is ${admin.escapeLiteral(MADE_BY_LIFEBOAT)}`);
     } catch (err) {
       result.findings.push({ name: `role ${role.name}`, ok: false, detail: `not created: ${(err as Error).message}` });
       continue;
     }
     result.created.push(role.name);
     fresh.push(role);
-    server.roles.set(role.name, { name: role.name, superuser: false, createrole: false });
+    server.roles.set(role.name, { name: role.name, superuser: false, createrole: false, ours: true });
     // An admin that is no superuser may give objects only to roles it is a member of.
     if (!server.adminIsSuperuser) await admin.query(`grant ${name} to current_user`).catch(() => undefined);
     for (const [field, attribute] of ATTRIBUTES) {

@@ -327,6 +327,28 @@ describe('roles, owners and privileges come back with a restore, and verify comp
     });
   });
 
+  test('a retried restore finishes the roles an earlier attempt made; a role it did not make is left as it is', async () => {
+    const conn = await p.connectScratch(scratches.find((x) => x.name.startsWith('access-tampered-'))!);
+    const role = (name: string, over: Partial<RoleRecord> = {}): RoleRecord => ({
+      name, superuser: false, login: false, inherit: true, createdb: false, createrole: false, replication: false, bypassrls: false, connectionLimit: -1, validUntil: null, memberOf: [], ...over,
+    });
+    await withClient(conn, async (client) => {
+      await client.query('create role found_here nologin');
+      // The first attempt made the role and died before its attributes and memberships.
+      expect((await recreateRoles(client, [role('half_made')])).created).toEqual(['half_made']);
+      const full = [role('half_made', { createdb: true, memberOf: [{ role: 'pg_read_all_stats', admin: false }] }), role('found_here', { createdb: true })];
+      const second = await recreateRoles(client, full);
+      expect(second).toMatchObject({ created: ['half_made'], existing: ['found_here'], findings: [] });
+      const { rows } = await client.query(`
+        select rolname, rolcreatedb, array(select g.rolname::text from pg_auth_members m join pg_roles g on g.oid = m.roleid where m.member = r.oid) as member_of
+          from pg_roles r where rolname in ('half_made', 'found_here') order by 1`);
+      expect(rows).toEqual([
+        { rolname: 'found_here', rolcreatedb: false, member_of: [] },
+        { rolname: 'half_made', rolcreatedb: true, member_of: ['pg_read_all_stats'] },
+      ]);
+    });
+  });
+
   test('a manifest written before access was recorded verifies as before: no access check', async () => {
     const manifest = await p.manifest(localCopy);
     const scratch = scratches[0]!;
