@@ -9,7 +9,9 @@
 // - before it, creates the roles the server lacks (recreateRoles): their attributes and memberships,
 //   never a password, never SUPERUSER, never CREATEROLE before PostgreSQL 16 (it could grant itself
 //   any role there), never a membership in a role with those or in the predefined roles that reach
-//   the server's files and programs. Roles that already exist are left as they are.
+//   the server's files and programs. Roles that already exist are left as they are; a managed
+//   platform's own roles (rds*, cloudsql*) are not made on another server. Each role made carries a
+//   comment saying so, so that a retried restore finishes it rather than taking it for the server's.
 // - after it, gives each object its recorded owner and makes its ACL the recorded one (applyAccess)
 //   with ALTER ... OWNER TO, GRANT and REVOKE built here, from the target's own catalog names and
 //   quoted role names: no SQL text from the dump or the manifest runs as the admin. An object whose
