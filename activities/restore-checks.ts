@@ -3,6 +3,7 @@
 // instances) and cross-cloud recovery.
 import { ErrorType, type BackupManifest, type CheckResult, type DatabaseTarget, type RestoreVerification, type SqlCheck } from '../workflows/types';
 import { verdict } from './errors';
+import { compareAccess } from './pg/access';
 import { runChecksWithoutSuperuser } from './pg/roles';
 import { allTableStats, compareLargeObjects, compareSequences, isUnreadable, largeObjectStats, sequenceStats, unquote } from './pg/digest';
 import { listTables, newestCanary, withClient, type PgConnection } from './pg/sql';
@@ -55,7 +56,11 @@ export async function verifyAgainstManifest(conn: PgConnection, manifest: Backup
       const largeObjects = manifest.largeObjects ? [compareLargeObjects(manifest.largeObjects, await largeObjectStats(client), window)] : [];
       const newest = await newestCanary(client);
       for (const c of [client, second]) await c.query('commit');
-      return { tables, objects: [...sequences, ...largeObjects], checks: await checked, newestCanary: newest };
+      // Owners, privileges and roles, where the manifest records them (older ones do not: no check);
+      // once the checks' own login, which holds a grant while they run, is gone.
+      const checkResults = await checked;
+      const access = await compareAccess(client, manifest);
+      return { tables, objects: [...sequences, ...largeObjects], checks: checkResults, newestCanary: newest, ...(manifest.access && { access }) };
     }),
   );
 }

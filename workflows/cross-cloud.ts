@@ -134,7 +134,7 @@ export async function crossCloudFailover(input: CrossCloudInput): Promise<Runboo
     const verified = await steps.run('verify data', `checking every table and the plan's checks on ${where(to)}`, () =>
       callIn(to.region, longTransfer, 'verifyRecovered', `Verify data on ${where(to)}`, { ref: copy, target: to, checks: input.checks }),
     );
-    report.checks.push(...verified.tables.map((t) => ({ ...t, name: `table ${t.name}` })), ...(verified.objects ?? []), ...verified.checks);
+    report.checks.push(...verified.tables.map((t) => ({ ...t, name: `table ${t.name}` })), ...(verified.objects ?? []), ...verified.checks, ...(verified.access ?? []));
     const failed = report.checks.filter((c) => !c.ok);
     if (failed.length > 0) {
       throw invalid(`the restored data on ${where(to)} failed ${failed.length} check(s), so ${where(from)} stays the primary: ${failed.map((c) => `${c.name} (${c.detail})`).join('; ')}`);

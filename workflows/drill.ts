@@ -134,6 +134,7 @@ export async function drill(input: DrillInput): Promise<RunbookReport> {
       ...verified.tables.map((t) => ({ ...t, name: `table ${t.name}` })),
       ...(verified.objects ?? []),
       ...verified.checks,
+      ...(verified.access ?? []),
       canaryCheck,
       ...(manifestCanary && restoredCanary && manifestCanary.id !== restoredCanary.id
         ? [{ name: 'canary matches manifest', ok: false, detail: `manifest says #${manifestCanary.id}, restored data has #${restoredCanary.id}` }]

@@ -263,6 +263,60 @@ export interface BackupManifest {
   sequences?: SequenceStats[];
   /** Absent in older manifests; `unreadable` when the manifest's login could not read them all. */
   largeObjects?: LargeObjectStats | { unreadable: string };
+  /**
+   * The roles the database uses (owners, grantees, grantors, their memberships both ways), never a
+   * password. Absent in manifests written before Lifeboat restored roles: those restore and verify
+   * without them.
+   */
+  roles?: RoleRecord[];
+  /** Per object, its owner and privileges (activities/pg/access.ts). Absent in older manifests. */
+  access?: ObjectAccess[];
+}
+
+/** A role as the backup's server had it; no password. */
+export interface RoleRecord {
+  name: string;
+  superuser: boolean;
+  login: boolean;
+  inherit: boolean;
+  createdb: boolean;
+  createrole: boolean;
+  replication: boolean;
+  bypassrls: boolean;
+  /** -1: no limit. */
+  connectionLimit: number;
+  /** ISO 8601, 'infinity', or null (no limit). */
+  validUntil: string | null;
+  /** The roles it is a member of (predefined pg_* roles included), and whether with ADMIN OPTION. */
+  memberOf: Array<{ role: string; admin: boolean }>;
+}
+
+/**
+ * One privilege holder of an object: `privileges` are PostgreSQL's ACL letters in a fixed order
+ * (r SELECT, a INSERT, w UPDATE, d DELETE, D TRUNCATE, x REFERENCES, t TRIGGER, X EXECUTE, U USAGE,
+ * C CREATE, c CONNECT, T TEMPORARY, ...), each followed by `*` when held WITH GRANT OPTION.
+ * `grantee` is a role name, or PUBLIC.
+ */
+export interface AclEntry {
+  grantee: string;
+  privileges: string;
+  grantor: string;
+}
+
+/** Owner and privileges of one object, named without OIDs (a large object by its own OID, which a restore keeps). */
+export interface ObjectAccess {
+  /** table, view, materialized view, sequence, foreign table, schema, function, procedure, aggregate, type, domain, large object, database, default privileges */
+  kind: string;
+  /** As PostgreSQL names it with only pg_catalog on the search path: public.orders, public.f(integer). */
+  name: string;
+  owner: string;
+  /** Every privilege, the owner's default ones included (an ACL never set is written out as its default). */
+  acl: AclEntry[];
+  /** Column privileges, by column name. */
+  columns?: Record<string, AclEntry[]>;
+  /** Default privileges only: the schema they apply in (null: everywhere), and the kind of object. */
+  schema?: string | null;
+  objects?: 'tables' | 'sequences' | 'functions' | 'types' | 'schemas';
 }
 
 /** Where a backup (or a copy of it) lives. */
@@ -316,6 +370,8 @@ export interface RestoreVerification {
   objects?: CheckResult[];
   checks: CheckResult[];
   newestCanary: Canary | null;
+  /** Owners, privileges and roles against the manifest; absent for manifests that record none (and in older histories). */
+  access?: CheckResult[];
 }
 
 export type StepStatus = 'pending' | 'running' | 'completed' | 'failed' | 'skipped';

@@ -15,7 +15,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Client } from 'pg';
-import type { CheckResult } from '../../workflows/types';
+import type { BackupManifest, CheckResult } from '../../workflows/types';
+import { applyAccess, recreateRoles, type RecreatedRoles } from './access';
 import { CommandFailed, run, start } from './process';
 import { prepareRestoreRole, RESTORE_ROLE } from './roles';
 import { quoteIdent, withClient, type PgConnection } from './sql';
@@ -70,24 +71,40 @@ export interface LoadOptions {
   restorer?: PgConnection;
   signal: AbortSignal;
   heartbeat: () => void;
+  /**
+   * The backup's roles and per-object access (absent in older manifests): the roles are made before
+   * the load, owners and privileges given after it, both by the admin (activities/pg/access.ts).
+   */
+  access?: Pick<BackupManifest, 'roles' | 'access'>;
+  /** Told which roles were made, found, and what was withheld, for the activity's log. */
+  onRoles?: (roles: RecreatedRoles) => void;
 }
 
 /**
  * Loads the dump as `lifeboat_restore` (made the database's owner first) with pg_restore --jobs=2
- * --no-owner --no-privileges. Returns a failed check for each object that could not be restored;
- * throws when pg_restore itself failed (a damaged file, a lost connection, a tool too old).
+ * --no-owner --no-privileges; with `access`, the backup's roles are made before and its owners and
+ * privileges given after, by the admin. Returns a failed check for each object (or role, or grant)
+ * that could not be restored; throws when pg_restore itself failed (a damaged file, a lost
+ * connection, a tool too old).
  */
 export async function loadAsRestoreRole(options: LoadOptions): Promise<CheckResult[]> {
   const { admin, toc } = options;
   let restorer = options.restorer;
   let left = new Set<number>();
   let findings: CheckResult[] = [];
+  const roles = options.access?.roles;
   // An admin session of its own only when there is something to do in it.
-  if (!restorer || toc.some((e) => e.what.startsWith('EXTENSION '))) {
-    ({ restorer, left, findings } = await withClient(admin, async (client) => ({
-      restorer: restorer ?? (await prepareRestoreRole(client, admin)),
-      ...(await prepareExtensions(client, options)),
-    })));
+  if (!restorer || toc.some((e) => e.what.startsWith('EXTENSION ')) || roles?.length) {
+    ({ restorer, left, findings } = await withClient(admin, async (client) => {
+      // The roles first: the dump's policies name them, and the owners given after the load are them.
+      const made = roles?.length ? await recreateRoles(client, roles) : null;
+      if (made) options.onRoles?.(made);
+      const prepared = {
+        restorer: restorer ?? (await prepareRestoreRole(client, admin)),
+        ...(await prepareExtensions(client, options)),
+      };
+      return { ...prepared, findings: [...(made?.findings ?? []), ...prepared.findings] };
+    }));
   }
   if (options.signal.aborted) throw options.signal.reason;
   const dir = left.size > 0 ? mkdtempSync(join(tmpdir(), `lifeboat-restore-${process.pid}-`)) : null;
@@ -114,6 +131,10 @@ export async function loadAsRestoreRole(options: LoadOptions): Promise<CheckResu
     if (errors.length > MAX_FINDINGS) {
       findings.push({ name: 'restore', ok: false, detail: `${errors.length - MAX_FINDINGS} more objects could not be restored (pg_restore reported ${errors.length} errors)` });
     }
+    // Owners and privileges, by the admin, once nothing of the dump runs any more: GRANT, REVOKE and
+    // ALTER ... OWNER TO built from the target's catalog (access.ts), no SQL text of the dump's.
+    const access = options.access;
+    if (access?.access) findings.push(...(await withClient(admin, (client) => applyAccess(client, access))));
     return findings;
   } finally {
     if (dir) rmSync(dir, { recursive: true, force: true });

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { Transform } from 'node:stream';
 import { ErrorType, type BackupManifest, type ProviderKind } from '../../workflows/types';
 import type { Client } from 'pg';
+import { captureAccess } from '../pg/access';
 import { CommandFailed, runPiped } from '../pg/process';
 import { verdict } from '../errors';
 import { allTableStats, largeObjectStats, markUnlogged, readableOrThrow, sequenceStats } from '../pg/digest';
@@ -37,6 +38,7 @@ export async function dumpWithManifest(conn: PgConnection, pgBin: string, sink: 
     const version = await serverVersion(client);
     const tables = await listTables(client);
     const canary = await newestCanary(client);
+    const { roles, access } = await captureAccess(client);
 
     // The dump and the statistics run side by side; Promise.all owns both from the start, so a
     // failing dump can never become an unhandled rejection while the statistics are still running.
@@ -71,6 +73,8 @@ export async function dumpWithManifest(conn: PgConnection, pgBin: string, sink: 
       newestCanary: canary,
       sequences,
       largeObjects,
+      roles,
+      access,
     } satisfies BackupManifest;
   });
 }

@@ -15,6 +15,7 @@ import { pipeline } from 'node:stream/promises';
 import { ErrorType, type BackupManifest, type BackupRef, type CheckResult, type ProviderKind, type RegionSpec, type StoreSpec } from '../../workflows/types';
 import { isVerdictOf, verdict } from '../errors';
 import { loadAsRestoreRole, readToc } from '../pg/load-dump';
+import { applyAccess, recreateRoles } from '../pg/access';
 import { run } from '../pg/process';
 import { quoteIdent, withClient, type PgConnection } from '../pg/sql';
 import { processAlive, withToolEnv } from '../pg/tool-env';
@@ -214,14 +215,22 @@ export class PortableBackups {
           file: staged,
           admin: conn,
           toc: toc.value,
+          access: manifest,
+          onRoles: (roles) => io.logger.info({ created: roles.created, existing: roles.existing, withheld: roles.withheld }, 'roles of the backup'),
           signal: io.signal,
           heartbeat: () => io.heartbeat({ phase: 'pg_restore' }),
         }).catch(tooOld);
         return { setAside: null, findings };
       }
-      // A recovery target becomes the database's new home: it is loaded as the admin, who owns it
-      // there (which roles own what on the recovered side is the plan's business, not the dump's).
+      // A recovery target becomes the database's new home: it is loaded as the admin, with the
+      // backup's roles made first and its owners and privileges given after (activities/pg/access.ts).
       const setAside = await prepareRecoveryDatabase(conn, target);
+      const findings: CheckResult[] = [];
+      if (manifest.roles?.length) {
+        const made = await withClient(conn, (client) => recreateRoles(client, manifest.roles ?? []));
+        io.logger.info({ created: made.created, existing: made.existing, withheld: made.withheld }, 'roles of the backup');
+        findings.push(...made.findings);
+      }
       const beat = setInterval(() => io.heartbeat({ phase: 'pg_restore' }), 1000);
       try {
         await withToolEnv(conn, (env) =>
@@ -233,7 +242,8 @@ export class PortableBackups {
       } finally {
         clearInterval(beat);
       }
-      return { setAside, findings: [] };
+      if (manifest.access) findings.push(...(await withClient(conn, (client) => applyAccess(client, manifest))));
+      return { setAside, findings };
     } finally {
       rmSync(staged, { force: true });
     }

@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import type { Client } from 'pg';
 import { ErrorType, type BackupManifest, type ProviderKind, type TableStats } from '../../workflows/types';
 import { verdict } from '../errors';
+import { accessDigestForm, captureAccess } from '../pg/access';
 import { allTableStats, largeObjectStats, markUnlogged, readableOrThrow, sequenceStats } from '../pg/digest';
 import { listTables, newestCanary, serverVersion, withClient, type PgConnection } from '../pg/sql';
 import type { ActivityIo } from './provider';
@@ -41,6 +42,7 @@ export async function captureManifest(
     const stats: TableStats[] = await markUnlogged(client, readableOrThrow(read, fail), tables);
     const sequences = await sequenceStats(client);
     const largeObjects = await largeObjectStats(client);
+    const { roles, access } = await captureAccess(client);
     const manifest: BackupManifest = {
       formatVersion: 1,
       backupId: meta.backupId,
@@ -58,6 +60,8 @@ export async function captureManifest(
       newestCanary: await newestCanary(client),
       sequences,
       largeObjects,
+      roles,
+      access,
     };
     manifest.sha256 = manifestDigest(manifest);
     await client.query(
@@ -97,15 +101,17 @@ export async function readRestoredManifest(conn: PgConnection, backupId: string,
  */
 export function manifestDigest(manifest: BackupManifest): string {
   const { backupId, database, serverVersionNum, tables, newestCanary: canary, sequences, largeObjects } = manifest;
-  // What later manifests added is appended only where present: an older manifest's digest is unchanged.
-  const canonical = [
+  // What later manifests added is appended only where present, each part named: an older
+  // manifest's digest is unchanged.
+  const canonical: unknown[] = [
     backupId,
     database,
     serverVersionNum,
     tables.map((t) => [t.table, t.rows, t.checksum, t.algorithm ?? null, ...(t.textColumns ? [t.textColumns] : []), ...(t.unlogged ? [true] : [])]),
     canary ? [canary.id, canary.writtenAt] : null,
-    ...(sequences ? [sequences.map((q) => [q.sequence, q.lastValue, q.isCalled, q.increment, q.unreadable ?? null])] : []),
-    ...(largeObjects ? ['unreadable' in largeObjects ? [largeObjects.unreadable] : [largeObjects.count, largeObjects.bytes, largeObjects.checksum]] : []),
   ];
+  if (sequences) canonical.push(['sequences', sequences.map((q) => [q.sequence, q.lastValue, q.isCalled, q.increment, q.unreadable ?? null])]);
+  if (largeObjects) canonical.push(['largeObjects', 'unreadable' in largeObjects ? [largeObjects.unreadable] : [largeObjects.count, largeObjects.bytes, largeObjects.checksum]]);
+  if (manifest.roles || manifest.access) canonical.push(['access', accessDigestForm(manifest)]);
   return createHash('sha256').update(JSON.stringify(canonical)).digest('hex');
 }

@@ -363,6 +363,8 @@ export class LocalProvider implements DatabaseProvider {
         admin: conn,
         toc: await toc,
         ...(restorer && { restorer }),
+        access: manifest,
+        onRoles: (roles) => io.logger.info({ created: roles.created, existing: roles.existing, withheld: roles.withheld }, 'roles of the backup'),
         signal: AbortSignal.any([io.signal, load.signal]),
         heartbeat: () => io.heartbeat({ phase: 'pg_restore' }),
       }).catch((err: unknown) => {

@@ -57,6 +57,8 @@ describe('drill on the local provider', () => {
     );
     for (const t of tables) expect(t).toMatchObject({ ok: true, detail: expect.stringMatching(/^\d+ rows, checksum matches$/) });
     expect(report.checks.find((c) => c.name === 'recent orders exist')).toMatchObject({ ok: true });
+    // Owners and privileges of every object compared with the manifest's (activities/pg/access.ts).
+    expect(report.checks.find((c) => c.name === 'owners and privileges')).toMatchObject({ ok: true, detail: expect.stringMatching(/^\d+ objects as in the backup/) });
     expect(report.checks.find((c) => c.name === 'canary present')).toMatchObject({ ok: true });
     expect(report.checks.find((c) => c.name === 'RTO within objective')).toMatchObject({ ok: true });
     expect(report.checks.find((c) => c.name === 'RPO within objective')).toMatchObject({ ok: true });
