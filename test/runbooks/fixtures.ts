@@ -1,0 +1,93 @@
+// A small in-memory plan and scripted activities that behave like a healthy replication set, for
+// the runbook tests. Each test overrides the one or two activities its branch is about.
+import { failoverInput, parsePlan } from '../../worker/plan';
+import type { FailoverInput, NodeRef, TopologyView } from '../../workflows/types';
+import { slow, type Script } from './harness';
+
+export const HOME = 'rb-a';
+export const DR = 'rb-b';
+export const DATABASE = 'shop';
+
+export const plan = parsePlan(
+  `
+regions:
+  ${HOME}: { provider: local }
+  ${DR}: { provider: local }
+databases:
+  ${DATABASE}:
+    primary: { region: ${HOME}, database: ${DATABASE} }
+    dr: { region: ${DR}, standby: true }
+    objectives: { rpo: 1m, rto: 10m }
+    checks:
+      - name: orders exist
+        sql: select count(*) > 0 from orders
+`,
+  'runbook-test plan',
+);
+
+export const primary: NodeRef = { region: HOME, name: 'server' };
+export const standby: NodeRef = { region: DR, name: `standby-of-${HOME}` };
+
+export function plannedFailover(overrides: Partial<Parameters<typeof failoverInput>[2]> = {}): FailoverInput {
+  return failoverInput(plan, DATABASE, { mode: 'planned', preApproved: true, triggeredBy: 'test', ...overrides });
+}
+
+const topology = (over: Partial<TopologyView> = {}): TopologyView => ({
+  set: HOME,
+  primary,
+  standby,
+  fenced: [],
+  epoch: 7,
+  primarySinceEpoch: 6,
+  updatedAt: '2026-01-01T00:00:00.000Z',
+  updatedBy: 'test',
+  ...over,
+});
+
+const nodeUp = (isPrimary: boolean, promoteRequested = false) => ({
+  running: true,
+  reachable: true,
+  inRecovery: !isPrimary,
+  writable: isPrimary,
+  fenced: false,
+  lsn: '0/1000000',
+  streaming: isPrimary ? null : true,
+  promoteRequested,
+  detail: isPrimary ? 'primary, writable' : 'standby, streaming',
+});
+
+export const CANARY = { id: 41, writtenAt: '2026-01-01T00:00:01.000Z' };
+
+/**
+ * A replication set where everything works: a switchover passes. The steps that run side by side
+ * take 150 ms, so the test can see them overlap; the record's epoch moves with each repoint.
+ */
+export function healthySwitchover(): Script {
+  let epoch = 7;
+  return {
+    cancelDrills: slow(150, { cancelled: [] }),
+    readTopology: slow(150, topology()),
+    checkReplication: slow(150, {
+      primary: nodeUp(true),
+      standby: nodeUp(false),
+      lag: { streaming: true, lagBytes: 0, lagSeconds: 0, slotActive: true, primaryLsn: '0/1000000', replayLsn: '0/1000000' },
+    }),
+    writeCanaryOnNode: slow(150, CANARY),
+    notify: () => ({ sent: false }),
+    fenceNode: () => ({ confirmed: true, how: 'scripted demote', finalLsn: '0/1000001', canFollow: true }),
+    unfenceNode: () => ({ existed: true }),
+    waitForReplay: slow(150, { replayLsn: '0/1000001' }),
+    repointTraffic: async ({ next }) => {
+      if (next.primary === null) await slow(150, null)();
+      epoch += 1;
+      return topology({ ...next, epoch, primarySinceEpoch: epoch });
+    },
+    promoteNode: () => ({ lsn: '0/1000002', alreadyPrimary: false }),
+    smokeTest: slow(150, { checks: [{ name: 'write on the new primary', ok: true, detail: 'canary committed' }] }),
+    findCanaries: slow(150, { newest: CANARY, missing: [] }),
+    rebuildAsStandby: () => ({ method: 'follows', node: primary }),
+    acknowledgedCanaries: () => ({ newest: { ...CANARY, database: DATABASE, epoch: 7 }, term: [] }),
+  };
+}
+
+export const healthyNode = nodeUp;
