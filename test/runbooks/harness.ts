@@ -130,11 +130,11 @@ export class RunbookServer {
 }
 
 let runtimeInstalled = false;
-/** The SDK's own log: warnings and errors only (worker state changes would drown the test output). */
+/** The SDK's own log: errors only (worker state changes would drown the test output). */
 function quietRuntime(): void {
   if (runtimeInstalled) return;
   try {
-    Runtime.install({ logger: new DefaultLogger('WARN') });
+    Runtime.install({ logger: new DefaultLogger('ERROR') });
   } catch {
     // Already installed by another file in this process: keep that one.
   }
