@@ -7,6 +7,10 @@
 // not installed here, and its time-skipping server is a separate download. The runbooks' only long
 // timer is the approval timeout, which is an input: tests make it short instead of skipping time.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { Context } from '@temporalio/activity';
@@ -19,6 +23,7 @@ import { ALL_SEARCH_ATTRIBUTES } from '../../workflows/search-attributes';
 import { regionTaskQueue, RUNBOOK_TASK_QUEUE } from '../../workflows/types';
 import { freePort } from '../support/ports';
 import { workflowBundle } from '../support/stack';
+import { version as workflowSdkVersion } from '@temporalio/workflow/package.json';
 
 export type ActivityName = keyof Activities;
 type Input<K extends ActivityName> = Parameters<Activities[K]>[0];
@@ -90,7 +95,7 @@ export class RunbookServer {
   ): Promise<{ result: R | undefined; error: unknown; calls: CallLog; handle: WorkflowHandle }> {
     const calls = new CallLog();
     const workers = [
-      await Worker.create({ connection: this.connection, taskQueue: RUNBOOK_TASK_QUEUE, workflowBundle: await workflowBundle() }),
+      await Worker.create({ connection: this.connection, taskQueue: RUNBOOK_TASK_QUEUE, workflowBundle: await cachedBundle() }),
       ...(await Promise.all(
         options.regions.map((region) =>
           Worker.create({
@@ -139,6 +144,22 @@ function quietRuntime(): void {
     // Already installed by another file in this process: keep that one.
   }
   runtimeInstalled = true;
+}
+
+/**
+ * The workflow bundle, built once for all the runbook test files: kept in the temp directory under
+ * a hash of workflows/ (runbooks import only their own folder, the SDK and types) and the SDK's version.
+ */
+async function cachedBundle(): Promise<{ code: string }> {
+  const dir = join(__dirname, '..', '..', 'workflows');
+  const hash = createHash('sha256').update(workflowSdkVersion);
+  for (const file of readdirSync(dir).sort()) hash.update(file).update(readFileSync(join(dir, file)));
+  const path = join(tmpdir(), `lifeboat-runbook-bundle-${hash.digest('hex').slice(0, 16)}.js`);
+  if (existsSync(path)) return { code: readFileSync(path, 'utf8') };
+  const bundle = await workflowBundle();
+  writeFileSync(`${path}.${process.pid}`, bundle.code);
+  renameSync(`${path}.${process.pid}`, path);
+  return bundle;
 }
 
 /** The calls a run made, in the order they started. */
