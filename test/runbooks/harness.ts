@@ -78,7 +78,13 @@ export class RunbookServer {
     return new RunbookServer(child, address, client, connection);
   }
 
+  /** Workers kept between runs (starting and draining them takes longer than a scripted run). */
+  private workers: { regions: string; names: Set<string>; stop: () => Promise<void> } | undefined;
+  /** The run the mock workers serve now: its script, its log, its workflow ID. */
+  private current: { workflowId: string; script: Script; log: CallLog } | undefined;
+
   async stop(): Promise<void> {
+    await this.workers?.stop();
     await this.client.connection.close().catch(() => undefined);
     await this.connection.close().catch(() => undefined);
     this.child.kill('SIGTERM');
@@ -93,31 +99,13 @@ export class RunbookServer {
     input: unknown,
     options: { regions: string[]; script: Script; workflowId?: string; during?: (handle: WorkflowHandle, calls: CallLog) => Promise<void> },
   ): Promise<{ result: R | undefined; error: unknown; calls: CallLog; handle: WorkflowHandle }> {
+    await this.workersFor(options.regions, Object.keys(options.script));
     const calls = new CallLog();
-    const workers = [
-      await Worker.create({ connection: this.connection, taskQueue: RUNBOOK_TASK_QUEUE, workflowBundle: await cachedBundle() }),
-      ...(await Promise.all(
-        options.regions.map((region) =>
-          Worker.create({
-            connection: this.connection,
-            taskQueue: regionTaskQueue(region),
-            activities: mockActivities(options.script, calls),
-            // Cancellation reaches an activity in a heartbeat's answer: heartbeats go out at once here.
-            maxHeartbeatThrottleInterval: '100ms',
-            defaultHeartbeatThrottleInterval: '100ms',
-          }),
-        ),
-      )),
-    ];
-    const running = workers.map((w) => w.run());
+    const workflowId = options.workflowId ?? `runbook-test/${workflowType}/${Date.now()}-${Math.random().toString(36).slice(2, 8)}`;
+    this.current = { workflowId, script: options.script, log: calls };
     try {
-      const handle = await this.client.workflow.start(workflowType, {
-        taskQueue: RUNBOOK_TASK_QUEUE,
-        workflowId: options.workflowId ?? `runbook-test/${workflowType}/${Date.now()}-${Math.random().toString(36).slice(2, 8)}`,
-        args: [input],
-      });
-      let during: Promise<void> | undefined;
-      if (options.during) during = options.during(handle, calls);
+      const handle = await this.client.workflow.start(workflowType, { taskQueue: RUNBOOK_TASK_QUEUE, workflowId, args: [input] });
+      const during = options.during?.(handle, calls);
       let result: R | undefined;
       let error: unknown;
       try {
@@ -128,8 +116,61 @@ export class RunbookServer {
       await during;
       return { result, error, calls, handle };
     } finally {
-      workers.forEach((w) => w.shutdown());
-      await Promise.all(running);
+      this.current = undefined;
+    }
+  }
+
+  /** Workers for these regions serving at least these activity names: the running ones, or new ones. */
+  private async workersFor(regions: string[], names: string[]): Promise<void> {
+    const key = [...regions].sort().join(',');
+    if (this.workers && this.workers.regions === key && names.every((n) => this.workers!.names.has(n))) return;
+    const all = new Set([...(this.workers?.regions === key ? this.workers.names : []), ...names]);
+    await this.workers?.stop();
+    this.workers = undefined;
+    const activities = Object.fromEntries([...all].map((name) => [name, (input: unknown) => this.serve(name as ActivityName, input)]));
+    const workers = [
+      await Worker.create({ connection: this.connection, taskQueue: RUNBOOK_TASK_QUEUE, workflowBundle: await cachedBundle() }),
+      ...(await Promise.all(
+        regions.map((region) =>
+          Worker.create({
+            connection: this.connection,
+            taskQueue: regionTaskQueue(region),
+            activities,
+            // Cancellation reaches an activity in a heartbeat's answer: heartbeats go out at once here.
+            maxHeartbeatThrottleInterval: '100ms',
+            defaultHeartbeatThrottleInterval: '100ms',
+          }),
+        ),
+      )),
+    ];
+    const running = workers.map((w) => w.run());
+    this.workers = {
+      regions: key,
+      names: all,
+      stop: async () => {
+        workers.forEach((w) => w.shutdown());
+        await Promise.all(running);
+      },
+    };
+  }
+
+  /** One activity call: the current run's mock, recorded; a call of another run or an unscripted name fails. */
+  private async serve(name: ActivityName, input: unknown): Promise<unknown> {
+    const ctx = Context.current();
+    const run = this.current;
+    if (!run || run.workflowId !== ctx.info.workflowExecution?.workflowId) {
+      throw ApplicationFailure.nonRetryable(`${name} called by ${ctx.info.workflowExecution?.workflowId}, which is not the run under test`, 'NotUnderTest');
+    }
+    const call = run.log.start(name, ctx.info.taskQueue, input);
+    try {
+      const mock = run.script[name] as ((input: unknown, call: Call) => unknown) | undefined;
+      if (!mock) throw ApplicationFailure.nonRetryable(`the test's script has no ${name}`, 'NotScripted');
+      const value = await mock(input, call);
+      run.log.finish(call, 'completed');
+      return { value, attempt: ctx.info.attempt };
+    } catch (err) {
+      run.log.finish(call, ctx.cancellationSignal.aborted ? 'cancelled' : 'failed');
+      throw err;
     }
   }
 }
@@ -207,25 +248,6 @@ export class CallLog {
 /** Whether two calls ran at the same time (each started before the other finished). */
 export function overlapped(a: Call, b: Call): boolean {
   return a.startedAt < (b.finishedAt ?? Infinity) && b.startedAt < (a.finishedAt ?? Infinity);
-}
-
-function mockActivities(script: Script, log: CallLog): Record<string, (input: unknown) => Promise<unknown>> {
-  const table: Record<string, (input: unknown) => Promise<unknown>> = {};
-  for (const [name, mock] of Object.entries(script) as Array<[ActivityName, (input: unknown, call: Call) => unknown]>) {
-    table[name] = async (input: unknown) => {
-      const ctx = Context.current();
-      const call = log.start(name, ctx.info.taskQueue, input);
-      try {
-        const value = await mock(input, call);
-        log.finish(call, 'completed');
-        return { value, attempt: ctx.info.attempt };
-      } catch (err) {
-        log.finish(call, ctx.cancellationSignal.aborted ? 'cancelled' : 'failed');
-        throw err;
-      }
-    };
-  }
-  return table;
 }
 
 /** A scripted activity that never finishes on its own: it heartbeats until the runbook cancels it. */
