@@ -6,13 +6,9 @@ import { CancelledFailure } from '@temporalio/common';
 import { drillInput } from '../../worker/plan';
 import type { BackupRef, DrillInput, RunbookReport, ScratchInstance } from '../../workflows/types';
 import { DATABASE, DR, HOME, plan } from './fixtures';
-import { RunbookServer, slow, untilCancelled, type ActivityName, type Script } from './harness';
+import { useRunbookServer, slow, untilCancelled, type ActivityName, type Script } from './harness';
 
-let server: RunbookServer;
-beforeAll(async () => {
-  server = await RunbookServer.start();
-}, 60_000);
-afterAll(() => server?.stop());
+const server = useRunbookServer();
 
 const regions = [HOME, DR];
 const input = (): DrillInput => drillInput(plan, DATABASE, { fromLatestBackup: false, triggeredBy: 'test' });
@@ -48,7 +44,7 @@ function healthyDrill(): Script {
 }
 
 test('a drill that passes restores, verifies, then tears its scratch instance down', async () => {
-  const { result, calls } = await server.run<RunbookReport>('drill', input(), { regions, script: healthyDrill() });
+  const { result, calls } = await server().run<RunbookReport>('drill', input(), { regions, script: healthyDrill() });
   expect(result?.reason ?? null).toBeNull();
   expect(result?.outcome).toBe('passed');
   expect(calls.names().at(-1)).toBe('dropScratchInstance');
@@ -75,7 +71,7 @@ test.each(everyStep)('a drill cancelled during $at in $queue ends cancelled; scr
     ...healthy,
     [at]: (input: unknown, call: never) => ((call as { queue: string }).queue === `lifeboat-${queue}` ? untilCancelled() : blocked(input, call)),
   };
-  const { error, calls } = await server.run('drill', input(), {
+  const { error, calls } = await server().run('drill', input(), {
     regions,
     script,
     during: async (handle, log) => {
@@ -106,7 +102,7 @@ test('a drill whose verify finds a bad table fails with the table and its reason
     ...healthyDrill(),
     verifyRestore: slow(100, { tables: [table('public.orders', false), table('lifeboat.canary')], checks: [{ name: 'orders exist', ok: true, detail: 'returned true' }], newestCanary: CANARY }) as never,
   };
-  const { result, calls } = await server.run<RunbookReport>('drill', input(), { regions, script });
+  const { result, calls } = await server().run<RunbookReport>('drill', input(), { regions, script });
   expect(result?.outcome).toBe('failed');
   expect(result?.reason).toContain('table public.orders (9 rows, expected 10: checksum differs)');
   expect(result?.reason).toMatch(/^1 of \d+ data checks failed/);

@@ -5,13 +5,9 @@ import { WorkflowFailedError } from '@temporalio/client';
 import { CancelledFailure } from '@temporalio/common';
 import { ErrorType, type RunbookReport } from '../../workflows/types';
 import { CANARY, DR, HOME, healthyNode, healthySwitchover, plannedFailover, primary, standby } from './fixtures';
-import { overlapped, RunbookServer, untilCancelled, verdictFailure, type ActivityName, type Call, type Script } from './harness';
+import { overlapped, useRunbookServer, untilCancelled, verdictFailure, type ActivityName, type Call, type Script } from './harness';
 
-let server: RunbookServer;
-beforeAll(async () => {
-  server = await RunbookServer.start();
-}, 60_000);
-afterAll(() => server?.stop());
+const server = useRunbookServer();
 
 const regions = [HOME, DR];
 const q = (region: string) => `lifeboat-${region}`;
@@ -23,7 +19,7 @@ const step = (c: Call): string => {
 };
 
 test('a planned failover runs its steps in order, on the region each acts on, with four pairs side by side', async () => {
-  const { result, calls } = await server.run<RunbookReport>('failover', plannedFailover(), { regions, script: healthySwitchover() });
+  const { result, calls } = await server().run<RunbookReport>('failover', plannedFailover(), { regions, script: healthySwitchover() });
   expect(result?.outcome).toBe('passed');
   expect(result?.rpoSeconds).toBe(0);
   // Pairs are listed in the order they were scheduled; the test sorts each pair, since both start together.
@@ -72,7 +68,7 @@ const beforePromote: Array<{ at: ActivityName; undo: string[] }> = [
 
 test.each(beforePromote)('a failover cancelled during $at undoes $undo, newest first, and ends cancelled', async ({ at, undo }) => {
   const script: Script = { ...healthySwitchover(), [at]: untilCancelled };
-  const { error, calls } = await server.run('failover', plannedFailover(), {
+  const { error, calls } = await server().run('failover', plannedFailover(), {
     regions,
     script,
     during: async (handle, log) => {
@@ -92,7 +88,7 @@ test.each(beforePromote)('a failover cancelled during $at undoes $undo, newest f
 }, 30_000);
 
 test('an approval that times out changes nothing: no fence, no repoint, the report says so', async () => {
-  const { result, calls } = await server.run<RunbookReport>('failover', plannedFailover({ preApproved: false, approvalTimeoutSeconds: 1 }), { regions, script: healthySwitchover() });
+  const { result, calls } = await server().run<RunbookReport>('failover', plannedFailover({ preApproved: false, approvalTimeoutSeconds: 1 }), { regions, script: healthySwitchover() });
   expect(result?.outcome).toBe('failed');
   expect(result?.reason).toBe('approval timed out after 1s; nothing was changed');
   expect(result?.failover?.approval).toBeNull();
@@ -119,7 +115,7 @@ function failedPromote(requestReachedStandby: boolean): Script {
 }
 
 test('a promote that failed after its request reached the standby is never undone: fenced, traffic held, the report says why', async () => {
-  const { result, calls } = await server.run<RunbookReport>('failover', plannedFailover(), { regions, script: failedPromote(true) });
+  const { result, calls } = await server().run<RunbookReport>('failover', plannedFailover(), { regions, script: failedPromote(true) });
   expect(result?.outcome).toBe('failed');
   expect(result?.reason).toContain('did not finish in time');
   const fromPromote = calls.calls.slice(calls.names().indexOf('promoteNode')).map(step);
@@ -134,7 +130,7 @@ test('a promote that failed after its request reached the standby is never undon
 }, 30_000);
 
 test('a promote that failed with no request made is undone: traffic restored, then the old primary unfenced', async () => {
-  const { result, calls } = await server.run<RunbookReport>('failover', plannedFailover(), { regions, script: failedPromote(false) });
+  const { result, calls } = await server().run<RunbookReport>('failover', plannedFailover(), { regions, script: failedPromote(false) });
   expect(result?.outcome).toBe('failed');
   const fromPromote = calls.calls.slice(calls.names().indexOf('promoteNode')).map(step);
   expect(fromPromote).toEqual(['promoteNode', 'checkReplication', `repointTraffic(primary=${primary.name}, standby=${standby.name})`, 'unfenceNode', 'notify']);

@@ -2,28 +2,15 @@
 // the runbook tests. Each test overrides the one or two activities its branch is about.
 import { failoverInput, parsePlan } from '../../worker/plan';
 import type { FailoverInput, NodeRef, TopologyView } from '../../workflows/types';
+import { planText } from '../support/replica-set';
 import { slow, type Script } from './harness';
 
 export const HOME = 'rb-a';
 export const DR = 'rb-b';
 export const DATABASE = 'shop';
 
-export const plan = parsePlan(
-  `
-regions:
-  ${HOME}: { provider: local }
-  ${DR}: { provider: local }
-databases:
-  ${DATABASE}:
-    primary: { region: ${HOME}, database: ${DATABASE} }
-    dr: { region: ${DR}, standby: true }
-    objectives: { rpo: 1m, rto: 10m }
-    checks:
-      - name: orders exist
-        sql: select count(*) > 0 from orders
-`,
-  'runbook-test plan',
-);
+// The plan the real-server tests use for a replication set (test/support/replica-set.ts), in memory.
+export const plan = parsePlan(planText(HOME, DR, DATABASE), 'runbook-test plan');
 
 export const primary: NodeRef = { region: HOME, name: 'server' };
 export const standby: NodeRef = { region: DR, name: `standby-of-${HOME}` };

@@ -175,6 +175,19 @@ export class RunbookServer {
   }
 }
 
+/** A server for the test file: started before its tests, stopped after them. */
+export function useRunbookServer(): () => RunbookServer {
+  let server: RunbookServer | undefined;
+  beforeAll(async () => {
+    server = await RunbookServer.start();
+  }, 60_000);
+  afterAll(() => server?.stop());
+  return () => {
+    if (!server) throw new Error('the runbook server did not start (see the beforeAll failure)');
+    return server;
+  };
+}
+
 let runtimeInstalled = false;
 /** The SDK's own log: errors only (worker state changes would drown the test output). */
 function quietRuntime(): void {

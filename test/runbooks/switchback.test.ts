@@ -3,13 +3,9 @@
 import { crossCloudInput, failbackInput, parsePlan } from '../../worker/plan';
 import type { BackupRef, RunbookReport, TopologyView } from '../../workflows/types';
 import { DATABASE, DR, HOME, healthySwitchover, plan, primary, standby } from './fixtures';
-import { RunbookServer, type Call, type Script } from './harness';
+import { useRunbookServer, type Call, type Script } from './harness';
 
-let server: RunbookServer;
-beforeAll(async () => {
-  server = await RunbookServer.start();
-}, 60_000);
-afterAll(() => server?.stop());
+const server = useRunbookServer();
 
 const at = (c: Call) => `${c.name}@${c.queue.replace(/^lifeboat-/, '')}`;
 
@@ -26,7 +22,7 @@ test('a failback re-protects the home server, waits for it, then switches back a
     acknowledgedCanaries: () => ({ newest: { ...canary, database: DATABASE, epoch: 9 }, term: [{ ...canary, database: DATABASE, epoch: 9 }] }),
     findCanaries: () => ({ newest: canary, missing: [] }),
   };
-  const { result, calls } = await server.run<RunbookReport>('failback', failbackInput(plan, DATABASE, { preApproved: true, triggeredBy: 'test' }), { regions: [HOME, DR], script });
+  const { result, calls } = await server().run<RunbookReport>('failback', failbackInput(plan, DATABASE, { preApproved: true, triggeredBy: 'test' }), { regions: [HOME, DR], script });
   expect(result?.outcome).toBe('passed');
   const order = calls.calls.map(at);
   // Side-by-side pairs start together; the test compares each as a set.
@@ -104,7 +100,7 @@ test('a planned cross-cloud failover fences, backs up after the fence, restores,
     recordRecovery: ({ primary: node, fenced }) => ({ set: DATABASE, primary: node, standby: null, fenced, epoch: 1, primarySinceEpoch: 1, updatedAt: new Date().toISOString(), updatedBy: 'test' }),
   };
   const input = crossCloudInput(xcPlan, DATABASE, { direction: 'failover', mode: 'planned', preApproved: true, triggeredBy: 'test' });
-  const { result, calls } = await server.run<RunbookReport>('crossCloudFailover', input, { regions: [XC_HOME, XC_DR], script });
+  const { result, calls } = await server().run<RunbookReport>('crossCloudFailover', input, { regions: [XC_HOME, XC_DR], script });
   expect(result?.reason ?? null).toBeNull();
   expect(result?.outcome).toBe('passed');
   expect(result?.rpoSeconds).toBe(0);
