@@ -6,7 +6,7 @@ import { CancelledFailure } from '@temporalio/common';
 import { drillInput } from '../../worker/plan';
 import type { BackupRef, DrillInput, RunbookReport, ScratchInstance } from '../../workflows/types';
 import { DATABASE, DR, HOME, plan } from './fixtures';
-import { useRunbookServer, slow, untilCancelled, type ActivityName, type Script } from './harness';
+import { useRunbookServer, slow, untilCancelled, type ActivityName, type Call, type CallLog, type Script } from './harness';
 
 const server = useRunbookServer();
 
@@ -66,10 +66,10 @@ const everyStep: Array<{ at: ActivityName; queue: string; tearsDown: boolean }> 
 
 test.each(everyStep)('a drill cancelled during $at in $queue ends cancelled; scratch torn down: $tearsDown', async ({ at, queue, tearsDown }) => {
   const healthy = healthyDrill();
-  const blocked = healthy[at] as (input: unknown, call: never) => unknown;
+  const blocked = healthy[at] as (input: unknown, call: Call, log: CallLog) => unknown;
   const script: Script = {
     ...healthy,
-    [at]: (input: unknown, call: never) => ((call as { queue: string }).queue === `lifeboat-${queue}` ? untilCancelled() : blocked(input, call)),
+    [at]: (input: unknown, call: Call, log: CallLog) => (call.queue === `lifeboat-${queue}` ? untilCancelled() : blocked(input, call, log)),
   };
   const { error, calls } = await server().run('drill', input(), {
     regions,

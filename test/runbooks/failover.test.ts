@@ -107,8 +107,8 @@ function failedPromote(requestReachedStandby: boolean): Script {
       promoteFailed = true;
       throw verdictFailure(ErrorType.ProviderRejected, `promote of ${standby.name} did not finish in time`);
     },
-    checkReplication: async (input, call) => {
-      const health = await healthy.checkReplication!(input, call);
+    checkReplication: async (input, call, log) => {
+      const health = await healthy.checkReplication!(input, call, log);
       return promoteFailed ? { ...health, standby: healthyNode(false, requestReachedStandby) } : health;
     },
   };

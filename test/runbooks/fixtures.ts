@@ -3,7 +3,7 @@
 import { failoverInput, parsePlan } from '../../worker/plan';
 import type { FailoverInput, NodeRef, TopologyView } from '../../workflows/types';
 import { planText } from '../support/replica-set';
-import { slow, type Script } from './harness';
+import { besides, type Script } from './harness';
 
 export const HOME = 'rb-a';
 export const DR = 'rb-b';
@@ -47,31 +47,33 @@ export const CANARY = { id: 41, writtenAt: '2026-01-01T00:00:01.000Z' };
 
 /**
  * A replication set where everything works: a switchover passes. The steps that run side by side
- * take 150 ms, so the test can see them overlap; the record's epoch moves with each repoint.
+ * wait for each other to start (besides), so the test can see them overlap; the record's epoch
+ * moves with each repoint.
  */
 export function healthySwitchover(): Script {
   let epoch = 7;
+  const hold = besides('waitForReplay', null);
   return {
-    cancelDrills: slow(150, { cancelled: [] }),
-    readTopology: slow(150, topology()),
-    checkReplication: slow(150, {
+    cancelDrills: besides('readTopology', { cancelled: [] }),
+    readTopology: besides('cancelDrills', topology()),
+    checkReplication: besides('writeCanaryOnNode', {
       primary: nodeUp(true),
       standby: nodeUp(false),
       lag: { streaming: true, lagBytes: 0, lagSeconds: 0, slotActive: true, primaryLsn: '0/1000000', replayLsn: '0/1000000' },
     }),
-    writeCanaryOnNode: slow(150, CANARY),
+    writeCanaryOnNode: besides('checkReplication', CANARY),
     notify: () => ({ sent: false }),
     fenceNode: () => ({ confirmed: true, how: 'scripted demote', finalLsn: '0/1000001', canFollow: true }),
     unfenceNode: () => ({ existed: true }),
-    waitForReplay: slow(150, { replayLsn: '0/1000001' }),
-    repointTraffic: async ({ next }) => {
-      if (next.primary === null) await slow(150, null)();
+    waitForReplay: besides('repointTraffic', { replayLsn: '0/1000001' }),
+    repointTraffic: async (input, call, log) => {
+      if (input.next.primary === null) await hold(input, call, log);
       epoch += 1;
-      return topology({ ...next, epoch, primarySinceEpoch: epoch });
+      return topology({ ...input.next, epoch, primarySinceEpoch: epoch });
     },
     promoteNode: () => ({ lsn: '0/1000002', alreadyPrimary: false }),
-    smokeTest: slow(150, { checks: [{ name: 'write on the new primary', ok: true, detail: 'canary committed' }] }),
-    findCanaries: slow(150, { newest: CANARY, missing: [] }),
+    smokeTest: besides('findCanaries', { checks: [{ name: 'write on the new primary', ok: true, detail: 'canary committed' }] }),
+    findCanaries: besides('smokeTest', { newest: CANARY, missing: [] }),
     rebuildAsStandby: () => ({ method: 'follows', node: primary }),
     acknowledgedCanaries: () => ({ newest: { ...CANARY, database: DATABASE, epoch: 7 }, term: [] }),
   };

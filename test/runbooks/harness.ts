@@ -30,8 +30,11 @@ type Input<K extends ActivityName> = Parameters<Activities[K]>[0];
 /** What the real activity returns inside its `{ value, attempt }` envelope (activities/instrument.ts). */
 type Value<K extends ActivityName> = Awaited<ReturnType<Activities[K]>> extends { value: infer V } ? V : never;
 
-/** One scripted activity: gets the input and the call's record, returns the value (the harness adds the envelope). */
-export type Mock<K extends ActivityName> = (input: Input<K>, call: Call) => Value<K> | Promise<Value<K>>;
+/**
+ * One scripted activity: gets the input, the call's record and the run's log (to wait for another
+ * call), returns the value (the harness adds the envelope).
+ */
+export type Mock<K extends ActivityName> = (input: Input<K>, call: Call, log: CallLog) => Value<K> | Promise<Value<K>>;
 export type Script = { [K in ActivityName]?: Mock<K> };
 
 export interface Call {
@@ -163,9 +166,9 @@ export class RunbookServer {
     }
     const call = run.log.start(name, ctx.info.taskQueue, input);
     try {
-      const mock = run.script[name] as ((input: unknown, call: Call) => unknown) | undefined;
+      const mock = run.script[name] as ((input: unknown, call: Call, log: CallLog) => unknown) | undefined;
       if (!mock) throw ApplicationFailure.nonRetryable(`the test's script has no ${name}`, 'NotScripted');
-      const value = await mock(input, call);
+      const value = await mock(input, call, run.log);
       run.log.finish(call, 'completed');
       return { value, attempt: ctx.info.attempt };
     } catch (err) {
@@ -277,6 +280,20 @@ export const slow = <T>(ms: number, value: T) => async (): Promise<T> => {
   await Context.current().sleep(ms);
   return value;
 };
+
+/**
+ * A scripted activity that finishes 50 ms after `partner` has started too (or after a second): two
+ * steps that run side by side overlap however slow the machine, and two that run one after the
+ * other never do.
+ */
+export const besides =
+  <T>(partner: ActivityName, value: T) =>
+  async (_input: unknown, _call: Call, log: CallLog): Promise<T> => {
+    await log.started(partner, 1, 1000).catch(() => undefined);
+    // A moment more, so that the overlap shows in millisecond times.
+    await sleep(50);
+    return value;
+  };
 
 /** A failure as a verdict: not retried (ErrorType names are in workflows/types.ts). */
 export function verdictFailure(type: string, message: string): ApplicationFailure {
