@@ -139,3 +139,26 @@ test('a promote that failed with no request made is undone: traffic restored, th
     [`unfence ${HOME}/server`, true],
   ]);
 }, 30_000);
+
+test('an unplanned failover whose fence cannot reach the primary still takes over: hold, promote, repoint; the report says the fence was not confirmed', async () => {
+  const script: Script = {
+    ...healthySwitchover(),
+    fenceNode: () => {
+      throw verdictFailure(ErrorType.ProviderRejected, `${HOME}/server cannot be reached`);
+    },
+  };
+  const input = plannedFailover();
+  const { result, calls } = await server().run<RunbookReport>('failover', { ...input, mode: 'unplanned' }, { regions, script });
+  expect(result?.outcome).toBe('passed');
+  expect(result?.failover?.fence).toEqual({ confirmed: false, how: expect.stringContaining('not confirmed') });
+  const order = calls.calls.map(step).filter((s) => s !== 'notify');
+  const sorted = (a: string[]) => [...a].sort();
+  expect(sorted(order.slice(0, 2))).toEqual(['cancelDrills', 'readTopology']);
+  // No canary on a primary that may be down; no replay to wait for.
+  expect(order.slice(2, 7)).toEqual(['checkReplication', 'fenceNode', 'repointTraffic(hold)', 'promoteNode', `repointTraffic(primary=${standby.name})`]);
+  expect(calls.names()).not.toContain('writeCanaryOnNode');
+  expect(calls.names()).not.toContain('waitForReplay');
+  // RPO from the ledger: the newest acknowledged canary is looked for on the new primary.
+  expect(calls.of('acknowledgedCanaries')).toHaveLength(1);
+  expect(calls.of('findCanaries')[0]!.input).toMatchObject({ node: standby });
+}, 30_000);
