@@ -8,7 +8,7 @@
 // timer is the approval timeout, which is an input: tests make it short instead of skipping time.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
@@ -210,7 +210,11 @@ function quietRuntime(): void {
 async function cachedBundle(): Promise<{ code: string }> {
   const dir = join(__dirname, '..', '..', 'workflows');
   const hash = createHash('sha256').update(workflowSdkVersion);
-  for (const file of readdirSync(dir).sort()) hash.update(file).update(readFileSync(join(dir, file)));
+  // Recursive: the runbook kit may live in a folder of its own under workflows/.
+  for (const file of (readdirSync(dir, { recursive: true }) as string[]).sort()) {
+    const path = join(dir, file);
+    if (statSync(path).isFile()) hash.update(file).update(readFileSync(path));
+  }
   const path = join(tmpdir(), `lifeboat-runbook-bundle-${hash.digest('hex').slice(0, 16)}.js`);
   if (existsSync(path)) return { code: readFileSync(path, 'utf8') };
   const bundle = await workflowBundle();
