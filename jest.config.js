@@ -4,6 +4,8 @@ const transform = { '^.+\\.ts$': ['@swc/jest', { jsc: { parser: { syntax: 'types
 module.exports = {
   maxWorkers: 1,
   verbose: true,
+  // A global option (a project's own testTimeout is ignored): the stack's tests start real servers.
+  testTimeout: 120_000,
   projects: [
     {
       displayName: 'stack',
@@ -15,7 +17,6 @@ module.exports = {
       // Workflow and integration tests start real servers: one file at a time, generous timeouts.
       globalSetup: '<rootDir>/test/support/global-setup.ts',
       globalTeardown: '<rootDir>/test/support/global-teardown.ts',
-      testTimeout: 120_000,
     },
     {
       // Runbooks on scripted activities (test/runbooks/harness.ts): each file starts its own
@@ -25,7 +26,6 @@ module.exports = {
       roots: ['<rootDir>/test/runbooks'],
       testMatch: ['**/*.test.ts'],
       transform,
-      testTimeout: 30_000,
     },
   ],
 };
