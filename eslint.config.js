@@ -31,7 +31,7 @@ module.exports = tseslint.config(
           })),
           patterns: [
             { group: ['@aws-sdk/*', '@google-cloud/*'], message: 'provider SDKs belong in activities/providers/', allowTypeImports: true },
-            { group: ['../activities', '../activities/*', '../worker/*', '../scripts/*'], message: 'workflows may import only types from activities', allowTypeImports: true },
+            { group: ['../activities', '../activities/*', '../worker/*', '../scripts/*', '../services/*', '../cli/*'], message: 'workflows may import only types from activities', allowTypeImports: true },
           ],
         },
       ],

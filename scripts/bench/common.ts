@@ -82,7 +82,7 @@ export function runChild(command: string, args: string[], options: { cwd: string
 }
 
 export function cliPath(env: LifeboatEnv): string {
-  return join(env.projectRoot, 'dist', 'scripts', 'cli.js');
+  return join(env.projectRoot, 'dist', 'cli', 'main.js');
 }
 
 /** Runs a runbook through the CLI with --json; anything but a passed report with an RTO is an error. */

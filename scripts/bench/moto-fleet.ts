@@ -201,7 +201,7 @@ async function startFleetWorker(env: LifeboatEnv, count: number, pollMs: number,
   writeFileSync(configFile, JSON.stringify(config, null, 2));
   const log = join(env.home, 'fleet-worker.log');
   const out = openSync(log, 'w');
-  const script = join(env.projectRoot, 'dist', 'scripts', 'bench', 'moto-fleet-worker.js');
+  const script = join(__dirname, 'moto-fleet-worker.js'); // compiled beside this file (npm run build:bench)
   const child = spawn(process.execPath, [script, configFile], { cwd: env.projectRoot, stdio: ['ignore', out, out], env: { ...process.env, [PASSWORD_VAR]: password } });
   closeSync(out);
   const deadline = Date.now() + 120_000;
