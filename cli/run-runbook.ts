@@ -26,6 +26,17 @@ export function startCrossCloud(env: LifeboatEnv, args: Args, input: CrossCloudI
   });
 }
 
+/** A runbook of one database started on its primary's provider: drill, backup, readiness. */
+export function runOnPrimary(
+  env: LifeboatEnv,
+  args: Args,
+  runbook: RunbookReport['runbook'],
+  input: { database: string; primary: { region: { provider: string } } },
+  summary: string,
+): Promise<number> {
+  return runRunbook(env, args, { runbook, database: input.database, input, provider: input.primary.region.provider, summary });
+}
+
 export interface RunbookStart {
   runbook: RunbookReport['runbook'];
   /** The workflow type, when it is not named after the runbook. */

@@ -2,16 +2,10 @@
 import { backupInput } from '../../worker/plan';
 import { expectArgs } from '../args';
 import { loadPlan, whoAmI, type CommandContext } from '../context';
-import { runRunbook } from '../run-runbook';
+import { runOnPrimary } from '../run-runbook';
 
 export async function backup({ env, args, sub }: CommandContext): Promise<number> {
   expectArgs(args, 2, 'lifeboat backup <db> [-f plan] [--json]');
   const input = backupInput(loadPlan(env, args.plan), sub!, { triggeredBy: whoAmI() });
-  return runRunbook(env, args, {
-    runbook: 'backup',
-    database: input.database,
-    input,
-    provider: input.primary.region.provider,
-    summary: `Backup of ${input.database}: ${input.primary.region.name} + copy to ${input.dr.name}`,
-  });
+  return runOnPrimary(env, args, 'backup', input, `Backup of ${input.database}: ${input.primary.region.name} + copy to ${input.dr.name}`);
 }

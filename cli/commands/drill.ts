@@ -3,7 +3,7 @@
 import { drillInput } from '../../worker/plan';
 import { expectArgs } from '../args';
 import { loadPlan, whoAmI, type CommandContext } from '../context';
-import { runRunbook } from '../run-runbook';
+import { runOnPrimary, runRunbook } from '../run-runbook';
 import { UsageError } from '../usage';
 
 export async function drill({ env, args, sub }: CommandContext): Promise<number> {
@@ -24,11 +24,5 @@ export async function drill({ env, args, sub }: CommandContext): Promise<number>
   if (args.concurrency !== undefined) throw new UsageError('--concurrency goes with --all');
   expectArgs(args, 2, 'lifeboat drill <db> [-f plan] [--from-latest-backup] [--json]');
   const input = drillInput(loadPlan(env, args.plan), sub!, { fromLatestBackup: args.fromLatestBackup, triggeredBy: whoAmI() });
-  return runRunbook(env, args, {
-    runbook: 'drill',
-    database: input.database,
-    input,
-    provider: input.primary.region.provider,
-    summary: `Drill of ${input.database}: ${input.primary.region.name} -> ${input.dr.name}${input.fromLatestBackup ? ' (latest existing backup)' : ''}`,
-  });
+  return runOnPrimary(env, args, 'drill', input, `Drill of ${input.database}: ${input.primary.region.name} -> ${input.dr.name}${input.fromLatestBackup ? ' (latest existing backup)' : ''}`);
 }

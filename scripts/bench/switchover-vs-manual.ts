@@ -1,7 +1,7 @@
 // Benchmark: the RTO of a planned switchover run by Lifeboat next to the same fence + promote done
 // by hand with psql and pg_ctl.
 //
-//   node dist-bench/scripts/bench/switchover-vs-manual.js [--runs N] [--scale N] [--manual-promote pg_ctl|sql] [--drop]
+//   npm run bench:switchover -- [--runs N] [--scale N] [--manual-promote pg_ctl|sql] [--drop]
 //
 //   --runs N            switchover pairs to time (default 3): one Lifeboat failover and one manual
 //                       switchover each, the order alternating. Each run is printed, then the median
@@ -231,4 +231,4 @@ async function main(argv: string[]): Promise<number> {
   return 0;
 }
 
-runMain(main, 'node dist-bench/scripts/bench/switchover-vs-manual.js [--runs N] [--scale N] [--manual-promote pg_ctl|sql] [--drop]');
+runMain(main, 'npm run bench:switchover -- [--runs N] [--scale N] [--manual-promote pg_ctl|sql] [--drop]');
