@@ -1,13 +1,31 @@
+const transform = { '^.+\\.ts$': ['@swc/jest', { jsc: { parser: { syntax: 'typescript' }, target: 'es2022' } }] };
+
 /** @type {import('jest').Config} */
 module.exports = {
-  testEnvironment: 'node',
-  roots: ['<rootDir>/test'],
-  testMatch: ['**/*.test.ts'],
-  transform: { '^.+\\.ts$': ['@swc/jest', { jsc: { parser: { syntax: 'typescript' }, target: 'es2022' } }] },
-  // Workflow and integration tests start real servers: one file at a time, generous timeouts.
-  globalSetup: '<rootDir>/test/support/global-setup.ts',
-  globalTeardown: '<rootDir>/test/support/global-teardown.ts',
-  testTimeout: 120_000,
   maxWorkers: 1,
   verbose: true,
+  projects: [
+    {
+      displayName: 'stack',
+      testEnvironment: 'node',
+      roots: ['<rootDir>/test'],
+      testMatch: ['**/*.test.ts'],
+      testPathIgnorePatterns: ['/node_modules/', '<rootDir>/test/runbooks/'],
+      transform,
+      // Workflow and integration tests start real servers: one file at a time, generous timeouts.
+      globalSetup: '<rootDir>/test/support/global-setup.ts',
+      globalTeardown: '<rootDir>/test/support/global-teardown.ts',
+      testTimeout: 120_000,
+    },
+    {
+      // Runbooks on scripted activities (test/runbooks/harness.ts): each file starts its own
+      // in-memory Temporal dev server, nothing else; the stack's global setup does not run for them.
+      displayName: 'runbooks',
+      testEnvironment: 'node',
+      roots: ['<rootDir>/test/runbooks'],
+      testMatch: ['**/*.test.ts'],
+      transform,
+      testTimeout: 30_000,
+    },
+  ],
 };

@@ -265,7 +265,19 @@ export class LocalProvider implements DatabaseProvider {
    */
   replenishSpare(region: string, logger?: ActivityIo['logger']): Promise<void> {
     const pending = this.replenishing.get(region);
-    if (pending) return pending;
+    if (pending) {
+      // A teardown while a pass runs: that pass listed the trash before this instance was put there.
+      // One more pass after it (shared by every caller meanwhile) empties it.
+      let again = this.replenishAgain.get(region);
+      if (!again) {
+        again = pending.then(() => {
+          this.replenishAgain.delete(region);
+          return this.replenishSpare(region, logger);
+        });
+        this.replenishAgain.set(region, again);
+      }
+      return again;
+    }
     const making = (async () => {
       await this.emptyTrash(region);
       const template = await this.scratchTemplate({ heartbeat: () => undefined, signal: new AbortController().signal });
@@ -293,6 +305,7 @@ export class LocalProvider implements DatabaseProvider {
   }
 
   private readonly replenishing = new Map<string, Promise<void>>();
+  private readonly replenishAgain = new Map<string, Promise<void>>();
 
   async connectScratch(scratch: ScratchInstance): Promise<PgConnection> {
     const cluster = this.scratchCluster(scratch.region.name, scratch.name);

@@ -256,6 +256,16 @@ describe('local provider', () => {
     rmSync(join(trash, '1-live'), { recursive: true });
   });
 
+  test('a scratch instance torn down while the trash is being emptied is deleted too: the pass that listed the trash before it is followed by one more', async () => {
+    const trash = join(env().home, 'regions', 'local-b', 'scratch-trash');
+    const scratch = await p.createScratch(regionB, unique('unit').toLowerCase(), 'orders', io());
+    const running = p.replenishSpare('local-b'); // lists the trash now, before the teardown below
+    await p.dropScratch(scratch, io());
+    await p.replenishSpare('local-b');
+    await running;
+    expect(readdirSync(trash)).toEqual([]);
+  });
+
   test('names that could escape the store are refused as LifeboatInvalidInput', async () => {
     const err = await failure(p.createBackup(target, '../../etc', 'test', io()));
     expect(err.type).toBe('LifeboatInvalidInput');
