@@ -6,7 +6,7 @@ const tseslint = require('typescript-eslint');
 const nodeBuiltins = ['fs', 'path', 'os', 'child_process', 'crypto', 'net', 'http', 'https', 'stream', 'util', 'events', 'worker_threads', 'dns', 'tls', 'zlib'];
 
 module.exports = tseslint.config(
-  { ignores: ['dist/', 'node_modules/', '.venv/', '.lifeboat/', 'coverage/', '*.js', 'bin/'] },
+  { ignores: ['dist/', 'dist-bench/', 'node_modules/', '.venv/', '.lifeboat/', 'coverage/', '*.js', 'bin/'] },
   ...tseslint.configs.recommended,
   {
     files: ['**/*.ts'],
@@ -31,7 +31,7 @@ module.exports = tseslint.config(
           })),
           patterns: [
             { group: ['@aws-sdk/*', '@google-cloud/*'], message: 'provider SDKs belong in activities/providers/', allowTypeImports: true },
-            { group: ['../activities', '../activities/*', '../worker/*', '../scripts/*'], message: 'workflows may import only types from activities', allowTypeImports: true },
+            { group: ['../activities', '../activities/*', '../worker/*', '../scripts/*', '../services/*', '../cli/*'], message: 'workflows may import only types from activities', allowTypeImports: true },
           ],
         },
       ],

@@ -3,7 +3,7 @@
 // sides in alternating order, and printing their figures the same way, so that the tables of
 // drill-vs-shell.ts and switchover-vs-manual.ts (and the others') read alike and a fix to one reaches all.
 import { spawn, type StdioOptions } from 'node:child_process';
-import { existsSync, openSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg, totalmem } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
@@ -17,6 +17,7 @@ import type { RunbookReport, StepRecord } from '../../workflows/types';
 export const say = (line: string) => process.stderr.write(`bench: ${line}\n`);
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+export { freePort } from '../../activities/pg/ports';
 
 export const MIB = 1024 * 1024;
 
@@ -82,7 +83,7 @@ export function runChild(command: string, args: string[], options: { cwd: string
 }
 
 export function cliPath(env: LifeboatEnv): string {
-  return join(env.projectRoot, 'dist', 'scripts', 'cli.js');
+  return join(env.projectRoot, 'dist', 'cli', 'main.js');
 }
 
 /** Runs a runbook through the CLI with --json; anything but a passed report with an RTO is an error. */
@@ -173,7 +174,6 @@ export async function ensureStack(env: LifeboatEnv, planFile?: string): Promise<
   if (up.code !== 0) throw new Error(`\`lifeboat dev up\` exited with ${up.code}`);
 }
 
-export { freePort } from '../../activities/pg/ports';
 
 /** What a process has used so far, from /proc (Linux): CPU seconds (its own, and its reaped children's) and memory. */
 export interface ProcessUsage {
@@ -206,52 +206,6 @@ export function processUsage(pid: number): ProcessUsage | null {
 
 /** USER_HZ: 100 on every Linux architecture Node runs on. */
 const CLOCK_TICKS = 100;
-
-// ---------------------------------------------------------------------------------------------
-// moto_server, the AWS API stand-in (S3 for the copy benchmark, RDS for the fleet one)
-
-export interface Moto {
-  endpoint: string;
-  pid: number;
-  /** SIGTERM, then SIGKILL if it has not gone within 10 s. Safe to repeat. */
-  stop(): Promise<void>;
-}
-
-/**
- * A moto_server of the benchmark's own, from the project's .venv (scripts/setup.sh --with-moto),
- * on a free port, logging to `log`. Every resource lives in its memory and goes with it.
- */
-export async function startMoto(env: LifeboatEnv, port: number, log: string): Promise<Moto> {
-  const server = join(env.projectRoot, '.venv', 'bin', 'moto_server');
-  if (!existsSync(server)) throw new Error(`moto_server is missing (expected ${server}): run \`bash scripts/setup.sh --with-moto\``);
-  const out = openSync(log, 'a');
-  const child = spawn(server, ['-H', '127.0.0.1', '-p', String(port)], { stdio: ['ignore', out, out] });
-  const endpoint = `http://127.0.0.1:${port}`;
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const stop = async () => {
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    child.kill('SIGTERM');
-    if (!(await Promise.race([exited.then(() => true), sleep(10_000).then(() => false)]))) {
-      child.kill('SIGKILL');
-      await exited;
-    }
-  };
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`moto_server exited with ${child.exitCode} before it answered; see ${log}`);
-    try {
-      await fetch(`${endpoint}/moto-api/`, { signal: AbortSignal.timeout(1000) });
-      break;
-    } catch {
-      if (Date.now() > deadline) {
-        await stop();
-        throw new Error(`moto_server did not answer on ${endpoint} within 30s; see ${log}`);
-      }
-      await sleep(200);
-    }
-  }
-  return { endpoint, pid: child.pid!, stop };
-}
 
 // ---------------------------------------------------------------------------------------------
 // Temporal

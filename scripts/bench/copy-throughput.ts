@@ -45,7 +45,8 @@ import type { ActivityIo } from '../../activities/providers/provider';
 import { PortableBackups } from '../../activities/portable/portable-backups';
 import { loadEnv } from '../../worker/env';
 import type { BackupManifest, BackupRef, RegionSpec, StoreSpec } from '../../workflows/types';
-import { benchIo, freePort, machineLines, median, MIB, positiveOption, runChild, runMain, say, startMoto, table, UsageError, type Moto } from './common';
+import { startMoto, type MotoServer } from '../../test/support/moto';
+import { benchIo, freePort, machineLines, median, MIB, positiveOption, runChild, runMain, say, table, UsageError } from './common';
 
 const BACKUP_ID = 'bench-copy-1';
 /** Portable backups are keyed by database name (letters, digits and _ only). */
@@ -145,7 +146,7 @@ interface Setup {
   sizeBytes: number;
   sha256: string;
   io: ActivityIo;
-  moto: Moto | null;
+  moto: MotoServer | null;
   s3: S3Client | null;
 }
 
@@ -271,7 +272,7 @@ async function main(argv: string[]): Promise<number> {
   const work = options.dir ? mkdtempSync(join(options.dir, 'lifeboat-bench-copy-')) : mkdtempSync(join(env.home, 'bench-copy-'));
   const io = benchIo();
   const sizeBytes = Math.round(options.sizeMb * MIB);
-  let moto: Moto | null = null;
+  let moto: MotoServer | null = null;
   let s3: S3Client | null = null;
   const times = new Map<string, number[]>();
   let names: Array<{ name: string; against?: string[] }> = [];
@@ -290,7 +291,7 @@ async function main(argv: string[]): Promise<number> {
     say(`writing ${(sizeBytes / MIB).toFixed(0)} MiB of random bytes to ${source}`);
     const sha256 = await writeRandomFile(source, sizeBytes);
     if (options.s3) {
-      moto = await startMoto(env, await freePort(), join(work, 'moto-server.log'));
+      moto = await startMoto(await freePort(), { log: join(work, 'moto-server.log'), detached: false });
       say(`moto_server on ${moto.endpoint} (pid ${moto.pid})`);
       // The SDK reads these itself, so the S3Store the portable copy opens reaches moto too.
       Object.assign(process.env, { AWS_ENDPOINT_URL: moto.endpoint, AWS_ACCESS_KEY_ID: 'testing', AWS_SECRET_ACCESS_KEY: 'testing', AWS_REGION });

@@ -17,7 +17,7 @@
 // It never touches the demo database: it seeds its own, bench_orders in local-a, with the demo
 // schema and data (scripts/dev/seed.ts) at the scale that reaches the wanted size, and reuses it
 // when it is within 15% of that size. The drill runs through the real product, as a user would
-// (`cli.js drill -f <plan> --json` in a child process); the baselines are scripts/bench/baseline.sh,
+// (`lifeboat drill -f <plan> --json` in a child process); the baselines are scripts/bench/baseline.sh,
 // pg_dump -> cp -> sha256sum -> createdb -> pg_restore -> a check -> dropdb, twice:
 //   counts-only shell  the check is count(*) per table (--verify counts): less than the drill proves;
 //   same-proof shell   each table's rows and content digest, read in the dump's snapshot on the source

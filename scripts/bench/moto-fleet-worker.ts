@@ -4,7 +4,7 @@
 // the AWS provider's test-only data plane (test/fakes/rds-data-plane.ts), because moto has no
 // PostgreSQL behind its RDS instances.
 //
-//   node dist/scripts/bench/moto-fleet-worker.js <config.json>
+//   node dist-bench/scripts/bench/moto-fleet-worker.js <config.json>
 //
 // config.json (written by moto-fleet.ts): { regions, pollMs, dataPlane: { dir, sources, restoreNode } }.
 // Everything else comes from the environment as for `lifeboat worker`: LIFEBOAT_HOME, TEMPORAL_ADDRESS,
@@ -32,7 +32,7 @@ export interface FleetWorkerConfig {
 }
 
 async function main(configFile: string | undefined): Promise<void> {
-  if (!configFile) throw new Error('usage: node dist/scripts/bench/moto-fleet-worker.js <config.json> (written by moto-fleet.ts)');
+  if (!configFile) throw new Error('usage: node dist-bench/scripts/bench/moto-fleet-worker.js <config.json> (written by moto-fleet.ts)');
   const config = JSON.parse(readFileSync(configFile, 'utf8')) as FleetWorkerConfig;
   const env = loadEnv();
   const dataPlane = new LocalRdsDataPlane({ local: buildProviders(env).local, pgBin: findPgBin(env.pgBin), ...config.dataPlane });

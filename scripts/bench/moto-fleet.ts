@@ -35,7 +35,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CreateDBInstanceCommand, RDSClient } from '@aws-sdk/client-rds';
+import { RDSClient } from '@aws-sdk/client-rds';
 import type { Client } from '@temporalio/client';
 import { findPgBin } from '../../activities/pg/binaries';
 import { quoteIdent, serverVersion, withClient } from '../../activities/pg/sql';
@@ -47,12 +47,11 @@ import { DatabaseAttr, ProviderAttr, RunbookAttr, TriggeredByAttr } from '../../
 import { RUNBOOK_TASK_QUEUE, type RunbookReport } from '../../workflows/types';
 import { startTemporal } from '../dev/stack';
 import { seedDemo } from '../dev/seed';
-import { awsTestFixture, motoClientConfig, type AwsTestFixture } from '../../test/support/moto';
-import { freePort, historyLengths, machineLines, median, MIB, numberOption, processUsage, runMain, say, sleep, startMoto, table, UsageError, type Moto, type ProcessUsage } from './common';
+import { awsPlanDatabase, awsPlanRegions, awsTestFixture, createInstanceCommand, EAST, motoClientConfig, startMoto, WEST, type AwsTestFixture, type MotoServer } from '../../test/support/moto';
+import { stopProcess } from '../../test/support/cli';
+import { freePort, historyLengths, machineLines, median, MIB, numberOption, processUsage, runMain, say, sleep, table, UsageError, type ProcessUsage } from './common';
 import type { FleetWorkerConfig } from './moto-fleet-worker';
 
-const EAST = 'us-east-1';
-const WEST = 'us-west-2';
 const SRC_REGION = 'fleet-src';
 const DR_REGION = 'fleet-dr';
 const TEMPLATE_DB = 'fleet_template';
@@ -126,20 +125,7 @@ async function makeInstances(endpoint: string, east: AwsTestFixture, count: numb
     const lane = async () => {
       while (next < count) {
         const i = next++;
-        await rds.send(
-          new CreateDBInstanceCommand({
-            DBInstanceIdentifier: instance(i),
-            Engine: 'postgres',
-            EngineVersion: '16.3',
-            DBInstanceClass: 'db.t4g.micro',
-            MasterUsername: 'lifeboat',
-            MasterUserPassword: password,
-            DBSubnetGroupName: east.subnetGroup,
-            StorageEncrypted: true,
-            KmsKeyId: east.kmsKeyArn,
-            AllocatedStorage: 20,
-          }),
-        );
+        await rds.send(createInstanceCommand(instance(i), password, east));
       }
     };
     await Promise.all(Array.from({ length: 8 }, lane));
@@ -150,29 +136,9 @@ async function makeInstances(endpoint: string, east: AwsTestFixture, count: numb
 }
 
 function writePlan(env: LifeboatEnv, count: number, east: AwsTestFixture, west: AwsTestFixture): LoadedPlan {
-  const scratch = (f: AwsTestFixture) => `{ subnetGroup: ${f.subnetGroup}, securityGroups: [${f.securityGroupId}] }`;
-  const databases = Array.from(
-    { length: count },
-    (_, i) => `  ${key(i)}:
-    primary: { region: aws-east, database: ${pgDatabase(i)}, instance: ${instance(i)}, credentials: { user: lifeboat, password: "env:${PASSWORD_VAR}" } }
-    dr: { region: aws-west }
-    objectives: { rpo: 1h, rto: 1h }
-    retention: { keep: 1 }
-    checks:
-      - name: recent orders exist
-        sql: select count(*) > 0 from orders
-`,
-  );
+  const databases = Array.from({ length: count }, (_, i) => awsPlanDatabase(key(i), { pgDatabase: pgDatabase(i), instance: instance(i), passwordVar: PASSWORD_VAR }));
   const file = join(env.home, 'fleet-plan.yaml');
-  writeFileSync(
-    file,
-    `# Written by ${BY}; removed with its LIFEBOAT_HOME.
-regions:
-  aws-east: { provider: aws, awsRegion: ${EAST}, kmsKeyId: "${east.kmsKeyArn}", scratch: ${scratch(east)} }
-  aws-west: { provider: aws, awsRegion: ${WEST}, kmsKeyId: "${west.kmsKeyArn}", scratch: ${scratch(west)} }
-databases:
-${databases.join('')}`,
-  );
+  writeFileSync(file, `# Written by ${BY}; removed with its LIFEBOAT_HOME.\n${awsPlanRegions(east, west)}databases:\n${databases.join('')}`);
   return loadPlanFile(file);
 }
 
@@ -201,7 +167,7 @@ async function startFleetWorker(env: LifeboatEnv, count: number, pollMs: number,
   writeFileSync(configFile, JSON.stringify(config, null, 2));
   const log = join(env.home, 'fleet-worker.log');
   const out = openSync(log, 'w');
-  const script = join(env.projectRoot, 'dist', 'scripts', 'bench', 'moto-fleet-worker.js');
+  const script = join(__dirname, 'moto-fleet-worker.js'); // compiled beside this file (npm run build:bench)
   const child = spawn(process.execPath, [script, configFile], { cwd: env.projectRoot, stdio: ['ignore', out, out], env: { ...process.env, [PASSWORD_VAR]: password } });
   closeSync(out);
   const deadline = Date.now() + 120_000;
@@ -212,16 +178,6 @@ async function startFleetWorker(env: LifeboatEnv, count: number, pollMs: number,
   }
   say(`fleet worker ready (pid ${child.pid}), log ${log}`);
   return { child, log };
-}
-
-async function stopChild(child: ChildProcess, graceMs: number): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  child.kill('SIGTERM');
-  if (!(await Promise.race([exited.then(() => true), sleep(graceMs).then(() => false)]))) {
-    child.kill('SIGKILL');
-    await exited;
-  }
 }
 
 /** The Temporal dev server runs detached (startTemporal): stopped by its pid. */
@@ -300,7 +256,7 @@ async function main(argv: string[]): Promise<number> {
   const password = `bench-${Math.random().toString(36).slice(2)}`;
   const cleanups: Cleanups = [];
   let worker: FleetWorker | null = null;
-  let moto: Moto | null = null;
+  let moto: MotoServer | null = null;
 
   const out: string[] = [];
   let cleaned: Promise<void> | undefined;
@@ -319,7 +275,7 @@ async function main(argv: string[]): Promise<number> {
     const temporal = await startTemporal(env, { temporal: await freePort(), ui: await freePort(), pgBase: 0 }, (line) => say(line));
     cleanups.push({ what: 'the Temporal dev server', run: () => stopPid(temporal.pid) });
     process.env.TEMPORAL_ADDRESS = temporal.address;
-    moto = await startMoto(env, await freePort(), join(home, 'moto-server.log'));
+    moto = await startMoto(await freePort(), { log: join(home, 'moto-server.log'), detached: false });
     const motoServer = moto;
     cleanups.push({ what: 'moto_server', run: () => motoServer.stop() });
     say(`moto_server on ${moto.endpoint} (pid ${moto.pid})`);
@@ -334,7 +290,7 @@ async function main(argv: string[]): Promise<number> {
 
     worker = await startFleetWorker(env, options.drills, options.pollMs, password);
     const fleetWorker = worker;
-    cleanups.push({ what: 'the fleet worker', run: () => stopChild(fleetWorker.child, 30_000) });
+    cleanups.push({ what: 'the fleet worker', run: () => stopProcess(fleetWorker.child, 30_000) });
     const workerPid = worker.child.pid!;
     const client = await connectClient();
     cleanups.push({ what: 'the Temporal client', run: () => client.connection.close() });

@@ -26,6 +26,7 @@ import { loadEnv, type LifeboatEnv } from '../../worker/env';
 import { buildProviders } from '../../worker/main';
 import { loadPlanFile } from '../../worker/plan';
 import type { NodeRef, ReplicaSetSpec, RunbookReport, SqlCheck } from '../../workflows/types';
+import { stopProcess } from '../../test/support/cli';
 import { DEMO_DATABASE } from '../dev/stack';
 import { seedDemo } from '../dev/seed';
 import {
@@ -146,16 +147,8 @@ export async function startWorker(env: LifeboatEnv, planFile: string, names: Set
 
 /** SIGTERM lets the worker drain; one that does not stop within 30 s is killed. */
 export async function stopWorker(worker: BenchWorker): Promise<void> {
-  const { child } = worker;
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  child.kill('SIGTERM');
-  const stopped = await Promise.race([exited.then(() => true), sleep(30_000).then(() => false)]);
-  if (!stopped) {
-    child.kill('SIGKILL');
-    await exited;
-  }
-  say(`worker stopped (pid ${child.pid})`);
+  await stopProcess(worker.child, 30_000);
+  say(`worker stopped (pid ${worker.child.pid})`);
 }
 
 // ---------------------------------------------------------------------------------------------

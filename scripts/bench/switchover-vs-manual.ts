@@ -1,7 +1,7 @@
 // Benchmark: the RTO of a planned switchover run by Lifeboat next to the same fence + promote done
 // by hand with psql and pg_ctl.
 //
-//   node dist/scripts/bench/switchover-vs-manual.js [--runs N] [--scale N] [--manual-promote pg_ctl|sql] [--drop]
+//   npm run bench:switchover -- [--runs N] [--scale N] [--manual-promote pg_ctl|sql] [--drop]
 //
 //   --runs N            switchover pairs to time (default 3): one Lifeboat failover and one manual
 //                       switchover each, the order alternating. Each run is printed, then the median
@@ -17,11 +17,11 @@
 // reuses it on later runs: regions bench-a (home server) and bench-b (DR, where the streaming
 // standby standby-of-bench-a runs), database bench_shop seeded with the demo schema and data. The
 // dev worker polls only the demo plan's region queues, so the benchmark writes a plan for its set
-// and runs a worker for it (`cli.js worker -f <plan>`) for as long as it runs.
+// and runs a worker for it (`lifeboat worker -f <plan>`) for as long as it runs.
 //
-// Lifeboat's side goes through the real product, as a user would: `cli.js failover bench-shop
+// Lifeboat's side goes through the real product, as a user would: `lifeboat failover bench-shop
 // --planned --yes --json` in a child process; its report's rtoSeconds is the figure, and
-// `cli.js failback --yes --json` puts the set back (timed too, not compared). The manual side is
+// `lifeboat failback --yes --json` puts the set back (timed too, not compared). The manual side is
 // scripts/bench/manual-switchover.sh; the set is put back after it with the product's own
 // primitives (the provider's rebuildAsStandby, fence, waitForReplay and promote, as a failback does).
 // Both sides start from the same state: the home server primary and writable, the standby streaming
@@ -231,4 +231,4 @@ async function main(argv: string[]): Promise<number> {
   return 0;
 }
 
-runMain(main, 'node dist/scripts/bench/switchover-vs-manual.js [--runs N] [--scale N] [--manual-promote pg_ctl|sql] [--drop]');
+runMain(main, 'npm run bench:switchover -- [--runs N] [--scale N] [--manual-promote pg_ctl|sql] [--drop]');

@@ -16,14 +16,14 @@
 //
 // Its own replication set (scripts/bench/replica-set.ts): regions bench-ua (home server) and bench-ub
 // (the streaming standby standby-of-bench-ua), database bench_unplanned seeded with the demo schema,
-// a plan for them and a worker serving both regions (`cli.js worker -f <plan>`) while it runs. The
+// a plan for them and a worker serving both regions (`lifeboat worker -f <plan>`) while it runs. The
 // demo database and the switchover benchmark's set are never touched.
 //
 // Each side, from the same starting state (home primary and writable, standby streaming, caught up):
 //   1. a write probe connects to the standby's port and tries an INSERT every --probe-ms, retrying
 //      on every error (read-only, refused, reset): an independent client, not Lifeboat's own check;
 //   2. the home server's postmaster is sent SIGKILL (the clock starts);
-//   3. at once: Lifeboat: `cli.js failover bench-unplanned --unplanned --yes --json` in a child
+//   3. at once: Lifeboat: `lifeboat failover bench-unplanned --unplanned --yes --json` in a child
 //      process; by hand: scripts/bench/manual-failover.sh (pg_ctl promote -w, then one psql INSERT);
 //   4. measured: kill to the probe's first committed INSERT (the headline, the same clock for both
 //      sides), kill to the child's exit, and for Lifeboat its report's rtoSeconds (from the

@@ -341,7 +341,7 @@ export async function startDaemon(
   // child that takes the worker's environment, its configuration.
   const daemonEnv: NodeJS.ProcessEnv = { ...process.env, TEMPORAL_ADDRESS: temporal.address, LIFEBOAT_HOME: env.home };
   for (const name of daemon.unset ?? []) delete daemonEnv[name];
-  const child = spawn(process.execPath, [join(env.projectRoot, 'dist', 'scripts', 'cli.js'), daemon.name, ...(daemon.args ?? [])], {
+  const child = spawn(process.execPath, [join(env.projectRoot, 'dist', 'cli', 'main.js'), daemon.name, ...(daemon.args ?? [])], {
     detached: true,
     stdio: ['ignore', out, out],
     env: daemonEnv,
@@ -369,7 +369,7 @@ async function stopDaemon(env: LifeboatEnv, name: string, pid: number | undefine
  */
 export async function devUp(env: LifeboatEnv, log: (line: string) => void, plan?: { file: string; digest: string }): Promise<StackState> {
   const ports = stackPorts(process.env, env);
-  accessSync(join(env.projectRoot, 'dist', 'scripts', 'cli.js'), constants.R_OK);
+  accessSync(join(env.projectRoot, 'dist', 'cli', 'main.js'), constants.R_OK);
   // The previous state is read once: rewriting the file mid-way must never forget a running worker
   // (that is how a second worker, running older code, would be left behind).
   const previous = readStack(env);

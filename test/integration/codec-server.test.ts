@@ -8,7 +8,7 @@ import { defaultPayloadConverter, type Payload } from '@temporalio/common';
 import { temporal } from '@temporalio/proto';
 import { AesGcmCodec, CodecConfigError, CodecKeys } from '../../worker/codec';
 import { createLogger } from '../../worker/logger';
-import { MAX_BODY_BYTES, startCodecServer, type RunningCodecServer } from '../../scripts/codec-server';
+import { MAX_BODY_BYTES, startCodecServer, type RunningCodecServer } from '../../services/codec-server';
 import { CLI, lifeboat } from '../support/cli';
 import { freePort } from '../support/ports';
 import { LogCapture } from '../support/stack';

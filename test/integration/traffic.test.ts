@@ -9,9 +9,9 @@ import { CanaryLedger } from '../../activities/canary-ledger';
 import { withClient, type PgConnection } from '../../activities/pg/sql';
 import { sameNode, TopologyStore, type NodeRef, type Topology } from '../../activities/topology';
 import { createLogger } from '../../worker/logger';
-import { startCanaryWriter, type CanaryWriter } from '../../scripts/traffic/canary-writer';
-import { runTraffic, type Traffic } from '../../scripts/traffic/main';
-import { startProxy, type ProxyOptions, type TrafficProxy } from '../../scripts/traffic/proxy';
+import { startCanaryWriter, type CanaryWriter } from '../../services/traffic/canary-writer';
+import { runTraffic, type Traffic } from '../../services/traffic/main';
+import { startProxy, type ProxyOptions, type TrafficProxy } from '../../services/traffic/proxy';
 import { freePort } from '../support/ports';
 import { env, LogCapture, local } from '../support/stack';
 

@@ -3,17 +3,16 @@
 // a seeded local database standing for the instance's data (its own, so other tests' are untouched).
 import { join } from 'node:path';
 import { writeFileSync } from 'node:fs';
-import { CreateDBInstanceCommand, RDSClient } from '@aws-sdk/client-rds';
+import { RDSClient } from '@aws-sdk/client-rds';
 import { findPgBin } from '../../activities/pg/binaries';
 import { withClient } from '../../activities/pg/sql';
 import { seedDemo } from '../../scripts/dev/seed';
 import { loadPlanFile, type LoadedPlan } from '../../worker/plan';
 import { LocalRdsDataPlane } from '../fakes/rds-data-plane';
-import { awsTestFixture, motoClientConfig, resetMoto, type AwsTestFixture } from './moto';
+import { awsPlanDatabase, awsPlanRegions, awsTestFixture, createInstanceCommand, EAST, motoClientConfig, resetMoto, WEST, type AwsTestFixture } from './moto';
 import { env, local } from './stack';
 
-export const EAST = 'us-east-1';
-export const WEST = 'us-west-2';
+export { EAST, WEST } from './moto';
 
 export const moto = (): string => process.env.AWS_ENDPOINT_URL!;
 export const rds = (region: string): RDSClient => new RDSClient(motoClientConfig(moto(), region));
@@ -35,20 +34,7 @@ export async function setUpAwsDrill(options: { name: string; instance: string; p
   process.env[passwordVar] = password;
   await resetMoto(moto());
   const [east, west] = await Promise.all([awsTestFixture(moto(), EAST), awsTestFixture(moto(), WEST)]);
-  await rds(EAST).send(
-    new CreateDBInstanceCommand({
-      DBInstanceIdentifier: instance,
-      Engine: 'postgres',
-      EngineVersion: '16.3',
-      DBInstanceClass: 'db.t4g.micro',
-      MasterUsername: 'lifeboat',
-      MasterUserPassword: password,
-      DBSubnetGroupName: east.subnetGroup,
-      StorageEncrypted: true,
-      KmsKeyId: east.kmsKeyArn,
-      AllocatedStorage: 20,
-    }),
-  );
+  await rds(EAST).send(createInstanceCommand(instance, password, east));
   const server = { region: 'local-a', name: 'server' };
   await withClient(await local().connectNode(server, 'postgres'), async (c) => {
     await c.query(`drop database if exists ${pgDatabase} with (force)`);
@@ -63,22 +49,6 @@ export async function setUpAwsDrill(options: { name: string; instance: string; p
     restoreNode: { region: 'local-b', name: 'server' },
   });
   const file = join(env().home, `${name}-plan.yaml`);
-  const scratch = (f: AwsTestFixture) => `{ subnetGroup: ${f.subnetGroup}, securityGroups: [${f.securityGroupId}] }`;
-  writeFileSync(
-    file,
-    `regions:
-  aws-east: { provider: aws, awsRegion: ${EAST}, kmsKeyId: "${east.kmsKeyArn}", scratch: ${scratch(east)} }
-  aws-west: { provider: aws, awsRegion: ${WEST}, kmsKeyId: "${west.kmsKeyArn}", scratch: ${scratch(west)} }
-databases:
-  orders:
-    primary: { region: aws-east, database: ${pgDatabase}, instance: ${instance}, credentials: { user: lifeboat, password: "env:${passwordVar}" } }
-    dr: { region: aws-west }
-    objectives: { rpo: 1h, rto: 1h }
-    retention: { keep: 1 }
-    checks:
-      - name: recent orders exist
-        sql: select count(*) > 0 from orders
-`,
-  );
+  writeFileSync(file, `${awsPlanRegions(east, west)}databases:\n${awsPlanDatabase('orders', { pgDatabase, instance, passwordVar })}`);
   return { plan: loadPlanFile(file), dataPlane, east, west };
 }

@@ -4,7 +4,7 @@ import { once } from 'node:events';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 
-export const CLI = join(__dirname, '..', '..', 'dist', 'scripts', 'cli.js');
+export const CLI = join(__dirname, '..', '..', 'dist', 'cli', 'main.js');
 
 export interface CliResult {
   code: number;

@@ -16,7 +16,8 @@ import {
   EC2Client,
   type Subnet,
 } from '@aws-sdk/client-ec2';
-import { CreateDBSubnetGroupCommand, DBSubnetGroupNotFoundFault, DescribeDBSubnetGroupsCommand, RDSClient } from '@aws-sdk/client-rds';
+import { CreateDBInstanceCommand, CreateDBSubnetGroupCommand, DBSubnetGroupNotFoundFault, DescribeDBSubnetGroupsCommand, RDSClient } from '@aws-sdk/client-rds';
+import { stopProcess } from './cli';
 
 /** The name of every scratch resource the fixture makes: a second call finds them by it. */
 export const SCRATCH_NAME = 'lifeboat-scratch';
@@ -26,6 +27,8 @@ const STARTUP_SECONDS = 30;
 export interface MotoServer {
   pid: number;
   endpoint: string;
+  /** SIGTERM, then SIGKILL if it has not gone within 10 s. Safe to repeat. */
+  stop(): Promise<void>;
 }
 
 export interface AwsTestFixture {
@@ -43,11 +46,17 @@ export function motoServerPath(): string {
   return path;
 }
 
-export async function startMoto(port: number): Promise<MotoServer> {
-  const log = join(logDir(), 'moto-server.log');
+/**
+ * A moto_server on `port`, logging to `log` (default: LIFEBOAT_HOME/moto-server.log). Detached by
+ * default: the test stack's outlives the global setup that starts it; a benchmark's is not, so that
+ * Ctrl-C stops it with the benchmark.
+ */
+export async function startMoto(port: number, options: { log?: string; detached?: boolean } = {}): Promise<MotoServer> {
+  const log = options.log ?? join(logDir(), 'moto-server.log');
+  const detached = options.detached ?? true;
   const out = openSync(log, 'a');
-  const child = spawn(motoServerPath(), ['-H', '127.0.0.1', '-p', String(port)], { detached: true, stdio: ['ignore', out, out] });
-  child.unref();
+  const child = spawn(motoServerPath(), ['-H', '127.0.0.1', '-p', String(port)], { detached, stdio: ['ignore', out, out] });
+  if (detached) child.unref();
   const endpoint = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + STARTUP_SECONDS * 1000;
   while (!(await answers(endpoint))) {
@@ -60,7 +69,7 @@ export async function startMoto(port: number): Promise<MotoServer> {
     }
     await new Promise((r) => setTimeout(r, 200));
   }
-  return { pid: child.pid!, endpoint };
+  return { pid: child.pid!, endpoint, stop: () => stopProcess(child, 10_000) };
 }
 
 export async function resetMoto(endpoint: string): Promise<void> {
@@ -71,6 +80,47 @@ export async function resetMoto(endpoint: string): Promise<void> {
 /** Client options that reach moto and fail at once instead of retrying a mistake. */
 export function motoClientConfig(endpoint: string, region: string) {
   return { endpoint, region, credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' }, maxAttempts: 1 };
+}
+
+export const EAST = 'us-east-1';
+export const WEST = 'us-west-2';
+
+/** A plan's two AWS regions on moto, aws-east (us-east-1) and aws-west (us-west-2), with their fixtures' scratch networking. */
+export function awsPlanRegions(east: AwsTestFixture, west: AwsTestFixture): string {
+  const scratch = (f: AwsTestFixture) => `{ subnetGroup: ${f.subnetGroup}, securityGroups: [${f.securityGroupId}] }`;
+  return `regions:
+  aws-east: { provider: aws, awsRegion: ${EAST}, kmsKeyId: "${east.kmsKeyArn}", scratch: ${scratch(east)} }
+  aws-west: { provider: aws, awsRegion: ${WEST}, kmsKeyId: "${west.kmsKeyArn}", scratch: ${scratch(west)} }
+`;
+}
+
+/** One database of such a plan (a `databases:` entry): an RDS instance in aws-east, its DR copies in aws-west. */
+export function awsPlanDatabase(key: string, options: { pgDatabase: string; instance: string; passwordVar: string }): string {
+  return `  ${key}:
+    primary: { region: aws-east, database: ${options.pgDatabase}, instance: ${options.instance}, credentials: { user: lifeboat, password: "env:${options.passwordVar}" } }
+    dr: { region: aws-west }
+    objectives: { rpo: 1h, rto: 1h }
+    retention: { keep: 1 }
+    checks:
+      - name: recent orders exist
+        sql: select count(*) > 0 from orders
+`;
+}
+
+/** The RDS instance a drill test (or the fleet benchmark) restores from: PostgreSQL 16, encrypted with the fixture's key. */
+export function createInstanceCommand(identifier: string, password: string, fixture: AwsTestFixture): CreateDBInstanceCommand {
+  return new CreateDBInstanceCommand({
+    DBInstanceIdentifier: identifier,
+    Engine: 'postgres',
+    EngineVersion: '16.3',
+    DBInstanceClass: 'db.t4g.micro',
+    MasterUsername: 'lifeboat',
+    MasterUserPassword: password,
+    DBSubnetGroupName: fixture.subnetGroup,
+    StorageEncrypted: true,
+    KmsKeyId: fixture.kmsKeyArn,
+    AllocatedStorage: 20,
+  });
 }
 
 /**

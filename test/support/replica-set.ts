@@ -12,7 +12,7 @@ import { acceptsReadWrite } from '../../activities/pg/replication';
 import { LocalCluster } from '../../activities/pg/cluster';
 import { findPgBin } from '../../activities/pg/binaries';
 import { seedDemo } from '../../scripts/dev/seed';
-import { runTraffic, type Traffic } from '../../scripts/traffic/main';
+import { runTraffic, type Traffic } from '../../services/traffic/main';
 import { createLogger } from '../../worker/logger';
 import { drillInput, type LoadedPlan } from '../../worker/plan';
 import { DatabaseAttr, ProviderAttr, RunbookAttr, TriggeredByAttr } from '../../workflows/search-attributes';

@@ -1,11 +1,11 @@
 // Evidence reports rendered from hand-built RunbookReports: what they state, how they escape, and
 // the geometry of the history chart. The browser-level test is test/workflows/evidence-report.test.ts.
-import { FRAME, lineChart, MISSING_Y, scaleFor } from '../../scripts/evidence/chart';
-import { html, md } from '../../scripts/evidence/escape';
-import { UNVERSIONED } from '../../scripts/evidence/facts';
-import { asRunbookReport, drillHistoryQuery, NoReport, type FetchedRun } from '../../scripts/evidence/fetch';
-import { chartPoints, historyHtml, runHtml } from '../../scripts/evidence/html';
-import { historyMarkdown, runMarkdown } from '../../scripts/evidence/markdown';
+import { FRAME, lineChart, MISSING_Y, scaleFor } from '../../services/evidence/chart';
+import { html, md } from '../../services/evidence/escape';
+import { UNVERSIONED } from '../../services/evidence/facts';
+import { asRunbookReport, drillHistoryQuery, NoReport, type FetchedRun } from '../../services/evidence/fetch';
+import { chartPoints, historyHtml, runHtml } from '../../services/evidence/html';
+import { historyMarkdown, runMarkdown } from '../../services/evidence/markdown';
 import type { RunbookReport } from '../../workflows/types';
 
 const HOSTILE = '<script>window.pwned=1</script>';

@@ -1,6 +1,6 @@
 // The worker's check of a run's input against its plan (worker/input-check.ts): what the CLI,
 // the schedules and fleet drills build passes; anything a hand-made input changes is refused.
-import { desiredSchedules } from '../../scripts/schedule';
+import { desiredSchedules } from '../../services/schedule';
 import { planMismatches } from '../../worker/input-check';
 import { backupInput, crossCloudInput, drillInput, failbackInput, failoverInput, parsePlan, readinessInput } from '../../worker/plan';
 import { topologyLockId } from '../../workflows/types';

@@ -1,8 +1,8 @@
 // A check that could not be compared exactly (an unlogged table after a platform restore, a table
 // the reader may not read in full) is neither a pass nor a failure: every rendering says so.
-import { runHtml } from '../../scripts/evidence/html';
-import { runMarkdown } from '../../scripts/evidence/markdown';
-import { renderReport } from '../../scripts/render';
+import { runHtml } from '../../services/evidence/html';
+import { runMarkdown } from '../../services/evidence/markdown';
+import { renderReport } from '../../services/evidence/terminal';
 import type { RunbookReport } from '../../workflows/types';
 
 const report = {

@@ -2,7 +2,7 @@
 // out-of-range fields are named; jitter must be shorter than the interval.
 import { parsePlan, readinessInput } from '../../worker/plan';
 import { planErrorOf } from '../support/plan-errors';
-import { desiredSchedules } from '../../scripts/schedule';
+import { desiredSchedules } from '../../services/schedule';
 
 function plan(schedule: string): string {
   return `regions:

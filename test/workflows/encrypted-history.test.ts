@@ -12,7 +12,7 @@ import type { temporal } from '@temporalio/proto';
 import { AesGcmCodec, CodecKeys, lifeboatDataConverter } from '../../worker/codec';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { startCodecServer } from '../../scripts/codec-server';
+import { startCodecServer } from '../../services/codec-server';
 import { DEMO_SET, temporalCli } from '../../scripts/dev/stack';
 import { createLogger } from '../../worker/logger';
 import { listRuns, stringAttribute } from '../../worker/visibility';

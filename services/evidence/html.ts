@@ -2,7 +2,7 @@
 // font or stylesheet (it must open offline, years later, from an audit folder). A Content-Security-Policy
 // forbids scripts outright, behind the escaping every user-controlled string goes through.
 import type { CheckResult, RunbookReport, StepRecord } from '../../workflows/types';
-import { formatBytes, formatSeconds } from '../render';
+import { formatBytes, formatSeconds } from './terminal';
 import { lineChart, type ChartPoint } from './chart';
 import { html, safeUrl } from './escape';
 import type { FetchedRun } from './fetch';

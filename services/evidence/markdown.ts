@@ -1,7 +1,7 @@
 // Evidence reports as Markdown: for a ticket, a pull request or a wiki page. Every user-controlled
 // string is escaped, so a pipe in a check's detail cannot break a table and `<script>` stays text.
 import type { CheckResult, RunbookReport, StepRecord } from '../../workflows/types';
-import { formatBytes, formatSeconds } from '../render';
+import { formatBytes, formatSeconds } from './terminal';
 import { md, safeUrl } from './escape';
 import type { FetchedRun } from './fetch';
 import type { HistoryContext } from './html';

@@ -1,7 +1,7 @@
 // What an evidence report states, before it is written as HTML or Markdown: the title, objectives
 // against measurements, times and durations. Both writers say the same things in the same words.
 import type { Objectives, RunbookReport, StepRecord } from '../../workflows/types';
-import { formatSeconds } from '../render';
+import { formatSeconds } from './terminal';
 
 /** A Fleet Drill's report also lists its child drills. */
 export type FleetDrills = Array<{ database: string; workflowId: string; outcome: 'passed' | 'failed'; rtoSeconds: number | null; rpoSeconds: number | null; reason?: string }>;

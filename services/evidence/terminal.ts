@@ -1,6 +1,6 @@
 // How reports and progress look in a terminal.
-import type { Progress } from '../workflows/steps';
-import type { BackupRef, CheckResult, RunbookReport, StepRecord } from '../workflows/types';
+import type { Progress } from '../../workflows/steps';
+import type { BackupRef, CheckResult, RunbookReport, StepRecord } from '../../workflows/types';
 
 const color = (code: number) => (s: string) => (process.stdout.isTTY ? `\x1b[${code}m${s}\x1b[0m` : s);
 const green = color(32);

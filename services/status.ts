@@ -9,7 +9,7 @@ import { connectClient } from '../worker/temporal';
 import { listRuns, numberAttribute, stringAttribute } from '../worker/visibility';
 import { OutcomeAttr, RpoSecondsAttr, RtoSecondsAttr, RunbookAttr } from '../workflows/search-attributes';
 import type { NodeRef } from '../workflows/types';
-import { formatSeconds } from './render';
+import { formatSeconds } from './evidence/terminal';
 
 interface LastRun {
   workflowId: string;

@@ -1,6 +1,6 @@
 // An inline SVG line chart of one measurement (RTO or RPO) over a run of drills, against the
 // objective: no script, no external font or stylesheet, so the file it sits in works offline.
-import { formatSeconds } from '../render';
+import { formatSeconds } from './terminal';
 import { html } from './escape';
 
 export interface ChartPoint {

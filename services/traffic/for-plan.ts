@@ -4,7 +4,7 @@
 import type { LifeboatEnv } from '../../worker/env';
 import { createLogger } from '../../worker/logger';
 import type { LoadedPlan } from '../../worker/plan';
-import { stackPorts } from '../dev/stack';
+import { stackPorts } from '../../scripts/dev/stack';
 import { runTraffic, type TrafficSet } from './main';
 
 export function trafficSets(plan: LoadedPlan, pgBase: number): TrafficSet[] {
