@@ -6,7 +6,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Client } from '@temporalio/client';
-import { listRuns } from '../../worker/visibility';
+import { listRuns } from '../../activities/visibility';
 import { ApprovedByAttr } from '../../workflows/search-attributes';
 import type { RunbookReport } from '../../workflows/types';
 import { lifeboat, type CliResult } from '../support/cli';
