@@ -43,7 +43,7 @@ function localize(query: string): string {
 
 async function idsFor(query: string): Promise<Set<string>> {
   const ids = new Set<string>();
-  // Through listRuns (worker/visibility.ts), as Lifeboat itself lists: other test files leave runs
+  // Through listRuns (activities/visibility.ts), as Lifeboat itself lists: other test files leave runs
   // sealed with a codec key this client lacks, and the SDK's list would fail decoding their memos.
   for await (const run of listRuns(temporal, localize(query))) ids.add(run.workflowId);
   return ids;
