@@ -1,33 +1,20 @@
 // Cross-cloud failover and failback activities (the runbook is workflows/cross-cloud.ts). No
 // replication crosses clouds, so these act on one database, over SQL, on any provider: fence it,
 // restore a portable backup into the other side's instance, check it, and record where it now lives.
-import { ErrorType, type BackupRef, type DatabaseTarget, type NodeRef, type RegionSpec, type RestoreVerification, type SqlCheck, type TopologyView } from '../workflows/types';
+import { ErrorType, type BackupRef, type DatabaseTarget, type NodeRef, type RestoreVerification, type SqlCheck, type TopologyView } from '../workflows/types';
 import { isVerdict, verdict } from './errors';
 import { quoteIdent, serverVersion, withClient } from './pg/sql';
-import type { PortableBackups } from './portable/portable-backups';
-import type { ActivityIo, DatabaseProvider } from './providers/provider';
+import { wire, type ActivityDeps } from './deps';
 import { connectOrExplain, verifyAgainstManifest } from './restore-checks';
-import { TopologyConflictError, type TopologyStore } from './topology';
-
-type Activity = <I, O>(name: string, body: (input: I, io: ActivityIo) => Promise<O>) => (input: I) => Promise<{ value: O; attempt: number }>;
-
-export interface CrossCloudDeps {
-  provider: (region: RegionSpec) => DatabaseProvider;
-  portable: () => PortableBackups;
-  topologies?: TopologyStore;
-}
+import { TopologyConflictError } from './topology';
 
 /** The record of where a cross-cloud database is served: a topology record of its own. */
 export function recordNameOf(database: string): string {
   return `xc-${database}`;
 }
 
-export function createCrossCloudActivities({ provider, portable, topologies }: CrossCloudDeps, activity: Activity) {
-  const store = (): TopologyStore => {
-    if (!topologies) throw verdict(ErrorType.InvalidInput, 'this worker keeps no topology records (LIFEBOAT_HOME)');
-    return topologies;
-  };
-
+export function createCrossCloudActivities(deps: ActivityDeps) {
+  const { activity, provider, portable, topologies: store } = wire(deps);
   return {
     /** The server behind a target answers (its database may not exist yet: a recovery creates it). */
     preflightServer: activity('preflightServer', async ({ target }: { target: DatabaseTarget }) => {

@@ -1,14 +1,12 @@
 // Every activity Lifeboat's runbooks call, built from injected dependencies. One side effect per
 // activity, each idempotent: names of what they create come from the workflow, so a retry finds
 // what the first attempt made. The runbooks import only the type of what this returns.
-import type { Logger } from 'pino';
 import {
   ErrorType,
   type BackupRef,
   type Canary,
   type CheckResult,
   type DatabaseTarget,
-  type ProviderKind,
   type RegionSpec,
   type RestoreVerification,
   type ScratchInstance,
@@ -17,52 +15,20 @@ import {
 import { verdict } from './errors';
 import { connectOrExplain, verifyAgainstManifest } from './restore-checks';
 import { listTables, serverVersion, withClient, writeCanary } from './pg/sql';
-import type { ActivityIo, DatabaseProvider } from './providers/provider';
-import type { PortableBackups } from './portable/portable-backups';
-import { instrument } from './instrument';
+import { wire, type ActivityDeps } from './deps';
 import { createReplicationActivities } from './replication';
 import { createCrossCloudActivities } from './cross-cloud';
-import { createReadinessActivities, type ReadinessMetrics } from './readiness';
-import type { TopologyStore } from './topology';
-import { sendNotification, type Notification, type NotifyConfig } from './notify';
-import type { CanaryLedger } from './canary-ledger';
-import type { Client } from '@temporalio/client';
+import { createReadinessActivities } from './readiness';
+import { sendNotification, type Notification } from './notify';
 
-export interface ActivityDeps {
-  providers: Partial<Record<ProviderKind, DatabaseProvider>>;
-  logger: Logger;
-  /** The acknowledged-canary log (failover RPO, failback's nothing-lost check). */
-  ledger: CanaryLedger;
-  /** For the activities that act on other runs (a failover cancels drills of its database). */
-  temporal?: () => Promise<Client>;
-  /** Portable backups in the regions' object stores: what crosses clouds. */
-  portable?: PortableBackups;
-  /** Where cross-cloud runbooks record which side serves a database. */
-  topologies?: TopologyStore;
-  /** The webhook notifications go to (none: they are skipped). */
-  notify?: NotifyConfig;
-  /** The worker's metrics endpoint, where readiness figures are published (none: not published). */
-  metrics?: ReadinessMetrics;
-}
+export type { ActivityDeps } from './deps';
 
 export function createActivities(deps: ActivityDeps) {
-  const provider = (region: RegionSpec): DatabaseProvider => {
-    const found = deps.providers[region.provider];
-    if (!found) {
-      throw verdict(ErrorType.InvalidInput, `region ${region.name} uses provider ${region.provider}, which this worker was not configured with`);
-    }
-    return found;
-  };
-  const activity = <I, O>(name: string, body: (input: I, io: ActivityIo) => Promise<O>) => instrument(deps.logger, name, body);
-  const portable = (): PortableBackups => {
-    if (!deps.portable) throw verdict(ErrorType.InvalidInput, 'this worker was not configured for portable backups');
-    return deps.portable;
-  };
-
+  const { activity, provider, portable } = wire(deps);
   return {
-    ...createReplicationActivities(deps, provider, activity),
-    ...createReadinessActivities(deps, provider, portable, activity),
-    ...createCrossCloudActivities({ provider, portable, ...(deps.topologies && { topologies: deps.topologies }) }, activity),
+    ...createReplicationActivities(deps),
+    ...createReadinessActivities(deps),
+    ...createCrossCloudActivities(deps),
 
     /** The primary is reachable, the database exists; reports its version and size. */
     preflight: activity('preflight', async ({ target }: { target: DatabaseTarget }) => {

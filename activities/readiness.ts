@@ -3,21 +3,10 @@
 // publishes it (the newest backup's age, the standby's lag), so a dashboard shows the same figures.
 import { ErrorType, type CheckResult, type NodeRef, type RegionSpec, type ReplicaSetSpec } from '../workflows/types';
 import { OutcomeAttr } from '../workflows/search-attributes';
-import { listRuns, stringAttribute } from '../worker/visibility';
-import type { ActivityDeps } from './index';
-import { isVerdict, verdict } from './errors';
-import type { ActivityIo, DatabaseProvider } from './providers/provider';
-import type { PortableBackups } from './portable/portable-backups';
+import { drillRunsQuery, listRuns, stringAttribute } from './visibility';
+import { wire, type ActivityDeps } from './deps';
+import { isVerdict } from './errors';
 import { sweepScratch, type SweepOutcome } from './scratch-sweep';
-
-type Activity = <I, O>(name: string, body: (input: I, io: ActivityIo) => Promise<O>) => (input: I) => Promise<{ value: O; attempt: number }>;
-
-/** Where readiness figures go besides the report: the worker's Prometheus endpoint (worker/metrics.ts). */
-export interface ReadinessMetrics {
-  observeBackupAge(database: string, region: string, seconds: number): void;
-  observeStandbyLag(set: string, seconds: number | null, bytes: number | null): void;
-  observeReadiness(database: string, check: string, ok: boolean): void;
-}
 
 export interface NewestBackup {
   backupId: string;
@@ -40,12 +29,8 @@ export interface DrillSighting {
   outcome: string;
 }
 
-export function createReadinessActivities(
-  deps: Pick<ActivityDeps, 'temporal'> & { metrics?: ReadinessMetrics },
-  provider: (region: RegionSpec) => DatabaseProvider,
-  portable: () => PortableBackups,
-  activity: Activity,
-) {
+export function createReadinessActivities(deps: ActivityDeps) {
+  const { activity, provider, portable, temporal } = wire(deps);
   return {
     /**
      * The newest Lifeboat backup of a database in one region, or null. Listing is also the proof that
@@ -98,10 +83,8 @@ export function createReadinessActivities(
 
     /** The newest finished drill of a database, and the newest that passed, from Temporal's visibility. */
     lastDrills: activity('lastDrills', async ({ database, since }: { database: string; since: string }) => {
-      if (!deps.temporal) throw verdict(ErrorType.InvalidInput, 'this worker has no Temporal client to look up drills with');
-      const client = await deps.temporal();
-      const quoted = database.replace(/\\/g, '\\\\').replace(/'/g, "\\'");
-      const query = `LifeboatDatabase = '${quoted}' AND LifeboatRunbook = 'drill' AND ExecutionStatus = 'Completed' AND CloseTime >= '${since}'`;
+      const client = await temporal('look up drills with');
+      const query = drillRunsQuery(database, 'Completed', since);
       let newest: DrillSighting | null = null;
       let newestPassed: DrillSighting | null = null;
       for await (const run of listRuns(client, query)) {
@@ -118,8 +101,7 @@ export function createReadinessActivities(
      * terminated from the Temporal UI runs no teardown). Idempotent: a second sweep finds nothing.
      */
     sweepScratch: activity('sweepScratch', async ({ regions }: { regions: RegionSpec[] }, io): Promise<SweepOutcome> => {
-      if (!deps.temporal) throw verdict(ErrorType.InvalidInput, 'this worker has no Temporal client to ask which drills are running');
-      return sweepScratch({ regions, provider, client: await deps.temporal(), logger: io.logger, heartbeat: io.heartbeat });
+      return sweepScratch({ regions, provider, client: await temporal('ask which drills are running'), logger: io.logger, heartbeat: io.heartbeat });
     }),
 
     /** The verdicts, for the metrics endpoint (`lifeboat_readiness_ok`). */

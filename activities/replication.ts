@@ -1,18 +1,17 @@
 // Failover and failback activities: one side effect each, idempotent, acting on one node of a
 // replication set through its provider. The runbooks (workflows/failover.ts, failback.ts) order them.
-import { ErrorType, type Canary, type CheckResult, type NodeRef, type RegionSpec, type ReplicaSetSpec, type SqlCheck, type TopologyView } from '../workflows/types';
-import type { ActivityDeps } from './index';
+import { ErrorType, type Canary, type CheckResult, type NodeRef, type ReplicaSetSpec, type SqlCheck, type TopologyView } from '../workflows/types';
+import { wire, type ActivityDeps } from './deps';
 import type { LedgerEntry } from './canary-ledger';
 import { isVerdict, verdict } from './errors';
 import { newestCanary, withClient, writeCanary } from './pg/sql';
 import { runChecksWithoutSuperuser } from './pg/roles';
 import { STALLED_AFTER_MS } from './pg/replication';
-import { listRuns } from '../worker/visibility';
-import type { ActivityIo, DatabaseProvider, NodeStatus } from './providers/provider';
+import { drillRunsQuery, listRuns } from './visibility';
+import type { NodeStatus } from './providers/provider';
 
-type Activity = <I, O>(name: string, body: (input: I, io: ActivityIo) => Promise<O>) => (input: I) => Promise<{ value: O; attempt: number }>;
-
-export function createReplicationActivities(deps: ActivityDeps, provider: (region: RegionSpec) => DatabaseProvider, activity: Activity) {
+export function createReplicationActivities(deps: ActivityDeps) {
+  const { activity, provider, temporal } = wire(deps);
   const forSet = (set: ReplicaSetSpec) => provider(set.home);
 
   return {
@@ -149,11 +148,9 @@ export function createReplicationActivities(deps: ActivityDeps, provider: (regio
 
     /** A failover pre-empts drills of its database: they are cancelled (and tear down after themselves). */
     cancelDrills: activity('cancelDrills', async ({ database }: { database: string }) => {
-      if (!deps.temporal) throw verdict(ErrorType.InvalidInput, 'this worker has no Temporal client to cancel drills with');
-      const client = await deps.temporal();
+      const client = await temporal('cancel drills with');
       const cancelled: string[] = [];
-      const query = `LifeboatDatabase = '${database.replace(/'/g, "''")}' AND LifeboatRunbook = 'drill' AND ExecutionStatus = 'Running'`;
-      for await (const run of listRuns(client, query)) {
+      for await (const run of listRuns(client, drillRunsQuery(database, 'Running'))) {
         await client.workflow.getHandle(run.workflowId, run.runId).cancel();
         cancelled.push(run.workflowId);
       }

@@ -10,7 +10,7 @@
 import type { Client } from '@temporalio/client';
 import type { Logger } from 'pino';
 import type { RegionSpec } from '../workflows/types';
-import { listRuns, type RunSighting } from '../worker/visibility';
+import { listRuns, visibilityString, type RunSighting } from './visibility';
 import type { DatabaseProvider } from './providers/provider';
 
 const SCRATCH_NAME = /^drill-([0-9a-f]{8})$/;
@@ -67,7 +67,7 @@ export async function sweepScratch(options: SweepOptions): Promise<SweepOutcome>
 
   const running = await drillsByTag(options.client, `WorkflowType = 'drill' AND ExecutionStatus = 'Running'`);
   const since = new Date(Date.now() - (options.lookBackDays ?? 30) * 86_400_000).toISOString();
-  const closed = await drillsByTag(options.client, `WorkflowType = 'drill' AND ExecutionStatus != 'Running' AND CloseTime > '${since}'`);
+  const closed = await drillsByTag(options.client, `WorkflowType = 'drill' AND ExecutionStatus != 'Running' AND CloseTime > ${visibilityString(since)}`);
 
   for (const { region, name } of found) {
     const tag = SCRATCH_NAME.exec(name)?.[1];

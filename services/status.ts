@@ -6,7 +6,7 @@ import { databaseOf, planRegions, recoversByRestore, replicaSetOf, type LoadedPl
 import { recordNameOf } from '../activities/cross-cloud';
 import { TopologyStore } from '../activities/topology';
 import { connectClient } from '../worker/temporal';
-import { listRuns, numberAttribute, stringAttribute } from '../worker/visibility';
+import { listRuns, numberAttribute, stringAttribute, visibilityString } from '../activities/visibility';
 import { OutcomeAttr, RpoSecondsAttr, RtoSecondsAttr, RunbookAttr } from '../workflows/search-attributes';
 import type { NodeRef } from '../workflows/types';
 import { formatSeconds } from './evidence/terminal';
@@ -77,7 +77,7 @@ export async function status(env: LifeboatEnv, plan: LoadedPlan, database: strin
   try {
     const client = await connectClient();
     const find = async (runbooks: string[]): Promise<LastRun | null> => {
-      const query = `LifeboatDatabase = '${database}' AND (${runbooks.map((r) => `LifeboatRunbook = '${r}'`).join(' OR ')})`;
+      const query = `LifeboatDatabase = ${visibilityString(database)} AND (${runbooks.map((r) => `LifeboatRunbook = '${r}'`).join(' OR ')})`;
       for await (const run of listRuns(client, query, { pageSize: 1, limit: 1 })) {
         return {
           workflowId: run.workflowId,

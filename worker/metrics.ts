@@ -7,8 +7,8 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import type { Client } from '@temporalio/client';
 import type { Logger } from 'pino';
-import { listRuns, numberAttribute, stringAttribute } from './visibility';
-import type { ReadinessMetrics } from '../activities/readiness';
+import { listRuns, numberAttribute, stringAttribute, visibilityString } from '../activities/visibility';
+import type { ReadinessMetrics } from '../activities/deps';
 import { DatabaseAttr, OutcomeAttr, RpoSecondsAttr, RtoSecondsAttr } from '../workflows/search-attributes';
 import type { Objectives, RunbookReport } from '../workflows/types';
 
@@ -261,7 +261,7 @@ export function drillsFromVisibility(client: () => Promise<Client>, bounds: { da
   return async () => {
     const c = await client();
     const since = new Date(Date.now() - (bounds.days ?? 30) * 86_400_000).toISOString();
-    const query = `LifeboatRunbook = 'drill' AND ExecutionStatus = 'Completed' AND CloseTime >= '${since}'`;
+    const query = `LifeboatRunbook = 'drill' AND ExecutionStatus = 'Completed' AND CloseTime >= ${visibilityString(since)}`;
     const newest = new Map<string, { sighting: DrillSighting; workflowId: string; runId: string }>();
     for await (const run of listRuns(c, query, { pageSize: 500, limit: bounds.maxRuns ?? 3000 })) {
       const database = stringAttribute(run, DatabaseAttr);

@@ -14,7 +14,6 @@
 // non-retryable verdicts (awsFailure). Reads (Describe*, List*) are tried up to five times within the
 // call when they fail in passing (readWithRetries), so they do not use up a step's attempts.
 // Credentials come from the standard AWS chain and AWS_ENDPOINT_URL is honoured, both by the SDK.
-import { readFileSync } from 'node:fs';
 import {
   AddTagsToResourceCommand,
   CreateDBInstanceCommand,
@@ -47,22 +46,8 @@ import { EndpointCache } from './endpoint-cache';
 import { replacementName } from './replacement-name';
 import { fenceOverSql, liftSqlFence, managedStatus, sqlFenceState } from './managed-fence';
 import { copySnapshot, createSnapshot, deleteSnapshot, describeSnapshot, kindOfArn, listManualSnapshots, type SnapshotKind, type SnapshotView } from './aws-snapshots';
+import { rdsDataPlane, type AwsDataPlane } from './aws-data-plane';
 import { AURORA_REPLAY_MARKER, auroraLag, auroraStatus, describeCluster, describeGlobalCluster, memberArn, moveGlobalWriter, writerArn } from './aws-aurora';
-
-/**
- * moto (the AWS stand-in the tests use) has no data plane: its instances have no PostgreSQL behind
- * them. Tests pass this to route connections to local PostgreSQL and to mirror the data that the
- * control-plane calls would move. Production never sets it; nothing here pretends it exists.
- */
-export interface AwsTestOnlyDataPlane {
-  connect(awsRegion: string, instance: string, database: string): Promise<PgConnection>;
-  snapshotCreated(awsRegion: string, instance: string, snapshot: string): Promise<void>;
-  snapshotCopied(fromArn: string, awsRegion: string, snapshot: string): Promise<void>;
-  instanceRestored(awsRegion: string, snapshot: string, instance: string): Promise<void>;
-  instanceDeleted(awsRegion: string, instance: string): Promise<void>;
-  instancePromoted(awsRegion: string, instance: string): Promise<void>;
-  replicaCreated(awsRegion: string, instance: string, sourceRegion: string, source: string): Promise<void>;
-}
 
 export interface AwsProviderConfig {
   /** LIFEBOAT_HOME: the topology records (traffic pointers) of replication sets live under it. */
@@ -75,7 +60,8 @@ export interface AwsProviderConfig {
   pollMs?: number;
   /** An RDS endpoint to use instead of the SDK's own resolution (which honours AWS_ENDPOINT_URL). */
   endpoint?: string;
-  testOnlyDataPlane?: AwsTestOnlyDataPlane;
+  /** Where the servers' data is (default: RDS's own, rdsDataPlane(caFile)); see aws-data-plane.ts. */
+  dataPlane?: AwsDataPlane;
 }
 
 /** Tag keys: everything Lifeboat made carries them, and it only ever deletes what does. */
@@ -104,8 +90,11 @@ export class AwsProvider implements DatabaseProvider {
 
   private readonly endpoints = new EndpointCache();
 
+  private readonly dataPlane: AwsDataPlane;
+
   constructor(private readonly config: AwsProviderConfig) {
     this.topologies = new TopologyStore(config.home);
+    this.dataPlane = config.dataPlane ?? rdsDataPlane(config.caFile);
   }
 
   /** One client per AWS region; retries belong to Temporal, so the SDK makes each call once. */
@@ -145,8 +134,8 @@ export class AwsProvider implements DatabaseProvider {
     if (existing) {
       io.logger.info({ snapshotId }, 'snapshot exists from an earlier attempt; adopting it');
       ownedOrRefuse(existing.tags, snapshotId, backupId);
-      // The earlier attempt's call landed but its answer was lost: the stand-in still owes the data.
-      await this.config.testOnlyDataPlane?.snapshotCreated(awsRegion, target.cluster ?? target.instance ?? '', snapshotId);
+      // The earlier attempt's call landed but its answer was lost: a data plane that mirrors may still owe the data.
+      await this.dataPlane.snapshotCreated(awsRegion, target.cluster ?? target.instance ?? '', snapshotId);
       return this.refFor(target.region, await this.waitForSnapshot(awsRegion, kind, snapshotId, io));
     }
     const source = target.cluster ?? requireSetting(target.instance, `database ${target.database} in ${target.region.name}`, 'an RDS instance identifier');
@@ -163,7 +152,7 @@ export class AwsProvider implements DatabaseProvider {
       ...(manifest.newestCanary ? [{ Key: TAG.canary, Value: `${manifest.newestCanary.id}@${manifest.newestCanary.writtenAt}` }] : []),
     ];
     await createSnapshot(rds, kind, source, snapshotId, tags);
-    await this.config.testOnlyDataPlane?.snapshotCreated(awsRegion, source, snapshotId);
+    await this.dataPlane.snapshotCreated(awsRegion, source, snapshotId);
     return this.refFor(target.region, await this.waitForSnapshot(awsRegion, kind, snapshotId, io));
   }
 
@@ -207,13 +196,13 @@ export class AwsProvider implements DatabaseProvider {
     if (existing) {
       ownedOrRefuse(existing.tags, snapshotId, ref.backupId);
       io.logger.info({ snapshotId, to: to.name }, 'copy exists from an earlier attempt; adopting it');
-      await this.config.testOnlyDataPlane?.snapshotCopied(ref.location, awsRegion, snapshotId);
+      await this.dataPlane.snapshotCopied(ref.location, awsRegion, snapshotId);
     } else {
       const source = await describeSnapshot(this.rds(fromRegion), kind, snapshotId);
       if (!source) throw verdict(ErrorType.BackupNotFound, `no snapshot ${snapshotId} to copy in ${fromRegion}`);
       const tags = source.tags.filter((t) => t.Key?.startsWith('lifeboat:'));
       await copySnapshot(this.rds(awsRegion), kind, ref.location, snapshotId, kmsKeyId, tags);
-      await this.config.testOnlyDataPlane?.snapshotCopied(ref.location, awsRegion, snapshotId);
+      await this.dataPlane.snapshotCopied(ref.location, awsRegion, snapshotId);
     }
     const copy = await this.waitForSnapshot(awsRegion, kind, snapshotId, io);
     if (kmsKeyId?.startsWith('arn:') && copy.kmsKeyId !== kmsKeyId) {
@@ -311,7 +300,7 @@ export class AwsProvider implements DatabaseProvider {
     if (ready.PubliclyAccessible) {
       throw verdict(ErrorType.ProviderRejected, `scratch instance ${instanceId} came up publicly accessible; a drill restores production data and must stay private`);
     }
-    await this.config.testOnlyDataPlane?.instanceRestored(awsRegion, snapshotId, scratchId);
+    await this.dataPlane.instanceRestored(awsRegion, snapshotId, scratchId);
   }
 
   async dropScratch(scratch: ScratchInstance): Promise<boolean> {
@@ -328,7 +317,7 @@ export class AwsProvider implements DatabaseProvider {
       // Aurora deletes a cluster only once its instances are gone; until then this is retried.
       await this.send(awsRegion, `DeleteDBCluster ${scratchId}`, 'DBClusterNotFound', (rds) => rds.send(new DeleteDBClusterCommand({ DBClusterIdentifier: scratchId, SkipFinalSnapshot: true })));
     }
-    await this.config.testOnlyDataPlane?.instanceDeleted(awsRegion, scratchId);
+    await this.dataPlane.instanceDeleted(awsRegion, scratchId);
     return existed;
   }
 
@@ -490,7 +479,7 @@ export class AwsProvider implements DatabaseProvider {
           throw failure;
         }
       }
-      await this.config.testOnlyDataPlane?.instancePromoted(awsRegion, node.name);
+      await this.dataPlane.instancePromoted(awsRegion, node.name);
     }
     await this.poll(io, 'promote', async () => {
       const instance = await this.describeInstance(awsRegion, node.name);
@@ -601,7 +590,7 @@ export class AwsProvider implements DatabaseProvider {
       }
     }
     await this.waitForInstance(awsRegion, replicaId, io);
-    await this.config.testOnlyDataPlane?.replicaCreated(awsRegion, replicaId, locationOf(primary), primary.name);
+    await this.dataPlane.replicaCreated(awsRegion, replicaId, locationOf(primary), primary.name);
     return { method: existing ? 'already' : 'new read replica', node: replica };
   }
 
@@ -648,7 +637,7 @@ export class AwsProvider implements DatabaseProvider {
     if (!alreadyPrimary) {
       const how = await moveGlobalWriter(rds, globalCluster, target, mode);
       io?.logger.info({ globalCluster, target, how }, 'asked Aurora to move the global writer');
-      await this.config.testOnlyDataPlane?.instancePromoted(locationOf(node), node.name);
+      await this.dataPlane.instancePromoted(locationOf(node), node.name);
     }
     let idle = 0;
     await this.poll(io, 'global writer', async () => {
@@ -692,7 +681,7 @@ export class AwsProvider implements DatabaseProvider {
     return this.endpoints.get(JSON.stringify([awsRegion, id, kind, database, credentials ?? null]), () => this.lookUpServer(awsRegion, id, kind, database, credentials));
   }
 
-  /** The server is looked up in RDS first, also under the test stand-in: the control plane is always real. */
+  /** The server is looked up in RDS first, whatever the data plane: the control plane is always RDS. */
   private async lookUpServer(awsRegion: string, id: string, kind: 'instance' | 'cluster', database: string, credentials: CredentialsRef | undefined): Promise<PgConnection> {
     const { user, password } = resolveCredentials(credentials, this.config.secrets, `${kind} ${id}`);
     let address: string | undefined;
@@ -711,14 +700,7 @@ export class AwsProvider implements DatabaseProvider {
       port = cluster.Port;
       status = cluster.Status;
     }
-    const dataPlane = this.config.testOnlyDataPlane;
-    if (dataPlane) return dataPlane.connect(awsRegion, id, database);
-    if (!address || !port) throw new Error(`${kind} ${id} in ${awsRegion} has no endpoint yet (status ${status})`);
-    return { host: address, port, user, password, database, ssl: { ca: this.caBundle() } };
-  }
-
-  private caBundle(): string | undefined {
-    return this.config.caFile ? readFileSync(this.config.caFile, 'utf8') : undefined;
+    return this.dataPlane.connect(awsRegion, id, database, { kind, address, port, status, user, password });
   }
 
   private async describeInstance(awsRegion: string, instanceId: string): Promise<DBInstance | null> {

@@ -46,10 +46,10 @@ export interface GcpProviderConfig {
   /** An auth client instead of Application Default Credentials (the tests' fake takes any token). */
   authClient?: unknown;
   /**
-   * TEST-ONLY: the Cloud SQL fake's instances are local PostgreSQL servers on their own ports;
-   * Cloud SQL itself always listens on 5432. Production never sets it.
+   * The port an instance's PostgreSQL listens on. Cloud SQL's is always 5432 (the default); the
+   * Cloud SQL fake the tests use runs each instance as a local server on a port of its own.
    */
-  testOnlyPortOf?: (project: string, instance: string) => number;
+  instancePort?: (project: string, instance: string) => number;
 }
 
 /** How long one Admin API request may take (operations are polled, so no single request is long). */
@@ -526,7 +526,7 @@ export class GcpProvider implements DatabaseProvider {
     const ips = instance.ipAddresses ?? [];
     const ip = (ips.find((a) => a.type === 'PRIVATE') ?? ips.find((a) => a.type === 'PRIMARY'))?.ipAddress;
     if (!ip) throw new Error(`Cloud SQL instance ${name} has no IP address yet (state ${instance.state})`);
-    const port = this.config.testOnlyPortOf?.(project, name) ?? 5432;
+    const port = this.config.instancePort?.(project, name) ?? 5432;
     // TLS pinned to the instance's own server CA; Cloud SQL's certificates do not name the IP address.
     const ca = instance.serverCaCert?.cert;
     return { host: ip, port, user, password, database, ...(ca && { ssl: { ca, skipHostnameCheck: true } }) };

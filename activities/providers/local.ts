@@ -34,6 +34,15 @@ const RESTORE_DATABASE = 'lifeboat_restore';
 const TEMPLATE_FORMAT = 'with-restore-database';
 const MANIFEST_FILE = 'manifest.json';
 
+/**
+ * Where a region's background scratch work happens (see replenishSpare): torn-down instances wait in
+ * `trash` to be deleted, and its spare scratch instance is made in `spares` (`.building-<pid>-*`
+ * while being made).
+ */
+export function scratchWorkDirs(home: string, region: string): { trash: string; spares: string } {
+  return { trash: join(home, 'regions', region, 'scratch-trash'), spares: join(home, 'templates', 'spares', region) };
+}
+
 export class LocalProvider implements DatabaseProvider {
   readonly kind = 'local' as const;
 
@@ -253,7 +262,7 @@ export class LocalProvider implements DatabaseProvider {
   }
 
   private spareDir(region: string): string {
-    return join(this.config.home, 'templates', 'spares', region);
+    return scratchWorkDirs(this.config.home, region).spares;
   }
 
   /**
@@ -405,22 +414,9 @@ export class LocalProvider implements DatabaseProvider {
     return existed;
   }
 
-  /**
-   * The region's background scratch work, as its directories show it (to any process): busy while a
-   * torn-down instance is being deleted or a spare copied; spareReady once a spare waits. For callers
-   * that must not compete with that work, such as the drill benchmark.
-   */
-  scratchHousekeeping(region: string): { busy: boolean; spareReady: boolean } {
-    const entries = (dir: string) => (existsSync(dir) ? readdirSync(dir) : []);
-    const spares = entries(this.spareDir(region));
-    return {
-      busy: entries(this.trashDir(region)).length > 0 || spares.some((name) => name.startsWith('.building-')),
-      spareReady: spares.some((name) => !name.startsWith('.')),
-    };
-  }
-
   private trashDir(region: string): string {
-    return join(this.regionDir(region), 'scratch-trash');
+    this.regionDir(region); // the name checked
+    return scratchWorkDirs(this.config.home, region).trash;
   }
 
   /**

@@ -43,6 +43,7 @@ import { buildProviders } from '../../worker/main';
 import type { RegionSpec, RunbookReport } from '../../workflows/types';
 import { DEMO_REGIONS } from '../dev/stack';
 import { seedDemo } from '../dev/seed';
+import { scratchHousekeeping } from '../../test/support/scratch-housekeeping';
 import {
   announced,
   ensureStack,
@@ -435,11 +436,11 @@ async function spareSettled(env: LifeboatEnv): Promise<void> {
   const provider = buildProviders(env).local;
   const deadline = Date.now() + 120_000;
   for (;;) {
-    while (provider.scratchHousekeeping(DR_REGION).busy) {
+    while (scratchHousekeeping(env.home, DR_REGION).busy) {
       if (Date.now() > deadline) throw new Error(`the worker was still deleting a scratch instance or making a spare under ${env.home} after 2 minutes`);
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
-    if (provider.scratchHousekeeping(DR_REGION).spareReady) return;
+    if (scratchHousekeeping(env.home, DR_REGION).spareReady) return;
     await provider.replenishSpare(DR_REGION);
   }
 }

@@ -39,7 +39,7 @@ async function main(configFile: string | undefined): Promise<void> {
   await runWorker({
     regions: config.regions,
     env,
-    providers: { aws: new AwsProvider({ home: env.home, secrets: env.secrets, pollMs: config.pollMs, testOnlyDataPlane: dataPlane }) },
+    providers: { aws: new AwsProvider({ home: env.home, secrets: env.secrets, pollMs: config.pollMs, dataPlane }) },
   });
 }
 

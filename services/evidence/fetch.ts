@@ -2,7 +2,7 @@
 // completed drills of a database, found through the visibility API by their search attributes.
 import { WorkflowFailedError, WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { uiLink, type TemporalTarget } from '../../worker/temporal';
-import { listRuns } from '../../worker/visibility';
+import { drillRunsQuery, listRuns } from '../../activities/visibility';
 import { DatabaseAttr, RunbookAttr } from '../../workflows/search-attributes';
 import type { RunbookReport } from '../../workflows/types';
 
@@ -63,7 +63,7 @@ export function drillHistoryQuery(database: string): string {
   if (!DATABASE_NAME.test(database)) {
     throw new NoReport(`database ${JSON.stringify(database)} is not a plan database name; expected lowercase letters, digits and dashes, starting with a letter (at most 63)`);
   }
-  return `${DatabaseAttr.name} = '${database}' AND ${RunbookAttr.name} = 'drill' AND ExecutionStatus = 'Completed'`;
+  return drillRunsQuery(database, 'Completed');
 }
 
 export interface DrillHistory {

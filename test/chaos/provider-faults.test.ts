@@ -158,7 +158,7 @@ describe(`AWS drill and backup with the RDS API misbehaving (moto has no data pl
   });
 
   const aws = (scenario: Scenario, fn: (proxy: FaultProxy) => Promise<unknown>) =>
-    through(moto(), scenario, { regions: ['aws-east', 'aws-west'], providers: (endpoint) => ({ aws: new AwsProvider({ home: env().home, secrets: process.env, pollMs: 50, endpoint, testOnlyDataPlane: dataPlane }) }) }, fn);
+    through(moto(), scenario, { regions: ['aws-east', 'aws-west'], providers: (endpoint) => ({ aws: new AwsProvider({ home: env().home, secrets: process.env, pollMs: 50, endpoint, dataPlane }) }) }, fn);
 
   /** Snapshots in the region that carry this backup's id tag. */
   const snapshotsOf = async (region: string, backupId?: string) =>
@@ -287,7 +287,7 @@ databases:
       );
 
     const proxied = (scenario: Scenario, fn: (proxy: FaultProxy) => Promise<unknown>) =>
-      through(moto(), scenario, { regions: ['chaos-rds-east', 'chaos-rds-west'], providers: (endpoint) => ({ aws: new AwsProvider({ home: env().home, secrets: process.env, pollMs: 50, endpoint, testOnlyDataPlane: dataPlane }) }) }, fn);
+      through(moto(), scenario, { regions: ['chaos-rds-east', 'chaos-rds-west'], providers: (endpoint) => ({ aws: new AwsProvider({ home: env().home, secrets: process.env, pollMs: 50, endpoint, dataPlane }) }) }, fn);
 
     for (const scenario of scenarios(AWS_CHANGES)) {
       for (const mode of ['planned', 'unplanned'] as const) {
@@ -367,7 +367,7 @@ databases:
               port: Number(proxied.port),
               protocol: 'http',
               authClient: fakeAuth(),
-              testOnlyPortOf: (project, instance) => fake.portOf(project, instance),
+              instancePort: (project, instance) => fake.portOf(project, instance),
             }),
           };
         },

@@ -11,7 +11,7 @@
 // that use it say so in their names.
 import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import type { AwsTestOnlyDataPlane } from '../../activities/providers/aws';
+import type { AwsDataPlane } from '../../activities/providers/aws-data-plane';
 import type { LocalProvider } from '../../activities/providers/local';
 import { run } from '../../activities/pg/process';
 import { libpqEnv, quoteIdent, withClient, type PgConnection } from '../../activities/pg/sql';
@@ -33,7 +33,7 @@ export interface StandInOptions {
   serverOf?: Record<string, NodeRef>;
 }
 
-export class LocalRdsDataPlane implements AwsTestOnlyDataPlane {
+export class LocalRdsDataPlane implements AwsDataPlane {
   /** Every control-plane event seen, in order, for assertions. */
   readonly events: string[] = [];
   /** Runs on a restored database before the provider sees it (tests that must fail tamper here). */

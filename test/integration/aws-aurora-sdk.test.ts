@@ -7,7 +7,8 @@ import { mkdtempSync } from 'node:fs';
 import { join } from 'node:path';
 import { FailoverGlobalClusterCommand, RDSClient, SwitchoverGlobalClusterCommand } from '@aws-sdk/client-rds';
 import { withClient, type PgConnection } from '../../activities/pg/sql';
-import { AwsProvider, type AwsTestOnlyDataPlane } from '../../activities/providers/aws';
+import { AwsProvider } from '../../activities/providers/aws';
+import type { AwsDataPlane } from '../../activities/providers/aws-data-plane';
 import { AURORA_REPLAY_MARKER } from '../../activities/providers/aws-aurora';
 import type { ActivityIo } from '../../activities/providers/provider';
 import { createLogger } from '../../worker/logger';
@@ -48,7 +49,7 @@ function activityIo(heartbeats: Heartbeat[] = [], deadlineMs = 5_000): ActivityI
 }
 
 /** Only `connect` has a job here: the control plane is the stub, the SQL goes to local-a. */
-class LocalAuroraDataPlane implements AwsTestOnlyDataPlane {
+class LocalAuroraDataPlane implements AwsDataPlane {
   readonly connects: { awsRegion: string; cluster: string; database: string; writerThen: string }[] = [];
   readonly promoted: string[] = [];
   constructor(private readonly stub: RdsStub) {}
@@ -96,7 +97,7 @@ describe('Aurora global database failover, SDK level: moto lacks SwitchoverGloba
   let provider: AwsProvider;
   // A home of its own per provider: topology() records the set there and would read it back next time.
   // Under the run's LIFEBOAT_HOME, which the global teardown removes.
-  const newProvider = () => new AwsProvider({ home: mkdtempSync(join(env().home, 'aurora-sdk-')), secrets: { PW: 'x' }, pollMs: 10, testOnlyDataPlane: dataPlane });
+  const newProvider = () => new AwsProvider({ home: mkdtempSync(join(env().home, 'aurora-sdk-')), secrets: { PW: 'x' }, pollMs: 10, dataPlane });
 
   beforeAll(async () => {
     await withClient(await localA(), async (c) => {

@@ -108,7 +108,7 @@ databases:
     checks:
 ${checks}`,
     );
-    const gcp = new GcpProvider({ home: env().home, secrets: process.env, pollMs: 50, ...fakeClientOptions(fake), testOnlyPortOf: (project, instance) => fake.portOf(project, instance) });
+    const gcp = new GcpProvider({ home: env().home, secrets: process.env, pollMs: 50, ...fakeClientOptions(fake), instancePort: (project, instance) => fake.portOf(project, instance) });
     worker = await startWorker({ regions: ['local-a', 'local-b', 'gcp-east'], capture: logs, providers: { gcp } });
   });
 

@@ -8,6 +8,7 @@ import type { ActivityIo } from '../../activities/providers/provider';
 import { withClient, writeCanary } from '../../activities/pg/sql';
 import type { BackupManifest, DatabaseTarget } from '../../workflows/types';
 import { env, local } from '../support/stack';
+import { scratchHousekeeping } from '../support/scratch-housekeeping';
 
 const regionA = { name: 'local-a', provider: 'local' as const };
 const regionB = { name: 'local-b', provider: 'local' as const };
@@ -219,7 +220,7 @@ describe('local provider', () => {
     expect(await p.listScratch(regionB)).not.toContain(first.name);
     await p.replenishSpare('local-b'); // the one the teardown started, if still running
     expect(readdirSync(trash)).toEqual([]); // its files deleted in the background, before the spare was made
-    expect(p.scratchHousekeeping('local-b')).toEqual({ busy: false, spareReady: true });
+    expect(scratchHousekeeping(env().home, 'local-b')).toEqual({ busy: false, spareReady: true });
     const [spare, ...others] = readdirSync(spares);
     expect(others).toEqual([]);
     expect(spare).toMatch(/^scratch-[0-9a-f]{12}$/);
@@ -248,7 +249,7 @@ describe('local provider', () => {
     mkdirSync(join(spares, 'scratch-000000000000'), { recursive: true });
     mkdirSync(join(trash, '999999999-dead', 'data'), { recursive: true });
     mkdirSync(join(trash, '1-live'), { recursive: true }); // pid 1 is always alive
-    expect(p.scratchHousekeeping('local-b').busy).toBe(true); // trash waiting to be deleted
+    expect(scratchHousekeeping(env().home, 'local-b').busy).toBe(true); // trash waiting to be deleted
     rmSync(join(spares, spare!), { recursive: true });
     await p.replenishSpare('local-b');
     expect(readdirSync(spares)).toEqual([spare]);

@@ -10,7 +10,7 @@
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
-import type { AwsTestOnlyDataPlane } from '../../activities/providers/aws';
+import type { AwsDataPlane } from '../../activities/providers/aws-data-plane';
 import { quoteIdent, withClient, type PgConnection } from '../../activities/pg/sql';
 import { loadPlanFile, type LoadedPlan } from '../../worker/plan';
 import type { LocalRdsDataPlane } from '../fakes/rds-data-plane';
@@ -24,7 +24,7 @@ export const SOURCE_SERVER = { region: 'local-a', name: 'server' };
 export interface CrossCloudAwsSetup {
   plan: LoadedPlan;
   /** The stand-in as the AWS provider should get it: the source instance reached with its own login. */
-  dataPlane: AwsTestOnlyDataPlane;
+  dataPlane: AwsDataPlane;
   /** The underlying stand-in, for its event log. */
   standIn: LocalRdsDataPlane;
   east: AwsTestFixture;
@@ -81,7 +81,7 @@ export async function setUpCrossCloudAwsDrill(options: CrossCloudAwsOptions): Pr
     });
   }
   const source = `${EAST}/${instance}`;
-  const dataPlane: AwsTestOnlyDataPlane = {
+  const dataPlane: AwsDataPlane = {
     connect: async (awsRegion, id, db) => {
       const conn = await standIn.connect(awsRegion, id, db);
       if (`${awsRegion}/${id}` !== source) return conn;

@@ -6,7 +6,7 @@ import { execFile, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { listRuns } from '../../worker/visibility';
+import { listRuns } from '../../activities/visibility';
 import { Client, Connection } from '@temporalio/client';
 import { MAX_DATABASES, MAX_PLAN_BYTES, parsePlan } from '../../worker/plan';
 import { CLI } from '../support/cli';

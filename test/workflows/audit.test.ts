@@ -6,7 +6,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Client } from '@temporalio/client';
-import { listRuns } from '../../worker/visibility';
+import { listRuns } from '../../activities/visibility';
 import { ApprovedByAttr } from '../../workflows/search-attributes';
 import type { RunbookReport } from '../../workflows/types';
 import { lifeboat, type CliResult } from '../support/cli';
@@ -43,7 +43,7 @@ function localize(query: string): string {
 
 async function idsFor(query: string): Promise<Set<string>> {
   const ids = new Set<string>();
-  // Through listRuns (worker/visibility.ts), as Lifeboat itself lists: other test files leave runs
+  // Through listRuns (activities/visibility.ts), as Lifeboat itself lists: other test files leave runs
   // sealed with a codec key this client lacks, and the SDK's list would fail decoding their memos.
   for await (const run of listRuns(temporal, localize(query))) ids.add(run.workflowId);
   return ids;

@@ -56,7 +56,7 @@ describe('AWS throttling and 5xx retried by Temporal, not the SDK (faults inject
     try {
       worker = await startWorker({
         regions: ['aws-east', 'aws-west'],
-        providers: { aws: new AwsProvider({ home: env().home, secrets: process.env, pollMs: 50, endpoint: proxy.endpoint, testOnlyDataPlane: dataPlane }) },
+        providers: { aws: new AwsProvider({ home: env().home, secrets: process.env, pollMs: 50, endpoint: proxy.endpoint, dataPlane }) },
       });
       const input = drillInput(plan, 'orders', { fromLatestBackup: false, triggeredBy: 'test' });
       const handle = await (await client()).workflow.start('drill', { taskQueue: RUNBOOK_TASK_QUEUE, workflowId: `test/aws-faults/${Date.now()}-${seq++}`, args: [input] });

@@ -52,7 +52,7 @@ describe('AWS provider against moto (no data plane in moto: data mirrored by the
     worker = await startWorker({
       regions: ['aws-east', 'aws-west'],
       capture: logs,
-      providers: { aws: new AwsProvider({ home: env().home, secrets: process.env, pollMs: 50, testOnlyDataPlane: dataPlane }) },
+      providers: { aws: new AwsProvider({ home: env().home, secrets: process.env, pollMs: 50, dataPlane }) },
     });
   });
 
@@ -179,7 +179,7 @@ describe('AWS provider against moto (no data plane in moto: data mirrored by the
 
   describe('provider calls retried as Temporal would retry them', () => {
     const io = () => ({ heartbeat: () => undefined, signal: new AbortController().signal, logger: createLogger('silent') });
-    const provider = () => new AwsProvider({ home: env().home, secrets: process.env, pollMs: 20, testOnlyDataPlane: dataPlane });
+    const provider = () => new AwsProvider({ home: env().home, secrets: process.env, pollMs: 20, dataPlane });
     const snapshots = async (region: string, backupId: string) =>
       ((await rds(region).send(new DescribeDBSnapshotsCommand({ SnapshotType: 'manual' }))).DBSnapshots ?? []).filter((s) => s.TagList?.some((t) => t.Key === 'lifeboat:backup-id' && t.Value === backupId));
     const failureOf = (p: Promise<unknown>) => p.then(() => { throw new Error('expected a failure'); }, (err: { type?: string; nonRetryable?: boolean; message: string }) => err);
@@ -310,7 +310,7 @@ databases:
     });
     worker = await startWorker({
       regions: ['rds-east', 'rds-west'],
-      providers: { aws: new AwsProvider({ home: env().home, secrets: process.env, pollMs: 50, testOnlyDataPlane: dataPlane }) },
+      providers: { aws: new AwsProvider({ home: env().home, secrets: process.env, pollMs: 50, dataPlane }) },
     });
   });
 
@@ -325,7 +325,7 @@ databases:
   const homeNode = { region: 'rds-east', name: HOME_INSTANCE, location: EAST, credentials };
   const replicaNode = { region: 'rds-west', name: REPLICA_INSTANCE, location: WEST, credentials };
   /** A provider of its own (not the worker's), so a test can doctor its RDS client. */
-  const ownProvider = () => new AwsProvider({ home: env().home, secrets: process.env, pollMs: 50, testOnlyDataPlane: dataPlane });
+  const ownProvider = () => new AwsProvider({ home: env().home, secrets: process.env, pollMs: 50, dataPlane });
   /** A write as the application's role, straight to a stand-in server: what it commits, or why not. */
   const writeAsApp = async (node: typeof fx.home): Promise<string> => {
     const admin = await local().connectNode(node, 'billing');

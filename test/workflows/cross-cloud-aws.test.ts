@@ -80,7 +80,7 @@ describe('cross-cloud drill from AWS RDS to a local region (moto S3 + test-only 
     worker = await startWorker({
       regions: ['aws-east', DR_REGION],
       capture: logs,
-      providers: { aws: new AwsProvider({ home: env().home, secrets: process.env, pollMs: 50, testOnlyDataPlane: setup.dataPlane }) },
+      providers: { aws: new AwsProvider({ home: env().home, secrets: process.env, pollMs: 50, dataPlane: setup.dataPlane }) },
     });
     const sourceRows = await withClient(await local().connectNode(SOURCE_SERVER, PG_DATABASE), async (c) => {
       const counts: Record<string, number> = {};

@@ -99,7 +99,7 @@ databases:
 `,
     );
     plan = loadPlanFile(file);
-    const gcp = new GcpProvider({ home: env().home, secrets: process.env, pollMs: 50, ...fakeClientOptions(fake), testOnlyPortOf: (project, instance) => fake.portOf(project, instance) });
+    const gcp = new GcpProvider({ home: env().home, secrets: process.env, pollMs: 50, ...fakeClientOptions(fake), instancePort: (project, instance) => fake.portOf(project, instance) });
     worker = await startWorker({ regions: ['local-a', 'local-b', 'gcp-east'], capture: logs, providers: { gcp } });
   });
 

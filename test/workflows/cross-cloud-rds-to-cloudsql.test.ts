@@ -128,8 +128,8 @@ databases:
       regions: ['aws-east', GCP_REGION],
       capture: logs,
       providers: {
-        aws: new AwsProvider({ home: env().home, secrets: process.env, pollMs: 50, testOnlyDataPlane: setup.dataPlane }),
-        gcp: new GcpProvider({ home: env().home, secrets: process.env, pollMs: 50, ...fakeClientOptions(fake), testOnlyPortOf: (project, instance) => fake.portOf(project, instance) }),
+        aws: new AwsProvider({ home: env().home, secrets: process.env, pollMs: 50, dataPlane: setup.dataPlane }),
+        gcp: new GcpProvider({ home: env().home, secrets: process.env, pollMs: 50, ...fakeClientOptions(fake), instancePort: (project, instance) => fake.portOf(project, instance) }),
       },
     });
     sourceRows = await withClient(await local().connectNode(SOURCE_SERVER, PG_DATABASE), async (c) => {

@@ -15,7 +15,7 @@ import { promisify } from 'node:util';
 import { startCodecServer } from '../../services/codec-server';
 import { DEMO_SET, temporalCli } from '../../scripts/dev/stack';
 import { createLogger } from '../../worker/logger';
-import { listRuns, stringAttribute } from '../../worker/visibility';
+import { listRuns, stringAttribute } from '../../activities/visibility';
 import { DatabaseAttr } from '../../workflows/search-attributes';
 import { RUNBOOK_TASK_QUEUE, type RunbookReport } from '../../workflows/types';
 import { client, demoDrillInput, env, historyText, LogCapture, startWorker } from '../support/stack';

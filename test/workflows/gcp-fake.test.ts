@@ -30,7 +30,7 @@ function providerFor(fake: CloudSqlFake): GcpProvider {
     secrets: process.env,
     pollMs: 50,
     ...fakeClientOptions(fake),
-    testOnlyPortOf: (project, instance) => fake.portOf(project, instance),
+    instancePort: (project, instance) => fake.portOf(project, instance),
   });
 }
 

@@ -8,7 +8,7 @@ import type { Client, WorkflowHandle, WorkflowHandleWithFirstExecutionRunId } fr
 import { scratchTagOf, type SweepOutcome } from '../../activities/scratch-sweep';
 import { createLogger } from '../../worker/logger';
 import { readinessInput } from '../../worker/plan';
-import { listRuns } from '../../worker/visibility';
+import { listRuns } from '../../activities/visibility';
 import type { Progress } from '../../workflows/steps';
 import { RUNBOOK_TASK_QUEUE, type RunbookReport, type ScratchInstance } from '../../workflows/types';
 import { lifeboat } from '../support/cli';

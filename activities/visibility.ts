@@ -5,6 +5,24 @@
 import type { Client } from '@temporalio/client';
 import type { temporal } from '@temporalio/proto';
 import type { SearchAttributeKey, SearchAttributeType } from '@temporalio/common/lib/search-attributes';
+import { DatabaseAttr, RunbookAttr } from '../workflows/search-attributes';
+
+/**
+ * A value as a string literal of a visibility query (a list filter), quotes included. The server
+ * reads the filter with a MySQL-dialect tokenizer, where inside quotes a backslash escapes the next
+ * character: a backslash is doubled and a quote escaped, and nothing else is special. Every value
+ * put into a query goes through here. (The dev server's SQLite store re-escapes a parsed backslash
+ * before comparing, so there a value holding one matches nothing; plan names hold none.)
+ */
+export function visibilityString(value: string): string {
+  return `'${value.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
+}
+
+/** The drills of one database in a given status (closed since `closedSince`, when given). */
+export function drillRunsQuery(database: string, status: 'Running' | 'Completed', closedSince?: string): string {
+  const since = closedSince === undefined ? '' : ` AND CloseTime >= ${visibilityString(closedSince)}`;
+  return `${DatabaseAttr.name} = ${visibilityString(database)} AND ${RunbookAttr.name} = 'drill' AND ExecutionStatus = '${status}'${since}`;
+}
 
 export interface RunSighting {
   workflowId: string;
