@@ -13,14 +13,15 @@
 //
 // Until the record moves, every change has an undo (the fence is lifted); the restored copy on `to`
 // is left in place, marked with this run, for the next attempt to redo.
-import { CancellationScope, isCancellation, setHandler, workflowInfo } from '@temporalio/workflow';
+import { CancellationScope, isCancellation, setHandler } from '@temporalio/workflow';
 import { callIn } from './calls';
 import { notifyFinished } from './notify';
 import { crossCloudProgressQuery } from './messages';
 import { fenceWithDeadline, longTransfer, quickCall } from './options';
-import { finishReport, invalid, startReport } from './report';
+import { Run } from './kit';
+import { finishReport, invalid } from './report';
 import { backupAndCopy, runTag, verifyCopy } from './shared-steps';
-import { describeFailure, StepLog } from './steps';
+import { describeFailure } from './steps';
 import { approvalGate, compensate, type TopologyRun } from './topology-steps';
 import type { BackupRef, Canary, CrossCloudInput, DatabaseTarget, NodeRef, RunbookReport } from './types';
 
@@ -28,11 +29,11 @@ export { crossCloudProgressQuery } from './messages';
 
 export async function crossCloudFailover(input: CrossCloudInput): Promise<RunbookReport> {
   validateCrossCloudInput(input);
-  const info = workflowInfo();
-  const steps = new StepLog();
-  setHandler(crossCloudProgressQuery, () => steps.progress());
   const { from, to, mode } = input;
-  const report = startReport(input.direction, { database: input.database, provider: to.region.provider, triggeredBy: input.triggeredBy, objectives: input.objectives }, info);
+  // Partly on the kit (./kit.ts) so far: its Run makes the report and calls the shared steps.
+  const kit = new Run(input.direction, { database: input.database, provider: to.region.provider, triggeredBy: input.triggeredBy, objectives: input.objectives });
+  const { steps, report, info } = kit;
+  setHandler(crossCloudProgressQuery, () => steps.progress());
   report.failover = { mode: input.direction === 'failback' ? 'failback' : mode, approval: null, fence: null, lagAtDecision: null, walGapBytes: null, topology: null };
   report.crossCloud = { from: where(from), to: where(to), rpoPromiseSeconds: null, setAside: null };
   const compensations: TopologyRun['compensations'] = [];
@@ -95,7 +96,7 @@ export async function crossCloudFailover(input: CrossCloudInput): Promise<Runboo
       report.failover.fence = fence;
       if (!fence.confirmed) throw invalid(`could not confirm the fence of ${where(from)}: ${fence.how}`);
       // The final backup is taken after the fence: it holds every write the source ever acknowledged.
-      const made = await backupAndCopy(steps, info, { primary: from, dr: to.region, database: input.database, portable: true });
+      const made = await backupAndCopy(kit, { primary: from, dr: to.region, database: input.database, portable: true });
       report.backup = made.backup;
       copy = made.copy;
       report.crossCloud.rpoPromiseSeconds = 0;
@@ -114,7 +115,7 @@ export async function crossCloudFailover(input: CrossCloudInput): Promise<Runboo
       report.crossCloud.rpoPromiseSeconds = Math.max(0, (declaredStart - Date.parse(copy.createdAt)) / 1000);
     }
     report.copies.push(copy);
-    await verifyCopy(steps, to.region, copy);
+    await verifyCopy(kit, to.region, copy);
 
     const restored = await steps.run('restore', `restore of ${copy.backupId} into ${where(to)}`, () =>
       callIn(to.region, longTransfer, 'restoreForRecovery', `Restore ${copy.backupId} into ${where(to)}`, {
