@@ -22,7 +22,7 @@ import { Run } from './kit';
 import { finishReport, invalid } from './report';
 import { backupAndCopy, runTag, verifyCopy } from './shared-steps';
 import { describeFailure } from './steps';
-import { approvalGate, compensate, type TopologyRun } from './topology-steps';
+import { approvalGate } from './topology-steps';
 import type { BackupRef, Canary, CrossCloudInput, DatabaseTarget, NodeRef, RunbookReport } from './types';
 
 export { crossCloudProgressQuery } from './messages';
@@ -36,8 +36,7 @@ export async function crossCloudFailover(input: CrossCloudInput): Promise<Runboo
   setHandler(crossCloudProgressQuery, () => steps.progress());
   report.failover = { mode: input.direction === 'failback' ? 'failback' : mode, approval: null, fence: null, lagAtDecision: null, walGapBytes: null, topology: null };
   report.crossCloud = { from: where(from), to: where(to), rpoPromiseSeconds: null, setAside: null };
-  const compensations: TopologyRun['compensations'] = [];
-  const run = { steps, info, input, report, compensations };
+  const run = { steps, info, input, report };
   const declaredStart = Date.now();
   // The record lives with the DR side's workers (as a replication set's does): a failover runs while
   // the home region is dark, and failover and failback read and write the same record.
@@ -82,7 +81,7 @@ export async function crossCloudFailover(input: CrossCloudInput): Promise<Runboo
     }
 
     // Registered before the fence: a fence that half-succeeds is still lifted if the run stops.
-    compensations.unshift({ name: `unfence ${where(from)}`, run: () => callIn(from.region, quickCall, 'unfenceDatabase', `Unfence ${where(from)}`, { target: from }) });
+    kit.undo(`unfence ${where(from)}`, () => callIn(from.region, quickCall, 'unfenceDatabase', `Unfence ${where(from)}`, { target: from }));
     let copy: BackupRef;
     let startCanary: Canary | null = null;
     if (mode === 'planned') {
@@ -128,10 +127,9 @@ export async function crossCloudFailover(input: CrossCloudInput): Promise<Runboo
     );
     report.crossCloud.setAside = restored.setAside;
     // Until the record moves, nobody is to write to the restored copy: it is fenced if the run stops.
-    compensations.unshift({
-      name: `fence the restored copy on ${where(to)}`,
-      run: () => callIn(to.region, quickCall, 'fenceDatabase', `Fence the unused restored copy on ${where(to)}`, { target: to, mode: 'unplanned' }),
-    });
+    kit.undo(`fence the restored copy on ${where(to)}`, () =>
+      callIn(to.region, quickCall, 'fenceDatabase', `Fence the unused restored copy on ${where(to)}`, { target: to, mode: 'unplanned' }),
+    );
     const verified = await steps.run('verify data', `checking every table and the plan's checks on ${where(to)}`, () =>
       callIn(to.region, longTransfer, 'verifyRecovered', `Verify data on ${where(to)}`, { ref: copy, target: to, checks: input.checks }),
     );
@@ -151,7 +149,7 @@ export async function crossCloudFailover(input: CrossCloudInput): Promise<Runboo
         by: info.workflowId,
       }),
     );
-    compensations.length = 0;
+    kit.forgetUndos();
     report.failover.topology = after;
 
     const smoke = await steps.run('smoke test', `a write on ${where(to)}`, () =>
@@ -176,7 +174,7 @@ export async function crossCloudFailover(input: CrossCloudInput): Promise<Runboo
     report.reason = describeFailure(err);
   } finally {
     await CancellationScope.nonCancellable(async () => {
-      await compensate(run);
+      await kit.cleanUp();
       await notifyFinished(steps, recordRegion, report);
     });
   }

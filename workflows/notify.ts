@@ -23,7 +23,11 @@ export async function notify(steps: StepLog, region: RegionSpec, note: Notificat
 
 /** The end of a failover or failback, passed or not: whoever was told it started hears how it ended. */
 export function notifyFinished(steps: StepLog, region: RegionSpec, report: RunbookReport): Promise<void> {
-  return notify(steps, region, {
+  return notify(steps, region, finishedNote(report));
+}
+
+export function finishedNote(report: RunbookReport): Notification {
+  return {
     event: 'failover.finished',
     database: report.database,
     runbook: report.runbook,
@@ -32,5 +36,5 @@ export function notifyFinished(steps: StepLog, region: RegionSpec, report: Runbo
     ...(report.reason && { reason: report.reason }),
     rtoSeconds: report.rtoSeconds,
     rpoSeconds: report.rpoSeconds,
-  });
+  };
 }

@@ -2,15 +2,16 @@
 // unplanned takeover, the smoke tests on a new primary. Each is an activity in the region it acts on:
 // the old primary's region for its fence, the new primary's region for everything else, so a
 // failover runs on DR workers while the primary region is dark.
-import { CancellationScope, condition, isCancellation, patched, setHandler, upsertSearchAttributes, type WorkflowInfo } from '@temporalio/workflow';
+import { CancellationScope, condition, isCancellation, patched, setHandler, upsertSearchAttributes } from '@temporalio/workflow';
 import { callIn } from './calls';
+import type { Run } from './kit';
 import { approveFailoverUpdate } from './messages';
 import { fenceWithDeadline, longTransfer, provisioning, quickCall } from './options';
 import { invalid } from './report';
 import { notify } from './notify';
 import { ApprovedByAttr } from './search-attributes';
 import { describeFailure, sideBySide, type StepLog } from './steps';
-import type { Approval, Canary, CheckResult, FailoverInput, FailbackInput, NodeRef, RegionSpec, ReplicaSetSpec, RunbookReport, TopologyView } from './types';
+import type { Approval, Canary, CheckResult, FailoverInput, FailbackInput, NodeRef, RegionSpec, ReplicaSetSpec, TopologyView } from './types';
 
 export const label = (n: NodeRef | null): string => (n ? `${n.region}/${n.name}` : '(none)');
 export const same = (a: NodeRef | null, b: NodeRef | null): boolean => Boolean(a && b && a.region === b.region && a.name === b.name);
@@ -22,19 +23,8 @@ export function regionOf(set: ReplicaSetSpec, node: NodeRef): RegionSpec {
   throw invalid(`node ${label(node)} is in neither region of replication set ${set.set} (${set.home.name}, ${set.dr.name})`);
 }
 
-export interface TopologyRun {
-  steps: StepLog;
-  info: WorkflowInfo;
-  input: FailoverInput | FailbackInput;
-  report: RunbookReport;
-  /** Undo actions registered as steps succeed, run in reverse if the runbook stops before the promote. */
-  compensations: Array<{ name: string; run: () => Promise<unknown> }>;
-  /**
-   * Work off the critical path (the "started" notification) that the runbook awaits before it
-   * finishes (settleBackground), so that whoever hears "finished" has heard "started" first.
-   */
-  background?: Array<Promise<unknown>>;
-}
+/** A failover's or failback's run (./kit.ts): its report, steps, undo stack and input. */
+export type TopologyRun = Run & { input: FailoverInput | FailbackInput };
 
 /**
  * Since this patch a switchover runs side by side what does not depend on each other: cancelling
@@ -51,17 +41,12 @@ export async function sideBySideFrom<A, B>(when: boolean, a: () => Promise<A>, b
   return [x, await b()];
 }
 
-/** Awaits the runbook's background work (see TopologyRun.background); it never fails. */
-export async function settleBackground(run: Pick<TopologyRun, 'background'>): Promise<void> {
-  await Promise.all((run.background ?? []).splice(0));
-}
-
 /**
  * Waits for approval (an Update with a validator) unless the run was pre-approved. Returns the
  * approval, or null when the timeout passed: the caller aborts cleanly, nothing having changed.
  */
 export async function approvalGate(
-  run: Pick<TopologyRun, 'steps' | 'info' | 'background'> & { input: Pick<FailoverInput, 'approval' | 'database' | 'planDigest' | 'triggeredBy'> },
+  run: Pick<TopologyRun, 'steps' | 'info'> & { inBackground?: (work: Promise<unknown>) => void; input: Pick<FailoverInput, 'approval' | 'database' | 'planDigest' | 'triggeredBy'> },
   what: string,
   notifyIn: RegionSpec,
 ): Promise<Approval | null> {
@@ -94,7 +79,7 @@ export async function approvalGate(
     recordApproval(steps, given);
     const sent = notify(steps, notifyIn, { event: 'failover.started', database: input.database, runbook: what, summary: `${what} of ${input.database} approved by ${given.approvedBy} and starting` });
     // notify() never fails; off the critical path, the runbook awaits it before it finishes.
-    if (run.background && patched(SWITCHOVER_SIDE_BY_SIDE)) run.background.push(sent);
+    if (run.inBackground && patched(SWITCHOVER_SIDE_BY_SIDE)) run.inBackground(sent);
     else await sent;
   };
   if (approval) {
@@ -138,12 +123,12 @@ export async function plannedSwitchover(
   to: NodeRef,
   topology: TopologyView,
 ): Promise<{ topology: TopologyView; fencedAt: number; canFollow: boolean }> {
-  const { steps, info, report, compensations } = run;
+  const { steps, info, report } = run;
   const fromRegion = regionOf(set, from);
   const toRegion = regionOf(set, to);
   // The undo is registered before the fence: a fence that fails half way (some databases already
   // read-only) must still be lifted. Unfencing a node that was never fenced changes nothing.
-  compensations.unshift({ name: `unfence ${label(from)}`, run: () => callIn(fromRegion, quickCall, 'unfenceNode', `Unfence ${label(from)}`, { set, node: from }) });
+  run.undo(`unfence ${label(from)}`, () => run.in(fromRegion).quick.unfenceNode({ set, node: from }, `Unfence ${label(from)}`));
   const fenceStarted = Date.now();
   const fence = await steps.run('fence primary', `making ${label(from)} read-only and ending its sessions`, () =>
     callIn(fromRegion, quickCall, 'fenceNode', `Fence ${label(from)} (planned)`, { set, node: from, mode: 'planned' }),
@@ -154,16 +139,9 @@ export async function plannedSwitchover(
 
   const hold = async (): Promise<TopologyView> => {
     const held = await holdTraffic(run, set, from, to, topology);
-    compensations.unshift({
-      name: `restore traffic to ${label(from)}`,
-      run: () =>
-        callIn(toRegion, quickCall, 'repointTraffic', `Restore traffic to ${label(from)}`, {
-          set,
-          next: { primary: from, standby: to, fenced: topology.fenced },
-          expectedEpoch: held.epoch,
-          by: info.workflowId,
-        }),
-    });
+    run.undo(`restore traffic to ${label(from)}`, () =>
+      run.in(toRegion).quick.repointTraffic({ set, next: { primary: from, standby: to, fenced: topology.fenced }, expectedEpoch: held.epoch, by: info.workflowId }, `Restore traffic to ${label(from)}`),
+    );
     return held;
   };
   const replayed = () =>
@@ -277,7 +255,7 @@ async function promoteAndRepoint(run: TopologyRun, set: ReplicaSetSpec, from: No
     throw err;
   }
   // Past the point of no return: the old primary stays fenced whatever happens next.
-  run.compensations.length = 0;
+  run.forgetUndos();
   return run.steps.run('repoint traffic', `pointing clients at ${label(to)}`, () =>
     callIn(toRegion, quickCall, 'repointTraffic', `Repoint ${set.set} to ${label(to)}`, {
       set,
@@ -307,7 +285,7 @@ async function keepFencedUnlessStillStandby(run: TopologyRun, set: ReplicaSetSpe
   // nothing happened, undo as usual. A recorded request may still take effect (pg_promote goes on
   // after its wait times out; an RDS promote is asynchronous), so then nothing is undone.
   if (health?.standby.reachable && health.standby.inRecovery === true && health.standby.promoteRequested !== true) return;
-  run.compensations.length = 0;
+  run.forgetUndos();
   run.report.cleanup.push({
     name: 'undo of the switchover skipped',
     ok: false,
@@ -374,18 +352,6 @@ export async function smokeTests(run: TopologyRun, set: ReplicaSetSpec, node: No
     }),
   );
   return checks;
-}
-
-/** Runs the registered undo actions, newest first, each failure recorded. */
-export async function compensate(run: Pick<TopologyRun, 'compensations' | 'steps' | 'report'>): Promise<void> {
-  for (const c of run.compensations.splice(0)) {
-    try {
-      await run.steps.run(c.name, c.name, async () => ({ value: await c.run(), attempt: 1 }));
-      run.report.cleanup.push({ name: c.name, ok: true, detail: 'done' });
-    } catch (err) {
-      run.report.cleanup.push({ name: c.name, ok: false, detail: describeFailure(err) });
-    }
-  }
 }
 
 export function withNode(nodes: NodeRef[], node: NodeRef): NodeRef[] {
