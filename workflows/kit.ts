@@ -124,7 +124,8 @@ export class Run {
     return calls;
   }
 
-  private callsIn(region: RegionSpec, preset: ActivityOptions): Calls {
+  /** The activities of a region with options of the runbook's own (a preset with a timeout from the input). */
+  callsIn(region: RegionSpec, preset: ActivityOptions): Calls {
     const activities = proxyActivities<Activities>({ ...preset, taskQueue: regionTaskQueue(region.name) });
     return new Proxy({} as Calls, {
       get: (_, name) => (input: unknown, summary?: string) =>
