@@ -24,8 +24,11 @@
 // call deprecatePatch(id) instead of patched(id) and drop the old branch; the release after THAT, when
 // no run started under the patched() release can be open either, removes the deprecatePatch call.
 // Recorded histories in test/replay made before a marker pin it: remove such a history (and say so)
-// in the same change that deprecates the marker. Today every marker has a recorded history from before
-// it (drill-passed-v1-*, failover-planned.json...), so none is deprecated yet.
+// in the same change that deprecates the marker. None is deprecated yet: six markers are pinned by a
+// recorded pre-patch history (checks-alongside-next-step, scratch-alongside-backup, notifications,
+// switchover-side-by-side, demoted-primary-follows, approval-audit: drill-passed-v1-*, failback.json,
+// failover-planned.json); check-before-undoing-promote and readiness-scratch-sweep are not, but
+// Lifeboat has no release record saying when they shipped, so no one can say no older run is open.
 import {
   CancellationScope,
   CancelledFailure,
