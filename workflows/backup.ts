@@ -6,48 +6,33 @@
 // its own where the preflight would, and a local or portable copy hashes what it reads and keeps
 // nothing that differs from the manifest (a platform snapshot copy waits for the verify). Pruning
 // waits for the copy's verify: no older backup goes before the new one is proven in both regions.
-import { defineQuery, patched, setHandler, workflowInfo } from '@temporalio/workflow';
-import { callIn } from './calls';
-import { quickCall } from './options';
+import { defineQuery, patched } from '@temporalio/workflow';
+import { runbook } from './kit';
 import { backupAndCopy, CHECKS_ALONGSIDE, preflightAndCanary, verifyCopy } from './shared-steps';
-import { finishReport, startReport, subjectOf, validateRunbookInput } from './report';
-import { StepLog, describeFailure, type Progress } from './steps';
+import { subjectOf, validateRunbookInput } from './report';
+import type { Progress } from './steps';
 import type { BackupInput, RunbookReport } from './types';
 
 export const backupProgressQuery = defineQuery<Progress>('backupProgress');
 
-export async function backup(input: BackupInput): Promise<RunbookReport> {
-  validateRunbookInput(input);
-  const info = workflowInfo();
-  const steps = new StepLog();
-  setHandler(backupProgressQuery, () => steps.progress());
-  const report = startReport('backup', subjectOf(input), info);
-  const { primary, dr, database } = input;
-
-  try {
+export function backup(input: BackupInput): Promise<RunbookReport> {
+  return runbook({ kind: 'backup', input, validate: validateRunbookInput, subject: subjectOf, progress: backupProgressQuery }, async (run) => {
+    const { primary, dr, database, keep } = input;
     const alongside = patched(CHECKS_ALONGSIDE);
-    await preflightAndCanary(steps, primary, database, `${info.workflowId}/${info.runId}/canary`, alongside);
-    const { backup: made, copy } = await backupAndCopy(steps, info, input, { verifyBesideCopy: alongside });
-    report.backup = made;
-    report.copies.push(copy);
-    await verifyCopy(steps, dr, copy);
-    report.checks.push({ name: 'backup and copy checksums', ok: true, detail: `sha256 ${made.sha256} in ${primary.region.name} and ${dr.name}` });
+    await preflightAndCanary(run, primary, database, alongside);
+    const { backup: made, copy } = await backupAndCopy(run, input, { verifyBesideCopy: alongside });
+    run.report.backup = made;
+    run.report.copies.push(copy);
+    await verifyCopy(run, dr, copy);
+    run.check({ name: 'backup and copy checksums', ok: true, detail: `sha256 ${made.sha256} in ${primary.region.name} and ${dr.name}` });
     for (const region of [primary.region, dr]) {
-      const pruned = await steps.run(`prune ${region.name}`, `keeping the newest ${input.keep} backups in ${region.name}`, () =>
-        // Backups are labelled with the PostgreSQL database they hold, which a plan may name differently.
-        callIn(region, quickCall, 'pruneBackups', `Retention in ${region.name}: keep ${input.keep}`, {
-          region,
-          database: primary.database,
-          keep: input.keep,
-          ...(input.portable && { portable: true }),
-        }),
+      // Backups are labelled with the PostgreSQL database they hold, which a plan may name differently.
+      const pruned = await run.step(
+        `prune ${region.name}`,
+        () => run.in(region).quick.pruneBackups({ region, database: primary.database, keep, ...(input.portable && { portable: true }) }),
+        `keeping the newest ${keep} backups in ${region.name}`,
       );
-      report.checks.push({ name: `retention ${region.name}`, ok: true, detail: `kept ${pruned.kept}, deleted ${pruned.deleted.length}` });
+      run.check({ name: `retention ${region.name}`, ok: true, detail: `kept ${pruned.kept}, deleted ${pruned.deleted.length}` });
     }
-  } catch (err) {
-    report.outcome = 'failed';
-    report.reason = describeFailure(err);
-  }
-  finishReport(report, steps);
-  return report;
+  });
 }

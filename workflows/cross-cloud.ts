@@ -13,43 +13,31 @@
 //
 // Until the record moves, every change has an undo (the fence is lifted); the restored copy on `to`
 // is left in place, marked with this run, for the next attempt to redo.
-import { CancellationScope, isCancellation, setHandler, workflowInfo } from '@temporalio/workflow';
-import { callIn } from './calls';
-import { notifyFinished } from './notify';
+import { runbook } from './kit';
 import { crossCloudProgressQuery } from './messages';
-import { fenceWithDeadline, longTransfer, quickCall } from './options';
-import { finishReport, invalid, startReport } from './report';
+import { finishedNote } from './notify';
+import { invalid } from './report';
 import { backupAndCopy, runTag, verifyCopy } from './shared-steps';
-import { describeFailure, StepLog } from './steps';
-import { approvalGate, compensate, type TopologyRun } from './topology-steps';
+import { describeFailure } from './steps';
+import { approvalGate } from './topology-steps';
 import type { BackupRef, Canary, CrossCloudInput, DatabaseTarget, NodeRef, RunbookReport } from './types';
 
 export { crossCloudProgressQuery } from './messages';
 
-export async function crossCloudFailover(input: CrossCloudInput): Promise<RunbookReport> {
-  validateCrossCloudInput(input);
-  const info = workflowInfo();
-  const steps = new StepLog();
-  setHandler(crossCloudProgressQuery, () => steps.progress());
-  const { from, to, mode } = input;
-  const report = startReport(input.direction, { database: input.database, provider: to.region.provider, triggeredBy: input.triggeredBy, objectives: input.objectives }, info);
-  report.failover = { mode: input.direction === 'failback' ? 'failback' : mode, approval: null, fence: null, lagAtDecision: null, walGapBytes: null, topology: null };
-  report.crossCloud = { from: where(from), to: where(to), rpoPromiseSeconds: null, setAside: null };
-  const compensations: TopologyRun['compensations'] = [];
-  const run = { steps, info, input, report, compensations };
-  const declaredStart = Date.now();
+export function crossCloudFailover(input: CrossCloudInput): Promise<RunbookReport> {
   // The record lives with the DR side's workers (as a replication set's does): a failover runs while
   // the home region is dark, and failover and failback read and write the same record.
-  const recordRegion = input.direction === 'failover' ? to.region : from.region;
-  let cancelled: unknown;
-
-  try {
-    await steps.run('cancel drills', `cancelling running drills of ${input.database}`, () =>
-      callIn(to.region, quickCall, 'cancelDrills', `Cancel drills of ${input.database}`, { database: input.database }),
-    );
-    const record = await steps.run('read record', `where ${input.database} is served now`, () =>
-      callIn(recordRegion, quickCall, 'readRecoveryRecord', `Where ${input.database} is served`, { database: input.database }),
-    );
+  const recordRegion = () => (input.direction === 'failover' ? input.to.region : input.from.region);
+  const subject = () => ({ database: input.database, provider: input.to.region.provider, triggeredBy: input.triggeredBy, objectives: input.objectives });
+  const spec = { kind: input?.direction, input, validate: validateCrossCloudInput, subject, progress: crossCloudProgressQuery, finished: { region: recordRegion, note: finishedNote } };
+  return runbook(spec, async (run) => {
+    const { steps, report, info, declaredStart } = run;
+    const { from, to, mode } = input;
+    const [atFrom, atTo, atRecord] = [run.in(from.region), run.in(to.region), run.in(recordRegion())];
+    report.failover = { mode: input.direction === 'failback' ? 'failback' : mode, approval: null, fence: null, lagAtDecision: null, walGapBytes: null, topology: null };
+    report.crossCloud = { from: where(from), to: where(to), rpoPromiseSeconds: null, setAside: null };
+    await run.step('cancel drills', () => atTo.quick.cancelDrills({ database: input.database }), `cancelling running drills of ${input.database}`);
+    const record = await run.step('read record', () => atRecord.quick.readRecoveryRecord({ database: input.database }), `where ${input.database} is served now`);
     if (record && !record.primary) throw invalid(`the record of ${input.database} has no primary: an earlier run stopped half way; check \`lifeboat status\``);
     // Only the side that serves the database may be moved from: a failback from a DR copy nobody
     // failed over to would restore stale data over the live home database.
@@ -59,133 +47,88 @@ export async function crossCloudFailover(input: CrossCloudInput): Promise<Runboo
       throw invalid(`${input.database} is served from ${now}, not ${where(from)}: nothing to ${input.direction}`);
     }
 
-    const target = await steps.run('preflight target', `checking ${where(to)}`, () =>
-      callIn(to.region, quickCall, 'preflightServer', `Preflight ${where(to)}`, { target: to }),
-    );
+    const target = await run.step('preflight target', () => atTo.quick.preflightServer({ target: to }), `checking ${where(to)}`);
     if (mode === 'planned') {
-      const source = await steps.run('preflight source', `checking ${where(from)}`, () =>
-        callIn(from.region, quickCall, 'preflight', `Preflight ${where(from)}`, { target: from }),
-      );
+      const source = await run.step('preflight source', () => atFrom.quick.preflight({ target: from }), `checking ${where(from)}`);
       // Found now, not after the source has been fenced for the length of a dump and a copy.
       if (source.serverVersionNum > target.serverVersionNum) {
         throw invalid(`${where(from)} runs PostgreSQL ${source.serverVersion} and ${where(to)} ${target.serverVersion}: pg_restore cannot load a dump into an older server; nothing was changed`);
       }
     }
 
-    const approval = await approvalGate(run, input.direction, recordRegion);
+    const approval = await approvalGate({ steps, info, input }, input.direction, recordRegion());
     report.failover.approval = approval;
-    if (!approval) {
-      report.outcome = 'failed';
-      report.reason = `approval timed out after ${input.approval.timeoutSeconds}s; nothing was changed`;
-      return finish();
-    }
+    if (!approval) return run.fail(`approval timed out after ${input.approval.timeoutSeconds}s; nothing was changed`);
 
     // Registered before the fence: a fence that half-succeeds is still lifted if the run stops.
-    compensations.unshift({ name: `unfence ${where(from)}`, run: () => callIn(from.region, quickCall, 'unfenceDatabase', `Unfence ${where(from)}`, { target: from }) });
+    run.undo(`unfence ${where(from)}`, () => atFrom.quick.unfenceDatabase({ target: from }, `Unfence ${where(from)}`));
     let copy: BackupRef;
     let startCanary: Canary | null = null;
     if (mode === 'planned') {
       // The last write before the fence: the restored data must hold it (RPO 0, from data).
-      startCanary = await steps.run('canary write', `writing a canary row on ${where(from)}`, () =>
-        callIn(from.region, quickCall, 'writeCanary', `Canary write on ${where(from)}`, { target: from, token: `${info.workflowId}/${info.runId}/canary` }),
-      );
-      const fence = await steps.run('fence source', `making ${where(from)} read-only and ending its sessions`, () =>
-        callIn(from.region, quickCall, 'fenceDatabase', `Fence ${where(from)} (planned)`, { target: from, mode: 'planned' }),
-      );
+      startCanary = await run.step('canary write', () => atFrom.quick.writeCanary({ target: from, token: `${info.workflowId}/${info.runId}/canary` }), `writing a canary row on ${where(from)}`);
+      const fence = await run.step('fence source', () => atFrom.quick.fenceDatabase({ target: from, mode: 'planned' }), `making ${where(from)} read-only and ending its sessions`);
       report.failover.fence = fence;
       if (!fence.confirmed) throw invalid(`could not confirm the fence of ${where(from)}: ${fence.how}`);
       // The final backup is taken after the fence: it holds every write the source ever acknowledged.
-      const made = await backupAndCopy(steps, info, { primary: from, dr: to.region, database: input.database, portable: true });
+      const made = await backupAndCopy(run, { primary: from, dr: to.region, database: input.database, portable: true });
       report.backup = made.backup;
       copy = made.copy;
       report.crossCloud.rpoPromiseSeconds = 0;
     } else {
       try {
-        report.failover.fence = await steps.run('fence source', `stopping writes to ${where(from)} if it can be reached (30 s deadline)`, () =>
-          callIn(from.region, fenceWithDeadline, 'fenceDatabase', `Fence ${where(from)} (unplanned)`, { target: from, mode: 'unplanned' }),
-        );
+        report.failover.fence = await run.step('fence source', () => atFrom.fence.fenceDatabase({ target: from, mode: 'unplanned' }), `stopping writes to ${where(from)} if it can be reached (30 s deadline)`);
       } catch (err) {
         report.failover.fence = { confirmed: false, how: `not confirmed: ${describeFailure(err)}` };
       }
-      copy = await steps.run('find latest copy', `the newest portable backup of ${input.database} in ${to.region.name}`, () =>
-        callIn(to.region, quickCall, 'findLatestBackup', `Newest portable backup of ${input.database} in ${to.region.name}`, { region: to.region, database: from.database, portable: true }),
-      );
+      copy = await run.step('find latest copy', () => atTo.quick.findLatestBackup({ region: to.region, database: from.database, portable: true }), `the newest portable backup of ${input.database} in ${to.region.name}`);
       // Everything written after this backup was taken is what an unplanned move loses.
       report.crossCloud.rpoPromiseSeconds = Math.max(0, (declaredStart - Date.parse(copy.createdAt)) / 1000);
     }
     report.copies.push(copy);
-    await verifyCopy(steps, to.region, copy);
+    await verifyCopy(run, to.region, copy);
 
-    const restored = await steps.run('restore', `restore of ${copy.backupId} into ${where(to)}`, () =>
-      callIn(to.region, longTransfer, 'restoreForRecovery', `Restore ${copy.backupId} into ${where(to)}`, {
+    const restored = await run.step('restore', () => atTo.long.restoreForRecovery({
         ref: copy,
         target: to,
         marker: `lifeboat recovery ${info.workflowId}/${info.runId} from ${copy.backupId}`,
         // PostgreSQL cuts names at 63 bytes; the tag must survive the cut.
         asideName: `${to.database.slice(0, 46)}_before_${runTag(info.runId)}`,
-      }),
-    );
+      }), `restore of ${copy.backupId} into ${where(to)}`);
     report.crossCloud.setAside = restored.setAside;
     // Until the record moves, nobody is to write to the restored copy: it is fenced if the run stops.
-    compensations.unshift({
-      name: `fence the restored copy on ${where(to)}`,
-      run: () => callIn(to.region, quickCall, 'fenceDatabase', `Fence the unused restored copy on ${where(to)}`, { target: to, mode: 'unplanned' }),
-    });
-    const verified = await steps.run('verify data', `checking every table and the plan's checks on ${where(to)}`, () =>
-      callIn(to.region, longTransfer, 'verifyRecovered', `Verify data on ${where(to)}`, { ref: copy, target: to, checks: input.checks }),
+    run.undo(`fence the restored copy on ${where(to)}`, () =>
+      atTo.quick.fenceDatabase({ target: to, mode: 'unplanned' }, `Fence the unused restored copy on ${where(to)}`),
     );
-    report.checks.push(...verified.tables.map((t) => ({ ...t, name: `table ${t.name}` })), ...(verified.objects ?? []), ...verified.checks, ...(verified.access ?? []));
+    const verified = await run.step('verify data', () => atTo.long.verifyRecovered({ ref: copy, target: to, checks: input.checks }), `checking every table and the plan's checks on ${where(to)}`);
+    run.check(...verified.tables.map((t) => ({ ...t, name: `table ${t.name}` })), ...(verified.objects ?? []), ...verified.checks, ...(verified.access ?? []));
     const failed = report.checks.filter((c) => !c.ok);
     if (failed.length > 0) {
       throw invalid(`the restored data on ${where(to)} failed ${failed.length} check(s), so ${where(from)} stays the primary: ${failed.map((c) => `${c.name} (${c.detail})`).join('; ')}`);
     }
 
     // The point of no return: clients are sent to `to`; the source stays fenced.
-    const after = await steps.run('record new primary', `recording ${where(to)} as the side that serves ${input.database}`, () =>
-      callIn(recordRegion, quickCall, 'recordRecovery', `${input.database} served from ${where(to)}`, {
+    const after = await run.step('record new primary', () => atRecord.quick.recordRecovery({
         database: input.database,
         primary: nodeOf(to),
         fenced: [...(record?.fenced ?? []).filter((n) => !same(n, nodeOf(to)) && !same(n, nodeOf(from))), nodeOf(from)],
         expectedEpoch: record?.epoch ?? 0,
         by: info.workflowId,
-      }),
-    );
-    compensations.length = 0;
+      }), `recording ${where(to)} as the side that serves ${input.database}`);
+    run.forgetUndos();
     report.failover.topology = after;
 
-    const smoke = await steps.run('smoke test', `a write on ${where(to)}`, () =>
-      callIn(to.region, quickCall, 'writeCanary', `Smoke test write on ${where(to)}`, { target: to, token: `${info.workflowId}/${info.runId}/smoke` }),
-    );
-    report.checks.push({ name: 'write on the new primary', ok: true, detail: `canary #${smoke.id} committed at ${smoke.writtenAt}` });
+    const smoke = await run.step('smoke test', () => atTo.quick.writeCanary({ target: to, token: `${info.workflowId}/${info.runId}/smoke` }), `a write on ${where(to)}`);
+    run.check({ name: 'write on the new primary', ok: true, detail: `canary #${smoke.id} committed at ${smoke.writtenAt}` });
     measureRpo(report, input, verified.newestCanary, startCanary, declaredStart);
-    report.rtoSeconds = (Date.now() - declaredStart) / 1000;
-    report.checks.push({
+    report.rtoSeconds = run.elapsed();
+    run.check({
       name: 'RTO within objective',
       ok: report.rtoSeconds <= input.objectives.rtoSeconds,
       detail: `${report.rtoSeconds.toFixed(1)}s measured, objective ${input.objectives.rtoSeconds}s`,
     });
-    const missed = report.checks.filter((c) => !c.ok);
-    if (missed.length > 0) {
-      report.outcome = 'failed';
-      report.reason = `${where(to)} serves ${input.database} now, but: ${missed.map((c) => `${c.name} (${c.detail})`).join('; ')}`;
-    }
-  } catch (err) {
-    if (isCancellation(err)) cancelled = err;
-    report.outcome = 'failed';
-    report.reason = describeFailure(err);
-  } finally {
-    await CancellationScope.nonCancellable(async () => {
-      await compensate(run);
-      await notifyFinished(steps, recordRegion, report);
-    });
-  }
-  return finish();
-
-  function finish(): RunbookReport {
-    finishReport(report, steps);
-    if (cancelled) throw cancelled;
-    return report;
-  }
+    run.passedChecks(() => `${where(to)} serves ${input.database} now, but`);
+  });
 }
 
 /**

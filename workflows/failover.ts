@@ -12,23 +12,19 @@
 //          (Cloud SQL: instances.failover) -> smoke tests on the same primary -> RPO from data
 //
 // Until the promote, every change has an undo; an approval that times out changes nothing.
-import { CancellationScope, isCancellation, patched, setHandler, workflowInfo } from '@temporalio/workflow';
-import { callIn } from './calls';
-import { notifyFinished } from './notify';
+import { patched } from '@temporalio/workflow';
+import { runbook } from './kit';
+import { finishedNote } from './notify';
 import { failoverProgressQuery } from './messages';
-import { provisioning, quickCall } from './options';
-import { finishReport, invalid, startReport, subjectOf, validateFailoverInput } from './report';
-import { describeFailure, StepLog } from './steps';
+import { invalid, subjectOf, validateFailoverInput } from './report';
 import {
   approvalGate,
   cancelDrillsAndReadTopology,
-  compensate,
   DEMOTED_PRIMARY_FOLLOWS,
   followNewPrimary,
   label,
   plannedSwitchover,
   regionOf,
-  settleBackground,
   sideBySideFrom,
   unplannedTakeover,
   verifyNewPrimary,
@@ -38,34 +34,23 @@ import type { Canary, FailoverInput, RunbookReport, TopologyView } from './types
 
 export { approveFailoverUpdate, failoverProgressQuery } from './messages';
 
-export async function failover(input: FailoverInput): Promise<RunbookReport> {
-  validateFailoverInput(input);
-  const info = workflowInfo();
-  const steps = new StepLog();
-  setHandler(failoverProgressQuery, () => steps.progress());
-  const report = startReport('failover', subjectOf(input), info);
-  report.failover = { mode: input.mode, approval: null, fence: null, lagAtDecision: null, walGapBytes: null, topology: null };
-  const run: TopologyRun = { steps, info, input, report, compensations: [], background: [] };
-  const declaredStart = Date.now();
-  const { replicaSet: set } = input;
-  let cancelled: unknown;
-
-  try {
+export function failover(input: FailoverInput): Promise<RunbookReport> {
+  const spec = { kind: 'failover' as const, input, validate: validateFailoverInput, subject: subjectOf, progress: failoverProgressQuery, finished: { region: () => input.replicaSet.dr, note: finishedNote } };
+  return runbook(spec, async (kit) => {
+    const run: TopologyRun = Object.assign(kit, { input });
+    const { report, info } = run;
+    const failover = (report.failover = { mode: input.mode, approval: null, fence: null, lagAtDecision: null, walGapBytes: null, topology: null } as NonNullable<RunbookReport['failover']>);
+    const set = input.replicaSet;
     const topology = await cancelDrillsAndReadTopology(run);
-    if (input.mode === 'zonal') {
-      await zonalFailover(run, topology, declaredStart);
-      return finish();
-    }
+    if (input.mode === 'zonal') return zonalFailover(run, topology);
     const from = topology.primary;
     const to = topology.standby;
     if (!from || !to) throw invalid(`replication set ${set.set} has no ${from ? 'standby' : 'primary'} to fail over (primary ${label(from)}, standby ${label(to)})`);
 
     const preflight = async () => {
-      const health = await steps.run('preflight', `checking ${label(to)} and its lag`, () =>
-        callIn(set.dr, quickCall, 'checkReplication', `Replication health of ${set.set}`, { set, primary: from, standby: to }),
-      );
-      report.failover!.lagAtDecision = health.lag ? { bytes: health.lag.lagBytes, seconds: health.lag.lagSeconds } : null;
-      report.failover!.walGapBytes = health.lag?.lagBytes ?? null;
+      const health = await run.step('preflight', () => run.in(set.dr).quick.checkReplication({ set, primary: from, standby: to }), `checking ${label(to)} and its lag`);
+      failover.lagAtDecision = health.lag ? { bytes: health.lag.lagBytes, seconds: health.lag.lagSeconds } : null;
+      failover.walGapBytes = health.lag?.lagBytes ?? null;
       const problems = preflightProblems(input, health);
       if (problems.length) throw invalid(`preflight failed, nothing was changed: ${problems.join('; ')}`);
     };
@@ -73,77 +58,44 @@ export async function failover(input: FailoverInput): Promise<RunbookReport> {
     const canary = async () =>
       input.mode !== 'planned'
         ? null
-        : steps.run('canary write', `writing a canary row on ${label(from)}`, () =>
-            callIn(regionOf(set, from), quickCall, 'writeCanaryOnNode', `Canary write on ${label(from)}`, { set, node: from, database: input.pgDatabase, token: `${info.workflowId}/${info.runId}/canary` }),
+        : run.step(
+            'canary write',
+            () => run.in(regionOf(set, from)).quick.writeCanaryOnNode({ set, node: from, database: input.pgDatabase, token: `${info.workflowId}/${info.runId}/canary` }),
+            `writing a canary row on ${label(from)}`,
           );
     const [, startCanary] = await sideBySideFrom<void, Canary | null>(input.mode === 'planned', preflight, canary);
 
-    const approval = await approvalGate(run, 'failover', set.dr);
-    report.failover.approval = approval;
-    if (!approval) {
-      report.outcome = 'failed';
-      report.reason = `approval timed out after ${input.approval.timeoutSeconds}s; nothing was changed`;
-    } else {
-      const switched = input.mode === 'planned' ? await plannedSwitchover(run, set, from, to, topology) : { topology: await unplannedTakeover(run, set, from, to, topology), canFollow: false };
-      report.failover.topology = switched.topology;
+    const approval = (failover.approval = await approvalGate(run, 'failover', set.dr));
+    if (!approval) return run.fail(`approval timed out after ${input.approval.timeoutSeconds}s; nothing was changed`);
+    const switched = input.mode === 'planned' ? await plannedSwitchover(run, set, from, to, topology) : { topology: await unplannedTakeover(run, set, from, to, topology), canFollow: false };
+    failover.topology = switched.topology;
 
-      report.rpoSeconds = await verifyNewPrimary(run, to, input.mode, startCanary, declaredStart);
-      if (report.checks.every((c) => c.ok)) {
-        report.rtoSeconds = (Date.now() - declaredStart) / 1000;
-      } else {
-        report.outcome = 'failed';
-        report.reason = `smoke tests failed on ${label(to)}: ${report.checks.filter((c) => !c.ok).map((c) => `${c.name} (${c.detail})`).join('; ')}`;
-      }
-      if (switched.canFollow && patched(DEMOTED_PRIMARY_FOLLOWS)) report.failover.topology = await followNewPrimary(run, set, from, to, switched.topology);
-    }
-  } catch (err) {
-    if (isCancellation(err)) cancelled = err;
-    report.outcome = 'failed';
-    report.reason = describeFailure(err);
-  } finally {
-    await CancellationScope.nonCancellable(async () => {
-      await compensate(run);
-      await settleBackground(run);
-      await notifyFinished(steps, set.dr, report);
-    });
-  }
-  return finish();
-
-  function finish(): RunbookReport {
-    finishReport(report, steps);
-    if (cancelled) throw cancelled;
-    return report;
-  }
+    report.rpoSeconds = await verifyNewPrimary(run, to, input.mode, startCanary, run.declaredStart);
+    if (run.passedChecks(() => `smoke tests failed on ${label(to)}`)) report.rtoSeconds = run.elapsed();
+    if (switched.canFollow && patched(DEMOTED_PRIMARY_FOLLOWS)) failover.topology = await followNewPrimary(run, set, from, to, switched.topology);
+  });
 }
 
 /** The primary moves to its HA standby in another zone; the node, its address and the topology stay. */
-async function zonalFailover(run: TopologyRun, topology: TopologyView, declaredStart: number): Promise<void> {
-  const { steps, info, input, report } = run;
+async function zonalFailover(run: TopologyRun, topology: TopologyView): Promise<void> {
+  const { info, input, report } = run;
   const set = input.replicaSet;
   const primary = topology.primary;
   if (!primary) throw invalid(`replication set ${set.set} has no primary right now (a switch is in progress?)`);
-  const region = regionOf(set, primary);
-  const startCanary = await steps.run('canary write', `writing a canary row on ${label(primary)}`, () =>
-    callIn(region, quickCall, 'writeCanaryOnNode', `Canary write on ${label(primary)}`, { set, node: primary, database: input.pgDatabase, token: `${info.workflowId}/${info.runId}/canary` }),
+  const region = run.in(regionOf(set, primary));
+  const startCanary = await run.step(
+    'canary write',
+    () => region.quick.writeCanaryOnNode({ set, node: primary, database: input.pgDatabase, token: `${info.workflowId}/${info.runId}/canary` }),
+    `writing a canary row on ${label(primary)}`,
   );
   const approval = await approvalGate(run, 'failover', set.dr);
   if (report.failover) report.failover.approval = approval;
-  if (!approval) {
-    report.outcome = 'failed';
-    report.reason = `approval timed out after ${input.approval.timeoutSeconds}s; nothing was changed`;
-    return;
-  }
-  const moved = await steps.run('zonal failover', `moving ${label(primary)} to its standby zone`, () =>
-    callIn(region, provisioning, 'haFailover', `Regional HA failover of ${label(primary)}`, { set, node: primary }),
-  );
-  report.checks.push({ name: 'zonal failover', ok: true, detail: moved.how });
+  if (!approval) return run.fail(`approval timed out after ${input.approval.timeoutSeconds}s; nothing was changed`);
+  const moved = await run.step('zonal failover', () => region.provisioning.haFailover({ set, node: primary }), `moving ${label(primary)} to its standby zone`);
+  run.check({ name: 'zonal failover', ok: true, detail: moved.how });
   if (report.failover) report.failover.topology = topology;
-  report.rpoSeconds = await verifyNewPrimary(run, primary, 'planned', startCanary, declaredStart);
-  if (report.checks.every((c) => c.ok)) report.rtoSeconds = (Date.now() - declaredStart) / 1000;
-  else {
-    report.outcome = 'failed';
-    report.reason = `smoke tests failed on ${label(primary)} after the zonal failover: ${report.checks.filter((c) => !c.ok).map((c) => `${c.name} (${c.detail})`).join('; ')}`;
-  }
+  report.rpoSeconds = await verifyNewPrimary(run, primary, 'planned', startCanary, run.declaredStart);
+  if (run.passedChecks(() => `smoke tests failed on ${label(primary)} after the zonal failover`)) report.rtoSeconds = run.elapsed();
 }
 
 function preflightProblems(

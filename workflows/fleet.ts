@@ -2,9 +2,10 @@
 // history, report and UI link), at most `concurrency` at a time so a fleet does not swamp the
 // primaries or the DR region. One failing drill never stops the others; the fleet passes only when
 // every drill passed.
-import { ParentClosePolicy, defineQuery, executeChild, setHandler, workflowInfo } from '@temporalio/workflow';
-import { finishReport, invalid, startReport } from './report';
-import { describeFailure, StepLog, type Progress } from './steps';
+import { ParentClosePolicy, defineQuery, executeChild } from '@temporalio/workflow';
+import { runbook } from './kit';
+import { invalid } from './report';
+import { describeFailure, type Progress } from './steps';
 import type { DrillInput, RunbookReport } from './types';
 
 export const fleetDrillProgressQuery = defineQuery<Progress>('fleetDrillProgress');
@@ -21,53 +22,57 @@ export interface FleetDrillResult extends RunbookReport {
 }
 
 export async function fleetDrill(input: FleetDrillInput): Promise<FleetDrillResult> {
-  if (!Array.isArray(input?.drills) || input.drills.length === 0) throw invalid('a fleet drill needs at least one drill');
-  if (!Number.isInteger(input.concurrency) || input.concurrency < 1 || input.concurrency > 50) throw invalid(`concurrency ${JSON.stringify(input.concurrency)} must be a whole number from 1 to 50`);
-  const info = workflowInfo();
-  const steps = new StepLog();
-  setHandler(fleetDrillProgressQuery, () => steps.progress());
-  const report = startReport('drill', { database: '(fleet)', provider: input.drills[0]!.primary.region.provider, triggeredBy: input.triggeredBy }, info) as FleetDrillResult;
-  report.drills = [];
+  const subject = (i: FleetDrillInput) => ({ database: '(fleet)', provider: i.drills[0]!.primary.region.provider, triggeredBy: i.triggeredBy });
+  return (await runbook({ kind: 'drill', input, validate: validateFleetInput, subject, progress: fleetDrillProgressQuery }, async (run) => {
+    const report = run.report as FleetDrillResult;
+    const drills: FleetDrillResult['drills'] = (report.drills = []);
+    const drillOne = async (drill: DrillInput): Promise<void> => {
+      const workflowId = `${run.info.workflowId}/${drill.database}`;
+      try {
+        const child = await run.step(`drill ${drill.database}`, async () => ({
+          value: await executeChild('drill', {
+            workflowId,
+            args: [drill],
+            // A cancelled fleet cancels its drills, which tear down their scratch instances.
+            parentClosePolicy: ParentClosePolicy.REQUEST_CANCEL,
+            staticSummary: `Drill of ${drill.database} (fleet ${run.info.workflowId})`,
+          }),
+          attempt: 1,
+        }), `child workflow ${workflowId}`);
+        drills.push({ database: drill.database, workflowId, outcome: child.outcome, rtoSeconds: child.rtoSeconds, rpoSeconds: child.rpoSeconds, ...(child.reason && { reason: child.reason }) });
+      } catch (err) {
+        drills.push({ database: drill.database, workflowId, outcome: 'failed', rtoSeconds: null, rpoSeconds: null, reason: describeFailure(err) });
+      }
+    };
+    await atMost(input.concurrency, input.drills, drillOne);
 
-  const queue = [...input.drills];
+    drills.sort((a, b) => a.database.localeCompare(b.database));
+    run.check(
+      ...drills.map((d) => ({
+        name: `drill ${d.database}`,
+        ok: d.outcome === 'passed',
+        detail: d.outcome === 'passed' ? `passed, RTO ${d.rtoSeconds?.toFixed(1) ?? '?'}s, RPO ${d.rpoSeconds?.toFixed(1) ?? '?'}s` : (d.reason ?? 'failed'),
+      })),
+    );
+    const failed = drills.filter((d) => d.outcome !== 'passed');
+    if (failed.length > 0) run.fail(`${failed.length} of ${drills.length} drills failed: ${failed.map((d) => d.database).join(', ')}`);
+  })) as FleetDrillResult;
+}
+
+/** Runs `each` over the items, at most `limit` at a time, in order of the list. */
+async function atMost<T>(limit: number, items: T[], each: (item: T) => Promise<void>): Promise<void> {
+  const queue = [...items];
   const running = new Set<Promise<void>>();
-  const runOne = async (drill: DrillInput): Promise<void> => {
-    const workflowId = `${info.workflowId}/${drill.database}`;
-    try {
-      const child = await steps.run(`drill ${drill.database}`, `child workflow ${workflowId}`, async () => ({
-        value: await executeChild('drill', {
-          workflowId,
-          args: [drill],
-          // A cancelled fleet cancels its drills, which tear down their scratch instances.
-          parentClosePolicy: ParentClosePolicy.REQUEST_CANCEL,
-          staticSummary: `Drill of ${drill.database} (fleet ${info.workflowId})`,
-        }),
-        attempt: 1,
-      }));
-      report.drills.push({ database: drill.database, workflowId, outcome: child.outcome, rtoSeconds: child.rtoSeconds, rpoSeconds: child.rpoSeconds, ...(child.reason && { reason: child.reason }) });
-    } catch (err) {
-      report.drills.push({ database: drill.database, workflowId, outcome: 'failed', rtoSeconds: null, rpoSeconds: null, reason: describeFailure(err) });
-    }
-  };
   while (queue.length > 0 || running.size > 0) {
-    while (queue.length > 0 && running.size < input.concurrency) {
-      const p: Promise<void> = runOne(queue.shift()!).finally(() => running.delete(p));
+    while (queue.length > 0 && running.size < limit) {
+      const p: Promise<void> = each(queue.shift()!).finally(() => running.delete(p));
       running.add(p);
     }
     await Promise.race(running);
   }
+}
 
-  report.drills.sort((a, b) => a.database.localeCompare(b.database));
-  report.checks = report.drills.map((d) => ({
-    name: `drill ${d.database}`,
-    ok: d.outcome === 'passed',
-    detail: d.outcome === 'passed' ? `passed, RTO ${d.rtoSeconds?.toFixed(1) ?? '?'}s, RPO ${d.rpoSeconds?.toFixed(1) ?? '?'}s` : (d.reason ?? 'failed'),
-  }));
-  const failed = report.drills.filter((d) => d.outcome !== 'passed');
-  if (failed.length > 0) {
-    report.outcome = 'failed';
-    report.reason = `${failed.length} of ${report.drills.length} drills failed: ${failed.map((d) => d.database).join(', ')}`;
-  }
-  finishReport(report, steps);
-  return report;
+function validateFleetInput(input: FleetDrillInput): void {
+  if (!Array.isArray(input?.drills) || input.drills.length === 0) throw invalid('a fleet drill needs at least one drill');
+  if (!Number.isInteger(input.concurrency) || input.concurrency < 1 || input.concurrency > 50) throw invalid(`concurrency ${JSON.stringify(input.concurrency)} must be a whole number from 1 to 50`);
 }

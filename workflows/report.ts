@@ -3,12 +3,7 @@
 import { ApplicationFailure, setCurrentDetails, upsertSearchAttributes, workflowInfo, type WorkflowInfo } from '@temporalio/workflow';
 import { DatabaseAttr, OutcomeAttr, ProviderAttr, RpoSecondsAttr, RtoSecondsAttr, RunbookAttr, TriggeredByAttr } from './search-attributes';
 import { now, type StepLog } from './steps';
-import { ErrorType, type Attempted, type BackupInput, type DrillInput, type FailbackInput, type FailoverInput, type ReadinessInput, type RunbookReport } from './types';
-
-export interface Cleanup {
-  name: string;
-  run: () => Promise<Attempted<{ existed: boolean }>>;
-}
+import { ErrorType, type BackupInput, type DrillInput, type FailbackInput, type FailoverInput, type ReadinessInput, type RunbookReport } from './types';
 
 export interface ReportSubject {
   database: string;

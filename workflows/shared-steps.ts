@@ -1,34 +1,29 @@
 // Steps that more than one runbook takes, written once so that every runbook names, summarizes and
 // times them the same way (and a change to one cannot drift from the others).
-import type { WorkflowInfo } from '@temporalio/workflow';
-import { callIn } from './calls';
-import { longTransfer, quickCall } from './options';
-import { sideBySide, type StepLog } from './steps';
+import type { Run } from './kit';
+import { sideBySide } from './steps';
 import type { BackupRef, Canary, DatabaseTarget, RegionSpec } from './types';
 
-export function preflight(steps: StepLog, primary: DatabaseTarget, database: string) {
-  return steps.run('preflight', `checking ${database} in ${primary.region.name}`, () =>
-    callIn(primary.region, quickCall, 'preflight', `Preflight ${database} in ${primary.region.name}`, { target: primary }),
-  );
+export function preflight(run: Run, primary: DatabaseTarget, database: string) {
+  return run.step('preflight', () => run.in(primary.region).quick.preflight({ target: primary }), `checking ${database} in ${primary.region.name}`);
 }
 
 /**
  * Preflight, then the canary write; with `alongside` (CHECKS_ALONGSIDE) side by side: the canary
  * write fails on its own where the preflight would. The canary written.
  */
-export async function preflightAndCanary(steps: StepLog, primary: DatabaseTarget, database: string, token: string, alongside: boolean): Promise<Canary> {
-  const checkPrimary = () => preflight(steps, primary, database);
-  const writeCanary = () => canaryWrite(steps, primary, database, token);
+export async function preflightAndCanary(run: Run, primary: DatabaseTarget, database: string, alongside: boolean): Promise<Canary> {
+  const checkPrimary = () => preflight(run, primary, database);
+  const writeCanary = () => canaryWrite(run, primary);
   if (alongside) return (await sideBySide(checkPrimary, writeCanary))[1];
   await checkPrimary();
   return writeCanary();
 }
 
 /** One canary row on the primary; the token ties it to this run, so a retry writes no second row. */
-export function canaryWrite(steps: StepLog, primary: DatabaseTarget, database: string, token: string): Promise<Canary> {
-  return steps.run('canary write', 'writing a canary row on the primary', () =>
-    callIn(primary.region, quickCall, 'writeCanary', `Canary write on ${database}`, { target: primary, token }),
-  );
+export function canaryWrite(run: Run, primary: DatabaseTarget): Promise<Canary> {
+  const token = `${run.info.workflowId}/${run.info.runId}/canary`;
+  return run.step('canary write', () => run.in(primary.region).quick.writeCanary({ target: primary, token }), 'writing a canary row on the primary');
 }
 
 /**
@@ -44,28 +39,22 @@ export const CHECKS_ALONGSIDE = 'checks-alongside-next-step';
  * and copied side by side.
  */
 export async function backupAndCopy(
-  steps: StepLog,
-  info: WorkflowInfo,
+  run: Run,
   { primary, dr, database, portable }: { primary: DatabaseTarget; dr: RegionSpec; database: string; portable?: boolean },
   { verifyBesideCopy = false }: { verifyBesideCopy?: boolean } = {},
 ): Promise<{ backup: BackupRef; copy: BackupRef }> {
+  const { info } = run;
+  const home = run.in(primary.region);
   const where = portable ? `the object store of ${primary.region.name}` : primary.region.name;
-  const backup = await steps.run('backup', `${portable ? 'portable pg_dump' : 'backup'} of ${database} into ${where}`, () =>
-    callIn(primary.region, longTransfer, 'createBackup', `Back up ${database} in ${primary.region.name}${portable ? ' (portable)' : ''}`, {
-      target: primary,
-      backupId: backupIdFor(database, info.runStartTime, info.runId),
-      createdBy: info.workflowId,
-      ...(portable && { portable: true }),
-    }),
+  const backupId = backupIdFor(database, info.runStartTime, info.runId);
+  const backup = await run.step(
+    'backup',
+    () => home.long.createBackup({ target: primary, backupId, createdBy: info.workflowId, ...(portable && { portable: true }) }),
+    `${portable ? 'portable pg_dump' : 'backup'} of ${database} into ${where}`,
   );
-  const verify = () =>
-    steps.run('verify backup', `checksumming ${backup.backupId}`, () =>
-      callIn(primary.region, longTransfer, 'verifyBackup', `Verify backup ${backup.backupId}`, { ref: backup, region: primary.region }),
-    );
+  const verify = () => run.step('verify backup', () => home.long.verifyBackup({ ref: backup, region: primary.region }), `checksumming ${backup.backupId}`);
   const copyToDr = () =>
-    steps.run(`copy to ${dr.name}`, `copying ${backup.backupId} to ${dr.name}`, () =>
-      callIn(dr, longTransfer, 'copyBackupToRegion', `Copy ${backup.backupId} to ${dr.name}`, { ref: backup, from: primary.region, to: dr }),
-    );
+    run.step(`copy to ${dr.name}`, () => run.in(dr).long.copyBackupToRegion({ ref: backup, from: primary.region, to: dr }), `copying ${backup.backupId} to ${dr.name}`);
   if (verifyBesideCopy && backup.copyChecksSource) {
     const [, copy] = await sideBySide(verify, copyToDr);
     return { backup, copy };
@@ -75,10 +64,8 @@ export async function backupAndCopy(
 }
 
 /** The copy at rest in the DR region, against its manifest. */
-export function verifyCopy(steps: StepLog, dr: RegionSpec, copy: BackupRef) {
-  return steps.run('verify copy', `checksumming the copy in ${dr.name}`, () =>
-    callIn(dr, longTransfer, 'verifyBackup', `Verify copy ${copy.backupId} in ${dr.name}`, { ref: copy, region: dr }),
-  );
+export function verifyCopy(run: Run, dr: RegionSpec, copy: BackupRef) {
+  return run.step('verify copy', () => run.in(dr).long.verifyBackup({ ref: copy, region: dr }), `checksumming the copy in ${dr.name}`);
 }
 
 /** Backup names come from the run, so a retried backup step finds the first attempt's backup. */

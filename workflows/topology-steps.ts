@@ -2,15 +2,14 @@
 // unplanned takeover, the smoke tests on a new primary. Each is an activity in the region it acts on:
 // the old primary's region for its fence, the new primary's region for everything else, so a
 // failover runs on DR workers while the primary region is dark.
-import { CancellationScope, condition, isCancellation, patched, setHandler, upsertSearchAttributes, type WorkflowInfo } from '@temporalio/workflow';
-import { callIn } from './calls';
+import { CancellationScope, condition, isCancellation, patched, setHandler, upsertSearchAttributes } from '@temporalio/workflow';
+import type { Run } from './kit';
 import { approveFailoverUpdate } from './messages';
-import { fenceWithDeadline, longTransfer, provisioning, quickCall } from './options';
 import { invalid } from './report';
 import { notify } from './notify';
 import { ApprovedByAttr } from './search-attributes';
 import { describeFailure, sideBySide, type StepLog } from './steps';
-import type { Approval, Canary, CheckResult, FailoverInput, FailbackInput, NodeRef, RegionSpec, ReplicaSetSpec, RunbookReport, TopologyView } from './types';
+import type { Approval, Canary, CheckResult, FailoverInput, FailbackInput, NodeRef, RegionSpec, ReplicaSetSpec, TopologyView } from './types';
 
 export const label = (n: NodeRef | null): string => (n ? `${n.region}/${n.name}` : '(none)');
 export const same = (a: NodeRef | null, b: NodeRef | null): boolean => Boolean(a && b && a.region === b.region && a.name === b.name);
@@ -22,19 +21,8 @@ export function regionOf(set: ReplicaSetSpec, node: NodeRef): RegionSpec {
   throw invalid(`node ${label(node)} is in neither region of replication set ${set.set} (${set.home.name}, ${set.dr.name})`);
 }
 
-export interface TopologyRun {
-  steps: StepLog;
-  info: WorkflowInfo;
-  input: FailoverInput | FailbackInput;
-  report: RunbookReport;
-  /** Undo actions registered as steps succeed, run in reverse if the runbook stops before the promote. */
-  compensations: Array<{ name: string; run: () => Promise<unknown> }>;
-  /**
-   * Work off the critical path (the "started" notification) that the runbook awaits before it
-   * finishes (settleBackground), so that whoever hears "finished" has heard "started" first.
-   */
-  background?: Array<Promise<unknown>>;
-}
+/** A failover's or failback's run (./kit.ts): its report, steps, undo stack and input. */
+export type TopologyRun = Run & { input: FailoverInput | FailbackInput };
 
 /**
  * Since this patch a switchover runs side by side what does not depend on each other: cancelling
@@ -51,17 +39,12 @@ export async function sideBySideFrom<A, B>(when: boolean, a: () => Promise<A>, b
   return [x, await b()];
 }
 
-/** Awaits the runbook's background work (see TopologyRun.background); it never fails. */
-export async function settleBackground(run: Pick<TopologyRun, 'background'>): Promise<void> {
-  await Promise.all((run.background ?? []).splice(0));
-}
-
 /**
  * Waits for approval (an Update with a validator) unless the run was pre-approved. Returns the
  * approval, or null when the timeout passed: the caller aborts cleanly, nothing having changed.
  */
 export async function approvalGate(
-  run: Pick<TopologyRun, 'steps' | 'info' | 'background'> & { input: Pick<FailoverInput, 'approval' | 'database' | 'planDigest' | 'triggeredBy'> },
+  run: Pick<TopologyRun, 'steps' | 'info'> & { inBackground?: (work: Promise<unknown>) => void; input: Pick<FailoverInput, 'approval' | 'database' | 'planDigest' | 'triggeredBy'> },
   what: string,
   notifyIn: RegionSpec,
 ): Promise<Approval | null> {
@@ -94,7 +77,7 @@ export async function approvalGate(
     recordApproval(steps, given);
     const sent = notify(steps, notifyIn, { event: 'failover.started', database: input.database, runbook: what, summary: `${what} of ${input.database} approved by ${given.approvedBy} and starting` });
     // notify() never fails; off the critical path, the runbook awaits it before it finishes.
-    if (run.background && patched(SWITCHOVER_SIDE_BY_SIDE)) run.background.push(sent);
+    if (run.inBackground && patched(SWITCHOVER_SIDE_BY_SIDE)) run.inBackground(sent);
     else await sent;
   };
   if (approval) {
@@ -138,38 +121,27 @@ export async function plannedSwitchover(
   to: NodeRef,
   topology: TopologyView,
 ): Promise<{ topology: TopologyView; fencedAt: number; canFollow: boolean }> {
-  const { steps, info, report, compensations } = run;
+  const { info, report } = run;
   const fromRegion = regionOf(set, from);
   const toRegion = regionOf(set, to);
   // The undo is registered before the fence: a fence that fails half way (some databases already
   // read-only) must still be lifted. Unfencing a node that was never fenced changes nothing.
-  compensations.unshift({ name: `unfence ${label(from)}`, run: () => callIn(fromRegion, quickCall, 'unfenceNode', `Unfence ${label(from)}`, { set, node: from }) });
+  run.undo(`unfence ${label(from)}`, () => run.in(fromRegion).quick.unfenceNode({ set, node: from }, `Unfence ${label(from)}`));
   const fenceStarted = Date.now();
-  const fence = await steps.run('fence primary', `making ${label(from)} read-only and ending its sessions`, () =>
-    callIn(fromRegion, quickCall, 'fenceNode', `Fence ${label(from)} (planned)`, { set, node: from, mode: 'planned' }),
-  );
+  const fence = await run.step('fence primary', () => run.in(fromRegion).quick.fenceNode({ set, node: from, mode: 'planned' }), `making ${label(from)} read-only and ending its sessions`);
   const fencedAt = Date.now();
   if (report.failover) report.failover.fence = { confirmed: fence.confirmed, how: fence.how };
   if (!fence.confirmed || !fence.finalLsn) throw invalid(`could not confirm the fence of ${label(from)}: ${fence.how}`);
 
   const hold = async (): Promise<TopologyView> => {
     const held = await holdTraffic(run, set, from, to, topology);
-    compensations.unshift({
-      name: `restore traffic to ${label(from)}`,
-      run: () =>
-        callIn(toRegion, quickCall, 'repointTraffic', `Restore traffic to ${label(from)}`, {
-          set,
-          next: { primary: from, standby: to, fenced: topology.fenced },
-          expectedEpoch: held.epoch,
-          by: info.workflowId,
-        }),
-    });
+    run.undo(`restore traffic to ${label(from)}`, () =>
+      run.in(toRegion).quick.repointTraffic({ set, next: { primary: from, standby: to, fenced: topology.fenced }, expectedEpoch: held.epoch, by: info.workflowId }, `Restore traffic to ${label(from)}`),
+    );
     return held;
   };
   const replayed = () =>
-    steps.run('wait for replay', `waiting until ${label(to)} has replayed ${fence.finalLsn}`, () =>
-      callIn(toRegion, longTransfer, 'waitForReplay', `Wait for ${label(to)} to reach ${fence.finalLsn}`, { set, node: to, lsn: fence.finalLsn! }),
-    );
+    run.step('wait for replay', () => run.in(toRegion).long.waitForReplay({ set, node: to, lsn: fence.finalLsn! }), `waiting until ${label(to)} has replayed ${fence.finalLsn}`);
   let held: TopologyView;
   if (patched(SWITCHOVER_SIDE_BY_SIDE)) held = await holdWhileReplaying(hold, replayed);
   else {
@@ -215,20 +187,16 @@ export const DEMOTED_PRIMARY_FOLLOWS = 'demoted-primary-follows';
  * report says a failback (or its repair mode) rebuilds it.
  */
 export async function followNewPrimary(run: TopologyRun, set: ReplicaSetSpec, from: NodeRef, to: NodeRef, topology: TopologyView): Promise<TopologyView> {
-  const { steps, report, info } = run;
+  const { report, info } = run;
   try {
-    const rebuilt = await steps.run('re-protect former primary', `${label(from)} follows ${label(to)}`, () =>
-      callIn(regionOf(set, from), longTransfer, 'rebuildAsStandby', `${label(from)} follows ${label(to)}`, { set, node: from, primary: to }),
-    );
+    const rebuilt = await run.step('re-protect former primary', () => run.in(regionOf(set, from)).long.rebuildAsStandby({ set, node: from, primary: to }), `${label(from)} follows ${label(to)}`);
     report.checks.push({ name: 're-protect former primary', ok: true, detail: rebuiltDetail(rebuilt.node ?? from, rebuilt.method, to) });
-    return await steps.run('record standby', `recording ${label(rebuilt.node ?? from)} as the standby`, () =>
-      callIn(regionOf(set, to), quickCall, 'repointTraffic', `Record ${label(rebuilt.node ?? from)} as standby of ${set.set}`, {
+    return await run.step('record standby', () => run.in(regionOf(set, to)).quick.repointTraffic({
         set,
         next: { primary: to, standby: rebuilt.node ?? from, fenced: withoutNode(topology.fenced, rebuilt.node ?? from) },
         expectedEpoch: topology.epoch,
         by: info.workflowId,
-      }),
-    );
+      }), `recording ${label(rebuilt.node ?? from)} as the standby`);
   } catch (err) {
     if (isCancellation(err)) throw err;
     report.cleanup.push({
@@ -252,12 +220,10 @@ export function rebuiltDetail(node: NodeRef, method: string, primary: NodeRef): 
  * not), hold traffic, promote the standby whatever it has, repoint.
  */
 export async function unplannedTakeover(run: TopologyRun, set: ReplicaSetSpec, from: NodeRef, to: NodeRef, topology: TopologyView): Promise<TopologyView> {
-  const { steps, report } = run;
+  const { report } = run;
   let fence: { confirmed: boolean; how: string };
   try {
-    fence = await steps.run('fence primary', `stopping ${label(from)} if it can be reached (30 s deadline)`, () =>
-      callIn(regionOf(set, from), fenceWithDeadline, 'fenceNode', `Fence ${label(from)} (unplanned)`, { set, node: from, mode: 'unplanned' }),
-    );
+    fence = await run.step('fence primary', () => run.in(regionOf(set, from)).fence.fenceNode({ set, node: from, mode: 'unplanned' }), `stopping ${label(from)} if it can be reached (30 s deadline)`);
   } catch (err) {
     fence = { confirmed: false, how: `not confirmed: ${describeFailure(err)}` };
   }
@@ -271,21 +237,19 @@ async function promoteAndRepoint(run: TopologyRun, set: ReplicaSetSpec, from: No
   const toRegion = regionOf(set, to);
   // The mode lets a platform that moves the writer itself pick how (Aurora: no data loss when planned).
   try {
-    await run.steps.run('promote standby', `promoting ${label(to)}`, () => callIn(toRegion, provisioning, 'promoteNode', `Promote ${label(to)}`, { set, node: to, mode }));
+    await run.step('promote standby', () => run.in(toRegion).provisioning.promoteNode({ set, node: to, mode }), `promoting ${label(to)}`);
   } catch (err) {
     if (patched(CHECK_BEFORE_UNDOING_PROMOTE)) await keepFencedUnlessStillStandby(run, set, from, to);
     throw err;
   }
   // Past the point of no return: the old primary stays fenced whatever happens next.
-  run.compensations.length = 0;
-  return run.steps.run('repoint traffic', `pointing clients at ${label(to)}`, () =>
-    callIn(toRegion, quickCall, 'repointTraffic', `Repoint ${set.set} to ${label(to)}`, {
+  run.forgetUndos();
+  return run.step('repoint traffic', () => run.in(toRegion).quick.repointTraffic({
       set,
       next: { primary: to, standby: null, fenced: withNode(topology.fenced, from) },
       expectedEpoch: held.epoch,
       by: run.info.workflowId,
-    }),
-  );
+    }), `pointing clients at ${label(to)}`);
 }
 
 /** Since this patch a failed promote is checked before its undo runs (see keepFencedUnlessStillStandby). */
@@ -298,16 +262,14 @@ export const CHECK_BEFORE_UNDOING_PROMOTE = 'check-before-undoing-promote';
  * the old primary fenced, and the report says to look before acting.
  */
 async function keepFencedUnlessStillStandby(run: TopologyRun, set: ReplicaSetSpec, from: NodeRef, to: NodeRef): Promise<void> {
-  const health = await run.steps
-    .run('check the promotion', `is ${label(to)} still a standby?`, () =>
-      callIn(regionOf(set, to), quickCall, 'checkReplication', `Is ${label(to)} still a standby`, { set, primary: from, standby: to }),
-    )
+  const health = await run
+    .step('check the promotion', () => run.in(regionOf(set, to)).quick.checkReplication({ set, primary: from, standby: to }), `is ${label(to)} still a standby?`)
     .catch(() => null);
   // Still a standby, and no promote request reached it (a request is recorded before it is sent):
   // nothing happened, undo as usual. A recorded request may still take effect (pg_promote goes on
   // after its wait times out; an RDS promote is asynchronous), so then nothing is undone.
   if (health?.standby.reachable && health.standby.inRecovery === true && health.standby.promoteRequested !== true) return;
-  run.compensations.length = 0;
+  run.forgetUndos();
   run.report.cleanup.push({
     name: 'undo of the switchover skipped',
     ok: false,
@@ -317,25 +279,21 @@ async function keepFencedUnlessStillStandby(run: TopologyRun, set: ReplicaSetSpe
 
 /** No primary while the roles change: the traffic proxy refuses and cuts every connection. */
 function holdTraffic(run: TopologyRun, set: ReplicaSetSpec, from: NodeRef, to: NodeRef, topology: TopologyView): Promise<TopologyView> {
-  return run.steps.run('hold traffic', 'pointing clients nowhere while the roles change', () =>
-    callIn(regionOf(set, to), quickCall, 'repointTraffic', `Hold traffic for ${set.set}`, {
+  return run.step('hold traffic', () => run.in(regionOf(set, to)).quick.repointTraffic({
       set,
       next: { primary: null, standby: to, fenced: withNode(topology.fenced, from) },
       expectedEpoch: topology.epoch,
       by: run.info.workflowId,
-    }),
-  );
+    }), 'pointing clients nowhere while the roles change');
 }
 
 /** The first two steps of every topology change: drills of the database stop, the record is read. */
 export async function cancelDrillsAndReadTopology(run: TopologyRun): Promise<TopologyView> {
-  const { steps, input } = run;
+  const { input } = run;
   const set = input.replicaSet;
   const cancelDrills = () =>
-    steps.run('cancel drills', `cancelling running drills of ${input.database}`, () =>
-      callIn(set.dr, quickCall, 'cancelDrills', `Cancel drills of ${input.database}`, { database: input.database }),
-    );
-  const readTopology = () => steps.run('read topology', `reading the topology of ${set.set}`, () => callIn(set.dr, quickCall, 'readTopology', `Topology of ${set.set}`, { set }));
+    run.step('cancel drills', () => run.in(set.dr).quick.cancelDrills({ database: input.database }), `cancelling running drills of ${input.database}`);
+  const readTopology = () => run.step('read topology', () => run.in(set.dr).quick.readTopology({ set }), `reading the topology of ${set.set}`);
   // Reading the record changes nothing: it need not wait for the drills to stop.
   if (patched(SWITCHOVER_SIDE_BY_SIDE)) return (await sideBySide(cancelDrills, readTopology))[1];
   await cancelDrills();
@@ -363,29 +321,15 @@ export async function verifyNewPrimary(run: TopologyRun, node: NodeRef, mode: 'p
 
 /** A write and the plan's checks on the new primary. */
 export async function smokeTests(run: TopologyRun, set: ReplicaSetSpec, node: NodeRef): Promise<CheckResult[]> {
-  const { steps, info, input } = run;
-  const { checks } = await steps.run('smoke tests', `a write and the plan's checks on ${label(node)}`, () =>
-    callIn(regionOf(set, node), quickCall, 'smokeTest', `Smoke tests on ${label(node)}`, {
+  const { info, input } = run;
+  const { checks } = await run.step('smoke tests', () => run.in(regionOf(set, node)).quick.smokeTest({
       set,
       node,
       database: input.pgDatabase,
       checks: input.checks,
       token: `${info.workflowId}/${info.runId}/smoke`,
-    }),
-  );
+    }), `a write and the plan's checks on ${label(node)}`);
   return checks;
-}
-
-/** Runs the registered undo actions, newest first, each failure recorded. */
-export async function compensate(run: Pick<TopologyRun, 'compensations' | 'steps' | 'report'>): Promise<void> {
-  for (const c of run.compensations.splice(0)) {
-    try {
-      await run.steps.run(c.name, c.name, async () => ({ value: await c.run(), attempt: 1 }));
-      run.report.cleanup.push({ name: c.name, ok: true, detail: 'done' });
-    } catch (err) {
-      run.report.cleanup.push({ name: c.name, ok: false, detail: describeFailure(err) });
-    }
-  }
 }
 
 export function withNode(nodes: NodeRef[], node: NodeRef): NodeRef[] {
@@ -402,26 +346,22 @@ export function withoutNode(nodes: NodeRef[], node: NodeRef): NodeRef[] {
  * primary holds.
  */
 export async function measureRpo(run: TopologyRun, mode: 'planned' | 'unplanned', node: NodeRef, startCanary: Canary | null, declaredStart: number): Promise<number | null> {
-  const { steps, input, report } = run;
+  const { input, report } = run;
   const set = input.replicaSet;
   const at = new Date(declaredStart).toISOString();
-  const acknowledged = startCanary ?? (await steps.run('acknowledged canaries', 'reading the canary ledger', () =>
-    callIn(set.dr, quickCall, 'acknowledgedCanaries', `Newest acknowledged canary of ${input.database} before ${at}`, { database: input.pgDatabase, before: at }),
-  )).newest;
+  const acknowledged = startCanary ?? (await run.step('acknowledged canaries', () => run.in(set.dr).quick.acknowledgedCanaries({ database: input.pgDatabase, before: at }), 'reading the canary ledger')).newest;
   if (!acknowledged) {
     report.checks.push({ name: 'RPO measurable', ok: mode === 'unplanned', detail: 'no acknowledged canary before the start: RPO unknown' });
     return null;
   }
-  const found = await steps.run('canaries on the new primary', `looking for canary #${acknowledged.id} on ${label(node)}`, () =>
-    callIn(regionOf(set, node), quickCall, 'findCanaries', `Canaries on ${label(node)}`, {
+  const found = await run.step('canaries on the new primary', () => run.in(regionOf(set, node)).quick.findCanaries({
       set,
       node,
       database: input.pgDatabase,
       canaries: [{ id: acknowledged.id, writtenAt: acknowledged.writtenAt }],
       // What the new primary wrote since its promotion is no part of the old history.
       before: acknowledged.writtenAt,
-    }),
-  );
+    }), `looking for canary #${acknowledged.id} on ${label(node)}`);
   if (found.missing.length === 0) {
     report.checks.push({ name: 'no acknowledged write lost', ok: true, detail: `canary #${acknowledged.id} (${acknowledged.writtenAt}) is on the new primary` });
     return 0;
