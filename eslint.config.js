@@ -3,7 +3,23 @@
 // type-only imports say so.
 const tseslint = require('typescript-eslint');
 
-const nodeBuiltins = ['fs', 'path', 'os', 'child_process', 'crypto', 'net', 'http', 'https', 'stream', 'util', 'events', 'worker_threads', 'dns', 'tls', 'zlib'];
+const nodeBuiltins = [
+  'fs',
+  'path',
+  'os',
+  'child_process',
+  'crypto',
+  'net',
+  'http',
+  'https',
+  'stream',
+  'util',
+  'events',
+  'worker_threads',
+  'dns',
+  'tls',
+  'zlib',
+];
 
 module.exports = tseslint.config(
   { ignores: ['dist/', 'dist-bench/', 'node_modules/', '.venv/', '.lifeboat/', 'coverage/', '*.js', 'bin/'] },
@@ -24,19 +40,42 @@ module.exports = tseslint.config(
       'no-restricted-imports': [
         'error',
         {
-          paths: [...nodeBuiltins, ...nodeBuiltins.map((m) => `node:${m}`), 'pg', 'pino', '@temporalio/client', '@temporalio/worker', '@temporalio/activity'].map((name) => ({
+          paths: [
+            ...nodeBuiltins,
+            ...nodeBuiltins.map((m) => `node:${m}`),
+            'pg',
+            'pino',
+            '@temporalio/client',
+            '@temporalio/worker',
+            '@temporalio/activity',
+          ].map((name) => ({
             name,
             message: 'workflows/ runs in the deterministic sandbox: only @temporalio/workflow and `import type`',
             allowTypeImports: true,
           })),
           patterns: [
-            { group: ['@aws-sdk/*', '@google-cloud/*'], message: 'provider SDKs belong in activities/providers/', allowTypeImports: true },
-            { group: ['../activities', '../activities/*', '../worker/*', '../scripts/*', '../services/*', '../cli/*'], message: 'workflows may import only types from activities', allowTypeImports: true },
+            {
+              group: ['@aws-sdk/*', '@google-cloud/*'],
+              message: 'provider SDKs belong in activities/providers/',
+              allowTypeImports: true,
+            },
+            {
+              group: ['../activities', '../activities/*', '../worker/*', '../scripts/*', '../services/*', '../cli/*'],
+              message: 'workflows may import only types from activities',
+              allowTypeImports: true,
+            },
           ],
         },
       ],
-      'no-restricted-properties': ['error', { object: 'process', property: 'env', message: 'workflows never read the environment: pass it in the input' }],
-      'no-restricted-globals': ['error', { name: 'process', message: 'workflows never touch the process' }, { name: 'setTimeout', message: 'use sleep() from @temporalio/workflow' }],
+      'no-restricted-properties': [
+        'error',
+        { object: 'process', property: 'env', message: 'workflows never read the environment: pass it in the input' },
+      ],
+      'no-restricted-globals': [
+        'error',
+        { name: 'process', message: 'workflows never touch the process' },
+        { name: 'setTimeout', message: 'use sleep() from @temporalio/workflow' },
+      ],
     },
   },
 );

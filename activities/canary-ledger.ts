@@ -16,7 +16,8 @@ export class CanaryLedger {
   constructor(private readonly home: string) {}
 
   path(database: string): string {
-    if (!/^[A-Za-z_][A-Za-z0-9_$-]*$/.test(database)) throw new Error(`database name ${JSON.stringify(database)} is not a plain name`);
+    if (!/^[A-Za-z_][A-Za-z0-9_$-]*$/.test(database))
+      throw new Error(`database name ${JSON.stringify(database)} is not a plain name`);
     return join(this.home, 'canary', `${database}.jsonl`);
   }
 
@@ -53,7 +54,11 @@ export class CanaryLedger {
   newestBefore(database: string, at: string): LedgerEntry | null {
     let newest: LedgerEntry | null = null;
     for (const e of this.entries(database)) {
-      if (e.writtenAt <= at && (!newest || e.writtenAt > newest.writtenAt || (e.writtenAt === newest.writtenAt && e.id > newest.id))) newest = e;
+      if (
+        e.writtenAt <= at &&
+        (!newest || e.writtenAt > newest.writtenAt || (e.writtenAt === newest.writtenAt && e.id > newest.id))
+      )
+        newest = e;
     }
     return newest;
   }

@@ -38,7 +38,10 @@ export interface ActivityDeps {
 }
 
 /** Wraps an activity body: named logger, heartbeat, cancellation, the attempt in its result (instrument.ts). */
-export type Activity = <I, O>(name: string, body: (input: I, io: ActivityIo) => Promise<O>) => (input: I) => Promise<Attempted<O>>;
+export type Activity = <I, O>(
+  name: string,
+  body: (input: I, io: ActivityIo) => Promise<O>,
+) => (input: I) => Promise<Attempted<O>>;
 
 /** The optional deps, each refused with a non-retryable verdict naming what this worker lacks. */
 export function wire(deps: ActivityDeps) {
@@ -48,7 +51,10 @@ export function wire(deps: ActivityDeps) {
     provider(region: RegionSpec): DatabaseProvider {
       const found = deps.providers[region.provider];
       if (!found) {
-        throw verdict(ErrorType.InvalidInput, `region ${region.name} uses provider ${region.provider}, which this worker was not configured with`);
+        throw verdict(
+          ErrorType.InvalidInput,
+          `region ${region.name} uses provider ${region.provider}, which this worker was not configured with`,
+        );
       }
       return found;
     },
@@ -57,7 +63,8 @@ export function wire(deps: ActivityDeps) {
       return deps.portable;
     },
     topologies(): TopologyStore {
-      if (!deps.topologies) throw verdict(ErrorType.InvalidInput, 'this worker keeps no topology records (LIFEBOAT_HOME)');
+      if (!deps.topologies)
+        throw verdict(ErrorType.InvalidInput, 'this worker keeps no topology records (LIFEBOAT_HOME)');
       return deps.topologies;
     },
     /** `purpose` completes the refusal: "this worker has no Temporal client to <purpose>". */

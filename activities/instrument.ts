@@ -23,7 +23,10 @@ export function instrument<I, O>(root: Logger, name: string, body: (input: I, io
       logger.info({ ms: Date.now() - started }, 'activity completed');
       return { value, attempt };
     } catch (err) {
-      logger.warn({ ms: Date.now() - started, err: { type: (err as ApplicationFailure).type, message: (err as Error).message } }, 'activity failed');
+      logger.warn(
+        { ms: Date.now() - started, err: { type: (err as ApplicationFailure).type, message: (err as Error).message } },
+        'activity failed',
+      );
       if (err instanceof ApplicationFailure) {
         throw ApplicationFailure.create({
           message: err.message,

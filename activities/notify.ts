@@ -17,7 +17,13 @@ import { verdict } from './errors';
 import type { ActivityIo } from './providers/provider';
 
 export interface Notification {
-  event: 'drill.failed' | 'failover.started' | 'failover.approval_needed' | 'failover.finished' | 'readiness.problem' | 'fence.violation';
+  event:
+    | 'drill.failed'
+    | 'failover.started'
+    | 'failover.approval_needed'
+    | 'failover.finished'
+    | 'readiness.problem'
+    | 'fence.violation';
   database: string;
   runbook: string;
   /** One line a person reads first. */
@@ -56,18 +62,33 @@ export function webhookSignature(secret: string, timestamp: number, body: string
 
 /** Stable across retries of one notification (same run, same activity, same event); never random. */
 export function idempotencyKey(origin: NotificationOrigin, event: string): string {
-  return createHash('sha256').update([origin.workflowId ?? '', origin.runId ?? '', origin.activityId ?? '', event].join('\n')).digest('hex');
+  return createHash('sha256')
+    .update([origin.workflowId ?? '', origin.runId ?? '', origin.activityId ?? '', event].join('\n'))
+    .digest('hex');
 }
 
 function originFromContext(): NotificationOrigin {
   const { workflowExecution, workflowNamespace, activityId } = Context.current().info;
-  return { workflowId: workflowExecution?.workflowId, runId: workflowExecution?.runId, namespace: workflowNamespace, activityId };
+  return {
+    workflowId: workflowExecution?.workflowId,
+    runId: workflowExecution?.runId,
+    namespace: workflowNamespace,
+    activityId,
+  };
 }
 
-export async function sendNotification(config: NotifyConfig, note: Notification, io: Pick<ActivityIo, 'signal'>, origin: NotificationOrigin = originFromContext()): Promise<{ sent: boolean }> {
+export async function sendNotification(
+  config: NotifyConfig,
+  note: Notification,
+  io: Pick<ActivityIo, 'signal'>,
+  origin: NotificationOrigin = originFromContext(),
+): Promise<{ sent: boolean }> {
   if (!config.webhookUrl) return { sent: false };
   if (!config.webhookSecret) {
-    throw verdict(ErrorType.InvalidInput, 'the webhook has no signing key: set LIFEBOAT_WEBHOOK_SECRET or LIFEBOAT_WEBHOOK_SECRET_FILE on the worker');
+    throw verdict(
+      ErrorType.InvalidInput,
+      'the webhook has no signing key: set LIFEBOAT_WEBHOOK_SECRET or LIFEBOAT_WEBHOOK_SECRET_FILE on the worker',
+    );
   }
   const hook = webhookTarget(config.webhookUrl);
   const link =
@@ -110,7 +131,10 @@ export async function sendNotification(config: NotifyConfig, note: Notification,
     );
   }
   if ([400, 401, 403, 404, 410].includes(response.status)) {
-    throw verdict(ErrorType.ProviderRejected, `the webhook refused the notification with HTTP ${response.status}: check LIFEBOAT_WEBHOOK_URL`);
+    throw verdict(
+      ErrorType.ProviderRejected,
+      `the webhook refused the notification with HTTP ${response.status}: check LIFEBOAT_WEBHOOK_URL`,
+    );
   }
   throw new Error(`the webhook answered HTTP ${response.status}; retrying`);
 }
@@ -159,6 +183,11 @@ export function webhookTarget(raw: string): { url: string; authorization?: strin
  * A notification from outside any run (the worker's fence watch): the same webhook, signed the same
  * way, with no run link. `key` identifies the event for the receiver's idempotency (one per violation).
  */
-export async function sendWorkerNotification(config: NotifyConfig, note: Notification, signal: AbortSignal, key: string): Promise<{ sent: boolean }> {
+export async function sendWorkerNotification(
+  config: NotifyConfig,
+  note: Notification,
+  signal: AbortSignal,
+  key: string,
+): Promise<{ sent: boolean }> {
   return sendNotification(config, note, { signal }, { activityId: key });
 }

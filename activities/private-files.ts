@@ -35,7 +35,7 @@ export function writeFileAtomic(file: string, data: string | Buffer, mode = PRIV
     const fd = openSync(tmp, 'wx', mode);
     try {
       const bytes = typeof data === 'string' ? Buffer.from(data) : data;
-      for (let at = 0; at < bytes.length; ) at += writeSync(fd, bytes, at, bytes.length - at);
+      for (let at = 0; at < bytes.length;) at += writeSync(fd, bytes, at, bytes.length - at);
       fsyncSync(fd);
     } finally {
       closeSync(fd);

@@ -38,8 +38,20 @@ export function createReadinessActivities(deps: ActivityDeps) {
      */
     newestBackup: activity(
       'newestBackup',
-      async ({ region, database, portable: inStore, measureFor }: { region: RegionSpec; database: string; portable?: boolean; measureFor?: string }): Promise<NewestBackup | null> => {
-        const [newest] = inStore ? await portable().list(region, database) : await provider(region).listBackups(region, database);
+      async ({
+        region,
+        database,
+        portable: inStore,
+        measureFor,
+      }: {
+        region: RegionSpec;
+        database: string;
+        portable?: boolean;
+        measureFor?: string;
+      }): Promise<NewestBackup | null> => {
+        const [newest] = inStore
+          ? await portable().list(region, database)
+          : await provider(region).listBackups(region, database);
         if (!newest) {
           // No backup at all is the oldest backup there is: an alert on the age fires for it too.
           if (measureFor) deps.metrics?.observeBackupAge(measureFor, region.name, Number.POSITIVE_INFINITY);
@@ -59,15 +71,30 @@ export function createReadinessActivities(deps: ActivityDeps) {
         if (isVerdict(err) && (err as { type?: string }).type === ErrorType.NoStandby) return null;
         throw err;
       });
-      const gone = (detail: string): StandbyHealth => ({ standby: null, reachable: false, streaming: null, lagSeconds: null, lagBytes: null, detail });
-      if (!topology?.standby || !topology.primary) return gone(`the topology record of ${set.set} names no ${topology?.primary ? 'standby' : 'primary'}`);
+      const gone = (detail: string): StandbyHealth => ({
+        standby: null,
+        reachable: false,
+        streaming: null,
+        lagSeconds: null,
+        lagBytes: null,
+        detail,
+      });
+      if (!topology?.standby || !topology.primary)
+        return gone(`the topology record of ${set.set} names no ${topology?.primary ? 'standby' : 'primary'}`);
       const status = await p.nodeStatus(topology.standby).catch((err: Error) => {
         if (isVerdict(err)) throw err;
         return null;
       });
       if (!status?.reachable) {
         deps.metrics?.observeStandbyLag(set.set, null, null);
-        return { standby: topology.standby, reachable: false, streaming: null, lagSeconds: null, lagBytes: null, detail: status?.detail ?? 'unreachable' };
+        return {
+          standby: topology.standby,
+          reachable: false,
+          streaming: null,
+          lagSeconds: null,
+          lagBytes: null,
+          detail: status?.detail ?? 'unreachable',
+        };
       }
       const lag = await p.replicationLag(topology.primary, topology.standby).catch(() => null);
       deps.metrics?.observeStandbyLag(set.set, lag?.lagSeconds ?? null, lag?.lagBytes ?? null);
@@ -89,7 +116,11 @@ export function createReadinessActivities(deps: ActivityDeps) {
       let newestPassed: DrillSighting | null = null;
       for await (const run of listRuns(client, query)) {
         if (!run.closeTime) continue;
-        const seen: DrillSighting = { workflowId: run.workflowId, closedAt: run.closeTime.toISOString(), outcome: stringAttribute(run, OutcomeAttr) ?? 'unknown' };
+        const seen: DrillSighting = {
+          workflowId: run.workflowId,
+          closedAt: run.closeTime.toISOString(),
+          outcome: stringAttribute(run, OutcomeAttr) ?? 'unknown',
+        };
         if (!newest || seen.closedAt > newest.closedAt) newest = seen;
         if (seen.outcome === 'passed' && (!newestPassed || seen.closedAt > newestPassed.closedAt)) newestPassed = seen;
       }
@@ -100,14 +131,26 @@ export function createReadinessActivities(deps: ActivityDeps) {
      * Deletes the scratch instances in these regions whose drill is no longer running (a drill
      * terminated from the Temporal UI runs no teardown). Idempotent: a second sweep finds nothing.
      */
-    sweepScratch: activity('sweepScratch', async ({ regions }: { regions: RegionSpec[] }, io): Promise<SweepOutcome> => {
-      return sweepScratch({ regions, provider, client: await temporal('ask which drills are running'), logger: io.logger, heartbeat: io.heartbeat });
-    }),
+    sweepScratch: activity(
+      'sweepScratch',
+      async ({ regions }: { regions: RegionSpec[] }, io): Promise<SweepOutcome> => {
+        return sweepScratch({
+          regions,
+          provider,
+          client: await temporal('ask which drills are running'),
+          logger: io.logger,
+          heartbeat: io.heartbeat,
+        });
+      },
+    ),
 
     /** The verdicts, for the metrics endpoint (`lifeboat_readiness_ok`). */
-    recordReadiness: activity('recordReadiness', async ({ database, checks }: { database: string; checks: CheckResult[] }) => {
-      for (const check of checks) deps.metrics?.observeReadiness(database, check.name, check.ok);
-      return { recorded: deps.metrics ? checks.length : 0 };
-    }),
+    recordReadiness: activity(
+      'recordReadiness',
+      async ({ database, checks }: { database: string; checks: CheckResult[] }) => {
+        for (const check of checks) deps.metrics?.observeReadiness(database, check.name, check.ok);
+        return { recorded: deps.metrics ? checks.length : 0 };
+      },
+    ),
   };
 }

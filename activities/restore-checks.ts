@@ -1,11 +1,26 @@
 // What a restored database is checked against: every table of the manifest (rows and content), its
 // sequences and large objects, the plan's checks, the newest canary. Shared by drills (scratch
 // instances) and cross-cloud recovery.
-import { ErrorType, type BackupManifest, type CheckResult, type DatabaseTarget, type RestoreVerification, type SqlCheck } from '../workflows/types';
+import {
+  ErrorType,
+  type BackupManifest,
+  type CheckResult,
+  type DatabaseTarget,
+  type RestoreVerification,
+  type SqlCheck,
+} from '../workflows/types';
 import { verdict } from './errors';
 import { compareAccess } from './pg/access';
 import { runChecksWithoutSuperuser } from './pg/roles';
-import { allTableStats, compareLargeObjects, compareSequences, isUnreadable, largeObjectStats, sequenceStats, unquote } from './pg/digest';
+import {
+  allTableStats,
+  compareLargeObjects,
+  compareSequences,
+  isUnreadable,
+  largeObjectStats,
+  sequenceStats,
+  unquote,
+} from './pg/digest';
 import { listTables, newestCanary, withClient, type PgConnection } from './pg/sql';
 import type { ActivityIo, DatabaseProvider } from './providers/provider';
 
@@ -15,7 +30,12 @@ import type { ActivityIo, DatabaseProvider } from './providers/provider';
  * restored database's owner may have set another, to put functions of its own before the built-in
  * ones); the plan's checks run as a login without superuser (runChecksWithoutSuperuser), beside them.
  */
-export async function verifyAgainstManifest(conn: PgConnection, manifest: BackupManifest, checks: SqlCheck[], io: ActivityIo): Promise<RestoreVerification> {
+export async function verifyAgainstManifest(
+  conn: PgConnection,
+  manifest: BackupManifest,
+  checks: SqlCheck[],
+  io: ActivityIo,
+): Promise<RestoreVerification> {
   const checked = runChecksWithoutSuperuser(conn, checks);
   checked.catch(() => undefined); // awaited below; until then a rejection is not unhandled
   return withClient(conn, (client) =>
@@ -29,7 +49,12 @@ export async function verifyAgainstManifest(conn: PgConnection, manifest: Backup
       // Physical restores (RDS, Cloud SQL) bring unlogged tables back empty: those are not compared.
       const physical = manifest.dumpFormat !== 'pg_dump-custom';
       const compared = manifest.tables.filter((t) => !(physical && t.unlogged) && present.has(t.table));
-      const expected = new Map(compared.map((t) => [present.get(t.table)!, { algorithm: t.algorithm ?? ('md5-text' as const), textColumns: t.textColumns }]));
+      const expected = new Map(
+        compared.map((t) => [
+          present.get(t.table)!,
+          { algorithm: t.algorithm ?? ('md5-text' as const), textColumns: t.textColumns },
+        ]),
+      );
       const quoted = [...expected.keys()];
       const stats = await allTableStats([client, second], quoted, {
         expected,
@@ -41,26 +66,53 @@ export async function verifyAgainstManifest(conn: PgConnection, manifest: Backup
       const tables: CheckResult[] = manifest.tables.map((want) => {
         const got = found.get(want.table);
         if (physical && want.unlogged && present.has(want.table)) {
-          return { name: want.table, ok: true, notCompared: true, detail: `not compared: an unlogged table, which a restore from a platform snapshot brings back empty (the backup had ${want.rows} rows)` };
+          return {
+            name: want.table,
+            ok: true,
+            notCompared: true,
+            detail: `not compared: an unlogged table, which a restore from a platform snapshot brings back empty (the backup had ${want.rows} rows)`,
+          };
         }
         if (!got) return { name: want.table, ok: false, detail: 'missing from the restored database' };
-        if (isUnreadable(got)) return { name: want.table, ok: true, notCompared: true, detail: `not compared: ${got.unreadable}` };
-        if (got.rows !== want.rows) return { name: want.table, ok: false, detail: `${got.rows} rows; the backup had ${want.rows}${snapshotWindow}` };
-        if (got.checksum !== want.checksum) return { name: want.table, ok: false, detail: `${got.rows} rows but content checksum differs from the backup's${snapshotWindow}` };
+        if (isUnreadable(got))
+          return { name: want.table, ok: true, notCompared: true, detail: `not compared: ${got.unreadable}` };
+        if (got.rows !== want.rows)
+          return {
+            name: want.table,
+            ok: false,
+            detail: `${got.rows} rows; the backup had ${want.rows}${snapshotWindow}`,
+          };
+        if (got.checksum !== want.checksum)
+          return {
+            name: want.table,
+            ok: false,
+            detail: `${got.rows} rows but content checksum differs from the backup's${snapshotWindow}`,
+          };
         return { name: want.table, ok: true, detail: `${got.rows} rows, checksum matches` };
       });
-      if (tables.length === 0) tables.push({ name: '(tables)', ok: false, detail: 'the manifest lists no tables: nothing was verified' });
+      if (tables.length === 0)
+        tables.push({ name: '(tables)', ok: false, detail: 'the manifest lists no tables: nothing was verified' });
       // Sequences and large objects, where the manifest recorded them (older ones did not).
       const window = physical ? 'the snapshot' : 'the dump';
-      const sequences = manifest.sequences ? compareSequences(manifest.sequences, await sequenceStats(client), window) : [];
-      const largeObjects = manifest.largeObjects ? [compareLargeObjects(manifest.largeObjects, await largeObjectStats(client), window)] : [];
+      const sequences = manifest.sequences
+        ? compareSequences(manifest.sequences, await sequenceStats(client), window)
+        : [];
+      const largeObjects = manifest.largeObjects
+        ? [compareLargeObjects(manifest.largeObjects, await largeObjectStats(client), window)]
+        : [];
       const newest = await newestCanary(client);
       for (const c of [client, second]) await c.query('commit');
       // Owners, privileges and roles, where the manifest records them (older ones do not: no check);
       // once the checks' own login, which holds a grant while they run, is gone.
       const checkResults = await checked;
       const access = await compareAccess(client, manifest);
-      return { tables, objects: [...sequences, ...largeObjects], checks: checkResults, newestCanary: newest, ...(manifest.access && { access }) };
+      return {
+        tables,
+        objects: [...sequences, ...largeObjects],
+        checks: checkResults,
+        newestCanary: newest,
+        ...(manifest.access && { access }),
+      };
     }),
   );
 }
@@ -73,9 +125,14 @@ export async function connectOrExplain(p: DatabaseProvider, target: DatabaseTarg
   } catch (err) {
     const code = (err as { code?: string }).code;
     if (code === '3D000') {
-      throw verdict(ErrorType.DatabaseNotFound, `database ${target.database} does not exist in region ${target.region.name}`);
+      throw verdict(
+        ErrorType.DatabaseNotFound,
+        `database ${target.database} does not exist in region ${target.region.name}`,
+      );
     }
-    throw new Error(`cannot reach ${target.database} in ${target.region.name} at ${conn.host}:${conn.port}: ${(err as Error).message}`);
+    throw new Error(
+      `cannot reach ${target.database} in ${target.region.name} at ${conn.host}:${conn.port}: ${(err as Error).message}`,
+    );
   }
   return conn;
 }

@@ -60,19 +60,30 @@ export async function sweepScratch(options: SweepOptions): Promise<SweepOutcome>
         seen.add(key);
       }
     } catch (err) {
-      outcome.failed.push({ region: region.name, name: '*', error: `could not list scratch instances: ${(err as Error).message}` });
+      outcome.failed.push({
+        region: region.name,
+        name: '*',
+        error: `could not list scratch instances: ${(err as Error).message}`,
+      });
     }
   }
   if (found.length === 0) return outcome;
 
   const running = await drillsByTag(options.client, `WorkflowType = 'drill' AND ExecutionStatus = 'Running'`);
   const since = new Date(Date.now() - (options.lookBackDays ?? 30) * 86_400_000).toISOString();
-  const closed = await drillsByTag(options.client, `WorkflowType = 'drill' AND ExecutionStatus != 'Running' AND CloseTime > ${visibilityString(since)}`);
+  const closed = await drillsByTag(
+    options.client,
+    `WorkflowType = 'drill' AND ExecutionStatus != 'Running' AND CloseTime > ${visibilityString(since)}`,
+  );
 
   for (const { region, name } of found) {
     const tag = SCRATCH_NAME.exec(name)?.[1];
     if (!tag) {
-      outcome.kept.push({ region: region.name, name, reason: 'not named as a drill scratch instance (drill-<run tag>)' });
+      outcome.kept.push({
+        region: region.name,
+        name,
+        reason: 'not named as a drill scratch instance (drill-<run tag>)',
+      });
       continue;
     }
     const live = running.get(tag);
@@ -93,7 +104,10 @@ export async function sweepScratch(options: SweepOptions): Promise<SweepOutcome>
     try {
       const existed = await options.provider(region).dropScratch({ name, region, database: '' });
       if (existed) outcome.deleted.push({ region: region.name, name, drill: drillOf(owner) });
-      options.logger?.warn({ region: region.name, scratch: name, drill: owner.workflowId, status: owner.status }, 'swept a scratch instance whose drill is no longer running');
+      options.logger?.warn(
+        { region: region.name, scratch: name, drill: owner.workflowId, status: owner.status },
+        'swept a scratch instance whose drill is no longer running',
+      );
     } catch (err) {
       outcome.failed.push({ region: region.name, name, error: (err as Error).message });
     }
@@ -108,5 +122,9 @@ async function drillsByTag(client: Client, query: string): Promise<Map<string, R
 }
 
 function drillOf(run: RunSighting): SweptInstance['drill'] {
-  return { workflowId: run.workflowId, runId: run.runId, status: run.status.replace(/^WORKFLOW_EXECUTION_STATUS_/, '') };
+  return {
+    workflowId: run.workflowId,
+    runId: run.runId,
+    status: run.status.replace(/^WORKFLOW_EXECUTION_STATUS_/, ''),
+  };
 }

@@ -11,7 +11,11 @@ export function resolveSecret(ref: string, env: SecretSource): string {
   if (ref.startsWith('env:')) {
     const name = ref.slice(4);
     const value = env[name];
-    if (!value) throw verdict(ErrorType.InvalidInput, `credentials reference ${ref}: ${name} is not set in this worker's environment`);
+    if (!value)
+      throw verdict(
+        ErrorType.InvalidInput,
+        `credentials reference ${ref}: ${name} is not set in this worker's environment`,
+      );
     return value;
   }
   if (ref.startsWith('file:/')) {
@@ -19,14 +23,28 @@ export function resolveSecret(ref: string, env: SecretSource): string {
     try {
       return readFileSync(path, 'utf8').replace(/\r?\n$/, '');
     } catch (err) {
-      throw verdict(ErrorType.InvalidInput, `credentials reference ${ref}: cannot be read by this worker (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+      throw verdict(
+        ErrorType.InvalidInput,
+        `credentials reference ${ref}: cannot be read by this worker (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
+      );
     }
   }
   // Never echo the value: a password pasted where a reference belongs must not reach a log.
-  throw verdict(ErrorType.InvalidInput, 'a credentials password is not a reference; expected env:VARIABLE or file:/absolute/path');
+  throw verdict(
+    ErrorType.InvalidInput,
+    'a credentials password is not a reference; expected env:VARIABLE or file:/absolute/path',
+  );
 }
 
-export function resolveCredentials(ref: CredentialsRef | undefined, env: SecretSource, what: string): { user: string; password: string } {
-  if (!ref) throw verdict(ErrorType.InvalidInput, `${what} has no credentials in the plan; expected { user, password: env:VARIABLE }`);
+export function resolveCredentials(
+  ref: CredentialsRef | undefined,
+  env: SecretSource,
+  what: string,
+): { user: string; password: string } {
+  if (!ref)
+    throw verdict(
+      ErrorType.InvalidInput,
+      `${what} has no credentials in the plan; expected { user, password: env:VARIABLE }`,
+    );
   return { user: ref.user, password: resolveSecret(ref.password, env) };
 }

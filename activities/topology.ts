@@ -29,7 +29,8 @@ export class TopologyStore {
   constructor(private readonly home: string) {}
 
   path(set: string): string {
-    if (!/^[a-z0-9][a-z0-9-]*$/.test(set)) throw new Error(`replication set name ${JSON.stringify(set)} is not a plain lowercase name`);
+    if (!/^[a-z0-9][a-z0-9-]*$/.test(set))
+      throw new Error(`replication set name ${JSON.stringify(set)} is not a plain lowercase name`);
     return join(this.home, 'topology', `${set}.json`);
   }
 
@@ -43,7 +44,9 @@ export class TopologyStore {
   write(next: Omit<Topology, 'epoch' | 'updatedAt' | 'primarySinceEpoch'>, previousEpoch: number): Topology {
     const current = this.read(next.set);
     if ((current?.epoch ?? 0) !== previousEpoch) {
-      throw new TopologyConflictError(`topology of ${next.set} changed under us: epoch is ${current?.epoch ?? 0}, expected ${previousEpoch}`);
+      throw new TopologyConflictError(
+        `topology of ${next.set} changed under us: epoch is ${current?.epoch ?? 0}, expected ${previousEpoch}`,
+      );
     }
     const epoch = previousEpoch + 1;
     const primarySinceEpoch = current && sameNode(current.primary, next.primary) ? current.primarySinceEpoch : epoch;
@@ -55,16 +58,30 @@ export class TopologyStore {
   }
 
   /** Moves the pointer to `next`; a retry of a write that already landed returns the record as is. */
-  repoint(set: string, next: Pick<Topology, 'primary' | 'standby' | 'fenced'>, expectedEpoch: number, by: string): Topology {
+  repoint(
+    set: string,
+    next: Pick<Topology, 'primary' | 'standby' | 'fenced'>,
+    expectedEpoch: number,
+    by: string,
+  ): Topology {
     const current = this.read(set);
     const fencedKey = (nodes: NodeRef[]) => nodes.map(nodeLabel).sort().join(',');
-    if (current && sameOrBothNull(current.primary, next.primary) && sameOrBothNull(current.standby, next.standby) && fencedKey(current.fenced) === fencedKey(next.fenced)) {
+    if (
+      current &&
+      sameOrBothNull(current.primary, next.primary) &&
+      sameOrBothNull(current.standby, next.standby) &&
+      fencedKey(current.fenced) === fencedKey(next.fenced)
+    ) {
       return current;
     }
     try {
       return this.write({ set, ...next, updatedBy: by }, expectedEpoch);
     } catch (err) {
-      if (err instanceof TopologyConflictError) throw verdict(ErrorType.TopologyConflict, `${err.message}: another runbook changed the topology; re-read it and start again`);
+      if (err instanceof TopologyConflictError)
+        throw verdict(
+          ErrorType.TopologyConflict,
+          `${err.message}: another runbook changed the topology; re-read it and start again`,
+        );
       throw err;
     }
   }

@@ -52,7 +52,11 @@ export function numberAttribute(run: RunSighting, key: SearchAttributeKey<'DOUBL
 }
 
 /** Every run the query matches, page by page, at most `limit`. */
-export async function* listRuns(client: Client, query: string, options: { pageSize?: number; limit?: number } = {}): AsyncGenerator<RunSighting> {
+export async function* listRuns(
+  client: Client,
+  query: string,
+  options: { pageSize?: number; limit?: number } = {},
+): AsyncGenerator<RunSighting> {
   let nextPageToken: Uint8Array | undefined;
   let seen = 0;
   do {
@@ -96,7 +100,16 @@ function timeOf(t: { seconds?: unknown; nanos?: number | null } | null | undefin
   return new Date(Number(t.seconds) * 1000 + Math.floor((t.nanos ?? 0) / 1e6));
 }
 
-const STATUS = ['UNSPECIFIED', 'RUNNING', 'COMPLETED', 'FAILED', 'CANCELED', 'TERMINATED', 'CONTINUED_AS_NEW', 'TIMED_OUT'];
+const STATUS = [
+  'UNSPECIFIED',
+  'RUNNING',
+  'COMPLETED',
+  'FAILED',
+  'CANCELED',
+  'TERMINATED',
+  'CONTINUED_AS_NEW',
+  'TIMED_OUT',
+];
 
 function statusName(status: number | null | undefined): string {
   return `WORKFLOW_EXECUTION_STATUS_${STATUS[status ?? 0] ?? 'UNSPECIFIED'}`;

@@ -37,32 +37,35 @@ export function parseArgs(argv: string[]): Args {
     else if (a === '--all') args.all = true;
     else if (a === '--concurrency') {
       const value = optionValue(a, argv[++i], 'a number of drills at a time (1-50)');
-      if (!/^\d+$/.test(value) || Number(value) < 1 || Number(value) > 50) throw new UsageError(`--concurrency ${value}: expected a whole number from 1 to 50`);
+      if (!/^\d+$/.test(value) || Number(value) < 1 || Number(value) > 50)
+        throw new UsageError(`--concurrency ${value}: expected a whole number from 1 to 50`);
       args.concurrency = Number(value);
-    }
-    else if (a === '--planned' || a === '--unplanned' || a === '--zonal') {
+    } else if (a === '--planned' || a === '--unplanned' || a === '--zonal') {
       const mode = a === '--planned' ? 'planned' : a === '--unplanned' ? 'unplanned' : 'zonal';
-      if (args.mode && args.mode !== mode) throw new UsageError('--planned, --unplanned and --zonal exclude each other');
+      if (args.mode && args.mode !== mode)
+        throw new UsageError('--planned, --unplanned and --zonal exclude each other');
       args.mode = mode;
     } else if (a === '--yes' || a === '-y') args.yes = true;
     else if (a === '--discard-divergent') args.discardDivergent = true;
     else if (a === '--reason') args.reason = optionValue(a, argv[++i], 'a reason');
     else if (a === '--port') {
       const value = optionValue(a, argv[++i], 'a port number');
-      if (!/^\d+$/.test(value) || Number(value) < 1 || Number(value) > 65535) throw new UsageError(`--port ${value}: expected a whole number from 1 to 65535`);
+      if (!/^\d+$/.test(value) || Number(value) < 1 || Number(value) > 65535)
+        throw new UsageError(`--port ${value}: expected a whole number from 1 to 65535`);
       args.port = Number(value);
     } else if (a === '--host') args.host = optionValue(a, argv[++i], 'an address to listen on');
     else if (a === '--region') (args.regions ??= []).push(optionValue(a, argv[++i], 'a region name of the plan'));
-    else if (a === '--origin') (args.origins ??= []).push(optionValue(a, argv[++i], 'the Temporal UI origin, e.g. http://localhost:8233'));
+    else if (a === '--origin')
+      (args.origins ??= []).push(optionValue(a, argv[++i], 'the Temporal UI origin, e.g. http://localhost:8233'));
     else if (a === '--html') args.html = optionValue(a, argv[++i], 'an output file path, e.g. report.html');
     else if (a === '--md') args.md = optionValue(a, argv[++i], 'an output file path, e.g. report.md');
     else if (a === '--history') args.history = true;
     else if (a === '--last') {
       const value = optionValue(a, argv[++i], 'a number of drills (1-1000)');
-      if (!/^\d+$/.test(value) || Number(value) < 1 || Number(value) > 1000) throw new UsageError(`--last ${value}: expected a whole number from 1 to 1000`);
+      if (!/^\d+$/.test(value) || Number(value) < 1 || Number(value) > 1000)
+        throw new UsageError(`--last ${value}: expected a whole number from 1 to 1000`);
       args.last = Number(value);
-    }
-    else if (a === '-h' || a === '--help') args.help = true;
+    } else if (a === '-h' || a === '--help') args.help = true;
     else if (a.startsWith('-')) throw new UsageError(`unknown option ${a}`);
     else args.positional.push(a);
   }

@@ -1,19 +1,33 @@
 // Starting a runbook from the command line: start the workflow with its search attributes, show its
 // progress on a terminal, print the report, and turn the outcome into the exit code.
-import { WorkflowExecutionAlreadyStartedError, WorkflowFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
+import {
+  WorkflowExecutionAlreadyStartedError,
+  WorkflowFailedError,
+  type Client,
+  type WorkflowHandle,
+} from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
 import type { LifeboatEnv } from '../worker/env';
 import { connectClient, temporalTarget, uiLink } from '../worker/temporal';
 import type { Progress } from '../workflows/steps';
 import { DatabaseAttr, ProviderAttr, RunbookAttr, TriggeredByAttr } from '../workflows/search-attributes';
-import { ErrorType, RUNBOOK_TASK_QUEUE, topologyLockId, type CrossCloudInput, type RunbookReport } from '../workflows/types';
+import {
+  ErrorType,
+  RUNBOOK_TASK_QUEUE,
+  topologyLockId,
+  type CrossCloudInput,
+  type RunbookReport,
+} from '../workflows/types';
 import { ProgressView, renderReport } from '../services/evidence/terminal';
 import type { Args } from './args';
 import { whoAmI } from './context';
 
 /** A database whose DR side is on another cloud moves by restore (workflows/cross-cloud.ts). */
 export function startCrossCloud(env: LifeboatEnv, args: Args, input: CrossCloudInput): Promise<number> {
-  const verb = input.direction === 'failover' ? `${input.mode === 'planned' ? 'Planned' : 'Unplanned'} cross-cloud failover` : 'Cross-cloud failback';
+  const verb =
+    input.direction === 'failover'
+      ? `${input.mode === 'planned' ? 'Planned' : 'Unplanned'} cross-cloud failover`
+      : 'Cross-cloud failback';
   return runRunbook(env, args, {
     runbook: input.direction,
     workflowType: 'crossCloudFailover',
@@ -34,7 +48,13 @@ export function runOnPrimary(
   input: { database: string; primary: { region: { provider: string } } },
   summary: string,
 ): Promise<number> {
-  return runRunbook(env, args, { runbook, database: input.database, input, provider: input.primary.region.provider, summary });
+  return runRunbook(env, args, {
+    runbook,
+    database: input.database,
+    input,
+    provider: input.primary.region.provider,
+    summary,
+  });
 }
 
 export interface RunbookStart {
@@ -57,7 +77,9 @@ export async function runRunbook(env: LifeboatEnv, args: Args, start: RunbookSta
   try {
     client = await connectClient(target);
   } catch (err) {
-    process.stderr.write(`cannot reach Temporal at ${target.connectionOptions.address}: ${(err as Error).message}\nstart the local stack with \`lifeboat dev up\`, or set TEMPORAL_ADDRESS\n`);
+    process.stderr.write(
+      `cannot reach Temporal at ${target.connectionOptions.address}: ${(err as Error).message}\nstart the local stack with \`lifeboat dev up\`, or set TEMPORAL_ADDRESS\n`,
+    );
     return 1;
   }
   const workflowId = start.workflowId ?? `lifeboat/${database}/${runbook}/${new Date().toISOString()}`;
@@ -87,9 +109,12 @@ export async function runRunbook(env: LifeboatEnv, args: Args, start: RunbookSta
   }
   const link = uiLink(target, handle.workflowId, handle.firstExecutionRunId, env.uiUrl);
   if (!args.json) process.stderr.write(`started ${workflowId}${link ? `\n  ${link}` : ''}\n`);
-  if (start.awaitsApproval) process.stderr.write(`waiting for approval: lifeboat approve ${workflowId}   (or start with --yes)\n`);
+  if (start.awaitsApproval)
+    process.stderr.write(`waiting for approval: lifeboat approve ${workflowId}   (or start with --yes)\n`);
   if (!(await hasPollers(client, target.namespace))) {
-    process.stderr.write(`warning: no worker is polling task queue "${RUNBOOK_TASK_QUEUE}"; the ${runbook} waits until one does (\`lifeboat dev up\` or \`lifeboat worker\`)\n`);
+    process.stderr.write(
+      `warning: no worker is polling task queue "${RUNBOOK_TASK_QUEUE}"; the ${runbook} waits until one does (\`lifeboat dev up\` or \`lifeboat worker\`)\n`,
+    );
   }
   const view = process.stdout.isTTY && !args.json ? watch(handle, start.workflowType ?? runbook, summary) : null;
   try {
@@ -103,7 +128,11 @@ export async function runRunbook(env: LifeboatEnv, args: Args, start: RunbookSta
     const cause = err instanceof WorkflowFailedError ? err.cause : err;
     const type = (cause as { type?: string } | undefined)?.type;
     const message = `${runbook} ${workflowId} failed: ${(cause as Error)?.message ?? String(cause)}`;
-    if (args.json) process.stdout.write(JSON.stringify({ workflowId, runbook, database, outcome: 'failed', reason: message, uiUrl: link }, null, 2) + '\n');
+    if (args.json)
+      process.stdout.write(
+        JSON.stringify({ workflowId, runbook, database, outcome: 'failed', reason: message, uiUrl: link }, null, 2) +
+          '\n',
+      );
     process.stderr.write(message + '\n');
     return type === ErrorType.InvalidInput ? 2 : 1;
   }

@@ -55,7 +55,10 @@ export async function startCodecServer(options: CodecServerOptions): Promise<Run
     );
   }
   for (const origin of options.origins) {
-    if (!isOrigin(origin)) throw new CodecConfigError(`--origin ${origin} is not an origin; expected scheme://host[:port] with no path, e.g. http://localhost:8233`);
+    if (!isOrigin(origin))
+      throw new CodecConfigError(
+        `--origin ${origin} is not an origin; expected scheme://host[:port] with no path, e.g. http://localhost:8233`,
+      );
   }
   const codec = new AesGcmCodec(options.keys);
   const log = options.logger.child({ component: 'codec-server' });
@@ -78,7 +81,15 @@ export async function startCodecServer(options: CodecServerOptions): Promise<Run
       }
     }
     // Method, route, status and counts only: payloads, even encrypted ones, are never logged.
-    const entry = { method: req.method, path: req.url?.split('?')[0], status: res.statusCode, payloads, namespace: req.headers['x-namespace'], origin: req.headers.origin, ms: Date.now() - started };
+    const entry = {
+      method: req.method,
+      path: req.url?.split('?')[0],
+      status: res.statusCode,
+      payloads,
+      namespace: req.headers['x-namespace'],
+      origin: req.headers.origin,
+      ms: Date.now() - started,
+    };
     if (reason) log.warn({ ...entry, reason }, 'codec request refused');
     else log.debug(entry, 'codec request');
   };
@@ -87,13 +98,28 @@ export async function startCodecServer(options: CodecServerOptions): Promise<Run
   server.requestTimeout = 30_000;
   await new Promise<void>((resolve, reject) => {
     server.once('error', (err: NodeJS.ErrnoException) =>
-      reject(err.code === 'EADDRINUSE' ? new CodecConfigError(`codec server: port ${options.port} on ${host} is taken; stop what uses it, or pass --port (or set LIFEBOAT_CODEC_PORT)`) : err),
+      reject(
+        err.code === 'EADDRINUSE'
+          ? new CodecConfigError(
+              `codec server: port ${options.port} on ${host} is taken; stop what uses it, or pass --port (or set LIFEBOAT_CODEC_PORT)`,
+            )
+          : err,
+      ),
     );
     server.listen(options.port, host === 'localhost' ? '127.0.0.1' : host, () => resolve());
   });
   const port = (server.address() as AddressInfo).port;
   const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
-  log.info({ url, origins: options.origins, auth: options.token ? 'bearer token' : 'none (loopback only)', keys: options.keys.ids, encryptingKey: options.keys.encryptingId }, 'codec server ready');
+  log.info(
+    {
+      url,
+      origins: options.origins,
+      auth: options.token ? 'bearer token' : 'none (loopback only)',
+      keys: options.keys.ids,
+      encryptingKey: options.keys.encryptingId,
+    },
+    'codec server ready',
+  );
   return { url, port, close: () => closeServer(server) };
 }
 
@@ -109,20 +135,28 @@ async function handle(req: IncomingMessage, res: ServerResponse, ctx: Context): 
   const origin = req.headers.origin;
   if (origin !== undefined && !ctx.origins.includes(origin)) {
     // No CORS headers: the browser will not let that page read anything, even this refusal.
-    throw new HttpError(403, `origin ${origin} is not allowed; start the codec server with --origin ${origin} if that is your Temporal UI`);
+    throw new HttpError(
+      403,
+      `origin ${origin} is not allowed; start the codec server with --origin ${origin} if that is your Temporal UI`,
+    );
   }
   corsHeaders(req, res, ctx.origins);
   const route = routeOf(req.url);
   if (req.method === 'OPTIONS') {
     // A preflight carries no Authorization header (browsers strip it): answered before the token check.
-    if (req.headers['access-control-request-private-network'] === 'true') res.setHeader('Access-Control-Allow-Private-Network', 'true');
+    if (req.headers['access-control-request-private-network'] === 'true')
+      res.setHeader('Access-Control-Allow-Private-Network', 'true');
     res.writeHead(204).end();
     return 0;
   }
-  if (route !== 'encode' && route !== 'decode') throw new HttpError(404, 'not found; the codec server answers POST .../encode and POST .../decode');
-  if (req.method !== 'POST') throw new HttpError(405, `${req.method} is not allowed; use POST`, { Allow: 'POST, OPTIONS' });
+  if (route !== 'encode' && route !== 'decode')
+    throw new HttpError(404, 'not found; the codec server answers POST .../encode and POST .../decode');
+  if (req.method !== 'POST')
+    throw new HttpError(405, `${req.method} is not allowed; use POST`, { Allow: 'POST, OPTIONS' });
   if (ctx.token && !tokenMatches(req.headers.authorization, ctx.token)) {
-    throw new HttpError(401, 'missing or wrong token; send Authorization: Bearer <token>', { 'WWW-Authenticate': 'Bearer realm="lifeboat-codec"' });
+    throw new HttpError(401, 'missing or wrong token; send Authorization: Bearer <token>', {
+      'WWW-Authenticate': 'Bearer realm="lifeboat-codec"',
+    });
   }
   const payloads = parsePayloads(await readBody(req, ctx.limit));
   let result: Payload[];
@@ -132,7 +166,11 @@ async function handle(req: IncomingMessage, res: ServerResponse, ctx: Context): 
     if (err instanceof PayloadDecryptError) throw new HttpError(400, err.message);
     throw err;
   }
-  sendJson(res, 200, { payloads: result.map((p) => temporal.api.common.v1.Payload.toObject(temporal.api.common.v1.Payload.fromObject(p), { bytes: String })) });
+  sendJson(res, 200, {
+    payloads: result.map((p) =>
+      temporal.api.common.v1.Payload.toObject(temporal.api.common.v1.Payload.fromObject(p), { bytes: String }),
+    ),
+  });
   return payloads.length;
 }
 
@@ -203,7 +241,11 @@ function parsePayloads(body: Buffer): Payload[] {
 
 function sendJson(res: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);
-  res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text), 'Cache-Control': 'no-store' });
+  res.writeHead(status, {
+    'Content-Type': 'application/json',
+    'Content-Length': Buffer.byteLength(text),
+    'Cache-Control': 'no-store',
+  });
   res.end(text);
 }
 

@@ -44,10 +44,15 @@ export function desiredSchedules(plan: LoadedPlan): DesiredSchedule[] {
             ? backupInput(plan, database, { triggeredBy })
             : readinessInput(plan, database, { triggeredBy });
       const spec = {
-        ...(cadence.every !== undefined ? { intervals: [{ every: cadence.every * 1000 }] } : { cronExpressions: [cadence.cron!] }),
+        ...(cadence.every !== undefined
+          ? { intervals: [{ every: cadence.every * 1000 }] }
+          : { cronExpressions: [cadence.cron!] }),
         ...(cadence.jitter !== undefined && { jitter: cadence.jitter * 1000 }),
       };
-      const policies = { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: (db.schedule?.catchupWindow ?? 3600) * 1000 };
+      const policies = {
+        overlap: ScheduleOverlapPolicy.SKIP,
+        catchupWindow: (db.schedule?.catchupWindow ?? 3600) * 1000,
+      };
       const digest = createHash('sha256').update(JSON.stringify({ spec, policies, input })).digest('hex');
       out.push({
         scheduleId,
@@ -151,21 +156,29 @@ export async function listSchedules(client: Client): Promise<ScheduleRow[]> {
       paused: d.state.paused,
       note: d.state.note ?? null,
       nextRuns: d.info.nextActionTimes.slice(0, 3).map((t) => t.toISOString()),
-      recentRuns: d.info.recentActions.slice(-3).map((a) => ({ workflowId: a.action.workflow.workflowId, scheduledAt: a.scheduledAt.toISOString() })),
+      recentRuns: d.info.recentActions
+        .slice(-3)
+        .map((a) => ({ workflowId: a.action.workflow.workflowId, scheduledAt: a.scheduledAt.toISOString() })),
     });
   }
   return rows;
 }
 
 /** pause | unpause | trigger of one schedule by its ID; a missing one is a usage error for the CLI. */
-export async function actOnSchedule(client: Client, action: 'pause' | 'unpause' | 'trigger', scheduleId: string, note: string): Promise<void> {
+export async function actOnSchedule(
+  client: Client,
+  action: 'pause' | 'unpause' | 'trigger',
+  scheduleId: string,
+  note: string,
+): Promise<void> {
   const handle = client.schedule.getHandle(scheduleId);
   try {
     if (action === 'pause') await handle.pause(note);
     else if (action === 'unpause') await handle.unpause(note);
     else await handle.trigger(ScheduleOverlapPolicy.ALLOW_ALL);
   } catch (err) {
-    if (err instanceof ScheduleNotFoundError) throw new ScheduleMissing(`no schedule ${scheduleId}; \`lifeboat schedule list\` shows Lifeboat's schedules`);
+    if (err instanceof ScheduleNotFoundError)
+      throw new ScheduleMissing(`no schedule ${scheduleId}; \`lifeboat schedule list\` shows Lifeboat's schedules`);
     throw err;
   }
 }

@@ -25,7 +25,14 @@ export async function status(env: LifeboatEnv, plan: LoadedPlan, database: strin
   const db = databaseOf(plan, database);
   const home = planRegions(plan).find((r) => r.name === db.primary.region)!;
   const provider = buildProviders(env)[home.provider];
-  const nodes: Array<{ node: string; role: string; detail: string; writable: boolean; lagBytes: number | null; lagSeconds: number | null }> = [];
+  const nodes: Array<{
+    node: string;
+    role: string;
+    detail: string;
+    writable: boolean;
+    lagBytes: number | null;
+    lagSeconds: number | null;
+  }> = [];
   let topologyNote: string | null = null;
   if (db.dr.standby) {
     const set = replicaSetOf(plan, database);
@@ -37,10 +44,20 @@ export async function status(env: LifeboatEnv, plan: LoadedPlan, database: strin
       const add = async (node: NodeRef | null, role: string, primary: NodeRef | null) => {
         if (!node) return;
         const s = await provider.nodeStatus(node);
-        const lag = primary && role === 'standby' && s.reachable ? await provider.replicationLag(primary, node).catch(() => null) : null;
+        const lag =
+          primary && role === 'standby' && s.reachable
+            ? await provider.replicationLag(primary, node).catch(() => null)
+            : null;
         // A fenced node that takes writes is a fence violation: the worker of its region fences it again.
         const detail = role === 'fenced' && s.writable ? `FENCE VIOLATION: ${s.detail} (listed as fenced)` : s.detail;
-        nodes.push({ node: `${node.region}/${node.name}`, role, detail, writable: s.writable, lagBytes: lag?.lagBytes ?? null, lagSeconds: lag?.lagSeconds ?? null });
+        nodes.push({
+          node: `${node.region}/${node.name}`,
+          role,
+          detail,
+          writable: s.writable,
+          lagBytes: lag?.lagBytes ?? null,
+          lagSeconds: lag?.lagSeconds ?? null,
+        });
       };
       await add(topology.primary, 'primary', null);
       await add(topology.standby, 'standby', topology.primary);
@@ -50,9 +67,26 @@ export async function status(env: LifeboatEnv, plan: LoadedPlan, database: strin
   } else if (recoversByRestore(plan, database)) {
     // Across clouds there is no standby: the record says which side serves the database now.
     const record = new TopologyStore(env.home).read(recordNameOf(database));
-    const serving = record?.primary ? `${record.primary.region}/${record.primary.name}` : `${db.primary.region}/${db.primary.instance ?? 'server'}`;
-    nodes.push({ node: serving, role: 'primary', detail: `${record ? `serving since ${record.updatedAt}` : 'home (never moved)'}; not probed`, writable: true, lagBytes: null, lagSeconds: null });
-    for (const f of record?.fenced ?? []) nodes.push({ node: `${f.region}/${f.name}`, role: 'fenced', detail: 'read-only since the move', writable: false, lagBytes: null, lagSeconds: null });
+    const serving = record?.primary
+      ? `${record.primary.region}/${record.primary.name}`
+      : `${db.primary.region}/${db.primary.instance ?? 'server'}`;
+    nodes.push({
+      node: serving,
+      role: 'primary',
+      detail: `${record ? `serving since ${record.updatedAt}` : 'home (never moved)'}; not probed`,
+      writable: true,
+      lagBytes: null,
+      lagSeconds: null,
+    });
+    for (const f of record?.fenced ?? [])
+      nodes.push({
+        node: `${f.region}/${f.name}`,
+        role: 'fenced',
+        detail: 'read-only since the move',
+        writable: false,
+        lagBytes: null,
+        lagSeconds: null,
+      });
     topologyNote = `cross-cloud: recovers from portable backups into ${db.dr.region} (no standby; RPO is the newest copy's age)`;
   } else {
     // The primary's server: the local region's own, or the RDS instance the plan names.
@@ -66,8 +100,17 @@ export async function status(env: LifeboatEnv, plan: LoadedPlan, database: strin
             location: String(home.settings?.[home.provider === 'gcp' ? 'project' : 'awsRegion']),
             ...(db.primary.credentials && { credentials: db.primary.credentials }),
           };
-    const s = db.primary.cluster ? { detail: 'Aurora cluster: not probed (status needs dr.globalCluster)', writable: false } : await provider.nodeStatus(node);
-    nodes.push({ node: `${node.region}/${node.name}`, role: 'primary', detail: s.detail, writable: s.writable, lagBytes: null, lagSeconds: null });
+    const s = db.primary.cluster
+      ? { detail: 'Aurora cluster: not probed (status needs dr.globalCluster)', writable: false }
+      : await provider.nodeStatus(node);
+    nodes.push({
+      node: `${node.region}/${node.name}`,
+      role: 'primary',
+      detail: s.detail,
+      writable: s.writable,
+      lagBytes: null,
+      lagSeconds: null,
+    });
     topologyNote = 'no standby (dr.standby is false): backups and drills only';
   }
 
@@ -99,11 +142,20 @@ export async function status(env: LifeboatEnv, plan: LoadedPlan, database: strin
 
   const writablePrimaries = nodes.filter((n) => n.writable).length;
   if (json) {
-    process.stdout.write(JSON.stringify({ database, nodes, topology: topologyNote, writablePrimaries, lastDrill, lastFailover, temporal: temporalNote }, null, 2) + '\n');
+    process.stdout.write(
+      JSON.stringify(
+        { database, nodes, topology: topologyNote, writablePrimaries, lastDrill, lastFailover, temporal: temporalNote },
+        null,
+        2,
+      ) + '\n',
+    );
   } else {
     const out: string[] = [`${database}: ${topologyNote ?? ''}`];
     for (const n of nodes) {
-      const lag = n.role === 'standby' ? `  lag ${n.lagBytes ?? '?'} bytes, ${n.lagSeconds === null ? '?' : formatSeconds(n.lagSeconds)}` : '';
+      const lag =
+        n.role === 'standby'
+          ? `  lag ${n.lagBytes ?? '?'} bytes, ${n.lagSeconds === null ? '?' : formatSeconds(n.lagSeconds)}`
+          : '';
       out.push(`  ${n.role.padEnd(8)} ${n.node.padEnd(32)} ${n.detail}${lag}`);
     }
     if (writablePrimaries > 1) out.push(`  DANGER: ${writablePrimaries} writable primaries`);

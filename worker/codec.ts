@@ -52,12 +52,16 @@ export class CodecKeys {
       if (line === '' || line.startsWith('#')) return;
       const where = `${source} line ${index + 1}`;
       const fields = line.split(/\s+/);
-      if (fields.length !== 2) throw new CodecConfigError(`${where}: expected "<key-id> <base64 key>" (two fields), got ${fields.length}`);
+      if (fields.length !== 2)
+        throw new CodecConfigError(`${where}: expected "<key-id> <base64 key>" (two fields), got ${fields.length}`);
       const [id, encoded] = fields as [string, string];
       addKey(keys, id, encoded, where);
     });
     const first = keys.keys().next();
-    if (first.done) throw new CodecConfigError(`${source} holds no key; expected lines of "<key-id> <base64 of 32 random bytes>" (make one with: echo "k1 $(openssl rand -base64 32)")`);
+    if (first.done)
+      throw new CodecConfigError(
+        `${source} holds no key; expected lines of "<key-id> <base64 of 32 random bytes>" (make one with: echo "k1 $(openssl rand -base64 32)")`,
+      );
     return new CodecKeys(keys, first.value, source);
   }
 
@@ -98,11 +102,20 @@ export class CodecKeys {
 }
 
 function addKey(keys: Map<string, Buffer>, id: string, encoded: string, where: string): void {
-  if (!KEY_ID.test(id)) throw new CodecConfigError(`${where}: key id "${id}" is not valid; expected 1-64 of letters, digits, ".", "_", "-", starting with a letter or digit`);
+  if (!KEY_ID.test(id))
+    throw new CodecConfigError(
+      `${where}: key id "${id}" is not valid; expected 1-64 of letters, digits, ".", "_", "-", starting with a letter or digit`,
+    );
   if (keys.has(id)) throw new CodecConfigError(`${where}: key id "${id}" appears twice; each key needs its own id`);
-  if (!BASE64.test(encoded)) throw new CodecConfigError(`${where}: the key of "${id}" is not base64; expected base64 of 32 random bytes (openssl rand -base64 32)`);
+  if (!BASE64.test(encoded))
+    throw new CodecConfigError(
+      `${where}: the key of "${id}" is not base64; expected base64 of 32 random bytes (openssl rand -base64 32)`,
+    );
   const key = Buffer.from(encoded, 'base64');
-  if (key.length !== KEY_BYTES) throw new CodecConfigError(`${where}: the key of "${id}" is ${key.length} bytes; AES-256 needs exactly ${KEY_BYTES} (openssl rand -base64 32)`);
+  if (key.length !== KEY_BYTES)
+    throw new CodecConfigError(
+      `${where}: the key of "${id}" is ${key.length} bytes; AES-256 needs exactly ${KEY_BYTES} (openssl rand -base64 32)`,
+    );
   keys.set(id, key);
 }
 
@@ -112,10 +125,14 @@ export function readPrivateFile(path: string, what: string): string {
   try {
     mode = statSync(path).mode & 0o777;
   } catch (err) {
-    throw new CodecConfigError(`${what} ${path} cannot be read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    throw new CodecConfigError(
+      `${what} ${path} cannot be read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+    );
   }
   if (mode & 0o077) {
-    throw new CodecConfigError(`${what} ${path} has mode 0${mode.toString(8)}; it must not be open to group or others (expected 0600): chmod 600 ${path}`);
+    throw new CodecConfigError(
+      `${what} ${path} has mode 0${mode.toString(8)}; it must not be open to group or others (expected 0600): chmod 600 ${path}`,
+    );
   }
   return readFileSync(path, 'utf8');
 }
@@ -126,7 +143,8 @@ export function newKeyLine(id: string): string {
   return `${id} ${randomBytes(KEY_BYTES).toString('base64')}`;
 }
 
-const text = (bytes: Uint8Array | null | undefined): string | undefined => (bytes ? Buffer.from(bytes).toString('utf8') : undefined);
+const text = (bytes: Uint8Array | null | undefined): string | undefined =>
+  bytes ? Buffer.from(bytes).toString('utf8') : undefined;
 
 /**
  * AES-256-GCM over the serialized Payload, a random 12-byte IV per payload, the key id and cipher
@@ -141,7 +159,9 @@ export class AesGcmCodec implements PayloadCodec {
   }
 
   async decode(payloads: Payload[]): Promise<Payload[]> {
-    return payloads.map((payload) => (text(payload.metadata?.[METADATA_ENCODING_KEY]) === ENCRYPTED_ENCODING ? this.open(payload) : payload));
+    return payloads.map((payload) =>
+      text(payload.metadata?.[METADATA_ENCODING_KEY]) === ENCRYPTED_ENCODING ? this.open(payload) : payload,
+    );
   }
 
   private seal(payload: Payload): Payload {
@@ -163,9 +183,15 @@ export class AesGcmCodec implements PayloadCodec {
 
   private open(payload: Payload): Payload {
     const id = text(payload.metadata?.[KEY_ID_METADATA]);
-    if (!id) throw new PayloadDecryptError(`an encrypted payload has no ${KEY_ID_METADATA} metadata; cannot tell which key sealed it`);
+    if (!id)
+      throw new PayloadDecryptError(
+        `an encrypted payload has no ${KEY_ID_METADATA} metadata; cannot tell which key sealed it`,
+      );
     const cipherName = text(payload.metadata?.[CIPHER_METADATA]) ?? CIPHER;
-    if (cipherName !== CIPHER) throw new PayloadDecryptError(`a payload sealed with key "${id}" uses cipher "${cipherName}"; Lifeboat reads only ${CIPHER}`);
+    if (cipherName !== CIPHER)
+      throw new PayloadDecryptError(
+        `a payload sealed with key "${id}" uses cipher "${cipherName}"; Lifeboat reads only ${CIPHER}`,
+      );
     const key = this.keys.key(id);
     if (!key) {
       throw new PayloadDecryptError(
@@ -174,7 +200,10 @@ export class AesGcmCodec implements PayloadCodec {
       );
     }
     const data = Buffer.from(payload.data ?? []);
-    if (data.length < IV_BYTES + TAG_BYTES) throw new PayloadDecryptError(`a payload sealed with key "${id}" is ${data.length} bytes, too short to be ${CIPHER} data`);
+    if (data.length < IV_BYTES + TAG_BYTES)
+      throw new PayloadDecryptError(
+        `a payload sealed with key "${id}" is ${data.length} bytes, too short to be ${CIPHER} data`,
+      );
     const decipher = createDecipheriv('aes-256-gcm', key, data.subarray(0, IV_BYTES));
     decipher.setAAD(associatedData(id));
     decipher.setAuthTag(data.subarray(data.length - TAG_BYTES));
@@ -182,7 +211,9 @@ export class AesGcmCodec implements PayloadCodec {
     try {
       plaintext = Buffer.concat([decipher.update(data.subarray(IV_BYTES, data.length - TAG_BYTES)), decipher.final()]);
     } catch {
-      throw new PayloadDecryptError(`a payload sealed with key "${id}" failed authentication: it was altered or corrupted, or the key under that id changed`);
+      throw new PayloadDecryptError(
+        `a payload sealed with key "${id}" failed authentication: it was altered or corrupted, or the key under that id changed`,
+      );
     }
     return temporal.api.common.v1.Payload.decode(plaintext);
   }
@@ -219,7 +250,10 @@ export function codecSettings(env: NodeJS.ProcessEnv, home: string): CodecSettin
   const defaultKeyFile = join(home, 'codec-keys');
   const file = env.LIFEBOAT_CODEC_KEYS_FILE || undefined;
   const value = env.LIFEBOAT_CODEC_KEY || undefined;
-  if (file && value) throw new CodecConfigError('LIFEBOAT_CODEC_KEYS_FILE and LIFEBOAT_CODEC_KEY are both set; set one (a key file holds several keys for rotation)');
+  if (file && value)
+    throw new CodecConfigError(
+      'LIFEBOAT_CODEC_KEYS_FILE and LIFEBOAT_CODEC_KEY are both set; set one (a key file holds several keys for rotation)',
+    );
   const keys = file
     ? CodecKeys.fromFile(resolve(file))
     : value
@@ -229,13 +263,19 @@ export function codecSettings(env: NodeJS.ProcessEnv, home: string): CodecSettin
         : undefined;
   const rawPort = env.LIFEBOAT_CODEC_PORT || '8234';
   const port = /^\d+$/.test(rawPort) ? Number(rawPort) : NaN;
-  if (!(port >= 1 && port <= 65535)) throw new CodecConfigError(`LIFEBOAT_CODEC_PORT=${rawPort} is not a port; expected an integer from 1 to 65535`);
+  if (!(port >= 1 && port <= 65535))
+    throw new CodecConfigError(`LIFEBOAT_CODEC_PORT=${rawPort} is not a port; expected an integer from 1 to 65535`);
   const token = env.LIFEBOAT_CODEC_SERVER_TOKEN || undefined;
   const tokenFile = env.LIFEBOAT_CODEC_SERVER_TOKEN_FILE || undefined;
-  if (token && tokenFile) throw new CodecConfigError('LIFEBOAT_CODEC_SERVER_TOKEN and LIFEBOAT_CODEC_SERVER_TOKEN_FILE are both set; set one');
+  if (token && tokenFile)
+    throw new CodecConfigError(
+      'LIFEBOAT_CODEC_SERVER_TOKEN and LIFEBOAT_CODEC_SERVER_TOKEN_FILE are both set; set one',
+    );
   const serverToken = tokenFile ? readPrivateFile(resolve(tokenFile), 'codec server token file').trim() : token;
   if (serverToken !== undefined && serverToken.length < 16) {
-    throw new CodecConfigError(`the codec server token (${tokenFile ?? 'LIFEBOAT_CODEC_SERVER_TOKEN'}) is ${serverToken.length} characters; expected at least 16 (openssl rand -hex 32)`);
+    throw new CodecConfigError(
+      `the codec server token (${tokenFile ?? 'LIFEBOAT_CODEC_SERVER_TOKEN'}) is ${serverToken.length} characters; expected at least 16 (openssl rand -hex 32)`,
+    );
   }
   return { keys, defaultKeyFile, port, serverToken };
 }

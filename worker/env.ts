@@ -60,8 +60,12 @@ export function loadEnv(env: NodeJS.ProcessEnv = process.env): LifeboatEnv {
     rdsCaFile: env.LIFEBOAT_RDS_CA_FILE || undefined,
     cloudSqlApi: env.LIFEBOAT_CLOUDSQL_API ? cloudSqlApi(env.LIFEBOAT_CLOUDSQL_API) : undefined,
     webhookUrl: env.LIFEBOAT_WEBHOOK_URL ? webhookUrl(env.LIFEBOAT_WEBHOOK_URL) : undefined,
-    webhookSecret: env.LIFEBOAT_WEBHOOK_URL ? webhookSecret(env, resolve(env.LIFEBOAT_HOME ?? join(root, '.lifeboat'))) : undefined,
-    metrics: env.LIFEBOAT_METRICS_PORT ? { host: env.LIFEBOAT_METRICS_HOST || '127.0.0.1', port: metricsPort(env.LIFEBOAT_METRICS_PORT) } : undefined,
+    webhookSecret: env.LIFEBOAT_WEBHOOK_URL
+      ? webhookSecret(env, resolve(env.LIFEBOAT_HOME ?? join(root, '.lifeboat')))
+      : undefined,
+    metrics: env.LIFEBOAT_METRICS_PORT
+      ? { host: env.LIFEBOAT_METRICS_HOST || '127.0.0.1', port: metricsPort(env.LIFEBOAT_METRICS_PORT) }
+      : undefined,
     codec: codecSettings(env, resolve(env.LIFEBOAT_HOME ?? join(root, '.lifeboat'))),
     secrets: env,
   };
@@ -69,7 +73,10 @@ export function loadEnv(env: NodeJS.ProcessEnv = process.env): LifeboatEnv {
 
 function metricsPort(value: string): number {
   const port = /^\d+$/.test(value) ? Number(value) : NaN;
-  if (!(port >= 0 && port <= 65535)) throw new Error(`LIFEBOAT_METRICS_PORT=${value} is not a port; expected an integer from 0 to 65535 (0: any free port)`);
+  if (!(port >= 0 && port <= 65535))
+    throw new Error(
+      `LIFEBOAT_METRICS_PORT=${value} is not a port; expected an integer from 0 to 65535 (0: any free port)`,
+    );
   return port;
 }
 
@@ -80,16 +87,21 @@ function webhookUrl(url: string): string {
   } catch {
     // The value is not echoed: a webhook URL usually carries its token.
   }
-  if (!parsed || !['http:', 'https:'].includes(parsed.protocol)) throw new Error('LIFEBOAT_WEBHOOK_URL is not an http(s) URL');
+  if (!parsed || !['http:', 'https:'].includes(parsed.protocol))
+    throw new Error('LIFEBOAT_WEBHOOK_URL is not an http(s) URL');
   return url;
 }
 
 /** The webhook signing key; the value is never echoed, a file's path is. */
 export function webhookSecret(env: NodeJS.ProcessEnv, home: string): string {
   const { LIFEBOAT_WEBHOOK_SECRET: value, LIFEBOAT_WEBHOOK_SECRET_FILE: file } = env;
-  if (value && file) throw new Error('LIFEBOAT_WEBHOOK_SECRET and LIFEBOAT_WEBHOOK_SECRET_FILE are both set; expected one of them');
+  if (value && file)
+    throw new Error('LIFEBOAT_WEBHOOK_SECRET and LIFEBOAT_WEBHOOK_SECRET_FILE are both set; expected one of them');
   const strong = (key: string, where: string): string => {
-    if (Buffer.byteLength(key) < 16) throw new Error(`${where} is shorter than 16 bytes; expected a random key of at least 16 bytes (e.g. openssl rand -hex 32)`);
+    if (Buffer.byteLength(key) < 16)
+      throw new Error(
+        `${where} is shorter than 16 bytes; expected a random key of at least 16 bytes (e.g. openssl rand -hex 32)`,
+      );
     return key;
   };
   if (value) return strong(value, 'LIFEBOAT_WEBHOOK_SECRET');
@@ -107,7 +119,9 @@ export function webhookSecret(env: NodeJS.ProcessEnv, home: string): string {
   try {
     key = readFileSync(path, 'utf8').replace(/\r?\n$/, '');
   } catch (err) {
-    throw new Error(`${file ? 'LIFEBOAT_WEBHOOK_SECRET_FILE' : 'the webhook key file'} ${path} cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'}); expected a file holding the webhook signing key`);
+    throw new Error(
+      `${file ? 'LIFEBOAT_WEBHOOK_SECRET_FILE' : 'the webhook key file'} ${path} cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'}); expected a file holding the webhook signing key`,
+    );
   }
   return strong(key, `the webhook key in ${path}`);
 }

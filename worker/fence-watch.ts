@@ -45,14 +45,24 @@ export async function enforceFences(options: Omit<FenceWatchOptions, 'intervalMs
       if (!now || now.epoch !== topology.epoch || !now.fenced.some((n) => sameNode(n, node))) continue;
       const violation = await fenceAgain(provider, set, node, status.detail);
       found.push(violation);
-      options.logger.error({ violation }, `fence violation: ${violation.node} is listed as fenced but accepted read-write transactions; fenced again`);
-      await options.onViolation(violation).catch((err: Error) => options.logger.error({ err: err.message }, 'could not notify the fence violation'));
+      options.logger.error(
+        { violation },
+        `fence violation: ${violation.node} is listed as fenced but accepted read-write transactions; fenced again`,
+      );
+      await options
+        .onViolation(violation)
+        .catch((err: Error) => options.logger.error({ err: err.message }, 'could not notify the fence violation'));
     }
   }
   return found;
 }
 
-async function fenceAgain(provider: DatabaseProvider, set: ReplicaSetSpec, node: NodeRef, seen: string): Promise<FenceViolation> {
+async function fenceAgain(
+  provider: DatabaseProvider,
+  set: ReplicaSetSpec,
+  node: NodeRef,
+  seen: string,
+): Promise<FenceViolation> {
   const base = { set: set.set, node: nodeLabel(node), seen, at: new Date().toISOString() };
   try {
     const fence = await provider.fence(node, 'unplanned');

@@ -12,7 +12,16 @@ import { decodeFromPayloadsAtIndex } from '@temporalio/common/lib/internal-non-w
 import type { Logger } from 'pino';
 import { verdict } from '../activities/errors';
 import { ErrorType, topologyLockId } from '../workflows/types';
-import { backupInput, crossCloudInput, drillInput, failbackInput, failoverInput, readinessInput, recoversByRestore, type LoadedPlan } from './plan';
+import {
+  backupInput,
+  crossCloudInput,
+  drillInput,
+  failbackInput,
+  failoverInput,
+  readinessInput,
+  recoversByRestore,
+  type LoadedPlan,
+} from './plan';
 
 /** The runbooks whose runs move a database's primary role: one at a time per database, under the lock ID. */
 export const TOPOLOGY_RUNBOOKS: ReadonlySet<string> = new Set(['failover', 'failback', 'crossCloudFailover']);
@@ -25,15 +34,28 @@ type Fields = Record<string, unknown>;
  * credentials references, objectives, approval timeout, plan digest) must be the plan's.
  */
 const EXPECTED: Record<string, (plan: LoadedPlan, input: Fields) => unknown> = {
-  drill: (plan, i) => drillInput(plan, String(i.database), { fromLatestBackup: i.fromLatestBackup === true, triggeredBy: String(i.triggeredBy) }),
+  drill: (plan, i) =>
+    drillInput(plan, String(i.database), {
+      fromLatestBackup: i.fromLatestBackup === true,
+      triggeredBy: String(i.triggeredBy),
+    }),
   backup: (plan, i) => backupInput(plan, String(i.database), { triggeredBy: String(i.triggeredBy) }),
   readiness: (plan, i) => readinessInput(plan, String(i.database), { triggeredBy: String(i.triggeredBy) }),
   failover: (plan, i) => {
-    if (recoversByRestore(plan, String(i.database))) throw new Error(`${String(i.database)} recovers across clouds: its failover is the crossCloudFailover runbook`);
-    return failoverInput(plan, String(i.database), { mode: oneOf(i.mode, ['planned', 'unplanned', 'zonal'], 'mode'), preApproved: preApproved(i), triggeredBy: String(i.triggeredBy) });
+    if (recoversByRestore(plan, String(i.database)))
+      throw new Error(`${String(i.database)} recovers across clouds: its failover is the crossCloudFailover runbook`);
+    return failoverInput(plan, String(i.database), {
+      mode: oneOf(i.mode, ['planned', 'unplanned', 'zonal'], 'mode'),
+      preApproved: preApproved(i),
+      triggeredBy: String(i.triggeredBy),
+    });
   },
   failback: (plan, i) =>
-    failbackInput(plan, String(i.database), { preApproved: preApproved(i), triggeredBy: String(i.triggeredBy), discardDivergent: i.discardDivergent === true }),
+    failbackInput(plan, String(i.database), {
+      preApproved: preApproved(i),
+      triggeredBy: String(i.triggeredBy),
+      discardDivergent: i.discardDivergent === true,
+    }),
   crossCloudFailover: (plan, i) =>
     crossCloudInput(plan, String(i.database), {
       direction: oneOf(i.direction, ['failover', 'failback'], 'direction'),
@@ -57,12 +79,20 @@ function oneOf<T extends string>(value: unknown, allowed: readonly T[], field: s
  * Why a run's input is not what the plan yields (empty when it is). `run` is what Temporal says
  * about the run (its type and ID come from the server, not from the input).
  */
-export function planMismatches(plan: LoadedPlan, run: { workflowType: string; workflowId: string }, input: unknown): string[] {
+export function planMismatches(
+  plan: LoadedPlan,
+  run: { workflowType: string; workflowId: string },
+  input: unknown,
+): string[] {
   const build = Object.hasOwn(EXPECTED, run.workflowType) ? EXPECTED[run.workflowType] : undefined;
-  if (!build) return [`workflow type ${shown(run.workflowType)} is not a runbook this worker checks (expected one of ${Object.keys(EXPECTED).join(', ')})`];
+  if (!build)
+    return [
+      `workflow type ${shown(run.workflowType)} is not a runbook this worker checks (expected one of ${Object.keys(EXPECTED).join(', ')})`,
+    ];
   if (!input || typeof input !== 'object' || Array.isArray(input)) return ['the input is not an object'];
   const fields = input as Fields;
-  if (typeof fields.database !== 'string' || typeof fields.triggeredBy !== 'string') return ['database and triggeredBy must be strings'];
+  if (typeof fields.database !== 'string' || typeof fields.triggeredBy !== 'string')
+    return ['database and triggeredBy must be strings'];
   const problems: string[] = [];
   if (TOPOLOGY_RUNBOOKS.has(run.workflowType) && run.workflowId !== topologyLockId(fields.database)) {
     problems.push(
@@ -78,13 +108,18 @@ export function planMismatches(plan: LoadedPlan, run: { workflowType: string; wo
   const run_ = normalize(input) as Fields;
   const plan_ = normalize(expected) as Fields;
   if (run_.planDigest !== plan_.planDigest) {
-    problems.push(`planDigest: the run was built from plan ${shown(String(run_.planDigest).slice(0, 12))}, this worker loaded ${String(plan_.planDigest).slice(0, 12)} (${plan.source}); start workers and the command line with the same plan`);
+    problems.push(
+      `planDigest: the run was built from plan ${shown(String(run_.planDigest).slice(0, 12))}, this worker loaded ${String(plan_.planDigest).slice(0, 12)} (${plan.source}); start workers and the command line with the same plan`,
+    );
   }
   const diff = differences(plan_, run_, '').filter((path) => path !== 'planDigest');
   const checks = diff.filter((path) => path === 'checks' || path.startsWith('checks['));
   if (checks.length) problems.push(`checks: ${checkDifference(plan_.checks, run_.checks)}`);
   const rest = diff.filter((path) => !checks.includes(path));
-  if (rest.length) problems.push(`differs from the plan at ${rest.slice(0, 8).join(', ')}${rest.length > 8 ? ` and ${rest.length - 8} more` : ''}`);
+  if (rest.length)
+    problems.push(
+      `differs from the plan at ${rest.slice(0, 8).join(', ')}${rest.length > 8 ? ` and ${rest.length - 8} more` : ''}`,
+    );
   return problems;
 }
 
@@ -95,7 +130,9 @@ function checkDifference(planned: unknown, given: unknown): string {
   const extra = Array.isArray(given) ? given.filter((c) => !plannedKeys.has(key(c))) : [];
   const names = extra.map((c) => shown((c as Fields | null)?.name));
   const counts = `the run has ${Array.isArray(given) ? given.length : 'no list of'} checks, the plan ${Array.isArray(planned) ? planned.length : 0}`;
-  return names.length ? `${names.slice(0, 5).join(', ')}${names.length > 5 ? ` and ${names.length - 5} more` : ''} ${names.length === 1 ? 'is' : 'are'} not the plan's (${counts})` : `not the plan's list (${counts})`;
+  return names.length
+    ? `${names.slice(0, 5).join(', ')}${names.length > 5 ? ` and ${names.length - 5} more` : ''} ${names.length === 1 ? 'is' : 'are'} not the plan's (${counts})`
+    : `not the plan's list (${counts})`;
 }
 
 /** Field paths where two JSON values differ. */
@@ -103,7 +140,9 @@ function differences(expected: unknown, actual: unknown, path: string): string[]
   const isObject = (v: unknown): v is Fields => v !== null && typeof v === 'object' && !Array.isArray(v);
   if (isObject(expected) && isObject(actual)) {
     const keys = [...new Set([...Object.keys(expected), ...Object.keys(actual)])].sort();
-    return keys.flatMap((key) => differences(expected[key], actual[key], path ? `${path}.${pathKey(key)}` : pathKey(key)));
+    return keys.flatMap((key) =>
+      differences(expected[key], actual[key], path ? `${path}.${pathKey(key)}` : pathKey(key)),
+    );
   }
   if (Array.isArray(expected) && Array.isArray(actual)) {
     const longest = Math.max(expected.length, actual.length);
@@ -123,15 +162,23 @@ function normalize(value: unknown): unknown {
 
 /** A value from a hand-made input, safe for a log line or a terminal: quoted, short, no control characters. */
 function shown(value: unknown): string {
-  const text = JSON.stringify(typeof value === 'string' ? value.slice(0, 60) : value === undefined ? 'undefined' : String(value).slice(0, 60)) ?? '""';
+  const text =
+    JSON.stringify(
+      typeof value === 'string' ? value.slice(0, 60) : value === undefined ? 'undefined' : String(value).slice(0, 60),
+    ) ?? '""';
   return text.replace(/[\u007f-\u009f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
 /** The input a run was started with: the first event of its history, decoded with the worker's converter. */
 export async function readRunInput(client: Client, execution: { workflowId: string; runId: string }): Promise<unknown> {
-  const response = await client.workflowService.getWorkflowExecutionHistory({ namespace: client.options.namespace, execution, maximumPageSize: 1 });
+  const response = await client.workflowService.getWorkflowExecutionHistory({
+    namespace: client.options.namespace,
+    execution,
+    maximumPageSize: 1,
+  });
   const started = response.history?.events?.[0]?.workflowExecutionStartedEventAttributes;
-  if (!started) throw new Error(`the history of ${execution.workflowId} (${execution.runId}) does not begin with its start event`);
+  if (!started)
+    throw new Error(`the history of ${execution.workflowId} (${execution.runId}) does not begin with its start event`);
   return decodeFromPayloadsAtIndex(client.options.loadedDataConverter, 0, started.input?.payloads);
 }
 
@@ -151,7 +198,12 @@ export function runInputCheck(options: RunInputCheckOptions): ActivityIntercepto
   const verdictFor = (workflowType: string, execution: { workflowId: string; runId: string }): Promise<string[]> => {
     let found = verdicts.get(execution.runId);
     if (!found) {
-      found = (async () => planMismatches(plan, { workflowType, workflowId: execution.workflowId }, await readRunInput(await options.client(), execution)))();
+      found = (async () =>
+        planMismatches(
+          plan,
+          { workflowType, workflowId: execution.workflowId },
+          await readRunInput(await options.client(), execution),
+        ))();
       verdicts.set(execution.runId, found);
       // A failed read (Temporal briefly unreachable) is no verdict: the activity's retry reads again.
       found.catch(() => verdicts.delete(execution.runId));
@@ -164,14 +216,26 @@ export function runInputCheck(options: RunInputCheckOptions): ActivityIntercepto
       async execute(input, next) {
         const { workflowExecution, workflowType, activityType } = ctx.info;
         if (!workflowExecution || !workflowType) {
-          throw verdict(ErrorType.InputMismatch, `activity ${activityType} was not scheduled by a runbook; this worker runs activities for its runbooks only`);
+          throw verdict(
+            ErrorType.InputMismatch,
+            `activity ${activityType} was not scheduled by a runbook; this worker runs activities for its runbooks only`,
+          );
         }
         const problems = await verdictFor(workflowType, workflowExecution);
         if (problems.length) {
           const message =
             `${workflowType} ${workflowExecution.workflowId} was not built from the plan this worker loaded (${plan.source}, sha256 ${plan.digest.slice(0, 12)}): ` +
             `${problems.join('; ')}. Refused: nothing is run for it. Start runbooks with the lifeboat command line, with the workers' plan`;
-          logger.warn({ workflowId: workflowExecution.workflowId, runId: workflowExecution.runId, workflowType, activity: activityType, problems }, 'run refused: its input is not the plan\'s');
+          logger.warn(
+            {
+              workflowId: workflowExecution.workflowId,
+              runId: workflowExecution.runId,
+              workflowType,
+              activity: activityType,
+              problems,
+            },
+            "run refused: its input is not the plan's",
+          );
           throw verdict(ErrorType.InputMismatch, message);
         }
         return next(input);

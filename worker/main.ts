@@ -62,7 +62,15 @@ let runtimeInstalled = false;
 let runtimeMetricsUrl: string | undefined;
 
 /** Creates the workers (not yet running). */
-export async function createWorkers(options: WorkerOptions): Promise<{ workers: Worker[]; connection: NativeConnection; logger: Logger; metrics: LifeboatMetrics; providers: Providers }> {
+export async function createWorkers(
+  options: WorkerOptions,
+): Promise<{
+  workers: Worker[];
+  connection: NativeConnection;
+  logger: Logger;
+  metrics: LifeboatMetrics;
+  providers: Providers;
+}> {
   const env = options.env ?? loadEnv();
   const logger = options.logger ?? createLogger(env.logLevel);
   if (!runtimeInstalled) {
@@ -72,10 +80,21 @@ export async function createWorkers(options: WorkerOptions): Promise<{ workers: 
     Runtime.install({
       logger: new DefaultLogger('WARN', (entry) => {
         const level = entry.level.toLowerCase() as Lowercase<LogLevel>;
-        const method = level === 'trace' ? 'trace' : level === 'debug' ? 'debug' : level === 'info' ? 'info' : level === 'warn' ? 'warn' : 'error';
+        const method =
+          level === 'trace'
+            ? 'trace'
+            : level === 'debug'
+              ? 'debug'
+              : level === 'info'
+                ? 'info'
+                : level === 'warn'
+                  ? 'warn'
+                  : 'error';
         sdkLog[method](entry.meta ?? {}, entry.message);
       }),
-      ...(runtimePort !== undefined && { telemetryOptions: { metrics: { prometheus: { bindAddress: `127.0.0.1:${runtimePort}` } } } }),
+      ...(runtimePort !== undefined && {
+        telemetryOptions: { metrics: { prometheus: { bindAddress: `127.0.0.1:${runtimePort}` } } },
+      }),
     });
     runtimeInstalled = true;
     runtimeMetricsUrl = runtimePort !== undefined ? `http://127.0.0.1:${runtimePort}/metrics` : undefined;
@@ -89,7 +108,11 @@ export async function createWorkers(options: WorkerOptions): Promise<{ workers: 
       client = undefined;
       throw err;
     }));
-  const metrics = new LifeboatMetrics({ drills: drillsFromVisibility(temporalClient), runtimeMetricsUrl, logger: logger.child({ component: 'metrics' }) });
+  const metrics = new LifeboatMetrics({
+    drills: drillsFromVisibility(temporalClient),
+    runtimeMetricsUrl,
+    logger: logger.child({ component: 'metrics' }),
+  });
   const portable = new PortableBackups({ pgBin: findPgBin(env.pgBin), workDir: join(env.home, 'restore-staging') });
   const swept = [...portable.sweepOrphans(), ...sweepToolEnvOrphans()];
   if (swept.length) logger.warn({ swept }, 'removed staged dumps and passfiles left by killed workers');
@@ -105,7 +128,17 @@ export async function createWorkers(options: WorkerOptions): Promise<{ workers: 
     metrics,
   });
 
-  const inputCheck = options.plan && { interceptors: { activity: [runInputCheck({ plan: options.plan, client: temporalClient, logger: logger.child({ component: 'input-check' }) })] } };
+  const inputCheck = options.plan && {
+    interceptors: {
+      activity: [
+        runInputCheck({
+          plan: options.plan,
+          client: temporalClient,
+          logger: logger.child({ component: 'input-check' }),
+        }),
+      ],
+    },
+  };
   const version = runbookVersion(env.projectRoot);
   const workflowSource = options.workflowBundle
     ? { workflowBundle: options.workflowBundle }
@@ -119,7 +152,10 @@ export async function createWorkers(options: WorkerOptions): Promise<{ workers: 
       // Payload encryption when keys are configured (worker/codec.ts); the same converter as every client.
       dataConverter: temporal.dataConverter,
       // Stamps every workflow task with the code that ran it (not versioned routing: any build takes any run).
-      workerDeploymentOptions: { version: { deploymentName: 'lifeboat', buildId: version }, useWorkerVersioning: false },
+      workerDeploymentOptions: {
+        version: { deploymentName: 'lifeboat', buildId: version },
+        useWorkerVersioning: false,
+      },
     }),
     ...(await Promise.all(
       options.regions.map((region) =>
@@ -136,7 +172,18 @@ export async function createWorkers(options: WorkerOptions): Promise<{ workers: 
       ),
     )),
   ];
-  logger.info({ version, namespace: temporal.namespace, address: temporal.connectionOptions.address, queues: [RUNBOOK_TASK_QUEUE, ...options.regions.map((r) => regionTaskQueue(r.name))], plan: options.plan ? `${options.plan.source} (sha256 ${options.plan.digest.slice(0, 12)})` : 'none: inputs not checked' }, 'worker ready');
+  logger.info(
+    {
+      version,
+      namespace: temporal.namespace,
+      address: temporal.connectionOptions.address,
+      queues: [RUNBOOK_TASK_QUEUE, ...options.regions.map((r) => regionTaskQueue(r.name))],
+      plan: options.plan
+        ? `${options.plan.source} (sha256 ${options.plan.digest.slice(0, 12)})`
+        : 'none: inputs not checked',
+    },
+    'worker ready',
+  );
   return { workers, connection, logger, metrics, providers };
 }
 
@@ -172,7 +219,10 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
   try {
     if (env.metrics) {
       server = await startMetricsServer(metrics, { ...env.metrics, logger });
-      logger.info({ url: `${server.url}/metrics`, runtimeMetrics: Boolean(metrics.runtimeMetricsUrl) }, 'serving metrics');
+      logger.info(
+        { url: `${server.url}/metrics`, runtimeMetrics: Boolean(metrics.runtimeMetricsUrl) },
+        'serving metrics',
+      );
     }
     await ran;
   } catch (err) {

@@ -43,9 +43,13 @@ export class Gauge<L extends string = never> {
     readonly help: string,
     readonly labelNames: readonly L[],
   ) {
-    if (!METRIC_NAME.test(name)) throw new Error(`metric name ${JSON.stringify(name)} is not valid; expected [a-zA-Z_:][a-zA-Z0-9_:]*`);
+    if (!METRIC_NAME.test(name))
+      throw new Error(`metric name ${JSON.stringify(name)} is not valid; expected [a-zA-Z_:][a-zA-Z0-9_:]*`);
     for (const label of labelNames) {
-      if (!LABEL_NAME.test(label) || label.startsWith('__')) throw new Error(`label name ${JSON.stringify(label)} of ${name} is not valid; expected [a-zA-Z_][a-zA-Z0-9_]* not starting with __`);
+      if (!LABEL_NAME.test(label) || label.startsWith('__'))
+        throw new Error(
+          `label name ${JSON.stringify(label)} of ${name} is not valid; expected [a-zA-Z_][a-zA-Z0-9_]* not starting with __`,
+        );
     }
   }
 
@@ -202,7 +206,9 @@ export class LifeboatMetrics implements ReadinessMetrics {
     }
     if (!this.drillsInFlight) return;
     let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), this.options.drillsTimeoutMs ?? 5000)));
+    const timeout = new Promise<'timeout'>(
+      (resolve) => (timer = setTimeout(() => resolve('timeout'), this.options.drillsTimeoutMs ?? 5000)),
+    );
     const outcome = await Promise.race([this.drillsInFlight, timeout]);
     clearTimeout(timer);
     // A slow visibility store does not fail the scrape; the listing finishes for the next one.
@@ -232,21 +238,79 @@ export class LifeboatMetrics implements ReadinessMetrics {
 
 function gauges(r: GaugeRegistry) {
   return {
-    drillPassed: r.gauge('lifeboat_last_drill_passed', "1 when the newest completed drill of the database passed, 0 when it found a problem (from Temporal visibility, last 30 days).", ['database']),
-    drillTime: r.gauge('lifeboat_last_drill_timestamp_seconds', 'When the newest completed drill of the database closed, in Unix seconds.', ['database']),
-    drillRto: r.gauge('lifeboat_last_drill_rto_seconds', 'RTO measured by the newest completed drill (absent when it did not get that far).', ['database']),
-    drillRpo: r.gauge('lifeboat_last_drill_rpo_seconds', 'RPO measured by the newest completed drill (absent when it did not get that far).', ['database']),
-    objectiveRto: r.gauge('lifeboat_last_drill_rto_objective_seconds', "The RTO objective the newest completed drill was judged against (from its report).", ['database']),
-    objectiveRpo: r.gauge('lifeboat_last_drill_rpo_objective_seconds', "The RPO objective the newest completed drill was judged against (from its report).", ['database']),
-    visibilityUp: r.gauge('lifeboat_visibility_up', '1 when the last listing of drills from Temporal visibility succeeded in time.'),
-    runtimeUp: r.gauge('lifeboat_runtime_metrics_up', "1 when this scrape includes the Temporal runtime's own metrics."),
-    backupAge: r.gauge('lifeboat_newest_backup_age_seconds', 'Age of the newest backup of the database in the region when a readiness check last measured it.', ['database', 'region']),
-    backupMeasured: r.gauge('lifeboat_newest_backup_measured_timestamp_seconds', 'When lifeboat_newest_backup_age_seconds was measured, in Unix seconds.', ['database', 'region']),
-    lagSeconds: r.gauge('lifeboat_standby_lag_seconds', 'Replay lag of the standby of the replica set, in seconds, when last measured (absent when it could not be).', ['replica_set']),
-    lagBytes: r.gauge('lifeboat_standby_lag_bytes', 'WAL the standby of the replica set had not replayed, in bytes, when last measured (absent when it could not be).', ['replica_set']),
-    lagMeasured: r.gauge('lifeboat_standby_lag_measured_timestamp_seconds', 'When the standby lag of the replica set was last measured (or found unmeasurable), in Unix seconds.', ['replica_set']),
-    readinessOk: r.gauge('lifeboat_readiness_ok', '1 when the readiness check of the database passed on its last run, else 0.', ['database', 'check']),
-    readinessMeasured: r.gauge('lifeboat_readiness_measured_timestamp_seconds', 'When a readiness check of the database last reported, in Unix seconds.', ['database']),
+    drillPassed: r.gauge(
+      'lifeboat_last_drill_passed',
+      '1 when the newest completed drill of the database passed, 0 when it found a problem (from Temporal visibility, last 30 days).',
+      ['database'],
+    ),
+    drillTime: r.gauge(
+      'lifeboat_last_drill_timestamp_seconds',
+      'When the newest completed drill of the database closed, in Unix seconds.',
+      ['database'],
+    ),
+    drillRto: r.gauge(
+      'lifeboat_last_drill_rto_seconds',
+      'RTO measured by the newest completed drill (absent when it did not get that far).',
+      ['database'],
+    ),
+    drillRpo: r.gauge(
+      'lifeboat_last_drill_rpo_seconds',
+      'RPO measured by the newest completed drill (absent when it did not get that far).',
+      ['database'],
+    ),
+    objectiveRto: r.gauge(
+      'lifeboat_last_drill_rto_objective_seconds',
+      'The RTO objective the newest completed drill was judged against (from its report).',
+      ['database'],
+    ),
+    objectiveRpo: r.gauge(
+      'lifeboat_last_drill_rpo_objective_seconds',
+      'The RPO objective the newest completed drill was judged against (from its report).',
+      ['database'],
+    ),
+    visibilityUp: r.gauge(
+      'lifeboat_visibility_up',
+      '1 when the last listing of drills from Temporal visibility succeeded in time.',
+    ),
+    runtimeUp: r.gauge(
+      'lifeboat_runtime_metrics_up',
+      "1 when this scrape includes the Temporal runtime's own metrics.",
+    ),
+    backupAge: r.gauge(
+      'lifeboat_newest_backup_age_seconds',
+      'Age of the newest backup of the database in the region when a readiness check last measured it.',
+      ['database', 'region'],
+    ),
+    backupMeasured: r.gauge(
+      'lifeboat_newest_backup_measured_timestamp_seconds',
+      'When lifeboat_newest_backup_age_seconds was measured, in Unix seconds.',
+      ['database', 'region'],
+    ),
+    lagSeconds: r.gauge(
+      'lifeboat_standby_lag_seconds',
+      'Replay lag of the standby of the replica set, in seconds, when last measured (absent when it could not be).',
+      ['replica_set'],
+    ),
+    lagBytes: r.gauge(
+      'lifeboat_standby_lag_bytes',
+      'WAL the standby of the replica set had not replayed, in bytes, when last measured (absent when it could not be).',
+      ['replica_set'],
+    ),
+    lagMeasured: r.gauge(
+      'lifeboat_standby_lag_measured_timestamp_seconds',
+      'When the standby lag of the replica set was last measured (or found unmeasurable), in Unix seconds.',
+      ['replica_set'],
+    ),
+    readinessOk: r.gauge(
+      'lifeboat_readiness_ok',
+      '1 when the readiness check of the database passed on its last run, else 0.',
+      ['database', 'check'],
+    ),
+    readinessMeasured: r.gauge(
+      'lifeboat_readiness_measured_timestamp_seconds',
+      'When a readiness check of the database last reported, in Unix seconds.',
+      ['database'],
+    ),
   };
 }
 
@@ -256,7 +320,10 @@ const FLEET = '(fleet)';
  * The newest completed drill of each database closed in the window, from visibility (one listing for
  * the fleet, bounded), with the objectives read once per run from its report.
  */
-export function drillsFromVisibility(client: () => Promise<Client>, bounds: { days?: number; maxRuns?: number } = {}): () => Promise<DrillSighting[]> {
+export function drillsFromVisibility(
+  client: () => Promise<Client>,
+  bounds: { days?: number; maxRuns?: number } = {},
+): () => Promise<DrillSighting[]> {
   const objectivesByRun = new Map<string, Objectives | null>();
   return async () => {
     const c = await client();
@@ -273,7 +340,13 @@ export function drillsFromVisibility(client: () => Promise<Client>, bounds: { da
       newest.set(database, {
         workflowId: run.workflowId,
         runId: run.runId,
-        sighting: { database, passed: stringAttribute(run, OutcomeAttr) === 'passed', closedAt: run.closeTime, ...(rto !== undefined && { rtoSeconds: rto }), ...(rpo !== undefined && { rpoSeconds: rpo }) },
+        sighting: {
+          database,
+          passed: stringAttribute(run, OutcomeAttr) === 'passed',
+          closedAt: run.closeTime,
+          ...(rto !== undefined && { rtoSeconds: rto }),
+          ...(rpo !== undefined && { rpoSeconds: rpo }),
+        },
       });
     }
     const runs = new Set([...newest.values()].map((n) => n.runId));
@@ -291,9 +364,12 @@ export function drillsFromVisibility(client: () => Promise<Client>, bounds: { da
 /** Optional extra: a result the client cannot read (another codec, an older report) has none. */
 async function objectivesOf(client: Client, workflowId: string, runId: string): Promise<Objectives | null> {
   try {
-    const report = (await client.workflow.getHandle(workflowId, runId, { followRuns: false }).result()) as Partial<RunbookReport> | undefined;
+    const report = (await client.workflow.getHandle(workflowId, runId, { followRuns: false }).result()) as
+      Partial<RunbookReport> | undefined;
     const o = report?.objectives;
-    return o && typeof o.rtoSeconds === 'number' && typeof o.rpoSeconds === 'number' ? { rtoSeconds: o.rtoSeconds, rpoSeconds: o.rpoSeconds } : null;
+    return o && typeof o.rtoSeconds === 'number' && typeof o.rpoSeconds === 'number'
+      ? { rtoSeconds: o.rtoSeconds, rpoSeconds: o.rpoSeconds }
+      : null;
   } catch {
     return null;
   }
@@ -306,10 +382,19 @@ export interface MetricsServer {
 }
 
 /** Serves GET /metrics and GET /healthz; anything else is a 404. */
-export function startMetricsServer(metrics: LifeboatMetrics, options: { host: string; port: number; logger?: Logger }): Promise<MetricsServer> {
+export function startMetricsServer(
+  metrics: LifeboatMetrics,
+  options: { host: string; port: number; logger?: Logger },
+): Promise<MetricsServer> {
   const server = createServer((req, res) => void handle(metrics, req, res, options.logger));
   return new Promise((resolve, reject) => {
-    server.once('error', (err) => reject(new Error(`cannot serve metrics on ${options.host}:${options.port} (LIFEBOAT_METRICS_HOST, LIFEBOAT_METRICS_PORT): ${err.message}`)));
+    server.once('error', (err) =>
+      reject(
+        new Error(
+          `cannot serve metrics on ${options.host}:${options.port} (LIFEBOAT_METRICS_HOST, LIFEBOAT_METRICS_PORT): ${err.message}`,
+        ),
+      ),
+    );
     server.listen(options.port, options.host, () => {
       const { address, port } = server.address() as AddressInfo;
       const url = `http://${address.includes(':') ? `[${address}]` : address}:${port}`;
@@ -325,7 +410,12 @@ export function startMetricsServer(metrics: LifeboatMetrics, options: { host: st
   });
 }
 
-async function handle(metrics: LifeboatMetrics, req: IncomingMessage, res: ServerResponse, logger?: Logger): Promise<void> {
+async function handle(
+  metrics: LifeboatMetrics,
+  req: IncomingMessage,
+  res: ServerResponse,
+  logger?: Logger,
+): Promise<void> {
   const path = new URL(req.url ?? '/', 'http://localhost').pathname;
   const send = (status: number, body: string, headers: Record<string, string> = {}) => {
     res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', ...headers });

@@ -4,7 +4,18 @@ import { createHash } from 'node:crypto';
 import { readFileSync, statSync, type Stats } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import type { BackupInput, CrossCloudInput, DatabaseTarget, DrillInput, FailbackInput, FailoverInput, ReadinessInput, RegionSpec, ReplicaSetSpec, StoreSpec } from '../workflows/types';
+import type {
+  BackupInput,
+  CrossCloudInput,
+  DatabaseTarget,
+  DrillInput,
+  FailbackInput,
+  FailoverInput,
+  ReadinessInput,
+  RegionSpec,
+  ReplicaSetSpec,
+  StoreSpec,
+} from '../workflows/types';
 
 export const MAX_PLAN_BYTES = 1024 * 1024;
 /** A fleet drill carries every database's input in one workflow start; past this it would not fit. */
@@ -48,7 +59,12 @@ function namedRecord<T extends z.ZodType>(what: string, value: T) {
     const kept: Record<string, unknown> = {};
     for (const [key, entry] of Object.entries(input)) {
       if (key in Object.prototype) {
-        ctx.addIssue({ code: 'custom', path: [key], params: { key }, message: `is a name JavaScript reserves; ${name}` });
+        ctx.addIssue({
+          code: 'custom',
+          path: [key],
+          params: { key },
+          message: `is a name JavaScript reserves; ${name}`,
+        });
       } else kept[key] = entry;
     }
     return kept;
@@ -58,17 +74,32 @@ function namedRecord<T extends z.ZodType>(what: string, value: T) {
 const PROVIDER_EXPECTED = 'expected provider "local", "aws" or "gcp"';
 
 // Where a region keeps portable backups (pg_dump + manifest): what crosses clouds. One of these.
-const STORE_EXPECTED = 'expected one of { s3: { bucket, prefix, awsRegion } }, { gcs: { bucket, prefix } } or { dir: /absolute/path }';
+const STORE_EXPECTED =
+  'expected one of { s3: { bucket, prefix, awsRegion } }, { gcs: { bucket, prefix } } or { dir: /absolute/path }';
 // No `.` or `..` segments: object keys are checked the same way (activities/portable/store.ts checkKey).
-const bucketPrefix = z.string().regex(/^((?!\.\.?\/)[A-Za-z0-9._-]+\/)*$/, 'expected a key prefix such as lifeboat/ (ending in /, no . or .. parts), or empty').default('');
+const bucketPrefix = z
+  .string()
+  .regex(
+    /^((?!\.\.?\/)[A-Za-z0-9._-]+\/)*$/,
+    'expected a key prefix such as lifeboat/ (ending in /, no . or .. parts), or empty',
+  )
+  .default('');
 const storeSchema = z.union(
   [
     strictObject({
       s3: strictObject({
-        bucket: z.string().regex(/^(?!.*\.\.)[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'expected an S3 bucket name (3-63 lowercase letters, digits, dots and hyphens)'),
+        bucket: z
+          .string()
+          .regex(
+            /^(?!.*\.\.)[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/,
+            'expected an S3 bucket name (3-63 lowercase letters, digits, dots and hyphens)',
+          ),
         prefix: bucketPrefix,
         /** Defaults to the region's awsRegion where there is one. */
-        awsRegion: z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d$/, 'expected an AWS region code such as us-east-1').optional(),
+        awsRegion: z
+          .string()
+          .regex(/^[a-z]{2}(-[a-z]+)+-\d$/, 'expected an AWS region code such as us-east-1')
+          .optional(),
       }),
     }),
     strictObject({
@@ -82,52 +113,91 @@ const storeSchema = z.union(
       dir: z
         .string()
         .regex(/^\/[^\0]*$/, 'expected an absolute directory path')
-        .refine((dir) => !dir.split('/').some((part) => part === '.' || part === '..'), { message: 'expected an absolute directory path without . or .. parts' }),
+        .refine((dir) => !dir.split('/').some((part) => part === '.' || part === '..'), {
+          message: 'expected an absolute directory path without . or .. parts',
+        }),
     }),
   ],
   { error: STORE_EXPECTED },
 );
 
-const localRegionSchema = strictObject({ provider: z.literal('local', { error: PROVIDER_EXPECTED }), store: storeSchema.optional() });
+const localRegionSchema = strictObject({
+  provider: z.literal('local', { error: PROVIDER_EXPECTED }),
+  store: storeSchema.optional(),
+});
 
 // RDS identifiers: a letter, then letters, digits and single hyphens, not ending in a hyphen.
 const RDS_ID = /^[A-Za-z](?!.*--)[A-Za-z0-9-]{0,62}(?<!-)$/;
-const rdsId = (what: string) => z.string().regex(RDS_ID, `expected a ${what} identifier (a letter, then letters, digits and single hyphens, at most 63)`);
+const rdsId = (what: string) =>
+  z
+    .string()
+    .regex(RDS_ID, `expected a ${what} identifier (a letter, then letters, digits and single hyphens, at most 63)`);
 
 const awsRegionSchema = strictObject({
   provider: z.literal('aws', { error: PROVIDER_EXPECTED }),
   awsRegion: z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d$/, 'expected an AWS region code such as us-east-1'),
   /** Copies into this region are re-encrypted with this key (key ARN, ID or alias/...). */
-  kmsKeyId: z.string().regex(/^(arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(key|alias)\/[A-Za-z0-9/_-]+|[0-9a-f-]{36}|alias\/[A-Za-z0-9/_-]+)$/, 'expected a KMS key ARN, key ID or alias/name').optional(),
+  kmsKeyId: z
+    .string()
+    .regex(
+      /^(arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(key|alias)\/[A-Za-z0-9/_-]+|[0-9a-f-]{36}|alias\/[A-Za-z0-9/_-]+)$/,
+      'expected a KMS key ARN, key ID or alias/name',
+    )
+    .optional(),
   store: storeSchema.optional(),
   /** Where drills restore: isolated, never public. */
   scratch: strictObject({
-    instanceClass: z.string().regex(/^db\.[a-z0-9]+\.[a-z0-9]+$/, 'expected an instance class such as db.t4g.micro').default('db.t4g.micro'),
+    instanceClass: z
+      .string()
+      .regex(/^db\.[a-z0-9]+\.[a-z0-9]+$/, 'expected an instance class such as db.t4g.micro')
+      .default('db.t4g.micro'),
     subnetGroup: z.string().regex(/^[A-Za-z0-9 ._-]{1,255}$/, 'expected a DB subnet group name'),
-    securityGroups: z.array(z.string().regex(/^sg-[0-9a-f]{8,17}$/, 'expected a security group ID such as sg-0123456789abcdef0')).min(1, 'expected at least one security group'),
+    securityGroups: z
+      .array(z.string().regex(/^sg-[0-9a-f]{8,17}$/, 'expected a security group ID such as sg-0123456789abcdef0'))
+      .min(1, 'expected at least one security group'),
   }),
 });
 
 const gcpRegionSchema = strictObject({
   provider: z.literal('gcp', { error: PROVIDER_EXPECTED }),
-  project: z.string().regex(/^[a-z][a-z0-9-]{4,28}[a-z0-9]$/, 'expected a Google Cloud project ID (6-30 lowercase letters, digits, hyphens)'),
+  project: z
+    .string()
+    .regex(
+      /^[a-z][a-z0-9-]{4,28}[a-z0-9]$/,
+      'expected a Google Cloud project ID (6-30 lowercase letters, digits, hyphens)',
+    ),
   gcpRegion: z.string().regex(/^[a-z]+-[a-z]+\d+$/, 'expected a Google Cloud region such as us-central1'),
   store: storeSchema.optional(),
   /** Where drills restore: a private instance that exists only for the drill. */
   scratch: strictObject({
-    tier: z.string().regex(/^db-[a-z0-9-]+$/, 'expected a Cloud SQL tier such as db-custom-1-3840').default('db-custom-1-3840'),
-    databaseVersion: z.string().regex(/^POSTGRES_\d+$/, 'expected a Cloud SQL PostgreSQL version such as POSTGRES_16 (the primary\'s)'),
+    tier: z
+      .string()
+      .regex(/^db-[a-z0-9-]+$/, 'expected a Cloud SQL tier such as db-custom-1-3840')
+      .default('db-custom-1-3840'),
+    databaseVersion: z
+      .string()
+      .regex(/^POSTGRES_\d+$/, "expected a Cloud SQL PostgreSQL version such as POSTGRES_16 (the primary's)"),
     /** The VPC for private IP (projects/<p>/global/networks/<n>); scratch instances get no public IP. */
-    network: z.string().regex(/^projects\/[a-z][a-z0-9-]+\/global\/networks\/[a-z][a-z0-9-]*$/, 'expected projects/<project>/global/networks/<network>').optional(),
+    network: z
+      .string()
+      .regex(
+        /^projects\/[a-z][a-z0-9-]+\/global\/networks\/[a-z][a-z0-9-]*$/,
+        'expected projects/<project>/global/networks/<network>',
+      )
+      .optional(),
   }),
 });
 
-const regionSchema = z.discriminatedUnion('provider', [localRegionSchema, awsRegionSchema, gcpRegionSchema], { error: PROVIDER_EXPECTED });
+const regionSchema = z.discriminatedUnion('provider', [localRegionSchema, awsRegionSchema, gcpRegionSchema], {
+  error: PROVIDER_EXPECTED,
+});
 
 const SECRET_REF = /^(env:[A-Za-z_][A-Za-z0-9_]*|file:\/\S+)$/;
 const credentialsSchema = strictObject({
   user: z.string().regex(PG_IDENT, 'expected a PostgreSQL role name'),
-  password: z.string().regex(SECRET_REF, 'expected a reference, env:VARIABLE or file:/absolute/path, never the password itself'),
+  password: z
+    .string()
+    .regex(SECRET_REF, 'expected a reference, env:VARIABLE or file:/absolute/path, never the password itself'),
 });
 
 // Check names are printed in terminals, logs and webhooks: no control characters (an ESC sequence
@@ -144,7 +214,10 @@ const checkSchema = strictObject({
     .min(1, 'expected a SQL query')
     .max(20_000, 'expected at most 20000 characters')
     .regex(/^[^\0]*$/, 'expected a SQL query without NUL characters')
-    .refine((sql) => !hasSecondStatement(sql), { message: 'expected one SQL statement (a ; followed by another statement would end the read-only transaction checks run in)' }),
+    .refine((sql) => !hasSecondStatement(sql), {
+      message:
+        'expected one SQL statement (a ; followed by another statement would end the read-only transaction checks run in)',
+    }),
 });
 
 // Five cron fields (minute hour day-of-month month day-of-week), as Temporal Schedules read them.
@@ -156,7 +229,9 @@ const cadenceSchema = strictObject({
   cron: z
     .string()
     .regex(CRON, CRON_EXPECTED)
-    .refine((c) => cronFieldsInRange(c) && cronNamesKnown(c), { message: `${CRON_EXPECTED}, each within its range (minute 0-59, hour 0-23, day 1-31, month 1-12 or JAN-DEC, weekday 0-7 or SUN-SAT)` })
+    .refine((c) => cronFieldsInRange(c) && cronNamesKnown(c), {
+      message: `${CRON_EXPECTED}, each within its range (minute 0-59, hour 0-23, day 1-31, month 1-12 or JAN-DEC, weekday 0-7 or SUN-SAT)`,
+    })
     .optional(),
   /** Random delay added to each start, so a fleet does not start at once. */
   jitter: duration.optional(),
@@ -165,7 +240,9 @@ const cadenceSchema = strictObject({
 const databaseSchema = strictObject({
   primary: strictObject({
     region: z.string().regex(NAME, 'expected a region name (lowercase letters, digits, dashes)'),
-    database: z.string().regex(PG_IDENT, 'expected a PostgreSQL database name (letters, digits, _ and $, not starting with a digit)'),
+    database: z
+      .string()
+      .regex(PG_IDENT, 'expected a PostgreSQL database name (letters, digits, _ and $, not starting with a digit)'),
     /** On AWS: the primary's DB instance identifier; on Google Cloud: its Cloud SQL instance name. */
     instance: rdsId('DB instance').optional(),
     /** On AWS Aurora: the primary's DB cluster identifier (instead of instance). */
@@ -190,7 +267,9 @@ const databaseSchema = strictObject({
   }),
   objectives: strictObject({ rpo: duration, rto: duration }),
   checks: z.array(checkSchema).default([]),
-  retention: strictObject({ keep: z.number().int('expected a whole number').min(1, 'expected at least 1').max(1000) }).default({ keep: 7 }),
+  retention: strictObject({
+    keep: z.number().int('expected a whole number').min(1, 'expected at least 1').max(1000),
+  }).default({ keep: 7 }),
   failover: strictObject({ approvalTimeout: duration.default(900) }).default({ approvalTimeout: 900 }),
   /** Temporal Schedules for this database's drills and backups (`lifeboat schedule apply`). */
   schedule: strictObject({
@@ -233,13 +312,16 @@ function cronNamesKnown(cron: string): boolean {
   return cron
     .trim()
     .split(/\s+/)
-    .every((field, i) => (field.match(/[A-Za-z]+/g) ?? []).every((word) => i < 3 || (CRON_NAMES[i] ?? []).includes(word.toUpperCase())));
+    .every((field, i) =>
+      (field.match(/[A-Za-z]+/g) ?? []).every((word) => i < 3 || (CRON_NAMES[i] ?? []).includes(word.toUpperCase())),
+    );
 }
 
 /** Whether SQL holds a `;` with more than whitespace or comments after it, outside quotes and comments. */
 function hasSecondStatement(sql: string): boolean {
   // Quoted strings and identifiers, dollar quotes and comments are stepped over whole.
-  const token = /'(?:[^']|'')*'?|"(?:[^"]|"")*"?|--[^\n]*|\/\*[\s\S]*?(?:\*\/|$)|(\$[A-Za-z_]*\$)[\s\S]*?(?:\1|$)|[^\s'"$;/-]+|[\s\S]/g;
+  const token =
+    /'(?:[^']|'')*'?|"(?:[^"]|"")*"?|--[^\n]*|\/\*[\s\S]*?(?:\*\/|$)|(\$[A-Za-z_]*\$)[\s\S]*?(?:\1|$)|[^\s'"$;/-]+|[\s\S]/g;
   let ended = false;
   for (const [t] of sql.matchAll(token)) {
     if (t === ';') ended = true;
@@ -249,7 +331,13 @@ function hasSecondStatement(sql: string): boolean {
 }
 
 function cronFieldsInRange(cron: string): boolean {
-  const ranges: Array<[number, number]> = [[0, 59], [0, 23], [1, 31], [1, 12], [0, 7]];
+  const ranges: Array<[number, number]> = [
+    [0, 59],
+    [0, 23],
+    [1, 31],
+    [1, 12],
+    [0, 7],
+  ];
   return cron
     .trim()
     .split(/\s+/)
@@ -283,7 +371,8 @@ export function loadPlanFile(path: string): LoadedPlan {
   }
   // A directory stats fine and only fails at the read, with a raw EISDIR.
   if (!stat.isFile()) throw new PlanError(`plan file ${path}: is not a regular file; expected a path to a YAML plan`);
-  if (stat.size > MAX_PLAN_BYTES) throw new PlanError(`plan file ${path}: is ${stat.size} bytes; expected at most ${MAX_PLAN_BYTES}`);
+  if (stat.size > MAX_PLAN_BYTES)
+    throw new PlanError(`plan file ${path}: is ${stat.size} bytes; expected at most ${MAX_PLAN_BYTES}`);
   let bytes: Buffer;
   try {
     bytes = readFileSync(path);
@@ -295,7 +384,11 @@ export function loadPlanFile(path: string): LoadedPlan {
   try {
     text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
   } catch {
-    const line = bytes.toString('utf8').split('\n').findIndex((l) => l.includes('\uFFFD')) + 1;
+    const line =
+      bytes
+        .toString('utf8')
+        .split('\n')
+        .findIndex((l) => l.includes('\uFFFD')) + 1;
     throw new PlanError(`plan file ${path}: is not UTF-8 text (line ${line}); expected a YAML plan saved as UTF-8`);
   }
   return parsePlan(text, path);
@@ -308,7 +401,10 @@ export function parsePlan(text: string, source: string): LoadedPlan {
   } catch (err) {
     // A duplicate key is named: "Map keys must be unique at line 9" alone does not say which.
     const { code, pos } = err as { code?: string; pos?: [number, number] };
-    const key = code === 'DUPLICATE_KEY' && pos ? ` (key ${JSON.stringify(/^[^:\n]*/.exec(text.slice(pos[0]))![0].trim().slice(0, 80))} appears twice)` : '';
+    const key =
+      code === 'DUPLICATE_KEY' && pos
+        ? ` (key ${JSON.stringify(/^[^:\n]*/.exec(text.slice(pos[0]))![0].trim().slice(0, 80))} appears twice)`
+        : '';
     throw new PlanError(`${source}: not valid YAML: ${(err as Error).message.split('\n')[0]!.replace(/:$/, '')}${key}`);
   }
   const result = planSchema.safeParse(raw);
@@ -320,32 +416,51 @@ export function parsePlan(text: string, source: string): LoadedPlan {
   const problems: string[] = [];
   const regionNames = Object.keys(plan.regions).join(', ');
   for (const [name, db] of Object.entries(plan.databases)) {
-    if (!Object.hasOwn(plan.regions, db.primary.region)) problems.push(`  databases.${name}.primary.region: ${JSON.stringify(db.primary.region)} is not a region of this plan; expected one of ${regionNames}`);
-    if (!Object.hasOwn(plan.regions, db.dr.region)) problems.push(`  databases.${name}.dr.region: ${JSON.stringify(db.dr.region)} is not a region of this plan; expected one of ${regionNames}`);
-    if (db.dr.region === db.primary.region) problems.push(`  databases.${name}.dr.region: ${JSON.stringify(db.dr.region)} is the primary's region; expected a different region`);
+    if (!Object.hasOwn(plan.regions, db.primary.region))
+      problems.push(
+        `  databases.${name}.primary.region: ${JSON.stringify(db.primary.region)} is not a region of this plan; expected one of ${regionNames}`,
+      );
+    if (!Object.hasOwn(plan.regions, db.dr.region))
+      problems.push(
+        `  databases.${name}.dr.region: ${JSON.stringify(db.dr.region)} is not a region of this plan; expected one of ${regionNames}`,
+      );
+    if (db.dr.region === db.primary.region)
+      problems.push(
+        `  databases.${name}.dr.region: ${JSON.stringify(db.dr.region)} is the primary's region; expected a different region`,
+      );
     problems.push(...providerProblems(plan, name, db));
     for (const kind of ['drill', 'backup', 'readiness'] as const) {
       const cadence = db.schedule?.[kind];
       if (!cadence) continue;
       const at = `  databases.${name}.schedule.${kind}`;
       if (!cadence.every === !cadence.cron) problems.push(`${at}: expected exactly one of every (a duration) or cron`);
-      if (cadence.every !== undefined && cadence.every < 60) problems.push(`${at}.every: ${cadence.every}s; expected at least 1m`);
-      if (cadence.jitter !== undefined && cadence.every !== undefined && cadence.jitter >= cadence.every) problems.push(`${at}.jitter: ${cadence.jitter}s is not shorter than every (${cadence.every}s); expected less`);
+      if (cadence.every !== undefined && cadence.every < 60)
+        problems.push(`${at}.every: ${cadence.every}s; expected at least 1m`);
+      if (cadence.jitter !== undefined && cadence.every !== undefined && cadence.jitter >= cadence.every)
+        problems.push(`${at}.jitter: ${cadence.jitter}s is not shorter than every (${cadence.every}s); expected less`);
     }
     const seen = new Set<string>();
     db.checks.forEach((check, i) => {
-      if (seen.has(check.name)) problems.push(`  databases.${name}.checks.${i}.name: ${JSON.stringify(check.name)} is used twice; expected unique check names`);
+      if (seen.has(check.name))
+        problems.push(
+          `  databases.${name}.checks.${i}.name: ${JSON.stringify(check.name)} is used twice; expected unique check names`,
+        );
       seen.add(check.name);
     });
   }
   for (const [name, spec] of Object.entries(plan.regions)) {
     if (spec.store && 's3' in spec.store && !spec.store.s3.awsRegion && spec.provider !== 'aws') {
-      problems.push(`  regions.${name}.store.s3.awsRegion: missing; expected the bucket's AWS region (only aws regions supply a default)`);
+      problems.push(
+        `  regions.${name}.store.s3.awsRegion: missing; expected the bucket's AWS region (only aws regions supply a default)`,
+      );
     }
   }
   const count = Object.keys(plan.databases).length;
   if (count === 0) problems.push('  databases: is empty; expected at least one database');
-  if (count > MAX_DATABASES) problems.push(`  databases: has ${count} databases; expected at most ${MAX_DATABASES} in one plan (split the fleet into several plans)`);
+  if (count > MAX_DATABASES)
+    problems.push(
+      `  databases: has ${count} databases; expected at most ${MAX_DATABASES} in one plan (split the fleet into several plans)`,
+    );
   if (problems.length) throw new PlanError(`${source}: invalid plan\n${problems.join('\n')}`);
   return { plan, source, digest: createHash('sha256').update(text).digest('hex') };
 }
@@ -359,37 +474,84 @@ function providerProblems(plan: Plan, name: string, db: Plan['databases'][string
   const problems: string[] = [];
   if (isPortable(plan, db)) {
     // Cross-cloud (or asked for): portable backups, restored by pg_restore; no streaming standby.
-    const why = primary.provider !== dr.provider ? `${db.dr.region} is on ${dr.provider} and the primary on ${primary.provider}: recovery across clouds goes through portable backups` : 'dr.portable is true';
-    for (const [name, spec] of [[db.primary.region, primary], [db.dr.region, dr]] as const) {
-      if (!spec.store) problems.push(`  regions.${name}.store: missing; expected an object store for portable backups (${why})`);
+    const why =
+      primary.provider !== dr.provider
+        ? `${db.dr.region} is on ${dr.provider} and the primary on ${primary.provider}: recovery across clouds goes through portable backups`
+        : 'dr.portable is true';
+    for (const [name, spec] of [
+      [db.primary.region, primary],
+      [db.dr.region, dr],
+    ] as const) {
+      if (!spec.store)
+        problems.push(`  regions.${name}.store: missing; expected an object store for portable backups (${why})`);
     }
     if (primary.store && dr.store && JSON.stringify(primary.store) === JSON.stringify(dr.store)) {
-      problems.push(`  regions.${db.dr.region}.store: is the same store as regions.${db.primary.region}.store; expected a store of its own (a copy in the same place protects nothing)`);
+      problems.push(
+        `  regions.${db.dr.region}.store: is the same store as regions.${db.primary.region}.store; expected a store of its own (a copy in the same place protects nothing)`,
+      );
     }
-    if (db.dr.standby) problems.push(`${at}.dr.standby: is true; expected false: no streaming replication crosses clouds (the cross-cloud failover restores a portable backup into dr.instance)`);
-    if (dr.provider === 'aws') problems.push(`${at}.dr.region: ${JSON.stringify(db.dr.region)} is on aws; portable backups restore into local or gcp regions in this version`);
-    if (dr.provider !== 'local' && !db.dr.credentials) problems.push(`${at}.dr.credentials: missing; expected { user, password: env:VARIABLE }, Lifeboat's login in ${db.dr.region}`);
-    if (dr.provider === 'gcp' && db.dr.credentials && db.dr.credentials.user !== 'postgres') problems.push(`${at}.dr.credentials.user: expected postgres, the admin login Cloud SQL scratch instances are made with (got ${JSON.stringify(db.dr.credentials.user)})`);
-    if (dr.provider === 'local' && (db.dr.instance || db.dr.credentials)) problems.push(`${at}.dr: instance and credentials are for cloud DR regions; ${db.dr.region} is local (a failover restores into its own server)`);
+    if (db.dr.standby)
+      problems.push(
+        `${at}.dr.standby: is true; expected false: no streaming replication crosses clouds (the cross-cloud failover restores a portable backup into dr.instance)`,
+      );
+    if (dr.provider === 'aws')
+      problems.push(
+        `${at}.dr.region: ${JSON.stringify(db.dr.region)} is on aws; portable backups restore into local or gcp regions in this version`,
+      );
+    if (dr.provider !== 'local' && !db.dr.credentials)
+      problems.push(
+        `${at}.dr.credentials: missing; expected { user, password: env:VARIABLE }, Lifeboat's login in ${db.dr.region}`,
+      );
+    if (dr.provider === 'gcp' && db.dr.credentials && db.dr.credentials.user !== 'postgres')
+      problems.push(
+        `${at}.dr.credentials.user: expected postgres, the admin login Cloud SQL scratch instances are made with (got ${JSON.stringify(db.dr.credentials.user)})`,
+      );
+    if (dr.provider === 'local' && (db.dr.instance || db.dr.credentials))
+      problems.push(
+        `${at}.dr: instance and credentials are for cloud DR regions; ${db.dr.region} is local (a failover restores into its own server)`,
+      );
   } else if (db.dr.instance || db.dr.credentials) {
-    problems.push(`${at}.dr: instance and credentials are for cross-cloud recovery (portable backups); ${name}'s DR region is on ${dr.provider} like its primary`);
+    problems.push(
+      `${at}.dr: instance and credentials are for cross-cloud recovery (portable backups); ${name}'s DR region is on ${dr.provider} like its primary`,
+    );
   }
   if (primary.provider === 'aws') {
-    if (!db.primary.instance === !db.primary.cluster) problems.push(`${at}.primary: expected exactly one of instance (RDS) or cluster (Aurora)`);
-    if (db.primary.cluster && db.dr.standby && !db.dr.globalCluster) problems.push(`${at}.dr.globalCluster: missing; expected the Aurora global database (dr.standby is true)`);
-    if (db.primary.instance && db.dr.globalCluster) problems.push(`${at}.dr.globalCluster: is only for Aurora (primary.cluster); ${name} names an RDS instance`);
-    if (!db.primary.credentials) problems.push(`${at}.primary.credentials: missing; expected { user, password: env:VARIABLE } for the canary and the checks`);
-    if (db.dr.standby && !db.dr.replica && dr.provider === 'aws') problems.push(`${at}.dr.replica: missing; expected the cross-region read replica's DB instance identifier (dr.standby is true)`);
+    if (!db.primary.instance === !db.primary.cluster)
+      problems.push(`${at}.primary: expected exactly one of instance (RDS) or cluster (Aurora)`);
+    if (db.primary.cluster && db.dr.standby && !db.dr.globalCluster)
+      problems.push(`${at}.dr.globalCluster: missing; expected the Aurora global database (dr.standby is true)`);
+    if (db.primary.instance && db.dr.globalCluster)
+      problems.push(`${at}.dr.globalCluster: is only for Aurora (primary.cluster); ${name} names an RDS instance`);
+    if (!db.primary.credentials)
+      problems.push(
+        `${at}.primary.credentials: missing; expected { user, password: env:VARIABLE } for the canary and the checks`,
+      );
+    if (db.dr.standby && !db.dr.replica && dr.provider === 'aws')
+      problems.push(
+        `${at}.dr.replica: missing; expected the cross-region read replica's DB instance identifier (dr.standby is true)`,
+      );
   } else if (primary.provider === 'gcp') {
-    if (!db.primary.instance) problems.push(`${at}.primary.instance: missing; expected the primary's Cloud SQL instance name`);
-    if (!db.primary.credentials) problems.push(`${at}.primary.credentials: missing; expected { user, password: env:VARIABLE } for the canary and the checks`);
-    if (db.primary.cluster || db.dr.globalCluster) problems.push(`${at}: cluster and globalCluster are Aurora settings; ${db.primary.region} is gcp`);
-    if (db.dr.standby && !db.dr.replica && dr.provider === 'gcp') problems.push(`${at}.dr.replica: missing; expected the cross-region read replica's Cloud SQL instance name (dr.standby is true)`);
+    if (!db.primary.instance)
+      problems.push(`${at}.primary.instance: missing; expected the primary's Cloud SQL instance name`);
+    if (!db.primary.credentials)
+      problems.push(
+        `${at}.primary.credentials: missing; expected { user, password: env:VARIABLE } for the canary and the checks`,
+      );
+    if (db.primary.cluster || db.dr.globalCluster)
+      problems.push(`${at}: cluster and globalCluster are Aurora settings; ${db.primary.region} is gcp`);
+    if (db.dr.standby && !db.dr.replica && dr.provider === 'gcp')
+      problems.push(
+        `${at}.dr.replica: missing; expected the cross-region read replica's Cloud SQL instance name (dr.standby is true)`,
+      );
   } else {
-    if (db.primary.instance) problems.push(`${at}.primary.instance: is only for cloud regions; ${db.primary.region} is ${primary.provider}`);
-    if (db.primary.credentials) problems.push(`${at}.primary.credentials: is only for cloud regions; the local provider runs its own servers`);
-    if (db.primary.cluster) problems.push(`${at}.primary.cluster: is only for AWS regions; ${db.primary.region} is ${primary.provider}`);
-    if (db.dr.globalCluster) problems.push(`${at}.dr.globalCluster: is only for AWS regions; ${db.dr.region} is ${dr.provider}`);
+    if (db.primary.instance)
+      problems.push(`${at}.primary.instance: is only for cloud regions; ${db.primary.region} is ${primary.provider}`);
+    if (db.primary.credentials)
+      problems.push(`${at}.primary.credentials: is only for cloud regions; the local provider runs its own servers`);
+    if (db.primary.cluster)
+      problems.push(`${at}.primary.cluster: is only for AWS regions; ${db.primary.region} is ${primary.provider}`);
+    if (db.dr.globalCluster)
+      problems.push(`${at}.dr.globalCluster: is only for AWS regions; ${db.dr.region} is ${dr.provider}`);
     if (db.dr.replica) problems.push(`${at}.dr.replica: is only for AWS regions; ${db.dr.region} is ${dr.provider}`);
   }
   return problems;
@@ -496,7 +658,8 @@ function storeSpecOf(spec: Plan['regions'][string]): StoreSpec | undefined {
   if ('gcs' in store) return { kind: 'gcs', bucket: store.gcs.bucket, prefix: store.gcs.prefix };
   const awsRegion = store.s3.awsRegion ?? (spec.provider === 'aws' ? spec.awsRegion : undefined);
   // Checked here rather than in the schema: the default comes from the region around it.
-  if (!awsRegion) throw new PlanError('store.s3.awsRegion: missing; expected the bucket\'s AWS region (only aws regions supply it)');
+  if (!awsRegion)
+    throw new PlanError("store.s3.awsRegion: missing; expected the bucket's AWS region (only aws regions supply it)");
   return { kind: 's3', bucket: store.s3.bucket, prefix: store.s3.prefix, awsRegion };
 }
 
@@ -520,7 +683,11 @@ export function databaseOf(loaded: LoadedPlan, database: string) {
   return db;
 }
 
-export function drillInput(loaded: LoadedPlan, database: string, options: { fromLatestBackup: boolean; triggeredBy: string }): DrillInput {
+export function drillInput(
+  loaded: LoadedPlan,
+  database: string,
+  options: { fromLatestBackup: boolean; triggeredBy: string },
+): DrillInput {
   const db = databaseOf(loaded, database);
   return {
     database,
@@ -586,7 +753,8 @@ export function replicaSetOf(loaded: LoadedPlan, database: string): ReplicaSetSp
     set: db.primary.region,
     home: region(loaded.plan, db.primary.region),
     dr: region(loaded.plan, db.dr.region),
-    ...((db.primary.instance ?? db.primary.cluster) && db.dr.replica && { nodes: { home: (db.primary.instance ?? db.primary.cluster)!, dr: db.dr.replica } }),
+    ...((db.primary.instance ?? db.primary.cluster) &&
+      db.dr.replica && { nodes: { home: (db.primary.instance ?? db.primary.cluster)!, dr: db.dr.replica } }),
     ...(db.primary.credentials && { credentials: db.primary.credentials }),
     ...(db.dr.globalCluster && { globalCluster: db.dr.globalCluster }),
   };
@@ -606,7 +774,12 @@ export function replicaSetsOf(loaded: LoadedPlan): ReplicaSetSpec[] {
 export function failoverInput(
   loaded: LoadedPlan,
   database: string,
-  options: { mode: 'planned' | 'unplanned' | 'zonal'; preApproved: boolean; triggeredBy: string; approvalTimeoutSeconds?: number },
+  options: {
+    mode: 'planned' | 'unplanned' | 'zonal';
+    preApproved: boolean;
+    triggeredBy: string;
+    approvalTimeoutSeconds?: number;
+  },
 ): FailoverInput {
   return { ...failbackInput(loaded, database, options), mode: options.mode };
 }
@@ -623,7 +796,10 @@ export function failbackInput(
     replicaSet: replicaSetOf(loaded, database),
     objectives: { rpoSeconds: db.objectives.rpo, rtoSeconds: db.objectives.rto },
     checks: db.checks,
-    approval: { preApproved: options.preApproved, timeoutSeconds: options.approvalTimeoutSeconds ?? db.failover.approvalTimeout },
+    approval: {
+      preApproved: options.preApproved,
+      timeoutSeconds: options.approvalTimeoutSeconds ?? db.failover.approvalTimeout,
+    },
     planDigest: loaded.digest,
     triggeredBy: options.triggeredBy,
     ...(options.discardDivergent && { discardDivergent: true }),
@@ -642,11 +818,19 @@ export function recoversByRestore(loaded: LoadedPlan, database: string): boolean
 export function crossCloudInput(
   loaded: LoadedPlan,
   database: string,
-  options: { direction: 'failover' | 'failback'; mode: 'planned' | 'unplanned'; preApproved: boolean; triggeredBy: string; approvalTimeoutSeconds?: number },
+  options: {
+    direction: 'failover' | 'failback';
+    mode: 'planned' | 'unplanned';
+    preApproved: boolean;
+    triggeredBy: string;
+    approvalTimeoutSeconds?: number;
+  },
 ): CrossCloudInput {
   const db = databaseOf(loaded, database);
   if (!isPortable(loaded.plan, db)) {
-    throw new PlanError(`databases.${database}: its DR region is on the same provider as its primary; its failover uses the streaming standby (dr.standby), not a portable backup`);
+    throw new PlanError(
+      `databases.${database}: its DR region is on the same provider as its primary; its failover uses the streaming standby (dr.standby), not a portable backup`,
+    );
   }
   const home = targetOf(loaded, db);
   const drRegion = region(loaded.plan, db.dr.region);
@@ -657,7 +841,9 @@ export function crossCloudInput(
     ...(db.dr.credentials && { credentials: db.dr.credentials }),
   };
   if (drRegion.provider !== 'local' && !db.dr.instance) {
-    throw new PlanError(`databases.${database}.dr.instance: missing; expected the instance in ${db.dr.region} that a cross-cloud failover restores into`);
+    throw new PlanError(
+      `databases.${database}.dr.instance: missing; expected the instance in ${db.dr.region} that a cross-cloud failover restores into`,
+    );
   }
   const [from, to] = options.direction === 'failover' ? [home, dr] : [dr, home];
   return {
@@ -669,7 +855,10 @@ export function crossCloudInput(
     to,
     objectives: { rpoSeconds: db.objectives.rpo, rtoSeconds: db.objectives.rto },
     checks: db.checks,
-    approval: { preApproved: options.preApproved, timeoutSeconds: options.approvalTimeoutSeconds ?? db.failover.approvalTimeout },
+    approval: {
+      preApproved: options.preApproved,
+      timeoutSeconds: options.approvalTimeoutSeconds ?? db.failover.approvalTimeout,
+    },
     planDigest: loaded.digest,
     triggeredBy: options.triggeredBy,
   };

@@ -29,7 +29,9 @@ export function temporalTarget(codecKeys: CodecKeys | undefined = loadEnv().code
 }
 
 export async function connectClient(target = temporalTarget()): Promise<Client> {
-  const connection = await Connection.connect({ ...target.connectionOptions, connectTimeout: '5s' } as Parameters<typeof Connection.connect>[0]);
+  const connection = await Connection.connect({ ...target.connectionOptions, connectTimeout: '5s' } as Parameters<
+    typeof Connection.connect
+  >[0]);
   return new Client({ connection, namespace: target.namespace, dataConverter: target.dataConverter });
 }
 

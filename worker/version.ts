@@ -10,7 +10,12 @@ import { childEnv } from '../activities/pg/process';
 export function runbookVersion(projectRoot: string): string {
   const pkg = JSON.parse(readFileSync(join(projectRoot, 'package.json'), 'utf8')) as { name: string; version: string };
   const base = `${pkg.name}@${pkg.version}`;
-  const git = (...args: string[]) => spawnSync('git', ['-C', projectRoot, ...args], { encoding: 'utf8', timeout: 5000, env: childEnv({ HOME: process.env.HOME }) });
+  const git = (...args: string[]) =>
+    spawnSync('git', ['-C', projectRoot, ...args], {
+      encoding: 'utf8',
+      timeout: 5000,
+      env: childEnv({ HOME: process.env.HOME }),
+    });
   const head = git('rev-parse', '--short=12', 'HEAD');
   if (head.status !== 0 || !head.stdout.trim()) return base;
   // Tracked files only: build output and local state are not the runbook.

@@ -65,7 +65,12 @@ export function drill(input: DrillInput): Promise<RunbookReport> {
       ...(login && { credentials: login }),
       ...(input.portable && { portable: true }),
     };
-    const createScratch = () => run.step('create scratch instance', () => dr.provisioning.createScratchInstance(scratch), `starting ${scratch.name} in ${input.dr.name}`);
+    const createScratch = () =>
+      run.step(
+        'create scratch instance',
+        () => dr.provisioning.createScratchInstance(scratch),
+        `starting ${scratch.name} in ${input.dr.name}`,
+      );
     let scratchReady: Promise<ScratchInstance> | undefined;
 
     const alongside = patched(CHECKS_ALONGSIDE);
@@ -92,7 +97,12 @@ export function drill(input: DrillInput): Promise<RunbookReport> {
       run.steps.skip('backup', 'restoring the newest existing copy instead (--from-latest-backup)');
       restoreFrom = await run.step(
         'find latest backup',
-        () => dr.quick.findLatestBackup({ region: input.dr, database: primary.database, ...(input.portable && { portable: true }) }),
+        () =>
+          dr.quick.findLatestBackup({
+            region: input.dr,
+            database: primary.database,
+            ...(input.portable && { portable: true }),
+          }),
         `listing backups of ${database} in ${input.dr.name}`,
       );
       report.backup = restoreFrom;
@@ -109,10 +119,18 @@ export function drill(input: DrillInput): Promise<RunbookReport> {
       await (scratchReady ?? createScratch());
       // The copy's verify failed (or the drill was cancelled) while the instance came up: not started.
       if (CancellationScope.current().consideredCancelled) throw new CancelledFailure('restore not started');
-      const restored = await run.step('restore', () => dr.long.restoreBackup({ ref: restoreFrom, scratch }), `restore of ${restoreFrom.backupId} into ${scratch.name}`);
+      const restored = await run.step(
+        'restore',
+        () => dr.long.restoreBackup({ ref: restoreFrom, scratch }),
+        `restore of ${restoreFrom.backupId} into ${scratch.name}`,
+      );
       // Histories recorded before restores ran as a role without superuser have no findings.
       restoreFindings = restored.findings ?? [];
-      if (restoreFindings.length > 0) run.steps.annotate('restore', `${restoreFindings.length} object(s) not restored: ${restoreFindings.map((f) => f.name).join(', ')}`);
+      if (restoreFindings.length > 0)
+        run.steps.annotate(
+          'restore',
+          `${restoreFindings.length} object(s) not restored: ${restoreFindings.map((f) => f.name).join(', ')}`,
+        );
     };
     let copy: Awaited<ReturnType<typeof checkCopy>>;
     if (alongside) [copy] = await sideBySide(checkCopy, restore);
@@ -120,17 +138,33 @@ export function drill(input: DrillInput): Promise<RunbookReport> {
       copy = await checkCopy();
       await restore();
     }
-    const verified = await run.step('verify data', () => dr.long.verifyRestore({ ref: restoreFrom, scratch, checks: input.checks }), `checking every table and the plan's checks in ${scratch.name}`);
+    const verified = await run.step(
+      'verify data',
+      () => dr.long.verifyRestore({ ref: restoreFrom, scratch, checks: input.checks }),
+      `checking every table and the plan's checks in ${scratch.name}`,
+    );
 
     // RPO, from data: the drill's start against the newest canary the restored database holds.
     const restoredCanary = verified.newestCanary;
     const canaryCheck: CheckResult = !restoredCanary
       ? { name: 'canary present', ok: false, detail: 'the restored database has no canary row: RPO cannot be measured' }
       : input.fromLatestBackup
-        ? { name: 'canary present', ok: true, detail: `newest canary #${restoredCanary.id} written ${restoredCanary.writtenAt}` }
+        ? {
+            name: 'canary present',
+            ok: true,
+            detail: `newest canary #${restoredCanary.id} written ${restoredCanary.writtenAt}`,
+          }
         : restoredCanary.id >= canary.id
-          ? { name: 'canary present', ok: true, detail: `canary #${canary.id} written at the drill's start is in the restored data` }
-          : { name: 'canary present', ok: false, detail: `the restored data's newest canary is #${restoredCanary.id}; the drill wrote #${canary.id} before the backup` };
+          ? {
+              name: 'canary present',
+              ok: true,
+              detail: `canary #${canary.id} written at the drill's start is in the restored data`,
+            }
+          : {
+              name: 'canary present',
+              ok: false,
+              detail: `the restored data's newest canary is #${restoredCanary.id}; the drill wrote #${canary.id} before the backup`,
+            };
     const manifestCanary = copy.newestCanary;
     run.check(
       ...restoreFindings,
@@ -140,10 +174,17 @@ export function drill(input: DrillInput): Promise<RunbookReport> {
       ...(verified.access ?? []),
       canaryCheck,
       ...(manifestCanary && restoredCanary && manifestCanary.id !== restoredCanary.id
-        ? [{ name: 'canary matches manifest', ok: false, detail: `manifest says #${manifestCanary.id}, restored data has #${restoredCanary.id}` }]
+        ? [
+            {
+              name: 'canary matches manifest',
+              ok: false,
+              detail: `manifest says #${manifestCanary.id}, restored data has #${restoredCanary.id}`,
+            },
+          ]
         : []),
     );
-    if (restoredCanary) report.rpoSeconds = Math.max(0, (run.declaredStart - Date.parse(restoredCanary.writtenAt)) / 1000);
+    if (restoredCanary)
+      report.rpoSeconds = Math.max(0, (run.declaredStart - Date.parse(restoredCanary.writtenAt)) / 1000);
     if (report.checks.every((c) => c.ok)) {
       report.rtoSeconds = run.elapsed();
       // The drill proves the objectives, not just restorability: missing one is a finding.

@@ -8,32 +8,69 @@ import { runbook } from './kit';
 import { finishedNote } from './notify';
 import { failbackProgressQuery } from './messages';
 import { invalid, subjectOf, validateFailoverInput } from './report';
-import { approvalGate, cancelDrillsAndReadTopology, label, plannedSwitchover, rebuiltDetail, regionOf, verifyNewPrimary, withoutNode, type TopologyRun } from './topology-steps';
+import {
+  approvalGate,
+  cancelDrillsAndReadTopology,
+  label,
+  plannedSwitchover,
+  rebuiltDetail,
+  regionOf,
+  verifyNewPrimary,
+  withoutNode,
+  type TopologyRun,
+} from './topology-steps';
 import type { FailbackInput, NodeRef, RunbookReport, TopologyView } from './types';
 
 export { failbackProgressQuery } from './messages';
 
 export function failback(input: FailbackInput): Promise<RunbookReport> {
-  const spec = { kind: 'failback' as const, input, validate: validateFailoverInput, subject: subjectOf, progress: failbackProgressQuery, finished: { region: () => input.replicaSet.dr, note: finishedNote } };
+  const spec = {
+    kind: 'failback' as const,
+    input,
+    validate: validateFailoverInput,
+    subject: subjectOf,
+    progress: failbackProgressQuery,
+    finished: { region: () => input.replicaSet.dr, note: finishedNote },
+  };
   return runbook(spec, async (kit) => {
     const run: TopologyRun = Object.assign(kit, { input });
     const { report, info } = run;
-    const failback = (report.failover = { mode: 'failback', approval: null, fence: null, lagAtDecision: null, walGapBytes: null, topology: null } as NonNullable<RunbookReport['failover']>);
+    const failback = (report.failover = {
+      mode: 'failback',
+      approval: null,
+      fence: null,
+      lagAtDecision: null,
+      walGapBytes: null,
+      topology: null,
+    } as NonNullable<RunbookReport['failover']>);
     const { replicaSet: set, database } = input;
     const [home, dr] = [run.in(set.home), run.in(set.dr)];
     let topology = await cancelDrillsAndReadTopology(run);
     const current = topology.primary;
-    if (!current) throw invalid(`replication set ${set.set} has no primary right now (a switch is in progress?): nothing to fail back from`);
+    if (!current)
+      throw invalid(
+        `replication set ${set.set} has no primary right now (a switch is in progress?): nothing to fail back from`,
+      );
     if (current.region === set.home.name) {
       // Already home. What may be left is a former primary that is not (or no longer) a working
       // standby — a failback whose last step failed, a standby that will not start: re-protect it.
       // The node to re-protect sits in the DR region (a fenced home-region node stays fenced).
       const leftover = topology.standby ?? topology.fenced.find((n) => n.region === set.dr.name) ?? topology.fenced[0];
-      if (!leftover) throw invalid(`${database} already runs on its home server ${label(current)} and has no other node to re-protect`);
+      if (!leftover)
+        throw invalid(
+          `${database} already runs on its home server ${label(current)} and has no other node to re-protect`,
+        );
       const standby = topology.standby;
       if (standby) {
-        const health = await run.step('preflight', () => dr.quick.checkReplication({ set, primary: current, standby }), `checking ${label(standby)}`);
-        if (health.lag?.streaming) throw invalid(`${database} already runs on its home server ${label(current)} and ${label(standby)} is streaming: nothing to fail back`);
+        const health = await run.step(
+          'preflight',
+          () => dr.quick.checkReplication({ set, primary: current, standby }),
+          `checking ${label(standby)}`,
+        );
+        if (health.lag?.streaming)
+          throw invalid(
+            `${database} already runs on its home server ${label(current)} and ${label(standby)} is streaming: nothing to fail back`,
+          );
       }
       failback.topology = await reprotect(run, leftover, current, topology);
       report.rtoSeconds = run.elapsed();
@@ -43,24 +80,53 @@ export function failback(input: FailbackInput): Promise<RunbookReport> {
 
     // Re-protect: the old primary becomes a standby of the current one (on RDS: a new replica beside it).
     const formerHome = homeNodeOf(set, topology);
-    const rebuilt = await run.step('re-protect home server', () => home.long.rebuildAsStandby(rebuildInput(run, formerHome, current)), `rebuilding ${label(formerHome)} as a standby of ${label(current)}`);
+    const rebuilt = await run.step(
+      're-protect home server',
+      () => home.long.rebuildAsStandby(rebuildInput(run, formerHome, current)),
+      `rebuilding ${label(formerHome)} as a standby of ${label(current)}`,
+    );
     // Workers from before providers could name a new node return only the method.
     const homeNode = rebuilt.node ?? formerHome;
-    run.check({ name: 're-protect home server', ok: true, detail: rebuiltDetail(homeNode, rebuilt.method, current) + discardedDetail(run, homeNode, rebuilt) });
+    run.check({
+      name: 're-protect home server',
+      ok: true,
+      detail: rebuiltDetail(homeNode, rebuilt.method, current) + discardedDetail(run, homeNode, rebuilt),
+    });
     const before = topology;
     topology = await run.step(
       'record standby',
-      () => dr.quick.repointTraffic({ set, next: { primary: current, standby: homeNode, fenced: withoutNode(before.fenced, homeNode) }, expectedEpoch: before.epoch, by: info.workflowId }),
+      () =>
+        dr.quick.repointTraffic({
+          set,
+          next: { primary: current, standby: homeNode, fenced: withoutNode(before.fenced, homeNode) },
+          expectedEpoch: before.epoch,
+          by: info.workflowId,
+        }),
       `recording ${label(homeNode)} as the standby`,
     );
-    const lag = await run.step('wait until caught up', () => home.long.waitUntilCaughtUp({ set, primary: current, standby: homeNode }), `waiting for ${label(homeNode)} to catch up`);
+    const lag = await run.step(
+      'wait until caught up',
+      () => home.long.waitUntilCaughtUp({ set, primary: current, standby: homeNode }),
+      `waiting for ${label(homeNode)} to catch up`,
+    );
     failback.lagAtDecision = { bytes: lag.lagBytes, seconds: lag.lagSeconds };
 
     const approval = (failback.approval = await approvalGate(run, 'failback', set.dr));
-    if (!approval) return run.fail(`approval timed out after ${input.approval.timeoutSeconds}s; ${label(current)} is still the primary, ${label(homeNode)} its standby`);
+    if (!approval)
+      return run.fail(
+        `approval timed out after ${input.approval.timeoutSeconds}s; ${label(current)} is still the primary, ${label(homeNode)} its standby`,
+      );
     const startCanary = await run.step(
       'canary write',
-      () => run.in(regionOf(set, current)).quick.writeCanaryOnNode({ set, node: current, database: input.pgDatabase, token: `${info.workflowId}/${info.runId}/canary` }),
+      () =>
+        run
+          .in(regionOf(set, current))
+          .quick.writeCanaryOnNode({
+            set,
+            node: current,
+            database: input.pgDatabase,
+            token: `${info.workflowId}/${info.runId}/canary`,
+          }),
       `writing a canary row on ${label(current)}`,
     );
     const switched = await plannedSwitchover(run, set, current, homeNode, topology);
@@ -69,16 +135,29 @@ export function failback(input: FailbackInput): Promise<RunbookReport> {
 
     // Everything the canary writer had acknowledged during the failover term must be here too.
     const fencedAt = new Date(switched.fencedAt).toISOString();
-    const { term } = await run.step('canaries of the failover term', () => dr.quick.acknowledgedCanaries({ database: input.pgDatabase, before: fencedAt, sinceEpoch: failoverTerm }), 'reading the canary ledger');
+    const { term } = await run.step(
+      'canaries of the failover term',
+      () => dr.quick.acknowledgedCanaries({ database: input.pgDatabase, before: fencedAt, sinceEpoch: failoverTerm }),
+      'reading the canary ledger',
+    );
     const found = await run.step(
       'nothing lost',
-      () => home.quick.findCanaries({ set, node: homeNode, database: input.pgDatabase, canaries: term.map((e) => ({ id: e.id, writtenAt: e.writtenAt })) }),
+      () =>
+        home.quick.findCanaries({
+          set,
+          node: homeNode,
+          database: input.pgDatabase,
+          canaries: term.map((e) => ({ id: e.id, writtenAt: e.writtenAt })),
+        }),
       `looking for ${term.length} acknowledged canaries on ${label(homeNode)}`,
     );
     run.check({
       name: 'writes of the failover term kept',
       ok: found.missing.length === 0,
-      detail: found.missing.length === 0 ? `all ${term.length} canaries acknowledged by ${label(current)} are on ${label(homeNode)}` : `missing canaries: ${found.missing.slice(0, 10).join(', ')}`,
+      detail:
+        found.missing.length === 0
+          ? `all ${term.length} canaries acknowledged by ${label(current)} are on ${label(homeNode)}`
+          : `missing canaries: ${found.missing.slice(0, 10).join(', ')}`,
     });
 
     // Restore the original shape: the former primary becomes the standby again (a demoted one
@@ -96,17 +175,29 @@ export function failback(input: FailbackInput): Promise<RunbookReport> {
  */
 function homeNodeOf(set: FailbackInput['replicaSet'], topology: TopologyView): NodeRef {
   const inHome = (n: NodeRef | null): n is NodeRef => n !== null && n.region === set.home.name;
-  return [...topology.fenced].reverse().find(inHome) ?? (inHome(topology.standby) ? topology.standby : { region: set.home.name, name: 'server' });
+  return (
+    [...topology.fenced].reverse().find(inHome) ??
+    (inHome(topology.standby) ? topology.standby : { region: set.home.name, name: 'server' })
+  );
 }
 
 /** The rebuild's input: discarding a node's divergent writes only on the operator's explicit word. */
 function rebuildInput(run: TopologyRun, node: NodeRef, primary: NodeRef) {
   const input = run.input as FailbackInput;
-  return { set: input.replicaSet, node, primary, ...(input.discardDivergent && { discardDivergent: { by: input.triggeredBy } }) };
+  return {
+    set: input.replicaSet,
+    node,
+    primary,
+    ...(input.discardDivergent && { discardDivergent: { by: input.triggeredBy } }),
+  };
 }
 
 /** What the report says of divergent writes a rebuild discarded, and where their copy is. */
-function discardedDetail(run: TopologyRun, node: NodeRef, rebuilt: { discarded?: { detail: string; preservedAt: string; by: string } }): string {
+function discardedDetail(
+  run: TopologyRun,
+  node: NodeRef,
+  rebuilt: { discarded?: { detail: string; preservedAt: string; by: string } },
+): string {
   const d = rebuilt.discarded;
   if (!d) return '';
   if (run.report.failover) run.report.failover.discardedDivergence = { node: label(node), ...d };
@@ -114,15 +205,36 @@ function discardedDetail(run: TopologyRun, node: NodeRef, rebuilt: { discarded?:
 }
 
 /** A former primary becomes the standby of the home server again, and the record says so. */
-async function reprotect(run: TopologyRun, former: NodeRef, home: NodeRef, topology: TopologyView): Promise<TopologyView> {
+async function reprotect(
+  run: TopologyRun,
+  former: NodeRef,
+  home: NodeRef,
+  topology: TopologyView,
+): Promise<TopologyView> {
   const { input, info } = run;
   const set = input.replicaSet;
-  const rebuilt = await run.step('re-protect former primary', () => run.in(regionOf(set, former)).long.rebuildAsStandby(rebuildInput(run, former, home)), `rebuilding ${label(former)} as a standby of ${label(home)}`);
+  const rebuilt = await run.step(
+    're-protect former primary',
+    () => run.in(regionOf(set, former)).long.rebuildAsStandby(rebuildInput(run, former, home)),
+    `rebuilding ${label(former)} as a standby of ${label(home)}`,
+  );
   const node = rebuilt.node ?? former;
-  run.check({ name: 're-protect former primary', ok: true, detail: rebuiltDetail(node, rebuilt.method, home) + discardedDetail(run, node, rebuilt) });
+  run.check({
+    name: 're-protect former primary',
+    ok: true,
+    detail: rebuiltDetail(node, rebuilt.method, home) + discardedDetail(run, node, rebuilt),
+  });
   return run.step(
     'record standby',
-    () => run.in(set.home).quick.repointTraffic({ set, next: { primary: home, standby: node, fenced: withoutNode(topology.fenced, node) }, expectedEpoch: topology.epoch, by: info.workflowId }),
+    () =>
+      run
+        .in(set.home)
+        .quick.repointTraffic({
+          set,
+          next: { primary: home, standby: node, fenced: withoutNode(topology.fenced, node) },
+          expectedEpoch: topology.epoch,
+          by: info.workflowId,
+        }),
     `recording ${label(node)} as the standby`,
   );
 }

@@ -35,20 +35,41 @@ import type { Canary, FailoverInput, RunbookReport, TopologyView } from './types
 export { approveFailoverUpdate, failoverProgressQuery } from './messages';
 
 export function failover(input: FailoverInput): Promise<RunbookReport> {
-  const spec = { kind: 'failover' as const, input, validate: validateFailoverInput, subject: subjectOf, progress: failoverProgressQuery, finished: { region: () => input.replicaSet.dr, note: finishedNote } };
+  const spec = {
+    kind: 'failover' as const,
+    input,
+    validate: validateFailoverInput,
+    subject: subjectOf,
+    progress: failoverProgressQuery,
+    finished: { region: () => input.replicaSet.dr, note: finishedNote },
+  };
   return runbook(spec, async (kit) => {
     const run: TopologyRun = Object.assign(kit, { input });
     const { report, info } = run;
-    const failover = (report.failover = { mode: input.mode, approval: null, fence: null, lagAtDecision: null, walGapBytes: null, topology: null } as NonNullable<RunbookReport['failover']>);
+    const failover = (report.failover = {
+      mode: input.mode,
+      approval: null,
+      fence: null,
+      lagAtDecision: null,
+      walGapBytes: null,
+      topology: null,
+    } as NonNullable<RunbookReport['failover']>);
     const set = input.replicaSet;
     const topology = await cancelDrillsAndReadTopology(run);
     if (input.mode === 'zonal') return zonalFailover(run, topology);
     const from = topology.primary;
     const to = topology.standby;
-    if (!from || !to) throw invalid(`replication set ${set.set} has no ${from ? 'standby' : 'primary'} to fail over (primary ${label(from)}, standby ${label(to)})`);
+    if (!from || !to)
+      throw invalid(
+        `replication set ${set.set} has no ${from ? 'standby' : 'primary'} to fail over (primary ${label(from)}, standby ${label(to)})`,
+      );
 
     const preflight = async () => {
-      const health = await run.step('preflight', () => run.in(set.dr).quick.checkReplication({ set, primary: from, standby: to }), `checking ${label(to)} and its lag`);
+      const health = await run.step(
+        'preflight',
+        () => run.in(set.dr).quick.checkReplication({ set, primary: from, standby: to }),
+        `checking ${label(to)} and its lag`,
+      );
       failover.lagAtDecision = health.lag ? { bytes: health.lag.lagBytes, seconds: health.lag.lagSeconds } : null;
       failover.walGapBytes = health.lag?.lagBytes ?? null;
       const problems = preflightProblems(input, health);
@@ -60,19 +81,31 @@ export function failover(input: FailoverInput): Promise<RunbookReport> {
         ? null
         : run.step(
             'canary write',
-            () => run.in(regionOf(set, from)).quick.writeCanaryOnNode({ set, node: from, database: input.pgDatabase, token: `${info.workflowId}/${info.runId}/canary` }),
+            () =>
+              run
+                .in(regionOf(set, from))
+                .quick.writeCanaryOnNode({
+                  set,
+                  node: from,
+                  database: input.pgDatabase,
+                  token: `${info.workflowId}/${info.runId}/canary`,
+                }),
             `writing a canary row on ${label(from)}`,
           );
     const [, startCanary] = await sideBySideFrom<void, Canary | null>(input.mode === 'planned', preflight, canary);
 
     const approval = (failover.approval = await approvalGate(run, 'failover', set.dr));
     if (!approval) return run.fail(`approval timed out after ${input.approval.timeoutSeconds}s; nothing was changed`);
-    const switched = input.mode === 'planned' ? await plannedSwitchover(run, set, from, to, topology) : { topology: await unplannedTakeover(run, set, from, to, topology), canFollow: false };
+    const switched =
+      input.mode === 'planned'
+        ? await plannedSwitchover(run, set, from, to, topology)
+        : { topology: await unplannedTakeover(run, set, from, to, topology), canFollow: false };
     failover.topology = switched.topology;
 
     report.rpoSeconds = await verifyNewPrimary(run, to, input.mode, startCanary, run.declaredStart);
     if (run.passedChecks(() => `smoke tests failed on ${label(to)}`)) report.rtoSeconds = run.elapsed();
-    if (switched.canFollow && patched(DEMOTED_PRIMARY_FOLLOWS)) failover.topology = await followNewPrimary(run, set, from, to, switched.topology);
+    if (switched.canFollow && patched(DEMOTED_PRIMARY_FOLLOWS))
+      failover.topology = await followNewPrimary(run, set, from, to, switched.topology);
   });
 }
 
@@ -85,32 +118,49 @@ async function zonalFailover(run: TopologyRun, topology: TopologyView): Promise<
   const region = run.in(regionOf(set, primary));
   const startCanary = await run.step(
     'canary write',
-    () => region.quick.writeCanaryOnNode({ set, node: primary, database: input.pgDatabase, token: `${info.workflowId}/${info.runId}/canary` }),
+    () =>
+      region.quick.writeCanaryOnNode({
+        set,
+        node: primary,
+        database: input.pgDatabase,
+        token: `${info.workflowId}/${info.runId}/canary`,
+      }),
     `writing a canary row on ${label(primary)}`,
   );
   const approval = await approvalGate(run, 'failover', set.dr);
   if (report.failover) report.failover.approval = approval;
   if (!approval) return run.fail(`approval timed out after ${input.approval.timeoutSeconds}s; nothing was changed`);
-  const moved = await run.step('zonal failover', () => region.provisioning.haFailover({ set, node: primary }), `moving ${label(primary)} to its standby zone`);
+  const moved = await run.step(
+    'zonal failover',
+    () => region.provisioning.haFailover({ set, node: primary }),
+    `moving ${label(primary)} to its standby zone`,
+  );
   run.check({ name: 'zonal failover', ok: true, detail: moved.how });
   if (report.failover) report.failover.topology = topology;
   report.rpoSeconds = await verifyNewPrimary(run, primary, 'planned', startCanary, run.declaredStart);
-  if (run.passedChecks(() => `smoke tests failed on ${label(primary)} after the zonal failover`)) report.rtoSeconds = run.elapsed();
+  if (run.passedChecks(() => `smoke tests failed on ${label(primary)} after the zonal failover`))
+    report.rtoSeconds = run.elapsed();
 }
 
 function preflightProblems(
   input: FailoverInput,
-  health: { primary: { writable: boolean; reachable: boolean }; standby: { reachable: boolean; inRecovery: boolean | null; streaming: boolean | null }; lag: { streaming: boolean; lagSeconds: number | null; slotActive: boolean | null } | null },
+  health: {
+    primary: { writable: boolean; reachable: boolean };
+    standby: { reachable: boolean; inRecovery: boolean | null; streaming: boolean | null };
+    lag: { streaming: boolean; lagSeconds: number | null; slotActive: boolean | null } | null;
+  },
 ): string[] {
   const problems: string[] = [];
   if (!health.standby.reachable) problems.push('the standby is not reachable');
   else if (!health.standby.inRecovery) problems.push('the standby is not in recovery (it is not a standby)');
   if (input.mode === 'planned') {
-    if (!health.primary.reachable || !health.primary.writable) problems.push('the primary is not reachable and writable (use --unplanned for a primary that is down)');
+    if (!health.primary.reachable || !health.primary.writable)
+      problems.push('the primary is not reachable and writable (use --unplanned for a primary that is down)');
     if (!health.lag?.streaming) problems.push('the standby is not streaming from the primary');
     if (health.lag && health.lag.slotActive === false) problems.push('the replication slot is not active');
     const lag = health.lag?.lagSeconds;
-    if (lag !== null && lag !== undefined && lag > input.objectives.rpoSeconds) problems.push(`standby lag ${lag.toFixed(1)}s exceeds the RPO objective ${input.objectives.rpoSeconds}s`);
+    if (lag !== null && lag !== undefined && lag > input.objectives.rpoSeconds)
+      problems.push(`standby lag ${lag.toFixed(1)}s exceeds the RPO objective ${input.objectives.rpoSeconds}s`);
   }
   return problems;
 }

@@ -18,45 +18,81 @@ export interface FleetDrillInput {
 }
 
 export interface FleetDrillResult extends RunbookReport {
-  drills: Array<{ database: string; workflowId: string; outcome: 'passed' | 'failed'; rtoSeconds: number | null; rpoSeconds: number | null; reason?: string }>;
+  drills: Array<{
+    database: string;
+    workflowId: string;
+    outcome: 'passed' | 'failed';
+    rtoSeconds: number | null;
+    rpoSeconds: number | null;
+    reason?: string;
+  }>;
 }
 
 export async function fleetDrill(input: FleetDrillInput): Promise<FleetDrillResult> {
-  const subject = (i: FleetDrillInput) => ({ database: '(fleet)', provider: i.drills[0]!.primary.region.provider, triggeredBy: i.triggeredBy });
-  return (await runbook({ kind: 'drill', input, validate: validateFleetInput, subject, progress: fleetDrillProgressQuery }, async (run) => {
-    const report = run.report as FleetDrillResult;
-    const drills: FleetDrillResult['drills'] = (report.drills = []);
-    const drillOne = async (drill: DrillInput): Promise<void> => {
-      const workflowId = `${run.info.workflowId}/${drill.database}`;
-      try {
-        const child = await run.step(`drill ${drill.database}`, async () => ({
-          value: await executeChild('drill', {
+  const subject = (i: FleetDrillInput) => ({
+    database: '(fleet)',
+    provider: i.drills[0]!.primary.region.provider,
+    triggeredBy: i.triggeredBy,
+  });
+  return (await runbook(
+    { kind: 'drill', input, validate: validateFleetInput, subject, progress: fleetDrillProgressQuery },
+    async (run) => {
+      const report = run.report as FleetDrillResult;
+      const drills: FleetDrillResult['drills'] = (report.drills = []);
+      const drillOne = async (drill: DrillInput): Promise<void> => {
+        const workflowId = `${run.info.workflowId}/${drill.database}`;
+        try {
+          const child = await run.step(
+            `drill ${drill.database}`,
+            async () => ({
+              value: await executeChild('drill', {
+                workflowId,
+                args: [drill],
+                // A cancelled fleet cancels its drills, which tear down their scratch instances.
+                parentClosePolicy: ParentClosePolicy.REQUEST_CANCEL,
+                staticSummary: `Drill of ${drill.database} (fleet ${run.info.workflowId})`,
+              }),
+              attempt: 1,
+            }),
+            `child workflow ${workflowId}`,
+          );
+          drills.push({
+            database: drill.database,
             workflowId,
-            args: [drill],
-            // A cancelled fleet cancels its drills, which tear down their scratch instances.
-            parentClosePolicy: ParentClosePolicy.REQUEST_CANCEL,
-            staticSummary: `Drill of ${drill.database} (fleet ${run.info.workflowId})`,
-          }),
-          attempt: 1,
-        }), `child workflow ${workflowId}`);
-        drills.push({ database: drill.database, workflowId, outcome: child.outcome, rtoSeconds: child.rtoSeconds, rpoSeconds: child.rpoSeconds, ...(child.reason && { reason: child.reason }) });
-      } catch (err) {
-        drills.push({ database: drill.database, workflowId, outcome: 'failed', rtoSeconds: null, rpoSeconds: null, reason: describeFailure(err) });
-      }
-    };
-    await atMost(input.concurrency, input.drills, drillOne);
+            outcome: child.outcome,
+            rtoSeconds: child.rtoSeconds,
+            rpoSeconds: child.rpoSeconds,
+            ...(child.reason && { reason: child.reason }),
+          });
+        } catch (err) {
+          drills.push({
+            database: drill.database,
+            workflowId,
+            outcome: 'failed',
+            rtoSeconds: null,
+            rpoSeconds: null,
+            reason: describeFailure(err),
+          });
+        }
+      };
+      await atMost(input.concurrency, input.drills, drillOne);
 
-    drills.sort((a, b) => a.database.localeCompare(b.database));
-    run.check(
-      ...drills.map((d) => ({
-        name: `drill ${d.database}`,
-        ok: d.outcome === 'passed',
-        detail: d.outcome === 'passed' ? `passed, RTO ${d.rtoSeconds?.toFixed(1) ?? '?'}s, RPO ${d.rpoSeconds?.toFixed(1) ?? '?'}s` : (d.reason ?? 'failed'),
-      })),
-    );
-    const failed = drills.filter((d) => d.outcome !== 'passed');
-    if (failed.length > 0) run.fail(`${failed.length} of ${drills.length} drills failed: ${failed.map((d) => d.database).join(', ')}`);
-  })) as FleetDrillResult;
+      drills.sort((a, b) => a.database.localeCompare(b.database));
+      run.check(
+        ...drills.map((d) => ({
+          name: `drill ${d.database}`,
+          ok: d.outcome === 'passed',
+          detail:
+            d.outcome === 'passed'
+              ? `passed, RTO ${d.rtoSeconds?.toFixed(1) ?? '?'}s, RPO ${d.rpoSeconds?.toFixed(1) ?? '?'}s`
+              : (d.reason ?? 'failed'),
+        })),
+      );
+      const failed = drills.filter((d) => d.outcome !== 'passed');
+      if (failed.length > 0)
+        run.fail(`${failed.length} of ${drills.length} drills failed: ${failed.map((d) => d.database).join(', ')}`);
+    },
+  )) as FleetDrillResult;
 }
 
 /** Runs `each` over the items, at most `limit` at a time, in order of the list. */
@@ -73,6 +109,8 @@ async function atMost<T>(limit: number, items: T[], each: (item: T) => Promise<v
 }
 
 function validateFleetInput(input: FleetDrillInput): void {
-  if (!Array.isArray(input?.drills) || input.drills.length === 0) throw invalid('a fleet drill needs at least one drill');
-  if (!Number.isInteger(input.concurrency) || input.concurrency < 1 || input.concurrency > 50) throw invalid(`concurrency ${JSON.stringify(input.concurrency)} must be a whole number from 1 to 50`);
+  if (!Array.isArray(input?.drills) || input.drills.length === 0)
+    throw invalid('a fleet drill needs at least one drill');
+  if (!Number.isInteger(input.concurrency) || input.concurrency < 1 || input.concurrency > 50)
+    throw invalid(`concurrency ${JSON.stringify(input.concurrency)} must be a whole number from 1 to 50`);
 }

@@ -43,14 +43,26 @@ import {
 import type { Activities } from '../activities';
 import type { Notification } from '../activities/notify';
 import { notify } from './notify';
-import { fenceWithDeadline, longTransfer, notification, provisioning, quickCall, readinessProbe, scratchSweep, teardown } from './options';
+import {
+  fenceWithDeadline,
+  longTransfer,
+  notification,
+  provisioning,
+  quickCall,
+  readinessProbe,
+  scratchSweep,
+  teardown,
+} from './options';
 import { finishReport, startReport, type ReportSubject } from './report';
 import { describeFailure, StepLog, type Progress } from './steps';
 import { regionTaskQueue, type Attempted, type CheckResult, type RegionSpec, type RunbookReport } from './types';
 
 /** Every activity, called with its one input (and, where the step's own words do not fit, a summary). */
 export type Calls = {
-  [K in keyof Activities]: (input: Parameters<Activities[K]>[0], summary?: string) => Promise<Awaited<ReturnType<Activities[K]>>>;
+  [K in keyof Activities]: (
+    input: Parameters<Activities[K]>[0],
+    summary?: string,
+  ) => Promise<Awaited<ReturnType<Activities[K]>>>;
 };
 
 /** The activities of one region (its task queue), by options preset. */
@@ -65,7 +77,16 @@ export interface RegionCalls {
   sweep: Calls;
 }
 
-const presets = { quick: quickCall, long: longTransfer, provisioning, teardown, notification, fence: fenceWithDeadline, probe: readinessProbe, sweep: scratchSweep };
+const presets = {
+  quick: quickCall,
+  long: longTransfer,
+  provisioning,
+  teardown,
+  notification,
+  fence: fenceWithDeadline,
+  probe: readinessProbe,
+  sweep: scratchSweep,
+};
 
 export interface RunbookSpec<I> {
   kind: RunbookReport['runbook'];
@@ -74,7 +95,10 @@ export interface RunbookSpec<I> {
   subject: (input: I) => ReportSubject;
   progress: QueryDefinition<Progress>;
   /** Where the end of the run is told, and what; null: nothing to tell. Runs in the non-cancellable finish. */
-  finished?: { region: (input: I) => RegionSpec; note: (report: RunbookReport, cancelled: boolean) => Notification | null };
+  finished?: {
+    region: (input: I) => RegionSpec;
+    note: (report: RunbookReport, cancelled: boolean) => Notification | null;
+  };
 }
 
 interface Cleanup {
@@ -122,7 +146,8 @@ export class Run {
     const known = this.regions.get(region.name);
     if (known) return known;
     const calls = {} as RegionCalls;
-    for (const [key, preset] of Object.entries(presets) as Array<[keyof RegionCalls, ActivityOptions]>) calls[key] = this.callsIn(region, preset);
+    for (const [key, preset] of Object.entries(presets) as Array<[keyof RegionCalls, ActivityOptions]>)
+      calls[key] = this.callsIn(region, preset);
     this.regions.set(region.name, calls);
     return calls;
   }
@@ -132,7 +157,10 @@ export class Run {
     const activities = proxyActivities<Activities>({ ...preset, taskQueue: regionTaskQueue(region.name) });
     return new Proxy({} as Calls, {
       get: (_, name) => (input: unknown, summary?: string) =>
-        activities[name as keyof Activities].executeWithOptions({ summary: summary ?? this.summary ?? `${String(name)} in ${region.name}` }, [input as never]),
+        activities[name as keyof Activities].executeWithOptions(
+          { summary: summary ?? this.summary ?? `${String(name)} in ${region.name}` },
+          [input as never],
+        ),
     });
   }
 
@@ -167,7 +195,9 @@ export class Run {
   passedChecks(what: (failed: number, all: number) => string): boolean {
     const failed = this.report.checks.filter((c) => !c.ok);
     if (failed.length === 0) return true;
-    this.fail(`${what(failed.length, this.report.checks.length)}: ${failed.map((c) => `${c.name} (${c.detail})`).join('; ')}`);
+    this.fail(
+      `${what(failed.length, this.report.checks.length)}: ${failed.map((c) => `${c.name} (${c.detail})`).join('; ')}`,
+    );
     return false;
   }
 
@@ -190,7 +220,9 @@ export class Run {
       } catch (err) {
         this.report.cleanup.push({ name: cleanup.name, ok: false, detail: describeFailure(err) });
         this.report.outcome = 'failed';
-        this.report.reason = [this.report.reason, `cleanup failed: ${cleanup.name}: ${describeFailure(err)}`].filter(Boolean).join('; ');
+        this.report.reason = [this.report.reason, `cleanup failed: ${cleanup.name}: ${describeFailure(err)}`]
+          .filter(Boolean)
+          .join('; ');
       }
     }
   }
@@ -219,7 +251,8 @@ export async function runbook<I>(spec: RunbookSpec<I>, body: (run: Run) => Promi
     if (isCancellation(err)) cancelled = err;
     // Cancelled while a step was in flight, and the step then failed rather than stopped (a failover's
     // fence ended its sessions): still a cancelled run, not a failed one.
-    else if (CancellationScope.current().consideredCancelled) cancelled = new CancelledFailure(`cancelled; the step in flight then failed: ${describeFailure(err)}`);
+    else if (CancellationScope.current().consideredCancelled)
+      cancelled = new CancelledFailure(`cancelled; the step in flight then failed: ${describeFailure(err)}`);
     run.fail(describeFailure(err));
   } finally {
     await CancellationScope.nonCancellable(async () => {

@@ -16,7 +16,10 @@ export const NOTIFICATIONS = 'notifications';
 export async function notify(steps: StepLog, region: RegionSpec, note: Notification): Promise<void> {
   if (!patched(NOTIFICATIONS)) return;
   try {
-    await send.executeWithOptions({ taskQueue: regionTaskQueue(region.name), summary: `Notify ${note.event}: ${note.summary}` }, [note]);
+    await send.executeWithOptions(
+      { taskQueue: regionTaskQueue(region.name), summary: `Notify ${note.event}: ${note.summary}` },
+      [note],
+    );
   } catch (err) {
     // Written where a reader of the report looks for what did not go to plan; the runbook goes on.
     steps.skip(`notify ${note.event}`, `the notification could not be sent: ${describeFailure(err)}`);

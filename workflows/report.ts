@@ -1,9 +1,31 @@
 // The report every runbook returns as its workflow result, and the audit marks it leaves on the run:
 // typed search attributes and the details line the Temporal UI shows.
-import { ApplicationFailure, setCurrentDetails, upsertSearchAttributes, workflowInfo, type WorkflowInfo } from '@temporalio/workflow';
-import { DatabaseAttr, OutcomeAttr, ProviderAttr, RpoSecondsAttr, RtoSecondsAttr, RunbookAttr, TriggeredByAttr } from './search-attributes';
+import {
+  ApplicationFailure,
+  setCurrentDetails,
+  upsertSearchAttributes,
+  workflowInfo,
+  type WorkflowInfo,
+} from '@temporalio/workflow';
+import {
+  DatabaseAttr,
+  OutcomeAttr,
+  ProviderAttr,
+  RpoSecondsAttr,
+  RtoSecondsAttr,
+  RunbookAttr,
+  TriggeredByAttr,
+} from './search-attributes';
 import { now, type StepLog } from './steps';
-import { ErrorType, type BackupInput, type DrillInput, type FailbackInput, type FailoverInput, type ReadinessInput, type RunbookReport } from './types';
+import {
+  ErrorType,
+  type BackupInput,
+  type DrillInput,
+  type FailbackInput,
+  type FailoverInput,
+  type ReadinessInput,
+  type RunbookReport,
+} from './types';
 
 export interface ReportSubject {
   database: string;
@@ -13,12 +35,23 @@ export interface ReportSubject {
 }
 
 /** What a runbook input says about the run, whatever the runbook. */
-export function subjectOf(input: DrillInput | BackupInput | FailoverInput | FailbackInput | ReadinessInput): ReportSubject {
+export function subjectOf(
+  input: DrillInput | BackupInput | FailoverInput | FailbackInput | ReadinessInput,
+): ReportSubject {
   const provider = 'primary' in input ? input.primary.region.provider : input.replicaSet.home.provider;
-  return { database: input.database, provider, triggeredBy: input.triggeredBy, objectives: 'objectives' in input ? input.objectives : undefined };
+  return {
+    database: input.database,
+    provider,
+    triggeredBy: input.triggeredBy,
+    objectives: 'objectives' in input ? input.objectives : undefined,
+  };
 }
 
-export function startReport(runbook: RunbookReport['runbook'], subject: ReportSubject, info: WorkflowInfo): RunbookReport {
+export function startReport(
+  runbook: RunbookReport['runbook'],
+  subject: ReportSubject,
+  info: WorkflowInfo,
+): RunbookReport {
   upsertSearchAttributes([
     { key: DatabaseAttr, value: subject.database },
     { key: RunbookAttr, value: runbook },
@@ -72,9 +105,11 @@ export function validateRunbookInput(input: DrillInput | BackupInput): void {
   validateObject(input);
   const problems: string[] = [];
   if (!input.database) problems.push('database is required');
-  if (!input.primary?.region?.name || !input.primary.database) problems.push('primary.region.name and primary.database are required');
+  if (!input.primary?.region?.name || !input.primary.database)
+    problems.push('primary.region.name and primary.database are required');
   if (!input.dr?.name) problems.push('dr.name is required');
-  if (input.dr?.name && input.dr.name === input.primary?.region?.name) problems.push(`dr region ${input.dr.name} must differ from the primary's region`);
+  if (input.dr?.name && input.dr.name === input.primary?.region?.name)
+    problems.push(`dr region ${input.dr.name} must differ from the primary's region`);
   if (problems.length) throw invalid(`invalid runbook input: ${problems.join('; ')}`);
 }
 
@@ -82,8 +117,10 @@ export function validateFailoverInput(input: FailoverInput | FailbackInput): voi
   validateObject(input);
   const problems: string[] = [];
   if (!input.database) problems.push('database is required');
-  if (!input.replicaSet?.set || !input.replicaSet.home?.name || !input.replicaSet.dr?.name) problems.push('replicaSet.set, .home and .dr are required');
-  if ('mode' in input && !['planned', 'unplanned', 'zonal'].includes(input.mode)) problems.push(`mode ${JSON.stringify(input.mode)} must be planned, unplanned or zonal`);
+  if (!input.replicaSet?.set || !input.replicaSet.home?.name || !input.replicaSet.dr?.name)
+    problems.push('replicaSet.set, .home and .dr are required');
+  if ('mode' in input && !['planned', 'unplanned', 'zonal'].includes(input.mode))
+    problems.push(`mode ${JSON.stringify(input.mode)} must be planned, unplanned or zonal`);
   if (!(input.approval?.timeoutSeconds > 0)) problems.push('approval.timeoutSeconds must be greater than zero');
   if (problems.length) throw invalid(`invalid runbook input: ${problems.join('; ')}`);
 }

@@ -3,7 +3,10 @@
 // on another cluster, register them once (see the README).
 import type { SearchAttributeKey } from '@temporalio/common/lib/search-attributes';
 
-const key = <T extends SearchAttributeKey<'KEYWORD' | 'DOUBLE'>['type']>(name: string, type: T): SearchAttributeKey<T> => ({ name, type });
+const key = <T extends SearchAttributeKey<'KEYWORD' | 'DOUBLE'>['type']>(
+  name: string,
+  type: T,
+): SearchAttributeKey<T> => ({ name, type });
 
 export const DatabaseAttr = key('LifeboatDatabase', 'KEYWORD');
 export const RunbookAttr = key('LifeboatRunbook', 'KEYWORD');
@@ -15,4 +18,13 @@ export const RpoSecondsAttr = key('LifeboatRpoSeconds', 'DOUBLE');
 /** Failover and failback: who let the change go ahead (the CLI user, or the starter for --yes). */
 export const ApprovedByAttr = key('LifeboatApprovedBy', 'KEYWORD');
 
-export const ALL_SEARCH_ATTRIBUTES = [DatabaseAttr, RunbookAttr, ProviderAttr, OutcomeAttr, TriggeredByAttr, RtoSecondsAttr, RpoSecondsAttr, ApprovedByAttr];
+export const ALL_SEARCH_ATTRIBUTES = [
+  DatabaseAttr,
+  RunbookAttr,
+  ProviderAttr,
+  OutcomeAttr,
+  TriggeredByAttr,
+  RtoSecondsAttr,
+  RpoSecondsAttr,
+  ApprovedByAttr,
+];

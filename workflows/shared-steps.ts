@@ -5,14 +5,23 @@ import { sideBySide } from './steps';
 import type { BackupRef, Canary, DatabaseTarget, RegionSpec } from './types';
 
 export function preflight(run: Run, primary: DatabaseTarget, database: string) {
-  return run.step('preflight', () => run.in(primary.region).quick.preflight({ target: primary }), `checking ${database} in ${primary.region.name}`);
+  return run.step(
+    'preflight',
+    () => run.in(primary.region).quick.preflight({ target: primary }),
+    `checking ${database} in ${primary.region.name}`,
+  );
 }
 
 /**
  * Preflight, then the canary write; with `alongside` (CHECKS_ALONGSIDE) side by side: the canary
  * write fails on its own where the preflight would. The canary written.
  */
-export async function preflightAndCanary(run: Run, primary: DatabaseTarget, database: string, alongside: boolean): Promise<Canary> {
+export async function preflightAndCanary(
+  run: Run,
+  primary: DatabaseTarget,
+  database: string,
+  alongside: boolean,
+): Promise<Canary> {
   const checkPrimary = () => preflight(run, primary, database);
   const writeCanary = () => canaryWrite(run, primary);
   if (alongside) return (await sideBySide(checkPrimary, writeCanary))[1];
@@ -23,7 +32,11 @@ export async function preflightAndCanary(run: Run, primary: DatabaseTarget, data
 /** One canary row on the primary; the token ties it to this run, so a retry writes no second row. */
 export function canaryWrite(run: Run, primary: DatabaseTarget): Promise<Canary> {
   const token = `${run.info.workflowId}/${run.info.runId}/canary`;
-  return run.step('canary write', () => run.in(primary.region).quick.writeCanary({ target: primary, token }), 'writing a canary row on the primary');
+  return run.step(
+    'canary write',
+    () => run.in(primary.region).quick.writeCanary({ target: primary, token }),
+    'writing a canary row on the primary',
+  );
 }
 
 /**
@@ -40,7 +53,12 @@ export const CHECKS_ALONGSIDE = 'checks-alongside-next-step';
  */
 export async function backupAndCopy(
   run: Run,
-  { primary, dr, database, portable }: { primary: DatabaseTarget; dr: RegionSpec; database: string; portable?: boolean },
+  {
+    primary,
+    dr,
+    database,
+    portable,
+  }: { primary: DatabaseTarget; dr: RegionSpec; database: string; portable?: boolean },
   { verifyBesideCopy = false }: { verifyBesideCopy?: boolean } = {},
 ): Promise<{ backup: BackupRef; copy: BackupRef }> {
   const { info } = run;
@@ -49,12 +67,27 @@ export async function backupAndCopy(
   const backupId = backupIdFor(database, info.runStartTime, info.runId);
   const backup = await run.step(
     'backup',
-    () => home.long.createBackup({ target: primary, backupId, createdBy: info.workflowId, ...(portable && { portable: true }) }),
+    () =>
+      home.long.createBackup({
+        target: primary,
+        backupId,
+        createdBy: info.workflowId,
+        ...(portable && { portable: true }),
+      }),
     `${portable ? 'portable pg_dump' : 'backup'} of ${database} into ${where}`,
   );
-  const verify = () => run.step('verify backup', () => home.long.verifyBackup({ ref: backup, region: primary.region }), `checksumming ${backup.backupId}`);
+  const verify = () =>
+    run.step(
+      'verify backup',
+      () => home.long.verifyBackup({ ref: backup, region: primary.region }),
+      `checksumming ${backup.backupId}`,
+    );
   const copyToDr = () =>
-    run.step(`copy to ${dr.name}`, () => run.in(dr).long.copyBackupToRegion({ ref: backup, from: primary.region, to: dr }), `copying ${backup.backupId} to ${dr.name}`);
+    run.step(
+      `copy to ${dr.name}`,
+      () => run.in(dr).long.copyBackupToRegion({ ref: backup, from: primary.region, to: dr }),
+      `copying ${backup.backupId} to ${dr.name}`,
+    );
   if (verifyBesideCopy && backup.copyChecksSource) {
     const [, copy] = await sideBySide(verify, copyToDr);
     return { backup, copy };
@@ -65,12 +98,19 @@ export async function backupAndCopy(
 
 /** The copy at rest in the DR region, against its manifest. */
 export function verifyCopy(run: Run, dr: RegionSpec, copy: BackupRef) {
-  return run.step('verify copy', () => run.in(dr).long.verifyBackup({ ref: copy, region: dr }), `checksumming the copy in ${dr.name}`);
+  return run.step(
+    'verify copy',
+    () => run.in(dr).long.verifyBackup({ ref: copy, region: dr }),
+    `checksumming the copy in ${dr.name}`,
+  );
 }
 
 /** Backup names come from the run, so a retried backup step finds the first attempt's backup. */
 export function backupIdFor(database: string, runStart: Date, runId: string): string {
-  const stamp = runStart.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+  const stamp = runStart
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d+Z$/, 'Z');
   return `${database}-${stamp}-${runTag(runId)}`;
 }
 

@@ -1,6 +1,12 @@
 // The step log behind every runbook's report and progress query: each step's status, attempts and
 // times, recorded as the runbook moves. Deterministic: times come from the workflow clock.
-import { ActivityFailure, ApplicationFailure, CancellationScope, CancelledFailure, TimeoutFailure } from '@temporalio/workflow';
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  CancellationScope,
+  CancelledFailure,
+  TimeoutFailure,
+} from '@temporalio/workflow';
 import type { Attempted, StepRecord } from './types';
 
 export interface Progress {
@@ -53,7 +59,11 @@ export class StepLog {
       steps: this.steps,
       running: running.map((s) => s.name),
       current: latest?.name ?? null,
-      waitingFor: running.map((s) => s.detail).filter(Boolean).join('; ') || null,
+      waitingFor:
+        running
+          .map((s) => s.detail)
+          .filter(Boolean)
+          .join('; ') || null,
     };
   }
 }

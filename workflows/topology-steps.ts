@@ -2,23 +2,43 @@
 // unplanned takeover, the smoke tests on a new primary. Each is an activity in the region it acts on:
 // the old primary's region for its fence, the new primary's region for everything else, so a
 // failover runs on DR workers while the primary region is dark.
-import { CancellationScope, condition, isCancellation, patched, setHandler, upsertSearchAttributes } from '@temporalio/workflow';
+import {
+  CancellationScope,
+  condition,
+  isCancellation,
+  patched,
+  setHandler,
+  upsertSearchAttributes,
+} from '@temporalio/workflow';
 import type { Run } from './kit';
 import { approveFailoverUpdate } from './messages';
 import { invalid } from './report';
 import { notify } from './notify';
 import { ApprovedByAttr } from './search-attributes';
 import { describeFailure, sideBySide, type StepLog } from './steps';
-import type { Approval, Canary, CheckResult, FailoverInput, FailbackInput, NodeRef, RegionSpec, ReplicaSetSpec, TopologyView } from './types';
+import type {
+  Approval,
+  Canary,
+  CheckResult,
+  FailoverInput,
+  FailbackInput,
+  NodeRef,
+  RegionSpec,
+  ReplicaSetSpec,
+  TopologyView,
+} from './types';
 
 export const label = (n: NodeRef | null): string => (n ? `${n.region}/${n.name}` : '(none)');
-export const same = (a: NodeRef | null, b: NodeRef | null): boolean => Boolean(a && b && a.region === b.region && a.name === b.name);
+export const same = (a: NodeRef | null, b: NodeRef | null): boolean =>
+  Boolean(a && b && a.region === b.region && a.name === b.name);
 
 /** The RegionSpec a node runs in (for its task queue). */
 export function regionOf(set: ReplicaSetSpec, node: NodeRef): RegionSpec {
   if (node.region === set.home.name) return set.home;
   if (node.region === set.dr.name) return set.dr;
-  throw invalid(`node ${label(node)} is in neither region of replication set ${set.set} (${set.home.name}, ${set.dr.name})`);
+  throw invalid(
+    `node ${label(node)} is in neither region of replication set ${set.set} (${set.home.name}, ${set.dr.name})`,
+  );
 }
 
 /** A failover's or failback's run (./kit.ts): its report, steps, undo stack and input. */
@@ -44,13 +64,21 @@ export async function sideBySideFrom<A, B>(when: boolean, a: () => Promise<A>, b
  * approval, or null when the timeout passed: the caller aborts cleanly, nothing having changed.
  */
 export async function approvalGate(
-  run: Pick<TopologyRun, 'steps' | 'info'> & { inBackground?: (work: Promise<unknown>) => void; input: Pick<FailoverInput, 'approval' | 'database' | 'planDigest' | 'triggeredBy'> },
+  run: Pick<TopologyRun, 'steps' | 'info'> & {
+    inBackground?: (work: Promise<unknown>) => void;
+    input: Pick<FailoverInput, 'approval' | 'database' | 'planDigest' | 'triggeredBy'>;
+  },
   what: string,
   notifyIn: RegionSpec,
 ): Promise<Approval | null> {
   const { input, steps, info } = run;
   let approval: Approval | null = input.approval.preApproved
-    ? { database: input.database, planDigest: input.planDigest, approvedBy: input.triggeredBy, reason: 'pre-approved (--yes)' }
+    ? {
+        database: input.database,
+        planDigest: input.planDigest,
+        approvedBy: input.triggeredBy,
+        reason: 'pre-approved (--yes)',
+      }
     : null;
   let waiting = !approval;
   setHandler(
@@ -64,10 +92,14 @@ export async function approvalGate(
       validator: (given) => {
         if (!waiting) throw invalid(`${info.workflowId} is not waiting for approval`);
         if (!given || given.database !== input.database) {
-          throw invalid(`approval names database ${JSON.stringify(given?.database)}; this run is a ${what} of ${input.database}`);
+          throw invalid(
+            `approval names database ${JSON.stringify(given?.database)}; this run is a ${what} of ${input.database}`,
+          );
         }
         if (given.planDigest !== input.planDigest) {
-          throw invalid(`stale plan: the approval was made against plan ${given.planDigest.slice(0, 12)}, this run uses ${input.planDigest.slice(0, 12)}; re-read the plan and approve again`);
+          throw invalid(
+            `stale plan: the approval was made against plan ${given.planDigest.slice(0, 12)}, this run uses ${input.planDigest.slice(0, 12)}; re-read the plan and approve again`,
+          );
         }
         if (!given.approvedBy) throw invalid('approvedBy is required: who approves');
       },
@@ -75,7 +107,12 @@ export async function approvalGate(
   );
   const started = async (given: Approval) => {
     recordApproval(steps, given);
-    const sent = notify(steps, notifyIn, { event: 'failover.started', database: input.database, runbook: what, summary: `${what} of ${input.database} approved by ${given.approvedBy} and starting` });
+    const sent = notify(steps, notifyIn, {
+      event: 'failover.started',
+      database: input.database,
+      runbook: what,
+      summary: `${what} of ${input.database} approved by ${given.approvedBy} and starting`,
+    });
     // notify() never fails; off the critical path, the runbook awaits it before it finishes.
     if (run.inBackground && patched(SWITCHOVER_SIDE_BY_SIDE)) run.inBackground(sent);
     else await sent;
@@ -91,10 +128,14 @@ export async function approvalGate(
     runbook: what,
     summary: `${what} of ${input.database} waits for approval: lifeboat approve ${info.workflowId} (times out in ${input.approval.timeoutSeconds}s)`,
   });
-  const approved = await steps.run('approval', `waiting for approval: lifeboat approve ${info.workflowId}`, async () => ({
-    value: await condition(() => approval !== null, input.approval.timeoutSeconds * 1000),
-    attempt: 1,
-  }));
+  const approved = await steps.run(
+    'approval',
+    `waiting for approval: lifeboat approve ${info.workflowId}`,
+    async () => ({
+      value: await condition(() => approval !== null, input.approval.timeoutSeconds * 1000),
+      attempt: 1,
+    }),
+  );
   waiting = false;
   if (approved && approval) await started(approval);
   return approved ? approval : null;
@@ -126,9 +167,15 @@ export async function plannedSwitchover(
   const toRegion = regionOf(set, to);
   // The undo is registered before the fence: a fence that fails half way (some databases already
   // read-only) must still be lifted. Unfencing a node that was never fenced changes nothing.
-  run.undo(`unfence ${label(from)}`, () => run.in(fromRegion).quick.unfenceNode({ set, node: from }, `Unfence ${label(from)}`));
+  run.undo(`unfence ${label(from)}`, () =>
+    run.in(fromRegion).quick.unfenceNode({ set, node: from }, `Unfence ${label(from)}`),
+  );
   const fenceStarted = Date.now();
-  const fence = await run.step('fence primary', () => run.in(fromRegion).quick.fenceNode({ set, node: from, mode: 'planned' }), `making ${label(from)} read-only and ending its sessions`);
+  const fence = await run.step(
+    'fence primary',
+    () => run.in(fromRegion).quick.fenceNode({ set, node: from, mode: 'planned' }),
+    `making ${label(from)} read-only and ending its sessions`,
+  );
   const fencedAt = Date.now();
   if (report.failover) report.failover.fence = { confirmed: fence.confirmed, how: fence.how };
   if (!fence.confirmed || !fence.finalLsn) throw invalid(`could not confirm the fence of ${label(from)}: ${fence.how}`);
@@ -136,12 +183,26 @@ export async function plannedSwitchover(
   const hold = async (): Promise<TopologyView> => {
     const held = await holdTraffic(run, set, from, to, topology);
     run.undo(`restore traffic to ${label(from)}`, () =>
-      run.in(toRegion).quick.repointTraffic({ set, next: { primary: from, standby: to, fenced: topology.fenced }, expectedEpoch: held.epoch, by: info.workflowId }, `Restore traffic to ${label(from)}`),
+      run
+        .in(toRegion)
+        .quick.repointTraffic(
+          {
+            set,
+            next: { primary: from, standby: to, fenced: topology.fenced },
+            expectedEpoch: held.epoch,
+            by: info.workflowId,
+          },
+          `Restore traffic to ${label(from)}`,
+        ),
     );
     return held;
   };
   const replayed = () =>
-    run.step('wait for replay', () => run.in(toRegion).long.waitForReplay({ set, node: to, lsn: fence.finalLsn! }), `waiting until ${label(to)} has replayed ${fence.finalLsn}`);
+    run.step(
+      'wait for replay',
+      () => run.in(toRegion).long.waitForReplay({ set, node: to, lsn: fence.finalLsn! }),
+      `waiting until ${label(to)} has replayed ${fence.finalLsn}`,
+    );
   let held: TopologyView;
   if (patched(SWITCHOVER_SIDE_BY_SIDE)) held = await holdWhileReplaying(hold, replayed);
   else {
@@ -163,7 +224,10 @@ export async function plannedSwitchover(
  * registers it when it returns). So a failed wait lets the hold finish first; a failed hold stops the
  * wait (a read, safe to cancel). The first failure is thrown once both have settled.
  */
-async function holdWhileReplaying(hold: () => Promise<TopologyView>, replayed: () => Promise<unknown>): Promise<TopologyView> {
+async function holdWhileReplaying(
+  hold: () => Promise<TopologyView>,
+  replayed: () => Promise<unknown>,
+): Promise<TopologyView> {
   const waiting = new CancellationScope();
   const wait = waiting.run(replayed);
   const held = hold().catch((err: unknown) => {
@@ -186,17 +250,40 @@ export const DEMOTED_PRIMARY_FOLLOWS = 'demoted-primary-follows';
  * switchover still stands: the node stays fenced (stopped, and only ever starts in recovery), and the
  * report says a failback (or its repair mode) rebuilds it.
  */
-export async function followNewPrimary(run: TopologyRun, set: ReplicaSetSpec, from: NodeRef, to: NodeRef, topology: TopologyView): Promise<TopologyView> {
+export async function followNewPrimary(
+  run: TopologyRun,
+  set: ReplicaSetSpec,
+  from: NodeRef,
+  to: NodeRef,
+  topology: TopologyView,
+): Promise<TopologyView> {
   const { report, info } = run;
   try {
-    const rebuilt = await run.step('re-protect former primary', () => run.in(regionOf(set, from)).long.rebuildAsStandby({ set, node: from, primary: to }), `${label(from)} follows ${label(to)}`);
-    report.checks.push({ name: 're-protect former primary', ok: true, detail: rebuiltDetail(rebuilt.node ?? from, rebuilt.method, to) });
-    return await run.step('record standby', () => run.in(regionOf(set, to)).quick.repointTraffic({
-        set,
-        next: { primary: to, standby: rebuilt.node ?? from, fenced: withoutNode(topology.fenced, rebuilt.node ?? from) },
-        expectedEpoch: topology.epoch,
-        by: info.workflowId,
-      }), `recording ${label(rebuilt.node ?? from)} as the standby`);
+    const rebuilt = await run.step(
+      're-protect former primary',
+      () => run.in(regionOf(set, from)).long.rebuildAsStandby({ set, node: from, primary: to }),
+      `${label(from)} follows ${label(to)}`,
+    );
+    report.checks.push({
+      name: 're-protect former primary',
+      ok: true,
+      detail: rebuiltDetail(rebuilt.node ?? from, rebuilt.method, to),
+    });
+    return await run.step(
+      'record standby',
+      () =>
+        run.in(regionOf(set, to)).quick.repointTraffic({
+          set,
+          next: {
+            primary: to,
+            standby: rebuilt.node ?? from,
+            fenced: withoutNode(topology.fenced, rebuilt.node ?? from),
+          },
+          expectedEpoch: topology.epoch,
+          by: info.workflowId,
+        }),
+      `recording ${label(rebuilt.node ?? from)} as the standby`,
+    );
   } catch (err) {
     if (isCancellation(err)) throw err;
     report.cleanup.push({
@@ -211,7 +298,8 @@ export async function followNewPrimary(run: TopologyRun, set: ReplicaSetSpec, fr
 /** How a node was made a standby, in the report: a retry that finds it streaming says so. */
 export function rebuiltDetail(node: NodeRef, method: string, primary: NodeRef): string {
   if (method === 'already') return `${label(node)} was already a streaming standby of ${label(primary)}`;
-  if (method === 'follows') return `${label(node)} follows ${label(primary)} as it was (clean demote: nothing to rewind)`;
+  if (method === 'follows')
+    return `${label(node)} follows ${label(primary)} as it was (clean demote: nothing to rewind)`;
   return `${label(node)} rebuilt with ${method}`;
 }
 
@@ -219,11 +307,21 @@ export function rebuiltDetail(node: NodeRef, method: string, primary: NodeRef): 
  * Unplanned takeover: the primary may be dead. Fence it within a deadline (recorded, confirmed or
  * not), hold traffic, promote the standby whatever it has, repoint.
  */
-export async function unplannedTakeover(run: TopologyRun, set: ReplicaSetSpec, from: NodeRef, to: NodeRef, topology: TopologyView): Promise<TopologyView> {
+export async function unplannedTakeover(
+  run: TopologyRun,
+  set: ReplicaSetSpec,
+  from: NodeRef,
+  to: NodeRef,
+  topology: TopologyView,
+): Promise<TopologyView> {
   const { report } = run;
   let fence: { confirmed: boolean; how: string };
   try {
-    fence = await run.step('fence primary', () => run.in(regionOf(set, from)).fence.fenceNode({ set, node: from, mode: 'unplanned' }), `stopping ${label(from)} if it can be reached (30 s deadline)`);
+    fence = await run.step(
+      'fence primary',
+      () => run.in(regionOf(set, from)).fence.fenceNode({ set, node: from, mode: 'unplanned' }),
+      `stopping ${label(from)} if it can be reached (30 s deadline)`,
+    );
   } catch (err) {
     fence = { confirmed: false, how: `not confirmed: ${describeFailure(err)}` };
   }
@@ -233,23 +331,40 @@ export async function unplannedTakeover(run: TopologyRun, set: ReplicaSetSpec, f
 }
 
 /** Promote the standby, then point clients at it; from the promote on, nothing is undone. */
-async function promoteAndRepoint(run: TopologyRun, set: ReplicaSetSpec, from: NodeRef, to: NodeRef, topology: TopologyView, held: TopologyView, mode: 'planned' | 'unplanned'): Promise<TopologyView> {
+async function promoteAndRepoint(
+  run: TopologyRun,
+  set: ReplicaSetSpec,
+  from: NodeRef,
+  to: NodeRef,
+  topology: TopologyView,
+  held: TopologyView,
+  mode: 'planned' | 'unplanned',
+): Promise<TopologyView> {
   const toRegion = regionOf(set, to);
   // The mode lets a platform that moves the writer itself pick how (Aurora: no data loss when planned).
   try {
-    await run.step('promote standby', () => run.in(toRegion).provisioning.promoteNode({ set, node: to, mode }), `promoting ${label(to)}`);
+    await run.step(
+      'promote standby',
+      () => run.in(toRegion).provisioning.promoteNode({ set, node: to, mode }),
+      `promoting ${label(to)}`,
+    );
   } catch (err) {
     if (patched(CHECK_BEFORE_UNDOING_PROMOTE)) await keepFencedUnlessStillStandby(run, set, from, to);
     throw err;
   }
   // Past the point of no return: the old primary stays fenced whatever happens next.
   run.forgetUndos();
-  return run.step('repoint traffic', () => run.in(toRegion).quick.repointTraffic({
-      set,
-      next: { primary: to, standby: null, fenced: withNode(topology.fenced, from) },
-      expectedEpoch: held.epoch,
-      by: run.info.workflowId,
-    }), `pointing clients at ${label(to)}`);
+  return run.step(
+    'repoint traffic',
+    () =>
+      run.in(toRegion).quick.repointTraffic({
+        set,
+        next: { primary: to, standby: null, fenced: withNode(topology.fenced, from) },
+        expectedEpoch: held.epoch,
+        by: run.info.workflowId,
+      }),
+    `pointing clients at ${label(to)}`,
+  );
 }
 
 /** Since this patch a failed promote is checked before its undo runs (see keepFencedUnlessStillStandby). */
@@ -261,14 +376,24 @@ export const CHECK_BEFORE_UNDOING_PROMOTE = 'check-before-undoing-promote';
  * the undo runs only when the standby is seen still in recovery; otherwise traffic stays held and
  * the old primary fenced, and the report says to look before acting.
  */
-async function keepFencedUnlessStillStandby(run: TopologyRun, set: ReplicaSetSpec, from: NodeRef, to: NodeRef): Promise<void> {
+async function keepFencedUnlessStillStandby(
+  run: TopologyRun,
+  set: ReplicaSetSpec,
+  from: NodeRef,
+  to: NodeRef,
+): Promise<void> {
   const health = await run
-    .step('check the promotion', () => run.in(regionOf(set, to)).quick.checkReplication({ set, primary: from, standby: to }), `is ${label(to)} still a standby?`)
+    .step(
+      'check the promotion',
+      () => run.in(regionOf(set, to)).quick.checkReplication({ set, primary: from, standby: to }),
+      `is ${label(to)} still a standby?`,
+    )
     .catch(() => null);
   // Still a standby, and no promote request reached it (a request is recorded before it is sent):
   // nothing happened, undo as usual. A recorded request may still take effect (pg_promote goes on
   // after its wait times out; an RDS promote is asynchronous), so then nothing is undone.
-  if (health?.standby.reachable && health.standby.inRecovery === true && health.standby.promoteRequested !== true) return;
+  if (health?.standby.reachable && health.standby.inRecovery === true && health.standby.promoteRequested !== true)
+    return;
   run.forgetUndos();
   run.report.cleanup.push({
     name: 'undo of the switchover skipped',
@@ -278,13 +403,24 @@ async function keepFencedUnlessStillStandby(run: TopologyRun, set: ReplicaSetSpe
 }
 
 /** No primary while the roles change: the traffic proxy refuses and cuts every connection. */
-function holdTraffic(run: TopologyRun, set: ReplicaSetSpec, from: NodeRef, to: NodeRef, topology: TopologyView): Promise<TopologyView> {
-  return run.step('hold traffic', () => run.in(regionOf(set, to)).quick.repointTraffic({
-      set,
-      next: { primary: null, standby: to, fenced: withNode(topology.fenced, from) },
-      expectedEpoch: topology.epoch,
-      by: run.info.workflowId,
-    }), 'pointing clients nowhere while the roles change');
+function holdTraffic(
+  run: TopologyRun,
+  set: ReplicaSetSpec,
+  from: NodeRef,
+  to: NodeRef,
+  topology: TopologyView,
+): Promise<TopologyView> {
+  return run.step(
+    'hold traffic',
+    () =>
+      run.in(regionOf(set, to)).quick.repointTraffic({
+        set,
+        next: { primary: null, standby: to, fenced: withNode(topology.fenced, from) },
+        expectedEpoch: topology.epoch,
+        by: run.info.workflowId,
+      }),
+    'pointing clients nowhere while the roles change',
+  );
 }
 
 /** The first two steps of every topology change: drills of the database stop, the record is read. */
@@ -292,8 +428,13 @@ export async function cancelDrillsAndReadTopology(run: TopologyRun): Promise<Top
   const { input } = run;
   const set = input.replicaSet;
   const cancelDrills = () =>
-    run.step('cancel drills', () => run.in(set.dr).quick.cancelDrills({ database: input.database }), `cancelling running drills of ${input.database}`);
-  const readTopology = () => run.step('read topology', () => run.in(set.dr).quick.readTopology({ set }), `reading the topology of ${set.set}`);
+    run.step(
+      'cancel drills',
+      () => run.in(set.dr).quick.cancelDrills({ database: input.database }),
+      `cancelling running drills of ${input.database}`,
+    );
+  const readTopology = () =>
+    run.step('read topology', () => run.in(set.dr).quick.readTopology({ set }), `reading the topology of ${set.set}`);
   // Reading the record changes nothing: it need not wait for the drills to stop.
   if (patched(SWITCHOVER_SIDE_BY_SIDE)) return (await sideBySide(cancelDrills, readTopology))[1];
   await cancelDrills();
@@ -304,7 +445,13 @@ export async function cancelDrillsAndReadTopology(run: TopologyRun): Promise<Top
  * What proves the new primary serves: the smoke tests (a write, the plan's checks), then RPO from
  * data (measureRpo). Side by side since SWITCHOVER_SIDE_BY_SIDE; the report lists them in that order.
  */
-export async function verifyNewPrimary(run: TopologyRun, node: NodeRef, mode: 'planned' | 'unplanned', startCanary: Canary | null, declaredStart: number): Promise<number | null> {
+export async function verifyNewPrimary(
+  run: TopologyRun,
+  node: NodeRef,
+  mode: 'planned' | 'unplanned',
+  startCanary: Canary | null,
+  declaredStart: number,
+): Promise<number | null> {
   const set = run.input.replicaSet;
   if (!patched(SWITCHOVER_SIDE_BY_SIDE)) {
     run.report.checks.push(...(await smokeTests(run, set, node)));
@@ -322,13 +469,18 @@ export async function verifyNewPrimary(run: TopologyRun, node: NodeRef, mode: 'p
 /** A write and the plan's checks on the new primary. */
 export async function smokeTests(run: TopologyRun, set: ReplicaSetSpec, node: NodeRef): Promise<CheckResult[]> {
   const { info, input } = run;
-  const { checks } = await run.step('smoke tests', () => run.in(regionOf(set, node)).quick.smokeTest({
-      set,
-      node,
-      database: input.pgDatabase,
-      checks: input.checks,
-      token: `${info.workflowId}/${info.runId}/smoke`,
-    }), `a write and the plan's checks on ${label(node)}`);
+  const { checks } = await run.step(
+    'smoke tests',
+    () =>
+      run.in(regionOf(set, node)).quick.smokeTest({
+        set,
+        node,
+        database: input.pgDatabase,
+        checks: input.checks,
+        token: `${info.workflowId}/${info.runId}/smoke`,
+      }),
+    `a write and the plan's checks on ${label(node)}`,
+  );
   return checks;
 }
 
@@ -345,25 +497,52 @@ export function withoutNode(nodes: NodeRef[], node: NodeRef): NodeRef[] {
  * Unplanned: the newest canary acknowledged before the declared start, against the newest the new
  * primary holds.
  */
-export async function measureRpo(run: TopologyRun, mode: 'planned' | 'unplanned', node: NodeRef, startCanary: Canary | null, declaredStart: number): Promise<number | null> {
+export async function measureRpo(
+  run: TopologyRun,
+  mode: 'planned' | 'unplanned',
+  node: NodeRef,
+  startCanary: Canary | null,
+  declaredStart: number,
+): Promise<number | null> {
   const { input, report } = run;
   const set = input.replicaSet;
   const at = new Date(declaredStart).toISOString();
-  const acknowledged = startCanary ?? (await run.step('acknowledged canaries', () => run.in(set.dr).quick.acknowledgedCanaries({ database: input.pgDatabase, before: at }), 'reading the canary ledger')).newest;
+  const acknowledged =
+    startCanary ??
+    (
+      await run.step(
+        'acknowledged canaries',
+        () => run.in(set.dr).quick.acknowledgedCanaries({ database: input.pgDatabase, before: at }),
+        'reading the canary ledger',
+      )
+    ).newest;
   if (!acknowledged) {
-    report.checks.push({ name: 'RPO measurable', ok: mode === 'unplanned', detail: 'no acknowledged canary before the start: RPO unknown' });
+    report.checks.push({
+      name: 'RPO measurable',
+      ok: mode === 'unplanned',
+      detail: 'no acknowledged canary before the start: RPO unknown',
+    });
     return null;
   }
-  const found = await run.step('canaries on the new primary', () => run.in(regionOf(set, node)).quick.findCanaries({
-      set,
-      node,
-      database: input.pgDatabase,
-      canaries: [{ id: acknowledged.id, writtenAt: acknowledged.writtenAt }],
-      // What the new primary wrote since its promotion is no part of the old history.
-      before: acknowledged.writtenAt,
-    }), `looking for canary #${acknowledged.id} on ${label(node)}`);
+  const found = await run.step(
+    'canaries on the new primary',
+    () =>
+      run.in(regionOf(set, node)).quick.findCanaries({
+        set,
+        node,
+        database: input.pgDatabase,
+        canaries: [{ id: acknowledged.id, writtenAt: acknowledged.writtenAt }],
+        // What the new primary wrote since its promotion is no part of the old history.
+        before: acknowledged.writtenAt,
+      }),
+    `looking for canary #${acknowledged.id} on ${label(node)}`,
+  );
   if (found.missing.length === 0) {
-    report.checks.push({ name: 'no acknowledged write lost', ok: true, detail: `canary #${acknowledged.id} (${acknowledged.writtenAt}) is on the new primary` });
+    report.checks.push({
+      name: 'no acknowledged write lost',
+      ok: true,
+      detail: `canary #${acknowledged.id} (${acknowledged.writtenAt}) is on the new primary`,
+    });
     return 0;
   }
   const newest = found.newest;

@@ -26,11 +26,26 @@ import { quoteIdent } from './sql';
 
 /** ACL letters in the order an entry lists them, by the privilege name aclexplode gives. */
 const LETTER: Record<string, string> = {
-  SELECT: 'r', INSERT: 'a', UPDATE: 'w', DELETE: 'd', TRUNCATE: 'D', REFERENCES: 'x', TRIGGER: 't', MAINTAIN: 'm',
-  EXECUTE: 'X', USAGE: 'U', CREATE: 'C', CONNECT: 'c', TEMPORARY: 'T', SET: 's', 'ALTER SYSTEM': 'A',
+  SELECT: 'r',
+  INSERT: 'a',
+  UPDATE: 'w',
+  DELETE: 'd',
+  TRUNCATE: 'D',
+  REFERENCES: 'x',
+  TRIGGER: 't',
+  MAINTAIN: 'm',
+  EXECUTE: 'X',
+  USAGE: 'U',
+  CREATE: 'C',
+  CONNECT: 'c',
+  TEMPORARY: 'T',
+  SET: 's',
+  'ALTER SYSTEM': 'A',
 };
 const ORDER = 'rawdDxtmXUCcTsA';
-const PRIVILEGE: Record<string, string> = Object.fromEntries(Object.entries(LETTER).map(([word, letter]) => [letter, word]));
+const PRIVILEGE: Record<string, string> = Object.fromEntries(
+  Object.entries(LETTER).map(([word, letter]) => [letter, word]),
+);
 
 /**
  * A managed platform's own roles (RDS's rds_superuser, rdsadmin; Cloud SQL's cloudsqlsuperuser, ...),
@@ -39,14 +54,23 @@ const PRIVILEGE: Record<string, string> = Object.fromEntries(Object.entries(LETT
 const PLATFORM_ROLE = /^(rds|cloudsql)/;
 
 /** Predefined roles whose members read or write the server's files or run programs on it. */
-const SERVER_ACCESS_ROLES: ReadonlySet<string> = new Set(['pg_execute_server_program', 'pg_read_server_files', 'pg_write_server_files']);
+const SERVER_ACCESS_ROLES: ReadonlySet<string> = new Set([
+  'pg_execute_server_program',
+  'pg_read_server_files',
+  'pg_write_server_files',
+]);
 
 /**
  * Lifeboat's own roles: never recorded, created, granted or compared. Nor is a role dropped while
  * its grant was being read (pg_get_userbyid's "unknown (OID=n)"), such as the checks' login.
  */
 function isLifeboatRole(name: string): boolean {
-  return name === RESTORE_ROLE || name === PROBE_ROLE || name.startsWith('lifeboat_check_') || /^unknown \(OID=\d+\)$/.test(name);
+  return (
+    name === RESTORE_ROLE ||
+    name === PROBE_ROLE ||
+    name.startsWith('lifeboat_check_') ||
+    /^unknown \(OID=\d+\)$/.test(name)
+  );
 }
 
 // Objects in user schemas (not extension members), each with its owner and its ACL as aclexplode
@@ -108,9 +132,21 @@ const DEFAULT_ACL_SQL = `
 
 type ExplodedAcl = Array<[string, string, string, boolean]>;
 
-const DEFAULT_OBJECTS: Record<string, NonNullable<ObjectAccess['objects']>> = { r: 'tables', S: 'sequences', f: 'functions', T: 'types', n: 'schemas' };
+const DEFAULT_OBJECTS: Record<string, NonNullable<ObjectAccess['objects']>> = {
+  r: 'tables',
+  S: 'sequences',
+  f: 'functions',
+  T: 'types',
+  n: 'schemas',
+};
 /** acldefault's letter for each kind of default privileges: what holds where no entry says otherwise. */
-const ACLDEFAULT_TYPE: Record<NonNullable<ObjectAccess['objects']>, string> = { tables: 'r', sequences: 's', functions: 'f', types: 'T', schemas: 'n' };
+const ACLDEFAULT_TYPE: Record<NonNullable<ObjectAccess['objects']>, string> = {
+  tables: 'r',
+  sequences: 's',
+  functions: 'f',
+  types: 'T',
+  schemas: 'n',
+};
 
 /** aclexplode rows as AclEntry values, one per grantee and grantor. */
 function entriesOf(rows: ExplodedAcl): AclEntry[] {
@@ -124,7 +160,10 @@ function entriesOf(rows: ExplodedAcl): AclEntry[] {
   }
   const order = (p: string) => ORDER.indexOf(p[0]!);
   return [...byHolder.values()]
-    .map((e) => ({ ...e, privileges: (e.privileges.match(/.\*?/g) ?? []).sort((a, b) => order(a) - order(b)).join('') }))
+    .map((e) => ({
+      ...e,
+      privileges: (e.privileges.match(/.\*?/g) ?? []).sort((a, b) => order(a) - order(b)).join(''),
+    }))
     .sort((a, b) => a.grantee.localeCompare(b.grantee) || a.grantor.localeCompare(b.grantor));
 }
 
@@ -140,8 +179,20 @@ async function readObjects(client: Client): Promise<ServerObject[]> {
   const saved = (await client.query<{ path: string }>(`select current_setting('search_path') as path`)).rows[0]!.path;
   await client.query(`select set_config('search_path', 'pg_catalog', false)`);
   try {
-    const { rows } = await client.query<{ kind: string; name: string; owner: string; within: string | null; acl: ExplodedAcl }>(OBJECTS_SQL);
-    const objects = rows.map((r): ServerObject => ({ kind: r.kind, name: r.name, owner: r.owner, acl: entriesOf(r.acl), ...(r.within && { within: r.within }) }));
+    const { rows } = await client.query<{
+      kind: string;
+      name: string;
+      owner: string;
+      within: string | null;
+      acl: ExplodedAcl;
+    }>(OBJECTS_SQL);
+    const objects = rows.map((r): ServerObject => ({
+      kind: r.kind,
+      name: r.name,
+      owner: r.owner,
+      acl: entriesOf(r.acl),
+      ...(r.within && { within: r.within }),
+    }));
     const relations = new Map(objects.filter((o) => RELATION_KINDS.has(o.kind)).map((o) => [o.name, o]));
     for (const col of (await client.query<{ name: string; column: string; acl: ExplodedAcl }>(COLUMNS_SQL)).rows) {
       const relation = relations.get(col.name);
@@ -149,10 +200,19 @@ async function readObjects(client: Client): Promise<ServerObject[]> {
       const entries = entriesOf(col.acl);
       if (entries.length > 0) (relation.columns ??= {})[col.column] = entries;
     }
-    for (const d of (await client.query<{ role: string; schema: string | null; type: string; acl: ExplodedAcl }>(DEFAULT_ACL_SQL)).rows) {
+    for (const d of (
+      await client.query<{ role: string; schema: string | null; type: string; acl: ExplodedAcl }>(DEFAULT_ACL_SQL)
+    ).rows) {
       const objectsKind = DEFAULT_OBJECTS[d.type];
       if (!objectsKind || isLifeboatRole(d.role)) continue;
-      objects.push({ kind: 'default privileges', name: defaultPrivilegesName(d.role, d.schema, objectsKind), owner: d.role, acl: entriesOf(d.acl), schema: d.schema, objects: objectsKind });
+      objects.push({
+        kind: 'default privileges',
+        name: defaultPrivilegesName(d.role, d.schema, objectsKind),
+        owner: d.role,
+        acl: entriesOf(d.acl),
+        schema: d.schema,
+        objects: objectsKind,
+      });
     }
     return objects.sort((a, b) => a.kind.localeCompare(b.kind) || a.name.localeCompare(b.name));
   } finally {
@@ -161,7 +221,13 @@ async function readObjects(client: Client): Promise<ServerObject[]> {
   }
 }
 
-const RELATION_KINDS: ReadonlySet<string> = new Set(['table', 'view', 'materialized view', 'sequence', 'foreign table']);
+const RELATION_KINDS: ReadonlySet<string> = new Set([
+  'table',
+  'view',
+  'materialized view',
+  'sequence',
+  'foreign table',
+]);
 
 const ROLES_SQL = `
   with recursive used as (select oid from pg_roles where rolname = any($1)),
@@ -187,7 +253,9 @@ export async function captureAccess(client: Client): Promise<{ roles: RoleRecord
   const access = (await readObjects(client)).map(({ within: _, ...o }): ObjectAccess => ({
     ...o,
     acl: ours(o.acl, o.owner),
-    ...(o.columns && { columns: Object.fromEntries(Object.entries(o.columns).map(([c, acl]) => [c, ours(acl, o.owner)])) }),
+    ...(o.columns && {
+      columns: Object.fromEntries(Object.entries(o.columns).map(([c, acl]) => [c, ours(acl, o.owner)])),
+    }),
   }));
   const used = new Set<string>();
   for (const o of access) {
@@ -207,12 +275,28 @@ export function accessDigestForm(manifest: Pick<BackupManifest, 'roles' | 'acces
   const acl = (entries: AclEntry[]) => entries.map((e) => [e.grantee, e.grantor, e.privileges]);
   return [
     (manifest.roles ?? []).map((r) => [
-      r.name, r.superuser, r.login, r.inherit, r.createdb, r.createrole, r.replication, r.bypassrls, r.connectionLimit, r.validUntil,
+      r.name,
+      r.superuser,
+      r.login,
+      r.inherit,
+      r.createdb,
+      r.createrole,
+      r.replication,
+      r.bypassrls,
+      r.connectionLimit,
+      r.validUntil,
       r.memberOf.map((m) => [m.role, m.admin]),
     ]),
     (manifest.access ?? []).map((o) => [
-      o.kind, o.name, o.owner, acl(o.acl), o.schema ?? null, o.objects ?? null,
-      Object.entries(o.columns ?? {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([column, entries]) => [column, acl(entries)]),
+      o.kind,
+      o.name,
+      o.owner,
+      acl(o.acl),
+      o.schema ?? null,
+      o.objects ?? null,
+      Object.entries(o.columns ?? {})
+        .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+        .map(([column, entries]) => [column, acl(entries)]),
     ]),
   ];
 }
@@ -246,20 +330,28 @@ function ownerNotGiven(owner: string, server: Server): boolean {
 }
 
 async function readServer(client: Client): Promise<Server> {
-  const me = (await client.query<{ admin: string; sup: string; num: string }>(
-    `select current_user as admin, current_setting('is_superuser') as sup, current_setting('server_version_num') as num`,
-  )).rows[0]!;
+  const me = (
+    await client.query<{ admin: string; sup: string; num: string }>(
+      `select current_user as admin, current_setting('is_superuser') as sup, current_setting('server_version_num') as num`,
+    )
+  ).rows[0]!;
   const { rows } = await client.query<TargetRole>(
     `select rolname as name, rolsuper as superuser, rolcreaterole as createrole, shobj_description(oid, 'pg_authid') = $1 as ours from pg_roles`,
     [MADE_BY_LIFEBOAT],
   );
-  return { admin: me.admin, adminIsSuperuser: me.sup === 'on', versionNum: Number(me.num), roles: new Map(rows.map((r) => [r.name, r])) };
+  return {
+    admin: me.admin,
+    adminIsSuperuser: me.sup === 'on',
+    versionNum: Number(me.num),
+    roles: new Map(rows.map((r) => [r.name, r])),
+  };
 }
 
 /** Attributes Lifeboat never gives a role it recreates, and why (null: it tries, and reports a refusal). */
 function withheldAttribute(attribute: string, server: Pick<Server, 'versionNum'>): string | null {
   if (attribute === 'SUPERUSER') return 'Lifeboat never makes a superuser from a backup';
-  if (attribute === 'CREATEROLE' && server.versionNum < 160000) return 'before PostgreSQL 16 a role with CREATEROLE can grant itself any role but a superuser';
+  if (attribute === 'CREATEROLE' && server.versionNum < 160000)
+    return 'before PostgreSQL 16 a role with CREATEROLE can grant itself any role but a superuser';
   return null;
 }
 
@@ -271,12 +363,17 @@ function withheldMembership(role: string, server: Server): string | null {
   if (SERVER_ACCESS_ROLES.has(role)) return `${role} reaches the server's files or programs`;
   const target = server.roles.get(role);
   if (target?.superuser) return `${role} is a superuser on this server`;
-  if (target?.createrole && server.versionNum < 160000) return `${role} has CREATEROLE, which before PostgreSQL 16 reaches any role`;
+  if (target?.createrole && server.versionNum < 160000)
+    return `${role} has CREATEROLE, which before PostgreSQL 16 reaches any role`;
   return null;
 }
 
 const ATTRIBUTES: Array<[keyof RoleRecord, string]> = [
-  ['superuser', 'SUPERUSER'], ['createdb', 'CREATEDB'], ['createrole', 'CREATEROLE'], ['replication', 'REPLICATION'], ['bypassrls', 'BYPASSRLS'],
+  ['superuser', 'SUPERUSER'],
+  ['createdb', 'CREATEDB'],
+  ['createrole', 'CREATEROLE'],
+  ['replication', 'REPLICATION'],
+  ['bypassrls', 'BYPASSRLS'],
 ];
 
 export interface RecreatedRoles {
@@ -348,9 +445,15 @@ export async function recreateRoles(admin: Client, roles: RoleRecord[]): Promise
         result.withheld.push(`${role.name}: membership in ${m.role} (${why})`);
         continue;
       }
-      await admin.query(`grant ${quoteIdent(m.role)} to ${quoteIdent(role.name)}${m.admin ? ' with admin option' : ''}`).catch((err: Error) => {
-        result.findings.push({ name: `role ${role.name}`, ok: false, detail: `not made a member of ${m.role}: ${err.message}` });
-      });
+      await admin
+        .query(`grant ${quoteIdent(m.role)} to ${quoteIdent(role.name)}${m.admin ? ' with admin option' : ''}`)
+        .catch((err: Error) => {
+          result.findings.push({
+            name: `role ${role.name}`,
+            ok: false,
+            detail: `not made a member of ${m.role}: ${err.message}`,
+          });
+        });
     }
   }
   return result;
@@ -358,12 +461,25 @@ export async function recreateRoles(admin: Client, roles: RoleRecord[]): Promise
 
 /** `ALTER <this> name OWNER TO` and `GRANT ... ON <this> name`, per kind. */
 const ALTER_KEYWORD: Record<string, string> = {
-  table: 'table', view: 'view', 'materialized view': 'materialized view', sequence: 'sequence', 'foreign table': 'foreign table',
-  schema: 'schema', function: 'routine', procedure: 'routine', aggregate: 'routine', type: 'type', domain: 'domain',
-  'large object': 'large object', database: 'database',
+  table: 'table',
+  view: 'view',
+  'materialized view': 'materialized view',
+  sequence: 'sequence',
+  'foreign table': 'foreign table',
+  schema: 'schema',
+  function: 'routine',
+  procedure: 'routine',
+  aggregate: 'routine',
+  type: 'type',
+  domain: 'domain',
+  'large object': 'large object',
+  database: 'database',
 };
 const GRANT_KEYWORD: Record<string, string> = {
-  ...ALTER_KEYWORD, view: 'table', 'materialized view': 'table', 'foreign table': 'table',
+  ...ALTER_KEYWORD,
+  view: 'table',
+  'materialized view': 'table',
+  'foreign table': 'table',
 };
 
 /** Privileges by grantee and letter, with the owner's entries under one name whoever owns it. */
@@ -392,7 +508,13 @@ interface AclChange {
  * What it takes to turn `have` into `want`. Grants to a managed platform's own role that this server
  * does not have (`absent`) are left out: there is nobody to give them to.
  */
-function aclChanges(want: AclEntry[], wantOwner: string, have: AclEntry[], haveOwner: string, absent?: (role: string) => boolean): AclChange[] {
+function aclChanges(
+  want: AclEntry[],
+  wantOwner: string,
+  have: AclEntry[],
+  haveOwner: string,
+  absent?: (role: string) => boolean,
+): AclChange[] {
   const w = holdings(want, wantOwner);
   const h = holdings(have, haveOwner);
   const changes: AclChange[] = [];
@@ -404,7 +526,8 @@ function aclChanges(want: AclEntry[], wantOwner: string, have: AclEntry[], haveO
     }
   }
   for (const [grantee, letters] of h) {
-    for (const letter of letters.keys()) if (!w.get(grantee)?.has(letter)) changes.push({ grantee, letter, action: 'revoke', option: false });
+    for (const letter of letters.keys())
+      if (!w.get(grantee)?.has(letter)) changes.push({ grantee, letter, action: 'revoke', option: false });
   }
   return absent ? changes.filter((c) => !absent(c.grantee)) : changes;
 }
@@ -423,7 +546,9 @@ function aclStatements(changes: AclChange[], owner: string, on: string, column?:
   }
   return [...groups.values()].map((group) => {
     const { action, option, grantee } = group[0]!;
-    const privileges = group.map((c) => (PRIVILEGE[c.letter] ?? '?').toLowerCase() + (column ? ` (${quoteIdent(column)})` : '')).join(', ');
+    const privileges = group
+      .map((c) => (PRIVILEGE[c.letter] ?? '?').toLowerCase() + (column ? ` (${quoteIdent(column)})` : ''))
+      .join(', ');
     const who = granteeSql(grantee, owner);
     return action === 'grant'
       ? `grant ${privileges} ${on} to ${who}${option ? ' with grant option' : ''}`
@@ -444,7 +569,22 @@ async function builtInDefaults(client: Client, entry: ObjectAccess): Promise<Acl
   return entriesOf(rows[0]?.acl ?? []);
 }
 
-const APPLY_ORDER = ['database', 'schema', 'type', 'domain', 'table', 'foreign table', 'sequence', 'view', 'materialized view', 'function', 'aggregate', 'procedure', 'large object', 'default privileges'];
+const APPLY_ORDER = [
+  'database',
+  'schema',
+  'type',
+  'domain',
+  'table',
+  'foreign table',
+  'sequence',
+  'view',
+  'materialized view',
+  'function',
+  'aggregate',
+  'procedure',
+  'large object',
+  'default privileges',
+];
 
 /**
  * Gives every object of the restored database (that `admin`, the admin login, is connected to) the
@@ -464,7 +604,11 @@ export async function applyAccess(admin: Client, manifest: Pick<BackupManifest, 
     admin.query(sql).then(
       () => true,
       (err: Error) => {
-        findings.push({ name: `access ${label(object)}`, ok: false, detail: `Lifeboat could not restore it: ${sql.replace(/\s+/g, ' ')}: ${err.message}` });
+        findings.push({
+          name: `access ${label(object)}`,
+          ok: false,
+          detail: `Lifeboat could not restore it: ${sql.replace(/\s+/g, ' ')}: ${err.message}`,
+        });
         return false;
       },
     );
@@ -476,7 +620,8 @@ export async function applyAccess(admin: Client, manifest: Pick<BackupManifest, 
       const have = found?.acl ?? (await builtInDefaults(admin, want));
       const on = `on ${want.objects ?? 'tables'}`;
       const prefix = `alter default privileges for role ${quoteIdent(want.owner)}${want.schema == null ? '' : ` in schema ${quoteIdent(want.schema)}`} `;
-      for (const sql of aclStatements(aclChanges(want.acl, want.owner, have, want.owner, absent), want.owner, on)) await run(want, prefix + sql);
+      for (const sql of aclStatements(aclChanges(want.acl, want.owner, have, want.owner, absent), want.owner, on))
+        await run(want, prefix + sql);
       continue;
     }
     const keyword = ALTER_KEYWORD[want.kind];
@@ -493,9 +638,16 @@ export async function applyAccess(admin: Client, manifest: Pick<BackupManifest, 
       if (lent) await run(want, lent);
     }
     const on = `on ${GRANT_KEYWORD[want.kind]} ${target}`;
-    for (const sql of aclStatements(aclChanges(want.acl, want.owner, found.acl, found.owner, absent), owner, on)) await run(want, sql);
+    for (const sql of aclStatements(aclChanges(want.acl, want.owner, found.acl, found.owner, absent), owner, on))
+      await run(want, sql);
     for (const column of new Set([...Object.keys(want.columns ?? {}), ...Object.keys(found.columns ?? {})])) {
-      const changes = aclChanges(want.columns?.[column] ?? [], want.owner, found.columns?.[column] ?? [], found.owner, absent);
+      const changes = aclChanges(
+        want.columns?.[column] ?? [],
+        want.owner,
+        found.columns?.[column] ?? [],
+        found.owner,
+        absent,
+      );
       for (const sql of aclStatements(changes, owner, on, column)) await run(want, sql);
     }
   }
@@ -507,7 +659,10 @@ export async function applyAccess(admin: Client, manifest: Pick<BackupManifest, 
  * (null when there was nothing to lend, or the admin may not lend it: the ALTER then says why).
  */
 async function lendCreate(admin: Client, schema: string, role: string): Promise<string | null> {
-  const { rows } = await admin.query<{ may: boolean }>(`select has_schema_privilege($1, $2, 'CREATE') as may`, [role, schema]);
+  const { rows } = await admin.query<{ may: boolean }>(`select has_schema_privilege($1, $2, 'CREATE') as may`, [
+    role,
+    schema,
+  ]);
   if (rows[0]?.may !== false) return null;
   const grant = `grant create on schema ${schema} to ${quoteIdent(role)}`;
   return admin.query(grant).then(
@@ -541,7 +696,8 @@ function describeChanges(changes: AclChange[], owner: string): string[] {
     if (d.lost.length) out.push(`${who} lost ${d.lost.join(', ')}`);
     if (d.lostOption.length) out.push(`${who} lost the grant option for ${d.lostOption.join(', ')}`);
     if (d.gained.length) out.push(`${who} has ${d.gained.join(', ')}, which the backup did not give`);
-    if (d.gainedOption.length) out.push(`${who} has the grant option for ${d.gainedOption.join(', ')}, which the backup did not give`);
+    if (d.gainedOption.length)
+      out.push(`${who} has the grant option for ${d.gainedOption.join(', ')}, which the backup did not give`);
   }
   return out;
 }
@@ -553,7 +709,10 @@ function describeChanges(changes: AclChange[], owner: string): string[] {
  * note per role whose attributes differ (withheld by Lifeboat, refused by the platform, or a role the
  * server already had). One passing summary when all matches. A manifest without access data: nothing.
  */
-export async function compareAccess(client: Client, manifest: Pick<BackupManifest, 'roles' | 'access'>): Promise<CheckResult[]> {
+export async function compareAccess(
+  client: Client,
+  manifest: Pick<BackupManifest, 'roles' | 'access'>,
+): Promise<CheckResult[]> {
   if (!manifest.access) return [];
   const server = await readServer(client);
   const absent = absentPlatformRole(server);
@@ -563,23 +722,36 @@ export async function compareAccess(client: Client, manifest: Pick<BackupManifes
   for (const want of manifest.access) {
     const found = present.get(`${want.kind}\u0000${want.name}`);
     const name = `access ${label(want)}`;
-    const subject = want.kind === 'database' ? 'the database' : want.kind === 'default privileges' ? `default privileges ${want.name}` : want.name;
+    const subject =
+      want.kind === 'database'
+        ? 'the database'
+        : want.kind === 'default privileges'
+          ? `default privileges ${want.name}`
+          : want.name;
     if (!found) {
       if (want.kind === 'default privileges' && absent(want.owner)) continue; // its role's own note says so
       if (want.kind === 'default privileges') {
         const changes = aclChanges(want.acl, want.owner, await builtInDefaults(client, want), want.owner, absent);
-        if (changes.length) results.push({ name, ok: false, detail: `${subject}: ${describeChanges(changes, want.owner).join('; ')}` });
+        if (changes.length)
+          results.push({ name, ok: false, detail: `${subject}: ${describeChanges(changes, want.owner).join('; ')}` });
       } else results.push({ name, ok: false, detail: `${subject}: missing from the restored database` });
       continue;
     }
     const problems: string[] = [];
     if (found.owner !== want.owner) {
-      if (ownerNotGiven(want.owner, server) && (found.owner === RESTORE_ROLE || found.owner === server.admin)) keptBySuperuserRule++;
+      if (ownerNotGiven(want.owner, server) && (found.owner === RESTORE_ROLE || found.owner === server.admin))
+        keptBySuperuserRule++;
       else problems.push(`owned by ${found.owner}; the backup's owner is ${want.owner}`);
     }
     problems.push(...describeChanges(aclChanges(want.acl, want.owner, found.acl, found.owner, absent), want.owner));
     for (const column of new Set([...Object.keys(want.columns ?? {}), ...Object.keys(found.columns ?? {})])) {
-      const changes = aclChanges(want.columns?.[column] ?? [], want.owner, found.columns?.[column] ?? [], found.owner, absent);
+      const changes = aclChanges(
+        want.columns?.[column] ?? [],
+        want.owner,
+        found.columns?.[column] ?? [],
+        found.owner,
+        absent,
+      );
       problems.push(...describeChanges(changes, want.owner).map((p) => `column ${quoteIdent(column)}: ${p}`));
     }
     if (problems.length) results.push({ name, ok: false, detail: `${subject}: ${problems.join('; ')}` });
@@ -590,7 +762,11 @@ export async function compareAccess(client: Client, manifest: Pick<BackupManifes
     const kept = keptBySuperuserRule
       ? `; ${keptBySuperuserRule} owned by a superuser (or a managed platform's own role) are owned by the role that restored them (Lifeboat gives no object to a superuser)`
       : '';
-    results.unshift({ name: 'owners and privileges', ok: true, detail: `${manifest.access.length} objects as in the backup, ${manifest.roles?.length ?? 0} roles present${kept}` });
+    results.unshift({
+      name: 'owners and privileges',
+      ok: true,
+      detail: `${manifest.access.length} objects as in the backup, ${manifest.roles?.length ?? 0} roles present${kept}`,
+    });
   }
   return results;
 }
@@ -613,7 +789,11 @@ async function compareRoles(client: Client, roles: RoleRecord[], server: Server)
     if (isLifeboatRole(want.name)) continue;
     const have = found.get(want.name);
     if (!have && PLATFORM_ROLE.test(want.name)) {
-      results.push({ name: `role ${want.name}`, ok: true, detail: `not on this server: a managed platform's own role, which Lifeboat does not make; what the backup gave it is not restored` });
+      results.push({
+        name: `role ${want.name}`,
+        ok: true,
+        detail: `not on this server: a managed platform's own role, which Lifeboat does not make; what the backup gave it is not restored`,
+      });
       continue;
     }
     if (!have) {
@@ -624,17 +804,26 @@ async function compareRoles(client: Client, roles: RoleRecord[], server: Server)
     // A superuser here has every privilege a membership could give.
     const failing = have.superuser ? [] : lost.filter((m) => !withheldMembership(m.role, server));
     if (failing.length) {
-      results.push({ name: `role ${want.name}`, ok: false, detail: `no longer a member of ${failing.map((m) => m.role).join(', ')}` });
+      results.push({
+        name: `role ${want.name}`,
+        ok: false,
+        detail: `no longer a member of ${failing.map((m) => m.role).join(', ')}`,
+      });
     }
     const differences: string[] = [];
     for (const [field, attribute] of ATTRIBUTES) {
-      if (want[field] && !have[field]) differences.push(`without ${attribute}${withheldAttribute(attribute, server) ? ` (${withheldAttribute(attribute, server)})` : ''}`);
+      if (want[field] && !have[field])
+        differences.push(
+          `without ${attribute}${withheldAttribute(attribute, server) ? ` (${withheldAttribute(attribute, server)})` : ''}`,
+        );
       if (!want[field] && have[field]) differences.push(`with ${attribute}`);
     }
     if (want.login !== have.login) differences.push(have.login ? 'with LOGIN' : 'without LOGIN');
     if (want.inherit !== have.inherit) differences.push(have.inherit ? 'with INHERIT' : 'without INHERIT');
-    if (want.connectionLimit !== have.connectionLimit) differences.push(`connection limit ${have.connectionLimit} (the backup: ${want.connectionLimit})`);
-    for (const m of lost.filter((l) => withheldMembership(l.role, server))) differences.push(`not a member of ${m.role} (${withheldMembership(m.role, server)})`);
+    if (want.connectionLimit !== have.connectionLimit)
+      differences.push(`connection limit ${have.connectionLimit} (the backup: ${want.connectionLimit})`);
+    for (const m of lost.filter((l) => withheldMembership(l.role, server)))
+      differences.push(`not a member of ${m.role} (${withheldMembership(m.role, server)})`);
     if (differences.length) {
       results.push({
         name: `role ${want.name}`,

@@ -5,7 +5,18 @@
 //   standby.signal, so whoever starts it, with pg_ctl or anything else, gets a server in recovery
 //   that refuses every write)
 import { randomBytes } from 'node:crypto';
-import { appendFileSync, chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  chmodSync,
+  chownSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { dirname, join } from 'node:path';
 import { run, serverOsUser, CommandFailed } from './process';
 import { passfileLine, passwordOfPassfileLine, withClient, type PgConnection } from './sql';
@@ -149,8 +160,17 @@ export class LocalCluster {
       await run(
         join(this.pgBin, 'initdb'),
         [
-          '-D', this.dataDir, '-U', 'postgres', '--pwfile', pwfile, '-A', 'scram-sha-256',
-          '-E', 'UTF8', '--locale=C.UTF-8',
+          '-D',
+          this.dataDir,
+          '-U',
+          'postgres',
+          '--pwfile',
+          pwfile,
+          '-A',
+          'scram-sha-256',
+          '-E',
+          'UTF8',
+          '--locale=C.UTF-8',
           ...(wanted.disposable ? ['--no-sync'] : []),
         ],
         { asUser: user ?? undefined, cwd: this.root, signal },
@@ -172,7 +192,12 @@ export class LocalCluster {
    * until ownPassword() gives it one of its own, once started. `background` copies at the lowest CPU
    * priority (nice 19), for a copy nobody waits on that should not slow anything that is.
    */
-  async initFromCopy(template: LocalCluster, wanted: ClusterState, signal?: AbortSignal, options: { background?: boolean } = {}): Promise<void> {
+  async initFromCopy(
+    template: LocalCluster,
+    wanted: ClusterState,
+    signal?: AbortSignal,
+    options: { background?: boolean } = {},
+  ): Promise<void> {
     if (!template.isInitialized()) throw new Error(`template cluster ${template.root} is not initialised`);
     const user = this.emptyDirs();
     const copy = ['cp', '-a', `${template.dataDir}/.`, this.dataDir];
@@ -204,7 +229,9 @@ export class LocalCluster {
   /** Replaces the password a copied cluster shares with its template by a fresh one (running server). */
   async ownPassword(): Promise<void> {
     const password = randomBytes(24).toString('base64url'); // no quote can occur in it
-    await withClient(this.connection('postgres'), (client) => client.query(`alter role postgres password '${password}'`));
+    await withClient(this.connection('postgres'), (client) =>
+      client.query(`alter role postgres password '${password}'`),
+    );
     writeFileSync(this.pgpassFile, passfileLine(this.state().port, password), { mode: 0o600 });
   }
 
@@ -219,10 +246,24 @@ export class LocalCluster {
       // A scratch instance holds a throwaway copy for one drill: no durability, no WAL beyond the
       // minimum (so pg_restore's bulk loads skip it), nothing to replicate.
       ...(disposable
-        ? ['-c fsync=off', '-c synchronous_commit=off', '-c full_page_writes=off', '-c wal_level=minimal', '-c max_wal_senders=0', '-c wal_init_zero=off']
+        ? [
+            '-c fsync=off',
+            '-c synchronous_commit=off',
+            '-c full_page_writes=off',
+            '-c wal_level=minimal',
+            '-c max_wal_senders=0',
+            '-c wal_init_zero=off',
+          ]
         : // wal_log_hints lets pg_rewind turn a former primary into a standby without a full copy.
           // wal_keep_size keeps the WAL pg_rewind reads back to the last common checkpoint.
-          ['-c wal_level=replica', '-c max_wal_senders=10', '-c max_replication_slots=10', '-c wal_log_hints=on', '-c hot_standby=on', '-c wal_keep_size=256MB']),
+          [
+            '-c wal_level=replica',
+            '-c max_wal_senders=10',
+            '-c max_replication_slots=10',
+            '-c wal_log_hints=on',
+            '-c hot_standby=on',
+            '-c wal_keep_size=256MB',
+          ]),
       ...(replication
         ? [
             // No secret here (argv is visible to every user): the password comes from a passfile.
@@ -238,7 +279,18 @@ export class LocalCluster {
     try {
       await run(
         join(this.pgBin, 'pg_ctl'),
-        ['-D', this.dataDir, '-l', join(this.runDir, 'postgres.log'), '-w', '-t', '60', '-o', settings.join(' '), 'start'],
+        [
+          '-D',
+          this.dataDir,
+          '-l',
+          join(this.runDir, 'postgres.log'),
+          '-w',
+          '-t',
+          '60',
+          '-o',
+          settings.join(' '),
+          'start',
+        ],
         { asUser: serverOsUser() ?? undefined, cwd: this.root, signal },
       );
     } catch (err) {
@@ -256,12 +308,18 @@ export class LocalCluster {
    */
   clearZombieLocks(): void {
     const locks = [join(this.dataDir, 'postmaster.pid')];
-    if (existsSync(this.runDir)) locks.push(...readdirSync(this.runDir).filter((f) => /^\.s\.PGSQL\.\d+\.lock$/.test(f)).map((f) => join(this.runDir, f)));
+    if (existsSync(this.runDir))
+      locks.push(
+        ...readdirSync(this.runDir)
+          .filter((f) => /^\.s\.PGSQL\.\d+\.lock$/.test(f))
+          .map((f) => join(this.runDir, f)),
+      );
     for (const lock of locks) {
       if (!postmasterIsZombie(lock)) continue;
       rmSync(lock, { force: true });
       // The socket a socket lock guards: a new server would fail to bind it.
-      if (lock.endsWith('.lock') && lock.startsWith(this.runDir)) rmSync(lock.slice(0, -'.lock'.length), { force: true });
+      if (lock.endsWith('.lock') && lock.startsWith(this.runDir))
+        rmSync(lock.slice(0, -'.lock'.length), { force: true });
     }
   }
 
@@ -293,7 +351,8 @@ export class LocalCluster {
     const lockFile = join(this.dataDir, 'postmaster.pid');
     const deadline = Date.now() + 60_000;
     while (postmasterRunning(lockFile)) {
-      if (Date.now() > deadline) throw new Error(`PostgreSQL in ${this.dataDir} did not stop within 60 s of a ${mode} shutdown`);
+      if (Date.now() > deadline)
+        throw new Error(`PostgreSQL in ${this.dataDir} did not stop within 60 s of a ${mode} shutdown`);
       await new Promise((resolve) => setTimeout(resolve, 10));
     }
   }
@@ -322,7 +381,14 @@ export class LocalCluster {
   /** Connection details, password included: for activity code only, never for a workflow. */
   connection(database: string): PgConnection {
     const password = passwordOfPassfileLine(readFileSync(this.pgpassFile, 'utf8'));
-    return { host: '127.0.0.1', port: this.state().port, user: 'postgres', password, database, passfile: this.pgpassFile };
+    return {
+      host: '127.0.0.1',
+      port: this.state().port,
+      user: 'postgres',
+      password,
+      database,
+      passfile: this.pgpassFile,
+    };
   }
 
   private logTail(err: unknown): string {

@@ -50,8 +50,27 @@ const PIN_SQL = PINNED_SETTINGS.map(([name, value]) => `set local ${name} = '${v
  * by text too.
  */
 const EXACT_HASH_TYPES = [
-  'bool', 'char', 'name', 'int2', 'int4', 'int8', 'text', 'varchar', 'bpchar', 'bytea', 'date', 'time', 'timetz',
-  'timestamp', 'timestamptz', 'uuid', 'macaddr', 'macaddr8', 'inet', 'cidr', 'pg_lsn',
+  'bool',
+  'char',
+  'name',
+  'int2',
+  'int4',
+  'int8',
+  'text',
+  'varchar',
+  'bpchar',
+  'bytea',
+  'date',
+  'time',
+  'timetz',
+  'timestamp',
+  'timestamptz',
+  'uuid',
+  'macaddr',
+  'macaddr8',
+  'inet',
+  'cidr',
+  'pg_lsn',
 ];
 
 /**
@@ -161,16 +180,25 @@ function rlsReason(err: unknown, user: string): string | null {
  * settings are pinned in a savepoint rolled back afterwards, so they never leak into the
  * connection's other queries (nor change an older manifest's md5-text read on the same connection).
  */
-export async function tableStats(client: Client, table: string, algorithm: ChecksumAlgorithm, plan?: ColumnPlan): Promise<TableStats | Unreadable> {
+export async function tableStats(
+  client: Client,
+  table: string,
+  algorithm: ChecksumAlgorithm,
+  plan?: ColumnPlan,
+): Promise<TableStats | Unreadable> {
   const from = `from only ${table} as t`;
   if (algorithm !== 'columns-v2') {
-    const { rows } = await client.query<{ rows: string; digest: string }>(`select count(*)::bigint as rows, ${OLD_DIGEST_SQL[algorithm]} as digest ${from}`);
+    const { rows } = await client.query<{ rows: string; digest: string }>(
+      `select count(*)::bigint as rows, ${OLD_DIGEST_SQL[algorithm]} as digest ${from}`,
+    );
     return toStats(table, algorithm, rows[0]);
   }
   if (!plan) throw new Error(`no column plan for ${table}`);
   await client.query(`savepoint lifeboat_digest; ${PIN_SQL}`);
   try {
-    const { rows } = await client.query<{ rows: string; digest: string }>(`select count(*)::bigint as rows, ${columnsDigestSql(plan)} as digest ${from}`);
+    const { rows } = await client.query<{ rows: string; digest: string }>(
+      `select count(*)::bigint as rows, ${columnsDigestSql(plan)} as digest ${from}`,
+    );
     return { ...toStats(table, algorithm, rows[0]), textColumns: plan.textColumns };
   } catch (err) {
     const reason = rlsReason(err, client.user ?? 'the login');
@@ -181,7 +209,11 @@ export async function tableStats(client: Client, table: string, algorithm: Check
   }
 }
 
-function toStats(table: string, algorithm: ChecksumAlgorithm, row: { rows: string; digest: string } | undefined): TableStats {
+function toStats(
+  table: string,
+  algorithm: ChecksumAlgorithm,
+  row: { rows: string; digest: string } | undefined,
+): TableStats {
   if (!row) throw new Error(`no stats for ${table}`);
   return { table: unquote(table), rows: Number(row.rows), checksum: row.digest, algorithm };
 }
@@ -194,13 +226,19 @@ function toStats(table: string, algorithm: ChecksumAlgorithm, row: { rows: strin
 export async function allTableStats(
   clients: Client[],
   tables: string[],
-  options: { onTable?: (done: number) => void; expected?: Map<string, Pick<TableStats, 'algorithm' | 'textColumns'>> } = {},
+  options: {
+    onTable?: (done: number) => void;
+    expected?: Map<string, Pick<TableStats, 'algorithm' | 'textColumns'>>;
+  } = {},
 ): Promise<Array<TableStats | Unreadable>> {
-  const algorithmOf = (t: string): ChecksumAlgorithm => (options.expected ? (options.expected.get(t)?.algorithm ?? 'md5-text') : 'columns-v2');
+  const algorithmOf = (t: string): ChecksumAlgorithm =>
+    options.expected ? (options.expected.get(t)?.algorithm ?? 'md5-text') : 'columns-v2';
   const planned = tables.filter((t) => algorithmOf(t) === 'columns-v2');
   const plans = planned.length && clients[0] ? await columnPlans(clients[0], planned) : new Map<string, ColumnPlan>();
   // Verifying, the manifest says which columns were hashed by text; the columns are the table's own.
-  if (options.expected) for (const [t, plan] of plans) plans.set(t, { columns: plan.columns, textColumns: options.expected.get(t)?.textColumns ?? [] });
+  if (options.expected)
+    for (const [t, plan] of plans)
+      plans.set(t, { columns: plan.columns, textColumns: options.expected.get(t)?.textColumns ?? [] });
   const results = new Map<string, TableStats | Unreadable>();
   const queue = [...tables];
   let done = 0;
@@ -218,7 +256,10 @@ export async function allTableStats(
 /** Manifest-side: every table read in full, or an error naming each that was not and why. */
 export function readableOrThrow(stats: Array<TableStats | Unreadable>, fail: (message: string) => Error): TableStats[] {
   const unreadable = stats.filter(isUnreadable);
-  if (unreadable.length) throw fail(`the manifest cannot count and hash every row: ${unreadable.map((u) => `${u.table}: ${u.unreadable}`).join('; ')}`);
+  if (unreadable.length)
+    throw fail(
+      `the manifest cannot count and hash every row: ${unreadable.map((u) => `${u.table}: ${u.unreadable}`).join('; ')}`,
+    );
   return stats as TableStats[];
 }
 
@@ -254,7 +295,9 @@ export async function sequenceStats(client: Client): Promise<SequenceStats[]> {
   for (let i = 0; i < readable.length; i += 500) {
     const batch = readable.slice(i, i + 500);
     const { rows: pos } = await client.query<{ i: number; last_value: string; is_called: boolean }>(
-      batch.map((r, j) => `select ${j} as i, last_value::text as last_value, is_called from ${r.q}`).join(' union all '),
+      batch
+        .map((r, j) => `select ${j} as i, last_value::text as last_value, is_called from ${r.q}`)
+        .join(' union all '),
     );
     for (const p of pos) positions.set(batch[p.i]!.s, p);
   }
@@ -262,7 +305,13 @@ export async function sequenceStats(client: Client): Promise<SequenceStats[]> {
     const p = positions.get(r.s);
     return p
       ? { sequence: r.s, lastValue: p.last_value, isCalled: p.is_called, increment: r.increment }
-      : { sequence: r.s, lastValue: null, isCalled: false, increment: r.increment, unreadable: `${client.user ?? 'the login'} has no SELECT privilege on it` };
+      : {
+          sequence: r.s,
+          lastValue: null,
+          isCalled: false,
+          increment: r.increment,
+          unreadable: `${client.user ?? 'the login'} has no SELECT privilege on it`,
+        };
   });
 }
 
@@ -293,7 +342,9 @@ export async function largeObjectStats(client: Client): Promise<LargeObjectStats
   } catch (err) {
     const e = err as { code?: string; message?: string };
     if (e.code !== INSUFFICIENT_PRIVILEGE) throw err;
-    return { unreadable: `${client.user ?? 'the login'} may not read every large object (${e.message}): it needs to own them or be granted SELECT on them` };
+    return {
+      unreadable: `${client.user ?? 'the login'} may not read every large object (${e.message}): it needs to own them or be granted SELECT on them`,
+    };
   } finally {
     await client.query('rollback to savepoint lifeboat_lo; release savepoint lifeboat_lo');
   }
@@ -318,14 +369,35 @@ export function compareSequences(want: SequenceStats[], got: SequenceStats[], wi
     const name = `sequence ${w.sequence}`;
     const g = found.get(w.sequence);
     if (!g) return { name, ok: false, detail: 'missing from the restored database' };
-    if (w.lastValue === null) return { name, ok: true, notCompared: true, detail: `not compared: the backup could not read its position (${w.unreadable ?? 'no privilege'})` };
-    if (g.lastValue === null) return { name, ok: true, notCompared: true, detail: `not compared: its position cannot be read here (${g.unreadable ?? 'no privilege'})` };
+    if (w.lastValue === null)
+      return {
+        name,
+        ok: true,
+        notCompared: true,
+        detail: `not compared: the backup could not read its position (${w.unreadable ?? 'no privilege'})`,
+      };
+    if (g.lastValue === null)
+      return {
+        name,
+        ok: true,
+        notCompared: true,
+        detail: `not compared: its position cannot be read here (${g.unreadable ?? 'no privilege'})`,
+      };
     const position = (s: SequenceStats) => BigInt(s.lastValue!) - (s.isCalled ? 0n : BigInt(s.increment));
     const [was, now] = [position(w), position(g)];
     const ahead = (now - was) * (BigInt(w.increment) < 0n ? -1n : 1n);
     if (ahead === 0n) return { name, ok: true, detail: `position ${describe(g)}, as in the backup` };
-    if (ahead > 0n) return { name, ok: true, detail: `position ${describe(g)}, ahead of the manifest's ${describe(w)}: it was used between the manifest and ${window} (sequences are not transactional)` };
-    return { name, ok: false, detail: `position ${describe(g)}, behind the backup's ${describe(w)}: new rows would reuse values already handed out` };
+    if (ahead > 0n)
+      return {
+        name,
+        ok: true,
+        detail: `position ${describe(g)}, ahead of the manifest's ${describe(w)}: it was used between the manifest and ${window} (sequences are not transactional)`,
+      };
+    return {
+      name,
+      ok: false,
+      detail: `position ${describe(g)}, behind the backup's ${describe(w)}: new rows would reuse values already handed out`,
+    };
   });
 }
 
@@ -334,12 +406,28 @@ function describe(s: SequenceStats): string {
 }
 
 /** The restored large objects against the manifest's. */
-export function compareLargeObjects(want: LargeObjectStats | { unreadable: string }, got: LargeObjectStats | { unreadable: string }, window: string): CheckResult {
+export function compareLargeObjects(
+  want: LargeObjectStats | { unreadable: string },
+  got: LargeObjectStats | { unreadable: string },
+  window: string,
+): CheckResult {
   const name = 'large objects';
-  if ('unreadable' in want) return { name, ok: true, notCompared: true, detail: `not compared: the backup could not read them (${want.unreadable})` };
+  if ('unreadable' in want)
+    return {
+      name,
+      ok: true,
+      notCompared: true,
+      detail: `not compared: the backup could not read them (${want.unreadable})`,
+    };
   if ('unreadable' in got) return { name, ok: true, notCompared: true, detail: `not compared: ${got.unreadable}` };
   const changed = window === 'the dump' ? '' : ` (or they were written between the manifest and ${window})`;
-  if (got.count !== want.count) return { name, ok: false, detail: `${got.count} large objects; the backup had ${want.count}${changed}` };
-  if (got.checksum !== want.checksum) return { name, ok: false, detail: `${got.count} large objects (${got.bytes} bytes; the backup had ${want.bytes}) but content checksum differs from the backup's${changed}` };
+  if (got.count !== want.count)
+    return { name, ok: false, detail: `${got.count} large objects; the backup had ${want.count}${changed}` };
+  if (got.checksum !== want.checksum)
+    return {
+      name,
+      ok: false,
+      detail: `${got.count} large objects (${got.bytes} bytes; the backup had ${want.bytes}) but content checksum differs from the backup's${changed}`,
+    };
   return { name, ok: true, detail: `${got.count} large objects (${got.bytes} bytes), checksum matches` };
 }

@@ -54,16 +54,43 @@ export async function divergenceFrom(node: LocalCluster, primary: PgConnection):
   const { timeline } = control;
   const cleanlyStopped = /^shut down/.test(control.state);
   const forkLsn = await forkPointOf(primary, timeline);
-  if (forkLsn === null) return { timeline, forkLsn: null, walAfterFork: false, cleanlyStopped, commits: [], commitCount: 0, unreadable: null };
+  if (forkLsn === null)
+    return {
+      timeline,
+      forkLsn: null,
+      walAfterFork: false,
+      cleanlyStopped,
+      commits: [],
+      commitCount: 0,
+      unreadable: null,
+    };
   const wal = join(node.dataDir, 'pg_wal');
-  const waldump = (extra: string[]) => walRecords(join(node.pgBinDir, 'pg_waldump'), ['--path', wal, '--timeline', String(timeline), '--start', forkLsn, ...extra], node.root);
+  const waldump = (extra: string[]) =>
+    walRecords(
+      join(node.pgBinDir, 'pg_waldump'),
+      ['--path', wal, '--timeline', String(timeline), '--start', forkLsn, ...extra],
+      node.root,
+    );
   const any = await waldump(['--limit', '1']);
-  if (any.records.length === 0 && any.unreadable === null) return { timeline, forkLsn, walAfterFork: false, cleanlyStopped, commits: [], commitCount: 0, unreadable: null };
+  if (any.records.length === 0 && any.unreadable === null)
+    return { timeline, forkLsn, walAfterFork: false, cleanlyStopped, commits: [], commitCount: 0, unreadable: null };
   const tx = await waldump(['--rmgr', 'Transaction']);
   const commits = tx.records
     .filter((r) => /^(COMMIT|PREPARE)\b/.test(r.desc))
-    .map((r) => ({ xid: r.xid, lsn: r.lsn, at: /^COMMIT (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)? \S+)/.exec(r.desc)?.[1] ?? null }));
-  return { timeline, forkLsn, walAfterFork: true, cleanlyStopped, commits: commits.slice(0, LISTED), commitCount: commits.length, unreadable: tx.unreadable };
+    .map((r) => ({
+      xid: r.xid,
+      lsn: r.lsn,
+      at: /^COMMIT (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)? \S+)/.exec(r.desc)?.[1] ?? null,
+    }));
+  return {
+    timeline,
+    forkLsn,
+    walAfterFork: true,
+    cleanlyStopped,
+    commits: commits.slice(0, LISTED),
+    commitCount: commits.length,
+    unreadable: tx.unreadable,
+  };
 }
 
 /**
@@ -75,16 +102,22 @@ async function forkPointOf(primary: PgConnection, timeline: number): Promise<str
   return withClient(primary, async (c) => {
     // A promoted server writes its new timeline into pg_control at its first checkpoint.
     await c.query('checkpoint');
-    const current = (await c.query<{ tli: number }>('select timeline_id as tli from pg_control_checkpoint()')).rows[0]!.tli;
+    const current = (await c.query<{ tli: number }>('select timeline_id as tli from pg_control_checkpoint()')).rows[0]!
+      .tli;
     if (current === timeline) return null;
-    if (current < timeline) throw new Error(`the node is on timeline ${timeline}, ahead of the new primary's ${current}: it did not fork from it`);
+    if (current < timeline)
+      throw new Error(
+        `the node is on timeline ${timeline}, ahead of the new primary's ${current}: it did not fork from it`,
+      );
     const file = `pg_wal/${current.toString(16).toUpperCase().padStart(8, '0')}.history`;
     const history = (await c.query<{ text: string }>('select pg_read_file($1) as text', [file])).rows[0]!.text;
     for (const line of history.split('\n')) {
       const [parent, switchpoint] = line.trim().split(/\s+/);
       if (Number(parent) === timeline && switchpoint) return switchpoint;
     }
-    throw new Error(`timeline ${timeline} is not in the new primary's history (${file}): the node forked from another branch`);
+    throw new Error(
+      `timeline ${timeline} is not in the new primary's history (${file}): the node forked from another branch`,
+    );
   });
 }
 
@@ -100,11 +133,20 @@ interface WalRecord {
  * (a torn or recycled page, the next segment missing): those are the normal end of a node's WAL.
  * Any other failure is reported as `unreadable`.
  */
-async function walRecords(bin: string, args: string[], cwd: string): Promise<{ records: WalRecord[]; unreadable: string | null }> {
+async function walRecords(
+  bin: string,
+  args: string[],
+  cwd: string,
+): Promise<{ records: WalRecord[]; unreadable: string | null }> {
   const chunks: Buffer[] = [];
   let unreadable: string | null = null;
   try {
-    await run(bin, args, { asUser: serverOsUser() ?? undefined, cwd, env: { PATH: process.env.PATH, LC_ALL: 'C' }, onStdout: (chunk) => chunks.push(chunk) });
+    await run(bin, args, {
+      asUser: serverOsUser() ?? undefined,
+      cwd,
+      env: { PATH: process.env.PATH, LC_ALL: 'C' },
+      onStdout: (chunk) => chunks.push(chunk),
+    });
   } catch (err) {
     if (!(err instanceof CommandFailed)) throw err;
     if (!END_OF_WAL.some((re) => re.test(err.stderr))) unreadable = err.stderr.trim().split('\n').at(-1) ?? err.message;
@@ -112,7 +154,10 @@ async function walRecords(bin: string, args: string[], cwd: string): Promise<{ r
   const stdout = Buffer.concat(chunks).toString();
   const records: WalRecord[] = [];
   for (const line of stdout.split('\n')) {
-    const m = /^rmgr: (\S+)\s+len \(rec\/tot\):\s*\d+\/\s*\d+, tx:\s*(\d+), lsn: ([0-9A-F]+\/[0-9A-F]+), prev [0-9A-F/]+, desc: (.*)$/.exec(line);
+    const m =
+      /^rmgr: (\S+)\s+len \(rec\/tot\):\s*\d+\/\s*\d+, tx:\s*(\d+), lsn: ([0-9A-F]+\/[0-9A-F]+), prev [0-9A-F/]+, desc: (.*)$/.exec(
+        line,
+      );
     if (m) records.push({ rmgr: m[1]!, xid: Number(m[2]), lsn: m[3]!, desc: m[4]! });
   }
   records.sort((a, b) => (parseLsn(a.lsn) < parseLsn(b.lsn) ? -1 : 1));

@@ -28,11 +28,42 @@ import { withToolEnv } from './tool-env';
  * (so not adminpack, dblink, file_fdw, postgres_fdw, pg_surgery, pageinspect).
  */
 export const ADMIN_CREATED_EXTENSIONS: ReadonlySet<string> = new Set([
-  'amcheck', 'autoinc', 'bloom', 'btree_gin', 'btree_gist', 'citext', 'cube', 'dict_int', 'dict_xsyn',
-  'earthdistance', 'fuzzystrmatch', 'hstore', 'insert_username', 'intagg', 'intarray', 'isn', 'lo', 'ltree',
-  'moddatetime', 'pg_buffercache', 'pg_freespacemap', 'pg_prewarm', 'pg_stat_statements', 'pg_trgm',
-  'pg_visibility', 'pgcrypto', 'pgrowlocks', 'pgstattuple', 'refint', 'seg', 'tablefunc', 'tcn',
-  'tsm_system_rows', 'tsm_system_time', 'unaccent', 'uuid-ossp',
+  'amcheck',
+  'autoinc',
+  'bloom',
+  'btree_gin',
+  'btree_gist',
+  'citext',
+  'cube',
+  'dict_int',
+  'dict_xsyn',
+  'earthdistance',
+  'fuzzystrmatch',
+  'hstore',
+  'insert_username',
+  'intagg',
+  'intarray',
+  'isn',
+  'lo',
+  'ltree',
+  'moddatetime',
+  'pg_buffercache',
+  'pg_freespacemap',
+  'pg_prewarm',
+  'pg_stat_statements',
+  'pg_trgm',
+  'pg_visibility',
+  'pgcrypto',
+  'pgrowlocks',
+  'pgstattuple',
+  'refint',
+  'seg',
+  'tablefunc',
+  'tcn',
+  'tsm_system_rows',
+  'tsm_system_time',
+  'unaccent',
+  'uuid-ossp',
 ]);
 
 /** One line of `pg_restore --list`: `<id>; <tableoid> <oid> <desc> <schema> <name> <owner>`. */
@@ -48,7 +79,10 @@ const MAX_FINDINGS = 20;
 
 /** The dump's table of contents: pg_restore reads it from the file's header, not its data. */
 export async function readToc(pgBin: string, file: string, signal?: AbortSignal): Promise<TocEntry[]> {
-  const listing = await run(join(pgBin, 'pg_restore'), ['--list', file], { env: { PATH: process.env.PATH, LANG: 'C.UTF-8' }, signal });
+  const listing = await run(join(pgBin, 'pg_restore'), ['--list', file], {
+    env: { PATH: process.env.PATH, LANG: 'C.UTF-8' },
+    signal,
+  });
   const entries: TocEntry[] = [];
   for (const line of listing.split('\n')) {
     const m = /^(\d+); \d+ \d+ (.*)$/.exec(line);
@@ -112,13 +146,24 @@ export async function loadAsRestoreRole(options: LoadOptions): Promise<CheckResu
     const useList: string[] = [];
     if (dir) {
       // The same entries, in the same order, minus those handled above.
-      writeFileSync(join(dir, 'use-list'), toc.map((e) => (left.has(e.id) ? `;${e.line}` : e.line)).join('\n') + '\n', { mode: 0o600 });
+      writeFileSync(join(dir, 'use-list'), toc.map((e) => (left.has(e.id) ? `;${e.line}` : e.line)).join('\n') + '\n', {
+        mode: 0o600,
+      });
       useList.push('--use-list', join(dir, 'use-list'));
     }
     const errors = await withToolEnv(restorer, (env) =>
       pgRestore(
         join(options.pgBin, 'pg_restore'),
-        ['--verbose', '--no-owner', '--no-privileges', '--jobs=2', ...useList, '--dbname', admin.database, options.file],
+        [
+          '--verbose',
+          '--no-owner',
+          '--no-privileges',
+          '--jobs=2',
+          ...useList,
+          '--dbname',
+          admin.database,
+          options.file,
+        ],
         env,
         options,
       ),
@@ -126,10 +171,18 @@ export async function loadAsRestoreRole(options: LoadOptions): Promise<CheckResu
     const byId = new Map(toc.map((e) => [e.id, e]));
     for (const error of errors.slice(0, MAX_FINDINGS)) {
       const entry = (error.entry === null ? undefined : byId.get(error.entry)) ?? entryNamedBy(toc, error.message);
-      findings.push({ name: entry ? `restore of ${entry.what}` : 'restore', ok: false, detail: `not restored: ${error.message}` });
+      findings.push({
+        name: entry ? `restore of ${entry.what}` : 'restore',
+        ok: false,
+        detail: `not restored: ${error.message}`,
+      });
     }
     if (errors.length > MAX_FINDINGS) {
-      findings.push({ name: 'restore', ok: false, detail: `${errors.length - MAX_FINDINGS} more objects could not be restored (pg_restore reported ${errors.length} errors)` });
+      findings.push({
+        name: 'restore',
+        ok: false,
+        detail: `${errors.length - MAX_FINDINGS} more objects could not be restored (pg_restore reported ${errors.length} errors)`,
+      });
     }
     // Owners and privileges, by the admin, once nothing of the dump runs any more: GRANT, REVOKE and
     // ALTER ... OWNER TO built from the target's catalog (access.ts), no SQL text of the dump's.
@@ -149,7 +202,10 @@ export async function loadAsRestoreRole(options: LoadOptions): Promise<CheckResu
 export function entryNamedBy(toc: TocEntry[], message: string): TocEntry | undefined {
   const table = /^COPY failed for table "(.+?)"(?::|$)/.exec(message)?.[1];
   if (!table) return undefined;
-  const matches = toc.filter((e) => e.what.startsWith('TABLE DATA ') && (e.what.endsWith(` ${table}`) || e.what.endsWith(` ${quoteIdent(table)}`)));
+  const matches = toc.filter(
+    (e) =>
+      e.what.startsWith('TABLE DATA ') && (e.what.endsWith(` ${table}`) || e.what.endsWith(` ${quoteIdent(table)}`)),
+  );
   return matches.length === 1 ? matches[0] : undefined;
 }
 
@@ -157,10 +213,15 @@ export function entryNamedBy(toc: TocEntry[], message: string): TocEntry | undef
  * The dump's extensions that a plain owner cannot create: made by the admin when allow-listed, left
  * out and reported otherwise. Returns the TOC entries to leave out of the load.
  */
-async function prepareExtensions(client: Client, options: LoadOptions): Promise<{ left: Set<number>; findings: CheckResult[] }> {
+async function prepareExtensions(
+  client: Client,
+  options: LoadOptions,
+): Promise<{ left: Set<number>; findings: CheckResult[] }> {
   const left = new Set<number>();
   const findings: CheckResult[] = [];
-  const extensions = options.toc.filter((e) => e.what.startsWith('EXTENSION ')).map((e) => ({ entry: e, name: e.what.slice('EXTENSION '.length) }));
+  const extensions = options.toc
+    .filter((e) => e.what.startsWith('EXTENSION '))
+    .map((e) => ({ entry: e, name: e.what.slice('EXTENSION '.length) }));
   if (extensions.length === 0) return { left, findings };
   // Where a plain owner may create an extension (PostgreSQL 13+: trusted ones), pg_restore does.
   const { rows } = await client.query<{ name: string }>(
@@ -170,7 +231,10 @@ async function prepareExtensions(client: Client, options: LoadOptions): Promise<
     [extensions.map((e) => e.name)],
   );
   const needSuperuser = new Set(rows.map((r) => r.name));
-  const commentOf = (name: string) => options.toc.find((e) => e.what === `COMMENT EXTENSION ${name}` || e.what === `COMMENT EXTENSION ${quoteIdent(name)}`);
+  const commentOf = (name: string) =>
+    options.toc.find(
+      (e) => e.what === `COMMENT EXTENSION ${name}` || e.what === `COMMENT EXTENSION ${quoteIdent(name)}`,
+    );
   const toCreate: Array<{ entry: TocEntry; name: string }> = [];
   for (const ext of extensions.filter((e) => needSuperuser.has(e.name))) {
     // Its comment goes with it: the extension's own, set when it is created.
@@ -185,7 +249,10 @@ async function prepareExtensions(client: Client, options: LoadOptions): Promise<
     }
   }
   if (toCreate.length === 0) return { left, findings };
-  const schemas = await extensionSchemas(options, toCreate.map((e) => e.entry));
+  const schemas = await extensionSchemas(
+    options,
+    toCreate.map((e) => e.entry),
+  );
   for (const ext of toCreate) {
     const schema = schemas.get(ext.name);
     try {
@@ -194,12 +261,18 @@ async function prepareExtensions(client: Client, options: LoadOptions): Promise<
       if (!exists.rowCount) {
         // Made as the dump would have made it (owned by the restore role), so the dump's entry is left out.
         await client.query(`create schema ${quoteIdent(schema)} authorization ${RESTORE_ROLE}`);
-        const schemaEntry = options.toc.find((e) => e.what === `SCHEMA ${schema}` || e.what === `SCHEMA ${quoteIdent(schema)}`);
+        const schemaEntry = options.toc.find(
+          (e) => e.what === `SCHEMA ${schema}` || e.what === `SCHEMA ${quoteIdent(schema)}`,
+        );
         if (schemaEntry) left.add(schemaEntry.id);
       }
       await client.query(`create extension if not exists ${quoteIdent(ext.name)} with schema ${quoteIdent(schema)}`);
     } catch (err) {
-      findings.push({ name: `restore of EXTENSION ${ext.name}`, ok: false, detail: `not restored: Lifeboat could not create it: ${(err as Error).message}` });
+      findings.push({
+        name: `restore of EXTENSION ${ext.name}`,
+        ok: false,
+        detail: `not restored: Lifeboat could not create it: ${(err as Error).message}`,
+      });
     }
   }
   return { left, findings };
@@ -214,10 +287,14 @@ async function extensionSchemas(options: LoadOptions, entries: TocEntry[]): Prom
   const dir = mkdtempSync(join(tmpdir(), `lifeboat-restore-${process.pid}-`));
   try {
     writeFileSync(join(dir, 'extensions'), entries.map((e) => e.line).join('\n') + '\n', { mode: 0o600 });
-    const sql = await run(join(options.pgBin, 'pg_restore'), ['--use-list', join(dir, 'extensions'), '--file', '-', options.file], {
-      env: { PATH: process.env.PATH, LANG: 'C.UTF-8' },
-      signal: options.signal,
-    });
+    const sql = await run(
+      join(options.pgBin, 'pg_restore'),
+      ['--use-list', join(dir, 'extensions'), '--file', '-', options.file],
+      {
+        env: { PATH: process.env.PATH, LANG: 'C.UTF-8' },
+        signal: options.signal,
+      },
+    );
     const ident = '("(?:[^"]|"")+"|[a-z_][a-z0-9_$]*)';
     const schemas = new Map<string, string>();
     for (const line of sql.split('\n')) {
@@ -247,7 +324,12 @@ interface RestoreError {
  * The error lines are read as they come, however many; only the first line of each is kept (its
  * CONTEXT can quote row data).
  */
-function pgRestore(command: string, args: string[], env: NodeJS.ProcessEnv, options: Pick<LoadOptions, 'signal' | 'heartbeat'>): Promise<RestoreError[]> {
+function pgRestore(
+  command: string,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  options: Pick<LoadOptions, 'signal' | 'heartbeat'>,
+): Promise<RestoreError[]> {
   return new Promise((resolve, reject) => {
     const child = start(command, args, { env });
     child.stdout?.resume();
@@ -260,10 +342,17 @@ function pgRestore(command: string, args: string[], env: NodeJS.ProcessEnv, opti
       const from = /^pg_restore: from TOC entry (\d+);/.exec(line);
       if (from) entry = Number(from[1]);
       else if (line.startsWith('pg_restore: error: ')) {
-        const message = line.slice('pg_restore: error: '.length).replace(/^could not execute query: /, '').replace(/\s+/g, ' ');
+        const message = line
+          .slice('pg_restore: error: '.length)
+          .replace(/^could not execute query: /, '')
+          .replace(/\s+/g, ' ');
         errors.push({ entry, message: message.length > 300 ? `${message.slice(0, 300)}…` : message });
       } else if (/^pg_restore: warning: errors ignored on restore: \d+/.test(line)) finished = true;
-      if (!line.startsWith('pg_restore: processing ') && !line.startsWith('pg_restore: creating ') && !/^pg_restore: (launching|finished) item/.test(line)) {
+      if (
+        !line.startsWith('pg_restore: processing ') &&
+        !line.startsWith('pg_restore: creating ') &&
+        !/^pg_restore: (launching|finished) item/.test(line)
+      ) {
         tail = (tail + line + '\n').slice(-8000);
       }
     };

@@ -115,7 +115,16 @@ const INHERITED = /^(PATH|LANG|LANGUAGE|LC_[A-Z]+|TZ)$/;
  * a tool that reads a per-user config.
  */
 const SETTABLE = new Set([
-  'PGHOST', 'PGPORT', 'PGUSER', 'PGDATABASE', 'PGPASSFILE', 'PGAPPNAME', 'PGCONNECT_TIMEOUT', 'PGSSLMODE', 'PGSSLROOTCERT', 'HOME',
+  'PGHOST',
+  'PGPORT',
+  'PGUSER',
+  'PGDATABASE',
+  'PGPASSFILE',
+  'PGAPPNAME',
+  'PGCONNECT_TIMEOUT',
+  'PGSSLMODE',
+  'PGSSLROOTCERT',
+  'HOME',
 ]);
 
 /**
@@ -129,7 +138,9 @@ export function childEnv(extra: NodeJS.ProcessEnv = {}, from: NodeJS.ProcessEnv 
   for (const [name, value] of Object.entries(from)) if (INHERITED.test(name) && value !== undefined) env[name] = value;
   for (const [name, value] of Object.entries(extra)) {
     if (!INHERITED.test(name) && !SETTABLE.has(name)) {
-      throw new Error(`a child process may not be given ${name}: its environment is PATH, the locale, TZ and ${[...SETTABLE].join(', ')} (activities/pg/process.ts)`);
+      throw new Error(
+        `a child process may not be given ${name}: its environment is PATH, the locale, TZ and ${[...SETTABLE].join(', ')} (activities/pg/process.ts)`,
+      );
     }
     if (value === undefined) delete env[name];
     else env[name] = value;
@@ -162,7 +173,10 @@ export function serverOsUser(): OsUser | null {
 function lastLines(text: string): string {
   // CONTEXT and DETAIL lines of pg_restore/psql can quote row data (`COPY t, line 3: "<row>"`): the
   // message travels into workflow history and logs, so they are left out.
-  const lines = text.trim().split('\n').filter((line) => line && !/^\s*(CONTEXT|DETAIL|LINE \d+):/.test(line));
+  const lines = text
+    .trim()
+    .split('\n')
+    .filter((line) => line && !/^\s*(CONTEXT|DETAIL|LINE \d+):/.test(line));
   return lines.slice(-3).join(' | ') || '(no output)';
 }
 

@@ -81,7 +81,11 @@ export async function statusOver(conn: PgConnection, fenced: boolean): Promise<N
         fenced,
         lsn: r.lsn,
         streaming: r.rec ? r.receiver === 'streaming' : null,
-        detail: r.rec ? `standby, ${r.receiver ?? 'not receiving'}` : writable ? 'primary, writable' : 'primary, refuses read-write transactions',
+        detail: r.rec
+          ? `standby, ${r.receiver ?? 'not receiving'}`
+          : writable
+            ? 'primary, writable'
+            : 'primary, refuses read-write transactions',
       };
     });
   } catch (err) {
@@ -108,7 +112,11 @@ export async function acceptsReadWrite(client: Client): Promise<boolean> {
 }
 
 /** How far a standby trails its primary, from both ends. */
-export async function replicationLag(primary: LocalCluster, standby: LocalCluster, applicationName: string): Promise<ReplicationLag> {
+export async function replicationLag(
+  primary: LocalCluster,
+  standby: LocalCluster,
+  applicationName: string,
+): Promise<ReplicationLag> {
   return lagOver(primary.connection('postgres'), standby.connection('postgres'), applicationName);
 }
 
@@ -116,7 +124,11 @@ export async function replicationLag(primary: LocalCluster, standby: LocalCluste
  * The same over SQL alone. Without an application name (a managed replica Lifeboat did not name),
  * the lag is the WAL distance and streaming is the standby's receiver status.
  */
-export async function lagOver(primaryConn: PgConnection, standbyConn: PgConnection, applicationName: string | null): Promise<ReplicationLag> {
+export async function lagOver(
+  primaryConn: PgConnection,
+  standbyConn: PgConnection,
+  applicationName: string | null,
+): Promise<ReplicationLag> {
   const replayLsn = await probe(standbyConn, async (c) => {
     const { rows } = await c.query<{ lsn: string | null; receiver: string | null }>(
       `select pg_last_wal_replay_lsn()::text as lsn, (select status from pg_stat_wal_receiver limit 1) as receiver`,
@@ -124,7 +136,13 @@ export async function lagOver(primaryConn: PgConnection, standbyConn: PgConnecti
     return rows[0] ?? { lsn: null, receiver: null };
   });
   return probe(primaryConn, async (c) => {
-    const { rows } = await c.query<{ current: string; bytes: string | null; secs: number | null; active: boolean | null; state: string | null }>(
+    const { rows } = await c.query<{
+      current: string;
+      bytes: string | null;
+      secs: number | null;
+      active: boolean | null;
+      state: string | null;
+    }>(
       `select pg_current_wal_lsn()::text as current,
               pg_wal_lsn_diff(pg_current_wal_lsn(), $1::pg_lsn)::text as bytes,
               (select extract(epoch from coalesce(replay_lag, interval '0'))::float8 from pg_stat_replication where application_name = $2 limit 1) as secs,
@@ -177,14 +195,22 @@ export async function makeStandby(
   // Whatever was requested of the node as a primary-to-be is over once it follows a primary again.
   rmSync(standby.promoteRequestFile, { force: true });
   if (standby.isInitialized() && standby.state().replication?.primaryPort === primaryPort && !standby.isFenced()) {
-    const started = (await standby.isRunning()) || (await standby.start(options.signal).then(() => true, () => false));
+    const started =
+      (await standby.isRunning()) ||
+      (await standby.start(options.signal).then(
+        () => true,
+        () => false,
+      ));
     if (started && (await waitUntilStreaming(standby, 10_000)) === null) return 'already';
     // A standby that will not start, or does not stream from this primary, is rebuilt below.
   }
   const user = serverOsUser();
   const primaryConn = primary.connection('postgres');
   await withClient(primaryConn, (c) =>
-    c.query(`select pg_create_physical_replication_slot($1, true) where not exists (select 1 from pg_replication_slots where slot_name = $1)`, [slot]),
+    c.query(
+      `select pg_create_physical_replication_slot($1, true) where not exists (select 1 from pg_replication_slots where slot_name = $1)`,
+      [slot],
+    ),
   );
 
   for (const dir of [standby.root, standby.runDir]) mkdirSync(dir, { recursive: true });
@@ -207,9 +233,15 @@ export async function makeStandby(
     // unreaped pid in the lock file would refuse.
     standby.clearZombieLocks();
     // Writes the node took after the fork exist nowhere else: never rewind them away unasked.
-    const divergence = await divergenceFrom(standby, primaryConn).catch(
-      (err: Error): Divergence => ({ timeline: 0, forkLsn: null, walAfterFork: true, cleanlyStopped: false, commits: [], commitCount: 0, unreadable: err.message }),
-    );
+    const divergence = await divergenceFrom(standby, primaryConn).catch((err: Error): Divergence => ({
+      timeline: 0,
+      forkLsn: null,
+      walAfterFork: true,
+      cleanlyStopped: false,
+      commits: [],
+      commitCount: 0,
+      unreadable: err.message,
+    }));
     if (discardsWrites(divergence)) {
       if (!options.onDivergence) throw new Error(describeDivergence(standby.root, divergence));
       await options.onDivergence(divergence);
@@ -225,11 +257,15 @@ export async function makeStandby(
     // with the fence's standby.signal in place; the signal is written again right after.
     standby.releaseFromRecovery();
     try {
-      await run(join(options.pgBin, 'pg_rewind'), ['--target-pgdata', standby.dataDir, '--source-server', sourceConninfo], {
-        asUser,
-        cwd: standby.root,
-        signal: options.signal,
-      });
+      await run(
+        join(options.pgBin, 'pg_rewind'),
+        ['--target-pgdata', standby.dataDir, '--source-server', sourceConninfo],
+        {
+          asUser,
+          cwd: standby.root,
+          signal: options.signal,
+        },
+      );
       method = 'pg_rewind';
     } catch (err) {
       options.log?.(`pg_rewind failed, taking a fresh base backup instead: ${(err as Error).message}`);
@@ -241,7 +277,12 @@ export async function makeStandby(
   if (user) chownSync(join(standby.dataDir, 'standby.signal'), user.uid, user.gid);
   rmSync(standby.fenceFile, { force: true });
   writeFileSync(standby.pgpassFile, passfileLine(options.port, primaryConn.password), { mode: 0o600 });
-  standby.writeState({ name: options.name, port: options.port, disposable: false, replication: { primaryPort, slot, applicationName: options.applicationName } });
+  standby.writeState({
+    name: options.name,
+    port: options.port,
+    disposable: false,
+    replication: { primaryPort, slot, applicationName: options.applicationName },
+  });
   const problem = await standby.start(options.signal).then(
     () => waitUntilStreaming(standby, 20_000),
     (err: Error) => err.message,
@@ -280,7 +321,13 @@ async function waitUntilStreaming(standby: LocalCluster, ms: number): Promise<st
   return last;
 }
 
-async function freshBaseBackup(standby: LocalCluster, sourceConninfo: string, slot: string, asUser: ReturnType<typeof serverOsUser> | undefined, signal?: AbortSignal): Promise<void> {
+async function freshBaseBackup(
+  standby: LocalCluster,
+  sourceConninfo: string,
+  slot: string,
+  asUser: ReturnType<typeof serverOsUser> | undefined,
+  signal?: AbortSignal,
+): Promise<void> {
   const user = serverOsUser();
   rmSync(standby.dataDir, { recursive: true, force: true });
   mkdirSync(standby.dataDir, { recursive: true });
@@ -288,7 +335,17 @@ async function freshBaseBackup(standby: LocalCluster, sourceConninfo: string, sl
   if (user) chownSync(standby.dataDir, user.uid, user.gid);
   await run(
     join(standby.pgBinDir, 'pg_basebackup'),
-    ['--dbname', sourceConninfo, '--pgdata', standby.dataDir, '--wal-method=stream', '--slot', slot, '--checkpoint=fast', '--no-sync'],
+    [
+      '--dbname',
+      sourceConninfo,
+      '--pgdata',
+      standby.dataDir,
+      '--wal-method=stream',
+      '--slot',
+      slot,
+      '--checkpoint=fast',
+      '--no-sync',
+    ],
     { asUser: asUser ?? undefined, cwd: standby.root, signal, env: { PATH: process.env.PATH } },
   );
   writeFileSync(join(standby.dataDir, 'standby.signal'), '');
@@ -347,7 +404,12 @@ export async function fence(
 export const STALLED_AFTER_MS = 60_000;
 
 /** Polls until the standby has replayed `lsn`; calls `beat` each round (heartbeat and cancellation). */
-export async function waitForReplay(standby: LocalCluster, lsn: string, beat: (replayLsn: string | null) => void, signal?: AbortSignal): Promise<string> {
+export async function waitForReplay(
+  standby: LocalCluster,
+  lsn: string,
+  beat: (replayLsn: string | null) => void,
+  signal?: AbortSignal,
+): Promise<string> {
   return waitForReplayOver(() => standby.connection('postgres'), standby.root, lsn, beat, signal);
 }
 
@@ -374,7 +436,9 @@ export async function waitForReplayOver(
       lastReplay = replay;
       progressAt = Date.now();
     } else if (Date.now() - progressAt > STALLED_AFTER_MS) {
-      throw new StandbyStalled(`${what} has replayed nothing for ${STALLED_AFTER_MS / 1000}s (at ${replay ?? 'nothing'}, waiting for ${lsn})`);
+      throw new StandbyStalled(
+        `${what} has replayed nothing for ${STALLED_AFTER_MS / 1000}s (at ${replay ?? 'nothing'}, waiting for ${lsn})`,
+      );
     }
     beat(replay);
     if (signal?.aborted) throw signal.reason ?? new Error('cancelled');
@@ -396,7 +460,10 @@ export async function unfence(cluster: LocalCluster): Promise<void> {
   // A node that is (or was made) a real standby keeps its standby.signal: only a fence's is lifted.
   const realStandby = Boolean(cluster.state().replication);
   if (await cluster.isRunning()) {
-    const inRecovery = await withClient(cluster.connection('postgres'), async (c) => (await c.query<{ rec: boolean }>('select pg_is_in_recovery() as rec')).rows[0]!.rec);
+    const inRecovery = await withClient(
+      cluster.connection('postgres'),
+      async (c) => (await c.query<{ rec: boolean }>('select pg_is_in_recovery() as rec')).rows[0]!.rec,
+    );
     if (inRecovery && !realStandby) await cluster.stop('fast');
   }
   rmSync(cluster.fenceFile, { force: true });
@@ -435,4 +502,3 @@ export async function promote(cluster: LocalCluster): Promise<{ lsn: string; alr
   }
   return result;
 }
-

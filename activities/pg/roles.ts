@@ -128,7 +128,9 @@ async function createReader(admin: Client, conn: PgConnection): Promise<PgConnec
   const password = newPassword();
   // Valid for an hour: a login left behind by a killed worker stops working on its own.
   const until = new Date(Date.now() + 3_600_000).toISOString();
-  await admin.query(`create role ${name} login connection limit 2 valid until '${until}' password '${scramVerifier(password)}'`);
+  await admin.query(
+    `create role ${name} login connection limit 2 valid until '${until}' password '${scramVerifier(password)}'`,
+  );
   if (!(await isSuperuser(admin))) await admin.query(`grant ${name} to current_user`); // so that it may drop what it granted
   try {
     await admin.query(`grant pg_read_all_data to ${name}`);
@@ -148,9 +150,11 @@ async function createReader(admin: Client, conn: PgConnection): Promise<PgConnec
       end $$`);
   }
   // A database that does not let PUBLIC connect (a common hardening) still lets the checks in.
-  await admin.query(`grant connect on database ${quoteIdent(conn.database)} to ${name}`).catch((err: { code?: string }) => {
-    if (err.code !== '42501') throw err;
-  });
+  await admin
+    .query(`grant connect on database ${quoteIdent(conn.database)} to ${name}`)
+    .catch((err: { code?: string }) => {
+      if (err.code !== '42501') throw err;
+    });
   return loginFor(conn, name, password);
 }
 

@@ -52,7 +52,8 @@ export async function withClient<T>(conn: PgConnection, use: (client: Client) =>
 
 /** Environment for pg_dump / pg_restore / psql: credentials through a passfile, never argv or PGPASSWORD. */
 export function libpqEnv(conn: PgConnection): NodeJS.ProcessEnv {
-  if (!conn.passfile) throw new Error(`no passfile for ${conn.host}:${conn.port}: command-line tools are only run against local servers`);
+  if (!conn.passfile)
+    throw new Error(`no passfile for ${conn.host}:${conn.port}: command-line tools are only run against local servers`);
   return {
     PATH: process.env.PATH,
     LANG: 'C.UTF-8',
@@ -147,7 +148,9 @@ export async function writeCanary(client: Client, token: string): Promise<Canary
 /** The newest canary in a database, or null when it has none (or no canary table at all). */
 export async function newestCanary(client: Client, before?: string): Promise<Canary | null> {
   // An ordinary table only: a restored dump could make lifeboat.canary a view calling its own functions.
-  const exists = await client.query(`select exists (select 1 from pg_class where oid = to_regclass('lifeboat.canary') and relkind = 'r') as present`);
+  const exists = await client.query(
+    `select exists (select 1 from pg_class where oid = to_regclass('lifeboat.canary') and relkind = 'r') as present`,
+  );
   if (!exists.rows[0]?.present) return null;
   const { rows } = await client.query<{ id: string; written_at: Date }>(
     // Compared at millisecond precision: `before` comes from a JavaScript Date (a ledger entry, say),
@@ -177,8 +180,14 @@ export async function runChecks(client: Client, checks: SqlCheck[]): Promise<Che
       await client.query('rollback');
       const rows = res.rows as unknown[][];
       const first = rows[0]?.[0];
-      if (rows.length !== 1) results.push({ name: check.name, ok: false, detail: `returned ${rows.length} rows; expected exactly 1` });
-      else if (first !== true) results.push({ name: check.name, ok: false, detail: `first column was ${JSON.stringify(first)}; expected true` });
+      if (rows.length !== 1)
+        results.push({ name: check.name, ok: false, detail: `returned ${rows.length} rows; expected exactly 1` });
+      else if (first !== true)
+        results.push({
+          name: check.name,
+          ok: false,
+          detail: `first column was ${JSON.stringify(first)}; expected true`,
+        });
       else results.push({ name: check.name, ok: true, detail: 'returned true' });
     } catch (err) {
       await client.query('rollback').catch(() => undefined);

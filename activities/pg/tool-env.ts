@@ -24,7 +24,9 @@ export async function withToolEnv<T>(conn: PgConnection, use: (env: NodeJS.Proce
         root = join(dir, 'root.crt');
         writeFileSync(root, conn.ssl.ca, { mode: 0o600 });
       } else if (!existsSync(SYSTEM_ROOTS)) {
-        throw new Error(`TLS to ${conn.host}:${conn.port} needs a CA bundle and ${SYSTEM_ROOTS} is missing (install ca-certificates)`);
+        throw new Error(
+          `TLS to ${conn.host}:${conn.port} needs a CA bundle and ${SYSTEM_ROOTS} is missing (install ca-certificates)`,
+        );
       }
       env.PGSSLROOTCERT = root;
       // verify-ca trusts the CA alone where the certificate does not name the address (Cloud SQL).

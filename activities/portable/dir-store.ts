@@ -26,7 +26,11 @@ export class DirStore implements ObjectStore {
     this.dirFor(file);
     const partial = tempPathFor(file);
     try {
-      await pipeline(body, createWriteStream(partial, { mode: PRIVATE_FILE, flags: 'wx' }), ...(signal ? [{ signal }] : []));
+      await pipeline(
+        body,
+        createWriteStream(partial, { mode: PRIVATE_FILE, flags: 'wx' }),
+        ...(signal ? [{ signal }] : []),
+      );
       fsyncFile(partial);
       publishFile(partial, file);
     } catch (err) {
@@ -60,7 +64,8 @@ export class DirStore implements ObjectStore {
       for (const entry of readdirSync(dir, { withFileTypes: true })) {
         const full = join(dir, entry.name);
         if (entry.isDirectory()) walk(full);
-        else if (!entry.name.endsWith(TEMP) && !entry.name.endsWith(LEGACY_PARTIAL)) keys.push(relative(this.root, full));
+        else if (!entry.name.endsWith(TEMP) && !entry.name.endsWith(LEGACY_PARTIAL))
+          keys.push(relative(this.root, full));
       }
     };
     if (statSync(start).isDirectory()) walk(start);
@@ -77,7 +82,8 @@ export class DirStore implements ObjectStore {
       const dir = dirname(file);
       const prefix = `.${basename(file)}.`;
       for (const name of existsSync(dir) ? readdirSync(dir) : []) {
-        const pid = name.startsWith(prefix) && name.endsWith(TEMP) ? Number(name.slice(prefix.length).split('.')[0]) : NaN;
+        const pid =
+          name.startsWith(prefix) && name.endsWith(TEMP) ? Number(name.slice(prefix.length).split('.')[0]) : NaN;
         if (pid && !processAlive(pid)) rmSync(join(dir, name), { force: true });
       }
       // Empty directories left behind are removed up to the root.

@@ -30,7 +30,9 @@ export class GcsStore implements ObjectStore {
   }
 
   async put(key: string, body: Readable, signal?: AbortSignal): Promise<void> {
-    const upload = this.bucket.file(this.key(key)).createWriteStream({ resumable: true, chunkSize: CHUNK_SIZE, validation: 'crc32c' });
+    const upload = this.bucket
+      .file(this.key(key))
+      .createWriteStream({ resumable: true, chunkSize: CHUNK_SIZE, validation: 'crc32c' });
     await pipeline(body, upload, ...(signal ? [{ signal }] : []));
   }
 
@@ -48,7 +50,9 @@ export class GcsStore implements ObjectStore {
   }
 
   async putText(key: string, text: string): Promise<void> {
-    await this.bucket.file(this.key(key)).save(text, { resumable: false, validation: 'crc32c', contentType: 'text/plain; charset=utf-8' });
+    await this.bucket
+      .file(this.key(key))
+      .save(text, { resumable: false, validation: 'crc32c', contentType: 'text/plain; charset=utf-8' });
   }
 
   async getText(key: string): Promise<string | null> {

@@ -28,7 +28,13 @@ export interface DumpIdentity {
  * Dumps `conn.database` into `sink`, hashing as the bytes stream by, and returns the manifest. The
  * sink is ended when the dump ends; the caller decides when the bytes count as stored.
  */
-export async function dumpWithManifest(conn: PgConnection, pgBin: string, sink: NodeJS.WritableStream, who: DumpIdentity, io: ActivityIo): Promise<BackupManifest> {
+export async function dumpWithManifest(
+  conn: PgConnection,
+  pgBin: string,
+  sink: NodeJS.WritableStream,
+  who: DumpIdentity,
+  io: ActivityIo,
+): Promise<BackupManifest> {
   return withClient(conn, async (client) => {
     // One exported snapshot: pg_dump and the statistics below see exactly the same data.
     await client.query('begin isolation level repeatable read read only');
@@ -54,7 +60,11 @@ export async function dumpWithManifest(conn: PgConnection, pgBin: string, sink: 
         return [read, await largeObjectStats(helper)] as const;
       }),
     ]);
-    const tableStats = await markUnlogged(client, readableOrThrow(stats, (m) => verdict(ErrorType.AccessDenied, `backup ${who.backupId} of ${who.database}: ${m}`)), tables);
+    const tableStats = await markUnlogged(
+      client,
+      readableOrThrow(stats, (m) => verdict(ErrorType.AccessDenied, `backup ${who.backupId} of ${who.database}: ${m}`)),
+      tables,
+    );
     await client.query('commit');
     return {
       formatVersion: 1,
@@ -79,7 +89,14 @@ export async function dumpWithManifest(conn: PgConnection, pgBin: string, sink: 
   });
 }
 
-async function dump(conn: PgConnection, pgBin: string, snapshot: string, serverVersionNum: number, sink: NodeJS.WritableStream, io: ActivityIo): Promise<{ sha256: string; sizeBytes: number }> {
+async function dump(
+  conn: PgConnection,
+  pgBin: string,
+  snapshot: string,
+  serverVersionNum: number,
+  sink: NodeJS.WritableStream,
+  io: ActivityIo,
+): Promise<{ sha256: string; sizeBytes: number }> {
   const hash = createHash('sha256');
   let sizeBytes = 0;
   await withToolEnv(conn, (env) =>
@@ -115,7 +132,11 @@ export async function assertServerCanLoad(client: Client, manifest: BackupManife
  * the worker's PostgreSQL client tools must be upgraded. `subject` (e.g. "backup <id>") leads the message.
  */
 export function toolTooOld(err: unknown, pgBin: string, subject?: string): Error | null {
-  if (!(err instanceof CommandFailed) || !/server version mismatch|unsupported version .* in file header/i.test(err.stderr)) return null;
+  if (
+    !(err instanceof CommandFailed) ||
+    !/server version mismatch|unsupported version .* in file header/i.test(err.stderr)
+  )
+    return null;
   return verdict(
     ErrorType.ServerVersionTooOld,
     `${subject ? `${subject}: ` : ''}the worker's PostgreSQL client tools in ${pgBin} are older than the server or the dump (${err.message}); install newer ones or set LIFEBOAT_PG_BIN`,

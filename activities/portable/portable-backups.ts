@@ -12,7 +12,15 @@ import { createWriteStream, existsSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { PassThrough, pipeline as streamPipeline, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { ErrorType, type BackupManifest, type BackupRef, type CheckResult, type ProviderKind, type RegionSpec, type StoreSpec } from '../../workflows/types';
+import {
+  ErrorType,
+  type BackupManifest,
+  type BackupRef,
+  type CheckResult,
+  type ProviderKind,
+  type RegionSpec,
+  type StoreSpec,
+} from '../../workflows/types';
 import { isVerdictOf, verdict } from '../errors';
 import { loadAsRestoreRole, readToc } from '../pg/load-dump';
 import { applyAccess, recreateRoles } from '../pg/access';
@@ -50,7 +58,14 @@ export class PortableBackups {
   constructor(private readonly config: PortableConfig) {}
 
   /** pg_dump of the database `conn` reaches, streamed into the region's store with its manifest. */
-  async create(conn: PgConnection, region: RegionSpec, source: ProviderKind, backupId: string, createdBy: string, io: ActivityIo): Promise<BackupRef> {
+  async create(
+    conn: PgConnection,
+    region: RegionSpec,
+    source: ProviderKind,
+    backupId: string,
+    createdBy: string,
+    io: ActivityIo,
+  ): Promise<BackupRef> {
     const spec = storeOf(region);
     const store = this.store(spec);
     const prefix = keyOf(conn.database, backupId, '');
@@ -59,7 +74,10 @@ export class PortableBackups {
       throw err;
     });
     if (existing) {
-      io.logger.info({ backupId, store: store.url }, 'portable backup already complete from an earlier attempt; adopting it');
+      io.logger.info(
+        { backupId, store: store.url },
+        'portable backup already complete from an earlier attempt; adopting it',
+      );
       return refFor(region, spec, existing);
     }
     // Whatever a failed attempt left under this backup's prefix (no manifest: never listed) goes first.
@@ -69,7 +87,13 @@ export class PortableBackups {
     // Either side failing stops the other: a failed upload would leave pg_dump blocked on a full pipe,
     // and a failed dump must not be published as a (short) object. Both settle before the rethrow,
     // so no upload of this attempt is still running when the next attempt starts.
-    const dumped = dumpWithManifest(conn, this.config.pgBin, body, { backupId, database: conn.database, provider: source, sourceRegion: region.name, createdBy }, io);
+    const dumped = dumpWithManifest(
+      conn,
+      this.config.pgBin,
+      body,
+      { backupId, database: conn.database, provider: source, sourceRegion: region.name, createdBy },
+      io,
+    );
     const [made, uploaded] = await Promise.allSettled([
       dumped.catch((err: Error) => {
         body.destroy(err);
@@ -110,7 +134,10 @@ export class PortableBackups {
     const toSpec = storeOf(to);
     const dest = this.store(toSpec);
     if (dest.url === from.url) {
-      throw verdict(ErrorType.InvalidInput, `region ${to.name} keeps its portable backups in ${dest.url}, the store the backup is in: a copy needs a store of its own`);
+      throw verdict(
+        ErrorType.InvalidInput,
+        `region ${to.name} keeps its portable backups in ${dest.url}, the store the backup is in: a copy needs a store of its own`,
+      );
     }
     const manifest = await this.readManifest(from, ref.database, ref.backupId);
     // Only "there is no (valid) copy" leads to replacing one; any other failure is the attempt's.
@@ -119,7 +146,10 @@ export class PortableBackups {
       throw err;
     });
     if (there?.sha256 === manifest.sha256) {
-      io.logger.info({ backupId: ref.backupId, to: dest.url }, 'copy already in place from an earlier attempt; adopting it');
+      io.logger.info(
+        { backupId: ref.backupId, to: dest.url },
+        'copy already in place from an earlier attempt; adopting it',
+      );
       return refFor(to, toSpec, there);
     }
     // A copy that is not complete and right is replaced: its manifest goes first, so it stops counting.
@@ -143,7 +173,9 @@ export class PortableBackups {
       // A source that no longer matches its manifest is a verdict (verify throws it); otherwise the
       // damage happened in transit, and another attempt may well succeed.
       await this.verify(ref, io);
-      throw new Error(`copy of ${ref.backupId} to ${dest.url} came out as sha256 ${sha256} (${bytes} bytes); expected ${manifest.sha256} (${manifest.sizeBytes} bytes)`);
+      throw new Error(
+        `copy of ${ref.backupId} to ${dest.url} came out as sha256 ${sha256} (${bytes} bytes); expected ${manifest.sha256} (${manifest.sizeBytes} bytes)`,
+      );
     }
     await dest.putText(keyOf(ref.database, ref.backupId, MANIFEST), JSON.stringify(manifest, null, 2) + '\n');
     return refFor(to, toSpec, manifest);
@@ -166,7 +198,10 @@ export class PortableBackups {
 
   /** The manifest goes first: a half-deleted backup is no longer listed as complete. */
   async delete(ref: BackupRef): Promise<void> {
-    await this.store(storeOfRef(ref)).delete([keyOf(ref.database, ref.backupId, MANIFEST), keyOf(ref.database, ref.backupId, DUMP)]);
+    await this.store(storeOfRef(ref)).delete([
+      keyOf(ref.database, ref.backupId, MANIFEST),
+      keyOf(ref.database, ref.backupId, DUMP),
+    ]);
   }
 
   /**
@@ -175,12 +210,20 @@ export class PortableBackups {
    * instance the dump is loaded as `lifeboat_restore`, the database's owner, never as the admin
    * (activities/pg/load-dump.ts), and `findings` names each object that could not be restored.
    */
-  async restoreInto(ref: BackupRef, conn: PgConnection, target: RestoreTarget, io: ActivityIo): Promise<{ setAside: string | null; findings: CheckResult[] }> {
+  async restoreInto(
+    ref: BackupRef,
+    conn: PgConnection,
+    target: RestoreTarget,
+    io: ActivityIo,
+  ): Promise<{ setAside: string | null; findings: CheckResult[] }> {
     const store = this.store(storeOfRef(ref));
     const manifest = await this.readManifest(store, ref.database, ref.backupId);
     privateDir(this.config.workDir);
     // pid first (a later worker removes what a dead one left), then a suffix no other attempt shares.
-    const staged = join(this.config.workDir, `${ref.backupId}.${process.pid}.${Date.now()}${randomInt(1000, 10000)}.pgdump`);
+    const staged = join(
+      this.config.workDir,
+      `${ref.backupId}.${process.pid}.${Date.now()}${randomInt(1000, 10000)}.pgdump`,
+    );
     const tooOld = (err: unknown): never => {
       throw toolTooOld(err, this.config.pgBin, `backup ${ref.backupId}`) ?? err;
     };
@@ -200,15 +243,23 @@ export class PortableBackups {
       if (sha256 !== manifest.sha256 || bytes !== manifest.sizeBytes) {
         // Retryable: the copy was verified at rest just before, so this is most likely damage on the
         // way; a copy damaged at rest fails every attempt, and the step then fails with this message.
-        throw new Error(`portable backup ${ref.backupId} as downloaded from ${store.url} does not match its manifest: sha256 ${sha256} (${bytes} bytes), expected ${manifest.sha256} (${manifest.sizeBytes} bytes); nothing was restored`);
+        throw new Error(
+          `portable backup ${ref.backupId} as downloaded from ${store.url} does not match its manifest: sha256 ${sha256} (${bytes} bytes), expected ${manifest.sha256} (${manifest.sizeBytes} bytes); nothing was restored`,
+        );
       }
 
       const admin = { ...conn, database: 'postgres' };
-      await withClient(admin, (client) => assertServerCanLoad(client, manifest, `the target at ${conn.host}:${conn.port}`));
+      await withClient(admin, (client) =>
+        assertServerCanLoad(client, manifest, `the target at ${conn.host}:${conn.port}`),
+      );
       if (target.kind === 'scratch') {
         // Both settle before either failure is thrown: nothing of this attempt is left running.
-        const [toc, cleaned] = await Promise.allSettled([readToc(this.config.pgBin, staged, io.signal), cleanScratchDatabase(conn)]);
-        if (toc.status === 'rejected') throw toolTooOld(toc.reason, this.config.pgBin, `backup ${ref.backupId}`) ?? toc.reason;
+        const [toc, cleaned] = await Promise.allSettled([
+          readToc(this.config.pgBin, staged, io.signal),
+          cleanScratchDatabase(conn),
+        ]);
+        if (toc.status === 'rejected')
+          throw toolTooOld(toc.reason, this.config.pgBin, `backup ${ref.backupId}`) ?? toc.reason;
         if (cleaned.status === 'rejected') throw cleaned.reason;
         const findings = await loadAsRestoreRole({
           pgBin: this.config.pgBin,
@@ -216,7 +267,11 @@ export class PortableBackups {
           admin: conn,
           toc: toc.value,
           access: manifest,
-          onRoles: (roles) => io.logger.info({ created: roles.created, existing: roles.existing, withheld: roles.withheld }, 'roles of the backup'),
+          onRoles: (roles) =>
+            io.logger.info(
+              { created: roles.created, existing: roles.existing, withheld: roles.withheld },
+              'roles of the backup',
+            ),
           signal: io.signal,
           heartbeat: () => io.heartbeat({ phase: 'pg_restore' }),
         }).catch(tooOld);
@@ -228,16 +283,23 @@ export class PortableBackups {
       const findings: CheckResult[] = [];
       if (manifest.roles?.length) {
         const made = await withClient(conn, (client) => recreateRoles(client, manifest.roles ?? []));
-        io.logger.info({ created: made.created, existing: made.existing, withheld: made.withheld }, 'roles of the backup');
+        io.logger.info(
+          { created: made.created, existing: made.existing, withheld: made.withheld },
+          'roles of the backup',
+        );
         findings.push(...made.findings);
       }
       const beat = setInterval(() => io.heartbeat({ phase: 'pg_restore' }), 1000);
       try {
         await withToolEnv(conn, (env) =>
-          run(join(this.config.pgBin, 'pg_restore'), ['--exit-on-error', '--no-owner', '--no-privileges', '--jobs=2', '--dbname', conn.database, staged], {
-            env,
-            signal: io.signal,
-          }),
+          run(
+            join(this.config.pgBin, 'pg_restore'),
+            ['--exit-on-error', '--no-owner', '--no-privileges', '--jobs=2', '--dbname', conn.database, staged],
+            {
+              env,
+              signal: io.signal,
+            },
+          ),
         ).catch(tooOld);
       } finally {
         clearInterval(beat);
@@ -274,7 +336,11 @@ export class PortableBackups {
     try {
       return await store.get(keyOf(ref.database, ref.backupId, DUMP));
     } catch (err) {
-      if (err instanceof ObjectNotFound) throw verdict(ErrorType.BackupNotFound, `portable backup ${ref.backupId} in ${store.url} has a manifest but no dump`);
+      if (err instanceof ObjectNotFound)
+        throw verdict(
+          ErrorType.BackupNotFound,
+          `portable backup ${ref.backupId} in ${store.url} has a manifest but no dump`,
+        );
       throw err;
     }
   }
@@ -282,12 +348,16 @@ export class PortableBackups {
   private async readManifest(store: ObjectStore, database: string, backupId: string): Promise<BackupManifest> {
     const key = keyOf(database, backupId, MANIFEST);
     const text = await store.getText(key);
-    if (text === null) throw verdict(ErrorType.BackupNotFound, `no portable backup ${backupId} of ${database} in ${store.url}`);
+    if (text === null)
+      throw verdict(ErrorType.BackupNotFound, `no portable backup ${backupId} of ${database} in ${store.url}`);
     let manifest: BackupManifest;
     try {
       manifest = JSON.parse(text) as BackupManifest;
     } catch (err) {
-      throw verdict(ErrorType.BackupManifestInvalid, `manifest ${store.url}/${key} is not valid JSON: ${(err as Error).message}`);
+      throw verdict(
+        ErrorType.BackupManifestInvalid,
+        `manifest ${store.url}/${key} is not valid JSON: ${(err as Error).message}`,
+      );
     }
     if (
       manifest.formatVersion !== 1 ||
@@ -298,7 +368,10 @@ export class PortableBackups {
       !/^[0-9a-f]{64}$/.test(manifest.sha256) ||
       !Array.isArray(manifest.tables)
     ) {
-      throw verdict(ErrorType.BackupManifestInvalid, `manifest ${store.url}/${key} does not describe portable backup ${backupId} of ${database} (format 1, pg_dump-custom, sha256, tables expected)`);
+      throw verdict(
+        ErrorType.BackupManifestInvalid,
+        `manifest ${store.url}/${key} does not describe portable backup ${backupId} of ${database} (format 1, pg_dump-custom, sha256, tables expected)`,
+      );
     }
     return manifest;
   }
@@ -306,18 +379,28 @@ export class PortableBackups {
 
 /** The region's store, or a verdict naming the plan setting that is missing. */
 export function storeOf(region: RegionSpec): StoreSpec {
-  if (!region.store) throw verdict(ErrorType.InvalidInput, `region ${region.name} has no store for portable backups; set regions.${region.name}.store in the plan`);
+  if (!region.store)
+    throw verdict(
+      ErrorType.InvalidInput,
+      `region ${region.name} has no store for portable backups; set regions.${region.name}.store in the plan`,
+    );
   return region.store;
 }
 
 function storeOfRef(ref: BackupRef): StoreSpec {
-  if (!ref.store) throw verdict(ErrorType.InvalidInput, `backup ${ref.backupId} is not a portable backup (it has no store)`);
+  if (!ref.store)
+    throw verdict(ErrorType.InvalidInput, `backup ${ref.backupId} is not a portable backup (it has no store)`);
   return ref.store;
 }
 
 function keyOf(database: string, backupId: string, file: string): string {
-  if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(backupId)) throw verdict(ErrorType.InvalidInput, `backup id ${JSON.stringify(backupId)} is not a plain name`);
-  if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(database)) throw verdict(ErrorType.InvalidInput, `database name ${JSON.stringify(database)} cannot name portable backups (letters, digits and _ only)`);
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(backupId))
+    throw verdict(ErrorType.InvalidInput, `backup id ${JSON.stringify(backupId)} is not a plain name`);
+  if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(database))
+    throw verdict(
+      ErrorType.InvalidInput,
+      `database name ${JSON.stringify(database)} cannot name portable backups (letters, digits and _ only)`,
+    );
   return `${database}/${backupId}/${file}`;
 }
 
@@ -346,10 +429,15 @@ function checkAgainst(manifest: BackupManifest, sha256: string, sizeBytes: numbe
   }
 }
 
-async function hashStream(body: Readable, io: ActivityIo, phase: string): Promise<{ sha256: string; sizeBytes: number }> {
+async function hashStream(
+  body: Readable,
+  io: ActivityIo,
+  phase: string,
+): Promise<{ sha256: string; sizeBytes: number }> {
   const hash = createHash('sha256');
   let sizeBytes = 0;
-  const onAbort = (): void => void body.destroy(io.signal.reason instanceof Error ? io.signal.reason : new Error('cancelled'));
+  const onAbort = (): void =>
+    void body.destroy(io.signal.reason instanceof Error ? io.signal.reason : new Error('cancelled'));
   io.signal.addEventListener('abort', onAbort, { once: true });
   try {
     for await (const chunk of body as AsyncIterable<Buffer>) {
@@ -375,16 +463,23 @@ async function cleanScratchDatabase(conn: PgConnection): Promise<void> {
  * The recovery target's database: absent, it is created; marked by this run (an earlier attempt),
  * it is redone; anything else is renamed aside and kept: a failover never destroys data.
  */
-async function prepareRecoveryDatabase(conn: PgConnection, target: Extract<RestoreTarget, { kind: 'recovery' }>): Promise<string | null> {
+async function prepareRecoveryDatabase(
+  conn: PgConnection,
+  target: Extract<RestoreTarget, { kind: 'recovery' }>,
+): Promise<string | null> {
   return withClient({ ...conn, database: 'postgres' }, async (client) => {
     const { rows } = await client.query<{ marker: string | null }>(
       'select shobj_description(d.oid, $2) as marker from pg_database d where d.datname = $1',
       [conn.database, 'pg_database'],
     );
     const db = quoteIdent(conn.database);
-    const asideExists = async () => ((await client.query('select 1 from pg_database where datname = $1', [target.asideName])).rowCount ?? 0) > 0;
+    const asideExists = async () =>
+      ((await client.query('select 1 from pg_database where datname = $1', [target.asideName])).rowCount ?? 0) > 0;
     if (rows.length > 0) {
-      await client.query('select pg_terminate_backend(pid) from pg_stat_activity where datname = $1 and pid <> pg_backend_pid()', [conn.database]);
+      await client.query(
+        'select pg_terminate_backend(pid) from pg_stat_activity where datname = $1 and pid <> pg_backend_pid()',
+        [conn.database],
+      );
       // Unmarked while this run's aside copy exists: an earlier attempt renamed the original, created
       // this one and died before marking it. It holds nothing but that attempt's work.
       if (rows[0]!.marker === target.marker || (await asideExists())) {

@@ -48,16 +48,25 @@ export class S3Store implements ObjectStore {
         if (!upload) {
           // A short first part is the whole object: one PutObject does.
           if (part.length < PART_SIZE) return await this.putOne(target, part, signal);
-          const created = await this.client.send(new CreateMultipartUploadCommand({ ...target, ChecksumAlgorithm: 'CRC32' }), options);
+          const created = await this.client.send(
+            new CreateMultipartUploadCommand({ ...target, ChecksumAlgorithm: 'CRC32' }),
+            options,
+          );
           upload = { ...target, UploadId: created.UploadId! };
         }
         const PartNumber = completed.length + 1;
-        const sent = await this.client.send(new UploadPartCommand({ ...upload, PartNumber, Body: part, ChecksumAlgorithm: 'CRC32' }), options);
+        const sent = await this.client.send(
+          new UploadPartCommand({ ...upload, PartNumber, Body: part, ChecksumAlgorithm: 'CRC32' }),
+          options,
+        );
         completed.push({ PartNumber, ETag: sent.ETag!, ChecksumCRC32: sent.ChecksumCRC32! });
       }
       if (!upload) return await this.putOne(target, Buffer.alloc(0), signal);
       signal?.throwIfAborted();
-      await this.client.send(new CompleteMultipartUploadCommand({ ...upload, MultipartUpload: { Parts: completed } }), options);
+      await this.client.send(
+        new CompleteMultipartUploadCommand({ ...upload, MultipartUpload: { Parts: completed } }),
+        options,
+      );
     } catch (err) {
       // Not under the caller's signal: it may be the very reason we are here.
       if (upload) await this.client.send(new AbortMultipartUploadCommand(upload)).catch(() => undefined);
@@ -67,7 +76,9 @@ export class S3Store implements ObjectStore {
 
   async get(key: string, signal?: AbortSignal): Promise<Readable> {
     try {
-      const got = await this.client.send(new GetObjectCommand({ Bucket: this.spec.bucket, Key: this.key(key) }), { abortSignal: signal });
+      const got = await this.client.send(new GetObjectCommand({ Bucket: this.spec.bucket, Key: this.key(key) }), {
+        abortSignal: signal,
+      });
       // In Node the SDK's body is the HTTP response itself.
       const body = got.Body as Readable;
       return signal ? addAbortSignal(signal, body) : body;
@@ -78,7 +89,10 @@ export class S3Store implements ObjectStore {
   }
 
   async putText(key: string, text: string): Promise<void> {
-    await this.putOne({ Bucket: this.spec.bucket, Key: this.key(key), ContentType: 'text/plain; charset=utf-8' }, Buffer.from(text, 'utf8'));
+    await this.putOne(
+      { Bucket: this.spec.bucket, Key: this.key(key), ContentType: 'text/plain; charset=utf-8' },
+      Buffer.from(text, 'utf8'),
+    );
   }
 
   async getText(key: string): Promise<string | null> {
@@ -96,7 +110,9 @@ export class S3Store implements ObjectStore {
     const keys: string[] = [];
     let ContinuationToken: string | undefined;
     do {
-      const page = await this.client.send(new ListObjectsV2Command({ Bucket: this.spec.bucket, Prefix: scope.query, ContinuationToken }));
+      const page = await this.client.send(
+        new ListObjectsV2Command({ Bucket: this.spec.bucket, Prefix: scope.query, ContinuationToken }),
+      );
       for (const object of page.Contents ?? []) {
         const key = scope.keyOf(object.Key!);
         if (key !== null) keys.push(key);
@@ -108,12 +124,20 @@ export class S3Store implements ObjectStore {
 
   async delete(keys: string[]): Promise<void> {
     // S3 answers a delete of a missing key with success.
-    for (const key of keys) await this.client.send(new DeleteObjectCommand({ Bucket: this.spec.bucket, Key: this.key(key) }));
+    for (const key of keys)
+      await this.client.send(new DeleteObjectCommand({ Bucket: this.spec.bucket, Key: this.key(key) }));
   }
 
-  private async putOne(target: { Bucket: string; Key: string; ContentType?: string }, body: Buffer, signal?: AbortSignal): Promise<void> {
+  private async putOne(
+    target: { Bucket: string; Key: string; ContentType?: string },
+    body: Buffer,
+    signal?: AbortSignal,
+  ): Promise<void> {
     // ContentLength spelled out: the SDK cannot tell an empty body from a stream of unknown length.
-    await this.client.send(new PutObjectCommand({ ...target, Body: body, ContentLength: body.length, ChecksumAlgorithm: 'CRC32' }), { abortSignal: signal });
+    await this.client.send(
+      new PutObjectCommand({ ...target, Body: body, ContentLength: body.length, ChecksumAlgorithm: 'CRC32' }),
+      { abortSignal: signal },
+    );
   }
 
   private key(key: string): string {
@@ -141,7 +165,7 @@ async function* readParts(body: Readable): AsyncGenerator<Buffer, void, undefine
   let size = 0;
   for await (const chunk of body) {
     const data: Buffer = typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer);
-    for (let at = 0; at < data.length; ) {
+    for (let at = 0; at < data.length;) {
       const copied = data.copy(part, size, at);
       at += copied;
       size += copied;

@@ -33,7 +33,10 @@ export class ObjectNotFound extends Error {
 
 /** Key names Lifeboat writes: plain, no `..`, no leading slash. */
 export function checkKey(key: string): string {
-  if (!/^[A-Za-z0-9][A-Za-z0-9._/-]*$/.test(key) || key.split('/').some((part) => part === '' || part === '.' || part === '..')) {
+  if (
+    !/^[A-Za-z0-9][A-Za-z0-9._/-]*$/.test(key) ||
+    key.split('/').some((part) => part === '' || part === '.' || part === '..')
+  ) {
     throw new Error(`object key ${JSON.stringify(key)} is not a plain relative name`);
   }
   return key;

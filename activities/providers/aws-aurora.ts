@@ -37,9 +37,11 @@ export async function describeCluster(rds: RDSClient, clusterId: string): Promis
 }
 
 export async function describeGlobalCluster(rds: RDSClient, globalCluster: string): Promise<GlobalCluster> {
-  const out = await rds.send(new DescribeGlobalClustersCommand({ GlobalClusterIdentifier: globalCluster })).catch((err: unknown) => {
-    throw awsFailure(err, `DescribeGlobalClusters ${globalCluster}`);
-  });
+  const out = await rds
+    .send(new DescribeGlobalClustersCommand({ GlobalClusterIdentifier: globalCluster }))
+    .catch((err: unknown) => {
+      throw awsFailure(err, `DescribeGlobalClusters ${globalCluster}`);
+    });
   // Filter by the identifier too: some endpoints (moto) ignore the parameter and list them all.
   const found = out.GlobalClusters?.find((g) => g.GlobalClusterIdentifier === globalCluster);
   if (!found) throw verdict(ErrorType.NoStandby, `no Aurora global database ${globalCluster}`);
@@ -53,24 +55,48 @@ export function writerArn(global: GlobalCluster): string | null {
 
 /** A member by name and region: cluster names are unique only within a region. */
 export function memberArn(global: GlobalCluster, clusterId: string, awsRegion: string): string | null {
-  return global.GlobalClusterMembers?.map((m) => m.DBClusterArn ?? '').find((arn) => clusterIdOfArn(arn) === clusterId && arn.split(':')[3] === awsRegion) ?? null;
+  return (
+    global.GlobalClusterMembers?.map((m) => m.DBClusterArn ?? '').find(
+      (arn) => clusterIdOfArn(arn) === clusterId && arn.split(':')[3] === awsRegion,
+    ) ?? null
+  );
 }
 
 /**
  * Asks Aurora to make `targetArn` the writer. Planned never allows data loss; unplanned does, as
  * the only way forward when the writer's region is gone. A switch already under way is not an error.
  */
-export async function moveGlobalWriter(rds: RDSClient, globalCluster: string, targetArn: string, mode: 'planned' | 'unplanned'): Promise<'switchover' | 'failover'> {
+export async function moveGlobalWriter(
+  rds: RDSClient,
+  globalCluster: string,
+  targetArn: string,
+  mode: 'planned' | 'unplanned',
+): Promise<'switchover' | 'failover'> {
   try {
     if (mode === 'planned') {
-      await rds.send(new SwitchoverGlobalClusterCommand({ GlobalClusterIdentifier: globalCluster, TargetDbClusterIdentifier: targetArn }));
+      await rds.send(
+        new SwitchoverGlobalClusterCommand({
+          GlobalClusterIdentifier: globalCluster,
+          TargetDbClusterIdentifier: targetArn,
+        }),
+      );
       return 'switchover';
     }
-    await rds.send(new FailoverGlobalClusterCommand({ GlobalClusterIdentifier: globalCluster, TargetDbClusterIdentifier: targetArn, AllowDataLoss: true }));
+    await rds.send(
+      new FailoverGlobalClusterCommand({
+        GlobalClusterIdentifier: globalCluster,
+        TargetDbClusterIdentifier: targetArn,
+        AllowDataLoss: true,
+      }),
+    );
     return 'failover';
   } catch (err) {
-    if ((err as { name?: string }).name?.startsWith('InvalidGlobalClusterState')) return mode === 'planned' ? 'switchover' : 'failover';
-    throw awsFailure(err, `${mode === 'planned' ? 'SwitchoverGlobalCluster' : 'FailoverGlobalCluster'} ${globalCluster} to ${targetArn}`);
+    if ((err as { name?: string }).name?.startsWith('InvalidGlobalClusterState'))
+      return mode === 'planned' ? 'switchover' : 'failover';
+    throw awsFailure(
+      err,
+      `${mode === 'planned' ? 'SwitchoverGlobalCluster' : 'FailoverGlobalCluster'} ${globalCluster} to ${targetArn}`,
+    );
   }
 }
 
@@ -91,7 +117,9 @@ export async function auroraStatus(client: Client, member: { writer: boolean }):
     detail: 'Aurora global secondary',
   };
   const status = managedStatus(base, state);
-  return state.inRecovery ? status : { ...status, detail: `Aurora global writer: ${status.detail.replace(/^primary, /, '')}` };
+  return state.inRecovery
+    ? status
+    : { ...status, detail: `Aurora global writer: ${status.detail.replace(/^primary, /, '')}` };
 }
 
 /**
@@ -100,14 +128,25 @@ export async function auroraStatus(client: Client, member: { writer: boolean }):
  */
 export async function auroraLag(writer: Client, secondaryRegion: string): Promise<ReplicationLag | null> {
   const { rows } = await writer
-    .query<{ ms: string | null }>(`select durability_lag_in_msec::text as ms from aurora_global_db_status() where aws_region = $1`, [secondaryRegion])
+    .query<{ ms: string | null }>(
+      `select durability_lag_in_msec::text as ms from aurora_global_db_status() where aws_region = $1`,
+      [secondaryRegion],
+    )
     .catch((err: { code?: string }) => {
       if (err.code === '42883') return { rows: null }; // not Aurora: the caller measures WAL instead
       throw err;
     });
   if (rows === null) return null;
   const ms = rows[0]?.ms;
-  if (ms === undefined || ms === null) return { streaming: false, lagBytes: null, lagSeconds: null, slotActive: null, primaryLsn: null, replayLsn: null };
+  if (ms === undefined || ms === null)
+    return { streaming: false, lagBytes: null, lagSeconds: null, slotActive: null, primaryLsn: null, replayLsn: null };
   const seconds = Number(ms) / 1000;
-  return { streaming: true, lagBytes: seconds <= 1 ? 0 : null, lagSeconds: seconds, slotActive: null, primaryLsn: null, replayLsn: null };
+  return {
+    streaming: true,
+    lagBytes: seconds <= 1 ? 0 : null,
+    lagSeconds: seconds,
+    slotActive: null,
+    primaryLsn: null,
+    replayLsn: null,
+  };
 }

@@ -33,8 +33,16 @@ export function rdsDataPlane(caFile?: string): AwsDataPlane {
   const movedByRds = () => Promise.resolve();
   return {
     connect(awsRegion, id, database, { kind, address, port, status, user, password }) {
-      if (!address || !port) return Promise.reject(new Error(`${kind} ${id} in ${awsRegion} has no endpoint yet (status ${status})`));
-      return Promise.resolve({ host: address, port, user, password, database, ssl: { ca: caFile ? readFileSync(caFile, 'utf8') : undefined } });
+      if (!address || !port)
+        return Promise.reject(new Error(`${kind} ${id} in ${awsRegion} has no endpoint yet (status ${status})`));
+      return Promise.resolve({
+        host: address,
+        port,
+        user,
+        password,
+        database,
+        ssl: { ca: caFile ? readFileSync(caFile, 'utf8') : undefined },
+      });
     },
     snapshotCreated: movedByRds,
     snapshotCopied: movedByRds,

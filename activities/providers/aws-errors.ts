@@ -13,11 +13,37 @@ const NOT_FOUND: Record<string, ErrorType> = {
   GlobalClusterNotFound: ErrorType.DatabaseNotFound,
 };
 
-const ACCESS_DENIED = new Set(['AccessDenied', 'AccessDeniedException', 'NotAuthorized', 'UnauthorizedOperation', 'InvalidClientTokenId', 'UnrecognizedClientException', 'SignatureDoesNotMatch', 'AuthFailure', 'IncompleteSignature', 'CredentialsProviderError']);
+const ACCESS_DENIED = new Set([
+  'AccessDenied',
+  'AccessDeniedException',
+  'NotAuthorized',
+  'UnauthorizedOperation',
+  'InvalidClientTokenId',
+  'UnrecognizedClientException',
+  'SignatureDoesNotMatch',
+  'AuthFailure',
+  'IncompleteSignature',
+  'CredentialsProviderError',
+]);
 
-const RETRYABLE = new Set(['Throttling', 'ThrottlingException', 'RequestLimitExceeded', 'TooManyRequestsException', 'RequestThrottled', 'ServiceUnavailable', 'InternalFailure', 'InternalError', 'RequestTimeout', 'RequestTimeoutException', 'ExpiredToken', 'ExpiredTokenException',
+const RETRYABLE = new Set([
+  'Throttling',
+  'ThrottlingException',
+  'RequestLimitExceeded',
+  'TooManyRequestsException',
+  'RequestThrottled',
+  'ServiceUnavailable',
+  'InternalFailure',
+  'InternalError',
+  'RequestTimeout',
+  'RequestTimeoutException',
+  'ExpiredToken',
+  'ExpiredTokenException',
   // Clock skew: the SDK corrects its clock offset from the failed response, so the next attempt passes.
-  'RequestExpired', 'RequestTimeTooSkewed', 'RequestInTheFuture']);
+  'RequestExpired',
+  'RequestTimeTooSkewed',
+  'RequestInTheFuture',
+]);
 
 /**
  * Throttling, a 5xx, or no answer at all (DNS, a reset connection, a timeout): what passes when asked
@@ -42,18 +68,26 @@ export function awsFailure(err: unknown, call: string): Error {
   const base = baseName(name);
   const status = e?.$metadata?.httpStatusCode;
   const message = `${call}: ${name}${status ? ` (HTTP ${status})` : ''}: ${e?.message ?? String(err)}`;
-  if (ACCESS_DENIED.has(name)) return verdict(ErrorType.AccessDenied, `${message}; Lifeboat's IAM policy is in the README`);
+  if (ACCESS_DENIED.has(name))
+    return verdict(ErrorType.AccessDenied, `${message}; Lifeboat's IAM policy is in the README`);
   if (isPassingAwsError(err)) return new Error(message);
   // Any other refusal of the caller (OptInRequired, a proxy's 403 with no AWS code) is not going to
   // pass on a retry either.
-  if (status === 401 || status === 403) return verdict(ErrorType.AccessDenied, `${message}; Lifeboat's IAM policy is in the README`);
+  if (status === 401 || status === 403)
+    return verdict(ErrorType.AccessDenied, `${message}; Lifeboat's IAM policy is in the README`);
   const notFound = NOT_FOUND[base];
   if (notFound) return verdict(notFound, message);
-  if (/NotFound$/.test(base) || base.startsWith('InvalidParameter') || base === 'ValidationError' || base === 'KMSKeyNotAccessible') {
+  if (
+    /NotFound$/.test(base) ||
+    base.startsWith('InvalidParameter') ||
+    base === 'ValidationError' ||
+    base === 'KMSKeyNotAccessible'
+  ) {
     return verdict(ErrorType.InvalidInput, message);
   }
   // InsufficientDBInstanceCapacity is not here: AWS documents it as passing, and it is likeliest in a regional event.
-  if (/QuotaExceeded$|AlreadyExists$|^StorageTypeNotSupported/.test(base)) return verdict(ErrorType.ProviderRejected, message);
+  if (/QuotaExceeded$|AlreadyExists$|^StorageTypeNotSupported/.test(base))
+    return verdict(ErrorType.ProviderRejected, message);
   // InvalidDBInstanceState and friends: the resource is mid-transition, which passes.
   return new Error(message);
 }

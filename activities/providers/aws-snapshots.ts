@@ -70,7 +70,8 @@ function ofCluster(s: DBClusterSnapshot): SnapshotView {
 }
 
 const notFound = (err: unknown) => /^DB(Cluster)?SnapshotNotFound/.test((err as { name?: string }).name ?? '');
-const alreadyExists = (err: unknown) => /^DB(Cluster)?SnapshotAlreadyExists/.test((err as { name?: string }).name ?? '');
+const alreadyExists = (err: unknown) =>
+  /^DB(Cluster)?SnapshotAlreadyExists/.test((err as { name?: string }).name ?? '');
 
 export async function describeSnapshot(rds: RDSClient, kind: SnapshotKind, id: string): Promise<SnapshotView | null> {
   try {
@@ -78,7 +79,8 @@ export async function describeSnapshot(rds: RDSClient, kind: SnapshotKind, id: s
       const s = (await rds.send(new DescribeDBSnapshotsCommand({ DBSnapshotIdentifier: id }))).DBSnapshots?.[0];
       return s ? ofInstance(s) : null;
     }
-    const s = (await rds.send(new DescribeDBClusterSnapshotsCommand({ DBClusterSnapshotIdentifier: id }))).DBClusterSnapshots?.[0];
+    const s = (await rds.send(new DescribeDBClusterSnapshotsCommand({ DBClusterSnapshotIdentifier: id })))
+      .DBClusterSnapshots?.[0];
     return s ? ofCluster(s) : null;
   } catch (err) {
     if (notFound(err)) return null;
@@ -110,12 +112,29 @@ export async function listManualSnapshots(rds: RDSClient, awsRegion: string): Pr
 }
 
 /** Asks for a snapshot; one that already exists (an earlier attempt's call landed) is not an error. */
-export async function createSnapshot(rds: RDSClient, kind: SnapshotKind, source: string, id: string, tags: Tag[]): Promise<void> {
+export async function createSnapshot(
+  rds: RDSClient,
+  kind: SnapshotKind,
+  source: string,
+  id: string,
+  tags: Tag[],
+): Promise<void> {
   try {
-    if (kind === 'instance') await rds.send(new CreateDBSnapshotCommand({ DBInstanceIdentifier: source, DBSnapshotIdentifier: id, Tags: tags }));
-    else await rds.send(new CreateDBClusterSnapshotCommand({ DBClusterIdentifier: source, DBClusterSnapshotIdentifier: id, Tags: tags }));
+    if (kind === 'instance')
+      await rds.send(
+        new CreateDBSnapshotCommand({ DBInstanceIdentifier: source, DBSnapshotIdentifier: id, Tags: tags }),
+      );
+    else
+      await rds.send(
+        new CreateDBClusterSnapshotCommand({
+          DBClusterIdentifier: source,
+          DBClusterSnapshotIdentifier: id,
+          Tags: tags,
+        }),
+      );
   } catch (err) {
-    if (!alreadyExists(err)) throw awsFailure(err, `Create${kind === 'instance' ? 'DBSnapshot' : 'DBClusterSnapshot'} ${id} of ${source}`);
+    if (!alreadyExists(err))
+      throw awsFailure(err, `Create${kind === 'instance' ? 'DBSnapshot' : 'DBClusterSnapshot'} ${id} of ${source}`);
   }
 }
 
@@ -123,13 +142,37 @@ export async function createSnapshot(rds: RDSClient, kind: SnapshotKind, source:
  * Copies by source ARN into the client's region, re-encrypted with `kmsKeyId`; the SDK signs the
  * cross-region request from the ARN's region. Tags are set, not copied: the copy stands on its own.
  */
-export async function copySnapshot(rds: RDSClient, kind: SnapshotKind, sourceArn: string, id: string, kmsKeyId: string | undefined, tags: Tag[]): Promise<void> {
+export async function copySnapshot(
+  rds: RDSClient,
+  kind: SnapshotKind,
+  sourceArn: string,
+  id: string,
+  kmsKeyId: string | undefined,
+  tags: Tag[],
+): Promise<void> {
   const key = kmsKeyId ? { KmsKeyId: kmsKeyId } : {};
   try {
-    if (kind === 'instance') await rds.send(new CopyDBSnapshotCommand({ SourceDBSnapshotIdentifier: sourceArn, TargetDBSnapshotIdentifier: id, Tags: tags, ...key }));
-    else await rds.send(new CopyDBClusterSnapshotCommand({ SourceDBClusterSnapshotIdentifier: sourceArn, TargetDBClusterSnapshotIdentifier: id, Tags: tags, ...key }));
+    if (kind === 'instance')
+      await rds.send(
+        new CopyDBSnapshotCommand({
+          SourceDBSnapshotIdentifier: sourceArn,
+          TargetDBSnapshotIdentifier: id,
+          Tags: tags,
+          ...key,
+        }),
+      );
+    else
+      await rds.send(
+        new CopyDBClusterSnapshotCommand({
+          SourceDBClusterSnapshotIdentifier: sourceArn,
+          TargetDBClusterSnapshotIdentifier: id,
+          Tags: tags,
+          ...key,
+        }),
+      );
   } catch (err) {
-    if (!alreadyExists(err)) throw awsFailure(err, `Copy${kind === 'instance' ? 'DBSnapshot' : 'DBClusterSnapshot'} ${sourceArn} to ${id}`);
+    if (!alreadyExists(err))
+      throw awsFailure(err, `Copy${kind === 'instance' ? 'DBSnapshot' : 'DBClusterSnapshot'} ${sourceArn} to ${id}`);
   }
 }
 
@@ -138,6 +181,7 @@ export async function deleteSnapshot(rds: RDSClient, kind: SnapshotKind, id: str
     if (kind === 'instance') await rds.send(new DeleteDBSnapshotCommand({ DBSnapshotIdentifier: id }));
     else await rds.send(new DeleteDBClusterSnapshotCommand({ DBClusterSnapshotIdentifier: id }));
   } catch (err) {
-    if (!notFound(err)) throw awsFailure(err, `Delete${kind === 'instance' ? 'DBSnapshot' : 'DBClusterSnapshot'} ${id}`);
+    if (!notFound(err))
+      throw awsFailure(err, `Delete${kind === 'instance' ? 'DBSnapshot' : 'DBClusterSnapshot'} ${id}`);
   }
 }

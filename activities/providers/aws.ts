@@ -32,7 +32,19 @@ import {
   type DBInstance,
   type Tag,
 } from '@aws-sdk/client-rds';
-import { ErrorType, type BackupManifest, type BackupRef, type Canary, type CredentialsRef, type DatabaseTarget, type NodeRef, type RegionSpec, type ReplicaSetSpec, type ScratchInstance, type TopologyView } from '../../workflows/types';
+import {
+  ErrorType,
+  type BackupManifest,
+  type BackupRef,
+  type Canary,
+  type CredentialsRef,
+  type DatabaseTarget,
+  type NodeRef,
+  type RegionSpec,
+  type ReplicaSetSpec,
+  type ScratchInstance,
+  type TopologyView,
+} from '../../workflows/types';
 import { isVerdict, verdict } from '../errors';
 import { poll, readWithRetries, StopWaiting } from './polling';
 import { withClient, type PgConnection } from '../pg/sql';
@@ -45,9 +57,27 @@ import { captureManifest, readRestoredManifest } from './in-database-manifest';
 import { EndpointCache } from './endpoint-cache';
 import { replacementName } from './replacement-name';
 import { fenceOverSql, liftSqlFence, managedStatus, sqlFenceState } from './managed-fence';
-import { copySnapshot, createSnapshot, deleteSnapshot, describeSnapshot, kindOfArn, listManualSnapshots, type SnapshotKind, type SnapshotView } from './aws-snapshots';
+import {
+  copySnapshot,
+  createSnapshot,
+  deleteSnapshot,
+  describeSnapshot,
+  kindOfArn,
+  listManualSnapshots,
+  type SnapshotKind,
+  type SnapshotView,
+} from './aws-snapshots';
 import { rdsDataPlane, type AwsDataPlane } from './aws-data-plane';
-import { AURORA_REPLAY_MARKER, auroraLag, auroraStatus, describeCluster, describeGlobalCluster, memberArn, moveGlobalWriter, writerArn } from './aws-aurora';
+import {
+  AURORA_REPLAY_MARKER,
+  auroraLag,
+  auroraStatus,
+  describeCluster,
+  describeGlobalCluster,
+  memberArn,
+  moveGlobalWriter,
+  writerArn,
+} from './aws-aurora';
 
 export interface AwsProviderConfig {
   /** LIFEBOAT_HOME: the topology records (traffic pointers) of replication sets live under it. */
@@ -109,18 +139,35 @@ export class AwsProvider implements DatabaseProvider {
         ...(this.config.endpoint && { endpoint: this.config.endpoint }),
       });
       // Reads only, recognised by the command's name: nothing that creates or changes is sent twice here.
-      client.middlewareStack.add((next, context) => (args) => (/^(Describe|List)/.test(context.commandName ?? '') ? readWithRetries(isPassingAwsError, () => next(args)) : next(args)), {
-        step: 'initialize',
-        name: 'lifeboatReadRetries',
-      });
+      client.middlewareStack.add(
+        (next, context) => (args) =>
+          /^(Describe|List)/.test(context.commandName ?? '')
+            ? readWithRetries(isPassingAwsError, () => next(args))
+            : next(args),
+        {
+          step: 'initialize',
+          name: 'lifeboatReadRetries',
+        },
+      );
       this.clients.set(awsRegion, client);
     }
     return client;
   }
 
   async connect(target: DatabaseTarget): Promise<PgConnection> {
-    if (target.cluster) return this.connectServer(awsRegionOf(target.region), target.cluster, 'cluster', target.database, target.credentials);
-    const instance = requireSetting(target.instance, `database ${target.database} in ${target.region.name}`, 'an RDS instance identifier');
+    if (target.cluster)
+      return this.connectServer(
+        awsRegionOf(target.region),
+        target.cluster,
+        'cluster',
+        target.database,
+        target.credentials,
+      );
+    const instance = requireSetting(
+      target.instance,
+      `database ${target.database} in ${target.region.name}`,
+      'an RDS instance identifier',
+    );
     return this.connectInstance(awsRegionOf(target.region), instance, target.database, target.credentials);
   }
 
@@ -138,10 +185,27 @@ export class AwsProvider implements DatabaseProvider {
       await this.dataPlane.snapshotCreated(awsRegion, target.cluster ?? target.instance ?? '', snapshotId);
       return this.refFor(target.region, await this.waitForSnapshot(awsRegion, kind, snapshotId, io));
     }
-    const source = target.cluster ?? requireSetting(target.instance, `database ${target.database} in ${target.region.name}`, 'an RDS instance identifier');
+    const source =
+      target.cluster ??
+      requireSetting(
+        target.instance,
+        `database ${target.database} in ${target.region.name}`,
+        'an RDS instance identifier',
+      );
     io.heartbeat({ phase: 'manifest' });
     const manifest = await withClient(await this.connect(target), (client) =>
-      captureManifest(client, { backupId, createdBy, database: target.database, sourceRegion: target.region.name, provider: 'aws', dumpFormat: 'rds-snapshot' }, io),
+      captureManifest(
+        client,
+        {
+          backupId,
+          createdBy,
+          database: target.database,
+          sourceRegion: target.region.name,
+          provider: 'aws',
+          dumpFormat: 'rds-snapshot',
+        },
+        io,
+      ),
     );
     const tags: Tag[] = [
       { Key: TAG.backupId, Value: backupId },
@@ -149,7 +213,9 @@ export class AwsProvider implements DatabaseProvider {
       { Key: TAG.createdBy, Value: createdBy.slice(0, 256) },
       { Key: TAG.manifestSha256, Value: manifest.sha256 },
       { Key: TAG.serverVersionNum, Value: String(manifest.serverVersionNum) },
-      ...(manifest.newestCanary ? [{ Key: TAG.canary, Value: `${manifest.newestCanary.id}@${manifest.newestCanary.writtenAt}` }] : []),
+      ...(manifest.newestCanary
+        ? [{ Key: TAG.canary, Value: `${manifest.newestCanary.id}@${manifest.newestCanary.writtenAt}` }]
+        : []),
     ];
     await createSnapshot(rds, kind, source, snapshotId, tags);
     await this.dataPlane.snapshotCreated(awsRegion, source, snapshotId);
@@ -158,8 +224,16 @@ export class AwsProvider implements DatabaseProvider {
 
   /** What the snapshot's tags record; the per-table statistics travel inside the snapshot (restoredManifest). */
   async manifest(ref: BackupRef): Promise<BackupManifest> {
-    const snapshot = await describeSnapshot(this.rds(awsRegionOfArn(ref.location)), kindOfArn(ref.location), snapshotIdFor(ref.backupId));
-    if (!snapshot) throw verdict(ErrorType.BackupNotFound, `no snapshot ${snapshotIdFor(ref.backupId)} for backup ${ref.backupId} in ${ref.region}`);
+    const snapshot = await describeSnapshot(
+      this.rds(awsRegionOfArn(ref.location)),
+      kindOfArn(ref.location),
+      snapshotIdFor(ref.backupId),
+    );
+    if (!snapshot)
+      throw verdict(
+        ErrorType.BackupNotFound,
+        `no snapshot ${snapshotIdFor(ref.backupId)} for backup ${ref.backupId} in ${ref.region}`,
+      );
     return manifestFromTags(snapshot, ref);
   }
 
@@ -174,13 +248,22 @@ export class AwsProvider implements DatabaseProvider {
    * The data itself is verified table by table after the restore.
    */
   async verifyBackup(ref: BackupRef, io: ActivityIo): Promise<BackupManifest> {
-    const snapshot = await this.waitForSnapshot(awsRegionOfArn(ref.location), kindOfArn(ref.location), snapshotIdFor(ref.backupId), io);
+    const snapshot = await this.waitForSnapshot(
+      awsRegionOfArn(ref.location),
+      kindOfArn(ref.location),
+      snapshotIdFor(ref.backupId),
+      io,
+    );
     const manifest = manifestFromTags(snapshot, ref);
     if (manifest.sha256 !== ref.sha256) {
-      throw verdict(ErrorType.BackupChecksumMismatch, `snapshot ${snapshot.id} carries manifest digest ${manifest.sha256}; the backup recorded ${ref.sha256}`, {
-        expected: ref.sha256,
-        actual: manifest.sha256,
-      });
+      throw verdict(
+        ErrorType.BackupChecksumMismatch,
+        `snapshot ${snapshot.id} carries manifest digest ${manifest.sha256}; the backup recorded ${ref.sha256}`,
+        {
+          expected: ref.sha256,
+          actual: manifest.sha256,
+        },
+      );
     }
     return manifest;
   }
@@ -190,7 +273,11 @@ export class AwsProvider implements DatabaseProvider {
     const fromRegion = awsRegionOfArn(ref.location);
     const kind = kindOfArn(ref.location);
     const snapshotId = snapshotIdFor(ref.backupId);
-    if (fromRegion === awsRegion) throw verdict(ErrorType.InvalidInput, `backup ${ref.backupId} is already in ${awsRegion}; a copy goes to another AWS region`);
+    if (fromRegion === awsRegion)
+      throw verdict(
+        ErrorType.InvalidInput,
+        `backup ${ref.backupId} is already in ${awsRegion}; a copy goes to another AWS region`,
+      );
     const kmsKeyId = typeof to.settings?.kmsKeyId === 'string' ? to.settings.kmsKeyId : undefined;
     const existing = await describeSnapshot(this.rds(awsRegion), kind, snapshotId);
     if (existing) {
@@ -206,20 +293,25 @@ export class AwsProvider implements DatabaseProvider {
     }
     const copy = await this.waitForSnapshot(awsRegion, kind, snapshotId, io);
     if (kmsKeyId?.startsWith('arn:') && copy.kmsKeyId !== kmsKeyId) {
-      throw verdict(ErrorType.ProviderRejected, `copy ${snapshotId} in ${awsRegion} is encrypted with ${copy.kmsKeyId ?? 'no key'}; the plan asks for ${kmsKeyId}`);
+      throw verdict(
+        ErrorType.ProviderRejected,
+        `copy ${snapshotId} in ${awsRegion} is encrypted with ${copy.kmsKeyId ?? 'no key'}; the plan asks for ${kmsKeyId}`,
+      );
     }
     return this.refFor(to, copy);
   }
 
   async listBackups(region: RegionSpec, database?: string): Promise<BackupRef[]> {
     const snapshots = await listManualSnapshots(this.rds(awsRegionOf(region)), awsRegionOf(region));
-    return snapshots
-      // Only usable snapshots: a failed or still-copying one must not count toward `keep` (retention
-      // would delete the last good backup) nor be picked as the newest to restore.
-      .filter((s) => tagOf(s.tags, TAG.backupId) && tagOf(s.tags, TAG.createdBy) && s.status === 'available')
-      .filter((s) => !database || tagOf(s.tags, TAG.database) === database)
-      .map((s) => this.refFor(region, s))
-      .sort((a, b) => b.createdAt.localeCompare(a.createdAt) || b.backupId.localeCompare(a.backupId));
+    return (
+      snapshots
+        // Only usable snapshots: a failed or still-copying one must not count toward `keep` (retention
+        // would delete the last good backup) nor be picked as the newest to restore.
+        .filter((s) => tagOf(s.tags, TAG.backupId) && tagOf(s.tags, TAG.createdBy) && s.status === 'available')
+        .filter((s) => !database || tagOf(s.tags, TAG.database) === database)
+        .map((s) => this.refFor(region, s))
+        .sort((a, b) => b.createdAt.localeCompare(a.createdAt) || b.backupId.localeCompare(a.backupId))
+    );
   }
 
   async deleteBackup(ref: BackupRef): Promise<void> {
@@ -236,10 +328,19 @@ export class AwsProvider implements DatabaseProvider {
    * RDS restores create the instance, so there is nothing to start ahead of the restore. What can be
    * checked early is the network the restore will use: a missing subnet group fails the drill now.
    */
-  async createScratch(region: RegionSpec, name: string, database: string, _io?: ActivityIo, login?: CredentialsRef): Promise<ScratchInstance> {
+  async createScratch(
+    region: RegionSpec,
+    name: string,
+    database: string,
+    _io?: ActivityIo,
+    login?: CredentialsRef,
+  ): Promise<ScratchInstance> {
     if (login) {
       // An empty instance for pg_restore would be CreateDBInstance with a master password: not built yet.
-      throw verdict(ErrorType.InvalidInput, `portable backups cannot be restored into AWS region ${region.name} yet (RDS scratch instances are made from snapshots); restore them into a local or gcp region`);
+      throw verdict(
+        ErrorType.InvalidInput,
+        `portable backups cannot be restored into AWS region ${region.name} yet (RDS scratch instances are made from snapshots); restore them into a local or gcp region`,
+      );
     }
     const awsRegion = awsRegionOf(region);
     const subnetGroup = scratchSetting(region, 'scratchSubnetGroup');
@@ -280,8 +381,21 @@ export class AwsProvider implements DatabaseProvider {
       const existing = await describeCluster(this.rds(awsRegion), scratchId);
       if (existing) this.adoptOrRefuse(existing.TagList, `cluster ${scratchId} in ${awsRegion}`, snapshotId, io);
       else {
-        await this.send(awsRegion, `RestoreDBClusterFromSnapshot ${snapshotId} into ${scratchId}`, 'DBClusterAlreadyExists', (rds) =>
-          rds.send(new RestoreDBClusterFromSnapshotCommand({ DBClusterIdentifier: scratchId, SnapshotIdentifier: snapshotId, Engine: snapshot.engine ?? 'aurora-postgresql', DeletionProtection: false, Tags: tags, ...network })),
+        await this.send(
+          awsRegion,
+          `RestoreDBClusterFromSnapshot ${snapshotId} into ${scratchId}`,
+          'DBClusterAlreadyExists',
+          (rds) =>
+            rds.send(
+              new RestoreDBClusterFromSnapshotCommand({
+                DBClusterIdentifier: scratchId,
+                SnapshotIdentifier: snapshotId,
+                Engine: snapshot.engine ?? 'aurora-postgresql',
+                DeletionProtection: false,
+                Tags: tags,
+                ...network,
+              }),
+            ),
         );
       }
       await this.waitForCluster(awsRegion, scratchId, io);
@@ -289,16 +403,38 @@ export class AwsProvider implements DatabaseProvider {
     const existing = await this.describeInstance(awsRegion, instanceId);
     if (existing) this.adoptOrRefuse(existing.TagList, `instance ${instanceId} in ${awsRegion}`, snapshotId, io);
     else {
-      const common = { DBInstanceIdentifier: instanceId, DBInstanceClass: scratchSetting(scratch.region, 'scratchInstanceClass'), PubliclyAccessible: false, Tags: tags };
-      await this.send(awsRegion, `${kind === 'cluster' ? 'CreateDBInstance' : 'RestoreDBInstanceFromDBSnapshot'} ${instanceId}`, 'DBInstanceAlreadyExists', (rds) =>
-        kind === 'cluster'
-          ? rds.send(new CreateDBInstanceCommand({ ...common, DBClusterIdentifier: scratchId, Engine: 'aurora-postgresql' }))
-          : rds.send(new RestoreDBInstanceFromDBSnapshotCommand({ ...common, DBSnapshotIdentifier: snapshotId, MultiAZ: false, DeletionProtection: false, ...network })),
+      const common = {
+        DBInstanceIdentifier: instanceId,
+        DBInstanceClass: scratchSetting(scratch.region, 'scratchInstanceClass'),
+        PubliclyAccessible: false,
+        Tags: tags,
+      };
+      await this.send(
+        awsRegion,
+        `${kind === 'cluster' ? 'CreateDBInstance' : 'RestoreDBInstanceFromDBSnapshot'} ${instanceId}`,
+        'DBInstanceAlreadyExists',
+        (rds) =>
+          kind === 'cluster'
+            ? rds.send(
+                new CreateDBInstanceCommand({ ...common, DBClusterIdentifier: scratchId, Engine: 'aurora-postgresql' }),
+              )
+            : rds.send(
+                new RestoreDBInstanceFromDBSnapshotCommand({
+                  ...common,
+                  DBSnapshotIdentifier: snapshotId,
+                  MultiAZ: false,
+                  DeletionProtection: false,
+                  ...network,
+                }),
+              ),
       );
     }
     const ready = await this.waitForInstance(awsRegion, instanceId, io);
     if (ready.PubliclyAccessible) {
-      throw verdict(ErrorType.ProviderRejected, `scratch instance ${instanceId} came up publicly accessible; a drill restores production data and must stay private`);
+      throw verdict(
+        ErrorType.ProviderRejected,
+        `scratch instance ${instanceId} came up publicly accessible; a drill restores production data and must stay private`,
+      );
     }
     await this.dataPlane.instanceRestored(awsRegion, snapshotId, scratchId);
   }
@@ -308,14 +444,19 @@ export class AwsProvider implements DatabaseProvider {
     const scratchId = scratchIdFor(scratch.name);
     const cluster = await describeCluster(this.rds(awsRegion), scratchId);
     if (cluster && tagOf(cluster.TagList, TAG.scratch) !== 'true') {
-      throw verdict(ErrorType.ProviderRejected, `cluster ${scratchId} in ${awsRegion} has no ${TAG.scratch} tag: Lifeboat did not make it and will not delete it`);
+      throw verdict(
+        ErrorType.ProviderRejected,
+        `cluster ${scratchId} in ${awsRegion} has no ${TAG.scratch} tag: Lifeboat did not make it and will not delete it`,
+      );
     }
     const instanceIds = cluster ? (cluster.DBClusterMembers ?? []).map((m) => m.DBInstanceIdentifier!) : [scratchId];
     let existed = Boolean(cluster);
     for (const instanceId of instanceIds) existed = (await this.dropScratchInstance(awsRegion, instanceId)) || existed;
     if (cluster) {
       // Aurora deletes a cluster only once its instances are gone; until then this is retried.
-      await this.send(awsRegion, `DeleteDBCluster ${scratchId}`, 'DBClusterNotFound', (rds) => rds.send(new DeleteDBClusterCommand({ DBClusterIdentifier: scratchId, SkipFinalSnapshot: true })));
+      await this.send(awsRegion, `DeleteDBCluster ${scratchId}`, 'DBClusterNotFound', (rds) =>
+        rds.send(new DeleteDBClusterCommand({ DBClusterIdentifier: scratchId, SkipFinalSnapshot: true })),
+      );
     }
     await this.dataPlane.instanceDeleted(awsRegion, scratchId);
     return existed;
@@ -333,7 +474,10 @@ export class AwsProvider implements DatabaseProvider {
   private adoptOrRefuse(tags: Tag[] | undefined, what: string, snapshotId: string, io: ActivityIo): void {
     const from = tagOf(tags, TAG.restoredFrom);
     if (tagOf(tags, TAG.scratch) !== 'true' || from !== snapshotId) {
-      throw verdict(ErrorType.ProviderRejected, `${what} exists and is not this drill's restore of ${snapshotId} (restored from ${from ?? 'unknown'}); refusing to touch it`);
+      throw verdict(
+        ErrorType.ProviderRejected,
+        `${what} exists and is not this drill's restore of ${snapshotId} (restored from ${from ?? 'unknown'}); refusing to touch it`,
+      );
     }
     io.logger.info({ what }, 'scratch resource exists from an earlier attempt; adopting it');
   }
@@ -342,17 +486,27 @@ export class AwsProvider implements DatabaseProvider {
     const existing = await this.describeInstance(awsRegion, instanceId);
     if (!existing) return false;
     if (tagOf(existing.TagList, TAG.scratch) !== 'true') {
-      throw verdict(ErrorType.ProviderRejected, `instance ${instanceId} in ${awsRegion} has no ${TAG.scratch} tag: Lifeboat did not make it and will not delete it`);
+      throw verdict(
+        ErrorType.ProviderRejected,
+        `instance ${instanceId} in ${awsRegion} has no ${TAG.scratch} tag: Lifeboat did not make it and will not delete it`,
+      );
     }
     if (existing.DBInstanceStatus !== 'deleting') {
       const final = existing.DBClusterIdentifier ? {} : { SkipFinalSnapshot: true, DeleteAutomatedBackups: true };
-      await this.send(awsRegion, `DeleteDBInstance ${instanceId}`, 'DBInstanceNotFound', (rds) => rds.send(new DeleteDBInstanceCommand({ DBInstanceIdentifier: instanceId, ...final })));
+      await this.send(awsRegion, `DeleteDBInstance ${instanceId}`, 'DBInstanceNotFound', (rds) =>
+        rds.send(new DeleteDBInstanceCommand({ DBInstanceIdentifier: instanceId, ...final })),
+      );
     }
     return true;
   }
 
   /** One call; `tolerated` names the error that means an earlier attempt already did it. */
-  private async send(awsRegion: string, call: string, tolerated: string, request: (rds: RDSClient) => Promise<unknown>): Promise<void> {
+  private async send(
+    awsRegion: string,
+    call: string,
+    tolerated: string,
+    request: (rds: RDSClient) => Promise<unknown>,
+  ): Promise<void> {
     try {
       await request(this.rds(awsRegion));
     } catch (err) {
@@ -368,24 +522,53 @@ export class AwsProvider implements DatabaseProvider {
   async topology(set: ReplicaSetSpec): Promise<TopologyView> {
     const record = this.topologies.read(set.set);
     if (record) return record;
-    if (!set.nodes) throw verdict(ErrorType.NoStandby, `replication set ${set.set} names no RDS instances: set primary.instance and dr.replica in the plan`);
+    if (!set.nodes)
+      throw verdict(
+        ErrorType.NoStandby,
+        `replication set ${set.set} names no RDS instances: set primary.instance and dr.replica in the plan`,
+      );
     if (set.globalCluster) return this.auroraTopology(set, set.nodes, set.globalCluster);
     const [homeRegion, drRegion] = [awsRegionOf(set.home), awsRegionOf(set.dr)];
     const primary = await this.describeInstance(homeRegion, set.nodes.home);
     if (!primary) throw verdict(ErrorType.DatabaseNotFound, `no RDS instance ${set.nodes.home} in ${homeRegion}`);
     const replica = await this.describeInstance(drRegion, set.nodes.dr);
     if (!replica) {
-      throw verdict(ErrorType.NoStandby, `no read replica ${set.nodes.dr} in ${drRegion}; create one with CreateDBInstanceReadReplica from ${primary.DBInstanceArn}`);
+      throw verdict(
+        ErrorType.NoStandby,
+        `no read replica ${set.nodes.dr} in ${drRegion}; create one with CreateDBInstanceReadReplica from ${primary.DBInstanceArn}`,
+      );
     }
     const source = replica.ReadReplicaSourceDBInstanceIdentifier;
     if (source !== primary.DBInstanceArn && source !== set.nodes.home) {
-      throw verdict(ErrorType.NoStandby, `${set.nodes.dr} in ${drRegion} is not a read replica of ${set.nodes.home} (its source: ${source ?? 'none'})`);
+      throw verdict(
+        ErrorType.NoStandby,
+        `${set.nodes.dr} in ${drRegion} is not a read replica of ${set.nodes.home} (its source: ${source ?? 'none'})`,
+      );
     }
-    const node = (region: RegionSpec, name: string): NodeRef => ({ region: region.name, name, location: awsRegionOf(region), ...(set.credentials && { credentials: set.credentials }) });
-    return this.topologies.write({ set: set.set, primary: node(set.home, set.nodes.home), standby: node(set.dr, set.nodes.dr), fenced: [], updatedBy: 'lifeboat: first read from RDS' }, 0);
+    const node = (region: RegionSpec, name: string): NodeRef => ({
+      region: region.name,
+      name,
+      location: awsRegionOf(region),
+      ...(set.credentials && { credentials: set.credentials }),
+    });
+    return this.topologies.write(
+      {
+        set: set.set,
+        primary: node(set.home, set.nodes.home),
+        standby: node(set.dr, set.nodes.dr),
+        fenced: [],
+        updatedBy: 'lifeboat: first read from RDS',
+      },
+      0,
+    );
   }
 
-  async repoint(set: ReplicaSetSpec, next: Pick<TopologyView, 'primary' | 'standby' | 'fenced'>, expectedEpoch: number, by: string): Promise<TopologyView> {
+  async repoint(
+    set: ReplicaSetSpec,
+    next: Pick<TopologyView, 'primary' | 'standby' | 'fenced'>,
+    expectedEpoch: number,
+    by: string,
+  ): Promise<TopologyView> {
     return this.topologies.repoint(set.set, next, expectedEpoch, by);
   }
 
@@ -397,17 +580,34 @@ export class AwsProvider implements DatabaseProvider {
   async nodeStatus(node: NodeRef): Promise<NodeStatus> {
     if (node.globalCluster) return this.auroraNodeStatus(node, node.globalCluster);
     const instance = await this.describeInstance(locationOf(node), node.name);
-    const down = { running: false, reachable: false, inRecovery: null, writable: false, fenced: false, lsn: null, streaming: null };
+    const down = {
+      running: false,
+      reachable: false,
+      inRecovery: null,
+      writable: false,
+      fenced: false,
+      lsn: null,
+      streaming: null,
+    };
     if (!instance) return { ...down, detail: `no RDS instance ${node.name} in ${locationOf(node)}` };
-    const promoteRequested = Boolean(tagOf(instance.TagList, TAG.promoteRequested)) || !instance.ReadReplicaSourceDBInstanceIdentifier;
+    const promoteRequested =
+      Boolean(tagOf(instance.TagList, TAG.promoteRequested)) || !instance.ReadReplicaSourceDBInstanceIdentifier;
     const stoppedByFence = Boolean(tagOf(instance.TagList, TAG.fenceStopped));
     if (instance.DBInstanceStatus !== 'available') {
       const stopped = instance.DBInstanceStatus === 'stopped';
-      return { ...down, running: !stopped, fenced: stoppedByFence, promoteRequested, detail: `RDS status ${instance.DBInstanceStatus}${stoppedByFence ? " (StopDBInstance by Lifeboat's fence)" : ''}` };
+      return {
+        ...down,
+        running: !stopped,
+        fenced: stoppedByFence,
+        promoteRequested,
+        detail: `RDS status ${instance.DBInstanceStatus}${stoppedByFence ? " (StopDBInstance by Lifeboat's fence)" : ''}`,
+      };
     }
     const conn = await this.connectNode(node, 'postgres');
     const base = await statusOver(conn, false);
-    const state = base.reachable ? await withClient({ ...conn, connectTimeoutMs: 3000 }, sqlFenceState).catch(() => null) : null;
+    const state = base.reachable
+      ? await withClient({ ...conn, connectTimeoutMs: 3000 }, sqlFenceState).catch(() => null)
+      : null;
     return { ...managedStatus(base, state), promoteRequested };
   }
 
@@ -418,7 +618,13 @@ export class AwsProvider implements DatabaseProvider {
   }
 
   async connectNode(node: NodeRef, database: string): Promise<PgConnection> {
-    return this.connectServer(locationOf(node), node.name, node.globalCluster ? 'cluster' : 'instance', database, node.credentials);
+    return this.connectServer(
+      locationOf(node),
+      node.name,
+      node.globalCluster ? 'cluster' : 'instance',
+      database,
+      node.credentials,
+    );
   }
 
   /**
@@ -431,9 +637,15 @@ export class AwsProvider implements DatabaseProvider {
    */
   async fence(node: NodeRef, mode: 'planned' | 'unplanned'): Promise<FenceResult> {
     // Aurora has no WAL positions to wait for: SwitchoverGlobalCluster waits for the secondary itself.
-    const sql = await fenceOverSql(() => this.connectNode(node, 'postgres'), mode, { walPosition: node.globalCluster ? AURORA_REPLAY_MARKER : null });
-    if (mode === 'planned' || node.globalCluster) return { confirmed: sql.confirmed, how: sql.how, finalLsn: sql.finalLsn };
-    const stop = await this.stopForFence(node).catch((err: Error) => ({ stopped: false, how: `StopDBInstance not done: ${err.message}` }));
+    const sql = await fenceOverSql(() => this.connectNode(node, 'postgres'), mode, {
+      walPosition: node.globalCluster ? AURORA_REPLAY_MARKER : null,
+    });
+    if (mode === 'planned' || node.globalCluster)
+      return { confirmed: sql.confirmed, how: sql.how, finalLsn: sql.finalLsn };
+    const stop = await this.stopForFence(node).catch((err: Error) => ({
+      stopped: false,
+      how: `StopDBInstance not done: ${err.message}`,
+    }));
     return { confirmed: sql.confirmed || stop.stopped, how: `${sql.how}; ${stop.how}`, finalLsn: null };
   }
 
@@ -446,7 +658,13 @@ export class AwsProvider implements DatabaseProvider {
   async waitForReplay(standby: NodeRef, lsn: string, io: ActivityIo): Promise<string> {
     if (lsn === AURORA_REPLAY_MARKER) return lsn;
     try {
-      return await waitForReplayOver(() => this.connectNode(standby, 'postgres'), `${standby.name} in ${locationOf(standby)}`, lsn, (replay) => io.heartbeat({ phase: 'replay', replay, target: lsn }), io.signal);
+      return await waitForReplayOver(
+        () => this.connectNode(standby, 'postgres'),
+        `${standby.name} in ${locationOf(standby)}`,
+        lsn,
+        (replay) => io.heartbeat({ phase: 'replay', replay, target: lsn }),
+        io.signal,
+      );
     } catch (err) {
       if (err instanceof StandbyStalled) throw verdict(ErrorType.StandbyNotReady, err.message);
       throw err;
@@ -457,7 +675,11 @@ export class AwsProvider implements DatabaseProvider {
    * PromoteReadReplica, then waits until the instance is available and PostgreSQL is out of recovery.
    * The replica replayed the fence's ALTER DATABASE too: it is lifted on the new primary.
    */
-  async promote(node: NodeRef, io?: ActivityIo, mode: 'planned' | 'unplanned' = 'planned'): Promise<{ lsn: string; alreadyPrimary: boolean }> {
+  async promote(
+    node: NodeRef,
+    io?: ActivityIo,
+    mode: 'planned' | 'unplanned' = 'planned',
+  ): Promise<{ lsn: string; alreadyPrimary: boolean }> {
     if (node.globalCluster) return this.auroraPromote(node, node.globalCluster, mode, io);
     const awsRegion = locationOf(node);
     const before = await this.describeInstance(awsRegion, node.name);
@@ -483,7 +705,10 @@ export class AwsProvider implements DatabaseProvider {
     }
     await this.poll(io, 'promote', async () => {
       const instance = await this.describeInstance(awsRegion, node.name);
-      const status = instance?.DBInstanceStatus === 'available' ? await statusOver(await this.connectNode(node, 'postgres'), false) : null;
+      const status =
+        instance?.DBInstanceStatus === 'available'
+          ? await statusOver(await this.connectNode(node, 'postgres'), false)
+          : null;
       if (status?.reachable && status.inRecovery === false) return true;
       io?.heartbeat({ phase: 'promote', status: instance?.DBInstanceStatus, detail: status?.detail });
       return undefined;
@@ -491,7 +716,10 @@ export class AwsProvider implements DatabaseProvider {
     return withClient(await this.connectNode(node, 'postgres'), async (c) => {
       // The replica replayed the old primary's fence (its revoked logins and their record): lifted here.
       await liftSqlFence(c);
-      return { lsn: (await c.query<{ lsn: string }>('select pg_current_wal_lsn()::text as lsn')).rows[0]!.lsn, alreadyPrimary };
+      return {
+        lsn: (await c.query<{ lsn: string }>('select pg_current_wal_lsn()::text as lsn')).rows[0]!.lsn,
+        alreadyPrimary,
+      };
     });
   }
 
@@ -504,9 +732,13 @@ export class AwsProvider implements DatabaseProvider {
     const instance = await this.describeInstance(awsRegion, node.name);
     if (!instance) return { stopped: false, how: `not stopped: no RDS instance ${node.name} in ${awsRegion}` };
     const replicas = instance.ReadReplicaDBInstanceIdentifiers ?? [];
-    if (instance.ReadReplicaSourceDBInstanceIdentifier) return { stopped: false, how: 'not stopped: it is a read replica, which RDS does not stop' };
+    if (instance.ReadReplicaSourceDBInstanceIdentifier)
+      return { stopped: false, how: 'not stopped: it is a read replica, which RDS does not stop' };
     if (replicas.length && instance.DBInstanceStatus !== 'stopped') {
-      return { stopped: false, how: `not stopped: RDS does not stop an instance with read replicas (${replicas.join(', ')}); a fence after the promote, once the replica has left it, stops it` };
+      return {
+        stopped: false,
+        how: `not stopped: RDS does not stop an instance with read replicas (${replicas.join(', ')}); a fence after the promote, once the replica has left it, stops it`,
+      };
     }
     if (instance.DBInstanceStatus === 'available') {
       await this.tag(awsRegion, instance, TAG.fenceStopped, new Date().toISOString());
@@ -514,15 +746,22 @@ export class AwsProvider implements DatabaseProvider {
         await this.rds(awsRegion).send(new StopDBInstanceCommand({ DBInstanceIdentifier: node.name }));
       } catch (err) {
         const failure = awsFailure(err, `StopDBInstance ${node.name} in ${awsRegion}`);
-        if (isVerdict(failure) || isAwsError(err, 'InvalidDBInstanceState', 'InvalidDBClusterStateFault')) await this.untag(awsRegion, instance, TAG.fenceStopped).catch(() => undefined);
+        if (isVerdict(failure) || isAwsError(err, 'InvalidDBInstanceState', 'InvalidDBClusterStateFault'))
+          await this.untag(awsRegion, instance, TAG.fenceStopped).catch(() => undefined);
         return { stopped: false, how: `StopDBInstance refused: ${failure.message}` };
       }
     }
     const after = await this.describeInstance(awsRegion, node.name);
     if (after?.DBInstanceStatus === 'stopped') {
-      return { stopped: true, how: 'instance stopped: StopDBInstance, DescribeDBInstances shows it stopped (RDS starts it again by itself after 7 days; the LOGIN fence stays in its catalog)' };
+      return {
+        stopped: true,
+        how: 'instance stopped: StopDBInstance, DescribeDBInstances shows it stopped (RDS starts it again by itself after 7 days; the LOGIN fence stays in its catalog)',
+      };
     }
-    return { stopped: false, how: `StopDBInstance sent; DescribeDBInstances shows ${after?.DBInstanceStatus ?? 'nothing'}, not yet stopped (not counted as confirmed)` };
+    return {
+      stopped: false,
+      how: `StopDBInstance sent; DescribeDBInstances shows ${after?.DBInstanceStatus ?? 'nothing'}, not yet stopped (not counted as confirmed)`,
+    };
   }
 
   /** Starts an instance that Lifeboat's fence stopped (tagged) and waits until it is available. */
@@ -530,9 +769,12 @@ export class AwsProvider implements DatabaseProvider {
     const awsRegion = locationOf(node);
     const instance = await this.describeInstance(awsRegion, node.name);
     if (!instance || !tagOf(instance.TagList, TAG.fenceStopped)) return;
-    if (instance.DBInstanceStatus === 'stopping') throw new Error(`${node.name} in ${awsRegion} is still stopping; it is started once stopped`);
+    if (instance.DBInstanceStatus === 'stopping')
+      throw new Error(`${node.name} in ${awsRegion} is still stopping; it is started once stopped`);
     if (instance.DBInstanceStatus === 'stopped') {
-      await this.send(awsRegion, `StartDBInstance ${node.name}`, 'InvalidDBInstanceState', (rds) => rds.send(new StartDBInstanceCommand({ DBInstanceIdentifier: node.name })));
+      await this.send(awsRegion, `StartDBInstance ${node.name}`, 'InvalidDBInstanceState', (rds) =>
+        rds.send(new StartDBInstanceCommand({ DBInstanceIdentifier: node.name })),
+      );
     }
     await this.waitForInstance(awsRegion, node.name, quietIo());
     await this.untag(awsRegion, instance, TAG.fenceStopped);
@@ -558,19 +800,31 @@ export class AwsProvider implements DatabaseProvider {
    * A new cross-region read replica of `primary` in `node`'s region, named after `node` and its
    * source, so a retry finds it; re-encrypted with the region's key. `node` itself is left as it is.
    */
-  async rebuildAsStandby(node: NodeRef, primary: NodeRef, io: ActivityIo, set?: ReplicaSetSpec): Promise<{ method: string; node: NodeRef }> {
+  async rebuildAsStandby(
+    node: NodeRef,
+    primary: NodeRef,
+    io: ActivityIo,
+    set?: ReplicaSetSpec,
+  ): Promise<{ method: string; node: NodeRef }> {
     if (node.globalCluster) return this.auroraRejoin(node, node.globalCluster, io);
     const awsRegion = locationOf(node);
     const region = [set?.home, set?.dr].find((r) => r?.name === node.region);
     const source = await this.describeInstance(locationOf(primary), primary.name);
-    if (!source?.DBInstanceArn) throw verdict(ErrorType.DatabaseNotFound, `no RDS instance ${primary.name} in ${locationOf(primary)} to replicate from`);
+    if (!source?.DBInstanceArn)
+      throw verdict(
+        ErrorType.DatabaseNotFound,
+        `no RDS instance ${primary.name} in ${locationOf(primary)} to replicate from`,
+      );
     const replicaId = replicaIdFor(node.name, primary.name);
     const replica: NodeRef = { ...node, name: replicaId };
     const existing = await this.describeInstance(awsRegion, replicaId);
     if (existing) {
       const from = existing.ReadReplicaSourceDBInstanceIdentifier;
       if (from !== source.DBInstanceArn && from !== primary.name) {
-        throw verdict(ErrorType.TopologyConflict, `${replicaId} in ${awsRegion} exists but is not a read replica of ${primary.name} (its source: ${from ?? 'none'})`);
+        throw verdict(
+          ErrorType.TopologyConflict,
+          `${replicaId} in ${awsRegion} exists but is not a read replica of ${primary.name} (its source: ${from ?? 'none'})`,
+        );
       }
       io.logger.info({ replicaId }, 'read replica exists from an earlier attempt; adopting it');
     } else {
@@ -586,7 +840,8 @@ export class AwsProvider implements DatabaseProvider {
           }),
         );
       } catch (err) {
-        if (!isAwsError(err, 'DBInstanceAlreadyExists')) throw awsFailure(err, `CreateDBInstanceReadReplica ${replicaId} in ${awsRegion} from ${primary.name}`);
+        if (!isAwsError(err, 'DBInstanceAlreadyExists'))
+          throw awsFailure(err, `CreateDBInstanceReadReplica ${replicaId} in ${awsRegion} from ${primary.name}`);
       }
     }
     await this.waitForInstance(awsRegion, replicaId, io);
@@ -596,43 +851,95 @@ export class AwsProvider implements DatabaseProvider {
 
   // Aurora global databases (see aws-aurora.ts) -------------------------------------------------------
 
-  private async auroraTopology(set: ReplicaSetSpec, nodes: { home: string; dr: string }, globalCluster: string): Promise<TopologyView> {
+  private async auroraTopology(
+    set: ReplicaSetSpec,
+    nodes: { home: string; dr: string },
+    globalCluster: string,
+  ): Promise<TopologyView> {
     const global = await describeGlobalCluster(this.rds(awsRegionOf(set.home)), globalCluster);
     const writer = writerArn(global);
     // Mid-switch there is no telling who the primary is: a retry reads it once Aurora has settled.
-    if (!writer || global.Status !== 'available') throw new Error(`Aurora global database ${globalCluster} is ${global.Status} with ${writer ?? 'no'} writer; waiting for it to settle`);
-    for (const [name, region] of [[nodes.home, set.home], [nodes.dr, set.dr]] as const) {
-      if (!memberArn(global, name, awsRegionOf(region))) throw verdict(ErrorType.NoStandby, `Aurora cluster ${name} (${region.name}) is not a member of global database ${globalCluster}`);
+    if (!writer || global.Status !== 'available')
+      throw new Error(
+        `Aurora global database ${globalCluster} is ${global.Status} with ${writer ?? 'no'} writer; waiting for it to settle`,
+      );
+    for (const [name, region] of [
+      [nodes.home, set.home],
+      [nodes.dr, set.dr],
+    ] as const) {
+      if (!memberArn(global, name, awsRegionOf(region)))
+        throw verdict(
+          ErrorType.NoStandby,
+          `Aurora cluster ${name} (${region.name}) is not a member of global database ${globalCluster}`,
+        );
     }
-    const node = (region: RegionSpec, name: string): NodeRef => ({ region: region.name, name, location: awsRegionOf(region), globalCluster, ...(set.credentials && { credentials: set.credentials }) });
+    const node = (region: RegionSpec, name: string): NodeRef => ({
+      region: region.name,
+      name,
+      location: awsRegionOf(region),
+      globalCluster,
+      ...(set.credentials && { credentials: set.credentials }),
+    });
     const [home, dr] = [node(set.home, nodes.home), node(set.dr, nodes.dr)];
     const drIsWriter = writer !== null && writer === memberArn(global, nodes.dr, awsRegionOf(set.dr));
-    return this.topologies.write({ set: set.set, primary: drIsWriter ? dr : home, standby: drIsWriter ? home : dr, fenced: [], updatedBy: 'lifeboat: first read from RDS' }, 0);
+    return this.topologies.write(
+      {
+        set: set.set,
+        primary: drIsWriter ? dr : home,
+        standby: drIsWriter ? home : dr,
+        fenced: [],
+        updatedBy: 'lifeboat: first read from RDS',
+      },
+      0,
+    );
   }
 
   private async auroraNodeStatus(node: NodeRef, globalCluster: string): Promise<NodeStatus> {
-    const down = { running: false, reachable: false, inRecovery: null, writable: false, fenced: false, lsn: null, streaming: null };
+    const down = {
+      running: false,
+      reachable: false,
+      inRecovery: null,
+      writable: false,
+      fenced: false,
+      lsn: null,
+      streaming: null,
+    };
     const cluster = await describeCluster(this.rds(locationOf(node)), node.name);
     if (!cluster) return { ...down, detail: `no Aurora cluster ${node.name} in ${locationOf(node)}` };
-    if (cluster.Status !== 'available') return { ...down, running: cluster.Status !== 'stopped', detail: `Aurora status ${cluster.Status}` };
+    if (cluster.Status !== 'available')
+      return { ...down, running: cluster.Status !== 'stopped', detail: `Aurora status ${cluster.Status}` };
     const global = await describeGlobalCluster(this.rds(locationOf(node)), globalCluster);
     const writer = writerArn(global);
     const isWriter = writer !== null && writer === memberArn(global, node.name, locationOf(node));
     // Aurora moves the writer itself: a switch under way, or this member writing, is a promotion.
     const promoteRequested = isWriter || ['switching-over', 'failing-over'].includes(global.Status ?? '');
     try {
-      return { ...(await withClient({ ...(await this.connectNode(node, 'postgres')), connectTimeoutMs: 3000 }, (c) => auroraStatus(c, { writer: isWriter }))), promoteRequested };
+      return {
+        ...(await withClient({ ...(await this.connectNode(node, 'postgres')), connectTimeoutMs: 3000 }, (c) =>
+          auroraStatus(c, { writer: isWriter }),
+        )),
+        promoteRequested,
+      };
     } catch (err) {
       return { ...down, running: true, promoteRequested, detail: `running but unreachable: ${(err as Error).message}` };
     }
   }
 
   /** Moves the global writer to `node` and waits until Aurora reports it as the writer, available. */
-  private async auroraPromote(node: NodeRef, globalCluster: string, mode: 'planned' | 'unplanned', io?: ActivityIo): Promise<{ lsn: string; alreadyPrimary: boolean }> {
+  private async auroraPromote(
+    node: NodeRef,
+    globalCluster: string,
+    mode: 'planned' | 'unplanned',
+    io?: ActivityIo,
+  ): Promise<{ lsn: string; alreadyPrimary: boolean }> {
     const rds = this.rds(locationOf(node));
     const global = await describeGlobalCluster(rds, globalCluster);
     const target = memberArn(global, node.name, locationOf(node));
-    if (!target) throw verdict(ErrorType.NoStandby, `Aurora cluster ${node.name} is not a member of global database ${globalCluster}`);
+    if (!target)
+      throw verdict(
+        ErrorType.NoStandby,
+        `Aurora cluster ${node.name} is not a member of global database ${globalCluster}`,
+      );
     const alreadyPrimary = writerArn(global) === target;
     if (!alreadyPrimary) {
       const how = await moveGlobalWriter(rds, globalCluster, target, mode);
@@ -649,7 +956,9 @@ export class AwsProvider implements DatabaseProvider {
       // attempt lets the retry policy ask again, visibly in history.
       idle = now.Status === 'available' && writer !== null ? idle + 1 : 0;
       if (idle >= 3) {
-        throw new StopWaiting(`Aurora global database ${globalCluster} is available with ${writer} as its writer, not ${target}: the ${mode === 'planned' ? 'switchover' : 'failover'} was refused or rolled back`);
+        throw new StopWaiting(
+          `Aurora global database ${globalCluster} is available with ${writer} as its writer, not ${target}: the ${mode === 'planned' ? 'switchover' : 'failover'} was refused or rolled back`,
+        );
       }
       io?.heartbeat({ phase: 'global writer', status: now.Status, writer });
       return undefined;
@@ -660,12 +969,17 @@ export class AwsProvider implements DatabaseProvider {
   }
 
   /** A former Aurora writer rejoins the global database as a secondary by itself: wait for that. */
-  private async auroraRejoin(node: NodeRef, globalCluster: string, io: ActivityIo): Promise<{ method: string; node: NodeRef }> {
+  private async auroraRejoin(
+    node: NodeRef,
+    globalCluster: string,
+    io: ActivityIo,
+  ): Promise<{ method: string; node: NodeRef }> {
     const rds = this.rds(locationOf(node));
     return this.poll(io, 'rejoin', async () => {
       const global = await describeGlobalCluster(rds, globalCluster);
       const member = memberArn(global, node.name, locationOf(node));
-      if (member && writerArn(global) !== member && global.Status === 'available') return { method: 'rejoined the Aurora global database as a secondary', node };
+      if (member && writerArn(global) !== member && global.Status === 'available')
+        return { method: 'rejoined the Aurora global database as a secondary', node };
       io.heartbeat({ phase: 'rejoin', member: Boolean(member), status: global.Status });
       return undefined;
     });
@@ -673,16 +987,35 @@ export class AwsProvider implements DatabaseProvider {
 
   // ------------------------------------------------------------------------------------------------
 
-  private connectInstance(awsRegion: string, instanceId: string, database: string, credentials: CredentialsRef | undefined): Promise<PgConnection> {
+  private connectInstance(
+    awsRegion: string,
+    instanceId: string,
+    database: string,
+    credentials: CredentialsRef | undefined,
+  ): Promise<PgConnection> {
     return this.connectServer(awsRegion, instanceId, 'instance', database, credentials);
   }
 
-  private connectServer(awsRegion: string, id: string, kind: 'instance' | 'cluster', database: string, credentials: CredentialsRef | undefined): Promise<PgConnection> {
-    return this.endpoints.get(JSON.stringify([awsRegion, id, kind, database, credentials ?? null]), () => this.lookUpServer(awsRegion, id, kind, database, credentials));
+  private connectServer(
+    awsRegion: string,
+    id: string,
+    kind: 'instance' | 'cluster',
+    database: string,
+    credentials: CredentialsRef | undefined,
+  ): Promise<PgConnection> {
+    return this.endpoints.get(JSON.stringify([awsRegion, id, kind, database, credentials ?? null]), () =>
+      this.lookUpServer(awsRegion, id, kind, database, credentials),
+    );
   }
 
   /** The server is looked up in RDS first, whatever the data plane: the control plane is always RDS. */
-  private async lookUpServer(awsRegion: string, id: string, kind: 'instance' | 'cluster', database: string, credentials: CredentialsRef | undefined): Promise<PgConnection> {
+  private async lookUpServer(
+    awsRegion: string,
+    id: string,
+    kind: 'instance' | 'cluster',
+    database: string,
+    credentials: CredentialsRef | undefined,
+  ): Promise<PgConnection> {
     const { user, password } = resolveCredentials(credentials, this.config.secrets, `${kind} ${id}`);
     let address: string | undefined;
     let port: number | undefined;
@@ -696,7 +1029,9 @@ export class AwsProvider implements DatabaseProvider {
       const cluster = await describeCluster(this.rds(awsRegion), id);
       if (!cluster) throw verdict(ErrorType.DatabaseNotFound, `no Aurora cluster ${id} in ${awsRegion}`);
       // A global secondary has no writer: its reader endpoint is the way in.
-      address = cluster.DBClusterMembers?.some((m) => m.IsClusterWriter) ? cluster.Endpoint : (cluster.ReaderEndpoint ?? cluster.Endpoint);
+      address = cluster.DBClusterMembers?.some((m) => m.IsClusterWriter)
+        ? cluster.Endpoint
+        : (cluster.ReaderEndpoint ?? cluster.Endpoint);
       port = cluster.Port;
       status = cluster.Status;
     }
@@ -729,10 +1064,19 @@ export class AwsProvider implements DatabaseProvider {
   }
 
   /** Polls until the snapshot is available, heartbeating its progress; a failed snapshot is final. */
-  private async waitForSnapshot(awsRegion: string, kind: SnapshotKind, snapshotId: string, io: ActivityIo): Promise<SnapshotView> {
+  private async waitForSnapshot(
+    awsRegion: string,
+    kind: SnapshotKind,
+    snapshotId: string,
+    io: ActivityIo,
+  ): Promise<SnapshotView> {
     return this.poll(io, 'snapshot', async () => {
       const snapshot = await describeSnapshot(this.rds(awsRegion), kind, snapshotId);
-      if (!snapshot) throw verdict(ErrorType.BackupNotFound, `snapshot ${snapshotId} in ${awsRegion} disappeared while Lifeboat waited for it`);
+      if (!snapshot)
+        throw verdict(
+          ErrorType.BackupNotFound,
+          `snapshot ${snapshotId} in ${awsRegion} disappeared while Lifeboat waited for it`,
+        );
       if (snapshot.status === 'available') return snapshot;
       if (snapshot.status === 'failed' || snapshot.status === 'deleting') {
         throw verdict(ErrorType.ProviderRejected, `snapshot ${snapshotId} in ${awsRegion} is ${snapshot.status}`);
@@ -747,7 +1091,11 @@ export class AwsProvider implements DatabaseProvider {
       const cluster = await describeCluster(this.rds(awsRegion), clusterId);
       if (!cluster) throw new Error(`cluster ${clusterId} in ${awsRegion} is not there yet`);
       if (cluster.Status === 'available') return true;
-      if (['failed', 'inaccessible-encryption-credentials', 'incompatible-restore', 'deleting'].includes(cluster.Status ?? '')) {
+      if (
+        ['failed', 'inaccessible-encryption-credentials', 'incompatible-restore', 'deleting'].includes(
+          cluster.Status ?? '',
+        )
+      ) {
         throw verdict(ErrorType.ProviderRejected, `cluster ${clusterId} in ${awsRegion} is ${cluster.Status}`);
       }
       io.heartbeat({ phase: 'cluster', clusterId, status: cluster.Status });
@@ -761,7 +1109,10 @@ export class AwsProvider implements DatabaseProvider {
       if (!instance) throw new Error(`instance ${instanceId} in ${awsRegion} is not there yet`);
       if (instance.DBInstanceStatus === 'available') return instance;
       if (TERMINAL_INSTANCE_STATES.includes(instance.DBInstanceStatus ?? '')) {
-        throw verdict(ErrorType.ProviderRejected, `instance ${instanceId} in ${awsRegion} is ${instance.DBInstanceStatus}`);
+        throw verdict(
+          ErrorType.ProviderRejected,
+          `instance ${instanceId} in ${awsRegion} is ${instance.DBInstanceStatus}`,
+        );
       }
       io.heartbeat({ phase: 'instance', instanceId, status: instance.DBInstanceStatus });
       return undefined;
@@ -791,7 +1142,10 @@ function manifestFromTags(snapshot: SnapshotView, ref: BackupRef): BackupManifes
   const backupId = tagOf(tags, TAG.backupId);
   const sha256 = tagOf(tags, TAG.manifestSha256);
   if (!backupId || !sha256) {
-    throw verdict(ErrorType.BackupManifestInvalid, `snapshot ${snapshot.id} lacks Lifeboat's tags (${TAG.backupId}, ${TAG.manifestSha256})`);
+    throw verdict(
+      ErrorType.BackupManifestInvalid,
+      `snapshot ${snapshot.id} lacks Lifeboat's tags (${TAG.backupId}, ${TAG.manifestSha256})`,
+    );
   }
   return {
     formatVersion: 1,
@@ -826,7 +1180,11 @@ export function scratchIdFor(name: string): string {
 }
 
 function rdsIdentifier(raw: string): string {
-  const id = raw.toLowerCase().replace(/[^a-z0-9-]/g, '-').replace(/-+/g, '-').replace(/-$/, '');
+  const id = raw
+    .toLowerCase()
+    .replace(/[^a-z0-9-]/g, '-')
+    .replace(/-+/g, '-')
+    .replace(/-$/, '');
   if (id.length > 63) throw verdict(ErrorType.InvalidInput, `${raw} makes an RDS identifier longer than 63 characters`);
   return id;
 }
@@ -837,25 +1195,34 @@ export function tagOf(tags: Tag[] | undefined, key: string): string | undefined 
 
 function ownedOrRefuse(tags: Tag[] | undefined, snapshotId: string, backupId: string): void {
   if (tagOf(tags, TAG.backupId) !== backupId) {
-    throw verdict(ErrorType.ProviderRejected, `snapshot ${snapshotId} exists but is not Lifeboat's backup ${backupId} (tag ${TAG.backupId} is ${tagOf(tags, TAG.backupId) ?? 'missing'}); refusing to use or touch it`);
+    throw verdict(
+      ErrorType.ProviderRejected,
+      `snapshot ${snapshotId} exists but is not Lifeboat's backup ${backupId} (tag ${TAG.backupId} is ${tagOf(tags, TAG.backupId) ?? 'missing'}); refusing to use or touch it`,
+    );
   }
 }
 
 export function awsRegionOf(region: RegionSpec): string {
   const awsRegion = region.settings?.awsRegion;
-  if (typeof awsRegion !== 'string' || !awsRegion) throw verdict(ErrorType.InvalidInput, `region ${region.name} has no awsRegion setting`);
+  if (typeof awsRegion !== 'string' || !awsRegion)
+    throw verdict(ErrorType.InvalidInput, `region ${region.name} has no awsRegion setting`);
   return awsRegion;
 }
 
 function awsRegionOfArn(arn: string): string {
   const region = arn.split(':')[3];
-  if (!arn.startsWith('arn:') || !region) throw verdict(ErrorType.InvalidInput, `${JSON.stringify(arn)} is not an RDS snapshot ARN`);
+  if (!arn.startsWith('arn:') || !region)
+    throw verdict(ErrorType.InvalidInput, `${JSON.stringify(arn)} is not an RDS snapshot ARN`);
   return region;
 }
 
-function scratchSetting(region: RegionSpec, key: 'scratchSubnetGroup' | 'scratchInstanceClass' | 'scratchSecurityGroups'): string {
+function scratchSetting(
+  region: RegionSpec,
+  key: 'scratchSubnetGroup' | 'scratchInstanceClass' | 'scratchSecurityGroups',
+): string {
   const value = region.settings?.[key];
-  if (typeof value !== 'string' || !value) throw verdict(ErrorType.InvalidInput, `region ${region.name} has no ${key} setting (the plan's scratch section)`);
+  if (typeof value !== 'string' || !value)
+    throw verdict(ErrorType.InvalidInput, `region ${region.name} has no ${key} setting (the plan's scratch section)`);
   return value;
 }
 
@@ -870,7 +1237,11 @@ export function isAwsError(err: unknown, ...names: string[]): boolean {
 }
 
 function locationOf(node: NodeRef): string {
-  if (!node.location) throw verdict(ErrorType.InvalidInput, `node ${node.region}/${node.name} has no AWS region (location); its topology record predates the AWS provider`);
+  if (!node.location)
+    throw verdict(
+      ErrorType.InvalidInput,
+      `node ${node.region}/${node.name} has no AWS region (location); its topology record predates the AWS provider`,
+    );
   return node.location;
 }
 
@@ -881,7 +1252,11 @@ export function replicaIdFor(node: string, source: string): string {
 
 /** For waits outside an activity's own heartbeat (unfence has none): progress is not reported. */
 function quietIo(): ActivityIo {
-  return { heartbeat: () => undefined, signal: new AbortController().signal, logger: { info: () => undefined, warn: () => undefined } as never };
+  return {
+    heartbeat: () => undefined,
+    signal: new AbortController().signal,
+    logger: { info: () => undefined, warn: () => undefined } as never,
+  };
 }
 
 /** Instance states a wait must not sit out: nothing will make them `available`. */
@@ -897,4 +1272,3 @@ const TERMINAL_INSTANCE_STATES = [
   'storage-full',
   'deleting',
 ];
-

@@ -6,7 +6,18 @@ import { ErrorType } from '../../workflows/types';
 import { verdict } from '../errors';
 
 /** gRPC status codes as the newer clients report them, mapped to the HTTP status they stand for. */
-const GRPC_TO_HTTP: Record<number, number> = { 3: 400, 5: 404, 6: 409, 7: 403, 8: 429, 9: 400, 10: 409, 13: 500, 14: 503, 16: 401 };
+const GRPC_TO_HTTP: Record<number, number> = {
+  3: 400,
+  5: 404,
+  6: 409,
+  7: 403,
+  8: 429,
+  9: 400,
+  10: 409,
+  13: 500,
+  14: 503,
+  16: 401,
+};
 
 export function httpStatusOf(err: unknown): number | undefined {
   const e = err as { code?: unknown; status?: unknown; response?: { status?: number } };
@@ -31,7 +42,8 @@ function messageOf(err: unknown): string {
 export function gcpFailure(err: unknown, call: string, notFound: ErrorType = ErrorType.InvalidInput): Error {
   const status = httpStatusOf(err);
   const message = `${call}: ${status ? `HTTP ${status} ` : ''}${messageOf(err)}`;
-  if (status === 401 || status === 403) return verdict(ErrorType.AccessDenied, `${message}; Lifeboat's IAM roles are in the README`);
+  if (status === 401 || status === 403)
+    return verdict(ErrorType.AccessDenied, `${message}; Lifeboat's IAM roles are in the README`);
   if (status === 404) return verdict(notFound, message);
   if (status === 400) return verdict(ErrorType.InvalidInput, message);
   return new Error(message);

@@ -15,7 +15,19 @@
 import { randomBytes } from 'node:crypto';
 import { v1, type protos } from '@google-cloud/sql';
 import { GoogleAuth } from 'google-auth-library';
-import { ErrorType, type BackupManifest, type BackupRef, type Canary, type CredentialsRef, type DatabaseTarget, type NodeRef, type RegionSpec, type ReplicaSetSpec, type ScratchInstance, type TopologyView } from '../../workflows/types';
+import {
+  ErrorType,
+  type BackupManifest,
+  type BackupRef,
+  type Canary,
+  type CredentialsRef,
+  type DatabaseTarget,
+  type NodeRef,
+  type RegionSpec,
+  type ReplicaSetSpec,
+  type ScratchInstance,
+  type TopologyView,
+} from '../../workflows/types';
 import { verdict } from '../errors';
 import { poll, readWithRetries } from './polling';
 import { withClient, type PgConnection } from '../pg/sql';
@@ -66,7 +78,11 @@ const DESCRIPTION = /^lifeboat backup=(\S+) db=(\S+) manifest=([0-9a-f]{64}) can
 export class GcpProvider implements DatabaseProvider {
   readonly kind = 'gcp' as const;
 
-  private clients?: { instances: v1.SqlInstancesServiceClient; backupRuns: v1.SqlBackupRunsServiceClient; operations: v1.SqlOperationsServiceClient };
+  private clients?: {
+    instances: v1.SqlInstancesServiceClient;
+    backupRuns: v1.SqlBackupRunsServiceClient;
+    operations: v1.SqlOperationsServiceClient;
+  };
 
   private readonly topologies: TopologyStore;
 
@@ -88,7 +104,12 @@ export class GcpProvider implements DatabaseProvider {
         // ignores per-call timeouts, and a hung call would otherwise last the activity's whole timeout.
         ...(this.config.authClient !== undefined
           ? { authClient: this.config.authClient as never }
-          : { auth: new GoogleAuth({ scopes: ['https://www.googleapis.com/auth/sqlservice.admin'], clientOptions: { transporterOptions: { timeout: API_TIMEOUT_MS } } }) }),
+          : {
+              auth: new GoogleAuth({
+                scopes: ['https://www.googleapis.com/auth/sqlservice.admin'],
+                clientOptions: { transporterOptions: { timeout: API_TIMEOUT_MS } },
+              }),
+            }),
       };
       this.clients = {
         instances: new v1.SqlInstancesServiceClient(options),
@@ -113,14 +134,32 @@ export class GcpProvider implements DatabaseProvider {
   async createBackup(target: DatabaseTarget, backupId: string, createdBy: string, io: ActivityIo): Promise<BackupRef> {
     const project = projectOf(target.region);
     const instance = requireInstance(target);
-    const existing = (await this.backupRunsOf(project, instance)).find((r) => parseDescription(r)?.backupId === backupId);
+    const existing = (await this.backupRunsOf(project, instance)).find(
+      (r) => parseDescription(r)?.backupId === backupId,
+    );
     if (existing) {
       io.logger.info({ backupId, run: existing.id }, 'backup run exists from an earlier attempt; adopting it');
-      return this.refFor(target.region, project, instance, await this.waitForBackupRun(project, instance, String(existing.id), io));
+      return this.refFor(
+        target.region,
+        project,
+        instance,
+        await this.waitForBackupRun(project, instance, String(existing.id), io),
+      );
     }
     io.heartbeat({ phase: 'manifest' });
     const manifest = await withClient(await this.connect(target), (client) =>
-      captureManifest(client, { backupId, createdBy, database: target.database, sourceRegion: target.region.name, provider: 'gcp', dumpFormat: 'cloudsql-backup-run' }, io),
+      captureManifest(
+        client,
+        {
+          backupId,
+          createdBy,
+          database: target.database,
+          sourceRegion: target.region.name,
+          provider: 'gcp',
+          dumpFormat: 'cloudsql-backup-run',
+        },
+        io,
+      ),
     );
     const canary = manifest.newestCanary ? `${manifest.newestCanary.id}@${manifest.newestCanary.writtenAt}` : '-';
     const description = `lifeboat backup=${backupId} db=${target.database} manifest=${manifest.sha256} canary=${canary} by=${createdBy}`;
@@ -130,9 +169,16 @@ export class GcpProvider implements DatabaseProvider {
         throw gcpFailure(err, `backupRuns.insert on ${instance}`, ErrorType.DatabaseNotFound);
       });
     const done = await this.waitForOperation(project, operation, io, `backup of ${instance}`);
-    const runId = done.backupContext?.backupId ? String(done.backupContext.backupId) : (await this.backupRunsOf(project, instance)).find((r) => parseDescription(r)?.backupId === backupId)?.id;
+    const runId = done.backupContext?.backupId
+      ? String(done.backupContext.backupId)
+      : (await this.backupRunsOf(project, instance)).find((r) => parseDescription(r)?.backupId === backupId)?.id;
     if (!runId) throw new Error(`backup of ${instance} finished but its backup run cannot be found yet`);
-    return this.refFor(target.region, project, instance, await this.waitForBackupRun(project, instance, String(runId), io));
+    return this.refFor(
+      target.region,
+      project,
+      instance,
+      await this.waitForBackupRun(project, instance, String(runId), io),
+    );
   }
 
   async manifest(ref: BackupRef): Promise<BackupManifest> {
@@ -151,7 +197,10 @@ export class GcpProvider implements DatabaseProvider {
     const { project, instance, runId } = parseLocation(ref.location);
     const manifest = manifestOf(await this.waitForBackupRun(project, instance, runId, io), ref);
     if (manifest.sha256 !== ref.sha256) {
-      throw verdict(ErrorType.BackupChecksumMismatch, `backup run ${runId} of ${instance} carries manifest digest ${manifest.sha256}; the backup recorded ${ref.sha256}`);
+      throw verdict(
+        ErrorType.BackupChecksumMismatch,
+        `backup run ${runId} of ${instance} carries manifest digest ${manifest.sha256}; the backup recorded ${ref.sha256}`,
+      );
     }
     return manifest;
   }
@@ -163,7 +212,10 @@ export class GcpProvider implements DatabaseProvider {
   async copyBackup(ref: BackupRef, to: RegionSpec, io: ActivityIo): Promise<BackupRef> {
     const { project } = parseLocation(ref.location);
     if (projectOf(to) !== project) {
-      throw verdict(ErrorType.InvalidInput, `${to.name} is in project ${projectOf(to)} and backup ${ref.backupId} in ${project}; Cloud SQL restores backup runs within a project (a portable backup crosses projects)`);
+      throw verdict(
+        ErrorType.InvalidInput,
+        `${to.name} is in project ${projectOf(to)} and backup ${ref.backupId} in ${project}; Cloud SQL restores backup runs within a project (a portable backup crosses projects)`,
+      );
     }
     await this.verifyBackup(ref, io);
     return { ...ref, region: to.name };
@@ -191,7 +243,10 @@ export class GcpProvider implements DatabaseProvider {
     });
     if (!run) return;
     if (parseDescription(run)?.backupId !== ref.backupId) {
-      throw verdict(ErrorType.ProviderRejected, `backup run ${runId} of ${instance} is not Lifeboat's backup ${ref.backupId}; refusing to delete it`);
+      throw verdict(
+        ErrorType.ProviderRejected,
+        `backup run ${runId} of ${instance} is not Lifeboat's backup ${ref.backupId}; refusing to delete it`,
+      );
     }
     await this.api()
       .backupRuns.delete({ project, instance, id: runId })
@@ -201,15 +256,27 @@ export class GcpProvider implements DatabaseProvider {
   }
 
   /** A private instance in the DR region, labelled as Lifeboat's scratch; made alongside the backup. */
-  async createScratch(region: RegionSpec, name: string, database: string, io: ActivityIo, login?: CredentialsRef): Promise<ScratchInstance> {
+  async createScratch(
+    region: RegionSpec,
+    name: string,
+    database: string,
+    io: ActivityIo,
+    login?: CredentialsRef,
+  ): Promise<ScratchInstance> {
     const project = projectOf(region);
     if (login && login.user !== 'postgres') {
-      throw verdict(ErrorType.InvalidInput, `a Cloud SQL scratch instance's admin login is postgres; the plan's DR credentials name ${JSON.stringify(login.user)}`);
+      throw verdict(
+        ErrorType.InvalidInput,
+        `a Cloud SQL scratch instance's admin login is postgres; the plan's DR credentials name ${JSON.stringify(login.user)}`,
+      );
     }
     const instance = scratchNameFor(name);
     const existing = await this.instance(project, instance);
     if (existing && existing.settings?.userLabels?.[SCRATCH_LABEL] !== 'true') {
-      throw verdict(ErrorType.ProviderRejected, `instance ${instance} exists in ${project} without the ${SCRATCH_LABEL} label; refusing to use it`);
+      throw verdict(
+        ErrorType.ProviderRejected,
+        `instance ${instance} exists in ${project} without the ${SCRATCH_LABEL} label; refusing to use it`,
+      );
     }
     if (!existing) {
       const network = setting(region, 'scratchNetwork', false);
@@ -219,10 +286,15 @@ export class GcpProvider implements DatabaseProvider {
         databaseVersion: setting(region, 'scratchDatabaseVersion') as never,
         // A Cloud SQL restore brings the source's roles and passwords, so this one is never used;
         // a portable restore (pg_restore) brings none, and logs in with the plan's DR credentials.
-        rootPassword: login ? resolveCredentials(login, this.config.secrets, `scratch instance ${instance}`).password : randomBytes(24).toString('base64url'),
+        rootPassword: login
+          ? resolveCredentials(login, this.config.secrets, `scratch instance ${instance}`).password
+          : randomBytes(24).toString('base64url'),
         settings: {
           tier: setting(region, 'scratchTier'),
-          userLabels: { [SCRATCH_LABEL]: 'true', 'lifeboat-database': database.toLowerCase().replace(/[^a-z0-9_-]/g, '-') },
+          userLabels: {
+            [SCRATCH_LABEL]: 'true',
+            'lifeboat-database': database.toLowerCase().replace(/[^a-z0-9_-]/g, '-'),
+          },
           ipConfiguration: { ipv4Enabled: { value: false }, ...(network && { privateNetwork: network }) },
           backupConfiguration: { enabled: { value: false } },
           deletionProtectionEnabled: { value: false },
@@ -236,7 +308,10 @@ export class GcpProvider implements DatabaseProvider {
         // An earlier attempt's insert landed: wait for that instance below. No instance at all means
         // the name belonged to one deleted in the past week, which Cloud SQL does not reuse.
         if (!(await this.instance(project, instance))) {
-          throw verdict(ErrorType.ProviderRejected, `instance name ${instance} is taken in ${project} (an instance of that name was deleted within the past week)`);
+          throw verdict(
+            ErrorType.ProviderRejected,
+            `instance name ${instance} is taken in ${project} (an instance of that name was deleted within the past week)`,
+          );
         }
       }
     }
@@ -245,7 +320,12 @@ export class GcpProvider implements DatabaseProvider {
   }
 
   async connectScratch(scratch: ScratchInstance): Promise<PgConnection> {
-    return this.connectInstance(projectOf(scratch.region), scratchNameFor(scratch.name), scratch.database, scratch.credentials);
+    return this.connectInstance(
+      projectOf(scratch.region),
+      scratchNameFor(scratch.name),
+      scratch.database,
+      scratch.credentials,
+    );
   }
 
   /** restoreBackup replaces everything in the target: a retry after a failed restore starts over. */
@@ -254,7 +334,11 @@ export class GcpProvider implements DatabaseProvider {
     const project = projectOf(scratch.region);
     const target = scratchNameFor(scratch.name);
     const [operation] = await this.api()
-      .instances.restoreBackup({ project, instance: target, body: { restoreBackupContext: { backupRunId: runId, instanceId: source, project: sourceProject } } })
+      .instances.restoreBackup({
+        project,
+        instance: target,
+        body: { restoreBackupContext: { backupRunId: runId, instanceId: source, project: sourceProject } },
+      })
       .catch((err: unknown) => {
         throw gcpFailure(err, `instances.restoreBackup ${runId} of ${source} into ${target}`, ErrorType.BackupNotFound);
       });
@@ -268,7 +352,10 @@ export class GcpProvider implements DatabaseProvider {
     const existing = await this.instance(project, name);
     if (!existing) return false;
     if (existing.settings?.userLabels?.[SCRATCH_LABEL] !== 'true') {
-      throw verdict(ErrorType.ProviderRejected, `instance ${name} in ${project} has no ${SCRATCH_LABEL} label: Lifeboat did not make it and will not delete it`);
+      throw verdict(
+        ErrorType.ProviderRejected,
+        `instance ${name} in ${project} has no ${SCRATCH_LABEL} label: Lifeboat did not make it and will not delete it`,
+      );
     }
     if (existing.state !== 'PENDING_DELETE') {
       const [operation] = await this.api()
@@ -285,7 +372,8 @@ export class GcpProvider implements DatabaseProvider {
       await this.poll(io, 'delete', async () => {
         const now = await this.instance(project, name);
         if (!now) return true;
-        if (now.state !== 'PENDING_DELETE') throw new Error(`the delete of ${name} in ${project} did not finish: the instance is ${now.state} again`);
+        if (now.state !== 'PENDING_DELETE')
+          throw new Error(`the delete of ${name} in ${project} did not finish: the instance is ${now.state} again`);
         io.heartbeat({ phase: 'delete', name, state: now.state });
         return undefined;
       });
@@ -295,7 +383,12 @@ export class GcpProvider implements DatabaseProvider {
 
   async listScratch(region: RegionSpec): Promise<string[]> {
     return (await this.instancesOf(projectOf(region)))
-      .filter((i) => i.settings?.userLabels?.[SCRATCH_LABEL] === 'true' && i.state !== 'PENDING_DELETE' && i.region === setting(region, 'gcpRegion'))
+      .filter(
+        (i) =>
+          i.settings?.userLabels?.[SCRATCH_LABEL] === 'true' &&
+          i.state !== 'PENDING_DELETE' &&
+          i.region === setting(region, 'gcpRegion'),
+      )
       .map((i) => String(i.name).replace(/^lifeboat-/, ''));
   }
 
@@ -307,18 +400,51 @@ export class GcpProvider implements DatabaseProvider {
   async topology(set: ReplicaSetSpec): Promise<TopologyView> {
     const record = this.topologies.read(set.set);
     if (record) return record;
-    if (!set.nodes) throw verdict(ErrorType.NoStandby, `replication set ${set.set} names no Cloud SQL instances: set primary.instance and dr.replica in the plan`);
+    if (!set.nodes)
+      throw verdict(
+        ErrorType.NoStandby,
+        `replication set ${set.set} names no Cloud SQL instances: set primary.instance and dr.replica in the plan`,
+      );
     const project = projectOf(set.home);
     const replica = await this.instance(projectOf(set.dr), set.nodes.dr);
-    if (!replica) throw verdict(ErrorType.NoStandby, `no read replica ${set.nodes.dr} in ${projectOf(set.dr)}; create a cross-region replica of ${set.nodes.home}`);
-    if (replica.masterInstanceName !== set.nodes.home && replica.masterInstanceName !== `${project}:${set.nodes.home}`) {
-      throw verdict(ErrorType.NoStandby, `${set.nodes.dr} is not a read replica of ${set.nodes.home} (its primary: ${replica.masterInstanceName || 'none'})`);
+    if (!replica)
+      throw verdict(
+        ErrorType.NoStandby,
+        `no read replica ${set.nodes.dr} in ${projectOf(set.dr)}; create a cross-region replica of ${set.nodes.home}`,
+      );
+    if (
+      replica.masterInstanceName !== set.nodes.home &&
+      replica.masterInstanceName !== `${project}:${set.nodes.home}`
+    ) {
+      throw verdict(
+        ErrorType.NoStandby,
+        `${set.nodes.dr} is not a read replica of ${set.nodes.home} (its primary: ${replica.masterInstanceName || 'none'})`,
+      );
     }
-    const node = (region: RegionSpec, name: string): NodeRef => ({ region: region.name, name, location: projectOf(region), ...(set.credentials && { credentials: set.credentials }) });
-    return this.topologies.write({ set: set.set, primary: node(set.home, set.nodes.home), standby: node(set.dr, set.nodes.dr), fenced: [], updatedBy: 'lifeboat: first read from Cloud SQL' }, 0);
+    const node = (region: RegionSpec, name: string): NodeRef => ({
+      region: region.name,
+      name,
+      location: projectOf(region),
+      ...(set.credentials && { credentials: set.credentials }),
+    });
+    return this.topologies.write(
+      {
+        set: set.set,
+        primary: node(set.home, set.nodes.home),
+        standby: node(set.dr, set.nodes.dr),
+        fenced: [],
+        updatedBy: 'lifeboat: first read from Cloud SQL',
+      },
+      0,
+    );
   }
 
-  async repoint(set: ReplicaSetSpec, next: Pick<TopologyView, 'primary' | 'standby' | 'fenced'>, expectedEpoch: number, by: string): Promise<TopologyView> {
+  async repoint(
+    set: ReplicaSetSpec,
+    next: Pick<TopologyView, 'primary' | 'standby' | 'fenced'>,
+    expectedEpoch: number,
+    by: string,
+  ): Promise<TopologyView> {
     return this.topologies.repoint(set.set, next, expectedEpoch, by);
   }
 
@@ -329,20 +455,46 @@ export class GcpProvider implements DatabaseProvider {
    * Cloud SQL records an operation when it accepts the request, so a lost answer cannot hide one).
    */
   async nodeStatus(node: NodeRef): Promise<NodeStatus> {
-    const down = { running: false, reachable: false, inRecovery: null, writable: false, fenced: false, lsn: null, streaming: null };
+    const down = {
+      running: false,
+      reachable: false,
+      inRecovery: null,
+      writable: false,
+      fenced: false,
+      lsn: null,
+      streaming: null,
+    };
     const project = projectOf(node);
     const instance = await this.instance(project, node.name);
     if (!instance) return { ...down, detail: `no Cloud SQL instance ${node.name} in ${project}` };
     // Operations that cannot be listed (a missing permission) leave the question open: "may have been" it is.
-    const promoteRequested = !instance.masterInstanceName || (await this.promotionsInFlight(project, node.name).then((ops) => ops.length > 0, () => true));
+    const promoteRequested =
+      !instance.masterInstanceName ||
+      (await this.promotionsInFlight(project, node.name).then(
+        (ops) => ops.length > 0,
+        () => true,
+      ));
     const stoppedByFence = instance.settings?.userLabels?.[FENCE_STOPPED_LABEL] !== undefined;
     if (String(instance.settings?.activationPolicy) === 'NEVER') {
-      return { ...down, fenced: stoppedByFence, promoteRequested, detail: `stopped (activation policy NEVER${stoppedByFence ? ", set by Lifeboat's fence" : ''})` };
+      return {
+        ...down,
+        fenced: stoppedByFence,
+        promoteRequested,
+        detail: `stopped (activation policy NEVER${stoppedByFence ? ", set by Lifeboat's fence" : ''})`,
+      };
     }
-    if (instance.state !== 'RUNNABLE') return { ...down, running: instance.state !== 'SUSPENDED', promoteRequested, detail: `Cloud SQL state ${instance.state}` };
+    if (instance.state !== 'RUNNABLE')
+      return {
+        ...down,
+        running: instance.state !== 'SUSPENDED',
+        promoteRequested,
+        detail: `Cloud SQL state ${instance.state}`,
+      };
     const conn = await this.connectNode(node, 'postgres');
     const base = await statusOver(conn, false);
-    const state = base.reachable ? await withClient({ ...conn, connectTimeoutMs: 3000 }, sqlFenceState).catch(() => null) : null;
+    const state = base.reachable
+      ? await withClient({ ...conn, connectTimeoutMs: 3000 }, sqlFenceState).catch(() => null)
+      : null;
     return { ...managedStatus(base, state), promoteRequested };
   }
 
@@ -365,7 +517,10 @@ export class GcpProvider implements DatabaseProvider {
   async fence(node: NodeRef, mode: 'planned' | 'unplanned'): Promise<FenceResult> {
     const sql = await fenceOverSql(() => this.connectNode(node, 'postgres'), mode, { walPosition: null });
     if (mode === 'planned') return { confirmed: sql.confirmed, how: sql.how, finalLsn: sql.finalLsn };
-    const stop = await this.stopForFence(node).catch((err: Error) => ({ stopped: false, how: `activation policy NEVER not set: ${err.message}` }));
+    const stop = await this.stopForFence(node).catch((err: Error) => ({
+      stopped: false,
+      how: `activation policy NEVER not set: ${err.message}`,
+    }));
     return { confirmed: sql.confirmed || stop.stopped, how: `${sql.how}; ${stop.how}`, finalLsn: null };
   }
 
@@ -377,7 +532,12 @@ export class GcpProvider implements DatabaseProvider {
     if (instance && before !== undefined) {
       const labels = { ...(instance.settings?.userLabels ?? {}) };
       delete labels[FENCE_STOPPED_LABEL];
-      await this.patchSettings(project, node.name, { activationPolicy: before.toUpperCase() as never, userLabels: labels }, 'lifting the fence (activation policy)');
+      await this.patchSettings(
+        project,
+        node.name,
+        { activationPolicy: before.toUpperCase() as never, userLabels: labels },
+        'lifting the fence (activation policy)',
+      );
       await this.waitForRunnable(project, node.name, silentIo());
     }
     await withClient(await this.connectNode(node, 'postgres'), liftSqlFence);
@@ -389,19 +549,44 @@ export class GcpProvider implements DatabaseProvider {
     if (!instance) return { stopped: false, how: `not stopped: no Cloud SQL instance ${node.name} in ${project}` };
     const policy = String(instance.settings?.activationPolicy ?? 'ALWAYS');
     if (policy !== 'NEVER') {
-      if (instance.masterInstanceName) return { stopped: false, how: 'not stopped: it is a read replica (Cloud SQL does not take activation policy NEVER for one)' };
+      if (instance.masterInstanceName)
+        return {
+          stopped: false,
+          how: 'not stopped: it is a read replica (Cloud SQL does not take activation policy NEVER for one)',
+        };
       const replicas = instance.replicaNames ?? [];
-      if (replicas.length) return { stopped: false, how: `not stopped: it has replicas (${replicas.join(', ')}) that may still be receiving its WAL; a fence after the promote stops it` };
+      if (replicas.length)
+        return {
+          stopped: false,
+          how: `not stopped: it has replicas (${replicas.join(', ')}) that may still be receiving its WAL; a fence after the promote stops it`,
+        };
       const labels = { ...(instance.settings?.userLabels ?? {}), [FENCE_STOPPED_LABEL]: policy.toLowerCase() };
-      await this.patchSettings(project, node.name, { activationPolicy: 'NEVER' as never, userLabels: labels }, 'fencing (activation policy NEVER)');
+      await this.patchSettings(
+        project,
+        node.name,
+        { activationPolicy: 'NEVER' as never, userLabels: labels },
+        'fencing (activation policy NEVER)',
+      );
     }
     const after = await this.instance(project, node.name);
-    if (String(after?.settings?.activationPolicy) === 'NEVER') return { stopped: true, how: 'instance stopped: activation policy NEVER (instances.patch DONE, instances.get shows NEVER)' };
-    return { stopped: false, how: `instances.patch DONE but instances.get shows activation policy ${String(after?.settings?.activationPolicy)} (not counted as confirmed)` };
+    if (String(after?.settings?.activationPolicy) === 'NEVER')
+      return {
+        stopped: true,
+        how: 'instance stopped: activation policy NEVER (instances.patch DONE, instances.get shows NEVER)',
+      };
+    return {
+      stopped: false,
+      how: `instances.patch DONE but instances.get shows activation policy ${String(after?.settings?.activationPolicy)} (not counted as confirmed)`,
+    };
   }
 
   /** One instances.patch of settings, waited for to DONE. */
-  private async patchSettings(project: string, name: string, settings: protos.google.cloud.sql.v1.ISettings, what: string): Promise<void> {
+  private async patchSettings(
+    project: string,
+    name: string,
+    settings: protos.google.cloud.sql.v1.ISettings,
+    what: string,
+  ): Promise<void> {
     const [operation] = await this.api()
       .instances.patch({ project, instance: name, body: { settings } })
       .catch((err: unknown) => {
@@ -412,15 +597,25 @@ export class GcpProvider implements DatabaseProvider {
 
   /** promoteReplica and switchover operations of this instance that are not DONE. */
   private async promotionsInFlight(project: string, name: string): Promise<Operation[]> {
-    const [page] = await readWithRetries(isPassingGcpError, () => this.api().operations.list({ project, instance: name, maxResults: 100 })).catch((err: unknown) => {
+    const [page] = await readWithRetries(isPassingGcpError, () =>
+      this.api().operations.list({ project, instance: name, maxResults: 100 }),
+    ).catch((err: unknown) => {
       throw gcpFailure(err, `operations.list of ${name} in ${project}`);
     });
-    return (page.items ?? []).filter((o) => PROMOTING_OPERATIONS.includes(String(o.operationType)) && o.status !== 'DONE');
+    return (page.items ?? []).filter(
+      (o) => PROMOTING_OPERATIONS.includes(String(o.operationType)) && o.status !== 'DONE',
+    );
   }
 
   async waitForReplay(standby: NodeRef, lsn: string, io: ActivityIo): Promise<string> {
     try {
-      return await waitForReplayOver(() => this.connectNode(standby, 'postgres'), `${standby.name} in ${projectOf(standby)}`, lsn, (replay) => io.heartbeat({ phase: 'replay', replay, target: lsn }), io.signal);
+      return await waitForReplayOver(
+        () => this.connectNode(standby, 'postgres'),
+        `${standby.name} in ${projectOf(standby)}`,
+        lsn,
+        (replay) => io.heartbeat({ phase: 'replay', replay, target: lsn }),
+        io.signal,
+      );
     } catch (err) {
       if (err instanceof StandbyStalled) throw verdict(ErrorType.StandbyNotReady, err.message);
       throw err;
@@ -428,20 +623,32 @@ export class GcpProvider implements DatabaseProvider {
   }
 
   /** Planned: switchover (no data loss; the old primary becomes this one's replica). Unplanned: promoteReplica. */
-  async promote(node: NodeRef, io?: ActivityIo, mode: 'planned' | 'unplanned' = 'planned'): Promise<{ lsn: string; alreadyPrimary: boolean }> {
+  async promote(
+    node: NodeRef,
+    io?: ActivityIo,
+    mode: 'planned' | 'unplanned' = 'planned',
+  ): Promise<{ lsn: string; alreadyPrimary: boolean }> {
     const project = projectOf(node);
     const instance = await this.instance(project, node.name);
-    if (!instance) throw verdict(ErrorType.DatabaseNotFound, `no Cloud SQL instance ${node.name} in ${project} to promote`);
+    if (!instance)
+      throw verdict(ErrorType.DatabaseNotFound, `no Cloud SQL instance ${node.name} in ${project} to promote`);
     const alreadyPrimary = !instance.masterInstanceName;
     const poll = io ?? silentIo();
     if (!alreadyPrimary) {
       const call = mode === 'planned' ? 'instances.switchover' : 'instances.promoteReplica';
-      const [operation] = await (mode === 'planned' ? this.api().instances.switchover({ project, instance: node.name }) : this.api().instances.promoteReplica({ project, instance: node.name })).catch(
-        (err: unknown) => {
-          throw gcpFailure(err, `${call} ${node.name} in ${project}`, ErrorType.DatabaseNotFound);
-        },
+      const [operation] = await (
+        mode === 'planned'
+          ? this.api().instances.switchover({ project, instance: node.name })
+          : this.api().instances.promoteReplica({ project, instance: node.name })
+      ).catch((err: unknown) => {
+        throw gcpFailure(err, `${call} ${node.name} in ${project}`, ErrorType.DatabaseNotFound);
+      });
+      await this.waitForOperation(
+        project,
+        operation,
+        poll,
+        `${mode === 'planned' ? 'switchover to' : 'promoting'} ${node.name}`,
       );
-      await this.waitForOperation(project, operation, poll, `${mode === 'planned' ? 'switchover to' : 'promoting'} ${node.name}`);
     }
     await this.waitForRunnable(project, node.name, poll);
     return withClient(await this.connectNode(node, 'postgres'), async (c) => {
@@ -449,7 +656,10 @@ export class GcpProvider implements DatabaseProvider {
       if (rows[0]?.rec) throw new Error(`${node.name} is still in recovery after its promotion finished`);
       // The replica replayed the old primary's fence (its revoked logins and their record): lifted here.
       await liftSqlFence(c);
-      return { lsn: (await c.query<{ lsn: string }>('select pg_current_wal_lsn()::text as lsn')).rows[0]!.lsn, alreadyPrimary };
+      return {
+        lsn: (await c.query<{ lsn: string }>('select pg_current_wal_lsn()::text as lsn')).rows[0]!.lsn,
+        alreadyPrimary,
+      };
     });
   }
 
@@ -459,7 +669,10 @@ export class GcpProvider implements DatabaseProvider {
     const before = await this.instance(project, node.name);
     if (!before) throw verdict(ErrorType.DatabaseNotFound, `no Cloud SQL instance ${node.name} in ${project}`);
     if (before.settings?.availabilityType !== 'REGIONAL') {
-      throw verdict(ErrorType.InvalidInput, `${node.name} is not a high-availability (REGIONAL) instance: it has no standby zone to fail over to`);
+      throw verdict(
+        ErrorType.InvalidInput,
+        `${node.name} is not a high-availability (REGIONAL) instance: it has no standby zone to fail over to`,
+      );
     }
     const settingsVersion = String(before.settings.settingsVersion?.value ?? '');
     const [operation] = await this.api()
@@ -478,7 +691,12 @@ export class GcpProvider implements DatabaseProvider {
    * a promotion it cannot turn an instance back into a replica: a NEW cross-region replica of
    * `primary` is made in `node`'s region, named after both so a retry finds it.
    */
-  async rebuildAsStandby(node: NodeRef, primary: NodeRef, io: ActivityIo, set?: ReplicaSetSpec): Promise<{ method: string; node: NodeRef }> {
+  async rebuildAsStandby(
+    node: NodeRef,
+    primary: NodeRef,
+    io: ActivityIo,
+    set?: ReplicaSetSpec,
+  ): Promise<{ method: string; node: NodeRef }> {
     const project = projectOf(node);
     const current = await this.instance(project, node.name);
     if (current && masterOf(current) === primary.name) {
@@ -489,7 +707,10 @@ export class GcpProvider implements DatabaseProvider {
     const replica: NodeRef = { ...node, name: replicaName };
     const existing = await this.instance(project, replicaName);
     if (existing && masterOf(existing) !== primary.name) {
-      throw verdict(ErrorType.TopologyConflict, `${replicaName} in ${project} exists but is not a replica of ${primary.name} (its primary: ${existing.masterInstanceName || 'none'})`);
+      throw verdict(
+        ErrorType.TopologyConflict,
+        `${replicaName} in ${project} exists but is not a replica of ${primary.name} (its primary: ${existing.masterInstanceName || 'none'})`,
+      );
     }
     if (!existing) {
       const source = await this.instance(projectOf(primary), primary.name);
@@ -515,11 +736,23 @@ export class GcpProvider implements DatabaseProvider {
 
   // ------------------------------------------------------------------------------------------------
 
-  private connectInstance(project: string, name: string, database: string, credentials: CredentialsRef | undefined): Promise<PgConnection> {
-    return this.endpoints.get(JSON.stringify([project, name, database, credentials ?? null]), () => this.lookUpInstance(project, name, database, credentials));
+  private connectInstance(
+    project: string,
+    name: string,
+    database: string,
+    credentials: CredentialsRef | undefined,
+  ): Promise<PgConnection> {
+    return this.endpoints.get(JSON.stringify([project, name, database, credentials ?? null]), () =>
+      this.lookUpInstance(project, name, database, credentials),
+    );
   }
 
-  private async lookUpInstance(project: string, name: string, database: string, credentials: CredentialsRef | undefined): Promise<PgConnection> {
+  private async lookUpInstance(
+    project: string,
+    name: string,
+    database: string,
+    credentials: CredentialsRef | undefined,
+  ): Promise<PgConnection> {
     const { user, password } = resolveCredentials(credentials, this.config.secrets, `Cloud SQL instance ${name}`);
     const instance = await this.instance(project, name);
     if (!instance) throw verdict(ErrorType.DatabaseNotFound, `no Cloud SQL instance ${name} in project ${project}`);
@@ -545,7 +778,9 @@ export class GcpProvider implements DatabaseProvider {
     const all: DatabaseInstance[] = [];
     let pageToken: string | undefined;
     do {
-      const [page] = await readWithRetries(isPassingGcpError, () => this.api().instances.list({ project, ...(pageToken && { pageToken }) })).catch((err: unknown) => {
+      const [page] = await readWithRetries(isPassingGcpError, () =>
+        this.api().instances.list({ project, ...(pageToken && { pageToken }) }),
+      ).catch((err: unknown) => {
         throw gcpFailure(err, `instances.list in ${project}`);
       });
       all.push(...(page.items ?? []));
@@ -556,7 +791,9 @@ export class GcpProvider implements DatabaseProvider {
 
   private async backupRun(project: string, instance: string, runId: string): Promise<BackupRun> {
     try {
-      return (await readWithRetries(isPassingGcpError, () => this.api().backupRuns.get({ project, instance, id: runId })))[0];
+      return (
+        await readWithRetries(isPassingGcpError, () => this.api().backupRuns.get({ project, instance, id: runId }))
+      )[0];
     } catch (err) {
       throw gcpFailure(err, `backupRuns.get ${runId} of ${instance}`, ErrorType.BackupNotFound);
     }
@@ -566,7 +803,9 @@ export class GcpProvider implements DatabaseProvider {
     const all: BackupRun[] = [];
     let pageToken: string | undefined;
     do {
-      const [page] = await readWithRetries(isPassingGcpError, () => this.api().backupRuns.list({ project, instance, maxResults: 500, ...(pageToken && { pageToken }) })).catch((err: unknown) => {
+      const [page] = await readWithRetries(isPassingGcpError, () =>
+        this.api().backupRuns.list({ project, instance, maxResults: 500, ...(pageToken && { pageToken }) }),
+      ).catch((err: unknown) => {
         throw gcpFailure(err, `backupRuns.list of ${instance}`, ErrorType.DatabaseNotFound);
       });
       all.push(...(page.items ?? []));
@@ -576,13 +815,20 @@ export class GcpProvider implements DatabaseProvider {
   }
 
   /** Polls an operation to DONE, heartbeating; a failed operation is an error the retry policy retries. */
-  private async waitForOperation(project: string, operation: Operation, io: ActivityIo, what: string): Promise<Operation> {
+  private async waitForOperation(
+    project: string,
+    operation: Operation,
+    io: ActivityIo,
+    what: string,
+  ): Promise<Operation> {
     const name = String(operation.name);
     const done =
       operation.status === 'DONE'
         ? operation
         : await this.poll(io, what, async () => {
-            const [current] = await readWithRetries(isPassingGcpError, () => this.api().operations.get({ project, operation: name })).catch((err: unknown) => {
+            const [current] = await readWithRetries(isPassingGcpError, () =>
+              this.api().operations.get({ project, operation: name }),
+            ).catch((err: unknown) => {
               throw gcpFailure(err, `operations.get ${name}`);
             });
             if (current.status === 'DONE') return current;
@@ -590,7 +836,10 @@ export class GcpProvider implements DatabaseProvider {
             return undefined;
           });
     const errors = done.error?.errors ?? [];
-    if (errors.length) throw new Error(`${what}: operation ${name} (${done.operationType}) failed: ${errors.map((e) => `${e.code}: ${e.message}`).join('; ')}`);
+    if (errors.length)
+      throw new Error(
+        `${what}: operation ${name} (${done.operationType}) failed: ${errors.map((e) => `${e.code}: ${e.message}`).join('; ')}`,
+      );
     return done;
   }
 
@@ -599,7 +848,10 @@ export class GcpProvider implements DatabaseProvider {
       const run = await this.backupRun(project, instance, runId);
       if (run.status === 'SUCCESSFUL') return run;
       if (['FAILED', 'SKIPPED', 'DELETION_PENDING', 'DELETED', 'DELETION_FAILED'].includes(String(run.status))) {
-        throw verdict(ErrorType.ProviderRejected, `backup run ${runId} of ${instance} is ${run.status}${run.error?.message ? `: ${run.error.message}` : ''}`);
+        throw verdict(
+          ErrorType.ProviderRejected,
+          `backup run ${runId} of ${instance} is ${run.status}${run.error?.message ? `: ${run.error.message}` : ''}`,
+        );
       }
       io.heartbeat({ phase: 'backup run', runId, status: run.status });
       return undefined;
@@ -611,7 +863,8 @@ export class GcpProvider implements DatabaseProvider {
       const instance = await this.instance(project, name);
       if (!instance) throw new Error(`instance ${name} in ${project} is not there yet`);
       if (instance.state === 'RUNNABLE') return true;
-      if (instance.state === 'FAILED' || instance.state === 'SUSPENDED') throw verdict(ErrorType.ProviderRejected, `instance ${name} in ${project} is ${instance.state}`);
+      if (instance.state === 'FAILED' || instance.state === 'SUSPENDED')
+        throw verdict(ErrorType.ProviderRejected, `instance ${name} in ${project} is ${instance.state}`);
       io.heartbeat({ phase: 'instance', name, state: instance.state });
       return undefined;
     });
@@ -636,16 +889,28 @@ export class GcpProvider implements DatabaseProvider {
   }
 }
 
-function parseDescription(run: BackupRun): { backupId: string; database: string; manifest: string; canary: Canary | null; createdBy: string } | null {
+function parseDescription(
+  run: BackupRun,
+): { backupId: string; database: string; manifest: string; canary: Canary | null; createdBy: string } | null {
   const m = DESCRIPTION.exec(run.description ?? '');
   if (!m) return null;
   const canary = /^(\d+)@(.+)$/.exec(m[4]!);
-  return { backupId: m[1]!, database: m[2]!, manifest: m[3]!, canary: canary ? { id: Number(canary[1]), writtenAt: canary[2]! } : null, createdBy: m[5]! };
+  return {
+    backupId: m[1]!,
+    database: m[2]!,
+    manifest: m[3]!,
+    canary: canary ? { id: Number(canary[1]), writtenAt: canary[2]! } : null,
+    createdBy: m[5]!,
+  };
 }
 
 function manifestOf(run: BackupRun, ref: BackupRef): BackupManifest {
   const parsed = parseDescription(run);
-  if (!parsed) throw verdict(ErrorType.BackupManifestInvalid, `backup run ${run.id} is not described as Lifeboat's (${JSON.stringify(run.description ?? '')})`);
+  if (!parsed)
+    throw verdict(
+      ErrorType.BackupManifestInvalid,
+      `backup run ${run.id} is not described as Lifeboat's (${JSON.stringify(run.description ?? '')})`,
+    );
   return {
     formatVersion: 1,
     backupId: parsed.backupId,
@@ -672,7 +937,11 @@ function timestampOf(t: protos.google.protobuf.ITimestamp | null | undefined): s
 
 function parseLocation(location: string): { project: string; instance: string; runId: string } {
   const m = /^cloudsql:([^/]+)\/([^/]+)\/(\d+)$/.exec(location);
-  if (!m) throw verdict(ErrorType.InvalidInput, `${JSON.stringify(location)} is not a Cloud SQL backup run location (cloudsql:<project>/<instance>/<run id>)`);
+  if (!m)
+    throw verdict(
+      ErrorType.InvalidInput,
+      `${JSON.stringify(location)} is not a Cloud SQL backup run location (cloudsql:<project>/<instance>/<run id>)`,
+    );
   return { project: m[1]!, instance: m[2]!, runId: m[3]! };
 }
 
@@ -681,14 +950,19 @@ export function scratchNameFor(name: string): string {
 }
 
 function requireInstance(target: DatabaseTarget): string {
-  if (!target.instance) throw verdict(ErrorType.InvalidInput, `database ${target.database} in ${target.region.name} has no Cloud SQL instance name in the plan`);
+  if (!target.instance)
+    throw verdict(
+      ErrorType.InvalidInput,
+      `database ${target.database} in ${target.region.name} has no Cloud SQL instance name in the plan`,
+    );
   return target.instance;
 }
 
 /** The project of a region, or of a node (whose location is its project). */
 function projectOf(of: RegionSpec | NodeRef): string {
   if ('provider' in of) return setting(of, 'project');
-  if (!of.location) throw verdict(ErrorType.InvalidInput, `node ${of.region}/${of.name} has no Cloud SQL project (location)`);
+  if (!of.location)
+    throw verdict(ErrorType.InvalidInput, `node ${of.region}/${of.name} has no Cloud SQL project (location)`);
   return of.location;
 }
 
@@ -703,7 +977,11 @@ export function replicaNameFor(node: string, source: string): string {
 }
 
 function silentIo(): ActivityIo {
-  return { heartbeat: () => undefined, signal: new AbortController().signal, logger: { info: () => undefined, warn: () => undefined } as never };
+  return {
+    heartbeat: () => undefined,
+    signal: new AbortController().signal,
+    logger: { info: () => undefined, warn: () => undefined } as never,
+  };
 }
 
 function setting(region: RegionSpec, key: string, required: false): string | undefined;
@@ -714,4 +992,3 @@ function setting(region: RegionSpec, key: string, required = true): string | und
   if (required) throw verdict(ErrorType.InvalidInput, `region ${region.name} has no ${key} setting`);
   return undefined;
 }
-

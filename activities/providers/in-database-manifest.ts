@@ -29,7 +29,14 @@ const MANIFEST_TABLE = '"lifeboat"."backup_manifest"';
  */
 export async function captureManifest(
   client: Client,
-  meta: { backupId: string; createdBy: string; database: string; sourceRegion: string; provider: ProviderKind; dumpFormat: BackupManifest['dumpFormat'] },
+  meta: {
+    backupId: string;
+    createdBy: string;
+    database: string;
+    sourceRegion: string;
+    provider: ProviderKind;
+    dumpFormat: BackupManifest['dumpFormat'];
+  },
   io: ActivityIo,
 ): Promise<BackupManifest> {
   await client.query(MANIFEST_DDL);
@@ -37,7 +44,9 @@ export async function captureManifest(
   try {
     const version = await serverVersion(client);
     const tables = (await listTables(client)).filter((t) => t !== MANIFEST_TABLE);
-    const read = await allTableStats([client], tables, { onTable: (done) => io.heartbeat({ phase: 'table checksums', done }) });
+    const read = await allTableStats([client], tables, {
+      onTable: (done) => io.heartbeat({ phase: 'table checksums', done }),
+    });
     const fail = (m: string) => verdict(ErrorType.AccessDenied, `backup ${meta.backupId} of ${meta.database}: ${m}`);
     const stats: TableStats[] = await markUnlogged(client, readableOrThrow(read, fail), tables);
     const sequences = await sequenceStats(client);
@@ -78,18 +87,31 @@ export async function captureManifest(
 }
 
 /** The manifest a restored database holds for `backupId`, checked against the digest the platform kept. */
-export async function readRestoredManifest(conn: PgConnection, backupId: string, expectedDigest: string): Promise<BackupManifest> {
+export async function readRestoredManifest(
+  conn: PgConnection,
+  backupId: string,
+  expectedDigest: string,
+): Promise<BackupManifest> {
   return withClient(conn, async (client) => {
     const { rows } = await client
-      .query<{ manifest: BackupManifest }>('select manifest from lifeboat.backup_manifest where backup_id = $1', [backupId])
+      .query<{ manifest: BackupManifest }>('select manifest from lifeboat.backup_manifest where backup_id = $1', [
+        backupId,
+      ])
       .catch((err: { code?: string }) => {
         if (err.code === '42P01') return { rows: [] }; // no manifest table at all
         throw err;
       });
     const stored = rows[0]?.manifest;
-    if (!stored) throw verdict(ErrorType.BackupManifestInvalid, `the database restored from ${backupId} holds no manifest for it (lifeboat.backup_manifest)`);
+    if (!stored)
+      throw verdict(
+        ErrorType.BackupManifestInvalid,
+        `the database restored from ${backupId} holds no manifest for it (lifeboat.backup_manifest)`,
+      );
     if (manifestDigest(stored) !== expectedDigest) {
-      throw verdict(ErrorType.BackupManifestInvalid, `the manifest inside ${backupId} does not match the digest the platform kept for it (${expectedDigest})`);
+      throw verdict(
+        ErrorType.BackupManifestInvalid,
+        `the manifest inside ${backupId} does not match the digest the platform kept for it (${expectedDigest})`,
+      );
     }
     return stored;
   });
@@ -107,11 +129,28 @@ export function manifestDigest(manifest: BackupManifest): string {
     backupId,
     database,
     serverVersionNum,
-    tables.map((t) => [t.table, t.rows, t.checksum, t.algorithm ?? null, ...(t.textColumns ? [t.textColumns] : []), ...(t.unlogged ? [true] : [])]),
+    tables.map((t) => [
+      t.table,
+      t.rows,
+      t.checksum,
+      t.algorithm ?? null,
+      ...(t.textColumns ? [t.textColumns] : []),
+      ...(t.unlogged ? [true] : []),
+    ]),
     canary ? [canary.id, canary.writtenAt] : null,
   ];
-  if (sequences) canonical.push(['sequences', sequences.map((q) => [q.sequence, q.lastValue, q.isCalled, q.increment, q.unreadable ?? null])]);
-  if (largeObjects) canonical.push(['largeObjects', 'unreadable' in largeObjects ? [largeObjects.unreadable] : [largeObjects.count, largeObjects.bytes, largeObjects.checksum]]);
+  if (sequences)
+    canonical.push([
+      'sequences',
+      sequences.map((q) => [q.sequence, q.lastValue, q.isCalled, q.increment, q.unreadable ?? null]),
+    ]);
+  if (largeObjects)
+    canonical.push([
+      'largeObjects',
+      'unreadable' in largeObjects
+        ? [largeObjects.unreadable]
+        : [largeObjects.count, largeObjects.bytes, largeObjects.checksum],
+    ]);
   if (manifest.roles || manifest.access) canonical.push(['access', accessDigestForm(manifest)]);
   return createHash('sha256').update(JSON.stringify(canonical)).digest('hex');
 }

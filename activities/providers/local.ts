@@ -2,16 +2,47 @@
 // with a backup store (a directory) beside it. Backups are pg_dump custom-format files taken under
 // one exported snapshot, with the manifest's table statistics read in that same snapshot.
 import { createHash, randomBytes } from 'node:crypto';
-import { chmodSync, chownSync, createReadStream, createWriteStream, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  createReadStream,
+  createWriteStream,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { basename, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { ErrorType, type BackupManifest, type CheckResult, type BackupRef, type DatabaseTarget, type NodeRef, type RegionSpec, type ReplicaSetSpec, type ScratchInstance, type TopologyView } from '../../workflows/types';
+import {
+  ErrorType,
+  type BackupManifest,
+  type CheckResult,
+  type BackupRef,
+  type DatabaseTarget,
+  type NodeRef,
+  type RegionSpec,
+  type ReplicaSetSpec,
+  type ScratchInstance,
+  type TopologyView,
+} from '../../workflows/types';
 import { verdict } from '../errors';
 import { LocalCluster } from '../pg/cluster';
 import { freePort } from '../pg/ports';
 import { processAlive } from '../pg/tool-env';
 import { run, serverOsUser } from '../pg/process';
-import { fsyncFile, privateDir, PRIVATE_DIR, PRIVATE_FILE, publishFile, tempPathFor, writeFileAtomic } from '../private-files';
+import {
+  fsyncFile,
+  privateDir,
+  PRIVATE_DIR,
+  PRIVATE_FILE,
+  publishFile,
+  tempPathFor,
+  writeFileAtomic,
+} from '../private-files';
 import { quoteIdent, withClient, type PgConnection } from '../pg/sql';
 import { loadAsRestoreRole, readToc } from '../pg/load-dump';
 import { prepareRestoreRole } from '../pg/roles';
@@ -19,7 +50,19 @@ import { assertServerCanLoad, dumpWithManifest, hashing, toolTooOld } from '../p
 import type { ActivityIo, DatabaseProvider, FenceResult, RebuildOptions, RebuildResult } from './provider';
 import { nodeLabel, TopologyStore } from '../topology';
 import { describeDivergence } from '../pg/divergence';
-import { fence, makeStandby, nodeStatus, promote, replicationLag, StandbyStalled, unfence, waitForReplay, type NodeStatus, type ReplicationLag, type StandbyMethod } from '../pg/replication';
+import {
+  fence,
+  makeStandby,
+  nodeStatus,
+  promote,
+  replicationLag,
+  StandbyStalled,
+  unfence,
+  waitForReplay,
+  type NodeStatus,
+  type ReplicationLag,
+  type StandbyMethod,
+} from '../pg/replication';
 
 export interface LocalProviderConfig {
   /** LIFEBOAT_HOME: regions, backups and scratch instances live under it. */
@@ -76,7 +119,8 @@ export class LocalProvider implements DatabaseProvider {
   async connect(target: DatabaseTarget): Promise<PgConnection> {
     const topology = this.topologies.read(target.region.name);
     if (topology) {
-      if (!topology.primary) throw new Error(`a switchover of ${topology.set} is in progress: no primary to connect to yet`);
+      if (!topology.primary)
+        throw new Error(`a switchover of ${topology.set} is in progress: no primary to connect to yet`);
       return this.nodeCluster(topology.primary).connection(target.database);
     }
     const cluster = this.regionCluster(target.region.name);
@@ -126,7 +170,10 @@ export class LocalProvider implements DatabaseProvider {
     const manifest = await this.manifest(ref);
     const file = join(this.backupDir(ref.region, ref.backupId), DUMP_FILE);
     if (!existsSync(file)) {
-      throw verdict(ErrorType.BackupNotFound, `backup ${ref.backupId} in ${ref.region} has a manifest but no dump file at ${file}`);
+      throw verdict(
+        ErrorType.BackupNotFound,
+        `backup ${ref.backupId} in ${ref.region} has a manifest but no dump file at ${file}`,
+      );
     }
     const { sha256, sizeBytes } = await hashFile(file, io);
     if (sizeBytes !== manifest.sizeBytes || sha256 !== manifest.sha256) {
@@ -146,7 +193,10 @@ export class LocalProvider implements DatabaseProvider {
     if (existsSync(join(destDir, MANIFEST_FILE))) {
       const existing = await this.readManifest(destDir, ref.backupId);
       if (existing.sha256 === manifest.sha256) {
-        io.logger.info({ backupId: ref.backupId, to: to.name }, 'copy already in place from an earlier attempt; adopting it');
+        io.logger.info(
+          { backupId: ref.backupId, to: to.name },
+          'copy already in place from an earlier attempt; adopting it',
+        );
         return this.refFor(to.name, existing);
       }
     }
@@ -171,7 +221,9 @@ export class LocalProvider implements DatabaseProvider {
       // A source that no longer matches its manifest is a verdict (verify throws it); otherwise the
       // bytes changed on the way, and another attempt may well succeed.
       await this.verifyBackup(ref, io);
-      throw new Error(`copy of ${ref.backupId} to ${to.name} came out with sha256 ${sha256}; expected ${manifest.sha256}`);
+      throw new Error(
+        `copy of ${ref.backupId} to ${to.name} came out with sha256 ${sha256}; expected ${manifest.sha256}`,
+      );
     }
     publishFile(partial, join(destDir, DUMP_FILE));
     writeFileAtomic(join(destDir, MANIFEST_FILE), JSON.stringify(manifest, null, 2) + '\n');
@@ -210,7 +262,8 @@ export class LocalProvider implements DatabaseProvider {
       const wanted = { name, port: await freePort(), disposable: true };
       io.heartbeat({ phase: 'starting', port: wanted.port });
       // A spare copy made after an earlier drill, when there is one; else a copy made now.
-      if (!cluster.adopt(this.spare(region.name, template), wanted)) await cluster.initFromCopy(template, wanted, io.signal);
+      if (!cluster.adopt(this.spare(region.name, template), wanted))
+        await cluster.initFromCopy(template, wanted, io.signal);
       await cluster.start(io.signal);
       await cluster.ownPassword();
       writeFileAtomic(ready, '');
@@ -219,10 +272,14 @@ export class LocalProvider implements DatabaseProvider {
     }
     // The empty target database: the template's, renamed (instant), made here off the restore's critical path.
     await withClient(cluster.connection('postgres'), async (client) => {
-      const { rows } = await client.query<{ datname: string }>('select datname from pg_database where datname = any($1)', [[database, RESTORE_DATABASE]]);
+      const { rows } = await client.query<{ datname: string }>(
+        'select datname from pg_database where datname = any($1)',
+        [[database, RESTORE_DATABASE]],
+      );
       const present = new Set(rows.map((r) => r.datname));
       if (present.has(database)) return;
-      if (present.has(RESTORE_DATABASE)) await client.query(`alter database ${RESTORE_DATABASE} rename to ${quoteIdent(database)}`);
+      if (present.has(RESTORE_DATABASE))
+        await client.query(`alter database ${RESTORE_DATABASE} rename to ${quoteIdent(database)}`);
       else await client.query(`create database ${quoteIdent(database)}`);
     });
     return { name, region, database };
@@ -236,16 +293,24 @@ export class LocalProvider implements DatabaseProvider {
    */
   private async scratchTemplate(io: Pick<ActivityIo, 'heartbeat' | 'signal'>): Promise<LocalCluster> {
     const tools = await run(join(this.config.pgBin, 'initdb'), ['--version']);
-    const key = createHash('sha256').update(`${TEMPLATE_FORMAT}\n${this.config.pgBin}\n${tools}`).digest('hex').slice(0, 12);
+    const key = createHash('sha256')
+      .update(`${TEMPLATE_FORMAT}\n${this.config.pgBin}\n${tools}`)
+      .digest('hex')
+      .slice(0, 12);
     const root = join(this.config.home, 'templates', `scratch-${key}`);
     const template = new LocalCluster(root, this.config.pgBin);
     if (template.isInitialized()) return template;
     io.heartbeat({ phase: 'initdb (scratch template)' });
-    const building = new LocalCluster(`${root}.building-${process.pid}-${randomBytes(4).toString('hex')}`, this.config.pgBin);
+    const building = new LocalCluster(
+      `${root}.building-${process.pid}-${randomBytes(4).toString('hex')}`,
+      this.config.pgBin,
+    );
     try {
       await building.init({ name: 'scratch-template', port: await freePort(), disposable: true }, io.signal);
       await building.start(io.signal);
-      await withClient(building.connection('postgres'), (client) => client.query(`create database ${RESTORE_DATABASE}`));
+      await withClient(building.connection('postgres'), (client) =>
+        client.query(`create database ${RESTORE_DATABASE}`),
+      );
       await building.stop('fast');
       renameSync(building.root, root);
     } catch (err) {
@@ -299,15 +364,25 @@ export class LocalProvider implements DatabaseProvider {
         if (stale) rmSync(join(dir, entry), { recursive: true, force: true });
       }
       if (spare.isInitialized()) return;
-      const building = new LocalCluster(join(dir, `.building-${process.pid}-${randomBytes(4).toString('hex')}`), this.config.pgBin);
+      const building = new LocalCluster(
+        join(dir, `.building-${process.pid}-${randomBytes(4).toString('hex')}`),
+        this.config.pgBin,
+      );
       try {
-        await building.initFromCopy(template, { name: 'spare', port: 0, disposable: true }, undefined, { background: true });
+        await building.initFromCopy(template, { name: 'spare', port: 0, disposable: true }, undefined, {
+          background: true,
+        });
         renameSync(building.root, spare.root);
       } finally {
         rmSync(building.root, { recursive: true, force: true });
       }
     })()
-      .catch((err: unknown) => logger?.warn({ region, err: (err as Error).message }, 'could not empty the scratch trash or make a spare scratch instance; the next drill copies the template instead'))
+      .catch((err: unknown) =>
+        logger?.warn(
+          { region, err: (err as Error).message },
+          'could not empty the scratch trash or make a spare scratch instance; the next drill copies the template instead',
+        ),
+      )
       .finally(() => this.replenishing.delete(region));
     this.replenishing.set(region, making);
     return making;
@@ -319,7 +394,10 @@ export class LocalProvider implements DatabaseProvider {
   async connectScratch(scratch: ScratchInstance): Promise<PgConnection> {
     const cluster = this.scratchCluster(scratch.region.name, scratch.name);
     if (!cluster.isInitialized()) {
-      throw verdict(ErrorType.RegionNotReady, `scratch instance ${scratch.name} does not exist in ${scratch.region.name}`);
+      throw verdict(
+        ErrorType.RegionNotReady,
+        `scratch instance ${scratch.name} does not exist in ${scratch.region.name}`,
+      );
     }
     if (!(await cluster.isRunning())) await cluster.start();
     return cluster.connection(scratch.database);
@@ -386,7 +464,11 @@ export class LocalProvider implements DatabaseProvider {
         toc: await toc,
         ...(restorer && { restorer }),
         access: manifest,
-        onRoles: (roles) => io.logger.info({ created: roles.created, existing: roles.existing, withheld: roles.withheld }, 'roles of the backup'),
+        onRoles: (roles) =>
+          io.logger.info(
+            { created: roles.created, existing: roles.existing, withheld: roles.withheld },
+            'roles of the backup',
+          ),
         signal: AbortSignal.any([io.signal, load.signal]),
         heartbeat: () => io.heartbeat({ phase: 'pg_restore' }),
       }).catch((err: unknown) => {
@@ -408,7 +490,9 @@ export class LocalProvider implements DatabaseProvider {
    * the background job that then makes the next spare, so the drill's report does not wait for it.
    */
   async dropScratch(scratch: ScratchInstance, io?: ActivityIo): Promise<boolean> {
-    const existed = (await this.scratchCluster(scratch.region.name, scratch.name).discard(this.trashDir(scratch.region.name))) !== null;
+    const existed =
+      (await this.scratchCluster(scratch.region.name, scratch.name).discard(this.trashDir(scratch.region.name))) !==
+      null;
     // Not awaited: the trash is emptied and the next drill's spare made once this one is done with the machine.
     void this.replenishSpare(scratch.region.name, io?.logger);
     return existed;
@@ -475,7 +559,12 @@ export class LocalProvider implements DatabaseProvider {
     return record;
   }
 
-  async repoint(set: ReplicaSetSpec, next: Pick<TopologyView, 'primary' | 'standby' | 'fenced'>, expectedEpoch: number, by: string): Promise<TopologyView> {
+  async repoint(
+    set: ReplicaSetSpec,
+    next: Pick<TopologyView, 'primary' | 'standby' | 'fenced'>,
+    expectedEpoch: number,
+    by: string,
+  ): Promise<TopologyView> {
     return this.topologies.repoint(set.set, next, expectedEpoch, by);
   }
 
@@ -501,7 +590,12 @@ export class LocalProvider implements DatabaseProvider {
 
   async waitForReplay(standby: NodeRef, lsn: string, io: ActivityIo): Promise<string> {
     try {
-      return await waitForReplay(this.nodeCluster(standby), lsn, (replay) => io.heartbeat({ phase: 'replay', replay, target: lsn }), io.signal);
+      return await waitForReplay(
+        this.nodeCluster(standby),
+        lsn,
+        (replay) => io.heartbeat({ phase: 'replay', replay, target: lsn }),
+        io.signal,
+      );
     } catch (err) {
       if (err instanceof StandbyStalled) throw verdict(ErrorType.StandbyNotReady, err.message);
       throw err;
@@ -512,7 +606,13 @@ export class LocalProvider implements DatabaseProvider {
     return promote(this.nodeCluster(node));
   }
 
-  async rebuildAsStandby(node: NodeRef, primary: NodeRef, io: ActivityIo, _set?: ReplicaSetSpec, options: RebuildOptions = {}): Promise<RebuildResult & { method: StandbyMethod }> {
+  async rebuildAsStandby(
+    node: NodeRef,
+    primary: NodeRef,
+    io: ActivityIo,
+    _set?: ReplicaSetSpec,
+    options: RebuildOptions = {},
+  ): Promise<RebuildResult & { method: StandbyMethod }> {
     const cluster = this.nodeCluster(node);
     const port = cluster.isInitialized() ? cluster.state().port : await freePort();
     let discarded: RebuildResult['discarded'];
@@ -533,7 +633,10 @@ export class LocalProvider implements DatabaseProvider {
           );
         }
         const preservedAt = await this.preserve(node, cluster, io);
-        io.logger.warn({ node: nodeLabel(node), preservedAt, by: options.discardDivergent.by }, `discarding divergent writes: ${detail}`);
+        io.logger.warn(
+          { node: nodeLabel(node), preservedAt, by: options.discardDivergent.by },
+          `discarding divergent writes: ${detail}`,
+        );
         discarded = { detail, preservedAt, by: options.discardDivergent.by };
       },
     });
@@ -561,12 +664,16 @@ export class LocalProvider implements DatabaseProvider {
     copy.holdInRecovery();
     rmSync(join(copy.dataDir, 'postmaster.pid'), { force: true });
     renameSync(`${target}.partial`, target);
-    writeFileSync(join(target, 'COMPLETE'), `copy of ${nodeLabel(node)} kept before its divergent writes were discarded\n`);
+    writeFileSync(
+      join(target, 'COMPLETE'),
+      `copy of ${nodeLabel(node)} kept before its divergent writes were discarded\n`,
+    );
     return target;
   }
 
   private regionDir(region: string): string {
-    if (!/^[a-z0-9][a-z0-9-]*$/.test(region)) throw verdict(ErrorType.InvalidInput, `region name ${JSON.stringify(region)} is not a plain lowercase name`);
+    if (!/^[a-z0-9][a-z0-9-]*$/.test(region))
+      throw verdict(ErrorType.InvalidInput, `region name ${JSON.stringify(region)} is not a plain lowercase name`);
     return join(this.config.home, 'regions', region);
   }
 
@@ -593,12 +700,14 @@ export class LocalProvider implements DatabaseProvider {
   }
 
   private backupDir(region: string, backupId: string): string {
-    if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(backupId)) throw verdict(ErrorType.InvalidInput, `backup id ${JSON.stringify(backupId)} is not a plain name`);
+    if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(backupId))
+      throw verdict(ErrorType.InvalidInput, `backup id ${JSON.stringify(backupId)} is not a plain name`);
     return join(this.regionDir(region), 'backups', backupId);
   }
 
   private scratchCluster(region: string, name: string): LocalCluster {
-    if (!/^[a-z0-9][a-z0-9-]*$/.test(name)) throw verdict(ErrorType.InvalidInput, `scratch name ${JSON.stringify(name)} is not a plain lowercase name`);
+    if (!/^[a-z0-9][a-z0-9-]*$/.test(name))
+      throw verdict(ErrorType.InvalidInput, `scratch name ${JSON.stringify(name)} is not a plain lowercase name`);
     return new LocalCluster(join(this.regionDir(region), 'scratch', name), this.config.pgBin);
   }
 
@@ -611,8 +720,16 @@ export class LocalProvider implements DatabaseProvider {
     } catch (err) {
       throw verdict(ErrorType.BackupManifestInvalid, `manifest ${file} is not valid JSON: ${(err as Error).message}`);
     }
-    if (manifest.formatVersion !== 1 || manifest.backupId !== backupId || !/^[0-9a-f]{64}$/.test(manifest.sha256) || !Array.isArray(manifest.tables)) {
-      throw verdict(ErrorType.BackupManifestInvalid, `manifest ${file} does not describe backup ${backupId} (format 1, sha256, tables expected)`);
+    if (
+      manifest.formatVersion !== 1 ||
+      manifest.backupId !== backupId ||
+      !/^[0-9a-f]{64}$/.test(manifest.sha256) ||
+      !Array.isArray(manifest.tables)
+    ) {
+      throw verdict(
+        ErrorType.BackupManifestInvalid,
+        `manifest ${file} does not describe backup ${backupId} (format 1, sha256, tables expected)`,
+      );
     }
     return manifest;
   }
@@ -635,7 +752,10 @@ export class LocalProvider implements DatabaseProvider {
 async function hashFile(file: string, io: ActivityIo): Promise<{ sha256: string; sizeBytes: number }> {
   const hash = createHash('sha256');
   let sizeBytes = 0;
-  for await (const chunk of createReadStream(file, { highWaterMark: 1 << 20, signal: io.signal }) as AsyncIterable<Buffer>) {
+  for await (const chunk of createReadStream(file, {
+    highWaterMark: 1 << 20,
+    signal: io.signal,
+  }) as AsyncIterable<Buffer>) {
     hash.update(chunk);
     sizeBytes += chunk.length;
     io.heartbeat({ phase: 'sha256', bytes: sizeBytes });
@@ -647,4 +767,3 @@ async function hashFile(file: string, io: ActivityIo): Promise<{ sha256: string;
 export function applicationNameFor(node: NodeRef): string {
   return `${node.region}_${node.name}`.replace(/[^a-z0-9_]/g, '_');
 }
-

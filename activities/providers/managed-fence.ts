@@ -39,9 +39,14 @@ const PLATFORM_USERS = ['rdsadmin', 'cloudsqladmin'];
 export async function setReadOnly(client: Client, on: boolean): Promise<void> {
   // A fenced (or promoted, having replayed the fence) server starts this very session read-only.
   await client.query('set default_transaction_read_only = off');
-  const { rows } = await client.query<{ datname: string }>(`select datname from pg_database where datallowconn and not datistemplate and datname <> all($1::text[])`, [PLATFORM_DATABASES]);
+  const { rows } = await client.query<{ datname: string }>(
+    `select datname from pg_database where datallowconn and not datistemplate and datname <> all($1::text[])`,
+    [PLATFORM_DATABASES],
+  );
   for (const { datname } of rows) {
-    await client.query(`alter database ${quoteIdent(datname)} ${on ? 'set default_transaction_read_only = on' : 'reset default_transaction_read_only'}`);
+    await client.query(
+      `alter database ${quoteIdent(datname)} ${on ? 'set default_transaction_read_only = on' : 'reset default_transaction_read_only'}`,
+    );
   }
 }
 
@@ -68,8 +73,18 @@ export async function sqlFenceState(client: Client): Promise<SqlFenceState> {
              where rolcanlogin and rolname <> current_user and rolname !~ '${PLATFORM_ROLE}') as can_log_in`);
   const r = rows[0]!;
   // A separate query: a node never fenced has no record table, and naming it would fail the whole statement.
-  const revoked = r.recorded ? (await client.query<{ role: string }>('select role::text as role from lifeboat.fenced_logins order by 1')).rows.map((x) => x.role) : [];
-  return { fenced: r.ro_default || revoked.length > 0, revoked, canLogIn: r.can_log_in, beginsReadWrite: await beginsReadWrite(client), inRecovery: r.rec };
+  const revoked = r.recorded
+    ? (
+        await client.query<{ role: string }>('select role::text as role from lifeboat.fenced_logins order by 1')
+      ).rows.map((x) => x.role)
+    : [];
+  return {
+    fenced: r.ro_default || revoked.length > 0,
+    revoked,
+    canLogIn: r.can_log_in,
+    beginsReadWrite: await beginsReadWrite(client),
+    inRecovery: r.rec,
+  };
 }
 
 /** The tested definition of writable: a read-write transaction starts (and is rolled back). */
@@ -118,7 +133,11 @@ export function managedStatus(base: ServerStatus, state: SqlFenceState | null): 
  * position after the fence's last write comes back for the replica to reach (`walPosition` where the
  * platform has none: Aurora). Unplanned: an unreachable primary is recorded as not fenced.
  */
-export async function fenceOverSql(connect: () => Promise<PgConnection>, mode: 'planned' | 'unplanned', options: { walPosition: string | null }): Promise<FenceResult & { reachable: boolean }> {
+export async function fenceOverSql(
+  connect: () => Promise<PgConnection>,
+  mode: 'planned' | 'unplanned',
+  options: { walPosition: string | null },
+): Promise<FenceResult & { reachable: boolean }> {
   let conn: PgConnection;
   try {
     conn = { ...(await connect()), connectTimeoutMs: mode === 'planned' ? 10_000 : 5_000 };
@@ -129,17 +148,29 @@ export async function fenceOverSql(connect: () => Promise<PgConnection>, mode: '
       await c.query('set default_transaction_read_only = off');
       await c.query(`drop role if exists ${quoteIdent(PROBE_ROLE)}`);
       // After the fence's own last write (the probe's drop): the standby replays all of the fence.
-      return options.walPosition ?? (await c.query<{ lsn: string }>('select pg_current_wal_lsn()::text as lsn')).rows[0]!.lsn;
+      return (
+        options.walPosition ?? (await c.query<{ lsn: string }>('select pg_current_wal_lsn()::text as lsn')).rows[0]!.lsn
+      );
     });
     const how =
       `LOGIN revoked from ${revoked.revoked.length} role(s)${list(revoked.revoked)}, their sessions ended, every database read-only by default (ALTER DATABASE)` +
       `${revoked.failed.length ? `; could NOT revoke LOGIN from ${revoked.failed.join('; ')}` : ''}` +
       `${revoked.kept.length ? `; kept for WAL streaming: ${revoked.kept.join(', ')}` : ''}` +
       `; ${verified.detail}; Lifeboat's own login ${conn.user} keeps LOGIN (a client connecting as it is not fenced)`;
-    return { confirmed: verified.ok && revoked.failed.length === 0, how, finalLsn: mode === 'planned' ? finalLsn : null, reachable: true };
+    return {
+      confirmed: verified.ok && revoked.failed.length === 0,
+      how,
+      finalLsn: mode === 'planned' ? finalLsn : null,
+      reachable: true,
+    };
   } catch (err) {
     if (mode === 'planned' || isVerdict(err)) throw err;
-    return { confirmed: false, how: `primary unreachable over SQL (${(err as Error).message})`, finalLsn: null, reachable: false };
+    return {
+      confirmed: false,
+      how: `primary unreachable over SQL (${(err as Error).message})`,
+      finalLsn: null,
+      reachable: false,
+    };
   }
 }
 
@@ -152,9 +183,13 @@ export async function liftSqlFence(client: Client): Promise<string[]> {
   await client.query('begin');
   try {
     let granted: string[] = [];
-    const { rows } = await client.query<{ exists: boolean }>(`select to_regclass('lifeboat.fenced_logins') is not null as exists`);
+    const { rows } = await client.query<{ exists: boolean }>(
+      `select to_regclass('lifeboat.fenced_logins') is not null as exists`,
+    );
     if (rows[0]?.exists) {
-      const roles = await client.query<{ role: string }>(`select f.role::text as role from lifeboat.fenced_logins f join pg_roles r on r.rolname = f.role order by 1`);
+      const roles = await client.query<{ role: string }>(
+        `select f.role::text as role from lifeboat.fenced_logins f join pg_roles r on r.rolname = f.role order by 1`,
+      );
       granted = roles.rows.map((r) => r.role);
       for (const role of granted) await client.query(`alter role ${quoteIdent(role)} login`);
       await client.query('delete from lifeboat.fenced_logins');
@@ -175,7 +210,9 @@ async function createProbe(c: Client): Promise<string> {
   await c.query('set default_transaction_read_only = off');
   const password = randomBytes(24).toString('base64url');
   const exists = (await c.query('select 1 from pg_roles where rolname = $1', [PROBE_ROLE])).rowCount;
-  await c.query(`${exists ? 'alter' : 'create'} role ${quoteIdent(PROBE_ROLE)} login password ${c.escapeLiteral(scramVerifier(password))}`);
+  await c.query(
+    `${exists ? 'alter' : 'create'} role ${quoteIdent(PROBE_ROLE)} login password ${c.escapeLiteral(scramVerifier(password))}`,
+  );
   return password;
 }
 
@@ -187,8 +224,12 @@ async function revokeLogins(c: Client): Promise<{ revoked: string[]; failed: str
   const failed: string[] = [];
   try {
     await c.query('create schema if not exists lifeboat');
-    await c.query('create table if not exists lifeboat.fenced_logins (role name primary key, fenced_at timestamptz not null default now())');
-    const { rows } = await c.query<{ rolname: string }>(`select rolname::text as rolname from pg_roles where ${FENCEABLE} order by 1`);
+    await c.query(
+      'create table if not exists lifeboat.fenced_logins (role name primary key, fenced_at timestamptz not null default now())',
+    );
+    const { rows } = await c.query<{ rolname: string }>(
+      `select rolname::text as rolname from pg_roles where ${FENCEABLE} order by 1`,
+    );
     for (const { rolname } of rows) {
       await c.query('savepoint fence_role');
       try {
@@ -217,7 +258,10 @@ async function revokeLogins(c: Client): Promise<{ revoked: string[]; failed: str
   );
   // Sessions that logged in before the commit: ended, until none is left (a terminated backend lingers a moment).
   for (let i = 0; i < 50; i++) {
-    const { rows } = await c.query<{ n: number }>(`select count(pg_terminate_backend(pid))::int as n from pg_stat_activity where ${OTHER_SESSIONS} and coalesce(usename, '') <> current_user`, [PLATFORM_USERS]);
+    const { rows } = await c.query<{ n: number }>(
+      `select count(pg_terminate_backend(pid))::int as n from pg_stat_activity where ${OTHER_SESSIONS} and coalesce(usename, '') <> current_user`,
+      [PLATFORM_USERS],
+    );
     if (rows[0]!.n === 0) break;
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -229,12 +273,25 @@ async function revokeLogins(c: Client): Promise<{ revoked: string[]; failed: str
 /** Step 4: from new sessions, what the server says now. */
 async function verifyLoginFence(conn: PgConnection, probePassword: string): Promise<{ ok: boolean; detail: string }> {
   const { canLogIn, sessions } = await withClient(conn, async (c) => ({
-    canLogIn: (await c.query<{ rolname: string }>(`select rolname::text as rolname from pg_roles where ${FENCEABLE}`)).rows.map((r) => r.rolname),
-    sessions: (await c.query<{ n: number }>(`select count(*)::int as n from pg_stat_activity where ${OTHER_SESSIONS} and coalesce(usename, '') <> current_user`, [PLATFORM_USERS])).rows[0]!.n,
+    canLogIn: (
+      await c.query<{ rolname: string }>(`select rolname::text as rolname from pg_roles where ${FENCEABLE}`)
+    ).rows.map((r) => r.rolname),
+    sessions: (
+      await c.query<{ n: number }>(
+        `select count(*)::int as n from pg_stat_activity where ${OTHER_SESSIONS} and coalesce(usename, '') <> current_user`,
+        [PLATFORM_USERS],
+      )
+    ).rows[0]!.n,
   }));
-  const refused = await withClient({ ...conn, user: PROBE_ROLE, password: probePassword }, async () => 'the server let it in').then(
+  const refused = await withClient(
+    { ...conn, user: PROBE_ROLE, password: probePassword },
+    async () => 'the server let it in',
+  ).then(
     (why) => why,
-    (err: { code?: string; message?: string }) => (err.code === '28000' && /not permitted to log in/.test(err.message ?? '') ? null : `${err.code ?? ''} ${err.message ?? String(err)}`.trim()),
+    (err: { code?: string; message?: string }) =>
+      err.code === '28000' && /not permitted to log in/.test(err.message ?? '')
+        ? null
+        : `${err.code ?? ''} ${err.message ?? String(err)}`.trim(),
   );
   const problems = [
     ...(canLogIn.length ? [`roles that can still log in: ${canLogIn.join(', ')}`] : []),
@@ -242,7 +299,10 @@ async function verifyLoginFence(conn: PgConnection, probePassword: string): Prom
     ...(refused !== null ? [`a login as ${PROBE_ROLE} (LOGIN revoked) was not refused as expected: ${refused}`] : []),
   ];
   if (problems.length) return { ok: false, detail: `NOT verified: ${problems.join('; ')}` };
-  return { ok: true, detail: `verified from new sessions: a login as a role without LOGIN is refused by the server, no other role can log in or has a session` };
+  return {
+    ok: true,
+    detail: `verified from new sessions: a login as a role without LOGIN is refused by the server, no other role can log in or has a session`,
+  };
 }
 
 function list(roles: string[]): string {

@@ -39,7 +39,12 @@ export class StopWaiting extends Error {
  * allowed to fail the whole step; ten in a row end the attempt for the retry policy. Verdicts, and
  * StopWaiting, end it at once; so does cancellation.
  */
-export async function poll<T>(io: ActivityIo | undefined, everyMs: number, phase: string, check: () => Promise<T | undefined>): Promise<T> {
+export async function poll<T>(
+  io: ActivityIo | undefined,
+  everyMs: number,
+  phase: string,
+  check: () => Promise<T | undefined>,
+): Promise<T> {
   let failures = 0;
   for (;;) {
     try {

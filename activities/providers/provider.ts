@@ -2,12 +2,23 @@
 // activities pick the provider for the region at hand. Provider files speak their platform's words
 // inside (a dump file, a DBSnapshot, a backupRun) and these words outside.
 import type { Logger } from 'pino';
-import type { BackupManifest, BackupRef, CheckResult, CredentialsRef, DatabaseTarget, NodeRef, ProviderKind, RegionSpec, ReplicaSetSpec, ScratchInstance, TopologyView } from '../../workflows/types';
+import type {
+  BackupManifest,
+  BackupRef,
+  CheckResult,
+  CredentialsRef,
+  DatabaseTarget,
+  NodeRef,
+  ProviderKind,
+  RegionSpec,
+  ReplicaSetSpec,
+  ScratchInstance,
+  TopologyView,
+} from '../../workflows/types';
 import type { NodeStatus, ReplicationLag } from '../pg/replication';
 import type { PgConnection } from '../pg/sql';
 
 export type { NodeStatus, ReplicationLag };
-
 
 export interface FenceResult {
   /** True only when the provider verified the fence (a refused login, an instance described as stopped), never from an accepted call. */
@@ -77,7 +88,13 @@ export interface DatabaseProvider {
    * An isolated, empty instance for a drill to restore into. Same name again returns the same instance.
    * `login`: the admin login to make it with, for a portable restore (pg_restore brings no roles).
    */
-  createScratch(region: RegionSpec, name: string, database: string, io: ActivityIo, login?: CredentialsRef): Promise<ScratchInstance>;
+  createScratch(
+    region: RegionSpec,
+    name: string,
+    database: string,
+    io: ActivityIo,
+    login?: CredentialsRef,
+  ): Promise<ScratchInstance>;
 
   connectScratch(scratch: ScratchInstance): Promise<PgConnection>;
 
@@ -102,7 +119,12 @@ export interface DatabaseProvider {
   topology(set: ReplicaSetSpec): Promise<TopologyView>;
 
   /** Writes the next topology (the traffic pointer follows it); idempotent for the same target state. */
-  repoint(set: ReplicaSetSpec, next: Pick<TopologyView, 'primary' | 'standby' | 'fenced'>, expectedEpoch: number, by: string): Promise<TopologyView>;
+  repoint(
+    set: ReplicaSetSpec,
+    next: Pick<TopologyView, 'primary' | 'standby' | 'fenced'>,
+    expectedEpoch: number,
+    by: string,
+  ): Promise<TopologyView>;
 
   nodeStatus(node: NodeRef): Promise<NodeStatus>;
 
@@ -119,7 +141,11 @@ export interface DatabaseProvider {
   waitForReplay(standby: NodeRef, lsn: string, io: ActivityIo): Promise<string>;
 
   /** `mode` matters where the platform moves the writer itself (Aurora: switchover vs failover with data loss). */
-  promote(node: NodeRef, io?: ActivityIo, mode?: 'planned' | 'unplanned'): Promise<{ lsn: string; alreadyPrimary: boolean }>;
+  promote(
+    node: NodeRef,
+    io?: ActivityIo,
+    mode?: 'planned' | 'unplanned',
+  ): Promise<{ lsn: string; alreadyPrimary: boolean }>;
 
   /**
    * Regional HA: moves the primary to its standby in another zone of the same region, keeping its
@@ -132,5 +158,11 @@ export interface DatabaseProvider {
    * (pg_rewind, else a fresh base backup); RDS cannot, and makes a new read replica beside it. The
    * node returned is the standby now.
    */
-  rebuildAsStandby(node: NodeRef, primary: NodeRef, io: ActivityIo, set?: ReplicaSetSpec, options?: RebuildOptions): Promise<RebuildResult>;
+  rebuildAsStandby(
+    node: NodeRef,
+    primary: NodeRef,
+    io: ActivityIo,
+    set?: ReplicaSetSpec,
+    options?: RebuildOptions,
+  ): Promise<RebuildResult>;
 }

@@ -9,7 +9,12 @@ import { createHash } from 'node:crypto';
  * the same source would name the new replica after the node it replaces, which is still there
  * (fenced), and the failback would stop. `shape` makes a candidate a valid identifier for the cloud.
  */
-export function replacementName(node: string, source: string, maxBase: number, shape: (name: string) => string = (name) => name): string {
+export function replacementName(
+  node: string,
+  source: string,
+  maxBase: number,
+  shape: (name: string) => string = (name) => name,
+): string {
   const original = node.replace(/-lb[0-9a-f]{6}$/, '');
   const salt = original === node ? source : `${source} replacing ${node}`;
   return shape(`${original.slice(0, maxBase)}-lb${createHash('sha256').update(salt).digest('hex').slice(0, 6)}`);

@@ -26,7 +26,14 @@ export async function approve({ env, args, sub }: CommandContext): Promise<numbe
     // Loaded here: it brings @temporalio/workflow, which no other command needs (~25 ms at start-up).
     const { approveFailoverUpdate } = await import('../../workflows/messages');
     await handle.executeUpdate(approveFailoverUpdate, {
-      args: [{ database, planDigest: plan.digest, approvedBy: whoAmI(), reason: args.reason ?? 'approved from the command line' }],
+      args: [
+        {
+          database,
+          planDigest: plan.digest,
+          approvedBy: whoAmI(),
+          reason: args.reason ?? 'approved from the command line',
+        },
+      ],
     });
   } catch (err) {
     const cause = (err as { cause?: { message?: string } }).cause;

@@ -9,9 +9,22 @@ export async function failback({ env, args, sub }: CommandContext): Promise<numb
   expectArgs(args, 2, 'lifeboat failback <db> [-f plan] [--yes] [--discard-divergent] [--json]');
   const plan = loadPlan(env, args.plan);
   if (recoversByRestore(plan, sub!)) {
-    return startCrossCloud(env, args, crossCloudInput(plan, sub!, { direction: 'failback', mode: 'planned', preApproved: args.yes, triggeredBy: whoAmI() }));
+    return startCrossCloud(
+      env,
+      args,
+      crossCloudInput(plan, sub!, {
+        direction: 'failback',
+        mode: 'planned',
+        preApproved: args.yes,
+        triggeredBy: whoAmI(),
+      }),
+    );
   }
-  const input = failbackInput(plan, sub!, { preApproved: args.yes, triggeredBy: whoAmI(), discardDivergent: args.discardDivergent });
+  const input = failbackInput(plan, sub!, {
+    preApproved: args.yes,
+    triggeredBy: whoAmI(),
+    discardDivergent: args.discardDivergent,
+  });
   return runRunbook(env, args, {
     runbook: 'failback',
     database: input.database,

@@ -11,8 +11,13 @@ export async function failover({ env, args, sub }: CommandContext): Promise<numb
   const mode = args.mode ?? 'planned';
   const plan = loadPlan(env, args.plan);
   if (recoversByRestore(plan, sub!)) {
-    if (mode === 'zonal') throw new PlanError(`--zonal is a platform HA failover within one region; ${sub} recovers across clouds`);
-    return startCrossCloud(env, args, crossCloudInput(plan, sub!, { direction: 'failover', mode, preApproved: args.yes, triggeredBy: whoAmI() }));
+    if (mode === 'zonal')
+      throw new PlanError(`--zonal is a platform HA failover within one region; ${sub} recovers across clouds`);
+    return startCrossCloud(
+      env,
+      args,
+      crossCloudInput(plan, sub!, { direction: 'failover', mode, preApproved: args.yes, triggeredBy: whoAmI() }),
+    );
   }
   const input = failoverInput(plan, sub!, { mode, preApproved: args.yes, triggeredBy: whoAmI() });
   return runRunbook(env, args, {

@@ -13,7 +13,9 @@ export async function schedule({ env, args, sub, say }: CommandContext): Promise
     try {
       return await connectClient(target);
     } catch (err) {
-      process.stderr.write(`cannot reach Temporal at ${target.connectionOptions.address}: ${(err as Error).message}\nstart the local stack with \`lifeboat dev up\`, or set TEMPORAL_ADDRESS\n`);
+      process.stderr.write(
+        `cannot reach Temporal at ${target.connectionOptions.address}: ${(err as Error).message}\nstart the local stack with \`lifeboat dev up\`, or set TEMPORAL_ADDRESS\n`,
+      );
       return null;
     }
   };
@@ -26,8 +28,11 @@ export async function schedule({ env, args, sub, say }: CommandContext): Promise
     const result = await schedules.applySchedules(client, plan);
     if (args.json) process.stdout.write(JSON.stringify(result, null, 2) + '\n');
     else {
-      for (const [what, ids] of Object.entries(result)) for (const id of ids as string[]) process.stdout.write(`${what.padEnd(9)} ${id}\n`);
-      say(`schedules match ${plan.source}: ${result.created.length} created, ${result.updated.length} updated, ${result.unchanged.length} unchanged, ${result.deleted.length} deleted`);
+      for (const [what, ids] of Object.entries(result))
+        for (const id of ids as string[]) process.stdout.write(`${what.padEnd(9)} ${id}\n`);
+      say(
+        `schedules match ${plan.source}: ${result.created.length} created, ${result.updated.length} updated, ${result.unchanged.length} unchanged, ${result.deleted.length} deleted`,
+      );
     }
     return 0;
   }
@@ -37,8 +42,13 @@ export async function schedule({ env, args, sub, say }: CommandContext): Promise
     if (!client) return 1;
     const rows = await schedules.listSchedules(client);
     if (args.json) process.stdout.write(JSON.stringify(rows, null, 2) + '\n');
-    else if (rows.length === 0) say('no Lifeboat schedules; add schedule: blocks to the plan and run `lifeboat schedule apply -f plan`');
-    else for (const r of rows) process.stdout.write(`${r.scheduleId.padEnd(36)} ${r.paused ? 'paused ' : 'active '} next ${r.nextRuns[0] ?? '-'}${r.note ? `  (${r.note})` : ''}\n`);
+    else if (rows.length === 0)
+      say('no Lifeboat schedules; add schedule: blocks to the plan and run `lifeboat schedule apply -f plan`');
+    else
+      for (const r of rows)
+        process.stdout.write(
+          `${r.scheduleId.padEnd(36)} ${r.paused ? 'paused ' : 'active '} next ${r.nextRuns[0] ?? '-'}${r.note ? `  (${r.note})` : ''}\n`,
+        );
     return 0;
   }
   if (sub === 'pause' || sub === 'unpause' || sub === 'trigger') {

@@ -16,18 +16,32 @@ export async function sweep({ env, args }: CommandContext): Promise<number> {
   try {
     client = await connectClient(target);
   } catch (err) {
-    process.stderr.write(`cannot reach Temporal at ${target.connectionOptions.address}: ${(err as Error).message}\nthe sweep asks Temporal which drills are running; without it nothing is deleted\n`);
+    process.stderr.write(
+      `cannot reach Temporal at ${target.connectionOptions.address}: ${(err as Error).message}\nthe sweep asks Temporal which drills are running; without it nothing is deleted\n`,
+    );
     return 1;
   }
   const providers = (await import('../../worker/main')).buildProviders(env);
   const { sweepScratch } = await import('../../activities/scratch-sweep');
-  const outcome = await sweepScratch({ regions: planRegions(plan), provider: (region) => providers[region.provider], client });
+  const outcome = await sweepScratch({
+    regions: planRegions(plan),
+    provider: (region) => providers[region.provider],
+    client,
+  });
   if (json) process.stdout.write(JSON.stringify(outcome, null, 2) + '\n');
   else {
-    for (const d of outcome.deleted) process.stdout.write(`deleted  ${d.region}/${d.name}  (drill ${d.drill?.workflowId} ${d.drill?.status.toLowerCase()})\n`);
-    for (const k of outcome.kept) process.stdout.write(`kept     ${k.region}/${k.name}  (${k.reason}${k.drill ? `: ${k.drill.workflowId}` : ''})\n`);
+    for (const d of outcome.deleted)
+      process.stdout.write(
+        `deleted  ${d.region}/${d.name}  (drill ${d.drill?.workflowId} ${d.drill?.status.toLowerCase()})\n`,
+      );
+    for (const k of outcome.kept)
+      process.stdout.write(
+        `kept     ${k.region}/${k.name}  (${k.reason}${k.drill ? `: ${k.drill.workflowId}` : ''})\n`,
+      );
     for (const f of outcome.failed) process.stdout.write(`FAILED   ${f.region}/${f.name}  ${f.error}\n`);
-    process.stderr.write(`swept ${planRegions(plan).length} region(s): ${outcome.deleted.length} deleted, ${outcome.kept.length} kept, ${outcome.failed.length} failed\n`);
+    process.stderr.write(
+      `swept ${planRegions(plan).length} region(s): ${outcome.deleted.length} deleted, ${outcome.kept.length} kept, ${outcome.failed.length} failed\n`,
+    );
   }
   await client.connection.close();
   return outcome.failed.length ? 1 : 0;

@@ -12,7 +12,10 @@ export async function worker({ env, args }: CommandContext): Promise<number> {
   // A worker placed in one region serves that region's queue (and the runbook queue): with one in
   // the DR region, a failover runs while the primary's region is dark.
   const unknown = (args.regions ?? []).filter((name) => !all.some((r) => r.name === name));
-  if (unknown.length) throw new UsageError(`--region ${unknown.join(', ')}: not a region of ${plan.source}; expected one of ${all.map((r) => r.name).join(', ')}`);
+  if (unknown.length)
+    throw new UsageError(
+      `--region ${unknown.join(', ')}: not a region of ${plan.source}; expected one of ${all.map((r) => r.name).join(', ')}`,
+    );
   const regions = args.regions ? all.filter((r) => args.regions!.includes(r.name)) : all;
   await (await import('../../worker/main')).runWorker({ regions, env, plan });
   return 0;

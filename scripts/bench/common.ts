@@ -23,7 +23,11 @@ export const MIB = 1024 * 1024;
 
 /** For the provider calls an activity would make: no heartbeat to send, never cancelled, warnings to stderr. */
 export function benchIo(): ActivityIo {
-  return { heartbeat: () => undefined, signal: new AbortController().signal, logger: createLogger('warn', pino.destination(2)) };
+  return {
+    heartbeat: () => undefined,
+    signal: new AbortController().signal,
+    logger: createLogger('warn', pino.destination(2)),
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -33,14 +37,25 @@ export function benchIo(): ActivityIo {
 export class UsageError extends Error {}
 
 /** A flag's number, or a UsageError saying what was expected. */
-export function numberOption(flag: string, raw: string | undefined, accept: (n: number) => boolean, expected: string): number {
+export function numberOption(
+  flag: string,
+  raw: string | undefined,
+  accept: (n: number) => boolean,
+  expected: string,
+): number {
   const n = Number(raw);
-  if (raw === undefined || raw.trim() === '' || !Number.isFinite(n) || !accept(n)) throw new UsageError(`${flag} ${raw ?? '(missing)'}: expected ${expected}`);
+  if (raw === undefined || raw.trim() === '' || !Number.isFinite(n) || !accept(n))
+    throw new UsageError(`${flag} ${raw ?? '(missing)'}: expected ${expected}`);
   return n;
 }
 
 export function positiveOption(flag: string, raw: string | undefined, integer: boolean): number {
-  return numberOption(flag, raw, (n) => n > 0 && (!integer || Number.isInteger(n)), `a ${integer ? 'whole ' : ''}number greater than zero`);
+  return numberOption(
+    flag,
+    raw,
+    (n) => n > 0 && (!integer || Number.isInteger(n)),
+    `a ${integer ? 'whole ' : ''}number greater than zero`,
+  );
 }
 
 /** Runs a benchmark's main and exits with its code: 2 and the usage line for a UsageError, 1 for anything else. */
@@ -69,7 +84,11 @@ export interface ChildResult {
 }
 
 /** Runs a command to exit, timing it from spawn to exit; stdout and stderr are collected. */
-export function runChild(command: string, args: string[], options: { cwd: string; stdio?: StdioOptions }): Promise<ChildResult> {
+export function runChild(
+  command: string,
+  args: string[],
+  options: { cwd: string; stdio?: StdioOptions },
+): Promise<ChildResult> {
   return new Promise((resolve, reject) => {
     const started = process.hrtime.bigint();
     const child = spawn(command, args, { cwd: options.cwd, stdio: options.stdio ?? ['ignore', 'pipe', 'pipe'] });
@@ -78,7 +97,9 @@ export function runChild(command: string, args: string[], options: { cwd: string
     child.stdout?.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
     child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
     child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr, seconds: Number(process.hrtime.bigint() - started) / 1e9 }));
+    child.on('close', (code) =>
+      resolve({ code, stdout, stderr, seconds: Number(process.hrtime.bigint() - started) / 1e9 }),
+    );
   });
 }
 
@@ -87,21 +108,31 @@ export function cliPath(env: LifeboatEnv): string {
 }
 
 /** Runs a runbook through the CLI with --json; anything but a passed report with an RTO is an error. */
-export async function runRunbook(env: LifeboatEnv, args: string[]): Promise<{ wallSeconds: number; report: RunbookReport }> {
+export async function runRunbook(
+  env: LifeboatEnv,
+  args: string[],
+): Promise<{ wallSeconds: number; report: RunbookReport }> {
   const result = await runChild(process.execPath, [cliPath(env), ...args], { cwd: env.projectRoot });
   return { wallSeconds: result.seconds, report: passedReport(args[0]!, result) };
 }
 
 /** The report a `--json` CLI run printed, if it passed; an error saying why otherwise. */
-export function passedReport(what: string, result: { code: number | null; stdout: string; stderr: string }): RunbookReport {
+export function passedReport(
+  what: string,
+  result: { code: number | null; stdout: string; stderr: string },
+): RunbookReport {
   let report: RunbookReport;
   try {
     report = JSON.parse(result.stdout) as RunbookReport;
   } catch {
-    throw new Error(`\`lifeboat ${what}\` exited with ${result.code} without a JSON report:\n${result.stderr.trim() || result.stdout.trim()}`);
+    throw new Error(
+      `\`lifeboat ${what}\` exited with ${result.code} without a JSON report:\n${result.stderr.trim() || result.stdout.trim()}`,
+    );
   }
   if (report.outcome !== 'passed' || result.code !== 0 || report.rtoSeconds === null) {
-    const failedSteps = (report.steps ?? []).filter((s) => s.status === 'failed').map((s) => `${s.name}: ${s.detail ?? ''}`);
+    const failedSteps = (report.steps ?? [])
+      .filter((s) => s.status === 'failed')
+      .map((s) => `${s.name}: ${s.detail ?? ''}`);
     const failedChecks = (report.checks ?? []).filter((c) => !c.ok).map((c) => `check ${c.name}: ${c.detail}`);
     throw new Error(
       `the ${what} did not pass (exit ${result.code}, outcome ${report.outcome}, rtoSeconds ${report.rtoSeconds}): ${report.reason ?? 'no reason given'}` +
@@ -114,7 +145,9 @@ export function passedReport(what: string, result: { code: number | null; stdout
 
 /** One of the benchmark's shell scripts (scripts/bench/<name>) to exit; a non-zero exit is an error with its stderr. */
 export async function runScript(env: LifeboatEnv, name: string, args: string[]): Promise<ChildResult> {
-  const result = await runChild('bash', [join(env.projectRoot, 'scripts', 'bench', name), ...args], { cwd: env.projectRoot });
+  const result = await runChild('bash', [join(env.projectRoot, 'scripts', 'bench', name), ...args], {
+    cwd: env.projectRoot,
+  });
   if (result.code !== 0) throw new Error(`${name} exited with ${result.code}:\n${result.stderr.trim()}`);
   return result;
 }
@@ -142,7 +175,10 @@ export function parseScriptOutput(stdout: string): { steps: StepTime[]; lines: s
  * Runs the sides of one round in order, or in reverse order in odd rounds, so that none always runs
  * first (or always gets the page cache another one warmed); the results come in the given order.
  */
-export async function inAlternatingOrder<T extends unknown[]>(round: number, sides: { [K in keyof T]: () => Promise<T[K]> }): Promise<T> {
+export async function inAlternatingOrder<T extends unknown[]>(
+  round: number,
+  sides: { [K in keyof T]: () => Promise<T[K]> },
+): Promise<T> {
   const order = sides.map((_, i) => i);
   if (round % 2) order.reverse();
   const results: unknown[] = [];
@@ -167,13 +203,17 @@ export function announced<T>(before: string, run: () => Promise<T>, after: (resu
  * let a benchmark time the worker of an earlier build.)
  */
 export async function ensureStack(env: LifeboatEnv, planFile?: string): Promise<void> {
-  say(`running \`lifeboat dev up${planFile ? ' -f <bench plan>' : ''}\` (starts what is down, restarts a worker on older code${planFile ? ' or another plan' : ''})`);
+  say(
+    `running \`lifeboat dev up${planFile ? ' -f <bench plan>' : ''}\` (starts what is down, restarts a worker on older code${planFile ? ' or another plan' : ''})`,
+  );
   // dev up talks on stderr; its stdout goes there too so ours stays the benchmark's table.
   // With a plan, the stack's worker serves it: a worker refuses runs its own plan does not yield.
-  const up = await runChild(process.execPath, [cliPath(env), 'dev', 'up', ...(planFile ? ['-f', planFile] : [])], { cwd: env.projectRoot, stdio: ['ignore', 2, 2] });
+  const up = await runChild(process.execPath, [cliPath(env), 'dev', 'up', ...(planFile ? ['-f', planFile] : [])], {
+    cwd: env.projectRoot,
+    stdio: ['ignore', 2, 2],
+  });
   if (up.code !== 0) throw new Error(`\`lifeboat dev up\` exited with ${up.code}`);
 }
-
 
 /** What a process has used so far, from /proc (Linux): CPU seconds (its own, and its reaped children's) and memory. */
 export interface ProcessUsage {
@@ -215,7 +255,9 @@ const CLOCK_TICKS = 100;
  * client is the one the CLI would use (TEMPORAL_ADDRESS and friends). Runs that cannot be described
  * are left out, with a note on stderr.
  */
-export async function historyLengths(runs: Array<{ workflowId: string; runId?: string }>): Promise<Array<{ workflowId: string; events: number; bytes: number }>> {
+export async function historyLengths(
+  runs: Array<{ workflowId: string; runId?: string }>,
+): Promise<Array<{ workflowId: string; events: number; bytes: number }>> {
   if (runs.length === 0) return [];
   const client = await connectClient();
   try {
@@ -223,7 +265,11 @@ export async function historyLengths(runs: Array<{ workflowId: string; runId?: s
     for (const run of runs) {
       try {
         const described = await client.workflow.getHandle(run.workflowId, run.runId).describe();
-        sizes.push({ workflowId: run.workflowId, events: described.historyLength, bytes: described.historySize ?? NaN });
+        sizes.push({
+          workflowId: run.workflowId,
+          events: described.historyLength,
+          bytes: described.historySize ?? NaN,
+        });
       } catch (err) {
         say(`could not describe ${run.workflowId} ${run.runId ?? ''}: ${(err as Error).message}`);
       }
@@ -272,14 +318,21 @@ export function summaryRows(runs: number[][], row: (label: string, values: numbe
   if (runs.length > 1) {
     const column = (c: number) => runs.map((values) => values[c]!);
     const by = (f: (values: number[]) => number) => runs[0]!.map((_, c) => f(column(c)));
-    rows.push(row('median', by(median)), row('best', by((values) => Math.min(...values))));
+    rows.push(
+      row('median', by(median)),
+      row(
+        'best',
+        by((values) => Math.min(...values)),
+      ),
+    );
   }
   return rows;
 }
 
 export function table(header: string[], rows: string[][]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
+  const line = (cells: string[]) =>
+    cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
   return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
 }
 
@@ -302,7 +355,11 @@ export type Phases = Array<[name: string, seconds: number]>;
  * ending with the wall time. `stepName` lets a benchmark give steps named per run one name, so
  * that the runs line up in the phase table.
  */
-export function runbookPhases(report: RunbookReport, wallSeconds: number, stepName: (step: StepRecord) => string = (step) => step.name): Phases {
+export function runbookPhases(
+  report: RunbookReport,
+  wallSeconds: number,
+  stepName: (step: StepRecord) => string = (step) => step.name,
+): Phases {
   const phases: Phases = report.steps.map((s) => [stepName(s), stepSeconds(s)]);
   const inWorkflow = (Date.parse(report.finishedAt) - Date.parse(report.startedAt)) / 1000;
   phases.push(['(workflow, between steps)', inWorkflow - coveredSeconds(report.steps)]);

@@ -32,7 +32,16 @@
 // process: its S3 is the ceiling of both S3 contenders, far below a real S3 endpoint.
 // Figures, not asserts: it exits 1 only when a copy fails.
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream, existsSync, linkSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  createReadStream,
+  createWriteStream,
+  existsSync,
+  linkSync,
+  mkdirSync,
+  mkdtempSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { open } from 'node:fs/promises';
 import { loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -46,7 +55,19 @@ import { PortableBackups } from '../../activities/portable/portable-backups';
 import { loadEnv } from '../../worker/env';
 import type { BackupManifest, BackupRef, RegionSpec, StoreSpec } from '../../workflows/types';
 import { startMoto, type MotoServer } from '../../test/support/moto';
-import { benchIo, freePort, machineLines, median, MIB, positiveOption, runChild, runMain, say, table, UsageError } from './common';
+import {
+  benchIo,
+  freePort,
+  machineLines,
+  median,
+  MIB,
+  positiveOption,
+  runChild,
+  runMain,
+  say,
+  table,
+  UsageError,
+} from './common';
 
 const BACKUP_ID = 'bench-copy-1';
 /** Portable backups are keyed by database name (letters, digits and _ only). */
@@ -85,7 +106,7 @@ async function writeRandomFile(file: string, bytes: number): Promise<string> {
   const hash = createHash('sha256');
   const handle = await open(file, 'w');
   try {
-    for (let left = bytes; left > 0; ) {
+    for (let left = bytes; left > 0;) {
       const block = randomBytes(Math.min(left, 8 * MIB));
       hash.update(block);
       await handle.write(block);
@@ -158,12 +179,23 @@ function contenders(setup: Setup, pgBin: string): Contender[] {
   mkdirSync(dirname(cpTarget), { recursive: true });
   const removeCp = async () => rmSync(cpTarget, { force: true });
   list.push({ name: 'cp', reset: removeCp, copy: () => command('cp', [source, cpTarget]) });
-  list.push({ name: 'cp + fsync', reset: removeCp, copy: () => command('bash', ['-c', 'cp "$1" "$2" && sync "$2"', 'cp', source, cpTarget]) });
+  list.push({
+    name: 'cp + fsync',
+    reset: removeCp,
+    copy: () => command('bash', ['-c', 'cp "$1" "$2" && sync "$2"', 'cp', source, cpTarget]),
+  });
   // The shell doing what a Lifeboat copy does: hash, copy, make it durable, hash the copy.
   list.push({
     name: 'sha256sum + cp + fsync',
     reset: removeCp,
-    copy: () => command('bash', ['-c', 'a=$(sha256sum < "$1") && cp "$1" "$2" && sync "$2" && b=$(sha256sum < "$2") && [[ "$a" == "$b" ]]', 'cp', source, cpTarget]),
+    copy: () =>
+      command('bash', [
+        '-c',
+        'a=$(sha256sum < "$1") && cp "$1" "$2" && sync "$2" && b=$(sha256sum < "$2") && [[ "$a" == "$b" ]]',
+        'cp',
+        source,
+        cpTarget,
+      ]),
   });
 
   // The local provider: regions are directories under its home; a backup is <region>/backups/<id>/.
@@ -172,7 +204,16 @@ function contenders(setup: Setup, pgBin: string): Contender[] {
   const localTo: RegionSpec = { name: 'copy-b', provider: 'local' };
   const localDump = join(work, 'local-home', 'regions', localFrom.name, 'backups', BACKUP_ID, 'dump.pgdump');
   placeBackup(source, localDump, manifestOf(sizeBytes, sha256, localFrom.name));
-  const localRef: BackupRef = { backupId: BACKUP_ID, database: DATABASE, region: localFrom.name, provider: 'local', createdAt: new Date().toISOString(), sizeBytes, sha256, location: localDump };
+  const localRef: BackupRef = {
+    backupId: BACKUP_ID,
+    database: DATABASE,
+    region: localFrom.name,
+    provider: 'local',
+    createdAt: new Date().toISOString(),
+    sizeBytes,
+    sha256,
+    location: localDump,
+  };
   list.push({
     name: 'local copyBackup',
     against: ['cp + fsync', 'sha256sum + cp + fsync'],
@@ -221,7 +262,14 @@ function contenders(setup: Setup, pgBin: string): Contender[] {
       name: 'SDK PutObject',
       reset: async () => undefined, // a put replaces the object
       copy: async () => {
-        await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: rawKey, Body: createReadStream(source, { highWaterMark: MIB }), ContentLength: sizeBytes }));
+        await s3.send(
+          new PutObjectCommand({
+            Bucket: BUCKET,
+            Key: rawKey,
+            Body: createReadStream(source, { highWaterMark: MIB }),
+            ContentLength: sizeBytes,
+          }),
+        );
       },
     });
     list.push({
@@ -258,7 +306,8 @@ function contenders(setup: Setup, pgBin: string): Contender[] {
 
 async function command(cmd: string, args: string[]): Promise<void> {
   const result = await runChild(cmd, args, { cwd: '/' });
-  if (result.code !== 0) throw new Error(`${cmd} ${args.join(' ')} exited with ${result.code}: ${result.stderr.trim()}`);
+  if (result.code !== 0)
+    throw new Error(`${cmd} ${args.join(' ')} exited with ${result.code}: ${result.stderr.trim()}`);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -269,7 +318,9 @@ async function main(argv: string[]): Promise<number> {
   const env = loadEnv();
   const pgBin = findPgBin(env.pgBin);
   mkdirSync(options.dir ?? env.home, { recursive: true });
-  const work = options.dir ? mkdtempSync(join(options.dir, 'lifeboat-bench-copy-')) : mkdtempSync(join(env.home, 'bench-copy-'));
+  const work = options.dir
+    ? mkdtempSync(join(options.dir, 'lifeboat-bench-copy-'))
+    : mkdtempSync(join(env.home, 'bench-copy-'));
   const io = benchIo();
   const sizeBytes = Math.round(options.sizeMb * MIB);
   let moto: MotoServer | null = null;
@@ -285,7 +336,8 @@ async function main(argv: string[]): Promise<number> {
       say(`removed ${work}`);
     })());
   // Interrupted, it still removes its GiBs and stops moto.
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => void cleanup().finally(() => process.exit(130)));
+  for (const signal of ['SIGINT', 'SIGTERM'] as const)
+    process.once(signal, () => void cleanup().finally(() => process.exit(130)));
   try {
     const source = join(work, 'source.bin');
     say(`writing ${(sizeBytes / MIB).toFixed(0)} MiB of random bytes to ${source}`);
@@ -294,7 +346,12 @@ async function main(argv: string[]): Promise<number> {
       moto = await startMoto(await freePort(), { log: join(work, 'moto-server.log'), detached: false });
       say(`moto_server on ${moto.endpoint} (pid ${moto.pid})`);
       // The SDK reads these itself, so the S3Store the portable copy opens reaches moto too.
-      Object.assign(process.env, { AWS_ENDPOINT_URL: moto.endpoint, AWS_ACCESS_KEY_ID: 'testing', AWS_SECRET_ACCESS_KEY: 'testing', AWS_REGION });
+      Object.assign(process.env, {
+        AWS_ENDPOINT_URL: moto.endpoint,
+        AWS_ACCESS_KEY_ID: 'testing',
+        AWS_SECRET_ACCESS_KEY: 'testing',
+        AWS_REGION,
+      });
       s3 = new S3Client({ region: AWS_REGION, forcePathStyle: true, requestChecksumCalculation: 'WHEN_REQUIRED' });
       await s3.send(new CreateBucketCommand({ Bucket: BUCKET }));
     }
@@ -309,14 +366,18 @@ async function main(argv: string[]): Promise<number> {
         await c.copy();
         const seconds = Number(process.hrtime.bigint() - started) / 1e9;
         times.set(c.name, [...(times.get(c.name) ?? []), seconds]);
-        say(`run ${run + 1}: ${c.name.padEnd(20)} ${seconds.toFixed(2)}s  ${(sizeBytes / MIB / seconds).toFixed(0)} MiB/s`);
+        say(
+          `run ${run + 1}: ${c.name.padEnd(20)} ${seconds.toFixed(2)}s  ${(sizeBytes / MIB / seconds).toFixed(0)} MiB/s`,
+        );
       }
     }
   } finally {
     await cleanup();
   }
 
-  const pgVersion = existsSync(join(pgBin, 'postgres')) ? (await runChild(join(pgBin, 'postgres'), ['--version'], { cwd: '/' })).stdout.trim() : 'n/a';
+  const pgVersion = existsSync(join(pgBin, 'postgres'))
+    ? (await runChild(join(pgBin, 'postgres'), ['--version'], { cwd: '/' })).stdout.trim()
+    : 'n/a';
   const best = (name: string) => Math.min(...times.get(name)!);
   const med = (name: string) => median(times.get(name)!);
   const rate = (seconds: number) => (sizeBytes / MIB / seconds).toFixed(0);
@@ -333,10 +394,20 @@ async function main(argv: string[]): Promise<number> {
     ...machineLines(pgVersion, pgBin, loadBefore),
     `file        ${(sizeBytes / MIB).toFixed(0)} MiB of random bytes in ${work}; ${options.runs} runs per contender${options.s3 ? '; S3 = moto_server on loopback' : ''}`,
     '',
-    table(['contender', ...Array.from({ length: options.runs }, (_, i) => `run ${i + 1} s`), 'median s', 'MiB/s (median)', 'MiB/s (best)', 'time ratio (median)'], rows),
+    table(
+      [
+        'contender',
+        ...Array.from({ length: options.runs }, (_, i) => `run ${i + 1} s`),
+        'median s',
+        'MiB/s (median)',
+        'MiB/s (best)',
+        'time ratio (median)',
+      ],
+      rows,
+    ),
     '',
-    'A ratio is the contender\'s median time over the raw tool\'s: 1.00 is as fast as the tool, 2.00 twice as slow.',
-    'Lifeboat\'s copies also hash every byte (sha256) and compare it with the manifest, fsync, and publish by rename',
+    "A ratio is the contender's median time over the raw tool's: 1.00 is as fast as the tool, 2.00 twice as slow.",
+    "Lifeboat's copies also hash every byte (sha256) and compare it with the manifest, fsync, and publish by rename",
     '(or a completed multipart upload); `cp` does none of that, `cp + fsync` only the fsync; `sha256sum + cp + fsync`',
     'does the same work in two passes (hash the source, copy, sync, hash the copy).',
     '',

@@ -52,7 +52,10 @@ function parseOptions(argv: string[]): Options {
 }
 
 /** Two connections in one repeatable-read snapshot, as dumpWithManifest reads; seconds taken by `read`. */
-async function timed(conn: PgConnection, read: (clients: Client[], tables: string[]) => Promise<unknown>): Promise<number> {
+async function timed(
+  conn: PgConnection,
+  read: (clients: Client[], tables: string[]) => Promise<unknown>,
+): Promise<number> {
   return withClient(conn, (first) =>
     withClient(conn, async (second) => {
       await first.query('begin isolation level repeatable read read only');
@@ -117,10 +120,13 @@ async function main(argv: string[]): Promise<number> {
       await c.query('begin');
       const tables = await allTableStats([c], await listTables(c));
       await c.query('commit');
-      const describe = (t: (typeof tables)[number]) => ('textColumns' in t ? `${t.table} (by text: ${t.textColumns?.join(', ') || 'none'})` : `${t.table} unreadable`);
+      const describe = (t: (typeof tables)[number]) =>
+        'textColumns' in t ? `${t.table} (by text: ${t.textColumns?.join(', ') || 'none'})` : `${t.table} unreadable`;
       return { ...stats.rows[0]!, version: (await serverVersion(c)).version, algorithms: tables.map(describe) };
     });
-    say(`seeded the demo data at scale ${options.scale}: ${rows} rows, ${(Number(bytes) / 2 ** 20).toFixed(1)} MiB in ${((Date.now() - seeded) / 1000).toFixed(1)}s`);
+    say(
+      `seeded the demo data at scale ${options.scale}: ${rows} rows, ${(Number(bytes) / 2 ** 20).toFixed(1)} MiB in ${((Date.now() - seeded) / 1000).toFixed(1)}s`,
+    );
     say(`columns-v2: ${algorithms.join('; ')}`);
 
     say('warm-up round (untimed)');
@@ -135,7 +141,12 @@ async function main(argv: string[]): Promise<number> {
       say(`round ${round + 1}: before v2 ${before.toFixed(3)}s, v2 ${after.toFixed(3)}s`);
       runs.push([before, after, after / before]);
     }
-    const out = summaryRows(runs, (label, [before, after, ratio]) => [label, before!.toFixed(3), after!.toFixed(3), ratio!.toFixed(3)]);
+    const out = summaryRows(runs, (label, [before, after, ratio]) => [
+      label,
+      before!.toFixed(3),
+      after!.toFixed(3),
+      ratio!.toFixed(3),
+    ]);
     process.stdout.write(
       [
         `Digest cost on the demo database (scale ${options.scale}: ${rows} rows, ${(Number(bytes) / 2 ** 20).toFixed(1)} MiB)`,

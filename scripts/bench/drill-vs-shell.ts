@@ -115,10 +115,10 @@ function parseOptions(argv: string[]): Options {
     else if (a === '--runs') options.runs = positiveOption(a, argv[++i], true);
     else if (a === '--warmup') {
       const value = argv[++i];
-      if (!value || !/^\d+$/.test(value)) throw new UsageError(`--warmup ${value ?? ''}: expected a whole number of rounds (0 for none)`);
+      if (!value || !/^\d+$/.test(value))
+        throw new UsageError(`--warmup ${value ?? ''}: expected a whole number of rounds (0 for none)`);
       options.warmup = Number(value);
-    }
-    else if (a === '--drop') options.drop = true;
+    } else if (a === '--drop') options.drop = true;
     else throw new UsageError(`unknown argument ${a}`);
   }
   return options;
@@ -139,7 +139,9 @@ async function databaseBytes(cluster: LocalCluster, database: string): Promise<n
 
 async function hasDemoSchema(cluster: LocalCluster): Promise<boolean> {
   return withClient(cluster.connection(BENCH_DB), async (client) => {
-    const { rows } = await client.query<{ present: boolean }>(`select to_regclass('public.order_items') is not null as present`);
+    const { rows } = await client.query<{ present: boolean }>(
+      `select to_regclass('public.order_items') is not null as present`,
+    );
     return rows[0]?.present === true;
   });
 }
@@ -157,7 +159,9 @@ async function seedAt(cluster: LocalCluster, scale: number): Promise<number> {
   const started = Date.now();
   await withClient(cluster.connection(BENCH_DB), (client) => seedDemo(client, scale));
   const bytes = (await databaseBytes(cluster, BENCH_DB))!;
-  say(`seeded ${BENCH_DB} at scale ${scale.toFixed(2)}: ${(bytes / MIB).toFixed(1)} MiB in ${((Date.now() - started) / 1000).toFixed(1)}s`);
+  say(
+    `seeded ${BENCH_DB} at scale ${scale.toFixed(2)}: ${(bytes / MIB).toFixed(1)} MiB in ${((Date.now() - started) / 1000).toFixed(1)}s`,
+  );
   return bytes;
 }
 
@@ -172,7 +176,9 @@ const within = (bytes: number, target: number, tolerance: number) => Math.abs(by
 async function ensureBenchDatabase(cluster: LocalCluster, targetBytes: number): Promise<number> {
   const existing = await databaseBytes(cluster, BENCH_DB);
   if (existing !== null && within(existing, targetBytes, SIZE_TOLERANCE) && (await hasDemoSchema(cluster))) {
-    say(`reusing ${BENCH_DB}: ${(existing / MIB).toFixed(1)} MiB is within ${SIZE_TOLERANCE * 100}% of ${(targetBytes / MIB).toFixed(0)} MiB`);
+    say(
+      `reusing ${BENCH_DB}: ${(existing / MIB).toFixed(1)} MiB is within ${SIZE_TOLERANCE * 100}% of ${(targetBytes / MIB).toFixed(0)} MiB`,
+    );
     return existing;
   }
   await recreateDatabase(cluster);
@@ -188,12 +194,15 @@ async function ensureBenchDatabase(cluster: LocalCluster, targetBytes: number): 
     points.push({ scale, bytes: await seedAt(cluster, scale) });
   }
   const bytes = points.at(-1)!.bytes;
-  if (!within(bytes, targetBytes, SIZE_TOLERANCE)) say(`note: ${BENCH_DB} is ${(bytes / MIB).toFixed(1)} MiB, not within ${SIZE_TOLERANCE * 100}% of the target`);
+  if (!within(bytes, targetBytes, SIZE_TOLERANCE))
+    say(`note: ${BENCH_DB} is ${(bytes / MIB).toFixed(1)} MiB, not within ${SIZE_TOLERANCE * 100}% of the target`);
   return bytes;
 }
 
 async function dropBenchDatabase(cluster: LocalCluster): Promise<void> {
-  await withClient(cluster.connection('postgres'), (client) => client.query(`drop database if exists ${quoteIdent(BENCH_DB)} with (force)`));
+  await withClient(cluster.connection('postgres'), (client) =>
+    client.query(`drop database if exists ${quoteIdent(BENCH_DB)} with (force)`),
+  );
   say(`dropped ${BENCH_DB}`);
 }
 
@@ -222,19 +231,37 @@ databases:
   return file;
 }
 
-async function runBaseline(env: LifeboatEnv, primary: LocalCluster, dr: LocalCluster, compression: string, workdir: string, verify: Verify): Promise<BaselineRun> {
+async function runBaseline(
+  env: LifeboatEnv,
+  primary: LocalCluster,
+  dr: LocalCluster,
+  compression: string,
+  workdir: string,
+  verify: Verify,
+): Promise<BaselineRun> {
   const args = [
-    '--db', BENCH_DB,
-    '--host', '127.0.0.1',
-    '--src-port', String(primary.state().port),
-    '--dst-port', String(dr.state().port),
-    '--src-passfile', primary.pgpassFile,
-    '--dst-passfile', dr.pgpassFile,
-    '--compress', compression,
-    '--jobs', '2',
-    '--verify', verify,
-    '--bin', findPgBin(env.pgBin),
-    '--workdir', workdir,
+    '--db',
+    BENCH_DB,
+    '--host',
+    '127.0.0.1',
+    '--src-port',
+    String(primary.state().port),
+    '--dst-port',
+    String(dr.state().port),
+    '--src-passfile',
+    primary.pgpassFile,
+    '--dst-passfile',
+    dr.pgpassFile,
+    '--compress',
+    compression,
+    '--jobs',
+    '2',
+    '--verify',
+    verify,
+    '--bin',
+    findPgBin(env.pgBin),
+    '--workdir',
+    workdir,
   ];
   const result = await runScript(env, 'baseline.sh', args);
   return { wallSeconds: result.seconds, ...parseBaselineOutput(result.stdout) };
@@ -299,8 +326,17 @@ function summaryTable(dbBytes: number, rounds: Round[]): string {
   ];
   return table(
     [
-      '', 'db MiB', 'dump MiB', 'drill s', 'counts-only shell s', 'ratio vs counts-only shell', 'same-proof shell s', 'ratio vs same-proof shell', 'drill rtoSeconds',
-      'drill workflow s', 'workflow ratio vs same-proof shell',
+      '',
+      'db MiB',
+      'dump MiB',
+      'drill s',
+      'counts-only shell s',
+      'ratio vs counts-only shell',
+      'same-proof shell s',
+      'ratio vs same-proof shell',
+      'drill rtoSeconds',
+      'drill workflow s',
+      'workflow ratio vs same-proof shell',
     ],
     summaryRows(rounds.map(values), row),
   );
@@ -368,7 +404,9 @@ async function main(argv: string[]): Promise<number> {
       if (options.runs === null && i === 0 && roundSeconds < QUICK_ROUND_SECONDS) options.runs = 3;
     }
   } finally {
-    await ensureStack(env).catch((err: unknown) => say(`could not put the stack's worker back on the demo plan: ${(err as Error).message}; run \`lifeboat dev up\``));
+    await ensureStack(env).catch((err: unknown) =>
+      say(`could not put the stack's worker back on the demo plan: ${(err as Error).message}; run \`lifeboat dev up\``),
+    );
     rmSync(planDir, { recursive: true, force: true });
     rmSync(workdir, { recursive: true, force: true });
     const deleted = await deleteBenchBackups(env);
@@ -377,7 +415,9 @@ async function main(argv: string[]): Promise<number> {
     else say(`kept ${BENCH_DB} in ${PRIMARY_REGION} for the next run (--drop removes it)`);
   }
 
-  const histories = await historyLengths(rounds.map((r) => ({ workflowId: r.drill.report.workflowId, runId: r.drill.report.runId })));
+  const histories = await historyLengths(
+    rounds.map((r) => ({ workflowId: r.drill.report.workflowId, runId: r.drill.report.runId })),
+  );
   const events = histories.map((h) => h.events);
   const baselineRows = rounds[0]!.counts.rows;
   const pgVersion = (await withClient(primary.connection('postgres'), (client) => serverVersion(client))).version;
@@ -390,8 +430,17 @@ async function main(argv: string[]): Promise<number> {
     summaryTable(dbBytes, rounds),
     ...(rounds.length > 1 ? ['', pairedRatios(rounds)] : []),
     '',
-    phaseTable('drill step (seconds)', rounds.map((r) => drillPhases(r.drill))),
-    ...BASELINES.flatMap(([verify, name]) => ['', phaseTable(`${name} step (seconds)`, rounds.map((r) => baselinePhases(r[verify])))]),
+    phaseTable(
+      'drill step (seconds)',
+      rounds.map((r) => drillPhases(r.drill)),
+    ),
+    ...BASELINES.flatMap(([verify, name]) => [
+      '',
+      phaseTable(
+        `${name} step (seconds)`,
+        rounds.map((r) => baselinePhases(r[verify])),
+      ),
+    ]),
     '',
     `drill workflows: ${rounds.map((r) => r.drill.report.workflowId).join(', ')}`,
     events.length
@@ -416,7 +465,8 @@ async function main(argv: string[]): Promise<number> {
  */
 async function settled(env: LifeboatEnv, clusters: LocalCluster[]): Promise<void> {
   await spareSettled(env);
-  for (const cluster of clusters) await withClient(cluster.connection('postgres'), (client) => client.query('checkpoint'));
+  for (const cluster of clusters)
+    await withClient(cluster.connection('postgres'), (client) => client.query('checkpoint'));
   spawnSync('sync');
   const deadline = Date.now() + 60_000;
   while (dirtyMiB() > 16 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
@@ -437,7 +487,10 @@ async function spareSettled(env: LifeboatEnv): Promise<void> {
   const deadline = Date.now() + 120_000;
   for (;;) {
     while (scratchHousekeeping(env.home, DR_REGION).busy) {
-      if (Date.now() > deadline) throw new Error(`the worker was still deleting a scratch instance or making a spare under ${env.home} after 2 minutes`);
+      if (Date.now() > deadline)
+        throw new Error(
+          `the worker was still deleting a scratch instance or making a spare under ${env.home} after 2 minutes`,
+        );
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
     if (scratchHousekeeping(env.home, DR_REGION).spareReady) return;
@@ -449,14 +502,24 @@ async function spareSettled(env: LifeboatEnv): Promise<void> {
  * One drill and both baselines on the same database. The order reverses between rounds so that no
  * side always gets the page cache another one warmed.
  */
-async function timeRound(env: LifeboatEnv, planFile: string, primary: LocalCluster, dr: LocalCluster, compression: string, workdir: string, index: number, label: string): Promise<Round> {
+async function timeRound(
+  env: LifeboatEnv,
+  planFile: string,
+  primary: LocalCluster,
+  dr: LocalCluster,
+  compression: string,
+  workdir: string,
+  index: number,
+  label: string,
+): Promise<Round> {
   const drill = announced(
     `${label}: drill`,
     async () => {
       await settled(env, [primary, dr]);
       return runRunbook(env, ['drill', PLAN_KEY, '-f', planFile, '--json']);
     },
-    (run) => `${label}: drill passed in ${run.wallSeconds.toFixed(2)}s (rtoSeconds ${run.report.rtoSeconds?.toFixed(2)})`,
+    (run) =>
+      `${label}: drill passed in ${run.wallSeconds.toFixed(2)}s (rtoSeconds ${run.report.rtoSeconds?.toFixed(2)})`,
   );
   const [counts, checksums] = BASELINES.map(([verify, name]) =>
     announced(

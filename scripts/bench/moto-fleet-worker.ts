@@ -32,10 +32,17 @@ export interface FleetWorkerConfig {
 }
 
 async function main(configFile: string | undefined): Promise<void> {
-  if (!configFile) throw new Error('usage: node dist-bench/scripts/bench/moto-fleet-worker.js <config.json> (written by moto-fleet.ts)');
+  if (!configFile)
+    throw new Error(
+      'usage: node dist-bench/scripts/bench/moto-fleet-worker.js <config.json> (written by moto-fleet.ts)',
+    );
   const config = JSON.parse(readFileSync(configFile, 'utf8')) as FleetWorkerConfig;
   const env = loadEnv();
-  const dataPlane = new LocalRdsDataPlane({ local: buildProviders(env).local, pgBin: findPgBin(env.pgBin), ...config.dataPlane });
+  const dataPlane = new LocalRdsDataPlane({
+    local: buildProviders(env).local,
+    pgBin: findPgBin(env.pgBin),
+    ...config.dataPlane,
+  });
   await runWorker({
     regions: config.regions,
     env,

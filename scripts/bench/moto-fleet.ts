@@ -47,9 +47,34 @@ import { DatabaseAttr, ProviderAttr, RunbookAttr, TriggeredByAttr } from '../../
 import { RUNBOOK_TASK_QUEUE, type RunbookReport } from '../../workflows/types';
 import { startTemporal } from '../dev/stack';
 import { seedDemo } from '../dev/seed';
-import { awsPlanDatabase, awsPlanRegions, awsTestFixture, createInstanceCommand, EAST, motoClientConfig, startMoto, WEST, type AwsTestFixture, type MotoServer } from '../../test/support/moto';
+import {
+  awsPlanDatabase,
+  awsPlanRegions,
+  awsTestFixture,
+  createInstanceCommand,
+  EAST,
+  motoClientConfig,
+  startMoto,
+  WEST,
+  type AwsTestFixture,
+  type MotoServer,
+} from '../../test/support/moto';
 import { stopProcess } from '../../test/support/cli';
-import { freePort, historyLengths, machineLines, median, MIB, numberOption, processUsage, runMain, say, sleep, table, UsageError, type ProcessUsage } from './common';
+import {
+  freePort,
+  historyLengths,
+  machineLines,
+  median,
+  MIB,
+  numberOption,
+  processUsage,
+  runMain,
+  say,
+  sleep,
+  table,
+  UsageError,
+  type ProcessUsage,
+} from './common';
 import type { FleetWorkerConfig } from './moto-fleet-worker';
 
 const SRC_REGION = 'fleet-src';
@@ -71,10 +96,28 @@ function parseOptions(argv: string[]): Options {
   const options: Options = { drills: 200, scale: 0.01, pollMs: 1000, fleetChildren: 10, kinds: true, keep: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
-    if (a === '--drills') options.drills = numberOption(a, argv[++i], (n) => Number.isInteger(n) && n >= 1 && n <= 999, 'a whole number from 1 to 999');
+    if (a === '--drills')
+      options.drills = numberOption(
+        a,
+        argv[++i],
+        (n) => Number.isInteger(n) && n >= 1 && n <= 999,
+        'a whole number from 1 to 999',
+      );
     else if (a === '--scale') options.scale = numberOption(a, argv[++i], (n) => n > 0, 'a number greater than zero');
-    else if (a === '--poll-ms') options.pollMs = numberOption(a, argv[++i], (n) => Number.isInteger(n) && n >= 10, 'a whole number of milliseconds, 10 or more');
-    else if (a === '--fleet-children') options.fleetChildren = numberOption(a, argv[++i], (n) => Number.isInteger(n) && n >= 0 && n <= 50, 'a whole number from 0 to 50');
+    else if (a === '--poll-ms')
+      options.pollMs = numberOption(
+        a,
+        argv[++i],
+        (n) => Number.isInteger(n) && n >= 10,
+        'a whole number of milliseconds, 10 or more',
+      );
+    else if (a === '--fleet-children')
+      options.fleetChildren = numberOption(
+        a,
+        argv[++i],
+        (n) => Number.isInteger(n) && n >= 0 && n <= 50,
+        'a whole number from 0 to 50',
+      );
     else if (a === '--no-kinds') options.kinds = false;
     else if (a === '--keep') options.keep = true;
     else throw new UsageError(`unknown argument ${a}`);
@@ -108,11 +151,14 @@ async function makeDatabases(env: LifeboatEnv, count: number, scale: number): Pr
   await withClient(cluster.connection('postgres'), (c) => c.query(`create database ${TEMPLATE_DB}`));
   await withClient(cluster.connection(TEMPLATE_DB), (c) => seedDemo(c, scale));
   const bytes = await withClient(cluster.connection('postgres'), async (c) => {
-    for (let i = 0; i < count; i++) await c.query(`create database ${quoteIdent(pgDatabase(i))} template ${TEMPLATE_DB}`);
+    for (let i = 0; i < count; i++)
+      await c.query(`create database ${quoteIdent(pgDatabase(i))} template ${TEMPLATE_DB}`);
     const { rows } = await c.query<{ bytes: string }>('select pg_database_size($1) as bytes', [TEMPLATE_DB]);
     return Number(rows[0]!.bytes);
   });
-  say(`${count} databases of ${(bytes / MIB).toFixed(1)} MiB each in ${SRC_REGION} (scale ${scale}) in ${((Date.now() - started) / 1000).toFixed(1)}s`);
+  say(
+    `${count} databases of ${(bytes / MIB).toFixed(1)} MiB each in ${SRC_REGION} (scale ${scale}) in ${((Date.now() - started) / 1000).toFixed(1)}s`,
+  );
   return bytes;
 }
 
@@ -136,9 +182,14 @@ async function makeInstances(endpoint: string, east: AwsTestFixture, count: numb
 }
 
 function writePlan(env: LifeboatEnv, count: number, east: AwsTestFixture, west: AwsTestFixture): LoadedPlan {
-  const databases = Array.from({ length: count }, (_, i) => awsPlanDatabase(key(i), { pgDatabase: pgDatabase(i), instance: instance(i), passwordVar: PASSWORD_VAR }));
+  const databases = Array.from({ length: count }, (_, i) =>
+    awsPlanDatabase(key(i), { pgDatabase: pgDatabase(i), instance: instance(i), passwordVar: PASSWORD_VAR }),
+  );
   const file = join(env.home, 'fleet-plan.yaml');
-  writeFileSync(file, `# Written by ${BY}; removed with its LIFEBOAT_HOME.\n${awsPlanRegions(east, west)}databases:\n${databases.join('')}`);
+  writeFileSync(
+    file,
+    `# Written by ${BY}; removed with its LIFEBOAT_HOME.\n${awsPlanRegions(east, west)}databases:\n${databases.join('')}`,
+  );
   return loadPlanFile(file);
 }
 
@@ -150,7 +201,12 @@ interface FleetWorker {
   log: string;
 }
 
-async function startFleetWorker(env: LifeboatEnv, count: number, pollMs: number, password: string): Promise<FleetWorker> {
+async function startFleetWorker(
+  env: LifeboatEnv,
+  count: number,
+  pollMs: number,
+  password: string,
+): Promise<FleetWorker> {
   const config: FleetWorkerConfig = {
     regions: [
       { name: 'aws-east', provider: 'aws' },
@@ -159,7 +215,12 @@ async function startFleetWorker(env: LifeboatEnv, count: number, pollMs: number,
     pollMs,
     dataPlane: {
       dir: join(env.home, 'rds-stand-in'),
-      sources: Object.fromEntries(Array.from({ length: count }, (_, i) => [`${EAST}/${instance(i)}`, { node: { region: SRC_REGION, name: 'server' }, database: pgDatabase(i) }])),
+      sources: Object.fromEntries(
+        Array.from({ length: count }, (_, i) => [
+          `${EAST}/${instance(i)}`,
+          { node: { region: SRC_REGION, name: 'server' }, database: pgDatabase(i) },
+        ]),
+      ),
       restoreNode: { region: DR_REGION, name: 'server' },
     },
   };
@@ -168,11 +229,16 @@ async function startFleetWorker(env: LifeboatEnv, count: number, pollMs: number,
   const log = join(env.home, 'fleet-worker.log');
   const out = openSync(log, 'w');
   const script = join(__dirname, 'moto-fleet-worker.js'); // compiled beside this file (npm run build:bench)
-  const child = spawn(process.execPath, [script, configFile], { cwd: env.projectRoot, stdio: ['ignore', out, out], env: { ...process.env, [PASSWORD_VAR]: password } });
+  const child = spawn(process.execPath, [script, configFile], {
+    cwd: env.projectRoot,
+    stdio: ['ignore', out, out],
+    env: { ...process.env, [PASSWORD_VAR]: password },
+  });
   closeSync(out);
   const deadline = Date.now() + 120_000;
   while (!readFileSync(log, 'utf8').includes('worker ready')) {
-    if (child.exitCode !== null) throw new Error(`the fleet worker exited with ${child.exitCode} before it was ready; see ${log}`);
+    if (child.exitCode !== null)
+      throw new Error(`the fleet worker exited with ${child.exitCode} before it was ready; see ${log}`);
     if (Date.now() > deadline) throw new Error(`the fleet worker was not ready within 120s; see ${log}`);
     await sleep(100);
   }
@@ -218,7 +284,13 @@ interface RunResult {
 }
 
 /** Starts a runbook as the CLI does (its workflow type, input and search attributes) and waits for its result. */
-async function runOne(client: Client, workflowType: string, runbook: string, database: string, input: unknown): Promise<RunResult> {
+async function runOne(
+  client: Client,
+  workflowType: string,
+  runbook: string,
+  database: string,
+  input: unknown,
+): Promise<RunResult> {
   const started = Date.now();
   const workflowId = `lifeboat/${database}/${runbook}/bench-${new Date().toISOString()}`;
   const handle = await client.workflow.start(workflowType, {
@@ -235,10 +307,22 @@ async function runOne(client: Client, workflowType: string, runbook: string, dat
   });
   try {
     const report = (await handle.result()) as RunbookReport;
-    return { workflowId, runId: handle.firstExecutionRunId, report, failure: report.outcome === 'passed' ? null : (report.reason ?? 'failed, no reason given'), seconds: (Date.now() - started) / 1000 };
+    return {
+      workflowId,
+      runId: handle.firstExecutionRunId,
+      report,
+      failure: report.outcome === 'passed' ? null : (report.reason ?? 'failed, no reason given'),
+      seconds: (Date.now() - started) / 1000,
+    };
   } catch (err) {
     const cause = (err as { cause?: Error }).cause ?? (err as Error);
-    return { workflowId, runId: handle.firstExecutionRunId, report: null, failure: cause.message, seconds: (Date.now() - started) / 1000 };
+    return {
+      workflowId,
+      runId: handle.firstExecutionRunId,
+      report: null,
+      failure: cause.message,
+      seconds: (Date.now() - started) / 1000,
+    };
   }
 }
 
@@ -262,7 +346,8 @@ async function main(argv: string[]): Promise<number> {
   let cleaned: Promise<void> | undefined;
   const cleanup = () =>
     (cleaned ??= (async () => {
-      for (const c of cleanups.reverse()) await c.run().catch((err: Error) => say(`stopping ${c.what} failed: ${err.message}`));
+      for (const c of cleanups.reverse())
+        await c.run().catch((err: Error) => say(`stopping ${c.what} failed: ${err.message}`));
       if (options.keep) say(`kept ${home}`);
       else {
         rmSync(home, { recursive: true, force: true });
@@ -270,19 +355,30 @@ async function main(argv: string[]): Promise<number> {
       }
     })());
   // Interrupted, it still stops its servers and removes its home.
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => void cleanup().finally(() => process.exit(130)));
+  for (const signal of ['SIGINT', 'SIGTERM'] as const)
+    process.once(signal, () => void cleanup().finally(() => process.exit(130)));
   try {
-    const temporal = await startTemporal(env, { temporal: await freePort(), ui: await freePort(), pgBase: 0 }, (line) => say(line));
+    const temporal = await startTemporal(env, { temporal: await freePort(), ui: await freePort(), pgBase: 0 }, (line) =>
+      say(line),
+    );
     cleanups.push({ what: 'the Temporal dev server', run: () => stopPid(temporal.pid) });
     process.env.TEMPORAL_ADDRESS = temporal.address;
     moto = await startMoto(await freePort(), { log: join(home, 'moto-server.log'), detached: false });
     const motoServer = moto;
     cleanups.push({ what: 'moto_server', run: () => motoServer.stop() });
     say(`moto_server on ${moto.endpoint} (pid ${moto.pid})`);
-    Object.assign(process.env, { AWS_ENDPOINT_URL: moto.endpoint, AWS_ACCESS_KEY_ID: 'testing', AWS_SECRET_ACCESS_KEY: 'testing' });
+    Object.assign(process.env, {
+      AWS_ENDPOINT_URL: moto.endpoint,
+      AWS_ACCESS_KEY_ID: 'testing',
+      AWS_SECRET_ACCESS_KEY: 'testing',
+    });
 
     await startPostgres(env, cleanups);
-    const pgVersion = (await withClient(buildProviders(env).local.regionCluster(SRC_REGION).connection('postgres'), (c) => serverVersion(c))).version;
+    const pgVersion = (
+      await withClient(buildProviders(env).local.regionCluster(SRC_REGION).connection('postgres'), (c) =>
+        serverVersion(c),
+      )
+    ).version;
     const dbBytes = await makeDatabases(env, options.drills, options.scale);
     const [east, west] = await Promise.all([awsTestFixture(moto.endpoint, EAST), awsTestFixture(moto.endpoint, WEST)]);
     await makeInstances(moto.endpoint, east, options.drills, password);
@@ -296,7 +392,12 @@ async function main(argv: string[]): Promise<number> {
     cleanups.push({ what: 'the Temporal client', run: () => client.connection.close() });
 
     // The fleet: every drill started at once.
-    const before = { worker: processUsage(workerPid)!, temporal: processUsage(temporal.pid), moto: processUsage(moto.pid), machine: machineCpu() };
+    const before = {
+      worker: processUsage(workerPid)!,
+      temporal: processUsage(temporal.pid),
+      moto: processUsage(moto.pid),
+      machine: machineCpu(),
+    };
     say(`starting ${options.drills} drills at once`);
     const started = Date.now();
     let peakRss = before.worker.rssBytes;
@@ -304,38 +405,78 @@ async function main(argv: string[]): Promise<number> {
     let done = 0;
     const results = await Promise.all(
       Array.from({ length: options.drills }, (_, i) =>
-        runOne(client, 'drill', 'drill', key(i), drillInput(plan, key(i), { fromLatestBackup: false, triggeredBy: BY })).then((r) => {
-          if (++done % 20 === 0 || done === options.drills) say(`${done}/${options.drills} drills finished (${((Date.now() - started) / 1000).toFixed(0)}s)`);
+        runOne(
+          client,
+          'drill',
+          'drill',
+          key(i),
+          drillInput(plan, key(i), { fromLatestBackup: false, triggeredBy: BY }),
+        ).then((r) => {
+          if (++done % 20 === 0 || done === options.drills)
+            say(`${done}/${options.drills} drills finished (${((Date.now() - started) / 1000).toFixed(0)}s)`);
           return r;
         }),
       ),
     );
     const wallSeconds = (Date.now() - started) / 1000;
     clearInterval(sampler);
-    const after = { worker: processUsage(workerPid)!, temporal: processUsage(temporal.pid), moto: processUsage(moto.pid), machine: machineCpu() };
+    const after = {
+      worker: processUsage(workerPid)!,
+      temporal: processUsage(temporal.pid),
+      moto: processUsage(moto.pid),
+      machine: machineCpu(),
+    };
     const drillSizes = await historyLengths(results.map((r) => ({ workflowId: r.workflowId, runId: r.runId })));
 
     // History per runbook kind: one backup, one readiness check, one fleet drill (after the fleet, untimed).
     const kinds: Array<{ runbook: string; result: RunResult; note: string }> = [];
     if (options.kinds) {
       say('one backup and one readiness check of db-001, for their history length');
-      kinds.push({ runbook: 'backup', result: await runOne(client, 'backup', 'backup', key(0), backupInput(plan, key(0), { triggeredBy: BY })), note: 'snapshot + copy + retention' });
-      kinds.push({ runbook: 'readiness', result: await runOne(client, 'readiness', 'readiness', key(0), readinessInput(plan, key(0), { triggeredBy: BY })), note: 'no standby in this plan' });
+      kinds.push({
+        runbook: 'backup',
+        result: await runOne(client, 'backup', 'backup', key(0), backupInput(plan, key(0), { triggeredBy: BY })),
+        note: 'snapshot + copy + retention',
+      });
+      kinds.push({
+        runbook: 'readiness',
+        result: await runOne(
+          client,
+          'readiness',
+          'readiness',
+          key(0),
+          readinessInput(plan, key(0), { triggeredBy: BY }),
+        ),
+        note: 'no standby in this plan',
+      });
     }
     if (options.fleetChildren > 0) {
       const n = Math.min(options.fleetChildren, options.drills);
       say(`one fleetDrill over ${n} databases, for the history a fleet adds per database`);
-      const drills = Array.from({ length: n }, (_, i) => drillInput(plan, key(i), { fromLatestBackup: false, triggeredBy: BY }));
-      kinds.push({ runbook: 'fleetDrill', result: await runOne(client, 'fleetDrill', 'drill', '(fleet)', { drills, concurrency: Math.min(n, 50), triggeredBy: BY }), note: `${n} child drills, all at once` });
+      const drills = Array.from({ length: n }, (_, i) =>
+        drillInput(plan, key(i), { fromLatestBackup: false, triggeredBy: BY }),
+      );
+      kinds.push({
+        runbook: 'fleetDrill',
+        result: await runOne(client, 'fleetDrill', 'drill', '(fleet)', {
+          drills,
+          concurrency: Math.min(n, 50),
+          triggeredBy: BY,
+        }),
+        note: `${n} child drills, all at once`,
+      });
     }
-    const kindSizes = await historyLengths(kinds.map((k) => ({ workflowId: k.result.workflowId, runId: k.result.runId })));
+    const kindSizes = await historyLengths(
+      kinds.map((k) => ({ workflowId: k.result.workflowId, runId: k.result.runId })),
+    );
     const final = processUsage(workerPid)!;
 
     // ---- the tables
     const passed = results.filter((r) => r.failure === null);
     const failed = results.filter((r) => r.failure !== null);
-    const cpu = (a: ProcessUsage | null, b: ProcessUsage | null) => (a && b ? (b.cpuSeconds - a.cpuSeconds).toFixed(1) : 'n/a');
-    const machineBusy = (100 * (after.machine.busy - before.machine.busy)) / Math.max(1, after.machine.total - before.machine.total);
+    const cpu = (a: ProcessUsage | null, b: ProcessUsage | null) =>
+      a && b ? (b.cpuSeconds - a.cpuSeconds).toFixed(1) : 'n/a';
+    const machineBusy =
+      (100 * (after.machine.busy - before.machine.busy)) / Math.max(1, after.machine.total - before.machine.total);
     const events = drillSizes.map((s) => s.events);
     const range = (v: number[]) => (v.length ? `${Math.min(...v)} / ${median(v)} / ${Math.max(...v)}` : '-');
     const rtos = passed.map((r) => r.report!.rtoSeconds ?? 0);
@@ -353,16 +494,28 @@ async function main(argv: string[]): Promise<number> {
           ['passed / failed', `${passed.length} / ${failed.length}`],
           ['wall time, first start to last result', `${wallSeconds.toFixed(1)} s`],
           ['drills per minute', (options.drills / (wallSeconds / 60)).toFixed(1)],
-          ['per drill, start to result: min / median / max', `${Math.min(...durations).toFixed(1)} / ${median(durations).toFixed(1)} / ${Math.max(...durations).toFixed(1)} s`],
+          [
+            'per drill, start to result: min / median / max',
+            `${Math.min(...durations).toFixed(1)} / ${median(durations).toFixed(1)} / ${Math.max(...durations).toFixed(1)} s`,
+          ],
           ['per drill, reported RTO: median', rtos.length ? `${median(rtos).toFixed(1)} s` : '-'],
           ['worker CPU (its own process) during the fleet', `${cpu(before.worker, after.worker)} s`],
-          ['worker children CPU (stand-in pg_dump/pg_restore)', `${(after.worker.childrenCpuSeconds - before.worker.childrenCpuSeconds).toFixed(1)} s`],
-          ['worker peak RSS (VmHWM)', `${(final.peakRssBytes / MIB).toFixed(0)} MiB (sampled peak during the fleet ${(peakRss / MIB).toFixed(0)} MiB; ${(before.worker.rssBytes / MIB).toFixed(0)} MiB when ready)`],
+          [
+            'worker children CPU (stand-in pg_dump/pg_restore)',
+            `${(after.worker.childrenCpuSeconds - before.worker.childrenCpuSeconds).toFixed(1)} s`,
+          ],
+          [
+            'worker peak RSS (VmHWM)',
+            `${(final.peakRssBytes / MIB).toFixed(0)} MiB (sampled peak during the fleet ${(peakRss / MIB).toFixed(0)} MiB; ${(before.worker.rssBytes / MIB).toFixed(0)} MiB when ready)`,
+          ],
           ['Temporal dev server CPU during the fleet', `${cpu(before.temporal, after.temporal)} s`],
           ['moto_server CPU during the fleet', `${cpu(before.moto, after.moto)} s`],
           ['machine CPU busy during the fleet (all cores)', `${machineBusy.toFixed(0)}%`],
           ['history events per drill: min / median / max', range(events)],
-          ['history size per drill: median', drillSizes.length ? `${(median(drillSizes.map((s) => s.bytes)) / 1024).toFixed(1)} KiB` : '-'],
+          [
+            'history size per drill: median',
+            drillSizes.length ? `${(median(drillSizes.map((s) => s.bytes)) / 1024).toFixed(1)} KiB` : '-',
+          ],
         ],
       ),
       '',
@@ -372,10 +525,22 @@ async function main(argv: string[]): Promise<number> {
         table(
           ['history per runbook kind (AWS on moto)', 'outcome', 'events', 'KiB', 'note'],
           [
-            ['drill', `${passed.length} passed`, range(events), drillSizes.length ? (median(drillSizes.map((s) => s.bytes)) / 1024).toFixed(1) : '-', `the fleet's ${options.drills}`],
+            [
+              'drill',
+              `${passed.length} passed`,
+              range(events),
+              drillSizes.length ? (median(drillSizes.map((s) => s.bytes)) / 1024).toFixed(1) : '-',
+              `the fleet's ${options.drills}`,
+            ],
             ...kinds.map((k) => {
               const size = kindSizes.find((s) => s.workflowId === k.result.workflowId);
-              return [k.runbook, k.result.failure ? `failed: ${k.result.failure.slice(0, 60)}` : 'passed', size ? String(size.events) : '-', size ? (size.bytes / 1024).toFixed(1) : '-', k.note];
+              return [
+                k.runbook,
+                k.result.failure ? `failed: ${k.result.failure.slice(0, 60)}` : 'passed',
+                size ? String(size.events) : '-',
+                size ? (size.bytes / 1024).toFixed(1) : '-',
+                k.note,
+              ];
             }),
           ],
         ),
@@ -395,4 +560,7 @@ async function main(argv: string[]): Promise<number> {
   return 0;
 }
 
-runMain(main, 'npm run bench:fleet-moto -- [--drills N] [--scale N] [--poll-ms N] [--fleet-children N] [--no-kinds] [--keep]');
+runMain(
+  main,
+  'npm run bench:fleet-moto -- [--drills N] [--scale N] [--poll-ms N] [--fleet-children N] [--no-kinds] [--keep]',
+);

@@ -88,7 +88,11 @@ export interface Bench {
 
 /** The set is named after its home region, as the plan's failover input names it. */
 export function setSpec(names: SetNames): ReplicaSetSpec {
-  return { set: names.homeRegion, home: { name: names.homeRegion, provider: 'local' }, dr: { name: names.drRegion, provider: 'local' } };
+  return {
+    set: names.homeRegion,
+    home: { name: names.homeRegion, provider: 'local' },
+    dr: { name: names.drRegion, provider: 'local' },
+  };
 }
 
 export function homeNode(names: SetNames): NodeRef {
@@ -130,11 +134,15 @@ export interface BenchWorker {
 export async function startWorker(env: LifeboatEnv, planFile: string, names: SetNames): Promise<BenchWorker> {
   const log = join(env.home, `bench-${names.homeRegion}-worker.log`);
   const out = openSync(log, 'w');
-  const child = spawn(process.execPath, [cliPath(env), 'worker', '-f', planFile], { cwd: env.projectRoot, stdio: ['ignore', out, out] });
+  const child = spawn(process.execPath, [cliPath(env), 'worker', '-f', planFile], {
+    cwd: env.projectRoot,
+    stdio: ['ignore', out, out],
+  });
   closeSync(out);
   const deadline = Date.now() + 90_000;
   while (!readFileSync(log, 'utf8').includes('worker ready')) {
-    if (child.exitCode !== null) throw new Error(`the bench worker exited with ${child.exitCode} before it was ready; see ${log}`);
+    if (child.exitCode !== null)
+      throw new Error(`the bench worker exited with ${child.exitCode} before it was ready; see ${log}`);
     if (Date.now() > deadline) {
       child.kill('SIGTERM');
       throw new Error(`the bench worker was not ready within 90s; see ${log}`);
@@ -163,7 +171,11 @@ export async function ensureSet(provider: LocalProvider, names: SetNames): Promi
   const set = setSpec(names);
   const cluster = provider.regionCluster(names.homeRegion);
   const created = !cluster.isInitialized();
-  const state = await cluster.ensureRunning({ name: names.homeRegion, port: created ? await freePort() : cluster.state().port, disposable: false });
+  const state = await cluster.ensureRunning({
+    name: names.homeRegion,
+    port: created ? await freePort() : cluster.state().port,
+    disposable: false,
+  });
   say(`${nodeLabel(home)} ${created ? 'created' : 'reused'} on 127.0.0.1:${state.port}`);
   const existed = provider.topologies.read(set.set) !== null;
   // The port is only used when the standby is made; the home server holds its own, so they differ.
@@ -175,7 +187,9 @@ export async function ensureSet(provider: LocalProvider, names: SetNames): Promi
   }
   const standby = provider.standbyNodeFor(set);
   const standbyCluster = provider.nodeCluster(standby);
-  say(`${nodeLabel(standby)} ${existed ? 'reused' : 'created'}${standbyCluster.isInitialized() ? ` on 127.0.0.1:${standbyCluster.state().port}` : ''}`);
+  say(
+    `${nodeLabel(standby)} ${existed ? 'reused' : 'created'}${standbyCluster.isInitialized() ? ` on 127.0.0.1:${standbyCluster.state().port}` : ''}`,
+  );
 }
 
 /**
@@ -186,7 +200,10 @@ export async function recoverSet(bench: Bench): Promise<void> {
   const { provider, standby, home, set, names } = bench;
   let topology = provider.topologies.read(set.set)!;
   const startOver = `inspect it with \`lifeboat status ${names.planKey} -f <plan>\`, or start over with --runs 0 --drop`;
-  if (!topology.primary) throw new Error(`${set.set} is mid-switch (its topology record has no primary, written by ${topology.updatedBy}); ${startOver}`);
+  if (!topology.primary)
+    throw new Error(
+      `${set.set} is mid-switch (its topology record has no primary, written by ${topology.updatedBy}); ${startOver}`,
+    );
   if (sameNode(topology.primary, standby)) {
     say(`an earlier run left ${nodeLabel(standby)} primary: failing back with Lifeboat`);
     await checkpoint(bench, standby);
@@ -197,10 +214,13 @@ export async function recoverSet(bench: Bench): Promise<void> {
     topology = provider.topologies.read(set.set)!;
   }
   if (!sameNode(topology.primary, home) || !sameNode(topology.standby, standby) || topology.fenced.length) {
-    throw new Error(`${set.set} is not in the starting shape (primary ${nodeLabel(topology.primary)}, standby ${nodeLabel(topology.standby)}, fenced ${topology.fenced.map(nodeLabel).join(', ') || 'none'}); ${startOver}`);
+    throw new Error(
+      `${set.set} is not in the starting shape (primary ${nodeLabel(topology.primary)}, standby ${nodeLabel(topology.standby)}, fenced ${topology.fenced.map(nodeLabel).join(', ') || 'none'}); ${startOver}`,
+    );
   }
   const [homeStatus, replica] = await Promise.all([provider.nodeStatus(home), provider.nodeStatus(standby)]);
-  if (!homeStatus.reachable || !replica.reachable) throw new Error(`${nodeLabel(home)}: ${homeStatus.detail}; ${nodeLabel(standby)}: ${replica.detail}; ${startOver}`);
+  if (!homeStatus.reachable || !replica.reachable)
+    throw new Error(`${nodeLabel(home)}: ${homeStatus.detail}; ${nodeLabel(standby)}: ${replica.detail}; ${startOver}`);
   if (replica.inRecovery && !homeStatus.inRecovery && !homeStatus.writable) {
     say(`an earlier manual run left ${nodeLabel(home)} fenced before the promote: lifting the fence`);
     await provider.unfence(home);
@@ -209,7 +229,8 @@ export async function recoverSet(bench: Bench): Promise<void> {
     await switchBack(bench);
   }
   // Covers the rest: a standby promoted beside a writable home server, or one that does not stream.
-  if (await ensureStandbyOf(bench, home, standby)) say(`rebuilt ${nodeLabel(standby)} as the standby of ${nodeLabel(home)}`);
+  if (await ensureStandbyOf(bench, home, standby))
+    say(`rebuilt ${nodeLabel(standby)} as the standby of ${nodeLabel(home)}`);
 }
 
 /**
@@ -233,7 +254,9 @@ export async function ensureDatabase(home: LocalCluster, names: SetNames, scale:
   const started = Date.now();
   await withClient(home.connection(db), async (client) => {
     if (fresh) await seedDemo(client, scale);
-    await client.query(`create table if not exists ${quoteIdent(names.probeTable)} (id bigserial primary key, by text not null, at timestamptz not null default clock_timestamp())`);
+    await client.query(
+      `create table if not exists ${quoteIdent(names.probeTable)} (id bigserial primary key, by text not null, at timestamptz not null default clock_timestamp())`,
+    );
   });
   const bytes = await withClient(home.connection('postgres'), async (client) => {
     // The stamp goes on last: a seed cut short is made again next time.
@@ -241,7 +264,9 @@ export async function ensureDatabase(home: LocalCluster, names: SetNames, scale:
     const { rows } = await client.query<{ bytes: string }>('select pg_database_size($1) as bytes', [db]);
     return Number(rows[0]!.bytes);
   });
-  say(`${db} ${fresh ? `seeded at scale ${scale} in ${((Date.now() - started) / 1000).toFixed(1)}s` : `reused (scale ${scale})`}: ${(bytes / MIB).toFixed(1)} MiB`);
+  say(
+    `${db} ${fresh ? `seeded at scale ${scale} in ${((Date.now() - started) / 1000).toFixed(1)}s` : `reused (scale ${scale})`}: ${(bytes / MIB).toFixed(1)} MiB`,
+  );
   return bytes;
 }
 
@@ -259,7 +284,9 @@ async function caughtUpWithin(bench: Bench, primary: NodeRef, standby: NodeRef, 
 export async function waitCaughtUp(bench: Bench, primary: NodeRef, standby: NodeRef): Promise<void> {
   if (!(await caughtUpWithin(bench, primary, standby, CATCH_UP_SECONDS))) {
     const lag = await bench.provider.replicationLag(primary, standby).catch(() => null);
-    throw new Error(`${nodeLabel(standby)} did not catch up with ${nodeLabel(primary)} within ${CATCH_UP_SECONDS}s (${lag ? `streaming ${lag.streaming}, lag ${lag.lagBytes} bytes` : 'lag unreadable'})`);
+    throw new Error(
+      `${nodeLabel(standby)} did not catch up with ${nodeLabel(primary)} within ${CATCH_UP_SECONDS}s (${lag ? `streaming ${lag.streaming}, lag ${lag.lagBytes} bytes` : 'lag unreadable'})`,
+    );
   }
 }
 
@@ -298,11 +325,19 @@ export async function ensureStandbyOf(bench: Bench, primary: NodeRef, node: Node
 export async function assertStartingState(bench: Bench): Promise<void> {
   const { provider, standby, home, set } = bench;
   const topology = provider.topologies.read(set.set);
-  if (!topology || !sameNode(topology.primary, home) || !sameNode(topology.standby, standby) || topology.fenced.length) {
+  if (
+    !topology ||
+    !sameNode(topology.primary, home) ||
+    !sameNode(topology.standby, standby) ||
+    topology.fenced.length
+  ) {
     throw new Error(`${set.set} is not in its starting shape: ${JSON.stringify(topology)}`);
   }
   const status = await provider.nodeStatus(home);
-  if (!status.writable || status.fenced) throw new Error(`${nodeLabel(home)} is not a writable primary: ${status.detail}${status.fenced ? ' (FENCED)' : ''}`);
+  if (!status.writable || status.fenced)
+    throw new Error(
+      `${nodeLabel(home)} is not a writable primary: ${status.detail}${status.fenced ? ' (FENCED)' : ''}`,
+    );
   await waitCaughtUp(bench, home, standby);
 }
 
@@ -319,7 +354,8 @@ export async function switchBack(bench: Bench): Promise<void> {
   await provider.rebuildAsStandby(home, standby, io);
   await waitCaughtUp(bench, standby, home);
   const fence = await provider.fence(standby, 'planned');
-  if (!fence.confirmed || !fence.finalLsn) throw new Error(`could not fence ${nodeLabel(standby)} to switch back: ${fence.how}`);
+  if (!fence.confirmed || !fence.finalLsn)
+    throw new Error(`could not fence ${nodeLabel(standby)} to switch back: ${fence.how}`);
   await provider.waitForReplay(home, fence.finalLsn, io);
   await provider.promote(home);
   await checkpoint(bench, home);
@@ -332,9 +368,18 @@ export async function switchBack(bench: Bench): Promise<void> {
  * through the CLI, and a rebuild of the standby when the failback's own last rewind left it unable
  * to stream. Returns the failback's figures.
  */
-export async function failBack(bench: Bench): Promise<{ wallSeconds: number; report: RunbookReport; standbyRebuilt: boolean }> {
+export async function failBack(
+  bench: Bench,
+): Promise<{ wallSeconds: number; report: RunbookReport; standbyRebuilt: boolean }> {
   await checkpoint(bench, bench.standby);
-  const failback = await runRunbook(bench.env, ['failback', bench.names.planKey, '-f', bench.planFile, '--yes', '--json']);
+  const failback = await runRunbook(bench.env, [
+    'failback',
+    bench.names.planKey,
+    '-f',
+    bench.planFile,
+    '--yes',
+    '--json',
+  ]);
   const standbyRebuilt = await ensureStandbyOf(bench, bench.home, bench.standby);
   return { ...failback, standbyRebuilt };
 }
@@ -348,9 +393,12 @@ export async function dropSet(provider: LocalProvider, env: LifeboatEnv, names: 
     // destroy() stops the server (immediate) and deletes its root; an unfinished one has no state to stop by.
     if (existsSync(cluster.root)) await cluster.destroy();
   }
-  for (const region of [names.homeRegion, names.drRegion]) rmSync(join(env.home, 'regions', region), { recursive: true, force: true });
+  for (const region of [names.homeRegion, names.drRegion])
+    rmSync(join(env.home, 'regions', region), { recursive: true, force: true });
   rmSync(provider.topologies.path(set.set), { force: true });
-  say(`dropped the ${set.set} set: ${nodeLabel(home)}, ${nodeLabel(standby)}, their region directories and the topology record`);
+  say(
+    `dropped the ${set.set} set: ${nodeLabel(home)}, ${nodeLabel(standby)}, their region directories and the topology record`,
+  );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -370,15 +418,20 @@ export interface SetOptions {
  * --runs, --scale, --manual-promote and --drop; `more` takes a benchmark's own flag (`value()` reads
  * the argument after it) and returns false for one it does not know either.
  */
-export function parseSetOptions(argv: string[], more: (flag: string, value: () => string | undefined) => boolean = () => false): SetOptions {
+export function parseSetOptions(
+  argv: string[],
+  more: (flag: string, value: () => string | undefined) => boolean = () => false,
+): SetOptions {
   const options: SetOptions = { runs: 3, scale: 1, manualPromote: 'pg_ctl', drop: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
-    if (a === '--runs') options.runs = numberOption(a, argv[++i], (n) => Number.isInteger(n) && n >= 0, 'a whole number, 0 or more');
+    if (a === '--runs')
+      options.runs = numberOption(a, argv[++i], (n) => Number.isInteger(n) && n >= 0, 'a whole number, 0 or more');
     else if (a === '--scale') options.scale = numberOption(a, argv[++i], (n) => n > 0, 'a number greater than zero');
     else if (a === '--manual-promote') {
       const how = argv[++i];
-      if (how !== 'pg_ctl' && how !== 'sql') throw new UsageError(`--manual-promote ${how ?? '(missing)'}: expected pg_ctl or sql`);
+      if (how !== 'pg_ctl' && how !== 'sql')
+        throw new UsageError(`--manual-promote ${how ?? '(missing)'}: expected pg_ctl or sql`);
       options.manualPromote = how;
     } else if (a === '--drop') options.drop = true;
     else if (!more(a, () => argv[++i])) throw new UsageError(`unknown argument ${a}`);
@@ -401,7 +454,11 @@ export interface SetRun<T> {
  * back in its starting state, the database seeded; afterwards the worker stopped, the plan removed,
  * and the set dropped (--drop) or kept. With --runs 0 it only drops (or says so) and returns null.
  */
-export async function onBenchSet<T>(names: SetNames, options: SetOptions, measure: (bench: Bench) => Promise<T>): Promise<SetRun<T> | null> {
+export async function onBenchSet<T>(
+  names: SetNames,
+  options: SetOptions,
+  measure: (bench: Bench) => Promise<T>,
+): Promise<SetRun<T> | null> {
   const env = loadEnv();
   const provider = buildProviders(env).local;
   if (options.runs === 0) {
@@ -414,13 +471,25 @@ export async function onBenchSet<T>(names: SetNames, options: SetOptions, measur
   const planDir = mkdtempSync(join(tmpdir(), 'lifeboat-bench-'));
   const { file: planFile, checks } = writePlan(env, planDir, names);
   const set = setSpec(names);
-  const bench: Bench = { env, provider, names, set, home: homeNode(names), standby: provider.standbyNodeFor(set), pgBin, planFile, io: benchIo() };
+  const bench: Bench = {
+    env,
+    provider,
+    names,
+    set,
+    home: homeNode(names),
+    standby: provider.standbyNodeFor(set),
+    pgBin,
+    planFile,
+    io: benchIo(),
+  };
 
   let worker: BenchWorker | null = null;
   try {
     await ensureSet(provider, names);
     // Read now: --drop removes the set before the table is printed.
-    const pgVersion = (await withClient(provider.nodeCluster(bench.home).connection('postgres'), (client) => serverVersion(client))).version;
+    const pgVersion = (
+      await withClient(provider.nodeCluster(bench.home).connection('postgres'), (client) => serverVersion(client))
+    ).version;
     worker = await startWorker(env, planFile, names);
     await recoverSet(bench);
     const dbBytes = await ensureDatabase(provider.nodeCluster(bench.home), names, options.scale);
@@ -429,7 +498,10 @@ export async function onBenchSet<T>(names: SetNames, options: SetOptions, measur
     if (worker) await stopWorker(worker);
     rmSync(planDir, { recursive: true, force: true });
     if (options.drop) await dropSet(provider, env, names);
-    else say(`kept the ${set.set} set (${nodeLabel(bench.home)}, ${nodeLabel(bench.standby)}) for the next run (--drop removes it)`);
+    else
+      say(
+        `kept the ${set.set} set (${nodeLabel(bench.home)}, ${nodeLabel(bench.standby)}) for the next run (--drop removes it)`,
+      );
   }
 }
 
@@ -447,7 +519,11 @@ export interface SetRounds<L extends LifeboatSide, M> {
 }
 
 /** `runs` rounds of `timePair`, then the history of the Lifeboat runs (`failover`: what the failovers are called). */
-export async function timeRounds<L extends LifeboatSide, M>(runs: number, failover: string, timePair: (index: number) => Promise<{ lifeboat: L; manual: M }>): Promise<SetRounds<L, M>> {
+export async function timeRounds<L extends LifeboatSide, M>(
+  runs: number,
+  failover: string,
+  timePair: (index: number) => Promise<{ lifeboat: L; manual: M }>,
+): Promise<SetRounds<L, M>> {
   const pairs: Array<{ lifeboat: L; manual: M }> = [];
   for (let i = 0; i < runs; i++) pairs.push(await timePair(i));
   const histories = await historyTable([
@@ -467,31 +543,49 @@ export function setReport<L extends LifeboatSide, M>(
   loadBefore: number[],
   parts: { shape: string; summary: string; manualPhases: (manual: M) => Phases; restore: string; notes: string[] },
 ): string {
-  const { bench, dbBytes, measured: { pairs, histories } } = run;
-  return [
-    '',
-    ...machineLines(run.pgVersion, bench.pgBin, loadBefore),
-    `database    ${bench.names.database} (${(dbBytes / MIB).toFixed(1)} MiB, seed scale ${options.scale}) on ${nodeLabel(bench.home)}, ` + parts.shape,
-    '',
-    parts.summary,
-    '',
-    phaseTable('lifeboat failover step (seconds)', pairs.map((p) => runbookPhases(p.lifeboat.report, p.lifeboat.wallSeconds))),
-    '',
-    phaseTable('manual step (seconds)', pairs.map((p) => parts.manualPhases(p.manual))),
-    '',
-    parts.restore,
-    '',
-    histories,
-    '',
-    ...parts.notes,
-    '',
-    `failover workflows: ${pairs.map((p) => `${p.lifeboat.report.workflowId} ${p.lifeboat.report.runId}`).join(', ')}`,
-    '',
-  ].join('\n') + '\n';
+  const {
+    bench,
+    dbBytes,
+    measured: { pairs, histories },
+  } = run;
+  return (
+    [
+      '',
+      ...machineLines(run.pgVersion, bench.pgBin, loadBefore),
+      `database    ${bench.names.database} (${(dbBytes / MIB).toFixed(1)} MiB, seed scale ${options.scale}) on ${nodeLabel(bench.home)}, ` +
+        parts.shape,
+      '',
+      parts.summary,
+      '',
+      phaseTable(
+        'lifeboat failover step (seconds)',
+        pairs.map((p) => runbookPhases(p.lifeboat.report, p.lifeboat.wallSeconds)),
+      ),
+      '',
+      phaseTable(
+        'manual step (seconds)',
+        pairs.map((p) => parts.manualPhases(p.manual)),
+      ),
+      '',
+      parts.restore,
+      '',
+      histories,
+      '',
+      ...parts.notes,
+      '',
+      `failover workflows: ${pairs.map((p) => `${p.lifeboat.report.workflowId} ${p.lifeboat.report.runId}`).join(', ')}`,
+      '',
+    ].join('\n') + '\n'
+  );
 }
 
 /** A side of a round: from the starting state, said on stderr before and after. */
-export function fromStartingState<T>(bench: Bench, before: string, run: () => Promise<T>, after: (result: T) => string): () => Promise<T> {
+export function fromStartingState<T>(
+  bench: Bench,
+  before: string,
+  run: () => Promise<T>,
+  after: (result: T) => string,
+): () => Promise<T> {
   const side = announced(before, run, after);
   return async () => {
     await assertStartingState(bench);
@@ -507,14 +601,21 @@ export function manualStandbyArgs(bench: Bench, promote: ManualPromote): string[
   const replica = bench.provider.nodeCluster(bench.standby);
   const osUser = serverOsUser();
   return [
-    '--db', bench.names.database,
-    '--host', '127.0.0.1',
-    '--standby-port', String(replica.state().port),
-    '--standby-passfile', replica.pgpassFile,
-    '--standby-datadir', replica.dataDir,
-    '--promote', promote,
+    '--db',
+    bench.names.database,
+    '--host',
+    '127.0.0.1',
+    '--standby-port',
+    String(replica.state().port),
+    '--standby-passfile',
+    replica.pgpassFile,
+    '--standby-datadir',
+    replica.dataDir,
+    '--promote',
+    promote,
     ...(osUser ? ['--os-user', osUser.name] : []),
-    '--bin', bench.pgBin,
+    '--bin',
+    bench.pgBin,
   ];
 }
 

@@ -33,7 +33,18 @@
 import { loadavg } from 'node:os';
 import { nodeLabel } from '../../activities/topology';
 import type { RunbookReport, SqlCheck } from '../../workflows/types';
-import { inAlternatingOrder, parseScriptOutput, type Phases, runMain, runRunbook, runScript, scriptPhases, type StepTime, summaryRows, table } from './common';
+import {
+  inAlternatingOrder,
+  parseScriptOutput,
+  type Phases,
+  runMain,
+  runRunbook,
+  runScript,
+  scriptPhases,
+  type StepTime,
+  summaryRows,
+  table,
+} from './common';
 import {
   type Bench,
   failBack,
@@ -93,7 +104,15 @@ interface Pair {
 
 /** The failover, then the failback that puts the set back (untimed; see failBack() in replica-set.ts). */
 async function runLifeboat(bench: Bench): Promise<LifeboatRun> {
-  const failover = await runRunbook(bench.env, ['failover', NAMES.planKey, '-f', bench.planFile, '--planned', '--yes', '--json']);
+  const failover = await runRunbook(bench.env, [
+    'failover',
+    NAMES.planKey,
+    '-f',
+    bench.planFile,
+    '--planned',
+    '--yes',
+    '--json',
+  ]);
   const restoreStarted = Date.now();
   const failback = await failBack(bench);
   return { ...failover, failback: { ...failback, restoreSeconds: (Date.now() - restoreStarted) / 1000 } };
@@ -101,7 +120,15 @@ async function runLifeboat(bench: Bench): Promise<LifeboatRun> {
 
 async function runManual(bench: Bench, promote: ManualPromote): Promise<ManualRun> {
   const home = bench.provider.nodeCluster(bench.home);
-  const args = [...manualStandbyArgs(bench, promote), '--primary-port', String(home.state().port), '--primary-datadir', home.dataDir, '--primary-passfile', home.pgpassFile];
+  const args = [
+    ...manualStandbyArgs(bench, promote),
+    '--primary-port',
+    String(home.state().port),
+    '--primary-datadir',
+    home.dataDir,
+    '--primary-passfile',
+    home.pgpassFile,
+  ];
   const result = await runScript(bench.env, 'manual-switchover.sh', args);
   const parsed = parseManualOutput(result.stdout);
   const restoreStarted = Date.now();
@@ -127,13 +154,15 @@ async function timePair(bench: Bench, options: SetOptions, index: number): Promi
     bench,
     `run ${index + 1}: lifeboat failover --planned (then failback)`,
     () => runLifeboat(bench),
-    (run) => `run ${index + 1}: lifeboat passed in ${run.wallSeconds.toFixed(2)}s (rtoSeconds ${run.report.rtoSeconds!.toFixed(2)}); failback ${run.failback.wallSeconds.toFixed(2)}s`,
+    (run) =>
+      `run ${index + 1}: lifeboat passed in ${run.wallSeconds.toFixed(2)}s (rtoSeconds ${run.report.rtoSeconds!.toFixed(2)}); failback ${run.failback.wallSeconds.toFixed(2)}s`,
   );
   const manual = fromStartingState(
     bench,
     `run ${index + 1}: manual switchover (then switch back)`,
     () => runManual(bench, options.manualPromote),
-    (run) => `run ${index + 1}: manual done, RTO ${run.rtoSeconds.toFixed(2)}s (fenced at ${run.finalLsn}); switched back in ${run.restoreSeconds.toFixed(2)}s`,
+    (run) =>
+      `run ${index + 1}: manual done, RTO ${run.rtoSeconds.toFixed(2)}s (fenced at ${run.finalLsn}); switched back in ${run.restoreSeconds.toFixed(2)}s`,
   );
   const [l, m] = await inAlternatingOrder<[LifeboatRun, ManualRun]>(index, [lifeboat, manual]);
   return { lifeboat: l, manual: m };
@@ -157,14 +186,36 @@ function summaryTable(pairs: Pair[]): string {
     (outage! / manual!).toFixed(2),
     (rto! / manual!).toFixed(2),
   ];
-  const rows = summaryRows(pairs.map((p) => [p.lifeboat.wallSeconds, p.lifeboat.report.rtoSeconds!, writeOutage(p.lifeboat.report), p.manual.rtoSeconds]), row);
-  return table(['', 'lifeboat wall s', 'lifeboat rtoSeconds', 'lifeboat write outage s', 'manual RTO s', 'ratio (outage)', 'ratio (rtoSeconds)'], rows);
+  const rows = summaryRows(
+    pairs.map((p) => [
+      p.lifeboat.wallSeconds,
+      p.lifeboat.report.rtoSeconds!,
+      writeOutage(p.lifeboat.report),
+      p.manual.rtoSeconds,
+    ]),
+    row,
+  );
+  return table(
+    [
+      '',
+      'lifeboat wall s',
+      'lifeboat rtoSeconds',
+      'lifeboat write outage s',
+      'manual RTO s',
+      'ratio (outage)',
+      'ratio (rtoSeconds)',
+    ],
+    rows,
+  );
 }
 
 /** The report's write outage; a worker too old to report it fails the benchmark rather than guess. */
 function writeOutage(report: RunbookReport): number {
   const outage = report.failover?.writeOutageSeconds;
-  if (typeof outage !== 'number') throw new Error(`the failover report has no failover.writeOutageSeconds (a worker older than the build?): ${report.workflowId}`);
+  if (typeof outage !== 'number')
+    throw new Error(
+      `the failover report has no failover.writeOutageSeconds (a worker older than the build?): ${report.workflowId}`,
+    );
   return outage;
 }
 
@@ -178,7 +229,17 @@ function restoreTable(pairs: Pair[]): string {
     p.lifeboat.failback.restoreSeconds.toFixed(2),
     p.manual.restoreSeconds.toFixed(2),
   ]);
-  return table(['restore (not compared)', 'failback wall s', 'failback rtoSeconds', 'standby rebuilt after', 'lifeboat restore s', 'manual switch back s'], rows);
+  return table(
+    [
+      'restore (not compared)',
+      'failback wall s',
+      'failback rtoSeconds',
+      'standby rebuilt after',
+      'lifeboat restore s',
+      'manual switch back s',
+    ],
+    rows,
+  );
 }
 
 function manualPhases(run: ManualRun): Phases {
@@ -193,20 +254,20 @@ function scopeNotes(checks: SqlCheck[], promote: ManualPromote): string[] {
     `                       as Lifeboat's (standby.signal, pg_ctl stop -m fast, the shutdown checkpoint's LSN)`,
     `                       -> poll replay every 0.1 s -> ${promote === 'pg_ctl' ? 'pg_ctl promote -w' : 'select pg_promote()'} -> one insert.`,
     '                       Nothing checked beyond the replay wait, nothing recorded, no client repointed.',
-    '  lifeboat write       the report\'s failover.writeOutageSeconds: the start of the fence to the topology record',
+    "  lifeboat write       the report's failover.writeOutageSeconds: the start of the fence to the topology record",
     '  outage               pointing clients at the promoted node; the span the manual RTO covers (its last step, one',
     '                       write, stands for the repoint). Compare this with the manual RTO.',
-    '  lifeboat rtoSeconds  the report\'s figure: the workflow\'s start to the RPO check on the new primary. Beyond the',
+    "  lifeboat rtoSeconds  the report's figure: the workflow's start to the RPO check on the new primary. Beyond the",
     '                       manual steps it covers: cancel running drills of the database (a visibility query)',
-    '                       beside reading the topology record; preflight (both nodes\' roles, the standby\'s lag and',
+    "                       beside reading the topology record; preflight (both nodes' roles, the standby's lag and",
     '                       slot against the RPO objective) beside a canary write on the primary; the approval record',
     '                       (pre-approved by --yes); the fence (the same demote) confirmed from pg_controldata;',
     '                       hold traffic (topology record: no primary) beside the wait for replay; repoint traffic',
     `                       (record: the new primary); smoke tests (a canary write and the plan's ${checks.length} checks, read-only)`,
     '                       beside the RPO check (the start canary is on the new primary); and for each of its steps',
-    '                       a Temporal round trip (an activity task on the region\'s queue, a workflow task to',
+    "                       a Temporal round trip (an activity task on the region's queue, a workflow task to",
     '                       schedule the next step).',
-    '  lifeboat wall        adds the CLI\'s start-up, the workflow start and fetching the result.',
+    "  lifeboat wall        adds the CLI's start-up, the workflow start and fetching the result.",
     '  step table           steps that run side by side overlap, so their shares add up to more than 100 %;',
     '                       "(workflow, between steps)" is the time no step was running.',
   ];
@@ -217,7 +278,9 @@ function scopeNotes(checks: SqlCheck[], promote: ManualPromote): string[] {
 async function main(argv: string[]): Promise<number> {
   const options = parseSetOptions(argv);
   const loadBefore = loadavg();
-  const run = await onBenchSet(NAMES, options, (bench) => timeRounds(options.runs, 'planned failover', (i) => timePair(bench, options, i)));
+  const run = await onBenchSet(NAMES, options, (bench) =>
+    timeRounds(options.runs, 'planned failover', (i) => timePair(bench, options, i)),
+  );
   if (!run) return 0;
   const { pairs } = run.measured;
   const report = setReport(run, options, loadBefore, {

@@ -121,7 +121,12 @@ function parseOptions(argv: string[]): Options {
   let probeMs = 50;
   const set = parseSetOptions(argv, (flag, value) => {
     if (flag !== '--probe-ms') return false;
-    probeMs = numberOption(flag, value(), (n) => Number.isInteger(n) && n >= 1 && n <= 10_000, 'a whole number of milliseconds, 1 to 10000');
+    probeMs = numberOption(
+      flag,
+      value(),
+      (n) => Number.isInteger(n) && n >= 1 && n <= 10_000,
+      'a whole number of milliseconds, 1 to 10000',
+    );
     return true;
   });
   return { ...set, probeMs };
@@ -162,7 +167,10 @@ class WriteProbe {
   async firstWrite(timeoutSeconds: number): Promise<{ seconds: number; failures: number }> {
     const deadline = Date.now() + timeoutSeconds * 1000;
     while (this.firstWriteAt === null) {
-      if (Date.now() > deadline) throw new Error(`the standby took no write within ${timeoutSeconds}s of the kill (last error: ${this.lastError || 'none'})`);
+      if (Date.now() > deadline)
+        throw new Error(
+          `the standby took no write within ${timeoutSeconds}s of the kill (last error: ${this.lastError || 'none'})`,
+        );
       await sleep(10);
     }
     return { seconds: Number(this.firstWriteAt - this.armedAt!) / 1e9, failures: this.failuresSinceArmed };
@@ -224,7 +232,10 @@ function killPrimary(bench: Bench): { pid: number; at: bigint } {
 async function waitUntilReaped(pid: number, killedAt: bigint): Promise<number> {
   const deadline = Date.now() + 60_000;
   while (existsSync(`/proc/${pid}`)) {
-    if (Date.now() > deadline) throw new Error(`the killed postmaster (pid ${pid}) is still in the process table after 60s: its parent does not reap it, so \`pg_ctl status\` takes it for running`);
+    if (Date.now() > deadline)
+      throw new Error(
+        `the killed postmaster (pid ${pid}) is still in the process table after 60s: its parent does not reap it, so \`pg_ctl status\` takes it for running`,
+      );
     await sleep(10);
   }
   return secondsSince(killedAt);
@@ -327,7 +338,8 @@ async function timePair(bench: Bench, options: Options, index: number): Promise<
     bench,
     `run ${index + 1}: kill, manual promote (then switch back)`,
     () => runManual(bench, options),
-    (run) => `run ${index + 1}: manual done: writable ${run.killToWritable.toFixed(2)}s after the kill (script ${run.scriptSeconds.toFixed(2)}s); put back in ${run.restoreSeconds.toFixed(2)}s`,
+    (run) =>
+      `run ${index + 1}: manual done: writable ${run.killToWritable.toFixed(2)}s after the kill (script ${run.scriptSeconds.toFixed(2)}s); put back in ${run.restoreSeconds.toFixed(2)}s`,
   );
   const [l, m] = await inAlternatingOrder<[LifeboatRun, ManualRun]>(index, [lifeboat, manual]);
   return { lifeboat: l, manual: m };
@@ -337,10 +349,24 @@ async function timePair(bench: Bench, options: Options, index: number): Promise<
 // Reporting
 
 function summaryTable(pairs: Pair[]): string {
-  const columns = (p: Pair) => [p.lifeboat.killToWritable, p.lifeboat.report.rtoSeconds!, p.lifeboat.killToExit, p.manual.killToWritable, p.manual.scriptSeconds];
+  const columns = (p: Pair) => [
+    p.lifeboat.killToWritable,
+    p.lifeboat.report.rtoSeconds!,
+    p.lifeboat.killToExit,
+    p.manual.killToWritable,
+    p.manual.scriptSeconds,
+  ];
   const row = (label: string, v: number[]) => [label, ...v.map((n) => n.toFixed(2)), (v[0]! / v[3]!).toFixed(1)];
   return table(
-    ['', 'lifeboat kill->writable s', 'lifeboat rtoSeconds', 'lifeboat kill->CLI exit s', 'manual kill->writable s', 'manual script s', 'ratio (writable)'],
+    [
+      '',
+      'lifeboat kill->writable s',
+      'lifeboat rtoSeconds',
+      'lifeboat kill->CLI exit s',
+      'manual kill->writable s',
+      'manual script s',
+      'ratio (writable)',
+    ],
     summaryRows(pairs.map(columns), row),
   );
 }
@@ -357,24 +383,37 @@ function restoreTable(pairs: Pair[]): string {
     p.lifeboat.restoreSeconds.toFixed(2),
     p.manual.restoreSeconds.toFixed(2),
   ]);
-  return table(['restore (not compared)', 'failback wall s', 'standby rebuilt after', 'lifeboat restore s', 'manual switch back s'], rows);
+  return table(
+    [
+      'restore (not compared)',
+      'failback wall s',
+      'standby rebuilt after',
+      'lifeboat restore s',
+      'manual switch back s',
+    ],
+    rows,
+  );
 }
 
 function scopeNotes(options: Options, pairs: Pair[]): string[] {
   const fences = [...new Set(pairs.map((p) => p.lifeboat.report.failover?.fence?.how ?? 'n/a'))];
-  const fenceAttempts = pairs.map((p) => p.lifeboat.report.steps.find((s) => s.name === 'fence primary')?.attempts ?? 0);
+  const fenceAttempts = pairs.map(
+    (p) => p.lifeboat.report.steps.find((s) => s.name === 'fence primary')?.attempts ?? 0,
+  );
   const reaped = pairs.flatMap((p) => [p.lifeboat.reapedAfter, p.manual.reapedAfter]);
   const failures = pairs.flatMap((p) => [p.lifeboat.probeFailures, p.manual.probeFailures]);
   return [
-    'What is measured (one clock, started by the SIGKILL of the primary\'s postmaster):',
+    "What is measured (one clock, started by the SIGKILL of the primary's postmaster):",
     `  kill->writable       the first INSERT committed on the standby's port by an independent pg client that`,
     `                       retries every ${options.probeMs} ms (resolution: one interval); ${Math.min(...failures)}-${Math.max(...failures)} failed tries per run before it.`,
-    '  manual script        manual-failover.sh\'s own clock: ' + (options.manualPromote === 'pg_ctl' ? 'pg_ctl promote -w' : 'select pg_promote()') + ', then one psql INSERT. No fence,',
+    "  manual script        manual-failover.sh's own clock: " +
+      (options.manualPromote === 'pg_ctl' ? 'pg_ctl promote -w' : 'select pg_promote()') +
+      ', then one psql INSERT. No fence,',
     '                       no check, no record, no client repointed: the raw-tool floor.',
-    '  lifeboat rtoSeconds  the report\'s figure, from the workflow\'s start (the CLI\'s start-up is before it) to the',
+    "  lifeboat rtoSeconds  the report's figure, from the workflow's start (the CLI's start-up is before it) to the",
     '                       RPO check on the new primary: cancel drills, read topology, preflight, approval record',
     '                       (--yes), fence with a deadline, hold traffic, promote, repoint, smoke tests (a write and',
-    '                       the plan\'s checks), RPO from the canary ledger; each a Temporal activity round trip.',
+    "                       the plan's checks), RPO from the canary ledger; each a Temporal activity round trip.",
     `  fence                ${fences.join('; ')}; attempts per run: ${fenceAttempts.join(', ')}`,
     `  zombie               the killed postmaster left the process table ${Math.min(...reaped).toFixed(2)}-${Math.max(...reaped).toFixed(2)} s after the kill (reaped by`,
     '                       its parent, PID 1): until then `pg_ctl status` reports it running, and a fence that',
@@ -387,7 +426,9 @@ function scopeNotes(options: Options, pairs: Pair[]): string[] {
 async function main(argv: string[]): Promise<number> {
   const options = parseOptions(argv);
   const loadBefore = loadavg();
-  const run = await onBenchSet(NAMES, options, (bench) => timeRounds(options.runs, 'unplanned failover', (i) => timePair(bench, options, i)));
+  const run = await onBenchSet(NAMES, options, (bench) =>
+    timeRounds(options.runs, 'unplanned failover', (i) => timePair(bench, options, i)),
+  );
   if (!run) return 0;
   const { pairs } = run.measured;
   const report = setReport(run, options, loadBefore, {
@@ -401,4 +442,7 @@ async function main(argv: string[]): Promise<number> {
   return 0;
 }
 
-runMain(main, 'npm run bench:unplanned -- [--runs N] [--scale N] [--probe-ms N] [--manual-promote pg_ctl|sql] [--drop]');
+runMain(
+  main,
+  'npm run bench:unplanned -- [--runs N] [--scale N] [--probe-ms N] [--manual-promote pg_ctl|sql] [--drop]',
+);

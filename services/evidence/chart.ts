@@ -18,10 +18,19 @@ export const FRAME = { width: 760, height: 300, left: 80, right: 24, top: 48, bo
 export const MISSING_Y = FRAME.top - 16;
 const PLOT_W = FRAME.width - FRAME.left - FRAME.right;
 const PLOT_H = FRAME.height - FRAME.top - FRAME.bottom;
-const COLORS = { passed: '#1a7f37', failed: '#cf222e', objective: '#9a6700', line: '#8c959f', grid: '#d0d7de', text: '#24292f' };
+const COLORS = {
+  passed: '#1a7f37',
+  failed: '#cf222e',
+  objective: '#9a6700',
+  line: '#8c959f',
+  grid: '#d0d7de',
+  text: '#24292f',
+};
 
 // Tick steps a person reads at a glance: seconds, then minutes, then hours.
-const STEPS = [0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400];
+const STEPS = [
+  0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400,
+];
 
 export interface Scale {
   /** The value at the top of the plot. */
@@ -60,16 +69,24 @@ export function lineChart(what: 'RTO' | 'RPO', points: ChartPoint[], missing: st
   for (let k = 0; k <= Math.round(s.top / s.step); k++) {
     const v = k * s.step;
     const y = s.y(v);
-    parts.push(`<line class="grid" x1="${FRAME.left}" x2="${right}" y1="${y}" y2="${y}" stroke="${COLORS.grid}" stroke-width="1"/>`);
-    parts.push(`<text x="${FRAME.left - 8}" y="${y + 4}" text-anchor="end" font-size="11" fill="${COLORS.text}">${html(formatSeconds(v))}</text>`);
+    parts.push(
+      `<line class="grid" x1="${FRAME.left}" x2="${right}" y1="${y}" y2="${y}" stroke="${COLORS.grid}" stroke-width="1"/>`,
+    );
+    parts.push(
+      `<text x="${FRAME.left - 8}" y="${y + 4}" text-anchor="end" font-size="11" fill="${COLORS.text}">${html(formatSeconds(v))}</text>`,
+    );
   }
   parts.push(`<line x1="${FRAME.left}" x2="${FRAME.left}" y1="${FRAME.top}" y2="${bottom}" stroke="${COLORS.text}"/>`);
   parts.push(`<line x1="${FRAME.left}" x2="${right}" y1="${bottom}" y2="${bottom}" stroke="${COLORS.text}"/>`);
-  parts.push(`<text x="16" y="${FRAME.top + PLOT_H / 2}" transform="rotate(-90 16 ${FRAME.top + PLOT_H / 2})" text-anchor="middle" font-size="12" fill="${COLORS.text}">${what}</text>`);
-  parts.push(`<text x="${FRAME.left + PLOT_W / 2}" y="${FRAME.height - 8}" text-anchor="middle" font-size="12" fill="${COLORS.text}">drill start (UTC), oldest first</text>`);
+  parts.push(
+    `<text x="16" y="${FRAME.top + PLOT_H / 2}" transform="rotate(-90 16 ${FRAME.top + PLOT_H / 2})" text-anchor="middle" font-size="12" fill="${COLORS.text}">${what}</text>`,
+  );
+  parts.push(
+    `<text x="${FRAME.left + PLOT_W / 2}" y="${FRAME.height - 8}" text-anchor="middle" font-size="12" fill="${COLORS.text}">drill start (UTC), oldest first</text>`,
+  );
 
   // The objective: one segment per stretch of drills that ran under the same one (plans change).
-  for (let i = 0; i < points.length; ) {
+  for (let i = 0; i < points.length;) {
     let j = i;
     while (j + 1 < points.length && points[j + 1]!.objective === points[i]!.objective) j++;
     const objective = points[i]!.objective;
@@ -77,7 +94,10 @@ export function lineChart(what: 'RTO' | 'RPO', points: ChartPoint[], missing: st
     parts.push(
       `<line class="objective" data-objective-seconds="${objective}" x1="${round(s.x(i) - half)}" x2="${round(s.x(j) + half)}" y1="${y}" y2="${y}" stroke="${COLORS.objective}" stroke-width="2" stroke-dasharray="6 4"><title>${what} objective ${html(formatSeconds(objective))}</title></line>`,
     );
-    if (j === points.length - 1) parts.push(`<text x="${right - 4}" y="${y - 5}" text-anchor="end" font-size="11" fill="${COLORS.objective}">objective ${html(formatSeconds(objective))}</text>`);
+    if (j === points.length - 1)
+      parts.push(
+        `<text x="${right - 4}" y="${y - 5}" text-anchor="end" font-size="11" fill="${COLORS.objective}">objective ${html(formatSeconds(objective))}</text>`,
+      );
     i = j + 1;
   }
 
@@ -91,10 +111,13 @@ export function lineChart(what: 'RTO' | 'RPO', points: ChartPoint[], missing: st
       pen = true;
     }
   });
-  if (path) parts.push(`<path class="measured" d="${path.trim()}" fill="none" stroke="${COLORS.line}" stroke-width="1.5"/>`);
+  if (path)
+    parts.push(`<path class="measured" d="${path.trim()}" fill="none" stroke="${COLORS.line}" stroke-width="1.5"/>`);
 
   if (points.some((p) => p.value === null)) {
-    parts.push(`<text x="${FRAME.left - 8}" y="${MISSING_Y + 4}" text-anchor="end" font-size="11" fill="${COLORS.failed}">${html(missing)}</text>`);
+    parts.push(
+      `<text x="${FRAME.left - 8}" y="${MISSING_Y + 4}" text-anchor="end" font-size="11" fill="${COLORS.failed}">${html(missing)}</text>`,
+    );
   }
   const labelEvery = Math.ceil(points.length / 8);
   points.forEach((p, i) => {
@@ -109,7 +132,9 @@ export function lineChart(what: 'RTO' | 'RPO', points: ChartPoint[], missing: st
         : `<circle class="point ${p.outcome}" ${data} cx="${x}" cy="${s.y(p.value)}" r="5" fill="${color}" stroke="#ffffff" stroke-width="1.5"><title>${html(tip)}</title></circle>`;
     parts.push(p.link ? `<a href="${html(p.link)}">${mark}</a>` : mark);
     if (i % labelEvery === 0) {
-      parts.push(`<text x="${x}" y="${bottom + 16}" text-anchor="middle" font-size="10" fill="${COLORS.text}">${html(shortDate(p.startedAt))}</text>`);
+      parts.push(
+        `<text x="${x}" y="${bottom + 16}" text-anchor="middle" font-size="10" fill="${COLORS.text}">${html(shortDate(p.startedAt))}</text>`,
+      );
     }
   });
 

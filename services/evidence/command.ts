@@ -26,7 +26,7 @@ export async function report(env: LifeboatEnv, options: ReportOptions): Promise<
   try {
     if (options.history) drillHistoryQuery(options.subject); // bad input is refused before Temporal is called
   } catch (err) {
-    if (err instanceof NoReport) return say(`lifeboat: ${err.message}`), 2;
+    if (err instanceof NoReport) return (say(`lifeboat: ${err.message}`), 2);
     throw err;
   }
   const target = temporalTarget();
@@ -34,7 +34,9 @@ export async function report(env: LifeboatEnv, options: ReportOptions): Promise<
   try {
     client = await connectClient(target);
   } catch (err) {
-    say(`cannot reach Temporal at ${target.connectionOptions.address}: ${(err as Error).message}\nstart the local stack with \`lifeboat dev up\`, or set TEMPORAL_ADDRESS`);
+    say(
+      `cannot reach Temporal at ${target.connectionOptions.address}: ${(err as Error).message}\nstart the local stack with \`lifeboat dev up\`, or set TEMPORAL_ADDRESS`,
+    );
     return 1;
   }
   const where: Where = { client, target, uiBase: env.uiUrl };
@@ -43,16 +45,25 @@ export async function report(env: LifeboatEnv, options: ReportOptions): Promise<
   try {
     if (options.history) {
       const history = await fetchDrillHistory(where, options.subject, options.last);
-      for (const id of history.unreadable) say(`warning: ${id} completed, but its result is not a Lifeboat report; left out`);
+      for (const id of history.unreadable)
+        say(`warning: ${id} completed, but its result is not a Lifeboat report; left out`);
       const ctx = { database: options.subject, last: options.last, namespace: target.namespace, generatedAt };
-      outputs = { html: () => historyHtml(history.runs, ctx), md: () => historyMarkdown(history.runs, ctx), what: `drill history of ${options.subject}: ${history.runs.length} drill(s)` };
+      outputs = {
+        html: () => historyHtml(history.runs, ctx),
+        md: () => historyMarkdown(history.runs, ctx),
+        what: `drill history of ${options.subject}: ${history.runs.length} drill(s)`,
+      };
     } else {
       const run = await fetchRun(where, options.subject);
       const ctx = { uiLink: run.link, namespace: target.namespace, generatedAt };
-      outputs = { html: () => runHtml(run.report, ctx), md: () => runMarkdown(run.report, ctx), what: headline(run.report) };
+      outputs = {
+        html: () => runHtml(run.report, ctx),
+        md: () => runMarkdown(run.report, ctx),
+        what: headline(run.report),
+      };
     }
   } catch (err) {
-    if (err instanceof NoReport) return say(`lifeboat: ${err.message}`), 2;
+    if (err instanceof NoReport) return (say(`lifeboat: ${err.message}`), 2);
     throw err;
   } finally {
     await client.connection.close();
@@ -61,7 +72,10 @@ export async function report(env: LifeboatEnv, options: ReportOptions): Promise<
     process.stdout.write(outputs.md());
     return 0;
   }
-  for (const [path, render] of [[options.html, outputs.html], [options.md, outputs.md]] as const) {
+  for (const [path, render] of [
+    [options.html, outputs.html],
+    [options.md, outputs.md],
+  ] as const) {
     if (!path) continue;
     try {
       writeFileSync(path, render());

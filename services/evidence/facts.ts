@@ -4,7 +4,14 @@ import type { Objectives, RunbookReport, StepRecord } from '../../workflows/type
 import { formatSeconds } from './terminal';
 
 /** A Fleet Drill's report also lists its child drills. */
-export type FleetDrills = Array<{ database: string; workflowId: string; outcome: 'passed' | 'failed'; rtoSeconds: number | null; rpoSeconds: number | null; reason?: string }>;
+export type FleetDrills = Array<{
+  database: string;
+  workflowId: string;
+  outcome: 'passed' | 'failed';
+  rtoSeconds: number | null;
+  rpoSeconds: number | null;
+  reason?: string;
+}>;
 
 /** What the renderers need besides the report: where the run lives in the Temporal UI, and when the report was made. */
 export interface RunContext {
@@ -32,7 +39,11 @@ export function runbookTitle(report: RunbookReport): string {
       return report.crossCloud ? 'Cross-cloud failback' : 'Failback';
     case 'failover':
       if (report.crossCloud) return 'Cross-cloud failover';
-      return fo?.mode === 'unplanned' ? 'Unplanned failover' : fo?.mode === 'zonal' ? 'Zonal failover' : 'Planned switchover';
+      return fo?.mode === 'unplanned'
+        ? 'Unplanned failover'
+        : fo?.mode === 'zonal'
+          ? 'Zonal failover'
+          : 'Planned switchover';
     case 'readiness':
       return 'Readiness check';
     default:
@@ -60,9 +71,22 @@ export interface Measurement {
 
 export function measurements(report: RunbookReport): Measurement[] {
   const row = (what: 'RTO' | 'RPO', objective: number, measured: number | null, missing: string): Measurement => {
-    if (measured === null) return { what, objective: formatSeconds(objective), measured: missing, verdict: 'not measured', verdictText: `${missing}: no figure to hold against the objective` };
+    if (measured === null)
+      return {
+        what,
+        objective: formatSeconds(objective),
+        measured: missing,
+        verdict: 'not measured',
+        verdictText: `${missing}: no figure to hold against the objective`,
+      };
     const within = measured <= objective;
-    return { what, objective: formatSeconds(objective), measured: formatSeconds(measured), verdict: within ? 'within' : 'exceeded', verdictText: within ? 'within objective' : 'exceeds objective' };
+    return {
+      what,
+      objective: formatSeconds(objective),
+      measured: formatSeconds(measured),
+      verdict: within ? 'within' : 'exceeded',
+      verdictText: within ? 'within objective' : 'exceeds objective',
+    };
   };
   return [
     row('RTO', report.objectives.rtoSeconds, report.rtoSeconds, 'not reached'),

@@ -30,12 +30,16 @@ export async function fetchRun(where: Where, workflowId: string): Promise<Fetche
   try {
     description = await handle.describe();
   } catch (err) {
-    if (err instanceof WorkflowNotFoundError) throw new NoReport(`no workflow with ID ${workflowId} in namespace ${where.target.namespace}`);
+    if (err instanceof WorkflowNotFoundError)
+      throw new NoReport(`no workflow with ID ${workflowId} in namespace ${where.target.namespace}`);
     throw err;
   }
   const runbook = description.typedSearchAttributes.get(RunbookAttr);
   const database = description.typedSearchAttributes.get(DatabaseAttr);
-  if (!runbook) throw new NoReport(`${workflowId} is a ${description.type} workflow, not a Lifeboat runbook (it has no LifeboatRunbook search attribute)`);
+  if (!runbook)
+    throw new NoReport(
+      `${workflowId} is a ${description.type} workflow, not a Lifeboat runbook (it has no LifeboatRunbook search attribute)`,
+    );
   const what = `${workflowId} (${runbook} of ${database ?? 'unknown database'})`;
   const status = description.status.name;
   if (status === 'RUNNING') {
@@ -49,7 +53,8 @@ export async function fetchRun(where: Where, workflowId: string): Promise<Fetche
     // Cancelled, failed, terminated or timed out: the runbook returned no report to show.
     const why = await handle.result().then(
       () => '',
-      (err: unknown) => `: ${(err instanceof WorkflowFailedError ? err.cause?.message : undefined) ?? (err as Error).message}`,
+      (err: unknown) =>
+        `: ${(err instanceof WorkflowFailedError ? err.cause?.message : undefined) ?? (err as Error).message}`,
     );
     throw new NoReport(`${what} ended ${status.toLowerCase().replace(/_/g, ' ')} without a report${why}`);
   }
@@ -61,7 +66,9 @@ export async function fetchRun(where: Where, workflowId: string): Promise<Fetche
 /** The visibility query for a database's completed drills. The name is validated first: it is user input. */
 export function drillHistoryQuery(database: string): string {
   if (!DATABASE_NAME.test(database)) {
-    throw new NoReport(`database ${JSON.stringify(database)} is not a plan database name; expected lowercase letters, digits and dashes, starting with a letter (at most 63)`);
+    throw new NoReport(
+      `database ${JSON.stringify(database)} is not a plan database name; expected lowercase letters, digits and dashes, starting with a letter (at most 63)`,
+    );
   }
   return drillRunsQuery(database, 'Completed');
 }

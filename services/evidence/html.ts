@@ -7,8 +7,21 @@ import { lineChart, type ChartPoint } from './chart';
 import { html, safeUrl } from './escape';
 import type { FetchedRun } from './fetch';
 import {
-  between, fenceText, fleetDrills, formatTime, headline, lagText, measurements, measuresRecovery, nodeText, objectivesText,
-  runbookTitle, runbookVersion, stepDuration, UNVERSIONED, type RunContext,
+  between,
+  fenceText,
+  fleetDrills,
+  formatTime,
+  headline,
+  lagText,
+  measurements,
+  measuresRecovery,
+  nodeText,
+  objectivesText,
+  runbookTitle,
+  runbookVersion,
+  stepDuration,
+  UNVERSIONED,
+  type RunContext,
 } from './facts';
 
 const STYLE = `
@@ -61,8 +74,13 @@ const td = (content: string, cls = '') => `<td${cls ? ` class="${cls}"` : ''}>${
 const verdict = (ok: boolean) => `<span class="verdict ${ok ? 'ok' : 'failed'}">${ok ? 'ok' : 'failed'}</span>`;
 
 function checkTable(results: CheckResult[]): string {
-  const result = (c: CheckResult) => (c.notCompared ? td('<span class="verdict skipped">not compared</span>') : td(verdict(c.ok)));
-  return table(['result', 'name', 'detail'], results.map((c) => [result(c), td(html(c.name)), td(html(c.detail), c.ok ? '' : 'failed')]), 'checks');
+  const result = (c: CheckResult) =>
+    c.notCompared ? td('<span class="verdict skipped">not compared</span>') : td(verdict(c.ok));
+  return table(
+    ['result', 'name', 'detail'],
+    results.map((c) => [result(c), td(html(c.name)), td(html(c.detail), c.ok ? '' : 'failed')]),
+    'checks',
+  );
 }
 
 function stepRow(step: StepRecord, i: number): string[] {
@@ -102,8 +120,16 @@ export function runHtml(report: RunbookReport, ctx: RunContext): string {
         ['Started', html(formatTime(report.startedAt))],
         ['Finished', html(formatTime(report.finishedAt))],
         ['Duration', html(between(report.startedAt, report.finishedAt))],
-        ['Runbook version', version === UNVERSIONED ? `<span class="muted">${html(version)}</span>` : `<code>${html(version)}</code>`],
-        ['Temporal UI', ctx.uiLink ? anchor(ctx.uiLink, ctx.uiLink) : '<span class="muted">no UI address known (set LIFEBOAT_UI_URL)</span>'],
+        [
+          'Runbook version',
+          version === UNVERSIONED ? `<span class="muted">${html(version)}</span>` : `<code>${html(version)}</code>`,
+        ],
+        [
+          'Temporal UI',
+          ctx.uiLink
+            ? anchor(ctx.uiLink, ctx.uiLink)
+            : '<span class="muted">no UI address known (set LIFEBOAT_UI_URL)</span>',
+        ],
       ]) +
       `</section>`,
   );
@@ -113,32 +139,63 @@ export function runHtml(report: RunbookReport, ctx: RunContext): string {
     out.push(
       table(
         ['', 'objective', 'measured', 'verdict'],
-        measurements(report).map((m) => [`<th>${m.what}</th>`, td(html(m.objective), 'num'), td(html(m.measured), `num ${m.verdict === 'within' ? 'within' : 'exceeded'}`), td(`<span class="${m.verdict === 'within' ? 'within' : 'exceeded'}">${html(m.verdictText)}</span>`)]),
+        measurements(report).map((m) => [
+          `<th>${m.what}</th>`,
+          td(html(m.objective), 'num'),
+          td(html(m.measured), `num ${m.verdict === 'within' ? 'within' : 'exceeded'}`),
+          td(`<span class="${m.verdict === 'within' ? 'within' : 'exceeded'}">${html(m.verdictText)}</span>`),
+        ]),
         'measurements',
       ),
     );
-  } else out.push(`<p class="muted">A ${html(report.runbook)} recovers nothing, so it measures no RTO or RPO (objectives: ${html(objectivesText(report.objectives))}).</p>`);
+  } else
+    out.push(
+      `<p class="muted">A ${html(report.runbook)} recovers nothing, so it measures no RTO or RPO (objectives: ${html(objectivesText(report.objectives))}).</p>`,
+    );
   out.push(`</section>`);
 
   if (report.backup || report.copies.length) {
-    const rows = [report.backup, ...report.copies.filter((c) => !(c.region === report.backup?.region && c.backupId === report.backup.backupId))]
+    const rows = [
+      report.backup,
+      ...report.copies.filter((c) => !(c.region === report.backup?.region && c.backupId === report.backup.backupId)),
+    ]
       .filter((b) => b !== undefined)
-      .map((b, i) => [td(i === 0 && report.backup ? 'backup' : 'copy'), td(`<code>${html(b.backupId)}</code>`), td(html(b.region)), td(html(formatTime(b.createdAt)), 'time'), td(html(formatBytes(b.sizeBytes)), 'num'), td(`<code>${html(b.sha256)}</code>`)]);
-    out.push(`<section id="backups"><h2>Backup and copies</h2>${table(['', 'backup', 'region', 'taken', 'size', 'sha256'], rows)}</section>`);
+      .map((b, i) => [
+        td(i === 0 && report.backup ? 'backup' : 'copy'),
+        td(`<code>${html(b.backupId)}</code>`),
+        td(html(b.region)),
+        td(html(formatTime(b.createdAt)), 'time'),
+        td(html(formatBytes(b.sizeBytes)), 'num'),
+        td(`<code>${html(b.sha256)}</code>`),
+      ]);
+    out.push(
+      `<section id="backups"><h2>Backup and copies</h2>${table(['', 'backup', 'region', 'taken', 'size', 'sha256'], rows)}</section>`,
+    );
   }
 
   const fo = report.failover;
   if (fo) {
     const a = fo.approval;
     const rows: Array<[string, string]> = [['Mode', html(fo.mode)]];
-    if (a) rows.push(['Approved by', html(a.approvedBy)], ['Reason', html(a.reason)], ['Plan digest', `<code>${html(a.planDigest)}</code>`]);
+    if (a)
+      rows.push(
+        ['Approved by', html(a.approvedBy)],
+        ['Reason', html(a.reason)],
+        ['Plan digest', `<code>${html(a.planDigest)}</code>`],
+      );
     else rows.push(['Approval', '<span class="failed">none recorded (the run never got one)</span>']);
-    if (fo.fence) rows.push(['Fence', `<span class="${fo.fence.confirmed ? 'ok' : 'failed'}">${html(fenceText(fo.fence))}</span>`]);
+    if (fo.fence)
+      rows.push(['Fence', `<span class="${fo.fence.confirmed ? 'ok' : 'failed'}">${html(fenceText(fo.fence))}</span>`]);
     if (fo.lagAtDecision) rows.push(['Lag at the decision', html(lagText(fo.lagAtDecision))]);
     if (fo.walGapBytes !== null) rows.push(['WAL gap', html(`${fo.walGapBytes} bytes`)]);
     if (fo.topology) {
       const t = fo.topology;
-      rows.push(['Topology after', html(`primary ${nodeText(t.primary)}, standby ${nodeText(t.standby)}${t.fenced.length ? `, fenced ${t.fenced.map(nodeText).join(', ')}` : ''} (epoch ${t.epoch})`)]);
+      rows.push([
+        'Topology after',
+        html(
+          `primary ${nodeText(t.primary)}, standby ${nodeText(t.standby)}${t.fenced.length ? `, fenced ${t.fenced.map(nodeText).join(', ')}` : ''} (epoch ${t.epoch})`,
+        ),
+      ]);
     }
     out.push(`<section id="approval"><h2>Approval and failover</h2>${facts(rows)}</section>`);
   }
@@ -150,26 +207,46 @@ export function runHtml(report: RunbookReport, ctx: RunContext): string {
         facts([
           ['From', html(xc.from)],
           ['To', html(xc.to)],
-          ['RPO the path promises', html(xc.rpoPromiseSeconds === null ? 'unknown' : formatSeconds(xc.rpoPromiseSeconds))],
+          [
+            'RPO the path promises',
+            html(xc.rpoPromiseSeconds === null ? 'unknown' : formatSeconds(xc.rpoPromiseSeconds)),
+          ],
           ['Earlier target database', html(xc.setAside ? `kept, renamed to ${xc.setAside}` : 'none')],
         ]) +
         `</section>`,
     );
   }
 
-  out.push(`<section id="steps"><h2>Steps</h2>${table(['#', 'step', 'status', 'started', 'finished', 'duration', 'attempts', 'detail'], report.steps.map(stepRow), 'steps')}</section>`);
+  out.push(
+    `<section id="steps"><h2>Steps</h2>${table(['#', 'step', 'status', 'started', 'finished', 'duration', 'attempts', 'detail'], report.steps.map(stepRow), 'steps')}</section>`,
+  );
   const passedChecks = report.checks.filter((c) => c.ok && !c.notCompared).length;
   const notCompared = report.checks.filter((c) => c.notCompared).length;
-  out.push(`<section id="checks"><h2>Checks (${passedChecks}/${report.checks.length} passed${notCompared ? `, ${notCompared} not compared` : ''})</h2>${report.checks.length ? checkTable(report.checks) : '<p class="muted">no checks</p>'}</section>`);
-  out.push(`<section id="cleanup"><h2>Cleanup</h2>${report.cleanup.length ? checkTable(report.cleanup) : '<p class="muted">nothing to clean up</p>'}</section>`);
+  out.push(
+    `<section id="checks"><h2>Checks (${passedChecks}/${report.checks.length} passed${notCompared ? `, ${notCompared} not compared` : ''})</h2>${report.checks.length ? checkTable(report.checks) : '<p class="muted">no checks</p>'}</section>`,
+  );
+  out.push(
+    `<section id="cleanup"><h2>Cleanup</h2>${report.cleanup.length ? checkTable(report.cleanup) : '<p class="muted">nothing to clean up</p>'}</section>`,
+  );
 
   const drills = fleetDrills(report);
   if (drills) {
-    const rows = drills.map((d) => [td(html(d.database)), td(`<span class="verdict ${d.outcome === 'passed' ? 'passed' : 'failed'}">${html(d.outcome)}</span>`), td(html(formatSeconds(d.rtoSeconds)), 'num'), td(html(formatSeconds(d.rpoSeconds)), 'num'), td(`<code>${html(d.workflowId)}</code>`), td(html(d.reason ?? ''))]);
-    out.push(`<section id="drills"><h2>Drills</h2>${table(['database', 'outcome', 'RTO', 'RPO', 'workflow', 'reason'], rows)}</section>`);
+    const rows = drills.map((d) => [
+      td(html(d.database)),
+      td(`<span class="verdict ${d.outcome === 'passed' ? 'passed' : 'failed'}">${html(d.outcome)}</span>`),
+      td(html(formatSeconds(d.rtoSeconds)), 'num'),
+      td(html(formatSeconds(d.rpoSeconds)), 'num'),
+      td(`<code>${html(d.workflowId)}</code>`),
+      td(html(d.reason ?? '')),
+    ]);
+    out.push(
+      `<section id="drills"><h2>Drills</h2>${table(['database', 'outcome', 'RTO', 'RPO', 'workflow', 'reason'], rows)}</section>`,
+    );
   }
 
-  out.push(`<footer>Generated by <code>lifeboat report</code> at ${html(formatTime(ctx.generatedAt))} from namespace <code>${html(ctx.namespace)}</code>. The run's history in Temporal is the record this report was read from.</footer>`);
+  out.push(
+    `<footer>Generated by <code>lifeboat report</code> at ${html(formatTime(ctx.generatedAt))} from namespace <code>${html(ctx.namespace)}</code>. The run's history in Temporal is the record this report was read from.</footer>`,
+  );
   return page(`${title} — ${report.workflowId}`, out.join('\n'));
 }
 
@@ -201,23 +278,37 @@ export function historyHtml(runs: FetchedRun[], ctx: HistoryContext): string {
       `<span class="passed">${passed} passed</span>, <span class="${runs.length - passed ? 'failed' : 'muted'}">${runs.length - passed} failed</span>.</p></header>`,
   );
   if (!runs.length) {
-    out.push(`<p>No completed drill of <code>${html(ctx.database)}</code> in namespace <code>${html(ctx.namespace)}</code>. Run one with <code>lifeboat drill ${html(ctx.database)}</code>.</p>`);
+    out.push(
+      `<p>No completed drill of <code>${html(ctx.database)}</code> in namespace <code>${html(ctx.namespace)}</code>. Run one with <code>lifeboat drill ${html(ctx.database)}</code>.</p>`,
+    );
   } else {
     out.push(`<section id="rto"><h2>RTO</h2>${lineChart('RTO', chartPoints(runs, 'RTO'), 'not reached')}</section>`);
     out.push(`<section id="rpo"><h2>RPO</h2>${lineChart('RPO', chartPoints(runs, 'RPO'), 'unknown')}</section>`);
-    const rows = [...runs].reverse().map(({ report: r, link }, i) => [
-      td(String(runs.length - i), 'num'),
-      td(html(formatTime(r.startedAt)), 'time'),
-      td(`<span class="verdict ${r.outcome === 'passed' ? 'passed' : 'failed'}">${html(r.outcome)}</span>`),
-      td(html(r.rtoSeconds === null ? 'not reached' : formatSeconds(r.rtoSeconds)), `num${r.rtoSeconds === null || r.rtoSeconds > r.objectives.rtoSeconds ? ' exceeded' : ''}`),
-      td(html(r.rpoSeconds === null ? 'unknown' : formatSeconds(r.rpoSeconds)), `num${r.rpoSeconds === null || r.rpoSeconds > r.objectives.rpoSeconds ? ' exceeded' : ''}`),
-      td(html(objectivesText(r.objectives))),
-      td(html(runbookVersion(r)), 'mono'),
-      td(anchor(link, r.workflowId), 'mono'),
-      td(html(r.reason ?? '')),
-    ]);
-    out.push(`<section id="runs"><h2>Runs, newest first</h2>${table(['#', 'started', 'outcome', 'RTO', 'RPO', 'objectives', 'runbook version', 'workflow', 'reason'], rows, 'runs')}</section>`);
+    const rows = [...runs]
+      .reverse()
+      .map(({ report: r, link }, i) => [
+        td(String(runs.length - i), 'num'),
+        td(html(formatTime(r.startedAt)), 'time'),
+        td(`<span class="verdict ${r.outcome === 'passed' ? 'passed' : 'failed'}">${html(r.outcome)}</span>`),
+        td(
+          html(r.rtoSeconds === null ? 'not reached' : formatSeconds(r.rtoSeconds)),
+          `num${r.rtoSeconds === null || r.rtoSeconds > r.objectives.rtoSeconds ? ' exceeded' : ''}`,
+        ),
+        td(
+          html(r.rpoSeconds === null ? 'unknown' : formatSeconds(r.rpoSeconds)),
+          `num${r.rpoSeconds === null || r.rpoSeconds > r.objectives.rpoSeconds ? ' exceeded' : ''}`,
+        ),
+        td(html(objectivesText(r.objectives))),
+        td(html(runbookVersion(r)), 'mono'),
+        td(anchor(link, r.workflowId), 'mono'),
+        td(html(r.reason ?? '')),
+      ]);
+    out.push(
+      `<section id="runs"><h2>Runs, newest first</h2>${table(['#', 'started', 'outcome', 'RTO', 'RPO', 'objectives', 'runbook version', 'workflow', 'reason'], rows, 'runs')}</section>`,
+    );
   }
-  out.push(`<footer>Generated by <code>lifeboat report ${html(ctx.database)} --history</code> at ${html(formatTime(ctx.generatedAt))} from namespace <code>${html(ctx.namespace)}</code>, from each drill's report (its workflow result).</footer>`);
+  out.push(
+    `<footer>Generated by <code>lifeboat report ${html(ctx.database)} --history</code> at ${html(formatTime(ctx.generatedAt))} from namespace <code>${html(ctx.namespace)}</code>, from each drill's report (its workflow result).</footer>`,
+  );
   return page(title, out.join('\n'));
 }

@@ -46,7 +46,18 @@ function checkLine(c: CheckResult): string {
 export function renderReport(report: RunbookReport, uiUrl: string | null): string {
   const lines: string[] = [];
   const verdict = report.outcome === 'passed' ? green(bold('PASSED')) : red(bold('FAILED'));
-  const title = { drill: 'Drill', backup: 'Backup', failover: report.failover?.mode === 'unplanned' ? 'Unplanned failover' : report.failover?.mode === 'zonal' ? 'Zonal failover' : 'Planned switchover', failback: 'Failback', readiness: 'Readiness check' }[report.runbook];
+  const title = {
+    drill: 'Drill',
+    backup: 'Backup',
+    failover:
+      report.failover?.mode === 'unplanned'
+        ? 'Unplanned failover'
+        : report.failover?.mode === 'zonal'
+          ? 'Zonal failover'
+          : 'Planned switchover',
+    failback: 'Failback',
+    readiness: 'Readiness check',
+  }[report.runbook];
   lines.push(`${bold(title)} of ${bold(report.database)} (${report.provider}): ${verdict}`);
   if (report.reason) lines.push(`  ${red(report.reason)}`);
   if (report.runbook !== 'backup' && report.runbook !== 'readiness') {
@@ -55,7 +66,8 @@ export function renderReport(report: RunbookReport, uiUrl: string | null): strin
         `   RPO ${bold(formatSeconds(report.rpoSeconds))} (objective ${formatSeconds(report.objectives.rpoSeconds)})`,
     );
   }
-  const describe = (ref: BackupRef) => `${ref.backupId} in ${ref.region}, ${formatBytes(ref.sizeBytes)}, sha256 ${ref.sha256.slice(0, 16)}…`;
+  const describe = (ref: BackupRef) =>
+    `${ref.backupId} in ${ref.region}, ${formatBytes(ref.sizeBytes)}, sha256 ${ref.sha256.slice(0, 16)}…`;
   if (report.backup) lines.push(`  backup  ${describe(report.backup)}`);
   for (const copy of report.copies) {
     const isTheBackup = copy.region === report.backup?.region && copy.backupId === report.backup.backupId;
@@ -64,21 +76,34 @@ export function renderReport(report: RunbookReport, uiUrl: string | null): strin
   const fo = report.failover;
   if (fo) {
     if (fo.approval) lines.push(`  approved by ${fo.approval.approvedBy}: ${fo.approval.reason}`);
-    if (fo.fence) lines.push(`  fence   ${fo.fence.confirmed ? green('confirmed') : red('NOT confirmed')}: ${fo.fence.how}`);
-    if (fo.lagAtDecision) lines.push(`  lag at the decision: ${fo.lagAtDecision.bytes ?? '?'} bytes, ${fo.lagAtDecision.seconds === null ? '?' : formatSeconds(fo.lagAtDecision.seconds)}`);
+    if (fo.fence)
+      lines.push(`  fence   ${fo.fence.confirmed ? green('confirmed') : red('NOT confirmed')}: ${fo.fence.how}`);
+    if (fo.lagAtDecision)
+      lines.push(
+        `  lag at the decision: ${fo.lagAtDecision.bytes ?? '?'} bytes, ${fo.lagAtDecision.seconds === null ? '?' : formatSeconds(fo.lagAtDecision.seconds)}`,
+      );
     if (fo.topology) {
       const n = (x: { region: string; name: string } | null) => (x ? `${x.region}/${x.name}` : 'none');
-      lines.push(`  now     primary ${bold(n(fo.topology.primary))}, standby ${n(fo.topology.standby)}${fo.topology.fenced.length ? `, fenced ${fo.topology.fenced.map(n).join(', ')}` : ''}`);
+      lines.push(
+        `  now     primary ${bold(n(fo.topology.primary))}, standby ${n(fo.topology.standby)}${fo.topology.fenced.length ? `, fenced ${fo.topology.fenced.map(n).join(', ')}` : ''}`,
+      );
     }
   }
   lines.push('', bold('Steps'));
   for (const step of report.steps) {
     const attempts = step.attempts > 1 ? ` attempts ${step.attempts}` : '';
-    lines.push(`  ${mark(step.status)} ${step.name.padEnd(40)} ${stepDuration(step).padStart(7)}${attempts}${step.detail ? `  ${step.status === 'failed' ? red(step.detail) : dim(step.detail)}` : ''}`);
+    lines.push(
+      `  ${mark(step.status)} ${step.name.padEnd(40)} ${stepDuration(step).padStart(7)}${attempts}${step.detail ? `  ${step.status === 'failed' ? red(step.detail) : dim(step.detail)}` : ''}`,
+    );
   }
   if (report.checks.length) {
     const notCompared = report.checks.filter((c) => c.notCompared).length;
-    lines.push('', bold(`Checks (${report.checks.filter((c) => c.ok && !c.notCompared).length}/${report.checks.length} passed${notCompared ? `, ${notCompared} not compared` : ''})`));
+    lines.push(
+      '',
+      bold(
+        `Checks (${report.checks.filter((c) => c.ok && !c.notCompared).length}/${report.checks.length} passed${notCompared ? `, ${notCompared} not compared` : ''})`,
+      ),
+    );
     lines.push(...report.checks.map(checkLine));
   }
   if (report.cleanup.length) {

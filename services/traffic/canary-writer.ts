@@ -106,7 +106,10 @@ export function startCanaryWriter(options: CanaryWriterOptions): CanaryWriter {
     const fields = { err, failures: streak, failingForMs: now - streakSince };
     if (streak === 1 || now - lastWarnAt >= WARN_EVERY_MS) {
       lastWarnAt = now;
-      logger.warn(fields, streak === 1 ? `${msg}; retrying every ${intervalMs} ms` : `${msg}; still failing after ${streak} attempts`);
+      logger.warn(
+        fields,
+        streak === 1 ? `${msg}; retrying every ${intervalMs} ms` : `${msg}; still failing after ${streak} attempts`,
+      );
     } else {
       logger.debug(fields, msg);
     }
@@ -135,11 +138,17 @@ export function startCanaryWriter(options: CanaryWriterOptions): CanaryWriter {
     try {
       ledger.append({ ...canary, database, epoch });
     } catch (err) {
-      return failure(err, `canary ${canary.id} in ${database} was acknowledged but could not be appended to the ledger`);
+      return failure(
+        err,
+        `canary ${canary.id} in ${database} was acknowledged but could not be appended to the ledger`,
+      );
     }
     writtenCount++;
     if (streak > 0) {
-      logger.info({ failures: streak, failedForMs: Date.now() - streakSince, epoch }, `canary writes to ${database} resumed after ${streak} failed attempts`);
+      logger.info(
+        { failures: streak, failedForMs: Date.now() - streakSince, epoch },
+        `canary writes to ${database} resumed after ${streak} failed attempts`,
+      );
       streak = 0;
     }
   };

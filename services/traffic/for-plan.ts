@@ -12,7 +12,12 @@ export function trafficSets(plan: LoadedPlan, pgBase: number): TrafficSet[] {
   for (const db of Object.values(plan.plan.databases)) {
     if (!db.dr.standby) continue;
     const set = db.primary.region;
-    const entry = sets.get(set) ?? { set, port: pgBase - 1 - sets.size, databases: [], credentialsFrom: { region: set, name: 'server' } };
+    const entry = sets.get(set) ?? {
+      set,
+      port: pgBase - 1 - sets.size,
+      databases: [],
+      credentialsFrom: { region: set, name: 'server' },
+    };
     if (!entry.databases.includes(db.primary.database)) entry.databases.push(db.primary.database);
     sets.set(set, entry);
   }

@@ -50,7 +50,11 @@ export async function runTraffic(options: TrafficOptions): Promise<Traffic> {
   const topology = new TopologyStore(env.home);
   const ledger = new CanaryLedger(env.home);
 
-  const started: Array<{ spec: TrafficSet; proxy: TrafficProxy; writers: Array<{ database: string; writer: CanaryWriter }> }> = [];
+  const started: Array<{
+    spec: TrafficSet;
+    proxy: TrafficProxy;
+    writers: Array<{ database: string; writer: CanaryWriter }>;
+  }> = [];
   const close = async (): Promise<void> => {
     await Promise.all(started.flatMap((s) => s.writers.map((w) => w.writer.stop())));
     await Promise.all(started.map((s) => s.proxy.close()));
@@ -64,7 +68,9 @@ export async function runTraffic(options: TrafficOptions): Promise<Traffic> {
           try {
             return [database, provider.nodeCluster(spec.credentialsFrom).connection(database)] as const;
           } catch (err) {
-            throw new Error(`cannot read credentials for ${spec.set} from node ${nodeLabel(spec.credentialsFrom)}: ${(err as Error).message}`);
+            throw new Error(
+              `cannot read credentials for ${spec.set} from node ${nodeLabel(spec.credentialsFrom)}: ${(err as Error).message}`,
+            );
           }
         }),
       );
@@ -103,7 +109,11 @@ export async function runTraffic(options: TrafficOptions): Promise<Traffic> {
         set: spec.set,
         port: proxy.port,
         connections: proxy.connections(),
-        writers: writers.map(({ database, writer }) => ({ database, written: writer.written(), failed: writer.failed() })),
+        writers: writers.map(({ database, writer }) => ({
+          database,
+          written: writer.written(),
+          failed: writer.failed(),
+        })),
       })),
   };
 }
@@ -112,16 +122,20 @@ export async function runTraffic(options: TrafficOptions): Promise<Traffic> {
 function checkSets(sets: TrafficSet[]): void {
   const seen = { set: new Set<string>(), port: new Set<number>(), database: new Set<string>() };
   for (const s of sets) {
-    if (seen.set.has(s.set)) throw new Error(`replication set ${JSON.stringify(s.set)} is listed twice; expected each set once`);
+    if (seen.set.has(s.set))
+      throw new Error(`replication set ${JSON.stringify(s.set)} is listed twice; expected each set once`);
     seen.set.add(s.set);
     if (!Number.isInteger(s.port) || s.port < 0 || s.port > 65535) {
       throw new Error(`traffic port ${s.port} for ${s.set} is not a port; expected a whole number from 0 to 65535`);
     }
-    if (s.port !== 0 && seen.port.has(s.port)) throw new Error(`traffic port ${s.port} is given to two sets; expected one port per set`);
+    if (s.port !== 0 && seen.port.has(s.port))
+      throw new Error(`traffic port ${s.port} is given to two sets; expected one port per set`);
     seen.port.add(s.port);
     for (const db of s.databases) {
       if (seen.database.has(db)) {
-        throw new Error(`database ${JSON.stringify(db)} is listed twice (${s.set}); the canary ledger is keyed by database name, so each may appear once`);
+        throw new Error(
+          `database ${JSON.stringify(db)} is listed twice (${s.set}); the canary ledger is keyed by database name, so each may appear once`,
+        );
       }
       seen.database.add(db);
     }

@@ -106,7 +106,12 @@ export async function startProxy(options: ProxyOptions): Promise<TrafficProxy> {
     const stale = [...pairs].filter((p) => !next || p.epoch !== next.epoch || p.primary !== nodeLabel(next.primary));
     stale.forEach(cut);
     logger.info(
-      { from: before?.epoch ?? null, to: next?.epoch ?? null, primary: next ? nodeLabel(next.primary) : null, cut: stale.length },
+      {
+        from: before?.epoch ?? null,
+        to: next?.epoch ?? null,
+        primary: next ? nodeLabel(next.primary) : null,
+        cut: stale.length,
+      },
       !next
         ? `topology record of ${set} is gone; refusing new connections, cut ${stale.length}`
         : next.primary
@@ -124,7 +129,9 @@ export async function startProxy(options: ProxyOptions): Promise<TrafficProxy> {
       warnRateLimited(
         'refuse',
         { epoch: topo?.epoch ?? null },
-        topo ? `refusing a connection: no primary for ${set} at epoch ${topo.epoch} (switch in progress)` : `refusing a connection: no topology record for ${set}`,
+        topo
+          ? `refusing a connection: no primary for ${set} at epoch ${topo.epoch} (switch in progress)`
+          : `refusing a connection: no topology record for ${set}`,
       );
       return void client.destroy();
     }
@@ -132,7 +139,11 @@ export async function startProxy(options: ProxyOptions): Promise<TrafficProxy> {
     try {
       target = options.resolve(topo.primary);
     } catch (err) {
-      warnRateLimited('resolve', { err, primary: nodeLabel(topo.primary) }, `refusing a connection: cannot resolve primary ${nodeLabel(topo.primary)}`);
+      warnRateLimited(
+        'resolve',
+        { err, primary: nodeLabel(topo.primary) },
+        `refusing a connection: cannot resolve primary ${nodeLabel(topo.primary)}`,
+      );
       return void client.destroy();
     }
 
@@ -140,19 +151,31 @@ export async function startProxy(options: ProxyOptions): Promise<TrafficProxy> {
     try {
       backend = connect({ host: target.host, port: target.port }); // throws at once on a port out of range
     } catch (err) {
-      warnRateLimited('resolve', { err, target }, `refusing a connection: primary ${nodeLabel(topo.primary)} resolved to ${target.host}:${target.port}`);
+      warnRateLimited(
+        'resolve',
+        { err, target },
+        `refusing a connection: primary ${nodeLabel(topo.primary)} resolved to ${target.host}:${target.port}`,
+      );
       return void client.destroy();
     }
     const pair: Pair = { client, backend, epoch: topo.epoch, primary: nodeLabel(topo.primary) };
     pairs.add(pair);
     const timer = setTimeout(() => {
-      warnRateLimited('connect', { target }, `primary ${nodeLabel(topo.primary)} at ${target.host}:${target.port} did not accept within ${connectTimeoutMs} ms`);
+      warnRateLimited(
+        'connect',
+        { target },
+        `primary ${nodeLabel(topo.primary)} at ${target.host}:${target.port} did not accept within ${connectTimeoutMs} ms`,
+      );
       cut(pair);
     }, connectTimeoutMs);
     timer.unref();
     backend.once('connect', () => clearTimeout(timer));
     backend.on('error', (err) => {
-      warnRateLimited('backend', { err, target }, `connection to primary ${nodeLabel(topo.primary)} at ${target.host}:${target.port} failed`);
+      warnRateLimited(
+        'backend',
+        { err, target },
+        `connection to primary ${nodeLabel(topo.primary)} at ${target.host}:${target.port} failed`,
+      );
     });
     client.setNoDelay(true);
     backend.setNoDelay(true);

@@ -11,7 +11,14 @@ import { CanaryLedger } from '../../activities/canary-ledger';
 import { withClient } from '../../activities/pg/sql';
 import { seedDemo } from '../../scripts/dev/seed';
 import { portOpen, startTemporal } from '../../scripts/dev/stack';
-import { backupInput, drillInput, failbackInput, failoverInput, loadPlanFile, type LoadedPlan } from '../../worker/plan';
+import {
+  backupInput,
+  drillInput,
+  failbackInput,
+  failoverInput,
+  loadPlanFile,
+  type LoadedPlan,
+} from '../../worker/plan';
 import { runTag } from '../../workflows/shared-steps';
 import type { Progress } from '../../workflows/steps';
 import { RUNBOOK_TASK_QUEUE, type RunbookReport } from '../../workflows/types';
@@ -85,10 +92,14 @@ export class WorkerProcesses {
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     this.stderr.set(child, '');
-    child.stderr!.on('data', (chunk: Buffer) => this.stderr.set(child, (this.stderr.get(child)! + chunk.toString()).slice(-8_000)));
+    child.stderr!.on('data', (chunk: Buffer) =>
+      this.stderr.set(child, (this.stderr.get(child)! + chunk.toString()).slice(-8_000)),
+    );
     child.once('exit', (code, signal) => {
       if (this.expected.has(child)) return;
-      this.unexpectedExits.push(`worker pid ${child.pid} exited (${code ?? signal}): ${this.stderr.get(child)!.trim().split('\n').slice(-3).join(' | ')}`);
+      this.unexpectedExits.push(
+        `worker pid ${child.pid} exited (${code ?? signal}): ${this.stderr.get(child)!.trim().split('\n').slice(-3).join(' | ')}`,
+      );
       if (this.current === child) this.start();
     });
     this.all.push(child);
@@ -99,12 +110,14 @@ export class WorkerProcesses {
   /** SIGKILL to the serving worker process, then a new one; returns both pids. */
   async killAndReplace(): Promise<{ killed: number; started: number }> {
     const victim = this.current;
-    if (!victim || victim.exitCode !== null || victim.signalCode !== null) throw new Error('no live worker process to kill');
+    if (!victim || victim.exitCode !== null || victim.signalCode !== null)
+      throw new Error('no live worker process to kill');
     this.expected.add(victim);
     const exited = once(victim, 'exit');
     victim.kill('SIGKILL');
     await exited;
-    if (victim.signalCode !== 'SIGKILL') throw new Error(`worker pid ${victim.pid} ended by ${victim.signalCode ?? victim.exitCode}, not SIGKILL`);
+    if (victim.signalCode !== 'SIGKILL')
+      throw new Error(`worker pid ${victim.pid} ended by ${victim.signalCode ?? victim.exitCode}, not SIGKILL`);
     return { killed: victim.pid!, started: this.start().pid! };
   }
 
@@ -132,7 +145,13 @@ export interface KillPoint {
  * Waits until the progress query shows the boundary's step started, then SIGKILLs the worker
  * process and starts a new one. Fails if the run ends first: that boundary was never exercised.
  */
-export async function killWorkerAt(handle: WorkflowHandle, query: string, at: Boundary, workers: WorkerProcesses, timeoutMs = 180_000): Promise<KillPoint> {
+export async function killWorkerAt(
+  handle: WorkflowHandle,
+  query: string,
+  at: Boundary,
+  workers: WorkerProcesses,
+  timeoutMs = 180_000,
+): Promise<KillPoint> {
   const deadline = Date.now() + timeoutMs;
   let last: Progress | null = null;
   for (let round = 0; ; round++) {
@@ -142,24 +161,36 @@ export async function killWorkerAt(handle: WorkflowHandle, query: string, at: Bo
       const stepWas = record.status;
       const pids = await workers.killAndReplace();
       const status = (await handle.describe()).status.name;
-      if (status !== 'RUNNING') throw new Error(`${handle.workflowId}: the run was already ${status} when its worker was killed at "${boundaryLabel(at)}": the boundary was not exercised`);
+      if (status !== 'RUNNING')
+        throw new Error(
+          `${handle.workflowId}: the run was already ${status} when its worker was killed at "${boundaryLabel(at)}": the boundary was not exercised`,
+        );
       return { boundary: at, stepWas, ...pids };
     }
     if (round % 20 === 19 && (await handle.describe()).status.name !== 'RUNNING') {
-      throw new Error(`${handle.workflowId} ended without reaching "${boundaryLabel(at)}" (progress: ${JSON.stringify(last?.steps.map((s) => `${s.name}:${s.status}`))})`);
+      throw new Error(
+        `${handle.workflowId} ended without reaching "${boundaryLabel(at)}" (progress: ${JSON.stringify(last?.steps.map((s) => `${s.name}:${s.status}`))})`,
+      );
     }
-    if (Date.now() > deadline) throw new Error(`${handle.workflowId} never reached "${boundaryLabel(at)}" within ${timeoutMs} ms`);
+    if (Date.now() > deadline)
+      throw new Error(`${handle.workflowId} never reached "${boundaryLabel(at)}" within ${timeoutMs} ms`);
     await sleep(15);
   }
 }
 
 /** Waits until the progress query shows the step started (no kill). */
-export async function waitForBoundary(handle: WorkflowHandle, query: string, at: Boundary, timeoutMs = 180_000): Promise<void> {
+export async function waitForBoundary(
+  handle: WorkflowHandle,
+  query: string,
+  at: Boundary,
+  timeoutMs = 180_000,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const progress = await handle.query<Progress>(query).catch(() => null);
     if ((progress?.steps.filter((s) => isStep(s.name, at)).length ?? 0) >= at.nth) return;
-    if (Date.now() > deadline) throw new Error(`${handle.workflowId} never reached "${boundaryLabel(at)}" within ${timeoutMs} ms`);
+    if (Date.now() > deadline)
+      throw new Error(`${handle.workflowId} never reached "${boundaryLabel(at)}" within ${timeoutMs} ms`);
     await sleep(15);
   }
 }
@@ -196,25 +227,40 @@ export interface AttemptSummary {
  */
 export async function attemptsIn(handle: WorkflowHandle): Promise<AttemptSummary> {
   const events = (await handle.fetchHistory()).events ?? [];
-  const scheduled = new Map(events.filter((e) => e.activityTaskScheduledEventAttributes).map((e) => [String(e.eventId), e.activityTaskScheduledEventAttributes!.activityType!.name!]));
+  const scheduled = new Map(
+    events
+      .filter((e) => e.activityTaskScheduledEventAttributes)
+      .map((e) => [String(e.eventId), e.activityTaskScheduledEventAttributes!.activityType!.name!]),
+  );
   const started = events.map((e) => e.activityTaskStartedEventAttributes).filter((a) => a !== null && a !== undefined);
   const retried = started
     .filter((a) => (a.attempt ?? 1) > 1)
-    .map((a) => ({ activity: scheduled.get(String(a.scheduledEventId)) ?? '?', attempt: a.attempt!, lastFailure: oneLine(a.lastFailure?.message ?? '') }));
+    .map((a) => ({
+      activity: scheduled.get(String(a.scheduledEventId)) ?? '?',
+      attempt: a.attempt!,
+      lastFailure: oneLine(a.lastFailure?.message ?? ''),
+    }));
   return {
     retried,
     extraAttempts: retried.reduce((n, a) => n + a.attempt - 1, 0),
     failedEvents: events.filter((e) => e.activityTaskFailedEventAttributes).length,
     timedOutEvents: events.filter((e) => e.activityTaskTimedOutEventAttributes).length,
-    workflowTaskTimeouts: events.filter((e) => e.workflowTaskTimedOutEventAttributes || e.workflowTaskFailedEventAttributes).length,
+    workflowTaskTimeouts: events.filter(
+      (e) => e.workflowTaskTimedOutEventAttributes || e.workflowTaskFailedEventAttributes,
+    ).length,
   };
 }
 
 export function describeAttempts(a: AttemptSummary): string {
   const byActivity = new Map<string, number>();
   for (const r of a.retried) byActivity.set(r.activity, (byActivity.get(r.activity) ?? 0) + r.attempt - 1);
-  const parts = [a.retried.length === 0 ? 'every activity once' : `+${a.extraAttempts} retries (${[...byActivity].map(([name, n]) => `${name} +${n}`).join(', ')})`];
-  if (a.failedEvents + a.timedOutEvents > 0) parts.push(`${a.failedEvents} ActivityTaskFailed, ${a.timedOutEvents} ActivityTaskTimedOut`);
+  const parts = [
+    a.retried.length === 0
+      ? 'every activity once'
+      : `+${a.extraAttempts} retries (${[...byActivity].map(([name, n]) => `${name} +${n}`).join(', ')})`,
+  ];
+  if (a.failedEvents + a.timedOutEvents > 0)
+    parts.push(`${a.failedEvents} ActivityTaskFailed, ${a.timedOutEvents} ActivityTaskTimedOut`);
   if (a.workflowTaskTimeouts > 0) parts.push(`${a.workflowTaskTimeouts} workflow task(s) timed out or failed`);
   return parts.join('; ');
 }
@@ -222,8 +268,17 @@ export function describeAttempts(a: AttemptSummary): string {
 const oneLine = (text: string): string => text.split('\n')[0]!.slice(0, 160);
 
 /** The one line each chaos run prints. */
-export function chaosLine(fields: { runbook: string; at: string; outcome: string; attempts: string; checked: string[]; seconds: number }): void {
-  console.log(`chaos[${MODE}] ${fields.runbook} | ${fields.at} | ${fields.outcome} | ${fields.attempts} | ${fields.seconds.toFixed(1)}s | checked: ${fields.checked.join('; ')}`);
+export function chaosLine(fields: {
+  runbook: string;
+  at: string;
+  outcome: string;
+  attempts: string;
+  checked: string[];
+  seconds: number;
+}): void {
+  console.log(
+    `chaos[${MODE}] ${fields.runbook} | ${fields.at} | ${fields.outcome} | ${fields.attempts} | ${fields.seconds.toFixed(1)}s | checked: ${fields.checked.join('; ')}`,
+  );
 }
 
 // --- processes left behind --------------------------------------------------------------------
@@ -286,7 +341,11 @@ export function postmastersUnder(dir: string): string[] {
 /** The directories a local region holds besides its backups and scratch instances: its servers. */
 export function localServers(region: string): string[] {
   const dir = join(env().home, 'regions', region);
-  return existsSync(dir) ? readdirSync(dir).filter((name) => !['backups', 'scratch'].includes(name)).sort() : [];
+  return existsSync(dir)
+    ? readdirSync(dir)
+        .filter((name) => !['backups', 'scratch'].includes(name))
+        .sort()
+    : [];
 }
 
 // --- the Temporal dev server ------------------------------------------------------------------
@@ -294,7 +353,8 @@ export function localServers(region: string): string[] {
 function currentTemporalPid(): number {
   const file = temporalPidFile(env().home);
   const pid = Number(existsSync(file) ? readFileSync(file, 'utf8').trim() : process.env.LIFEBOAT_TEST_TEMPORAL_PID);
-  if (!pid) throw new Error('no Temporal dev server pid: LIFEBOAT_TEST_TEMPORAL_PID is unset (the jest global setup sets it)');
+  if (!pid)
+    throw new Error('no Temporal dev server pid: LIFEBOAT_TEST_TEMPORAL_PID is unset (the jest global setup sets it)');
   return pid;
 }
 
@@ -317,7 +377,8 @@ export async function restartTemporal(downMs: number): Promise<TemporalRestart> 
   const args = readFileSync(`/proc/${oldPid}/cmdline`, 'utf8').split('\0');
   const flag = (name: string): number => {
     const value = Number(args[args.indexOf(name) + 1]);
-    if (!args.includes(name) || !value) throw new Error(`the Temporal dev server (pid ${oldPid}) was not started with ${name}: ${args.join(' ')}`);
+    if (!args.includes(name) || !value)
+      throw new Error(`the Temporal dev server (pid ${oldPid}) was not started with ${name}: ${args.join(' ')}`);
     return value;
   };
   const ports = { temporal: flag('--port'), ui: flag('--ui-port'), pgBase: 0 };
@@ -342,13 +403,15 @@ export async function restartTemporal(downMs: number): Promise<TemporalRestart> 
 
 /** What is done to a run while it runs. */
 export type Disruption =
-  | { kind: 'none' }
-  | { kind: 'kill-worker'; at: Boundary }
-  | { kind: 'restart-temporal'; at: Boundary; downMs: number };
+  { kind: 'none' } | { kind: 'kill-worker'; at: Boundary } | { kind: 'restart-temporal'; at: Boundary; downMs: number };
 
 export const noDisruption: Disruption = { kind: 'none' };
 export const killWorker = (at: Boundary): Disruption => ({ kind: 'kill-worker', at });
-export const restartTemporalAt = (at: Boundary, downMs = 3_000): Disruption => ({ kind: 'restart-temporal', at, downMs });
+export const restartTemporalAt = (at: Boundary, downMs = 3_000): Disruption => ({
+  kind: 'restart-temporal',
+  at,
+  downMs,
+});
 
 export interface ChaosRun {
   report: RunbookReport;
@@ -358,7 +421,12 @@ export interface ChaosRun {
 }
 
 /** Applies the disruption once the run reaches its boundary; returns what was done, in words. */
-async function disrupt(handle: WorkflowHandle, query: string, d: Disruption, workers: WorkerProcesses): Promise<string> {
+async function disrupt(
+  handle: WorkflowHandle,
+  query: string,
+  d: Disruption,
+  workers: WorkerProcesses,
+): Promise<string> {
   if (d.kind === 'none') return 'no disruption (baseline)';
   if (d.kind === 'kill-worker') {
     const kill = await killWorkerAt(handle, query, d.at, workers);
@@ -407,7 +475,11 @@ async function chaosRun(
 }
 
 export function passed(report: RunbookReport, checked: string[]): void {
-  expect({ outcome: report.outcome, reason: report.reason, failedChecks: report.checks.filter((c) => !c.ok) }).toEqual({ outcome: 'passed', reason: undefined, failedChecks: [] });
+  expect({ outcome: report.outcome, reason: report.reason, failedChecks: report.checks.filter((c) => !c.ok) }).toEqual({
+    outcome: 'passed',
+    reason: undefined,
+    failedChecks: [],
+  });
   checked.push(`passed (${report.checks.length} checks)`);
 }
 
@@ -467,8 +539,15 @@ databases:
       `${runbook} (local)`,
       d,
       async () => {
-        const input = runbook === 'drill' ? drillInput(this.plan, this.name, { fromLatestBackup: false, triggeredBy: 'chaos' }) : backupInput(this.plan, this.name, { triggeredBy: 'chaos' });
-        const handle = await this.temporal.workflow.start(runbook, { taskQueue: RUNBOOK_TASK_QUEUE, workflowId: `chaos/${this.name}/${runbook}/${Date.now()}-${this.seq++}`, args: [input] });
+        const input =
+          runbook === 'drill'
+            ? drillInput(this.plan, this.name, { fromLatestBackup: false, triggeredBy: 'chaos' })
+            : backupInput(this.plan, this.name, { triggeredBy: 'chaos' });
+        const handle = await this.temporal.workflow.start(runbook, {
+          taskQueue: RUNBOOK_TASK_QUEUE,
+          workflowId: `chaos/${this.name}/${runbook}/${Date.now()}-${this.seq++}`,
+          args: [input],
+        });
         return { handle, query: `${runbook}Progress` };
       },
       async (report, handle, checked) => {
@@ -478,13 +557,18 @@ databases:
         expect(backupId).toMatch(new RegExp(`^${this.name}-\\d{8}T\\d{6}Z-${runTag(runId)}$`));
         // One backup and one copy of this run, under the id the run derives: none made twice, none left half made.
         for (const region of ['local-a', 'local-b']) {
-          const since = (await local().listBackups({ name: region, provider: 'local' }, this.pgDatabase)).filter((b) => b.createdAt >= report.startedAt);
+          const since = (await local().listBackups({ name: region, provider: 'local' }, this.pgDatabase)).filter(
+            (b) => b.createdAt >= report.startedAt,
+          );
           expect({ region, backups: since.map((b) => b.backupId) }).toEqual({ region, backups: [backupId] });
           expect({ region, incomplete: incompleteBackups(region, this.name) }).toEqual({ region, incomplete: [] });
         }
         checked.push(`one backup + one copy (${backupId})`);
         if (runbook === 'backup') {
-          for (const region of ['local-a', 'local-b']) expect((await local().listBackups({ name: region, provider: 'local' }, this.pgDatabase)).length).toBeLessThanOrEqual(this.keep);
+          for (const region of ['local-a', 'local-b'])
+            expect(
+              (await local().listBackups({ name: region, provider: 'local' }, this.pgDatabase)).length,
+            ).toBeLessThanOrEqual(this.keep);
           checked.push(`retention keep ${this.keep} in both regions`);
         } else {
           const scratch = `drill-${runTag(runId)}`;
@@ -553,7 +637,10 @@ export class SwitchoverBench {
         runbook === 'failover' ? `${mode} failover (local)` : 'failback (local)',
         d,
         async () => {
-          const input = runbook === 'failover' ? failoverInput(fx.plan, db, { mode, preApproved: true, triggeredBy: 'chaos' }) : failbackInput(fx.plan, db, { preApproved: true, triggeredBy: 'chaos' });
+          const input =
+            runbook === 'failover'
+              ? failoverInput(fx.plan, db, { mode, preApproved: true, triggeredBy: 'chaos' })
+              : failbackInput(fx.plan, db, { preApproved: true, triggeredBy: 'chaos' });
           return { handle: await startTopologyRunbook(this.temporal, runbook, input), query: `${runbook}Progress` };
         },
         async (report, _handle, checked) => {
@@ -563,14 +650,26 @@ export class SwitchoverBench {
           if (runbook === 'failover') {
             if (mode === 'planned') {
               // The demoted primary follows the new one: the set keeps a standby.
-              expect({ primary: after.primary, standby: after.standby, fenced: after.fenced }).toEqual({ primary: fx.standby, standby: fx.home, fenced: [] });
+              expect({ primary: after.primary, standby: after.standby, fenced: after.fenced }).toEqual({
+                primary: fx.standby,
+                standby: fx.home,
+                fenced: [],
+              });
               checked.push(`primary ${label(fx.standby)}, ${label(fx.home)} demoted to its standby`);
             } else {
-              expect({ primary: after.primary, standby: after.standby, fenced: after.fenced }).toEqual({ primary: fx.standby, standby: null, fenced: [fx.home] });
+              expect({ primary: after.primary, standby: after.standby, fenced: after.fenced }).toEqual({
+                primary: fx.standby,
+                standby: null,
+                fenced: [fx.home],
+              });
               checked.push(`primary ${label(fx.standby)}, ${label(fx.home)} fenced`);
             }
           } else {
-            expect({ primary: after.primary, standby: after.standby, fenced: after.fenced }).toEqual({ primary: fx.home, standby: fx.standby, fenced: [] });
+            expect({ primary: after.primary, standby: after.standby, fenced: after.fenced }).toEqual({
+              primary: fx.home,
+              standby: fx.standby,
+              fenced: [],
+            });
             await waitForStandbyToCatchUp(fx.home, fx.standby, db);
             checked.push(`home again, ${label(fx.standby)} streaming`);
           }
@@ -579,19 +678,26 @@ export class SwitchoverBench {
           await expectOneWritablePrimary(fx);
           checked.push(`never two writable primaries (${writable.samples} samples)`);
           // No server made twice: each region still holds exactly the node it had.
-          expect([localServers(fx.home.region), localServers(fx.standby.region)]).toEqual([['cluster'], [fx.standby.name]]);
+          expect([localServers(fx.home.region), localServers(fx.standby.region)]).toEqual([
+            ['cluster'],
+            [fx.standby.name],
+          ]);
           expect(await leftoverTools(join(env().home, 'regions', fx.home.region))).toEqual([]);
           expect(await leftoverTools(join(env().home, 'regions', fx.standby.region))).toEqual([]);
           checked.push('no extra server, no pg_rewind/pg_basebackup left');
           // The canary writer goes on through the proxy, and (switchovers) lost nothing it was told was written.
           await canaryAtEpoch(db, after.epoch);
-          const acknowledged = new CanaryLedger(env().home).entries(db).filter((e) => Date.parse(e.writtenAt) >= startMs);
+          const acknowledged = new CanaryLedger(env().home)
+            .entries(db)
+            .filter((e) => Date.parse(e.writtenAt) >= startMs);
           const missing = await missingCanaries(after.primary!, db, acknowledged);
           if (runbook === 'failover' && mode === 'unplanned') {
             // The old primary is reachable in these runs: the fence must have stopped it within its deadline.
             expect(report.failover?.fence).toMatchObject({ confirmed: true });
             expect(report.rpoSeconds).not.toBeNull();
-            checked.push(`fence confirmed; RPO ${report.rpoSeconds}s reported; ${missing.length} of ${acknowledged.length} canaries of the run not on the new primary (unplanned: allowed)`);
+            checked.push(
+              `fence confirmed; RPO ${report.rpoSeconds}s reported; ${missing.length} of ${acknowledged.length} canaries of the run not on the new primary (unplanned: allowed)`,
+            );
           } else {
             expect({ missing }).toEqual({ missing: [] });
             checked.push(`all ${acknowledged.length} canaries acknowledged during the run on ${label(after.primary)}`);
@@ -620,7 +726,12 @@ export class SwitchoverBench {
  * Runs every case, collecting failures instead of stopping at the first: a chaos run should say
  * which boundaries fail, not only the first. `after` runs after a failed case (a repair).
  */
-export async function runCases<T>(cases: T[], run: (c: T) => Promise<unknown>, name: (c: T) => string, after?: () => Promise<void>): Promise<string[]> {
+export async function runCases<T>(
+  cases: T[],
+  run: (c: T) => Promise<unknown>,
+  name: (c: T) => string,
+  after?: () => Promise<void>,
+): Promise<string[]> {
   const failures: string[] = [];
   for (const c of cases) {
     try {

@@ -14,14 +14,26 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { v1 } from '@google-cloud/sql';
-import { CreateDBInstanceCommand, CreateDBInstanceReadReplicaCommand, DescribeDBInstancesCommand, DescribeDBSnapshotsCommand } from '@aws-sdk/client-rds';
+import {
+  CreateDBInstanceCommand,
+  CreateDBInstanceReadReplicaCommand,
+  DescribeDBInstancesCommand,
+  DescribeDBSnapshotsCommand,
+} from '@aws-sdk/client-rds';
 import type { Client, WorkflowHandle } from '@temporalio/client';
 import { findPgBin } from '../../activities/pg/binaries';
 import { withClient } from '../../activities/pg/sql';
 import { AwsProvider, TAG } from '../../activities/providers/aws';
 import { GcpProvider } from '../../activities/providers/gcp';
 import { seedDemo } from '../../scripts/dev/seed';
-import { backupInput, drillInput, failbackInput, failoverInput, loadPlanFile, type LoadedPlan } from '../../worker/plan';
+import {
+  backupInput,
+  drillInput,
+  failbackInput,
+  failoverInput,
+  loadPlanFile,
+  type LoadedPlan,
+} from '../../worker/plan';
 import { runTag } from '../../workflows/shared-steps';
 import { RUNBOOK_TASK_QUEUE, type RunbookReport } from '../../workflows/types';
 import { fakeAuth, fakeClientOptions, untilDone } from '../fakes/cloudsql/clients';
@@ -68,7 +80,14 @@ interface FaultRun {
 }
 
 /** Starts a runbook, waits for it, prints its line and every retry the history holds. */
-async function runThrough(proxy: FaultProxy, what: string, runbook: string, args: unknown, workflowId: string, check: (run: FaultRun, checked: string[]) => Promise<void>): Promise<FaultRun> {
+async function runThrough(
+  proxy: FaultProxy,
+  what: string,
+  runbook: string,
+  args: unknown,
+  workflowId: string,
+  check: (run: FaultRun, checked: string[]) => Promise<void>,
+): Promise<FaultRun> {
   const began = Date.now();
   const requestsBefore = proxy.log.length;
   const handle = await temporal.workflow.start(runbook, { taskQueue: RUNBOOK_TASK_QUEUE, workflowId, args: [args] });
@@ -83,7 +102,9 @@ async function runThrough(proxy: FaultProxy, what: string, runbook: string, args
     // The history shows the faults: each fault on a call that creates or changes something failed its
     // activity attempt, and the retry is there with that failure; faults on reads were asked again in the call.
     expect(attempts.extraAttempts).toBeGreaterThanOrEqual(onChanges);
-    checked.push(`${onChanges} faults on create/change calls -> ${attempts.extraAttempts} activity retries in history (${attempts.failedEvents} ActivityTaskFailed); ${onReads} on reads, read again in the call`);
+    checked.push(
+      `${onChanges} faults on create/change calls -> ${attempts.extraAttempts} activity retries in history (${attempts.failedEvents} ActivityTaskFailed); ${onReads} on reads, read again in the call`,
+    );
     await check({ report, handle, attempts }, checked);
   } finally {
     chaosLine({
@@ -94,7 +115,10 @@ async function runThrough(proxy: FaultProxy, what: string, runbook: string, args
       checked,
       seconds: (Date.now() - began) / 1000,
     });
-    if (attempts.retried.length) console.log(`retries in the history of ${workflowId}:\n${attempts.retried.map((r) => `  ${r.activity} attempt ${r.attempt} after: ${r.lastFailure}`).join('\n')}`);
+    if (attempts.retried.length)
+      console.log(
+        `retries in the history of ${workflowId}:\n${attempts.retried.map((r) => `  ${r.activity} attempt ${r.attempt} after: ${r.lastFailure}`).join('\n')}`,
+      );
   }
   return { report, handle, attempts };
 }
@@ -103,7 +127,9 @@ async function runThrough(proxy: FaultProxy, what: string, runbook: string, args
 const isRead = (action: string): boolean => /^(Describe|List)/.test(action) || action.startsWith('GET ');
 
 /** Requests that reached the server: not answered by the proxy (a timeout fault's request did land). */
-const landed = (proxy: FaultProxy, action: string, from = 0): number => proxy.log.slice(from).filter((r) => r.action === action && r.fault !== 'throttling' && r.fault !== 'unavailable').length;
+const landed = (proxy: FaultProxy, action: string, from = 0): number =>
+  proxy.log.slice(from).filter((r) => r.action === action && r.fault !== 'throttling' && r.fault !== 'unavailable')
+    .length;
 
 /** A fault pattern for the proxy in front of the API stand-in. */
 interface Scenario {
@@ -114,9 +140,20 @@ interface Scenario {
 const atRate: Scenario = { name: `${RATE * 100}% faults`, rules: faultRules() };
 
 /** The worst case for idempotency, deterministic: the first answer to each create or change call is lost (the call landed). */
-const firstAnswersLost = (changes: string[]): Scenario => ({ name: 'first answer of every create/change lost', rules: changes.map((action) => ({ action, fault: 'timeout', first: 1 })) });
+const firstAnswersLost = (changes: string[]): Scenario => ({
+  name: 'first answer of every create/change lost',
+  rules: changes.map((action) => ({ action, fault: 'timeout', first: 1 })),
+});
 
-const AWS_CHANGES = ['CreateDBSnapshot', 'CopyDBSnapshot', 'RestoreDBInstanceFromDBSnapshot', 'DeleteDBInstance', 'DeleteDBSnapshot', 'PromoteReadReplica', 'CreateDBInstanceReadReplica'];
+const AWS_CHANGES = [
+  'CreateDBSnapshot',
+  'CopyDBSnapshot',
+  'RestoreDBInstanceFromDBSnapshot',
+  'DeleteDBInstance',
+  'DeleteDBSnapshot',
+  'PromoteReadReplica',
+  'CreateDBInstanceReadReplica',
+];
 const GCP_CHANGES = [
   'POST /v1/projects/*/instances',
   'POST /v1/projects/*/instances/*/backupRuns',
@@ -154,47 +191,95 @@ describe(`AWS drill and backup with the RDS API misbehaving (moto has no data pl
   let dataPlane: LocalRdsDataPlane;
 
   beforeAll(async () => {
-    ({ plan, dataPlane } = await setUpAwsDrill({ name: 'aws-chaos', instance: 'chaos-prod', pgDatabase: 'aws_chaos', passwordVar: PASSWORD_VAR, password: 'rds-Chaos-value-91d2e' }));
+    ({ plan, dataPlane } = await setUpAwsDrill({
+      name: 'aws-chaos',
+      instance: 'chaos-prod',
+      pgDatabase: 'aws_chaos',
+      passwordVar: PASSWORD_VAR,
+      password: 'rds-Chaos-value-91d2e',
+    }));
   });
 
   const aws = (scenario: Scenario, fn: (proxy: FaultProxy) => Promise<unknown>) =>
-    through(moto(), scenario, { regions: ['aws-east', 'aws-west'], providers: (endpoint) => ({ aws: new AwsProvider({ home: env().home, secrets: process.env, pollMs: 50, endpoint, dataPlane }) }) }, fn);
+    through(
+      moto(),
+      scenario,
+      {
+        regions: ['aws-east', 'aws-west'],
+        providers: (endpoint) => ({
+          aws: new AwsProvider({ home: env().home, secrets: process.env, pollMs: 50, endpoint, dataPlane }),
+        }),
+      },
+      fn,
+    );
 
   /** Snapshots in the region that carry this backup's id tag. */
   const snapshotsOf = async (region: string, backupId?: string) =>
-    ((await rds(region).send(new DescribeDBSnapshotsCommand({ SnapshotType: 'manual' }))).DBSnapshots ?? []).filter((s) => s.TagList?.some((t) => t.Key === TAG.backupId && (!backupId || t.Value === backupId)));
+    ((await rds(region).send(new DescribeDBSnapshotsCommand({ SnapshotType: 'manual' }))).DBSnapshots ?? []).filter(
+      (s) => s.TagList?.some((t) => t.Key === TAG.backupId && (!backupId || t.Value === backupId)),
+    );
 
   for (const scenario of scenarios(AWS_CHANGES)) {
     test(`${scenario.name}: a drill passes, each create call landed once, one snapshot per region, no scratch instance left`, () =>
       aws(scenario, (proxy) =>
-        runThrough(proxy, `drill (aws, ${scenario.name})`, 'drill', drillInput(plan, 'orders', { fromLatestBackup: false, triggeredBy: 'chaos' }), `chaos/aws/drill/${Date.now()}-${seq++}`, async ({ report, handle }, checked) => {
-          passed(report, checked);
-          expect(report.cleanup).toEqual([expect.objectContaining({ ok: true })]);
-          for (const action of ['CreateDBSnapshot', 'CopyDBSnapshot', 'RestoreDBInstanceFromDBSnapshot', 'DeleteDBInstance']) expect([action, landed(proxy, action)]).toEqual([action, 1]);
-          checked.push('CreateDBSnapshot, CopyDBSnapshot, RestoreDBInstanceFromDBSnapshot, DeleteDBInstance each landed once');
-          const backupId = report.backup!.backupId;
-          expect(backupId.endsWith(runTag((await handle.describe()).runId))).toBe(true);
-          for (const region of [EAST, WEST]) expect([region, (await snapshotsOf(region, backupId)).length]).toEqual([region, 1]);
-          const west = (await rds(WEST).send(new DescribeDBInstancesCommand({}))).DBInstances ?? [];
-          expect(west.filter((i) => i.DBInstanceIdentifier!.startsWith('lifeboat-drill-') && i.DBInstanceStatus !== 'deleting').map((i) => i.DBInstanceIdentifier)).toEqual([]);
-          expect(dataPlane.liveRestores()).toEqual([]);
-          checked.push(`one snapshot per region (${backupId}), no scratch instance left`);
-        }),
+        runThrough(
+          proxy,
+          `drill (aws, ${scenario.name})`,
+          'drill',
+          drillInput(plan, 'orders', { fromLatestBackup: false, triggeredBy: 'chaos' }),
+          `chaos/aws/drill/${Date.now()}-${seq++}`,
+          async ({ report, handle }, checked) => {
+            passed(report, checked);
+            expect(report.cleanup).toEqual([expect.objectContaining({ ok: true })]);
+            for (const action of [
+              'CreateDBSnapshot',
+              'CopyDBSnapshot',
+              'RestoreDBInstanceFromDBSnapshot',
+              'DeleteDBInstance',
+            ])
+              expect([action, landed(proxy, action)]).toEqual([action, 1]);
+            checked.push(
+              'CreateDBSnapshot, CopyDBSnapshot, RestoreDBInstanceFromDBSnapshot, DeleteDBInstance each landed once',
+            );
+            const backupId = report.backup!.backupId;
+            expect(backupId.endsWith(runTag((await handle.describe()).runId))).toBe(true);
+            for (const region of [EAST, WEST])
+              expect([region, (await snapshotsOf(region, backupId)).length]).toEqual([region, 1]);
+            const west = (await rds(WEST).send(new DescribeDBInstancesCommand({}))).DBInstances ?? [];
+            expect(
+              west
+                .filter(
+                  (i) => i.DBInstanceIdentifier!.startsWith('lifeboat-drill-') && i.DBInstanceStatus !== 'deleting',
+                )
+                .map((i) => i.DBInstanceIdentifier),
+            ).toEqual([]);
+            expect(dataPlane.liveRestores()).toEqual([]);
+            checked.push(`one snapshot per region (${backupId}), no scratch instance left`);
+          },
+        ),
       ));
 
     if (FULL) {
       test(`${scenario.name}: a backup passes, one snapshot per region, retention keeps 1`, () =>
         aws(scenario, (proxy) =>
-          runThrough(proxy, `backup (aws, ${scenario.name})`, 'backup', backupInput(plan, 'orders', { triggeredBy: 'chaos' }), `chaos/aws/backup/${Date.now()}-${seq++}`, async ({ report }, checked) => {
-            passed(report, checked);
-            for (const action of ['CreateDBSnapshot', 'CopyDBSnapshot']) expect([action, landed(proxy, action)]).toEqual([action, 1]);
-            const backupId = report.backup!.backupId;
-            for (const region of [EAST, WEST]) {
-              expect([region, (await snapshotsOf(region, backupId)).length]).toEqual([region, 1]);
-              expect([region, (await snapshotsOf(region)).length]).toEqual([region, 1]);
-            }
-            checked.push(`create calls landed once, one snapshot per region (${backupId}), retention kept 1`);
-          }),
+          runThrough(
+            proxy,
+            `backup (aws, ${scenario.name})`,
+            'backup',
+            backupInput(plan, 'orders', { triggeredBy: 'chaos' }),
+            `chaos/aws/backup/${Date.now()}-${seq++}`,
+            async ({ report }, checked) => {
+              passed(report, checked);
+              for (const action of ['CreateDBSnapshot', 'CopyDBSnapshot'])
+                expect([action, landed(proxy, action)]).toEqual([action, 1]);
+              const backupId = report.backup!.backupId;
+              for (const region of [EAST, WEST]) {
+                expect([region, (await snapshotsOf(region, backupId)).length]).toEqual([region, 1]);
+                expect([region, (await snapshotsOf(region)).length]).toEqual([region, 1]);
+              }
+              checked.push(`create calls landed once, one snapshot per region (${backupId}), retention kept 1`);
+            },
+          ),
         ));
     }
   }
@@ -215,21 +300,38 @@ if (FULL) {
       await resetMoto(moto());
       const [east, west] = await Promise.all([awsTestFixture(moto(), EAST), awsTestFixture(moto(), WEST)]);
       const primary = await rds(EAST).send(
-        new CreateDBInstanceCommand({ DBInstanceIdentifier: HOME_INSTANCE, Engine: 'postgres', EngineVersion: '16.3', DBInstanceClass: 'db.t4g.micro', MasterUsername: 'lifeboat', MasterUserPassword: PASSWORD, AllocatedStorage: 20 }),
+        new CreateDBInstanceCommand({
+          DBInstanceIdentifier: HOME_INSTANCE,
+          Engine: 'postgres',
+          EngineVersion: '16.3',
+          DBInstanceClass: 'db.t4g.micro',
+          MasterUsername: 'lifeboat',
+          MasterUserPassword: PASSWORD,
+          AllocatedStorage: 20,
+        }),
       );
-      await rds(WEST).send(new CreateDBInstanceReadReplicaCommand({ DBInstanceIdentifier: REPLICA_INSTANCE, SourceDBInstanceIdentifier: primary.DBInstance!.DBInstanceArn }));
+      await rds(WEST).send(
+        new CreateDBInstanceReadReplicaCommand({
+          DBInstanceIdentifier: REPLICA_INSTANCE,
+          SourceDBInstanceIdentifier: primary.DBInstance!.DBInstanceArn,
+        }),
+      );
       fx = await createReplicaSet({ home: 'chaos-rds-east-pg', dr: 'chaos-rds-west-pg', database: 'chaosbill' });
       await fx.traffic.close();
       dataPlane = new LocalRdsDataPlane({
         local: local(),
         pgBin: findPgBin(env().pgBin),
         dir: join(env().home, 'rds-stand-in-chaos'),
-        sources: { [`${EAST}/${HOME_INSTANCE}`]: { node: fx.home }, [`${WEST}/${REPLICA_INSTANCE}`]: { node: fx.standby } },
+        sources: {
+          [`${EAST}/${HOME_INSTANCE}`]: { node: fx.home },
+          [`${WEST}/${REPLICA_INSTANCE}`]: { node: fx.standby },
+        },
         restoreNode: { region: 'local-b', name: 'server' },
         serverOf: { [EAST]: fx.home, [WEST]: fx.standby },
       });
       const file = join(env().home, 'aws-chaos-failover-plan.yaml');
-      const scratch = (f: AwsTestFixture) => `{ subnetGroup: ${f.subnetGroup}, securityGroups: [${f.securityGroupId}] }`;
+      const scratch = (f: AwsTestFixture) =>
+        `{ subnetGroup: ${f.subnetGroup}, securityGroups: [${f.securityGroupId}] }`;
       writeFileSync(
         file,
         `regions:
@@ -252,7 +354,10 @@ databases:
       await fx?.close();
     });
 
-    const instanceIds = async (region: string) => ((await rds(region).send(new DescribeDBInstancesCommand({}))).DBInstances ?? []).map((i) => i.DBInstanceIdentifier!).sort();
+    const instanceIds = async (region: string) =>
+      ((await rds(region).send(new DescribeDBInstancesCommand({}))).DBInstances ?? [])
+        .map((i) => i.DBInstanceIdentifier!)
+        .sort();
 
     /** A failover (planned or unplanned) and the failback after it, through the proxy: each checked, every failure collected. */
     const legs = (proxy: FaultProxy, scenario: Scenario, mode: 'planned' | 'unplanned') =>
@@ -261,33 +366,67 @@ databases:
         async (runbook) => {
           const from = proxy.log.length;
           const before = { east: await instanceIds(EAST), west: await instanceIds(WEST) };
-          const input = runbook === 'failover' ? failoverInput(plan, 'chaosbill', { mode, preApproved: true, triggeredBy: 'chaos' }) : failbackInput(plan, 'chaosbill', { preApproved: true, triggeredBy: 'chaos' });
-          await runThrough(proxy, `${runbook === 'failover' ? `${mode} failover` : 'failback'} (aws, ${scenario.name})`, runbook, input, lockId('chaosbill'), async ({ report }, checked) => {
-            passed(report, checked);
-            const after = { east: await instanceIds(EAST), west: await instanceIds(WEST) };
-            const topology = report.failover!.topology!;
-            if (runbook === 'failover') {
-              expect(topology.primary).toMatchObject({ region: 'chaos-rds-west' });
-              expect(landed(proxy, 'PromoteReadReplica', from)).toBeGreaterThanOrEqual(1);
-              expect(after).toEqual(before);
-              if (mode === 'planned') expect(report.rpoSeconds).toBe(0);
-              else expect(report.rpoSeconds !== null || report.checks.some((c) => c.name === 'RPO measurable' && /RPO unknown/.test(c.detail))).toBe(true);
-              checked.push(`RPO ${report.rpoSeconds === null ? 'unknown (no canary before)' : `${report.rpoSeconds}s`}, ${topology.primary!.name} promoted, no instance made`);
-            } else {
-              // RDS cannot turn an instance back into a replica: exactly two new ones, the new primary and standby.
-              expect(report.rpoSeconds).toBe(0);
-              expect(topology).toMatchObject({ primary: { region: 'chaos-rds-east' }, standby: { region: 'chaos-rds-west' } });
-              expect(landed(proxy, 'CreateDBInstanceReadReplica', from)).toBe(2);
-              expect(after).toEqual({ east: [...before.east, topology.primary!.name].sort(), west: [...before.west, topology.standby!.name].sort() });
-              checked.push(`two new read replicas (${topology.primary!.name}, ${topology.standby!.name}), each created once; nothing else made`);
-            }
-          });
+          const input =
+            runbook === 'failover'
+              ? failoverInput(plan, 'chaosbill', { mode, preApproved: true, triggeredBy: 'chaos' })
+              : failbackInput(plan, 'chaosbill', { preApproved: true, triggeredBy: 'chaos' });
+          await runThrough(
+            proxy,
+            `${runbook === 'failover' ? `${mode} failover` : 'failback'} (aws, ${scenario.name})`,
+            runbook,
+            input,
+            lockId('chaosbill'),
+            async ({ report }, checked) => {
+              passed(report, checked);
+              const after = { east: await instanceIds(EAST), west: await instanceIds(WEST) };
+              const topology = report.failover!.topology!;
+              if (runbook === 'failover') {
+                expect(topology.primary).toMatchObject({ region: 'chaos-rds-west' });
+                expect(landed(proxy, 'PromoteReadReplica', from)).toBeGreaterThanOrEqual(1);
+                expect(after).toEqual(before);
+                if (mode === 'planned') expect(report.rpoSeconds).toBe(0);
+                else
+                  expect(
+                    report.rpoSeconds !== null ||
+                      report.checks.some((c) => c.name === 'RPO measurable' && /RPO unknown/.test(c.detail)),
+                  ).toBe(true);
+                checked.push(
+                  `RPO ${report.rpoSeconds === null ? 'unknown (no canary before)' : `${report.rpoSeconds}s`}, ${topology.primary!.name} promoted, no instance made`,
+                );
+              } else {
+                // RDS cannot turn an instance back into a replica: exactly two new ones, the new primary and standby.
+                expect(report.rpoSeconds).toBe(0);
+                expect(topology).toMatchObject({
+                  primary: { region: 'chaos-rds-east' },
+                  standby: { region: 'chaos-rds-west' },
+                });
+                expect(landed(proxy, 'CreateDBInstanceReadReplica', from)).toBe(2);
+                expect(after).toEqual({
+                  east: [...before.east, topology.primary!.name].sort(),
+                  west: [...before.west, topology.standby!.name].sort(),
+                });
+                checked.push(
+                  `two new read replicas (${topology.primary!.name}, ${topology.standby!.name}), each created once; nothing else made`,
+                );
+              }
+            },
+          );
         },
         (runbook) => `${mode} ${runbook}`,
       );
 
     const proxied = (scenario: Scenario, fn: (proxy: FaultProxy) => Promise<unknown>) =>
-      through(moto(), scenario, { regions: ['chaos-rds-east', 'chaos-rds-west'], providers: (endpoint) => ({ aws: new AwsProvider({ home: env().home, secrets: process.env, pollMs: 50, endpoint, dataPlane }) }) }, fn);
+      through(
+        moto(),
+        scenario,
+        {
+          regions: ['chaos-rds-east', 'chaos-rds-west'],
+          providers: (endpoint) => ({
+            aws: new AwsProvider({ home: env().home, secrets: process.env, pollMs: 50, endpoint, dataPlane }),
+          }),
+        },
+        fn,
+      );
 
     for (const scenario of scenarios(AWS_CHANGES)) {
       for (const mode of ['planned', 'unplanned'] as const) {
@@ -308,19 +447,57 @@ describe('Cloud SQL with the Admin API misbehaving (the Cloud SQL fake: real Pos
   let operations: v1.SqlOperationsServiceClient;
 
   const done = (op: { name?: string | null; status?: unknown }) => untilDone(operations, PROJECT, op);
-  const conn = (instance: string, database: string) => ({ host: '127.0.0.1', port: fake.portOf(PROJECT, instance), user: 'postgres', password: PASSWORD, database });
-  const listed = async () => ((await instances.list({ project: PROJECT }))[0].items ?? []).filter((i) => i.state !== 'PENDING_DELETE').map((i) => i.name!).sort();
+  const conn = (instance: string, database: string) => ({
+    host: '127.0.0.1',
+    port: fake.portOf(PROJECT, instance),
+    user: 'postgres',
+    password: PASSWORD,
+    database,
+  });
+  const listed = async () =>
+    ((await instances.list({ project: PROJECT }))[0].items ?? [])
+      .filter((i) => i.state !== 'PENDING_DELETE')
+      .map((i) => i.name!)
+      .sort();
 
   beforeAll(async () => {
     process.env[PASSWORD_VAR] = PASSWORD;
-    fake = await startCloudSqlFake({ dir: mkdtempSync(join(env().home, 'cloudsql-chaos-')), pgBin: findPgBin(env().pgBin), opDelayMs: 200 });
+    fake = await startCloudSqlFake({
+      dir: mkdtempSync(join(env().home, 'cloudsql-chaos-')),
+      pgBin: findPgBin(env().pgBin),
+      opDelayMs: 200,
+    });
     instances = new v1.SqlInstancesServiceClient(fakeClientOptions(fake));
     operations = new v1.SqlOperationsServiceClient(fakeClientOptions(fake));
     // Made directly (not through the proxy): the set-up is not under test.
-    await done((await instances.insert({ project: PROJECT, body: { name: 'chaos-main', region: 'us-central1', rootPassword: PASSWORD, settings: { tier: 'db-custom-1-3840' } } }))[0]);
+    await done(
+      (
+        await instances.insert({
+          project: PROJECT,
+          body: {
+            name: 'chaos-main',
+            region: 'us-central1',
+            rootPassword: PASSWORD,
+            settings: { tier: 'db-custom-1-3840' },
+          },
+        })
+      )[0],
+    );
     await withClient(conn('chaos-main', 'postgres'), (c) => c.query('create database shop'));
     await withClient(conn('chaos-main', 'shop'), (c) => seedDemo(c, 0.05));
-    await done((await instances.insert({ project: PROJECT, body: { name: 'chaos-dr', region: 'us-east4', masterInstanceName: 'chaos-main', settings: { tier: 'db-custom-1-3840' } } }))[0]);
+    await done(
+      (
+        await instances.insert({
+          project: PROJECT,
+          body: {
+            name: 'chaos-dr',
+            region: 'us-east4',
+            masterInstanceName: 'chaos-main',
+            settings: { tier: 'db-custom-1-3840' },
+          },
+        })
+      )[0],
+    );
     const file = join(env().home, 'gcp-chaos-plan.yaml');
     // Region names of this file's own: the topology record of a set is keyed by its home region. The
     // plan's name for the database differs from PostgreSQL's on purpose (a restore brings back "shop").
@@ -379,7 +556,9 @@ databases:
   const runsOf = async (backupId?: string) => {
     const backupRuns = new v1.SqlBackupRunsServiceClient(fakeClientOptions(fake));
     try {
-      return ((await backupRuns.list({ project: PROJECT, instance: 'chaos-main' }))[0].items ?? []).filter((r) => r.description?.includes(backupId ? `backup=${backupId} ` : 'lifeboat backup='));
+      return ((await backupRuns.list({ project: PROJECT, instance: 'chaos-main' }))[0].items ?? []).filter((r) =>
+        r.description?.includes(backupId ? `backup=${backupId} ` : 'lifeboat backup='),
+      );
     } finally {
       await backupRuns.close();
     }
@@ -396,10 +575,19 @@ databases:
       await new Promise((r) => setTimeout(r, 100));
     }
   };
-  const inserts = (from: number, name: (body: Record<string, unknown>) => boolean) => fake.requests.slice(from).filter((r) => r.method === 'POST' && /\/instances$/.test(r.path) && name(r.body)).length;
+  const inserts = (from: number, name: (body: Record<string, unknown>) => boolean) =>
+    fake.requests.slice(from).filter((r) => r.method === 'POST' && /\/instances$/.test(r.path) && name(r.body)).length;
 
   const writable = async (instance: string) =>
-    withClient(conn(instance, 'postgres'), async (c) => (await c.query<{ w: boolean }>(`select not pg_is_in_recovery() and current_setting('default_transaction_read_only') = 'off' as w`)).rows[0]!.w);
+    withClient(
+      conn(instance, 'postgres'),
+      async (c) =>
+        (
+          await c.query<{ w: boolean }>(
+            `select not pg_is_in_recovery() and current_setting('default_transaction_read_only') = 'off' as w`,
+          )
+        ).rows[0]!.w,
+    );
 
   /**
    * A failover and the failback after it, through the proxy. Planned: a switchover each way, no
@@ -412,25 +600,45 @@ databases:
       async (runbook) => {
         const from = fake.requests.length;
         const before = await listed();
-        const input = runbook === 'failover' ? failoverInput(plan, 'chaosshop', { mode, preApproved: true, triggeredBy: 'chaos' }) : failbackInput(plan, 'chaosshop', { preApproved: true, triggeredBy: 'chaos' });
-        await runThrough(proxy, `${runbook === 'failover' ? `${mode} failover` : 'failback'} (cloudsql, ${scenario.name})`, runbook, input, lockId('chaosshop'), async ({ report }, checked) => {
-          passed(report, checked);
-          const primary = report.failover!.topology!.primary!.name;
-          if (runbook === 'failover') expect(report.failover!.topology!.primary).toMatchObject({ region: 'chaos-gcp-east' });
-          else expect(report.failover!.topology!.primary).toMatchObject({ region: 'chaos-gcp-central' });
-          // An unplanned failover measures its RPO from the canary ledger; with no acknowledged canary
-          // before it (no writer on this set) the report says it is unknown, and that is all it may say.
-          if (mode === 'unplanned' && runbook === 'failover') expect(report.rpoSeconds !== null || report.checks.some((c) => c.name === 'RPO measurable' && /RPO unknown/.test(c.detail))).toBe(true);
-          else expect(report.rpoSeconds).toBe(0);
-          await settled();
-          const after = await listed();
-          const made = mode === 'unplanned' && runbook === 'failback' ? 1 : 0;
-          expect({ inserted: inserts(from, () => true), after }).toEqual({ inserted: made, after: made ? [...before, primary].sort() : before });
-          const writers = [];
-          for (const instance of after) if (await writable(instance)) writers.push(instance);
-          expect(writers).toEqual([primary]);
-          checked.push(`RPO ${report.rpoSeconds === null ? 'unknown (no canary before)' : `${report.rpoSeconds}s`}, ${primary} the one writable instance of ${after.length}, ${made ? `${primary} inserted once` : 'no instance made'}`);
-        });
+        const input =
+          runbook === 'failover'
+            ? failoverInput(plan, 'chaosshop', { mode, preApproved: true, triggeredBy: 'chaos' })
+            : failbackInput(plan, 'chaosshop', { preApproved: true, triggeredBy: 'chaos' });
+        await runThrough(
+          proxy,
+          `${runbook === 'failover' ? `${mode} failover` : 'failback'} (cloudsql, ${scenario.name})`,
+          runbook,
+          input,
+          lockId('chaosshop'),
+          async ({ report }, checked) => {
+            passed(report, checked);
+            const primary = report.failover!.topology!.primary!.name;
+            if (runbook === 'failover')
+              expect(report.failover!.topology!.primary).toMatchObject({ region: 'chaos-gcp-east' });
+            else expect(report.failover!.topology!.primary).toMatchObject({ region: 'chaos-gcp-central' });
+            // An unplanned failover measures its RPO from the canary ledger; with no acknowledged canary
+            // before it (no writer on this set) the report says it is unknown, and that is all it may say.
+            if (mode === 'unplanned' && runbook === 'failover')
+              expect(
+                report.rpoSeconds !== null ||
+                  report.checks.some((c) => c.name === 'RPO measurable' && /RPO unknown/.test(c.detail)),
+              ).toBe(true);
+            else expect(report.rpoSeconds).toBe(0);
+            await settled();
+            const after = await listed();
+            const made = mode === 'unplanned' && runbook === 'failback' ? 1 : 0;
+            expect({ inserted: inserts(from, () => true), after }).toEqual({
+              inserted: made,
+              after: made ? [...before, primary].sort() : before,
+            });
+            const writers = [];
+            for (const instance of after) if (await writable(instance)) writers.push(instance);
+            expect(writers).toEqual([primary]);
+            checked.push(
+              `RPO ${report.rpoSeconds === null ? 'unknown (no canary before)' : `${report.rpoSeconds}s`}, ${primary} the one writable instance of ${after.length}, ${made ? `${primary} inserted once` : 'no instance made'}`,
+            );
+          },
+        );
       },
       (runbook) => `${mode} ${runbook}`,
     );
@@ -439,28 +647,42 @@ databases:
     test(`${scenario.name}: a drill passes, one backup run, the scratch instance inserted once and deleted`, () =>
       gcp(scenario, async (proxy) => {
         const from = fake.requests.length;
-        await runThrough(proxy, `drill (cloudsql, ${scenario.name})`, 'drill', drillInput(plan, 'chaosshop', { fromLatestBackup: false, triggeredBy: 'chaos' }), `chaos/gcp/drill/${Date.now()}-${seq++}`, async ({ report, handle }, checked) => {
-          passed(report, checked);
-          expect(report.cleanup).toEqual([expect.objectContaining({ ok: true })]);
-          const scratch = `lifeboat-drill-${runTag((await handle.describe()).runId)}`;
-          expect(inserts(from, (b) => b.name === scratch)).toBe(1);
-          await settled();
-          expect(await runsOf(report.backup!.backupId)).toHaveLength(1);
-          expect(await listed()).toEqual(['chaos-dr', 'chaos-main']);
-          checked.push(`one backup run (${report.backup!.backupId}), ${scratch} inserted once and deleted`);
-        });
+        await runThrough(
+          proxy,
+          `drill (cloudsql, ${scenario.name})`,
+          'drill',
+          drillInput(plan, 'chaosshop', { fromLatestBackup: false, triggeredBy: 'chaos' }),
+          `chaos/gcp/drill/${Date.now()}-${seq++}`,
+          async ({ report, handle }, checked) => {
+            passed(report, checked);
+            expect(report.cleanup).toEqual([expect.objectContaining({ ok: true })]);
+            const scratch = `lifeboat-drill-${runTag((await handle.describe()).runId)}`;
+            expect(inserts(from, (b) => b.name === scratch)).toBe(1);
+            await settled();
+            expect(await runsOf(report.backup!.backupId)).toHaveLength(1);
+            expect(await listed()).toEqual(['chaos-dr', 'chaos-main']);
+            checked.push(`one backup run (${report.backup!.backupId}), ${scratch} inserted once and deleted`);
+          },
+        );
       }));
 
     if (FULL) {
       test(`${scenario.name}: a backup passes, one backup run, retention keeps 1`, () =>
         gcp(scenario, (proxy) =>
-          runThrough(proxy, `backup (cloudsql, ${scenario.name})`, 'backup', backupInput(plan, 'chaosshop', { triggeredBy: 'chaos' }), `chaos/gcp/backup/${Date.now()}-${seq++}`, async ({ report }, checked) => {
-            passed(report, checked);
-            await settled();
-            expect(await runsOf(report.backup!.backupId)).toHaveLength(1);
-            expect(await runsOf()).toHaveLength(1);
-            checked.push(`one backup run (${report.backup!.backupId}), retention kept 1`);
-          }),
+          runThrough(
+            proxy,
+            `backup (cloudsql, ${scenario.name})`,
+            'backup',
+            backupInput(plan, 'chaosshop', { triggeredBy: 'chaos' }),
+            `chaos/gcp/backup/${Date.now()}-${seq++}`,
+            async ({ report }, checked) => {
+              passed(report, checked);
+              await settled();
+              expect(await runsOf(report.backup!.backupId)).toHaveLength(1);
+              expect(await runsOf()).toHaveLength(1);
+              checked.push(`one backup run (${report.backup!.backupId}), retention kept 1`);
+            },
+          ),
         ));
 
       test(`${scenario.name}: planned failover (switchover) then failback both pass, nothing lost, no instance made`, () =>

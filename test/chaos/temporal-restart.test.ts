@@ -28,19 +28,42 @@ afterAll(async () => {
   await temporal?.connection.close();
 });
 
-test(`the Temporal dev server restarted mid-run (${FULL ? 'once in each runbook' : 'a drill, mid-restore'}): each run finishes passed and the worker processes reconnect by themselves`, async () => {
-  const cases: Array<[string, () => Promise<unknown>]> = [['drill, mid-restore', () => backups.run('drill', restartTemporalAt(boundary('restore')))]];
-  if (FULL) {
-    const sw = switchovers!;
-    cases.push(
-      // Longer outages too: activities finish while the server is away and report when it is back.
-      ['backup, mid-copy, 20 s down', () => backups.run('backup', restartTemporalAt(boundary('copy to local-b'), 20_000))],
-      ['planned failover, mid-promote, 20 s down', () => sw.run('failover', 'planned', restartTemporalAt(boundary('promote standby'), 20_000))],
-      ['failback, mid re-protect', () => sw.run('failback', 'planned', restartTemporalAt(boundary('re-protect home server')))],
-      ['unplanned failover, mid-fence, 20 s down', () => sw.run('failover', 'unplanned', restartTemporalAt(boundary('fence primary'), 20_000))],
-      ['failback after it', () => sw.run('failback', 'planned', restartTemporalAt(boundary('wait until caught up')))],
+test(
+  `the Temporal dev server restarted mid-run (${FULL ? 'once in each runbook' : 'a drill, mid-restore'}): each run finishes passed and the worker processes reconnect by themselves`,
+  async () => {
+    const cases: Array<[string, () => Promise<unknown>]> = [
+      ['drill, mid-restore', () => backups.run('drill', restartTemporalAt(boundary('restore')))],
+    ];
+    if (FULL) {
+      const sw = switchovers!;
+      cases.push(
+        // Longer outages too: activities finish while the server is away and report when it is back.
+        [
+          'backup, mid-copy, 20 s down',
+          () => backups.run('backup', restartTemporalAt(boundary('copy to local-b'), 20_000)),
+        ],
+        [
+          'planned failover, mid-promote, 20 s down',
+          () => sw.run('failover', 'planned', restartTemporalAt(boundary('promote standby'), 20_000)),
+        ],
+        [
+          'failback, mid re-protect',
+          () => sw.run('failback', 'planned', restartTemporalAt(boundary('re-protect home server'))),
+        ],
+        [
+          'unplanned failover, mid-fence, 20 s down',
+          () => sw.run('failover', 'unplanned', restartTemporalAt(boundary('fence primary'), 20_000)),
+        ],
+        ['failback after it', () => sw.run('failback', 'planned', restartTemporalAt(boundary('wait until caught up')))],
+      );
+    }
+    const failures = await runCases(
+      cases,
+      ([, run]) => run(),
+      ([name]) => name,
+      () => switchovers?.repair() ?? Promise.resolve(),
     );
-  }
-  const failures = await runCases(cases, ([, run]) => run(), ([name]) => name, () => switchovers?.repair() ?? Promise.resolve());
-  expect(failures).toEqual([]);
-}, FULL ? 1_800_000 : 300_000);
+    expect(failures).toEqual([]);
+  },
+  FULL ? 1_800_000 : 300_000,
+);

@@ -8,7 +8,17 @@
 // the order a baseline run took them.
 import type { Client } from '@temporalio/client';
 import { client } from '../support/stack';
-import { BackupBench, boundariesOf, boundary, boundaryLabel, FULL, killWorker, noDisruption, runCases, type Boundary } from './harness';
+import {
+  BackupBench,
+  boundariesOf,
+  boundary,
+  boundaryLabel,
+  FULL,
+  killWorker,
+  noDisruption,
+  runCases,
+  type Boundary,
+} from './harness';
 
 let temporal: Client;
 let bench: BackupBench;
@@ -30,14 +40,22 @@ async function boundariesFor(runbook: 'drill' | 'backup', reduced: Boundary[]): 
   return FULL ? boundariesOf((await bench.run(runbook, noDisruption)).report) : reduced;
 }
 
-test(`drill: the worker process SIGKILLed at ${FULL ? 'every step boundary' : '"restore" (mid-transfer)'}; a new worker finishes each run: passed, one backup and one copy, no scratch instance or tool left`, async () => {
-  const cases = await boundariesFor('drill', [boundary('restore')]);
-  const failures = await runCases(cases, (at) => bench.run('drill', killWorker(at)), boundaryLabel);
-  expect(failures).toEqual([]);
-}, timeout);
+test(
+  `drill: the worker process SIGKILLed at ${FULL ? 'every step boundary' : '"restore" (mid-transfer)'}; a new worker finishes each run: passed, one backup and one copy, no scratch instance or tool left`,
+  async () => {
+    const cases = await boundariesFor('drill', [boundary('restore')]);
+    const failures = await runCases(cases, (at) => bench.run('drill', killWorker(at)), boundaryLabel);
+    expect(failures).toEqual([]);
+  },
+  timeout,
+);
 
-test(`backup: the worker process SIGKILLed at ${FULL ? 'every step boundary' : '"verify copy" (just after the copy was made)'}; a new worker finishes each run: passed, one backup and one copy, retention kept`, async () => {
-  const cases = await boundariesFor('backup', [boundary('verify copy')]);
-  const failures = await runCases(cases, (at) => bench.run('backup', killWorker(at)), boundaryLabel);
-  expect(failures).toEqual([]);
-}, timeout);
+test(
+  `backup: the worker process SIGKILLed at ${FULL ? 'every step boundary' : '"verify copy" (just after the copy was made)'}; a new worker finishes each run: passed, one backup and one copy, retention kept`,
+  async () => {
+    const cases = await boundariesFor('backup', [boundary('verify copy')]);
+    const failures = await runCases(cases, (at) => bench.run('backup', killWorker(at)), boundaryLabel);
+    expect(failures).toEqual([]);
+  },
+  timeout,
+);

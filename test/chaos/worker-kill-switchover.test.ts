@@ -11,7 +11,17 @@
 // LIFEBOAT_CHAOS=full: every step boundary of each, in the order baseline runs took them.
 import type { Client } from '@temporalio/client';
 import { client } from '../support/stack';
-import { boundariesOf, boundary, boundaryLabel, FULL, killWorker, noDisruption, runCases, SwitchoverBench, type Boundary } from './harness';
+import {
+  boundariesOf,
+  boundary,
+  boundaryLabel,
+  FULL,
+  killWorker,
+  noDisruption,
+  runCases,
+  SwitchoverBench,
+  type Boundary,
+} from './harness';
 
 let temporal: Client;
 let bench: SwitchoverBench;
@@ -30,45 +40,56 @@ const timeout = FULL ? 7_200_000 : 300_000;
 const label = (b: Boundary | null): string => (b ? boundaryLabel(b) : 'none');
 const disruption = (b: Boundary | null) => (b ? killWorker(b) : noDisruption);
 
-test(`planned failover and failback: the worker process SIGKILLed at ${FULL ? 'every step boundary of each' : '"promote standby" (failover) and "re-protect home server" (failback)'}; each run passes, nothing acknowledged is lost, never two writable primaries`, async () => {
-  expect(bench.atHome).toBe(true);
-  let failoverAt: Boundary[] = [boundary('promote standby')];
-  let failbackAt: Boundary[] = [boundary('re-protect home server')];
-  if (FULL) {
-    failoverAt = boundariesOf((await bench.run('failover', 'planned', noDisruption)).report);
-    failbackAt = boundariesOf((await bench.run('failback', 'planned', noDisruption)).report);
-  }
-  // One leg: a failover (killed at the i-th failover boundary, if any) and the failback after it.
-  const legs = Array.from({ length: Math.max(failoverAt.length, failbackAt.length) }, (_, i) => [failoverAt[i] ?? null, failbackAt[i] ?? null] as const);
-  const failures = await runCases(
-    legs,
-    async ([fo, fb]) => {
-      await bench.run('failover', 'planned', disruption(fo));
-      await bench.run('failback', 'planned', disruption(fb));
-    },
-    ([fo, fb]) => `failover at ${label(fo)}, failback at ${label(fb)}`,
-    () => bench.repair(),
-  );
-  expect(failures).toEqual([]);
-  expect(bench.atHome).toBe(true);
-}, timeout);
+test(
+  `planned failover and failback: the worker process SIGKILLed at ${FULL ? 'every step boundary of each' : '"promote standby" (failover) and "re-protect home server" (failback)'}; each run passes, nothing acknowledged is lost, never two writable primaries`,
+  async () => {
+    expect(bench.atHome).toBe(true);
+    let failoverAt: Boundary[] = [boundary('promote standby')];
+    let failbackAt: Boundary[] = [boundary('re-protect home server')];
+    if (FULL) {
+      failoverAt = boundariesOf((await bench.run('failover', 'planned', noDisruption)).report);
+      failbackAt = boundariesOf((await bench.run('failback', 'planned', noDisruption)).report);
+    }
+    // One leg: a failover (killed at the i-th failover boundary, if any) and the failback after it.
+    const legs = Array.from(
+      { length: Math.max(failoverAt.length, failbackAt.length) },
+      (_, i) => [failoverAt[i] ?? null, failbackAt[i] ?? null] as const,
+    );
+    const failures = await runCases(
+      legs,
+      async ([fo, fb]) => {
+        await bench.run('failover', 'planned', disruption(fo));
+        await bench.run('failback', 'planned', disruption(fb));
+      },
+      ([fo, fb]) => `failover at ${label(fo)}, failback at ${label(fb)}`,
+      () => bench.repair(),
+    );
+    expect(failures).toEqual([]);
+    expect(bench.atHome).toBe(true);
+  },
+  timeout,
+);
 
-test(`unplanned failover: the worker process SIGKILLed at ${FULL ? 'every step boundary' : '"fence primary"'}; it passes with the RPO reported, never two writable primaries, and a failback brings the set home`, async () => {
-  expect(bench.atHome).toBe(true);
-  let unplannedAt: Boundary[] = [boundary('fence primary')];
-  if (FULL) {
-    unplannedAt = boundariesOf((await bench.run('failover', 'unplanned', noDisruption)).report);
-    await bench.run('failback', 'planned', noDisruption);
-  }
-  const failures = await runCases(
-    unplannedAt,
-    async (at) => {
-      await bench.run('failover', 'unplanned', killWorker(at));
+test(
+  `unplanned failover: the worker process SIGKILLed at ${FULL ? 'every step boundary' : '"fence primary"'}; it passes with the RPO reported, never two writable primaries, and a failback brings the set home`,
+  async () => {
+    expect(bench.atHome).toBe(true);
+    let unplannedAt: Boundary[] = [boundary('fence primary')];
+    if (FULL) {
+      unplannedAt = boundariesOf((await bench.run('failover', 'unplanned', noDisruption)).report);
       await bench.run('failback', 'planned', noDisruption);
-    },
-    (at) => `unplanned failover at ${boundaryLabel(at)}`,
-    () => bench.repair(),
-  );
-  expect(failures).toEqual([]);
-  expect(bench.atHome).toBe(true);
-}, timeout);
+    }
+    const failures = await runCases(
+      unplannedAt,
+      async (at) => {
+        await bench.run('failover', 'unplanned', killWorker(at));
+        await bench.run('failback', 'planned', noDisruption);
+      },
+      (at) => `unplanned failover at ${boundaryLabel(at)}`,
+      () => bench.repair(),
+    );
+    expect(failures).toEqual([]);
+    expect(bench.atHome).toBe(true);
+  },
+  timeout,
+);

@@ -47,7 +47,9 @@ export class LocalRdsDataPlane implements AwsDataPlane {
     if (source) return this.options.local.connectNode(source.node, source.database ?? database);
     const restored = this.restored.get(`${awsRegion}/${instance}`);
     if (restored) return this.options.local.connectNode(this.options.restoreNode, restored);
-    throw new Error(`test stand-in: no local database stands for RDS instance ${awsRegion}/${instance} (database ${database})`);
+    throw new Error(
+      `test stand-in: no local database stands for RDS instance ${awsRegion}/${instance} (database ${database})`,
+    );
   }
 
   async snapshotCreated(awsRegion: string, instance: string, snapshot: string): Promise<void> {
@@ -55,7 +57,9 @@ export class LocalRdsDataPlane implements AwsDataPlane {
     const file = this.file(awsRegion, snapshot);
     if (existsSync(file)) return;
     const conn = await this.connect(awsRegion, instance, '');
-    await run(join(this.options.pgBin, 'pg_dump'), ['--format=custom', '--file', file, conn.database], { env: libpqEnv(conn) });
+    await run(join(this.options.pgBin, 'pg_dump'), ['--format=custom', '--file', file, conn.database], {
+      env: libpqEnv(conn),
+    });
   }
 
   async snapshotCopied(fromArn: string, awsRegion: string, snapshot: string): Promise<void> {
@@ -73,7 +77,11 @@ export class LocalRdsDataPlane implements AwsDataPlane {
       await c.query(`create database ${quoteIdent(database)}`);
     });
     const target = await this.options.local.connectNode(this.options.restoreNode, database);
-    await run(join(this.options.pgBin, 'pg_restore'), ['--exit-on-error', '--no-owner', '--dbname', database, this.file(awsRegion, snapshot)], { env: libpqEnv(target) });
+    await run(
+      join(this.options.pgBin, 'pg_restore'),
+      ['--exit-on-error', '--no-owner', '--dbname', database, this.file(awsRegion, snapshot)],
+      { env: libpqEnv(target) },
+    );
     this.restored.set(`${awsRegion}/${instance}`, database);
     await this.afterRestore?.(target);
   }

@@ -21,8 +21,20 @@ import { motoClientConfig } from '../support/moto';
 const motoEndpoint = process.env.AWS_ENDPOINT_URL;
 
 const credentials = { user: 'u', password: 'env:PW' };
-const west: NodeRef = { region: 'aws-west', name: 'apg-west', location: 'us-west-2', globalCluster: 'apg-global', credentials };
-const east: NodeRef = { region: 'aws-east', name: 'apg-east', location: 'us-east-1', globalCluster: 'apg-global', credentials };
+const west: NodeRef = {
+  region: 'aws-west',
+  name: 'apg-west',
+  location: 'us-west-2',
+  globalCluster: 'apg-global',
+  credentials,
+};
+const east: NodeRef = {
+  region: 'aws-east',
+  name: 'apg-east',
+  location: 'us-east-1',
+  globalCluster: 'apg-global',
+  credentials,
+};
 const set: ReplicaSetSpec = {
   set: 'aurora-home',
   home: { name: 'aws-east', provider: 'aws', settings: { awsRegion: 'us-east-1' } },
@@ -45,7 +57,11 @@ interface Heartbeat {
  * never flips (or a provider that never stops polling) into a failure in seconds, not a hang.
  */
 function activityIo(heartbeats: Heartbeat[] = [], deadlineMs = 5_000): ActivityIo {
-  return { heartbeat: (d) => heartbeats.push((d ?? {}) as Heartbeat), signal: AbortSignal.timeout(deadlineMs), logger: createLogger('silent') };
+  return {
+    heartbeat: (d) => heartbeats.push((d ?? {}) as Heartbeat),
+    signal: AbortSignal.timeout(deadlineMs),
+    logger: createLogger('silent'),
+  };
 }
 
 /** Only `connect` has a job here: the control plane is the stub, the SQL goes to local-a. */
@@ -97,7 +113,13 @@ describe('Aurora global database failover, SDK level: moto lacks SwitchoverGloba
   let provider: AwsProvider;
   // A home of its own per provider: topology() records the set there and would read it back next time.
   // Under the run's LIFEBOAT_HOME, which the global teardown removes.
-  const newProvider = () => new AwsProvider({ home: mkdtempSync(join(env().home, 'aurora-sdk-')), secrets: { PW: 'x' }, pollMs: 10, dataPlane });
+  const newProvider = () =>
+    new AwsProvider({
+      home: mkdtempSync(join(env().home, 'aurora-sdk-')),
+      secrets: { PW: 'x' },
+      pollMs: 10,
+      dataPlane,
+    });
 
   beforeAll(async () => {
     await withClient(await localA(), async (c) => {
@@ -127,7 +149,9 @@ describe('Aurora global database failover, SDK level: moto lacks SwitchoverGloba
 
   test('SDK level (moto lacks SwitchoverGlobalCluster/FailoverGlobalCluster): planned promote sends one SwitchoverGlobalCluster to the secondary ARN, polls until it is the writer, then lifts the fence', async () => {
     stub.describesPerMove = 2;
-    await withClient(await localA(), (c) => c.query(`alter database ${FENCED_DB} set default_transaction_read_only = on`));
+    await withClient(await localA(), (c) =>
+      c.query(`alter database ${FENCED_DB} set default_transaction_read_only = on`),
+    );
     const heartbeats: Heartbeat[] = [];
 
     const result = await provider.promote(west, activityIo(heartbeats), 'planned');
@@ -135,7 +159,10 @@ describe('Aurora global database failover, SDK level: moto lacks SwitchoverGloba
     expect(result).toEqual({ lsn: AURORA_REPLAY_MARKER, alreadyPrimary: false });
     const switchovers = stub.callsOf('SwitchoverGlobalCluster');
     expect(switchovers).toHaveLength(1);
-    expect(switchovers[0]!.params).toMatchObject({ GlobalClusterIdentifier: 'apg-global', TargetDbClusterIdentifier: 'arn:aws:rds:us-west-2:123456789012:cluster:apg-west' });
+    expect(switchovers[0]!.params).toMatchObject({
+      GlobalClusterIdentifier: 'apg-global',
+      TargetDbClusterIdentifier: 'arn:aws:rds:us-west-2:123456789012:cluster:apg-west',
+    });
     expect(switchovers[0]!.params).not.toHaveProperty('AllowDataLoss');
     expect(switchovers[0]!.status).toBe(200);
     expect(stub.callsOf('FailoverGlobalCluster')).toHaveLength(0);
@@ -144,7 +171,12 @@ describe('Aurora global database failover, SDK level: moto lacks SwitchoverGloba
     expect(heartbeats.filter((h) => h.status === 'switching-over')).toHaveLength(2);
     // The SQL step ran on the new writer only once Aurora reported it as the writer.
     expect(dataPlane.connects.length).toBeGreaterThan(0);
-    expect(dataPlane.connects.at(-1)).toEqual({ awsRegion: 'us-west-2', cluster: 'apg-west', database: 'postgres', writerThen: 'apg-west' });
+    expect(dataPlane.connects.at(-1)).toEqual({
+      awsRegion: 'us-west-2',
+      cluster: 'apg-west',
+      database: 'postgres',
+      writerThen: 'apg-west',
+    });
     expect(await fenceFlagOf(FENCED_DB)).toBe(false);
   });
 
@@ -156,23 +188,30 @@ describe('Aurora global database failover, SDK level: moto lacks SwitchoverGloba
     expect(result.alreadyPrimary).toBe(false);
     const failovers = stub.callsOf('FailoverGlobalCluster');
     expect(failovers).toHaveLength(1);
-    expect(failovers[0]!.params).toMatchObject({ GlobalClusterIdentifier: 'apg-global', TargetDbClusterIdentifier: stub.arn('apg-west'), AllowDataLoss: 'true' });
+    expect(failovers[0]!.params).toMatchObject({
+      GlobalClusterIdentifier: 'apg-global',
+      TargetDbClusterIdentifier: stub.arn('apg-west'),
+      AllowDataLoss: 'true',
+    });
     // The home region may be dark: nothing of the move may depend on reaching it.
     expect(stub.calls.filter((c) => c.awsRegion !== 'us-west-2')).toEqual([]);
     expect(stub.callsOf('SwitchoverGlobalCluster')).toHaveLength(0);
     expect(stub.writer).toBe('apg-west');
   });
 
-  test.each(['planned', 'unplanned'] as const)('SDK level (moto lacks SwitchoverGlobalCluster/FailoverGlobalCluster): %s promote of the cluster that is already the writer sends neither call (a retry of a move that landed)', async (mode) => {
-    stub.setWriter('apg-west');
+  test.each(['planned', 'unplanned'] as const)(
+    'SDK level (moto lacks SwitchoverGlobalCluster/FailoverGlobalCluster): %s promote of the cluster that is already the writer sends neither call (a retry of a move that landed)',
+    async (mode) => {
+      stub.setWriter('apg-west');
 
-    const result = await provider.promote(west, activityIo(), mode);
+      const result = await provider.promote(west, activityIo(), mode);
 
-    expect(result).toEqual({ lsn: AURORA_REPLAY_MARKER, alreadyPrimary: true });
-    expect(stub.callsOf('SwitchoverGlobalCluster')).toHaveLength(0);
-    expect(stub.callsOf('FailoverGlobalCluster')).toHaveLength(0);
-    expect(dataPlane.promoted).toEqual([]);
-  });
+      expect(result).toEqual({ lsn: AURORA_REPLAY_MARKER, alreadyPrimary: true });
+      expect(stub.callsOf('SwitchoverGlobalCluster')).toHaveLength(0);
+      expect(stub.callsOf('FailoverGlobalCluster')).toHaveLength(0);
+      expect(dataPlane.promoted).toEqual([]);
+    },
+  );
 
   test('SDK level (moto lacks SwitchoverGlobalCluster/FailoverGlobalCluster): a switchover already under way (InvalidGlobalClusterStateFault) is waited for, not failed', async () => {
     // An earlier attempt's request landed; its answer was lost.
@@ -188,8 +227,20 @@ describe('Aurora global database failover, SDK level: moto lacks SwitchoverGloba
 
   test('SDK level (moto lacks SwitchoverGlobalCluster/FailoverGlobalCluster): topology() names the writer cluster primary and the secondary standby, from DescribeGlobalClusters', async () => {
     const view = await provider.topology(set);
-    expect(view.primary).toEqual({ region: 'aws-east', name: 'apg-east', location: 'us-east-1', globalCluster: 'apg-global', credentials });
-    expect(view.standby).toEqual({ region: 'aws-west', name: 'apg-west', location: 'us-west-2', globalCluster: 'apg-global', credentials });
+    expect(view.primary).toEqual({
+      region: 'aws-east',
+      name: 'apg-east',
+      location: 'us-east-1',
+      globalCluster: 'apg-global',
+      credentials,
+    });
+    expect(view.standby).toEqual({
+      region: 'aws-west',
+      name: 'apg-west',
+      location: 'us-west-2',
+      globalCluster: 'apg-global',
+      credentials,
+    });
     expect(stub.callsOf('DescribeGlobalClusters')[0]?.params.GlobalClusterIdentifier).toBe('apg-global');
 
     // A set first read after Aurora moved the writer (by hand, say) follows Aurora, not the plan.
@@ -232,14 +283,22 @@ describe('Aurora global database failover, SDK level: moto lacks SwitchoverGloba
   test('SDK level (moto lacks SwitchoverGlobalCluster/FailoverGlobalCluster): nodeStatus looks the cluster up in its own region; a missing cluster is not running', async () => {
     const status = await provider.nodeStatus(west);
     expect(status).toMatchObject({ running: true, reachable: true });
-    expect(stub.callsOf('DescribeDBClusters').map((c) => [c.awsRegion, c.params.DBClusterIdentifier])).toContainEqual(['us-west-2', 'apg-west']);
+    expect(stub.callsOf('DescribeDBClusters').map((c) => [c.awsRegion, c.params.DBClusterIdentifier])).toContainEqual([
+      'us-west-2',
+      'apg-west',
+    ]);
 
     const gone = await provider.nodeStatus({ ...west, name: 'apg-gone' });
     expect(gone).toMatchObject({ running: false, reachable: false, detail: 'no Aurora cluster apg-gone in us-west-2' });
   });
 
   test('SDK level (moto lacks SwitchoverGlobalCluster/FailoverGlobalCluster): AccessDenied (403) on SwitchoverGlobalCluster is a non-retryable AccessDenied verdict', async () => {
-    stub.failNext('SwitchoverGlobalCluster', { status: 403, code: 'AccessDenied', message: 'User: arn:aws:iam::123456789012:user/lifeboat is not authorized to perform: rds:SwitchoverGlobalCluster' });
+    stub.failNext('SwitchoverGlobalCluster', {
+      status: 403,
+      code: 'AccessDenied',
+      message:
+        'User: arn:aws:iam::123456789012:user/lifeboat is not authorized to perform: rds:SwitchoverGlobalCluster',
+    });
 
     const err = await provider.promote(west, activityIo(), 'planned').then(
       () => null,
@@ -247,7 +306,9 @@ describe('Aurora global database failover, SDK level: moto lacks SwitchoverGloba
     );
 
     expect(err).toMatchObject({ type: 'LifeboatAccessDenied', nonRetryable: true });
-    expect(err!.message).toMatch(/SwitchoverGlobalCluster apg-global to arn:aws:rds:us-west-2:123456789012:cluster:apg-west: AccessDenied \(HTTP 403\)/);
+    expect(err!.message).toMatch(
+      /SwitchoverGlobalCluster apg-global to arn:aws:rds:us-west-2:123456789012:cluster:apg-west: AccessDenied \(HTTP 403\)/,
+    );
     expect(stub.writer).toBe('apg-east');
   });
 
@@ -261,12 +322,18 @@ describe('Aurora global database failover, SDK level: moto lacks SwitchoverGloba
 
     expect(err).toBeInstanceOf(Error);
     expect(err!.nonRetryable).not.toBe(true);
-    expect(err!.message).toMatch(/^SwitchoverGlobalCluster apg-global to arn:aws:rds:us-west-2:123456789012:cluster:apg-west: .*HTTP 500/);
+    expect(err!.message).toMatch(
+      /^SwitchoverGlobalCluster apg-global to arn:aws:rds:us-west-2:123456789012:cluster:apg-west: .*HTTP 500/,
+    );
     expect(stub.writer).toBe('apg-east');
   });
 
   test('SDK level (moto lacks SwitchoverGlobalCluster/FailoverGlobalCluster): a switchover Aurora refuses while idle (InvalidGlobalClusterStateFault, nothing under way) fails the attempt for a retry, not polling until the timeout', async () => {
-    stub.failNext('SwitchoverGlobalCluster', { status: 400, code: 'InvalidGlobalClusterStateFault', message: 'Global cluster apg-global is upgrading.' });
+    stub.failNext('SwitchoverGlobalCluster', {
+      status: 400,
+      code: 'InvalidGlobalClusterStateFault',
+      message: 'Global cluster apg-global is upgrading.',
+    });
 
     const err = await provider.promote(west, activityIo(), 'planned').then(
       () => null,
@@ -281,7 +348,14 @@ describe('Aurora global database failover, SDK level: moto lacks SwitchoverGloba
 
   test('SDK level (moto lacks SwitchoverGlobalCluster/FailoverGlobalCluster): member clusters of the same name in both regions are told apart by region', async () => {
     await stub.close();
-    stub = await RdsStub.start({ globalCluster: 'apg-global', clusters: [{ id: 'orders', awsRegion: 'us-east-1' }, { id: 'orders', awsRegion: 'us-west-2' }], writer: { id: 'orders', awsRegion: 'us-east-1' } });
+    stub = await RdsStub.start({
+      globalCluster: 'apg-global',
+      clusters: [
+        { id: 'orders', awsRegion: 'us-east-1' },
+        { id: 'orders', awsRegion: 'us-west-2' },
+      ],
+      writer: { id: 'orders', awsRegion: 'us-east-1' },
+    });
     process.env.AWS_ENDPOINT_URL = stub.endpoint;
     dataPlane = new LocalAuroraDataPlane(stub);
 
@@ -290,15 +364,32 @@ describe('Aurora global database failover, SDK level: moto lacks SwitchoverGloba
 
     const result = await newProvider().promote({ ...west, name: 'orders' }, activityIo(), 'planned');
     expect(result.alreadyPrimary).toBe(false);
-    expect(stub.callsOf('SwitchoverGlobalCluster').map((c) => c.params.TargetDbClusterIdentifier)).toEqual([stub.arn('orders', 'us-west-2')]);
+    expect(stub.callsOf('SwitchoverGlobalCluster').map((c) => c.params.TargetDbClusterIdentifier)).toEqual([
+      stub.arn('orders', 'us-west-2'),
+    ]);
     expect(stub.writerArn).toBe(stub.arn('orders', 'us-west-2'));
   });
 });
 
 describe('the gap itself: moto does not implement SwitchoverGlobalCluster/FailoverGlobalCluster (why the tests above use a stub)', () => {
   test.each([
-    ['SwitchoverGlobalCluster', () => new SwitchoverGlobalClusterCommand({ GlobalClusterIdentifier: 'apg-global', TargetDbClusterIdentifier: 'arn:aws:rds:us-west-2:123456789012:cluster:apg-west' })],
-    ['FailoverGlobalCluster', () => new FailoverGlobalClusterCommand({ GlobalClusterIdentifier: 'apg-global', TargetDbClusterIdentifier: 'arn:aws:rds:us-west-2:123456789012:cluster:apg-west', AllowDataLoss: true })],
+    [
+      'SwitchoverGlobalCluster',
+      () =>
+        new SwitchoverGlobalClusterCommand({
+          GlobalClusterIdentifier: 'apg-global',
+          TargetDbClusterIdentifier: 'arn:aws:rds:us-west-2:123456789012:cluster:apg-west',
+        }),
+    ],
+    [
+      'FailoverGlobalCluster',
+      () =>
+        new FailoverGlobalClusterCommand({
+          GlobalClusterIdentifier: 'apg-global',
+          TargetDbClusterIdentifier: 'arn:aws:rds:us-west-2:123456789012:cluster:apg-west',
+          AllowDataLoss: true,
+        }),
+    ],
   ] as const)('moto does not implement %s: it answers HTTP 500', async (_name, command) => {
     expect(motoEndpoint).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
     const rds = new RDSClient(motoClientConfig(motoEndpoint!, 'us-west-2'));

@@ -3,7 +3,7 @@
 import { newestCanary, withClient, writeCanary } from '../../activities/pg/sql';
 import { local } from '../support/stack';
 
-test('the newest canary at or before a canary\'s own millisecond time is that canary, microseconds notwithstanding', async () => {
+test("the newest canary at or before a canary's own millisecond time is that canary, microseconds notwithstanding", async () => {
   const conn = await local().connectNode({ region: 'local-a', name: 'server' }, 'postgres');
   await withClient(conn, async (c) => {
     await c.query('begin');
@@ -11,7 +11,10 @@ test('the newest canary at or before a canary\'s own millisecond time is that ca
       await c.query('create schema if not exists lifeboat');
       // The row's own time has microseconds past the millisecond JavaScript will round it down to.
       const written = await writeCanary(c, `canary-precision-${Date.now()}`);
-      await c.query(`update lifeboat.canary set written_at = $1::timestamptz + interval '0.000789 seconds' where id = $2`, [written.writtenAt, written.id]);
+      await c.query(
+        `update lifeboat.canary set written_at = $1::timestamptz + interval '0.000789 seconds' where id = $2`,
+        [written.writtenAt, written.id],
+      );
       const found = await newestCanary(c, written.writtenAt);
       expect(found).toEqual(written);
     } finally {

@@ -23,7 +23,10 @@ const WORKER_ONLY = {
 const LEAKED = /^(LIFEBOAT_|TEMPORAL_|AWS_|GOOGLE_|ORDERS_DB_PASSWORD$|PGPASSWORD$)/;
 
 function names(envText: string, separator: string): string[] {
-  return envText.split(separator).filter(Boolean).map((line) => line.slice(0, line.indexOf('=')));
+  return envText
+    .split(separator)
+    .filter(Boolean)
+    .map((line) => line.slice(0, line.indexOf('=')));
 }
 
 describe("a child process's environment", () => {
@@ -42,10 +45,14 @@ describe("a child process's environment", () => {
   });
 
   test('a command run through run() holds PATH, the locale, TZ and the PG* its call passed, and no LIFEBOAT_*, TEMPORAL_*, AWS_*, GOOGLE_* or env: password', async () => {
-    const out = await run('env', [], { env: { PGHOST: '127.0.0.1', PGPASSFILE: '/nonexistent/pgpass', PGAPPNAME: 'lifeboat' } });
+    const out = await run('env', [], {
+      env: { PGHOST: '127.0.0.1', PGPASSFILE: '/nonexistent/pgpass', PGAPPNAME: 'lifeboat' },
+    });
     const seen = names(out, '\n');
     expect(seen.filter((n) => LEAKED.test(n))).toEqual([]);
-    expect(seen.sort()).toEqual(['LC_MESSAGES', 'PATH', 'PGAPPNAME', 'PGHOST', 'PGPASSFILE', 'TZ', ...(process.env.LANG ? ['LANG'] : [])].sort());
+    expect(seen.sort()).toEqual(
+      ['LC_MESSAGES', 'PATH', 'PGAPPNAME', 'PGHOST', 'PGPASSFILE', 'TZ', ...(process.env.LANG ? ['LANG'] : [])].sort(),
+    );
     expect(out).not.toMatch(/secret|api-key|env-password/);
   });
 
@@ -66,7 +73,7 @@ describe("a child process's environment", () => {
     await expect(run('true', [], { env: process.env })).rejects.not.toThrow(/secret/);
   });
 
-  test('a real postmaster started by LocalCluster.start() (pg_ctl, as the postgres OS user) holds none of the worker\'s variables in /proc/<pid>/environ', async () => {
+  test("a real postmaster started by LocalCluster.start() (pg_ctl, as the postgres OS user) holds none of the worker's variables in /proc/<pid>/environ", async () => {
     const cluster = new LocalCluster(join(env().home, `child-env-${process.pid}`), findPgBin(env().pgBin));
     try {
       await cluster.init({ name: 'child-env', port: await freePort(), disposable: true });

@@ -20,13 +20,26 @@ const SECRET = `codec-server-secret-${randomBytes(4).toString('hex')}`;
 const keys = CodecKeys.parse(`srv-1 ${KEY}`, 'test');
 
 /** A payload as the UI sends it: proto3 JSON, every bytes field base64. */
-const asJson = (p: Payload) => temporal.api.common.v1.Payload.toObject(temporal.api.common.v1.Payload.fromObject(p), { bytes: String }) as { metadata: Record<string, string>; data: string };
+const asJson = (p: Payload) =>
+  temporal.api.common.v1.Payload.toObject(temporal.api.common.v1.Payload.fromObject(p), { bytes: String }) as {
+    metadata: Record<string, string>;
+    data: string;
+  };
 const fromJson = (j: unknown) => temporal.api.common.v1.Payload.fromObject(j as Record<string, unknown>);
 const b64 = (s: string) => Buffer.from(s).toString('base64');
 
-async function post(server: RunningCodecServer | string, path: string, body: unknown, headers: Record<string, string> = {}) {
+async function post(
+  server: RunningCodecServer | string,
+  path: string,
+  body: unknown,
+  headers: Record<string, string> = {},
+) {
   const base = typeof server === 'string' ? server : server.url;
-  return fetch(`${base}${path}`, { method: 'POST', headers: { 'Content-Type': 'application/json', 'X-Namespace': 'default', ...headers }, body: typeof body === 'string' ? body : JSON.stringify(body) });
+  return fetch(`${base}${path}`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json', 'X-Namespace': 'default', ...headers },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  });
 }
 
 describe('codec server, in process', () => {
@@ -35,7 +48,13 @@ describe('codec server, in process', () => {
   const auth = { Authorization: `Bearer ${TOKEN}` };
 
   beforeAll(async () => {
-    server = await startCodecServer({ keys, logger: createLogger('debug', logs), port: 0, origins: [UI], token: TOKEN });
+    server = await startCodecServer({
+      keys,
+      logger: createLogger('debug', logs),
+      port: 0,
+      origins: [UI],
+      token: TOKEN,
+    });
   });
   afterAll(() => server.close());
 
@@ -44,12 +63,15 @@ describe('codec server, in process', () => {
     expect(original.metadata.encoding).toBe(b64('json/plain'));
     const encoded = await post(server, '/encode', { payloads: [original] }, auth);
     expect(encoded.status).toBe(200);
-    const sealed = ((await encoded.json()) as { payloads: { metadata: Record<string, string>; data: string }[] }).payloads;
+    const sealed = ((await encoded.json()) as { payloads: { metadata: Record<string, string>; data: string }[] })
+      .payloads;
     expect(sealed[0]!.metadata.encoding).toBe(b64('binary/encrypted'));
     expect(sealed[0]!.metadata['encryption-key-id']).toBe(b64('srv-1'));
     expect(Buffer.from(sealed[0]!.data, 'base64').toString('latin1')).not.toContain(SECRET);
     // What the UI encoded, a worker with the same key reads (and the other way round).
-    expect(defaultPayloadConverter.fromPayload((await new AesGcmCodec(keys).decode([fromJson(sealed[0])]))[0]!)).toEqual({ note: SECRET });
+    expect(
+      defaultPayloadConverter.fromPayload((await new AesGcmCodec(keys).decode([fromJson(sealed[0])]))[0]!),
+    ).toEqual({ note: SECRET });
 
     // The CLI templates the namespace into the path: only the last segment counts.
     const decoded = await post(server, '/default/decode', { payloads: [...sealed, original] }, auth);
@@ -60,7 +82,9 @@ describe('codec server, in process', () => {
   });
 
   test('a payload sealed with a key this server lacks is a 400 naming the key id', async () => {
-    const [foreign] = await new AesGcmCodec(CodecKeys.parse(`other ${randomBytes(32).toString('base64')}`, 'x')).encode([defaultPayloadConverter.toPayload(SECRET)!]);
+    const [foreign] = await new AesGcmCodec(CodecKeys.parse(`other ${randomBytes(32).toString('base64')}`, 'x')).encode(
+      [defaultPayloadConverter.toPayload(SECRET)!],
+    );
     const res = await post(server, '/decode', { payloads: [asJson(foreign!)] }, auth);
     expect(res.status).toBe(400);
     expect(((await res.json()) as { error: string }).error).toMatch(/key "other".*"srv-1"/);
@@ -70,12 +94,19 @@ describe('codec server, in process', () => {
     const preflight = (origin: string) =>
       fetch(`${server.url}/decode`, {
         method: 'OPTIONS',
-        headers: { Origin: origin, 'Access-Control-Request-Method': 'POST', 'Access-Control-Request-Headers': 'content-type,x-namespace,authorization' },
+        headers: {
+          Origin: origin,
+          'Access-Control-Request-Method': 'POST',
+          'Access-Control-Request-Headers': 'content-type,x-namespace,authorization',
+        },
       });
     const ok = await preflight(UI);
     expect(ok.status).toBe(204);
     expect(ok.headers.get('access-control-allow-origin')).toBe(UI);
-    const allowed = ok.headers.get('access-control-allow-headers')!.toLowerCase().split(/\s*,\s*/);
+    const allowed = ok.headers
+      .get('access-control-allow-headers')!
+      .toLowerCase()
+      .split(/\s*,\s*/);
     expect(allowed).toEqual(expect.arrayContaining(['content-type', 'x-namespace', 'authorization']));
     expect(ok.headers.get('access-control-allow-methods')).toContain('POST');
 
@@ -124,7 +155,9 @@ describe('codec server, in process', () => {
     const base = { keys, logger: createLogger('silent'), port: 0, origins: [UI] };
     await expect(startCodecServer({ ...base, host: '0.0.0.0' })).rejects.toThrow(CodecConfigError);
     await expect(startCodecServer({ ...base, host: '0.0.0.0' })).rejects.toThrow(/without a token/);
-    await expect(startCodecServer({ ...base, origins: ['http://localhost:8233/ui'] })).rejects.toThrow(/is not an origin/);
+    await expect(startCodecServer({ ...base, origins: ['http://localhost:8233/ui'] })).rejects.toThrow(
+      /is not an origin/,
+    );
     const withToken = await startCodecServer({ ...base, host: '0.0.0.0', token: TOKEN });
     await withToken.close();
   });
@@ -141,10 +174,14 @@ describe('lifeboat codec-server (the compiled CLI)', () => {
 
   test('serves the UI origin it was given with the keys of the environment, and stops cleanly on SIGTERM', async () => {
     const port = await freePort();
-    child = spawn(process.execPath, [CLI, 'codec-server', '--port', String(port), '--origin', 'http://localhost:18233'], {
-      env: { ...process.env, LIFEBOAT_CODEC_KEY: `srv-1:${KEY}`, LIFEBOAT_CODEC_SERVER_TOKEN: TOKEN },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    child = spawn(
+      process.execPath,
+      [CLI, 'codec-server', '--port', String(port), '--origin', 'http://localhost:18233'],
+      {
+        env: { ...process.env, LIFEBOAT_CODEC_KEY: `srv-1:${KEY}`, LIFEBOAT_CODEC_SERVER_TOKEN: TOKEN },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     let out = '';
     child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
     child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
@@ -155,10 +192,17 @@ describe('lifeboat codec-server (the compiled CLI)', () => {
     }
     const url = `http://127.0.0.1:${port}`;
     const [sealed] = await new AesGcmCodec(keys).encode([defaultPayloadConverter.toPayload(SECRET)!]);
-    const res = await post(url, '/decode', { payloads: [asJson(sealed!)] }, { Authorization: `Bearer ${TOKEN}`, Origin: 'http://localhost:18233' });
+    const res = await post(
+      url,
+      '/decode',
+      { payloads: [asJson(sealed!)] },
+      { Authorization: `Bearer ${TOKEN}`, Origin: 'http://localhost:18233' },
+    );
     expect(res.status).toBe(200);
     expect(res.headers.get('access-control-allow-origin')).toBe('http://localhost:18233');
-    expect(defaultPayloadConverter.fromPayload(fromJson(((await res.json()) as { payloads: unknown[] }).payloads[0]))).toBe(SECRET);
+    expect(
+      defaultPayloadConverter.fromPayload(fromJson(((await res.json()) as { payloads: unknown[] }).payloads[0])),
+    ).toBe(SECRET);
     expect((await post(url, '/decode', { payloads: [] })).status).toBe(401);
     child.kill('SIGTERM');
     const [code] = (await once(child, 'exit')) as [number | null];
@@ -171,10 +215,15 @@ describe('lifeboat codec-server (the compiled CLI)', () => {
     const noKeys = await lifeboat(['codec-server'], { LIFEBOAT_CODEC_KEY: '', LIFEBOAT_CODEC_KEYS_FILE: '' });
     expect(noKeys.code).toBe(2);
     expect(noKeys.stderr).toContain('no codec keys');
-    const open = await lifeboat(['codec-server', '--host', '0.0.0.0', '--port', String(await freePort())], { LIFEBOAT_CODEC_KEY: `srv-1:${KEY}`, LIFEBOAT_CODEC_SERVER_TOKEN: '' });
+    const open = await lifeboat(['codec-server', '--host', '0.0.0.0', '--port', String(await freePort())], {
+      LIFEBOAT_CODEC_KEY: `srv-1:${KEY}`,
+      LIFEBOAT_CODEC_SERVER_TOKEN: '',
+    });
     expect(open.code).toBe(2);
     expect(open.stderr).toContain('without a token');
-    const shortKey = await lifeboat(['codec-server'], { LIFEBOAT_CODEC_KEY: `srv-1:${Buffer.alloc(16).toString('base64')}` });
+    const shortKey = await lifeboat(['codec-server'], {
+      LIFEBOAT_CODEC_KEY: `srv-1:${Buffer.alloc(16).toString('base64')}`,
+    });
     expect(shortKey.code).toBe(2);
     expect(shortKey.stderr).toContain('16 bytes; AES-256 needs exactly 32');
     expect(shortKey.stderr).not.toMatch(/\n\s+at /); // a message, not a stack trace

@@ -15,7 +15,14 @@ import { GcpProvider } from '../../activities/providers/gcp';
 import type { ActivityIo } from '../../activities/providers/provider';
 import { verifyAgainstManifest } from '../../activities/restore-checks';
 import { drillInput, loadPlanFile, type LoadedPlan } from '../../worker/plan';
-import { RUNBOOK_TASK_QUEUE, type BackupManifest, type BackupRef, type CheckResult, type RunbookReport, type ScratchInstance } from '../../workflows/types';
+import {
+  RUNBOOK_TASK_QUEUE,
+  type BackupManifest,
+  type BackupRef,
+  type CheckResult,
+  type RunbookReport,
+  type ScratchInstance,
+} from '../../workflows/types';
 import { fakeClientOptions } from '../fakes/cloudsql/clients';
 import { startCloudSqlFake, type CloudSqlFake } from '../fakes/cloudsql/server';
 import { buildCorpus, CORPUS_CHECKS, CORPUS_OTHER_CHANGES, CORPUS_TABLES, dropCorpus } from '../fixtures/corpus/build';
@@ -27,7 +34,11 @@ const BUCKET = 'lifeboat-corpus-backups';
 const PASSWORD_VAR = 'LIFEBOAT_TEST_CORPUS_PASSWORD';
 const regionA = { name: 'local-a', provider: 'local' as const };
 const regionB = { name: 'local-b', provider: 'local' as const };
-const io = (): ActivityIo => ({ heartbeat: () => undefined, signal: new AbortController().signal, logger: pino({ level: 'silent' }) });
+const io = (): ActivityIo => ({
+  heartbeat: () => undefined,
+  signal: new AbortController().signal,
+  logger: pino({ level: 'silent' }),
+});
 let seq = 0;
 const workflowId = (what: string) => `test/corpus/${what}/${Date.now()}-${seq++}`;
 
@@ -50,7 +61,9 @@ describe('the type and object corpus (issue 17)', () => {
   const plans: Partial<Record<'local' | 'portable', LoadedPlan>> = {};
 
   async function drill(plan: LoadedPlan): Promise<RunbookReport> {
-    const handle = await (await client()).workflow.start('drill', {
+    const handle = await (
+      await client()
+    ).workflow.start('drill', {
       taskQueue: RUNBOOK_TASK_QUEUE,
       workflowId: workflowId('drill'),
       args: [drillInput(plan, DB, { fromLatestBackup: false, triggeredBy: 'test' })],
@@ -68,7 +81,11 @@ describe('the type and object corpus (issue 17)', () => {
     process.env[PASSWORD_VAR] = 'corpus-Secret-5a1f';
     const [built, started] = await Promise.allSettled([
       (async () => buildCorpus(await adminA('postgres'), DB))(),
-      startCloudSqlFake({ dir: mkdtempSync(join(env().home, 'cloudsql-corpus-')), pgBin: findPgBin(env().pgBin), opDelayMs: 50 }),
+      startCloudSqlFake({
+        dir: mkdtempSync(join(env().home, 'cloudsql-corpus-')),
+        pgBin: findPgBin(env().pgBin),
+        opDelayMs: 50,
+      }),
     ]);
     if (started.status === 'fulfilled') fake = started.value; // closed in afterAll even when the build failed
     if (built.status === 'rejected') throw built.reason;
@@ -76,7 +93,9 @@ describe('the type and object corpus (issue 17)', () => {
     await new Storage({ projectId: PROJECT }).createBucket(BUCKET).catch((err: { code?: number }) => {
       if (err.code !== 409) throw err;
     });
-    const checks = CORPUS_CHECKS.map((c) => `      - name: ${JSON.stringify(c.name)}\n        sql: ${JSON.stringify(c.sql.replace(/\s+/g, ' '))}\n`).join('');
+    const checks = CORPUS_CHECKS.map(
+      (c) => `      - name: ${JSON.stringify(c.name)}\n        sql: ${JSON.stringify(c.sql.replace(/\s+/g, ' '))}\n`,
+    ).join('');
     plans.local = writePlan(
       'local',
       `regions:
@@ -108,7 +127,13 @@ databases:
     checks:
 ${checks}`,
     );
-    const gcp = new GcpProvider({ home: env().home, secrets: process.env, pollMs: 50, ...fakeClientOptions(fake), instancePort: (project, instance) => fake.portOf(project, instance) });
+    const gcp = new GcpProvider({
+      home: env().home,
+      secrets: process.env,
+      pollMs: 50,
+      ...fakeClientOptions(fake),
+      instancePort: (project, instance) => fake.portOf(project, instance),
+    });
     worker = await startWorker({ regions: ['local-a', 'local-b', 'gcp-east'], capture: logs, providers: { gcp } });
   });
 
@@ -151,16 +176,28 @@ ${checks}`,
     });
 
     test('verifies every table of the corpus, and no other', () => {
-      expect(report.checks.filter((c) => c.name.startsWith('table ')).map((c) => c.name).sort()).toEqual(reportedTables);
+      expect(
+        report.checks
+          .filter((c) => c.name.startsWith('table '))
+          .map((c) => c.name)
+          .sort(),
+      ).toEqual(reportedTables);
     });
 
     test('restores every object without a finding', () => {
       expect(report.checks.filter((c) => c.name.startsWith('restore of '))).toEqual([]);
     });
 
-    test.each(CORPUS_TABLES.map((t) => [t.name, t.rows] as const))('table %s: %i rows, checksum matches', (name, rows) => {
-      expect(check(`table ${name}`)).toEqual({ name: `table ${name}`, ok: true, detail: `${rows} rows, checksum matches` });
-    });
+    test.each(CORPUS_TABLES.map((t) => [t.name, t.rows] as const))(
+      'table %s: %i rows, checksum matches',
+      (name, rows) => {
+        expect(check(`table ${name}`)).toEqual({
+          name: `table ${name}`,
+          ok: true,
+          detail: `${rows} rows, checksum matches`,
+        });
+      },
+    );
 
     test.each(CORPUS_CHECKS.map((c) => c.name))('plan check true: %s', (name) => {
       expect(check(name)).toEqual({ name, ok: true, detail: 'returned true' });
@@ -194,22 +231,33 @@ ${checks}`,
     });
 
     test('the manifest lists every table of the corpus', () => {
-      expect(manifest.tables.map((t) => t.table).filter((t) => t !== 'lifeboat.canary').sort()).toEqual(CORPUS_TABLES.map((t) => t.name).sort());
+      expect(
+        manifest.tables
+          .map((t) => t.table)
+          .filter((t) => t !== 'lifeboat.canary')
+          .sort(),
+      ).toEqual(CORPUS_TABLES.map((t) => t.name).sort());
     });
 
     test('unchanged, nothing fails', async () => {
       expect(await failedNames()).toEqual([]);
     });
 
-    test.each(CORPUS_TABLES.map((t) => [t.name, t] as const))('%s: one value changed, verification fails naming it and only it', async (name, table) => {
-      await apply(table.change);
-      try {
-        const failed = await failedNames();
-        expect({ detected: failed.includes(name), othersFailing: failed.filter((n) => n !== name) }).toEqual({ detected: true, othersFailing: [] });
-      } finally {
-        await apply(table.undo);
-      }
-    });
+    test.each(CORPUS_TABLES.map((t) => [t.name, t] as const))(
+      '%s: one value changed, verification fails naming it and only it',
+      async (name, table) => {
+        await apply(table.change);
+        try {
+          const failed = await failedNames();
+          expect({ detected: failed.includes(name), othersFailing: failed.filter((n) => n !== name) }).toEqual({
+            detected: true,
+            othersFailing: [],
+          });
+        } finally {
+          await apply(table.undo);
+        }
+      },
+    );
 
     test('a large object changed by one byte fails verification naming large objects', async () => {
       await apply(CORPUS_OTHER_CHANGES.largeObject.change);

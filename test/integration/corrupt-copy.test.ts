@@ -37,7 +37,14 @@ describe('a corrupted DR copy', () => {
 
     const list = await lifeboat(['backups', 'list', 'orders', '--json']);
     expect(list.code).toBe(0);
-    const rows = JSON.parse(list.stdout) as Array<{ id: string; region: string; sha256: string; sizeBytes: number; path: string; time: string }>;
+    const rows = JSON.parse(list.stdout) as Array<{
+      id: string;
+      region: string;
+      sha256: string;
+      sizeBytes: number;
+      path: string;
+      time: string;
+    }>;
     const mine = rows.filter((r) => r.id === id);
     expect(mine.map((r) => r.region).sort()).toEqual(['local-a', 'local-b']);
     for (const row of mine) {
@@ -65,7 +72,11 @@ describe('a corrupted DR copy', () => {
     // failure, or not started at all, or fails on the same check (it checks the bytes before it loads
     // them). The scratch instance that came up alongside was torn down.
     const restores = report.steps.filter((s: { name: string }) => s.name === 'restore');
-    for (const restore of restores) expect(restore).toMatchObject({ status: 'failed', detail: expect.stringMatching(/^cancelled$|LifeboatBackupChecksumMismatch/) });
+    for (const restore of restores)
+      expect(restore).toMatchObject({
+        status: 'failed',
+        detail: expect.stringMatching(/^cancelled$|LifeboatBackupChecksumMismatch/),
+      });
     expect(report.checks).toEqual([]);
     expect(report.cleanup).toEqual([expect.objectContaining({ ok: true })]);
     expect(await local().listScratch(regionB)).toEqual([]);

@@ -21,7 +21,11 @@ import { verifyAgainstManifest } from '../../activities/restore-checks';
 import type { BackupManifest, TableStats } from '../../workflows/types';
 import { local } from '../support/stack';
 
-const io: ActivityIo = { heartbeat: () => undefined, signal: new AbortController().signal, logger: pino({ level: 'silent' }) };
+const io: ActivityIo = {
+  heartbeat: () => undefined,
+  signal: new AbortController().signal,
+  logger: pino({ level: 'silent' }),
+};
 const server = (region: string) => ({ region, name: 'server' });
 const admin = (region: string, database = 'postgres') => local().connectNode(server(region), database);
 
@@ -67,7 +71,9 @@ async function recreate(region: string, database: string): Promise<PgConnection>
   await withClient(await admin(region), async (c) => {
     await c.query(`drop database if exists ${database} with (force)`);
     await c.query(`create database ${database}`);
-    await c.query(`do $$ begin if not exists (select from pg_roles where rolname = 'digest_owner') then create role digest_owner; end if; end $$`);
+    await c.query(
+      `do $$ begin if not exists (select from pg_roles where rolname = 'digest_owner') then create role digest_owner; end if; end $$`,
+    );
   });
   return admin(region, database);
 }
@@ -107,24 +113,41 @@ describe('content digests', () => {
     b = await recreate('local-b', 'digest_b');
     await sql(a, TYPES + TABLES);
     // Other types first on b, and the enum's labels added one by one: every OID differs from a's.
-    await sql(b, `create type public.padding as enum ('x'); create type public.more_padding as (x int); create type public.mood as enum ('sad')`);
+    await sql(
+      b,
+      `create type public.padding as enum ('x'); create type public.more_padding as (x int); create type public.mood as enum ('sad')`,
+    );
     await sql(b, `alter type public.mood add value 'ok'`);
     await sql(b, `alter type public.mood add value 'happy'`);
-    await sql(b, `create domain public.mood_d as public.mood; create type public.pair as (m public.mood, n int);
-                  create type public.mood_range as range (subtype = public.mood);` + TABLES);
+    await sql(
+      b,
+      `create domain public.mood_d as public.mood; create type public.pair as (m public.mood, n int);
+                  create type public.mood_range as range (subtype = public.mood);` + TABLES,
+    );
   });
 
   test('equal data on two servers with different type OIDs gives equal v2 digests; hash_record_extended gave different ones', async () => {
-    const oids = async (conn: PgConnection) => withClient(conn, async (c) => (await c.query(`select 'public.mood'::regtype::oid::int as o`)).rows[0].o as number);
+    const oids = async (conn: PgConnection) =>
+      withClient(
+        conn,
+        async (c) => (await c.query(`select 'public.mood'::regtype::oid::int as o`)).rows[0].o as number,
+      );
     expect(await oids(a)).not.toBe(await oids(b));
     const [onA, onB] = [await statsOf(a), await statsOf(b)];
-    expect(onA.get('public.feelings')).toMatchObject({ algorithm: 'columns-v2', rows: 50, textColumns: ['m', 'ms', 'd', 'p', 'r', 'rel', 'typ', 'fn'] });
+    expect(onA.get('public.feelings')).toMatchObject({
+      algorithm: 'columns-v2',
+      rows: 50,
+      textColumns: ['m', 'ms', 'd', 'p', 'r', 'rel', 'typ', 'fn'],
+    });
     expect(onA.get('public.plain')).toMatchObject({ algorithm: 'columns-v2', rows: 200, textColumns: [] });
     expect(onA.get('public.loose')).toMatchObject({ textColumns: ['n', 'f', 'iv', 'j', 'money'] }); // numeric without scale, float, interval, jsonb, money
     expect(onA.get('public.secrets')).toMatchObject({ rows: 10 }); // superuser reads past RLS
     for (const [table, stats] of onA) expect([table, onB.get(table)]).toEqual([table, stats]);
     // The control: the old algorithm, on the same data, differs on the table with the enum.
-    for (const [table, equal] of [['"public"."feelings"', false], ['"public"."plain"', true]] as const) {
+    for (const [table, equal] of [
+      ['"public"."feelings"', false],
+      ['"public"."plain"', true],
+    ] as const) {
       const [oldA, oldB] = [await oldStats(a, table), await oldStats(b, table)];
       expect([table, oldA.checksum === oldB.checksum]).toEqual([table, equal]);
     }
@@ -133,7 +156,10 @@ describe('content digests', () => {
   test('a value equal under its type but written differently (numeric 1.50 and 1.500) changes the digest', async () => {
     await sql(a, `create table public.scale (n numeric); insert into public.scale values (1.50)`);
     try {
-      const read = async () => [(await statsOf(a)).get('public.scale')!.checksum, (await oldStats(a, '"public"."scale"')).checksum];
+      const read = async () => [
+        (await statsOf(a)).get('public.scale')!.checksum,
+        (await oldStats(a, '"public"."scale"')).checksum,
+      ];
       const [v2Before, oldBefore] = await read();
       await sql(a, `update public.scale set n = 1.500`);
       const [v2After, oldAfter] = await read();
@@ -151,7 +177,11 @@ describe('content digests', () => {
       await c.query(`set DateStyle = 'SQL, DMY'; set IntervalStyle = 'iso_8601'; set extra_float_digits = -3; set bytea_output = 'escape';
                      set TimeZone = 'Asia/Kolkata'; set search_path = public; set lc_monetary = 'C.UTF-8'; begin`);
       const stats = await allTableStats([c], await listTables(c));
-      const kept = (await c.query(`select current_setting('DateStyle') as d, current_setting('search_path') as s, current_setting('row_security') as r`)).rows[0];
+      const kept = (
+        await c.query(
+          `select current_setting('DateStyle') as d, current_setting('search_path') as s, current_setting('row_security') as r`,
+        )
+      ).rows[0];
       await c.query('commit');
       return { stats, kept };
     });
@@ -164,7 +194,10 @@ describe('content digests', () => {
       withClient(a, async (c: Client) => {
         await c.query('begin; set local role digest_owner');
         try {
-          return await tableStats(c, '"public"."secrets"', algorithm, { columns: ['id', 'owner_only'], textColumns: [] });
+          return await tableStats(c, '"public"."secrets"', algorithm, {
+            columns: ['id', 'owner_only'],
+            textColumns: [],
+          });
         } finally {
           await c.query('rollback');
         }
@@ -179,24 +212,43 @@ describe('content digests', () => {
 
   test('a manifest whose login cannot read every row of a table fails the backup, naming the table and BYPASSRLS', async () => {
     const db = await recreate('local-a', 'digest_rls');
-    await sql(db, `create table public.secrets (id int, owner_only boolean); insert into public.secrets select i, i % 2 = 0 from generate_series(1, 10) as i;
+    await sql(
+      db,
+      `create table public.secrets (id int, owner_only boolean); insert into public.secrets select i, i % 2 = 0 from generate_series(1, 10) as i;
                    alter table public.secrets owner to digest_owner; alter table public.secrets enable row level security;
                    alter table public.secrets force row level security; create policy hide_odd on public.secrets using (owner_only);
-                   create schema lifeboat authorization digest_owner; grant create on database digest_rls to digest_owner`);
-    const meta = { backupId: 'digest-rls', createdBy: 'test', database: 'digest_rls', sourceRegion: 'local-a', provider: 'aws' as const, dumpFormat: 'rds-snapshot' as const };
+                   create schema lifeboat authorization digest_owner; grant create on database digest_rls to digest_owner`,
+    );
+    const meta = {
+      backupId: 'digest-rls',
+      createdBy: 'test',
+      database: 'digest_rls',
+      sourceRegion: 'local-a',
+      provider: 'aws' as const,
+      dumpFormat: 'rds-snapshot' as const,
+    };
     const taken = withClient(db, async (c) => {
       await c.query('set role digest_owner'); // as an RDS admin login is: not a superuser, no BYPASSRLS
       return captureManifest(c, meta, io);
     });
-    await expect(taken).rejects.toMatchObject({ type: 'LifeboatAccessDenied', message: expect.stringMatching(/public\.secrets: row-level security hides rows of it from .*BYPASSRLS/) });
+    await expect(taken).rejects.toMatchObject({
+      type: 'LifeboatAccessDenied',
+      message: expect.stringMatching(/public\.secrets: row-level security hides rows of it from .*BYPASSRLS/),
+    });
   });
 
-  test('older manifests\' algorithms give the values they gave before v2', async () => {
-    await sql(a, `create table public.fixed (id int, label text, ok boolean); insert into public.fixed values (1, 'one', true), (2, null, null)`);
+  test("older manifests' algorithms give the values they gave before v2", async () => {
+    await sql(
+      a,
+      `create table public.fixed (id int, label text, ok boolean); insert into public.fixed values (1, 'one', true), (2, null, null)`,
+    );
     try {
       const stats = await withClient(a, async (c) => {
         await c.query('begin');
-        const out = [await tableStats(c, '"public"."fixed"', 'hash_record_extended'), await tableStats(c, '"public"."fixed"', 'md5-text')];
+        const out = [
+          await tableStats(c, '"public"."fixed"', 'hash_record_extended'),
+          await tableStats(c, '"public"."fixed"', 'md5-text'),
+        ];
         await c.query('commit');
         return out;
       });
@@ -219,12 +271,28 @@ describe('content digests', () => {
     beforeAll(async () => {
       const file = join(dir, 'dump');
       const sink = createWriteStream(file);
-      manifest = await dumpWithManifest(a, findPgBin(process.env.LIFEBOAT_PG_BIN), sink, { backupId: 'digest-test', database: 'digest_a', provider: 'local', sourceRegion: 'local-a', createdBy: 'test' }, io);
+      manifest = await dumpWithManifest(
+        a,
+        findPgBin(process.env.LIFEBOAT_PG_BIN),
+        sink,
+        {
+          backupId: 'digest-test',
+          database: 'digest_a',
+          provider: 'local',
+          sourceRegion: 'local-a',
+          createdBy: 'test',
+        },
+        io,
+      );
       await finished(sink);
       restored = await recreate('local-b', 'digest_restored');
       // Padding types first, so the restored enum gets OIDs of its own.
       await sql(restored, `create type public.padding as enum ('x', 'y'); create type public.padding2 as enum ('z')`);
-      const run = spawnSync(join(findPgBin(process.env.LIFEBOAT_PG_BIN), 'pg_restore'), ['--dbname', 'digest_restored', '--exit-on-error', file], { env: libpqEnv(restored), encoding: 'utf8' });
+      const run = spawnSync(
+        join(findPgBin(process.env.LIFEBOAT_PG_BIN), 'pg_restore'),
+        ['--dbname', 'digest_restored', '--exit-on-error', file],
+        { env: libpqEnv(restored), encoding: 'utf8' },
+      );
       expect(run.stderr).toBe('');
       expect(run.status).toBe(0);
     });
@@ -232,36 +300,62 @@ describe('content digests', () => {
 
     test('every table, the sequence and the large objects match, the unlogged table included', async () => {
       expect(manifest.tables.find((t) => t.table === 'public.scratchpad')).toMatchObject({ rows: 7, unlogged: true });
-      expect(manifest.sequences).toContainEqual({ sequence: 'public.tickets', lastValue: '150', isCalled: true, increment: '1' });
+      expect(manifest.sequences).toContainEqual({
+        sequence: 'public.tickets',
+        lastValue: '150',
+        isCalled: true,
+        increment: '1',
+      });
       expect(manifest.largeObjects).toMatchObject({ count: 2, bytes: 21000 });
       const result = await verify(manifest);
       expect(result.tables.filter((t) => !t.ok || t.notCompared)).toEqual([]);
-      expect(result.tables.map((t) => t.name)).toEqual(expect.arrayContaining(['public.feelings', 'public.secrets', 'public.scratchpad', 'odd.schema.Mixed "quoted".name']));
+      expect(result.tables.map((t) => t.name)).toEqual(
+        expect.arrayContaining([
+          'public.feelings',
+          'public.secrets',
+          'public.scratchpad',
+          'odd.schema.Mixed "quoted".name',
+        ]),
+      );
       expect(result.objects!.filter((c) => !c.ok || c.notCompared)).toEqual([]);
-      expect(result.objects!.map((c) => c.name)).toEqual(expect.arrayContaining(['sequence public.tickets', 'large objects']));
+      expect(result.objects!.map((c) => c.name)).toEqual(
+        expect.arrayContaining(['sequence public.tickets', 'large objects']),
+      );
     });
 
     test('as a physical restore, the unlogged table is reported as not compared, with the reason', async () => {
       const result = await verify({ ...manifest, dumpFormat: 'rds-snapshot' });
-      expect(result.tables.find((t) => t.name === 'public.scratchpad')).toMatchObject({ ok: true, notCompared: true, detail: expect.stringMatching(/unlogged/) });
+      expect(result.tables.find((t) => t.name === 'public.scratchpad')).toMatchObject({
+        ok: true,
+        notCompared: true,
+        detail: expect.stringMatching(/unlogged/),
+      });
     });
 
     test('one changed value fails its table', async () => {
       await sql(restored, `update public.feelings set m = 'sad' where id = 2`);
       try {
         const result = await verify(manifest);
-        expect(result.tables.filter((t) => !t.ok)).toEqual([{ name: 'public.feelings', ok: false, detail: '50 rows but content checksum differs from the backup\'s' }]);
+        expect(result.tables.filter((t) => !t.ok)).toEqual([
+          { name: 'public.feelings', ok: false, detail: "50 rows but content checksum differs from the backup's" },
+        ]);
       } finally {
         await sql(restored, `update public.feelings set m = 'happy' where id = 2`);
       }
     });
 
     test('a changed large object fails; a manifest without large objects (before v2) did not notice', async () => {
-      const original = await withClient(restored, async (c) => (await c.query(`select lo_get(424242, 5000, 1) as b`)).rows[0].b as Buffer);
+      const original = await withClient(
+        restored,
+        async (c) => (await c.query(`select lo_get(424242, 5000, 1) as b`)).rows[0].b as Buffer,
+      );
       await sql(restored, `select lo_put(424242, 5000, 'X')`);
       try {
         const result = await verify(manifest);
-        expect(result.objects!.find((c) => c.name === 'large objects')).toMatchObject({ ok: false, detail: expect.stringMatching(/content checksum differs/) });
+        expect(result.objects!.find((c) => c.name === 'large objects')).toMatchObject({
+          ok: false,
+          detail: expect.stringMatching(/content checksum differs/),
+        });
         expect((await verify({ ...manifest, largeObjects: undefined })).objects!.every((c) => c.ok)).toBe(true);
       } finally {
         await withClient(restored, (c) => c.query(`select lo_put(424242, 5000, $1)`, [original]));
@@ -272,15 +366,21 @@ describe('content digests', () => {
     test('a sequence behind the backup fails, one ahead passes saying it moved on; a manifest without sequences did not notice', async () => {
       await sql(restored, `select setval('public.tickets', 120)`);
       let result = await verify(manifest);
-      expect(result.objects!.find((c) => c.name === 'sequence public.tickets')).toMatchObject({ ok: false, detail: expect.stringMatching(/behind the backup's last value 150/) });
+      expect(result.objects!.find((c) => c.name === 'sequence public.tickets')).toMatchObject({
+        ok: false,
+        detail: expect.stringMatching(/behind the backup's last value 150/),
+      });
       expect((await verify({ ...manifest, sequences: undefined })).objects!.every((c) => c.ok)).toBe(true);
       await sql(restored, `select setval('public.tickets', 160)`);
       result = await verify(manifest);
-      expect(result.objects!.find((c) => c.name === 'sequence public.tickets')).toMatchObject({ ok: true, detail: expect.stringMatching(/ahead of the manifest's last value 150/) });
+      expect(result.objects!.find((c) => c.name === 'sequence public.tickets')).toMatchObject({
+        ok: true,
+        detail: expect.stringMatching(/ahead of the manifest's last value 150/),
+      });
       await sql(restored, `select setval('public.tickets', 150)`);
     });
 
-    test('the verification leaves no setting behind on the restored database\'s sessions', async () => {
+    test("the verification leaves no setting behind on the restored database's sessions", async () => {
       // verifyAgainstManifest's own sessions end with it; a second run on fresh ones still matches.
       expect((await verify(manifest)).tables.every((t) => t.ok && !t.notCompared)).toBe(true);
     });

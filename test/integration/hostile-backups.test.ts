@@ -15,21 +15,51 @@ import { findPgBin } from '../../activities/pg/binaries';
 import { listTables, quoteIdent, withClient } from '../../activities/pg/sql';
 import { PortableBackups } from '../../activities/portable/portable-backups';
 import type { ActivityIo } from '../../activities/providers/provider';
-import { ErrorType, type BackupManifest, type BackupRef, type RegionSpec, type ScratchInstance } from '../../workflows/types';
+import {
+  ErrorType,
+  type BackupManifest,
+  type BackupRef,
+  type RegionSpec,
+  type ScratchInstance,
+} from '../../workflows/types';
 import { env, local } from '../support/stack';
 
 const DB = 'hostile';
 const stamp = Date.now().toString(36);
 const regionA: RegionSpec = { name: 'local-a', provider: 'local' };
-const io: ActivityIo = { heartbeat: () => undefined, signal: new AbortController().signal, logger: pino({ level: 'silent' }) };
+const io: ActivityIo = {
+  heartbeat: () => undefined,
+  signal: new AbortController().signal,
+  logger: pino({ level: 'silent' }),
+};
 
 /** Runs an activity as the worker would: inside an activity context (attempt 1), through its wrapper. */
 function inActivity<T>(fn: () => Promise<T>): Promise<T> {
-  const info = { attempt: 1, activityType: 'hostile', workflowExecution: { workflowId: 'hostile-backups', runId: stamp } } as unknown as Info;
-  const ctx = new Context(info, new Promise<never>(() => undefined), new AbortController().signal, () => undefined, undefined, silentLog, noopMetricMeter, {} as ConstructorParameters<typeof Context>[7]);
+  const info = {
+    attempt: 1,
+    activityType: 'hostile',
+    workflowExecution: { workflowId: 'hostile-backups', runId: stamp },
+  } as unknown as Info;
+  const ctx = new Context(
+    info,
+    new Promise<never>(() => undefined),
+    new AbortController().signal,
+    () => undefined,
+    undefined,
+    silentLog,
+    noopMetricMeter,
+    {} as ConstructorParameters<typeof Context>[7],
+  );
   return asyncLocalStorage.run(ctx, fn);
 }
-const silentLog = { log: () => undefined, trace: () => undefined, debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
+const silentLog = {
+  log: () => undefined,
+  trace: () => undefined,
+  debug: () => undefined,
+  info: () => undefined,
+  warn: () => undefined,
+  error: () => undefined,
+};
 
 async function failure(promise: Promise<unknown>): Promise<ApplicationFailure> {
   const outcome = await promise.then(
@@ -138,7 +168,13 @@ const CASES: HostileCase[] = [
   },
   {
     name: 'a backup reference whose backupId is "../../etc"',
-    damage: { ref: (ref) => ({ ...ref, backupId: '../../etc', location: ref.location.replace(/[^/]+\/dump\.pgdump$/, '../../etc/dump.pgdump') }) },
+    damage: {
+      ref: (ref) => ({
+        ...ref,
+        backupId: '../../etc',
+        location: ref.location.replace(/[^/]+\/dump\.pgdump$/, '../../etc/dump.pgdump'),
+      }),
+    },
     failsAt: 'verify',
     type: ErrorType.InvalidInput,
     says: /backup id "\.\.\/\.\.\/etc" is not a plain name/,
@@ -164,16 +200,31 @@ describe('hostile backups fail the restore with a verdict naming the backup, and
   const p = local();
   const home = env().home;
   const root = mkdtempSync(join(home, 'hostile-'));
-  const drRegion: RegionSpec = { name: 'local-b', provider: 'local', store: { kind: 'dir', path: join(root, 'store-b') } };
+  const drRegion: RegionSpec = {
+    name: 'local-b',
+    provider: 'local',
+    store: { kind: 'dir', path: join(root, 'store-b') },
+  };
   const primaryRegion: RegionSpec = { ...regionA, store: { kind: 'dir', path: join(root, 'store-a') } };
   const portable = new PortableBackups({ pgBin: findPgBin(env().pgBin), workDir: join(root, 'staging') });
-  const activities = createActivities({ providers: { local: p }, logger: pino({ level: 'silent' }), ledger: new CanaryLedger(home), portable });
-  const scratch: ScratchInstance = { name: `hostile-${stamp}`, region: { name: 'local-b', provider: 'local' }, database: DB };
+  const activities = createActivities({
+    providers: { local: p },
+    logger: pino({ level: 'silent' }),
+    ledger: new CanaryLedger(home),
+    portable,
+  });
+  const scratch: ScratchInstance = {
+    name: `hostile-${stamp}`,
+    region: { name: 'local-b', provider: 'local' },
+    database: DB,
+  };
   let localCopy: BackupRef;
   let portableCopy: BackupRef;
 
   /** The runbooks' path: verify the copy (drill and cross-cloud both do), then restore it. Returns the step that failed. */
-  async function restoreAsRunbooksDo(ref: BackupRef): Promise<{ failedAt: 'verify' | 'restore' | null; error?: ApplicationFailure }> {
+  async function restoreAsRunbooksDo(
+    ref: BackupRef,
+  ): Promise<{ failedAt: 'verify' | 'restore' | null; error?: ApplicationFailure }> {
     try {
       await inActivity(() => activities.verifyBackup({ ref, region: scratch.region }));
     } catch (error) {
@@ -219,7 +270,14 @@ describe('hostile backups fail the restore with a verdict naming the backup, and
     // As a drill makes them: a backup in the primary region, copied to the DR region.
     const backup = await p.createBackup(target, `${DB}-${stamp}`, 'hostile-backups test', io);
     localCopy = await p.copyBackup(backup, scratch.region, io);
-    const made = await portable.create(await p.connect(target), primaryRegion, 'local', `${DB}-${stamp}-portable`, 'hostile-backups test', io);
+    const made = await portable.create(
+      await p.connect(target),
+      primaryRegion,
+      'local',
+      `${DB}-${stamp}-portable`,
+      'hostile-backups test',
+      io,
+    );
     portableCopy = await portable.copy(made, drRegion, io);
     await inActivity(() => activities.createScratchInstance(scratch));
   }, 180_000);
@@ -228,7 +286,9 @@ describe('hostile backups fail the restore with a verdict naming the backup, and
     await p.dropScratch(scratch).catch(() => undefined);
     for (const ref of await p.listBackups(scratch.region, DB)) await p.deleteBackup(ref);
     for (const ref of await p.listBackups(regionA, DB)) await p.deleteBackup(ref);
-    await withClient(await p.connect({ region: regionA, database: 'postgres' }), (client) => client.query(`drop database if exists ${DB} with (force)`));
+    await withClient(await p.connect({ region: regionA, database: 'postgres' }), (client) =>
+      client.query(`drop database if exists ${DB} with (force)`),
+    );
     rmSync(root, { recursive: true, force: true });
   });
 
@@ -239,7 +299,13 @@ describe('hostile backups fail the restore with a verdict naming the backup, and
   /** A damaged copy of the local DR copy, under its own id beside it. */
   function damagedLocalCopy(suffix: string, damage: Damage): BackupRef {
     const id = `${localCopy.backupId}-${suffix}`;
-    return damagedCopy(localCopy, id, dirname(localCopy.location), join(dirname(dirname(localCopy.location)), id), damage);
+    return damagedCopy(
+      localCopy,
+      id,
+      dirname(localCopy.location),
+      join(dirname(dirname(localCopy.location)), id),
+      damage,
+    );
   }
 
   /** A damaged copy of the portable DR copy, under its own id in the same store. */
@@ -266,7 +332,13 @@ describe('hostile backups fail the restore with a verdict naming the backup, and
       await emptyScratch();
       expect(await restoreAsRunbooksDo(ref)).toEqual({ failedAt: null });
       expect((await restoredTables()).sort()).toEqual(['"public"."accounts"', '"public"."notes"']);
-      const verified = await inActivity(() => activities.verifyRestore({ ref, scratch, checks: [{ name: 'accounts', sql: 'select count(*) = 200 from accounts' }] }));
+      const verified = await inActivity(() =>
+        activities.verifyRestore({
+          ref,
+          scratch,
+          checks: [{ name: 'accounts', sql: 'select count(*) = 200 from accounts' }],
+        }),
+      );
       expect(verified.value.tables.every((t) => t.ok)).toBe(true);
       expect(verified.value.checks).toEqual([{ name: 'accounts', ok: true, detail: 'returned true' }]);
     }
@@ -279,7 +351,9 @@ describe('hostile backups fail the restore with a verdict naming the backup, and
     expect(await restoreAsRunbooksDo(localCopy)).toEqual({ failedAt: null });
     const sneaky = { name: 'sneaky', sql: 'select true; commit; drop table notes' };
     const verified = await inActivity(() => activities.verifyRestore({ ref: localCopy, scratch, checks: [sneaky] }));
-    expect(verified.value.checks).toEqual([{ name: 'sneaky', ok: false, detail: expect.stringContaining('cannot insert multiple commands') }]);
+    expect(verified.value.checks).toEqual([
+      { name: 'sneaky', ok: false, detail: expect.stringContaining('cannot insert multiple commands') },
+    ]);
     expect(await restoredTables()).toContain('"public"."notes"');
   });
 

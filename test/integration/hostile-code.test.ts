@@ -22,21 +22,48 @@ import { env, local } from '../support/stack';
 const DB = 'hostile_code';
 const stamp = Date.now().toString(36);
 const regionA: RegionSpec = { name: 'local-a', provider: 'local' };
-const io: ActivityIo = { heartbeat: () => undefined, signal: new AbortController().signal, logger: pino({ level: 'silent' }) };
+const io: ActivityIo = {
+  heartbeat: () => undefined,
+  signal: new AbortController().signal,
+  logger: pino({ level: 'silent' }),
+};
 
 function inActivity<T>(fn: () => Promise<T>): Promise<T> {
-  const info = { attempt: 1, activityType: 'hostile', workflowExecution: { workflowId: 'hostile-code', runId: stamp } } as unknown as Info;
-  const ctx = new Context(info, new Promise<never>(() => undefined), new AbortController().signal, () => undefined, undefined, silentLog, noopMetricMeter, {} as ConstructorParameters<typeof Context>[7]);
+  const info = {
+    attempt: 1,
+    activityType: 'hostile',
+    workflowExecution: { workflowId: 'hostile-code', runId: stamp },
+  } as unknown as Info;
+  const ctx = new Context(
+    info,
+    new Promise<never>(() => undefined),
+    new AbortController().signal,
+    () => undefined,
+    undefined,
+    silentLog,
+    noopMetricMeter,
+    {} as ConstructorParameters<typeof Context>[7],
+  );
   return asyncLocalStorage.run(ctx, fn);
 }
-const silentLog = { log: () => undefined, trace: () => undefined, debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
+const silentLog = {
+  log: () => undefined,
+  trace: () => undefined,
+  debug: () => undefined,
+  info: () => undefined,
+  warn: () => undefined,
+  error: () => undefined,
+};
 
 /** The checks a hostile plan (or a hand-started run) could carry, and one honest check. */
 function hostileChecks(markerDir: string) {
   return [
     { name: 'reads a server file', sql: `select pg_read_binary_file('/etc/hostname') is null` },
     // The programs read what COPY sends them: one that did not could fail the COPY with a broken pipe.
-    { name: 'runs a program', sql: `copy (select 1) to program 'touch ${join(markerDir, 'from-check')}; cat > /dev/null'` },
+    {
+      name: 'runs a program',
+      sql: `copy (select 1) to program 'touch ${join(markerDir, 'from-check')}; cat > /dev/null'`,
+    },
     // The admin session that made the checks' login is open while they run: there is one to end.
     {
       name: 'ends the admin sessions',
@@ -49,8 +76,18 @@ function hostileChecks(markerDir: string) {
 
 function expectRefused(checks: CheckResult[]): void {
   expect(checks).toEqual([
-    { name: 'reads a server file', ok: false, detail: expect.stringMatching(/^query failed: permission denied for function pg_read_binary_file/) },
-    { name: 'runs a program', ok: false, detail: expect.stringMatching(/^query failed: must be superuser or have privileges of the pg_execute_server_program role/) },
+    {
+      name: 'reads a server file',
+      ok: false,
+      detail: expect.stringMatching(/^query failed: permission denied for function pg_read_binary_file/),
+    },
+    {
+      name: 'runs a program',
+      ok: false,
+      detail: expect.stringMatching(
+        /^query failed: must be superuser or have privileges of the pg_execute_server_program role/,
+      ),
+    },
     { name: 'ends the admin sessions', ok: false, detail: expect.stringMatching(/^query failed: .*superuser/) },
     { name: 'reads the data', ok: true, detail: 'returned true' },
   ]);
@@ -64,11 +101,24 @@ describe('code in a backup, and plan checks, run without superuser', () => {
   const markerDir = mkdtempSync(join(tmpdir(), 'lifeboat-marker-'));
   chmodSync(markerDir, 0o777);
   const restoreMarker = join(markerDir, 'from-restore');
-  const drRegion: RegionSpec = { name: 'local-b', provider: 'local', store: { kind: 'dir', path: join(root, 'store-b') } };
+  const drRegion: RegionSpec = {
+    name: 'local-b',
+    provider: 'local',
+    store: { kind: 'dir', path: join(root, 'store-b') },
+  };
   const primaryRegion: RegionSpec = { ...regionA, store: { kind: 'dir', path: join(root, 'store-a') } };
   const portable = new PortableBackups({ pgBin: findPgBin(env().pgBin), workDir: join(root, 'staging') });
-  const activities = createActivities({ providers: { local: p }, logger: pino({ level: 'silent' }), ledger: new CanaryLedger(home), portable });
-  const scratch: ScratchInstance = { name: `hostile-code-${stamp}`, region: { name: 'local-b', provider: 'local' }, database: DB };
+  const activities = createActivities({
+    providers: { local: p },
+    logger: pino({ level: 'silent' }),
+    ledger: new CanaryLedger(home),
+    portable,
+  });
+  const scratch: ScratchInstance = {
+    name: `hostile-code-${stamp}`,
+    region: { name: 'local-b', provider: 'local' },
+    database: DB,
+  };
   let localCopy: BackupRef;
   let portableCopy: BackupRef;
 
@@ -100,15 +150,25 @@ describe('code in a backup, and plan checks, run without superuser', () => {
     const target = { region: regionA, database: DB };
     const backup = await p.createBackup(target, `${DB}-${stamp}`, 'hostile-code test', io);
     localCopy = await p.copyBackup(backup, scratch.region, io);
-    const made = await portable.create(await p.connect(target), primaryRegion, 'local', `${DB}-${stamp}-portable`, 'hostile-code test', io);
+    const made = await portable.create(
+      await p.connect(target),
+      primaryRegion,
+      'local',
+      `${DB}-${stamp}-portable`,
+      'hostile-code test',
+      io,
+    );
     portableCopy = await portable.copy(made, drRegion, io);
     await inActivity(() => activities.createScratchInstance(scratch));
   }, 180_000);
 
   afterAll(async () => {
     await p.dropScratch(scratch).catch(() => undefined);
-    for (const region of [scratch.region, regionA]) for (const ref of await p.listBackups(region, DB)) await p.deleteBackup(ref);
-    await withClient(await p.connect({ region: regionA, database: 'postgres' }), (client) => client.query(`drop database if exists ${DB} with (force)`));
+    for (const region of [scratch.region, regionA])
+      for (const ref of await p.listBackups(region, DB)) await p.deleteBackup(ref);
+    await withClient(await p.connect({ region: regionA, database: 'postgres' }), (client) =>
+      client.query(`drop database if exists ${DB} with (force)`),
+    );
     rmSync(root, { recursive: true, force: true });
     rmSync(markerDir, { recursive: true, force: true });
   });
@@ -116,46 +176,73 @@ describe('code in a backup, and plan checks, run without superuser', () => {
   test.each([
     ['the local provider', () => localCopy],
     ['a portable backup', () => portableCopy],
-  ])('a restore from %s loads as a role without superuser: the constraint never runs its program, and the table it refused is a finding by name', async (_kind, ref) => {
-    const { value } = await inActivity(() => activities.restoreBackup({ ref: ref(), scratch }));
-    expect(existsSync(restoreMarker)).toBe(false);
+  ])(
+    'a restore from %s loads as a role without superuser: the constraint never runs its program, and the table it refused is a finding by name',
+    async (_kind, ref) => {
+      const { value } = await inActivity(() => activities.restoreBackup({ ref: ref(), scratch }));
+      expect(existsSync(restoreMarker)).toBe(false);
 
-    // The load went on past what it could not restore, and named each.
-    expect(value.findings).toEqual(
-      expect.arrayContaining([
-        { name: 'restore of TABLE DATA public guarded', ok: false, detail: expect.stringMatching(/must be superuser or have privileges of the pg_execute_server_program role/) },
-        { name: 'restore of EVENT TRIGGER lifeboat_test_trigger', ok: false, detail: expect.stringMatching(/permission denied to create event trigger/) },
-        { name: 'restore of EXTENSION file_fdw', ok: false, detail: expect.stringMatching(/needs a superuser, and is not among the extensions Lifeboat creates itself/) },
-      ]),
-    );
-    expect(value.findings).toHaveLength(3);
-    // No CONTEXT lines: they can quote a row.
-    for (const f of value.findings) expect(f.detail).not.toMatch(/CONTEXT|COPY guarded, line/);
+      // The load went on past what it could not restore, and named each.
+      expect(value.findings).toEqual(
+        expect.arrayContaining([
+          {
+            name: 'restore of TABLE DATA public guarded',
+            ok: false,
+            detail: expect.stringMatching(/must be superuser or have privileges of the pg_execute_server_program role/),
+          },
+          {
+            name: 'restore of EVENT TRIGGER lifeboat_test_trigger',
+            ok: false,
+            detail: expect.stringMatching(/permission denied to create event trigger/),
+          },
+          {
+            name: 'restore of EXTENSION file_fdw',
+            ok: false,
+            detail: expect.stringMatching(/needs a superuser, and is not among the extensions Lifeboat creates itself/),
+          },
+        ]),
+      );
+      expect(value.findings).toHaveLength(3);
+      // No CONTEXT lines: they can quote a row.
+      for (const f of value.findings) expect(f.detail).not.toMatch(/CONTEXT|COPY guarded, line/);
 
-    const conn = await p.connectScratch(scratch);
-    await withClient(conn, async (client) => {
-      const { rows } = await client.query<{ owner: string; super: boolean; stats: string | null; schemaOwner: string }>(`
+      const conn = await p.connectScratch(scratch);
+      await withClient(conn, async (client) => {
+        const { rows } = await client.query<{
+          owner: string;
+          super: boolean;
+          stats: string | null;
+          schemaOwner: string;
+        }>(`
         select pg_get_userbyid(d.datdba) as owner, r.rolsuper as super,
                (select n.nspname from pg_extension e join pg_namespace n on n.oid = e.extnamespace where e.extname = 'pg_stat_statements') as stats,
                (select pg_get_userbyid(nspowner) from pg_namespace where nspname = 'stats') as "schemaOwner"
           from pg_database d join pg_roles r on r.oid = d.datdba where d.datname = current_database()`);
-      // An allow-listed extension that needs a superuser is made by Lifeboat, in the dump's schema.
-      expect(rows[0]).toEqual({ owner: 'lifeboat_restore', super: false, stats: 'stats', schemaOwner: 'lifeboat_restore' });
-    });
+        // An allow-listed extension that needs a superuser is made by Lifeboat, in the dump's schema.
+        expect(rows[0]).toEqual({
+          owner: 'lifeboat_restore',
+          super: false,
+          stats: 'stats',
+          schemaOwner: 'lifeboat_restore',
+        });
+      });
 
-    // The verify that follows says what is missing because of it.
-    const verified = await inActivity(() => activities.verifyRestore({ ref: ref(), scratch, checks: [] }));
-    expect(verified.value.tables).toEqual(
-      expect.arrayContaining([
-        { name: 'public.guarded', ok: false, detail: '0 rows; the backup had 2' },
-        { name: 'public.plain', ok: true, detail: expect.stringMatching(/^100 rows, checksum matches$/) },
-      ]),
-    );
-  });
+      // The verify that follows says what is missing because of it.
+      const verified = await inActivity(() => activities.verifyRestore({ ref: ref(), scratch, checks: [] }));
+      expect(verified.value.tables).toEqual(
+        expect.arrayContaining([
+          { name: 'public.guarded', ok: false, detail: '0 rows; the backup had 2' },
+          { name: 'public.plain', ok: true, detail: expect.stringMatching(/^100 rows, checksum matches$/) },
+        ]),
+      );
+    },
+  );
 
   test("a scratch instance's plan checks run as a login without superuser: reading a server file, running a program, ending sessions are permission errors", async () => {
     await inActivity(() => activities.restoreBackup({ ref: localCopy, scratch }));
-    const verified = await inActivity(() => activities.verifyRestore({ ref: localCopy, scratch, checks: hostileChecks(markerDir) }));
+    const verified = await inActivity(() =>
+      activities.verifyRestore({ ref: localCopy, scratch, checks: hostileChecks(markerDir) }),
+    );
     expectRefused(verified.value.checks);
     expect(existsSync(join(markerDir, 'from-check'))).toBe(false);
     // The login made for them is gone.
@@ -168,7 +255,13 @@ describe('code in a backup, and plan checks, run without superuser', () => {
   test("a new primary's smoke test runs the plan checks as a login without superuser too", async () => {
     const set: ReplicaSetSpec = { set: 'hostile-code', home: regionA, dr: { name: 'local-b', provider: 'local' } };
     const { value } = await inActivity(() =>
-      activities.smokeTest({ set, node: { region: 'local-a', name: 'server' }, database: DB, checks: hostileChecks(markerDir), token: `hostile-code-${stamp}` }),
+      activities.smokeTest({
+        set,
+        node: { region: 'local-a', name: 'server' },
+        database: DB,
+        checks: hostileChecks(markerDir),
+        token: `hostile-code-${stamp}`,
+      }),
     );
     expect(value.checks[0]).toMatchObject({ name: 'write on the new primary', ok: true });
     expectRefused(value.checks.slice(1));

@@ -13,7 +13,11 @@ import { scratchHousekeeping } from '../support/scratch-housekeeping';
 const regionA = { name: 'local-a', provider: 'local' as const };
 const regionB = { name: 'local-b', provider: 'local' as const };
 const target: DatabaseTarget = { region: regionA, database: 'orders' };
-const io = (): ActivityIo => ({ heartbeat: () => undefined, signal: new AbortController().signal, logger: pino({ level: 'silent' }) });
+const io = (): ActivityIo => ({
+  heartbeat: () => undefined,
+  signal: new AbortController().signal,
+  logger: pino({ level: 'silent' }),
+});
 const unique = (what: string) => `${what}-${Date.now()}-${Math.floor(Math.random() * 1e6)}`;
 
 async function failure(promise: Promise<unknown>): Promise<ApplicationFailure> {
@@ -31,7 +35,8 @@ describe('local provider', () => {
 
   afterAll(async () => {
     for (const region of [regionA, regionB]) {
-      for (const ref of await p.listBackups(region, 'orders')) if (ref.backupId.startsWith('unit-')) await p.deleteBackup(ref);
+      for (const ref of await p.listBackups(region, 'orders'))
+        if (ref.backupId.startsWith('unit-')) await p.deleteBackup(ref);
     }
   });
 
@@ -40,24 +45,38 @@ describe('local provider', () => {
     const ref = await p.createBackup(target, backupId, 'test', io());
     const manifest = await p.manifest(ref);
     expect(manifest.newestCanary?.id).toBe(canary.id);
-    expect(manifest).toMatchObject({ backupId, database: 'orders', sourceRegion: 'local-a', createdBy: 'test', dumpFormat: 'pg_dump-custom' });
+    expect(manifest).toMatchObject({
+      backupId,
+      database: 'orders',
+      sourceRegion: 'local-a',
+      createdBy: 'test',
+      dumpFormat: 'pg_dump-custom',
+    });
     expect(manifest.sha256).toMatch(/^[0-9a-f]{64}$/);
     expect(manifest.sizeBytes).toBe(statSync(ref.location).size);
     expect(manifest.serverVersionNum).toBeGreaterThanOrEqual(150000);
     const orders = manifest.tables.find((t) => t.table === 'public.orders');
-    const live = await withClient(await p.connect(target), (c) => c.query<{ n: string }>('select count(*) as n from orders'));
+    const live = await withClient(await p.connect(target), (c) =>
+      c.query<{ n: string }>('select count(*) as n from orders'),
+    );
     expect(orders?.rows).toBe(Number(live.rows[0]!.n));
-    expect(orders).toMatchObject({ algorithm: 'columns-v2', textColumns: [], checksum: expect.stringMatching(/^-?\d+$/) });
+    expect(orders).toMatchObject({
+      algorithm: 'columns-v2',
+      textColumns: [],
+      checksum: expect.stringMatching(/^-?\d+$/),
+    });
   });
 
-  test('a table whose column types have no exact hash is checksummed by md5 of its rows\' text instead', async () => {
+  test("a table whose column types have no exact hash is checksummed by md5 of its rows' text instead", async () => {
     const db = 'unit_json';
     await withClient(await p.connect({ region: regionA, database: 'postgres' }), async (c) => {
       await c.query(`drop database if exists ${db}`);
       await c.query(`create database ${db}`);
     });
     await withClient(await p.connect({ region: regionA, database: db }), (c) =>
-      c.query(`create table docs (id int primary key, body json, at point); insert into docs select i, json_build_object('i', i), point(i, i) from generate_series(1, 50) i`),
+      c.query(
+        `create table docs (id int primary key, body json, at point); insert into docs select i, json_build_object('i', i), point(i, i) from generate_series(1, 50) i`,
+      ),
     );
     const ref = await p.createBackup({ region: regionA, database: db }, unique('unit'), 'test', io());
     const docs = (await p.manifest(ref)).tables.find((t) => t.table === 'public.docs');
@@ -66,7 +85,9 @@ describe('local provider', () => {
   });
 
   test('the same backup id again adopts the finished backup instead of dumping twice', async () => {
-    const first = await p.manifest({ ...(await p.listBackups(regionA, 'orders')).find((b) => b.backupId === backupId)! });
+    const first = await p.manifest({
+      ...(await p.listBackups(regionA, 'orders')).find((b) => b.backupId === backupId)!,
+    });
     const again = await p.createBackup(target, backupId, 'test', io());
     expect(again.sha256).toBe(first.sha256);
     expect((await p.manifest(again)).createdAt).toBe(first.createdAt);
@@ -96,7 +117,10 @@ describe('local provider', () => {
   test('verify rejects changed bytes as LifeboatBackupChecksumMismatch (non-retryable)', async () => {
     const [copy] = (await p.listBackups(regionB, 'orders')).filter((b) => b.backupId === backupId);
     const original = readFileSync(copy!.location);
-    writeFileSync(copy!.location, Buffer.concat([original.subarray(0, original.length - 1), Buffer.from([original[original.length - 1]! ^ 1])]));
+    writeFileSync(
+      copy!.location,
+      Buffer.concat([original.subarray(0, original.length - 1), Buffer.from([original[original.length - 1]! ^ 1])]),
+    );
     try {
       const err = await failure(p.verifyBackup(copy!, io()));
       expect(err.type).toBe('LifeboatBackupChecksumMismatch');
@@ -112,7 +136,10 @@ describe('local provider', () => {
     expect(ref!.copyChecksSource).toBe(true);
     const regionC = { name: 'local-c', provider: 'local' as const }; // no copy there yet
     const original = readFileSync(ref!.location);
-    writeFileSync(ref!.location, Buffer.concat([original.subarray(0, 100), Buffer.from([original[100]! ^ 1]), original.subarray(101)]));
+    writeFileSync(
+      ref!.location,
+      Buffer.concat([original.subarray(0, 100), Buffer.from([original[100]! ^ 1]), original.subarray(101)]),
+    );
     try {
       const err = await failure(p.copyBackup(ref!, regionC, io()));
       expect(err.type).toBe('LifeboatBackupChecksumMismatch');
@@ -129,7 +156,10 @@ describe('local provider', () => {
     const [copy] = (await p.listBackups(regionB, 'orders')).filter((b) => b.backupId === backupId);
     const original = readFileSync(copy!.location);
     const at = Math.floor(original.length / 2);
-    writeFileSync(copy!.location, Buffer.concat([original.subarray(0, at), Buffer.from([original[at]! ^ 0xff]), original.subarray(at + 1)]));
+    writeFileSync(
+      copy!.location,
+      Buffer.concat([original.subarray(0, at), Buffer.from([original[at]! ^ 0xff]), original.subarray(at + 1)]),
+    );
     const scratch = await p.createScratch(regionB, unique('unit').toLowerCase(), 'orders', io());
     try {
       const err = await failure(p.restore(copy!, scratch, io()));
@@ -146,7 +176,10 @@ describe('local provider', () => {
       writeFileSync(copy!.location, original);
       await p.restore(copy!, scratch, io());
       const conn = await p.connectScratch(scratch);
-      const rows = await withClient(conn, async (client) => (await client.query<{ n: string }>('select count(*) as n from orders')).rows[0]!.n);
+      const rows = await withClient(
+        conn,
+        async (client) => (await client.query<{ n: string }>('select count(*) as n from orders')).rows[0]!.n,
+      );
       expect(Number(rows)).toBeGreaterThan(0);
     } finally {
       writeFileSync(copy!.location, original);
@@ -171,7 +204,10 @@ describe('local provider', () => {
     const [copy] = (await p.listBackups(regionB, 'orders')).filter((b) => b.backupId === backupId);
     const file = join(dirname(copy!.location), 'manifest.json');
     const original = readFileSync(file, 'utf8');
-    writeFileSync(file, JSON.stringify({ ...(JSON.parse(original) as BackupManifest), serverVersion: '99.0', serverVersionNum: 990000 }));
+    writeFileSync(
+      file,
+      JSON.stringify({ ...(JSON.parse(original) as BackupManifest), serverVersion: '99.0', serverVersionNum: 990000 }),
+    );
     const scratch = await p.createScratch(regionB, unique('unit').toLowerCase(), 'orders', io());
     try {
       const err = await failure(p.restore(copy!, scratch, io()));
@@ -195,11 +231,23 @@ describe('local provider', () => {
       const [connA, connB] = [await p.connectScratch(first), await p.connectScratch(second)];
       expect(connA.password).not.toBe(connB.password);
       // The template's password no longer opens either of them.
-      const templatePassword = readFileSync(join(env().home, 'templates', templates[0]!, 'pgpass'), 'utf8').trim().split(':').pop();
+      const templatePassword = readFileSync(join(env().home, 'templates', templates[0]!, 'pgpass'), 'utf8')
+        .trim()
+        .split(':')
+        .pop();
       expect([connA.password, connB.password]).not.toContain(templatePassword);
-      const refused = await withClient({ ...connA, password: templatePassword!, passfile: undefined }, async () => 'connected').catch((err: { code?: string }) => err.code);
+      const refused = await withClient(
+        { ...connA, password: templatePassword!, passfile: undefined },
+        async () => 'connected',
+      ).catch((err: { code?: string }) => err.code);
       expect(refused).toBe('28P01');
-      for (const conn of [connA, connB]) expect(await withClient(conn, async (c) => (await c.query<{ db: string }>('select current_database() as db')).rows[0]!.db)).toBe('orders');
+      for (const conn of [connA, connB])
+        expect(
+          await withClient(
+            conn,
+            async (c) => (await c.query<{ db: string }>('select current_database() as db')).rows[0]!.db,
+          ),
+        ).toBe('orders');
       // An attempt that died half way (no READY mark) is thrown away and made again; a finished one is kept.
       rmSync(join(env().home, 'regions', 'local-b', 'scratch', a, 'READY'));
       await p.createScratch(regionB, a, 'orders', io());
@@ -232,11 +280,24 @@ describe('local provider', () => {
     try {
       expect(readdirSync(spares)).toEqual([]); // taken, not copied
       const conn = await p.connectScratch(second);
-      const templatePassword = readFileSync(join(env().home, 'templates', spare!, 'pgpass'), 'utf8').trim().split(':').pop();
+      const templatePassword = readFileSync(join(env().home, 'templates', spare!, 'pgpass'), 'utf8')
+        .trim()
+        .split(':')
+        .pop();
       expect(conn.password).not.toBe(templatePassword);
-      const databases = await withClient({ ...conn, database: 'postgres' }, async (c) => (await c.query<{ datname: string }>('select datname from pg_database order by 1')).rows.map((r) => r.datname));
+      const databases = await withClient({ ...conn, database: 'postgres' }, async (c) =>
+        (await c.query<{ datname: string }>('select datname from pg_database order by 1')).rows.map((r) => r.datname),
+      );
       expect(databases).toEqual(['orders', 'postgres', 'template0', 'template1']); // the template's restore database, renamed
-      const tables = await withClient(conn, async (c) => (await c.query("select count(*)::int as n from pg_class where relkind = 'r' and relnamespace = 'public'::regnamespace")).rows[0].n);
+      const tables = await withClient(
+        conn,
+        async (c) =>
+          (
+            await c.query(
+              "select count(*)::int as n from pg_class where relkind = 'r' and relnamespace = 'public'::regnamespace",
+            )
+          ).rows[0].n,
+      );
       expect(tables).toBe(0);
     } finally {
       await p.dropScratch(second, io());

@@ -70,19 +70,32 @@ describe('the metrics endpoint of a `lifeboat worker` process', () => {
     base = `http://127.0.0.1:${port}`;
     const planFile = writePlan();
     const plan = loadPlanFile(planFile);
-    worker = spawn(process.execPath, [CLI, 'worker', '-f', planFile], { env: { ...process.env, LIFEBOAT_METRICS_PORT: String(port) }, stdio: ['ignore', 'pipe', 'pipe'] });
+    worker = spawn(process.execPath, [CLI, 'worker', '-f', planFile], {
+      env: { ...process.env, LIFEBOAT_METRICS_PORT: String(port) },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     worker.stdout!.on('data', (d: Buffer) => (output += d.toString()));
     worker.stderr!.on('data', (d: Buffer) => (output += d.toString()));
     try {
-      await waitFor('the worker to serve /healthz', 60_000, async () => ((await fetch(`${base}/healthz`)).ok ? true : undefined));
+      await waitFor('the worker to serve /healthz', 60_000, async () =>
+        (await fetch(`${base}/healthz`)).ok ? true : undefined,
+      );
     } catch (err) {
       throw new Error(`${(err as Error).message}\nworker output:\n${output}`);
     }
     const c = await client();
-    const handle = await c.workflow.start('drill', { taskQueue: RUNBOOK_TASK_QUEUE, workflowId: `test/metrics/drill/${Date.now()}`, args: [drillInput(plan, DRILL_DB, { fromLatestBackup: false, triggeredBy: 'test' })] });
+    const handle = await c.workflow.start('drill', {
+      taskQueue: RUNBOOK_TASK_QUEUE,
+      workflowId: `test/metrics/drill/${Date.now()}`,
+      args: [drillInput(plan, DRILL_DB, { fromLatestBackup: false, triggeredBy: 'test' })],
+    });
     report = (await handle.result()) as RunbookReport;
     const input = readinessInput(plan, 'orders', { triggeredBy: 'test' });
-    readiness = (await c.workflow.execute('readiness', { taskQueue: RUNBOOK_TASK_QUEUE, workflowId: `test/metrics/readiness/${Date.now()}`, args: [input] })) as RunbookReport;
+    readiness = (await c.workflow.execute('readiness', {
+      taskQueue: RUNBOOK_TASK_QUEUE,
+      workflowId: `test/metrics/readiness/${Date.now()}`,
+      args: [input],
+    })) as RunbookReport;
   });
 
   afterAll(async () => {
@@ -101,10 +114,17 @@ describe('the metrics endpoint of a `lifeboat worker` process', () => {
     let last = '';
     const { type, text } = await waitFor('the drill in /metrics', 45_000, async () => {
       const s = await scrape(`${base}/metrics`);
-      last = s.text.split('\n').filter((l) => /^lifeboat_(last_drill|visibility)/.test(l) && (l.includes(DRILL_DB) || !l.includes('{'))).join('\n');
-      return sample(s.text, 'lifeboat_last_drill_rto_seconds', `{database="${DRILL_DB}"}`) === String(report.rtoSeconds) ? s : undefined;
+      last = s.text
+        .split('\n')
+        .filter((l) => /^lifeboat_(last_drill|visibility)/.test(l) && (l.includes(DRILL_DB) || !l.includes('{')))
+        .join('\n');
+      return sample(s.text, 'lifeboat_last_drill_rto_seconds', `{database="${DRILL_DB}"}`) === String(report.rtoSeconds)
+        ? s
+        : undefined;
     }).catch((err: Error) => {
-      throw new Error(`${err.message}; the drill's RTO ${report.rtoSeconds}; last scrape:\n${last}\nworker output:\n${output.slice(-3000)}`);
+      throw new Error(
+        `${err.message}; the drill's RTO ${report.rtoSeconds}; last scrape:\n${last}\nworker output:\n${output.slice(-3000)}`,
+      );
     });
     expect(type).toBe('text/plain; version=0.0.4; charset=utf-8');
 
@@ -117,8 +137,12 @@ describe('the metrics endpoint of a `lifeboat worker` process', () => {
     expect(sample(text, 'lifeboat_last_drill_passed', `{database="${DRILL_DB}"}`)).toBe('1');
     expect(Number(sample(text, 'lifeboat_last_drill_rto_seconds', `{database="${DRILL_DB}"}`))).toBe(report.rtoSeconds);
     expect(Number(sample(text, 'lifeboat_last_drill_rpo_seconds', `{database="${DRILL_DB}"}`))).toBe(report.rpoSeconds);
-    expect(Number(sample(text, 'lifeboat_last_drill_rto_objective_seconds', `{database="${DRILL_DB}"}`))).toBe(report.objectives.rtoSeconds);
-    expect(Number(sample(text, 'lifeboat_last_drill_rpo_objective_seconds', `{database="${DRILL_DB}"}`))).toBe(report.objectives.rpoSeconds);
+    expect(Number(sample(text, 'lifeboat_last_drill_rto_objective_seconds', `{database="${DRILL_DB}"}`))).toBe(
+      report.objectives.rtoSeconds,
+    );
+    expect(Number(sample(text, 'lifeboat_last_drill_rpo_objective_seconds', `{database="${DRILL_DB}"}`))).toBe(
+      report.objectives.rpoSeconds,
+    );
     const closed = Number(sample(text, 'lifeboat_last_drill_timestamp_seconds', `{database="${DRILL_DB}"}`));
     expect(closed * 1000).toBeGreaterThanOrEqual(Date.parse(report.finishedAt) - 1000);
     expect(closed * 1000).toBeLessThanOrEqual(Date.now());
@@ -138,7 +162,10 @@ describe('the metrics endpoint of a `lifeboat worker` process', () => {
     expect(age).toBeLessThan(600);
     expect(readiness.checks.length).toBeGreaterThan(3);
     for (const check of readiness.checks) {
-      expect({ check: check.name, value: sample(text, 'lifeboat_readiness_ok', `{database="orders",check="${check.name}"}`) }).toEqual({ check: check.name, value: check.ok ? '1' : '0' });
+      expect({
+        check: check.name,
+        value: sample(text, 'lifeboat_readiness_ok', `{database="orders",check="${check.name}"}`),
+      }).toEqual({ check: check.name, value: check.ok ? '1' : '0' });
     }
   });
 
@@ -185,7 +212,9 @@ describe('the readiness API on an in-process endpoint', () => {
     expect(text.split('\n').filter((l) => l.startsWith('lifeboat_readiness_ok'))).toHaveLength(1);
     expect(sample(text, 'lifeboat_standby_lag_seconds', '{replica_set="orders"}')).toBe('0.25');
     expect(sample(text, 'lifeboat_standby_lag_bytes', '{replica_set="orders"}')).toBe('1024');
-    const measured = Number(sample(text, 'lifeboat_newest_backup_measured_timestamp_seconds', '{database="orders",region="local-b"}'));
+    const measured = Number(
+      sample(text, 'lifeboat_newest_backup_measured_timestamp_seconds', '{database="orders",region="local-b"}'),
+    );
     expect(Math.abs(measured - Date.now() / 1000)).toBeLessThan(60);
   });
 });

@@ -1,7 +1,13 @@
 // The AWS test fixture against the run's moto_server: what the RDS provider tests will stand on.
 // Each region gets its own key, subnet group and security group, and an RDS instance can be placed
 // in them.
-import { CreateDBInstanceCommand, DBInstanceNotFoundFault, DescribeDBInstancesCommand, DescribeDBSubnetGroupsCommand, RDSClient } from '@aws-sdk/client-rds';
+import {
+  CreateDBInstanceCommand,
+  DBInstanceNotFoundFault,
+  DescribeDBInstancesCommand,
+  DescribeDBSubnetGroupsCommand,
+  RDSClient,
+} from '@aws-sdk/client-rds';
 import { DescribeSecurityGroupsCommand, EC2Client } from '@aws-sdk/client-ec2';
 import { awsTestFixture, motoClientConfig, resetMoto, SCRATCH_NAME, type AwsTestFixture } from '../support/moto';
 
@@ -23,20 +29,25 @@ describe('AWS test fixture on moto', () => {
     for (const client of [...Object.values(rds), ...Object.values(ec2)]) client.destroy();
   });
 
-  test.each(regions)('in %s: a KMS key of that region, a subnet group over two zones, a security group', async (region) => {
-    const fixture = fixtures.get(region)!;
-    expect(fixture.kmsKeyArn).toMatch(new RegExp(`^arn:aws:kms:${region}:\\d{12}:key/[-0-9a-f]+$`));
-    expect(fixture.subnetGroup).toBe(SCRATCH_NAME);
+  test.each(regions)(
+    'in %s: a KMS key of that region, a subnet group over two zones, a security group',
+    async (region) => {
+      const fixture = fixtures.get(region)!;
+      expect(fixture.kmsKeyArn).toMatch(new RegExp(`^arn:aws:kms:${region}:\\d{12}:key/[-0-9a-f]+$`));
+      expect(fixture.subnetGroup).toBe(SCRATCH_NAME);
 
-    const groups = await rds[region]!.send(new DescribeDBSubnetGroupsCommand({ DBSubnetGroupName: fixture.subnetGroup }));
-    const zones = groups.DBSubnetGroups![0]!.Subnets!.map((s) => s.SubnetAvailabilityZone!.Name!);
-    expect(new Set(zones).size).toBe(2);
-    for (const zone of zones) expect(zone.startsWith(region)).toBe(true);
+      const groups = await rds[region]!.send(
+        new DescribeDBSubnetGroupsCommand({ DBSubnetGroupName: fixture.subnetGroup }),
+      );
+      const zones = groups.DBSubnetGroups![0]!.Subnets!.map((s) => s.SubnetAvailabilityZone!.Name!);
+      expect(new Set(zones).size).toBe(2);
+      for (const zone of zones) expect(zone.startsWith(region)).toBe(true);
 
-    const sg = await ec2[region]!.send(new DescribeSecurityGroupsCommand({ GroupIds: [fixture.securityGroupId] }));
-    expect(sg.SecurityGroups![0]!.GroupName).toBe(SCRATCH_NAME);
-    expect(sg.SecurityGroups![0]!.VpcId).toBe(groups.DBSubnetGroups![0]!.VpcId);
-  });
+      const sg = await ec2[region]!.send(new DescribeSecurityGroupsCommand({ GroupIds: [fixture.securityGroupId] }));
+      expect(sg.SecurityGroups![0]!.GroupName).toBe(SCRATCH_NAME);
+      expect(sg.SecurityGroups![0]!.VpcId).toBe(groups.DBSubnetGroups![0]!.VpcId);
+    },
+  );
 
   test('the two regions do not share a key', () => {
     expect(fixtures.get('us-east-1')!.kmsKeyArn).not.toBe(fixtures.get('us-west-2')!.kmsKeyArn);
@@ -73,6 +84,8 @@ describe('AWS test fixture on moto', () => {
     expect(instance.VpcSecurityGroups?.map((g) => g.VpcSecurityGroupId)).toEqual([fixture.securityGroupId]);
     expect(instance.KmsKeyId).toBe(fixture.kmsKeyArn);
 
-    await expect(rds['us-west-2']!.send(new DescribeDBInstancesCommand({ DBInstanceIdentifier: id }))).rejects.toBeInstanceOf(DBInstanceNotFoundFault);
+    await expect(
+      rds['us-west-2']!.send(new DescribeDBInstancesCommand({ DBInstanceIdentifier: id })),
+    ).rejects.toBeInstanceOf(DBInstanceNotFoundFault);
   });
 });

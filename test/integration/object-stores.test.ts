@@ -87,7 +87,10 @@ function gcsSubject(): Subject {
  * `size` random bytes in 1 MiB chunks, made as they are read. `failAt` errors the stream once that
  * much has been read; `onRead` sees the running count.
  */
-function randomSource(size: number, options: { failAt?: number; onRead?: (bytes: number) => void } = {}): { stream: Readable; sha256: () => string } {
+function randomSource(
+  size: number,
+  options: { failAt?: number; onRead?: (bytes: number) => void } = {},
+): { stream: Readable; sha256: () => string } {
   const hash = createHash('sha256');
   let sent = 0;
   const stream = new Readable({
@@ -133,7 +136,9 @@ describe.each([dirSubject(), s3Subject(), gcsSubject()])('object store: $title',
     await store.putText('top.txt', '');
     expect(await store.getText('base/manifest.json')).toBe(manifest);
     expect(await store.getText('top.txt')).toBe('');
-    expect(await sha256Of(await store.get('base/manifest.json'))).toBe(createHash('sha256').update(manifest).digest('hex'));
+    expect(await sha256Of(await store.get('base/manifest.json'))).toBe(
+      createHash('sha256').update(manifest).digest('hex'),
+    );
   });
 
   test('a missing key: getText is null, get throws ObjectNotFound', async () => {
@@ -182,7 +187,9 @@ describe.each([dirSubject(), s3Subject(), gcsSubject()])('object store: $title',
     ['inside what would be a single-part object', 3 * MiB, MiB],
   ])('a source that fails %s: put rejects and nothing is visible', async (_case, size, failAt) => {
     const store = subject.open(`failed-${size}`);
-    await expect(store.put('base/orders.dump', randomSource(size, { failAt }).stream)).rejects.toThrow(`source failed after ${failAt} bytes`);
+    await expect(store.put('base/orders.dump', randomSource(size, { failAt }).stream)).rejects.toThrow(
+      `source failed after ${failAt} bytes`,
+    );
     expect(await store.list('')).toEqual([]);
     expect(await store.getText('base/orders.dump')).toBeNull();
     await expect(store.get('base/orders.dump')).rejects.toBeInstanceOf(ObjectNotFound);
@@ -193,7 +200,9 @@ describe.each([dirSubject(), s3Subject(), gcsSubject()])('object store: $title',
     const store = subject.open('aborted');
     const abort = new AbortController();
     const source = randomSource(200 * MiB, { onRead: (bytes) => bytes >= 12 * MiB && abort.abort() });
-    await expect(store.put('base/orders.dump', source.stream, abort.signal)).rejects.toMatchObject({ name: 'AbortError' });
+    await expect(store.put('base/orders.dump', source.stream, abort.signal)).rejects.toMatchObject({
+      name: 'AbortError',
+    });
     expect(await store.list('')).toEqual([]);
     expect(await store.getText('base/orders.dump')).toBeNull();
     await subject.checkNothingPending?.();

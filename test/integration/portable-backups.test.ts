@@ -17,7 +17,11 @@ import type { ActivityIo } from '../../activities/providers/provider';
 import type { BackupManifest, BackupRef, RegionSpec, StoreSpec } from '../../workflows/types';
 import { env } from '../support/stack';
 
-const io: ActivityIo = { heartbeat: () => undefined, signal: new AbortController().signal, logger: pino({ level: 'silent' }) };
+const io: ActivityIo = {
+  heartbeat: () => undefined,
+  signal: new AbortController().signal,
+  logger: pino({ level: 'silent' }),
+};
 const ID = 'shop-20261123T000000Z-abcdef12';
 
 /** A store whose reads fail after `after` bytes, as a reset download would. */
@@ -59,7 +63,9 @@ describe('portable backups over directory stores', () => {
     workDir: join(root, 'work'),
     open: (s) => {
       const store = new DirStore((s as { path: string }).path);
-      return failAfter !== null && s.kind === 'dir' && s.path.endsWith('/src') ? new FailingReads(store, failAfter) : store;
+      return failAfter !== null && s.kind === 'dir' && s.path.endsWith('/src')
+        ? new FailingReads(store, failAfter)
+        : store;
     },
   });
   const bytes = randomBytes(3 << 20);
@@ -79,7 +85,17 @@ describe('portable backups over directory stores', () => {
     tables: [],
     newestCanary: null,
   };
-  const ref: BackupRef = { backupId: ID, database: 'shop', region: 'src', provider: 'local', createdAt: manifest.createdAt, sizeBytes: bytes.length, sha256: manifest.sha256, location: '', store: spec('src') };
+  const ref: BackupRef = {
+    backupId: ID,
+    database: 'shop',
+    region: 'src',
+    provider: 'local',
+    createdAt: manifest.createdAt,
+    sizeBytes: bytes.length,
+    sha256: manifest.sha256,
+    location: '',
+    store: spec('src'),
+  };
 
   beforeEach(() => {
     failAfter = null;
@@ -111,20 +127,28 @@ describe('portable backups over directory stores', () => {
     const changed = Buffer.from(bytes);
     changed[1000] = changed[1000]! ^ 0xff;
     writeFileSync(join(root, 'src', 'shop', ID, 'dump.pgdump'), changed);
-    await expect(portable.copy(ref, region('dst-c'), io)).rejects.toMatchObject({ type: 'LifeboatBackupChecksumMismatch', nonRetryable: true });
+    await expect(portable.copy(ref, region('dst-c'), io)).rejects.toMatchObject({
+      type: 'LifeboatBackupChecksumMismatch',
+      nonRetryable: true,
+    });
     expect(await portable.list(region('dst-c'), 'shop')).toEqual([]);
   });
 
   test('a restore checks the downloaded bytes before it touches the target: a damaged dump never reaches the server (and the attempt is retryable: it was verified at rest just before)', async () => {
-    writeFileSync(join(root, 'src', 'shop', ID, 'dump.pgdump'), Buffer.concat([bytes.subarray(0, 1000), Buffer.from('truncated')]));
+    writeFileSync(
+      join(root, 'src', 'shop', ID, 'dump.pgdump'),
+      Buffer.concat([bytes.subarray(0, 1000), Buffer.from('truncated')]),
+    );
     // No server listens on this port: reaching it would fail differently.
     const nowhere = { host: '127.0.0.1', port: 1, user: 'x', password: 'y', database: 'shop', passfile: '/dev/null' };
-    const error = (await portable.restoreInto(ref, nowhere, { kind: 'scratch' }, io).catch((err: unknown) => err)) as Error & { nonRetryable?: boolean };
+    const error = (await portable
+      .restoreInto(ref, nowhere, { kind: 'scratch' }, io)
+      .catch((err: unknown) => err)) as Error & { nonRetryable?: boolean };
     expect(error.message).toMatch(/as downloaded from .* does not match its manifest: .*nothing was restored/);
     expect(error.nonRetryable).not.toBe(true);
   });
 
-  test('staged dumps of killed workers are swept; a live worker\'s are kept', () => {
+  test("staged dumps of killed workers are swept; a live worker's are kept", () => {
     const work = join(root, 'work');
     mkdirSync(work, { recursive: true });
     const dead = spawnSync('true').pid; // exited: no process has this pid now
@@ -144,9 +168,25 @@ describe('portable backups over directory stores', () => {
 
 describe('client tools older than the server', () => {
   test('pg_dump\'s "server version mismatch" and pg_restore\'s "unsupported version in file header" are verdicts naming the fix; other failures are left to retry', () => {
-    const dump = toolTooOld(new CommandFailed('pg_dump', 1, 'pg_dump: error: aborting because of server version mismatch\npg_dump: detail: server version: 17.2; pg_dump version: 15.10'), '/usr/lib/postgresql/15/bin');
-    expect(dump).toMatchObject({ type: 'LifeboatServerVersionTooOld', nonRetryable: true, message: expect.stringContaining('set LIFEBOAT_PG_BIN') });
-    expect(toolTooOld(new CommandFailed('pg_restore', 1, 'pg_restore: error: unsupported version (1.16) in file header'), '/x')).toMatchObject({ type: 'LifeboatServerVersionTooOld' });
+    const dump = toolTooOld(
+      new CommandFailed(
+        'pg_dump',
+        1,
+        'pg_dump: error: aborting because of server version mismatch\npg_dump: detail: server version: 17.2; pg_dump version: 15.10',
+      ),
+      '/usr/lib/postgresql/15/bin',
+    );
+    expect(dump).toMatchObject({
+      type: 'LifeboatServerVersionTooOld',
+      nonRetryable: true,
+      message: expect.stringContaining('set LIFEBOAT_PG_BIN'),
+    });
+    expect(
+      toolTooOld(
+        new CommandFailed('pg_restore', 1, 'pg_restore: error: unsupported version (1.16) in file header'),
+        '/x',
+      ),
+    ).toMatchObject({ type: 'LifeboatServerVersionTooOld' });
     expect(toolTooOld(new CommandFailed('pg_dump', 1, 'pg_dump: error: connection to server failed'), '/x')).toBeNull();
     expect(toolTooOld(new Error('server version mismatch'), '/x')).toBeNull();
   });

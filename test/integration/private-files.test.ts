@@ -17,12 +17,19 @@ import type { ActivityIo } from '../../activities/providers/provider';
 import { TopologyStore } from '../../activities/topology';
 import { env, local } from '../support/stack';
 
-const io = (): ActivityIo => ({ heartbeat: () => undefined, signal: new AbortController().signal, logger: pino({ level: 'silent' }) });
+const io = (): ActivityIo => ({
+  heartbeat: () => undefined,
+  signal: new AbortController().signal,
+  logger: pino({ level: 'silent' }),
+});
 const mode = (path: string) => (statSync(path).mode & 0o777).toString(8).padStart(4, '0');
 const helperJs = () => join(env().projectRoot, 'dist', 'activities', 'private-files.js');
 
 /** Runs a node script in a child; resolves with its exit code and the signal that ended it. */
-function node(script: string, ...args: string[]): Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }> {
+function node(
+  script: string,
+  ...args: string[]
+): Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['-e', script, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
@@ -33,10 +40,15 @@ function node(script: string, ...args: string[]): Promise<{ code: number | null;
 }
 
 describe('private, atomic files', () => {
-  test('a local backup and its copy: dump and manifest 0600, the backup and backups directories 0700, the region directory closed to everyone but the servers\' OS user; no temporary file left', async () => {
+  test("a local backup and its copy: dump and manifest 0600, the backup and backups directories 0700, the region directory closed to everyone but the servers' OS user; no temporary file left", async () => {
     const p = local();
     const backupId = `private-${Date.now()}`;
-    const ref = await p.createBackup({ region: { name: 'local-a', provider: 'local' }, database: 'orders' }, backupId, 'test', io());
+    const ref = await p.createBackup(
+      { region: { name: 'local-a', provider: 'local' }, database: 'orders' },
+      backupId,
+      'test',
+      io(),
+    );
     const copy = await p.copyBackup(ref, { name: 'local-b', provider: 'local' }, io());
     try {
       for (const r of [ref, copy]) {
@@ -46,7 +58,8 @@ describe('private, atomic files', () => {
         const region = dirname(dirname(dir));
         const servers = serverOsUser();
         // As root, PostgreSQL (the postgres user) must still pass through to its clusters in the region.
-        if (servers) expect([mode(region), statSync(region).uid, statSync(region).gid]).toEqual(['0710', 0, servers.gid]);
+        if (servers)
+          expect([mode(region), statSync(region).uid, statSync(region).gid]).toEqual(['0710', 0, servers.gid]);
         else expect(mode(region)).toBe('0700');
         expect(readdirSync(dir).sort()).toEqual(['dump.pgdump', 'manifest.json']);
       }
@@ -56,19 +69,27 @@ describe('private, atomic files', () => {
     }
   });
 
-  test('the canary ledger, the topology record and a directory store\'s objects are 0600 in 0700 directories', async () => {
+  test("the canary ledger, the topology record and a directory store's objects are 0600 in 0700 directories", async () => {
     const home = mkdtempSync(join(tmpdir(), 'private-files-'));
     new CanaryLedger(home).append({ id: 1, writtenAt: new Date().toISOString(), database: 'orders', epoch: 0 });
     expect([mode(join(home, 'canary')), mode(join(home, 'canary', 'orders.jsonl'))]).toEqual(['0700', '0600']);
 
-    new TopologyStore(home).write({ set: 'orders', primary: { region: 'a', name: 'server' }, standby: null, fenced: [], updatedBy: 'test' }, 0);
+    new TopologyStore(home).write(
+      { set: 'orders', primary: { region: 'a', name: 'server' }, standby: null, fenced: [], updatedBy: 'test' },
+      0,
+    );
     expect([mode(join(home, 'topology')), mode(join(home, 'topology', 'orders.json'))]).toEqual(['0700', '0600']);
 
     const store = new DirStore(join(home, 'store'));
     await store.put('orders/b1/dump.pgdump', Readable.from([Buffer.from('dump bytes')]));
     await store.putText('orders/b1/manifest.json', '{}\n');
-    expect([join(home, 'store'), join(home, 'store', 'orders'), join(home, 'store', 'orders', 'b1')].map(mode)).toEqual(['0700', '0700', '0700']);
-    expect(['dump.pgdump', 'manifest.json'].map((f) => mode(join(home, 'store', 'orders', 'b1', f)))).toEqual(['0600', '0600']);
+    expect([join(home, 'store'), join(home, 'store', 'orders'), join(home, 'store', 'orders', 'b1')].map(mode)).toEqual(
+      ['0700', '0700', '0700'],
+    );
+    expect(['dump.pgdump', 'manifest.json'].map((f) => mode(join(home, 'store', 'orders', 'b1', f)))).toEqual([
+      '0600',
+      '0600',
+    ]);
     expect(await store.list('')).toHaveLength(2);
   });
 
@@ -88,7 +109,9 @@ describe('private, atomic files', () => {
     expect(crashed.signal).toBe('SIGKILL');
     expect(readFileSync(file, 'utf8')).toBe('{"generation":"old"}\n');
     // What it had written went to a temporary file of its own, beside the manifest.
-    expect(readdirSync(dir).filter((f) => f !== 'manifest.json')).toEqual([expect.stringMatching(/^\.manifest\.json\.\d+\.[0-9a-f]{12}\.tmp$/)]);
+    expect(readdirSync(dir).filter((f) => f !== 'manifest.json')).toEqual([
+      expect.stringMatching(/^\.manifest\.json\.\d+\.[0-9a-f]{12}\.tmp$/),
+    ]);
   });
 
   test('two processes writing the same manifest at once (two overlapping attempts) both succeed and every read sees one whole manifest', async () => {
@@ -120,7 +143,10 @@ describe('private, atomic files', () => {
       await new Promise((r) => setImmediate(r));
     }
     const results = await writers;
-    expect(results.map((r) => [r.code, r.stderr.split('\n')[0]])).toEqual([[0, ''], [0, '']]);
+    expect(results.map((r) => [r.code, r.stderr.split('\n')[0]])).toEqual([
+      [0, ''],
+      [0, ''],
+    ]);
     expect(reads).toBeGreaterThan(10);
     expect(torn).toEqual([]);
     expect(['a', 'b']).toContain((JSON.parse(readFileSync(file, 'utf8')) as { writer: string }).writer);

@@ -27,14 +27,38 @@ import { env, local } from '../support/stack';
 const DB = 'restore_access';
 const stamp = Date.now().toString(36);
 const regionA: RegionSpec = { name: 'local-a', provider: 'local' };
-const io: ActivityIo = { heartbeat: () => undefined, signal: new AbortController().signal, logger: pino({ level: 'silent' }) };
+const io: ActivityIo = {
+  heartbeat: () => undefined,
+  signal: new AbortController().signal,
+  logger: pino({ level: 'silent' }),
+};
 
 function inActivity<T>(fn: () => Promise<T>): Promise<T> {
-  const info = { attempt: 1, activityType: 'access', workflowExecution: { workflowId: 'restore-access', runId: stamp } } as unknown as Info;
-  const ctx = new Context(info, new Promise<never>(() => undefined), new AbortController().signal, () => undefined, undefined, silentLog, noopMetricMeter, {} as ConstructorParameters<typeof Context>[7]);
+  const info = {
+    attempt: 1,
+    activityType: 'access',
+    workflowExecution: { workflowId: 'restore-access', runId: stamp },
+  } as unknown as Info;
+  const ctx = new Context(
+    info,
+    new Promise<never>(() => undefined),
+    new AbortController().signal,
+    () => undefined,
+    undefined,
+    silentLog,
+    noopMetricMeter,
+    {} as ConstructorParameters<typeof Context>[7],
+  );
   return asyncLocalStorage.run(ctx, fn);
 }
-const silentLog = { log: () => undefined, trace: () => undefined, debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
+const silentLog = {
+  log: () => undefined,
+  trace: () => undefined,
+  debug: () => undefined,
+  info: () => undefined,
+  warn: () => undefined,
+  error: () => undefined,
+};
 
 const ROLES = ['app_owner', 'app_reader', 'app_user', 'app_admin', 'app_super', 'cloudsqlsuperuser'];
 
@@ -130,7 +154,16 @@ async function restoreRoleIsPlain(conn: PgConnection): Promise<void> {
               (select count(*)::int from pg_auth_members m where m.member = r.oid) as memberships
          from pg_roles r where rolname = 'lifeboat_restore'`,
     );
-    expect(rows).toEqual([{ rolsuper: false, rolcreaterole: false, rolcreatedb: false, rolreplication: false, rolbypassrls: false, memberships: 0 }]);
+    expect(rows).toEqual([
+      {
+        rolsuper: false,
+        rolcreaterole: false,
+        rolcreatedb: false,
+        rolreplication: false,
+        rolbypassrls: false,
+        memberships: 0,
+      },
+    ]);
   });
 }
 
@@ -138,16 +171,29 @@ describe('roles, owners and privileges come back with a restore, and verify comp
   const p = local();
   const home = env().home;
   const root = mkdtempSync(join(home, 'restore-access-'));
-  const drRegion: RegionSpec = { name: 'local-b', provider: 'local', store: { kind: 'dir', path: join(root, 'store-b') } };
+  const drRegion: RegionSpec = {
+    name: 'local-b',
+    provider: 'local',
+    store: { kind: 'dir', path: join(root, 'store-b') },
+  };
   const primaryRegion: RegionSpec = { ...regionA, store: { kind: 'dir', path: join(root, 'store-a') } };
   const portable = new PortableBackups({ pgBin: findPgBin(env().pgBin), workDir: join(root, 'staging') });
-  const activities = createActivities({ providers: { local: p }, logger: pino({ level: 'silent' }), ledger: new CanaryLedger(home), portable });
+  const activities = createActivities({
+    providers: { local: p },
+    logger: pino({ level: 'silent' }),
+    ledger: new CanaryLedger(home),
+    portable,
+  });
   const scratches: ScratchInstance[] = [];
   let localCopy: BackupRef;
   let portableCopy: BackupRef;
 
   const newScratch = async (name: string): Promise<ScratchInstance> => {
-    const scratch: ScratchInstance = { name: `access-${name}-${stamp}`, region: { name: 'local-b', provider: 'local' }, database: DB };
+    const scratch: ScratchInstance = {
+      name: `access-${name}-${stamp}`,
+      region: { name: 'local-b', provider: 'local' },
+      database: DB,
+    };
     scratches.push(scratch);
     await inActivity(() => activities.createScratchInstance(scratch));
     return scratch;
@@ -166,13 +212,21 @@ describe('roles, owners and privileges come back with a restore, and verify comp
     const target = { region: regionA, database: DB };
     const backup = await p.createBackup(target, `${DB}-${stamp}`, 'restore-access test', io);
     localCopy = await p.copyBackup(backup, drRegion, io);
-    const made = await portable.create(await p.connect(target), primaryRegion, 'local', `${DB}-${stamp}-portable`, 'restore-access test', io);
+    const made = await portable.create(
+      await p.connect(target),
+      primaryRegion,
+      'local',
+      `${DB}-${stamp}-portable`,
+      'restore-access test',
+      io,
+    );
     portableCopy = await portable.copy(made, drRegion, io);
   }, 240_000);
 
   afterAll(async () => {
     for (const scratch of scratches) await p.dropScratch(scratch).catch(() => undefined);
-    for (const region of [drRegion, regionA]) for (const ref of await p.listBackups(region, DB)) await p.deleteBackup(ref);
+    for (const region of [drRegion, regionA])
+      for (const ref of await p.listBackups(region, DB)) await p.deleteBackup(ref);
     await withClient(await p.connect({ region: regionA, database: 'postgres' }), async (client) => {
       await client.query(`drop database if exists ${DB} with (force)`);
       await dropRoles(client);
@@ -184,7 +238,11 @@ describe('roles, owners and privileges come back with a restore, and verify comp
     const manifest = await p.manifest(localCopy);
     expect(manifest.roles?.map((r) => r.name)).toEqual(expect.arrayContaining(ROLES));
     expect(JSON.stringify(manifest.roles)).not.toMatch(/SCRAM|md5[0-9a-f]{32}|password/i);
-    expect(manifest.roles?.find((r) => r.name === 'app_user')).toMatchObject({ login: true, connectionLimit: 3, memberOf: [{ role: 'app_reader', admin: false }] });
+    expect(manifest.roles?.find((r) => r.name === 'app_user')).toMatchObject({
+      login: true,
+      connectionLimit: 3,
+      memberOf: [{ role: 'app_reader', admin: false }],
+    });
     expect(manifest.access).toEqual(
       expect.arrayContaining([
         {
@@ -198,9 +256,21 @@ describe('roles, owners and privileges come back with a restore, and verify comp
             { grantee: 'cloudsqlsuperuser', grantor: 'app_owner', privileges: 'r' },
           ],
         },
-        expect.objectContaining({ kind: 'table', name: 'shop.customers', columns: { id: [{ grantee: 'app_user', grantor: 'app_owner', privileges: 'r' }], name: [{ grantee: 'app_user', grantor: 'app_owner', privileges: 'r' }] } }),
+        expect.objectContaining({
+          kind: 'table',
+          name: 'shop.customers',
+          columns: {
+            id: [{ grantee: 'app_user', grantor: 'app_owner', privileges: 'r' }],
+            name: [{ grantee: 'app_user', grantor: 'app_owner', privileges: 'r' }],
+          },
+        }),
         expect.objectContaining({ kind: 'function', name: 'shop.customer_count()', owner: 'app_owner' }),
-        expect.objectContaining({ kind: 'default privileges', name: 'for role "app_owner" in schema "shop" on tables', schema: 'shop', objects: 'tables' }),
+        expect.objectContaining({
+          kind: 'default privileges',
+          name: 'for role "app_owner" in schema "shop" on tables',
+          schema: 'shop',
+          objects: 'tables',
+        }),
         expect.objectContaining({ kind: 'large object', name: '424242', owner: 'app_owner' }),
       ]),
     );
@@ -209,96 +279,202 @@ describe('roles, owners and privileges come back with a restore, and verify comp
   test.each([
     ['the local provider', 'local', () => localCopy],
     ['a portable backup', 'portable', () => portableCopy],
-  ])('a drill restore from %s brings the roles, owners and grants back; verify compares them and names a grant taken away', async (_kind, name, ref) => {
-    const scratch = await newScratch(name);
-    const { value } = await inActivity(() => activities.restoreBackup({ ref: ref(), scratch }));
-    expect(value.findings).toEqual([]);
-    const conn = await p.connectScratch(scratch);
-    const got = await privileges(conn);
-    expect(got).toEqual(allTrue(got));
-    await restoreRoleIsPlain(conn);
+  ])(
+    'a drill restore from %s brings the roles, owners and grants back; verify compares them and names a grant taken away',
+    async (_kind, name, ref) => {
+      const scratch = await newScratch(name);
+      const { value } = await inActivity(() => activities.restoreBackup({ ref: ref(), scratch }));
+      expect(value.findings).toEqual([]);
+      const conn = await p.connectScratch(scratch);
+      const got = await privileges(conn);
+      expect(got).toEqual(allTrue(got));
+      await restoreRoleIsPlain(conn);
 
-    // Attributes: what may be given is, SUPERUSER never, CREATEROLE not before PostgreSQL 16; no
-    // membership in a superuser or in a role that runs programs.
-    await withClient(conn, async (client) => {
-      const { rows } = await client.query(`
+      // Attributes: what may be given is, SUPERUSER never, CREATEROLE not before PostgreSQL 16; no
+      // membership in a superuser or in a role that runs programs.
+      await withClient(conn, async (client) => {
+        const { rows } = await client.query(`
         select rolname, rolsuper, rolcreaterole, rolcreatedb, rolbypassrls, rolreplication, rolcanlogin, rolconnlimit,
                array(select g.rolname::text from pg_auth_members m join pg_roles g on g.oid = m.roleid where m.member = r.oid order by 1) as member_of
           from pg_roles r where rolname in ('app_admin', 'app_super', 'app_user') order by 1`);
-      const num = Number((await client.query<{ n: string }>(`select current_setting('server_version_num') as n`)).rows[0]!.n);
-      expect(rows).toEqual([
-        { rolname: 'app_admin', rolsuper: false, rolcreaterole: num >= 160000, rolcreatedb: true, rolbypassrls: true, rolreplication: true, rolcanlogin: false, rolconnlimit: -1, member_of: ['app_super', 'pg_read_all_stats'] },
-        { rolname: 'app_super', rolsuper: false, rolcreaterole: false, rolcreatedb: false, rolbypassrls: false, rolreplication: false, rolcanlogin: false, rolconnlimit: -1, member_of: [] },
-        { rolname: 'app_user', rolsuper: false, rolcreaterole: false, rolcreatedb: false, rolbypassrls: false, rolreplication: false, rolcanlogin: true, rolconnlimit: 3, member_of: ['app_reader'] },
-      ]);
-    });
+        const num = Number(
+          (await client.query<{ n: string }>(`select current_setting('server_version_num') as n`)).rows[0]!.n,
+        );
+        expect(rows).toEqual([
+          {
+            rolname: 'app_admin',
+            rolsuper: false,
+            rolcreaterole: num >= 160000,
+            rolcreatedb: true,
+            rolbypassrls: true,
+            rolreplication: true,
+            rolcanlogin: false,
+            rolconnlimit: -1,
+            member_of: ['app_super', 'pg_read_all_stats'],
+          },
+          {
+            rolname: 'app_super',
+            rolsuper: false,
+            rolcreaterole: false,
+            rolcreatedb: false,
+            rolbypassrls: false,
+            rolreplication: false,
+            rolcanlogin: false,
+            rolconnlimit: -1,
+            member_of: [],
+          },
+          {
+            rolname: 'app_user',
+            rolsuper: false,
+            rolcreaterole: false,
+            rolcreatedb: false,
+            rolbypassrls: false,
+            rolreplication: false,
+            rolcanlogin: true,
+            rolconnlimit: 3,
+            member_of: ['app_reader'],
+          },
+        ]);
+      });
 
-    const verified = await inActivity(() => activities.verifyRestore({ ref: ref(), scratch, checks: [] }));
-    expect(verified.value.tables.every((t) => t.ok)).toBe(true);
-    const access = verified.value.access ?? [];
-    expect(access.filter((c) => !c.ok)).toEqual([]);
-    expect(access).toEqual(
-      expect.arrayContaining([
-        { name: 'owners and privileges', ok: true, detail: expect.stringMatching(/^\d+ objects as in the backup, \d+ roles present/) },
-        { name: 'role app_super', ok: true, detail: expect.stringContaining('without SUPERUSER (Lifeboat never makes a superuser from a backup)') },
-        { name: 'role cloudsqlsuperuser', ok: true, detail: expect.stringContaining("not on this server: a managed platform's own role") },
-        { name: 'role app_owner', ok: true, detail: expect.stringContaining("not a member of cloudsqlsuperuser (cloudsqlsuperuser is a managed platform's own role)") },
-        // app_super is no superuser here: membership in it gives nothing more than it has.
-        { name: 'role app_admin', ok: true, detail: expect.stringContaining("not a member of pg_execute_server_program (pg_execute_server_program reaches the server's files or programs)") },
-      ]),
-    );
+      const verified = await inActivity(() => activities.verifyRestore({ ref: ref(), scratch, checks: [] }));
+      expect(verified.value.tables.every((t) => t.ok)).toBe(true);
+      const access = verified.value.access ?? [];
+      expect(access.filter((c) => !c.ok)).toEqual([]);
+      expect(access).toEqual(
+        expect.arrayContaining([
+          {
+            name: 'owners and privileges',
+            ok: true,
+            detail: expect.stringMatching(/^\d+ objects as in the backup, \d+ roles present/),
+          },
+          {
+            name: 'role app_super',
+            ok: true,
+            detail: expect.stringContaining('without SUPERUSER (Lifeboat never makes a superuser from a backup)'),
+          },
+          {
+            name: 'role cloudsqlsuperuser',
+            ok: true,
+            detail: expect.stringContaining("not on this server: a managed platform's own role"),
+          },
+          {
+            name: 'role app_owner',
+            ok: true,
+            detail: expect.stringContaining(
+              "not a member of cloudsqlsuperuser (cloudsqlsuperuser is a managed platform's own role)",
+            ),
+          },
+          // app_super is no superuser here: membership in it gives nothing more than it has.
+          {
+            name: 'role app_admin',
+            ok: true,
+            detail: expect.stringContaining(
+              "not a member of pg_execute_server_program (pg_execute_server_program reaches the server's files or programs)",
+            ),
+          },
+        ]),
+      );
 
-    // Taken away on the restored side: verify names the object, the role and the privilege.
-    await withClient(conn, async (client) => {
-      await client.query('revoke select on public.orders from app_reader');
-      await client.query('alter table shop.later owner to app_admin');
-      await client.query('revoke select (name) on shop.customers from app_user');
-      await client.query('grant execute on function shop.customer_count() to public');
-    });
-    const broken = await inActivity(() => activities.verifyRestore({ ref: ref(), scratch, checks: [] }));
-    const failed = (broken.value.access ?? []).filter((c) => !c.ok);
-    expect(failed).toEqual(
-      expect.arrayContaining([
-        { name: 'access table public.orders', ok: false, detail: 'public.orders: app_reader lost SELECT' },
-        { name: 'access table shop.later', ok: false, detail: 'shop.later: owned by app_admin; the backup\'s owner is app_owner' },
-        { name: 'access table shop.customers', ok: false, detail: 'shop.customers: column "name": app_user lost SELECT' },
-        { name: 'access function shop.customer_count()', ok: false, detail: 'shop.customer_count(): PUBLIC has EXECUTE, which the backup did not give' },
-      ]),
-    );
-    expect(failed).toHaveLength(4);
-  });
+      // Taken away on the restored side: verify names the object, the role and the privilege.
+      await withClient(conn, async (client) => {
+        await client.query('revoke select on public.orders from app_reader');
+        await client.query('alter table shop.later owner to app_admin');
+        await client.query('revoke select (name) on shop.customers from app_user');
+        await client.query('grant execute on function shop.customer_count() to public');
+      });
+      const broken = await inActivity(() => activities.verifyRestore({ ref: ref(), scratch, checks: [] }));
+      const failed = (broken.value.access ?? []).filter((c) => !c.ok);
+      expect(failed).toEqual(
+        expect.arrayContaining([
+          { name: 'access table public.orders', ok: false, detail: 'public.orders: app_reader lost SELECT' },
+          {
+            name: 'access table shop.later',
+            ok: false,
+            detail: "shop.later: owned by app_admin; the backup's owner is app_owner",
+          },
+          {
+            name: 'access table shop.customers',
+            ok: false,
+            detail: 'shop.customers: column "name": app_user lost SELECT',
+          },
+          {
+            name: 'access function shop.customer_count()',
+            ok: false,
+            detail: 'shop.customer_count(): PUBLIC has EXECUTE, which the backup did not give',
+          },
+        ]),
+      );
+      expect(failed).toHaveLength(4);
+    },
+  );
 
   test('a recovery restore by an admin that is no superuser (as on Cloud SQL) makes the roles it may, names each attribute refused, and gives owners and grants', async () => {
     const scratch = await newScratch('recovery');
     const superConn = await p.connectScratch(scratch);
     // cloudsqlsuperuser's powers: CREATEROLE, CREATEDB, LOGIN, no superuser.
     const password = `pw-${stamp}`;
-    await withClient({ ...superConn, database: 'postgres' }, (client) => client.query(`create role cloudsql_admin login createrole createdb password '${password}'`));
-    const admin: PgConnection = { host: superConn.host, port: superConn.port, user: 'cloudsql_admin', password, database: `${DB}_recovered` };
-    const { findings } = await portable.restoreInto(portableCopy, admin, { kind: 'recovery', marker: `restore-access ${stamp}`, asideName: `${DB}_aside` }, io);
+    await withClient({ ...superConn, database: 'postgres' }, (client) =>
+      client.query(`create role cloudsql_admin login createrole createdb password '${password}'`),
+    );
+    const admin: PgConnection = {
+      host: superConn.host,
+      port: superConn.port,
+      user: 'cloudsql_admin',
+      password,
+      database: `${DB}_recovered`,
+    };
+    const { findings } = await portable.restoreInto(
+      portableCopy,
+      admin,
+      { kind: 'recovery', marker: `restore-access ${stamp}`, asideName: `${DB}_aside` },
+      io,
+    );
     expect(findings).toEqual([]);
     const got = await privileges({ ...superConn, database: admin.database });
     expect(got).toEqual(allTrue(got));
     await withClient({ ...superConn, database: admin.database }, async (client) => {
-      const { rows } = await client.query(`select rolname, rolbypassrls, rolreplication, rolcreatedb from pg_roles where rolname = 'app_admin'`);
+      const { rows } = await client.query(
+        `select rolname, rolbypassrls, rolreplication, rolcreatedb from pg_roles where rolname = 'app_admin'`,
+      );
       expect(rows).toEqual([{ rolname: 'app_admin', rolbypassrls: false, rolreplication: false, rolcreatedb: true }]);
     });
     // The verify the cross-cloud runbook runs: the refused attributes named, nothing failed.
     const manifest = await portable.manifest(portableCopy);
     const access: CheckResult[] = await withClient(admin, (client) => compareAccess(client, manifest));
     expect(access.filter((c) => !c.ok)).toEqual([]);
-    expect(access.find((c) => c.name === 'role app_admin')?.detail).toMatch(/without REPLICATION.*without BYPASSRLS|without BYPASSRLS.*without REPLICATION/);
+    expect(access.find((c) => c.name === 'role app_admin')?.detail).toMatch(
+      /without REPLICATION.*without BYPASSRLS|without BYPASSRLS.*without REPLICATION/,
+    );
   }, 180_000);
 
-  test('a tampered manifest cannot reach beyond GRANT and ALTER OWNER: names are quoted, Lifeboat\'s roles and powerful memberships are never given', async () => {
+  test("a tampered manifest cannot reach beyond GRANT and ALTER OWNER: names are quoted, Lifeboat's roles and powerful memberships are never given", async () => {
     const scratch = await newScratch('tampered');
     const conn = await p.connectScratch(scratch);
     const evil = `evil"; alter role ${'lifeboat_restore'} superuser; --`;
     const role = (name: string, over: Partial<RoleRecord> = {}): RoleRecord => ({
-      name, superuser: false, login: false, inherit: true, createdb: false, createrole: false, replication: false, bypassrls: false, connectionLimit: -1, validUntil: null, memberOf: [], ...over,
+      name,
+      superuser: false,
+      login: false,
+      inherit: true,
+      createdb: false,
+      createrole: false,
+      replication: false,
+      bypassrls: false,
+      connectionLimit: -1,
+      validUntil: null,
+      memberOf: [],
+      ...over,
     });
     const roles: RoleRecord[] = [
-      role(evil, { superuser: true, memberOf: [{ role: 'lifeboat_restore', admin: true }, { role: 'postgres', admin: false }, { role: 'pg_write_server_files', admin: false }] }),
+      role(evil, {
+        superuser: true,
+        memberOf: [
+          { role: 'lifeboat_restore', admin: true },
+          { role: 'postgres', admin: false },
+          { role: 'pg_write_server_files', admin: false },
+        ],
+      }),
       role('lifeboat_restore', { superuser: true, memberOf: [{ role: 'pg_execute_server_program', admin: false }] }),
       role('lifeboat_check_abc', { superuser: true }),
     ];
@@ -316,12 +492,24 @@ describe('roles, owners and privileges come back with a restore, and verify comp
     ]);
     // An object name is looked up, never run: one that is SQL matches nothing and changes nothing.
     const findings = await withClient(conn, (client) =>
-      applyAccess(client, { access: [{ kind: 'table', name: 'public.x; alter role lifeboat_restore superuser', owner: evil, acl: [{ grantee: evil, grantor: evil, privileges: 'r' }] }] }),
+      applyAccess(client, {
+        access: [
+          {
+            kind: 'table',
+            name: 'public.x; alter role lifeboat_restore superuser',
+            owner: evil,
+            acl: [{ grantee: evil, grantor: evil, privileges: 'r' }],
+          },
+        ],
+      }),
     );
     expect(findings).toEqual([]);
     await restoreRoleIsPlain(conn);
     await withClient(conn, async (client) => {
-      const { rows } = await client.query(`select rolsuper, (select count(*)::int from pg_auth_members m where m.member = r.oid) as memberships from pg_roles r where rolname = $1`, [evil]);
+      const { rows } = await client.query(
+        `select rolsuper, (select count(*)::int from pg_auth_members m where m.member = r.oid) as memberships from pg_roles r where rolname = $1`,
+        [evil],
+      );
       expect(rows).toEqual([{ rolsuper: false, memberships: 0 }]);
       expect((await client.query(`select 1 from pg_roles where rolname like 'lifeboat_check_abc'`)).rowCount).toBe(0);
     });
@@ -330,13 +518,27 @@ describe('roles, owners and privileges come back with a restore, and verify comp
   test('a retried restore finishes the roles an earlier attempt made; a role it did not make is left as it is', async () => {
     const conn = await p.connectScratch(scratches.find((x) => x.name.startsWith('access-tampered-'))!);
     const role = (name: string, over: Partial<RoleRecord> = {}): RoleRecord => ({
-      name, superuser: false, login: false, inherit: true, createdb: false, createrole: false, replication: false, bypassrls: false, connectionLimit: -1, validUntil: null, memberOf: [], ...over,
+      name,
+      superuser: false,
+      login: false,
+      inherit: true,
+      createdb: false,
+      createrole: false,
+      replication: false,
+      bypassrls: false,
+      connectionLimit: -1,
+      validUntil: null,
+      memberOf: [],
+      ...over,
     });
     await withClient(conn, async (client) => {
       await client.query('create role found_here nologin');
       // The first attempt made the role and died before its attributes and memberships.
       expect((await recreateRoles(client, [role('half_made')])).created).toEqual(['half_made']);
-      const full = [role('half_made', { createdb: true, memberOf: [{ role: 'pg_read_all_stats', admin: false }] }), role('found_here', { createdb: true })];
+      const full = [
+        role('half_made', { createdb: true, memberOf: [{ role: 'pg_read_all_stats', admin: false }] }),
+        role('found_here', { createdb: true }),
+      ];
       const second = await recreateRoles(client, full);
       expect(second).toMatchObject({ created: ['half_made'], existing: ['found_here'], findings: [] });
       const { rows } = await client.query(`
@@ -353,6 +555,8 @@ describe('roles, owners and privileges come back with a restore, and verify comp
     const manifest = await p.manifest(localCopy);
     const scratch = scratches[0]!;
     const conn = await p.connectScratch(scratch);
-    expect(await withClient(conn, (client) => compareAccess(client, { ...manifest, roles: undefined, access: undefined }))).toEqual([]);
+    expect(
+      await withClient(conn, (client) => compareAccess(client, { ...manifest, roles: undefined, access: undefined })),
+    ).toEqual([]);
   });
 });

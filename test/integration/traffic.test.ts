@@ -66,7 +66,14 @@ function point(set: string, primary: NodeRef | null, previousEpoch: number): Top
 }
 
 async function proxyFor(set: string, overrides: Partial<ProxyOptions> = {}): Promise<TrafficProxy> {
-  const proxy = await startProxy({ set, port: 0, topology: store(), resolve, logger: createLogger('silent'), ...overrides });
+  const proxy = await startProxy({
+    set,
+    port: 0,
+    topology: store(),
+    resolve,
+    logger: createLogger('silent'),
+    ...overrides,
+  });
   proxies.push(proxy);
   return proxy;
 }
@@ -141,7 +148,15 @@ describe('traffic proxy', () => {
     expect(proxy.connections()).toBe(1);
 
     const change = logLines(capture).find((l) => l.to === second.epoch);
-    expect(change).toMatchObject({ level: 30, component: 'traffic-proxy', set, from: first.epoch, to: second.epoch, primary: 'local-b/server', cut: 1 });
+    expect(change).toMatchObject({
+      level: 30,
+      component: 'traffic-proxy',
+      set,
+      from: first.epoch,
+      to: second.epoch,
+      primary: 'local-b/server',
+      cut: 1,
+    });
   });
 
   test('with no record, or no primary (a switch in progress), new connections are refused and open ones are cut', async () => {
@@ -196,7 +211,10 @@ describe('canary writer', () => {
     });
     writers.push(writer);
     const direct = local().regionCluster('local-a').connection(db);
-    const rowCount = () => withClient(direct, async (c) => Number((await c.query<{ n: string }>('select count(*) as n from lifeboat.canary')).rows[0]!.n));
+    const rowCount = () =>
+      withClient(direct, async (c) =>
+        Number((await c.query<{ n: string }>('select count(*) as n from lifeboat.canary')).rows[0]!.n),
+      );
 
     await eventually('three canaries written', () => writer.written() >= 3);
     expect(ledger.entries(db).length).toBe(writer.written());
@@ -204,7 +222,12 @@ describe('canary writer', () => {
     const switching = point(set, null, first.epoch);
     await eventually('the proxy cut the writer', () => proxy.connections() === 0);
     await sleep(200); // a write acknowledged just before the switch is appended right after its ack
-    const atSwitch = { ledger: ledger.entries(db).length, written: writer.written(), failed: writer.failed(), rows: await rowCount() };
+    const atSwitch = {
+      ledger: ledger.entries(db).length,
+      written: writer.written(),
+      failed: writer.failed(),
+      rows: await rowCount(),
+    };
     await sleep(700);
     expect(writer.failed()).toBeGreaterThan(atSwitch.failed + 3); // it kept trying and was refused
     expect(writer.written()).toBe(atSwitch.written);
@@ -219,7 +242,10 @@ describe('canary writer', () => {
     expect(entries.length).toBe(writer.written());
     expect(new Set(entries.map((e) => e.epoch))).toEqual(new Set([first.epoch, back.epoch]));
     expect(entries.every((e) => e.database === db)).toBe(true);
-    const rows = await withClient(direct, async (c) => (await c.query<{ id: string; written_at: Date }>('select id, written_at from lifeboat.canary')).rows);
+    const rows = await withClient(
+      direct,
+      async (c) => (await c.query<{ id: string; written_at: Date }>('select id, written_at from lifeboat.canary')).rows,
+    );
     const inDb = new Map(rows.map((r) => [Number(r.id), r.written_at.toISOString()]));
     for (const e of entries) expect(inDb.get(e.id)).toBe(e.writtenAt);
     expect(new Set(entries.map((e) => e.id)).size).toBe(entries.length);
@@ -278,7 +304,11 @@ describe('runTraffic', () => {
     expect(entries.length).toBeGreaterThanOrEqual(2);
     expect(entries.every((e) => e.epoch === first.epoch)).toBe(true);
 
-    const client = new Client({ ...local().regionCluster('local-a').connection('postgres'), port, connectionTimeoutMillis: 5_000 });
+    const client = new Client({
+      ...local().regionCluster('local-a').connection('postgres'),
+      port,
+      connectionTimeoutMillis: 5_000,
+    });
     client.on('error', () => undefined);
     clients.push(client);
     await client.connect();
@@ -289,7 +319,11 @@ describe('runTraffic', () => {
     await sleep(200);
     expect(new CanaryLedger(env().home).entries(db).length).toBe(written);
     await expect(client.query('select 1')).rejects.toThrow();
-    const late = new Client({ ...local().regionCluster('local-a').connection('postgres'), port, connectionTimeoutMillis: 2_000 });
+    const late = new Client({
+      ...local().regionCluster('local-a').connection('postgres'),
+      port,
+      connectionTimeoutMillis: 2_000,
+    });
     late.on('error', () => undefined);
     await expect(late.connect()).rejects.toThrow();
   });

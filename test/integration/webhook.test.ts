@@ -15,9 +15,24 @@ import type { ActivityIo } from '../../activities/providers/provider';
 import { webhookSecret } from '../../worker/env';
 
 const SECRET = 'whsec-0123456789abcdef';
-const io = (): ActivityIo => ({ heartbeat: () => undefined, signal: new AbortController().signal, logger: pino({ level: 'silent' }) });
-const note: Notification = { event: 'drill.failed', database: 'orders', runbook: 'drill', summary: 'drill of orders failed', reason: '1 of 3 data checks failed' };
-const origin: NotificationOrigin = { workflowId: 'lifeboat/orders/drill/1', runId: 'run-1', namespace: 'default', activityId: '7' };
+const io = (): ActivityIo => ({
+  heartbeat: () => undefined,
+  signal: new AbortController().signal,
+  logger: pino({ level: 'silent' }),
+});
+const note: Notification = {
+  event: 'drill.failed',
+  database: 'orders',
+  runbook: 'drill',
+  summary: 'drill of orders failed',
+  reason: '1 of 3 data checks failed',
+};
+const origin: NotificationOrigin = {
+  workflowId: 'lifeboat/orders/drill/1',
+  runId: 'run-1',
+  namespace: 'default',
+  activityId: '7',
+};
 
 interface Received {
   url: string;
@@ -25,7 +40,9 @@ interface Received {
   body: string;
 }
 
-async function receiver(answer: (req: Received) => { status: number; headers?: Record<string, string> }): Promise<{ server: Server; base: string; requests: Received[] }> {
+async function receiver(
+  answer: (req: Received) => { status: number; headers?: Record<string, string> },
+): Promise<{ server: Server; base: string; requests: Received[] }> {
   const requests: Received[] = [];
   const server = createServer((req, res) => {
     let body = '';
@@ -46,11 +63,19 @@ function signatureValid(req: Received, secret: string): boolean {
   const timestamp = String(req.headers['x-lifeboat-timestamp']);
   const given = Buffer.from(String(req.headers['x-lifeboat-signature']));
   const expected = Buffer.from(`v1=${createHmac('sha256', secret).update(`${timestamp}.${req.body}`).digest('hex')}`);
-  return /^\d+$/.test(timestamp) && Math.abs(Date.now() / 1000 - Number(timestamp)) < 300 && given.length === expected.length && timingSafeEqual(given, expected);
+  return (
+    /^\d+$/.test(timestamp) &&
+    Math.abs(Date.now() / 1000 - Number(timestamp)) < 300 &&
+    given.length === expected.length &&
+    timingSafeEqual(given, expected)
+  );
 }
 
 async function failure(promise: Promise<unknown>): Promise<ApplicationFailure> {
-  const err = await promise.then(() => undefined, (e: unknown) => e);
+  const err = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   if (!err) throw new Error('expected a failure, got success');
   return err as ApplicationFailure;
 }
@@ -67,7 +92,9 @@ describe('webhook deliveries', () => {
     servers.push(hook.server);
     const config = { webhookUrl: `${hook.base}/hook`, webhookSecret: SECRET };
 
-    await expect(sendNotification(config, note, io(), origin)).rejects.toThrow('the webhook answered HTTP 500; retrying');
+    await expect(sendNotification(config, note, io(), origin)).rejects.toThrow(
+      'the webhook answered HTTP 500; retrying',
+    );
     await expect(sendNotification(config, note, io(), origin)).resolves.toEqual({ sent: true });
     await sendNotification(config, { ...note, event: 'failover.finished' }, io(), origin);
     await sendNotification(config, note, io(), { ...origin, activityId: '9' });
@@ -79,19 +106,27 @@ describe('webhook deliveries', () => {
       expect(req.headers['idempotency-key']).toMatch(/^[0-9a-f]{64}$/);
     }
     // A receiver that checks the signature notices a changed body.
-    expect(signatureValid({ ...hook.requests[0]!, body: hook.requests[0]!.body.replace('orders', 'billing') }, SECRET)).toBe(false);
+    expect(
+      signatureValid({ ...hook.requests[0]!, body: hook.requests[0]!.body.replace('orders', 'billing') }, SECRET),
+    ).toBe(false);
     const keys = hook.requests.map((r) => r.headers['idempotency-key']);
     expect(keys[1]).toBe(keys[0]);
     expect(new Set(keys).size).toBe(3);
     expect(hook.requests[0]!.headers['x-lifeboat-event']).toBe('drill.failed');
-    expect(JSON.parse(hook.requests[1]!.body)).toMatchObject({ event: 'drill.failed', workflowId: origin.workflowId, runId: origin.runId });
+    expect(JSON.parse(hook.requests[1]!.body)).toMatchObject({
+      event: 'drill.failed',
+      workflowId: origin.workflowId,
+      runId: origin.runId,
+    });
   });
 
   test('a 302 to a second server is a non-retryable failure and the second server is never asked', async () => {
     const second = await receiver(() => ({ status: 200 }));
     const first = await receiver(() => ({ status: 302, headers: { location: `${second.base}/elsewhere` } }));
     servers.push(first.server, second.server);
-    const err = await failure(sendNotification({ webhookUrl: `${first.base}/hook`, webhookSecret: SECRET }, note, io(), origin));
+    const err = await failure(
+      sendNotification({ webhookUrl: `${first.base}/hook`, webhookSecret: SECRET }, note, io(), origin),
+    );
     expect(err).toMatchObject({ type: 'LifeboatProviderRejected', nonRetryable: true });
     expect(err.message).toMatch(/HTTP 302, a redirect, which Lifeboat does not follow/);
     expect(err.message).not.toContain(second.base);
@@ -125,10 +160,16 @@ describe('webhook deliveries', () => {
     expect(webhookSecret({ LIFEBOAT_WEBHOOK_SECRET: SECRET }, home)).toBe(SECRET);
     writeFileSync(join(home, 'key'), `${SECRET}-from-file\n`);
     expect(webhookSecret({ LIFEBOAT_WEBHOOK_SECRET_FILE: join(home, 'key') }, home)).toBe(`${SECRET}-from-file`);
-    expect(() => webhookSecret({ LIFEBOAT_WEBHOOK_SECRET: 'short-secret' }, home)).toThrow(/^LIFEBOAT_WEBHOOK_SECRET is shorter than 16 bytes/);
+    expect(() => webhookSecret({ LIFEBOAT_WEBHOOK_SECRET: 'short-secret' }, home)).toThrow(
+      /^LIFEBOAT_WEBHOOK_SECRET is shorter than 16 bytes/,
+    );
     expect(() => webhookSecret({ LIFEBOAT_WEBHOOK_SECRET: 'short-secret' }, home)).not.toThrow(/short-secret/);
-    expect(() => webhookSecret({ LIFEBOAT_WEBHOOK_SECRET: SECRET, LIFEBOAT_WEBHOOK_SECRET_FILE: join(home, 'key') }, home)).toThrow(/both set/);
-    expect(() => webhookSecret({ LIFEBOAT_WEBHOOK_SECRET_FILE: join(home, 'missing') }, home)).toThrow(/cannot be read \(ENOENT\)/);
+    expect(() =>
+      webhookSecret({ LIFEBOAT_WEBHOOK_SECRET: SECRET, LIFEBOAT_WEBHOOK_SECRET_FILE: join(home, 'key') }, home),
+    ).toThrow(/both set/);
+    expect(() => webhookSecret({ LIFEBOAT_WEBHOOK_SECRET_FILE: join(home, 'missing') }, home)).toThrow(
+      /cannot be read \(ENOENT\)/,
+    );
     const made = webhookSecret({}, home);
     expect(made).toMatch(/^[0-9a-f]{64}$/);
     expect(readFileSync(join(home, 'webhook-secret'), 'utf8').trim()).toBe(made);

@@ -10,7 +10,8 @@ import { workflowBundle } from '../support/stack';
 
 const dir = join(__dirname, 'histories');
 const histories = readdirSync(dir).filter((f) => f.endsWith('.json'));
-const read = (file: string) => JSON.parse(readFileSync(join(dir, file), 'utf8')) as { workflowId?: string; events: unknown[] };
+const read = (file: string) =>
+  JSON.parse(readFileSync(join(dir, file), 'utf8')) as { workflowId?: string; events: unknown[] };
 const load = (file: string) => historyFromJSON(read(file));
 
 test('there are recorded histories to replay', () => {
@@ -19,11 +20,18 @@ test('there are recorded histories to replay', () => {
 
 test.each(histories)('%s replays against the current runbooks', async (file) => {
   // A runbook that names its children after its own ID (a fleet drill) is replayed under the ID it ran with.
-  await expect(Worker.runReplayHistory({ workflowBundle: await workflowBundle() }, load(file), read(file).workflowId)).resolves.toBeUndefined();
+  await expect(
+    Worker.runReplayHistory({ workflowBundle: await workflowBundle() }, load(file), read(file).workflowId),
+  ).resolves.toBeUndefined();
 });
 
 test('the replay check can fail: a drill that reorders its steps is a determinism violation', async () => {
-  const reordered = await bundleWorkflowCode({ workflowsPath: require.resolve('./fixtures/reordered-drill'), logger: { trace() {}, debug() {}, info() {}, warn() {}, error() {}, log() {} } });
+  const reordered = await bundleWorkflowCode({
+    workflowsPath: require.resolve('./fixtures/reordered-drill'),
+    logger: { trace() {}, debug() {}, info() {}, warn() {}, error() {}, log() {} },
+  });
   const drillHistory = histories.find((f) => f.startsWith('drill-'))!;
-  await expect(Worker.runReplayHistory({ workflowBundle: reordered }, load(drillHistory))).rejects.toBeInstanceOf(DeterminismViolationError);
+  await expect(Worker.runReplayHistory({ workflowBundle: reordered }, load(drillHistory))).rejects.toBeInstanceOf(
+    DeterminismViolationError,
+  );
 });

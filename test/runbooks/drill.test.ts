@@ -6,7 +6,15 @@ import { CancelledFailure } from '@temporalio/common';
 import { drillInput } from '../../worker/plan';
 import type { BackupRef, DrillInput, RunbookReport, ScratchInstance } from '../../workflows/types';
 import { DATABASE, DR, HOME, plan } from './fixtures';
-import { useRunbookServer, slow, untilCancelled, type ActivityName, type Call, type CallLog, type Script } from './harness';
+import {
+  useRunbookServer,
+  slow,
+  untilCancelled,
+  type ActivityName,
+  type Call,
+  type CallLog,
+  type Script,
+} from './harness';
 
 const server = useRunbookServer();
 
@@ -25,7 +33,11 @@ const backupIn = (region: string): BackupRef => ({
   location: `/backups/${region}/shop-backup`,
   copyChecksSource: true,
 });
-const table = (name: string, ok = true) => ({ name, ok, detail: ok ? '10 rows, checksum matches' : '9 rows, expected 10: checksum differs' });
+const table = (name: string, ok = true) => ({
+  name,
+  ok,
+  detail: ok ? '10 rows, checksum matches' : '9 rows, expected 10: checksum differs',
+});
 
 /** A drill where everything works; each step takes 100 ms, so a cancel can land in it. */
 function healthyDrill(): Script {
@@ -37,7 +49,11 @@ function healthyDrill(): Script {
     verifyBackup: slow(100, { sha256: 'a'.repeat(64), tables: 2, newestCanary: CANARY }),
     copyBackupToRegion: slow(100, backupIn(DR)),
     restoreBackup: slow(100, { restored: 'shop-backup', findings: [] }),
-    verifyRestore: slow(100, { tables: [table('public.orders'), table('lifeboat.canary')], checks: [{ name: 'orders exist', ok: true, detail: 'returned true' }], newestCanary: CANARY }) as never,
+    verifyRestore: slow(100, {
+      tables: [table('public.orders'), table('lifeboat.canary')],
+      checks: [{ name: 'orders exist', ok: true, detail: 'returned true' }],
+      newestCanary: CANARY,
+    }) as never,
     dropScratchInstance: () => ({ existed: true }),
     notify: () => ({ sent: false }),
   };
@@ -64,43 +80,64 @@ const everyStep: Array<{ at: ActivityName; queue: string; tearsDown: boolean }> 
   { at: 'verifyRestore', queue: DR, tearsDown: true },
 ];
 
-test.each(everyStep)('a drill cancelled during $at in $queue ends cancelled; scratch torn down: $tearsDown', async ({ at, queue, tearsDown }) => {
-  const healthy = healthyDrill();
-  const blocked = healthy[at] as (input: unknown, call: Call, log: CallLog) => unknown;
-  const script: Script = {
-    ...healthy,
-    [at]: (input: unknown, call: Call, log: CallLog) => (call.queue === `lifeboat-${queue}` ? untilCancelled() : blocked(input, call, log)),
-  };
-  const { error, calls } = await server().run('drill', input(), {
-    regions,
-    script,
-    during: async (handle, log) => {
-      for (let nth = 1; ; nth++) {
-        const call = await log.started(at, nth);
-        if (call.queue === `lifeboat-${queue}`) break;
-      }
-      await handle.cancel();
-    },
-  });
-  expect(error).toBeInstanceOf(WorkflowFailedError);
-  expect((error as WorkflowFailedError).cause).toBeInstanceOf(CancelledFailure);
-  const drops = calls.of('dropScratchInstance');
-  expect(drops).toHaveLength(tearsDown ? 1 : 0);
-  if (tearsDown) {
-    const created = calls.of('createScratchInstance')[0]!;
-    expect((drops[0]!.input as { scratch: ScratchInstance }).scratch.name).toBe((created.input as ScratchInstance).name);
-    // Torn down after every other call settled: never racing a create still in flight.
-    const lastOther = Math.max(...calls.calls.filter((c) => c !== drops[0]).map((c) => c.finishedAt ?? Infinity));
-    expect(drops[0]!.startedAt).toBeGreaterThanOrEqual(lastOther);
-  }
-  // Nothing was restored after the cancel.
-  if (['preflight', 'writeCanary', 'createScratchInstance', 'createBackup', 'verifyBackup', 'copyBackupToRegion'].includes(at)) expect(calls.names()).not.toContain('verifyRestore');
-}, 30_000);
+test.each(everyStep)(
+  'a drill cancelled during $at in $queue ends cancelled; scratch torn down: $tearsDown',
+  async ({ at, queue, tearsDown }) => {
+    const healthy = healthyDrill();
+    const blocked = healthy[at] as (input: unknown, call: Call, log: CallLog) => unknown;
+    const script: Script = {
+      ...healthy,
+      [at]: (input: unknown, call: Call, log: CallLog) =>
+        call.queue === `lifeboat-${queue}` ? untilCancelled() : blocked(input, call, log),
+    };
+    const { error, calls } = await server().run('drill', input(), {
+      regions,
+      script,
+      during: async (handle, log) => {
+        for (let nth = 1; ; nth++) {
+          const call = await log.started(at, nth);
+          if (call.queue === `lifeboat-${queue}`) break;
+        }
+        await handle.cancel();
+      },
+    });
+    expect(error).toBeInstanceOf(WorkflowFailedError);
+    expect((error as WorkflowFailedError).cause).toBeInstanceOf(CancelledFailure);
+    const drops = calls.of('dropScratchInstance');
+    expect(drops).toHaveLength(tearsDown ? 1 : 0);
+    if (tearsDown) {
+      const created = calls.of('createScratchInstance')[0]!;
+      expect((drops[0]!.input as { scratch: ScratchInstance }).scratch.name).toBe(
+        (created.input as ScratchInstance).name,
+      );
+      // Torn down after every other call settled: never racing a create still in flight.
+      const lastOther = Math.max(...calls.calls.filter((c) => c !== drops[0]).map((c) => c.finishedAt ?? Infinity));
+      expect(drops[0]!.startedAt).toBeGreaterThanOrEqual(lastOther);
+    }
+    // Nothing was restored after the cancel.
+    if (
+      [
+        'preflight',
+        'writeCanary',
+        'createScratchInstance',
+        'createBackup',
+        'verifyBackup',
+        'copyBackupToRegion',
+      ].includes(at)
+    )
+      expect(calls.names()).not.toContain('verifyRestore');
+  },
+  30_000,
+);
 
 test('a drill whose verify finds a bad table fails with the table and its reason, and still tears down', async () => {
   const script: Script = {
     ...healthyDrill(),
-    verifyRestore: slow(100, { tables: [table('public.orders', false), table('lifeboat.canary')], checks: [{ name: 'orders exist', ok: true, detail: 'returned true' }], newestCanary: CANARY }) as never,
+    verifyRestore: slow(100, {
+      tables: [table('public.orders', false), table('lifeboat.canary')],
+      checks: [{ name: 'orders exist', ok: true, detail: 'returned true' }],
+      newestCanary: CANARY,
+    }) as never,
   };
   const { result, calls } = await server().run<RunbookReport>('drill', input(), { regions, script });
   expect(result?.outcome).toBe('failed');

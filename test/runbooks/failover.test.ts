@@ -5,7 +5,15 @@ import { WorkflowFailedError } from '@temporalio/client';
 import { CancelledFailure } from '@temporalio/common';
 import { ErrorType, type RunbookReport } from '../../workflows/types';
 import { CANARY, DR, HOME, healthyNode, healthySwitchover, plannedFailover, primary, standby } from './fixtures';
-import { overlapped, useRunbookServer, untilCancelled, verdictFailure, type ActivityName, type Call, type Script } from './harness';
+import {
+  overlapped,
+  useRunbookServer,
+  untilCancelled,
+  verdictFailure,
+  type ActivityName,
+  type Call,
+  type Script,
+} from './harness';
 
 const server = useRunbookServer();
 
@@ -15,11 +23,16 @@ const q = (region: string) => `lifeboat-${region}`;
 const step = (c: Call): string => {
   if (c.name !== 'repointTraffic') return c.name;
   const next = (c.input as { next: { primary: { name: string } | null; standby: { name: string } | null } }).next;
-  return next.primary === null ? 'repointTraffic(hold)' : `repointTraffic(primary=${next.primary.name}${next.standby ? `, standby=${next.standby.name}` : ''})`;
+  return next.primary === null
+    ? 'repointTraffic(hold)'
+    : `repointTraffic(primary=${next.primary.name}${next.standby ? `, standby=${next.standby.name}` : ''})`;
 };
 
 test('a planned failover runs its steps in order, on the region each acts on, with four pairs side by side', async () => {
-  const { result, calls } = await server().run<RunbookReport>('failover', plannedFailover(), { regions, script: healthySwitchover() });
+  const { result, calls } = await server().run<RunbookReport>('failover', plannedFailover(), {
+    regions,
+    script: healthySwitchover(),
+  });
   expect(result?.outcome).toBe('passed');
   expect(result?.rpoSeconds).toBe(0);
   // Pairs are listed in the order they were scheduled; the test sorts each pair, since both start together.
@@ -38,7 +51,11 @@ test('a planned failover runs its steps in order, on the region each acts on, wi
   expect(sorted(order.slice(6, 8))).toEqual(sorted(pairs[2]!));
   expect(order.slice(8, 10)).toEqual([`promoteNode@${q(DR)}`, `repointTraffic(primary=${standby.name})@${q(DR)}`]);
   expect(sorted(order.slice(10, 12))).toEqual(sorted(pairs[3]!));
-  expect(order.slice(12)).toEqual([`rebuildAsStandby@${q(HOME)}`, `repointTraffic(primary=${standby.name}, standby=${primary.name})@${q(DR)}`, `notify@${q(DR)}`]);
+  expect(order.slice(12)).toEqual([
+    `rebuildAsStandby@${q(HOME)}`,
+    `repointTraffic(primary=${standby.name}, standby=${primary.name})@${q(DR)}`,
+    `notify@${q(DR)}`,
+  ]);
   // Side by side: each pair's calls overlapped in time (each mock takes 150 ms).
   for (const [a, b] of [
     ['cancelDrills', 'readTopology'],
@@ -46,7 +63,10 @@ test('a planned failover runs its steps in order, on the region each acts on, wi
     ['waitForReplay', 'repointTraffic'],
     ['smokeTest', 'findCanaries'],
   ] as Array<[ActivityName, ActivityName]>) {
-    expect({ pair: `${a} | ${b}`, overlapped: overlapped(calls.of(a)[0]!, calls.of(b)[0]!) }).toEqual({ pair: `${a} | ${b}`, overlapped: true });
+    expect({ pair: `${a} | ${b}`, overlapped: overlapped(calls.of(a)[0]!, calls.of(b)[0]!) }).toEqual({
+      pair: `${a} | ${b}`,
+      overlapped: true,
+    });
   }
   // The canary written before the fence is the one looked for on the new primary.
   expect(calls.of('findCanaries')[0]!.input).toMatchObject({ node: standby, canaries: [CANARY] });
@@ -66,35 +86,47 @@ const beforePromote: Array<{ at: ActivityName; undo: string[] }> = [
   { at: 'waitForReplay', undo: [`repointTraffic(primary=${primary.name}, standby=${standby.name})`, 'unfenceNode'] },
 ];
 
-test.each(beforePromote)('a failover cancelled during $at undoes $undo, newest first, and ends cancelled', async ({ at, undo }) => {
-  const script: Script = { ...healthySwitchover(), [at]: untilCancelled };
-  const { error, calls } = await server().run('failover', plannedFailover(), {
-    regions,
-    script,
-    during: async (handle, log) => {
-      await log.started(at);
-      await handle.cancel();
-    },
-  });
-  expect(error).toBeInstanceOf(WorkflowFailedError);
-  expect((error as WorkflowFailedError).cause).toBeInstanceOf(CancelledFailure);
-  const blocked = calls.of(at)[0]!;
-  expect(blocked.outcome).toBe('cancelled');
-  // What ran after the cancelled step: the undo actions, then the "finished" notification.
-  const after = calls.calls.slice(calls.calls.indexOf(blocked) + 1).filter((c) => c.startedAt >= blocked.finishedAt!);
-  expect(after.map(step)).toEqual([...undo, 'notify']);
-  expect(calls.names()).not.toContain('promoteNode');
-  expect(after.at(-1)!.input).toMatchObject({ event: 'failover.finished', outcome: 'failed', reason: 'cancelled' });
-}, 30_000);
+test.each(beforePromote)(
+  'a failover cancelled during $at undoes $undo, newest first, and ends cancelled',
+  async ({ at, undo }) => {
+    const script: Script = { ...healthySwitchover(), [at]: untilCancelled };
+    const { error, calls } = await server().run('failover', plannedFailover(), {
+      regions,
+      script,
+      during: async (handle, log) => {
+        await log.started(at);
+        await handle.cancel();
+      },
+    });
+    expect(error).toBeInstanceOf(WorkflowFailedError);
+    expect((error as WorkflowFailedError).cause).toBeInstanceOf(CancelledFailure);
+    const blocked = calls.of(at)[0]!;
+    expect(blocked.outcome).toBe('cancelled');
+    // What ran after the cancelled step: the undo actions, then the "finished" notification.
+    const after = calls.calls.slice(calls.calls.indexOf(blocked) + 1).filter((c) => c.startedAt >= blocked.finishedAt!);
+    expect(after.map(step)).toEqual([...undo, 'notify']);
+    expect(calls.names()).not.toContain('promoteNode');
+    expect(after.at(-1)!.input).toMatchObject({ event: 'failover.finished', outcome: 'failed', reason: 'cancelled' });
+  },
+  30_000,
+);
 
 test('an approval that times out changes nothing: no fence, no repoint, the report says so', async () => {
-  const { result, calls } = await server().run<RunbookReport>('failover', plannedFailover({ preApproved: false, approvalTimeoutSeconds: 1 }), { regions, script: healthySwitchover() });
+  const { result, calls } = await server().run<RunbookReport>(
+    'failover',
+    plannedFailover({ preApproved: false, approvalTimeoutSeconds: 1 }),
+    { regions, script: healthySwitchover() },
+  );
   expect(result?.outcome).toBe('failed');
   expect(result?.reason).toBe('approval timed out after 1s; nothing was changed');
   expect(result?.failover?.approval).toBeNull();
   expect(calls.names()).toEqual(expect.arrayContaining(['readTopology', 'checkReplication', 'writeCanaryOnNode']));
-  for (const changes of ['fenceNode', 'unfenceNode', 'repointTraffic', 'promoteNode'] as const) expect(calls.names()).not.toContain(changes);
-  expect(calls.calls.filter((c) => c.name === 'notify').map((c) => (c.input as { event: string }).event)).toEqual(['failover.approval_needed', 'failover.finished']);
+  for (const changes of ['fenceNode', 'unfenceNode', 'repointTraffic', 'promoteNode'] as const)
+    expect(calls.names()).not.toContain(changes);
+  expect(calls.calls.filter((c) => c.name === 'notify').map((c) => (c.input as { event: string }).event)).toEqual([
+    'failover.approval_needed',
+    'failover.finished',
+  ]);
 }, 30_000);
 
 /** A promote that fails; the standby then reports whether a promote request reached it. */
@@ -115,7 +147,10 @@ function failedPromote(requestReachedStandby: boolean): Script {
 }
 
 test('a promote that failed after its request reached the standby is never undone: fenced, traffic held, the report says why', async () => {
-  const { result, calls } = await server().run<RunbookReport>('failover', plannedFailover(), { regions, script: failedPromote(true) });
+  const { result, calls } = await server().run<RunbookReport>('failover', plannedFailover(), {
+    regions,
+    script: failedPromote(true),
+  });
   expect(result?.outcome).toBe('failed');
   expect(result?.reason).toContain('did not finish in time');
   const fromPromote = calls.calls.slice(calls.names().indexOf('promoteNode')).map(step);
@@ -124,16 +159,29 @@ test('a promote that failed after its request reached the standby is never undon
     {
       name: 'undo of the switchover skipped',
       ok: false,
-      detail: expect.stringMatching(new RegExp(`^${DR}/${standby.name} may have been promoted \\(standby, streaming; a promote was requested\\): ${HOME}/server stays fenced and traffic held`)),
+      detail: expect.stringMatching(
+        new RegExp(
+          `^${DR}/${standby.name} may have been promoted \\(standby, streaming; a promote was requested\\): ${HOME}/server stays fenced and traffic held`,
+        ),
+      ),
     },
   ]);
 }, 30_000);
 
 test('a promote that failed with no request made is undone: traffic restored, then the old primary unfenced', async () => {
-  const { result, calls } = await server().run<RunbookReport>('failover', plannedFailover(), { regions, script: failedPromote(false) });
+  const { result, calls } = await server().run<RunbookReport>('failover', plannedFailover(), {
+    regions,
+    script: failedPromote(false),
+  });
   expect(result?.outcome).toBe('failed');
   const fromPromote = calls.calls.slice(calls.names().indexOf('promoteNode')).map(step);
-  expect(fromPromote).toEqual(['promoteNode', 'checkReplication', `repointTraffic(primary=${primary.name}, standby=${standby.name})`, 'unfenceNode', 'notify']);
+  expect(fromPromote).toEqual([
+    'promoteNode',
+    'checkReplication',
+    `repointTraffic(primary=${primary.name}, standby=${standby.name})`,
+    'unfenceNode',
+    'notify',
+  ]);
   expect(result?.cleanup.map((c) => [c.name, c.ok])).toEqual([
     [`restore traffic to ${HOME}/server`, true],
     [`unfence ${HOME}/server`, true],
@@ -148,14 +196,24 @@ test('an unplanned failover whose fence cannot reach the primary still takes ove
     },
   };
   const input = plannedFailover();
-  const { result, calls } = await server().run<RunbookReport>('failover', { ...input, mode: 'unplanned' }, { regions, script });
+  const { result, calls } = await server().run<RunbookReport>(
+    'failover',
+    { ...input, mode: 'unplanned' },
+    { regions, script },
+  );
   expect(result?.outcome).toBe('passed');
   expect(result?.failover?.fence).toEqual({ confirmed: false, how: expect.stringContaining('not confirmed') });
   const order = calls.calls.map(step).filter((s) => s !== 'notify');
   const sorted = (a: string[]) => [...a].sort();
   expect(sorted(order.slice(0, 2))).toEqual(['cancelDrills', 'readTopology']);
   // No canary on a primary that may be down; no replay to wait for.
-  expect(order.slice(2, 7)).toEqual(['checkReplication', 'fenceNode', 'repointTraffic(hold)', 'promoteNode', `repointTraffic(primary=${standby.name})`]);
+  expect(order.slice(2, 7)).toEqual([
+    'checkReplication',
+    'fenceNode',
+    'repointTraffic(hold)',
+    'promoteNode',
+    `repointTraffic(primary=${standby.name})`,
+  ]);
   expect(calls.names()).not.toContain('writeCanaryOnNode');
   expect(calls.names()).not.toContain('waitForReplay');
   // RPO from the ledger: the newest acknowledged canary is looked for on the new primary.

@@ -59,7 +59,14 @@ export function healthySwitchover(): Script {
     checkReplication: besides('writeCanaryOnNode', {
       primary: nodeUp(true),
       standby: nodeUp(false),
-      lag: { streaming: true, lagBytes: 0, lagSeconds: 0, slotActive: true, primaryLsn: '0/1000000', replayLsn: '0/1000000' },
+      lag: {
+        streaming: true,
+        lagBytes: 0,
+        lagSeconds: 0,
+        slotActive: true,
+        primaryLsn: '0/1000000',
+        replayLsn: '0/1000000',
+      },
     }),
     writeCanaryOnNode: besides('checkReplication', CANARY),
     notify: () => ({ sent: false }),
@@ -72,7 +79,9 @@ export function healthySwitchover(): Script {
       return topology({ ...input.next, epoch, primarySinceEpoch: epoch });
     },
     promoteNode: () => ({ lsn: '0/1000002', alreadyPrimary: false }),
-    smokeTest: besides('findCanaries', { checks: [{ name: 'write on the new primary', ok: true, detail: 'canary committed' }] }),
+    smokeTest: besides('findCanaries', {
+      checks: [{ name: 'write on the new primary', ok: true, detail: 'canary committed' }],
+    }),
     findCanaries: besides('smokeTest', { newest: CANARY, missing: [] }),
     rebuildAsStandby: () => ({ method: 'follows', node: primary }),
     acknowledgedCanaries: () => ({ newest: { ...CANARY, database: DATABASE, epoch: 7 }, term: [] }),

@@ -60,24 +60,39 @@ export class RunbookServer {
     quietRuntime();
     const port = await freePort();
     const args = [
-      'server', 'start-dev', '--headless',
-      '--ip', '127.0.0.1',
-      '--port', String(port),
-      '--log-level', 'error',
-      ...ALL_SEARCH_ATTRIBUTES.flatMap((a) => ['--search-attribute', `${a.name}=${a.type === 'DOUBLE' ? 'Double' : 'Keyword'}`]),
+      'server',
+      'start-dev',
+      '--headless',
+      '--ip',
+      '127.0.0.1',
+      '--port',
+      String(port),
+      '--log-level',
+      'error',
+      ...ALL_SEARCH_ATTRIBUTES.flatMap((a) => [
+        '--search-attribute',
+        `${a.name}=${a.type === 'DOUBLE' ? 'Double' : 'Keyword'}`,
+      ]),
     ];
     const child = spawn(temporalCli(loadEnv()), args, { stdio: 'ignore', env: childEnv({ HOME: process.env.HOME }) });
     const address = `127.0.0.1:${port}`;
     const deadline = Date.now() + 30_000;
     while (!(await portOpen(port))) {
-      if (child.exitCode !== null) throw new Error(`the Temporal dev server exited with ${child.exitCode} before it listened on ${address}`);
+      if (child.exitCode !== null)
+        throw new Error(`the Temporal dev server exited with ${child.exitCode} before it listened on ${address}`);
       if (Date.now() > deadline) throw new Error(`the Temporal dev server did not listen on ${address} within 30 s`);
       await sleep(100);
     }
     const client = new Client({ connection: await Connection.connect({ address }) });
     const connection = await NativeConnection.connect({ address });
     // The port opens before the default namespace is served.
-    while (!(await client.workflowService.describeNamespace({ namespace: 'default' }).then(() => true, () => false))) await sleep(100);
+    while (
+      !(await client.workflowService.describeNamespace({ namespace: 'default' }).then(
+        () => true,
+        () => false,
+      ))
+    )
+      await sleep(100);
     return new RunbookServer(child, address, client, connection);
   }
 
@@ -100,14 +115,24 @@ export class RunbookServer {
   async run<R = unknown>(
     workflowType: string,
     input: unknown,
-    options: { regions: string[]; script: Script; workflowId?: string; during?: (handle: WorkflowHandle, calls: CallLog) => Promise<void> },
+    options: {
+      regions: string[];
+      script: Script;
+      workflowId?: string;
+      during?: (handle: WorkflowHandle, calls: CallLog) => Promise<void>;
+    },
   ): Promise<{ result: R | undefined; error: unknown; calls: CallLog; handle: WorkflowHandle }> {
     await this.workersFor(options.regions, Object.keys(options.script));
     const calls = new CallLog();
-    const workflowId = options.workflowId ?? `runbook-test/${workflowType}/${Date.now()}-${Math.random().toString(36).slice(2, 8)}`;
+    const workflowId =
+      options.workflowId ?? `runbook-test/${workflowType}/${Date.now()}-${Math.random().toString(36).slice(2, 8)}`;
     this.current = { workflowId, script: options.script, log: calls };
     try {
-      const handle = await this.client.workflow.start(workflowType, { taskQueue: RUNBOOK_TASK_QUEUE, workflowId, args: [input] });
+      const handle = await this.client.workflow.start(workflowType, {
+        taskQueue: RUNBOOK_TASK_QUEUE,
+        workflowId,
+        args: [input],
+      });
       const during = options.during?.(handle, calls);
       let result: R | undefined;
       let error: unknown;
@@ -130,9 +155,15 @@ export class RunbookServer {
     const all = new Set([...(this.workers?.regions === key ? this.workers.names : []), ...names]);
     await this.workers?.stop();
     this.workers = undefined;
-    const activities = Object.fromEntries([...all].map((name) => [name, (input: unknown) => this.serve(name as ActivityName, input)]));
+    const activities = Object.fromEntries(
+      [...all].map((name) => [name, (input: unknown) => this.serve(name as ActivityName, input)]),
+    );
     const workers = [
-      await Worker.create({ connection: this.connection, taskQueue: RUNBOOK_TASK_QUEUE, workflowBundle: await cachedBundle() }),
+      await Worker.create({
+        connection: this.connection,
+        taskQueue: RUNBOOK_TASK_QUEUE,
+        workflowBundle: await cachedBundle(),
+      }),
       ...(await Promise.all(
         regions.map((region) =>
           Worker.create({
@@ -162,7 +193,10 @@ export class RunbookServer {
     const ctx = Context.current();
     const run = this.current;
     if (!run || run.workflowId !== ctx.info.workflowExecution?.workflowId) {
-      throw ApplicationFailure.nonRetryable(`${name} called by ${ctx.info.workflowExecution?.workflowId}, which is not the run under test`, 'NotUnderTest');
+      throw ApplicationFailure.nonRetryable(
+        `${name} called by ${ctx.info.workflowExecution?.workflowId}, which is not the run under test`,
+        'NotUnderTest',
+      );
     }
     const call = run.log.start(name, ctx.info.taskQueue, input);
     try {
@@ -256,7 +290,8 @@ export class CallLog {
     for (;;) {
       const found = this.of(name)[nth - 1];
       if (found) return found;
-      if (Date.now() > deadline) throw new Error(`no call #${nth} of ${name} within ${timeoutMs} ms; calls so far: ${this.names().join(', ')}`);
+      if (Date.now() > deadline)
+        throw new Error(`no call #${nth} of ${name} within ${timeoutMs} ms; calls so far: ${this.names().join(', ')}`);
       await new Promise<void>((r) => {
         this.waiters.push(r);
         setTimeout(r, 200);
@@ -280,10 +315,12 @@ export async function untilCancelled(): Promise<never> {
 }
 
 /** A scripted activity that takes a while, so that what runs beside it can be seen to. */
-export const slow = <T>(ms: number, value: T) => async (): Promise<T> => {
-  await Context.current().sleep(ms);
-  return value;
-};
+export const slow =
+  <T>(ms: number, value: T) =>
+  async (): Promise<T> => {
+    await Context.current().sleep(ms);
+    return value;
+  };
 
 /**
  * A scripted activity that finishes 50 ms after `partner` has started too (or after a second): two

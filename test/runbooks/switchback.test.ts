@@ -11,18 +11,41 @@ const at = (c: Call) => `${c.name}@${c.queue.replace(/^lifeboat-/, '')}`;
 
 test('a failback re-protects the home server, waits for it, then switches back and re-protects the former primary', async () => {
   const healthy = healthySwitchover();
-  const failedOver: TopologyView = { set: HOME, primary: standby, standby: null, fenced: [primary], epoch: 9, primarySinceEpoch: 9, updatedAt: '2026-01-01T00:00:00.000Z', updatedBy: 'test' };
+  const failedOver: TopologyView = {
+    set: HOME,
+    primary: standby,
+    standby: null,
+    fenced: [primary],
+    epoch: 9,
+    primarySinceEpoch: 9,
+    updatedAt: '2026-01-01T00:00:00.000Z',
+    updatedBy: 'test',
+  };
   const canary = { id: 50, writtenAt: new Date().toISOString() };
   const script: Script = {
     ...healthy,
     readTopology: () => failedOver,
     rebuildAsStandby: ({ node }) => ({ method: 'pg_rewind', node }),
-    waitUntilCaughtUp: () => ({ streaming: true, lagBytes: 0, lagSeconds: 0, slotActive: true, primaryLsn: '0/2000000', replayLsn: '0/2000000' }),
+    waitUntilCaughtUp: () => ({
+      streaming: true,
+      lagBytes: 0,
+      lagSeconds: 0,
+      slotActive: true,
+      primaryLsn: '0/2000000',
+      replayLsn: '0/2000000',
+    }),
     writeCanaryOnNode: () => canary,
-    acknowledgedCanaries: () => ({ newest: { ...canary, database: DATABASE, epoch: 9 }, term: [{ ...canary, database: DATABASE, epoch: 9 }] }),
+    acknowledgedCanaries: () => ({
+      newest: { ...canary, database: DATABASE, epoch: 9 },
+      term: [{ ...canary, database: DATABASE, epoch: 9 }],
+    }),
     findCanaries: () => ({ newest: canary, missing: [] }),
   };
-  const { result, calls } = await server().run<RunbookReport>('failback', failbackInput(plan, DATABASE, { preApproved: true, triggeredBy: 'test' }), { regions: [HOME, DR], script });
+  const { result, calls } = await server().run<RunbookReport>(
+    'failback',
+    failbackInput(plan, DATABASE, { preApproved: true, triggeredBy: 'test' }),
+    { regions: [HOME, DR], script },
+  );
   expect(result?.outcome).toBe('passed');
   const order = calls.calls.map(at);
   // Side-by-side pairs start together; the test compares each as a set.
@@ -48,7 +71,14 @@ test('a failback re-protects the home server, waits for it, then switches back a
   expect(calls.of('promoteNode')[0]!.input).toMatchObject({ node: primary });
   expect(calls.of('fenceNode')[0]!.input).toMatchObject({ node: standby, mode: 'planned' });
   // Nothing written during the failover was lost: the term's canaries were looked for on the home server.
-  expect(calls.calls.some((c) => c.name === 'findCanaries' && (c.input as { canaries: unknown[] }).canaries.length === 1 && c.queue === `lifeboat-${HOME}`)).toBe(true);
+  expect(
+    calls.calls.some(
+      (c) =>
+        c.name === 'findCanaries' &&
+        (c.input as { canaries: unknown[] }).canaries.length === 1 &&
+        c.queue === `lifeboat-${HOME}`,
+    ),
+  ).toBe(true);
 }, 30_000);
 
 const XC_HOME = 'xc-local';
@@ -96,11 +126,33 @@ test('a planned cross-cloud failover fences, backs up after the fence, restores,
     verifyBackup: () => ({ sha256: 'b'.repeat(64), tables: 2, newestCanary: canary }),
     copyBackupToRegion: () => backup(XC_DR),
     restoreForRecovery: () => ({ setAside: null }) as never,
-    verifyRecovered: () => ({ tables: [{ name: 'public.orders', ok: true, detail: 'checksum matches' }], checks: [], newestCanary: canary }) as never,
-    recordRecovery: ({ primary: node, fenced }) => ({ set: DATABASE, primary: node, standby: null, fenced, epoch: 1, primarySinceEpoch: 1, updatedAt: new Date().toISOString(), updatedBy: 'test' }),
+    verifyRecovered: () =>
+      ({
+        tables: [{ name: 'public.orders', ok: true, detail: 'checksum matches' }],
+        checks: [],
+        newestCanary: canary,
+      }) as never,
+    recordRecovery: ({ primary: node, fenced }) => ({
+      set: DATABASE,
+      primary: node,
+      standby: null,
+      fenced,
+      epoch: 1,
+      primarySinceEpoch: 1,
+      updatedAt: new Date().toISOString(),
+      updatedBy: 'test',
+    }),
   };
-  const input = crossCloudInput(xcPlan, DATABASE, { direction: 'failover', mode: 'planned', preApproved: true, triggeredBy: 'test' });
-  const { result, calls } = await server().run<RunbookReport>('crossCloudFailover', input, { regions: [XC_HOME, XC_DR], script });
+  const input = crossCloudInput(xcPlan, DATABASE, {
+    direction: 'failover',
+    mode: 'planned',
+    preApproved: true,
+    triggeredBy: 'test',
+  });
+  const { result, calls } = await server().run<RunbookReport>('crossCloudFailover', input, {
+    regions: [XC_HOME, XC_DR],
+    script,
+  });
   expect(result?.reason ?? null).toBeNull();
   expect(result?.outcome).toBe('passed');
   expect(result?.rpoSeconds).toBe(0);
@@ -123,7 +175,10 @@ test('a planned cross-cloud failover fences, backs up after the fence, restores,
   ]);
   // The final backup is portable (it crosses clouds) and the record names the DR instance.
   expect(calls.of('createBackup')[0]!.input).toMatchObject({ portable: true });
-  expect(calls.of('recordRecovery')[0]!.input).toMatchObject({ primary: { region: XC_DR }, fenced: [{ region: XC_HOME }] });
+  expect(calls.of('recordRecovery')[0]!.input).toMatchObject({
+    primary: { region: XC_DR },
+    fenced: [{ region: XC_HOME }],
+  });
   // Nothing undone: the run passed the point of no return.
   expect(calls.names()).not.toContain('unfenceDatabase');
 }, 30_000);

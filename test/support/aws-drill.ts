@@ -9,7 +9,17 @@ import { withClient } from '../../activities/pg/sql';
 import { seedDemo } from '../../scripts/dev/seed';
 import { loadPlanFile, type LoadedPlan } from '../../worker/plan';
 import { LocalRdsDataPlane } from '../fakes/rds-data-plane';
-import { awsPlanDatabase, awsPlanRegions, awsTestFixture, createInstanceCommand, EAST, motoClientConfig, resetMoto, WEST, type AwsTestFixture } from './moto';
+import {
+  awsPlanDatabase,
+  awsPlanRegions,
+  awsTestFixture,
+  createInstanceCommand,
+  EAST,
+  motoClientConfig,
+  resetMoto,
+  WEST,
+  type AwsTestFixture,
+} from './moto';
 import { env, local } from './stack';
 
 export { EAST, WEST } from './moto';
@@ -29,7 +39,13 @@ export interface AwsDrillSetup {
  * instance `instance` in us-east-1 with `password` as its master password, exposed to the worker as
  * `env:<passwordVar>`, and `pgDatabase` seeded on local-a as its data.
  */
-export async function setUpAwsDrill(options: { name: string; instance: string; pgDatabase: string; passwordVar: string; password: string }): Promise<AwsDrillSetup> {
+export async function setUpAwsDrill(options: {
+  name: string;
+  instance: string;
+  pgDatabase: string;
+  passwordVar: string;
+  password: string;
+}): Promise<AwsDrillSetup> {
   const { name, instance, pgDatabase, passwordVar, password } = options;
   process.env[passwordVar] = password;
   await resetMoto(moto());
@@ -49,6 +65,9 @@ export async function setUpAwsDrill(options: { name: string; instance: string; p
     restoreNode: { region: 'local-b', name: 'server' },
   });
   const file = join(env().home, `${name}-plan.yaml`);
-  writeFileSync(file, `${awsPlanRegions(east, west)}databases:\n${awsPlanDatabase('orders', { pgDatabase, instance, passwordVar })}`);
+  writeFileSync(
+    file,
+    `${awsPlanRegions(east, west)}databases:\n${awsPlanDatabase('orders', { pgDatabase, instance, passwordVar })}`,
+  );
   return { plan: loadPlanFile(file), dataPlane, east, west };
 }

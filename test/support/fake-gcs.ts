@@ -17,7 +17,9 @@ export interface FakeGcsServer {
 export function fakeGcsServerPath(): string {
   const path = join(__dirname, '..', '..', '.tools', 'bin', 'fake-gcs-server');
   if (!existsSync(path)) {
-    throw new Error(`fake-gcs-server is missing (expected ${path}): run \`bash scripts/test.sh\`, or \`bash scripts/setup.sh --with-gcs-emulator\` then jest`);
+    throw new Error(
+      `fake-gcs-server is missing (expected ${path}): run \`bash scripts/test.sh\`, or \`bash scripts/setup.sh --with-gcs-emulator\` then jest`,
+    );
   }
   return path;
 }
@@ -27,17 +29,34 @@ export async function startFakeGcs(port: number): Promise<FakeGcsServer> {
   const out = openSync(log, 'a');
   const origin = `http://127.0.0.1:${port}`;
   // -external-url: resumable upload sessions are addressed by the Location the server hands out.
-  const args = ['-scheme', 'http', '-host', '127.0.0.1', '-port', String(port), '-backend', 'memory', '-external-url', origin, '-log-level', 'warn'];
+  const args = [
+    '-scheme',
+    'http',
+    '-host',
+    '127.0.0.1',
+    '-port',
+    String(port),
+    '-backend',
+    'memory',
+    '-external-url',
+    origin,
+    '-log-level',
+    'warn',
+  ];
   const child = spawn(fakeGcsServerPath(), args, { detached: true, stdio: ['ignore', out, out] });
   child.unref();
   const deadline = Date.now() + STARTUP_SECONDS * 1000;
   while (!(await answers(origin))) {
     if (child.exitCode !== null || child.signalCode !== null) {
-      throw new Error(`fake-gcs-server on port ${port} exited (${child.exitCode ?? child.signalCode}) before it answered; ${log} ends with:\n${tail(log)}`);
+      throw new Error(
+        `fake-gcs-server on port ${port} exited (${child.exitCode ?? child.signalCode}) before it answered; ${log} ends with:\n${tail(log)}`,
+      );
     }
     if (Date.now() > deadline) {
       child.kill();
-      throw new Error(`fake-gcs-server on port ${port} did not answer HTTP within ${STARTUP_SECONDS}s; ${log} ends with:\n${tail(log)}`);
+      throw new Error(
+        `fake-gcs-server on port ${port} did not answer HTTP within ${STARTUP_SECONDS}s; ${log} ends with:\n${tail(log)}`,
+      );
     }
     await new Promise((r) => setTimeout(r, 200));
   }

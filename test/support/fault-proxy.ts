@@ -54,10 +54,16 @@ export interface FaultProxyOptions {
   timeoutMs?: number;
 }
 
-export async function startFaultProxy(target: string, rules: FaultRule[], options: FaultProxyOptions = {}): Promise<FaultProxy> {
+export async function startFaultProxy(
+  target: string,
+  rules: FaultRule[],
+  options: FaultProxyOptions = {},
+): Promise<FaultProxy> {
   for (const rule of rules) {
     if ((rule.first === undefined) === (rule.rate === undefined)) {
-      throw new Error(`fault rule for ${rule.action} sets ${rule.first === undefined ? 'neither' : 'both'} of first and rate; expected exactly one`);
+      throw new Error(
+        `fault rule for ${rule.action} sets ${rule.first === undefined ? 'neither' : 'both'} of first and rate; expected exactly one`,
+      );
     }
   }
   const upstream = new URL(target);
@@ -85,18 +91,24 @@ export async function startFaultProxy(target: string, rules: FaultRule[], option
   };
 
   const server = createServer((req, res) => {
-    void readBody(req).then((body) => {
-      const params = new URLSearchParams(isForm(req.headers) ? body.toString('utf8') : '');
-      const action = options.dialect === 'cloudsql' ? restRoute(req.method, req.url) : (params.get('Action') ?? `${req.method} ${req.url}`);
-      const seen: ProxiedRequest = { action, region: signedRegion(req.headers), params };
-      proxy.counts[seen.action] = (proxy.counts[seen.action] ?? 0) + 1;
-      const fault = faultFor(seen);
-      proxy.log.push({ action: seen.action, region: seen.region, ...(fault && { fault }) });
-      if (fault) proxy.injected[seen.action] = (proxy.injected[seen.action] ?? 0) + 1;
-      if (fault === 'timeout') loseAnswer(upstream, req, body, res, options.timeoutMs ?? 500);
-      else if (fault) answerWithFault(res, fault, options.dialect ?? 'rds');
-      else forward(upstream, req, body, res);
-    }, (err: Error) => res.destroy(err));
+    void readBody(req).then(
+      (body) => {
+        const params = new URLSearchParams(isForm(req.headers) ? body.toString('utf8') : '');
+        const action =
+          options.dialect === 'cloudsql'
+            ? restRoute(req.method, req.url)
+            : (params.get('Action') ?? `${req.method} ${req.url}`);
+        const seen: ProxiedRequest = { action, region: signedRegion(req.headers), params };
+        proxy.counts[seen.action] = (proxy.counts[seen.action] ?? 0) + 1;
+        const fault = faultFor(seen);
+        proxy.log.push({ action: seen.action, region: seen.region, ...(fault && { fault }) });
+        if (fault) proxy.injected[seen.action] = (proxy.injected[seen.action] ?? 0) + 1;
+        if (fault === 'timeout') loseAnswer(upstream, req, body, res, options.timeoutMs ?? 500);
+        else if (fault) answerWithFault(res, fault, options.dialect ?? 'rds');
+        else forward(upstream, req, body, res);
+      },
+      (err: Error) => res.destroy(err),
+    );
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -115,7 +127,14 @@ export async function startFaultProxy(target: string, rules: FaultRule[], option
 /** Raw headers keep the SDK's spelling and order (host included): the signed headers stay as signed. */
 function forward(upstream: URL, req: IncomingMessage, body: Buffer, res: ServerResponse): void {
   const out = request(
-    { protocol: upstream.protocol, hostname: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.rawHeaders },
+    {
+      protocol: upstream.protocol,
+      hostname: upstream.hostname,
+      port: upstream.port,
+      method: req.method,
+      path: req.url,
+      headers: req.rawHeaders,
+    },
     (answer) => {
       res.writeHead(answer.statusCode ?? 502, answer.statusMessage, answer.rawHeaders);
       answer.pipe(res);
@@ -128,7 +147,14 @@ function forward(upstream: URL, req: IncomingMessage, body: Buffer, res: ServerR
 /** The request reaches the server; its answer is read and dropped, and the client's connection cut. */
 function loseAnswer(upstream: URL, req: IncomingMessage, body: Buffer, res: ServerResponse, holdMs: number): void {
   const out = request(
-    { protocol: upstream.protocol, hostname: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.rawHeaders },
+    {
+      protocol: upstream.protocol,
+      hostname: upstream.hostname,
+      port: upstream.port,
+      method: req.method,
+      path: req.url,
+      headers: req.rawHeaders,
+    },
     (answer) => {
       answer.resume();
       answer.on('end', () => setTimeout(() => res.destroy(), holdMs));
@@ -141,16 +167,35 @@ function loseAnswer(upstream: URL, req: IncomingMessage, body: Buffer, res: Serv
 /** RDS answers in its Query-protocol XML (the SDK parses the Code into the error's name); Cloud SQL in Google's JSON envelope. */
 function answerWithFault(res: ServerResponse, fault: Exclude<Fault, 'timeout'>, dialect: 'rds' | 'cloudsql'): void {
   if (dialect === 'cloudsql') {
-    const [code, status, message] = fault === 'throttling' ? [429, 'RESOURCE_EXHAUSTED', 'Quota exceeded (injected by the test fault proxy)'] : [503, 'UNAVAILABLE', 'The service is currently unavailable (injected by the test fault proxy)'];
-    const json = JSON.stringify({ error: { code, message, status, errors: [{ message, domain: 'global', reason: fault === 'throttling' ? 'rateLimitExceeded' : 'backendError' }] } });
-    res.writeHead(code, { 'content-type': 'application/json; charset=UTF-8', 'content-length': Buffer.byteLength(json) });
+    const [code, status, message] =
+      fault === 'throttling'
+        ? [429, 'RESOURCE_EXHAUSTED', 'Quota exceeded (injected by the test fault proxy)']
+        : [503, 'UNAVAILABLE', 'The service is currently unavailable (injected by the test fault proxy)'];
+    const json = JSON.stringify({
+      error: {
+        code,
+        message,
+        status,
+        errors: [{ message, domain: 'global', reason: fault === 'throttling' ? 'rateLimitExceeded' : 'backendError' }],
+      },
+    });
+    res.writeHead(code, {
+      'content-type': 'application/json; charset=UTF-8',
+      'content-length': Buffer.byteLength(json),
+    });
     res.end(json);
     return;
   }
   const [status, type, code, message] =
-    fault === 'throttling' ? [400, 'Sender', 'Throttling', 'Rate exceeded'] : [503, 'Receiver', 'ServiceUnavailable', 'Service unavailable (injected by the test fault proxy)'];
+    fault === 'throttling'
+      ? [400, 'Sender', 'Throttling', 'Rate exceeded']
+      : [503, 'Receiver', 'ServiceUnavailable', 'Service unavailable (injected by the test fault proxy)'];
   const xml = `<ErrorResponse><Error><Type>${type}</Type><Code>${code}</Code><Message>${message}</Message></Error><RequestId>fault-proxy</RequestId></ErrorResponse>`;
-  res.writeHead(status, { 'content-type': 'text/xml', 'content-length': Buffer.byteLength(xml), 'x-amzn-requestid': 'fault-proxy' });
+  res.writeHead(status, {
+    'content-type': 'text/xml',
+    'content-length': Buffer.byteLength(xml),
+    'x-amzn-requestid': 'fault-proxy',
+  });
   res.end(xml);
 }
 

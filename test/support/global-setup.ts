@@ -57,6 +57,11 @@ async function startGcsStandIn(): Promise<void> {
  */
 function buildCli(): void {
   const root = join(__dirname, '..', '..');
-  const build = spawnSync(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.build.json'], { cwd: root, encoding: 'utf8' });
-  if (build.status !== 0) throw new Error(`the build failed, so the tests would run stale code:\n${build.stdout}${build.stderr}`);
+  const build = spawnSync(
+    process.execPath,
+    [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.build.json'],
+    { cwd: root, encoding: 'utf8' },
+  );
+  if (build.status !== 0)
+    throw new Error(`the build failed, so the tests would run stale code:\n${build.stdout}${build.stderr}`);
 }

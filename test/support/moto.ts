@@ -4,7 +4,13 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, openSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CreateAliasCommand, CreateKeyCommand, DescribeKeyCommand, KMSClient, NotFoundException } from '@aws-sdk/client-kms';
+import {
+  CreateAliasCommand,
+  CreateKeyCommand,
+  DescribeKeyCommand,
+  KMSClient,
+  NotFoundException,
+} from '@aws-sdk/client-kms';
 import {
   CreateSecurityGroupCommand,
   CreateSubnetCommand,
@@ -16,7 +22,13 @@ import {
   EC2Client,
   type Subnet,
 } from '@aws-sdk/client-ec2';
-import { CreateDBInstanceCommand, CreateDBSubnetGroupCommand, DBSubnetGroupNotFoundFault, DescribeDBSubnetGroupsCommand, RDSClient } from '@aws-sdk/client-rds';
+import {
+  CreateDBInstanceCommand,
+  CreateDBSubnetGroupCommand,
+  DBSubnetGroupNotFoundFault,
+  DescribeDBSubnetGroupsCommand,
+  RDSClient,
+} from '@aws-sdk/client-rds';
 import { stopProcess } from './cli';
 
 /** The name of every scratch resource the fixture makes: a second call finds them by it. */
@@ -41,7 +53,9 @@ export interface AwsTestFixture {
 export function motoServerPath(): string {
   const path = join(__dirname, '..', '..', '.venv', 'bin', 'moto_server');
   if (!existsSync(path)) {
-    throw new Error(`moto_server is missing (expected ${path}): run \`bash scripts/test.sh\`, or \`bash scripts/setup.sh --with-moto\` then jest`);
+    throw new Error(
+      `moto_server is missing (expected ${path}): run \`bash scripts/test.sh\`, or \`bash scripts/setup.sh --with-moto\` then jest`,
+    );
   }
   return path;
 }
@@ -55,17 +69,24 @@ export async function startMoto(port: number, options: { log?: string; detached?
   const log = options.log ?? join(logDir(), 'moto-server.log');
   const detached = options.detached ?? true;
   const out = openSync(log, 'a');
-  const child = spawn(motoServerPath(), ['-H', '127.0.0.1', '-p', String(port)], { detached, stdio: ['ignore', out, out] });
+  const child = spawn(motoServerPath(), ['-H', '127.0.0.1', '-p', String(port)], {
+    detached,
+    stdio: ['ignore', out, out],
+  });
   if (detached) child.unref();
   const endpoint = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + STARTUP_SECONDS * 1000;
   while (!(await answers(endpoint))) {
     if (child.exitCode !== null || child.signalCode !== null) {
-      throw new Error(`moto_server on port ${port} exited (${child.exitCode ?? child.signalCode}) before it answered; ${log} ends with:\n${tail(log)}`);
+      throw new Error(
+        `moto_server on port ${port} exited (${child.exitCode ?? child.signalCode}) before it answered; ${log} ends with:\n${tail(log)}`,
+      );
     }
     if (Date.now() > deadline) {
       child.kill();
-      throw new Error(`moto_server on port ${port} did not answer HTTP within ${STARTUP_SECONDS}s; ${log} ends with:\n${tail(log)}`);
+      throw new Error(
+        `moto_server on port ${port} did not answer HTTP within ${STARTUP_SECONDS}s; ${log} ends with:\n${tail(log)}`,
+      );
     }
     await new Promise((r) => setTimeout(r, 200));
   }
@@ -95,7 +116,10 @@ export function awsPlanRegions(east: AwsTestFixture, west: AwsTestFixture): stri
 }
 
 /** One database of such a plan (a `databases:` entry): an RDS instance in aws-east, its DR copies in aws-west. */
-export function awsPlanDatabase(key: string, options: { pgDatabase: string; instance: string; passwordVar: string }): string {
+export function awsPlanDatabase(
+  key: string,
+  options: { pgDatabase: string; instance: string; passwordVar: string },
+): string {
   return `  ${key}:
     primary: { region: aws-east, database: ${options.pgDatabase}, instance: ${options.instance}, credentials: { user: lifeboat, password: "env:${options.passwordVar}" } }
     dr: { region: aws-west }
@@ -108,7 +132,11 @@ export function awsPlanDatabase(key: string, options: { pgDatabase: string; inst
 }
 
 /** The RDS instance a drill test (or the fleet benchmark) restores from: PostgreSQL 16, encrypted with the fixture's key. */
-export function createInstanceCommand(identifier: string, password: string, fixture: AwsTestFixture): CreateDBInstanceCommand {
+export function createInstanceCommand(
+  identifier: string,
+  password: string,
+  fixture: AwsTestFixture,
+): CreateDBInstanceCommand {
   return new CreateDBInstanceCommand({
     DBInstanceIdentifier: identifier,
     Engine: 'postgres',
@@ -184,7 +212,10 @@ async function scratchVpc(ec2: EC2Client): Promise<string> {
   const existing = found.Vpcs?.[0]?.VpcId;
   if (existing) return existing;
   const created = await ec2.send(
-    new CreateVpcCommand({ CidrBlock: VPC_CIDR, TagSpecifications: [{ ResourceType: 'vpc', Tags: [{ Key: 'Name', Value: SCRATCH_NAME }] }] }),
+    new CreateVpcCommand({
+      CidrBlock: VPC_CIDR,
+      TagSpecifications: [{ ResourceType: 'vpc', Tags: [{ Key: 'Name', Value: SCRATCH_NAME }] }],
+    }),
   );
   return created.Vpc!.VpcId!;
 }
@@ -192,13 +223,18 @@ async function scratchVpc(ec2: EC2Client): Promise<string> {
 /** One subnet in each of the region's first two availability zones: RDS wants at least two. */
 async function scratchSubnets(ec2: EC2Client, vpcId: string, awsRegion: string): Promise<string[]> {
   const zones = await ec2.send(new DescribeAvailabilityZonesCommand({}));
-  const names = (zones.AvailabilityZones ?? []).map((z) => z.ZoneName!).sort().slice(0, 2);
-  if (names.length < 2) throw new Error(`moto lists ${names.length} availability zones for ${awsRegion}; expected at least 2`);
+  const names = (zones.AvailabilityZones ?? [])
+    .map((z) => z.ZoneName!)
+    .sort()
+    .slice(0, 2);
+  if (names.length < 2)
+    throw new Error(`moto lists ${names.length} availability zones for ${awsRegion}; expected at least 2`);
   const found = await ec2.send(new DescribeSubnetsCommand({ Filters: [{ Name: 'vpc-id', Values: [vpcId] }] }));
   const existing = found.Subnets ?? [];
   const ids: string[] = [];
   for (const [i, zone] of names.entries()) {
-    const subnet = existing.find((s) => s.AvailabilityZone === zone) ?? (await createSubnet(ec2, vpcId, zone, `10.42.${i}.0/24`));
+    const subnet =
+      existing.find((s) => s.AvailabilityZone === zone) ?? (await createSubnet(ec2, vpcId, zone, `10.42.${i}.0/24`));
     ids.push(subnet.SubnetId!);
   }
   return ids;
@@ -216,7 +252,13 @@ async function scratchSubnetGroup(rds: RDSClient, subnetIds: string[]): Promise<
   } catch (err) {
     if (!(err instanceof DBSubnetGroupNotFoundFault)) throw err;
   }
-  await rds.send(new CreateDBSubnetGroupCommand({ DBSubnetGroupName: SCRATCH_NAME, DBSubnetGroupDescription: 'Lifeboat test scratch', SubnetIds: subnetIds }));
+  await rds.send(
+    new CreateDBSubnetGroupCommand({
+      DBSubnetGroupName: SCRATCH_NAME,
+      DBSubnetGroupDescription: 'Lifeboat test scratch',
+      SubnetIds: subnetIds,
+    }),
+  );
   return SCRATCH_NAME;
 }
 
@@ -228,6 +270,8 @@ async function scratchSecurityGroup(ec2: EC2Client, vpcId: string): Promise<stri
   const found = await ec2.send(new DescribeSecurityGroupsCommand({ Filters: filters }));
   const existing = found.SecurityGroups?.[0]?.GroupId;
   if (existing) return existing;
-  const created = await ec2.send(new CreateSecurityGroupCommand({ GroupName: SCRATCH_NAME, Description: 'Lifeboat test scratch', VpcId: vpcId }));
+  const created = await ec2.send(
+    new CreateSecurityGroupCommand({ GroupName: SCRATCH_NAME, Description: 'Lifeboat test scratch', VpcId: vpcId }),
+  );
   return created.GroupId!;
 }

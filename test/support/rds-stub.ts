@@ -66,16 +66,23 @@ export class RdsStub {
     this.clusters = model.clusters;
     this.writerCluster = this.cluster(model.writer.id, model.writer.awsRegion);
     this.server = createServer((req, res) => {
-      this.handle(req, res).catch((err: unknown) => send(res, 500, `<html><body>stub failure: ${escapeXml(String(err))}</body></html>`, 'text/html'));
+      this.handle(req, res).catch((err: unknown) =>
+        send(res, 500, `<html><body>stub failure: ${escapeXml(String(err))}</body></html>`, 'text/html'),
+      );
     });
   }
 
   /** Listens on 127.0.0.1 at a free port. The default model: apg-global, writer apg-east, secondary apg-west. */
-  static async start(model: StubModel = {
-    globalCluster: 'apg-global',
-    clusters: [{ id: 'apg-east', awsRegion: 'us-east-1' }, { id: 'apg-west', awsRegion: 'us-west-2' }],
-    writer: { id: 'apg-east' },
-  }): Promise<RdsStub> {
+  static async start(
+    model: StubModel = {
+      globalCluster: 'apg-global',
+      clusters: [
+        { id: 'apg-east', awsRegion: 'us-east-1' },
+        { id: 'apg-west', awsRegion: 'us-west-2' },
+      ],
+      writer: { id: 'apg-east' },
+    },
+  ): Promise<RdsStub> {
     const stub = new RdsStub(model);
     await new Promise<void>((resolve) => stub.server.listen(0, '127.0.0.1', resolve));
     return stub;
@@ -95,7 +102,10 @@ export class RdsStub {
   /** By name, and by region where two clusters share the name. */
   cluster(id: string, awsRegion?: string): StubCluster {
     const found = this.clusters.filter((c) => c.id === id && (!awsRegion || c.awsRegion === awsRegion));
-    if (found.length !== 1) throw new Error(`rds stub: ${found.length} clusters ${id} ${awsRegion ? `in ${awsRegion} ` : ''}in the model; expected one`);
+    if (found.length !== 1)
+      throw new Error(
+        `rds stub: ${found.length} clusters ${id} ${awsRegion ? `in ${awsRegion} ` : ''}in the model; expected one`,
+      );
     return found[0]!;
   }
 
@@ -156,13 +166,20 @@ export class RdsStub {
           return this.error(404, 'GlobalClusterNotFoundFault', `GlobalCluster ${p.GlobalClusterIdentifier} not found.`);
         }
         this.advance();
-        return this.ok(action, `<GlobalClusters><GlobalClusterMember>${this.globalXml()}</GlobalClusterMember></GlobalClusters>`);
+        return this.ok(
+          action,
+          `<GlobalClusters><GlobalClusterMember>${this.globalXml()}</GlobalClusterMember></GlobalClusters>`,
+        );
       }
       case 'DescribeDBClusters': {
         const inRegion = this.clusters.filter((c) => c.awsRegion === awsRegion);
         const wanted = p.DBClusterIdentifier ? inRegion.filter((c) => c.id === p.DBClusterIdentifier) : inRegion;
-        if (p.DBClusterIdentifier && wanted.length === 0) return this.error(404, 'DBClusterNotFoundFault', `DBCluster ${p.DBClusterIdentifier} not found.`);
-        return this.ok(action, `<DBClusters>${wanted.map((c) => `<DBCluster>${this.clusterXml(c)}</DBCluster>`).join('')}</DBClusters>`);
+        if (p.DBClusterIdentifier && wanted.length === 0)
+          return this.error(404, 'DBClusterNotFoundFault', `DBCluster ${p.DBClusterIdentifier} not found.`);
+        return this.ok(
+          action,
+          `<DBClusters>${wanted.map((c) => `<DBCluster>${this.clusterXml(c)}</DBCluster>`).join('')}</DBClusters>`,
+        );
       }
       case 'SwitchoverGlobalCluster':
       case 'FailoverGlobalCluster':
@@ -173,13 +190,28 @@ export class RdsStub {
   }
 
   private move(action: string, p: Record<string, string>, kind: Move): Answer {
-    if (p.GlobalClusterIdentifier !== this.globalCluster) return this.error(404, 'GlobalClusterNotFoundFault', `GlobalCluster ${p.GlobalClusterIdentifier} not found.`);
+    if (p.GlobalClusterIdentifier !== this.globalCluster)
+      return this.error(404, 'GlobalClusterNotFoundFault', `GlobalCluster ${p.GlobalClusterIdentifier} not found.`);
     const target = this.clusters.find((c) => clusterArn(c) === p.TargetDbClusterIdentifier);
-    if (!target) return this.error(404, 'DBClusterNotFoundFault', `DBCluster ${p.TargetDbClusterIdentifier} is not a member of ${this.globalCluster}.`);
+    if (!target)
+      return this.error(
+        404,
+        'DBClusterNotFoundFault',
+        `DBCluster ${p.TargetDbClusterIdentifier} is not a member of ${this.globalCluster}.`,
+      );
     if (this.status !== 'available') {
-      return this.error(400, 'InvalidGlobalClusterStateFault', `Global cluster ${this.globalCluster} is in ${this.status} state; it must be available.`);
+      return this.error(
+        400,
+        'InvalidGlobalClusterStateFault',
+        `Global cluster ${this.globalCluster} is in ${this.status} state; it must be available.`,
+      );
     }
-    if (target === this.writerCluster) return this.error(400, 'InvalidParameterValue', `${p.TargetDbClusterIdentifier} is already the writer of ${this.globalCluster}.`);
+    if (target === this.writerCluster)
+      return this.error(
+        400,
+        'InvalidParameterValue',
+        `${p.TargetDbClusterIdentifier} is already the writer of ${this.globalCluster}.`,
+      );
     this.pending = { target, kind, describesLeft: this.describesPerMove };
     if (this.describesPerMove === 0) this.advance();
     return this.ok(action, `<GlobalCluster>${this.globalXml()}</GlobalCluster>`);
@@ -200,7 +232,9 @@ export class RdsStub {
     const members = this.clusters
       .map((c) => {
         const isWriter = c === this.writerCluster;
-        const readers = isWriter ? this.clusters.filter((r) => r !== c).map((r) => `<member>${clusterArn(r)}</member>`) : [];
+        const readers = isWriter
+          ? this.clusters.filter((r) => r !== c).map((r) => `<member>${clusterArn(r)}</member>`)
+          : [];
         return `<GlobalClusterMember><DBClusterArn>${clusterArn(c)}</DBClusterArn><Readers>${readers.join('')}</Readers><IsWriter>${isWriter}</IsWriter>${isWriter ? '' : '<SynchronizationStatus>connected</SynchronizationStatus>'}</GlobalClusterMember>`;
       })
       .join('');
@@ -249,7 +283,12 @@ interface Answer {
 }
 
 function errorAnswer(e: InjectedError, requestId: string): Answer {
-  if (e.html) return { status: e.status, contentType: 'text/html', body: `<!doctype html><html lang=en><title>${e.status} ${e.code}</title><h1>${e.code}</h1><p>${escapeXml(e.message ?? '')}</p></html>` };
+  if (e.html)
+    return {
+      status: e.status,
+      contentType: 'text/html',
+      body: `<!doctype html><html lang=en><title>${e.status} ${e.code}</title><h1>${e.code}</h1><p>${escapeXml(e.message ?? '')}</p></html>`,
+    };
   const type = e.status >= 500 ? 'Receiver' : 'Sender';
   return {
     status: e.status,

@@ -22,9 +22,15 @@ export async function endOf(handle: WorkflowHandle): Promise<{ status: string; o
  */
 export async function expectNothingRan(handle: WorkflowHandle, log: LogCapture): Promise<void> {
   const events = (await handle.fetchHistory()).events ?? [];
-  const scheduled = events.filter((e) => e.activityTaskScheduledEventAttributes).map((e) => e.activityTaskScheduledEventAttributes!.activityType?.name);
-  const failed = events.filter((e) => e.activityTaskFailedEventAttributes).map((e) => e.activityTaskFailedEventAttributes!.failure?.applicationFailureInfo?.type);
-  const attempts = events.filter((e) => e.activityTaskStartedEventAttributes).map((e) => e.activityTaskStartedEventAttributes!.attempt);
+  const scheduled = events
+    .filter((e) => e.activityTaskScheduledEventAttributes)
+    .map((e) => e.activityTaskScheduledEventAttributes!.activityType?.name);
+  const failed = events
+    .filter((e) => e.activityTaskFailedEventAttributes)
+    .map((e) => e.activityTaskFailedEventAttributes!.failure?.applicationFailureInfo?.type);
+  const attempts = events
+    .filter((e) => e.activityTaskStartedEventAttributes)
+    .map((e) => e.activityTaskStartedEventAttributes!.attempt);
   expect(scheduled.length).toBeGreaterThan(0);
   expect(events.filter((e) => e.activityTaskCompletedEventAttributes)).toEqual([]);
   expect(failed).toEqual(scheduled.map(() => 'LifeboatInputMismatch'));

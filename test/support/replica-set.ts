@@ -17,12 +17,21 @@ import { createLogger } from '../../worker/logger';
 import { drillInput, type LoadedPlan } from '../../worker/plan';
 import { DatabaseAttr, ProviderAttr, RunbookAttr, TriggeredByAttr } from '../../workflows/search-attributes';
 import type { Progress } from '../../workflows/steps';
-import { RUNBOOK_TASK_QUEUE, type FailbackInput, type FailoverInput, type NodeRef, type ReplicaSetSpec, type RunbookReport, type TopologyView } from '../../workflows/types';
+import {
+  RUNBOOK_TASK_QUEUE,
+  type FailbackInput,
+  type FailoverInput,
+  type NodeRef,
+  type ReplicaSetSpec,
+  type RunbookReport,
+  type TopologyView,
+} from '../../workflows/types';
 import { freePort } from './ports';
 import { env, local, LogCapture, parsePlan } from './stack';
 
 export const label = (n: NodeRef | null | undefined): string => (n ? `${n.region}/${n.name}` : '(none)');
-export const same = (a: NodeRef | null | undefined, b: NodeRef | null | undefined): boolean => Boolean(a && b && a.region === b.region && a.name === b.name);
+export const same = (a: NodeRef | null | undefined, b: NodeRef | null | undefined): boolean =>
+  Boolean(a && b && a.region === b.region && a.name === b.name);
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 export interface ReplicaSetFixture {
@@ -65,7 +74,11 @@ databases:
  * Creates (or finds, if this stack already has them) the home server, the seeded database, the
  * standby and the topology record, writes the plan file and starts the canary writer (every 100 ms).
  */
-export async function createReplicaSet(options: { home: string; dr: string; database: string }): Promise<ReplicaSetFixture> {
+export async function createReplicaSet(options: {
+  home: string;
+  dr: string;
+  database: string;
+}): Promise<ReplicaSetFixture> {
   const { home: homeRegion, dr, database } = options;
   const p = local();
   const server = p.regionCluster(homeRegion);
@@ -75,7 +88,11 @@ export async function createReplicaSet(options: { home: string; dr: string; data
     if (!exists.rowCount) await c.query(`create database ${database}`);
   });
   await withClient(server.connection(database), (c) => seedDemo(c, 0.05));
-  const set: ReplicaSetSpec = { set: homeRegion, home: { name: homeRegion, provider: 'local' }, dr: { name: dr, provider: 'local' } };
+  const set: ReplicaSetSpec = {
+    set: homeRegion,
+    home: { name: homeRegion, provider: 'local' },
+    dr: { name: dr, provider: 'local' },
+  };
   await p.ensureReplicaSet(set, await freePort(), 'test');
 
   const text = planText(homeRegion, dr, database);
@@ -88,7 +105,14 @@ export async function createReplicaSet(options: { home: string; dr: string; data
   const trafficLog = new LogCapture();
   const traffic = await runTraffic({
     env: env(),
-    sets: [{ set: homeRegion, port: await freePort(), databases: [database], credentialsFrom: { region: homeRegion, name: 'server' } }],
+    sets: [
+      {
+        set: homeRegion,
+        port: await freePort(),
+        databases: [database],
+        credentialsFrom: { region: homeRegion, name: 'server' },
+      },
+    ],
     intervalMs: 100,
     logger: createLogger('info', trafficLog),
   });
@@ -108,7 +132,11 @@ export async function createReplicaSet(options: { home: string; dr: string; data
       (closing ??= (async () => {
         await traffic.close();
         // The stack's teardown deletes LIFEBOAT_HOME: no server of ours may outlive it.
-        for (const node of [home, standby]) await local().nodeCluster(node).stop('immediate').catch(() => undefined);
+        for (const node of [home, standby])
+          await local()
+            .nodeCluster(node)
+            .stop('immediate')
+            .catch(() => undefined);
       })()),
   };
 }
@@ -122,7 +150,11 @@ export function topologyOf(fx: ReplicaSetFixture): TopologyView {
 /** The set as it was made: primary home, standby streaming from it, nothing fenced. */
 export function expectAtHome(fx: ReplicaSetFixture): TopologyView {
   const topology = topologyOf(fx);
-  expect({ primary: topology.primary, standby: topology.standby, fenced: topology.fenced }).toEqual({ primary: fx.home, standby: fx.standby, fenced: [] });
+  expect({ primary: topology.primary, standby: topology.standby, fenced: topology.fenced }).toEqual({
+    primary: fx.home,
+    standby: fx.standby,
+    fenced: [],
+  });
   return topology;
 }
 
@@ -158,7 +190,14 @@ export async function acceptsWrites(node: NodeRef): Promise<boolean> {
   } catch {
     return false; // mid-rebuild: no state, no server
   }
-  const c = new PgClient({ host: conn.host, port: conn.port, user: conn.user, password: conn.password, database: conn.database, connectionTimeoutMillis: 2_000 });
+  const c = new PgClient({
+    host: conn.host,
+    port: conn.port,
+    user: conn.user,
+    password: conn.password,
+    database: conn.database,
+    connectionTimeoutMillis: 2_000,
+  });
   c.on('error', () => undefined);
   try {
     await c.connect();
@@ -175,7 +214,10 @@ export async function acceptsWrites(node: NodeRef): Promise<boolean> {
  * Samples every node of the set in the background and records each moment at which more than one
  * of them would accept a write: the check between the after-each-runbook checks.
  */
-export function watchWritable(fx: ReplicaSetFixture, everyMs = 200): { stop(): Promise<{ samples: number; violations: string[] }> } {
+export function watchWritable(
+  fx: ReplicaSetFixture,
+  everyMs = 200,
+): { stop(): Promise<{ samples: number; violations: string[] }> } {
   const nodes = [fx.home, fx.standby];
   let stopped = false;
   let samples = 0;
@@ -185,7 +227,8 @@ export function watchWritable(fx: ReplicaSetFixture, everyMs = 200): { stop(): P
       const writable = await Promise.all(nodes.map(acceptsWrites));
       samples++;
       const both = nodes.filter((_, i) => writable[i]);
-      if (both.length > 1) violations.push(`${new Date().toISOString()}: ${both.map(label).join(' and ')} both accept writes`);
+      if (both.length > 1)
+        violations.push(`${new Date().toISOString()}: ${both.map(label).join(' and ')} both accept writes`);
       await sleep(everyMs);
     }
   })();
@@ -204,7 +247,11 @@ export function watchWritable(fx: ReplicaSetFixture, everyMs = 200): { stop(): P
 export const lockId = (database: string): string => `lifeboat/${database}/failover`;
 
 /** Starts a failover or failback the way the CLI does: under the lock ID, with the search attributes. */
-export function startTopologyRunbook(c: Client, runbook: 'failover' | 'failback', input: FailoverInput | FailbackInput): Promise<WorkflowHandleWithFirstExecutionRunId> {
+export function startTopologyRunbook(
+  c: Client,
+  runbook: 'failover' | 'failback',
+  input: FailoverInput | FailbackInput,
+): Promise<WorkflowHandleWithFirstExecutionRunId> {
   return c.workflow.start(runbook, {
     taskQueue: RUNBOOK_TASK_QUEUE,
     workflowId: lockId(input.database),
@@ -250,7 +297,10 @@ export async function holdOrdersLock(fx: ReplicaSetFixture): Promise<{ release()
 export async function waitForLockWaiter(fx: ReplicaSetFixture, timeoutMs = 30_000): Promise<void> {
   await waitUntil(`a session of ${fx.database} on ${label(fx.home)} waits for a lock`, timeoutMs, async () =>
     withClient(await local().connectNode(fx.home, fx.database), async (c) => {
-      const { rows } = await c.query<{ n: number }>(`select count(*)::int as n from pg_stat_activity where datname = $1 and wait_event_type = 'Lock'`, [fx.database]);
+      const { rows } = await c.query<{ n: number }>(
+        `select count(*)::int as n from pg_stat_activity where datname = $1 and wait_event_type = 'Lock'`,
+        [fx.database],
+      );
       return rows[0]!.n > 0;
     }),
   );
@@ -265,14 +315,21 @@ export async function waitUntil(what: string, timeoutMs: number, condition: () =
 }
 
 /** Waits until the runbook's progress query shows `step` running. */
-export async function waitForStep(handle: WorkflowHandle, query: string, step: string, timeoutMs = 60_000): Promise<Progress> {
+export async function waitForStep(
+  handle: WorkflowHandle,
+  query: string,
+  step: string,
+  timeoutMs = 60_000,
+): Promise<Progress> {
   const deadline = Date.now() + timeoutMs;
   let last: Progress | null = null;
   for (;;) {
     last = (await handle.query<Progress>(query).catch(() => null)) ?? last;
     if (last?.running.includes(step)) return last;
-    if (last?.steps.some((s) => s.name === step && s.status !== 'running')) throw new Error(`${handle.workflowId}: step "${step}" ended before it was seen running`);
-    if (Date.now() > deadline) throw new Error(`${handle.workflowId} never reached step "${step}" (progress: ${JSON.stringify(last)})`);
+    if (last?.steps.some((s) => s.name === step && s.status !== 'running'))
+      throw new Error(`${handle.workflowId}: step "${step}" ended before it was seen running`);
+    if (Date.now() > deadline)
+      throw new Error(`${handle.workflowId} never reached step "${step}" (progress: ${JSON.stringify(last)})`);
     await sleep(50);
   }
 }
@@ -282,9 +339,15 @@ export async function canaryAtEpoch(database: string, epoch: number, timeoutMs =
   const ledger = new CanaryLedger(env().home);
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const found = ledger.entries(database).filter((e) => e.epoch >= epoch).at(-1);
+    const found = ledger
+      .entries(database)
+      .filter((e) => e.epoch >= epoch)
+      .at(-1);
     if (found) return found;
-    if (Date.now() > deadline) throw new Error(`the canary writer acknowledged no write to ${database} at epoch ${epoch} or later within ${timeoutMs} ms`);
+    if (Date.now() > deadline)
+      throw new Error(
+        `the canary writer acknowledged no write to ${database} at epoch ${epoch} or later within ${timeoutMs} ms`,
+      );
     await sleep(100);
   }
 }
@@ -294,24 +357,48 @@ export async function canaryAtEpoch(database: string, epoch: number, timeoutMs =
  * commit time together: after an unplanned failover the new primary's sequence can hand out again
  * ids the dead primary had already used for writes that were lost.
  */
-export async function missingCanaries(node: NodeRef, database: string, canaries: Array<{ id: number; writtenAt: string }>): Promise<Array<{ id: number; writtenAt: string }>> {
+export async function missingCanaries(
+  node: NodeRef,
+  database: string,
+  canaries: Array<{ id: number; writtenAt: string }>,
+): Promise<Array<{ id: number; writtenAt: string }>> {
   const present = await withClient(await local().connectNode(node, database), async (c) => {
-    const { rows } = await c.query<{ id: string; written_at: Date }>('select id, written_at from lifeboat.canary where id = any($1::bigint[])', [canaries.map((e) => e.id)]);
+    const { rows } = await c.query<{ id: string; written_at: Date }>(
+      'select id, written_at from lifeboat.canary where id = any($1::bigint[])',
+      [canaries.map((e) => e.id)],
+    );
     return new Set(rows.map((r) => `${r.id}@${r.written_at.toISOString()}`));
   });
   return canaries.filter((e) => !present.has(`${e.id}@${e.writtenAt}`)).map(({ id, writtenAt }) => ({ id, writtenAt }));
 }
 
 /** Waits until `standby` has replayed everything `primary` had written when this was called. */
-export async function waitForStandbyToCatchUp(primary: NodeRef, standby: NodeRef, database: string, timeoutMs = 30_000): Promise<string> {
-  const target = await withClient(await local().connectNode(primary, database), async (c) => (await c.query<{ lsn: string }>('select pg_current_wal_lsn()::text as lsn')).rows[0]!.lsn);
+export async function waitForStandbyToCatchUp(
+  primary: NodeRef,
+  standby: NodeRef,
+  database: string,
+  timeoutMs = 30_000,
+): Promise<string> {
+  const target = await withClient(
+    await local().connectNode(primary, database),
+    async (c) => (await c.query<{ lsn: string }>('select pg_current_wal_lsn()::text as lsn')).rows[0]!.lsn,
+  );
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const reached = await withClient(await local().connectNode(standby, database), async (c) =>
-      (await c.query<{ ok: boolean }>('select coalesce(pg_last_wal_replay_lsn() >= $1::pg_lsn, false) as ok', [target])).rows[0]!.ok,
+    const reached = await withClient(
+      await local().connectNode(standby, database),
+      async (c) =>
+        (
+          await c.query<{ ok: boolean }>('select coalesce(pg_last_wal_replay_lsn() >= $1::pg_lsn, false) as ok', [
+            target,
+          ])
+        ).rows[0]!.ok,
     ).catch(() => false);
     if (reached) return target;
-    if (Date.now() > deadline) throw new Error(`${label(standby)} did not replay ${label(primary)}'s WAL up to ${target} within ${timeoutMs} ms`);
+    if (Date.now() > deadline)
+      throw new Error(
+        `${label(standby)} did not replay ${label(primary)}'s WAL up to ${target} within ${timeoutMs} ms`,
+      );
     await sleep(100);
   }
 }
@@ -320,14 +407,21 @@ export async function waitForStandbyToCatchUp(primary: NodeRef, standby: NodeRef
  * Starts the preserved copy of a node on a free port (it can only start in recovery: it replays its
  * own WAL and stays read-only) and returns which of `canaries` it holds.
  */
-export async function canariesInCopy(root: string, database: string, canaries: Array<{ id: number }>): Promise<number[]> {
+export async function canariesInCopy(
+  root: string,
+  database: string,
+  canaries: Array<{ id: number }>,
+): Promise<number[]> {
   const copy = new LocalCluster(root, findPgBin(env().pgBin));
   copy.writeState({ ...copy.state(), port: await freePort() });
   await copy.start();
   try {
     for (let i = 0; ; i++) {
       const ids = await withClient(copy.connection(database), async (c) => {
-        const { rows } = await c.query<{ id: string }>('select id from lifeboat.canary where id = any($1::bigint[]) order by id', [canaries.map((e) => e.id)]);
+        const { rows } = await c.query<{ id: string }>(
+          'select id from lifeboat.canary where id = any($1::bigint[]) order by id',
+          [canaries.map((e) => e.id)],
+        );
         return rows.map((r) => Number(r.id));
       }).catch((err: Error) => (i < 50 ? null : Promise.reject(err)));
       if (ids) return ids;

@@ -14,7 +14,11 @@ import type { DrillInput } from '../../workflows/types';
 
 export const env = () => loadEnv();
 /** The test server; with a data converter (worker/codec.ts) when a test encrypts its payloads. */
-export const temporal = (dataConverter?: DataConverter) => ({ connectionOptions: { address: process.env.TEMPORAL_ADDRESS! }, namespace: 'default', dataConverter });
+export const temporal = (dataConverter?: DataConverter) => ({
+  connectionOptions: { address: process.env.TEMPORAL_ADDRESS! },
+  namespace: 'default',
+  dataConverter,
+});
 export const local = () => buildProviders(env()).local;
 export const demoPlan = (): LoadedPlan => loadPlanFile(join(env().projectRoot, 'scripts', 'dev', 'demo-plan.yaml'));
 export { parsePlan };
@@ -38,7 +42,10 @@ async function temporalReachable(): Promise<void> {
   const port = Number(address.split(':').pop());
   const deadline = Date.now() + 60_000;
   while (!(await portOpen(port))) {
-    if (Date.now() > deadline) throw new Error(`the test stack's Temporal dev server at ${address} has not answered for a minute; the watchdog's lines (!!) in the log say why`);
+    if (Date.now() > deadline)
+      throw new Error(
+        `the test stack's Temporal dev server at ${address} has not answered for a minute; the watchdog's lines (!!) in the log say why`,
+      );
     await new Promise((r) => setTimeout(r, 500));
   }
 }
@@ -49,7 +56,11 @@ export function workflowBundle(failureConverterPath?: string): Promise<{ code: s
   const key = failureConverterPath ?? '';
   let bundle = bundles.get(key);
   if (!bundle) {
-    bundle = bundleWorkflowCode({ workflowsPath: require.resolve('../../workflows'), failureConverterPath, logger: quietBundlerLogger });
+    bundle = bundleWorkflowCode({
+      workflowsPath: require.resolve('../../workflows'),
+      failureConverterPath,
+      logger: quietBundlerLogger,
+    });
     bundles.set(key, bundle);
   }
   return bundle;
@@ -76,7 +87,13 @@ export interface RunningWorker {
  * unless told otherwise), until stop().
  */
 export async function startWorker(
-  options: { regions?: string[]; capture?: LogCapture; providers?: Partial<Providers>; dataConverter?: DataConverter; plan?: LoadedPlan } = {},
+  options: {
+    regions?: string[];
+    capture?: LogCapture;
+    providers?: Partial<Providers>;
+    dataConverter?: DataConverter;
+    plan?: LoadedPlan;
+  } = {},
 ): Promise<RunningWorker> {
   const logger = createLogger('info', options.capture ?? new LogCapture());
   await temporalReachable();
@@ -104,7 +121,12 @@ export async function startWorker(
 }
 
 /** Runs in-process workers for the demo regions (or the regions given) while `fn` runs; with a plan, checking every run against it. */
-export async function withWorker<T>(fn: () => Promise<T>, capture?: LogCapture, regions?: string[], plan?: LoadedPlan): Promise<T> {
+export async function withWorker<T>(
+  fn: () => Promise<T>,
+  capture?: LogCapture,
+  regions?: string[],
+  plan?: LoadedPlan,
+): Promise<T> {
   const worker = await startWorker({ regions, capture, plan });
   try {
     return await fn();

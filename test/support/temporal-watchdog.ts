@@ -37,14 +37,16 @@ const DELIBERATE_LIMIT_MS = 120_000;
 
 /** Where the global setup leaves its watchdog for the global teardown (both run in jest's main process). */
 const RUNNING = Symbol.for('lifeboat.test.temporalWatchdog');
-export const runningWatchdog = (): TemporalWatchdog | undefined => (globalThis as { [RUNNING]?: TemporalWatchdog })[RUNNING];
+export const runningWatchdog = (): TemporalWatchdog | undefined =>
+  (globalThis as { [RUNNING]?: TemporalWatchdog })[RUNNING];
 
 /** A watchdog for the server on `ports`; pass its `exited` to startTemporal, then call watch(pid). */
 export function temporalWatchdog(env: LifeboatEnv, ports: StackPorts): TemporalWatchdog {
   let firstPid = 0;
   let timer: NodeJS.Timeout | undefined;
   const exits = new Map<number, string>();
-  const exited = (pid: number, code: number | null, signal: NodeJS.Signals | null): void => void exits.set(pid, describeExit(code, signal));
+  const exited = (pid: number, code: number | null, signal: NodeJS.Signals | null): void =>
+    void exits.set(pid, describeExit(code, signal));
   const deaths: TemporalDeath[] = [];
   let busy = false;
   let closedChecks = 0;
@@ -59,7 +61,15 @@ export function temporalWatchdog(env: LifeboatEnv, ports: StackPorts): TemporalW
       if (++closedChecks < 2 && !final) return;
       closedChecks = 0;
       const pid = currentPid(env.home, firstPid);
-      const death: TemporalDeath = { at: new Date().toISOString(), pid, how: exits.get(pid) ?? (alive(pid) ? 'alive, but its port is closed' : 'gone (exit status not seen: a server the chaos harness started)') };
+      const death: TemporalDeath = {
+        at: new Date().toISOString(),
+        pid,
+        how:
+          exits.get(pid) ??
+          (alive(pid)
+            ? 'alive, but its port is closed'
+            : 'gone (exit status not seen: a server the chaos harness started)'),
+      };
       deaths.push(death);
       console.error(
         [
@@ -67,7 +77,9 @@ export function temporalWatchdog(env: LifeboatEnv, ports: StackPorts): TemporalW
           `!! ${machineState(env.home)}`,
           `!! its log (${serverLog(env.home)}) ends:`,
           ...logTail(env.home).map((l) => `!!   ${l}`),
-          final ? '!! (the run is over: not started again)' : '!! starting it again on the same ports and SQLite file; tests in flight may fail.',
+          final
+            ? '!! (the run is over: not started again)'
+            : '!! starting it again on the same ports and SQLite file; tests in flight may fail.',
         ].join('\n'),
       );
       if (final) return;
@@ -145,5 +157,7 @@ export function machineState(home: string): string {
   } catch {
     // leave it unknown
   }
-  return `free disk under ${home}: ${disk}; free memory ${gib(freemem())} of ${gib(totalmem())}; load ${loadavg().map((l) => l.toFixed(1)).join(' ')}`;
+  return `free disk under ${home}: ${disk}; free memory ${gib(freemem())} of ${gib(totalmem())}; load ${loadavg()
+    .map((l) => l.toFixed(1))
+    .join(' ')}`;
 }

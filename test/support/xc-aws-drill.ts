@@ -55,7 +55,13 @@ export interface CrossCloudAwsOptions {
 export async function setUpCrossCloudAwsDrill(options: CrossCloudAwsOptions): Promise<CrossCloudAwsSetup> {
   const { database, instance, pgDatabase, user, passwordVar, password, bucket, drRegion, blobBytes = 0 } = options;
   // Resets moto (buckets included), so the bucket is made after it.
-  const { dataPlane: standIn, east } = await setUpAwsDrill({ name: 'xc-aws', instance, pgDatabase, passwordVar, password });
+  const { dataPlane: standIn, east } = await setUpAwsDrill({
+    name: 'xc-aws',
+    instance,
+    pgDatabase,
+    passwordVar,
+    password,
+  });
   const s3 = new S3Client({ ...motoClientConfig(moto(), EAST), forcePathStyle: true });
   await s3.send(new CreateBucketCommand({ Bucket: bucket }));
 
@@ -88,7 +94,13 @@ export async function setUpCrossCloudAwsDrill(options: CrossCloudAwsOptions): Pr
       const secret = process.env[passwordVar];
       if (!secret) throw new Error(`test stand-in: ${passwordVar} is not set`);
       // No passfile: the tools get one made from this login, as for a managed server.
-      return { host: conn.host, port: conn.port, user, password: secret, database: conn.database } satisfies PgConnection;
+      return {
+        host: conn.host,
+        port: conn.port,
+        user,
+        password: secret,
+        database: conn.database,
+      } satisfies PgConnection;
     },
     snapshotCreated: (...args) => standIn.snapshotCreated(...args),
     snapshotCopied: (...args) => standIn.snapshotCopied(...args),
@@ -126,7 +138,9 @@ databases:
 }
 
 /** Drops the stand-in database and the login role made for it. */
-export async function tearDownCrossCloudAwsDrill(options: Pick<CrossCloudAwsOptions, 'pgDatabase' | 'user'>): Promise<void> {
+export async function tearDownCrossCloudAwsDrill(
+  options: Pick<CrossCloudAwsOptions, 'pgDatabase' | 'user'>,
+): Promise<void> {
   await withClient(await local().connectNode(SOURCE_SERVER, 'postgres'), async (c) => {
     await c.query(`drop database if exists ${quoteIdent(options.pgDatabase)} with (force)`);
     await c.query(`drop role if exists ${quoteIdent(options.user)}`);
@@ -134,7 +148,10 @@ export async function tearDownCrossCloudAwsDrill(options: Pick<CrossCloudAwsOpti
 }
 
 /** The plan's aws-east region, the source of the cross-cloud drills: moto's network and KMS key, an S3 store. */
-export function awsSourceRegionYaml(east: { kmsKeyArn: string; subnetGroup: string; securityGroupId: string }, bucket: string): string {
+export function awsSourceRegionYaml(
+  east: { kmsKeyArn: string; subnetGroup: string; securityGroupId: string },
+  bucket: string,
+): string {
   return `  aws-east:
     provider: aws
     awsRegion: ${EAST}

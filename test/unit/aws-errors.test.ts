@@ -32,12 +32,20 @@ function meta(httpStatusCode: number) {
 
 /** What the SDK throws for an error code its model has no class for. */
 function unmodeled(name: string, httpStatusCode: number, message = `message of ${name}`): RDSServiceException {
-  return new RDSServiceException({ name, $fault: httpStatusCode >= 500 ? 'server' : 'client', message, ...meta(httpStatusCode) });
+  return new RDSServiceException({
+    name,
+    $fault: httpStatusCode >= 500 ? 'server' : 'client',
+    message,
+    ...meta(httpStatusCode),
+  });
 }
 
 function expectVerdict(failure: Error, type: ErrorType): void {
   expect(failure).toBeInstanceOf(ApplicationFailure);
-  expect({ type: (failure as ApplicationFailure).type, nonRetryable: (failure as ApplicationFailure).nonRetryable }).toEqual({ type, nonRetryable: true });
+  expect({
+    type: (failure as ApplicationFailure).type,
+    nonRetryable: (failure as ApplicationFailure).nonRetryable,
+  }).toEqual({ type, nonRetryable: true });
 }
 
 /** Retryable: a plain Error, so the activity's Temporal retry policy decides. */
@@ -48,19 +56,69 @@ function expectRetryable(failure: Error): void {
 
 describe('awsFailure: refusals a retry cannot change are verdicts', () => {
   test.each<[string, () => unknown, ErrorType]>([
-    ['DBSnapshotNotFoundFault (404)', () => new DBSnapshotNotFoundFault({ message: 'DBSnapshot lifeboat-b1 not found.', ...meta(404) }), ErrorType.BackupNotFound],
-    ['DBInstanceNotFoundFault (404)', () => new DBInstanceNotFoundFault({ message: 'DBInstance orders not found.', ...meta(404) }), ErrorType.DatabaseNotFound],
-    ['DBSubnetGroupNotFoundFault (404): a plan setting names nothing', () => new DBSubnetGroupNotFoundFault({ message: 'DBSubnetGroup scratch not found.', ...meta(404) }), ErrorType.InvalidInput],
-    ['KMSKeyNotAccessibleFault (400)', () => new KMSKeyNotAccessibleFault({ message: 'The specified KMS key is not accessible.', ...meta(400) }), ErrorType.InvalidInput],
-    ['InvalidParameterValue (400)', () => unmodeled('InvalidParameterValue', 400, 'Invalid DB instance class: db.x9.huge'), ErrorType.InvalidInput],
+    [
+      'DBSnapshotNotFoundFault (404)',
+      () => new DBSnapshotNotFoundFault({ message: 'DBSnapshot lifeboat-b1 not found.', ...meta(404) }),
+      ErrorType.BackupNotFound,
+    ],
+    [
+      'DBInstanceNotFoundFault (404)',
+      () => new DBInstanceNotFoundFault({ message: 'DBInstance orders not found.', ...meta(404) }),
+      ErrorType.DatabaseNotFound,
+    ],
+    [
+      'DBSubnetGroupNotFoundFault (404): a plan setting names nothing',
+      () => new DBSubnetGroupNotFoundFault({ message: 'DBSubnetGroup scratch not found.', ...meta(404) }),
+      ErrorType.InvalidInput,
+    ],
+    [
+      'KMSKeyNotAccessibleFault (400)',
+      () => new KMSKeyNotAccessibleFault({ message: 'The specified KMS key is not accessible.', ...meta(400) }),
+      ErrorType.InvalidInput,
+    ],
+    [
+      'InvalidParameterValue (400)',
+      () => unmodeled('InvalidParameterValue', 400, 'Invalid DB instance class: db.x9.huge'),
+      ErrorType.InvalidInput,
+    ],
     ['InvalidParameterCombination (400)', () => unmodeled('InvalidParameterCombination', 400), ErrorType.InvalidInput],
-    ['DBInstanceAlreadyExistsFault (400)', () => new DBInstanceAlreadyExistsFault({ message: 'DB instance already exists', ...meta(400) }), ErrorType.ProviderRejected],
-    ['SnapshotQuotaExceededFault (400)', () => new SnapshotQuotaExceededFault({ message: 'Cannot create more than 100 manual snapshots', ...meta(400) }), ErrorType.ProviderRejected],
-    ['AccessDenied (403)', () => unmodeled('AccessDenied', 403, 'User: arn:aws:sts::1:assumed-role/lifeboat is not authorized to perform: rds:DeleteDBSnapshot'), ErrorType.AccessDenied],
-    ['NotAuthorized (400), the RDS common error for a missing permission', () => unmodeled('NotAuthorized', 400), ErrorType.AccessDenied],
-    ['OptInRequired (403): the account is not subscribed to RDS in the region', () => unmodeled('OptInRequired', 403), ErrorType.AccessDenied],
+    [
+      'DBInstanceAlreadyExistsFault (400)',
+      () => new DBInstanceAlreadyExistsFault({ message: 'DB instance already exists', ...meta(400) }),
+      ErrorType.ProviderRejected,
+    ],
+    [
+      'SnapshotQuotaExceededFault (400)',
+      () => new SnapshotQuotaExceededFault({ message: 'Cannot create more than 100 manual snapshots', ...meta(400) }),
+      ErrorType.ProviderRejected,
+    ],
+    [
+      'AccessDenied (403)',
+      () =>
+        unmodeled(
+          'AccessDenied',
+          403,
+          'User: arn:aws:sts::1:assumed-role/lifeboat is not authorized to perform: rds:DeleteDBSnapshot',
+        ),
+      ErrorType.AccessDenied,
+    ],
+    [
+      'NotAuthorized (400), the RDS common error for a missing permission',
+      () => unmodeled('NotAuthorized', 400),
+      ErrorType.AccessDenied,
+    ],
+    [
+      'OptInRequired (403): the account is not subscribed to RDS in the region',
+      () => unmodeled('OptInRequired', 403),
+      ErrorType.AccessDenied,
+    ],
     ['any other 403, whatever its code', () => unmodeled('UnknownError', 403, 'Forbidden'), ErrorType.AccessDenied],
-    ['no credentials at all (the provider chain fails before a request)', () => Object.assign(new Error('Could not load credentials from any providers'), { name: 'CredentialsProviderError' }), ErrorType.AccessDenied],
+    [
+      'no credentials at all (the provider chain fails before a request)',
+      () =>
+        Object.assign(new Error('Could not load credentials from any providers'), { name: 'CredentialsProviderError' }),
+      ErrorType.AccessDenied,
+    ],
   ])('%s', (_what, makeError, type) => {
     const failure = awsFailure(makeError(), CALL);
     expectVerdict(failure, type);
@@ -68,7 +126,10 @@ describe('awsFailure: refusals a retry cannot change are verdicts', () => {
   });
 
   test('the message says which call, which error, which HTTP status and what AWS said', () => {
-    const failure = awsFailure(new DBSnapshotNotFoundFault({ message: 'DBSnapshot lifeboat-b1 not found.', ...meta(404) }), CALL);
+    const failure = awsFailure(
+      new DBSnapshotNotFoundFault({ message: 'DBSnapshot lifeboat-b1 not found.', ...meta(404) }),
+      CALL,
+    );
     expect(failure.message).toBe(`${CALL}: DBSnapshotNotFoundFault (HTTP 404): DBSnapshot lifeboat-b1 not found.`);
   });
 
@@ -82,15 +143,44 @@ describe('awsFailure: hiccups stay retryable', () => {
     ['Throttling (400), what RDS sends', () => unmodeled('Throttling', 400, 'Rate exceeded')],
     ['ThrottlingException (400)', () => unmodeled('ThrottlingException', 400, 'Rate exceeded')],
     ['InternalFailure (500)', () => unmodeled('InternalFailure', 500)],
-    ['InsufficientDBInstanceCapacityFault (400): AWS calls it passing, likeliest in a regional event', () => new InsufficientDBInstanceCapacityFault({ message: 'Insufficient capacity.', ...meta(400) })],
+    [
+      'InsufficientDBInstanceCapacityFault (400): AWS calls it passing, likeliest in a regional event',
+      () => new InsufficientDBInstanceCapacityFault({ message: 'Insufficient capacity.', ...meta(400) }),
+    ],
     ['ServiceUnavailable (503)', () => unmodeled('ServiceUnavailable', 503)],
-    ["a 500 named 'Error', as moto answers a call it does not implement", () => Object.assign(new Error('Internal Server Error'), meta(500))],
-    ['a network error: no HTTP status, no $metadata', () => Object.assign(new Error('connect ECONNREFUSED 10.0.0.1:443'), { code: 'ECONNREFUSED' })],
-    ['a network error as the SDK throws it: $metadata without a status', () => Object.assign(new Error('socket hang up'), { code: 'ECONNRESET', $metadata: { attempts: 1, totalRetryDelay: 0 } })],
-    ['InvalidDBInstanceStateFault (400): the instance is mid-transition', () => new InvalidDBInstanceStateFault({ message: 'Instance lifeboat-d1 is not in available state.', ...meta(400) })],
-    ['ExpiredToken (403): the credential chain refreshes it before the next attempt', () => unmodeled('ExpiredToken', 403, 'The security token included in the request is expired')],
-    ['RequestExpired (400): clock skew, which the SDK corrects after one failure', () => unmodeled('RequestExpired', 400)],
-    ['RequestTimeTooSkewed (403): clock skew, not a refusal like the other 403s', () => unmodeled('RequestTimeTooSkewed', 403)],
+    [
+      "a 500 named 'Error', as moto answers a call it does not implement",
+      () => Object.assign(new Error('Internal Server Error'), meta(500)),
+    ],
+    [
+      'a network error: no HTTP status, no $metadata',
+      () => Object.assign(new Error('connect ECONNREFUSED 10.0.0.1:443'), { code: 'ECONNREFUSED' }),
+    ],
+    [
+      'a network error as the SDK throws it: $metadata without a status',
+      () =>
+        Object.assign(new Error('socket hang up'), {
+          code: 'ECONNRESET',
+          $metadata: { attempts: 1, totalRetryDelay: 0 },
+        }),
+    ],
+    [
+      'InvalidDBInstanceStateFault (400): the instance is mid-transition',
+      () =>
+        new InvalidDBInstanceStateFault({ message: 'Instance lifeboat-d1 is not in available state.', ...meta(400) }),
+    ],
+    [
+      'ExpiredToken (403): the credential chain refreshes it before the next attempt',
+      () => unmodeled('ExpiredToken', 403, 'The security token included in the request is expired'),
+    ],
+    [
+      'RequestExpired (400): clock skew, which the SDK corrects after one failure',
+      () => unmodeled('RequestExpired', 400),
+    ],
+    [
+      'RequestTimeTooSkewed (403): clock skew, not a refusal like the other 403s',
+      () => unmodeled('RequestTimeTooSkewed', 403),
+    ],
   ])('%s', (_what, makeError) => {
     const failure = awsFailure(makeError(), CALL);
     expectRetryable(failure);
@@ -105,7 +195,14 @@ describe('awsFailure: hiccups stay retryable', () => {
 });
 
 describe('the provider against a stub RDS endpoint', () => {
-  const ENV = ['AWS_ENDPOINT_URL', 'AWS_ENDPOINT_URL_RDS', 'AWS_IGNORE_CONFIGURED_ENDPOINT_URLS', 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN'] as const;
+  const ENV = [
+    'AWS_ENDPOINT_URL',
+    'AWS_ENDPOINT_URL_RDS',
+    'AWS_IGNORE_CONFIGURED_ENDPOINT_URLS',
+    'AWS_ACCESS_KEY_ID',
+    'AWS_SECRET_ACCESS_KEY',
+    'AWS_SESSION_TOKEN',
+  ] as const;
   const saved = new Map<string, string | undefined>();
   const region = { name: 'aws-east', provider: 'aws' as const, settings: { awsRegion: 'us-east-1' } };
 
@@ -120,7 +217,9 @@ describe('the provider against a stub RDS endpoint', () => {
       req.on('end', () => {
         requests.push(body);
         res.writeHead(reply.status, { 'content-type': 'text/xml' });
-        res.end(`<ErrorResponse><Error><Type>Sender</Type><Code>${reply.code}</Code><Message>${reply.message}</Message></Error><RequestId>x</RequestId></ErrorResponse>`);
+        res.end(
+          `<ErrorResponse><Error><Type>Sender</Type><Code>${reply.code}</Code><Message>${reply.message}</Message></Error><RequestId>x</RequestId></ErrorResponse>`,
+        );
       });
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -134,7 +233,8 @@ describe('the provider against a stub RDS endpoint', () => {
     requests = [];
     for (const name of ENV) saved.set(name, process.env[name]);
     // The global setup points the SDK at moto; this suite talks to its own stub instead.
-    for (const name of ['AWS_ENDPOINT_URL_RDS', 'AWS_IGNORE_CONFIGURED_ENDPOINT_URLS', 'AWS_SESSION_TOKEN']) delete process.env[name];
+    for (const name of ['AWS_ENDPOINT_URL_RDS', 'AWS_IGNORE_CONFIGURED_ENDPOINT_URLS', 'AWS_SESSION_TOKEN'])
+      delete process.env[name];
     process.env.AWS_ENDPOINT_URL = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
     process.env.AWS_ACCESS_KEY_ID = 'testing';
     process.env.AWS_SECRET_ACCESS_KEY = 'testing';
@@ -155,7 +255,8 @@ describe('the provider against a stub RDS endpoint', () => {
       (refs) => ({ refs }),
       (err: unknown) => ({ err }),
     );
-    if (!('err' in outcome)) throw new Error(`expected listBackups to fail against the stub; it returned ${JSON.stringify(outcome.refs)}`);
+    if (!('err' in outcome))
+      throw new Error(`expected listBackups to fail against the stub; it returned ${JSON.stringify(outcome.refs)}`);
     expect(outcome.err).toBeInstanceOf(Error);
     return outcome.err as Error;
   }
@@ -172,7 +273,7 @@ describe('the provider against a stub RDS endpoint', () => {
     expect(failure.message).toContain('DescribeDBSnapshots in us-east-1');
   });
 
-  test('a throttled call that creates something is sent once: its retry is Temporal\'s, one attempt in history', async () => {
+  test("a throttled call that creates something is sent once: its retry is Temporal's, one attempt in history", async () => {
     reply = { status: 400, code: 'Throttling', message: 'Rate exceeded' };
     const provider = new AwsProvider({ secrets: {}, pollMs: 10, home: join(tmpdir(), 'lifeboat-aws-errors-test') });
     const failure = await createSnapshot(provider.rds('us-east-1'), 'instance', 'db-1', 'lifeboat-snap-1', []).then(

@@ -31,7 +31,13 @@ const policy = JSON.parse(policyText) as Policy;
  * policy operators attach today keeps working after an upgrade. Global-cluster switchover is for
  * Aurora plans. An entry the provider does import is covered by the scan either way.
  */
-const PLANNED = ['rds:PromoteReadReplica', 'rds:CreateDBInstanceReadReplica', 'rds:DescribeGlobalClusters', 'rds:SwitchoverGlobalCluster', 'rds:FailoverGlobalCluster'];
+const PLANNED = [
+  'rds:PromoteReadReplica',
+  'rds:CreateDBInstanceReadReplica',
+  'rds:DescribeGlobalClusters',
+  'rds:SwitchoverGlobalCluster',
+  'rds:FailoverGlobalCluster',
+];
 
 /** Permissions RDS checks on the caller that no SDK command is named after. */
 const SUPPORTING = [
@@ -48,13 +54,22 @@ const asList = (v: string | string[] | undefined): string[] => (v === undefined 
 
 /** IAM wildcards: `*` any run of characters, `?` one. Actions compare case-insensitively, ARNs exactly. */
 function glob(pattern: string, value: string, flags = ''): boolean {
-  const re = new RegExp(`^${pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`, flags);
+  const re = new RegExp(
+    `^${pattern
+      .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+      .replace(/\*/g, '.*')
+      .replace(/\?/g, '.')}$`,
+    flags,
+  );
   return re.test(value);
 }
 
 function statementsAllowing(action: string, arn?: string): Statement[] {
   return policy.Statement.filter(
-    (s) => s.Effect === 'Allow' && asList(s.Action).some((p) => glob(p, action, 'i')) && (arn === undefined || asList(s.Resource).some((r) => glob(r, arn))),
+    (s) =>
+      s.Effect === 'Allow' &&
+      asList(s.Action).some((p) => glob(p, action, 'i')) &&
+      (arn === undefined || asList(s.Resource).some((r) => glob(r, arn))),
   );
 }
 
@@ -72,12 +87,16 @@ function tsFilesUnder(dir: string): string[] {
  * default or require() import would hide commands from this scan, so it is reported instead.
  */
 function rdsCommandsIn(source: string, file: string): string[] {
-  const anyImport = /(?:import\s+(type\s+)?([^'";]*?)\s+from\s+|require\(\s*)['"]@aws-sdk\/client-rds(?:\/[^'"]*)?['"]/g;
+  const anyImport =
+    /(?:import\s+(type\s+)?([^'";]*?)\s+from\s+|require\(\s*)['"]@aws-sdk\/client-rds(?:\/[^'"]*)?['"]/g;
   const commands: string[] = [];
   for (const [, typeOnly, clause] of source.matchAll(anyImport)) {
     if (typeOnly) continue; // types send nothing
     const named = clause === undefined ? null : /^\{([^}]*)\}$/.exec(clause.trim());
-    if (!named) throw new Error(`${file} imports @aws-sdk/client-rds as ${clause?.trim() ?? 'require()'}: use named imports so the IAM test can see the commands`);
+    if (!named)
+      throw new Error(
+        `${file} imports @aws-sdk/client-rds as ${clause?.trim() ?? 'require()'}: use named imports so the IAM test can see the commands`,
+      );
     for (const spec of named[1]!.split(',').map((p) => p.trim())) {
       if (!spec || spec.startsWith('type ')) continue;
       const imported = spec.split(/\s+as\s+/)[0]!;
@@ -105,7 +124,10 @@ function requiresLifeboatTag(condition: Statement['Condition']): boolean {
     Object.entries(keys).some(([key, value]) => {
       if (!tagKey.test(key)) return false;
       if (operator === 'Null') return String(value) === 'false';
-      return ['StringEquals', 'StringLike'].includes(operator) && asList(value as string | string[]).every((v) => v !== '*' && v !== '');
+      return (
+        ['StringEquals', 'StringLike'].includes(operator) &&
+        asList(value as string | string[]).every((v) => v !== '*' && v !== '')
+      );
     }),
   );
 }
@@ -115,23 +137,37 @@ describe('the AWS IAM policy', () => {
 
   test('the source scan finds the commands the provider is known to send', () => {
     // Guards the scan itself: if it found nothing, the coverage test below would pass vacuously.
-    expect([...commands.keys()]).toEqual(expect.arrayContaining(['CreateDBSnapshotCommand', 'CopyDBSnapshotCommand', 'DeleteDBSnapshotCommand', 'DescribeDBSnapshotsCommand']));
+    expect([...commands.keys()]).toEqual(
+      expect.arrayContaining([
+        'CreateDBSnapshotCommand',
+        'CopyDBSnapshotCommand',
+        'DeleteDBSnapshotCommand',
+        'DescribeDBSnapshotsCommand',
+      ]),
+    );
   });
 
   test('every RDS command the provider imports is allowed by some statement', () => {
-    const missing = [...commands].filter(([command]) => statementsAllowing(actionOf(command)).length === 0).map(([command, file]) => `${actionOf(command)} (${command} in ${file})`);
+    const missing = [...commands]
+      .filter(([command]) => statementsAllowing(actionOf(command)).length === 0)
+      .map(([command, file]) => `${actionOf(command)} (${command} in ${file})`);
     expect(missing).toEqual([]);
   });
 
   test('a command added to the provider without its permission is caught', () => {
-    const added = rdsCommandsIn(`import {\n  CopyDBSnapshotCommand,\n  ModifyDBInstanceCommand as Modify,\n  type Tag,\n} from '@aws-sdk/client-rds';`, 'example.ts');
+    const added = rdsCommandsIn(
+      `import {\n  CopyDBSnapshotCommand,\n  ModifyDBInstanceCommand as Modify,\n  type Tag,\n} from '@aws-sdk/client-rds';`,
+      'example.ts',
+    );
     expect(added).toEqual(['CopyDBSnapshotCommand', 'ModifyDBInstanceCommand']);
     expect(added.filter((c) => statementsAllowing(actionOf(c)).length === 0)).toEqual(['ModifyDBInstanceCommand']);
     expect(() => rdsCommandsIn(`import * as rds from '@aws-sdk/client-rds';`, 'example.ts')).toThrow(/named imports/);
   });
 
   test('it grants nothing beyond what the provider sends, plans to send, or RDS checks alongside', () => {
-    const needed = new Set([...[...commands.keys()].map(actionOf), ...PLANNED, ...SUPPORTING].map((a) => a.toLowerCase()));
+    const needed = new Set(
+      [...[...commands.keys()].map(actionOf), ...PLANNED, ...SUPPORTING].map((a) => a.toLowerCase()),
+    );
     const granted = policy.Statement.flatMap((s) => asList(s.Action));
     expect(granted.filter((a) => !needed.has(a.toLowerCase()))).toEqual([]);
   });
@@ -139,8 +175,15 @@ describe('the AWS IAM policy', () => {
   test('no wildcard actions, no NotAction or NotResource, only Allow', () => {
     for (const s of policy.Statement) {
       expect({ sid: s.Sid, effect: s.Effect }).toEqual({ sid: s.Sid, effect: 'Allow' });
-      expect({ sid: s.Sid, wildcards: asList(s.Action).filter((a) => a.includes('*') || a.includes('?')) }).toEqual({ sid: s.Sid, wildcards: [] });
-      expect({ sid: s.Sid, NotAction: s.NotAction, NotResource: s.NotResource }).toEqual({ sid: s.Sid, NotAction: undefined, NotResource: undefined });
+      expect({ sid: s.Sid, wildcards: asList(s.Action).filter((a) => a.includes('*') || a.includes('?')) }).toEqual({
+        sid: s.Sid,
+        wildcards: [],
+      });
+      expect({ sid: s.Sid, NotAction: s.NotAction, NotResource: s.NotResource }).toEqual({
+        sid: s.Sid,
+        NotAction: undefined,
+        NotResource: undefined,
+      });
     }
     expect(statementsAllowing('rds:ModifyDBInstance')).toEqual([]);
     expect(statementsAllowing('iam:PassRole')).toEqual([]);
@@ -149,16 +192,23 @@ describe('the AWS IAM policy', () => {
   test('"Resource": "*" only for reads and for actions that have no resource type', () => {
     const resourceless = new Set(['rds:CrossRegionCommunication']);
     const broad = policy.Statement.filter((s) => asList(s.Resource).includes('*'));
-    const writes = broad.flatMap((s) => asList(s.Action)).filter((a) => !/^rds:Describe/.test(a) && !resourceless.has(a));
+    const writes = broad
+      .flatMap((s) => asList(s.Action))
+      .filter((a) => !/^rds:Describe/.test(a) && !resourceless.has(a));
     expect(writes).toEqual([]);
   });
 
   test('every Delete action only touches resources that carry a lifeboat: tag', () => {
     const deletes = policy.Statement.filter((s) => asList(s.Action).some((a) => /:Delete/i.test(a)));
-    expect(deletes.map((s) => asList(s.Action)).flat()).toEqual(expect.arrayContaining(['rds:DeleteDBSnapshot', 'rds:DeleteDBInstance']));
+    expect(deletes.map((s) => asList(s.Action)).flat()).toEqual(
+      expect.arrayContaining(['rds:DeleteDBSnapshot', 'rds:DeleteDBInstance']),
+    );
     for (const s of deletes) {
       expect({ sid: s.Sid, tagged: requiresLifeboatTag(s.Condition) }).toEqual({ sid: s.Sid, tagged: true });
-      expect({ sid: s.Sid, resources: asList(s.Resource).filter((r) => !/:lifeboat-\*$/.test(r)) }).toEqual({ sid: s.Sid, resources: [] });
+      expect({ sid: s.Sid, resources: asList(s.Resource).filter((r) => !/:lifeboat-\*$/.test(r)) }).toEqual({
+        sid: s.Sid,
+        resources: [],
+      });
     }
   });
 
@@ -174,7 +224,9 @@ describe('the AWS IAM policy', () => {
     const [tagging, records, ...others] = statementsAllowing('rds:AddTagsToResource');
     expect(others).toEqual([]);
     expect(tagging?.Condition).toEqual({ 'ForAllValues:StringLike': { 'aws:TagKeys': ['lifeboat:*'] } });
-    expect(records?.Condition).toEqual({ 'ForAllValues:StringEquals': { 'aws:TagKeys': [TAG.promoteRequested, TAG.fenceStopped] } });
+    expect(records?.Condition).toEqual({
+      'ForAllValues:StringEquals': { 'aws:TagKeys': [TAG.promoteRequested, TAG.fenceStopped] },
+    });
     const [untagging, ...more] = statementsAllowing('rds:RemoveTagsFromResource');
     expect(more).toEqual([]);
     expect(untagging?.Condition).toEqual(records?.Condition);
@@ -226,11 +278,14 @@ describe('the AWS IAM policy', () => {
     });
   });
 
-  test('KMS grants are only for RDS acting on Lifeboat\'s behalf, on named keys', () => {
+  test("KMS grants are only for RDS acting on Lifeboat's behalf, on named keys", () => {
     const kms = policy.Statement.filter((s) => asList(s.Action).some((a) => a.startsWith('kms:')));
     expect(kms.flatMap((s) => asList(s.Action)).sort()).toEqual(['kms:CreateGrant', 'kms:DescribeKey']);
     for (const s of kms) {
-      expect({ sid: s.Sid, broad: asList(s.Resource).filter((r) => r === '*' || r.endsWith('key/*')) }).toEqual({ sid: s.Sid, broad: [] });
+      expect({ sid: s.Sid, broad: asList(s.Resource).filter((r) => r === '*' || r.endsWith('key/*')) }).toEqual({
+        sid: s.Sid,
+        broad: [],
+      });
       expect(s.Condition?.StringLike?.['kms:ViaService']).toBe('rds.*.amazonaws.com');
     }
     const [createGrant] = statementsAllowing('kms:CreateGrant');

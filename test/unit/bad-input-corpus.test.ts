@@ -56,12 +56,29 @@ const GENERATED: Record<string, (dir: string) => string> = {
   oversized: (dir) => write(dir, 'oversized.yaml', MINIMAL + '#'.repeat(MAX_PLAN_BYTES) + '\n'),
   'ten-thousand-databases': (dir) => {
     const lines = ['regions:', '  a: { provider: local }', '  b: { provider: local }', 'databases:'];
-    for (let i = 0; i < 10_000; i++) lines.push(`  d${String(i).padStart(5, '0')}: { primary: { region: a, database: d }, dr: { region: b }, objectives: { rpo: 1, rto: 1 } }`);
+    for (let i = 0; i < 10_000; i++)
+      lines.push(
+        `  d${String(i).padStart(5, '0')}: { primary: { region: a, database: d }, dr: { region: b }, objectives: { rpo: 1, rto: 1 } }`,
+      );
     return write(dir, 'fleet.yaml', lines.join('\n') + '\n');
   },
   // "café" saved as Latin-1: the é is the lone byte 0xE9, on line 10.
-  latin1: (dir) => write(dir, 'latin1.yaml', Buffer.concat([Buffer.from(MINIMAL + '      - name: caf'), Buffer.from([0xe9]), Buffer.from('\n        sql: select true\n')])),
-  'raw-control-bytes': (dir) => write(dir, 'control.yaml', MINIMAL + '      - name: "ok\u0000\u001b[2K\u001b[32mPASSED"\n        sql: select true\n'),
+  latin1: (dir) =>
+    write(
+      dir,
+      'latin1.yaml',
+      Buffer.concat([
+        Buffer.from(MINIMAL + '      - name: caf'),
+        Buffer.from([0xe9]),
+        Buffer.from('\n        sql: select true\n'),
+      ]),
+    ),
+  'raw-control-bytes': (dir) =>
+    write(
+      dir,
+      'control.yaml',
+      MINIMAL + '      - name: "ok\u0000\u001b[2K\u001b[32mPASSED"\n        sql: select true\n',
+    ),
   fifo: (dir) => {
     const path = join(dir, 'plan.fifo');
     const made = spawnSync('mkfifo', [path]);
@@ -99,18 +116,25 @@ function lifeboat(args: string[], cwd: string): Promise<Result> {
   env.LIFEBOAT_HOME = process.env.LIFEBOAT_HOME;
   // A started workflow would make the CLI wait for its result: the timeout turns that into a failure.
   return new Promise((resolve) => {
-    execFile(process.execPath, [CLI, ...args], { cwd, env, timeout: 30_000, maxBuffer: 4 << 20 }, (err, stdout, stderr) => {
-      const code = err ? (typeof err.code === 'number' ? err.code : null) : 0;
-      resolve({ code, signal: err?.signal ?? null, stdout, stderr });
-    });
+    execFile(
+      process.execPath,
+      [CLI, ...args],
+      { cwd, env, timeout: 30_000, maxBuffer: 4 << 20 },
+      (err, stdout, stderr) => {
+        const code = err ? (typeof err.code === 'number' ? err.code : null) : 0;
+        resolve({ code, signal: err?.signal ?? null, stdout, stderr });
+      },
+    );
   });
 }
 
 async function pool<T>(items: T[], width: number, work: (item: T) => Promise<void>): Promise<void> {
   let next = 0;
-  await Promise.all(Array.from({ length: width }, async () => {
-    while (next < items.length) await work(items[next++]!);
-  }));
+  await Promise.all(
+    Array.from({ length: width }, async () => {
+      while (next < items.length) await work(items[next++]!);
+    }),
+  );
 }
 
 const runs: Run[] = [];
@@ -167,8 +191,13 @@ describe('the bad-input corpus: every case exits 2 naming the field or option, a
     // Should a case have started a runbook after all, stop it: a lingering lifeboat/orders/failover
     // run would hold the failover lock against later test files.
     if (client) {
-      for await (const wf of client.workflow.list({ query: `StartTime >= '${corpusStart.toISOString()}' AND ExecutionStatus = 'Running'` })) {
-        await client.workflow.getHandle(wf.workflowId, wf.runId).terminate('started by the bad-input corpus').catch(() => undefined);
+      for await (const wf of client.workflow.list({
+        query: `StartTime >= '${corpusStart.toISOString()}' AND ExecutionStatus = 'Running'`,
+      })) {
+        await client.workflow
+          .getHandle(wf.workflowId, wf.runId)
+          .terminate('started by the bad-input corpus')
+          .catch(() => undefined);
       }
       await client.connection.close();
     }
@@ -181,8 +210,28 @@ describe('the bad-input corpus: every case exits 2 naming the field or option, a
     const used = new Set(cases.map((c) => c.plan));
     const files = readdirSync(CORPUS).filter((f) => f.endsWith('.yaml'));
     expect(files.filter((f) => !used.has(f))).toEqual([]);
-    const commands = new Set(cases.map((c) => (c.args[0] === 'drill' && c.args.includes('--all') ? 'drill --all' : ['backups', 'schedule', 'plan'].includes(c.args[0]!) ? `${c.args[0]} ${c.args[1]}` : c.args[0])));
-    for (const command of ['plan validate', 'drill', 'drill --all', 'backup', 'backups list', 'readiness', 'failover', 'failback', 'approve', 'status', 'schedule apply']) {
+    const commands = new Set(
+      cases.map((c) =>
+        c.args[0] === 'drill' && c.args.includes('--all')
+          ? 'drill --all'
+          : ['backups', 'schedule', 'plan'].includes(c.args[0]!)
+            ? `${c.args[0]} ${c.args[1]}`
+            : c.args[0],
+      ),
+    );
+    for (const command of [
+      'plan validate',
+      'drill',
+      'drill --all',
+      'backup',
+      'backups list',
+      'readiness',
+      'failover',
+      'failback',
+      'approve',
+      'status',
+      'schedule apply',
+    ]) {
       expect([command, commands.has(command)]).toEqual([command, true]);
     }
   });
@@ -205,7 +254,10 @@ describe('the bad-input corpus: every case exits 2 naming the field or option, a
     for await (const wf of client.workflow.list({ query: `StartTime >= '${corpusStart.toISOString()}'` })) {
       if (preexisting.has(wf.runId)) continue;
       // Runs a schedule from another test file fires, or children of its runs, are not the corpus's.
-      const scheduled = wf.searchAttributes?.TemporalScheduledById !== undefined || /\/scheduled-/.test(wf.workflowId) || wf.parentExecution !== undefined;
+      const scheduled =
+        wf.searchAttributes?.TemporalScheduledById !== undefined ||
+        /\/scheduled-/.test(wf.workflowId) ||
+        wf.parentExecution !== undefined;
       (scheduled ? unrelated : started).push(`${wf.type} ${wf.workflowId}`);
     }
     expect(started).toEqual([]);
@@ -216,7 +268,8 @@ describe('the bad-input corpus: every case exits 2 naming the field or option, a
 
 // The refusals above must not reach good plans: the near misses of each stay valid.
 describe('near misses of the corpus stay valid plans', () => {
-  const withCheck = (name: string, sql: string) => `${MINIMAL}      - name: ${JSON.stringify(name)}\n        sql: ${JSON.stringify(sql)}\n`;
+  const withCheck = (name: string, sql: string) =>
+    `${MINIMAL}      - name: ${JSON.stringify(name)}\n        sql: ${JSON.stringify(sql)}\n`;
   test.each([
     ['a trailing semicolon', 'select true;'],
     ['a semicolon and a comment after it', 'select true; -- the last statement\n'],
@@ -234,12 +287,17 @@ describe('near misses of the corpus stay valid plans', () => {
   });
 
   test.each([['0 3 * * MON-FRI'], ['0 3 ? jan,jul *'], ['0 3 * * 5L'], ['0 3 * * FRI#2']])('cron %p', (cron) => {
-    expect(() => parsePlan(`${MINIMAL.replace('    checks:\n', '')}    schedule: { drill: { cron: "${cron}" } }\n`, 'near.yaml')).not.toThrow();
+    expect(() =>
+      parsePlan(`${MINIMAL.replace('    checks:\n', '')}    schedule: { drill: { cron: "${cron}" } }\n`, 'near.yaml'),
+    ).not.toThrow();
   });
 
   test('stores whose names merely contain dots', () => {
     const plan = MINIMAL.replace('    checks:\n', '')
-      .replace('local-a: { provider: local }', 'local-a: { provider: local, store: { s3: { bucket: backups.example.com, prefix: a..b/.c/, awsRegion: us-east-1 } } }')
+      .replace(
+        'local-a: { provider: local }',
+        'local-a: { provider: local, store: { s3: { bucket: backups.example.com, prefix: a..b/.c/, awsRegion: us-east-1 } } }',
+      )
       .replace('local-b: { provider: local }', 'local-b: { provider: local, store: { dir: /srv/.lifeboat/b..c } }')
       .replace('dr: { region: local-b }', 'dr: { region: local-b, portable: true }');
     expect(() => parsePlan(plan, 'near.yaml')).not.toThrow();
@@ -247,7 +305,8 @@ describe('near misses of the corpus stay valid plans', () => {
 
   test(`exactly ${MAX_DATABASES} databases`, () => {
     const lines = ['regions:', '  a: { provider: local }', '  b: { provider: local }', 'databases:'];
-    for (let i = 0; i < MAX_DATABASES; i++) lines.push(`  d${i}: { primary: { region: a, database: d }, dr: { region: b }, objectives: { rpo: 1, rto: 1 } }`);
+    for (let i = 0; i < MAX_DATABASES; i++)
+      lines.push(`  d${i}: { primary: { region: a, database: d }, dr: { region: b }, objectives: { rpo: 1, rto: 1 } }`);
     expect(Object.keys(parsePlan(lines.join('\n'), 'fleet.yaml').plan.databases)).toHaveLength(MAX_DATABASES);
   });
 });

@@ -108,21 +108,35 @@ describe('lifeboat: bad usage exits 2 with a helpful message', () => {
     expectUsageError(run, 'database "nosuchdb" is not in', 'demo-plan.yaml', 'expected one of orders');
   });
 
-  test('drill of a database not in a given plan lists that plan\'s databases', () => {
-    expectUsageError(lifeboat('drill', 'nosuchdb', '-f', twoDatabases), `database "nosuchdb" is not in ${twoDatabases}; expected one of orders, billing`);
+  test("drill of a database not in a given plan lists that plan's databases", () => {
+    expectUsageError(
+      lifeboat('drill', 'nosuchdb', '-f', twoDatabases),
+      `database "nosuchdb" is not in ${twoDatabases}; expected one of orders, billing`,
+    );
   });
 
   test('backup and backups list of an unknown database are usage errors too', () => {
     expectUsageError(lifeboat('backup', 'nosuchdb'), 'database "nosuchdb"', 'expected one of orders');
-    expectUsageError(lifeboat('backups', 'list', 'nosuchdb', '--json'), 'database "nosuchdb"', 'expected one of orders');
+    expectUsageError(
+      lifeboat('backups', 'list', 'nosuchdb', '--json'),
+      'database "nosuchdb"',
+      'expected one of orders',
+    );
   });
 
   test('a plan file that does not exist is named', () => {
-    expectUsageError(lifeboat('drill', 'orders', '-f', '/nonexistent.yaml'), 'plan file /nonexistent.yaml: cannot be read', 'expected a path to a YAML plan');
+    expectUsageError(
+      lifeboat('drill', 'orders', '-f', '/nonexistent.yaml'),
+      'plan file /nonexistent.yaml: cannot be read',
+      'expected a path to a YAML plan',
+    );
   });
 
   test('an invalid plan is refused before anything runs, naming the fields, values and expectations', () => {
-    for (const run of [lifeboat('plan', 'validate', '-f', invalidPlan), lifeboat('drill', 'orders', '-f', invalidPlan)]) {
+    for (const run of [
+      lifeboat('plan', 'validate', '-f', invalidPlan),
+      lifeboat('drill', 'orders', '-f', invalidPlan),
+    ]) {
       expectUsageError(
         run,
         `${invalidPlan}: invalid plan`,
@@ -142,12 +156,19 @@ describe('lifeboat: bad usage exits 2 with a helpful message', () => {
 
   // Taking `--json` as the plan path would end in a confusing "cannot be read" for a file named --json.
   test('an option given where -f expects a path is named', () => {
-    expectUsageError(lifeboat('drill', 'orders', '-f', '--json'), 'lifeboat: -f needs a plan file path, got option --json', 'usage:');
+    expectUsageError(
+      lifeboat('drill', 'orders', '-f', '--json'),
+      'lifeboat: -f needs a plan file path, got option --json',
+      'usage:',
+    );
     expectUsageError(lifeboat('plan', 'validate', '--plan', '-h'), '--plan needs a plan file path, got option -h');
   });
 
   test('plan validate with a stray argument (the path without -f) names it instead of validating the demo plan', () => {
-    expectUsageError(lifeboat('plan', 'validate', twoDatabases), `lifeboat: unexpected argument ${twoDatabases}; expected: lifeboat plan validate [-f plan]`);
+    expectUsageError(
+      lifeboat('plan', 'validate', twoDatabases),
+      `lifeboat: unexpected argument ${twoDatabases}; expected: lifeboat plan validate [-f plan]`,
+    );
   });
 
   test('plan without validate, and an unknown dev subcommand, say what is expected', () => {
@@ -162,7 +183,10 @@ describe('lifeboat: bad usage exits 2 with a helpful message', () => {
   });
 
   test('the failover modes exclude each other', () => {
-    expectUsageError(lifeboat('failover', 'orders', '--zonal', '--planned'), '--planned, --unplanned and --zonal exclude each other');
+    expectUsageError(
+      lifeboat('failover', 'orders', '--zonal', '--planned'),
+      '--planned, --unplanned and --zonal exclude each other',
+    );
   });
 
   // A lookup through `plan.databases[name]` used to find Object.prototype members: a TypeError, exit 1.
@@ -180,14 +204,23 @@ databases:
     objectives: { rpo: 1h, rto: 1h }
 `,
     );
-    expectUsageError(lifeboat('failover', 'shop', '--zonal', '-f', plan), '--zonal is a platform HA failover within one region; shop recovers across clouds');
+    expectUsageError(
+      lifeboat('failover', 'shop', '--zonal', '-f', plan),
+      '--zonal is a platform HA failover within one region; shop recovers across clouds',
+    );
   });
 
   test('schedule without a subcommand, and apply with a cron typo, are usage errors before Temporal is called', () => {
     expectUsageError(lifeboat('schedule'), 'expected: lifeboat schedule apply | list | pause | unpause | trigger');
     const plan = join(work, 'cron.yaml');
-    writeFileSync(plan, 'regions:\n  local-a: { provider: local }\n  local-b: { provider: local }\ndatabases:\n  orders:\n    primary: { region: local-a, database: orders }\n    dr: { region: local-b }\n    objectives: { rpo: 15m, rto: 30m }\n    schedule: { drill: { cron: "0 3 * *" } }\n');
-    expectUsageError(lifeboat('schedule', 'apply', '-f', plan), 'databases.orders.schedule.drill.cron: expected five cron fields');
+    writeFileSync(
+      plan,
+      'regions:\n  local-a: { provider: local }\n  local-b: { provider: local }\ndatabases:\n  orders:\n    primary: { region: local-a, database: orders }\n    dr: { region: local-b }\n    objectives: { rpo: 15m, rto: 30m }\n    schedule: { drill: { cron: "0 3 * *" } }\n',
+    );
+    expectUsageError(
+      lifeboat('schedule', 'apply', '-f', plan),
+      'databases.orders.schedule.drill.cron: expected five cron fields',
+    );
   });
 
   test('drill of a database named like an Object.prototype member is a usage error', () => {
@@ -196,18 +229,24 @@ databases:
 
   // A directory stats fine; reading it used to throw a raw EISDIR error (exit 1).
   test('a directory given as the plan file is a usage error', () => {
-    expectUsageError(lifeboat('plan', 'validate', '-f', work), `plan file ${work}: is not a regular file; expected a path to a YAML plan`);
+    expectUsageError(
+      lifeboat('plan', 'validate', '-f', work),
+      `plan file ${work}: is not a regular file; expected a path to a YAML plan`,
+    );
   });
 });
 
 describe('lifeboat --help: asked-for usage is not an error', () => {
-  test.each([[['--help']], [['-h']], [['drill', '--help']], [['plan', 'validate', '-h']]])('lifeboat %p prints the usage on stdout and exits 0', (args) => {
-    const run = lifeboat(...args);
-    expect(run.status).toBe(0);
-    expect(run.stdout).toContain('usage:');
-    expect(run.stdout).toContain('lifeboat drill <db>');
-    expect(run.stderr).toBe('');
-  });
+  test.each([[['--help']], [['-h']], [['drill', '--help']], [['plan', 'validate', '-h']]])(
+    'lifeboat %p prints the usage on stdout and exits 0',
+    (args) => {
+      const run = lifeboat(...args);
+      expect(run.status).toBe(0);
+      expect(run.stdout).toContain('usage:');
+      expect(run.stdout).toContain('lifeboat drill <db>');
+      expect(run.stderr).toBe('');
+    },
+  );
 });
 
 describe('lifeboat plan validate: good plans exit 0', () => {

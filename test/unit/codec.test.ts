@@ -5,8 +5,20 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { inspect } from 'node:util';
 import { ApplicationFailure, defaultPayloadConverter, type Payload } from '@temporalio/common';
-import { decodeFromPayloadsAtIndex, encodeErrorToFailure, encodeToPayloads, loadDataConverter } from '@temporalio/common/lib/internal-non-workflow';
-import { AesGcmCodec, CodecConfigError, CodecKeys, codecSettings, lifeboatDataConverter, PayloadDecryptError } from '../../worker/codec';
+import {
+  decodeFromPayloadsAtIndex,
+  encodeErrorToFailure,
+  encodeToPayloads,
+  loadDataConverter,
+} from '@temporalio/common/lib/internal-non-workflow';
+import {
+  AesGcmCodec,
+  CodecConfigError,
+  CodecKeys,
+  codecSettings,
+  lifeboatDataConverter,
+  PayloadDecryptError,
+} from '../../worker/codec';
 
 const KEY_A = Buffer.alloc(32, 1).toString('base64');
 const KEY_B = Buffer.alloc(32, 2).toString('base64');
@@ -119,10 +131,16 @@ describe('key sources are validated at the edge', () => {
     const settings = codecSettings({ LIFEBOAT_CODEC_KEY: `env1:${KEY_A}` }, home);
     expect(settings.keys?.ids).toEqual(['env1']);
     expect(settings.port).toBe(8234);
-    expect(() => codecSettings({ LIFEBOAT_CODEC_KEY: `env1${KEY_A}` }, home)).toThrow(/LIFEBOAT_CODEC_KEY: expected "<key-id>:<base64/);
-    expect(() => codecSettings({ LIFEBOAT_CODEC_KEY: `env1:${KEY_A}`, LIFEBOAT_CODEC_KEYS_FILE: '/x' }, home)).toThrow(/both set/);
+    expect(() => codecSettings({ LIFEBOAT_CODEC_KEY: `env1${KEY_A}` }, home)).toThrow(
+      /LIFEBOAT_CODEC_KEY: expected "<key-id>:<base64/,
+    );
+    expect(() => codecSettings({ LIFEBOAT_CODEC_KEY: `env1:${KEY_A}`, LIFEBOAT_CODEC_KEYS_FILE: '/x' }, home)).toThrow(
+      /both set/,
+    );
     expect(() => codecSettings({ LIFEBOAT_CODEC_SERVER_TOKEN: 'short' }, home)).toThrow(/at least 16/);
-    expect(() => codecSettings({ LIFEBOAT_CODEC_PORT: 'http' }, home)).toThrow(/LIFEBOAT_CODEC_PORT=http is not a port/);
+    expect(() => codecSettings({ LIFEBOAT_CODEC_PORT: 'http' }, home)).toThrow(
+      /LIFEBOAT_CODEC_PORT=http is not a port/,
+    );
     // No keys configured: no codec, payloads stay plain.
     expect(codecSettings({}, home).keys).toBeUndefined();
     expect(lifeboatDataConverter(undefined)).toBeUndefined();
@@ -133,7 +151,12 @@ describe('key sources are validated at the edge', () => {
 
   test('printing, logging or JSON-encoding the keys shows ids and source only', () => {
     const keys = CodecKeys.parse(`k1 ${KEY_A}\nk0 ${KEY_B}`, 'file.keys');
-    for (const text of [inspect(keys), JSON.stringify(keys), String(keys), inspect({ nested: { keys } }, { depth: 5 })]) {
+    for (const text of [
+      inspect(keys),
+      JSON.stringify(keys),
+      String(keys),
+      inspect({ nested: { keys } }, { depth: 5 }),
+    ]) {
       expect(text).toContain('k1');
       expect(text).not.toContain(KEY_A);
       expect(text).not.toContain(KEY_B);
@@ -151,7 +174,10 @@ describe('lifeboatDataConverter', () => {
   });
 
   test('failure messages (a database error can quote the data) are encrypted; the error type stays readable', async () => {
-    const failure = await encodeErrorToFailure(converter, ApplicationFailure.nonRetryable(`duplicate key: ${SECRET}`, 'LifeboatCheckFailed'));
+    const failure = await encodeErrorToFailure(
+      converter,
+      ApplicationFailure.nonRetryable(`duplicate key: ${SECRET}`, 'LifeboatCheckFailed'),
+    );
     expect(failure.message).toBe('Encoded failure');
     expect(failure.applicationFailureInfo?.type).toBe('LifeboatCheckFailed');
     expect(JSON.stringify(failure)).not.toContain('alice');

@@ -28,9 +28,28 @@ function drillReport(overrides: Partial<RunbookReport> = {}): RunbookReport {
     runbookVersion: 'lifeboat@0.1.0+g4501a81c2d3e',
     copies: [],
     steps: [
-      { name: 'preflight', status: 'completed', attempts: 1, startedAt: '2025-05-01T03:00:00.000Z', finishedAt: '2025-05-01T03:00:01.500Z' },
-      { name: 'restore', status: 'completed', attempts: 3, startedAt: '2025-05-01T03:00:10.000Z', finishedAt: '2025-05-01T03:00:40.000Z' },
-      { name: 'verify data', status: 'failed', attempts: 1, startedAt: '2025-05-01T03:00:40.000Z', finishedAt: '2025-05-01T03:00:42.000Z', detail: 'check | failed' },
+      {
+        name: 'preflight',
+        status: 'completed',
+        attempts: 1,
+        startedAt: '2025-05-01T03:00:00.000Z',
+        finishedAt: '2025-05-01T03:00:01.500Z',
+      },
+      {
+        name: 'restore',
+        status: 'completed',
+        attempts: 3,
+        startedAt: '2025-05-01T03:00:10.000Z',
+        finishedAt: '2025-05-01T03:00:40.000Z',
+      },
+      {
+        name: 'verify data',
+        status: 'failed',
+        attempts: 1,
+        startedAt: '2025-05-01T03:00:40.000Z',
+        finishedAt: '2025-05-01T03:00:42.000Z',
+        detail: 'check | failed',
+      },
     ],
     checks: [
       { name: 'table public.orders', ok: true, detail: '120 rows, checksum matches' },
@@ -41,11 +60,20 @@ function drillReport(overrides: Partial<RunbookReport> = {}): RunbookReport {
   } as RunbookReport;
 }
 
-const ctx = { uiLink: 'http://localhost:8233/namespaces/default/workflows/lifeboat%2Forders%2Fdrill/run-0001/history', namespace: 'default', generatedAt: '2025-05-02T00:00:00.000Z' };
+const ctx = {
+  uiLink: 'http://localhost:8233/namespaces/default/workflows/lifeboat%2Forders%2Fdrill/run-0001/history',
+  namespace: 'default',
+  generatedAt: '2025-05-02T00:00:00.000Z',
+};
 
 /** The cells of a Markdown table row, split at pipes that are not escaped. */
 function cells(row: string): string[] {
-  return row.trim().replace(/^\|/, '').replace(/(?<!\\)\|$/, '').split(/(?<!\\)\|/).map((c) => c.trim());
+  return row
+    .trim()
+    .replace(/^\|/, '')
+    .replace(/(?<!\\)\|$/, '')
+    .split(/(?<!\\)\|/)
+    .map((c) => c.trim());
 }
 
 describe('escaping', () => {
@@ -79,7 +107,9 @@ describe('run report as HTML', () => {
 
   test('shows each check as ok or failed with its detail, and the cleanup', () => {
     expect(page).toContain('Checks (1/2 passed)');
-    expect(page).toMatch(/<span class="verdict ok">ok<\/span><\/td><td>table public\.orders<\/td><td>120 rows, checksum matches<\/td>/);
+    expect(page).toMatch(
+      /<span class="verdict ok">ok<\/span><\/td><td>table public\.orders<\/td><td>120 rows, checksum matches<\/td>/,
+    );
     expect(page).toMatch(/<span class="verdict failed">failed<\/span><\/td><td>&lt;script&gt;/);
     expect(page).toContain('<td>scratch drill-x</td><td>deleted</td>');
   });
@@ -113,7 +143,12 @@ describe('run report as HTML', () => {
         crossCloud: { from: 'aws-east/orders', to: 'gcp-central/orders', rpoPromiseSeconds: 0, setAside: null },
         failover: {
           mode: 'planned',
-          approval: { database: 'orders', planDigest: 'ab'.repeat(32), approvedBy: '"><script>x()</script>', reason: 'quarterly | switchover' },
+          approval: {
+            database: 'orders',
+            planDigest: 'ab'.repeat(32),
+            approvedBy: '"><script>x()</script>',
+            reason: 'quarterly | switchover',
+          },
           fence: { confirmed: true, how: 'read-only at LSN 0/3000060' },
           lagAtDecision: { bytes: 0, seconds: 0 },
           walGapBytes: 0,
@@ -139,12 +174,25 @@ describe('run report as Markdown', () => {
     expect(lines).toContain('| RTO | 30m00s | 42.0s | within objective |');
     expect(lines).toContain('| RPO | 15m00s | 16m40s | **exceeds objective** |');
     const restore = lines.find((l) => l.startsWith('| 2 | restore |'))!;
-    expect(cells(restore)).toEqual(['2', 'restore', 'completed', '2025-05-01 03:00:10.000 UTC', '2025-05-01 03:00:40.000 UTC', '30.0s', '3', '']);
+    expect(cells(restore)).toEqual([
+      '2',
+      'restore',
+      'completed',
+      '2025-05-01 03:00:10.000 UTC',
+      '2025-05-01 03:00:40.000 UTC',
+      '30.0s',
+      '3',
+      '',
+    ]);
   });
 
   test('pipes and markup in user strings stay inside their cell, as text', () => {
     const check = lines.find((l) => l.includes('window.pwned=1'))!;
-    expect(cells(check)).toEqual(['✘ **failed**', '\\<script\\>window.pwned=1\\</script\\>', 'first column was false \\| expected true']);
+    expect(cells(check)).toEqual([
+      '✘ **failed**',
+      '\\<script\\>window.pwned=1\\</script\\>',
+      'first column was false \\| expected true',
+    ]);
     const step = lines.find((l) => l.startsWith('| 3 | verify data |'))!;
     expect(cells(step)).toHaveLength(8);
     expect(text).not.toMatch(/(?<!\\)<script/);
@@ -171,10 +219,48 @@ describe('run report as Markdown', () => {
 
 describe('drill history chart', () => {
   const runs: FetchedRun[] = [
-    { report: drillReport({ outcome: 'passed', reason: undefined, rtoSeconds: 600, rpoSeconds: 0, startedAt: '2025-05-01T03:00:00.000Z', workflowId: 'w1' }), link: null },
-    { report: drillReport({ outcome: 'passed', reason: undefined, rtoSeconds: 1800, rpoSeconds: 0, startedAt: '2025-05-02T03:00:00.000Z', workflowId: 'w2' }), link: 'http://localhost:8233/x' },
-    { report: drillReport({ outcome: 'failed', rtoSeconds: null, rpoSeconds: null, startedAt: '2025-05-03T03:00:00.000Z', workflowId: 'w3' }), link: null },
-    { report: drillReport({ outcome: 'failed', rtoSeconds: 2400, rpoSeconds: 30, startedAt: '2025-05-04T03:00:00.000Z', workflowId: HOSTILE }), link: null },
+    {
+      report: drillReport({
+        outcome: 'passed',
+        reason: undefined,
+        rtoSeconds: 600,
+        rpoSeconds: 0,
+        startedAt: '2025-05-01T03:00:00.000Z',
+        workflowId: 'w1',
+      }),
+      link: null,
+    },
+    {
+      report: drillReport({
+        outcome: 'passed',
+        reason: undefined,
+        rtoSeconds: 1800,
+        rpoSeconds: 0,
+        startedAt: '2025-05-02T03:00:00.000Z',
+        workflowId: 'w2',
+      }),
+      link: 'http://localhost:8233/x',
+    },
+    {
+      report: drillReport({
+        outcome: 'failed',
+        rtoSeconds: null,
+        rpoSeconds: null,
+        startedAt: '2025-05-03T03:00:00.000Z',
+        workflowId: 'w3',
+      }),
+      link: null,
+    },
+    {
+      report: drillReport({
+        outcome: 'failed',
+        rtoSeconds: 2400,
+        rpoSeconds: 30,
+        startedAt: '2025-05-04T03:00:00.000Z',
+        workflowId: HOSTILE,
+      }),
+      link: null,
+    },
   ];
   const points = chartPoints(runs, 'RTO');
   const svg = lineChart('RTO', points, 'not reached');
@@ -183,7 +269,12 @@ describe('drill history chart', () => {
   test('has one point per run, coloured by outcome, the unmeasured one marked as such', () => {
     const marks = svg.match(/<(circle|g) class="point [^"]*"[^>]*>/g)!;
     expect(marks).toHaveLength(4);
-    expect(marks.map((m) => m.match(/class="point ([^"]*)"/)![1])).toEqual(['passed', 'passed', 'failed missing', 'failed']);
+    expect(marks.map((m) => m.match(/class="point ([^"]*)"/)![1])).toEqual([
+      'passed',
+      'passed',
+      'failed missing',
+      'failed',
+    ]);
     expect(marks[0]).toContain('data-seconds="600"');
     expect(marks[2]).toContain('data-seconds=""');
     // Off the scale, above the plot, where no measurement can be mistaken for it.
@@ -198,7 +289,9 @@ describe('drill history chart', () => {
     const objective = svg.match(/<line class="objective"[^>]*>/g)!;
     expect(objective).toHaveLength(1);
     expect(attr(objective[0]!, 'y1')).toBeCloseTo(scale.y(1800));
-    expect(attr(objective[0]!, 'y1')).toBeCloseTo(FRAME.top + (FRAME.height - FRAME.top - FRAME.bottom) * (1 - 1800 / scale.top));
+    expect(attr(objective[0]!, 'y1')).toBeCloseTo(
+      FRAME.top + (FRAME.height - FRAME.top - FRAME.bottom) * (1 - 1800 / scale.top),
+    );
     const atObjective = svg.match(/<circle class="point passed" data-workflow-id="w2"[^>]*>/)![0];
     expect(attr(atObjective, 'cy')).toBeCloseTo(attr(objective[0]!, 'y1'));
     // Points go left to right in start order, the 600 s one lower on the page than the 2400 s one is high.
@@ -222,13 +315,23 @@ describe('drill history chart', () => {
   });
 
   test('the history page holds both charts and a table of the runs, everything escaped', () => {
-    const page = historyHtml(runs, { database: 'orders', last: 30, namespace: 'default', generatedAt: '2025-05-05T00:00:00.000Z' });
+    const page = historyHtml(runs, {
+      database: 'orders',
+      last: 30,
+      namespace: 'default',
+      generatedAt: '2025-05-05T00:00:00.000Z',
+    });
     expect(page.match(/<svg class="chart (rto|rpo)"/g)).toEqual(['<svg class="chart rto"', '<svg class="chart rpo"']);
     expect(page.match(/<table class="runs">[\s\S]*?<\/table>/)![0].match(/<tr><td/g)).toHaveLength(4);
     expect(page).toContain('not reached');
     expect(page).not.toMatch(/<script/i);
     expect(page).toContain('&lt;script&gt;window.pwned=1&lt;/script&gt;');
-    const text = historyMarkdown(runs, { database: 'orders', last: 30, namespace: 'default', generatedAt: '2025-05-05T00:00:00.000Z' });
+    const text = historyMarkdown(runs, {
+      database: 'orders',
+      last: 30,
+      namespace: 'default',
+      generatedAt: '2025-05-05T00:00:00.000Z',
+    });
     expect(text).toContain('- RTO, oldest to newest: `▃▆✕█`');
     expect(text.split('\n').filter((l) => /^\| \d/.test(l))).toHaveLength(4);
     expect(text).toContain('| 3 | 2025-05-03 03:00:00.000 UTC | **failed** | **not reached** | **unknown** |');
@@ -237,7 +340,9 @@ describe('drill history chart', () => {
 
 describe('finding runs', () => {
   test('the visibility query takes only a plan database name', () => {
-    expect(drillHistoryQuery('orders')).toBe("LifeboatDatabase = 'orders' AND LifeboatRunbook = 'drill' AND ExecutionStatus = 'Completed'");
+    expect(drillHistoryQuery('orders')).toBe(
+      "LifeboatDatabase = 'orders' AND LifeboatRunbook = 'drill' AND ExecutionStatus = 'Completed'",
+    );
     for (const bad of ["orders' OR LifeboatRunbook = 'failover", 'Orders', 'orders\\', '', 'a'.repeat(64)]) {
       expect(() => drillHistoryQuery(bad)).toThrow(NoReport);
     }

@@ -14,7 +14,18 @@ function capture(level = 'debug') {
   };
 }
 
-const SECRETS = ['pw-top-1', 'pw-nested-2', 'pw-in-connstring-3', 'tok-4', 'key-5', 's3cret', 'secret-6', 'bearer-7', 'pgpass-8', 'tempkey-9'];
+const SECRETS = [
+  'pw-top-1',
+  'pw-nested-2',
+  'pw-in-connstring-3',
+  'tok-4',
+  'key-5',
+  's3cret',
+  'secret-6',
+  'bearer-7',
+  'pgpass-8',
+  'tempkey-9',
+];
 
 function expectNoSecrets(text: string, secrets: string[] = SECRETS): void {
   for (const secret of secrets) expect(text).not.toContain(secret);
@@ -60,7 +71,10 @@ describe('createLogger redaction', () => {
 
   test('a password two levels down, and in objects inside arrays, is redacted', () => {
     const { logger, text, records } = capture();
-    logger.info({ region: { primary: { password: 'pw-deep-1' } }, replicas: [{ host: 'r1', password: 'pw-array-2' }] }, 'topology');
+    logger.info(
+      { region: { primary: { password: 'pw-deep-1' } }, replicas: [{ host: 'r1', password: 'pw-array-2' }] },
+      'topology',
+    );
     expectNoSecrets(text(), ['pw-deep-1', 'pw-array-2']);
     expect(records()[0]).toMatchObject({
       region: { primary: { password: '[REDACTED]' } },
@@ -71,7 +85,10 @@ describe('createLogger redaction', () => {
   test('credentials in URLs are scrubbed from any string field, however deep, keeping the rest of the URL', () => {
     const { logger, text, records } = capture();
     logger.info(
-      { target: { url: 'postgresql://restore:pw-url-1@scratch.local:5433/orders?sslmode=require' }, urls: ['https://ci:pw-url-2@example.com/x'] },
+      {
+        target: { url: 'postgresql://restore:pw-url-1@scratch.local:5433/orders?sslmode=require' },
+        urls: ['https://ci:pw-url-2@example.com/x'],
+      },
       'restore target',
     );
     expectNoSecrets(text(), ['pw-url-1', 'pw-url-2']);
@@ -90,8 +107,16 @@ describe('createLogger redaction', () => {
 
   test('a plain message without secrets is left alone', () => {
     const { logger, records } = capture();
-    logger.info({ db: 'orders', region: 'local-a', url: 'postgres://db.internal:5432/orders' }, 'backup of orders took 12s');
-    expect(records()[0]).toMatchObject({ db: 'orders', region: 'local-a', url: 'postgres://db.internal:5432/orders', msg: 'backup of orders took 12s' });
+    logger.info(
+      { db: 'orders', region: 'local-a', url: 'postgres://db.internal:5432/orders' },
+      'backup of orders took 12s',
+    );
+    expect(records()[0]).toMatchObject({
+      db: 'orders',
+      region: 'local-a',
+      url: 'postgres://db.internal:5432/orders',
+      msg: 'backup of orders took 12s',
+    });
   });
 
   test('child loggers keep their bindings and still redact', () => {
@@ -99,7 +124,13 @@ describe('createLogger redaction', () => {
     const child = logger.child({ db: 'orders', region: 'local-b', provider: 'local' });
     child.warn({ conn: { password: 'pw-child-1' }, connectionString: 'postgres://a:pw-child-2@h/db' }, 'lag is high');
     expectNoSecrets(text(), ['pw-child-1', 'pw-child-2']);
-    expect(records()[0]).toMatchObject({ level: 40, db: 'orders', region: 'local-b', provider: 'local', conn: { password: '[REDACTED]' } });
+    expect(records()[0]).toMatchObject({
+      level: 40,
+      db: 'orders',
+      region: 'local-b',
+      provider: 'local',
+      conn: { password: '[REDACTED]' },
+    });
   });
 
   test('the level is honoured', () => {
@@ -133,7 +164,15 @@ describe('createLogger redaction', () => {
   });
 
   test('the redaction paths cover the keys the design names', () => {
-    for (const key of ['password', '*.password', 'connectionString', 'token', 'apiKey', 'env.PGPASSWORD', 'env.TEMPORAL_API_KEY']) {
+    for (const key of [
+      'password',
+      '*.password',
+      'connectionString',
+      'token',
+      'apiKey',
+      'env.PGPASSWORD',
+      'env.TEMPORAL_API_KEY',
+    ]) {
       expect(REDACT_PATHS).toContain(key);
     }
   });
@@ -187,7 +226,9 @@ describe('createLogger: errors, bindings and odd values', () => {
 
   test('credentials in the stack of a nested error cause are scrubbed', () => {
     const { logger, text, records } = capture();
-    const err = new Error('restore failed', { cause: new Error('connect postgres://app:pw-cause-1@db/orders: refused') });
+    const err = new Error('restore failed', {
+      cause: new Error('connect postgres://app:pw-cause-1@db/orders: refused'),
+    });
     logger.error({ err }, 'drill failed');
     expectNoSecrets(text(), ['pw-cause-1']);
     expect(JSON.stringify(records()[0]!.err)).toContain('postgres://app:[REDACTED]@db/orders');
@@ -207,10 +248,16 @@ describe('createLogger: errors, bindings and odd values', () => {
 describe('scrubCredentials', () => {
   test.each([
     ['postgres://user:s3cret@host/db', 'postgres://user:[REDACTED]@host/db'],
-    ['postgresql://app:p%40ss@db.internal:5432/orders?sslmode=require', 'postgresql://app:[REDACTED]@db.internal:5432/orders?sslmode=require'],
+    [
+      'postgresql://app:p%40ss@db.internal:5432/orders?sslmode=require',
+      'postgresql://app:[REDACTED]@db.internal:5432/orders?sslmode=require',
+    ],
     ['HTTPS://Admin:Hunter2@EXAMPLE.com', 'HTTPS://Admin:[REDACTED]@EXAMPLE.com'],
     ['git+ssh://deploy:k3y@git.example.com/repo.git', 'git+ssh://deploy:[REDACTED]@git.example.com/repo.git'],
-    ['from postgres://a:x@h1/db to postgres://b:y@h2/db', 'from postgres://a:[REDACTED]@h1/db to postgres://b:[REDACTED]@h2/db'],
+    [
+      'from postgres://a:x@h1/db to postgres://b:y@h2/db',
+      'from postgres://a:[REDACTED]@h1/db to postgres://b:[REDACTED]@h2/db',
+    ],
     ['line one postgres://a:x@h\nline two', 'line one postgres://a:[REDACTED]@h\nline two'],
     ['redis://:pw@cache:6379', 'redis://:[REDACTED]@cache:6379'],
     // The userinfo ends at the last @ before the host, so an unencoded @ in the password is covered.

@@ -106,8 +106,12 @@ describe("Lifeboat's families", () => {
     m.observeReadiness('orders', 'standby streaming', true);
     m.observeReadiness('orders', 'backup fresh', false);
     let text = await m.exposition();
-    expect(samples(text, 'lifeboat_newest_backup_age_seconds')).toEqual(new Map([['{database="orders",region="local-a"}', '30']]));
-    expect(samples(text, 'lifeboat_newest_backup_measured_timestamp_seconds').get('{database="orders",region="local-a"}')).toBe('1700000000');
+    expect(samples(text, 'lifeboat_newest_backup_age_seconds')).toEqual(
+      new Map([['{database="orders",region="local-a"}', '30']]),
+    );
+    expect(
+      samples(text, 'lifeboat_newest_backup_measured_timestamp_seconds').get('{database="orders",region="local-a"}'),
+    ).toBe('1700000000');
     expect(samples(text, 'lifeboat_standby_lag_seconds').get('{replica_set="orders"}')).toBe('1.5');
     expect(samples(text, 'lifeboat_standby_lag_bytes').get('{replica_set="orders"}')).toBe('4096');
     expect(samples(text, 'lifeboat_readiness_ok')).toEqual(
@@ -116,7 +120,9 @@ describe("Lifeboat's families", () => {
         ['{database="orders",check="backup fresh"}', '0'],
       ]),
     );
-    expect(samples(text, 'lifeboat_readiness_measured_timestamp_seconds').get('{database="orders"}')).toBe('1700000000');
+    expect(samples(text, 'lifeboat_readiness_measured_timestamp_seconds').get('{database="orders"}')).toBe(
+      '1700000000',
+    );
     // No runtime exporter configured: said, not silently missing.
     expect(samples(text, 'lifeboat_runtime_metrics_up').get('')).toBe('0');
     // No drill source: no drill families and no visibility gauge.
@@ -128,18 +134,32 @@ describe("Lifeboat's families", () => {
     text = await m.exposition();
     expect(samples(text, 'lifeboat_standby_lag_seconds').size).toBe(0);
     expect(samples(text, 'lifeboat_standby_lag_bytes').size).toBe(0);
-    expect(samples(text, 'lifeboat_standby_lag_measured_timestamp_seconds').get('{replica_set="orders"}')).toBe('1700000060');
+    expect(samples(text, 'lifeboat_standby_lag_measured_timestamp_seconds').get('{replica_set="orders"}')).toBe(
+      '1700000060',
+    );
   });
 
   test('drills: asked at most once per refresh interval, replaced on each listing, kept (visibility down) when it fails', async () => {
     let calls = 0;
     let answer: () => Promise<DrillSighting[]> = async () => [
-      { database: 'orders', passed: true, closedAt: new Date(1_700_000_000_500), rtoSeconds: 42.25, rpoSeconds: 0, objectives: { rtoSeconds: 1800, rpoSeconds: 900 } },
+      {
+        database: 'orders',
+        passed: true,
+        closedAt: new Date(1_700_000_000_500),
+        rtoSeconds: 42.25,
+        rpoSeconds: 0,
+        objectives: { rtoSeconds: 1800, rpoSeconds: 900 },
+      },
       { database: 'billing', passed: false, closedAt: new Date(1_699_000_000_000) },
     ];
     const m = new LifeboatMetrics({ now, drills: () => (calls++, answer()) });
     let text = await m.exposition();
-    expect(samples(text, 'lifeboat_last_drill_passed')).toEqual(new Map([['{database="orders"}', '1'], ['{database="billing"}', '0']]));
+    expect(samples(text, 'lifeboat_last_drill_passed')).toEqual(
+      new Map([
+        ['{database="orders"}', '1'],
+        ['{database="billing"}', '0'],
+      ]),
+    );
     expect(samples(text, 'lifeboat_last_drill_timestamp_seconds').get('{database="orders"}')).toBe('1700000000.5');
     expect(samples(text, 'lifeboat_last_drill_rto_seconds')).toEqual(new Map([['{database="orders"}', '42.25']]));
     expect(samples(text, 'lifeboat_last_drill_rpo_seconds')).toEqual(new Map([['{database="orders"}', '0']]));
@@ -168,7 +188,11 @@ describe("Lifeboat's families", () => {
 
   test('a slow visibility listing does not hold the scrape', async () => {
     let release: (d: DrillSighting[]) => void = () => undefined;
-    const m = new LifeboatMetrics({ now, drillsTimeoutMs: 50, drills: () => new Promise((resolve) => (release = resolve)) });
+    const m = new LifeboatMetrics({
+      now,
+      drillsTimeoutMs: 50,
+      drills: () => new Promise((resolve) => (release = resolve)),
+    });
     const text = await m.exposition();
     expect(samples(text, 'lifeboat_visibility_up').get('')).toBe('0');
     release([{ database: 'orders', passed: true, closedAt: new Date(0) }]);

@@ -21,7 +21,13 @@ const report = {
   steps: [],
   checks: [
     { name: 'table public.orders', ok: true, detail: '120 rows, checksum matches' },
-    { name: 'table public.sessions', ok: true, notCompared: true, detail: 'not compared: an unlogged table, which a restore from a platform snapshot brings back empty (the backup had 7 rows)' },
+    {
+      name: 'table public.sessions',
+      ok: true,
+      notCompared: true,
+      detail:
+        'not compared: an unlogged table, which a restore from a platform snapshot brings back empty (the backup had 7 rows)',
+    },
   ],
   cleanup: [],
 } as unknown as RunbookReport;

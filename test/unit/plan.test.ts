@@ -158,12 +158,24 @@ describe('parseDuration', () => {
     expect(parseDuration(input)).toBe(seconds);
   });
 
-  test.each([['15x'], [''], ['m'], ['h'], ['1.5h'], ['15 minutes'], ['m15'], ['-5m'], ['1d'], ['30m1h'], ['1h30'], ['9 0'], [Number.NaN], [Number.POSITIVE_INFINITY]])(
-    '%p is not a duration',
-    (input) => {
-      expect(parseDuration(input)).toBeNull();
-    },
-  );
+  test.each([
+    ['15x'],
+    [''],
+    ['m'],
+    ['h'],
+    ['1.5h'],
+    ['15 minutes'],
+    ['m15'],
+    ['-5m'],
+    ['1d'],
+    ['30m1h'],
+    ['1h30'],
+    ['9 0'],
+    [Number.NaN],
+    [Number.POSITIVE_INFINITY],
+  ])('%p is not a duration', (input) => {
+    expect(parseDuration(input)).toBeNull();
+  });
 });
 
 interface BadPlan {
@@ -376,8 +388,18 @@ describe('parsePlan: malformed plans are PlanErrors naming the field, the value 
   test.each([
     ['in a database', 'databases.orders', 'colour', (p: Tree) => (p.databases.orders.colour = 'blue')],
     ['in a region', 'regions.local-a', 'zone', (p: Tree) => (p.regions['local-a'].zone = 'a')],
-    ['in objectives (a typo)', 'databases.orders.objectives', 'rp0', (p: Tree) => (p.databases.orders.objectives.rp0 = '5m')],
-    ['in a check', 'databases.orders.checks.0', 'query', (p: Tree) => (p.databases.orders.checks[0].query = 'select true')],
+    [
+      'in objectives (a typo)',
+      'databases.orders.objectives',
+      'rp0',
+      (p: Tree) => (p.databases.orders.objectives.rp0 = '5m'),
+    ],
+    [
+      'in a check',
+      'databases.orders.checks.0',
+      'query',
+      (p: Tree) => (p.databases.orders.checks[0].query = 'select true'),
+    ],
     ['at the top level', '', 'schedules', (p: Tree) => (p.schedules = { nightly: '0 3 * * *' })],
   ])('an unknown key %s is refused, naming the object and the key', (_where, parent, key, edit) => {
     const message = planErrorOf(minimalWith(edit));
@@ -402,7 +424,12 @@ describe('parsePlan: malformed plans are PlanErrors naming the field, the value 
 
   test('an alias bomb is refused instead of expanded', () => {
     const bomb = ['a: &a [x, x, x, x, x, x, x, x, x, x]'];
-    for (let i = 1; i < 9; i++) bomb.push(`${String.fromCharCode(97 + i)}: &${String.fromCharCode(97 + i)} [${Array(10).fill(`*${String.fromCharCode(96 + i)}`).join(', ')}]`);
+    for (let i = 1; i < 9; i++)
+      bomb.push(
+        `${String.fromCharCode(97 + i)}: &${String.fromCharCode(97 + i)} [${Array(10)
+          .fill(`*${String.fromCharCode(96 + i)}`)
+          .join(', ')}]`,
+      );
     const message = planErrorOf(bomb.join('\n') + '\n');
     expect(message).toContain('not valid YAML');
     expect(message).toContain('Excessive alias count');
@@ -515,7 +542,9 @@ describe('parsePlan: more of the same contract', () => {
         p.regions.Local_A = p.regions['local-a'];
       }),
     );
-    expect(message).toContain('  regions.Local_A: expected a region name (lowercase letters, digits, dashes) (got key "Local_A")');
+    expect(message).toContain(
+      '  regions.Local_A: expected a region name (lowercase letters, digits, dashes) (got key "Local_A")',
+    );
   });
 
   // zod reads a `constructor` key as "not a plain object" and silently drops `__proto__`; both must be
@@ -526,15 +555,22 @@ describe('parsePlan: more of the same contract', () => {
     ['regions', 'constructor', 'region'],
     ['regions', '__proto__', 'region'],
   ])('a %s key named %p is refused by name', (record, key, what) => {
-    const text = MINIMAL.replace(record === 'databases' ? '  orders:' : '  local-b: { provider: local }', record === 'databases' ? `  ${key}:` : `  ${key}: { provider: local }`);
+    const text = MINIMAL.replace(
+      record === 'databases' ? '  orders:' : '  local-b: { provider: local }',
+      record === 'databases' ? `  ${key}:` : `  ${key}: { provider: local }`,
+    );
     const message = planErrorOf(text);
-    expect(message).toContain(`  ${record}.${key}: is a name JavaScript reserves; expected a ${what} name (lowercase letters, digits, dashes) (got key "${key}")`);
+    expect(message).toContain(
+      `  ${record}.${key}: is a name JavaScript reserves; expected a ${what} name (lowercase letters, digits, dashes) (got key "${key}")`,
+    );
     expect(message).not.toContain('expected record, received object');
   });
 
   test('a primary region named "constructor" that the plan does not define is refused', () => {
     const message = planErrorOf(minimalWith((p) => (p.databases.orders.primary.region = 'constructor')));
-    expect(message).toContain('databases.orders.primary.region: "constructor" is not a region of this plan; expected one of local-a, local-b');
+    expect(message).toContain(
+      'databases.orders.primary.region: "constructor" is not a region of this plan; expected one of local-a, local-b',
+    );
   });
 
   test('a YAML alias that refers to itself is reported, not a crash', () => {
@@ -611,7 +647,9 @@ describe('drillInput, backupInput and planRegions', () => {
     'the database name %p is a PlanError like any unknown name (no prototype lookup)',
     (name) => {
       expect(() => drillInput(loaded, name, { fromLatestBackup: false, triggeredBy: 'x' })).toThrow(PlanError);
-      expect(() => backupInput(loaded, name, { triggeredBy: 'x' })).toThrow(`database ${JSON.stringify(name)} is not in minimal.yaml; expected one of orders`);
+      expect(() => backupInput(loaded, name, { triggeredBy: 'x' })).toThrow(
+        `database ${JSON.stringify(name)} is not in minimal.yaml; expected one of orders`,
+      );
     },
   );
 
@@ -639,7 +677,17 @@ databases:
     const loaded = parsePlan(cloudPlan('{ region: gcp-b }'), 'cloud.yaml');
     const input = drillInput(loaded, 'shop', { fromLatestBackup: false, triggeredBy: 'test' });
     expect(input.primary).toEqual({
-      region: { name: 'gcp-a', provider: 'gcp', settings: { project: 'shop-prod-1', gcpRegion: 'us-central1', scratchTier: 'db-custom-1-3840', scratchDatabaseVersion: 'POSTGRES_16', scratchNetwork: 'projects/shop-prod-1/global/networks/default' } },
+      region: {
+        name: 'gcp-a',
+        provider: 'gcp',
+        settings: {
+          project: 'shop-prod-1',
+          gcpRegion: 'us-central1',
+          scratchTier: 'db-custom-1-3840',
+          scratchDatabaseVersion: 'POSTGRES_16',
+          scratchNetwork: 'projects/shop-prod-1/global/networks/default',
+        },
+      },
       database: 'shop',
       instance: 'shop-main',
       credentials: { user: 'lifeboat', password: 'env:SHOP_PW' },
@@ -647,9 +695,18 @@ databases:
   });
 
   test('a Cloud SQL standby needs its replica named, and the replica set carries it', () => {
-    expect(planErrorOf(cloudPlan('{ region: gcp-b, standby: true }'))).toMatch(/databases\.shop\.dr\.replica: missing; expected the cross-region read replica's Cloud SQL instance name/);
-    const set = replicaSetOf(parsePlan(cloudPlan('{ region: gcp-b, standby: true, replica: shop-dr }'), 'cloud.yaml'), 'shop');
-    expect(set).toMatchObject({ set: 'gcp-a', nodes: { home: 'shop-main', dr: 'shop-dr' }, credentials: { user: 'lifeboat', password: 'env:SHOP_PW' } });
+    expect(planErrorOf(cloudPlan('{ region: gcp-b, standby: true }'))).toMatch(
+      /databases\.shop\.dr\.replica: missing; expected the cross-region read replica's Cloud SQL instance name/,
+    );
+    const set = replicaSetOf(
+      parsePlan(cloudPlan('{ region: gcp-b, standby: true, replica: shop-dr }'), 'cloud.yaml'),
+      'shop',
+    );
+    expect(set).toMatchObject({
+      set: 'gcp-a',
+      nodes: { home: 'shop-main', dr: 'shop-dr' },
+      credentials: { user: 'lifeboat', password: 'env:SHOP_PW' },
+    });
   });
 
   test('a password written in the plan instead of a reference is refused without echoing it', () => {

@@ -20,7 +20,10 @@ import { env } from '../support/stack';
 async function zombie(dir: string): Promise<{ zombiePid: number; parent: ChildProcess }> {
   const user = serverOsUser();
   if (user) chownSync(dir, user.uid, user.gid);
-  const parent = spawn('sh', ['-c', `sleep 0.2 & echo $! > ${dir}/child; exec sleep 60`], { stdio: 'ignore', ...(user && { uid: user.uid, gid: user.gid }) });
+  const parent = spawn('sh', ['-c', `sleep 0.2 & echo $! > ${dir}/child; exec sleep 60`], {
+    stdio: 'ignore',
+    ...(user && { uid: user.uid, gid: user.gid }),
+  });
   await new Promise((r) => setTimeout(r, 1000));
   return { zombiePid: Number(readFileSync(join(dir, 'child'), 'utf8').trim()), parent };
 }
@@ -59,7 +62,9 @@ test("a cluster whose lock files name a killed, unreaped postmaster starts (its 
     // What a SIGKILLed postmaster leaves when nobody reaps it: PostgreSQL alone would refuse.
     plant(zombiePid);
     await cluster.start();
-    expect(await withClient(cluster.connection('postgres'), async (c) => (await c.query('select 1 as one')).rows[0].one)).toBe(1);
+    expect(
+      await withClient(cluster.connection('postgres'), async (c) => (await c.query('select 1 as one')).rows[0].one),
+    ).toBe(1);
     await cluster.stop('fast');
 
     // A live process named in the locks: not ours to judge, so PostgreSQL's own refusal stands.

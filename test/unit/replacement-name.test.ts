@@ -29,6 +29,8 @@ describe.each([
 });
 
 test('the base is cut to the cloud limit before the suffix, and an earlier -lb suffix is dropped', () => {
-  expect(replacementName(`${'a'.repeat(90)}-lb0a1b2c`, 'src', 80)).toMatch(new RegExp(`^${'a'.repeat(80)}-lb[0-9a-f]{6}$`));
+  expect(replacementName(`${'a'.repeat(90)}-lb0a1b2c`, 'src', 80)).toMatch(
+    new RegExp(`^${'a'.repeat(80)}-lb[0-9a-f]{6}$`),
+  );
   expect(replicaIdFor('Billing_Prod', 'x')).toMatch(/^billing-prod-lb[0-9a-f]{6}$/);
 });

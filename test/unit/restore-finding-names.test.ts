@@ -13,8 +13,15 @@ const toc: TocEntry[] = [
 ];
 
 test('a COPY failure names its table data when the table name is unique in the dump', () => {
-  expect(entryNamedBy(toc, 'COPY failed for table "guarded": ERROR: permission denied to COPY to or from an external program')?.what).toBe('TABLE DATA public guarded');
-  expect(entryNamedBy(toc, 'COPY failed for table "Order Lines": ERROR: x')?.what).toBe('TABLE DATA public Order Lines');
+  expect(
+    entryNamedBy(
+      toc,
+      'COPY failed for table "guarded": ERROR: permission denied to COPY to or from an external program',
+    )?.what,
+  ).toBe('TABLE DATA public guarded');
+  expect(entryNamedBy(toc, 'COPY failed for table "Order Lines": ERROR: x')?.what).toBe(
+    'TABLE DATA public Order Lines',
+  );
 });
 
 test('an ambiguous name (two schemas) or another kind of error names nothing: the finding says "restore" rather than guess', () => {

@@ -36,6 +36,8 @@ describe('stack ports', () => {
   });
 
   test('a port variable that is not a port is refused, naming it', () => {
-    expect(() => stackPorts({ LIFEBOAT_PG_PORT_BASE: '70000' }, lifeboat)).toThrow(/LIFEBOAT_PG_PORT_BASE=70000 is not a port/);
+    expect(() => stackPorts({ LIFEBOAT_PG_PORT_BASE: '70000' }, lifeboat)).toThrow(
+      /LIFEBOAT_PG_PORT_BASE=70000 is not a port/,
+    );
   });
 });

@@ -21,7 +21,9 @@ describe('visibilityString', () => {
   });
 
   test('the drill query of a database', () => {
-    expect(drillRunsQuery('orders', 'Completed')).toBe("LifeboatDatabase = 'orders' AND LifeboatRunbook = 'drill' AND ExecutionStatus = 'Completed'");
+    expect(drillRunsQuery('orders', 'Completed')).toBe(
+      "LifeboatDatabase = 'orders' AND LifeboatRunbook = 'drill' AND ExecutionStatus = 'Completed'",
+    );
     expect(drillRunsQuery("o'r", 'Running', '2026-01-01T00:00:00.000Z')).toBe(
       "LifeboatDatabase = 'o\\'r' AND LifeboatRunbook = 'drill' AND ExecutionStatus = 'Running' AND CloseTime >= '2026-01-01T00:00:00.000Z'",
     );
@@ -60,7 +62,8 @@ describe('visibilityString against the Temporal server', () => {
     };
     const deadline = Date.now() + 30_000;
     while (!(await found(name)).includes(handle.workflowId)) {
-      if (Date.now() > deadline) throw new Error(`the run of ${JSON.stringify(name)} never showed in visibility under that name`);
+      if (Date.now() > deadline)
+        throw new Error(`the run of ${JSON.stringify(name)} never showed in visibility under that name`);
       await new Promise((r) => setTimeout(r, 200));
     }
     expect(await found(`obrien-${tag}`)).toEqual([]);

@@ -68,9 +68,18 @@ beforeAll(async () => {
   worker = await startWorker({ regions: ['au-a', 'au-b'], capture: new LogCapture() });
   const plan = fx.planFile;
   const badPlan = join(env().home, 'plans', 'au-bad.yaml');
-  writeFileSync(badPlan, readFileSync(plan, 'utf8').replace('    checks:\n', '    checks:\n      - name: impossible\n        sql: select false\n'));
+  writeFileSync(
+    badPlan,
+    readFileSync(plan, 'utf8').replace(
+      '    checks:\n',
+      '    checks:\n      - name: impossible\n        sql: select false\n',
+    ),
+  );
   const scheduled = join(env().home, 'plans', 'au-scheduled.yaml');
-  writeFileSync(scheduled, readFileSync(plan, 'utf8').replace('    checks:\n', '    schedule:\n      drill: { every: 24h }\n    checks:\n'));
+  writeFileSync(
+    scheduled,
+    readFileSync(plan, 'utf8').replace('    checks:\n', '    schedule:\n      drill: { every: 24h }\n    checks:\n'),
+  );
 
   runs.readiness = reportOf(await lifeboat(['readiness', DB, '-f', plan, '--json'], as('cli:bob'))).workflowId;
   runs.drillPassed = reportOf(await lifeboat(['drill', DB, '-f', plan, '--json'], as('cli:bob'))).workflowId;
@@ -80,20 +89,28 @@ beforeAll(async () => {
   try {
     expect((await lifeboat(['schedule', 'trigger', `lifeboat/${DB}/drill`])).code).toBe(0);
     await waitUntil('the scheduled drill to finish', 120_000, async () => {
-      for await (const run of temporal.workflow.list({ query: `WorkflowId STARTS_WITH 'lifeboat/${DB}/drill/scheduled' AND ExecutionStatus = 'Completed'` })) {
+      for await (const run of temporal.workflow.list({
+        query: `WorkflowId STARTS_WITH 'lifeboat/${DB}/drill/scheduled' AND ExecutionStatus = 'Completed'`,
+      })) {
         runs.scheduledDrill = run.workflowId;
       }
       return runs.scheduledDrill !== '';
     });
   } finally {
-    await temporal.schedule.getHandle(`lifeboat/${DB}/drill`).delete().catch(() => undefined);
+    await temporal.schedule
+      .getHandle(`lifeboat/${DB}/drill`)
+      .delete()
+      .catch(() => undefined);
   }
 
   const failover = lifeboat(['failover', DB, '-f', plan, '--planned', '--json'], as('cli:bob'));
   runs.failover = lockId(DB);
   await waitForStep(temporal.workflow.getHandle(runs.failover), 'failoverProgress', 'approval');
   runningDuringApproval = await idsFor(readmeQueries().get('Is a runbook of orders running now?')!);
-  const approved = await lifeboat(['approve', runs.failover, '-f', plan, '--reason', 'quarterly switchover rehearsal'], as('cli:alice-audit'));
+  const approved = await lifeboat(
+    ['approve', runs.failover, '-f', plan, '--reason', 'quarterly switchover rehearsal'],
+    as('cli:alice-audit'),
+  );
   expect(approved.code).toBe(0);
   expect(reportOf(await failover).outcome).toBe('passed');
   const failback = reportOf(await lifeboat(['failback', DB, '-f', plan, '--yes', '--json'], as('cli:bob')));
@@ -108,19 +125,41 @@ afterAll(async () => {
 });
 
 const cases: Array<{ question: string; includes: Array<keyof typeof runs>; excludes: Array<keyof typeof runs> }> = [
-  { question: 'When did we last prove orders restores?', includes: ['drillPassed', 'scheduledDrill'], excludes: ['drillFailed', 'readiness'] },
+  {
+    question: 'When did we last prove orders restores?',
+    includes: ['drillPassed', 'scheduledDrill'],
+    excludes: ['drillFailed', 'readiness'],
+  },
   { question: 'Which drills found a problem?', includes: ['drillFailed'], excludes: ['drillPassed', 'scheduledDrill'] },
-  { question: 'Which drills took longer than the RTO objective (30 min)?', includes: ['drillPassed'], excludes: ['drillFailed', 'readiness'] },
+  {
+    question: 'Which drills took longer than the RTO objective (30 min)?',
+    includes: ['drillPassed'],
+    excludes: ['drillFailed', 'readiness'],
+  },
   { question: 'Every failover and failback of orders', includes: ['failover'], excludes: ['drillPassed', 'readiness'] },
   { question: 'What did alice approve?', includes: ['failover'], excludes: ['drillPassed'] },
-  { question: 'What did people start by hand?', includes: ['drillPassed', 'drillFailed', 'readiness'], excludes: ['scheduledDrill'] },
+  {
+    question: 'What did people start by hand?',
+    includes: ['drillPassed', 'drillFailed', 'readiness'],
+    excludes: ['scheduledDrill'],
+  },
   { question: 'What did the schedules start?', includes: ['scheduledDrill'], excludes: ['drillPassed', 'readiness'] },
-  { question: 'When was orders found not ready to recover?', includes: ['readiness'], excludes: ['drillFailed', 'drillPassed'] },
-  { question: 'Everything since a date (the last audit)', includes: ['drillPassed', 'readiness', 'scheduledDrill'], excludes: [] },
+  {
+    question: 'When was orders found not ready to recover?',
+    includes: ['readiness'],
+    excludes: ['drillFailed', 'drillPassed'],
+  },
+  {
+    question: 'Everything since a date (the last audit)',
+    includes: ['drillPassed', 'readiness', 'scheduledDrill'],
+    excludes: [],
+  },
 ];
 
 test('the README lists exactly the audit questions this test checks', () => {
-  expect([...readmeQueries().keys()].sort()).toEqual([...cases.map((c) => c.question), 'Is a runbook of orders running now?'].sort());
+  expect([...readmeQueries().keys()].sort()).toEqual(
+    [...cases.map((c) => c.question), 'Is a runbook of orders running now?'].sort(),
+  );
 });
 
 test.each(cases)('README audit query: $question', async ({ question, includes, excludes }) => {
@@ -145,7 +184,12 @@ test('the approval is on the run: who approved as a search attribute, who and wh
   expect(failover!.typedSearchAttributes.get(ApprovedByAttr)).toBe('cli:alice-audit');
   expect(failback!.typedSearchAttributes.get(ApprovedByAttr)).toBe('cli:bob');
   const report = (await temporal.workflow.getHandle(lockId(DB), failover!.runId).result()) as RunbookReport;
-  expect(report.failover?.approval).toMatchObject({ approvedBy: 'cli:alice-audit', reason: 'quarterly switchover rehearsal' });
-  expect(report.steps.find((s) => s.name === 'approval')?.detail).toBe('approved by cli:alice-audit: quarterly switchover rehearsal');
+  expect(report.failover?.approval).toMatchObject({
+    approvedBy: 'cli:alice-audit',
+    reason: 'quarterly switchover rehearsal',
+  });
+  expect(report.steps.find((s) => s.name === 'approval')?.detail).toBe(
+    'approved by cli:alice-audit: quarterly switchover rehearsal',
+  );
   expect(report.runbookVersion).toMatch(/^lifeboat@\d+\.\d+\.\d+(\+g[0-9a-f]{12}(-dirty)?)?$/);
 });

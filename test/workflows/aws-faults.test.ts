@@ -23,15 +23,25 @@ const PASSWORD = 'rds-Faults-value-3c81d';
 let seq = 0;
 
 /** Each activity the run scheduled, with the attempt that finished it and the failure before it. */
-async function activityAttempts(handle: WorkflowHandle): Promise<{ activity: string; attempt: number; lastFailure: string }[]> {
+async function activityAttempts(
+  handle: WorkflowHandle,
+): Promise<{ activity: string; attempt: number; lastFailure: string }[]> {
   const events = (await handle.fetchHistory()).events ?? [];
-  const scheduled = new Map(events.filter((e) => e.activityTaskScheduledEventAttributes).map((e) => [String(e.eventId), e.activityTaskScheduledEventAttributes!.activityType!.name!]));
+  const scheduled = new Map(
+    events
+      .filter((e) => e.activityTaskScheduledEventAttributes)
+      .map((e) => [String(e.eventId), e.activityTaskScheduledEventAttributes!.activityType!.name!]),
+  );
   // Temporal writes one ActivityTaskStarted per scheduled activity, when it finishes: its attempt is
   // the number of tries, its lastFailure what made the previous one fail.
   return events
     .map((e) => e.activityTaskStartedEventAttributes)
     .filter((a) => a !== null && a !== undefined)
-    .map((a) => ({ activity: scheduled.get(String(a.scheduledEventId))!, attempt: a.attempt!, lastFailure: a.lastFailure?.message ?? '' }));
+    .map((a) => ({
+      activity: scheduled.get(String(a.scheduledEventId))!,
+      attempt: a.attempt!,
+      lastFailure: a.lastFailure?.message ?? '',
+    }));
 }
 
 /**
@@ -46,7 +56,13 @@ describe('AWS throttling and 5xx retried by Temporal, not the SDK (faults inject
   let dataPlane: LocalRdsDataPlane;
 
   beforeAll(async () => {
-    ({ plan, dataPlane } = await setUpAwsDrill({ name: 'aws-faults', instance: SOURCE_INSTANCE, pgDatabase: PG_DATABASE, passwordVar: PASSWORD_VAR, password: PASSWORD }));
+    ({ plan, dataPlane } = await setUpAwsDrill({
+      name: 'aws-faults',
+      instance: SOURCE_INSTANCE,
+      pgDatabase: PG_DATABASE,
+      passwordVar: PASSWORD_VAR,
+      password: PASSWORD,
+    }));
   });
 
   /** A worker whose AWS calls all pass through a fault proxy with these rules, for one drill. */
@@ -56,10 +72,24 @@ describe('AWS throttling and 5xx retried by Temporal, not the SDK (faults inject
     try {
       worker = await startWorker({
         regions: ['aws-east', 'aws-west'],
-        providers: { aws: new AwsProvider({ home: env().home, secrets: process.env, pollMs: 50, endpoint: proxy.endpoint, dataPlane }) },
+        providers: {
+          aws: new AwsProvider({
+            home: env().home,
+            secrets: process.env,
+            pollMs: 50,
+            endpoint: proxy.endpoint,
+            dataPlane,
+          }),
+        },
       });
       const input = drillInput(plan, 'orders', { fromLatestBackup: false, triggeredBy: 'test' });
-      const handle = await (await client()).workflow.start('drill', { taskQueue: RUNBOOK_TASK_QUEUE, workflowId: `test/aws-faults/${Date.now()}-${seq++}`, args: [input] });
+      const handle = await (
+        await client()
+      ).workflow.start('drill', {
+        taskQueue: RUNBOOK_TASK_QUEUE,
+        workflowId: `test/aws-faults/${Date.now()}-${seq++}`,
+        args: [input],
+      });
       const report = (await handle.result()) as RunbookReport;
       return { proxy, report, attempts: await activityAttempts(handle) };
     } finally {
@@ -83,9 +113,27 @@ describe('AWS throttling and 5xx retried by Temporal, not the SDK (faults inject
 
     // History shows the retries, and why: the first attempt's failure is the injected answer.
     const of = (activity: string) => attempts.filter((a) => a.activity === activity);
-    expect(of('createBackup')).toEqual([{ activity: 'createBackup', attempt: 2, lastFailure: expect.stringMatching(/^CreateDBSnapshot .*: Throttling \(HTTP 400\): Rate exceeded/) }]);
-    expect(of('copyBackupToRegion')).toEqual([{ activity: 'copyBackupToRegion', attempt: 2, lastFailure: expect.stringMatching(/^CopyDBSnapshot .*: Throttling \(HTTP 400\): Rate exceeded/) }]);
-    expect(of('restoreBackup')).toEqual([{ activity: 'restoreBackup', attempt: 2, lastFailure: expect.stringMatching(/^RestoreDBInstanceFromDBSnapshot .*: ServiceUnavailable \(HTTP 503\)/) }]);
+    expect(of('createBackup')).toEqual([
+      {
+        activity: 'createBackup',
+        attempt: 2,
+        lastFailure: expect.stringMatching(/^CreateDBSnapshot .*: Throttling \(HTTP 400\): Rate exceeded/),
+      },
+    ]);
+    expect(of('copyBackupToRegion')).toEqual([
+      {
+        activity: 'copyBackupToRegion',
+        attempt: 2,
+        lastFailure: expect.stringMatching(/^CopyDBSnapshot .*: Throttling \(HTTP 400\): Rate exceeded/),
+      },
+    ]);
+    expect(of('restoreBackup')).toEqual([
+      {
+        activity: 'restoreBackup',
+        attempt: 2,
+        lastFailure: expect.stringMatching(/^RestoreDBInstanceFromDBSnapshot .*: ServiceUnavailable \(HTTP 503\)/),
+      },
+    ]);
 
     // One fault per rule, and one request per activity attempt for each faulted call: the SDK sent
     // the throttled call once and gave up, it did not try again inside the attempt.
@@ -120,16 +168,17 @@ describe('AWS throttling and 5xx retried by Temporal, not the SDK (faults inject
 
     // Retries adopt what an earlier attempt made: each call that creates something reached moto once.
     const landed = (action: string) => (proxy.counts[action] ?? 0) - (proxy.injected[action] ?? 0);
-    for (const action of ['CreateDBSnapshot', 'CopyDBSnapshot', 'RestoreDBInstanceFromDBSnapshot', 'DeleteDBInstance']) expect([action, landed(action)]).toEqual([action, 1]);
+    for (const action of ['CreateDBSnapshot', 'CopyDBSnapshot', 'RestoreDBInstanceFromDBSnapshot', 'DeleteDBInstance'])
+      expect([action, landed(action)]).toEqual([action, 1]);
 
     const west = (await rds(WEST).send(new DescribeDBInstancesCommand({}))).DBInstances ?? [];
     expect(west.map((i) => i.DBInstanceIdentifier).filter((id) => id!.startsWith('lifeboat-drill-'))).toEqual([]);
     const backupId = report.backup!.backupId;
     for (const region of [EAST, WEST]) {
-      const snapshots = (await rds(region).send(new DescribeDBSnapshotsCommand({ SnapshotType: 'manual' }))).DBSnapshots ?? [];
+      const snapshots =
+        (await rds(region).send(new DescribeDBSnapshotsCommand({ SnapshotType: 'manual' }))).DBSnapshots ?? [];
       const ours = snapshots.filter((s) => s.TagList?.some((t) => t.Key === TAG.backupId && t.Value === backupId));
       expect([region, ours.length]).toEqual([region, 1]);
     }
-
   });
 });

@@ -23,10 +23,24 @@ import { runTag } from '../../workflows/shared-steps';
 import { withClient } from '../../activities/pg/sql';
 import { findPgBin } from '../../activities/pg/binaries';
 import { seedDemo } from '../../scripts/dev/seed';
-import { backupInput, drillInput, failbackInput, failoverInput, loadPlanFile, type LoadedPlan } from '../../worker/plan';
+import {
+  backupInput,
+  drillInput,
+  failbackInput,
+  failoverInput,
+  loadPlanFile,
+  type LoadedPlan,
+} from '../../worker/plan';
 import { RUNBOOK_TASK_QUEUE, type DrillInput, type RunbookReport } from '../../workflows/types';
 import { LocalRdsDataPlane } from '../fakes/rds-data-plane';
-import { acceptsWrites, createReplicaSet, expectPassed, startTopologyRunbook, topologyOf, type ReplicaSetFixture } from '../support/replica-set';
+import {
+  acceptsWrites,
+  createReplicaSet,
+  expectPassed,
+  startTopologyRunbook,
+  topologyOf,
+  type ReplicaSetFixture,
+} from '../support/replica-set';
 import { awsTestFixture, resetMoto, type AwsTestFixture } from '../support/moto';
 import { EAST, moto, rds, setUpAwsDrill, WEST } from '../support/aws-drill';
 import { createLogger } from '../../worker/logger';
@@ -48,7 +62,13 @@ describe('AWS provider against moto (no data plane in moto: data mirrored by the
   const logs = new LogCapture();
 
   beforeAll(async () => {
-    ({ plan, dataPlane } = await setUpAwsDrill({ name: 'aws', instance: SOURCE_INSTANCE, pgDatabase: PG_DATABASE, passwordVar: PASSWORD_VAR, password: PASSWORD }));
+    ({ plan, dataPlane } = await setUpAwsDrill({
+      name: 'aws',
+      instance: SOURCE_INSTANCE,
+      pgDatabase: PG_DATABASE,
+      passwordVar: PASSWORD_VAR,
+      password: PASSWORD,
+    }));
     worker = await startWorker({
       regions: ['aws-east', 'aws-west'],
       capture: logs,
@@ -62,7 +82,9 @@ describe('AWS provider against moto (no data plane in moto: data mirrored by the
 
   async function drill(overrides: Partial<DrillInput> = {}) {
     const input = { ...drillInput(plan, 'orders', { fromLatestBackup: false, triggeredBy: 'test' }), ...overrides };
-    const handle = await (await client()).workflow.start('drill', { taskQueue: RUNBOOK_TASK_QUEUE, workflowId: workflowId('drill'), args: [input] });
+    const handle = await (
+      await client()
+    ).workflow.start('drill', { taskQueue: RUNBOOK_TASK_QUEUE, workflowId: workflowId('drill'), args: [input] });
     return { handle, report: (await handle.result()) as RunbookReport };
   }
 
@@ -72,21 +94,31 @@ describe('AWS provider against moto (no data plane in moto: data mirrored by the
     expect(report.outcome).toBe('passed');
     const tables = report.checks.filter((c) => c.name.startsWith('table '));
     expect(tables.length).toBeGreaterThanOrEqual(6);
-    for (const t of tables) expect(t).toMatchObject({ ok: true, detail: expect.stringMatching(/rows, checksum matches$/) });
+    for (const t of tables)
+      expect(t).toMatchObject({ ok: true, detail: expect.stringMatching(/rows, checksum matches$/) });
     expect(report.checks.find((c) => c.name === 'recent orders exist')).toMatchObject({ ok: true });
     expect(report.checks.find((c) => c.name === 'canary present')).toMatchObject({ ok: true });
 
     // The backup is a Lifeboat-tagged snapshot in us-east-1; the copy sits in us-west-2 under the west key.
     const snapshotId = snapshotIdFor(report.backup!.backupId);
-    const [source] = (await rds(EAST).send(new DescribeDBSnapshotsCommand({ DBSnapshotIdentifier: snapshotId }))).DBSnapshots!;
-    expect(source!.TagList).toEqual(expect.arrayContaining([{ Key: 'lifeboat:backup-id', Value: report.backup!.backupId }, { Key: 'lifeboat:created-by', Value: handle.workflowId }]));
-    const [copy] = (await rds(WEST).send(new DescribeDBSnapshotsCommand({ DBSnapshotIdentifier: snapshotId }))).DBSnapshots!;
+    const [source] = (await rds(EAST).send(new DescribeDBSnapshotsCommand({ DBSnapshotIdentifier: snapshotId })))
+      .DBSnapshots!;
+    expect(source!.TagList).toEqual(
+      expect.arrayContaining([
+        { Key: 'lifeboat:backup-id', Value: report.backup!.backupId },
+        { Key: 'lifeboat:created-by', Value: handle.workflowId },
+      ]),
+    );
+    const [copy] = (await rds(WEST).send(new DescribeDBSnapshotsCommand({ DBSnapshotIdentifier: snapshotId })))
+      .DBSnapshots!;
     const westKey = plan.plan.regions['aws-west']!;
     expect(copy!.KmsKeyId).toBe(westKey.provider === 'aws' ? westKey.kmsKeyId : 'none');
     expect(report.copies[0]!.location).toBe(copy!.DBSnapshotArn);
 
     // The scratch instance was restored (the stand-in saw it) and is gone again.
-    expect(dataPlane.events).toContain(`restore ${WEST}/${snapshotId} -> lifeboat-drill-${runTag((await handle.describe()).runId)}`);
+    expect(dataPlane.events).toContain(
+      `restore ${WEST}/${snapshotId} -> lifeboat-drill-${runTag((await handle.describe()).runId)}`,
+    );
     expect(report.cleanup).toEqual([expect.objectContaining({ ok: true, detail: 'deleted' })]);
     const west = (await rds(WEST).send(new DescribeDBInstancesCommand({}))).DBInstances ?? [];
     expect(west.filter((i) => i.DBInstanceIdentifier!.startsWith('lifeboat-drill-'))).toEqual([]);
@@ -101,11 +133,17 @@ describe('AWS provider against moto (no data plane in moto: data mirrored by the
   });
 
   test('a drill fails when the restored data differs (tampered by the test-only stand-in) and still deletes its scratch instance', async () => {
-    dataPlane.afterRestore = (conn) => withClient(conn, (c) => c.query('update orders set total_cents = total_cents + 1 where id = (select min(id) from orders)')).then(() => undefined);
+    dataPlane.afterRestore = (conn) =>
+      withClient(conn, (c) =>
+        c.query('update orders set total_cents = total_cents + 1 where id = (select min(id) from orders)'),
+      ).then(() => undefined);
     try {
       const { report } = await drill();
       expect(report.outcome).toBe('failed');
-      expect(report.checks.find((c) => c.name === 'table public.orders')).toMatchObject({ ok: false, detail: expect.stringContaining('checksum differs') });
+      expect(report.checks.find((c) => c.name === 'table public.orders')).toMatchObject({
+        ok: false,
+        detail: expect.stringContaining('checksum differs'),
+      });
       expect(report.cleanup).toEqual([expect.objectContaining({ ok: true, detail: 'deleted' })]);
       expect(dataPlane.liveRestores()).toEqual([]);
     } finally {
@@ -121,7 +159,9 @@ describe('AWS provider against moto (no data plane in moto: data mirrored by the
     };
     try {
       const input = drillInput(plan, 'orders', { fromLatestBackup: false, triggeredBy: 'test' });
-      const handle = await (await client()).workflow.start('drill', { taskQueue: RUNBOOK_TASK_QUEUE, workflowId: workflowId('cancel'), args: [input] });
+      const handle = await (
+        await client()
+      ).workflow.start('drill', { taskQueue: RUNBOOK_TASK_QUEUE, workflowId: workflowId('cancel'), args: [input] });
       const deadline = Date.now() + 60_000;
       while (!held) {
         if (Date.now() > deadline) throw new Error('the drill never reached its restore');
@@ -149,14 +189,32 @@ describe('AWS provider against moto (no data plane in moto: data mirrored by the
     });
     await withClient(await local().connectNode(server, 'aws_ledger'), (c) => seedDemo(c, 0.02));
     await rds(EAST).send(
-      new CreateDBClusterCommand({ DBClusterIdentifier: 'ledger-prod', Engine: 'aurora-postgresql', EngineVersion: '16.4', MasterUsername: 'lifeboat', MasterUserPassword: PASSWORD }),
+      new CreateDBClusterCommand({
+        DBClusterIdentifier: 'ledger-prod',
+        Engine: 'aurora-postgresql',
+        EngineVersion: '16.4',
+        MasterUsername: 'lifeboat',
+        MasterUserPassword: PASSWORD,
+      }),
     );
-    await rds(EAST).send(new CreateDBInstanceCommand({ DBInstanceIdentifier: 'ledger-prod-1', DBClusterIdentifier: 'ledger-prod', Engine: 'aurora-postgresql', DBInstanceClass: 'db.r6g.large' }));
+    await rds(EAST).send(
+      new CreateDBInstanceCommand({
+        DBInstanceIdentifier: 'ledger-prod-1',
+        DBClusterIdentifier: 'ledger-prod',
+        Engine: 'aurora-postgresql',
+        DBInstanceClass: 'db.r6g.large',
+      }),
+    );
     dataPlane.addSource(`${EAST}/ledger-prod`, { node: server, database: 'aws_ledger' });
     const aurora: DrillInput = {
       ...drillInput(plan, 'orders', { fromLatestBackup: false, triggeredBy: 'test' }),
       database: 'ledger',
-      primary: { ...drillInput(plan, 'orders', { fromLatestBackup: false, triggeredBy: 'test' }).primary, database: 'aws_ledger', instance: undefined, cluster: 'ledger-prod' },
+      primary: {
+        ...drillInput(plan, 'orders', { fromLatestBackup: false, triggeredBy: 'test' }).primary,
+        database: 'aws_ledger',
+        instance: undefined,
+        cluster: 'ledger-prod',
+      },
     };
     const { handle, report } = await drill(aurora);
     expect(report.reason).toBeUndefined();
@@ -165,9 +223,17 @@ describe('AWS provider against moto (no data plane in moto: data mirrored by the
     expect(tables.length).toBeGreaterThanOrEqual(6);
     for (const t of tables) expect(t.ok).toBe(true);
     expect(report.backup!.location).toMatch(new RegExp(`^arn:aws:rds:${EAST}:\\d+:cluster-snapshot:lifeboat-ledger-`));
-    expect(report.copies[0]!.location).toMatch(new RegExp(`^arn:aws:rds:${WEST}:\\d+:cluster-snapshot:lifeboat-ledger-`));
-    const [copy] = (await rds(WEST).send(new DescribeDBClusterSnapshotsCommand({ DBClusterSnapshotIdentifier: snapshotIdFor(report.backup!.backupId) }))).DBClusterSnapshots!;
-    expect(copy!.KmsKeyId).toBe(String(drillInput(plan, 'orders', { fromLatestBackup: false, triggeredBy: 'test' }).dr.settings!.kmsKeyId));
+    expect(report.copies[0]!.location).toMatch(
+      new RegExp(`^arn:aws:rds:${WEST}:\\d+:cluster-snapshot:lifeboat-ledger-`),
+    );
+    const [copy] = (
+      await rds(WEST).send(
+        new DescribeDBClusterSnapshotsCommand({ DBClusterSnapshotIdentifier: snapshotIdFor(report.backup!.backupId) }),
+      )
+    ).DBClusterSnapshots!;
+    expect(copy!.KmsKeyId).toBe(
+      String(drillInput(plan, 'orders', { fromLatestBackup: false, triggeredBy: 'test' }).dr.settings!.kmsKeyId),
+    );
     const scratch = `lifeboat-drill-${runTag((await handle.describe()).runId)}`;
     expect(dataPlane.events).toContain(`restore ${WEST}/${snapshotIdFor(report.backup!.backupId)} -> ${scratch}`);
     expect(report.cleanup).toEqual([expect.objectContaining({ ok: true, detail: 'deleted' })]);
@@ -178,11 +244,23 @@ describe('AWS provider against moto (no data plane in moto: data mirrored by the
   });
 
   describe('provider calls retried as Temporal would retry them', () => {
-    const io = () => ({ heartbeat: () => undefined, signal: new AbortController().signal, logger: createLogger('silent') });
+    const io = () => ({
+      heartbeat: () => undefined,
+      signal: new AbortController().signal,
+      logger: createLogger('silent'),
+    });
     const provider = () => new AwsProvider({ home: env().home, secrets: process.env, pollMs: 20, dataPlane });
     const snapshots = async (region: string, backupId: string) =>
-      ((await rds(region).send(new DescribeDBSnapshotsCommand({ SnapshotType: 'manual' }))).DBSnapshots ?? []).filter((s) => s.TagList?.some((t) => t.Key === 'lifeboat:backup-id' && t.Value === backupId));
-    const failureOf = (p: Promise<unknown>) => p.then(() => { throw new Error('expected a failure'); }, (err: { type?: string; nonRetryable?: boolean; message: string }) => err);
+      ((await rds(region).send(new DescribeDBSnapshotsCommand({ SnapshotType: 'manual' }))).DBSnapshots ?? []).filter(
+        (s) => s.TagList?.some((t) => t.Key === 'lifeboat:backup-id' && t.Value === backupId),
+      );
+    const failureOf = (p: Promise<unknown>) =>
+      p.then(
+        () => {
+          throw new Error('expected a failure');
+        },
+        (err: { type?: string; nonRetryable?: boolean; message: string }) => err,
+      );
 
     test('a second backup, copy, restore and teardown adopt what the first made: one snapshot per region, one instance (data from the test-only stand-in)', async () => {
       const p = provider();
@@ -195,7 +273,12 @@ describe('AWS provider against moto (no data plane in moto: data mirrored by the
       const copy = await p.copyBackup(first, input.dr, io());
       expect(await p.copyBackup(first, input.dr, io())).toEqual(copy);
       expect(await snapshots(WEST, backupId)).toHaveLength(1);
-      const scratch = { name: `idem-${Date.now() % 100000}`, region: input.dr, database: input.primary.database, credentials: input.primary.credentials };
+      const scratch = {
+        name: `idem-${Date.now() % 100000}`,
+        region: input.dr,
+        database: input.primary.database,
+        credentials: input.primary.credentials,
+      };
       await p.restore(copy, scratch, io());
       await p.restore(copy, scratch, io());
       const manifest = await p.restoredManifest(copy, scratch);
@@ -208,11 +291,30 @@ describe('AWS provider against moto (no data plane in moto: data mirrored by the
     test('never deletes or adopts an instance or snapshot without Lifeboat tags, even under a Lifeboat name', async () => {
       const p = provider();
       const input = drillInput(plan, 'orders', { fromLatestBackup: false, triggeredBy: 'test' });
-      await rds(WEST).send(new CreateDBInstanceCommand({ DBInstanceIdentifier: 'lifeboat-not-ours', Engine: 'postgres', DBInstanceClass: 'db.t4g.micro', AllocatedStorage: 20 }));
+      await rds(WEST).send(
+        new CreateDBInstanceCommand({
+          DBInstanceIdentifier: 'lifeboat-not-ours',
+          Engine: 'postgres',
+          DBInstanceClass: 'db.t4g.micro',
+          AllocatedStorage: 20,
+        }),
+      );
       const refused = await failureOf(p.dropScratch({ name: 'not-ours', region: input.dr, database: 'x' }));
-      expect(refused).toMatchObject({ type: 'LifeboatProviderRejected', nonRetryable: true, message: expect.stringContaining('did not make it') });
-      expect((await rds(WEST).send(new DescribeDBInstancesCommand({ DBInstanceIdentifier: 'lifeboat-not-ours' }))).DBInstances).toHaveLength(1);
-      await rds(EAST).send(new CreateDBSnapshotCommand({ DBInstanceIdentifier: SOURCE_INSTANCE, DBSnapshotIdentifier: snapshotIdFor('orders-foreign') }));
+      expect(refused).toMatchObject({
+        type: 'LifeboatProviderRejected',
+        nonRetryable: true,
+        message: expect.stringContaining('did not make it'),
+      });
+      expect(
+        (await rds(WEST).send(new DescribeDBInstancesCommand({ DBInstanceIdentifier: 'lifeboat-not-ours' })))
+          .DBInstances,
+      ).toHaveLength(1);
+      await rds(EAST).send(
+        new CreateDBSnapshotCommand({
+          DBInstanceIdentifier: SOURCE_INSTANCE,
+          DBSnapshotIdentifier: snapshotIdFor('orders-foreign'),
+        }),
+      );
       const adopted = await failureOf(p.createBackup(input.primary, 'orders-foreign', 'test', io()));
       expect(adopted).toMatchObject({ type: 'LifeboatProviderRejected', message: expect.stringContaining('refusing') });
     });
@@ -221,10 +323,21 @@ describe('AWS provider against moto (no data plane in moto: data mirrored by the
       const p = provider();
       const input = drillInput(plan, 'orders', { fromLatestBackup: false, triggeredBy: 'test' });
       const noSubnets = { ...input.dr, settings: { ...input.dr.settings, scratchSubnetGroup: 'no-such-group' } };
-      expect(await failureOf(p.createScratch(noSubnets, 'bad-net', 'orders'))).toMatchObject({ type: 'LifeboatInvalidInput', nonRetryable: true, message: expect.stringContaining('no-such-group') });
+      expect(await failureOf(p.createScratch(noSubnets, 'bad-net', 'orders'))).toMatchObject({
+        type: 'LifeboatInvalidInput',
+        nonRetryable: true,
+        message: expect.stringContaining('no-such-group'),
+      });
       const ref = await p.createBackup(input.primary, `orders-kms-${Date.now()}`, 'test', io());
-      const wrongKey = { ...input.dr, settings: { ...input.dr.settings, kmsKeyId: String(input.primary.region.settings!.kmsKeyId) } };
-      expect(await failureOf(p.copyBackup(ref, wrongKey, io()))).toMatchObject({ type: 'LifeboatInvalidInput', nonRetryable: true, message: expect.stringContaining('KMSKeyNotAccessible') });
+      const wrongKey = {
+        ...input.dr,
+        settings: { ...input.dr.settings, kmsKeyId: String(input.primary.region.settings!.kmsKeyId) },
+      };
+      expect(await failureOf(p.copyBackup(ref, wrongKey, io()))).toMatchObject({
+        type: 'LifeboatInvalidInput',
+        nonRetryable: true,
+        message: expect.stringContaining('KMSKeyNotAccessible'),
+      });
       const missing = { ...input.primary, instance: 'no-such-instance' };
       expect(await failureOf(p.createBackup(missing, `orders-missing-${Date.now()}`, 'test', io()))).toMatchObject({
         type: 'LifeboatDatabaseNotFound',
@@ -235,20 +348,37 @@ describe('AWS provider against moto (no data plane in moto: data mirrored by the
   });
 
   test('the backup runbook keeps the newest Lifeboat snapshot per region and never touches a snapshot Lifeboat did not make', async () => {
-    await rds(EAST).send(new CreateDBSnapshotCommand({ DBInstanceIdentifier: SOURCE_INSTANCE, DBSnapshotIdentifier: 'someone-elses-snapshot' }));
+    await rds(EAST).send(
+      new CreateDBSnapshotCommand({
+        DBInstanceIdentifier: SOURCE_INSTANCE,
+        DBSnapshotIdentifier: 'someone-elses-snapshot',
+      }),
+    );
     const c = await client();
     const input = backupInput(plan, 'orders', { triggeredBy: 'test' });
-    const report = (await c.workflow.execute('backup', { taskQueue: RUNBOOK_TASK_QUEUE, workflowId: workflowId('backup'), args: [input] })) as RunbookReport;
+    const report = (await c.workflow.execute('backup', {
+      taskQueue: RUNBOOK_TASK_QUEUE,
+      workflowId: workflowId('backup'),
+      args: [input],
+    })) as RunbookReport;
     expect(report.outcome).toBe('passed');
-    const manual = async (region: string) => (await rds(region).send(new DescribeDBSnapshotsCommand({ SnapshotType: 'manual' }))).DBSnapshots ?? [];
+    const manual = async (region: string) =>
+      (await rds(region).send(new DescribeDBSnapshotsCommand({ SnapshotType: 'manual' }))).DBSnapshots ?? [];
     const lifeboats = async (region: string) =>
-      (await manual(region)).filter((s) => s.TagList?.some((t) => t.Key === 'lifeboat:backup-id')).map((s) => s.DBSnapshotIdentifier);
+      (await manual(region))
+        .filter((s) => s.TagList?.some((t) => t.Key === 'lifeboat:backup-id'))
+        .map((s) => s.DBSnapshotIdentifier);
     // keep: 1 in the plan: the earlier tests' Lifeboat snapshots are pruned, this run's stays...
     expect(await lifeboats(EAST)).toEqual([snapshotIdFor(report.backup!.backupId)]);
     expect(await lifeboats(WEST)).toEqual([snapshotIdFor(report.backup!.backupId)]);
-    expect(report.checks.find((c) => c.name === 'retention aws-east')).toMatchObject({ ok: true, detail: expect.stringMatching(/^kept 1, deleted [1-9]/) });
+    expect(report.checks.find((c) => c.name === 'retention aws-east')).toMatchObject({
+      ok: true,
+      detail: expect.stringMatching(/^kept 1, deleted [1-9]/),
+    });
     // ...and snapshots without Lifeboat's tags stay, even one under a Lifeboat-looking name.
-    expect((await manual(EAST)).map((s) => s.DBSnapshotIdentifier)).toEqual(expect.arrayContaining(['someone-elses-snapshot', snapshotIdFor('orders-foreign')]));
+    expect((await manual(EAST)).map((s) => s.DBSnapshotIdentifier)).toEqual(
+      expect.arrayContaining(['someone-elses-snapshot', snapshotIdFor('orders-foreign')]),
+    );
   });
 });
 
@@ -267,9 +397,22 @@ describe('AWS replica failover and failback against moto (control plane real; no
     await resetMoto(endpoint());
     const [east, west] = await Promise.all([awsTestFixture(endpoint(), EAST), awsTestFixture(endpoint(), WEST)]);
     const primary = await rds(EAST).send(
-      new CreateDBInstanceCommand({ DBInstanceIdentifier: HOME_INSTANCE, Engine: 'postgres', EngineVersion: '16.3', DBInstanceClass: 'db.t4g.micro', MasterUsername: 'lifeboat', MasterUserPassword: PASSWORD, AllocatedStorage: 20 }),
+      new CreateDBInstanceCommand({
+        DBInstanceIdentifier: HOME_INSTANCE,
+        Engine: 'postgres',
+        EngineVersion: '16.3',
+        DBInstanceClass: 'db.t4g.micro',
+        MasterUsername: 'lifeboat',
+        MasterUserPassword: PASSWORD,
+        AllocatedStorage: 20,
+      }),
     );
-    await rds(WEST).send(new CreateDBInstanceReadReplicaCommand({ DBInstanceIdentifier: REPLICA_INSTANCE, SourceDBInstanceIdentifier: primary.DBInstance!.DBInstanceArn }));
+    await rds(WEST).send(
+      new CreateDBInstanceReadReplicaCommand({
+        DBInstanceIdentifier: REPLICA_INSTANCE,
+        SourceDBInstanceIdentifier: primary.DBInstance!.DBInstanceArn,
+      }),
+    );
     // Two local servers with streaming replication stand for the two instances; their canary writer is not needed.
     fx = await createReplicaSet({ home: 'rds-east-pg', dr: 'rds-west-pg', database: 'billing' });
     await fx.traffic.close();
@@ -277,7 +420,10 @@ describe('AWS replica failover and failback against moto (control plane real; no
       local: local(),
       pgBin: findPgBin(env().pgBin),
       dir: join(env().home, 'rds-stand-in'),
-      sources: { [`${EAST}/${HOME_INSTANCE}`]: { node: fx.home }, [`${WEST}/${REPLICA_INSTANCE}`]: { node: fx.standby } },
+      sources: {
+        [`${EAST}/${HOME_INSTANCE}`]: { node: fx.home },
+        [`${WEST}/${REPLICA_INSTANCE}`]: { node: fx.standby },
+      },
       restoreNode: { region: 'local-b', name: 'server' },
       serverOf: { [EAST]: fx.home, [WEST]: fx.standby },
     });
@@ -306,7 +452,9 @@ databases:
     });
     await withClient(await local().connectNode(fx.home, 'billing'), async (c) => {
       await c.query('create table fence_probe_writes (id bigserial primary key, at timestamptz default now())');
-      await c.query(`grant insert on fence_probe_writes to ${APP_ROLE}; grant usage on sequence fence_probe_writes_id_seq to ${APP_ROLE}`);
+      await c.query(
+        `grant insert on fence_probe_writes to ${APP_ROLE}; grant usage on sequence fence_probe_writes_id_seq to ${APP_ROLE}`,
+      );
     });
     worker = await startWorker({
       regions: ['rds-east', 'rds-west'],
@@ -319,8 +467,10 @@ databases:
     await fx?.close();
   });
 
-  const instance = async (region: string, id: string) => (await rds(region).send(new DescribeDBInstancesCommand({ DBInstanceIdentifier: id }))).DBInstances![0]!;
-  const tags = async (region: string, id: string) => Object.fromEntries(((await instance(region, id)).TagList ?? []).map((t) => [t.Key, t.Value]));
+  const instance = async (region: string, id: string) =>
+    (await rds(region).send(new DescribeDBInstancesCommand({ DBInstanceIdentifier: id }))).DBInstances![0]!;
+  const tags = async (region: string, id: string) =>
+    Object.fromEntries(((await instance(region, id)).TagList ?? []).map((t) => [t.Key, t.Value]));
   const credentials = { user: 'lifeboat', password: `env:${PASSWORD_VAR}` };
   const homeNode = { region: 'rds-east', name: HOME_INSTANCE, location: EAST, credentials };
   const replicaNode = { region: 'rds-west', name: REPLICA_INSTANCE, location: WEST, credentials };
@@ -338,24 +488,46 @@ databases:
     }).catch((err: Error) => err.message);
   };
   const canLogIn = async (node: typeof fx.home, role: string) =>
-    withClient(await local().connectNode(node, 'postgres'), async (c) => (await c.query<{ can: boolean }>('select rolcanlogin as can from pg_roles where rolname = $1', [role])).rows[0]?.can);
+    withClient(
+      await local().connectNode(node, 'postgres'),
+      async (c) =>
+        (await c.query<{ can: boolean }>('select rolcanlogin as can from pg_roles where rolname = $1', [role])).rows[0]
+          ?.can,
+    );
 
-  test('planned fence on RDS revokes LOGIN from every other role and proves it with a refused login; BEGIN READ WRITE as the application is impossible (it cannot log in); status is not writable, and writable again once a role gets LOGIN back behind Lifeboat\'s back (a fence violation) until fenced again; unfence re-grants LOGIN to exactly those roles (test-only stand-in server)', async () => {
+  test("planned fence on RDS revokes LOGIN from every other role and proves it with a refused login; BEGIN READ WRITE as the application is impossible (it cannot log in); status is not writable, and writable again once a role gets LOGIN back behind Lifeboat's back (a fence violation) until fenced again; unfence re-grants LOGIN to exactly those roles (test-only stand-in server)", async () => {
     const provider = ownProvider();
     const fence = await provider.fence(homeNode, 'planned');
-    expect(fence).toMatchObject({ confirmed: true, how: expect.stringContaining(`LOGIN revoked from 1 role(s) (${APP_ROLE})`), finalLsn: expect.stringMatching(/^[0-9A-F]+\/[0-9A-F]+$/) });
+    expect(fence).toMatchObject({
+      confirmed: true,
+      how: expect.stringContaining(`LOGIN revoked from 1 role(s) (${APP_ROLE})`),
+      finalLsn: expect.stringMatching(/^[0-9A-F]+\/[0-9A-F]+$/),
+    });
     expect(fence.how).toContain('a login as a role without LOGIN is refused by the server');
     expect(await writeAsApp(fx.home)).toMatch(/not permitted to log in/);
-    expect(await provider.nodeStatus(homeNode)).toMatchObject({ reachable: true, inRecovery: false, writable: false, fenced: true });
+    expect(await provider.nodeStatus(homeNode)).toMatchObject({
+      reachable: true,
+      inRecovery: false,
+      writable: false,
+      fenced: true,
+    });
     // The replica replays the fence (its roles are the primary's): it waits for the promote to lift it.
-    await provider.waitForReplay(replicaNode, fence.finalLsn!, { heartbeat: () => undefined, signal: new AbortController().signal, logger: createLogger('silent') });
+    await provider.waitForReplay(replicaNode, fence.finalLsn!, {
+      heartbeat: () => undefined,
+      signal: new AbortController().signal,
+      logger: createLogger('silent'),
+    });
     expect(await canLogIn(fx.standby, APP_ROLE)).toBe(false);
     // Someone gives the role its LOGIN back behind Lifeboat's back: status must call the node writable again.
     await withClient(await local().connectNode(fx.home, 'postgres'), async (c) => {
       await c.query('set default_transaction_read_only = off');
       await c.query(`alter role ${APP_ROLE} login`);
     });
-    expect(await provider.nodeStatus(homeNode)).toMatchObject({ writable: true, fenced: true, detail: expect.stringContaining(`WRITABLE although fenced: ${APP_ROLE} can log in`) });
+    expect(await provider.nodeStatus(homeNode)).toMatchObject({
+      writable: true,
+      fenced: true,
+      detail: expect.stringContaining(`WRITABLE although fenced: ${APP_ROLE} can log in`),
+    });
     expect((await provider.fence(homeNode, 'planned')).confirmed).toBe(true);
     expect(await provider.nodeStatus(homeNode)).toMatchObject({ writable: false, fenced: true });
     await provider.unfence(homeNode);
@@ -366,7 +538,15 @@ databases:
 
   test('an unplanned fence of an instance with no read replicas stops it: StopDBInstance, tagged first, confirmed by DescribeDBInstances showing stopped; unfence starts it and re-grants LOGIN (moto stops no server: the stand-in server keeps running and the LOGIN fence is what holds it)', async () => {
     await rds(EAST).send(
-      new CreateDBInstanceCommand({ DBInstanceIdentifier: 'billing-solo', Engine: 'postgres', EngineVersion: '16.3', DBInstanceClass: 'db.t4g.micro', MasterUsername: 'lifeboat', MasterUserPassword: PASSWORD, AllocatedStorage: 20 }),
+      new CreateDBInstanceCommand({
+        DBInstanceIdentifier: 'billing-solo',
+        Engine: 'postgres',
+        EngineVersion: '16.3',
+        DBInstanceClass: 'db.t4g.micro',
+        MasterUsername: 'lifeboat',
+        MasterUserPassword: PASSWORD,
+        AllocatedStorage: 20,
+      }),
     );
     dataPlane.addSource(`${EAST}/billing-solo`, { node: fx.home });
     const solo = { ...homeNode, name: 'billing-solo' };
@@ -377,7 +557,12 @@ databases:
     expect((await instance(EAST, 'billing-solo')).DBInstanceStatus).toBe('stopped');
     expect(await tags(EAST, 'billing-solo')).toHaveProperty(['lifeboat:fence-stopped']);
     expect(await writeAsApp(fx.home)).toMatch(/not permitted to log in/);
-    expect(await provider.nodeStatus(solo)).toMatchObject({ running: false, writable: false, fenced: true, detail: expect.stringContaining('stopped') });
+    expect(await provider.nodeStatus(solo)).toMatchObject({
+      running: false,
+      writable: false,
+      fenced: true,
+      detail: expect.stringContaining('stopped'),
+    });
     await provider.unfence(solo);
     expect((await instance(EAST, 'billing-solo')).DBInstanceStatus).toBe('available');
     expect(await tags(EAST, 'billing-solo')).not.toHaveProperty(['lifeboat:fence-stopped']);
@@ -405,7 +590,13 @@ databases:
       );
     const refused = ownProvider();
     expect((await refused.nodeStatus(replicaNode)).promoteRequested).toBe(false);
-    fail(refused, Object.assign(new Error('promotion refused'), { name: 'InvalidParameterCombination', $metadata: { httpStatusCode: 400 } }));
+    fail(
+      refused,
+      Object.assign(new Error('promotion refused'), {
+        name: 'InvalidParameterCombination',
+        $metadata: { httpStatusCode: 400 },
+      }),
+    );
     await expect(refused.promote(replicaNode)).rejects.toThrow(/InvalidParameterCombination/);
     expect(await tags(WEST, REPLICA_INSTANCE)).not.toHaveProperty(['lifeboat:promote-requested']);
     expect((await refused.nodeStatus(replicaNode)).promoteRequested).toBe(false);
@@ -418,7 +609,11 @@ databases:
 
   test('planned failover promotes the cross-region read replica (PromoteReadReplica) after fencing the primary read-only, with no acknowledged write lost', async () => {
     const c = await client();
-    const handle = await startTopologyRunbook(c, 'failover', failoverInput(plan, 'billing', { mode: 'planned', preApproved: true, triggeredBy: 'test' }));
+    const handle = await startTopologyRunbook(
+      c,
+      'failover',
+      failoverInput(plan, 'billing', { mode: 'planned', preApproved: true, triggeredBy: 'test' }),
+    );
     const report = (await handle.result()) as RunbookReport;
     expectPassed(report);
     expect(report.rpoSeconds).toBe(0);
@@ -442,7 +637,11 @@ databases:
 
   test('failback makes a NEW read replica in the home region from the new primary (CreateDBInstanceReadReplica), switches back to it, and re-protects with another new replica; old instances are left, never deleted', async () => {
     const c = await client();
-    const handle = await startTopologyRunbook(c, 'failback', failbackInput(plan, 'billing', { preApproved: true, triggeredBy: 'test' }));
+    const handle = await startTopologyRunbook(
+      c,
+      'failback',
+      failbackInput(plan, 'billing', { preApproved: true, triggeredBy: 'test' }),
+    );
     const report = (await handle.result()) as RunbookReport;
     expectPassed(report);
     const newHome = replicaIdFor(HOME_INSTANCE, REPLICA_INSTANCE);
@@ -451,13 +650,25 @@ databases:
       primary: { region: 'rds-east', name: newHome, location: EAST },
       standby: { region: 'rds-west', name: newStandby, location: WEST },
     });
-    expect(report.failover!.topology!.fenced.map((n) => n.name).sort()).toEqual([HOME_INSTANCE, REPLICA_INSTANCE].sort());
+    expect(report.failover!.topology!.fenced.map((n) => n.name).sort()).toEqual(
+      [HOME_INSTANCE, REPLICA_INSTANCE].sort(),
+    );
     expect(report.checks.find((c) => c.name === 'writes of the failover term kept')).toMatchObject({ ok: true });
     // In moto: the new home replica points at the promoted DR instance by ARN; the new DR replica at the new home.
-    expect((await instance(EAST, newHome)).ReadReplicaSourceDBInstanceIdentifier).toBe((await instance(WEST, REPLICA_INSTANCE)).DBInstanceArn);
-    expect((await instance(WEST, newStandby)).ReadReplicaSourceDBInstanceIdentifier).toBe((await instance(EAST, newHome)).DBInstanceArn);
-    expect((await instance(WEST, newStandby)).KmsKeyId).toBe((plan.plan.regions['rds-west'] as { kmsKeyId?: string }).kmsKeyId);
-    for (const [region, id] of [[EAST, HOME_INSTANCE], [WEST, REPLICA_INSTANCE]] as const) expect((await instance(region, id)).DBInstanceIdentifier).toBe(id);
+    expect((await instance(EAST, newHome)).ReadReplicaSourceDBInstanceIdentifier).toBe(
+      (await instance(WEST, REPLICA_INSTANCE)).DBInstanceArn,
+    );
+    expect((await instance(WEST, newStandby)).ReadReplicaSourceDBInstanceIdentifier).toBe(
+      (await instance(EAST, newHome)).DBInstanceArn,
+    );
+    expect((await instance(WEST, newStandby)).KmsKeyId).toBe(
+      (plan.plan.regions['rds-west'] as { kmsKeyId?: string }).kmsKeyId,
+    );
+    for (const [region, id] of [
+      [EAST, HOME_INSTANCE],
+      [WEST, REPLICA_INSTANCE],
+    ] as const)
+      expect((await instance(region, id)).DBInstanceIdentifier).toBe(id);
     expect(await acceptsWrites(fx.home)).toBe(true);
     expect(await acceptsWrites(fx.standby)).toBe(false);
   });
@@ -466,7 +677,11 @@ databases:
     const before = topologyOf({ ...fx, set: { ...fx.set, set: 'rds-east' } });
     await local().nodeCluster(fx.home).stop('immediate');
     const c = await client();
-    const handle = await startTopologyRunbook(c, 'failover', failoverInput(plan, 'billing', { mode: 'unplanned', preApproved: true, triggeredBy: 'test' }));
+    const handle = await startTopologyRunbook(
+      c,
+      'failover',
+      failoverInput(plan, 'billing', { mode: 'unplanned', preApproved: true, triggeredBy: 'test' }),
+    );
     const report = (await handle.result()) as RunbookReport;
     expectPassed(report);
     expect(report.failover?.fence).toMatchObject({ confirmed: false, how: expect.stringContaining('unreachable') });

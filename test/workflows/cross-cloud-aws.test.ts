@@ -24,7 +24,12 @@ import { runTag } from '../../workflows/shared-steps';
 import { RUNBOOK_TASK_QUEUE, type BackupRef, type DrillInput, type RunbookReport } from '../../workflows/types';
 import { EAST, rds } from '../support/aws-drill';
 import { client, env, historyText, local, LogCapture, startWorker, type RunningWorker } from '../support/stack';
-import { setUpCrossCloudAwsDrill, SOURCE_SERVER, tearDownCrossCloudAwsDrill, type CrossCloudAwsSetup } from '../support/xc-aws-drill';
+import {
+  setUpCrossCloudAwsDrill,
+  SOURCE_SERVER,
+  tearDownCrossCloudAwsDrill,
+  type CrossCloudAwsSetup,
+} from '../support/xc-aws-drill';
 
 const DR_REGION = 'local-b';
 const PLAN_DATABASE = 'orders';
@@ -35,7 +40,15 @@ const PASSWORD_VAR = 'LIFEBOAT_TEST_XC_RDS_PASSWORD';
 const PASSWORD = 'xc-Rds-secret-9c41d:e7';
 const BUCKET = `lifeboat-xc-aws-${process.pid}`;
 const PREFIX = 'lifeboat/';
-const TABLES = ['lifeboat.canary', 'public.blobs', 'public.customers', 'public.order_items', 'public.orders', 'public.payments', 'public.products'];
+const TABLES = [
+  'lifeboat.canary',
+  'public.blobs',
+  'public.customers',
+  'public.order_items',
+  'public.orders',
+  'public.payments',
+  'public.products',
+];
 
 let seq = 0;
 const workflowId = (what: string) => `test/xc-aws/${what}/${Date.now()}-${seq++}`;
@@ -51,17 +64,27 @@ describe('cross-cloud drill from AWS RDS to a local region (moto S3 + test-only 
   let passed: { report: RunbookReport; scratch: string; sourceRows: Record<string, number> };
 
   async function start(runbook: 'drill' | 'backup', input: unknown) {
-    const handle = await (await client()).workflow.start(runbook, { taskQueue: RUNBOOK_TASK_QUEUE, workflowId: workflowId(runbook), args: [input] });
+    const handle = await (
+      await client()
+    ).workflow.start(runbook, { taskQueue: RUNBOOK_TASK_QUEUE, workflowId: workflowId(runbook), args: [input] });
     runs.push(handle);
     const report = (await handle.result()) as RunbookReport;
     return { handle, report, scratch: `drill-${runTag((await handle.describe()).runId)}` };
   }
   const drill = (overrides: Partial<DrillInput> = {}) =>
-    start('drill', { ...drillInput(plan, PLAN_DATABASE, { fromLatestBackup: false, triggeredBy: 'test' }), ...overrides });
+    start('drill', {
+      ...drillInput(plan, PLAN_DATABASE, { fromLatestBackup: false, triggeredBy: 'test' }),
+      ...overrides,
+    });
   const drRegion = () => ({ name: DR_REGION, provider: 'local' as const });
   const s3Keys = async (under: string) =>
-    ((await setup.s3.send(new ListObjectsV2Command({ Bucket: BUCKET, Prefix: `${PREFIX}${under}` }))).Contents ?? []).map((o) => o.Key!).sort();
-  const s3Bytes = async (key: string) => Buffer.from(await (await setup.s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: key }))).Body!.transformToByteArray());
+    ((await setup.s3.send(new ListObjectsV2Command({ Bucket: BUCKET, Prefix: `${PREFIX}${under}` }))).Contents ?? [])
+      .map((o) => o.Key!)
+      .sort();
+  const s3Bytes = async (key: string) =>
+    Buffer.from(
+      await (await setup.s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: key }))).Body!.transformToByteArray(),
+    );
 
   beforeAll(async () => {
     setup = await setUpCrossCloudAwsDrill({
@@ -80,12 +103,16 @@ describe('cross-cloud drill from AWS RDS to a local region (moto S3 + test-only 
     worker = await startWorker({
       regions: ['aws-east', DR_REGION],
       capture: logs,
-      providers: { aws: new AwsProvider({ home: env().home, secrets: process.env, pollMs: 50, dataPlane: setup.dataPlane }) },
+      providers: {
+        aws: new AwsProvider({ home: env().home, secrets: process.env, pollMs: 50, dataPlane: setup.dataPlane }),
+      },
     });
     const sourceRows = await withClient(await local().connectNode(SOURCE_SERVER, PG_DATABASE), async (c) => {
       const counts: Record<string, number> = {};
       for (const table of ['blobs', 'customers', 'order_items', 'orders', 'payments', 'products']) {
-        counts[`public.${table}`] = Number((await c.query<{ n: string }>(`select count(*) as n from ${table}`)).rows[0]!.n);
+        counts[`public.${table}`] = Number(
+          (await c.query<{ n: string }>(`select count(*) as n from ${table}`)).rows[0]!.n,
+        );
       }
       return counts;
     });
@@ -104,15 +131,24 @@ describe('cross-cloud drill from AWS RDS to a local region (moto S3 + test-only 
     expect(report.reason).toBeUndefined();
     expect(report.outcome).toBe('passed');
     expect(report.steps.map((s) => s.name)).toEqual([
-      'preflight', 'canary write', 'create scratch instance', 'backup', 'verify backup', `copy to ${DR_REGION}`, 'verify copy',
-      'restore', 'verify data', `tear down ${scratch}`,
+      'preflight',
+      'canary write',
+      'create scratch instance',
+      'backup',
+      'verify backup',
+      `copy to ${DR_REGION}`,
+      'verify copy',
+      'restore',
+      'verify data',
+      `tear down ${scratch}`,
     ]);
     expect(report.steps.every((s) => s.status === 'completed')).toBe(true);
 
     // Every table of the source, with its seeded rows, restored and checksummed against the manifest.
     const tables = report.checks.filter((c) => c.name.startsWith('table '));
     expect(tables.map((t) => t.name).sort()).toEqual(TABLES.map((t) => `table ${t}`));
-    for (const t of tables) expect(t).toMatchObject({ ok: true, detail: expect.stringMatching(/^\d+ rows, checksum matches$/) });
+    for (const t of tables)
+      expect(t).toMatchObject({ ok: true, detail: expect.stringMatching(/^\d+ rows, checksum matches$/) });
     for (const [table, rows] of Object.entries(sourceRows)) {
       expect(rows).toBeGreaterThan(0);
       expect(report.checks.find((c) => c.name === `table ${table}`)!.detail).toBe(`${rows} rows, checksum matches`);
@@ -127,10 +163,23 @@ describe('cross-cloud drill from AWS RDS to a local region (moto S3 + test-only 
     const copy = report.copies[0]!;
     expect(backup.store).toEqual({ kind: 's3', bucket: BUCKET, prefix: PREFIX, awsRegion: EAST });
     expect(copy.store).toEqual({ kind: 'dir', path: setup.storeDir });
-    expect(backup).toMatchObject({ provider: 'aws', region: 'aws-east', database: PG_DATABASE, location: `s3://${BUCKET}/lifeboat/${PG_DATABASE}/${backup.backupId}/dump.pgdump` });
-    expect(copy).toMatchObject({ backupId: backup.backupId, sha256: backup.sha256, sizeBytes: backup.sizeBytes, region: DR_REGION });
+    expect(backup).toMatchObject({
+      provider: 'aws',
+      region: 'aws-east',
+      database: PG_DATABASE,
+      location: `s3://${BUCKET}/lifeboat/${PG_DATABASE}/${backup.backupId}/dump.pgdump`,
+    });
+    expect(copy).toMatchObject({
+      backupId: backup.backupId,
+      sha256: backup.sha256,
+      sizeBytes: backup.sizeBytes,
+      region: DR_REGION,
+    });
     const inBucket = `${PREFIX}${PG_DATABASE}/${backup.backupId}/`;
-    expect(await s3Keys(`${PG_DATABASE}/${backup.backupId}/`)).toEqual([`${inBucket}dump.pgdump`, `${inBucket}manifest.json`]);
+    expect(await s3Keys(`${PG_DATABASE}/${backup.backupId}/`)).toEqual([
+      `${inBucket}dump.pgdump`,
+      `${inBucket}manifest.json`,
+    ]);
     const dumpInS3 = await s3Bytes(`${inBucket}dump.pgdump`);
     expect(dumpInS3.length).toBe(backup.sizeBytes);
     // Larger than one part, so it went up as a multipart upload: the ETag ends in its part count.
@@ -142,13 +191,23 @@ describe('cross-cloud drill from AWS RDS to a local region (moto S3 + test-only 
     const copyDir = join(setup.storeDir, PG_DATABASE, backup.backupId);
     expect(readdirSync(copyDir).sort()).toEqual(['dump.pgdump', 'manifest.json']);
     expect(sha256(readFileSync(join(copyDir, 'dump.pgdump')))).toBe(backup.sha256);
-    expect(readFileSync(join(copyDir, 'manifest.json'), 'utf8')).toBe((await s3Bytes(`${inBucket}manifest.json`)).toString('utf8'));
-    const manifest = JSON.parse(readFileSync(join(copyDir, 'manifest.json'), 'utf8')) as { provider: string; sourceRegion: string; sha256: string };
+    expect(readFileSync(join(copyDir, 'manifest.json'), 'utf8')).toBe(
+      (await s3Bytes(`${inBucket}manifest.json`)).toString('utf8'),
+    );
+    const manifest = JSON.parse(readFileSync(join(copyDir, 'manifest.json'), 'utf8')) as {
+      provider: string;
+      sourceRegion: string;
+      sha256: string;
+    };
     expect(manifest).toMatchObject({ provider: 'aws', sourceRegion: 'aws-east', sha256: backup.sha256 });
 
     // A portable drill takes no RDS snapshot and restores no RDS instance.
-    expect((await rds(EAST).send(new DescribeDBSnapshotsCommand({ SnapshotType: 'manual' }))).DBSnapshots ?? []).toEqual([]);
-    expect(((await rds(EAST).send(new DescribeDBInstancesCommand({}))).DBInstances ?? []).map((i) => i.DBInstanceIdentifier)).toEqual([INSTANCE]);
+    expect(
+      (await rds(EAST).send(new DescribeDBSnapshotsCommand({ SnapshotType: 'manual' }))).DBSnapshots ?? [],
+    ).toEqual([]);
+    expect(
+      ((await rds(EAST).send(new DescribeDBInstancesCommand({}))).DBInstances ?? []).map((i) => i.DBInstanceIdentifier),
+    ).toEqual([INSTANCE]);
     expect(setup.standIn.events).toEqual([]);
 
     // The scratch instance was local, and is gone.
@@ -165,9 +224,18 @@ describe('cross-cloud drill from AWS RDS to a local region (moto S3 + test-only 
     expect(made.store?.kind).toBe('s3');
     expect(backedUp.copies[0]!.store?.kind).toBe('dir');
     // keep: 1 in the plan: the first drill's backup is pruned from both stores, this one stays.
-    expect(backedUp.checks.find((c) => c.name === 'retention aws-east')).toMatchObject({ ok: true, detail: expect.stringMatching(/^kept 1, deleted [1-9]/) });
-    expect(backedUp.checks.find((c) => c.name === `retention ${DR_REGION}`)).toMatchObject({ ok: true, detail: expect.stringMatching(/^kept 1, deleted [1-9]/) });
-    expect(await s3Keys(PG_DATABASE)).toEqual([`${PREFIX}${PG_DATABASE}/${made.backupId}/dump.pgdump`, `${PREFIX}${PG_DATABASE}/${made.backupId}/manifest.json`]);
+    expect(backedUp.checks.find((c) => c.name === 'retention aws-east')).toMatchObject({
+      ok: true,
+      detail: expect.stringMatching(/^kept 1, deleted [1-9]/),
+    });
+    expect(backedUp.checks.find((c) => c.name === `retention ${DR_REGION}`)).toMatchObject({
+      ok: true,
+      detail: expect.stringMatching(/^kept 1, deleted [1-9]/),
+    });
+    expect(await s3Keys(PG_DATABASE)).toEqual([
+      `${PREFIX}${PG_DATABASE}/${made.backupId}/dump.pgdump`,
+      `${PREFIX}${PG_DATABASE}/${made.backupId}/manifest.json`,
+    ]);
 
     // Same size, different bytes: only the checksum can tell.
     const dumpFile = join(setup.storeDir, PG_DATABASE, made.backupId, 'dump.pgdump');
@@ -191,8 +259,14 @@ describe('cross-cloud drill from AWS RDS to a local region (moto S3 + test-only 
   });
 
   test('a dump overwritten in the S3 bucket after its backup (PutObject, same size) fails verification against its manifest (the portable-backup code the verifyBackup activity runs, called directly against moto S3)', async () => {
-    const portable = new PortableBackups({ pgBin: findPgBin(env().pgBin), workDir: join(env().home, 'xc-aws-staging') });
-    const [newest] = await portable.list({ name: 'aws-east', provider: 'aws', store: { kind: 's3', bucket: BUCKET, prefix: PREFIX, awsRegion: EAST } }, PG_DATABASE);
+    const portable = new PortableBackups({
+      pgBin: findPgBin(env().pgBin),
+      workDir: join(env().home, 'xc-aws-staging'),
+    });
+    const [newest] = await portable.list(
+      { name: 'aws-east', provider: 'aws', store: { kind: 's3', bucket: BUCKET, prefix: PREFIX, awsRegion: EAST } },
+      PG_DATABASE,
+    );
     expect(newest).toBeDefined();
     const ref: BackupRef = newest!;
     const io = { heartbeat: () => undefined, signal: new AbortController().signal, logger: createLogger('silent') };
@@ -212,8 +286,14 @@ describe('cross-cloud drill from AWS RDS to a local region (moto S3 + test-only 
 
   test('the RDS master password (env:, used for real by the stand-in login) never appears in workflow history, the worker logs or the reports (moto S3 + test-only RDS data plane)', async () => {
     // The secret was in use: the drill's canary table was created by the master login.
-    const owner = await withClient(await local().connectNode(SOURCE_SERVER, PG_DATABASE), async (c) =>
-      (await c.query<{ owner: string }>(`select tableowner as owner from pg_tables where schemaname = 'lifeboat' and tablename = 'canary'`)).rows[0]?.owner,
+    const owner = await withClient(
+      await local().connectNode(SOURCE_SERVER, PG_DATABASE),
+      async (c) =>
+        (
+          await c.query<{ owner: string }>(
+            `select tableowner as owner from pg_tables where schemaname = 'lifeboat' and tablename = 'canary'`,
+          )
+        ).rows[0]?.owner,
     );
     expect(owner).toBe(USER);
     expect(runs.length).toBeGreaterThanOrEqual(3);

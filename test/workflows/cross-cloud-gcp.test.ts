@@ -37,30 +37,59 @@ describe('cross-cloud recovery, local <-> Cloud SQL (the Cloud SQL fake: real Po
   let storage: Storage;
   const logs = new LogCapture();
 
-  const localConn = (database = DB): Promise<PgConnection> => local().connect({ region: { name: 'local-a', provider: 'local' }, database });
-  const drConn = (database = DB): PgConnection => ({ host: '127.0.0.1', port: fake.portOf(PROJECT, DR_INSTANCE), user: 'postgres', password: PASSWORD, database });
+  const localConn = (database = DB): Promise<PgConnection> =>
+    local().connect({ region: { name: 'local-a', provider: 'local' }, database });
+  const drConn = (database = DB): PgConnection => ({
+    host: '127.0.0.1',
+    port: fake.portOf(PROJECT, DR_INSTANCE),
+    user: 'postgres',
+    password: PASSWORD,
+    database,
+  });
   const databases = async (conn: PgConnection) =>
-    withClient({ ...conn, database: 'postgres' }, async (c) => (await c.query<{ datname: string }>('select datname from pg_database order by 1')).rows.map((r) => r.datname));
-  const count = (conn: PgConnection, sql: string) => withClient(conn, async (c) => Number((await c.query<{ n: string }>(sql)).rows[0]!.n));
+    withClient({ ...conn, database: 'postgres' }, async (c) =>
+      (await c.query<{ datname: string }>('select datname from pg_database order by 1')).rows.map((r) => r.datname),
+    );
+  const count = (conn: PgConnection, sql: string) =>
+    withClient(conn, async (c) => Number((await c.query<{ n: string }>(sql)).rows[0]!.n));
   const gcsKeys = async () => (await storage.bucket(BUCKET).getFiles({ prefix: 'backups/' }))[0].map((f) => f.name);
   const scratchInstances = async () =>
-    ((await instances.list({ project: PROJECT }))[0].items ?? []).filter((i) => i.name?.startsWith('lifeboat-drill-') && i.state !== 'PENDING_DELETE').map((i) => i.name);
+    ((await instances.list({ project: PROJECT }))[0].items ?? [])
+      .filter((i) => i.name?.startsWith('lifeboat-drill-') && i.state !== 'PENDING_DELETE')
+      .map((i) => i.name);
 
-  async function execute(workflowType: string, input: unknown, id = workflowId(workflowType)): Promise<{ report: RunbookReport; history: string }> {
-    const handle = await (await client()).workflow.start(workflowType, { taskQueue: RUNBOOK_TASK_QUEUE, workflowId: id, args: [input] });
+  async function execute(
+    workflowType: string,
+    input: unknown,
+    id = workflowId(workflowType),
+  ): Promise<{ report: RunbookReport; history: string }> {
+    const handle = await (
+      await client()
+    ).workflow.start(workflowType, { taskQueue: RUNBOOK_TASK_QUEUE, workflowId: id, args: [input] });
     const report = (await handle.result()) as RunbookReport;
     return { report, history: historyText(await handle.fetchHistory()) };
   }
   const move = (direction: 'failover' | 'failback', mode: 'planned' | 'unplanned') =>
-    execute('crossCloudFailover', crossCloudInput(plan, DB, { direction, mode, preApproved: true, triggeredBy: 'test' }), `lifeboat/${DB}/failover`);
+    execute(
+      'crossCloudFailover',
+      crossCloudInput(plan, DB, { direction, mode, preApproved: true, triggeredBy: 'test' }),
+      `lifeboat/${DB}/failover`,
+    );
 
   beforeAll(async () => {
     process.env[PASSWORD_VAR] = PASSWORD;
-    fake = await startCloudSqlFake({ dir: mkdtempSync(join(env().home, 'cloudsql-xc-')), pgBin: findPgBin(env().pgBin), opDelayMs: 100 });
+    fake = await startCloudSqlFake({
+      dir: mkdtempSync(join(env().home, 'cloudsql-xc-')),
+      pgBin: findPgBin(env().pgBin),
+      opDelayMs: 100,
+    });
     instances = new v1.SqlInstancesServiceClient(fakeClientOptions(fake));
     const operations = new v1.SqlOperationsServiceClient(fakeClientOptions(fake));
     // The DR side: an empty Cloud SQL instance an operator keeps for recovery ("pilot light").
-    let [op] = await instances.insert({ project: PROJECT, body: { name: DR_INSTANCE, region: 'us-east4', rootPassword: PASSWORD, settings: { tier: 'db-custom-1-3840' } } });
+    let [op] = await instances.insert({
+      project: PROJECT,
+      body: { name: DR_INSTANCE, region: 'us-east4', rootPassword: PASSWORD, settings: { tier: 'db-custom-1-3840' } },
+    });
     while (op.status !== 'DONE') {
       await new Promise((r) => setTimeout(r, 100));
       [op] = await operations.get({ project: PROJECT, operation: op.name! });
@@ -72,7 +101,8 @@ describe('cross-cloud recovery, local <-> Cloud SQL (the Cloud SQL fake: real Po
     });
     // The source: a database of its own on local-a's server, seeded with the demo schema.
     await withClient(await localConn('postgres'), async (c) => {
-      if ((await c.query('select 1 from pg_database where datname = $1', [DB])).rowCount === 0) await c.query(`create database ${DB}`);
+      if ((await c.query('select 1 from pg_database where datname = $1', [DB])).rowCount === 0)
+        await c.query(`create database ${DB}`);
     });
     await withClient(await localConn(), (c) => seedDemo(c, 0.03));
 
@@ -99,7 +129,13 @@ databases:
 `,
     );
     plan = loadPlanFile(file);
-    const gcp = new GcpProvider({ home: env().home, secrets: process.env, pollMs: 50, ...fakeClientOptions(fake), instancePort: (project, instance) => fake.portOf(project, instance) });
+    const gcp = new GcpProvider({
+      home: env().home,
+      secrets: process.env,
+      pollMs: 50,
+      ...fakeClientOptions(fake),
+      instancePort: (project, instance) => fake.portOf(project, instance),
+    });
     worker = await startWorker({ regions: ['local-a', 'local-b', 'gcp-east'], capture: logs, providers: { gcp } });
   });
 
@@ -109,19 +145,29 @@ databases:
     await fake?.close();
   });
 
-  test('a drill restores the local primary\'s portable backup into a Cloud SQL scratch instance: dir store -> GCS copy, every table verified, scratch deleted', async () => {
+  test("a drill restores the local primary's portable backup into a Cloud SQL scratch instance: dir store -> GCS copy, every table verified, scratch deleted", async () => {
     const input = drillInput(plan, DB, { fromLatestBackup: false, triggeredBy: 'test' });
     expect(input.portable).toBe(true);
     const { report, history } = await execute('drill', input);
     expect({ outcome: report.outcome, reason: report.reason }).toEqual({ outcome: 'passed', reason: undefined });
     const tables = report.checks.filter((c) => c.name.startsWith('table '));
     expect(tables.length).toBeGreaterThanOrEqual(6);
-    for (const t of tables) expect(t).toMatchObject({ ok: true, detail: expect.stringMatching(/rows, checksum matches$/) });
+    for (const t of tables)
+      expect(t).toMatchObject({ ok: true, detail: expect.stringMatching(/rows, checksum matches$/) });
     expect(report.checks.find((c) => c.name === 'orders exist')).toMatchObject({ ok: true });
     expect(report.checks.find((c) => c.name === 'canary present')).toMatchObject({ ok: true });
     expect(report.backup).toMatchObject({ provider: 'local', store: { kind: 'dir' } });
-    expect(report.copies[0]).toMatchObject({ region: 'gcp-east', store: { kind: 'gcs', bucket: BUCKET }, sha256: report.backup!.sha256 });
-    expect(await gcsKeys()).toEqual(expect.arrayContaining([`backups/${DB}/${report.backup!.backupId}/dump.pgdump`, `backups/${DB}/${report.backup!.backupId}/manifest.json`]));
+    expect(report.copies[0]).toMatchObject({
+      region: 'gcp-east',
+      store: { kind: 'gcs', bucket: BUCKET },
+      sha256: report.backup!.sha256,
+    });
+    expect(await gcsKeys()).toEqual(
+      expect.arrayContaining([
+        `backups/${DB}/${report.backup!.backupId}/dump.pgdump`,
+        `backups/${DB}/${report.backup!.backupId}/manifest.json`,
+      ]),
+    );
     expect(report.cleanup).toEqual([expect.objectContaining({ ok: true, detail: 'deleted' })]);
     expect(await scratchInstances()).toEqual([]);
     // The scratch instance was made with the plan's DR login (a pg_restore brings no roles), by reference only.
@@ -132,7 +178,10 @@ databases:
 
   test('a copy damaged in the GCS bucket fails the drill at "verify copy" with a checksum mismatch, and the scratch instance is still deleted', async () => {
     const backup = await execute('backup', backupInput(plan, DB, { triggeredBy: 'test' }));
-    expect({ outcome: backup.report.outcome, reason: backup.report.reason }).toEqual({ outcome: 'passed', reason: undefined });
+    expect({ outcome: backup.report.outcome, reason: backup.report.reason }).toEqual({
+      outcome: 'passed',
+      reason: undefined,
+    });
     const copy = backup.report.copies[0]!;
     expect(copy.store).toMatchObject({ kind: 'gcs' });
     // Written through the store itself: the emulator takes uploads only at its bare address (see gcs-store.ts).
@@ -154,9 +203,13 @@ databases:
     expect(report).toMatchObject({ runbook: 'failback', workflowId: `lifeboat/${DB}/failover`, outcome: 'failed' });
     const described = await (await client()).workflow.getHandle(report.workflowId, report.runId).describe();
     expect(described.type).toBe('crossCloudFailover');
-    expect(report.reason).toMatch(/served from its home \(it was never failed over\), not gcp-east\/shopxc-dr\/shopxc: nothing to failback/);
+    expect(report.reason).toMatch(
+      /served from its home \(it was never failed over\), not gcp-east\/shopxc-dr\/shopxc: nothing to failback/,
+    );
     expect(report.steps.map((s) => s.name)).toEqual(['cancel drills', 'read record']);
-    await withClient(await localConn(), (c) => c.query(`insert into lifeboat.canary (token) values ('still writable')`));
+    await withClient(await localConn(), (c) =>
+      c.query(`insert into lifeboat.canary (token) values ('still writable')`),
+    );
   });
 
   test('planned cross-cloud failover to Cloud SQL loses nothing (RPO 0): final backup after the fence, restored and verified, the local source left fenced', async () => {
@@ -164,19 +217,29 @@ databases:
     const { report, history } = await move('failover', 'planned');
     expect({ outcome: report.outcome, reason: report.reason }).toEqual({ outcome: 'passed', reason: undefined });
     expect(report.rpoSeconds).toBe(0);
-    expect(report.crossCloud).toMatchObject({ from: `local-a/server/${DB}`, to: `gcp-east/${DR_INSTANCE}/${DB}`, rpoPromiseSeconds: 0, setAside: null });
+    expect(report.crossCloud).toMatchObject({
+      from: `local-a/server/${DB}`,
+      to: `gcp-east/${DR_INSTANCE}/${DB}`,
+      rpoPromiseSeconds: 0,
+      setAside: null,
+    });
     expect(report.checks.find((c) => c.name === 'no acknowledged write lost')).toMatchObject({ ok: true });
     for (const t of report.checks.filter((c) => c.name.startsWith('table '))) expect(t.ok).toBe(true);
-    expect(report.failover?.topology).toMatchObject({ primary: { region: 'gcp-east', name: DR_INSTANCE }, fenced: [{ region: 'local-a', name: 'server' }] });
+    expect(report.failover?.topology).toMatchObject({
+      primary: { region: 'gcp-east', name: DR_INSTANCE },
+      fenced: [{ region: 'local-a', name: 'server' }],
+    });
     expect(report.failover?.fence).toMatchObject({ confirmed: true });
     // The data is on Cloud SQL and takes writes there; the local source refuses them.
     expect(await count(drConn(), 'select count(*) as n from orders')).toBe(ordersBefore);
     await withClient(drConn(), (c) => c.query(`insert into lifeboat.canary (token) values ('written on the DR side')`));
-    await expect(withClient(await localConn(), (c) => c.query(`insert into lifeboat.canary (token) values ('must fail')`))).rejects.toThrow(/read-only/);
+    await expect(
+      withClient(await localConn(), (c) => c.query(`insert into lifeboat.canary (token) values ('must fail')`)),
+    ).rejects.toThrow(/read-only/);
     expect(history).not.toContain(PASSWORD);
   });
 
-  test('failback to local restores the Cloud SQL side\'s portable backup, keeps the old local database under another name, and loses nothing written on the DR side', async () => {
+  test("failback to local restores the Cloud SQL side's portable backup, keeps the old local database under another name, and loses nothing written on the DR side", async () => {
     const { report } = await move('failback', 'planned');
     expect({ outcome: report.outcome, reason: report.reason }).toEqual({ outcome: 'passed', reason: undefined });
     expect(report.rpoSeconds).toBe(0);
@@ -184,26 +247,41 @@ databases:
     expect(report.copies[0]).toMatchObject({ store: { kind: 'dir' } });
     expect(report.crossCloud?.setAside).toMatch(new RegExp(`^${DB}_before_[0-9a-f]{8}$`));
     expect(await databases(await localConn())).toEqual(expect.arrayContaining([DB, report.crossCloud!.setAside]));
-    expect(report.failover?.topology).toMatchObject({ primary: { region: 'local-a', name: 'server' }, fenced: [{ region: 'gcp-east', name: DR_INSTANCE }] });
-    expect(await count(await localConn(), `select count(*) as n from lifeboat.canary where token = 'written on the DR side'`)).toBe(1);
+    expect(report.failover?.topology).toMatchObject({
+      primary: { region: 'local-a', name: 'server' },
+      fenced: [{ region: 'gcp-east', name: DR_INSTANCE }],
+    });
+    expect(
+      await count(
+        await localConn(),
+        `select count(*) as n from lifeboat.canary where token = 'written on the DR side'`,
+      ),
+    ).toBe(1);
     // Home takes writes again (the restored database is a new one, not the fenced one).
     await withClient(await localConn(), (c) => c.query(`insert into lifeboat.canary (token) values ('home again')`));
   });
 
-  test('unplanned cross-cloud failover restores the newest copy already in GCS: it promises the copy\'s age as RPO, measures the loss from data, and keeps the DR side\'s earlier database', async () => {
+  test("unplanned cross-cloud failover restores the newest copy already in GCS: it promises the copy's age as RPO, measures the loss from data, and keeps the DR side's earlier database", async () => {
     const backup = await execute('backup', backupInput(plan, DB, { triggeredBy: 'test' }));
     expect(backup.report.outcome).toBe('passed');
     // Written after the newest backup: an unplanned move loses it, and must say so.
-    await withClient(await localConn(), (c) => c.query(`insert into lifeboat.canary (token) values ('after the last backup')`));
+    await withClient(await localConn(), (c) =>
+      c.query(`insert into lifeboat.canary (token) values ('after the last backup')`),
+    );
     const { report } = await move('failover', 'unplanned');
     expect({ outcome: report.outcome, reason: report.reason }).toEqual({ outcome: 'passed', reason: undefined });
     expect(report.copies[0]?.backupId).toBe(backup.report.copies[0]!.backupId);
     expect(report.crossCloud?.rpoPromiseSeconds).toBeGreaterThan(0);
     expect(report.rpoSeconds).toBeGreaterThan(0);
-    expect(report.checks.find((c) => c.name === 'RPO within objective')).toMatchObject({ ok: true, detail: expect.stringContaining('promised') });
+    expect(report.checks.find((c) => c.name === 'RPO within objective')).toMatchObject({
+      ok: true,
+      detail: expect.stringContaining('promised'),
+    });
     expect(report.crossCloud?.setAside).toMatch(new RegExp(`^${DB}_before_`));
     expect(await databases(drConn())).toEqual(expect.arrayContaining([DB, report.crossCloud!.setAside]));
-    expect(await count(drConn(), `select count(*) as n from lifeboat.canary where token = 'after the last backup'`)).toBe(0);
+    expect(
+      await count(drConn(), `select count(*) as n from lifeboat.canary where token = 'after the last backup'`),
+    ).toBe(0);
   });
 
   test('and back: a drill from the Cloud SQL instance (now serving) into a local scratch instance, GCS -> directory, every table verified', async () => {
@@ -221,7 +299,10 @@ databases:
 `,
     );
     const back = loadPlanFile(file);
-    const { report, history } = await execute('drill', drillInput(back, 'shopback', { fromLatestBackup: false, triggeredBy: 'test' }));
+    const { report, history } = await execute(
+      'drill',
+      drillInput(back, 'shopback', { fromLatestBackup: false, triggeredBy: 'test' }),
+    );
     expect({ outcome: report.outcome, reason: report.reason }).toEqual({ outcome: 'passed', reason: undefined });
     expect(report.backup).toMatchObject({ provider: 'gcp', store: { kind: 'gcs', prefix: 'back/' } });
     expect(report.copies[0]).toMatchObject({ region: 'local-b', store: { kind: 'dir' } });
@@ -229,7 +310,9 @@ databases:
     expect(tables.length).toBeGreaterThanOrEqual(6);
     for (const t of tables) expect(t.ok).toBe(true);
     expect(report.cleanup).toEqual([expect.objectContaining({ ok: true, detail: 'deleted' })]);
-    expect(await local().listScratch({ name: 'local-b', provider: 'local' })).not.toContain(`drill-${report.runId.replace(/-/g, '').slice(-8)}`);
+    expect(await local().listScratch({ name: 'local-b', provider: 'local' })).not.toContain(
+      `drill-${report.runId.replace(/-/g, '').slice(-8)}`,
+    );
     expect(history).not.toContain(PASSWORD);
   });
 });

@@ -22,7 +22,13 @@ import { RUNBOOK_TASK_QUEUE, type RunbookReport } from '../../workflows/types';
 import { fakeClientOptions } from '../fakes/cloudsql/clients';
 import { startCloudSqlFake, type CloudSqlFake } from '../fakes/cloudsql/server';
 import { client, env, historyText, local, LogCapture, startWorker, type RunningWorker } from '../support/stack';
-import { awsSourceRegionYaml, setUpCrossCloudAwsDrill, SOURCE_SERVER, tearDownCrossCloudAwsDrill, type CrossCloudAwsSetup } from '../support/xc-aws-drill';
+import {
+  awsSourceRegionYaml,
+  setUpCrossCloudAwsDrill,
+  SOURCE_SERVER,
+  tearDownCrossCloudAwsDrill,
+  type CrossCloudAwsSetup,
+} from '../support/xc-aws-drill';
 
 const GCP_REGION = 'gcp-dr';
 const PROJECT = 'lifeboat-rds2sql';
@@ -56,10 +62,18 @@ describe(`cross-cloud drill from AWS RDS to Google Cloud SQL (${STAND_INS})`, ()
   const cloudSqlNames = async () => ((await instances.list({ project: PROJECT }))[0].items ?? []).map((i) => i.name!);
   const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
   /** Runs a drill, watching the project's Cloud SQL instances meanwhile (so "deleted" means it existed). */
-  async function drill(): Promise<{ handle: WorkflowHandle; report: RunbookReport; scratch: string; seen: Set<string>; ms: number }> {
+  async function drill(): Promise<{
+    handle: WorkflowHandle;
+    report: RunbookReport;
+    scratch: string;
+    seen: Set<string>;
+    ms: number;
+  }> {
     const started = Date.now();
     const input = drillInput(plan, PLAN_DATABASE, { fromLatestBackup: false, triggeredBy: 'test' });
-    const handle = await (await client()).workflow.start('drill', { taskQueue: RUNBOOK_TASK_QUEUE, workflowId: workflowId(), args: [input] });
+    const handle = await (
+      await client()
+    ).workflow.start('drill', { taskQueue: RUNBOOK_TASK_QUEUE, workflowId: workflowId(), args: [input] });
     const seen = new Set<string>();
     let done = false;
     const watching = (async () => {
@@ -68,11 +82,18 @@ describe(`cross-cloud drill from AWS RDS to Google Cloud SQL (${STAND_INS})`, ()
     watching.catch(() => undefined); // awaited below; this only marks the rejection as handled
     const report = (await handle.result().finally(() => (done = true))) as RunbookReport;
     await watching;
-    return { handle, report, scratch: scratchNameFor(`drill-${runTag((await handle.describe()).runId)}`), seen, ms: Date.now() - started };
+    return {
+      handle,
+      report,
+      scratch: scratchNameFor(`drill-${runTag((await handle.describe()).runId)}`),
+      seen,
+      ms: Date.now() - started,
+    };
   }
   /** dropScratch only asks for the delete; the fake finishes it (opDelayMs) shortly after. */
   async function expectGone(name: string) {
-    for (const deadline = Date.now() + 15_000; Date.now() < deadline && (await cloudSqlNames()).includes(name); ) await sleep(100);
+    for (const deadline = Date.now() + 15_000; Date.now() < deadline && (await cloudSqlNames()).includes(name);)
+      await sleep(100);
     expect(await cloudSqlNames()).not.toContain(name);
   }
   /** Both secrets were in use (the source's sessions and pg_dump; the scratch's root login and pg_restore), by reference only. */
@@ -92,10 +113,20 @@ describe(`cross-cloud drill from AWS RDS to Google Cloud SQL (${STAND_INS})`, ()
     // Moto reset, the source RDS instance, its seeded stand-in database, its master login, the S3 bucket.
     // Its plan (with a local DR region) is not used: the plan below has the same AWS region and a GCP one.
     setup = await setUpCrossCloudAwsDrill({
-      database: PLAN_DATABASE, instance: INSTANCE, pgDatabase: PG_DATABASE, user: USER,
-      passwordVar: RDS_PASSWORD_VAR, password: RDS_PASSWORD, bucket: S3_BUCKET, drRegion: 'local-b',
+      database: PLAN_DATABASE,
+      instance: INSTANCE,
+      pgDatabase: PG_DATABASE,
+      user: USER,
+      passwordVar: RDS_PASSWORD_VAR,
+      password: RDS_PASSWORD,
+      bucket: S3_BUCKET,
+      drRegion: 'local-b',
     });
-    fake = await startCloudSqlFake({ dir: mkdtempSync(join(env().home, 'cloudsql-rds2sql-')), pgBin: findPgBin(env().pgBin), opDelayMs: 100 });
+    fake = await startCloudSqlFake({
+      dir: mkdtempSync(join(env().home, 'cloudsql-rds2sql-')),
+      pgBin: findPgBin(env().pgBin),
+      opDelayMs: 100,
+    });
     instances = new v1.SqlInstancesServiceClient(fakeClientOptions(fake));
     storage = new Storage({ projectId: PROJECT });
     await storage.createBucket(GCS_BUCKET);
@@ -129,12 +160,19 @@ databases:
       capture: logs,
       providers: {
         aws: new AwsProvider({ home: env().home, secrets: process.env, pollMs: 50, dataPlane: setup.dataPlane }),
-        gcp: new GcpProvider({ home: env().home, secrets: process.env, pollMs: 50, ...fakeClientOptions(fake), instancePort: (project, instance) => fake.portOf(project, instance) }),
+        gcp: new GcpProvider({
+          home: env().home,
+          secrets: process.env,
+          pollMs: 50,
+          ...fakeClientOptions(fake),
+          instancePort: (project, instance) => fake.portOf(project, instance),
+        }),
       },
     });
     sourceRows = await withClient(await local().connectNode(SOURCE_SERVER, PG_DATABASE), async (c) => {
       const counts: Record<string, number> = {};
-      for (const t of PUBLIC_TABLES) counts[`public.${t}`] = Number((await c.query<{ n: string }>(`select count(*) as n from ${t}`)).rows[0]!.n);
+      for (const t of PUBLIC_TABLES)
+        counts[`public.${t}`] = Number((await c.query<{ n: string }>(`select count(*) as n from ${t}`)).rows[0]!.n);
       return counts;
     });
   });
@@ -154,8 +192,12 @@ databases:
     expect(report.steps.every((s) => s.status === 'completed')).toBe(true);
 
     const tables = report.checks.filter((c) => c.name.startsWith('table '));
-    expect(tables.map((t) => t.name).sort()).toEqual(['table lifeboat.canary', ...PUBLIC_TABLES.map((t) => `table public.${t}`)]);
-    for (const t of tables) expect(t).toMatchObject({ ok: true, detail: expect.stringMatching(/^\d+ rows, checksum matches$/) });
+    expect(tables.map((t) => t.name).sort()).toEqual([
+      'table lifeboat.canary',
+      ...PUBLIC_TABLES.map((t) => `table public.${t}`),
+    ]);
+    for (const t of tables)
+      expect(t).toMatchObject({ ok: true, detail: expect.stringMatching(/^\d+ rows, checksum matches$/) });
     for (const [table, rows] of Object.entries(sourceRows)) {
       expect(rows).toBeGreaterThan(0);
       expect(report.checks.find((c) => c.name === `table ${table}`)?.detail).toBe(`${rows} rows, checksum matches`);
@@ -168,7 +210,13 @@ databases:
     const backup = report.backup!;
     const copy = report.copies[0]!;
     expect(backup).toMatchObject({ provider: 'aws', region: 'aws-east', store: { kind: 's3', bucket: S3_BUCKET } });
-    expect(copy).toMatchObject({ backupId: backup.backupId, region: GCP_REGION, sha256: backup.sha256, sizeBytes: backup.sizeBytes, store: { kind: 'gcs', bucket: GCS_BUCKET, prefix: 'dr/' } });
+    expect(copy).toMatchObject({
+      backupId: backup.backupId,
+      region: GCP_REGION,
+      sha256: backup.sha256,
+      sizeBytes: backup.sizeBytes,
+      store: { kind: 'gcs', bucket: GCS_BUCKET, prefix: 'dr/' },
+    });
     const inGcs = `dr/${PG_DATABASE}/${backup.backupId}/`;
     const [files] = await storage.bucket(GCS_BUCKET).getFiles({ prefix: inGcs });
     expect(files.map((f) => f.name).sort()).toEqual([`${inGcs}dump.pgdump`, `${inGcs}manifest.json`]);
@@ -176,7 +224,10 @@ databases:
     expect(sha256(dump)).toBe(backup.sha256);
 
     // The scratch instance was Cloud SQL's, and is gone.
-    expect(report.steps.find((s) => s.name === 'create scratch instance')).toMatchObject({ status: 'completed', attempts: 1 });
+    expect(report.steps.find((s) => s.name === 'create scratch instance')).toMatchObject({
+      status: 'completed',
+      attempts: 1,
+    });
     expect(scratch).toMatch(/^lifeboat-drill-[0-9a-f]{8}$/);
     expect([...seen]).toContain(scratch);
     expect(report.cleanup).toEqual([expect.objectContaining({ ok: true, detail: 'deleted' })]);
@@ -189,8 +240,12 @@ databases:
     const { handle, report, scratch, seen, ms } = await drill();
     console.log(`RDS -> Cloud SQL drill with one failed CREATE: ${ms} ms`);
     expect({ outcome: report.outcome, reason: report.reason }).toEqual({ outcome: 'passed', reason: undefined });
-    expect(report.steps.find((s) => s.name === 'create scratch instance')).toMatchObject({ status: 'completed', attempts: 2 });
-    for (const [table, rows] of Object.entries(sourceRows)) expect(report.checks.find((c) => c.name === `table ${table}`)?.detail).toBe(`${rows} rows, checksum matches`);
+    expect(report.steps.find((s) => s.name === 'create scratch instance')).toMatchObject({
+      status: 'completed',
+      attempts: 2,
+    });
+    for (const [table, rows] of Object.entries(sourceRows))
+      expect(report.checks.find((c) => c.name === `table ${table}`)?.detail).toBe(`${rows} rows, checksum matches`);
     expect(report.cleanup).toEqual([expect.objectContaining({ ok: true, detail: 'deleted' })]);
     expect([...seen]).toContain(scratch);
     await expectGone(scratch);

@@ -35,7 +35,9 @@ test('lifeboat worker --region refuses a region the plan does not have (exit 2, 
 });
 
 test('an unplanned failover completes with only a DR-region worker while the primary region is dark', async () => {
-  worker = spawn(process.execPath, [CLI, 'worker', '-f', fx.planFile, '--region', 'dk-b'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  worker = spawn(process.execPath, [CLI, 'worker', '-f', fx.planFile, '--region', 'dk-b'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   worker.stdout!.on('data', (d: Buffer) => (output += d.toString()));
   worker.stderr!.on('data', (d: Buffer) => (output += d.toString()));
   const deadline = Date.now() + 60_000;
@@ -55,9 +57,14 @@ test('an unplanned failover completes with only a DR-region worker while the pri
   expect(result.code).toBe(0);
   // Nothing served dk-a: the fence could only time out, and says so.
   expect(report.failover?.fence?.confirmed).toBe(false);
-  expect(report.steps.find((s) => s.name === 'fence primary')).toMatchObject({ status: 'failed', detail: expect.stringContaining('timed out') });
+  expect(report.steps.find((s) => s.name === 'fence primary')).toMatchObject({
+    status: 'failed',
+    detail: expect.stringContaining('timed out'),
+  });
   expect(topologyOf(fx)).toMatchObject({ primary: fx.standby });
   expect(await local().nodeStatus(fx.standby)).toMatchObject({ reachable: true, writable: true });
   expect(report.rtoSeconds).not.toBeNull();
-  console.log(`unplanned failover with the primary region dark: RTO ${report.rtoSeconds!.toFixed(1)}s, fence: ${report.failover?.fence?.how}`);
+  console.log(
+    `unplanned failover with the primary region dark: RTO ${report.rtoSeconds!.toFixed(1)}s, fence: ${report.failover?.fence?.how}`,
+  );
 }, 240_000);

@@ -53,12 +53,23 @@ describe('drill on the local provider', () => {
     expect(report.reason).toBeUndefined();
     const tables = report.checks.filter((c) => c.name.startsWith('table '));
     expect(tables.map((t) => t.name).sort()).toEqual(
-      ['lifeboat.canary', 'public.customers', 'public.order_items', 'public.orders', 'public.payments', 'public.products'].map((t) => `table ${t}`),
+      [
+        'lifeboat.canary',
+        'public.customers',
+        'public.order_items',
+        'public.orders',
+        'public.payments',
+        'public.products',
+      ].map((t) => `table ${t}`),
     );
-    for (const t of tables) expect(t).toMatchObject({ ok: true, detail: expect.stringMatching(/^\d+ rows, checksum matches$/) });
+    for (const t of tables)
+      expect(t).toMatchObject({ ok: true, detail: expect.stringMatching(/^\d+ rows, checksum matches$/) });
     expect(report.checks.find((c) => c.name === 'recent orders exist')).toMatchObject({ ok: true });
     // Owners and privileges of every object compared with the manifest's (activities/pg/access.ts).
-    expect(report.checks.find((c) => c.name === 'owners and privileges')).toMatchObject({ ok: true, detail: expect.stringMatching(/^\d+ objects as in the backup/) });
+    expect(report.checks.find((c) => c.name === 'owners and privileges')).toMatchObject({
+      ok: true,
+      detail: expect.stringMatching(/^\d+ objects as in the backup/),
+    });
     expect(report.checks.find((c) => c.name === 'canary present')).toMatchObject({ ok: true });
     expect(report.checks.find((c) => c.name === 'RTO within objective')).toMatchObject({ ok: true });
     expect(report.checks.find((c) => c.name === 'RPO within objective')).toMatchObject({ ok: true });
@@ -67,8 +78,16 @@ describe('drill on the local provider', () => {
     expect(report.rpoSeconds).toBe(0);
     // The scratch instance comes up alongside the backup and copy.
     expect(report.steps.map((s) => s.name)).toEqual([
-      'preflight', 'canary write', 'create scratch instance', 'backup', 'verify backup', 'copy to local-b', 'verify copy',
-      'restore', 'verify data', expect.stringMatching(/^tear down drill-/),
+      'preflight',
+      'canary write',
+      'create scratch instance',
+      'backup',
+      'verify backup',
+      'copy to local-b',
+      'verify copy',
+      'restore',
+      'verify data',
+      expect.stringMatching(/^tear down drill-/),
     ]);
     expect(report.steps.every((s) => s.status === 'completed' && s.attempts === 1)).toBe(true);
     expect(report.cleanup).toEqual([expect.objectContaining({ ok: true, detail: 'deleted' })]);
@@ -77,7 +96,9 @@ describe('drill on the local provider', () => {
   test('leaves exactly one backup in the primary region and one verified copy in DR, and no scratch instance', async () => {
     const { report } = passed;
     const p = local();
-    const inA = (await p.listBackups({ name: 'local-a', provider: 'local' }, 'orders')).filter((b) => b.backupId === report.backup?.backupId);
+    const inA = (await p.listBackups({ name: 'local-a', provider: 'local' }, 'orders')).filter(
+      (b) => b.backupId === report.backup?.backupId,
+    );
     const inB = (await p.listBackups(regionB, 'orders')).filter((b) => b.backupId === report.backup?.backupId);
     expect(inA).toHaveLength(1);
     expect(inB).toHaveLength(1);
@@ -119,7 +140,10 @@ describe('drill on the local provider', () => {
     expect(report.outcome).toBe('failed');
     expect(report.checks.filter((c) => c.name.startsWith('table ')).every((c) => c.ok)).toBe(true);
     expect(report.checks.find((c) => c.name === 'RTO within objective')).toMatchObject({ ok: true });
-    expect(report.checks.find((c) => c.name === 'RPO within objective')).toMatchObject({ ok: false, detail: expect.stringMatching(/s measured, objective 0.001s$/) });
+    expect(report.checks.find((c) => c.name === 'RPO within objective')).toMatchObject({
+      ok: false,
+      detail: expect.stringMatching(/s measured, objective 0.001s$/),
+    });
     expect(report.reason).toContain('RPO within objective');
     expect(report.cleanup).toEqual([expect.objectContaining({ ok: true })]);
   });
@@ -137,7 +161,11 @@ describe('drill on the local provider', () => {
   test('cancelling mid-drill still tears the scratch instance down', async () => {
     await withWorker(async () => {
       const c = await client();
-      const handle = await c.workflow.start('drill', { taskQueue: RUNBOOK_TASK_QUEUE, workflowId: workflowId('cancel'), args: [demoDrillInput()] });
+      const handle = await c.workflow.start('drill', {
+        taskQueue: RUNBOOK_TASK_QUEUE,
+        workflowId: workflowId('cancel'),
+        args: [demoDrillInput()],
+      });
       // Cancel while the scratch instance is being created: the hardest moment to clean up after.
       const deadline = Date.now() + 60_000;
       for (;;) {
@@ -189,10 +217,19 @@ describe('drill on the local provider', () => {
       // The load went on without the table's rows; the report names the table and the permission
       // error, and the verify shows the rows missing.
       expect(report.outcome).toBe('failed');
-      expect(report.steps.find((s) => s.name === 'restore')).toMatchObject({ status: 'completed', detail: expect.stringContaining('restore of TABLE DATA public lifeboat_test_guarded') });
+      expect(report.steps.find((s) => s.name === 'restore')).toMatchObject({
+        status: 'completed',
+        detail: expect.stringContaining('restore of TABLE DATA public lifeboat_test_guarded'),
+      });
       expect(report.checks).toEqual(
         expect.arrayContaining([
-          { name: 'restore of TABLE DATA public lifeboat_test_guarded', ok: false, detail: expect.stringMatching(/^not restored: COPY failed for table "lifeboat_test_guarded": ERROR: must be superuser or have privileges of the pg_execute_server_program role/) },
+          {
+            name: 'restore of TABLE DATA public lifeboat_test_guarded',
+            ok: false,
+            detail: expect.stringMatching(
+              /^not restored: COPY failed for table "lifeboat_test_guarded": ERROR: must be superuser or have privileges of the pg_execute_server_program role/,
+            ),
+          },
           { name: 'table public.lifeboat_test_guarded', ok: false, detail: '0 rows; the backup had 3' },
           expect.objectContaining({ name: 'table public.orders', ok: true }),
         ]),
@@ -200,7 +237,9 @@ describe('drill on the local provider', () => {
       expect(report.reason).toContain('restore of TABLE DATA public lifeboat_test_guarded');
       expect(report.cleanup).toEqual([expect.objectContaining({ ok: true, detail: 'deleted' })]);
     } finally {
-      await withClient(primary, (c) => c.query('drop table if exists lifeboat_test_guarded; drop function if exists lifeboat_test_touch(int)'));
+      await withClient(primary, (c) =>
+        c.query('drop table if exists lifeboat_test_guarded; drop function if exists lifeboat_test_touch(int)'),
+      );
       rmSync(markerDir, { recursive: true, force: true });
     }
   });

@@ -31,7 +31,8 @@ const MARKERS = {
 };
 // The data markers never appear in the plan: the database builds them from base64, as a real check
 // would read a customer's row, so they can only reach history through results and errors.
-const fromDatabase = (text: string) => `convert_from(decode('${Buffer.from(text).toString('base64')}', 'base64'), 'utf8')`;
+const fromDatabase = (text: string) =>
+  `convert_from(decode('${Buffer.from(text).toString('base64')}', 'base64'), 'utf8')`;
 
 const keys = CodecKeys.parse(`test-${tag} ${randomBytes(32).toString('base64')}\n`, 'encrypted-history test');
 const codec = new AesGcmCodec(keys);
@@ -40,14 +41,21 @@ const codec = new AesGcmCodec(keys);
 function payloadsOf(node: unknown, path = ''): { path: string; payload: Payload }[] {
   if (node === null || typeof node !== 'object' || node instanceof Uint8Array) return [];
   const record = node as Record<string, unknown>;
-  if (record.data instanceof Uint8Array && record.metadata && typeof record.metadata === 'object') return [{ path, payload: record as Payload }];
+  if (record.data instanceof Uint8Array && record.metadata && typeof record.metadata === 'object')
+    return [{ path, payload: record as Payload }];
   return Object.entries(record).flatMap(([k, v]) => (k === 'searchAttributes' ? [] : payloadsOf(v, `${path}.${k}`)));
 }
 
 const encodingOf = (p: Payload) => Buffer.from(p.metadata?.encoding ?? []).toString('utf8');
 
 function regionPasswords(): string[] {
-  return ['local-a', 'local-b'].map((r) => readFileSync(join(env().home, 'regions', r, 'cluster', 'pgpass'), 'utf8').trim().split(':').slice(4).join(':'));
+  return ['local-a', 'local-b'].map((r) =>
+    readFileSync(join(env().home, 'regions', r, 'cluster', 'pgpass'), 'utf8')
+      .trim()
+      .split(':')
+      .slice(4)
+      .join(':'),
+  );
 }
 
 describe('encrypted payloads: a drill through the AES-256-GCM codec', () => {
@@ -85,7 +93,10 @@ describe('encrypted payloads: a drill through the AES-256-GCM codec', () => {
       // Read as the server and a UI without the codec server see it: a client with no codec.
       const plain = await client();
       raw = await plain.workflow.getHandle(workflowId).fetchHistory();
-      const described = await plain.workflowService.describeWorkflowExecution({ namespace: 'default', execution: { workflowId } });
+      const described = await plain.workflowService.describeWorkflowExecution({
+        namespace: 'default',
+        execution: { workflowId },
+      });
       rawMemo = Object.values(described.workflowExecutionInfo?.memo?.fields ?? {});
       memo = (await sealed.workflow.getHandle(workflowId).describe()).memo;
       const payloads = payloadsOf(raw).map((p) => p.payload);
@@ -98,8 +109,14 @@ describe('encrypted payloads: a drill through the AES-256-GCM codec', () => {
   test('the drill ran with the codec and its report (decrypted by the client) quotes the data the checks read', () => {
     expect(report.outcome).toBe('failed');
     expect(report.checks.find((c) => c.name === MARKERS.checkName)).toMatchObject({ ok: true });
-    expect(report.checks.find((c) => c.name === 'sample row')).toMatchObject({ ok: false, detail: expect.stringContaining(MARKERS.dataSample) });
-    expect(report.checks.find((c) => c.name === 'bad cast')).toMatchObject({ ok: false, detail: expect.stringContaining(MARKERS.errorSample) });
+    expect(report.checks.find((c) => c.name === 'sample row')).toMatchObject({
+      ok: false,
+      detail: expect.stringContaining(MARKERS.dataSample),
+    });
+    expect(report.checks.find((c) => c.name === 'bad cast')).toMatchObject({
+      ok: false,
+      detail: expect.stringContaining(MARKERS.errorSample),
+    });
     expect(memo).toEqual({ note: MARKERS.memo });
   });
 
@@ -109,11 +126,15 @@ describe('encrypted payloads: a drill through the AES-256-GCM codec', () => {
     const isPatchMarker = (path: string) => /\.markerRecordedEventAttributes\.details\.patch-data\./.test(path);
     const payloads = payloadsOf(raw).filter((p) => !isPatchMarker(p.path));
     expect(payloads.length).toBeGreaterThan(20);
-    const clear = payloads.filter((p) => encodingOf(p.payload) !== 'binary/encrypted').map((p) => `${p.path} (${encodingOf(p.payload)})`);
+    const clear = payloads
+      .filter((p) => encodingOf(p.payload) !== 'binary/encrypted')
+      .map((p) => `${p.path} (${encodingOf(p.payload)})`);
     expect(clear).toEqual([]);
-    for (const { payload } of payloads) expect(Buffer.from(payload.metadata!['encryption-key-id']!).toString()).toBe(keys.encryptingId);
+    for (const { payload } of payloads)
+      expect(Buffer.from(payload.metadata!['encryption-key-id']!).toString()).toBe(keys.encryptingId);
     const patches = payloadsOf(raw).filter((p) => isPatchMarker(p.path));
-    for (const { payload } of patches) expect(Buffer.from(payload.data!).toString()).toMatch(/^\{"id":"[\w-]+","deprecated":(true|false)\}$/);
+    for (const { payload } of patches)
+      expect(Buffer.from(payload.data!).toString()).toMatch(/^\{"id":"[\w-]+","deprecated":(true|false)\}$/);
   });
 
   test('no marker, and no region password, appears in the raw history: neither its JSON nor any payload decoded as text', () => {
@@ -135,13 +156,34 @@ describe('encrypted payloads: a drill through the AES-256-GCM codec', () => {
 
   test('the Temporal CLI shows the history decrypted through the codec server (the protocol the UI speaks), and ciphertext without it', async () => {
     const token = randomBytes(24).toString('hex');
-    const server = await startCodecServer({ keys, logger: createLogger('silent'), port: 0, origins: ['http://localhost:8233'], token });
+    const server = await startCodecServer({
+      keys,
+      logger: createLogger('silent'),
+      port: 0,
+      origins: ['http://localhost:8233'],
+      token,
+    });
     try {
       // The JSON output keeps payload data base64: decode every data field to search it.
       const show = async (...extra: string[]) => {
-        const args = ['workflow', 'show', '--workflow-id', workflowId, '--address', process.env.TEMPORAL_ADDRESS!, '--output', 'json', ...extra];
+        const args = [
+          'workflow',
+          'show',
+          '--workflow-id',
+          workflowId,
+          '--address',
+          process.env.TEMPORAL_ADDRESS!,
+          '--output',
+          'json',
+          ...extra,
+        ];
         const { stdout } = await promisify(execFile)(temporalCli(env()), args, { maxBuffer: 64 * 1024 * 1024 });
-        return [stdout, ...[...stdout.matchAll(/"data":\s*"([A-Za-z0-9+/=]+)"/g)].map((m) => Buffer.from(m[1]!, 'base64').toString('utf8'))].join('\n');
+        return [
+          stdout,
+          ...[...stdout.matchAll(/"data":\s*"([A-Za-z0-9+/=]+)"/g)].map((m) =>
+            Buffer.from(m[1]!, 'base64').toString('utf8'),
+          ),
+        ].join('\n');
       };
       const decoded = await show('--codec-endpoint', `${server.url}/{namespace}`, '--codec-auth', `Bearer ${token}`);
       // The memo is not part of the history.
@@ -158,11 +200,15 @@ describe('encrypted payloads: a drill through the AES-256-GCM codec', () => {
     const query = `WorkflowId = '${workflowId}'`;
     const listed = [];
     for await (const run of listRuns(plain, query)) listed.push(run);
-    expect(listed.map((r) => [r.workflowId, r.status, stringAttribute(r, DatabaseAttr)])).toEqual([[workflowId, 'WORKFLOW_EXECUTION_STATUS_COMPLETED', 'orders']]);
+    expect(listed.map((r) => [r.workflowId, r.status, stringAttribute(r, DatabaseAttr)])).toEqual([
+      [workflowId, 'WORKFLOW_EXECUTION_STATUS_COMPLETED', 'orders'],
+    ]);
     // Why listRuns exists: one sealed run breaks every listing that reaches it through the SDK.
-    await expect((async () => {
-      for await (const run of plain.workflow.list({ query })) void run;
-    })()).rejects.toThrow(/binary\/encrypted/);
+    await expect(
+      (async () => {
+        for await (const run of plain.workflow.list({ query })) void run;
+      })(),
+    ).rejects.toThrow(/binary\/encrypted/);
   });
 
   test('the worker logs hold no marker and no password, and the report no password', () => {
@@ -202,7 +248,14 @@ describe('encrypted payloads: failure messages', () => {
       const failover = await sealed.workflow.start('failover', {
         taskQueue: RUNBOOK_TASK_QUEUE,
         workflowId: `test/encrypted-failover/${tag}`,
-        args: [{ database: 'orders', replicaSet: DEMO_SET, mode: badMode, approval: { preApproved: true, timeoutSeconds: 60 } }],
+        args: [
+          {
+            database: 'orders',
+            replicaSet: DEMO_SET,
+            mode: badMode,
+            approval: { preApproved: true, timeoutSeconds: 60 },
+          },
+        ],
       });
       failoverError = await failover.result().then(
         () => 'completed',
@@ -222,17 +275,24 @@ describe('encrypted payloads: failure messages', () => {
   test.each([
     ['an activity failure', () => raw, () => missing],
     ['a workflow failure', () => rawFailover, () => badMode],
-  ])('%s: the raw history has its message and stack trace encrypted; the key reveals them', async (_what, history, marker) => {
-    const failures = (history().events ?? []).flatMap((e) =>
-      [e.activityTaskFailedEventAttributes?.failure, e.workflowExecutionFailedEventAttributes?.failure, e.activityTaskStartedEventAttributes?.lastFailure].filter((f) => f),
-    );
-    expect(failures.length).toBeGreaterThan(0);
-    for (const failure of failures) {
-      expect(failure!.message).toBe('Encoded failure');
-      expect(encodingOf(failure!.encodedAttributes!)).toBe('binary/encrypted');
-    }
-    expect(historyToJSON(history())).not.toContain(marker());
-    expect(historyText(history())).not.toContain(marker());
-    expect(historyText(await codec.decode(payloadsOf(history()).map((p) => p.payload)))).toContain(marker());
-  });
+  ])(
+    '%s: the raw history has its message and stack trace encrypted; the key reveals them',
+    async (_what, history, marker) => {
+      const failures = (history().events ?? []).flatMap((e) =>
+        [
+          e.activityTaskFailedEventAttributes?.failure,
+          e.workflowExecutionFailedEventAttributes?.failure,
+          e.activityTaskStartedEventAttributes?.lastFailure,
+        ].filter((f) => f),
+      );
+      expect(failures.length).toBeGreaterThan(0);
+      for (const failure of failures) {
+        expect(failure!.message).toBe('Encoded failure');
+        expect(encodingOf(failure!.encodedAttributes!)).toBe('binary/encrypted');
+      }
+      expect(historyToJSON(history())).not.toContain(marker());
+      expect(historyText(history())).not.toContain(marker());
+      expect(historyText(await codec.decode(payloadsOf(history()).map((p) => p.payload)))).toContain(marker());
+    },
+  );
 });

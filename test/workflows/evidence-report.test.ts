@@ -26,7 +26,10 @@ describe('lifeboat report', () => {
   let browser: Browser;
 
   beforeAll(async () => {
-    if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: the evidence-report test opens the reports in it. Run \`bash scripts/setup.sh --with-chromium\``);
+    if (!existsSync(CHROMIUM))
+      throw new Error(
+        `${CHROMIUM} is missing: the evidence-report test opens the reports in it. Run \`bash scripts/setup.sh --with-chromium\``,
+      );
     browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
     const c = await client();
     const hostileCheck = { name: HOSTILE, sql: 'select false' };
@@ -36,7 +39,11 @@ describe('lifeboat report', () => {
       for (const [i, checks] of [undefined, [hostileCheck], undefined].entries()) {
         const input = demoDrillInput({ database: DB, ...(checks ? { checks } : {}) });
         const id = `test/evidence/${DB}/${i}`;
-        const handle = await c.workflow.start('drill', { taskQueue: RUNBOOK_TASK_QUEUE, workflowId: id, args: [input] });
+        const handle = await c.workflow.start('drill', {
+          taskQueue: RUNBOOK_TASK_QUEUE,
+          workflowId: id,
+          args: [input],
+        });
         done.push({ id, report: (await handle.result()) as RunbookReport });
       }
       return done;
@@ -90,13 +97,17 @@ describe('lifeboat report', () => {
     expect(await page.evaluate('document.querySelectorAll("script, img").length')).toBe(0);
     // Every step, with its attempts; the objectives beside the measurements; the cleanup.
     expect(await page.locator('table.steps tbody tr').count()).toBe(failed.report.steps.length);
-    expect(await page.locator('table.steps td.attempts').allTextContents()).toEqual(failed.report.steps.map((s) => String(s.attempts)));
+    expect(await page.locator('table.steps td.attempts').allTextContents()).toEqual(
+      failed.report.steps.map((s) => String(s.attempts)),
+    );
     expect(await page.locator('table.measurements').textContent()).toContain('not reached');
     expect(await page.locator('#cleanup').textContent()).toContain('deleted');
     const href = await page.locator('header a').getAttribute('href');
     // The dev server's UI, unless the environment names another (LIFEBOAT_UI_URL or LIFEBOAT_UI_PORT), as the CLI reads it.
     const ui = env().uiUrl ?? 'http://localhost:8233';
-    expect(href).toBe(`${ui}/namespaces/default/workflows/${encodeURIComponent(failed.id)}/${failed.report.runId}/history`);
+    expect(href).toBe(
+      `${ui}/namespaces/default/workflows/${encodeURIComponent(failed.id)}/${failed.report.runId}/history`,
+    );
     expect(errors).toEqual([]);
     await page.close();
 
@@ -125,7 +136,9 @@ describe('lifeboat report', () => {
     const rto = page.locator('svg.chart.rto');
     expect(await rto.locator('.point.passed').count()).toBe(2);
     expect(await rto.locator('.point.failed.missing').count()).toBe(1);
-    expect(await rto.locator('line.objective').getAttribute('data-objective-seconds')).toBe(String(drills[0]!.report.objectives.rtoSeconds));
+    expect(await rto.locator('line.objective').getAttribute('data-objective-seconds')).toBe(
+      String(drills[0]!.report.objectives.rtoSeconds),
+    );
     const rows = page.locator('table.runs tbody tr');
     expect(await rows.count()).toBe(3);
     expect(await rows.nth(1).textContent()).toContain('not reached');
@@ -144,7 +157,10 @@ describe('lifeboat report', () => {
 
   test('nothing to report is exit 2, said plainly: unknown ID, not a runbook, still running, a hostile name', async () => {
     const unknown = await lifeboat(['report', 'no/such/workflow']);
-    expect(unknown).toMatchObject({ code: 2, stderr: expect.stringContaining('no workflow with ID no/such/workflow in namespace default') });
+    expect(unknown).toMatchObject({
+      code: 2,
+      stderr: expect.stringContaining('no workflow with ID no/such/workflow in namespace default'),
+    });
 
     const injected = await lifeboat(['report', "orders' OR LifeboatRunbook = 'failover", '--history']);
     expect(injected.code).toBe(2);
@@ -152,7 +168,10 @@ describe('lifeboat report', () => {
 
     // Two workflows no worker polls for: they stay running.
     const c = await client();
-    const stranger = await c.workflow.start('somethingElse', { taskQueue: 'evidence-test-nobody', workflowId: `test/evidence/stranger/${DB}` });
+    const stranger = await c.workflow.start('somethingElse', {
+      taskQueue: 'evidence-test-nobody',
+      workflowId: `test/evidence/stranger/${DB}`,
+    });
     const running = await c.workflow.start('drill', {
       taskQueue: 'evidence-test-nobody',
       workflowId: `test/evidence/running/${DB}`,
@@ -164,9 +183,15 @@ describe('lifeboat report', () => {
     });
     try {
       const notOurs = await lifeboat(['report', stranger.workflowId]);
-      expect(notOurs).toMatchObject({ code: 2, stderr: expect.stringContaining('is a somethingElse workflow, not a Lifeboat runbook') });
+      expect(notOurs).toMatchObject({
+        code: 2,
+        stderr: expect.stringContaining('is a somethingElse workflow, not a Lifeboat runbook'),
+      });
       const unfinished = await lifeboat(['report', running.workflowId]);
-      expect(unfinished).toMatchObject({ code: 2, stderr: expect.stringContaining(`(drill of ${DB}) is still running`) });
+      expect(unfinished).toMatchObject({
+        code: 2,
+        stderr: expect.stringContaining(`(drill of ${DB}) is still running`),
+      });
     } finally {
       await stranger.terminate('test over');
       await running.terminate('test over');

@@ -42,7 +42,9 @@ function startWorkerProcess(): ChildProcess {
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   stderrOf.set(child, '');
-  child.stderr!.on('data', (chunk: Buffer) => stderrOf.set(child, (stderrOf.get(child)! + chunk.toString()).slice(-20_000)));
+  child.stderr!.on('data', (chunk: Buffer) =>
+    stderrOf.set(child, (stderrOf.get(child)! + chunk.toString()).slice(-20_000)),
+  );
   workers.push(child);
   return child;
 }
@@ -64,14 +66,20 @@ afterAll(async () => {
 /** The worker identities (`<pid>@<host>`) that completed the run's workflow tasks, in order. */
 async function workflowTaskIdentities(workflowId: string): Promise<string[]> {
   const history = await temporal.workflow.getHandle(workflowId).fetchHistory();
-  return (history.events ?? []).flatMap((e) => (e.workflowTaskCompletedEventAttributes?.identity ? [e.workflowTaskCompletedEventAttributes.identity] : []));
+  return (history.events ?? []).flatMap((e) =>
+    e.workflowTaskCompletedEventAttributes?.identity ? [e.workflowTaskCompletedEventAttributes.identity] : [],
+  );
 }
 
 test('a failover survives SIGKILL of its worker at the approval gate: a new worker process takes the approval and finishes it', async () => {
   const before = expectAtHome(fx);
   await canaryAtEpoch(DB, before.epoch);
   const first = startWorkerProcess();
-  const handle = await startTopologyRunbook(temporal, 'failover', failoverInput(fx.plan, DB, { mode: 'planned', preApproved: false, triggeredBy: 'test' }));
+  const handle = await startTopologyRunbook(
+    temporal,
+    'failover',
+    failoverInput(fx.plan, DB, { mode: 'planned', preApproved: false, triggeredBy: 'test' }),
+  );
   await waitForStep(handle, 'failoverProgress', 'approval', 90_000);
 
   first.kill('SIGKILL');
@@ -83,7 +91,14 @@ test('a failover survives SIGKILL of its worker at the approval gate: a new work
 
   const second = startWorkerProcess();
   const accepted = await handle.executeUpdate(approveFailoverUpdate, {
-    args: [{ database: DB, planDigest: fx.plan.digest, approvedBy: 'test:on-call', reason: 'approved after the worker crash' }],
+    args: [
+      {
+        database: DB,
+        planDigest: fx.plan.digest,
+        approvedBy: 'test:on-call',
+        reason: 'approved after the worker crash',
+      },
+    ],
   });
   expect(accepted).toEqual({ accepted: true, workflowId: lockId(DB) });
 
@@ -93,7 +108,12 @@ test('a failover survives SIGKILL of its worker at the approval gate: a new work
   expect(report.runId).toBe(handle.firstExecutionRunId); // the same run, carried on: not restarted
   expect(report.rpoSeconds).toBe(0);
   expect(report.failover?.fence).toMatchObject({ confirmed: true });
-  expect(report.failover?.approval).toEqual({ database: DB, planDigest: fx.plan.digest, approvedBy: 'test:on-call', reason: 'approved after the worker crash' });
+  expect(report.failover?.approval).toEqual({
+    database: DB,
+    planDigest: fx.plan.digest,
+    approvedBy: 'test:on-call',
+    reason: 'approved after the worker crash',
+  });
   // Every step ran exactly once: nothing was redone by the new worker.
   expect(report.steps.filter((s) => s.status !== 'completed' || s.attempts !== 1)).toEqual([]);
   // The demoted primary follows the new one.
@@ -105,7 +125,13 @@ test('a failover survives SIGKILL of its worker at the approval gate: a new work
   await canaryAtEpoch(DB, topologyOf(fx).primarySinceEpoch);
 
   // And back, on the new worker.
-  const failback = (await (await startTopologyRunbook(temporal, 'failback', failbackInput(fx.plan, DB, { preApproved: true, triggeredBy: 'test' }))).result()) as RunbookReport;
+  const failback = (await (
+    await startTopologyRunbook(
+      temporal,
+      'failback',
+      failbackInput(fx.plan, DB, { preApproved: true, triggeredBy: 'test' }),
+    )
+  ).result()) as RunbookReport;
   await expectOneWritablePrimary(fx);
   expectPassed(failback);
   expectAtHome(fx);
@@ -125,14 +151,30 @@ test('a worker process survives the fence ending the sessions its drill backup h
   try {
     await waitForStep(drill, 'drillProgress', 'backup', 90_000);
     await waitForLockWaiter(fx);
-    const failover = await startTopologyRunbook(temporal, 'failover', failoverInput(fx.plan, DB, { mode: 'planned', preApproved: true, triggeredBy: 'test' }));
-    const first = await Promise.race([failover.result().then(() => 'failover finished'), exited.then(() => 'worker exited')]);
-    const crash = first === 'worker exited' ? { exit: await exited, stderr: stderrOf.get(worker)!.split('\n').slice(0, 8).join('\n') } : null;
+    const failover = await startTopologyRunbook(
+      temporal,
+      'failover',
+      failoverInput(fx.plan, DB, { mode: 'planned', preApproved: true, triggeredBy: 'test' }),
+    );
+    const first = await Promise.race([
+      failover.result().then(() => 'failover finished'),
+      exited.then(() => 'worker exited'),
+    ]);
+    const crash =
+      first === 'worker exited'
+        ? { exit: await exited, stderr: stderrOf.get(worker)!.split('\n').slice(0, 8).join('\n') }
+        : null;
     if (crash) startWorkerProcess(); // so that the runbooks can still finish and the set come home
 
     const report = (await failover.result()) as RunbookReport;
     await expectOneWritablePrimary(fx);
-    const failback = (await (await startTopologyRunbook(temporal, 'failback', failbackInput(fx.plan, DB, { preApproved: true, triggeredBy: 'test' }))).result()) as RunbookReport;
+    const failback = (await (
+      await startTopologyRunbook(
+        temporal,
+        'failback',
+        failbackInput(fx.plan, DB, { preApproved: true, triggeredBy: 'test' }),
+      )
+    ).result()) as RunbookReport;
     await expectOneWritablePrimary(fx);
 
     expect(crash).toBeNull();

@@ -73,7 +73,10 @@ afterAll(async () => {
 // the set is brought home first, so one failure does not fail every test after it.
 beforeEach(async () => {
   const lock = temporal.workflow.getHandle(lockId(DB));
-  const running = await lock.describe().then((d) => d.status.name === 'RUNNING', () => false);
+  const running = await lock.describe().then(
+    (d) => d.status.name === 'RUNNING',
+    () => false,
+  );
   if (running) {
     console.warn(`an earlier test left ${lockId(DB)} running: cancelling it`);
     await lock.cancel();
@@ -95,16 +98,33 @@ async function finished(handle: WorkflowHandle): Promise<RunbookReport> {
 }
 
 async function runFailover(mode: 'planned' | 'unplanned'): Promise<RunbookReport> {
-  return finished(await startTopologyRunbook(temporal, 'failover', failoverInput(fx.plan, DB, { mode, preApproved: true, triggeredBy: 'test' })));
+  return finished(
+    await startTopologyRunbook(
+      temporal,
+      'failover',
+      failoverInput(fx.plan, DB, { mode, preApproved: true, triggeredBy: 'test' }),
+    ),
+  );
 }
 
 async function runFailback(options: { discardDivergent?: boolean } = {}): Promise<RunbookReport> {
-  return finished(await startTopologyRunbook(temporal, 'failback', failbackInput(fx.plan, DB, { preApproved: true, triggeredBy: 'test', ...options })));
+  return finished(
+    await startTopologyRunbook(
+      temporal,
+      'failback',
+      failbackInput(fx.plan, DB, { preApproved: true, triggeredBy: 'test', ...options }),
+    ),
+  );
 }
 
 /** A failover that waits at the approval gate (for up to `timeoutSeconds`). */
 async function failoverAwaitingApproval(timeoutSeconds: number) {
-  const input = failoverInput(fx.plan, DB, { mode: 'planned', preApproved: false, triggeredBy: 'test', approvalTimeoutSeconds: timeoutSeconds });
+  const input = failoverInput(fx.plan, DB, {
+    mode: 'planned',
+    preApproved: false,
+    triggeredBy: 'test',
+    approvalTimeoutSeconds: timeoutSeconds,
+  });
   return startTopologyRunbook(temporal, 'failover', input);
 }
 
@@ -138,18 +158,25 @@ function postmasterPid(node: typeof fx.home): number {
 }
 
 /** How a run ended: its status, and the report's outcome or the failure's type. */
-async function endOf(handle: WorkflowHandle): Promise<{ status: string; failure?: string; outcome?: string; reason?: string }> {
+async function endOf(
+  handle: WorkflowHandle,
+): Promise<{ status: string; failure?: string; outcome?: string; reason?: string }> {
   const ended = await handle.result().then(
     (report: RunbookReport) => ({ report }),
     (error: unknown) => ({ error }),
   );
   const status = (await handle.describe()).status.name;
   if ('report' in ended) return { status, outcome: ended.report.outcome, reason: ended.report.reason };
-  return { status, failure: ended.error instanceof WorkflowFailedError ? ended.error.cause?.name : String(ended.error) };
+  return {
+    status,
+    failure: ended.error instanceof WorkflowFailedError ? ended.error.cause?.name : String(ended.error),
+  };
 }
 
 /** A drill pre-empted by a planned failover: how the drill ended, what the failover reported, and back home. */
-async function failOverUnderDrill(drill: WorkflowHandle): Promise<{ drill: Awaited<ReturnType<typeof endOf>>; failover: RunbookReport }> {
+async function failOverUnderDrill(
+  drill: WorkflowHandle,
+): Promise<{ drill: Awaited<ReturnType<typeof endOf>>; failover: RunbookReport }> {
   try {
     const failover = await runFailover('planned');
     const ended = await endOf(drill);
@@ -179,8 +206,12 @@ test('planned switchover to fo-b and failback to fo-a: RPO 0, the old primary de
   await canaryAtEpoch(DB, before.epoch);
   // A second login with write privileges, made before the switchover: the fence must hold for it too.
   await withClient(await local().connectNode(fx.home, DB), async (c) => {
-    await c.query(`do $$ begin if not exists (select from pg_roles where rolname = 'fo_app') then create role fo_app login password 'fo-app-pw'; end if; end $$`);
-    await c.query('grant insert, select on all tables in schema lifeboat to fo_app; grant usage on schema lifeboat to fo_app; grant usage on all sequences in schema lifeboat to fo_app');
+    await c.query(
+      `do $$ begin if not exists (select from pg_roles where rolname = 'fo_app') then create role fo_app login password 'fo-app-pw'; end if; end $$`,
+    );
+    await c.query(
+      'grant insert, select on all tables in schema lifeboat to fo_app; grant usage on schema lifeboat to fo_app; grant usage on all sequences in schema lifeboat to fo_app',
+    );
   });
 
   const failover = await runFailover('planned');
@@ -193,7 +224,11 @@ test('planned switchover to fo-b and failback to fo-a: RPO 0, the old primary de
   expect(failover.failover?.writeOutageSeconds).toBeGreaterThan(0);
   expect(failover.failover!.writeOutageSeconds!).toBeLessThan(failover.rtoSeconds!);
   // Steps that do not depend on each other start in the same workflow task (same workflow clock).
-  for (const [a, b] of SIDE_BY_SIDE) expect({ step: b, startedAt: startOf(failover, b) }).toEqual({ step: b, startedAt: startOf(failover, a) ?? `${a} missing` });
+  for (const [a, b] of SIDE_BY_SIDE)
+    expect({ step: b, startedAt: startOf(failover, b) }).toEqual({
+      step: b,
+      startedAt: startOf(failover, a) ?? `${a} missing`,
+    });
   expect(check(failover, 'write on the new primary')).toMatchObject({ ok: true });
   expect(check(failover, 'no acknowledged write lost')).toMatchObject({ ok: true });
   expect(check(failover, 'orders exist')).toMatchObject({ ok: true });
@@ -210,7 +245,12 @@ test('planned switchover to fo-b and failback to fo-a: RPO 0, the old primary de
 
   // The old primary is up as a streaming standby of the new one, and refuses a write by any means:
   // a fresh session, one that turns default_transaction_read_only off, BEGIN READ WRITE, another login.
-  expect(await local().nodeStatus(fx.home)).toMatchObject({ reachable: true, inRecovery: true, streaming: true, writable: false });
+  expect(await local().nodeStatus(fx.home)).toMatchObject({
+    reachable: true,
+    inRecovery: true,
+    streaming: true,
+    writable: false,
+  });
   const demoted = await local().connectNode(fx.home, DB);
   const token = () => `test/fenced-write/${Date.now()}`;
   await expect(withClient(demoted, (c) => writeCanary(c, token()))).rejects.toThrow(/read-only transaction/);
@@ -227,16 +267,26 @@ test('planned switchover to fo-b and failback to fo-a: RPO 0, the old primary de
       await c.query('commit');
     }),
   ).rejects.toThrow(/cannot set transaction read-write mode during recovery/);
-  await expect(withClient({ ...demoted, user: 'fo_app', password: 'fo-app-pw', passfile: undefined }, (c) => writeCanary(c, token()))).rejects.toThrow(/read-only transaction/);
+  await expect(
+    withClient({ ...demoted, user: 'fo_app', password: 'fo-app-pw', passfile: undefined }, (c) =>
+      writeCanary(c, token()),
+    ),
+  ).rejects.toThrow(/read-only transaction/);
   // The canary writer followed the traffic pointer to the promoted standby.
   await canaryAtEpoch(DB, failedOver.primarySinceEpoch);
 
   const failback = await runFailback();
   expectPassed(failback);
   expect(failback.rpoSeconds).toBe(0);
-  expect(check(failback, 're-protect home server')?.detail).toBe('fo-a/server was already a streaming standby of fo-b/standby-of-fo-a');
-  expect(check(failback, 're-protect former primary')?.detail).toBe('fo-b/standby-of-fo-a follows fo-a/server as it was (clean demote: nothing to rewind)');
-  expect(check(failback, 'writes of the failover term kept')?.detail).toMatch(/^all [1-9]\d* canaries acknowledged by fo-b\/standby-of-fo-a are on fo-a\/server$/);
+  expect(check(failback, 're-protect home server')?.detail).toBe(
+    'fo-a/server was already a streaming standby of fo-b/standby-of-fo-a',
+  );
+  expect(check(failback, 're-protect former primary')?.detail).toBe(
+    'fo-b/standby-of-fo-a follows fo-a/server as it was (clean demote: nothing to rewind)',
+  );
+  expect(check(failback, 'writes of the failover term kept')?.detail).toMatch(
+    /^all [1-9]\d* canaries acknowledged by fo-b\/standby-of-fo-a are on fo-a\/server$/,
+  );
   const home = expectAtHome(fx);
   expect(failback.failover?.topology).toEqual(home);
   await canaryAtEpoch(DB, home.primarySinceEpoch);
@@ -262,13 +312,18 @@ test('unplanned failover after SIGKILL of the primary: standby promoted and writ
   expect(failover.rpoSeconds).toBeLessThanOrEqual(failover.objectives.rpoSeconds);
   const fence = failover.failover?.fence;
   expect(fence).toMatchObject({ confirmed: expect.any(Boolean), how: expect.stringMatching(/\S/) });
-  const oldTerm = new CanaryLedger(env().home).entries(DB).filter((e) => e.epoch === before.epoch && e.writtenAt <= failover.startedAt);
+  const oldTerm = new CanaryLedger(env().home)
+    .entries(DB)
+    .filter((e) => e.epoch === before.epoch && e.writtenAt <= failover.startedAt);
   const lost = await missingCanaries(fx.standby, DB, oldTerm);
   console.log(
     `unplanned failover of ${DB} after SIGKILL of fo-a/server: measured RPO ${failover.rpoSeconds}s (${lost.length} of ${oldTerm.length} acknowledged canaries missing on the promoted standby), ` +
       `RTO ${failover.rtoSeconds?.toFixed(1)}s; fence ${fence?.confirmed ? 'confirmed' : 'NOT confirmed'} (${fence?.how})`,
   );
-  expect(check(failover, 'write on the new primary')).toMatchObject({ ok: true, detail: expect.stringMatching(/^canary #\d+ committed$/) });
+  expect(check(failover, 'write on the new primary')).toMatchObject({
+    ok: true,
+    detail: expect.stringMatching(/^canary #\d+ committed$/),
+  });
   expect(check(failover, 'orders exist')).toMatchObject({ ok: true });
   const failedOver = topologyOf(fx);
   expect(failedOver).toMatchObject({ primary: fx.standby, standby: null, fenced: [fx.home] });
@@ -279,7 +334,9 @@ test('unplanned failover after SIGKILL of the primary: standby promoted and writ
   // server diverged, the failback refuses to discard it unasked, and is run again on the operator's word.
   let failback = await runFailback();
   if (failback.outcome === 'failed' && failback.reason?.startsWith('LifeboatDivergentWrites: ')) {
-    console.log(`failback after the crash refused (${lost.length} canaries were lost): ${failback.reason.slice(0, 300)}`);
+    console.log(
+      `failback after the crash refused (${lost.length} canaries were lost): ${failback.reason.slice(0, 300)}`,
+    );
     failback = await runFailback({ discardDivergent: true });
     expect(failback.failover?.discardedDivergence).toMatchObject({ node: 'fo-a/server', by: 'test' });
   }
@@ -289,8 +346,12 @@ test('unplanned failover after SIGKILL of the primary: standby promoted and writ
   // (and its retry found it streaming). The failure then carries the step and what the worker logged.
   if (!/^fo-a\/server rebuilt with (pg_rewind|pg_basebackup)(;|$)/.test(reprotect ?? '')) {
     const step = failback.steps.find((s) => s.name === 're-protect home server');
-    const logged = workerLog.text.split('\n').filter((line) => line.includes('"rebuildAsStandby"') && /"level":(40|50)/.test(line));
-    throw new Error(`re-protect home server: ${reprotect}\nstep: ${JSON.stringify(step)}\nworker warnings and errors of rebuildAsStandby:\n${logged.join('\n')}`);
+    const logged = workerLog.text
+      .split('\n')
+      .filter((line) => line.includes('"rebuildAsStandby"') && /"level":(40|50)/.test(line));
+    throw new Error(
+      `re-protect home server: ${reprotect}\nstep: ${JSON.stringify(step)}\nworker warnings and errors of rebuildAsStandby:\n${logged.join('\n')}`,
+    );
   }
   console.log(`failback after the crash: ${reprotect}; RTO ${failback.rtoSeconds?.toFixed(1)}s`);
   expect(check(failback, 'writes of the failover term kept')).toMatchObject({ ok: true });
@@ -330,16 +391,23 @@ test('unplanned failover of a primary that dies while its standby lags: the lost
   const newestKept = oldTerm.filter((e) => !lost.some((l) => l.id === e.id && l.writtenAt === e.writtenAt)).at(-1)!;
   expect(newestLost).toEqual({ id: oldTerm.at(-1)!.id, writtenAt: oldTerm.at(-1)!.writtenAt });
   const dataLoss = (Date.parse(newestLost.writtenAt) - Date.parse(newestKept.writtenAt)) / 1000;
-  console.log(`unplanned failover with the standby 2 s behind: ${lost.length} acknowledged canaries lost (${dataLoss}s of writes); report says RPO ${failover.rpoSeconds}s`);
+  console.log(
+    `unplanned failover with the standby 2 s behind: ${lost.length} acknowledged canaries lost (${dataLoss}s of writes); report says RPO ${failover.rpoSeconds}s`,
+  );
   expect(failover.rpoSeconds).toBeCloseTo(dataLoss, 2);
-  expect(check(failover, 'data loss within the RPO objective')).toMatchObject({ ok: true, detail: expect.stringContaining(`#${newestLost.id}`) });
+  expect(check(failover, 'data loss within the RPO objective')).toMatchObject({
+    ok: true,
+    detail: expect.stringContaining(`#${newestLost.id}`),
+  });
 
   // The crashed server holds acknowledged writes nobody else has: a failback must not discard them
   // unasked. It stops, names them, and changes nothing.
   const beforeRefusal = topologyOf(fx);
   const refused = await runFailback();
   expect(refused.outcome).toBe('failed');
-  expect(refused.reason).toMatch(/^LifeboatDivergentWrites: fo-a\/server committed \d+ transactions after the fork at [0-9A-F]+\/[0-9A-F]+ on timeline \d+ \(WAL [0-9A-F/]+\.\.[0-9A-F/]+\): xid \d+ at /);
+  expect(refused.reason).toMatch(
+    /^LifeboatDivergentWrites: fo-a\/server committed \d+ transactions after the fork at [0-9A-F]+\/[0-9A-F]+ on timeline \d+ \(WAL [0-9A-F/]+\.\.[0-9A-F/]+\): xid \d+ at /,
+  );
   expect(Number(/committed (\d+) transactions/.exec(refused.reason!)![1])).toBeGreaterThanOrEqual(lost.length);
   expect(refused.reason).toContain('--discard-divergent');
   expect(topologyOf(fx)).toEqual(beforeRefusal);
@@ -354,14 +422,19 @@ test('unplanned failover of a primary that dies while its standby lags: the lost
   expectPassed(failback);
   expectAtHome(fx);
   const discarded = failback.failover?.discardedDivergence;
-  expect(discarded).toMatchObject({ node: 'fo-a/server', by: 'test', preservedAt: expect.stringContaining(join(env().home, 'preserved')) });
-  expect(check(failback, 're-protect home server')?.detail).toContain(`a copy of the node was kept at ${discarded!.preservedAt}`);
+  expect(discarded).toMatchObject({
+    node: 'fo-a/server',
+    by: 'test',
+    preservedAt: expect.stringContaining(join(env().home, 'preserved')),
+  });
+  expect(check(failback, 're-protect home server')?.detail).toContain(
+    `a copy of the node was kept at ${discarded!.preservedAt}`,
+  );
   // The rebuilt server has the new history only: the writes only it had are gone, not merged back.
   expect(await missingCanaries(fx.home, DB, lost)).toEqual(lost);
   expect(await canariesInCopy(discarded!.preservedAt, DB, lost)).toEqual(lost.map((e) => e.id));
   await waitForStandbyToCatchUp(fx.home, fx.standby, DB);
 }, 300_000);
-
 
 test('an approval that times out changes nothing: same topology record, primary writable, standby streaming', async () => {
   const before = expectAtHome(fx);
@@ -369,7 +442,13 @@ test('an approval that times out changes nothing: same topology record, primary 
   expect(report.outcome).toBe('failed');
   expect(report.reason).toBe('approval timed out after 2s; nothing was changed');
   expect(report.failover?.approval).toBeNull();
-  expect(report.steps.map((s) => s.name)).toEqual(['cancel drills', 'read topology', 'preflight', 'canary write', 'approval']);
+  expect(report.steps.map((s) => s.name)).toEqual([
+    'cancel drills',
+    'read topology',
+    'preflight',
+    'canary write',
+    'approval',
+  ]);
   expect(report.cleanup).toEqual([]);
   await expectNothingChanged(before);
 }, 60_000);
@@ -379,9 +458,15 @@ test('the approval validator rejects a wrong database, a stale plan and a missin
   const handle = await failoverAwaitingApproval(120);
   await waitForStep(handle, 'failoverProgress', 'approval');
   const approve = (overrides: Partial<Approval>) =>
-    handle.executeUpdate(approveFailoverUpdate, { args: [{ database: DB, planDigest: fx.plan.digest, approvedBy: 'test:on-call', reason: 'test approval', ...overrides }] });
+    handle.executeUpdate(approveFailoverUpdate, {
+      args: [
+        { database: DB, planDigest: fx.plan.digest, approvedBy: 'test:on-call', reason: 'test approval', ...overrides },
+      ],
+    });
 
-  expect(await rejection(approve({ database: 'orders' }))).toBe('approval names database "orders"; this run is a failover of shop');
+  expect(await rejection(approve({ database: 'orders' }))).toBe(
+    'approval names database "orders"; this run is a failover of shop',
+  );
   const edited = parsePlan(planText('fo-a', 'fo-b', DB) + '# rpo reviewed\n', 'edited plan').digest;
   expect(edited).not.toBe(fx.plan.digest);
   expect(await rejection(approve({ planDigest: edited }))).toBe(
@@ -394,7 +479,12 @@ test('the approval validator rejects a wrong database, a stale plan and a missin
   expect(await approve({})).toEqual({ accepted: true, workflowId: lockId(DB) });
   const report = await finished(handle);
   expectPassed(report);
-  expect(report.failover?.approval).toEqual({ database: DB, planDigest: fx.plan.digest, approvedBy: 'test:on-call', reason: 'test approval' });
+  expect(report.failover?.approval).toEqual({
+    database: DB,
+    planDigest: fx.plan.digest,
+    approvedBy: 'test:on-call',
+    reason: 'test approval',
+  });
   expect(topologyOf(fx)).toMatchObject({ primary: fx.standby });
 
   expectPassed(await runFailback());
@@ -410,7 +500,9 @@ test('a second failover or failback of the same database is refused (exit 2, nam
     const second = await lifeboat([runbook, DB, '-f', fx.planFile, '--yes']);
     expect({ code: second.code, stderr: second.stderr }).toEqual({
       code: 2,
-      stderr: expect.stringContaining(`a failover or failback of ${DB} is already running (${lockId(DB)}); only one may run per database`),
+      stderr: expect.stringContaining(
+        `a failover or failback of ${DB} is already running (${lockId(DB)}); only one may run per database`,
+      ),
     });
   }
   // The first is untouched by the refused attempts: still waiting for its approval.
@@ -428,7 +520,9 @@ test('a failover cancels a running drill of the same database; the drill tears i
   expectAtHome(fx);
   // Ballast, so that the drill's restore into its scratch instance lasts long enough to be cut short.
   await withClient(await local().connectNode(fx.home, DB), (c) =>
-    c.query(`create table if not exists drill_ballast as select g as id, md5(g::text) as a, md5((g * 7)::text) as b from generate_series(1, 300000) as g`),
+    c.query(
+      `create table if not exists drill_ballast as select g as id, md5(g::text) as a, md5((g * 7)::text) as b from generate_series(1, 300000) as g`,
+    ),
   );
   try {
     const drill = await startDrill(temporal, fx);
@@ -442,7 +536,9 @@ test('a failover cancels a running drill of the same database; the drill tears i
     expect(failover.steps[0]).toMatchObject({ name: 'cancel drills', status: 'completed' });
     expectAtHome(fx);
   } finally {
-    await withClient(await local().connectNode(topologyOf(fx).primary ?? fx.home, DB), (c) => c.query('drop table if exists drill_ballast')).catch(() => undefined);
+    await withClient(await local().connectNode(topologyOf(fx).primary ?? fx.home, DB), (c) =>
+      c.query('drop table if exists drill_ballast'),
+    ).catch(() => undefined);
   }
 }, 240_000);
 

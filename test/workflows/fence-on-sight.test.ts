@@ -11,7 +11,15 @@ import type { AddressInfo } from 'node:net';
 import { withClient, writeCanary } from '../../activities/pg/sql';
 import type { Canary, RunbookReport } from '../../workflows/types';
 import { CLI, lifeboat, stopProcess } from '../support/cli';
-import { acceptsWrites, canariesInCopy, createReplicaSet, expectPassed, sleep, topologyOf, type ReplicaSetFixture } from '../support/replica-set';
+import {
+  acceptsWrites,
+  canariesInCopy,
+  createReplicaSet,
+  expectPassed,
+  sleep,
+  topologyOf,
+  type ReplicaSetFixture,
+} from '../support/replica-set';
 import { local } from '../support/stack';
 
 const DB = 'fsdb';
@@ -53,7 +61,8 @@ async function startRegionWorker(region: string): Promise<{ readyAt: number; out
   worker.stderr!.on('data', (d: Buffer) => (output += d.toString()));
   const deadline = Date.now() + 60_000;
   while (!output.includes('worker ready')) {
-    if (Date.now() > deadline || worker.exitCode !== null) throw new Error(`the ${region} worker did not start:\n${output}`);
+    if (Date.now() > deadline || worker.exitCode !== null)
+      throw new Error(`the ${region} worker did not start:\n${output}`);
     await sleep(100);
   }
   return { readyAt: Date.now(), output: () => output };
@@ -71,7 +80,9 @@ test('a former primary that took writes while its region was dark is fenced on s
   // A client that ignores the traffic pointer writes to the former primary: the split brain the
   // fence exists to end.
   expect(await acceptsWrites(fx.home)).toBe(true);
-  const darkWrite: Canary = await withClient(await local().connectNode(fx.home, DB), (c) => writeCanary(c, `test/dark-write/${Date.now()}`));
+  const darkWrite: Canary = await withClient(await local().connectNode(fx.home, DB), (c) =>
+    writeCanary(c, `test/dark-write/${Date.now()}`),
+  );
   const before = await lifeboat(['status', DB, '-f', fx.planFile, '--json']);
   expect(JSON.parse(before.stdout)).toMatchObject({ writablePrimaries: 2 });
   expect(before.code).toBe(1);
@@ -79,7 +90,8 @@ test('a former primary that took writes while its region was dark is fenced on s
   // The home region's worker returns: within 60 s the node refuses writes, and a notification says why.
   const home = await startRegionWorker('fs-a');
   while (await acceptsWrites(fx.home)) {
-    if (Date.now() - home.readyAt > 60_000) throw new Error(`fs-a/server still accepts writes 60 s after its worker started:\n${home.output()}`);
+    if (Date.now() - home.readyAt > 60_000)
+      throw new Error(`fs-a/server still accepts writes 60 s after its worker started:\n${home.output()}`);
     await sleep(250);
   }
   const fencedAfter = (Date.now() - home.readyAt) / 1000;
@@ -87,9 +99,16 @@ test('a former primary that took writes while its region was dark is fenced on s
   expect(fencedAfter).toBeLessThanOrEqual(60);
   for (let i = 0; i < 50 && !notifications.some((n) => n.event === 'fence.violation'); i++) await sleep(100);
   expect(notifications.filter((n) => n.event === 'fence.violation')).toEqual([
-    expect.objectContaining({ event: 'fence.violation', summary: expect.stringMatching(/^fs-a\/server is listed as fenced in fs-a but accepted read-write transactions .*fenced again: confirmed/) }),
+    expect.objectContaining({
+      event: 'fence.violation',
+      summary: expect.stringMatching(
+        /^fs-a\/server is listed as fenced in fs-a but accepted read-write transactions .*fenced again: confirmed/,
+      ),
+    }),
   ]);
-  expect(home.output()).toContain('fence violation: fs-a/server is listed as fenced but accepted read-write transactions; fenced again');
+  expect(home.output()).toContain(
+    'fence violation: fs-a/server is listed as fenced but accepted read-write transactions; fenced again',
+  );
   const after = await lifeboat(['status', DB, '-f', fx.planFile, '--json']);
   expect(JSON.parse(after.stdout)).toMatchObject({ writablePrimaries: 1 });
   expect(after.code).toBe(0);
@@ -99,7 +118,9 @@ test('a former primary that took writes while its region was dark is fenced on s
   const refused = await lifeboat(['failback', DB, '-f', fx.planFile, '--yes', '--json']);
   expect(refused.code).toBe(1);
   const refusedReport = JSON.parse(refused.stdout) as RunbookReport;
-  expect(refusedReport.reason).toMatch(/^LifeboatDivergentWrites: fs-a\/server committed [1-9]\d* transactions? after the fork at [0-9A-F]+\/[0-9A-F]+ on timeline 1 /);
+  expect(refusedReport.reason).toMatch(
+    /^LifeboatDivergentWrites: fs-a\/server committed [1-9]\d* transactions? after the fork at [0-9A-F]+\/[0-9A-F]+ on timeline 1 /,
+  );
   expect(topologyOf(fx)).toEqual(topologyBefore);
 
   const failback = await lifeboat(['failback', DB, '-f', fx.planFile, '--yes', '--discard-divergent', '--json']);
@@ -107,7 +128,10 @@ test('a former primary that took writes while its region was dark is fenced on s
   expectPassed(passed);
   expect(failback.code).toBe(0);
   const kept = passed.failover?.discardedDivergence;
-  expect(kept).toMatchObject({ node: 'fs-a/server', detail: expect.stringMatching(/committed [1-9]\d* transactions? after the fork/) });
+  expect(kept).toMatchObject({
+    node: 'fs-a/server',
+    detail: expect.stringMatching(/committed [1-9]\d* transactions? after the fork/),
+  });
   expect(existsSync(kept!.preservedAt)).toBe(true);
   expect(await canariesInCopy(kept!.preservedAt, DB, [darkWrite])).toEqual([darkWrite.id]);
   expect(topologyOf(fx)).toMatchObject({ primary: fx.home, standby: fx.standby, fenced: [] });

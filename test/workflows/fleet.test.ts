@@ -18,9 +18,12 @@ describe('fleet drill (child workflows, a concurrency limit; real local database
   beforeAll(async () => {
     const region = { name: 'local-a', provider: 'local' as const };
     await withClient(await local().connect({ region, database: 'postgres' }), async (c) => {
-      for (const db of DATABASES) if ((await c.query('select 1 from pg_database where datname = $1', [db])).rowCount === 0) await c.query(`create database ${db}`);
+      for (const db of DATABASES)
+        if ((await c.query('select 1 from pg_database where datname = $1', [db])).rowCount === 0)
+          await c.query(`create database ${db}`);
     });
-    for (const db of DATABASES) await withClient(await local().connect({ region, database: db }), (c) => seedDemo(c, 0.01));
+    for (const db of DATABASES)
+      await withClient(await local().connect({ region, database: db }), (c) => seedDemo(c, 0.01));
     plan = join(env().home, 'fleet-plan.yaml');
     writeFileSync(
       plan,
@@ -43,7 +46,12 @@ ${DATABASES.map(
 
   test('every database is drilled as a child workflow, at most 2 at a time; the one with bad data fails the fleet and the others still pass', async () => {
     // The worker checks each child drill's input against the plan, as `lifeboat worker -f plan` does.
-    const run = await withWorker(() => lifeboat(['drill', '--all', '-f', plan, '--concurrency', '2', '--json']), undefined, undefined, loadPlanFile(plan));
+    const run = await withWorker(
+      () => lifeboat(['drill', '--all', '-f', plan, '--concurrency', '2', '--json']),
+      undefined,
+      undefined,
+      loadPlanFile(plan),
+    );
     expect(run.code).toBe(1);
     const report = JSON.parse(run.stdout) as FleetDrillResult;
     expect(report.outcome).toBe('failed');
@@ -63,7 +71,8 @@ ${DATABASES.map(
     }
     // Never more than two at once, from the steps' own times.
     const spans = report.steps.map((s) => [Date.parse(s.startedAt!), Date.parse(s.finishedAt!)] as const);
-    for (const [start] of spans) expect(spans.filter(([a, b]) => a <= start && start < b).length).toBeLessThanOrEqual(2);
+    for (const [start] of spans)
+      expect(spans.filter(([a, b]) => a <= start && start < b).length).toBeLessThanOrEqual(2);
     expect(report.steps).toHaveLength(3);
   });
 

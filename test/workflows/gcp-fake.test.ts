@@ -9,7 +9,14 @@ import { GcpProvider } from '../../activities/providers/gcp';
 import { findPgBin } from '../../activities/pg/binaries';
 import { withClient } from '../../activities/pg/sql';
 import { seedDemo } from '../../scripts/dev/seed';
-import { backupInput, drillInput, failbackInput, failoverInput, loadPlanFile, type LoadedPlan } from '../../worker/plan';
+import {
+  backupInput,
+  drillInput,
+  failbackInput,
+  failoverInput,
+  loadPlanFile,
+  type LoadedPlan,
+} from '../../worker/plan';
 import { RUNBOOK_TASK_QUEUE, type RunbookReport } from '../../workflows/types';
 import { fakeClientOptions, untilDone } from '../fakes/cloudsql/clients';
 import { startCloudSqlFake, type CloudSqlFake } from '../fakes/cloudsql/server';
@@ -57,17 +64,30 @@ describe('Cloud SQL provider against the Cloud SQL fake (real PostgreSQL behind 
 
   beforeAll(async () => {
     process.env[PASSWORD_VAR] = PASSWORD;
-    fake = await startCloudSqlFake({ dir: mkdtempSync(join(env().home, 'cloudsql-')), pgBin: findPgBin(env().pgBin), opDelayMs: 200 });
+    fake = await startCloudSqlFake({
+      dir: mkdtempSync(join(env().home, 'cloudsql-')),
+      pgBin: findPgBin(env().pgBin),
+      opDelayMs: 200,
+    });
     instances = new v1.SqlInstancesServiceClient(fakeClientOptions(fake));
     const operations = new v1.SqlOperationsServiceClient(fakeClientOptions(fake));
     // The primary: made the way an operator would, then seeded with the demo schema.
-    let [op] = await instances.insert({ project: PROJECT, body: { name: PRIMARY, region: 'us-central1', rootPassword: PASSWORD, settings: { tier: 'db-custom-1-3840' } } });
+    let [op] = await instances.insert({
+      project: PROJECT,
+      body: { name: PRIMARY, region: 'us-central1', rootPassword: PASSWORD, settings: { tier: 'db-custom-1-3840' } },
+    });
     while (op.status !== 'DONE') {
       await new Promise((r) => setTimeout(r, 100));
       [op] = await operations.get({ project: PROJECT, operation: op.name! });
     }
     await operations.close();
-    const conn = (database: string) => ({ host: '127.0.0.1', port: fake.portOf(PROJECT, PRIMARY), user: 'postgres', password: PASSWORD, database });
+    const conn = (database: string) => ({
+      host: '127.0.0.1',
+      port: fake.portOf(PROJECT, PRIMARY),
+      user: 'postgres',
+      password: PASSWORD,
+      database,
+    });
     await withClient(conn('postgres'), (c) => c.query('create database shop'));
     await withClient(conn('shop'), (c) => seedDemo(c, 0.05));
 
@@ -95,12 +115,16 @@ describe('Cloud SQL provider against the Cloud SQL fake (real PostgreSQL behind 
 
   async function drill() {
     const input = drillInput(plan, 'shop', { fromLatestBackup: false, triggeredBy: 'test' });
-    const handle = await (await client()).workflow.start('drill', { taskQueue: RUNBOOK_TASK_QUEUE, workflowId: workflowId('drill'), args: [input] });
+    const handle = await (
+      await client()
+    ).workflow.start('drill', { taskQueue: RUNBOOK_TASK_QUEUE, workflowId: workflowId('drill'), args: [input] });
     return { handle, report: (await handle.result()) as RunbookReport };
   }
 
   const scratchInstances = async () =>
-    ((await instances.list({ project: PROJECT }))[0].items ?? []).filter((i) => i.name?.startsWith('lifeboat-drill-') && i.state !== 'PENDING_DELETE').map((i) => i.name);
+    ((await instances.list({ project: PROJECT }))[0].items ?? [])
+      .filter((i) => i.name?.startsWith('lifeboat-drill-') && i.state !== 'PENDING_DELETE')
+      .map((i) => i.name);
 
   test('a Cloud SQL drill passes with real data verified: backup run, private scratch instance in the DR region, restoreBackup, every table checked, scratch deleted', async () => {
     const { handle, report } = await drill();
@@ -108,15 +132,24 @@ describe('Cloud SQL provider against the Cloud SQL fake (real PostgreSQL behind 
     expect(report.outcome).toBe('passed');
     const tables = report.checks.filter((c) => c.name.startsWith('table '));
     expect(tables.length).toBeGreaterThanOrEqual(6);
-    for (const t of tables) expect(t).toMatchObject({ ok: true, detail: expect.stringMatching(/rows, checksum matches$/) });
+    for (const t of tables)
+      expect(t).toMatchObject({ ok: true, detail: expect.stringMatching(/rows, checksum matches$/) });
     expect(report.checks.find((c) => c.name === 'orders exist')).toMatchObject({ ok: true });
     expect(report.backup!.location).toMatch(new RegExp(`^cloudsql:${PROJECT}/${PRIMARY}/\\d+$`));
     expect(report.cleanup).toEqual([expect.objectContaining({ ok: true, detail: 'deleted' })]);
     expect(await scratchInstances()).toEqual([]);
 
     // The scratch instance was made private, labelled as Lifeboat's, in the DR region.
-    const insert = fake.requests.find((r) => r.method === 'POST' && r.path === `/v1/projects/${PROJECT}/instances` && (r.body as { name?: string }).name?.startsWith('lifeboat-drill-'));
-    expect(insert?.body).toMatchObject({ region: 'us-east4', settings: { userLabels: { 'lifeboat-scratch': 'true' }, ipConfiguration: { ipv4Enabled: false } } });
+    const insert = fake.requests.find(
+      (r) =>
+        r.method === 'POST' &&
+        r.path === `/v1/projects/${PROJECT}/instances` &&
+        (r.body as { name?: string }).name?.startsWith('lifeboat-drill-'),
+    );
+    expect(insert?.body).toMatchObject({
+      region: 'us-east4',
+      settings: { userLabels: { 'lifeboat-scratch': 'true' }, ipConfiguration: { ipv4Enabled: false } },
+    });
 
     const history = historyText(await handle.fetchHistory());
     expect(history).toContain(`env:${PASSWORD_VAR}`);
@@ -147,8 +180,14 @@ describe('Cloud SQL provider against the Cloud SQL fake (real PostgreSQL behind 
   test('the backup runbook keeps the newest Lifeboat backup run and never deletes one Lifeboat did not make', async () => {
     const backupRuns = new v1.SqlBackupRunsServiceClient(fakeClientOptions(fake));
     try {
-      await backupRuns.insert({ project: PROJECT, instance: PRIMARY, body: { description: 'nightly, made by someone else' } });
-      const report = (await (await client()).workflow.execute('backup', {
+      await backupRuns.insert({
+        project: PROJECT,
+        instance: PRIMARY,
+        body: { description: 'nightly, made by someone else' },
+      });
+      const report = (await (
+        await client()
+      ).workflow.execute('backup', {
         taskQueue: RUNBOOK_TASK_QUEUE,
         workflowId: workflowId('backup'),
         args: [backupInput(plan, 'shop', { triggeredBy: 'test' })],
@@ -157,7 +196,9 @@ describe('Cloud SQL provider against the Cloud SQL fake (real PostgreSQL behind 
       await new Promise((r) => setTimeout(r, 500)); // the foreign run's own operation finishes
       const runs = (await backupRuns.list({ project: PROJECT, instance: PRIMARY }))[0].items ?? [];
       const lifeboat = runs.filter((r) => r.description?.startsWith('lifeboat '));
-      expect(lifeboat.map((r) => r.description)).toEqual([expect.stringContaining(`backup=${report.backup!.backupId} `)]);
+      expect(lifeboat.map((r) => r.description)).toEqual([
+        expect.stringContaining(`backup=${report.backup!.backupId} `),
+      ]);
       expect(runs.some((r) => r.description === 'nightly, made by someone else')).toBe(true);
     } finally {
       await backupRuns.close();
@@ -174,12 +215,37 @@ describe('Cloud SQL failover and failback against the Cloud SQL fake (real strea
 
   const done = (op: { name?: string | null; status?: unknown }) => untilDone(operations, PROJECT, op);
   const described = async (name: string) => (await instances.get({ project: PROJECT, instance: name }))[0];
-  const conn = (instance: string, database = 'ledger') => ({ host: '127.0.0.1', port: fake.portOf(PROJECT, instance), user: 'postgres', password: PASSWORD, database });
+  const conn = (instance: string, database = 'ledger') => ({
+    host: '127.0.0.1',
+    port: fake.portOf(PROJECT, instance),
+    user: 'postgres',
+    password: PASSWORD,
+    database,
+  });
   const writable = (instance: string) =>
-    withClient(conn(instance, 'postgres'), async (c) => (await c.query<{ w: boolean }>(`select not pg_is_in_recovery() and current_setting('default_transaction_read_only') = 'off' as w`)).rows[0]!.w);
+    withClient(
+      conn(instance, 'postgres'),
+      async (c) =>
+        (
+          await c.query<{ w: boolean }>(
+            `select not pg_is_in_recovery() and current_setting('default_transaction_read_only') = 'off' as w`,
+          )
+        ).rows[0]!.w,
+    );
   const run = async (runbook: 'failover' | 'failback', args: unknown) =>
-    (await (await client()).workflow.execute(runbook, { taskQueue: RUNBOOK_TASK_QUEUE, workflowId: `lifeboat/ledger/failover`, args: [args] })) as RunbookReport;
-  const node = (region: string, name: string) => ({ region, name, location: PROJECT, credentials: { user: 'postgres', password: `env:${PASSWORD_VAR}` } });
+    (await (
+      await client()
+    ).workflow.execute(runbook, {
+      taskQueue: RUNBOOK_TASK_QUEUE,
+      workflowId: `lifeboat/ledger/failover`,
+      args: [args],
+    })) as RunbookReport;
+  const node = (region: string, name: string) => ({
+    region,
+    name,
+    location: PROJECT,
+    credentials: { user: 'postgres', password: `env:${PASSWORD_VAR}` },
+  });
   const APP_ROLE = 'ledger_app';
   const APP_PASSWORD = 'ledger-app-pw-9d0e';
   /** A write as the application's role: what it commits, or why not. */
@@ -194,20 +260,52 @@ describe('Cloud SQL failover and failback against the Cloud SQL fake (real strea
 
   beforeAll(async () => {
     process.env[PASSWORD_VAR] = PASSWORD;
-    fake = await startCloudSqlFake({ dir: mkdtempSync(join(env().home, 'cloudsql-ha-')), pgBin: findPgBin(env().pgBin), opDelayMs: 100 });
+    fake = await startCloudSqlFake({
+      dir: mkdtempSync(join(env().home, 'cloudsql-ha-')),
+      pgBin: findPgBin(env().pgBin),
+      opDelayMs: 100,
+    });
     instances = new v1.SqlInstancesServiceClient(fakeClientOptions(fake));
     operations = new v1.SqlOperationsServiceClient(fakeClientOptions(fake));
     // Highly available (REGIONAL): it has a standby zone for the zonal failover, and a DR replica below.
-    await done((await instances.insert({ project: PROJECT, body: { name: 'ledger-main', region: 'us-central1', rootPassword: PASSWORD, settings: { tier: 'db-custom-1-3840', availabilityType: 'REGIONAL' } } }))[0]);
+    await done(
+      (
+        await instances.insert({
+          project: PROJECT,
+          body: {
+            name: 'ledger-main',
+            region: 'us-central1',
+            rootPassword: PASSWORD,
+            settings: { tier: 'db-custom-1-3840', availabilityType: 'REGIONAL' },
+          },
+        })
+      )[0],
+    );
     await withClient(conn('ledger-main', 'postgres'), (c) => c.query('create database ledger'));
     await withClient(conn('ledger-main'), (c) => seedDemo(c, 0.02));
     // The application's own role: the fence takes its LOGIN.
-    await withClient(conn('ledger-main', 'postgres'), (c) => c.query(`create role ${APP_ROLE} login password '${APP_PASSWORD}'`));
+    await withClient(conn('ledger-main', 'postgres'), (c) =>
+      c.query(`create role ${APP_ROLE} login password '${APP_PASSWORD}'`),
+    );
     await withClient(conn('ledger-main'), async (c) => {
       await c.query('create table app_writes (id bigserial primary key, at timestamptz default now())');
-      await c.query(`grant insert on app_writes to ${APP_ROLE}; grant usage on sequence app_writes_id_seq to ${APP_ROLE}`);
+      await c.query(
+        `grant insert on app_writes to ${APP_ROLE}; grant usage on sequence app_writes_id_seq to ${APP_ROLE}`,
+      );
     });
-    await done((await instances.insert({ project: PROJECT, body: { name: 'ledger-dr', region: 'us-east4', masterInstanceName: 'ledger-main', settings: { tier: 'db-custom-1-3840' } } }))[0]);
+    await done(
+      (
+        await instances.insert({
+          project: PROJECT,
+          body: {
+            name: 'ledger-dr',
+            region: 'us-east4',
+            masterInstanceName: 'ledger-main',
+            settings: { tier: 'db-custom-1-3840' },
+          },
+        })
+      )[0],
+    );
     plan = writePlan(
       'gcp-ha-plan',
       `  ledger:
@@ -252,18 +350,31 @@ describe('Cloud SQL failover and failback against the Cloud SQL fake (real strea
 
   test('a zonal failover (--zonal) is Cloud SQL HA failover of the primary: same instance, other zone, nothing lost, topology unchanged', async () => {
     const zone = (await described('ledger-main')).gceZone;
-    const report = await run('failover', failoverInput(plan, 'ledger', { mode: 'zonal', preApproved: true, triggeredBy: 'test' }));
+    const report = await run(
+      'failover',
+      failoverInput(plan, 'ledger', { mode: 'zonal', preApproved: true, triggeredBy: 'test' }),
+    );
     expect({ outcome: report.outcome, reason: report.reason }).toEqual({ outcome: 'passed', reason: undefined });
     expect(report.rpoSeconds).toBe(0);
     expect(report.checks.find((c) => c.name === 'zonal failover')?.detail).toContain(`zone ${zone} -> `);
     expect((await described('ledger-main')).gceZone).not.toBe(zone);
-    expect(report.failover?.topology).toMatchObject({ primary: { name: 'ledger-main' }, standby: { name: 'ledger-dr' } });
-    expect(fake.requests.filter((r) => r.method === 'POST' && r.path.endsWith('/instances/ledger-main/failover'))).toHaveLength(1);
+    expect(report.failover?.topology).toMatchObject({
+      primary: { name: 'ledger-main' },
+      standby: { name: 'ledger-dr' },
+    });
+    expect(
+      fake.requests.filter((r) => r.method === 'POST' && r.path.endsWith('/instances/ledger-main/failover')),
+    ).toHaveLength(1);
     expect(await writable('ledger-main')).toBe(true);
     // The DR replica lost its primary for the restart; the next test needs it streaming again.
     const deadline = Date.now() + 30_000;
     const streaming = () =>
-      withClient(conn('ledger-dr', 'postgres'), async (c) => (await c.query<{ s: string | null }>('select (select status from pg_stat_wal_receiver) as s')).rows[0]!.s === 'streaming');
+      withClient(
+        conn('ledger-dr', 'postgres'),
+        async (c) =>
+          (await c.query<{ s: string | null }>('select (select status from pg_stat_wal_receiver) as s')).rows[0]!.s ===
+          'streaming',
+      );
     while (!(await streaming())) {
       if (Date.now() > deadline) throw new Error('ledger-dr did not stream again within 30 s of the zonal failover');
       await new Promise((r) => setTimeout(r, 200));
@@ -271,14 +382,26 @@ describe('Cloud SQL failover and failback against the Cloud SQL fake (real strea
   });
 
   test('planned failover is a Cloud SQL switchover: the DR replica takes writes with nothing lost, the former primary becomes its replica', async () => {
-    const report = await run('failover', failoverInput(plan, 'ledger', { mode: 'planned', preApproved: true, triggeredBy: 'test' }));
+    const report = await run(
+      'failover',
+      failoverInput(plan, 'ledger', { mode: 'planned', preApproved: true, triggeredBy: 'test' }),
+    );
     expect({ outcome: report.outcome, reason: report.reason }).toEqual({ outcome: 'passed', reason: undefined });
     expect(report.rpoSeconds).toBe(0);
-    expect(report.failover?.topology?.primary).toMatchObject({ region: 'gcp-east', name: 'ledger-dr', location: PROJECT });
-    expect(fake.requests.some((r) => r.method === 'POST' && r.path.endsWith('/instances/ledger-dr/switchover'))).toBe(true);
+    expect(report.failover?.topology?.primary).toMatchObject({
+      region: 'gcp-east',
+      name: 'ledger-dr',
+      location: PROJECT,
+    });
+    expect(fake.requests.some((r) => r.method === 'POST' && r.path.endsWith('/instances/ledger-dr/switchover'))).toBe(
+      true,
+    );
     // The fence took the application's LOGIN on the old primary (verified by a refused login); the
     // new primary, having replayed that, lifted it on itself.
-    expect(report.failover?.fence).toMatchObject({ confirmed: true, how: expect.stringContaining(`LOGIN revoked from 1 role(s) (${APP_ROLE})`) });
+    expect(report.failover?.fence).toMatchObject({
+      confirmed: true,
+      how: expect.stringContaining(`LOGIN revoked from 1 role(s) (${APP_ROLE})`),
+    });
     expect(await writeAsApp('ledger-dr')).toBe('committed');
     expect(await writable('ledger-dr')).toBe(true);
     expect(await writable('ledger-main')).toBe(false);
@@ -289,7 +412,10 @@ describe('Cloud SQL failover and failback against the Cloud SQL fake (real strea
     const before = (await instances.list({ project: PROJECT }))[0].items?.length;
     const report = await run('failback', failbackInput(plan, 'ledger', { preApproved: true, triggeredBy: 'test' }));
     expect({ outcome: report.outcome, reason: report.reason }).toEqual({ outcome: 'passed', reason: undefined });
-    expect(report.failover?.topology).toMatchObject({ primary: { name: 'ledger-main' }, standby: { name: 'ledger-dr' } });
+    expect(report.failover?.topology).toMatchObject({
+      primary: { name: 'ledger-main' },
+      standby: { name: 'ledger-dr' },
+    });
     expect(report.checks.find((c) => c.name === 're-protect home server')?.detail).toMatch(/already a replica/);
     expect((await instances.list({ project: PROJECT }))[0].items?.length).toBe(before);
     expect(await writable('ledger-main')).toBe(true);
@@ -297,9 +423,14 @@ describe('Cloud SQL failover and failback against the Cloud SQL fake (real strea
   });
 
   test('unplanned failover is promoteReplica; failback then makes a NEW replica in the home region and switches to it', async () => {
-    const failover = await run('failover', failoverInput(plan, 'ledger', { mode: 'unplanned', preApproved: true, triggeredBy: 'test' }));
+    const failover = await run(
+      'failover',
+      failoverInput(plan, 'ledger', { mode: 'unplanned', preApproved: true, triggeredBy: 'test' }),
+    );
     expect({ outcome: failover.outcome, reason: failover.reason }).toEqual({ outcome: 'passed', reason: undefined });
-    expect(fake.requests.some((r) => r.method === 'POST' && r.path.endsWith('/instances/ledger-dr/promoteReplica'))).toBe(true);
+    expect(
+      fake.requests.some((r) => r.method === 'POST' && r.path.endsWith('/instances/ledger-dr/promoteReplica')),
+    ).toBe(true);
     expect((await described('ledger-dr')).masterInstanceName ?? '').toBe('');
     const failback = await run('failback', failbackInput(plan, 'ledger', { preApproved: true, triggeredBy: 'test' }));
     expect({ outcome: failback.outcome, reason: failback.reason }).toEqual({ outcome: 'passed', reason: undefined });
@@ -318,12 +449,19 @@ describe('Cloud SQL failover and failback against the Cloud SQL fake (real strea
       expect(await writeAsApp('ledger-main')).toMatch(/not permitted to log in/);
       const fence = await provider.fence(old, 'unplanned');
       expect(fence.confirmed).toBe(true);
-      expect(fence.how).toContain('instance stopped: activation policy NEVER (instances.patch DONE, instances.get shows NEVER)');
+      expect(fence.how).toContain(
+        'instance stopped: activation policy NEVER (instances.patch DONE, instances.get shows NEVER)',
+      );
       const stopped = await described('ledger-main');
       expect(stopped.settings?.activationPolicy).toBe('NEVER');
       expect(stopped.settings?.userLabels).toMatchObject({ 'lifeboat-fence-stopped': 'always' });
       expect(await writeAsApp('ledger-main')).toMatch(/ECONNREFUSED|connect/);
-      expect(await provider.nodeStatus(old)).toMatchObject({ running: false, writable: false, fenced: true, detail: expect.stringContaining('NEVER') });
+      expect(await provider.nodeStatus(old)).toMatchObject({
+        running: false,
+        writable: false,
+        fenced: true,
+        detail: expect.stringContaining('NEVER'),
+      });
       await provider.unfence(old);
       const started = await described('ledger-main');
       expect(started.settings?.activationPolicy).toBe('ALWAYS');

@@ -22,18 +22,34 @@ test('a drill started by hand (Temporal client) with a check that is not in the 
   log = new LogCapture();
   worker = await startWorker({ capture: log, plan: demoPlan() });
   const p = local();
-  const regions = [{ name: 'local-a', provider: 'local' as const }, { name: 'local-b', provider: 'local' as const }];
-  const backupIds = async () => (await Promise.all(regions.map((r) => p.listBackups(r, 'orders')))).flat().map((b) => `${b.region}/${b.backupId}`).sort();
+  const regions = [
+    { name: 'local-a', provider: 'local' as const },
+    { name: 'local-b', provider: 'local' as const },
+  ];
+  const backupIds = async () =>
+    (await Promise.all(regions.map((r) => p.listBackups(r, 'orders'))))
+      .flat()
+      .map((b) => `${b.region}/${b.backupId}`)
+      .sort();
   const backupsBefore = await backupIds();
 
   const base = demoDrillInput({ triggeredBy: 'by-hand' });
-  const input = { ...base, checks: [...base.checks, { name: 'read a server file', sql: "select pg_read_file('/etc/hostname') is not null" }] };
+  const input = {
+    ...base,
+    checks: [...base.checks, { name: 'read a server file', sql: "select pg_read_file('/etc/hostname') is not null" }],
+  };
   const c = await client();
-  const handle: WorkflowHandle = await c.workflow.start('drill', { taskQueue: RUNBOOK_TASK_QUEUE, workflowId: `by-hand/orders/drill/${Date.now()}`, args: [input] });
+  const handle: WorkflowHandle = await c.workflow.start('drill', {
+    taskQueue: RUNBOOK_TASK_QUEUE,
+    workflowId: `by-hand/orders/drill/${Date.now()}`,
+    args: [input],
+  });
 
   const ended = await endOf(handle);
   expect(ended.outcome).toBe('failed');
-  expect(ended.reason).toMatch(new RegExp(`LifeboatInputMismatch: drill ${handle.workflowId} was not built from the plan this worker loaded`));
+  expect(ended.reason).toMatch(
+    new RegExp(`LifeboatInputMismatch: drill ${handle.workflowId} was not built from the plan this worker loaded`),
+  );
   expect(ended.reason).toContain('checks: "read a server file" is not the plan\'s (the run has 5 checks, the plan 4)');
   expect(ended.reason).not.toContain('pg_read_file'); // the SQL is not repeated into reports and logs
 
@@ -44,7 +60,13 @@ test('a drill started by hand (Temporal client) with a check that is not in the 
   const canaryRows = await withClient(p.regionCluster('local-a').connection('orders'), async (pg) => {
     const table = await pg.query<{ present: boolean }>("select to_regclass('lifeboat.canary') is not null as present");
     if (!table.rows[0]!.present) return 0;
-    return Number((await pg.query<{ n: string }>('select count(*) as n from lifeboat.canary where token = $1', [`${handle.workflowId}/${runId}/canary`])).rows[0]!.n);
+    return Number(
+      (
+        await pg.query<{ n: string }>('select count(*) as n from lifeboat.canary where token = $1', [
+          `${handle.workflowId}/${runId}/canary`,
+        ])
+      ).rows[0]!.n,
+    );
   });
   expect(canaryRows).toBe(0);
   expect(await backupIds()).toEqual(backupsBefore);
@@ -52,8 +74,7 @@ test('a drill started by hand (Temporal client) with a check that is not in the 
   await c.connection.close();
 });
 
-
-test('with payloads encrypted (the codec every dev stack has), the worker still reads the run\'s input and refuses a hand-made one', async () => {
+test("with payloads encrypted (the codec every dev stack has), the worker still reads the run's input and refuses a hand-made one", async () => {
   const keys = CodecKeys.parse(`input-check ${randomBytes(32).toString('base64')}\n`, 'input-check test');
   const dataConverter = lifeboatDataConverter(keys);
   log = new LogCapture();
@@ -63,10 +84,14 @@ test('with payloads encrypted (the codec every dev stack has), the worker still 
   const handle = await sealed.workflow.start('drill', {
     taskQueue: RUNBOOK_TASK_QUEUE,
     workflowId: `by-hand/orders/drill/sealed/${Date.now()}`,
-    args: [{ ...base, primary: { ...base.primary, credentials: { user: 'postgres', password: 'file:/root/.pgpass' } } }],
+    args: [
+      { ...base, primary: { ...base.primary, credentials: { user: 'postgres', password: 'file:/root/.pgpass' } } },
+    ],
   });
   const ended = await endOf(handle);
-  expect(ended.reason).toContain(`LifeboatInputMismatch: drill ${handle.workflowId} was not built from the plan this worker loaded`);
+  expect(ended.reason).toContain(
+    `LifeboatInputMismatch: drill ${handle.workflowId} was not built from the plan this worker loaded`,
+  );
   expect(ended.reason).toContain('differs from the plan at primary.credentials');
   await expectNothingRan(handle, log);
   await sealed.connection.close();

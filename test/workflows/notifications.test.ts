@@ -17,7 +17,10 @@ const SECRET = 'ntf-signing-key-0123456789';
 
 /** The receiver's check: HMAC-SHA256 of "<timestamp>.<raw body>" with the shared key. */
 const signedBy = (headers: IncomingHttpHeaders, body: string, key: string) =>
-  headers['x-lifeboat-signature'] === `v1=${createHmac('sha256', key).update(`${String(headers['x-lifeboat-timestamp'])}.${body}`).digest('hex')}`;
+  headers['x-lifeboat-signature'] ===
+  `v1=${createHmac('sha256', key)
+    .update(`${String(headers['x-lifeboat-timestamp'])}.${body}`)
+    .digest('hex')}`;
 
 describe('notifications to a webhook (a local HTTP receiver)', () => {
   let server: Server;
@@ -38,7 +41,13 @@ describe('notifications to a webhook (a local HTTP receiver)', () => {
         requests++;
         deliveries.push({ headers: req.headers, body });
         const basic = `Basic ${Buffer.from(`hookuser:${PASSWORD}`).toString('base64')}`;
-        if (!req.url?.includes(TOKEN) || !req.url.includes(`token=${QUERY_TOKEN}`) || req.headers.authorization !== basic || refuse) return void res.writeHead(403).end();
+        if (
+          !req.url?.includes(TOKEN) ||
+          !req.url.includes(`token=${QUERY_TOKEN}`) ||
+          req.headers.authorization !== basic ||
+          refuse
+        )
+          return void res.writeHead(403).end();
         if (!signedBy(req.headers, body, SECRET)) return void res.writeHead(401).end();
         if (failNext > 0) {
           failNext--;
@@ -64,7 +73,9 @@ describe('notifications to a webhook (a local HTTP receiver)', () => {
   });
 
   async function drill(checks: Array<{ name: string; sql: string }>) {
-    const handle = await (await client()).workflow.start('drill', {
+    const handle = await (
+      await client()
+    ).workflow.start('drill', {
       taskQueue: RUNBOOK_TASK_QUEUE,
       workflowId: `test/notify/drill/${Date.now()}`,
       args: [demoDrillInput({ checks })],
@@ -72,7 +83,7 @@ describe('notifications to a webhook (a local HTTP receiver)', () => {
     return { report: (await handle.result()) as RunbookReport, history: historyText(await handle.fetchHistory()) };
   }
 
-  test('a failed drill sends drill.failed with the reason (a webhook answering 500 is retried, signed, under the same Idempotency-Key); a passed drill sends nothing; the URL\'s token, password and query token stay out of history and logs', async () => {
+  test("a failed drill sends drill.failed with the reason (a webhook answering 500 is retried, signed, under the same Idempotency-Key); a passed drill sends nothing; the URL's token, password and query token stay out of history and logs", async () => {
     received.length = 0;
     const passed = await drill([]);
     expect(passed.report.outcome).toBe('passed');
@@ -103,7 +114,7 @@ describe('notifications to a webhook (a local HTTP receiver)', () => {
     }
   });
 
-  test('a webhook that refuses (403) is not retried and does not change the drill\'s outcome; the report says the notification was not sent', async () => {
+  test("a webhook that refuses (403) is not retried and does not change the drill's outcome; the report says the notification was not sent", async () => {
     refuse = true;
     try {
       const { report } = await drill([{ name: 'books balance', sql: 'select false' }]);
@@ -119,7 +130,16 @@ describe('notifications to a webhook (a local HTTP receiver)', () => {
 
   test('a failover says when it waits for approval and how it ended; an approved one says it started and finished', async () => {
     received.length = 0;
-    const waiting = await startTopologyRunbook(await client(), 'failover', failoverInput(fx.plan, 'ntfdb', { mode: 'planned', preApproved: false, triggeredBy: 'test', approvalTimeoutSeconds: 2 }));
+    const waiting = await startTopologyRunbook(
+      await client(),
+      'failover',
+      failoverInput(fx.plan, 'ntfdb', {
+        mode: 'planned',
+        preApproved: false,
+        triggeredBy: 'test',
+        approvalTimeoutSeconds: 2,
+      }),
+    );
     const timedOut = (await waiting.result()) as RunbookReport;
     expect(timedOut.outcome).toBe('failed');
     expect(received.map((r) => r.event)).toEqual(['failover.approval_needed', 'failover.finished']);
@@ -127,9 +147,21 @@ describe('notifications to a webhook (a local HTTP receiver)', () => {
     expect(received[1]).toMatchObject({ outcome: 'failed', reason: expect.stringContaining('approval timed out') });
 
     received.length = 0;
-    const moved = (await (await startTopologyRunbook(await client(), 'failover', failoverInput(fx.plan, 'ntfdb', { mode: 'planned', preApproved: true, triggeredBy: 'test' }))).result()) as RunbookReport;
+    const moved = (await (
+      await startTopologyRunbook(
+        await client(),
+        'failover',
+        failoverInput(fx.plan, 'ntfdb', { mode: 'planned', preApproved: true, triggeredBy: 'test' }),
+      )
+    ).result()) as RunbookReport;
     expect(moved.outcome).toBe('passed');
-    const back = (await (await startTopologyRunbook(await client(), 'failback', failbackInput(fx.plan, 'ntfdb', { preApproved: true, triggeredBy: 'test' }))).result()) as RunbookReport;
+    const back = (await (
+      await startTopologyRunbook(
+        await client(),
+        'failback',
+        failbackInput(fx.plan, 'ntfdb', { preApproved: true, triggeredBy: 'test' }),
+      )
+    ).result()) as RunbookReport;
     expect(back.outcome).toBe('passed');
     expect(received.map((r) => [r.event, r.runbook, r.outcome ?? null])).toEqual([
       ['failover.started', 'failover', null],

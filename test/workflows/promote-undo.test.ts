@@ -12,7 +12,13 @@ import { LocalProvider } from '../../activities/providers/local';
 import type { FenceResult, NodeStatus } from '../../activities/providers/provider';
 import { withClient } from '../../activities/pg/sql';
 import { verdict } from '../../activities/errors';
-import { ErrorType, type FailoverInput, type NodeRef, type RunbookReport, type TopologyView } from '../../workflows/types';
+import {
+  ErrorType,
+  type FailoverInput,
+  type NodeRef,
+  type RunbookReport,
+  type TopologyView,
+} from '../../workflows/types';
 import { startTopologyRunbook } from '../support/replica-set';
 import { client, env, local, startWorker, type RunningWorker } from '../support/stack';
 import { findPgBin } from '../../activities/pg/binaries';
@@ -41,14 +47,27 @@ const input: FailoverInput = {
 class ScriptedProvider extends LocalProvider {
   calls: string[] = [];
   promoteRequested = false;
-  private topologyRecord: TopologyView = { set: 'pu-a', primary: home, standby, fenced: [], epoch: 1, primarySinceEpoch: 1, updatedAt: new Date().toISOString(), updatedBy: 'test' };
+  private topologyRecord: TopologyView = {
+    set: 'pu-a',
+    primary: home,
+    standby,
+    fenced: [],
+    epoch: 1,
+    primarySinceEpoch: 1,
+    updatedAt: new Date().toISOString(),
+    updatedBy: 'test',
+  };
   constructor(private readonly requestReachesStandby: boolean) {
     super({ home: env().home, pgBin: findPgBin(env().pgBin) });
   }
   override async topology(): Promise<TopologyView> {
     return this.topologyRecord;
   }
-  override async repoint(_set: unknown, next: Pick<TopologyView, 'primary' | 'standby' | 'fenced'>, expectedEpoch: number): Promise<TopologyView> {
+  override async repoint(
+    _set: unknown,
+    next: Pick<TopologyView, 'primary' | 'standby' | 'fenced'>,
+    expectedEpoch: number,
+  ): Promise<TopologyView> {
     this.calls.push(`repoint primary=${next.primary?.name ?? 'none'}`);
     this.topologyRecord = { ...this.topologyRecord, ...next, epoch: expectedEpoch + 1 };
     return this.topologyRecord;
@@ -68,7 +87,14 @@ class ScriptedProvider extends LocalProvider {
     };
   }
   override async replicationLag() {
-    return { streaming: true, lagBytes: 0, lagSeconds: 0, slotActive: true, primaryLsn: '0/1000000', replayLsn: '0/1000000' };
+    return {
+      streaming: true,
+      lagBytes: 0,
+      lagSeconds: 0,
+      slotActive: true,
+      primaryLsn: '0/1000000',
+      replayLsn: '0/1000000',
+    };
   }
   override async connectNode(_node: NodeRef, database: string) {
     return local().regionCluster('local-a').connection(database);
@@ -111,7 +137,9 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await temporal?.connection.close();
-  await withClient(local().regionCluster('local-a').connection('postgres'), (c) => c.query(`drop database if exists ${DB}`)).catch(() => undefined);
+  await withClient(local().regionCluster('local-a').connection('postgres'), (c) =>
+    c.query(`drop database if exists ${DB}`),
+  ).catch(() => undefined);
 });
 
 test('a promote that failed after its request was recorded is never undone: the old primary stays fenced, traffic held, the report says why', async () => {
@@ -124,7 +152,9 @@ test('a promote that failed after its request was recorded is never undone: the 
     {
       name: 'undo of the switchover skipped',
       ok: false,
-      detail: expect.stringMatching(/^pu-b\/standby-of-pu-a may have been promoted \(standby, streaming; a promote was requested\): pu-a\/server stays fenced and traffic held/),
+      detail: expect.stringMatching(
+        /^pu-b\/standby-of-pu-a may have been promoted \(standby, streaming; a promote was requested\): pu-a\/server stays fenced and traffic held/,
+      ),
     },
   ]);
 }, 120_000);
@@ -133,7 +163,13 @@ test('a promote that failed before any request reached the standby is undone: tr
   const provider = new ScriptedProvider(false);
   const report = await failoverWith(provider);
   expect(report.outcome).toBe('failed');
-  expect(provider.calls).toEqual(['fence server', 'repoint primary=none', 'promote standby-of-pu-a', 'repoint primary=server', 'unfence server']);
+  expect(provider.calls).toEqual([
+    'fence server',
+    'repoint primary=none',
+    'promote standby-of-pu-a',
+    'repoint primary=server',
+    'unfence server',
+  ]);
   expect(report.cleanup.map((c) => [c.name, c.ok])).toEqual([
     ['restore traffic to pu-a/server', true],
     ['unfence pu-a/server', true],

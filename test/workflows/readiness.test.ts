@@ -82,13 +82,24 @@ test('after a backup and a passed drill every check passes and nothing is posted
   posted.length = 0;
   const report = await check();
   expect(report.checks.filter((c) => !c.ok)).toEqual([]);
-  expect(Object.keys(verdicts(report))).toEqual(['rd-b answers', 'rd-a answers', 'newest backup within RPO', 'copy in rd-b', 'standby present', 'standby lag within RPO', 'drill within window']);
+  expect(Object.keys(verdicts(report))).toEqual([
+    'rd-b answers',
+    'rd-a answers',
+    'newest backup within RPO',
+    'copy in rd-b',
+    'standby present',
+    'standby lag within RPO',
+    'drill within window',
+  ]);
   expect(detailOf(report, 'drill within window')).toContain(`${drill.workflowId} passed at`);
   expect(report.outcome).toBe('passed');
   expect(posted).toEqual([]);
 
   const cli = await lifeboat(['readiness', DB, '-f', fx.planFile, '--json']);
-  expect({ code: cli.code, outcome: (JSON.parse(cli.stdout) as RunbookReport).outcome }).toEqual({ code: 0, outcome: 'passed' });
+  expect({ code: cli.code, outcome: (JSON.parse(cli.stdout) as RunbookReport).outcome }).toEqual({
+    code: 0,
+    outcome: 'passed',
+  });
 }, 240_000);
 
 test('a backup older than the RPO is found (objective 1s, backup seconds old)', async () => {

@@ -29,7 +29,10 @@ beforeAll(async () => {
 
 afterAll(async () => {
   for (const handle of leftovers) await handle.terminate('test cleanup').catch(() => undefined);
-  for (const scratch of made) await local().dropScratch(scratch).catch(() => undefined);
+  for (const scratch of made)
+    await local()
+      .dropScratch(scratch)
+      .catch(() => undefined);
   await worker?.stop();
   await c?.connection.close();
 });
@@ -40,7 +43,8 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 async function visibleAs(handle: WorkflowHandle, status: 'Running' | 'Terminated'): Promise<void> {
   const deadline = Date.now() + 30_000;
   for (;;) {
-    for await (const run of listRuns(c, `WorkflowId = '${handle.workflowId}' AND ExecutionStatus = '${status}'`)) if (run.workflowId === handle.workflowId) return;
+    for await (const run of listRuns(c, `WorkflowId = '${handle.workflowId}' AND ExecutionStatus = '${status}'`))
+      if (run.workflowId === handle.workflowId) return;
     if (Date.now() > deadline) throw new Error(`${handle.workflowId} never showed as ${status} in visibility`);
     await sleep(200);
   }
@@ -48,14 +52,20 @@ async function visibleAs(handle: WorkflowHandle, status: 'Running' | 'Terminated
 
 /** A real drill, terminated as soon as its scratch instance is up (before its teardown can run). */
 async function drillTerminatedMidRun(): Promise<{ handle: WorkflowHandle; runId: string; scratch: string }> {
-  const handle = await c.workflow.start('drill', { taskQueue: RUNBOOK_TASK_QUEUE, workflowId: `test/sweep/terminated/${Date.now()}`, args: [demoDrillInput()] });
+  const handle = await c.workflow.start('drill', {
+    taskQueue: RUNBOOK_TASK_QUEUE,
+    workflowId: `test/sweep/terminated/${Date.now()}`,
+    args: [demoDrillInput()],
+  });
   leftovers.push(handle);
   const deadline = Date.now() + 120_000;
   for (;;) {
     const progress = await handle.query<Progress>('drillProgress').catch(() => null);
-    if (progress?.steps.some((s) => s.name.startsWith('tear down'))) throw new Error('the drill reached its teardown before the test could terminate it');
+    if (progress?.steps.some((s) => s.name.startsWith('tear down')))
+      throw new Error('the drill reached its teardown before the test could terminate it');
     if (progress?.steps.some((s) => s.name === 'create scratch instance' && s.status === 'completed')) break;
-    if (Date.now() > deadline) throw new Error(`the drill never made its scratch instance (progress: ${JSON.stringify(progress)})`);
+    if (Date.now() > deadline)
+      throw new Error(`the drill never made its scratch instance (progress: ${JSON.stringify(progress)})`);
     await sleep(20);
   }
   await handle.terminate('terminated from the Temporal UI');
@@ -64,14 +74,24 @@ async function drillTerminatedMidRun(): Promise<{ handle: WorkflowHandle; runId:
 
 /** A drill that stays Running (no worker polls its queue), and a scratch instance under its run's name. */
 async function runningDrillWithScratch(): Promise<{ handle: WorkflowHandleWithFirstExecutionRunId; scratch: string }> {
-  const handle = await c.workflow.start('drill', { taskQueue: 'test-sweep-nobody-polls', workflowId: `test/sweep/running/${Date.now()}`, args: [demoDrillInput()] });
+  const handle = await c.workflow.start('drill', {
+    taskQueue: 'test-sweep-nobody-polls',
+    workflowId: `test/sweep/running/${Date.now()}`,
+    args: [demoDrillInput()],
+  });
   leftovers.push(handle);
   const scratch = `drill-${scratchTagOf(handle.firstExecutionRunId)}`;
-  made.push(await local().createScratch(regionB, scratch, 'orders', { heartbeat: () => undefined, signal: new AbortController().signal, logger: createLogger('warn', new LogCapture()) }));
+  made.push(
+    await local().createScratch(regionB, scratch, 'orders', {
+      heartbeat: () => undefined,
+      signal: new AbortController().signal,
+      logger: createLogger('warn', new LogCapture()),
+    }),
+  );
   return { handle, scratch };
 }
 
-test('a drill terminated from the UI mid-run leaves its scratch instance; `lifeboat sweep --json` deletes it and reports it; a running drill\'s scratch instance survives', async () => {
+test("a drill terminated from the UI mid-run leaves its scratch instance; `lifeboat sweep --json` deletes it and reports it; a running drill's scratch instance survives", async () => {
   const terminated = await drillTerminatedMidRun();
   const running = await runningDrillWithScratch();
   await visibleAs(terminated.handle, 'Terminated');
@@ -82,7 +102,11 @@ test('a drill terminated from the UI mid-run leaves its scratch instance; `lifeb
   const result = await lifeboat(['sweep', '--json']);
   expect({ code: result.code, stderr: result.stderr }).toEqual({ code: 0, stderr: '' });
   const swept = JSON.parse(result.stdout) as SweepOutcome;
-  expect(swept.deleted).toContainEqual({ region: 'local-b', name: terminated.scratch, drill: { workflowId: terminated.handle.workflowId, runId: terminated.runId, status: 'TERMINATED' } });
+  expect(swept.deleted).toContainEqual({
+    region: 'local-b',
+    name: terminated.scratch,
+    drill: { workflowId: terminated.handle.workflowId, runId: terminated.runId, status: 'TERMINATED' },
+  });
   expect(swept.kept).toContainEqual({
     region: 'local-b',
     name: running.scratch,
@@ -112,7 +136,10 @@ test('the readiness runbook sweeps its DR region too: once the drill is terminat
     args: [readinessInput(demoPlan(), 'orders', { triggeredBy: 'test' })],
   })) as RunbookReport;
   const step = report.steps.find((s) => s.name === 'sweep scratch');
-  expect(step).toMatchObject({ status: 'completed', detail: expect.stringContaining(`deleted ${running.scratch} (drill ${running.handle.workflowId} terminated)`) });
+  expect(step).toMatchObject({
+    status: 'completed',
+    detail: expect.stringContaining(`deleted ${running.scratch} (drill ${running.handle.workflowId} terminated)`),
+  });
   expect(report.checks.map((check) => check.name)).not.toContain('sweep scratch'); // housekeeping, not a readiness verdict
   expect(await local().listScratch(regionB)).not.toContain(running.scratch);
 }, 120_000);

@@ -29,7 +29,8 @@ const activities: SideBySideActivities = {
   },
   async quick({ ms, fail }) {
     await Context.current().sleep(ms);
-    if (fail) throw ApplicationFailure.nonRetryable('the copy does not match its manifest', 'LifeboatBackupChecksumMismatch');
+    if (fail)
+      throw ApplicationFailure.nonRetryable('the copy does not match its manifest', 'LifeboatBackupChecksumMismatch');
     return { value: 'quick done', attempt: 1 };
   },
 };
@@ -58,7 +59,11 @@ afterAll(async () => {
 
 async function run(input: { quickFails: boolean; longMs: number }): Promise<SideBySideOutcome> {
   const c = await client();
-  return c.workflow.execute('sideBySideSteps', { taskQueue, workflowId: `side-by-side-${randomUUID()}`, args: [input] });
+  return c.workflow.execute('sideBySideSteps', {
+    taskQueue,
+    workflowId: `side-by-side-${randomUUID()}`,
+    args: [input],
+  });
 }
 
 beforeEach(() => {
@@ -82,7 +87,10 @@ test('one step fails: the other is cancelled, both settle, and the error is the 
   expect(outcome.values).toBeUndefined();
   expect(outcome.error).toBe('LifeboatBackupChecksumMismatch: the copy does not match its manifest');
   const byName = Object.fromEntries(outcome.steps.map((s) => [s.name, s]));
-  expect(byName.quick).toMatchObject({ status: 'failed', detail: 'LifeboatBackupChecksumMismatch: the copy does not match its manifest' });
+  expect(byName.quick).toMatchObject({
+    status: 'failed',
+    detail: 'LifeboatBackupChecksumMismatch: the copy does not match its manifest',
+  });
   expect(byName.long).toMatchObject({ status: 'failed', detail: 'cancelled' });
   expect(byName.long!.finishedAt).toBeDefined(); // settled before the workflow went on
   expect(longEnded).toEqual(['cancelled']); // the activity itself was told, and stopped

@@ -7,7 +7,16 @@ import { failoverInput } from '../../worker/plan';
 import { approveFailoverUpdate } from '../../workflows/messages';
 import type { Progress } from '../../workflows/steps';
 import { RUNBOOK_TASK_QUEUE, type RunbookReport } from '../../workflows/types';
-import { createReplicaSet, expectAtHome, expectPassed, lockId, startTopologyRunbook, topologyOf, waitForStep, type ReplicaSetFixture } from '../support/replica-set';
+import {
+  createReplicaSet,
+  expectAtHome,
+  expectPassed,
+  lockId,
+  startTopologyRunbook,
+  topologyOf,
+  waitForStep,
+  type ReplicaSetFixture,
+} from '../support/replica-set';
 import { endOf, expectNothingRan } from '../support/refused';
 import { client, local, LogCapture, startWorker, type RunningWorker } from '../support/stack';
 
@@ -35,23 +44,33 @@ afterAll(async () => {
 
 test('a second failover of the same database started by hand while the first waits for approval is refused, and the first is unaffected', async () => {
   const before = expectAtHome(fx);
-  const first = await startTopologyRunbook(temporal, 'failover', failoverInput(fx.plan, DB, { mode: 'planned', preApproved: false, triggeredBy: 'test' }));
+  const first = await startTopologyRunbook(
+    temporal,
+    'failover',
+    failoverInput(fx.plan, DB, { mode: 'planned', preApproved: false, triggeredBy: 'test' }),
+  );
   leftovers.push(first);
   await waitForStep(first, 'failoverProgress', 'approval', 90_000);
 
   // By hand under the lock ID: Temporal itself refuses a second open run with the same ID.
   const preApproved = failoverInput(fx.plan, DB, { mode: 'unplanned', preApproved: true, triggeredBy: 'by-hand' });
-  await expect(temporal.workflow.start('failover', { taskQueue: RUNBOOK_TASK_QUEUE, workflowId: lockId(DB), args: [preApproved] })).rejects.toBeInstanceOf(
-    WorkflowExecutionAlreadyStartedError,
-  );
+  await expect(
+    temporal.workflow.start('failover', { taskQueue: RUNBOOK_TASK_QUEUE, workflowId: lockId(DB), args: [preApproved] }),
+  ).rejects.toBeInstanceOf(WorkflowExecutionAlreadyStartedError);
 
   // By hand under another ID, pre-approved and unplanned (it would promote the standby at once): the
   // worker refuses it before its first activity, so it neither cancels, fences nor promotes anything.
-  const second = await temporal.workflow.start('failover', { taskQueue: RUNBOOK_TASK_QUEUE, workflowId: `by-hand/${DB}/failover/${Date.now()}`, args: [preApproved] });
+  const second = await temporal.workflow.start('failover', {
+    taskQueue: RUNBOOK_TASK_QUEUE,
+    workflowId: `by-hand/${DB}/failover/${Date.now()}`,
+    args: [preApproved],
+  });
   leftovers.push(second);
   const ended = await endOf(second);
   expect(ended.outcome).toBe('failed');
-  expect(ended.reason).toContain(`LifeboatInputMismatch: failover ${second.workflowId} was not built from the plan this worker loaded`);
+  expect(ended.reason).toContain(
+    `LifeboatInputMismatch: failover ${second.workflowId} was not built from the plan this worker loaded`,
+  );
   expect(ended.reason).toContain(`a failover of "${DB}" runs only as ${lockId(DB)}, the per-database lock`);
   await expectNothingRan(second, log);
 
@@ -63,7 +82,9 @@ test('a second failover of the same database started by hand while the first wai
   expect(await local().nodeStatus(fx.standby)).toMatchObject({ reachable: true, inRecovery: true });
 
   // And it takes its approval and runs to the end.
-  await first.executeUpdate(approveFailoverUpdate, { args: [{ database: DB, planDigest: fx.plan.digest, approvedBy: 'test', reason: 'the lock test' }] });
+  await first.executeUpdate(approveFailoverUpdate, {
+    args: [{ database: DB, planDigest: fx.plan.digest, approvedBy: 'test', reason: 'the lock test' }],
+  });
   const report = (await first.result()) as RunbookReport;
   expectPassed(report);
   // A planned failover: the demoted primary follows the new one.

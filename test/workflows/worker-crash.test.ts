@@ -31,7 +31,10 @@ const planFile = join(env().home, 'plans', 'worker-crash.yaml');
 
 const workers: ChildProcess[] = [];
 function startWorker(): ChildProcess {
-  const child = spawn(process.execPath, [CLI, 'worker', '-f', planFile], { env: { ...process.env, LIFEBOAT_LOG_LEVEL: 'warn' }, stdio: ['ignore', 'ignore', 'inherit'] });
+  const child = spawn(process.execPath, [CLI, 'worker', '-f', planFile], {
+    env: { ...process.env, LIFEBOAT_LOG_LEVEL: 'warn' },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
   workers.push(child);
   return child;
 }
@@ -53,16 +56,24 @@ beforeAll(async () => {
 }, 300_000);
 
 test('a drill survives SIGKILL of its worker while restoring: no duplicate backup, no leaked scratch instance', async () => {
-  const input = drillInput(parsePlan(PLAN, planFile), BIG.replace('_', '-'), { fromLatestBackup: false, triggeredBy: 'test' });
+  const input = drillInput(parsePlan(PLAN, planFile), BIG.replace('_', '-'), {
+    fromLatestBackup: false,
+    triggeredBy: 'test',
+  });
   const first = startWorker();
   const c = await client();
-  const handle = await c.workflow.start('drill', { taskQueue: RUNBOOK_TASK_QUEUE, workflowId: `test/crash/${Date.now()}`, args: [input] });
+  const handle = await c.workflow.start('drill', {
+    taskQueue: RUNBOOK_TASK_QUEUE,
+    workflowId: `test/crash/${Date.now()}`,
+    args: [input],
+  });
 
   const deadline = Date.now() + 120_000;
   for (;;) {
     const progress = await handle.query<Progress>('drillProgress').catch(() => null);
     if (progress?.running.includes('restore')) break;
-    if (progress?.steps.some((s) => s.name === 'restore' && s.status !== 'running')) throw new Error('the restore finished before the worker could be killed');
+    if (progress?.steps.some((s) => s.name === 'restore' && s.status !== 'running'))
+      throw new Error('the restore finished before the worker could be killed');
     if (Date.now() > deadline) throw new Error('the drill never reached the restore step');
     await new Promise((r) => setTimeout(r, 20));
   }
@@ -83,8 +94,12 @@ test('a drill survives SIGKILL of its worker while restoring: no duplicate backu
 
   const p = local();
   const backupId = report.backup!.backupId;
-  const inA = (await p.listBackups({ name: 'local-a', provider: 'local' }, BIG)).filter((b) => b.createdAt >= report.startedAt);
-  const inB = (await p.listBackups({ name: 'local-b', provider: 'local' }, BIG)).filter((b) => b.createdAt >= report.startedAt);
+  const inA = (await p.listBackups({ name: 'local-a', provider: 'local' }, BIG)).filter(
+    (b) => b.createdAt >= report.startedAt,
+  );
+  const inB = (await p.listBackups({ name: 'local-b', provider: 'local' }, BIG)).filter(
+    (b) => b.createdAt >= report.startedAt,
+  );
   expect(inA.map((b) => b.backupId)).toEqual([backupId]);
   expect(inB.map((b) => b.backupId)).toEqual([backupId]);
   expect(await p.listScratch({ name: 'local-b', provider: 'local' })).toEqual([]);

@@ -17,10 +17,29 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { LocalCluster } from '../../../activities/pg/cluster';
 import { InstanceServer, type DumpedInstance } from './postgres';
-import { activationPolicyName, availabilityTypeName, badRequest, conflict, databaseVersionName, notFound, rfc3339, ApiError } from './wire';
+import {
+  activationPolicyName,
+  availabilityTypeName,
+  badRequest,
+  conflict,
+  databaseVersionName,
+  notFound,
+  rfc3339,
+  ApiError,
+} from './wire';
 
 /** The operation types the fake issues, and so the ones `failNext` accepts. */
-export const OPERATION_TYPES = ['CREATE', 'DELETE', 'BACKUP_VOLUME', 'DELETE_BACKUP', 'RESTORE_VOLUME', 'PROMOTE_REPLICA', 'SWITCHOVER', 'FAILOVER', 'UPDATE'] as const;
+export const OPERATION_TYPES = [
+  'CREATE',
+  'DELETE',
+  'BACKUP_VOLUME',
+  'DELETE_BACKUP',
+  'RESTORE_VOLUME',
+  'PROMOTE_REPLICA',
+  'SWITCHOVER',
+  'FAILOVER',
+  'UPDATE',
+] as const;
 export type OperationType = (typeof OPERATION_TYPES)[number];
 
 interface Operation {
@@ -86,7 +105,9 @@ const DEFAULT_SWITCHOVER_TIMEOUT_MS = 60_000;
 
 function operationType(method: string, type: string): OperationType {
   if (!(OPERATION_TYPES as readonly string[]).includes(type)) {
-    throw new Error(`${method}('${type}'): the fake issues no such operation; expected one of ${OPERATION_TYPES.join(', ')}`);
+    throw new Error(
+      `${method}('${type}'): the fake issues no such operation; expected one of ${OPERATION_TYPES.join(', ')}`,
+    );
   }
   return type as OperationType;
 }
@@ -123,7 +144,10 @@ export class FakeSqlAdmin {
 
   portOf(project: string, name: string): number {
     const server = this.instances.get(key(project, name))?.server;
-    if (!server) throw new Error(`the Cloud SQL fake has no running instance ${project}/${name}; instances: ${[...this.instances.keys()].join(', ') || 'none'}`);
+    if (!server)
+      throw new Error(
+        `the Cloud SQL fake has no running instance ${project}/${name}; instances: ${[...this.instances.keys()].join(', ') || 'none'}`,
+      );
     return server.port;
   }
 
@@ -145,26 +169,41 @@ export class FakeSqlAdmin {
   insertInstance(project: string, body: Record<string, unknown>): object {
     const name = body.name;
     if (typeof name !== 'string' || !INSTANCE_NAME.test(name)) {
-      throw badRequest('invalid', `instance name ${JSON.stringify(name)} is invalid; expected lowercase letters, digits and hyphens, starting with a letter`);
+      throw badRequest(
+        'invalid',
+        `instance name ${JSON.stringify(name)} is invalid; expected lowercase letters, digits and hyphens, starting with a letter`,
+      );
     }
-    if (this.instances.has(key(project, name))) throw conflict('instanceAlreadyExists', 'The Cloud SQL instance already exists.');
+    if (this.instances.has(key(project, name)))
+      throw conflict('instanceAlreadyExists', 'The Cloud SQL instance already exists.');
     if (this.deletedNames.has(key(project, name))) {
       throw conflict(
         'instanceAlreadyExists',
         "The Cloud SQL instance already exists. When you delete an instance, you can't reuse the name of the deleted instance until one week from the date of deletion.",
       );
     }
-    const master = typeof body.masterInstanceName === 'string' && body.masterInstanceName !== '' ? this.requireMaster(project, body.masterInstanceName) : undefined;
+    const master =
+      typeof body.masterInstanceName === 'string' && body.masterInstanceName !== ''
+        ? this.requireMaster(project, body.masterInstanceName)
+        : undefined;
     const defaultVersion = master?.databaseVersion ?? `POSTGRES_${this.options.localMajor}`;
-    const databaseVersion = body.databaseVersion === undefined ? defaultVersion : databaseVersionName(body.databaseVersion);
+    const databaseVersion =
+      body.databaseVersion === undefined ? defaultVersion : databaseVersionName(body.databaseVersion);
     if (!databaseVersion?.startsWith('POSTGRES_')) {
-      throw badRequest('invalid', `databaseVersion ${JSON.stringify(body.databaseVersion)} (${databaseVersion}) is not served: the fake's instances are local PostgreSQL ${this.options.localMajor}`);
+      throw badRequest(
+        'invalid',
+        `databaseVersion ${JSON.stringify(body.databaseVersion)} (${databaseVersion}) is not served: the fake's instances are local PostgreSQL ${this.options.localMajor}`,
+      );
     }
     if (master && databaseVersion !== master.databaseVersion) {
-      throw badRequest('invalid', `a read replica runs its primary's version: databaseVersion is ${databaseVersion}, primary ${master.name} is ${master.databaseVersion}`);
+      throw badRequest(
+        'invalid',
+        `a read replica runs its primary's version: databaseVersion is ${databaseVersion}, primary ${master.name} is ${master.databaseVersion}`,
+      );
     }
     const settings = isObject(body.settings) ? body.settings : {};
-    const rootPassword = typeof body.rootPassword === 'string' && body.rootPassword !== '' ? body.rootPassword : undefined;
+    const rootPassword =
+      typeof body.rootPassword === 'string' && body.rootPassword !== '' ? body.rootPassword : undefined;
     const instance: Instance = {
       project,
       name,
@@ -187,7 +226,12 @@ export class FakeSqlAdmin {
       work: async (injected) => {
         if (injected) throw new Error(injected);
         try {
-          instance.server = await InstanceServer.create(instance.root, this.options.pgBin, `${project}:${name}`, rootPassword);
+          instance.server = await InstanceServer.create(
+            instance.root,
+            this.options.pgBin,
+            `${project}:${name}`,
+            rootPassword,
+          );
         } catch (err) {
           await new LocalCluster(instance.root, this.options.pgBin).destroy().catch(() => undefined);
           throw err;
@@ -204,7 +248,12 @@ export class FakeSqlAdmin {
   deleteInstance(project: string, name: string): object {
     const instance = this.requireMutable(project, name);
     if (isObject(instance.settings) && instance.settings.deletionProtectionEnabled === true) {
-      throw new ApiError(400, 'FAILED_PRECONDITION', 'deletionProtectionEnabled', 'The instance is protected from deletion. Disable deletion protection and try again.');
+      throw new ApiError(
+        400,
+        'FAILED_PRECONDITION',
+        'deletionProtectionEnabled',
+        'The instance is protected from deletion. Disable deletion protection and try again.',
+      );
     }
     const replicas = this.replicasOf(instance);
     if (replicas.length > 0) {
@@ -215,7 +264,8 @@ export class FakeSqlAdmin {
         `The instance ${name} has read replicas (${replicas.map((r) => r.name).join(', ')}). Delete or promote them before deleting the primary.`,
       );
     }
-    const master = instance.masterName === undefined ? undefined : this.instances.get(key(project, instance.masterName));
+    const master =
+      instance.masterName === undefined ? undefined : this.instances.get(key(project, instance.masterName));
     const previousState = instance.state;
     instance.state = 'PENDING_DELETE';
     return this.launch(this.newOperation(project, 'DELETE', name), master ? [instance, master] : instance, {
@@ -250,17 +300,28 @@ export class FakeSqlAdmin {
     const instance = this.requireMutable(project, name);
     const patch = isObject(body.settings) ? body.settings : {};
     // The client serializes empty maps and lists of fields the call did not set: those set nothing.
-    const unknown = Object.keys(patch).filter((k) => !['activationPolicy', 'userLabels'].includes(k) && !isEmpty(patch[k]));
+    const unknown = Object.keys(patch).filter(
+      (k) => !['activationPolicy', 'userLabels'].includes(k) && !isEmpty(patch[k]),
+    );
     const other = Object.keys(body).filter((k) => k !== 'settings' && !isEmpty(body[k]));
     if (unknown.length || other.length) {
-      throw badRequest('notFaked', `the fake patches settings.activationPolicy and settings.userLabels only; the request also sets ${[...unknown, ...other].join(', ')}`);
+      throw badRequest(
+        'notFaked',
+        `the fake patches settings.activationPolicy and settings.userLabels only; the request also sets ${[...unknown, ...other].join(', ')}`,
+      );
     }
     const policy = patch.activationPolicy === undefined ? undefined : activationPolicyName(patch.activationPolicy);
     if (patch.activationPolicy !== undefined && policy !== 'ALWAYS' && policy !== 'NEVER') {
-      throw badRequest('invalid', `settings.activationPolicy ${JSON.stringify(patch.activationPolicy)} is not served; the fake takes ALWAYS or NEVER`);
+      throw badRequest(
+        'invalid',
+        `settings.activationPolicy ${JSON.stringify(patch.activationPolicy)} is not served; the fake takes ALWAYS or NEVER`,
+      );
     }
     if (policy === 'NEVER' && instance.masterName !== undefined) {
-      throw badRequest('invalidOperation', `${name} is a read replica: the activation policy NEVER is not supported for read replicas`);
+      throw badRequest(
+        'invalidOperation',
+        `${name} is a read replica: the activation policy NEVER is not supported for read replicas`,
+      );
     }
     return this.launch(this.newOperation(project, 'UPDATE', name), instance, {
       work: async (injected) => {
@@ -285,7 +346,10 @@ export class FakeSqlAdmin {
   insertBackupRun(project: string, name: string, body: Record<string, unknown>): object {
     const instance = this.requireMutable(project, name);
     if (instance.masterName !== undefined) {
-      throw badRequest('invalidOperation', `${name} is a read replica: Cloud SQL backs up the primary (${instance.masterName}), not its replicas`);
+      throw badRequest(
+        'invalidOperation',
+        `${name} is a read replica: Cloud SQL backs up the primary (${instance.masterName}), not its replicas`,
+      );
     }
     const id = String((this.lastBackupId = Math.max(Date.now(), this.lastBackupId + 1)));
     const run: BackupRun = {
@@ -321,7 +385,8 @@ export class FakeSqlAdmin {
     this.requireInstance(project, name);
     const all = this.backupsOf(project, name).sort((a, b) => Number(b.id) - Number(a.id));
     const start = pageToken ? Number(pageToken) : 0;
-    if (!Number.isInteger(start) || start < 0) throw badRequest('invalid', `pageToken ${JSON.stringify(pageToken)} is not one this fake handed out`);
+    if (!Number.isInteger(start) || start < 0)
+      throw badRequest('invalid', `pageToken ${JSON.stringify(pageToken)} is not one this fake handed out`);
     const end = maxResults && maxResults > 0 ? start + maxResults : all.length;
     return {
       kind: 'sql#backupRunsList',
@@ -356,20 +421,30 @@ export class FakeSqlAdmin {
   restoreBackup(project: string, target: string, body: Record<string, unknown>): object {
     const context = body.restoreBackupContext;
     if (!isObject(context) || context.backupRunId === undefined || context.backupRunId === '') {
-      throw badRequest('invalid', 'restoreBackupContext.backupRunId is required (the fake does not serve restores from `backup` or `backupdrBackup`)');
+      throw badRequest(
+        'invalid',
+        'restoreBackupContext.backupRunId is required (the fake does not serve restores from `backup` or `backupdrBackup`)',
+      );
     }
     const sourceProject = typeof context.project === 'string' && context.project ? context.project : project;
     const sourceInstance = typeof context.instanceId === 'string' && context.instanceId ? context.instanceId : target;
     const run = this.requireBackup(sourceProject, sourceInstance, String(context.backupRunId));
     if (run.status !== 'SUCCESSFUL' || !run.dump) {
-      throw badRequest('invalid', `backup run ${run.id} of ${sourceInstance} is ${run.status}; only a SUCCESSFUL backup run can be restored`);
+      throw badRequest(
+        'invalid',
+        `backup run ${run.id} of ${sourceInstance} is ${run.status}; only a SUCCESSFUL backup run can be restored`,
+      );
     }
     const dump = run.dump;
     const instance = this.requireMutable(project, target);
-    if (instance.masterName !== undefined) throw badRequest('invalidOperation', `${target} is a read replica: a backup cannot be restored into a replica`);
+    if (instance.masterName !== undefined)
+      throw badRequest('invalidOperation', `${target} is a read replica: a backup cannot be restored into a replica`);
     const replicas = this.replicasOf(instance);
     if (replicas.length > 0) {
-      throw badRequest('invalidOperation', `${target} has read replicas (${replicas.map((r) => r.name).join(', ')}): delete them before restoring a backup into it`);
+      throw badRequest(
+        'invalidOperation',
+        `${target} has read replicas (${replicas.map((r) => r.name).join(', ')}): delete them before restoring a backup into it`,
+      );
     }
     return this.launch(this.newOperation(project, 'RESTORE_VOLUME', target), instance, {
       work: async (injected) => {
@@ -420,7 +495,8 @@ export class FakeSqlAdmin {
   switchover(project: string, name: string, dbTimeout: string | undefined): object {
     const { replica, master } = this.requireReplica(project, name);
     this.requireOnlyReplica(replica, master, 'switches over');
-    const timeoutMs = dbTimeout === undefined || dbTimeout === '' ? DEFAULT_SWITCHOVER_TIMEOUT_MS : durationMs(dbTimeout);
+    const timeoutMs =
+      dbTimeout === undefined || dbTimeout === '' ? DEFAULT_SWITCHOVER_TIMEOUT_MS : durationMs(dbTimeout);
     const progress = { promoted: false, rebuilt: false };
     return this.launch(this.newOperation(project, 'SWITCHOVER', name), [replica, master], {
       work: async (injected) => {
@@ -428,7 +504,9 @@ export class FakeSqlAdmin {
         try {
           const finalLsn = await masterServer.fence();
           await server.waitForReplay(finalLsn, AbortSignal.timeout(timeoutMs)).catch((err: unknown) => {
-            throw new Error(`${name} did not replay ${master.name}'s last write (${finalLsn}) within ${timeoutMs} ms: ${(err as Error).message}`);
+            throw new Error(
+              `${name} did not replay ${master.name}'s last write (${finalLsn}) within ${timeoutMs} ms: ${(err as Error).message}`,
+            );
           });
           if (injected) throw new Error(injected);
           await server.promote();
@@ -440,7 +518,9 @@ export class FakeSqlAdmin {
         progress.promoted = true;
         await masterServer.dropReplicationSlot(applicationNameOf(replica)).catch(() => undefined);
         await masterServer.follow(server, serverName(master), applicationNameOf(master)).catch((err: unknown) => {
-          throw new Error(`${name} is the primary now, but ${master.name} (fenced, read-only) could not be made its replica: ${(err as Error).message}`);
+          throw new Error(
+            `${name} is the primary now, but ${master.name} (fenced, read-only) could not be made its replica: ${(err as Error).message}`,
+          );
         });
         progress.rebuilt = true;
       },
@@ -467,7 +547,10 @@ export class FakeSqlAdmin {
       );
     }
     if (availabilityTypeName(instance.settings.availabilityType) !== 'REGIONAL') {
-      throw badRequest('invalidOperation', `${name} is not configured for high availability (settings.availabilityType is not REGIONAL): it has no standby zone to fail over to`);
+      throw badRequest(
+        'invalidOperation',
+        `${name} is not configured for high availability (settings.availabilityType is not REGIONAL): it has no standby zone to fail over to`,
+      );
     }
     return this.launch(this.newOperation(project, 'FAILOVER', name), instance, {
       work: async (injected) => {
@@ -496,14 +579,17 @@ export class FakeSqlAdmin {
 
   getOperation(project: string, name: string): object {
     const operation = this.operationsByName.get(name);
-    if (!operation || operation.project !== project) throw notFound('operationDoesNotExist', `The Cloud SQL operation ${name} does not exist in project ${project}.`);
+    if (!operation || operation.project !== project)
+      throw notFound('operationDoesNotExist', `The Cloud SQL operation ${name} does not exist in project ${project}.`);
     return operationJson(operation);
   }
 
   /** Waits for every operation in flight, then removes every cluster the fake started (replicas first). */
   async close(): Promise<void> {
     while (this.inFlight.size > 0) await Promise.all(this.inFlight);
-    const all = [...this.instances.values()].sort((a, b) => Number(a.masterName === undefined) - Number(b.masterName === undefined));
+    const all = [...this.instances.values()].sort(
+      (a, b) => Number(a.masterName === undefined) - Number(b.masterName === undefined),
+    );
     for (const instance of all) await instance.server?.destroy();
     this.instances.clear();
   }
@@ -514,7 +600,13 @@ export class FakeSqlAdmin {
     return this.launch(this.newOperation(project, 'CREATE', name), [instance, master], {
       work: async (injected) => {
         if (injected) throw new Error(injected);
-        instance.server = await InstanceServer.createReplica(instance.root, this.options.pgBin, serverName(instance), requireServer(master), applicationNameOf(instance));
+        instance.server = await InstanceServer.createReplica(
+          instance.root,
+          this.options.pgBin,
+          serverName(instance),
+          requireServer(master),
+          applicationNameOf(instance),
+        );
       },
       commit: (error) => {
         if (error) this.instances.delete(key(project, name));
@@ -524,7 +616,14 @@ export class FakeSqlAdmin {
   }
 
   private newOperation(project: string, type: OperationType, targetId: string): Operation {
-    const operation: Operation = { name: randomUUID(), project, type, targetId, status: 'PENDING', insertTime: new Date() };
+    const operation: Operation = {
+      name: randomUUID(),
+      project,
+      type,
+      targetId,
+      status: 'PENDING',
+      insertTime: new Date(),
+    };
     this.operationsByName.set(operation.name, operation);
     return operation;
   }
@@ -581,7 +680,12 @@ export class FakeSqlAdmin {
   private requireMutable(project: string, name: string): Instance {
     const instance = this.requireInstance(project, name);
     if (instance.state === 'PENDING_DELETE') {
-      throw new ApiError(409, 'FAILED_PRECONDITION', 'invalidState', `The instance or operation is not in an appropriate state to handle the request: ${name} is PENDING_DELETE.`);
+      throw new ApiError(
+        409,
+        'FAILED_PRECONDITION',
+        'invalidState',
+        `The instance or operation is not in an appropriate state to handle the request: ${name} is PENDING_DELETE.`,
+      );
     }
     return instance;
   }
@@ -590,7 +694,10 @@ export class FakeSqlAdmin {
   private requireReplica(project: string, name: string): { replica: Instance; master: Instance } {
     const replica = this.requireMutable(project, name);
     if (replica.masterName === undefined) {
-      throw badRequest('invalidOperation', `The instance ${project}:${name} is not a read replica (instanceType CLOUD_SQL_INSTANCE).`);
+      throw badRequest(
+        'invalidOperation',
+        `The instance ${project}:${name} is not a read replica (instanceType CLOUD_SQL_INSTANCE).`,
+      );
     }
     return { replica, master: this.requireMutable(project, replica.masterName) };
   }
@@ -609,13 +716,21 @@ export class FakeSqlAdmin {
   /** The primary named by a new replica's masterInstanceName: same project, itself no replica. */
   private requireMaster(project: string, masterInstanceName: string): Instance {
     // Cloud SQL also takes "project:instance"; the fake serves same-project replicas only.
-    const [masterProject, masterName] = masterInstanceName.includes(':') ? masterInstanceName.split(':', 2) : [project, masterInstanceName];
+    const [masterProject, masterName] = masterInstanceName.includes(':')
+      ? masterInstanceName.split(':', 2)
+      : [project, masterInstanceName];
     if (masterProject !== project) {
-      throw badRequest('invalid', `masterInstanceName ${masterInstanceName} is in another project; the fake serves replicas of a primary in the same project (${project}) only`);
+      throw badRequest(
+        'invalid',
+        `masterInstanceName ${masterInstanceName} is in another project; the fake serves replicas of a primary in the same project (${project}) only`,
+      );
     }
     const master = this.requireMutable(project, masterName!);
     if (master.masterName !== undefined) {
-      throw badRequest('invalid', `${master.name} is itself a read replica (of ${master.masterName}); the fake does not serve cascading replicas`);
+      throw badRequest(
+        'invalid',
+        `${master.name} is itself a read replica (of ${master.masterName}); the fake does not serve cascading replicas`,
+      );
     }
     return master;
   }
@@ -668,7 +783,9 @@ export class FakeSqlAdmin {
       // The fake has no networking: every instance is a local server on 127.0.0.1 (see portOf).
       ipAddresses: i.server ? [{ type: 'PRIVATE', ipAddress: '127.0.0.1' }] : [],
       masterInstanceName: i.masterName ?? '',
-      ...(i.masterName !== undefined && { replicaConfiguration: { kind: 'sql#replicaConfiguration', failoverTarget: false } }),
+      ...(i.masterName !== undefined && {
+        replicaConfiguration: { kind: 'sql#replicaConfiguration', failoverTarget: false },
+      }),
       replicaNames: this.replicasOf(i).map((r) => r.name),
     };
   }
@@ -689,7 +806,10 @@ function operationJson(o: Operation): object {
     ...(o.startTime && { startTime: rfc3339(o.startTime) }),
     ...(o.endTime && { endTime: rfc3339(o.endTime) }),
     ...(o.error !== undefined && {
-      error: { kind: 'sql#operationErrors', errors: [{ kind: 'sql#operationError', code: 'INTERNAL_ERROR', message: o.error }] },
+      error: {
+        kind: 'sql#operationErrors',
+        errors: [{ kind: 'sql#operationError', code: 'INTERNAL_ERROR', message: o.error }],
+      },
     }),
     ...(o.backupId && { backupContext: { kind: 'sql#backupContext', backupId: o.backupId } }),
   };
@@ -738,12 +858,18 @@ function requireServer(i: Instance): InstanceServer {
 /** A google.protobuf.Duration in its JSON/query form ("30s", "1.5s"), in milliseconds. */
 function durationMs(value: string): number {
   const match = /^(\d+(?:\.\d+)?)s$/.exec(value);
-  if (!match) throw badRequest('invalid', `dbTimeout ${JSON.stringify(value)} is not a duration; expected seconds such as "30s"`);
+  if (!match)
+    throw badRequest('invalid', `dbTimeout ${JSON.stringify(value)} is not a duration; expected seconds such as "30s"`);
   return Math.round(Number(match[1]) * 1000);
 }
 
 function isEmpty(value: unknown): boolean {
-  return value === null || value === '' || (Array.isArray(value) && value.length === 0) || (isObject(value) && Object.keys(value).length === 0);
+  return (
+    value === null ||
+    value === '' ||
+    (Array.isArray(value) && value.length === 0) ||
+    (isObject(value) && Object.keys(value).length === 0)
+  );
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {

@@ -15,7 +15,13 @@ export function fakeAuth(): OAuth2Client {
 
 /** Client options for the fake: REST, plain HTTP, its host and port. */
 export function fakeClientOptions(fake: CloudSqlFake) {
-  return { fallback: true as const, apiEndpoint: fake.endpoint.host, port: fake.endpoint.port, protocol: 'http' as const, authClient: fakeAuth() };
+  return {
+    fallback: true as const,
+    apiEndpoint: fake.endpoint.host,
+    port: fake.endpoint.port,
+    protocol: 'http' as const,
+    authClient: fakeAuth(),
+  };
 }
 
 export function adminClients(fake: CloudSqlFake) {
@@ -31,11 +37,19 @@ export function adminClients(fake: CloudSqlFake) {
 type Operation = { name?: string | null; status?: unknown; operationType?: unknown };
 
 /** Polls an operation the fake runs in the background until it is DONE, as the provider does, with a deadline. */
-export async function untilDone<T extends Operation>(operations: v1.SqlOperationsServiceClient, project: string, operation: T, timeoutMs = 30_000): Promise<T> {
+export async function untilDone<T extends Operation>(
+  operations: v1.SqlOperationsServiceClient,
+  project: string,
+  operation: T,
+  timeoutMs = 30_000,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let current = operation;
   while (current.status !== 'DONE') {
-    if (Date.now() > deadline) throw new Error(`operation ${operation.name} (${String(operation.operationType)}) still ${String(current.status)} after ${timeoutMs} ms`);
+    if (Date.now() > deadline)
+      throw new Error(
+        `operation ${operation.name} (${String(operation.operationType)}) still ${String(current.status)} after ${timeoutMs} ms`,
+      );
     await new Promise((resolve) => setTimeout(resolve, 100));
     [current] = (await operations.get({ project, operation: operation.name! })) as unknown as [T];
   }

@@ -48,7 +48,12 @@ export class InstanceServer {
    * initdb + start on a free port, then the root password. Without a root password the random one
    * LocalCluster made stays: nobody but the fake gets in, as on Cloud SQL before a password is set.
    */
-  static async create(root: string, pgBin: string, name: string, rootPassword: string | undefined): Promise<InstanceServer> {
+  static async create(
+    root: string,
+    pgBin: string,
+    name: string,
+    rootPassword: string | undefined,
+  ): Promise<InstanceServer> {
     const cluster = new LocalCluster(root, pgBin);
     // Not disposable: a Cloud SQL instance can get a read replica at any time without a restart, so
     // every instance runs with replica-level WAL and wal_log_hints (pg_rewind). It costs no time here.
@@ -63,11 +68,19 @@ export class InstanceServer {
    * Its postgres password is the primary's: it is a physical copy. A failed attempt leaves neither
    * the cluster nor the slot behind.
    */
-  static async createReplica(root: string, pgBin: string, name: string, primary: InstanceServer, applicationName: string): Promise<InstanceServer> {
+  static async createReplica(
+    root: string,
+    pgBin: string,
+    name: string,
+    primary: InstanceServer,
+    applicationName: string,
+  ): Promise<InstanceServer> {
     if (/[:\\]/.test(primary.password)) {
       // activities/pg writes the replication passfile unescaped and reads pgpass back unescaped
       // (LocalCluster.connection), so such a password would break streaming, fence and promote.
-      throw new Error(`the fake cannot replicate ${name}'s primary: its postgres password holds ':' or '\\', which the replication code's passfiles do not escape`);
+      throw new Error(
+        `the fake cannot replicate ${name}'s primary: its postgres password holds ':' or '\\', which the replication code's passfiles do not escape`,
+      );
     }
     const cluster = new LocalCluster(root, pgBin);
     try {
@@ -92,11 +105,15 @@ export class InstanceServer {
   async setPostgresPassword(password: string): Promise<void> {
     await this.admin((c) => c.query(`alter role postgres with password ${c.escapeLiteral(password)}`));
     this.password = password;
-    writeFileSync(this.cluster.pgpassFile, `127.0.0.1:${this.port}:*:postgres:${pgpassEscape(password)}\n`, { mode: 0o600 });
+    writeFileSync(this.cluster.pgpassFile, `127.0.0.1:${this.port}:*:postgres:${pgpassEscape(password)}\n`, {
+      mode: 0o600,
+    });
   }
 
   async majorVersion(): Promise<number> {
-    const { rows } = await this.admin((c) => c.query<{ n: string }>("select current_setting('server_version_num') as n"));
+    const { rows } = await this.admin((c) =>
+      c.query<{ n: string }>("select current_setting('server_version_num') as n"),
+    );
     return Math.floor(Number(rows[0]!.n) / 10000);
   }
 
@@ -128,7 +145,9 @@ export class InstanceServer {
     for (const [index, db] of databases.entries()) {
       // By position, not by name: a database name may hold any character.
       const file = join(dir, `${index}.pgdump`);
-      await run(join(this.pgBin, 'pg_dump'), ['--format=custom', '--file', file], { env: libpqEnv(this.connection(db.name)) });
+      await run(join(this.pgBin, 'pg_dump'), ['--format=custom', '--file', file], {
+        env: libpqEnv(this.connection(db.name)),
+      });
       dumped.push({ ...db, file });
     }
     return { databases: dumped, roles, postgresPassword: this.password };
@@ -145,7 +164,11 @@ export class InstanceServer {
       for (const role of backup.roles) await restoreRole(c, role);
     });
     const existing = await this.admin(async (c) =>
-      (await c.query<{ name: string }>('select datname as name from pg_database where datallowconn and not datistemplate')).rows.map((r) => r.name),
+      (
+        await c.query<{ name: string }>(
+          'select datname as name from pg_database where datallowconn and not datistemplate',
+        )
+      ).rows.map((r) => r.name),
     );
     for (const name of existing.filter((n) => !backup.databases.some((d) => d.name === n))) {
       await this.admin((c) => c.query(`drop database ${quoteIdent(name)} with (force)`));
@@ -211,9 +234,14 @@ export class InstanceServer {
     await this.admin(async (c) => {
       await c.query('set default_transaction_read_only = off');
       for (let attempt = 0; ; attempt++) {
-        await c.query('select pg_terminate_backend(active_pid) from pg_replication_slots where slot_name = $1 and active_pid is not null', [slot]);
+        await c.query(
+          'select pg_terminate_backend(active_pid) from pg_replication_slots where slot_name = $1 and active_pid is not null',
+          [slot],
+        );
         try {
-          await c.query('select pg_drop_replication_slot(slot_name) from pg_replication_slots where slot_name = $1', [slot]);
+          await c.query('select pg_drop_replication_slot(slot_name) from pg_replication_slots where slot_name = $1', [
+            slot,
+          ]);
           return;
         } catch (err) {
           // "replication slot ... is active for PID n": the sender has not exited yet.
@@ -250,7 +278,9 @@ async function restoreRole(c: Client, role: DumpedRole): Promise<void> {
   const exists = await c.query('select 1 from pg_roles where rolname = $1', [role.name]);
   if (exists.rowCount === 0) await c.query(`create role ${quoteIdent(role.name)}`);
   const password = role.password === null ? 'password null' : `password ${c.escapeLiteral(role.password)}`;
-  await c.query(`alter role ${quoteIdent(role.name)} with ${role.attributes.join(' ')} connection limit ${role.connectionLimit} ${password}`);
+  await c.query(
+    `alter role ${quoteIdent(role.name)} with ${role.attributes.join(' ')} connection limit ${role.connectionLimit} ${password}`,
+  );
 }
 
 /** A libpq passfile field: backslash and colon are escaped. */

@@ -82,20 +82,54 @@ export async function startCloudSqlFake(options: CloudSqlFakeOptions): Promise<C
     ['GET', /^\/v1\/projects\/([^/]+)\/instances\/([^/]+)$/, ([p, i]) => admin.getInstance(p!, i!)],
     ['DELETE', /^\/v1\/projects\/([^/]+)\/instances\/([^/]+)$/, ([p, i]) => admin.deleteInstance(p!, i!)],
     ['PATCH', /^\/v1\/projects\/([^/]+)\/instances\/([^/]+)$/, ([p, i], r) => admin.patchInstance(p!, i!, r.body)],
-    ['POST', /^\/v1\/projects\/([^/]+)\/instances\/([^/]+)\/backupRuns$/, ([p, i], r) => admin.insertBackupRun(p!, i!, r.body)],
+    [
+      'POST',
+      /^\/v1\/projects\/([^/]+)\/instances\/([^/]+)\/backupRuns$/,
+      ([p, i], r) => admin.insertBackupRun(p!, i!, r.body),
+    ],
     [
       'GET',
       /^\/v1\/projects\/([^/]+)\/instances\/([^/]+)\/backupRuns$/,
-      ([p, i], r) => admin.listBackupRuns(p!, i!, r.query.maxResults ? Number(r.query.maxResults) : undefined, r.query.pageToken || undefined),
+      ([p, i], r) =>
+        admin.listBackupRuns(
+          p!,
+          i!,
+          r.query.maxResults ? Number(r.query.maxResults) : undefined,
+          r.query.pageToken || undefined,
+        ),
     ],
-    ['GET', /^\/v1\/projects\/([^/]+)\/instances\/([^/]+)\/backupRuns\/([^/]+)$/, ([p, i, id]) => admin.getBackupRun(p!, i!, id!)],
-    ['DELETE', /^\/v1\/projects\/([^/]+)\/instances\/([^/]+)\/backupRuns\/([^/]+)$/, ([p, i, id]) => admin.deleteBackupRun(p!, i!, id!)],
-    ['POST', /^\/v1\/projects\/([^/]+)\/instances\/([^/]+)\/restoreBackup$/, ([p, i], r) => admin.restoreBackup(p!, i!, r.body)],
-    ['POST', /^\/v1\/projects\/([^/]+)\/instances\/([^/]+)\/promoteReplica$/, ([p, i], r) => admin.promoteReplica(p!, i!, r.query.failover === 'true')],
-    ['POST', /^\/v1\/projects\/([^/]+)\/instances\/([^/]+)\/switchover$/, ([p, i], r) => admin.switchover(p!, i!, r.query.dbTimeout)],
+    [
+      'GET',
+      /^\/v1\/projects\/([^/]+)\/instances\/([^/]+)\/backupRuns\/([^/]+)$/,
+      ([p, i, id]) => admin.getBackupRun(p!, i!, id!),
+    ],
+    [
+      'DELETE',
+      /^\/v1\/projects\/([^/]+)\/instances\/([^/]+)\/backupRuns\/([^/]+)$/,
+      ([p, i, id]) => admin.deleteBackupRun(p!, i!, id!),
+    ],
+    [
+      'POST',
+      /^\/v1\/projects\/([^/]+)\/instances\/([^/]+)\/restoreBackup$/,
+      ([p, i], r) => admin.restoreBackup(p!, i!, r.body),
+    ],
+    [
+      'POST',
+      /^\/v1\/projects\/([^/]+)\/instances\/([^/]+)\/promoteReplica$/,
+      ([p, i], r) => admin.promoteReplica(p!, i!, r.query.failover === 'true'),
+    ],
+    [
+      'POST',
+      /^\/v1\/projects\/([^/]+)\/instances\/([^/]+)\/switchover$/,
+      ([p, i], r) => admin.switchover(p!, i!, r.query.dbTimeout),
+    ],
     ['POST', /^\/v1\/projects\/([^/]+)\/instances\/([^/]+)\/failover$/, ([p, i], r) => admin.failover(p!, i!, r.body)],
     ['GET', /^\/v1\/projects\/([^/]+)\/operations\/([^/]+)$/, ([p, op]) => admin.getOperation(p!, op!)],
-    ['GET', /^\/v1\/projects\/([^/]+)\/operations$/, ([p], r) => admin.listOperations(p!, r.query.instance || undefined)],
+    [
+      'GET',
+      /^\/v1\/projects\/([^/]+)\/operations$/,
+      ([p], r) => admin.listOperations(p!, r.query.instance || undefined),
+    ],
   ];
   const requests: RecordedRequest[] = [];
 
@@ -107,16 +141,32 @@ export async function startCloudSqlFake(options: CloudSqlFakeOptions): Promise<C
       const raw = await readBody(req);
       const url = new URL(req.url ?? '/', 'http://fake');
       const method = req.method ?? 'GET';
-      const recorded: RecordedRequest = { method, path: url.pathname, query: Object.fromEntries(url.searchParams), body: {} };
+      const recorded: RecordedRequest = {
+        method,
+        path: url.pathname,
+        query: Object.fromEntries(url.searchParams),
+        body: {},
+      };
       requests.push(recorded);
       recorded.body = parseBody(raw);
       for (const [m, pattern, handler] of routes) {
         const match = m === method ? pattern.exec(url.pathname) : null;
         if (match) return send(res, 200, handler(match.slice(1).map(decodeURIComponent), recorded));
       }
-      throw notFound('notFaked', `${method} ${url.pathname} is not faked: the Cloud SQL fake serves only the routes Lifeboat calls (test/fakes/cloudsql/server.ts)`);
+      throw notFound(
+        'notFaked',
+        `${method} ${url.pathname} is not faked: the Cloud SQL fake serves only the routes Lifeboat calls (test/fakes/cloudsql/server.ts)`,
+      );
     } catch (err) {
-      const error = err instanceof ApiError ? err : new ApiError(500, 'INTERNAL', 'internalError', `the Cloud SQL fake failed: ${(err as Error).stack ?? String(err)}`);
+      const error =
+        err instanceof ApiError
+          ? err
+          : new ApiError(
+              500,
+              'INTERNAL',
+              'internalError',
+              `the Cloud SQL fake failed: ${(err as Error).stack ?? String(err)}`,
+            );
       send(res, error.httpCode, error.toJson());
     }
   }
@@ -155,13 +205,17 @@ function readBody(req: IncomingMessage): Promise<string> {
 
 function send(res: ServerResponse, status: number, body: object): void {
   const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json; charset=UTF-8', 'content-length': Buffer.byteLength(text) });
+  res.writeHead(status, {
+    'content-type': 'application/json; charset=UTF-8',
+    'content-length': Buffer.byteLength(text),
+  });
   res.end(text);
 }
 
 async function localMajor(pgBin: string): Promise<number> {
   const version = await run(join(pgBin, 'pg_ctl'), ['--version']);
   const major = /\(PostgreSQL\) (\d+)/.exec(version)?.[1];
-  if (!major) throw new Error(`could not tell the PostgreSQL version from "${version.trim()}" (${pgBin}/pg_ctl --version)`);
+  if (!major)
+    throw new Error(`could not tell the PostgreSQL version from "${version.trim()}" (${pgBin}/pg_ctl --version)`);
   return Number(major);
 }

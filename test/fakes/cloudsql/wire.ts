@@ -59,7 +59,10 @@ export function parseBody(raw: string): Record<string, unknown> {
     throw badRequest('parseError', `request body is not JSON: ${(err as Error).message}`);
   }
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
-    throw badRequest('parseError', `request body is ${JSON.stringify(parsed).slice(0, 40)}; expected a JSON object or ""`);
+    throw badRequest(
+      'parseError',
+      `request body is ${JSON.stringify(parsed).slice(0, 40)}; expected a JSON object or ""`,
+    );
   }
   return parsed as Record<string, unknown>;
 }
