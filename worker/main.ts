@@ -62,9 +62,7 @@ let runtimeInstalled = false;
 let runtimeMetricsUrl: string | undefined;
 
 /** Creates the workers (not yet running). */
-export async function createWorkers(
-  options: WorkerOptions,
-): Promise<{
+export async function createWorkers(options: WorkerOptions): Promise<{
   workers: Worker[];
   connection: NativeConnection;
   logger: Logger;

@@ -36,14 +36,12 @@ export function backup(input: BackupInput): Promise<RunbookReport> {
         const pruned = await run.step(
           `prune ${region.name}`,
           () =>
-            run
-              .in(region)
-              .quick.pruneBackups({
-                region,
-                database: primary.database,
-                keep,
-                ...(input.portable && { portable: true }),
-              }),
+            run.in(region).quick.pruneBackups({
+              region,
+              database: primary.database,
+              keep,
+              ...(input.portable && { portable: true }),
+            }),
           `keeping the newest ${keep} backups in ${region.name}`,
         );
         run.check({

@@ -119,14 +119,12 @@ export function failback(input: FailbackInput): Promise<RunbookReport> {
     const startCanary = await run.step(
       'canary write',
       () =>
-        run
-          .in(regionOf(set, current))
-          .quick.writeCanaryOnNode({
-            set,
-            node: current,
-            database: input.pgDatabase,
-            token: `${info.workflowId}/${info.runId}/canary`,
-          }),
+        run.in(regionOf(set, current)).quick.writeCanaryOnNode({
+          set,
+          node: current,
+          database: input.pgDatabase,
+          token: `${info.workflowId}/${info.runId}/canary`,
+        }),
       `writing a canary row on ${label(current)}`,
     );
     const switched = await plannedSwitchover(run, set, current, homeNode, topology);
@@ -227,14 +225,12 @@ async function reprotect(
   return run.step(
     'record standby',
     () =>
-      run
-        .in(set.home)
-        .quick.repointTraffic({
-          set,
-          next: { primary: home, standby: node, fenced: withoutNode(topology.fenced, node) },
-          expectedEpoch: topology.epoch,
-          by: info.workflowId,
-        }),
+      run.in(set.home).quick.repointTraffic({
+        set,
+        next: { primary: home, standby: node, fenced: withoutNode(topology.fenced, node) },
+        expectedEpoch: topology.epoch,
+        by: info.workflowId,
+      }),
     `recording ${label(node)} as the standby`,
   );
 }

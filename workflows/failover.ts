@@ -82,14 +82,12 @@ export function failover(input: FailoverInput): Promise<RunbookReport> {
         : run.step(
             'canary write',
             () =>
-              run
-                .in(regionOf(set, from))
-                .quick.writeCanaryOnNode({
-                  set,
-                  node: from,
-                  database: input.pgDatabase,
-                  token: `${info.workflowId}/${info.runId}/canary`,
-                }),
+              run.in(regionOf(set, from)).quick.writeCanaryOnNode({
+                set,
+                node: from,
+                database: input.pgDatabase,
+                token: `${info.workflowId}/${info.runId}/canary`,
+              }),
             `writing a canary row on ${label(from)}`,
           );
     const [, startCanary] = await sideBySideFrom<void, Canary | null>(input.mode === 'planned', preflight, canary);

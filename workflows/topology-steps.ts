@@ -183,17 +183,15 @@ export async function plannedSwitchover(
   const hold = async (): Promise<TopologyView> => {
     const held = await holdTraffic(run, set, from, to, topology);
     run.undo(`restore traffic to ${label(from)}`, () =>
-      run
-        .in(toRegion)
-        .quick.repointTraffic(
-          {
-            set,
-            next: { primary: from, standby: to, fenced: topology.fenced },
-            expectedEpoch: held.epoch,
-            by: info.workflowId,
-          },
-          `Restore traffic to ${label(from)}`,
-        ),
+      run.in(toRegion).quick.repointTraffic(
+        {
+          set,
+          next: { primary: from, standby: to, fenced: topology.fenced },
+          expectedEpoch: held.epoch,
+          by: info.workflowId,
+        },
+        `Restore traffic to ${label(from)}`,
+      ),
     );
     return held;
   };
