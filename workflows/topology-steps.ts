@@ -4,6 +4,7 @@
 // failover runs on DR workers while the primary region is dark.
 import {
   CancellationScope,
+  CancelledFailure,
   condition,
   isCancellation,
   patched,
@@ -217,9 +218,9 @@ export async function plannedSwitchover(
 }
 
 /**
- * Holding traffic and waiting for replay, side by side. The hold is never cancelled from here: a
- * cancelled activity may still have run, and a hold that ran must have its undo registered (hold()
- * registers it when it returns). So a failed wait lets the hold finish first; a failed hold stops the
+ * Holding traffic and waiting for replay, side by side. The hold is never cancelled, by its partner
+ * or by a cancel of the run: a cancelled activity may still have run, and a hold that ran must have
+ * its undo registered (hold() registers it when it returns). So a failed wait lets the hold finish first; a failed hold stops the
  * wait (a read, safe to cancel). The first failure is thrown once both have settled.
  */
 async function holdWhileReplaying(
@@ -228,13 +229,18 @@ async function holdWhileReplaying(
 ): Promise<TopologyView> {
   const waiting = new CancellationScope();
   const wait = waiting.run(replayed);
-  const held = hold().catch((err: unknown) => {
+  // Not even a cancel of the whole run stops it: it is one quick record write, and its undo must be known.
+  const held = CancellationScope.nonCancellable(hold).catch((err: unknown) => {
     waiting.cancel();
     throw err;
   });
   const [h, w] = await Promise.allSettled([held, wait]);
   if (h.status === 'rejected') throw h.reason;
   if (w.status === 'rejected') throw w.reason;
+  // Cancelled while the hold finished: stop here, before the promote, so that both undos run (a
+  // promote step cut short by the cancel would count as one that may have been sent).
+  if (CancellationScope.current().consideredCancelled)
+    throw new CancelledFailure('cancelled while traffic was being held');
   return h.value;
 }
 

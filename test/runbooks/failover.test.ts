@@ -7,6 +7,7 @@ import { ErrorType, type RunbookReport } from '../../workflows/types';
 import { CANARY, DR, HOME, healthyNode, healthySwitchover, plannedFailover, primary, standby } from './fixtures';
 import {
   overlapped,
+  sleep,
   useRunbookServer,
   untilCancelled,
   verdictFailure,
@@ -80,8 +81,6 @@ const beforePromote: Array<{ at: ActivityName; undo: string[] }> = [
   { at: 'writeCanaryOnNode', undo: [] },
   // The unfence is registered before the fence: a fence cut short may have fenced some of it.
   { at: 'fenceNode', undo: ['unfenceNode'] },
-  // The hold itself was cancelled (the mock never held): only the fence is undone.
-  { at: 'repointTraffic', undo: ['unfenceNode'] },
   // The hold finished beside it: traffic goes back first, then the old primary is unfenced.
   { at: 'waitForReplay', undo: [`repointTraffic(primary=${primary.name}, standby=${standby.name})`, 'unfenceNode'] },
 ];
@@ -110,6 +109,38 @@ test.each(beforePromote)(
   },
   30_000,
 );
+
+// A run cancelled while it holds traffic: the hold is not cancelled (an activity told to stop may
+// still have written the record), so it finishes, and both undos run: traffic back, then unfence.
+test('a failover cancelled while it holds traffic lets the hold finish, then restores traffic and unfences, newest first, and ends cancelled', async () => {
+  const healthy = healthySwitchover();
+  const script: Script = {
+    ...healthy,
+    repointTraffic: async (input, call, log) => {
+      if (input.next.primary === null) await sleep(1_500); // the cancel arrives meanwhile
+      return healthy.repointTraffic!(input, call, log);
+    },
+  };
+  const { error, calls } = await server().run('failover', plannedFailover(), {
+    regions,
+    script,
+    during: async (handle, log) => {
+      await log.started('repointTraffic');
+      await handle.cancel();
+    },
+  });
+  expect(error).toBeInstanceOf(WorkflowFailedError);
+  expect((error as WorkflowFailedError).cause).toBeInstanceOf(CancelledFailure);
+  const hold = calls.of('repointTraffic')[0]!;
+  expect(hold.outcome).toBe('completed');
+  const after = calls.calls.slice(calls.calls.indexOf(hold) + 1).filter((c) => c.startedAt >= hold.finishedAt!);
+  expect(after.map(step)).toEqual([
+    `repointTraffic(primary=${primary.name}, standby=${standby.name})`,
+    'unfenceNode',
+    'notify',
+  ]);
+  expect(calls.names()).not.toContain('promoteNode');
+}, 30_000);
 
 test('an approval that times out changes nothing: no fence, no repoint, the report says so', async () => {
   const { result, calls } = await server().run<RunbookReport>(
