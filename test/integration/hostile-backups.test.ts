@@ -7,8 +7,7 @@ import { createHash } from 'node:crypto';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import pino from 'pino';
-import { asyncLocalStorage, Context, type Info } from '@temporalio/activity';
-import { noopMetricMeter, type ApplicationFailure } from '@temporalio/common';
+import type { ApplicationFailure } from '@temporalio/common';
 import { createActivities } from '../../activities';
 import { CanaryLedger } from '../../activities/canary-ledger';
 import { findPgBin } from '../../activities/pg/binaries';
@@ -22,44 +21,18 @@ import {
   type RegionSpec,
   type ScratchInstance,
 } from '../../workflows/types';
+import { inActivity as inActivityOf, silentIo } from '../support/activity-context';
 import { env, local } from '../support/stack';
 
 const DB = 'hostile';
 const stamp = Date.now().toString(36);
 const regionA: RegionSpec = { name: 'local-a', provider: 'local' };
-const io: ActivityIo = {
-  heartbeat: () => undefined,
-  signal: new AbortController().signal,
-  logger: pino({ level: 'silent' }),
-};
+const io: ActivityIo = silentIo;
 
 /** Runs an activity as the worker would: inside an activity context (attempt 1), through its wrapper. */
 function inActivity<T>(fn: () => Promise<T>): Promise<T> {
-  const info = {
-    attempt: 1,
-    activityType: 'hostile',
-    workflowExecution: { workflowId: 'hostile-backups', runId: stamp },
-  } as unknown as Info;
-  const ctx = new Context(
-    info,
-    new Promise<never>(() => undefined),
-    new AbortController().signal,
-    () => undefined,
-    undefined,
-    silentLog,
-    noopMetricMeter,
-    {} as ConstructorParameters<typeof Context>[7],
-  );
-  return asyncLocalStorage.run(ctx, fn);
+  return inActivityOf({ activityType: 'hostile', workflowId: 'hostile-backups', runId: stamp }, fn);
 }
-const silentLog = {
-  log: () => undefined,
-  trace: () => undefined,
-  debug: () => undefined,
-  info: () => undefined,
-  warn: () => undefined,
-  error: () => undefined,
-};
 
 async function failure(promise: Promise<unknown>): Promise<ApplicationFailure> {
   const outcome = await promise.then(

@@ -8,8 +8,6 @@ import { chmodSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
-import { asyncLocalStorage, Context, type Info } from '@temporalio/activity';
-import { noopMetricMeter } from '@temporalio/common';
 import { createActivities } from '../../activities';
 import { CanaryLedger } from '../../activities/canary-ledger';
 import { findPgBin } from '../../activities/pg/binaries';
@@ -17,43 +15,17 @@ import { withClient } from '../../activities/pg/sql';
 import { PortableBackups } from '../../activities/portable/portable-backups';
 import type { ActivityIo } from '../../activities/providers/provider';
 import type { BackupRef, CheckResult, RegionSpec, ReplicaSetSpec, ScratchInstance } from '../../workflows/types';
+import { inActivity as inActivityOf, silentIo } from '../support/activity-context';
 import { env, local } from '../support/stack';
 
 const DB = 'hostile_code';
 const stamp = Date.now().toString(36);
 const regionA: RegionSpec = { name: 'local-a', provider: 'local' };
-const io: ActivityIo = {
-  heartbeat: () => undefined,
-  signal: new AbortController().signal,
-  logger: pino({ level: 'silent' }),
-};
+const io: ActivityIo = silentIo;
 
 function inActivity<T>(fn: () => Promise<T>): Promise<T> {
-  const info = {
-    attempt: 1,
-    activityType: 'hostile',
-    workflowExecution: { workflowId: 'hostile-code', runId: stamp },
-  } as unknown as Info;
-  const ctx = new Context(
-    info,
-    new Promise<never>(() => undefined),
-    new AbortController().signal,
-    () => undefined,
-    undefined,
-    silentLog,
-    noopMetricMeter,
-    {} as ConstructorParameters<typeof Context>[7],
-  );
-  return asyncLocalStorage.run(ctx, fn);
+  return inActivityOf({ activityType: 'hostile', workflowId: 'hostile-code', runId: stamp }, fn);
 }
-const silentLog = {
-  log: () => undefined,
-  trace: () => undefined,
-  debug: () => undefined,
-  info: () => undefined,
-  warn: () => undefined,
-  error: () => undefined,
-};
 
 /** The checks a hostile plan (or a hand-started run) could carry, and one honest check. */
 function hostileChecks(markerDir: string) {

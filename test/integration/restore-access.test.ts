@@ -11,8 +11,6 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import pino from 'pino';
 import type { Client } from 'pg';
-import { asyncLocalStorage, Context, type Info } from '@temporalio/activity';
-import { noopMetricMeter } from '@temporalio/common';
 import { createActivities } from '../../activities';
 import { CanaryLedger } from '../../activities/canary-ledger';
 import { applyAccess, compareAccess, recreateRoles } from '../../activities/pg/access';
@@ -22,43 +20,17 @@ import { withClient, type PgConnection } from '../../activities/pg/sql';
 import { PortableBackups } from '../../activities/portable/portable-backups';
 import type { ActivityIo } from '../../activities/providers/provider';
 import type { BackupRef, CheckResult, RegionSpec, RoleRecord, ScratchInstance } from '../../workflows/types';
+import { inActivity as inActivityOf, silentIo } from '../support/activity-context';
 import { env, local } from '../support/stack';
 
 const DB = 'restore_access';
 const stamp = Date.now().toString(36);
 const regionA: RegionSpec = { name: 'local-a', provider: 'local' };
-const io: ActivityIo = {
-  heartbeat: () => undefined,
-  signal: new AbortController().signal,
-  logger: pino({ level: 'silent' }),
-};
+const io: ActivityIo = silentIo;
 
 function inActivity<T>(fn: () => Promise<T>): Promise<T> {
-  const info = {
-    attempt: 1,
-    activityType: 'access',
-    workflowExecution: { workflowId: 'restore-access', runId: stamp },
-  } as unknown as Info;
-  const ctx = new Context(
-    info,
-    new Promise<never>(() => undefined),
-    new AbortController().signal,
-    () => undefined,
-    undefined,
-    silentLog,
-    noopMetricMeter,
-    {} as ConstructorParameters<typeof Context>[7],
-  );
-  return asyncLocalStorage.run(ctx, fn);
+  return inActivityOf({ activityType: 'access', workflowId: 'restore-access', runId: stamp }, fn);
 }
-const silentLog = {
-  log: () => undefined,
-  trace: () => undefined,
-  debug: () => undefined,
-  info: () => undefined,
-  warn: () => undefined,
-  error: () => undefined,
-};
 
 const ROLES = ['app_owner', 'app_reader', 'app_user', 'app_admin', 'app_super', 'cloudsqlsuperuser'];
 
