@@ -4,35 +4,14 @@
 // with a verdict (a stable type, non-retryable) whose message names the backup, and leave nothing
 // restored. Both kinds of backup: the local provider's files, and portable backups in a store.
 import { createHash } from 'node:crypto';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import pino from 'pino';
 import type { ApplicationFailure } from '@temporalio/common';
-import { createActivities } from '../../activities';
-import { CanaryLedger } from '../../activities/canary-ledger';
-import { findPgBin } from '../../activities/pg/binaries';
 import { listTables, quoteIdent, withClient } from '../../activities/pg/sql';
-import { PortableBackups } from '../../activities/portable/portable-backups';
-import type { ActivityIo } from '../../activities/providers/provider';
-import {
-  ErrorType,
-  type BackupManifest,
-  type BackupRef,
-  type RegionSpec,
-  type ScratchInstance,
-} from '../../workflows/types';
-import { inActivity as inActivityOf, silentIo } from '../support/activity-context';
-import { env, local } from '../support/stack';
+import { ErrorType, type BackupManifest, type BackupRef } from '../../workflows/types';
+import { restoreBench } from '../support/unit-restore-bench';
 
 const DB = 'hostile';
-const stamp = Date.now().toString(36);
-const regionA: RegionSpec = { name: 'local-a', provider: 'local' };
-const io: ActivityIo = silentIo;
-
-/** Runs an activity as the worker would: inside an activity context (attempt 1), through its wrapper. */
-function inActivity<T>(fn: () => Promise<T>): Promise<T> {
-  return inActivityOf({ activityType: 'hostile', workflowId: 'hostile-backups', runId: stamp }, fn);
-}
 
 async function failure(promise: Promise<unknown>): Promise<ApplicationFailure> {
   const outcome = await promise.then(
@@ -53,6 +32,15 @@ interface Damage {
   /** Edits the manifest in place, or returns the text to store instead of it. */
   manifest?: (manifest: BackupManifest, dir: string) => string | void;
   ref?: (ref: BackupRef) => BackupRef;
+}
+
+/** A manifest with `fields` set to other values. */
+function manifestWith(fields: Partial<BackupManifest>): Damage {
+  return {
+    manifest: (m) => {
+      Object.assign(m, fields);
+    },
+  };
 }
 
 interface HostileCase {
@@ -92,12 +80,7 @@ const CASES: HostileCase[] = [
   },
   {
     name: 'a manifest saying the dump came from a newer server (serverVersionNum 990000)',
-    damage: {
-      manifest: (m) => {
-        m.serverVersion = '99.0';
-        m.serverVersionNum = 990000;
-      },
-    },
+    damage: manifestWith({ serverVersion: '99.0', serverVersionNum: 990000 }),
     failsAt: 'restore',
     type: ErrorType.ServerVersionTooOld,
     says: /was taken from PostgreSQL 99\.0; .* pg_restore cannot load a dump into an older server/,
@@ -130,11 +113,7 @@ const CASES: HostileCase[] = [
   },
   {
     name: 'a manifest whose backupId is "../../etc"',
-    damage: {
-      manifest: (m) => {
-        m.backupId = '../../etc';
-      },
-    },
+    damage: manifestWith({ backupId: '../../etc' }),
     failsAt: 'verify',
     type: ErrorType.BackupManifestInvalid,
     says: /does not describe (portable )?backup/,
@@ -158,11 +137,7 @@ const CASES: HostileCase[] = [
 const PORTABLE_ONLY: HostileCase[] = [
   {
     name: 'a manifest whose database is "../../etc"',
-    damage: {
-      manifest: (m) => {
-        m.database = '../../etc';
-      },
-    },
+    damage: manifestWith({ database: '../../etc' }),
     failsAt: 'verify',
     type: ErrorType.BackupManifestInvalid,
     says: /does not describe portable backup .* of hostile/,
@@ -170,27 +145,9 @@ const PORTABLE_ONLY: HostileCase[] = [
 ];
 
 describe('hostile backups fail the restore with a verdict naming the backup, and restore nothing', () => {
-  const p = local();
-  const home = env().home;
-  const root = mkdtempSync(join(home, 'hostile-'));
-  const drRegion: RegionSpec = {
-    name: 'local-b',
-    provider: 'local',
-    store: { kind: 'dir', path: join(root, 'store-b') },
-  };
-  const primaryRegion: RegionSpec = { ...regionA, store: { kind: 'dir', path: join(root, 'store-a') } };
-  const portable = new PortableBackups({ pgBin: findPgBin(env().pgBin), workDir: join(root, 'staging') });
-  const activities = createActivities({
-    providers: { local: p },
-    logger: pino({ level: 'silent' }),
-    ledger: new CanaryLedger(home),
-    portable,
-  });
-  const scratch: ScratchInstance = {
-    name: `hostile-${stamp}`,
-    region: { name: 'local-b', provider: 'local' },
-    database: DB,
-  };
+  const bench = restoreBench({ db: DB, test: 'hostile-backups', activityType: 'hostile' });
+  const { p, activities, inActivity, portable, drRegion } = bench;
+  const scratch = bench.scratch('hostile');
   let localCopy: BackupRef;
   let portableCopy: BackupRef;
 
@@ -228,41 +185,17 @@ describe('hostile backups fail the restore with a verdict naming the backup, and
   }
 
   beforeAll(async () => {
-    const admin = await p.connect({ region: regionA, database: 'postgres' });
-    await withClient(admin, async (client) => {
-      await client.query(`drop database if exists ${DB} with (force)`);
-      await client.query(`create database ${DB}`);
-    });
-    await withClient(await p.connect({ region: regionA, database: DB }), (client) =>
-      client.query(`create table accounts (id int primary key, owner text not null, balance_cents bigint not null);
-                    insert into accounts select i, 'owner ' || i, i * 100 from generate_series(1, 200) i;
-                    create table notes (id serial primary key, account_id int references accounts, body jsonb);
-                    insert into notes (account_id, body) select i, jsonb_build_object('n', i) from generate_series(1, 50) i;`),
-    );
-    const target = { region: regionA, database: DB };
-    // As a drill makes them: a backup in the primary region, copied to the DR region.
-    const backup = await p.createBackup(target, `${DB}-${stamp}`, 'hostile-backups test', io);
-    localCopy = await p.copyBackup(backup, scratch.region, io);
-    const made = await portable.create(
-      await p.connect(target),
-      primaryRegion,
-      'local',
-      `${DB}-${stamp}-portable`,
-      'hostile-backups test',
-      io,
-    );
-    portableCopy = await portable.copy(made, drRegion, io);
+    await bench.makeDatabase(`
+      create table accounts (id int primary key, owner text not null, balance_cents bigint not null);
+      insert into accounts select i, 'owner ' || i, i * 100 from generate_series(1, 200) i;
+      create table notes (id serial primary key, account_id int references accounts, body jsonb);
+      insert into notes (account_id, body) select i, jsonb_build_object('n', i) from generate_series(1, 50) i;`);
+    ({ localCopy, portableCopy } = await bench.backUp());
     await inActivity(() => activities.createScratchInstance(scratch));
   }, 180_000);
 
   afterAll(async () => {
-    await p.dropScratch(scratch).catch(() => undefined);
-    for (const ref of await p.listBackups(scratch.region, DB)) await p.deleteBackup(ref);
-    for (const ref of await p.listBackups(regionA, DB)) await p.deleteBackup(ref);
-    await withClient(await p.connect({ region: regionA, database: 'postgres' }), (client) =>
-      client.query(`drop database if exists ${DB} with (force)`),
-    );
-    rmSync(root, { recursive: true, force: true });
+    await bench.tearDown();
   });
 
   beforeEach(async () => {

@@ -7,25 +7,11 @@
 import { chmodSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import pino from 'pino';
-import { createActivities } from '../../activities';
-import { CanaryLedger } from '../../activities/canary-ledger';
-import { findPgBin } from '../../activities/pg/binaries';
 import { withClient } from '../../activities/pg/sql';
-import { PortableBackups } from '../../activities/portable/portable-backups';
-import type { ActivityIo } from '../../activities/providers/provider';
-import type { BackupRef, CheckResult, RegionSpec, ReplicaSetSpec, ScratchInstance } from '../../workflows/types';
-import { inActivity as inActivityOf, silentIo } from '../support/activity-context';
-import { env, local } from '../support/stack';
+import type { BackupRef, CheckResult, ReplicaSetSpec } from '../../workflows/types';
+import { restoreBench } from '../support/unit-restore-bench';
 
 const DB = 'hostile_code';
-const stamp = Date.now().toString(36);
-const regionA: RegionSpec = { name: 'local-a', provider: 'local' };
-const io: ActivityIo = silentIo;
-
-function inActivity<T>(fn: () => Promise<T>): Promise<T> {
-  return inActivityOf({ activityType: 'hostile', workflowId: 'hostile-code', runId: stamp }, fn);
-}
 
 /** The checks a hostile plan (or a hand-started run) could carry, and one honest check. */
 function hostileChecks(markerDir: string) {
@@ -66,41 +52,18 @@ function expectRefused(checks: CheckResult[]): void {
 }
 
 describe('code in a backup, and plan checks, run without superuser', () => {
-  const p = local();
-  const home = env().home;
-  const root = mkdtempSync(join(home, 'hostile-code-'));
+  const bench = restoreBench({ db: DB, test: 'hostile-code', activityType: 'hostile' });
+  const { p, activities, inActivity, regionA, stamp } = bench;
   // The server runs programs as the postgres OS user: the marker directory is writable by anyone.
   const markerDir = mkdtempSync(join(tmpdir(), 'lifeboat-marker-'));
   chmodSync(markerDir, 0o777);
   const restoreMarker = join(markerDir, 'from-restore');
-  const drRegion: RegionSpec = {
-    name: 'local-b',
-    provider: 'local',
-    store: { kind: 'dir', path: join(root, 'store-b') },
-  };
-  const primaryRegion: RegionSpec = { ...regionA, store: { kind: 'dir', path: join(root, 'store-a') } };
-  const portable = new PortableBackups({ pgBin: findPgBin(env().pgBin), workDir: join(root, 'staging') });
-  const activities = createActivities({
-    providers: { local: p },
-    logger: pino({ level: 'silent' }),
-    ledger: new CanaryLedger(home),
-    portable,
-  });
-  const scratch: ScratchInstance = {
-    name: `hostile-code-${stamp}`,
-    region: { name: 'local-b', provider: 'local' },
-    database: DB,
-  };
+  const scratch = bench.scratch('hostile-code');
   let localCopy: BackupRef;
   let portableCopy: BackupRef;
 
   beforeAll(async () => {
-    await withClient(await p.connect({ region: regionA, database: 'postgres' }), async (client) => {
-      await client.query(`drop database if exists ${DB} with (force)`);
-      await client.query(`create database ${DB}`);
-    });
-    await withClient(await p.connect({ region: regionA, database: DB }), (client) =>
-      client.query(`
+    await bench.makeDatabase(`
         create function touch_marker(v int) returns boolean language plpgsql as $f$
         begin
           copy (select 1) to program 'touch ${restoreMarker}; cat > /dev/null';
@@ -114,34 +77,16 @@ describe('code in a backup, and plan checks, run without superuser', () => {
         create extension pg_stat_statements with schema stats;
         create extension file_fdw;
         create function quiet() returns event_trigger language plpgsql as $f$ begin end $f$;
-        create event trigger lifeboat_test_trigger on sql_drop execute function quiet();`),
-    );
+        create event trigger lifeboat_test_trigger on sql_drop execute function quiet();`);
     // The constraint really does run a program when a superuser evaluates it: so "no marker" below means something.
     expect(existsSync(restoreMarker)).toBe(true);
     rmSync(restoreMarker);
-    const target = { region: regionA, database: DB };
-    const backup = await p.createBackup(target, `${DB}-${stamp}`, 'hostile-code test', io);
-    localCopy = await p.copyBackup(backup, scratch.region, io);
-    const made = await portable.create(
-      await p.connect(target),
-      primaryRegion,
-      'local',
-      `${DB}-${stamp}-portable`,
-      'hostile-code test',
-      io,
-    );
-    portableCopy = await portable.copy(made, drRegion, io);
+    ({ localCopy, portableCopy } = await bench.backUp());
     await inActivity(() => activities.createScratchInstance(scratch));
   }, 180_000);
 
   afterAll(async () => {
-    await p.dropScratch(scratch).catch(() => undefined);
-    for (const region of [scratch.region, regionA])
-      for (const ref of await p.listBackups(region, DB)) await p.deleteBackup(ref);
-    await withClient(await p.connect({ region: regionA, database: 'postgres' }), (client) =>
-      client.query(`drop database if exists ${DB} with (force)`),
-    );
-    rmSync(root, { recursive: true, force: true });
+    await bench.tearDown();
     rmSync(markerDir, { recursive: true, force: true });
   });
 

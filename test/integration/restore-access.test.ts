@@ -7,30 +7,15 @@
 // before the data, the owners and grants after it, verify compares them with the manifest, and a
 // grant taken away afterwards fails verify naming object, role and privilege. Restores still load as
 // lifeboat_restore, which never becomes a member of anything.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
-import pino from 'pino';
 import type { Client } from 'pg';
-import { createActivities } from '../../activities';
-import { CanaryLedger } from '../../activities/canary-ledger';
 import { applyAccess, compareAccess, recreateRoles } from '../../activities/pg/access';
-import { findPgBin } from '../../activities/pg/binaries';
 import { prepareRestoreRole } from '../../activities/pg/roles';
 import { withClient, type PgConnection } from '../../activities/pg/sql';
-import { PortableBackups } from '../../activities/portable/portable-backups';
-import type { ActivityIo } from '../../activities/providers/provider';
-import type { BackupRef, CheckResult, RegionSpec, RoleRecord, ScratchInstance } from '../../workflows/types';
-import { inActivity as inActivityOf, silentIo } from '../support/activity-context';
-import { env, local } from '../support/stack';
+import type { BackupRef, CheckResult, RoleRecord, ScratchInstance } from '../../workflows/types';
+import { silentIo } from '../support/activity-context';
+import { restoreBench } from '../support/unit-restore-bench';
 
 const DB = 'restore_access';
-const stamp = Date.now().toString(36);
-const regionA: RegionSpec = { name: 'local-a', provider: 'local' };
-const io: ActivityIo = silentIo;
-
-function inActivity<T>(fn: () => Promise<T>): Promise<T> {
-  return inActivityOf({ activityType: 'access', workflowId: 'restore-access', runId: stamp }, fn);
-}
 
 const ROLES = ['app_owner', 'app_reader', 'app_user', 'app_admin', 'app_super', 'cloudsqlsuperuser'];
 
@@ -118,6 +103,22 @@ async function dropRoles(client: Client): Promise<void> {
   }
 }
 
+/** A role as a manifest records it: a plain nologin role, but for `over`. */
+const role = (name: string, over: Partial<RoleRecord> = {}): RoleRecord => ({
+  name,
+  superuser: false,
+  login: false,
+  inherit: true,
+  createdb: false,
+  createrole: false,
+  replication: false,
+  bypassrls: false,
+  connectionLimit: -1,
+  validUntil: null,
+  memberOf: [],
+  ...over,
+});
+
 /** lifeboat_restore: no attribute, no membership, after every restore. */
 async function restoreRoleIsPlain(conn: PgConnection): Promise<void> {
   await withClient(conn, async (client) => {
@@ -140,70 +141,29 @@ async function restoreRoleIsPlain(conn: PgConnection): Promise<void> {
 }
 
 describe('roles, owners and privileges come back with a restore, and verify compares them', () => {
-  const p = local();
-  const home = env().home;
-  const root = mkdtempSync(join(home, 'restore-access-'));
-  const drRegion: RegionSpec = {
-    name: 'local-b',
-    provider: 'local',
-    store: { kind: 'dir', path: join(root, 'store-b') },
-  };
-  const primaryRegion: RegionSpec = { ...regionA, store: { kind: 'dir', path: join(root, 'store-a') } };
-  const portable = new PortableBackups({ pgBin: findPgBin(env().pgBin), workDir: join(root, 'staging') });
-  const activities = createActivities({
-    providers: { local: p },
-    logger: pino({ level: 'silent' }),
-    ledger: new CanaryLedger(home),
-    portable,
-  });
+  const bench = restoreBench({ db: DB, test: 'restore-access', activityType: 'access' });
+  const { p, activities, inActivity, portable, regionA, stamp } = bench;
   const scratches: ScratchInstance[] = [];
   let localCopy: BackupRef;
   let portableCopy: BackupRef;
 
   const newScratch = async (name: string): Promise<ScratchInstance> => {
-    const scratch: ScratchInstance = {
-      name: `access-${name}-${stamp}`,
-      region: { name: 'local-b', provider: 'local' },
-      database: DB,
-    };
+    const scratch = bench.scratch(`access-${name}`);
     scratches.push(scratch);
     await inActivity(() => activities.createScratchInstance(scratch));
     return scratch;
   };
 
   beforeAll(async () => {
-    await withClient(await p.connect({ region: regionA, database: 'postgres' }), async (client) => {
-      await client.query(`drop database if exists ${DB} with (force)`);
-      await dropRoles(client);
-      await client.query(`create database ${DB}`);
-    });
-    await withClient(await p.connect({ region: regionA, database: DB }), (client) => client.query(SOURCE_SQL));
+    await bench.makeDatabase(SOURCE_SQL, dropRoles);
     // What the restored side must show holds on the source: the checks below mean something.
     const source = await privileges(await p.connect({ region: regionA, database: DB }));
     expect(source).toEqual(allTrue(source));
-    const target = { region: regionA, database: DB };
-    const backup = await p.createBackup(target, `${DB}-${stamp}`, 'restore-access test', io);
-    localCopy = await p.copyBackup(backup, drRegion, io);
-    const made = await portable.create(
-      await p.connect(target),
-      primaryRegion,
-      'local',
-      `${DB}-${stamp}-portable`,
-      'restore-access test',
-      io,
-    );
-    portableCopy = await portable.copy(made, drRegion, io);
+    ({ localCopy, portableCopy } = await bench.backUp());
   }, 240_000);
 
   afterAll(async () => {
-    for (const scratch of scratches) await p.dropScratch(scratch).catch(() => undefined);
-    for (const region of [drRegion, regionA])
-      for (const ref of await p.listBackups(region, DB)) await p.deleteBackup(ref);
-    await withClient(await p.connect({ region: regionA, database: 'postgres' }), async (client) => {
-      await client.query(`drop database if exists ${DB} with (force)`);
-      await dropRoles(client);
-    });
-    rmSync(root, { recursive: true, force: true });
+    await bench.tearDown(dropRoles);
   });
 
   test('the manifest records roles (no password) and per-object owners and ACLs', async () => {
@@ -400,7 +360,7 @@ describe('roles, owners and privileges come back with a restore, and verify comp
       portableCopy,
       admin,
       { kind: 'recovery', marker: `restore-access ${stamp}`, asideName: `${DB}_aside` },
-      io,
+      silentIo,
     );
     expect(findings).toEqual([]);
     const got = await privileges({ ...superConn, database: admin.database });
@@ -424,20 +384,6 @@ describe('roles, owners and privileges come back with a restore, and verify comp
     const scratch = await newScratch('tampered');
     const conn = await p.connectScratch(scratch);
     const evil = `evil"; alter role ${'lifeboat_restore'} superuser; --`;
-    const role = (name: string, over: Partial<RoleRecord> = {}): RoleRecord => ({
-      name,
-      superuser: false,
-      login: false,
-      inherit: true,
-      createdb: false,
-      createrole: false,
-      replication: false,
-      bypassrls: false,
-      connectionLimit: -1,
-      validUntil: null,
-      memberOf: [],
-      ...over,
-    });
     const roles: RoleRecord[] = [
       role(evil, {
         superuser: true,
@@ -489,20 +435,6 @@ describe('roles, owners and privileges come back with a restore, and verify comp
 
   test('a retried restore finishes the roles an earlier attempt made; a role it did not make is left as it is', async () => {
     const conn = await p.connectScratch(scratches.find((x) => x.name.startsWith('access-tampered-'))!);
-    const role = (name: string, over: Partial<RoleRecord> = {}): RoleRecord => ({
-      name,
-      superuser: false,
-      login: false,
-      inherit: true,
-      createdb: false,
-      createrole: false,
-      replication: false,
-      bypassrls: false,
-      connectionLimit: -1,
-      validUntil: null,
-      memberOf: [],
-      ...over,
-    });
     await withClient(conn, async (client) => {
       await client.query('create role found_here nologin');
       // The first attempt made the role and died before its attributes and memberships.
