@@ -10,17 +10,9 @@ import type { ApplicationFailure } from '@temporalio/common';
 import { listTables, quoteIdent, withClient } from '../../activities/pg/sql';
 import { ErrorType, type BackupManifest, type BackupRef } from '../../workflows/types';
 import { restoreBench } from '../support/unit-restore-bench';
+import { failure } from '../support/unit-failure';
 
 const DB = 'hostile';
-
-async function failure(promise: Promise<unknown>): Promise<ApplicationFailure> {
-  const outcome = await promise.then(
-    () => null,
-    (err: unknown) => err as ApplicationFailure,
-  );
-  if (!outcome) throw new Error('expected the restore path to fail; it succeeded');
-  return outcome;
-}
 
 function sha256(bytes: Buffer): string {
   return createHash('sha256').update(bytes).digest('hex');

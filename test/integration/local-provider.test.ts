@@ -3,12 +3,12 @@
 import { existsSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync, mkdirSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import pino from 'pino';
-import type { ApplicationFailure } from '@temporalio/common';
 import type { ActivityIo } from '../../activities/providers/provider';
 import { withClient, writeCanary } from '../../activities/pg/sql';
 import type { BackupManifest, DatabaseTarget } from '../../workflows/types';
 import { env, local } from '../support/stack';
 import { scratchHousekeeping } from '../support/scratch-housekeeping';
+import { failure } from '../support/unit-failure';
 
 const regionA = { name: 'local-a', provider: 'local' as const };
 const regionB = { name: 'local-b', provider: 'local' as const };
@@ -19,15 +19,6 @@ const io = (): ActivityIo => ({
   logger: pino({ level: 'silent' }),
 });
 const unique = (what: string) => `${what}-${Date.now()}-${Math.floor(Math.random() * 1e6)}`;
-
-async function failure(promise: Promise<unknown>): Promise<ApplicationFailure> {
-  const err = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  if (!err) throw new Error('expected a failure, got success');
-  return err as ApplicationFailure;
-}
 
 describe('local provider', () => {
   const p = local();

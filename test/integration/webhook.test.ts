@@ -9,10 +9,10 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
-import type { ApplicationFailure } from '@temporalio/common';
 import { sendNotification, type Notification, type NotificationOrigin } from '../../activities/notify';
 import type { ActivityIo } from '../../activities/providers/provider';
 import { webhookSecret } from '../../worker/env';
+import { failure } from '../support/unit-failure';
 
 const SECRET = 'whsec-0123456789abcdef';
 const io = (): ActivityIo => ({
@@ -69,15 +69,6 @@ function signatureValid(req: Received, secret: string): boolean {
     given.length === expected.length &&
     timingSafeEqual(given, expected)
   );
-}
-
-async function failure(promise: Promise<unknown>): Promise<ApplicationFailure> {
-  const err = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  if (!err) throw new Error('expected a failure, got success');
-  return err as ApplicationFailure;
 }
 
 describe('webhook deliveries', () => {

@@ -10,6 +10,7 @@ import { listRuns } from '../../activities/visibility';
 import { Client, Connection } from '@temporalio/client';
 import { MAX_DATABASES, MAX_PLAN_BYTES, parsePlan } from '../../worker/plan';
 import { CLI } from '../support/cli';
+import { cliEnv, ordersPlan } from './helpers';
 
 const CORPUS = join(__dirname, '..', 'fixtures', 'bad-input');
 
@@ -40,16 +41,7 @@ interface Result {
 
 const { cases } = JSON.parse(readFileSync(join(CORPUS, 'cases.json'), 'utf8')) as { cases: Case[] };
 
-const MINIMAL = `regions:
-  local-a: { provider: local }
-  local-b: { provider: local }
-databases:
-  orders:
-    primary: { region: local-a, database: orders }
-    dr: { region: local-b }
-    objectives: { rpo: 15m, rto: 30m }
-    checks:
-`;
+const MINIMAL = ordersPlan('    checks:\n');
 
 /** The plans too big, too odd or too binary to check in, made in `dir`; each returns its path. */
 const GENERATED: Record<string, (dir: string) => string> = {
@@ -108,12 +100,7 @@ function write(dir: string, name: string, body: string | Buffer): string {
 
 /** The CLI as a user runs it, with only the test server's address and home from the environment. */
 function lifeboat(args: string[], cwd: string): Promise<Result> {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [key, value] of Object.entries(process.env)) {
-    if (!key.startsWith('TEMPORAL_') && !key.startsWith('LIFEBOAT_')) env[key] = value;
-  }
-  env.TEMPORAL_ADDRESS = process.env.TEMPORAL_ADDRESS;
-  env.LIFEBOAT_HOME = process.env.LIFEBOAT_HOME;
+  const env = cliEnv(process.env.TEMPORAL_ADDRESS, process.env.LIFEBOAT_HOME);
   // A started workflow would make the CLI wait for its result: the timeout turns that into a failure.
   return new Promise((resolve) => {
     execFile(

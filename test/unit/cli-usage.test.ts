@@ -6,6 +6,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { CLI } from '../support/cli';
+import { cliEnv, ordersPlan } from './helpers';
 
 const ROOT = resolve(__dirname, '..', '..');
 const DEMO_PLAN = join(ROOT, 'scripts', 'dev', 'demo-plan.yaml');
@@ -20,13 +21,7 @@ interface Run {
 }
 
 function lifeboat(...args: string[]): Run {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [key, value] of Object.entries(process.env)) {
-    // Nothing from the caller's Temporal or Lifeboat setup leaks in (profiles, API keys, log levels).
-    if (!key.startsWith('TEMPORAL_') && !key.startsWith('LIFEBOAT_')) env[key] = value;
-  }
-  env.TEMPORAL_ADDRESS = '127.0.0.1:1';
-  env.LIFEBOAT_HOME = home;
+  const env = cliEnv('127.0.0.1:1', home);
   const result = spawnSync(process.execPath, [CLI, ...args], { cwd: work, env, encoding: 'utf8', timeout: 60_000 });
   if (result.error) throw result.error; // e.g. the timeout: the CLI must answer bad input at once
   return { status: result.status, stdout: result.stdout, stderr: result.stderr };
@@ -55,19 +50,11 @@ databases:
     objectives: { rpo: 15x, rto: 30m }
 `;
 
-const TWO_DATABASES = `regions:
-  local-a: { provider: local }
-  local-b: { provider: local }
-databases:
-  orders:
-    primary: { region: local-a, database: orders }
-    dr: { region: local-b }
-    objectives: { rpo: 15m, rto: 30m }
-  billing:
+const TWO_DATABASES = ordersPlan(`  billing:
     primary: { region: local-b, database: billing }
     dr: { region: local-a }
     objectives: { rpo: 1m, rto: 1h }
-`;
+`);
 
 let invalidPlan: string;
 let twoDatabases: string;
@@ -213,10 +200,7 @@ databases:
   test('schedule without a subcommand, and apply with a cron typo, are usage errors before Temporal is called', () => {
     expectUsageError(lifeboat('schedule'), 'expected: lifeboat schedule apply | list | pause | unpause | trigger');
     const plan = join(work, 'cron.yaml');
-    writeFileSync(
-      plan,
-      'regions:\n  local-a: { provider: local }\n  local-b: { provider: local }\ndatabases:\n  orders:\n    primary: { region: local-a, database: orders }\n    dr: { region: local-b }\n    objectives: { rpo: 15m, rto: 30m }\n    schedule: { drill: { cron: "0 3 * *" } }\n',
-    );
+    writeFileSync(plan, ordersPlan('    schedule: { drill: { cron: "0 3 * *" } }\n'));
     expectUsageError(
       lifeboat('schedule', 'apply', '-f', plan),
       'databases.orders.schedule.drill.cron: expected five cron fields',

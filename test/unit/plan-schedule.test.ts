@@ -3,19 +3,10 @@
 import { parsePlan, readinessInput } from '../../worker/plan';
 import { planErrorOf } from '../support/plan-errors';
 import { desiredSchedules } from '../../services/schedule';
+import { ordersPlan } from './helpers';
 
 function plan(schedule: string): string {
-  return `regions:
-  local-a: { provider: local }
-  local-b: { provider: local }
-databases:
-  orders:
-    primary: { region: local-a, database: orders }
-    dr: { region: local-b }
-    objectives: { rpo: 15m, rto: 30m }
-    schedule:
-${schedule}
-`;
+  return ordersPlan(`    schedule:\n${schedule}\n`);
 }
 
 describe('plan schedule blocks', () => {

@@ -18,20 +18,13 @@ import {
   type LoadedPlan,
 } from '../../worker/plan';
 import { planErrorOf } from '../support/plan-errors';
+import { ordersPlan } from './helpers';
 
-// Verbatim from DESIGN.md: this form must always stay valid.
-const MINIMAL = `regions:
-  local-a: { provider: local }        # the dev stack's two local regions
-  local-b: { provider: local }
-databases:
-  orders:
-    primary: { region: local-a, database: orders }
-    dr: { region: local-b }
-    objectives: { rpo: 15m, rto: 30m }
-    checks:
+// The minimal plan of the README ("The plan file"), with its check: this form must always stay valid.
+const MINIMAL = ordersPlan(`    checks:
       - name: recent orders exist
         sql: select count(*) > 0 from orders
-`;
+`);
 
 const DEMO_PLAN = resolve(__dirname, '..', '..', 'scripts', 'dev', 'demo-plan.yaml');
 
