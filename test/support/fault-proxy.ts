@@ -124,8 +124,17 @@ export async function startFaultProxy(
   return proxy;
 }
 
-/** Raw headers keep the SDK's spelling and order (host included): the signed headers stay as signed. */
-function forward(upstream: URL, req: IncomingMessage, body: Buffer, res: ServerResponse): void {
+/**
+ * Sends the client's request on to the server and hands its answer to `onAnswer`. Raw headers keep the
+ * SDK's spelling and order (host included): the signed headers stay as signed.
+ */
+function sendUpstream(
+  upstream: URL,
+  req: IncomingMessage,
+  body: Buffer,
+  res: ServerResponse,
+  onAnswer: (answer: IncomingMessage) => void,
+): void {
   const out = request(
     {
       protocol: upstream.protocol,
@@ -135,33 +144,26 @@ function forward(upstream: URL, req: IncomingMessage, body: Buffer, res: ServerR
       path: req.url,
       headers: req.rawHeaders,
     },
-    (answer) => {
-      res.writeHead(answer.statusCode ?? 502, answer.statusMessage, answer.rawHeaders);
-      answer.pipe(res);
-    },
+    onAnswer,
   );
   out.on('error', (err) => res.destroy(err));
   out.end(body);
 }
 
+/** The request reaches the server, and its answer the client. */
+function forward(upstream: URL, req: IncomingMessage, body: Buffer, res: ServerResponse): void {
+  sendUpstream(upstream, req, body, res, (answer) => {
+    res.writeHead(answer.statusCode ?? 502, answer.statusMessage, answer.rawHeaders);
+    answer.pipe(res);
+  });
+}
+
 /** The request reaches the server; its answer is read and dropped, and the client's connection cut. */
 function loseAnswer(upstream: URL, req: IncomingMessage, body: Buffer, res: ServerResponse, holdMs: number): void {
-  const out = request(
-    {
-      protocol: upstream.protocol,
-      hostname: upstream.hostname,
-      port: upstream.port,
-      method: req.method,
-      path: req.url,
-      headers: req.rawHeaders,
-    },
-    (answer) => {
-      answer.resume();
-      answer.on('end', () => setTimeout(() => res.destroy(), holdMs));
-    },
-  );
-  out.on('error', (err) => res.destroy(err));
-  out.end(body);
+  sendUpstream(upstream, req, body, res, (answer) => {
+    answer.resume();
+    answer.on('end', () => setTimeout(() => res.destroy(), holdMs));
+  });
 }
 
 /** RDS answers in its Query-protocol XML (the SDK parses the Code into the error's name); Cloud SQL in Google's JSON envelope. */
