@@ -17,6 +17,8 @@ import {
 } from './harness';
 
 const server = useRunbookServer();
+// The tests that cancel a run while it runs: on the dev server (see ServerKind in harness.ts).
+const devServer = useRunbookServer('dev');
 
 const regions = [HOME, DR];
 const input = (): DrillInput => drillInput(plan, DATABASE, { fromLatestBackup: false, triggeredBy: 'test' });
@@ -90,7 +92,7 @@ test.each(everyStep)(
       [at]: (input: unknown, call: Call, log: CallLog) =>
         call.queue === `lifeboat-${queue}` ? untilCancelled() : blocked(input, call, log),
     };
-    const { error, calls } = await server().run('drill', input(), {
+    const { error, calls } = await devServer().run('drill', input(), {
       regions,
       script,
       during: async (handle, log) => {

@@ -17,6 +17,8 @@ import {
 } from './harness';
 
 const server = useRunbookServer();
+// The tests that cancel a run while it runs: on the dev server (see ServerKind in harness.ts).
+const devServer = useRunbookServer('dev');
 
 const regions = [HOME, DR];
 const q = (region: string) => `lifeboat-${region}`;
@@ -89,7 +91,7 @@ test.each(beforePromote)(
   'a failover cancelled during $at undoes $undo, newest first, and ends cancelled',
   async ({ at, undo }) => {
     const script: Script = { ...healthySwitchover(), [at]: untilCancelled };
-    const { error, calls } = await server().run('failover', plannedFailover(), {
+    const { error, calls } = await devServer().run('failover', plannedFailover(), {
       regions,
       script,
       during: async (handle, log) => {
@@ -121,7 +123,7 @@ test('a failover cancelled while it holds traffic lets the hold finish, then res
       return healthy.repointTraffic!(input, call, log);
     },
   };
-  const { error, calls } = await server().run('failover', plannedFailover(), {
+  const { error, calls } = await devServer().run('failover', plannedFailover(), {
     regions,
     script,
     during: async (handle, log) => {
