@@ -150,3 +150,28 @@ test('a drill whose verify finds a bad table fails with the table and its reason
   expect(calls.names().slice(-2)).toEqual(['dropScratchInstance', 'notify']);
   expect(calls.of('notify')[0]!.input).toMatchObject({ event: 'drill.failed', outcome: 'failed' });
 }, 30_000);
+
+// A teardown retries with backoff for an hour (workflows/options.ts `teardown`), then gives up so
+// the report is not blocked forever: that hour of retries passes in seconds. Last in the file: the
+// server's clock stays an hour ahead afterwards.
+test('a drill whose teardown keeps failing retries it for an hour, then reports the scratch instance not torn down', async () => {
+  const script: Script = {
+    ...healthyDrill(),
+    dropScratchInstance: () => {
+      throw new Error('the platform did not answer');
+    },
+  };
+  const { result, calls } = await server().run<RunbookReport>('drill', input(), { regions, script });
+  const drops = calls.of('dropScratchInstance');
+  // Backoff 2 s doubling to 1 minute: about 60 tries in the hour, all failed; none after it.
+  expect(drops.length).toBeGreaterThan(50);
+  expect(drops.every((c) => c.outcome === 'failed')).toBe(true);
+  expect(result?.cleanup).toEqual([
+    { name: expect.stringMatching(/^tear down drill-/), ok: false, detail: 'Error: the platform did not answer' },
+  ]);
+  // About an hour of the run's time (the server's clock, skipped ahead): the retries stop when the
+  // next one would start past the hour.
+  const hours = (Date.parse(result!.finishedAt) - Date.parse(result!.startedAt)) / 3_600_000;
+  expect(hours).toBeCloseTo(1, 1);
+  expect(calls.names().at(-1)).toBe('notify');
+}, 30_000);

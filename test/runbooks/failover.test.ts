@@ -144,14 +144,17 @@ test('a failover cancelled while it holds traffic lets the hold finish, then res
   expect(calls.names()).not.toContain('promoteNode');
 }, 30_000);
 
-test('an approval that times out changes nothing: no fence, no repoint, the report says so', async () => {
-  const { result, calls } = await server().run<RunbookReport>(
-    'failover',
-    plannedFailover({ preApproved: false, approvalTimeoutSeconds: 1 }),
-    { regions, script: healthySwitchover() },
-  );
+// The plan's default approval timeout, 15 minutes, passes in well under a second: the test server
+// skips to the timer once the run waits on nothing else.
+test('an approval that times out after the default 15 minutes changes nothing: no fence, no repoint, the report says so', async () => {
+  const input = plannedFailover({ preApproved: false });
+  expect(input.approval.timeoutSeconds).toBe(900);
+  const { result, calls } = await server().run<RunbookReport>('failover', input, {
+    regions,
+    script: healthySwitchover(),
+  });
   expect(result?.outcome).toBe('failed');
-  expect(result?.reason).toBe('approval timed out after 1s; nothing was changed');
+  expect(result?.reason).toBe('approval timed out after 900s; nothing was changed');
   expect(result?.failover?.approval).toBeNull();
   expect(calls.names()).toEqual(expect.arrayContaining(['readTopology', 'checkReplication', 'writeCanaryOnNode']));
   for (const changes of ['fenceNode', 'unfenceNode', 'repointTraffic', 'promoteNode'] as const)
