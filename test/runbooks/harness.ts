@@ -52,6 +52,20 @@ export interface Call {
   outcome?: 'completed' | 'failed' | 'cancelled';
 }
 
+interface RunOptions {
+  regions: string[];
+  script: Script;
+  workflowId?: string;
+  during?: (handle: WorkflowHandle, calls: CallLog) => Promise<void>;
+}
+
+interface RunResult<R> {
+  result: R | undefined;
+  error: unknown;
+  calls: CallLog;
+  handle: WorkflowHandle;
+}
+
 /**
  * Where the runbooks run. 'time-skipping': Temporal's test server, whose time jumps over the run's
  * timers once nothing else can happen. 'dev': the Temporal dev server (the `temporal` CLI), the
@@ -146,8 +160,19 @@ export class RunbookServer {
   private workers: { regions: string; names: Set<string>; stop: () => Promise<void> } | undefined;
   /** The run the mock workers serve now: its script, its log, its workflow ID. */
   private current: { workflowId: string; script: Script; log: CallLog } | undefined;
+  /** Settles when the last run() has returned. */
+  private settled: Promise<void> = Promise.resolve();
 
   async stop(): Promise<void> {
+    // A run left going by a test that timed out is ended first: a wait for its result must not
+    // outlive the connection (the closed channel would throw into the next test file).
+    const left = this.current;
+    if (left)
+      await this.client.workflow
+        .getHandle(left.workflowId)
+        .terminate('the test file ended')
+        .catch(() => undefined);
+    await this.settled;
     await this.workers?.stop();
     await this.shutdown();
   }
@@ -157,16 +182,16 @@ export class RunbookServer {
    * mock activity worker on each region's queue. `during` gets the handle as soon as it started;
    * time skips only once it is done (while it runs, the run's timers take their real time).
    */
-  async run<R = unknown>(
-    workflowType: string,
-    input: unknown,
-    options: {
-      regions: string[];
-      script: Script;
-      workflowId?: string;
-      during?: (handle: WorkflowHandle, calls: CallLog) => Promise<void>;
-    },
-  ): Promise<{ result: R | undefined; error: unknown; calls: CallLog; handle: WorkflowHandle }> {
+  run<R = unknown>(workflowType: string, input: unknown, options: RunOptions): Promise<RunResult<R>> {
+    const running = this.runToEnd<R>(workflowType, input, options);
+    this.settled = running.then(
+      () => undefined,
+      () => undefined,
+    );
+    return running;
+  }
+
+  private async runToEnd<R>(workflowType: string, input: unknown, options: RunOptions): Promise<RunResult<R>> {
     await this.workersFor(options.regions, Object.keys(options.script));
     const calls = new CallLog();
     const workflowId =
