@@ -94,8 +94,14 @@ export class RunbookServer {
     const root = join(__dirname, '..', '..');
     if (!existsSync(join(root, '.tools', 'temporal-test-server', 'lib')))
       throw new Error('the time-skipping test server is not installed: run scripts/setup.sh --with-test-server');
+    // The SDK gives the server 5 s to listen (fixed in sdk-core); the JVM takes 1.5 to 3 s here, even
+    // at a load of 20 on 2 cores, but not when another server starts beside it: hence one at a time.
     const env = await TestWorkflowEnvironment.createTimeSkipping({
       server: { executable: { type: 'existing-path', path: join(root, 'scripts', 'dev', 'temporal-test-server') } },
+    }).catch((err: unknown) => {
+      throw new Error(
+        `the time-skipping test server did not start (after a timeout its JVM may be left running: sdk-core does not kill it): ${err}`,
+      );
     });
     // The runbooks upsert Lifeboat's search attributes, which the test server refuses until they are
     // registered. (It lacks ListSearchAttributes, which scripts/dev/stack.ts's registration asks first.)
