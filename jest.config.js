@@ -20,7 +20,8 @@ module.exports = {
     },
     {
       // Runbooks on scripted activities (test/runbooks/harness.ts): each file starts its own
-      // in-memory Temporal dev server, nothing else; the stack's global setup does not run for them.
+      // time-skipping Temporal test server (and a dev server for its cancellation tests), nothing
+      // else; the stack's global setup does not run for them.
       displayName: 'runbooks',
       testEnvironment: 'node',
       roots: ['<rootDir>/test/runbooks'],

@@ -11,6 +11,10 @@
 # --with-chromium also installs Debian's chromium (when /usr/bin/chromium is missing): the headless
 # browser the evidence-report test opens the HTML reports in, through playwright-core, which never
 # downloads a browser of its own.
+# --with-test-server also copies the time-skipping Temporal test server (Maven Central
+# io.temporal:temporal-test-server, pinned in scripts/dev/temporal-test-server.pom.xml) and its
+# dependencies into .tools/temporal-test-server: the server the runbook tests run on. It needs Java
+# and Maven (apt-get when root, else a message).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 say() { printf 'setup: %s\n' "$*" >&2; }
@@ -18,12 +22,14 @@ say() { printf 'setup: %s\n' "$*" >&2; }
 with_moto=false
 with_gcs_emulator=false
 with_chromium=false
+with_test_server=false
 for arg in "$@"; do
   case "$arg" in
     --with-moto) with_moto=true ;;
     --with-gcs-emulator) with_gcs_emulator=true ;;
     --with-chromium) with_chromium=true ;;
-    *) say "unknown option $arg (expected: --with-moto, --with-gcs-emulator, --with-chromium)"; exit 1 ;;
+    --with-test-server) with_test_server=true ;;
+    *) say "unknown option $arg (expected: --with-moto, --with-gcs-emulator, --with-chromium, --with-test-server)"; exit 1 ;;
   esac
 done
 
@@ -69,6 +75,28 @@ if [ "$with_gcs_emulator" = true ] && [ ! -x .tools/bin/fake-gcs-server ]; then
   say "building fake-gcs-server $fake_gcs_version (Go module proxy) into .tools/bin; about a minute"
   mkdir -p .tools/bin
   GOBIN="$PWD/.tools/bin" "$go_cmd" install "github.com/fsouza/fake-gcs-server@$fake_gcs_version"
+fi
+
+# Installed once per version of the pom: .tools/temporal-test-server/pom.sha256 names the one it came from.
+test_server=.tools/temporal-test-server
+test_server_pom=scripts/dev/temporal-test-server.pom.xml
+if [ "$with_test_server" = true ] &&
+  [ "$(cat "$test_server/pom.sha256" 2>/dev/null)" != "$(sha256sum "$test_server_pom" | cut -d' ' -f1)" ]; then
+  if ! command -v java >/dev/null || ! command -v mvn >/dev/null; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+      say "installing Java and Maven (Debian packages default-jre-headless, maven) for the test server"
+      apt-get update -qq
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends default-jre-headless maven >/dev/null
+    else
+      say "the runbook tests' test server needs Java 8+ and Maven: install them (Debian/Ubuntu:"
+      say "sudo apt-get install default-jre-headless maven; macOS: brew install openjdk maven), then run this again"; exit 1
+    fi
+  fi
+  say "copying the Temporal test server (Maven Central) into $test_server; under a minute"
+  rm -rf "$test_server"
+  mvn --batch-mode --quiet -f "$test_server_pom" org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy-dependencies \
+    -DincludeScope=runtime -DoutputDirectory="$PWD/$test_server/lib"
+  sha256sum "$test_server_pom" | cut -d' ' -f1 > "$test_server/pom.sha256"
 fi
 
 if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && [ -z "${LIFEBOAT_PG_BIN:-}" ]; then

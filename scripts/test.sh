@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # The test suite: type check, lint, then jest (unit, workflows against a real Temporal dev server
 # and real PostgreSQL, integration against moto_server for AWS and fake-gcs-server for Cloud Storage,
-# replay). Installs what it needs first, both stand-ins and Chromium (the evidence-report test opens
-# the HTML reports in it) included; safe to run again.
+# replay). Installs what it needs first, both stand-ins, Chromium (the evidence-report test opens
+# the HTML reports in it) and the runbook tests' time-skipping Temporal test server included; safe
+# to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh --with-moto --with-gcs-emulator --with-chromium
+bash scripts/setup.sh --with-moto --with-gcs-emulator --with-chromium --with-test-server
 echo "== typecheck"; npx --no-install tsc -p tsconfig.json --noEmit
 echo "== lint"; npx --no-install eslint .
 echo "== format"; npx --no-install prettier --check . >/dev/null || { npx --no-install prettier --list-different .; echo "prettier: the files above are not formatted (npx prettier --write .)" >&2; exit 1; }

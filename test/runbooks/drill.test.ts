@@ -17,6 +17,8 @@ import {
 } from './harness';
 
 const server = useRunbookServer();
+// The tests that cancel a run while it runs: on the dev server (see ServerKind in harness.ts).
+const devServer = useRunbookServer('dev');
 
 const regions = [HOME, DR];
 const input = (): DrillInput => drillInput(plan, DATABASE, { fromLatestBackup: false, triggeredBy: 'test' });
@@ -90,7 +92,7 @@ test.each(everyStep)(
       [at]: (input: unknown, call: Call, log: CallLog) =>
         call.queue === `lifeboat-${queue}` ? untilCancelled() : blocked(input, call, log),
     };
-    const { error, calls } = await server().run('drill', input(), {
+    const { error, calls } = await devServer().run('drill', input(), {
       regions,
       script,
       during: async (handle, log) => {
@@ -147,4 +149,29 @@ test('a drill whose verify finds a bad table fails with the table and its reason
   expect(result?.cleanup).toEqual([{ name: expect.stringMatching(/^tear down drill-/), ok: true, detail: 'deleted' }]);
   expect(calls.names().slice(-2)).toEqual(['dropScratchInstance', 'notify']);
   expect(calls.of('notify')[0]!.input).toMatchObject({ event: 'drill.failed', outcome: 'failed' });
+}, 30_000);
+
+// A teardown retries with backoff for an hour (workflows/options.ts `teardown`), then gives up so
+// the report is not blocked forever: that hour of retries passes in seconds. Last in the file: the
+// server's clock stays an hour ahead afterwards.
+test('a drill whose teardown keeps failing retries it for an hour, then reports the scratch instance not torn down', async () => {
+  const script: Script = {
+    ...healthyDrill(),
+    dropScratchInstance: () => {
+      throw new Error('the platform did not answer');
+    },
+  };
+  const { result, calls } = await server().run<RunbookReport>('drill', input(), { regions, script });
+  const drops = calls.of('dropScratchInstance');
+  // Backoff 2 s doubling to 1 minute: about 60 tries in the hour, all failed; none after it.
+  expect(drops.length).toBeGreaterThan(50);
+  expect(drops.every((c) => c.outcome === 'failed')).toBe(true);
+  expect(result?.cleanup).toEqual([
+    { name: expect.stringMatching(/^tear down drill-/), ok: false, detail: 'Error: the platform did not answer' },
+  ]);
+  // About an hour of the run's time (the server's clock, skipped ahead): the retries stop when the
+  // next one would start past the hour.
+  const hours = (Date.parse(result!.finishedAt) - Date.parse(result!.startedAt)) / 3_600_000;
+  expect(hours).toBeCloseTo(1, 1);
+  expect(calls.names().at(-1)).toBe('notify');
 }, 30_000);

@@ -17,6 +17,8 @@ import {
 } from './harness';
 
 const server = useRunbookServer();
+// The tests that cancel a run while it runs: on the dev server (see ServerKind in harness.ts).
+const devServer = useRunbookServer('dev');
 
 const regions = [HOME, DR];
 const q = (region: string) => `lifeboat-${region}`;
@@ -89,7 +91,7 @@ test.each(beforePromote)(
   'a failover cancelled during $at undoes $undo, newest first, and ends cancelled',
   async ({ at, undo }) => {
     const script: Script = { ...healthySwitchover(), [at]: untilCancelled };
-    const { error, calls } = await server().run('failover', plannedFailover(), {
+    const { error, calls } = await devServer().run('failover', plannedFailover(), {
       regions,
       script,
       during: async (handle, log) => {
@@ -121,7 +123,7 @@ test('a failover cancelled while it holds traffic lets the hold finish, then res
       return healthy.repointTraffic!(input, call, log);
     },
   };
-  const { error, calls } = await server().run('failover', plannedFailover(), {
+  const { error, calls } = await devServer().run('failover', plannedFailover(), {
     regions,
     script,
     during: async (handle, log) => {
@@ -142,14 +144,17 @@ test('a failover cancelled while it holds traffic lets the hold finish, then res
   expect(calls.names()).not.toContain('promoteNode');
 }, 30_000);
 
-test('an approval that times out changes nothing: no fence, no repoint, the report says so', async () => {
-  const { result, calls } = await server().run<RunbookReport>(
-    'failover',
-    plannedFailover({ preApproved: false, approvalTimeoutSeconds: 1 }),
-    { regions, script: healthySwitchover() },
-  );
+// The plan's default approval timeout, 15 minutes, passes in well under a second: the test server
+// skips to the timer once the run waits on nothing else.
+test('an approval that times out after the default 15 minutes changes nothing: no fence, no repoint, the report says so', async () => {
+  const input = plannedFailover({ preApproved: false });
+  expect(input.approval.timeoutSeconds).toBe(900);
+  const { result, calls } = await server().run<RunbookReport>('failover', input, {
+    regions,
+    script: healthySwitchover(),
+  });
   expect(result?.outcome).toBe('failed');
-  expect(result?.reason).toBe('approval timed out after 1s; nothing was changed');
+  expect(result?.reason).toBe('approval timed out after 900s; nothing was changed');
   expect(result?.failover?.approval).toBeNull();
   expect(calls.names()).toEqual(expect.arrayContaining(['readTopology', 'checkReplication', 'writeCanaryOnNode']));
   for (const changes of ['fenceNode', 'unfenceNode', 'repointTraffic', 'promoteNode'] as const)

@@ -1,24 +1,29 @@
 // Runbooks against scripted activities: the real workflow code (the same bundle the worker runs) on
-// a throwaway in-memory Temporal dev server, with one mock worker per region task queue whose
-// activities are a table of functions (activity name -> function). Every call is recorded: name,
-// queue, input, when it started and finished, how it ended. No PostgreSQL, no cloud, seconds per run.
+// Temporal's time-skipping test server, with one mock worker per region task queue whose activities
+// are a table of functions (activity name -> function). Every call is recorded: name, queue, input,
+// when it started and finished, how it ended. No PostgreSQL, no cloud, seconds per run.
 //
-// Why the dev server and not TestWorkflowEnvironment.createTimeSkipping(): @temporalio/testing is
-// not installed here, and its time-skipping server is a separate download. The runbooks' only long
-// timer is the approval timeout, which is an input: tests make it short instead of skipping time.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { createHash } from 'node:crypto';
+// The test server (Java, io.temporal:temporal-test-server) comes from Maven Central:
+// `scripts/setup.sh --with-test-server` copies it into .tools, scripts/dev/temporal-test-server runs
+// it (@temporalio/testing would download it from temporal.download, out of reach here). Time skips
+// only while run() waits for the result once `during` is done: a run left to itself jumps over its
+// timers (a 15-minute approval timeout, a retry's backoff) in milliseconds. The tests that cancel a
+// run while it runs use the dev server instead (ServerKind says why).
 import { existsSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { spawn } from 'node:child_process';
 import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { Context } from '@temporalio/activity';
+import { temporal } from '@temporalio/proto';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import type { Activities } from '../../activities';
-import { loadEnv } from '../../worker/env';
-import { portOpen, temporalCli } from '../../scripts/dev/stack';
 import { childEnv } from '../../activities/pg/process';
+import { portOpen, temporalCli } from '../../scripts/dev/stack';
+import { loadEnv } from '../../worker/env';
 import { ALL_SEARCH_ATTRIBUTES } from '../../workflows/search-attributes';
 import { regionTaskQueue, RUNBOOK_TASK_QUEUE } from '../../workflows/types';
 import { freePort } from '../support/ports';
@@ -47,17 +52,74 @@ export interface Call {
   outcome?: 'completed' | 'failed' | 'cancelled';
 }
 
-/** A Temporal dev server of its own (in memory), started once per test file. */
+interface RunOptions {
+  regions: string[];
+  script: Script;
+  workflowId?: string;
+  during?: (handle: WorkflowHandle, calls: CallLog) => Promise<void>;
+}
+
+interface RunResult<R> {
+  result: R | undefined;
+  error: unknown;
+  calls: CallLog;
+  handle: WorkflowHandle;
+}
+
+/**
+ * Where the runbooks run. 'time-skipping': Temporal's test server, whose time jumps over the run's
+ * timers once nothing else can happen. 'dev': the Temporal dev server (the `temporal` CLI), the
+ * real server's code, in real time: for the tests that cancel a run while it runs. The test server
+ * mishandles a cancel that races an activity finishing (a runbook cancelled while the step beside the
+ * cancelled one completes): it refuses the workflow's cancel of the finished activity
+ * ("ACTIVITY_UNKNOWN for scheduledEventId=9"), times the workflow task out and the run never ends.
+ */
+export type ServerKind = 'time-skipping' | 'dev';
+
+/** A Temporal server of its own (in memory), started once per test file. */
 export class RunbookServer {
   private constructor(
-    private readonly child: ChildProcess,
-    readonly address: string,
     readonly client: Client,
-    readonly connection: NativeConnection,
+    private readonly connection: NativeConnection,
+    private readonly shutdown: () => Promise<void>,
   ) {}
 
-  static async start(): Promise<RunbookServer> {
+  static async start(kind: ServerKind): Promise<RunbookServer> {
     quietRuntime();
+    return kind === 'dev' ? RunbookServer.startDevServer() : RunbookServer.startTestServer();
+  }
+
+  /** The time-skipping test server (scripts/dev/temporal-test-server), Lifeboat's search attributes registered. */
+  static async startTestServer(): Promise<RunbookServer> {
+    const root = join(__dirname, '..', '..');
+    if (!existsSync(join(root, '.tools', 'temporal-test-server', 'lib')))
+      throw new Error('the time-skipping test server is not installed: run scripts/setup.sh --with-test-server');
+    // The SDK gives the server 5 s to listen (fixed in sdk-core); the JVM takes 1.5 to 3 s here, even
+    // at a load of 20 on 2 cores, but not when another server starts beside it: hence one at a time.
+    const env = await TestWorkflowEnvironment.createTimeSkipping({
+      server: { executable: { type: 'existing-path', path: join(root, 'scripts', 'dev', 'temporal-test-server') } },
+    }).catch((err: unknown) => {
+      throw new Error(
+        `the time-skipping test server did not start (after a timeout its JVM may be left running: sdk-core does not kill it): ${err}`,
+      );
+    });
+    // The runbooks upsert Lifeboat's search attributes, which the test server refuses until they are
+    // registered. (It lacks ListSearchAttributes, which scripts/dev/stack.ts's registration asks first.)
+    const { INDEXED_VALUE_TYPE_DOUBLE, INDEXED_VALUE_TYPE_KEYWORD } = temporal.api.enums.v1.IndexedValueType;
+    await env.connection.operatorService.addSearchAttributes({
+      namespace: 'default',
+      searchAttributes: Object.fromEntries(
+        ALL_SEARCH_ATTRIBUTES.map((a) => [
+          a.name,
+          a.type === 'DOUBLE' ? INDEXED_VALUE_TYPE_DOUBLE : INDEXED_VALUE_TYPE_KEYWORD,
+        ]),
+      ),
+    });
+    return new RunbookServer(env.client, env.nativeConnection, () => env.teardown());
+  }
+
+  /** The dev server, in memory, with Lifeboat's search attributes. */
+  static async startDevServer(): Promise<RunbookServer> {
     const port = await freePort();
     const args = [
       'server',
@@ -93,35 +155,49 @@ export class RunbookServer {
       ))
     )
       await sleep(100);
-    return new RunbookServer(child, address, client, connection);
+    return new RunbookServer(client, connection, async () => {
+      await client.connection.close().catch(() => undefined);
+      await connection.close().catch(() => undefined);
+      child.kill('SIGTERM');
+    });
   }
 
   /** Workers kept between runs (starting and draining them takes longer than a scripted run). */
   private workers: { regions: string; names: Set<string>; stop: () => Promise<void> } | undefined;
   /** The run the mock workers serve now: its script, its log, its workflow ID. */
   private current: { workflowId: string; script: Script; log: CallLog } | undefined;
+  /** Settles when the last run() has returned. */
+  private settled: Promise<void> = Promise.resolve();
 
   async stop(): Promise<void> {
+    // A run left going by a test that timed out is ended first: a wait for its result must not
+    // outlive the connection (the closed channel would throw into the next test file).
+    const left = this.current;
+    if (left)
+      await this.client.workflow
+        .getHandle(left.workflowId)
+        .terminate('the test file ended')
+        .catch(() => undefined);
+    await this.settled;
     await this.workers?.stop();
-    await this.client.connection.close().catch(() => undefined);
-    await this.connection.close().catch(() => undefined);
-    this.child.kill('SIGTERM');
+    await this.shutdown();
   }
 
   /**
    * Runs one runbook to its end against the script: a workflow worker on the runbook queue and a
-   * mock activity worker on each region's queue. `during` gets the handle as soon as it started.
+   * mock activity worker on each region's queue. `during` gets the handle as soon as it started;
+   * time skips only once it is done (while it runs, the run's timers take their real time).
    */
-  async run<R = unknown>(
-    workflowType: string,
-    input: unknown,
-    options: {
-      regions: string[];
-      script: Script;
-      workflowId?: string;
-      during?: (handle: WorkflowHandle, calls: CallLog) => Promise<void>;
-    },
-  ): Promise<{ result: R | undefined; error: unknown; calls: CallLog; handle: WorkflowHandle }> {
+  run<R = unknown>(workflowType: string, input: unknown, options: RunOptions): Promise<RunResult<R>> {
+    const running = this.runToEnd<R>(workflowType, input, options);
+    this.settled = running.then(
+      () => undefined,
+      () => undefined,
+    );
+    return running;
+  }
+
+  private async runToEnd<R>(workflowType: string, input: unknown, options: RunOptions): Promise<RunResult<R>> {
     await this.workersFor(options.regions, Object.keys(options.script));
     const calls = new CallLog();
     const workflowId =
@@ -133,7 +209,7 @@ export class RunbookServer {
         workflowId,
         args: [input],
       });
-      const during = options.during?.(handle, calls);
+      await options.during?.(handle, calls);
       let result: R | undefined;
       let error: unknown;
       try {
@@ -141,7 +217,6 @@ export class RunbookServer {
       } catch (err) {
         error = err;
       }
-      await during;
       return { result, error, calls, handle };
     } finally {
       this.current = undefined;
@@ -213,10 +288,10 @@ export class RunbookServer {
 }
 
 /** A server for the test file: started before its tests, stopped after them. */
-export function useRunbookServer(): () => RunbookServer {
+export function useRunbookServer(kind: ServerKind = 'time-skipping'): () => RunbookServer {
   let server: RunbookServer | undefined;
   beforeAll(async () => {
-    server = await RunbookServer.start();
+    server = await RunbookServer.start(kind);
   }, 60_000);
   afterAll(() => server?.stop());
   return () => {

@@ -9,7 +9,8 @@ const server = useRunbookServer();
 
 const at = (c: Call) => `${c.name}@${c.queue.replace(/^lifeboat-/, '')}`;
 
-test('a failback re-protects the home server, waits for it, then switches back and re-protects the former primary', async () => {
+/** A replication set failed over to the DR standby, the home server fenced: a failback finds it so and passes. */
+function failedOverSet(): Script {
   const healthy = healthySwitchover();
   const failedOver: TopologyView = {
     set: HOME,
@@ -22,7 +23,7 @@ test('a failback re-protects the home server, waits for it, then switches back a
     updatedBy: 'test',
   };
   const canary = { id: 50, writtenAt: new Date().toISOString() };
-  const script: Script = {
+  return {
     ...healthy,
     readTopology: () => failedOver,
     rebuildAsStandby: ({ node }) => ({ method: 'pg_rewind', node }),
@@ -41,6 +42,10 @@ test('a failback re-protects the home server, waits for it, then switches back a
     }),
     findCanaries: () => ({ newest: canary, missing: [] }),
   };
+}
+
+test('a failback re-protects the home server, waits for it, then switches back and re-protects the former primary', async () => {
+  const script = failedOverSet();
   const { result, calls } = await server().run<RunbookReport>(
     'failback',
     failbackInput(plan, DATABASE, { preApproved: true, triggeredBy: 'test' }),
@@ -79,6 +84,28 @@ test('a failback re-protects the home server, waits for it, then switches back a
         c.queue === `lifeboat-${HOME}`,
     ),
   ).toBe(true);
+}, 30_000);
+
+// The approval a failback waits for times out after the plan's default 15 minutes, in well under a
+// second: the home server stays the standby it became, nothing is switched back.
+test('a failback whose approval times out after the default 15 minutes switches nothing back: the DR server stays the primary', async () => {
+  const input = failbackInput(plan, DATABASE, { preApproved: false, triggeredBy: 'test' });
+  expect(input.approval.timeoutSeconds).toBe(900);
+  const { result, calls } = await server().run<RunbookReport>('failback', input, {
+    regions: [HOME, DR],
+    script: failedOverSet(),
+  });
+  expect(result?.outcome).toBe('failed');
+  expect(result?.reason).toBe(
+    `approval timed out after 900s; ${DR}/${standby.name} is still the primary, ${HOME}/${primary.name} its standby`,
+  );
+  expect(calls.names()).toEqual(expect.arrayContaining(['rebuildAsStandby', 'repointTraffic', 'waitUntilCaughtUp']));
+  for (const changes of ['fenceNode', 'promoteNode', 'waitForReplay'] as const)
+    expect(calls.names()).not.toContain(changes);
+  // The only repoint recorded the home server as the DR primary's standby.
+  expect(calls.of('repointTraffic').map((c) => (c.input as { next: unknown }).next)).toEqual([
+    expect.objectContaining({ primary: standby, standby: primary }),
+  ]);
 }, 30_000);
 
 const XC_HOME = 'xc-local';
