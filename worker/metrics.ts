@@ -98,9 +98,9 @@ export class Gauge<L extends string = never> {
 export class GaugeRegistry {
   private readonly families = new Map<string, Gauge<string>>();
 
-  /** Every family registered, with or without samples: what a dashboard or a rule may name. */
-  get names(): string[] {
-    return [...this.families.keys()];
+  /** Every family registered, with or without samples, and its label names: what a dashboard or a rule may use. */
+  get labelsByFamily(): Map<string, readonly string[]> {
+    return new Map([...this.families].map(([name, g]) => [name, g.labelNames]));
   }
 
   gauge<L extends string = never>(name: string, help: string, labelNames: readonly L[] = []): Gauge<L> {
