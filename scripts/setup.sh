@@ -23,6 +23,7 @@ for arg in "$@"; do
     --with-moto) with_moto=true ;;
     --with-gcs-emulator) with_gcs_emulator=true ;;
     --with-chromium) with_chromium=true ;;
+    --with-promtool) bash scripts/dev/install-promtool.sh || say "no promtool: the monitoring/ rule tests are skipped (in CI they fail)" ;;
     *) say "unknown option $arg (expected: --with-moto, --with-gcs-emulator, --with-chromium)"; exit 1 ;;
   esac
 done
