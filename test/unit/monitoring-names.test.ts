@@ -20,13 +20,18 @@ function labelsUsed(expr: string): string[] {
 }
 
 describe('the monitoring kit uses what the worker exports', () => {
-  test('the worker exports the families the kit is about', () => {
+  test('the worker exports the families the kit is about, with their labels', () => {
     // Guards the derivation itself: an empty registry would make every check below pass.
-    expect([...exported.keys()]).toEqual(
-      expect.arrayContaining([
-        'lifeboat_last_drill_passed',
-        'lifeboat_rpo_objective_seconds',
-        'nodejs_heap_size_used_bytes',
+    const sample = [
+      'lifeboat_last_drill_passed',
+      'lifeboat_standby_lag_objective_seconds',
+      'nodejs_heap_size_used_bytes',
+    ];
+    expect(new Map(sample.map((name) => [name, exported.get(name)]))).toEqual(
+      new Map([
+        ['lifeboat_last_drill_passed', ['database']],
+        ['lifeboat_standby_lag_objective_seconds', ['replica_set']],
+        ['nodejs_heap_size_used_bytes', []],
       ]),
     );
   });
