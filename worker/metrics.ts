@@ -176,7 +176,7 @@ export interface LifeboatMetricsOptions {
 export class LifeboatMetrics implements ReadinessMetrics {
   readonly registry = new GaugeRegistry();
   private readonly g = gauges(this.registry);
-  private readonly process = new ProcessGauges(this.registry);
+  private readonly processGauges = new ProcessGauges(this.registry);
   private readonly now: () => number;
   private drillsAskedAt = -Infinity;
   private drillsInFlight: Promise<void> | undefined;
@@ -226,14 +226,14 @@ export class LifeboatMetrics implements ReadinessMetrics {
 
   /** Measures the event loop's delay from now until the returned stop is called (the endpoint's lifetime). */
   monitorEventLoop(): () => void {
-    return this.process.monitorEventLoop();
+    return this.processGauges.monitorEventLoop();
   }
 
   /** The Temporal runtime's families (when reachable), then Lifeboat's and the process's. */
   async exposition(): Promise<string> {
     const [runtime] = await Promise.all([this.runtimeText(), this.refreshDrills()]);
     this.g.runtimeUp.set({}, runtime === null ? 0 : 1);
-    this.process.update();
+    this.processGauges.update();
     const head = runtime === null || runtime === '' || runtime.endsWith('\n') ? (runtime ?? '') : runtime + '\n';
     return head + this.registry.render();
   }

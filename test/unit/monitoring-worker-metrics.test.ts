@@ -78,8 +78,8 @@ describe("the plan's objectives on the worker endpoint", () => {
       [
         'regions: { a: { provider: local }, b: { provider: local } }',
         'databases:',
-        '  loose: { primary: { region: a, database: loose }, dr: { region: b, standby: true }, objectives: { rpo: 1h, rto: 1h } }',
         '  strict: { primary: { region: a, database: strict }, dr: { region: b, standby: true }, objectives: { rpo: 5m, rto: 1h } }',
+        '  loose: { primary: { region: a, database: loose }, dr: { region: b, standby: true }, objectives: { rpo: 1h, rto: 1h } }',
         '  cold: { primary: { region: b, database: cold }, dr: { region: a }, objectives: { rpo: 1m, rto: 1h } }',
       ].join('\n'),
       'test plan',
