@@ -88,11 +88,11 @@ const promtoolFound = spawnSync(PROMTOOL, ['--version'], { stdio: 'ignore' }).st
  */
 export const withPromtool = promtoolFound || inCi ? test : test.skip;
 
-export function promtool(args: string[], cwd = MONITORING): { code: number | null; output: string } {
+export function promtool(args: string[], cwd = MONITORING, input?: string): { code: number | null; output: string } {
   if (!promtoolFound)
     throw new Error(
       `${PROMTOOL} is missing (CI=${process.env.CI}): install it with bash scripts/dev/install-promtool.sh`,
     );
-  const run = spawnSync(PROMTOOL, args, { cwd, encoding: 'utf8', timeout: 60_000 });
+  const run = spawnSync(PROMTOOL, args, { cwd, input, encoding: 'utf8', timeout: 60_000 });
   return { code: run.status, output: `${run.stdout}${run.stderr}` };
 }

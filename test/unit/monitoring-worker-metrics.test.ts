@@ -11,6 +11,7 @@ import {
   type MetricsServer,
 } from '../../worker/metrics';
 import { loadPlanFile, parsePlan } from '../../worker/plan';
+import { promtool, withPromtool } from '../support/monitoring-kit';
 import { freePort } from '../support/ports';
 
 const ROOT = join(__dirname, '..', '..');
@@ -58,6 +59,35 @@ describe('process metrics on the worker endpoint', () => {
     expect(s.get('nodejs_eventloop_lag_max_seconds')).toBeGreaterThanOrEqual(0.15);
     expect(s.get('nodejs_eventloop_lag_max_seconds')).toBeLessThan(60);
     expect(s.get('nodejs_eventloop_lag_p99_seconds')).toBeLessThanOrEqual(s.get('nodejs_eventloop_lag_max_seconds')!);
+  });
+});
+
+describe('the whole exposition', () => {
+  withPromtool("passes promtool's lint of names, units and help (every family with a sample)", async () => {
+    const m = new LifeboatMetrics({
+      drills: () =>
+        Promise.resolve([
+          {
+            database: 'orders',
+            passed: true,
+            closedAt: new Date(),
+            rtoSeconds: 60,
+            rpoSeconds: 1,
+            objectives: { rtoSeconds: 1800, rpoSeconds: 900 },
+          },
+        ]),
+    });
+    const stop = m.monitorEventLoop();
+    await new Promise((r) => setTimeout(r, 50));
+    m.setObjectives(planObjectives(loadPlanFile(join(ROOT, 'scripts', 'dev', 'demo-plan.yaml'))));
+    m.observeBackupAge('orders', 'local-b', 30);
+    m.observeStandbyLag('local-a', 0.5, 1024);
+    m.observeReadiness('orders', 'backup fresh', true);
+    const text = await m.exposition();
+    stop();
+    const families = text.match(/^# TYPE \S+/gm) ?? [];
+    expect(families).toHaveLength(m.registry.labelsByFamily.size);
+    expect(promtool(['check', 'metrics'], undefined, text)).toEqual({ code: 0, output: '' });
   });
 });
 
