@@ -15,6 +15,8 @@
 # io.temporal:temporal-test-server, pinned in scripts/dev/temporal-test-server.pom.xml) and its
 # dependencies into .tools/temporal-test-server: the server the runbook tests run on. It needs Java
 # and Maven (apt-get when root, else a message).
+# --with-promtool also installs promtool (Debian package prometheus, its server kept from starting,
+# scripts/dev/install-promtool.sh): the monitoring/ rule tests run it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 say() { printf 'setup: %s\n' "$*" >&2; }
@@ -22,6 +24,7 @@ say() { printf 'setup: %s\n' "$*" >&2; }
 with_moto=false
 with_gcs_emulator=false
 with_chromium=false
+with_promtool=false
 with_test_server=false
 for arg in "$@"; do
   case "$arg" in
@@ -29,7 +32,8 @@ for arg in "$@"; do
     --with-gcs-emulator) with_gcs_emulator=true ;;
     --with-chromium) with_chromium=true ;;
     --with-test-server) with_test_server=true ;;
-    *) say "unknown option $arg (expected: --with-moto, --with-gcs-emulator, --with-chromium, --with-test-server)"; exit 1 ;;
+    --with-promtool) with_promtool=true ;;
+    *) say "unknown option $arg (expected: --with-moto, --with-gcs-emulator, --with-chromium, --with-test-server, --with-promtool)"; exit 1 ;;
   esac
 done
 
@@ -124,5 +128,8 @@ if [ "$with_chromium" = true ] && [ ! -x /usr/bin/chromium ]; then
   else
     say "Chromium is missing at /usr/bin/chromium: install it (Debian/Ubuntu: sudo apt-get install chromium), then run this again"; exit 1
   fi
+fi
+if [ "$with_promtool" = true ]; then
+  bash scripts/dev/install-promtool.sh || say "no promtool: the monitoring/ rule tests are skipped (in CI they fail)"
 fi
 say "ready"

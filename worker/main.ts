@@ -20,7 +20,13 @@ import { sweepToolEnvOrphans } from '../activities/pg/tool-env';
 import { TopologyStore } from '../activities/topology';
 import { runbookVersion } from './version';
 import { freePort } from '../activities/pg/ports';
-import { drillsFromVisibility, LifeboatMetrics, startMetricsServer } from './metrics';
+import {
+  drillsFromVisibility,
+  LifeboatMetrics,
+  planObjectives,
+  runtimeMetricsExporter,
+  startMetricsServer,
+} from './metrics';
 import { join } from 'node:path';
 import { replicaSetsOf, type LoadedPlan } from './plan';
 import { runInputCheck } from './input-check';
@@ -91,7 +97,7 @@ export async function createWorkers(options: WorkerOptions): Promise<{
         sdkLog[method](entry.meta ?? {}, entry.message);
       }),
       ...(runtimePort !== undefined && {
-        telemetryOptions: { metrics: { prometheus: { bindAddress: `127.0.0.1:${runtimePort}` } } },
+        telemetryOptions: { metrics: runtimeMetricsExporter(`127.0.0.1:${runtimePort}`) },
       }),
     });
     runtimeInstalled = true;
@@ -111,6 +117,7 @@ export async function createWorkers(options: WorkerOptions): Promise<{
     runtimeMetricsUrl,
     logger: logger.child({ component: 'metrics' }),
   });
+  if (options.plan) metrics.setObjectives(planObjectives(options.plan));
   const portable = new PortableBackups({ pgBin: findPgBin(env.pgBin), workDir: join(env.home, 'restore-staging') });
   const swept = [...portable.sweepOrphans(), ...sweepToolEnvOrphans()];
   if (swept.length) logger.warn({ swept }, 'removed staged dumps and passfiles left by killed workers');

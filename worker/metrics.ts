@@ -1,16 +1,20 @@
 // The worker's Prometheus endpoint. One scrape returns the Temporal runtime's own metrics (the core's
 // exporter, bound to an internal loopback port and fetched per scrape) followed by Lifeboat's: the
-// newest drill of each database as Temporal's visibility records it, and the figures readiness
-// activities publish in this process (newest backup age, standby lag, readiness verdicts).
+// newest drill of each database as Temporal's visibility records it, the figures readiness
+// activities publish in this process (newest backup age, standby lag, readiness verdicts), the
+// objectives of the plan the worker serves, and the process's own heap and event-loop delay.
 // Prometheus text format 0.0.4, written here: a handful of gauges needs no client library.
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import type { Client } from '@temporalio/client';
+import type { MetricsExporterConfig } from '@temporalio/worker';
 import type { Logger } from 'pino';
 import { listRuns, numberAttribute, stringAttribute, visibilityString } from '../activities/visibility';
 import type { ReadinessMetrics } from '../activities/deps';
 import { DatabaseAttr, OutcomeAttr, RpoSecondsAttr, RtoSecondsAttr } from '../workflows/search-attributes';
 import type { Objectives, RunbookReport } from '../workflows/types';
+import { readinessInput, type LoadedPlan } from './plan';
 
 export const CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
 
@@ -94,6 +98,11 @@ export class Gauge<L extends string = never> {
 export class GaugeRegistry {
   private readonly families = new Map<string, Gauge<string>>();
 
+  /** Every family registered, with or without samples, and its label names: what a dashboard or a rule may use. */
+  get labelsByFamily(): Map<string, readonly string[]> {
+    return new Map([...this.families].map(([name, g]) => [name, g.labelNames]));
+  }
+
   gauge<L extends string = never>(name: string, help: string, labelNames: readonly L[] = []): Gauge<L> {
     if (this.families.has(name)) throw new Error(`metric ${name} is already registered`);
     const gauge = new Gauge<L>(name, help, labelNames);
@@ -117,6 +126,38 @@ export interface DrillSighting {
   objectives?: Objectives;
 }
 
+/** What the plan holds one database to, as its readiness checks judge it. */
+export interface DatabaseObjectives {
+  database: string;
+  rpoSeconds: number;
+  rtoSeconds: number;
+  /** How recently a drill of the database must have passed. */
+  drillWindowSeconds: number;
+  /** The replica set of its streaming standby, when it has one. */
+  replicaSet?: string;
+}
+
+/** The objectives of every database of the plan, for alert rules to compare measurements with. */
+export function planObjectives(loaded: LoadedPlan): DatabaseObjectives[] {
+  return Object.keys(loaded.plan.databases).map((database) => {
+    const input = readinessInput(loaded, database, { triggeredBy: 'metrics' });
+    return {
+      database,
+      ...input.objectives,
+      drillWindowSeconds: input.drillWindowSeconds,
+      ...(input.replicaSet && { replicaSet: input.replicaSet.set }),
+    };
+  });
+}
+
+/**
+ * The Temporal runtime's Prometheus exporter at this address, its durations in seconds with the unit
+ * in the name (`temporal_request_latency_seconds`), like Lifeboat's own families.
+ */
+export function runtimeMetricsExporter(bindAddress: string): MetricsExporterConfig {
+  return { prometheus: { bindAddress, useSecondsForDurations: true, unitSuffix: true } };
+}
+
 export interface LifeboatMetricsOptions {
   /** Where the newest drills come from (drillsFromVisibility); none: no drill families. */
   drills?: () => Promise<DrillSighting[]>;
@@ -135,6 +176,7 @@ export interface LifeboatMetricsOptions {
 export class LifeboatMetrics implements ReadinessMetrics {
   readonly registry = new GaugeRegistry();
   private readonly g = gauges(this.registry);
+  private readonly processGauges = new ProcessGauges(this.registry);
   private readonly now: () => number;
   private drillsAskedAt = -Infinity;
   private drillsInFlight: Promise<void> | undefined;
@@ -166,10 +208,32 @@ export class LifeboatMetrics implements ReadinessMetrics {
     this.g.readinessMeasured.set({ database }, this.seconds());
   }
 
-  /** The Temporal runtime's families (when reachable), then Lifeboat's. */
+  /** The plan's objectives; a replica set's lag is held to the strictest RPO among its databases. */
+  setObjectives(databases: DatabaseObjectives[]): void {
+    const { rpoObjective, rtoObjective, drillWindow, lagObjective } = this.g;
+    for (const g of [rpoObjective, rtoObjective, drillWindow, lagObjective]) g.clear();
+    const strictest = new Map<string, number>();
+    for (const d of databases) {
+      const labels = { database: d.database };
+      rpoObjective.set(labels, d.rpoSeconds);
+      rtoObjective.set(labels, d.rtoSeconds);
+      drillWindow.set(labels, d.drillWindowSeconds);
+      if (d.replicaSet !== undefined)
+        strictest.set(d.replicaSet, Math.min(d.rpoSeconds, strictest.get(d.replicaSet) ?? Infinity));
+    }
+    for (const [set, seconds] of strictest) lagObjective.set({ replica_set: set }, seconds);
+  }
+
+  /** Measures the event loop's delay from now until the returned stop is called (the endpoint's lifetime). */
+  monitorEventLoop(): () => void {
+    return this.processGauges.monitorEventLoop();
+  }
+
+  /** The Temporal runtime's families (when reachable), then Lifeboat's and the process's. */
   async exposition(): Promise<string> {
     const [runtime] = await Promise.all([this.runtimeText(), this.refreshDrills()]);
     this.g.runtimeUp.set({}, runtime === null ? 0 : 1);
+    this.processGauges.update();
     const head = runtime === null || runtime === '' || runtime.endsWith('\n') ? (runtime ?? '') : runtime + '\n';
     return head + this.registry.render();
   }
@@ -311,7 +375,82 @@ function gauges(r: GaugeRegistry) {
       'When a readiness check of the database last reported, in Unix seconds.',
       ['database'],
     ),
+    rpoObjective: r.gauge(
+      'lifeboat_rpo_objective_seconds',
+      'The RPO objective of the database in the plan this worker serves.',
+      ['database'],
+    ),
+    rtoObjective: r.gauge(
+      'lifeboat_rto_objective_seconds',
+      'The RTO objective of the database in the plan this worker serves.',
+      ['database'],
+    ),
+    drillWindow: r.gauge(
+      'lifeboat_drill_window_seconds',
+      'How recently a drill of the database must have passed, as readiness checks judge it (from the plan).',
+      ['database'],
+    ),
+    lagObjective: r.gauge(
+      'lifeboat_standby_lag_objective_seconds',
+      "The strictest RPO objective among the plan's databases in the replica set: the lag its standby must stay under.",
+      ['replica_set'],
+    ),
   };
+}
+
+/**
+ * Node's own figures under the names Prometheus client libraries use: memory read at each scrape,
+ * the event loop's delay over the time since the previous scrape.
+ */
+class ProcessGauges {
+  private readonly heapUsed: Gauge;
+  private readonly heapTotal: Gauge;
+  private readonly external: Gauge;
+  private readonly resident: Gauge;
+  private readonly lag: Record<'mean' | 'p99' | 'max', Gauge>;
+  private eventLoop: IntervalHistogram | undefined;
+
+  constructor(r: GaugeRegistry) {
+    this.heapUsed = r.gauge('nodejs_heap_size_used_bytes', 'V8 heap in use, in bytes.');
+    this.heapTotal = r.gauge('nodejs_heap_size_total_bytes', 'V8 heap allocated, in bytes.');
+    this.external = r.gauge('nodejs_external_memory_bytes', 'Memory of C++ objects bound to JavaScript, in bytes.');
+    this.resident = r.gauge('process_resident_memory_bytes', 'Resident memory of the worker process, in bytes.');
+    const lag = (stat: string) =>
+      r.gauge(
+        `nodejs_eventloop_lag_${stat}_seconds`,
+        `The ${stat} delay of the event loop since the previous scrape, in seconds.`,
+      );
+    this.lag = { mean: lag('mean'), p99: lag('p99'), max: lag('max') };
+  }
+
+  monitorEventLoop(): () => void {
+    const histogram = monitorEventLoopDelay({ resolution: 10 });
+    histogram.enable();
+    this.eventLoop = histogram;
+    return () => {
+      histogram.disable();
+      if (this.eventLoop === histogram) this.eventLoop = undefined;
+    };
+  }
+
+  update(): void {
+    const memory = process.memoryUsage();
+    this.heapUsed.set({}, memory.heapUsed);
+    this.heapTotal.set({}, memory.heapTotal);
+    this.external.set({}, memory.external);
+    this.resident.set({}, memory.rss);
+    const histogram = this.eventLoop;
+    // No sample yet (the first scrape right after start): no figure rather than a made-up one.
+    if (!histogram?.count) {
+      for (const g of Object.values(this.lag)) g.clear();
+      return;
+    }
+    // The histogram is in nanoseconds.
+    this.lag.mean.set({}, histogram.mean / 1e9);
+    this.lag.p99.set({}, histogram.percentile(99) / 1e9);
+    this.lag.max.set({}, histogram.max / 1e9);
+    histogram.reset();
+  }
 }
 
 const FLEET = '(fleet)';
@@ -387,14 +526,16 @@ export function startMetricsServer(
   options: { host: string; port: number; logger?: Logger },
 ): Promise<MetricsServer> {
   const server = createServer((req, res) => void handle(metrics, req, res, options.logger));
+  const stopMonitor = metrics.monitorEventLoop();
   return new Promise((resolve, reject) => {
-    server.once('error', (err) =>
+    server.once('error', (err) => {
+      stopMonitor();
       reject(
         new Error(
           `cannot serve metrics on ${options.host}:${options.port} (LIFEBOAT_METRICS_HOST, LIFEBOAT_METRICS_PORT): ${err.message}`,
         ),
-      ),
-    );
+      );
+    });
     server.listen(options.port, options.host, () => {
       const { address, port } = server.address() as AddressInfo;
       const url = `http://${address.includes(':') ? `[${address}]` : address}:${port}`;
@@ -402,6 +543,7 @@ export function startMetricsServer(
         url,
         close: () =>
           new Promise<void>((done) => {
+            stopMonitor();
             server.close(() => done());
             server.closeAllConnections();
           }),
