@@ -4,5 +4,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+. scripts/node-env.sh  # Node.js 24: the one setup.sh installed where the system has an older one
 ./bin/lifeboat dev up
 exec ./bin/lifeboat drill orders "$@"

