@@ -11,6 +11,7 @@ bash scripts/setup.sh --with-moto --with-gcs-emulator --with-chromium --with-tes
 echo "== typecheck"; npx --no-install tsc -p tsconfig.json --noEmit
 echo "== lint"; npx --no-install eslint .
 echo "== format"; npx --no-install prettier --check . >/dev/null || { npx --no-install prettier --list-different .; echo "prettier: the files above are not formatted (npx prettier --write .)" >&2; exit 1; }
+echo "== docs"; bash scripts/dev/docs.sh
 echo "== jest"
 results=$(mktemp)
 status=0

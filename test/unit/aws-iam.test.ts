@@ -292,9 +292,9 @@ describe('the AWS IAM policy', () => {
     expect(createGrant?.Condition?.Bool).toEqual({ 'kms:GrantIsForAWSResource': 'true' });
   });
 
-  test('the README shows exactly this policy (the copy operators paste is the one under test)', () => {
-    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
-    const blocks = [...readme.matchAll(/```json\n([\s\S]*?)\n```/g)].map((m) => m[1]!);
+  test('the AWS docs page shows exactly this policy (the copy operators paste is the one under test)', () => {
+    const page = readFileSync(join(ROOT, 'docs', 'providers', 'aws.md'), 'utf8');
+    const blocks = [...page.matchAll(/```json\n([\s\S]*?)\n```/g)].map((m) => m[1]!);
     const shown = blocks.map((b) => JSON.parse(b) as Policy).filter((b) => b.Version === '2012-10-17');
     expect(shown).toHaveLength(1);
     expect(shown[0]).toEqual(policy);

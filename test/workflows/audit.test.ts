@@ -1,4 +1,4 @@
-// The README's audit queries, run as written against the visibility API of the test stack's Temporal
+// The audit queries of docs/operating/audit.md, run as written against the visibility API of the test stack's Temporal
 // server, over runs this file makes through the compiled CLI on a replication set of its own (au-a ->
 // au-b, database audb): a readiness check that finds problems, a drill a person started, a drill that
 // finds bad data, a scheduled drill, a switchover bob starts and alice approves, and bob's --yes failback.
@@ -19,11 +19,11 @@ let temporal: Client;
 let worker: RunningWorker;
 const startedAt = new Date(Date.now() - 1000).toISOString();
 
-/** The README's audit table: question -> query, as an operator would paste it into the UI. */
-function readmeQueries(): Map<string, string> {
-  const readme = readFileSync(join(__dirname, '..', '..', 'README.md'), 'utf8');
-  const block = /<!-- audit-queries -->([\s\S]*?)<!-- \/audit-queries -->/.exec(readme)?.[1];
-  if (!block) throw new Error('README.md has no <!-- audit-queries --> table');
+/** The docs' audit table: question -> query, as an operator would paste it into the UI. */
+function documentedQueries(): Map<string, string> {
+  const page = readFileSync(join(__dirname, '..', '..', 'docs', 'operating', 'audit.md'), 'utf8');
+  const block = /<!-- audit-queries -->([\s\S]*?)<!-- \/audit-queries -->/.exec(page)?.[1];
+  if (!block) throw new Error('docs/operating/audit.md has no <!-- audit-queries --> table');
   const rows = new Map<string, string>();
   for (const line of block.split('\n')) {
     const m = /^\|\s*(.+?)\s*\|\s*`(.+)`\s*\|$/.exec(line.trim());
@@ -32,7 +32,7 @@ function readmeQueries(): Map<string, string> {
   return rows;
 }
 
-/** The README's examples name orders, alice and a date; here they name this file's runs. */
+/** The docs' examples name orders, alice and a date; here they name this file's runs. */
 function localize(query: string): string {
   return query
     .replaceAll("'orders'", `'${DB}'`)
@@ -106,7 +106,7 @@ beforeAll(async () => {
   const failover = lifeboat(['failover', DB, '-f', plan, '--planned', '--json'], as('cli:bob'));
   runs.failover = lockId(DB);
   await waitForStep(temporal.workflow.getHandle(runs.failover), 'failoverProgress', 'approval');
-  runningDuringApproval = await idsFor(readmeQueries().get('Is a runbook of orders running now?')!);
+  runningDuringApproval = await idsFor(documentedQueries().get('Is a runbook of orders running now?')!);
   const approved = await lifeboat(
     ['approve', runs.failover, '-f', plan, '--reason', 'quarterly switchover rehearsal'],
     as('cli:alice-audit'),
@@ -156,21 +156,21 @@ const cases: Array<{ question: string; includes: Array<keyof typeof runs>; exclu
   },
 ];
 
-test('the README lists exactly the audit questions this test checks', () => {
-  expect([...readmeQueries().keys()].sort()).toEqual(
+test('the docs list exactly the audit questions this test checks', () => {
+  expect([...documentedQueries().keys()].sort()).toEqual(
     [...cases.map((c) => c.question), 'Is a runbook of orders running now?'].sort(),
   );
 });
 
-test.each(cases)('README audit query: $question', async ({ question, includes, excludes }) => {
-  const query = readmeQueries().get(question);
+test.each(cases)('documented audit query: $question', async ({ question, includes, excludes }) => {
+  const query = documentedQueries().get(question);
   expect(query).toBeDefined();
   const ids = await idsFor(query!);
   for (const run of includes) expect({ run, found: ids.has(runs[run]) }).toEqual({ run, found: true });
   for (const run of excludes) expect({ run, found: ids.has(runs[run]) }).toEqual({ run, found: false });
 });
 
-test('README audit query: Is a runbook of orders running now? (asked while the failover waited for approval)', () => {
+test('documented audit query: Is a runbook of orders running now? (asked while the failover waited for approval)', () => {
   expect(runningDuringApproval.has(runs.failover)).toBe(true);
   expect(runningDuringApproval.has(runs.drillPassed)).toBe(false);
 });
