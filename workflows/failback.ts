@@ -4,10 +4,8 @@
 //   current primary: pg_rewind, else a fresh base backup) -> wait until caught up -> approval gate
 //   -> canary write -> planned switchover back (fence, hold, replay, promote, repoint) -> smoke tests
 //   -> re-protect the former primary as the new standby -> nothing written during the failover lost
-import { runbook } from './kit';
-import { finishedNote } from './notify';
 import { failbackProgressQuery } from './messages';
-import { invalid, subjectOf, validateFailoverInput } from './report';
+import { invalid } from './report';
 import {
   approvalGate,
   cancelDrillsAndReadTopology,
@@ -15,6 +13,7 @@ import {
   plannedSwitchover,
   rebuiltDetail,
   regionOf,
+  topologyRunbook,
   verifyNewPrimary,
   withoutNode,
   type TopologyRun,
@@ -24,25 +23,8 @@ import type { FailbackInput, NodeRef, RunbookReport, TopologyView } from './type
 export { failbackProgressQuery } from './messages';
 
 export function failback(input: FailbackInput): Promise<RunbookReport> {
-  const spec = {
-    kind: 'failback' as const,
-    input,
-    validate: validateFailoverInput,
-    subject: subjectOf,
-    progress: failbackProgressQuery,
-    finished: { region: () => input.replicaSet.dr, note: finishedNote },
-  };
-  return runbook(spec, async (kit) => {
-    const run: TopologyRun = Object.assign(kit, { input });
+  return topologyRunbook('failback', input, failbackProgressQuery, 'failback', async (run, failback) => {
     const { report, info } = run;
-    const failback = (report.failover = {
-      mode: 'failback',
-      approval: null,
-      fence: null,
-      lagAtDecision: null,
-      walGapBytes: null,
-      topology: null,
-    } as NonNullable<RunbookReport['failover']>);
     const { replicaSet: set, database } = input;
     const [home, dr] = [run.in(set.home), run.in(set.dr)];
     let topology = await cancelDrillsAndReadTopology(run);

@@ -13,10 +13,8 @@
 //
 // Until the promote, every change has an undo; an approval that times out changes nothing.
 import { patched } from '@temporalio/workflow';
-import { runbook } from './kit';
-import { finishedNote } from './notify';
 import { failoverProgressQuery } from './messages';
-import { invalid, subjectOf, validateFailoverInput } from './report';
+import { invalid } from './report';
 import {
   approvalGate,
   cancelDrillsAndReadTopology,
@@ -26,6 +24,7 @@ import {
   plannedSwitchover,
   regionOf,
   sideBySideFrom,
+  topologyRunbook,
   unplannedTakeover,
   verifyNewPrimary,
   type TopologyRun,
@@ -35,25 +34,8 @@ import type { Canary, FailoverInput, RunbookReport, TopologyView } from './types
 export { approveFailoverUpdate, failoverProgressQuery } from './messages';
 
 export function failover(input: FailoverInput): Promise<RunbookReport> {
-  const spec = {
-    kind: 'failover' as const,
-    input,
-    validate: validateFailoverInput,
-    subject: subjectOf,
-    progress: failoverProgressQuery,
-    finished: { region: () => input.replicaSet.dr, note: finishedNote },
-  };
-  return runbook(spec, async (kit) => {
-    const run: TopologyRun = Object.assign(kit, { input });
+  return topologyRunbook('failover', input, failoverProgressQuery, input.mode, async (run, failover) => {
     const { report, info } = run;
-    const failover = (report.failover = {
-      mode: input.mode,
-      approval: null,
-      fence: null,
-      lagAtDecision: null,
-      walGapBytes: null,
-      topology: null,
-    } as NonNullable<RunbookReport['failover']>);
     const set = input.replicaSet;
     const topology = await cancelDrillsAndReadTopology(run);
     if (input.mode === 'zonal') return zonalFailover(run, topology);
