@@ -18,7 +18,7 @@ import {
   withoutNode,
   type TopologyRun,
 } from './topology-steps';
-import type { FailbackInput, NodeRef, RunbookReport, TopologyView } from './types';
+import type { FailbackInput, NodeRef, RegionSpec, RunbookReport, TopologyView } from './types';
 
 export { failbackProgressQuery } from './messages';
 
@@ -62,18 +62,7 @@ export function failback(input: FailbackInput): Promise<RunbookReport> {
 
     // Re-protect: the old primary becomes a standby of the current one (on RDS: a new replica beside it).
     const formerHome = homeNodeOf(set, topology);
-    const rebuilt = await run.step(
-      're-protect home server',
-      () => home.long.rebuildAsStandby(rebuildInput(run, formerHome, current)),
-      `rebuilding ${label(formerHome)} as a standby of ${label(current)}`,
-    );
-    // Workers from before providers could name a new node return only the method.
-    const homeNode = rebuilt.node ?? formerHome;
-    run.check({
-      name: 're-protect home server',
-      ok: true,
-      detail: rebuiltDetail(homeNode, rebuilt.method, current) + discardedDetail(run, homeNode, rebuilt),
-    });
+    const homeNode = await rebuildStep(run, 're-protect home server', set.home, formerHome, current);
     const before = topology;
     topology = await run.step(
       'record standby',
@@ -172,6 +161,32 @@ function rebuildInput(run: TopologyRun, node: NodeRef, primary: NodeRef) {
   };
 }
 
+/**
+ * Rebuilds `node` as a standby of `primary` (an activity in `region`; the step and its check are
+ * called `name`) and returns the node that is the standby now: on RDS a new replica beside it.
+ */
+async function rebuildStep(
+  run: TopologyRun,
+  name: string,
+  region: RegionSpec,
+  node: NodeRef,
+  primary: NodeRef,
+): Promise<NodeRef> {
+  const rebuilt = await run.step(
+    name,
+    () => run.in(region).long.rebuildAsStandby(rebuildInput(run, node, primary)),
+    `rebuilding ${label(node)} as a standby of ${label(primary)}`,
+  );
+  // Workers from before providers could name a new node return only the method.
+  const standby = rebuilt.node ?? node;
+  run.check({
+    name,
+    ok: true,
+    detail: rebuiltDetail(standby, rebuilt.method, primary) + discardedDetail(run, standby, rebuilt),
+  });
+  return standby;
+}
+
 /** What the report says of divergent writes a rebuild discarded, and where their copy is. */
 function discardedDetail(
   run: TopologyRun,
@@ -193,17 +208,7 @@ async function reprotect(
 ): Promise<TopologyView> {
   const { input, info } = run;
   const set = input.replicaSet;
-  const rebuilt = await run.step(
-    're-protect former primary',
-    () => run.in(regionOf(set, former)).long.rebuildAsStandby(rebuildInput(run, former, home)),
-    `rebuilding ${label(former)} as a standby of ${label(home)}`,
-  );
-  const node = rebuilt.node ?? former;
-  run.check({
-    name: 're-protect former primary',
-    ok: true,
-    detail: rebuiltDetail(node, rebuilt.method, home) + discardedDetail(run, node, rebuilt),
-  });
+  const node = await rebuildStep(run, 're-protect former primary', regionOf(set, former), former, home);
   return run.step(
     'record standby',
     () =>

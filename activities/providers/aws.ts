@@ -933,6 +933,10 @@ export class AwsProvider extends ProviderBase implements DatabaseProvider {
     return this.connectServer(awsRegion, instanceId, 'instance', database, credentials);
   }
 
+  /**
+   * The server is looked up in RDS first (then cached), whatever the data plane: the control plane
+   * is always RDS.
+   */
   private connectServer(
     awsRegion: string,
     id: string,
@@ -940,39 +944,29 @@ export class AwsProvider extends ProviderBase implements DatabaseProvider {
     database: string,
     credentials: CredentialsRef | undefined,
   ): Promise<PgConnection> {
-    return this.endpoints.get(JSON.stringify([awsRegion, id, kind, database, credentials ?? null]), () =>
-      this.lookUpServer(awsRegion, id, kind, database, credentials),
-    );
-  }
-
-  /** The server is looked up in RDS first, whatever the data plane: the control plane is always RDS. */
-  private async lookUpServer(
-    awsRegion: string,
-    id: string,
-    kind: 'instance' | 'cluster',
-    database: string,
-    credentials: CredentialsRef | undefined,
-  ): Promise<PgConnection> {
-    const { user, password } = resolveCredentials(credentials, this.config.secrets, `${kind} ${id}`);
-    let address: string | undefined;
-    let port: number | undefined;
-    let status: string | undefined;
-    if (kind === 'instance') {
-      const instance = await this.describeInstance(awsRegion, id);
-      if (!instance) throw verdict(ErrorType.DatabaseNotFound, `no RDS instance ${id} in ${awsRegion}`);
-      ({ Address: address, Port: port } = instance.Endpoint ?? {});
-      status = instance.DBInstanceStatus;
-    } else {
-      const cluster = await describeCluster(this.rds(awsRegion), id);
-      if (!cluster) throw verdict(ErrorType.DatabaseNotFound, `no Aurora cluster ${id} in ${awsRegion}`);
-      // A global secondary has no writer: its reader endpoint is the way in.
-      address = cluster.DBClusterMembers?.some((m) => m.IsClusterWriter)
-        ? cluster.Endpoint
-        : (cluster.ReaderEndpoint ?? cluster.Endpoint);
-      port = cluster.Port;
-      status = cluster.Status;
-    }
-    return this.dataPlane.connect(awsRegion, id, database, { kind, address, port, status, user, password });
+    const key = JSON.stringify([awsRegion, id, kind, database, credentials ?? null]);
+    return this.endpoints.get(key, async () => {
+      const { user, password } = resolveCredentials(credentials, this.config.secrets, `${kind} ${id}`);
+      let address: string | undefined;
+      let port: number | undefined;
+      let status: string | undefined;
+      if (kind === 'instance') {
+        const instance = await this.describeInstance(awsRegion, id);
+        if (!instance) throw verdict(ErrorType.DatabaseNotFound, `no RDS instance ${id} in ${awsRegion}`);
+        ({ Address: address, Port: port } = instance.Endpoint ?? {});
+        status = instance.DBInstanceStatus;
+      } else {
+        const cluster = await describeCluster(this.rds(awsRegion), id);
+        if (!cluster) throw verdict(ErrorType.DatabaseNotFound, `no Aurora cluster ${id} in ${awsRegion}`);
+        // A global secondary has no writer: its reader endpoint is the way in.
+        address = cluster.DBClusterMembers?.some((m) => m.IsClusterWriter)
+          ? cluster.Endpoint
+          : (cluster.ReaderEndpoint ?? cluster.Endpoint);
+        port = cluster.Port;
+        status = cluster.Status;
+      }
+      return this.dataPlane.connect(awsRegion, id, database, { kind, address, port, status, user, password });
+    });
   }
 
   private async describeInstance(awsRegion: string, instanceId: string): Promise<DBInstance | null> {
