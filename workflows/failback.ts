@@ -8,6 +8,7 @@ import { failbackProgressQuery } from './messages';
 import { invalid } from './report';
 import {
   approvalGate,
+  canaryWriteOnNode,
   cancelDrillsAndReadTopology,
   label,
   plannedSwitchover,
@@ -87,17 +88,7 @@ export function failback(input: FailbackInput): Promise<RunbookReport> {
       return run.fail(
         `approval timed out after ${input.approval.timeoutSeconds}s; ${label(current)} is still the primary, ${label(homeNode)} its standby`,
       );
-    const startCanary = await run.step(
-      'canary write',
-      () =>
-        run.in(regionOf(set, current)).quick.writeCanaryOnNode({
-          set,
-          node: current,
-          database: input.pgDatabase,
-          token: `${info.workflowId}/${info.runId}/canary`,
-        }),
-      `writing a canary row on ${label(current)}`,
-    );
+    const startCanary = await canaryWriteOnNode(run, current);
     const switched = await plannedSwitchover(run, set, current, homeNode, topology);
     report.rpoSeconds = await verifyNewPrimary(run, homeNode, 'planned', startCanary, run.declaredStart);
     if (report.checks.every((c) => c.ok)) report.rtoSeconds = run.elapsed();

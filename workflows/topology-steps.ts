@@ -483,6 +483,23 @@ export async function cancelDrillsAndReadTopology(run: TopologyRun): Promise<Top
   return readTopology();
 }
 
+/** The canary row written on the primary before a switch: the RPO is measured by it (canaryWrite, on a node). */
+export function canaryWriteOnNode(run: TopologyRun, node: NodeRef): Promise<Canary> {
+  const { input, info } = run;
+  const set = input.replicaSet;
+  return run.step(
+    'canary write',
+    () =>
+      run.in(regionOf(set, node)).quick.writeCanaryOnNode({
+        set,
+        node,
+        database: input.pgDatabase,
+        token: `${info.workflowId}/${info.runId}/canary`,
+      }),
+    `writing a canary row on ${label(node)}`,
+  );
+}
+
 /**
  * What proves the new primary serves: the smoke tests (a write, the plan's checks), then RPO from
  * data (measureRpoOnNewPrimary). Side by side since SWITCHOVER_SIDE_BY_SIDE; the report lists them in that order.
