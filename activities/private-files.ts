@@ -50,17 +50,16 @@ export function writeFileAtomic(file: string, data: string | Buffer, mode = PRIV
 
 /** fsync of a file already written (e.g. a streamed dump), before it is renamed into place. */
 export function fsyncFile(file: string): void {
-  const fd = openSync(file, 'r');
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
+  fsyncPath(file);
 }
 
 /** fsync of a directory: makes the creations and renames in it durable. */
 export function fsyncDir(dir: string): void {
-  const fd = openSync(dir, 'r');
+  fsyncPath(dir);
+}
+
+function fsyncPath(path: string): void {
+  const fd = openSync(path, 'r');
   try {
     fsyncSync(fd);
   } finally {

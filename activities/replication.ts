@@ -17,6 +17,7 @@ import { runChecksWithoutSuperuser } from './pg/roles';
 import { STALLED_AFTER_MS } from './pg/replication';
 import { drillRunsQuery, listRuns } from './visibility';
 import type { NodeStatus } from './providers/provider';
+import { NOT_RUNNING } from './providers/provider-base';
 
 export function createReplicationActivities(deps: ActivityDeps) {
   const { activity, provider, temporal } = wire(deps);
@@ -37,16 +38,7 @@ export function createReplicationActivities(deps: ActivityDeps) {
         const statusOf = (node: NodeRef) =>
           p.nodeStatus(node).catch((err: Error): NodeStatus => {
             if (isVerdict(err)) throw err;
-            return {
-              running: false,
-              reachable: false,
-              inRecovery: null,
-              writable: false,
-              fenced: false,
-              lsn: null,
-              streaming: null,
-              detail: `unreachable: ${err.message}`,
-            };
+            return { ...NOT_RUNNING, detail: `unreachable: ${err.message}` };
           });
         const [primaryStatus, standbyStatus] = await Promise.all([statusOf(primary), statusOf(standby)]);
         const lag =

@@ -35,12 +35,9 @@ export function parseArgs(argv: string[]): Args {
     else if (a === '--json') args.json = true;
     else if (a === '--from-latest-backup') args.fromLatestBackup = true;
     else if (a === '--all') args.all = true;
-    else if (a === '--concurrency') {
-      const value = optionValue(a, argv[++i], 'a number of drills at a time (1-50)');
-      if (!/^\d+$/.test(value) || Number(value) < 1 || Number(value) > 50)
-        throw new UsageError(`--concurrency ${value}: expected a whole number from 1 to 50`);
-      args.concurrency = Number(value);
-    } else if (a === '--planned' || a === '--unplanned' || a === '--zonal') {
+    else if (a === '--concurrency')
+      args.concurrency = wholeNumber(a, argv[++i], 'a number of drills at a time (1-50)', 50);
+    else if (a === '--planned' || a === '--unplanned' || a === '--zonal') {
       const mode = a === '--planned' ? 'planned' : a === '--unplanned' ? 'unplanned' : 'zonal';
       if (args.mode && args.mode !== mode)
         throw new UsageError('--planned, --unplanned and --zonal exclude each other');
@@ -48,24 +45,16 @@ export function parseArgs(argv: string[]): Args {
     } else if (a === '--yes' || a === '-y') args.yes = true;
     else if (a === '--discard-divergent') args.discardDivergent = true;
     else if (a === '--reason') args.reason = optionValue(a, argv[++i], 'a reason');
-    else if (a === '--port') {
-      const value = optionValue(a, argv[++i], 'a port number');
-      if (!/^\d+$/.test(value) || Number(value) < 1 || Number(value) > 65535)
-        throw new UsageError(`--port ${value}: expected a whole number from 1 to 65535`);
-      args.port = Number(value);
-    } else if (a === '--host') args.host = optionValue(a, argv[++i], 'an address to listen on');
+    else if (a === '--port') args.port = wholeNumber(a, argv[++i], 'a port number', 65535);
+    else if (a === '--host') args.host = optionValue(a, argv[++i], 'an address to listen on');
     else if (a === '--region') (args.regions ??= []).push(optionValue(a, argv[++i], 'a region name of the plan'));
     else if (a === '--origin')
       (args.origins ??= []).push(optionValue(a, argv[++i], 'the Temporal UI origin, e.g. http://localhost:8233'));
     else if (a === '--html') args.html = optionValue(a, argv[++i], 'an output file path, e.g. report.html');
     else if (a === '--md') args.md = optionValue(a, argv[++i], 'an output file path, e.g. report.md');
     else if (a === '--history') args.history = true;
-    else if (a === '--last') {
-      const value = optionValue(a, argv[++i], 'a number of drills (1-1000)');
-      if (!/^\d+$/.test(value) || Number(value) < 1 || Number(value) > 1000)
-        throw new UsageError(`--last ${value}: expected a whole number from 1 to 1000`);
-      args.last = Number(value);
-    } else if (a === '-h' || a === '--help') args.help = true;
+    else if (a === '--last') args.last = wholeNumber(a, argv[++i], 'a number of drills (1-1000)', 1000);
+    else if (a === '-h' || a === '--help') args.help = true;
     else if (a.startsWith('-')) throw new UsageError(`unknown option ${a}`);
     else args.positional.push(a);
   }
@@ -77,6 +66,14 @@ function optionValue(option: string, value: string | undefined, what: string): s
   if (!value) throw new UsageError(`${option} needs ${what}`);
   if (value.startsWith('-')) throw new UsageError(`${option} needs ${what}, got option ${value}`);
   return value;
+}
+
+/** A whole number from 1 to `max` (`what` names it in the usage error). */
+function wholeNumber(option: string, value: string | undefined, what: string, max: number): number {
+  const text = optionValue(option, value, what);
+  if (!/^\d+$/.test(text) || Number(text) < 1 || Number(text) > max)
+    throw new UsageError(`${option} ${text}: expected a whole number from 1 to ${max}`);
+  return Number(text);
 }
 
 /** Exactly `count` positional arguments (the command and its own), else a usage error naming `what`. */

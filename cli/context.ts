@@ -1,7 +1,9 @@
 // What every command gets, and the helpers several of them share.
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
+import type { Client } from '@temporalio/client';
 import type { LifeboatEnv } from '../worker/env';
+import { connectClient, temporalTarget, type TemporalTarget } from '../worker/temporal';
 import { loadPlanFile, type LoadedPlan } from '../worker/plan';
 import type { Args } from './args';
 
@@ -24,6 +26,24 @@ export function loadPlan(env: LifeboatEnv, file?: string): LoadedPlan {
 
 export function plural(count: number, noun: string): string {
   return `${count} ${noun}${count === 1 ? '' : 's'}`;
+}
+
+/**
+ * A client of the Temporal server, or null once stderr says it cannot be reached and `then`: what
+ * to do about it, or what that means for the command.
+ */
+export async function connectTemporal({
+  target = temporalTarget(),
+  then = 'start the local stack with `lifeboat dev up`, or set TEMPORAL_ADDRESS',
+}: { target?: TemporalTarget; then?: string } = {}): Promise<Client | null> {
+  try {
+    return await connectClient(target);
+  } catch (err) {
+    process.stderr.write(
+      `cannot reach Temporal at ${target.connectionOptions.address}: ${(err as Error).message}\n${then}\n`,
+    );
+    return null;
+  }
 }
 
 /** Who started a run, for the TriggeredBy search attribute and approvals. */

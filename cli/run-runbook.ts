@@ -8,7 +8,8 @@ import {
 } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
 import type { LifeboatEnv } from '../worker/env';
-import { connectClient, temporalTarget, uiLink } from '../worker/temporal';
+import type { LoadedPlan } from '../worker/plan';
+import { temporalTarget, uiLink } from '../worker/temporal';
 import type { Progress } from '../workflows/steps';
 import { DatabaseAttr, ProviderAttr, RunbookAttr, TriggeredByAttr } from '../workflows/search-attributes';
 import {
@@ -19,8 +20,24 @@ import {
   type RunbookReport,
 } from '../workflows/types';
 import { ProgressView, renderReport } from '../services/evidence/terminal';
-import type { Args } from './args';
-import { whoAmI } from './context';
+import { expectArgs, type Args } from './args';
+import { connectTemporal, loadPlan, whoAmI, type Command } from './context';
+
+/**
+ * A command that starts one runbook of one database on its primary's provider (backup, readiness):
+ * `lifeboat <runbook> <db> [-f plan] [--json]`, its input made from the plan by `inputOf`.
+ */
+export function primaryRunbookCommand<I extends { database: string; primary: { region: { provider: string } } }>(spec: {
+  runbook: RunbookReport['runbook'];
+  inputOf: (plan: LoadedPlan, database: string, options: { triggeredBy: string }) => I;
+  summary: (input: I) => string;
+}): Command {
+  return async ({ env, args, sub }) => {
+    expectArgs(args, 2, `lifeboat ${spec.runbook} <db> [-f plan] [--json]`);
+    const input = spec.inputOf(loadPlan(env, args.plan), sub!, { triggeredBy: whoAmI() });
+    return runOnPrimary(env, args, spec.runbook, input, spec.summary(input));
+  };
+}
 
 /** A database whose DR side is on another cloud moves by restore (workflows/cross-cloud.ts). */
 export function startCrossCloud(env: LifeboatEnv, args: Args, input: CrossCloudInput): Promise<number> {
@@ -73,15 +90,8 @@ export interface RunbookStart {
 export async function runRunbook(env: LifeboatEnv, args: Args, start: RunbookStart): Promise<number> {
   const { runbook, database, input, summary, provider } = start;
   const target = temporalTarget();
-  let client: Client;
-  try {
-    client = await connectClient(target);
-  } catch (err) {
-    process.stderr.write(
-      `cannot reach Temporal at ${target.connectionOptions.address}: ${(err as Error).message}\nstart the local stack with \`lifeboat dev up\`, or set TEMPORAL_ADDRESS\n`,
-    );
-    return 1;
-  }
+  const client = await connectTemporal({ target });
+  if (!client) return 1;
   const workflowId = start.workflowId ?? `lifeboat/${database}/${runbook}/${new Date().toISOString()}`;
   let handle: Awaited<ReturnType<Client['workflow']['start']>>;
   try {

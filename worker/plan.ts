@@ -465,8 +465,10 @@ export function parsePlan(text: string, source: string): LoadedPlan {
   return { plan, source, digest: createHash('sha256').update(text).digest('hex') };
 }
 
+type DatabaseSpec = Plan['databases'][string];
+
 /** What one provider needs of a database that the schema alone cannot say. */
-function providerProblems(plan: Plan, name: string, db: Plan['databases'][string]): string[] {
+function providerProblems(plan: Plan, name: string, db: DatabaseSpec): string[] {
   const at = `  databases.${name}`;
   const primary = Object.hasOwn(plan.regions, db.primary.region) ? plan.regions[db.primary.region] : undefined;
   const dr = Object.hasOwn(plan.regions, db.dr.region) ? plan.regions[db.dr.region] : undefined;
@@ -558,7 +560,7 @@ function providerProblems(plan: Plan, name: string, db: Plan['databases'][string
 }
 
 /** Portable backups: the DR region is on another provider, or the plan asks for them. */
-function isPortable(plan: Plan, db: Plan['databases'][string]): boolean {
+function isPortable(plan: Plan, db: DatabaseSpec): boolean {
   const primary = Object.hasOwn(plan.regions, db.primary.region) ? plan.regions[db.primary.region] : undefined;
   const dr = Object.hasOwn(plan.regions, db.dr.region) ? plan.regions[db.dr.region] : undefined;
   return db.dr.portable === true || Boolean(primary && dr && primary.provider !== dr.provider);
@@ -663,7 +665,7 @@ function storeSpecOf(spec: Plan['regions'][string]): StoreSpec | undefined {
   return { kind: 's3', bucket: store.s3.bucket, prefix: store.s3.prefix, awsRegion };
 }
 
-function targetOf(loaded: LoadedPlan, db: Plan['databases'][string]): DatabaseTarget {
+function targetOf(loaded: LoadedPlan, db: DatabaseSpec): DatabaseTarget {
   return {
     region: region(loaded.plan, db.primary.region),
     database: db.primary.database,
@@ -683,6 +685,28 @@ export function databaseOf(loaded: LoadedPlan, database: string) {
   return db;
 }
 
+/** How drill, backup and readiness inputs begin: where the database lives and recovers to, which plan, who asked. */
+function inputBase(loaded: LoadedPlan, db: DatabaseSpec, database: string, options: { triggeredBy: string }) {
+  return {
+    database,
+    primary: targetOf(loaded, db),
+    dr: region(loaded.plan, db.dr.region),
+    ...(isPortable(loaded.plan, db) && { portable: true }),
+    planDigest: loaded.digest,
+    triggeredBy: options.triggeredBy,
+  };
+}
+
+const objectivesOf = (db: DatabaseSpec) => ({ rpoSeconds: db.objectives.rpo, rtoSeconds: db.objectives.rto });
+
+/** A failover's approval: pre-approved or not, and how long the runbook waits for one (the plan's default). */
+function approvalOf(db: DatabaseSpec, options: { preApproved: boolean; approvalTimeoutSeconds?: number }) {
+  return {
+    preApproved: options.preApproved,
+    timeoutSeconds: options.approvalTimeoutSeconds ?? db.failover.approvalTimeout,
+  };
+}
+
 export function drillInput(
   loaded: LoadedPlan,
   database: string,
@@ -690,29 +714,19 @@ export function drillInput(
 ): DrillInput {
   const db = databaseOf(loaded, database);
   return {
-    database,
-    primary: targetOf(loaded, db),
-    dr: region(loaded.plan, db.dr.region),
-    objectives: { rpoSeconds: db.objectives.rpo, rtoSeconds: db.objectives.rto },
+    ...inputBase(loaded, db, database, options),
+    objectives: objectivesOf(db),
     checks: db.checks,
     fromLatestBackup: options.fromLatestBackup,
-    ...(isPortable(loaded.plan, db) && { portable: true }),
     ...(db.dr.credentials && { drCredentials: db.dr.credentials }),
-    planDigest: loaded.digest,
-    triggeredBy: options.triggeredBy,
   };
 }
 
 export function backupInput(loaded: LoadedPlan, database: string, options: { triggeredBy: string }): BackupInput {
   const db = databaseOf(loaded, database);
   return {
-    database,
-    primary: targetOf(loaded, db),
-    dr: region(loaded.plan, db.dr.region),
+    ...inputBase(loaded, db, database, options),
     keep: db.retention.keep,
-    ...(isPortable(loaded.plan, db) && { portable: true }),
-    planDigest: loaded.digest,
-    triggeredBy: options.triggeredBy,
   };
 }
 
@@ -720,21 +734,16 @@ export function backupInput(loaded: LoadedPlan, database: string, options: { tri
 export function readinessInput(loaded: LoadedPlan, database: string, options: { triggeredBy: string }): ReadinessInput {
   const db = databaseOf(loaded, database);
   return {
-    database,
-    primary: targetOf(loaded, db),
-    dr: region(loaded.plan, db.dr.region),
-    objectives: { rpoSeconds: db.objectives.rpo, rtoSeconds: db.objectives.rto },
-    ...(isPortable(loaded.plan, db) && { portable: true }),
+    ...inputBase(loaded, db, database, options),
+    objectives: objectivesOf(db),
     ...(db.dr.standby && { replicaSet: replicaSetOf(loaded, database) }),
     drillWindowSeconds: drillWindowOf(db),
-    planDigest: loaded.digest,
-    triggeredBy: options.triggeredBy,
   };
 }
 
 const WEEK = 7 * 24 * 3600;
 
-function drillWindowOf(db: Plan['databases'][string]): number {
+function drillWindowOf(db: DatabaseSpec): number {
   const schedule = db.schedule;
   if (schedule?.drillWindow !== undefined) return schedule.drillWindow;
   const every = schedule?.drill?.every;
@@ -794,12 +803,9 @@ export function failbackInput(
     database,
     pgDatabase: db.primary.database,
     replicaSet: replicaSetOf(loaded, database),
-    objectives: { rpoSeconds: db.objectives.rpo, rtoSeconds: db.objectives.rto },
+    objectives: objectivesOf(db),
     checks: db.checks,
-    approval: {
-      preApproved: options.preApproved,
-      timeoutSeconds: options.approvalTimeoutSeconds ?? db.failover.approvalTimeout,
-    },
+    approval: approvalOf(db, options),
     planDigest: loaded.digest,
     triggeredBy: options.triggeredBy,
     ...(options.discardDivergent && { discardDivergent: true }),
@@ -853,12 +859,9 @@ export function crossCloudInput(
     mode: options.mode,
     from,
     to,
-    objectives: { rpoSeconds: db.objectives.rpo, rtoSeconds: db.objectives.rto },
+    objectives: objectivesOf(db),
     checks: db.checks,
-    approval: {
-      preApproved: options.preApproved,
-      timeoutSeconds: options.approvalTimeoutSeconds ?? db.failover.approvalTimeout,
-    },
+    approval: approvalOf(db, options),
     planDigest: loaded.digest,
     triggeredBy: options.triggeredBy,
   };

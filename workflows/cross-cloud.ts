@@ -208,7 +208,7 @@ export function crossCloudFailover(input: CrossCloudInput): Promise<RunbookRepor
       ok: true,
       detail: `canary #${smoke.id} committed at ${smoke.writtenAt}`,
     });
-    measureRpo(report, input, verified.newestCanary, startCanary, declaredStart);
+    measureRpoOfRestore(report, input, verified.newestCanary, startCanary, declaredStart);
     report.rtoSeconds = run.elapsed();
     run.check({
       name: 'RTO within objective',
@@ -220,11 +220,12 @@ export function crossCloudFailover(input: CrossCloudInput): Promise<RunbookRepor
 }
 
 /**
- * RPO from data. Planned: the canary written before the fence must be in the restored data (RPO 0).
+ * RPO of a cross-cloud recovery, from the restored data. Planned: the canary written before the fence
+ * must be in the restored data (RPO 0).
  * Unplanned: the declared start against the newest canary the restored data holds, within the
  * objective; the promise (the newest copy's age) is reported beside it.
  */
-function measureRpo(
+function measureRpoOfRestore(
   report: RunbookReport,
   input: CrossCloudInput,
   restored: Canary | null,

@@ -4,45 +4,28 @@
 //   current primary: pg_rewind, else a fresh base backup) -> wait until caught up -> approval gate
 //   -> canary write -> planned switchover back (fence, hold, replay, promote, repoint) -> smoke tests
 //   -> re-protect the former primary as the new standby -> nothing written during the failover lost
-import { runbook } from './kit';
-import { finishedNote } from './notify';
 import { failbackProgressQuery } from './messages';
-import { invalid, subjectOf, validateFailoverInput } from './report';
+import { invalid } from './report';
 import {
   approvalGate,
+  canaryWriteOnNode,
   cancelDrillsAndReadTopology,
   label,
   plannedSwitchover,
   rebuiltDetail,
   regionOf,
+  topologyRunbook,
   verifyNewPrimary,
   withoutNode,
   type TopologyRun,
 } from './topology-steps';
-import type { FailbackInput, NodeRef, RunbookReport, TopologyView } from './types';
+import type { FailbackInput, NodeRef, RegionSpec, RunbookReport, TopologyView } from './types';
 
 export { failbackProgressQuery } from './messages';
 
 export function failback(input: FailbackInput): Promise<RunbookReport> {
-  const spec = {
-    kind: 'failback' as const,
-    input,
-    validate: validateFailoverInput,
-    subject: subjectOf,
-    progress: failbackProgressQuery,
-    finished: { region: () => input.replicaSet.dr, note: finishedNote },
-  };
-  return runbook(spec, async (kit) => {
-    const run: TopologyRun = Object.assign(kit, { input });
+  return topologyRunbook('failback', input, failbackProgressQuery, 'failback', async (run, failback) => {
     const { report, info } = run;
-    const failback = (report.failover = {
-      mode: 'failback',
-      approval: null,
-      fence: null,
-      lagAtDecision: null,
-      walGapBytes: null,
-      topology: null,
-    } as NonNullable<RunbookReport['failover']>);
     const { replicaSet: set, database } = input;
     const [home, dr] = [run.in(set.home), run.in(set.dr)];
     let topology = await cancelDrillsAndReadTopology(run);
@@ -80,18 +63,7 @@ export function failback(input: FailbackInput): Promise<RunbookReport> {
 
     // Re-protect: the old primary becomes a standby of the current one (on RDS: a new replica beside it).
     const formerHome = homeNodeOf(set, topology);
-    const rebuilt = await run.step(
-      're-protect home server',
-      () => home.long.rebuildAsStandby(rebuildInput(run, formerHome, current)),
-      `rebuilding ${label(formerHome)} as a standby of ${label(current)}`,
-    );
-    // Workers from before providers could name a new node return only the method.
-    const homeNode = rebuilt.node ?? formerHome;
-    run.check({
-      name: 're-protect home server',
-      ok: true,
-      detail: rebuiltDetail(homeNode, rebuilt.method, current) + discardedDetail(run, homeNode, rebuilt),
-    });
+    const homeNode = await rebuildStep(run, 're-protect home server', set.home, formerHome, current);
     const before = topology;
     topology = await run.step(
       'record standby',
@@ -116,17 +88,7 @@ export function failback(input: FailbackInput): Promise<RunbookReport> {
       return run.fail(
         `approval timed out after ${input.approval.timeoutSeconds}s; ${label(current)} is still the primary, ${label(homeNode)} its standby`,
       );
-    const startCanary = await run.step(
-      'canary write',
-      () =>
-        run.in(regionOf(set, current)).quick.writeCanaryOnNode({
-          set,
-          node: current,
-          database: input.pgDatabase,
-          token: `${info.workflowId}/${info.runId}/canary`,
-        }),
-      `writing a canary row on ${label(current)}`,
-    );
+    const startCanary = await canaryWriteOnNode(run, current);
     const switched = await plannedSwitchover(run, set, current, homeNode, topology);
     report.rpoSeconds = await verifyNewPrimary(run, homeNode, 'planned', startCanary, run.declaredStart);
     if (report.checks.every((c) => c.ok)) report.rtoSeconds = run.elapsed();
@@ -190,6 +152,32 @@ function rebuildInput(run: TopologyRun, node: NodeRef, primary: NodeRef) {
   };
 }
 
+/**
+ * Rebuilds `node` as a standby of `primary` (an activity in `region`; the step and its check are
+ * called `name`) and returns the node that is the standby now: on RDS a new replica beside it.
+ */
+async function rebuildStep(
+  run: TopologyRun,
+  name: string,
+  region: RegionSpec,
+  node: NodeRef,
+  primary: NodeRef,
+): Promise<NodeRef> {
+  const rebuilt = await run.step(
+    name,
+    () => run.in(region).long.rebuildAsStandby(rebuildInput(run, node, primary)),
+    `rebuilding ${label(node)} as a standby of ${label(primary)}`,
+  );
+  // Workers from before providers could name a new node return only the method.
+  const standby = rebuilt.node ?? node;
+  run.check({
+    name,
+    ok: true,
+    detail: rebuiltDetail(standby, rebuilt.method, primary) + discardedDetail(run, standby, rebuilt),
+  });
+  return standby;
+}
+
 /** What the report says of divergent writes a rebuild discarded, and where their copy is. */
 function discardedDetail(
   run: TopologyRun,
@@ -211,17 +199,7 @@ async function reprotect(
 ): Promise<TopologyView> {
   const { input, info } = run;
   const set = input.replicaSet;
-  const rebuilt = await run.step(
-    're-protect former primary',
-    () => run.in(regionOf(set, former)).long.rebuildAsStandby(rebuildInput(run, former, home)),
-    `rebuilding ${label(former)} as a standby of ${label(home)}`,
-  );
-  const node = rebuilt.node ?? former;
-  run.check({
-    name: 're-protect former primary',
-    ok: true,
-    detail: rebuiltDetail(node, rebuilt.method, home) + discardedDetail(run, node, rebuilt),
-  });
+  const node = await rebuildStep(run, 're-protect former primary', regionOf(set, former), former, home);
   return run.step(
     'record standby',
     () =>

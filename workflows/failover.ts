@@ -13,12 +13,11 @@
 //
 // Until the promote, every change has an undo; an approval that times out changes nothing.
 import { patched } from '@temporalio/workflow';
-import { runbook } from './kit';
-import { finishedNote } from './notify';
 import { failoverProgressQuery } from './messages';
-import { invalid, subjectOf, validateFailoverInput } from './report';
+import { invalid } from './report';
 import {
   approvalGate,
+  canaryWriteOnNode,
   cancelDrillsAndReadTopology,
   DEMOTED_PRIMARY_FOLLOWS,
   followNewPrimary,
@@ -26,6 +25,7 @@ import {
   plannedSwitchover,
   regionOf,
   sideBySideFrom,
+  topologyRunbook,
   unplannedTakeover,
   verifyNewPrimary,
   type TopologyRun,
@@ -35,25 +35,8 @@ import type { Canary, FailoverInput, RunbookReport, TopologyView } from './types
 export { approveFailoverUpdate, failoverProgressQuery } from './messages';
 
 export function failover(input: FailoverInput): Promise<RunbookReport> {
-  const spec = {
-    kind: 'failover' as const,
-    input,
-    validate: validateFailoverInput,
-    subject: subjectOf,
-    progress: failoverProgressQuery,
-    finished: { region: () => input.replicaSet.dr, note: finishedNote },
-  };
-  return runbook(spec, async (kit) => {
-    const run: TopologyRun = Object.assign(kit, { input });
-    const { report, info } = run;
-    const failover = (report.failover = {
-      mode: input.mode,
-      approval: null,
-      fence: null,
-      lagAtDecision: null,
-      walGapBytes: null,
-      topology: null,
-    } as NonNullable<RunbookReport['failover']>);
+  return topologyRunbook('failover', input, failoverProgressQuery, input.mode, async (run, failover) => {
+    const { report } = run;
     const set = input.replicaSet;
     const topology = await cancelDrillsAndReadTopology(run);
     if (input.mode === 'zonal') return zonalFailover(run, topology);
@@ -76,20 +59,7 @@ export function failover(input: FailoverInput): Promise<RunbookReport> {
       if (problems.length) throw invalid(`preflight failed, nothing was changed: ${problems.join('; ')}`);
     };
     // A canary row changes nothing that matters: it may be written while the preflight looks.
-    const canary = async () =>
-      input.mode !== 'planned'
-        ? null
-        : run.step(
-            'canary write',
-            () =>
-              run.in(regionOf(set, from)).quick.writeCanaryOnNode({
-                set,
-                node: from,
-                database: input.pgDatabase,
-                token: `${info.workflowId}/${info.runId}/canary`,
-              }),
-            `writing a canary row on ${label(from)}`,
-          );
+    const canary = async () => (input.mode !== 'planned' ? null : canaryWriteOnNode(run, from));
     const [, startCanary] = await sideBySideFrom<void, Canary | null>(input.mode === 'planned', preflight, canary);
 
     const approval = (failover.approval = await approvalGate(run, 'failover', set.dr));
@@ -109,22 +79,12 @@ export function failover(input: FailoverInput): Promise<RunbookReport> {
 
 /** The primary moves to its HA standby in another zone; the node, its address and the topology stay. */
 async function zonalFailover(run: TopologyRun, topology: TopologyView): Promise<void> {
-  const { info, input, report } = run;
+  const { input, report } = run;
   const set = input.replicaSet;
   const primary = topology.primary;
   if (!primary) throw invalid(`replication set ${set.set} has no primary right now (a switch is in progress?)`);
   const region = run.in(regionOf(set, primary));
-  const startCanary = await run.step(
-    'canary write',
-    () =>
-      region.quick.writeCanaryOnNode({
-        set,
-        node: primary,
-        database: input.pgDatabase,
-        token: `${info.workflowId}/${info.runId}/canary`,
-      }),
-    `writing a canary row on ${label(primary)}`,
-  );
+  const startCanary = await canaryWriteOnNode(run, primary);
   const approval = await approvalGate(run, 'failover', set.dr);
   if (report.failover) report.failover.approval = approval;
   if (!approval) return run.fail(`approval timed out after ${input.approval.timeoutSeconds}s; nothing was changed`);

@@ -10,13 +10,14 @@ import {
   patched,
   setHandler,
   upsertSearchAttributes,
+  type QueryDefinition,
 } from '@temporalio/workflow';
-import type { Run } from './kit';
+import { runbook, type Run } from './kit';
 import { approveFailoverUpdate } from './messages';
-import { invalid } from './report';
-import { notify } from './notify';
+import { invalid, subjectOf, validateFailoverInput } from './report';
+import { finishedNote, notify } from './notify';
 import { ApprovedByAttr } from './search-attributes';
-import { describeFailure, sideBySide, type StepLog } from './steps';
+import { describeFailure, sideBySide, type Progress, type StepLog } from './steps';
 import type {
   Approval,
   Canary,
@@ -26,6 +27,7 @@ import type {
   NodeRef,
   RegionSpec,
   ReplicaSetSpec,
+  RunbookReport,
   TopologyView,
 } from './types';
 
@@ -44,6 +46,42 @@ export function regionOf(set: ReplicaSetSpec, node: NodeRef): RegionSpec {
 
 /** A failover's or failback's run (./kit.ts): its report, steps, undo stack and input. */
 export type TopologyRun = Run & { input: FailoverInput | FailbackInput };
+
+type FailoverSection = NonNullable<RunbookReport['failover']>;
+
+/**
+ * A failover or failback runbook (validated, its end told in the DR region): the body gets the run
+ * with its input, and the report's failover section, empty but for `mode`, to fill in.
+ */
+export function topologyRunbook(
+  kind: 'failover' | 'failback',
+  input: FailoverInput | FailbackInput,
+  progress: QueryDefinition<Progress>,
+  mode: FailoverSection['mode'],
+  body: (run: TopologyRun, section: FailoverSection) => Promise<void>,
+): Promise<RunbookReport> {
+  const spec = {
+    kind,
+    input,
+    validate: validateFailoverInput,
+    subject: subjectOf,
+    progress,
+    finished: { region: () => input.replicaSet.dr, note: finishedNote },
+  };
+  return runbook(spec, (kit) => {
+    const run: TopologyRun = Object.assign(kit, { input });
+    const section: FailoverSection = {
+      mode,
+      approval: null,
+      fence: null,
+      lagAtDecision: null,
+      walGapBytes: null,
+      topology: null,
+    };
+    run.report.failover = section;
+    return body(run, section);
+  });
+}
 
 /**
  * Since this patch a switchover runs side by side what does not depend on each other: cancelling
@@ -445,9 +483,26 @@ export async function cancelDrillsAndReadTopology(run: TopologyRun): Promise<Top
   return readTopology();
 }
 
+/** The canary row written on the primary before a switch: the RPO is measured by it (canaryWrite, on a node). */
+export function canaryWriteOnNode(run: TopologyRun, node: NodeRef): Promise<Canary> {
+  const { input, info } = run;
+  const set = input.replicaSet;
+  return run.step(
+    'canary write',
+    () =>
+      run.in(regionOf(set, node)).quick.writeCanaryOnNode({
+        set,
+        node,
+        database: input.pgDatabase,
+        token: `${info.workflowId}/${info.runId}/canary`,
+      }),
+    `writing a canary row on ${label(node)}`,
+  );
+}
+
 /**
  * What proves the new primary serves: the smoke tests (a write, the plan's checks), then RPO from
- * data (measureRpo). Side by side since SWITCHOVER_SIDE_BY_SIDE; the report lists them in that order.
+ * data (measureRpoOnNewPrimary). Side by side since SWITCHOVER_SIDE_BY_SIDE; the report lists them in that order.
  */
 export async function verifyNewPrimary(
   run: TopologyRun,
@@ -459,12 +514,12 @@ export async function verifyNewPrimary(
   const set = run.input.replicaSet;
   if (!patched(SWITCHOVER_SIDE_BY_SIDE)) {
     run.report.checks.push(...(await smokeTests(run, set, node)));
-    return measureRpo(run, mode, node, startCanary, declaredStart);
+    return measureRpoOnNewPrimary(run, mode, node, startCanary, declaredStart);
   }
   const at = run.report.checks.length;
   const [smoke, rpo] = await sideBySide(
     () => smokeTests(run, set, node),
-    () => measureRpo(run, mode, node, startCanary, declaredStart),
+    () => measureRpoOnNewPrimary(run, mode, node, startCanary, declaredStart),
   );
   run.report.checks.splice(at, 0, ...smoke);
   return rpo;
@@ -497,11 +552,12 @@ export function withoutNode(nodes: NodeRef[], node: NodeRef): NodeRef[] {
 }
 
 /**
- * RPO from data. Planned: the canary written before the fence must be on the new primary (RPO 0).
+ * RPO of a failover or failback, from the data on the promoted node. Planned: the canary written
+ * before the fence must be on the new primary (RPO 0).
  * Unplanned: the newest canary acknowledged before the declared start, against the newest the new
  * primary holds.
  */
-export async function measureRpo(
+export async function measureRpoOnNewPrimary(
   run: TopologyRun,
   mode: 'planned' | 'unplanned',
   node: NodeRef,

@@ -532,6 +532,19 @@ function aclChanges(
   return absent ? changes.filter((c) => !absent(c.grantee)) : changes;
 }
 
+/** aclChanges of every column either side grants privileges on. */
+function columnAclChanges(
+  want: ObjectAccess,
+  found: ObjectAccess,
+  absent?: (role: string) => boolean,
+): Array<{ column: string; changes: AclChange[] }> {
+  const columns = new Set([...Object.keys(want.columns ?? {}), ...Object.keys(found.columns ?? {})]);
+  return [...columns].map((column) => ({
+    column,
+    changes: aclChanges(want.columns?.[column] ?? [], want.owner, found.columns?.[column] ?? [], found.owner, absent),
+  }));
+}
+
 function granteeSql(grantee: string, owner: string): string {
   const name = grantee === OWNER ? owner : grantee;
   return name === 'PUBLIC' ? 'public' : quoteIdent(name);
@@ -640,16 +653,8 @@ export async function applyAccess(admin: Client, manifest: Pick<BackupManifest, 
     const on = `on ${GRANT_KEYWORD[want.kind]} ${target}`;
     for (const sql of aclStatements(aclChanges(want.acl, want.owner, found.acl, found.owner, absent), owner, on))
       await run(want, sql);
-    for (const column of new Set([...Object.keys(want.columns ?? {}), ...Object.keys(found.columns ?? {})])) {
-      const changes = aclChanges(
-        want.columns?.[column] ?? [],
-        want.owner,
-        found.columns?.[column] ?? [],
-        found.owner,
-        absent,
-      );
+    for (const { column, changes } of columnAclChanges(want, found, absent))
       for (const sql of aclStatements(changes, owner, on, column)) await run(want, sql);
-    }
   }
   return findings;
 }
@@ -744,16 +749,8 @@ export async function compareAccess(
       else problems.push(`owned by ${found.owner}; the backup's owner is ${want.owner}`);
     }
     problems.push(...describeChanges(aclChanges(want.acl, want.owner, found.acl, found.owner, absent), want.owner));
-    for (const column of new Set([...Object.keys(want.columns ?? {}), ...Object.keys(found.columns ?? {})])) {
-      const changes = aclChanges(
-        want.columns?.[column] ?? [],
-        want.owner,
-        found.columns?.[column] ?? [],
-        found.owner,
-        absent,
-      );
+    for (const { column, changes } of columnAclChanges(want, found, absent))
       problems.push(...describeChanges(changes, want.owner).map((p) => `column ${quoteIdent(column)}: ${p}`));
-    }
     if (problems.length) results.push({ name, ok: false, detail: `${subject}: ${problems.join('; ')}` });
   }
   const roleNotes = await compareRoles(client, manifest.roles ?? [], server);

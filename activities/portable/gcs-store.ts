@@ -10,22 +10,18 @@ import { addAbortSignal, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Storage, type Bucket, type StorageOptions } from '@google-cloud/storage';
 import type { StoreSpec } from '../../workflows/types';
-import { checkKey, joinKey, listScope, ObjectNotFound, storeUrl, type ObjectStore } from './store';
+import { BucketStore, listScope, ObjectNotFound, type ObjectStore } from './store';
 
 /** Resumable chunks must be multiples of 256 KiB; one chunk is all a put holds in memory. */
 export const CHUNK_SIZE = 8 << 20;
 
 type GcsSpec = Extract<StoreSpec, { kind: 'gcs' }>;
 
-export class GcsStore implements ObjectStore {
-  readonly url: string;
+export class GcsStore extends BucketStore implements ObjectStore {
   private readonly bucket: Bucket;
 
-  constructor(
-    private readonly spec: GcsSpec,
-    storage: Storage = new Storage(emulatorOptions()),
-  ) {
-    this.url = storeUrl(spec);
+  constructor(spec: GcsSpec, storage: Storage = new Storage(emulatorOptions())) {
+    super(spec);
     this.bucket = storage.bucket(spec.bucket);
   }
 
@@ -74,10 +70,6 @@ export class GcsStore implements ObjectStore {
 
   async delete(keys: string[]): Promise<void> {
     for (const key of keys) await this.bucket.file(this.key(key)).delete({ ignoreNotFound: true });
-  }
-
-  private key(key: string): string {
-    return joinKey(this.spec.prefix, checkKey(key));
   }
 }
 

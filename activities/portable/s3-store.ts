@@ -19,22 +19,18 @@ import {
   type CompletedPart,
 } from '@aws-sdk/client-s3';
 import type { StoreSpec } from '../../workflows/types';
-import { checkKey, joinKey, listScope, ObjectNotFound, storeUrl, type ObjectStore } from './store';
+import { BucketStore, listScope, ObjectNotFound, type ObjectStore } from './store';
 
 /** S3's part size floor is 5 MiB; one part is all a put ever holds in memory. */
 export const PART_SIZE = 8 << 20;
 
 type S3Spec = Extract<StoreSpec, { kind: 's3' }>;
 
-export class S3Store implements ObjectStore {
-  readonly url: string;
+export class S3Store extends BucketStore implements ObjectStore {
   private readonly client: S3Client;
 
-  constructor(
-    private readonly spec: S3Spec,
-    client?: S3Client,
-  ) {
-    this.url = storeUrl(spec);
+  constructor(spec: S3Spec, client?: S3Client) {
+    super(spec);
     this.client = client ?? newClient(spec.awsRegion);
   }
 
@@ -138,10 +134,6 @@ export class S3Store implements ObjectStore {
       new PutObjectCommand({ ...target, Body: body, ContentLength: body.length, ChecksumAlgorithm: 'CRC32' }),
       { abortSignal: signal },
     );
-  }
-
-  private key(key: string): string {
-    return joinKey(this.spec.prefix, checkKey(key));
   }
 }
 

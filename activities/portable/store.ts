@@ -72,3 +72,20 @@ export function listScope(storePrefix: string, prefix: string): { query: string;
     },
   };
 }
+
+/** A store in a bucket (S3, GCS): its root is `prefix` under the bucket. */
+export type BucketSpec = Extract<StoreSpec, { kind: 's3' | 'gcs' }>;
+
+/** What the bucket stores share: their address, and how a key becomes an object name under the root. */
+export abstract class BucketStore {
+  readonly url: string;
+
+  constructor(protected readonly spec: BucketSpec) {
+    this.url = storeUrl(spec);
+  }
+
+  /** The object name of `key` (checked) under the store's root. */
+  protected key(key: string): string {
+    return joinKey(this.spec.prefix, checkKey(key));
+  }
+}

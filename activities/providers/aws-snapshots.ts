@@ -37,11 +37,9 @@ export function kindOfArn(arn: string): SnapshotKind {
   return arn.includes(':cluster-snapshot:') ? 'cluster' : 'instance';
 }
 
-function ofInstance(s: DBSnapshot): SnapshotView {
+/** The fields both kinds of snapshot carry under the same names. */
+function common(s: DBSnapshot | DBClusterSnapshot): Omit<SnapshotView, 'kind' | 'id' | 'arn'> {
   return {
-    kind: 'instance',
-    id: s.DBSnapshotIdentifier!,
-    arn: s.DBSnapshotArn!,
     status: s.Status ?? 'unknown',
     tags: s.TagList ?? [],
     createdAt: s.SnapshotCreateTime,
@@ -53,20 +51,12 @@ function ofInstance(s: DBSnapshot): SnapshotView {
   };
 }
 
+function ofInstance(s: DBSnapshot): SnapshotView {
+  return { kind: 'instance', id: s.DBSnapshotIdentifier!, arn: s.DBSnapshotArn!, ...common(s) };
+}
+
 function ofCluster(s: DBClusterSnapshot): SnapshotView {
-  return {
-    kind: 'cluster',
-    id: s.DBClusterSnapshotIdentifier!,
-    arn: s.DBClusterSnapshotArn!,
-    status: s.Status ?? 'unknown',
-    tags: s.TagList ?? [],
-    createdAt: s.SnapshotCreateTime,
-    sizeGiB: s.AllocatedStorage ?? 0,
-    kmsKeyId: s.KmsKeyId,
-    engine: s.Engine,
-    engineVersion: s.EngineVersion,
-    percent: s.PercentProgress,
-  };
+  return { kind: 'cluster', id: s.DBClusterSnapshotIdentifier!, arn: s.DBClusterSnapshotArn!, ...common(s) };
 }
 
 const notFound = (err: unknown) => /^DB(Cluster)?SnapshotNotFound/.test((err as { name?: string }).name ?? '');

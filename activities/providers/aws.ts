@@ -48,15 +48,15 @@ import {
 import { isVerdict, verdict } from '../errors';
 import { poll, readWithRetries, StopWaiting } from './polling';
 import { withClient, type PgConnection } from '../pg/sql';
-import { lagOver, StandbyStalled, statusOver, waitForReplayOver } from '../pg/replication';
-import { TopologyStore } from '../topology';
+import { lagOver, statusOver } from '../pg/replication';
+import { managedNode, managedNodeNames, NOT_RUNNING, ProviderBase } from './provider-base';
 import { resolveCredentials, type SecretSource } from '../secrets';
 import type { ActivityIo, DatabaseProvider, FenceResult, NodeStatus, ReplicationLag } from './provider';
 import { awsFailure, isPassingAwsError } from './aws-errors';
 import { captureManifest, readRestoredManifest } from './in-database-manifest';
 import { EndpointCache } from './endpoint-cache';
 import { replacementName } from './replacement-name';
-import { fenceOverSql, liftSqlFence, managedStatus, sqlFenceState } from './managed-fence';
+import { fenceOverSql, liftSqlFence, managedNodeStatus } from './managed-fence';
 import {
   copySnapshot,
   createSnapshot,
@@ -111,19 +111,17 @@ export const TAG = {
   fenceStopped: 'lifeboat:fence-stopped',
 } as const;
 
-export class AwsProvider implements DatabaseProvider {
+export class AwsProvider extends ProviderBase implements DatabaseProvider {
   readonly kind = 'aws' as const;
 
   private readonly clients = new Map<string, RDSClient>();
-
-  private readonly topologies: TopologyStore;
 
   private readonly endpoints = new EndpointCache();
 
   private readonly dataPlane: AwsDataPlane;
 
   constructor(private readonly config: AwsProviderConfig) {
-    this.topologies = new TopologyStore(config.home);
+    super(config.home);
     this.dataPlane = config.dataPlane ?? rdsDataPlane(config.caFile);
   }
 
@@ -522,54 +520,31 @@ export class AwsProvider implements DatabaseProvider {
   async topology(set: ReplicaSetSpec): Promise<TopologyView> {
     const record = this.topologies.read(set.set);
     if (record) return record;
-    if (!set.nodes)
-      throw verdict(
-        ErrorType.NoStandby,
-        `replication set ${set.set} names no RDS instances: set primary.instance and dr.replica in the plan`,
-      );
-    if (set.globalCluster) return this.auroraTopology(set, set.nodes, set.globalCluster);
+    const nodes = managedNodeNames(set, 'RDS instances');
+    if (set.globalCluster) return this.auroraTopology(set, nodes, set.globalCluster);
     const [homeRegion, drRegion] = [awsRegionOf(set.home), awsRegionOf(set.dr)];
-    const primary = await this.describeInstance(homeRegion, set.nodes.home);
-    if (!primary) throw verdict(ErrorType.DatabaseNotFound, `no RDS instance ${set.nodes.home} in ${homeRegion}`);
-    const replica = await this.describeInstance(drRegion, set.nodes.dr);
+    const primary = await this.describeInstance(homeRegion, nodes.home);
+    if (!primary) throw verdict(ErrorType.DatabaseNotFound, `no RDS instance ${nodes.home} in ${homeRegion}`);
+    const replica = await this.describeInstance(drRegion, nodes.dr);
     if (!replica) {
       throw verdict(
         ErrorType.NoStandby,
-        `no read replica ${set.nodes.dr} in ${drRegion}; create one with CreateDBInstanceReadReplica from ${primary.DBInstanceArn}`,
+        `no read replica ${nodes.dr} in ${drRegion}; create one with CreateDBInstanceReadReplica from ${primary.DBInstanceArn}`,
       );
     }
     const source = replica.ReadReplicaSourceDBInstanceIdentifier;
-    if (source !== primary.DBInstanceArn && source !== set.nodes.home) {
+    if (source !== primary.DBInstanceArn && source !== nodes.home) {
       throw verdict(
         ErrorType.NoStandby,
-        `${set.nodes.dr} in ${drRegion} is not a read replica of ${set.nodes.home} (its source: ${source ?? 'none'})`,
+        `${nodes.dr} in ${drRegion} is not a read replica of ${nodes.home} (its source: ${source ?? 'none'})`,
       );
     }
-    const node = (region: RegionSpec, name: string): NodeRef => ({
-      region: region.name,
-      name,
-      location: awsRegionOf(region),
-      ...(set.credentials && { credentials: set.credentials }),
-    });
-    return this.topologies.write(
-      {
-        set: set.set,
-        primary: node(set.home, set.nodes.home),
-        standby: node(set.dr, set.nodes.dr),
-        fenced: [],
-        updatedBy: 'lifeboat: first read from RDS',
-      },
-      0,
+    return this.firstTopology(
+      set,
+      managedNode(set, set.home, nodes.home, homeRegion),
+      managedNode(set, set.dr, nodes.dr, drRegion),
+      'RDS',
     );
-  }
-
-  async repoint(
-    set: ReplicaSetSpec,
-    next: Pick<TopologyView, 'primary' | 'standby' | 'fenced'>,
-    expectedEpoch: number,
-    by: string,
-  ): Promise<TopologyView> {
-    return this.topologies.repoint(set.set, next, expectedEpoch, by);
   }
 
   /**
@@ -580,35 +555,21 @@ export class AwsProvider implements DatabaseProvider {
   async nodeStatus(node: NodeRef): Promise<NodeStatus> {
     if (node.globalCluster) return this.auroraNodeStatus(node, node.globalCluster);
     const instance = await this.describeInstance(locationOf(node), node.name);
-    const down = {
-      running: false,
-      reachable: false,
-      inRecovery: null,
-      writable: false,
-      fenced: false,
-      lsn: null,
-      streaming: null,
-    };
-    if (!instance) return { ...down, detail: `no RDS instance ${node.name} in ${locationOf(node)}` };
+    if (!instance) return { ...NOT_RUNNING, detail: `no RDS instance ${node.name} in ${locationOf(node)}` };
     const promoteRequested =
       Boolean(tagOf(instance.TagList, TAG.promoteRequested)) || !instance.ReadReplicaSourceDBInstanceIdentifier;
     const stoppedByFence = Boolean(tagOf(instance.TagList, TAG.fenceStopped));
     if (instance.DBInstanceStatus !== 'available') {
       const stopped = instance.DBInstanceStatus === 'stopped';
       return {
-        ...down,
+        ...NOT_RUNNING,
         running: !stopped,
         fenced: stoppedByFence,
         promoteRequested,
         detail: `RDS status ${instance.DBInstanceStatus}${stoppedByFence ? " (StopDBInstance by Lifeboat's fence)" : ''}`,
       };
     }
-    const conn = await this.connectNode(node, 'postgres');
-    const base = await statusOver(conn, false);
-    const state = base.reachable
-      ? await withClient({ ...conn, connectTimeoutMs: 3000 }, sqlFenceState).catch(() => null)
-      : null;
-    return { ...managedStatus(base, state), promoteRequested };
+    return { ...(await managedNodeStatus(await this.connectNode(node, 'postgres'))), promoteRequested };
   }
 
   async replicationLag(primary: NodeRef, standby: NodeRef): Promise<ReplicationLag> {
@@ -657,18 +618,12 @@ export class AwsProvider implements DatabaseProvider {
 
   async waitForReplay(standby: NodeRef, lsn: string, io: ActivityIo): Promise<string> {
     if (lsn === AURORA_REPLAY_MARKER) return lsn;
-    try {
-      return await waitForReplayOver(
-        () => this.connectNode(standby, 'postgres'),
-        `${standby.name} in ${locationOf(standby)}`,
-        lsn,
-        (replay) => io.heartbeat({ phase: 'replay', replay, target: lsn }),
-        io.signal,
-      );
-    } catch (err) {
-      if (err instanceof StandbyStalled) throw verdict(ErrorType.StandbyNotReady, err.message);
-      throw err;
-    }
+    return this.waitForReplayOver(
+      () => this.connectNode(standby, 'postgres'),
+      `${standby.name} in ${locationOf(standby)}`,
+      lsn,
+      io,
+    );
   }
 
   /**
@@ -873,41 +828,18 @@ export class AwsProvider implements DatabaseProvider {
           `Aurora cluster ${name} (${region.name}) is not a member of global database ${globalCluster}`,
         );
     }
-    const node = (region: RegionSpec, name: string): NodeRef => ({
-      region: region.name,
-      name,
-      location: awsRegionOf(region),
-      globalCluster,
-      ...(set.credentials && { credentials: set.credentials }),
-    });
+    const node = (region: RegionSpec, name: string) =>
+      managedNode(set, region, name, awsRegionOf(region), globalCluster);
     const [home, dr] = [node(set.home, nodes.home), node(set.dr, nodes.dr)];
     const drIsWriter = writer !== null && writer === memberArn(global, nodes.dr, awsRegionOf(set.dr));
-    return this.topologies.write(
-      {
-        set: set.set,
-        primary: drIsWriter ? dr : home,
-        standby: drIsWriter ? home : dr,
-        fenced: [],
-        updatedBy: 'lifeboat: first read from RDS',
-      },
-      0,
-    );
+    return drIsWriter ? this.firstTopology(set, dr, home, 'RDS') : this.firstTopology(set, home, dr, 'RDS');
   }
 
   private async auroraNodeStatus(node: NodeRef, globalCluster: string): Promise<NodeStatus> {
-    const down = {
-      running: false,
-      reachable: false,
-      inRecovery: null,
-      writable: false,
-      fenced: false,
-      lsn: null,
-      streaming: null,
-    };
     const cluster = await describeCluster(this.rds(locationOf(node)), node.name);
-    if (!cluster) return { ...down, detail: `no Aurora cluster ${node.name} in ${locationOf(node)}` };
+    if (!cluster) return { ...NOT_RUNNING, detail: `no Aurora cluster ${node.name} in ${locationOf(node)}` };
     if (cluster.Status !== 'available')
-      return { ...down, running: cluster.Status !== 'stopped', detail: `Aurora status ${cluster.Status}` };
+      return { ...NOT_RUNNING, running: cluster.Status !== 'stopped', detail: `Aurora status ${cluster.Status}` };
     const global = await describeGlobalCluster(this.rds(locationOf(node)), globalCluster);
     const writer = writerArn(global);
     const isWriter = writer !== null && writer === memberArn(global, node.name, locationOf(node));
@@ -921,7 +853,12 @@ export class AwsProvider implements DatabaseProvider {
         promoteRequested,
       };
     } catch (err) {
-      return { ...down, running: true, promoteRequested, detail: `running but unreachable: ${(err as Error).message}` };
+      return {
+        ...NOT_RUNNING,
+        running: true,
+        promoteRequested,
+        detail: `running but unreachable: ${(err as Error).message}`,
+      };
     }
   }
 
@@ -996,6 +933,10 @@ export class AwsProvider implements DatabaseProvider {
     return this.connectServer(awsRegion, instanceId, 'instance', database, credentials);
   }
 
+  /**
+   * The server is looked up in RDS first (then cached), whatever the data plane: the control plane
+   * is always RDS.
+   */
   private connectServer(
     awsRegion: string,
     id: string,
@@ -1003,39 +944,29 @@ export class AwsProvider implements DatabaseProvider {
     database: string,
     credentials: CredentialsRef | undefined,
   ): Promise<PgConnection> {
-    return this.endpoints.get(JSON.stringify([awsRegion, id, kind, database, credentials ?? null]), () =>
-      this.lookUpServer(awsRegion, id, kind, database, credentials),
-    );
-  }
-
-  /** The server is looked up in RDS first, whatever the data plane: the control plane is always RDS. */
-  private async lookUpServer(
-    awsRegion: string,
-    id: string,
-    kind: 'instance' | 'cluster',
-    database: string,
-    credentials: CredentialsRef | undefined,
-  ): Promise<PgConnection> {
-    const { user, password } = resolveCredentials(credentials, this.config.secrets, `${kind} ${id}`);
-    let address: string | undefined;
-    let port: number | undefined;
-    let status: string | undefined;
-    if (kind === 'instance') {
-      const instance = await this.describeInstance(awsRegion, id);
-      if (!instance) throw verdict(ErrorType.DatabaseNotFound, `no RDS instance ${id} in ${awsRegion}`);
-      ({ Address: address, Port: port } = instance.Endpoint ?? {});
-      status = instance.DBInstanceStatus;
-    } else {
-      const cluster = await describeCluster(this.rds(awsRegion), id);
-      if (!cluster) throw verdict(ErrorType.DatabaseNotFound, `no Aurora cluster ${id} in ${awsRegion}`);
-      // A global secondary has no writer: its reader endpoint is the way in.
-      address = cluster.DBClusterMembers?.some((m) => m.IsClusterWriter)
-        ? cluster.Endpoint
-        : (cluster.ReaderEndpoint ?? cluster.Endpoint);
-      port = cluster.Port;
-      status = cluster.Status;
-    }
-    return this.dataPlane.connect(awsRegion, id, database, { kind, address, port, status, user, password });
+    const key = JSON.stringify([awsRegion, id, kind, database, credentials ?? null]);
+    return this.endpoints.get(key, async () => {
+      const { user, password } = resolveCredentials(credentials, this.config.secrets, `${kind} ${id}`);
+      let address: string | undefined;
+      let port: number | undefined;
+      let status: string | undefined;
+      if (kind === 'instance') {
+        const instance = await this.describeInstance(awsRegion, id);
+        if (!instance) throw verdict(ErrorType.DatabaseNotFound, `no RDS instance ${id} in ${awsRegion}`);
+        ({ Address: address, Port: port } = instance.Endpoint ?? {});
+        status = instance.DBInstanceStatus;
+      } else {
+        const cluster = await describeCluster(this.rds(awsRegion), id);
+        if (!cluster) throw verdict(ErrorType.DatabaseNotFound, `no Aurora cluster ${id} in ${awsRegion}`);
+        // A global secondary has no writer: its reader endpoint is the way in.
+        address = cluster.DBClusterMembers?.some((m) => m.IsClusterWriter)
+          ? cluster.Endpoint
+          : (cluster.ReaderEndpoint ?? cluster.Endpoint);
+        port = cluster.Port;
+        status = cluster.Status;
+      }
+      return this.dataPlane.connect(awsRegion, id, database, { kind, address, port, status, user, password });
+    });
   }
 
   private async describeInstance(awsRegion: string, instanceId: string): Promise<DBInstance | null> {

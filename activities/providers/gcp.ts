@@ -31,9 +31,9 @@ import {
 import { verdict } from '../errors';
 import { poll, readWithRetries } from './polling';
 import { withClient, type PgConnection } from '../pg/sql';
-import { lagOver, StandbyStalled, statusOver, waitForReplayOver } from '../pg/replication';
-import { TopologyStore } from '../topology';
-import { fenceOverSql, liftSqlFence, managedStatus, sqlFenceState } from './managed-fence';
+import { lagOver } from '../pg/replication';
+import { managedNode, managedNodeNames, NOT_RUNNING, ProviderBase } from './provider-base';
+import { fenceOverSql, liftSqlFence, managedNodeStatus } from './managed-fence';
 import { resolveCredentials, type SecretSource } from '../secrets';
 import { gcpFailure, isConflict, isNotFound, isPassingGcpError } from './gcp-errors';
 import { captureManifest, readRestoredManifest } from './in-database-manifest';
@@ -75,7 +75,7 @@ const FENCE_STOPPED_LABEL = 'lifeboat-fence-stopped';
 const PROMOTING_OPERATIONS = ['PROMOTE_REPLICA', 'SWITCHOVER'];
 const DESCRIPTION = /^lifeboat backup=(\S+) db=(\S+) manifest=([0-9a-f]{64}) canary=(\S+) by=(.*)$/;
 
-export class GcpProvider implements DatabaseProvider {
+export class GcpProvider extends ProviderBase implements DatabaseProvider {
   readonly kind = 'gcp' as const;
 
   private clients?: {
@@ -84,12 +84,10 @@ export class GcpProvider implements DatabaseProvider {
     operations: v1.SqlOperationsServiceClient;
   };
 
-  private readonly topologies: TopologyStore;
-
   private readonly endpoints = new EndpointCache();
 
   constructor(private readonly config: GcpProviderConfig) {
-    this.topologies = new TopologyStore(config.home);
+    super(config.home);
   }
 
   /** Made on first use: a worker that never serves a gcp region never looks for Google credentials. */
@@ -400,52 +398,26 @@ export class GcpProvider implements DatabaseProvider {
   async topology(set: ReplicaSetSpec): Promise<TopologyView> {
     const record = this.topologies.read(set.set);
     if (record) return record;
-    if (!set.nodes)
-      throw verdict(
-        ErrorType.NoStandby,
-        `replication set ${set.set} names no Cloud SQL instances: set primary.instance and dr.replica in the plan`,
-      );
+    const nodes = managedNodeNames(set, 'Cloud SQL instances');
     const project = projectOf(set.home);
-    const replica = await this.instance(projectOf(set.dr), set.nodes.dr);
+    const replica = await this.instance(projectOf(set.dr), nodes.dr);
     if (!replica)
       throw verdict(
         ErrorType.NoStandby,
-        `no read replica ${set.nodes.dr} in ${projectOf(set.dr)}; create a cross-region replica of ${set.nodes.home}`,
+        `no read replica ${nodes.dr} in ${projectOf(set.dr)}; create a cross-region replica of ${nodes.home}`,
       );
-    if (
-      replica.masterInstanceName !== set.nodes.home &&
-      replica.masterInstanceName !== `${project}:${set.nodes.home}`
-    ) {
+    if (replica.masterInstanceName !== nodes.home && replica.masterInstanceName !== `${project}:${nodes.home}`) {
       throw verdict(
         ErrorType.NoStandby,
-        `${set.nodes.dr} is not a read replica of ${set.nodes.home} (its primary: ${replica.masterInstanceName || 'none'})`,
+        `${nodes.dr} is not a read replica of ${nodes.home} (its primary: ${replica.masterInstanceName || 'none'})`,
       );
     }
-    const node = (region: RegionSpec, name: string): NodeRef => ({
-      region: region.name,
-      name,
-      location: projectOf(region),
-      ...(set.credentials && { credentials: set.credentials }),
-    });
-    return this.topologies.write(
-      {
-        set: set.set,
-        primary: node(set.home, set.nodes.home),
-        standby: node(set.dr, set.nodes.dr),
-        fenced: [],
-        updatedBy: 'lifeboat: first read from Cloud SQL',
-      },
-      0,
+    return this.firstTopology(
+      set,
+      managedNode(set, set.home, nodes.home, project),
+      managedNode(set, set.dr, nodes.dr, projectOf(set.dr)),
+      'Cloud SQL',
     );
-  }
-
-  async repoint(
-    set: ReplicaSetSpec,
-    next: Pick<TopologyView, 'primary' | 'standby' | 'fenced'>,
-    expectedEpoch: number,
-    by: string,
-  ): Promise<TopologyView> {
-    return this.topologies.repoint(set.set, next, expectedEpoch, by);
   }
 
   /**
@@ -455,18 +427,9 @@ export class GcpProvider implements DatabaseProvider {
    * Cloud SQL records an operation when it accepts the request, so a lost answer cannot hide one).
    */
   async nodeStatus(node: NodeRef): Promise<NodeStatus> {
-    const down = {
-      running: false,
-      reachable: false,
-      inRecovery: null,
-      writable: false,
-      fenced: false,
-      lsn: null,
-      streaming: null,
-    };
     const project = projectOf(node);
     const instance = await this.instance(project, node.name);
-    if (!instance) return { ...down, detail: `no Cloud SQL instance ${node.name} in ${project}` };
+    if (!instance) return { ...NOT_RUNNING, detail: `no Cloud SQL instance ${node.name} in ${project}` };
     // Operations that cannot be listed (a missing permission) leave the question open: "may have been" it is.
     const promoteRequested =
       !instance.masterInstanceName ||
@@ -477,7 +440,7 @@ export class GcpProvider implements DatabaseProvider {
     const stoppedByFence = instance.settings?.userLabels?.[FENCE_STOPPED_LABEL] !== undefined;
     if (String(instance.settings?.activationPolicy) === 'NEVER') {
       return {
-        ...down,
+        ...NOT_RUNNING,
         fenced: stoppedByFence,
         promoteRequested,
         detail: `stopped (activation policy NEVER${stoppedByFence ? ", set by Lifeboat's fence" : ''})`,
@@ -485,17 +448,12 @@ export class GcpProvider implements DatabaseProvider {
     }
     if (instance.state !== 'RUNNABLE')
       return {
-        ...down,
+        ...NOT_RUNNING,
         running: instance.state !== 'SUSPENDED',
         promoteRequested,
         detail: `Cloud SQL state ${instance.state}`,
       };
-    const conn = await this.connectNode(node, 'postgres');
-    const base = await statusOver(conn, false);
-    const state = base.reachable
-      ? await withClient({ ...conn, connectTimeoutMs: 3000 }, sqlFenceState).catch(() => null)
-      : null;
-    return { ...managedStatus(base, state), promoteRequested };
+    return { ...(await managedNodeStatus(await this.connectNode(node, 'postgres'))), promoteRequested };
   }
 
   async replicationLag(primary: NodeRef, standby: NodeRef): Promise<ReplicationLag> {
@@ -608,18 +566,12 @@ export class GcpProvider implements DatabaseProvider {
   }
 
   async waitForReplay(standby: NodeRef, lsn: string, io: ActivityIo): Promise<string> {
-    try {
-      return await waitForReplayOver(
-        () => this.connectNode(standby, 'postgres'),
-        `${standby.name} in ${projectOf(standby)}`,
-        lsn,
-        (replay) => io.heartbeat({ phase: 'replay', replay, target: lsn }),
-        io.signal,
-      );
-    } catch (err) {
-      if (err instanceof StandbyStalled) throw verdict(ErrorType.StandbyNotReady, err.message);
-      throw err;
-    }
+    return this.waitForReplayOver(
+      () => this.connectNode(standby, 'postgres'),
+      `${standby.name} in ${projectOf(standby)}`,
+      lsn,
+      io,
+    );
   }
 
   /** Planned: switchover (no data loss; the old primary becomes this one's replica). Unplanned: promoteReplica. */

@@ -48,7 +48,8 @@ import { loadAsRestoreRole, readToc } from '../pg/load-dump';
 import { prepareRestoreRole } from '../pg/roles';
 import { assertServerCanLoad, dumpWithManifest, hashing, toolTooOld } from '../portable/logical-dump';
 import type { ActivityIo, DatabaseProvider, FenceResult, RebuildOptions, RebuildResult } from './provider';
-import { nodeLabel, TopologyStore } from '../topology';
+import { nodeLabel } from '../topology';
+import { ProviderBase } from './provider-base';
 import { describeDivergence } from '../pg/divergence';
 import {
   fence,
@@ -56,9 +57,7 @@ import {
   nodeStatus,
   promote,
   replicationLag,
-  StandbyStalled,
   unfence,
-  waitForReplay,
   type NodeStatus,
   type ReplicationLag,
   type StandbyMethod,
@@ -86,13 +85,11 @@ export function scratchWorkDirs(home: string, region: string): { trash: string; 
   return { trash: join(home, 'regions', region, 'scratch-trash'), spares: join(home, 'templates', 'spares', region) };
 }
 
-export class LocalProvider implements DatabaseProvider {
+export class LocalProvider extends ProviderBase implements DatabaseProvider {
   readonly kind = 'local' as const;
 
-  readonly topologies: TopologyStore;
-
   constructor(private readonly config: LocalProviderConfig) {
-    this.topologies = new TopologyStore(config.home);
+    super(config.home);
   }
 
   regionCluster(region: string): LocalCluster {
@@ -559,15 +556,6 @@ export class LocalProvider implements DatabaseProvider {
     return record;
   }
 
-  async repoint(
-    set: ReplicaSetSpec,
-    next: Pick<TopologyView, 'primary' | 'standby' | 'fenced'>,
-    expectedEpoch: number,
-    by: string,
-  ): Promise<TopologyView> {
-    return this.topologies.repoint(set.set, next, expectedEpoch, by);
-  }
-
   async nodeStatus(node: NodeRef): Promise<NodeStatus> {
     return nodeStatus(this.nodeCluster(node));
   }
@@ -589,17 +577,8 @@ export class LocalProvider implements DatabaseProvider {
   }
 
   async waitForReplay(standby: NodeRef, lsn: string, io: ActivityIo): Promise<string> {
-    try {
-      return await waitForReplay(
-        this.nodeCluster(standby),
-        lsn,
-        (replay) => io.heartbeat({ phase: 'replay', replay, target: lsn }),
-        io.signal,
-      );
-    } catch (err) {
-      if (err instanceof StandbyStalled) throw verdict(ErrorType.StandbyNotReady, err.message);
-      throw err;
-    }
+    const cluster = this.nodeCluster(standby);
+    return this.waitForReplayOver(() => cluster.connection('postgres'), cluster.root, lsn, io);
   }
 
   async promote(node: NodeRef): Promise<{ lsn: string; alreadyPrimary: boolean }> {

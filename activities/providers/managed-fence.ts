@@ -16,7 +16,7 @@ import { createHash, createHmac, pbkdf2Sync, randomBytes } from 'node:crypto';
 import type { Client } from 'pg';
 import { isVerdict } from '../errors';
 import { quoteIdent, withClient, type PgConnection } from '../pg/sql';
-import type { NodeStatus as ServerStatus } from '../pg/replication';
+import { statusOver, type NodeStatus as ServerStatus } from '../pg/replication';
 import type { FenceResult } from './provider';
 
 /** Databases a platform keeps for itself and Lifeboat must not alter. */
@@ -126,6 +126,15 @@ export function managedStatus(base: ServerStatus, state: SqlFenceState | null): 
       ? `primary, fenced (${fence})`
       : 'primary, refuses read-write transactions';
   return { ...base, writable, fenced: state.fenced, detail };
+}
+
+/** A running managed server's status over `conn`: statusOver, then its fence state read over SQL (managedStatus). */
+export async function managedNodeStatus(conn: PgConnection): Promise<ServerStatus> {
+  const base = await statusOver(conn, false);
+  const state = base.reachable
+    ? await withClient({ ...conn, connectTimeoutMs: 3000 }, sqlFenceState).catch(() => null)
+    : null;
+  return managedStatus(base, state);
 }
 
 /**

@@ -1,29 +1,16 @@
 // `lifeboat schedule apply | list | pause | unpause | trigger`: Temporal Schedules that match the
 // plan's schedule: blocks (services/schedule.ts).
-import type { Client } from '@temporalio/client';
-import { connectClient, temporalTarget } from '../../worker/temporal';
 import { expectArgs } from '../args';
-import { loadPlan, whoAmI, type CommandContext } from '../context';
+import { connectTemporal, loadPlan, whoAmI, type CommandContext } from '../context';
 import { UsageError } from '../usage';
 
 export async function schedule({ env, args, sub, say }: CommandContext): Promise<number> {
   const schedules = await import('../../services/schedule');
-  const connect = async (): Promise<Client | null> => {
-    const target = temporalTarget();
-    try {
-      return await connectClient(target);
-    } catch (err) {
-      process.stderr.write(
-        `cannot reach Temporal at ${target.connectionOptions.address}: ${(err as Error).message}\nstart the local stack with \`lifeboat dev up\`, or set TEMPORAL_ADDRESS\n`,
-      );
-      return null;
-    }
-  };
   if (sub === 'apply') {
     expectArgs(args, 2, 'lifeboat schedule apply [-f plan] [--json]');
     const plan = loadPlan(env, args.plan);
     schedules.desiredSchedules(plan); // bad input is found before the server is called
-    const client = await connect();
+    const client = await connectTemporal();
     if (!client) return 1;
     const result = await schedules.applySchedules(client, plan);
     if (args.json) process.stdout.write(JSON.stringify(result, null, 2) + '\n');
@@ -38,7 +25,7 @@ export async function schedule({ env, args, sub, say }: CommandContext): Promise
   }
   if (sub === 'list') {
     expectArgs(args, 2, 'lifeboat schedule list [--json]');
-    const client = await connect();
+    const client = await connectTemporal();
     if (!client) return 1;
     const rows = await schedules.listSchedules(client);
     if (args.json) process.stdout.write(JSON.stringify(rows, null, 2) + '\n');
@@ -53,7 +40,7 @@ export async function schedule({ env, args, sub, say }: CommandContext): Promise
   }
   if (sub === 'pause' || sub === 'unpause' || sub === 'trigger') {
     expectArgs(args, 3, `lifeboat schedule ${sub} <schedule-id> [--reason text]`);
-    const client = await connect();
+    const client = await connectTemporal();
     if (!client) return 1;
     const id = args.positional[2]!;
     try {

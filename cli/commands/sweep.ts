@@ -1,26 +1,18 @@
 // `lifeboat sweep`: deletes, in every region of the plan, the scratch instances whose drill is no
 // longer running (the readiness runs do the same for their DR region). Exit 1 when a region could not
 // be listed or a delete failed.
-import type { Client } from '@temporalio/client';
 import { planRegions } from '../../worker/plan';
-import { connectClient, temporalTarget } from '../../worker/temporal';
 import { expectArgs } from '../args';
-import { loadPlan, type CommandContext } from '../context';
+import { connectTemporal, loadPlan, type CommandContext } from '../context';
 
 export async function sweep({ env, args }: CommandContext): Promise<number> {
   expectArgs(args, 1, 'lifeboat sweep [-f plan] [--json]');
   const plan = loadPlan(env, args.plan);
   const json = args.json;
-  const target = temporalTarget();
-  let client: Client;
-  try {
-    client = await connectClient(target);
-  } catch (err) {
-    process.stderr.write(
-      `cannot reach Temporal at ${target.connectionOptions.address}: ${(err as Error).message}\nthe sweep asks Temporal which drills are running; without it nothing is deleted\n`,
-    );
-    return 1;
-  }
+  const client = await connectTemporal({
+    then: 'the sweep asks Temporal which drills are running; without it nothing is deleted',
+  });
+  if (!client) return 1;
   const providers = (await import('../../worker/main')).buildProviders(env);
   const { sweepScratch } = await import('../../activities/scratch-sweep');
   const outcome = await sweepScratch({

@@ -1,17 +1,11 @@
 // What an evidence report states, before it is written as HTML or Markdown: the title, objectives
 // against measurements, times and durations. Both writers say the same things in the same words.
-import type { Objectives, RunbookReport, StepRecord } from '../../workflows/types';
+import type { FleetDrillResult } from '../../workflows/fleet';
+import type { Objectives, RunbookReport, StepRecord, TopologyView } from '../../workflows/types';
 import { formatSeconds } from './terminal';
 
 /** A Fleet Drill's report also lists its child drills. */
-export type FleetDrills = Array<{
-  database: string;
-  workflowId: string;
-  outcome: 'passed' | 'failed';
-  rtoSeconds: number | null;
-  rpoSeconds: number | null;
-  reason?: string;
-}>;
+export type FleetDrills = FleetDrillResult['drills'];
 
 /** What the renderers need besides the report: where the run lives in the Temporal UI, and when the report was made. */
 export interface RunContext {
@@ -131,4 +125,10 @@ export function lagText(lag: { bytes: number | null; seconds: number | null }): 
 
 export function nodeText(node: { region: string; name: string } | null): string {
   return node ? `${node.region}/${node.name}` : 'none';
+}
+
+/** The topology a failover or failback left: who is primary, standby and fenced, at which epoch. */
+export function topologyText(t: TopologyView): string {
+  const fenced = t.fenced.length ? `, fenced ${t.fenced.map(nodeText).join(', ')}` : '';
+  return `primary ${nodeText(t.primary)}, standby ${nodeText(t.standby)}${fenced} (epoch ${t.epoch})`;
 }

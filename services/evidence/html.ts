@@ -15,11 +15,11 @@ import {
   lagText,
   measurements,
   measuresRecovery,
-  nodeText,
   objectivesText,
   runbookTitle,
   runbookVersion,
   stepDuration,
+  topologyText,
   UNVERSIONED,
   type RunContext,
 } from './facts';
@@ -188,15 +188,7 @@ export function runHtml(report: RunbookReport, ctx: RunContext): string {
       rows.push(['Fence', `<span class="${fo.fence.confirmed ? 'ok' : 'failed'}">${html(fenceText(fo.fence))}</span>`]);
     if (fo.lagAtDecision) rows.push(['Lag at the decision', html(lagText(fo.lagAtDecision))]);
     if (fo.walGapBytes !== null) rows.push(['WAL gap', html(`${fo.walGapBytes} bytes`)]);
-    if (fo.topology) {
-      const t = fo.topology;
-      rows.push([
-        'Topology after',
-        html(
-          `primary ${nodeText(t.primary)}, standby ${nodeText(t.standby)}${t.fenced.length ? `, fenced ${t.fenced.map(nodeText).join(', ')}` : ''} (epoch ${t.epoch})`,
-        ),
-      ]);
-    }
+    if (fo.topology) rows.push(['Topology after', html(topologyText(fo.topology))]);
     out.push(`<section id="approval"><h2>Approval and failover</h2>${facts(rows)}</section>`);
   }
 

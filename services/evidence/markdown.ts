@@ -13,11 +13,11 @@ import {
   lagText,
   measurements,
   measuresRecovery,
-  nodeText,
   objectivesText,
   runbookTitle,
   runbookVersion,
   stepDuration,
+  topologyText,
   type RunContext,
 } from './facts';
 
@@ -145,15 +145,7 @@ export function runMarkdown(report: RunbookReport, ctx: RunContext): string {
     if (fo.fence) rows.push(['Fence', md(fenceText(fo.fence))]);
     if (fo.lagAtDecision) rows.push(['Lag at the decision', md(lagText(fo.lagAtDecision))]);
     if (fo.walGapBytes !== null) rows.push(['WAL gap', `${fo.walGapBytes} bytes`]);
-    if (fo.topology) {
-      const t = fo.topology;
-      rows.push([
-        'Topology after',
-        md(
-          `primary ${nodeText(t.primary)}, standby ${nodeText(t.standby)}${t.fenced.length ? `, fenced ${t.fenced.map(nodeText).join(', ')}` : ''} (epoch ${t.epoch})`,
-        ),
-      ]);
-    }
+    if (fo.topology) rows.push(['Topology after', md(topologyText(fo.topology))]);
     out.push('## Approval and failover', '', ...table(['', ''], rows), '');
   }
 
