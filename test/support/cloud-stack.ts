@@ -125,6 +125,25 @@ export function gcpPlanRegions(project: string, prefix = 'gcp'): string {
 `;
 }
 
+/** A new, empty directory under LIFEBOAT_HOME for a local region's backup store. */
+export const storeDir = (name: string): string => mkdtempSync(join(env().home, `${name}-store-`));
+
+/**
+ * A plan's regions for portable backups from local-a to Cloud SQL: local-a keeps its backups in a
+ * new directory (named after `name`), gcp-east (us-east4) in the GCS bucket, under backups/.
+ */
+export function localToCloudSqlRegions(name: string, project: string, bucket: string): string {
+  return `regions:
+  local-a: { provider: local, store: { dir: ${storeDir(name)} } }
+  gcp-east:
+    provider: gcp
+    project: ${project}
+    gcpRegion: us-east4
+    scratch: { databaseVersion: POSTGRES_15 }
+    store: { gcs: { bucket: ${bucket}, prefix: backups/ } }
+`;
+}
+
 /** A bucket in fake-gcs-server (STORAGE_EMULATOR_HOST), kept when an earlier run made it. */
 export async function createGcsBucket(project: string, bucket: string): Promise<Storage> {
   const storage = new Storage({ projectId: project });
