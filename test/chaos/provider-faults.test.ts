@@ -14,7 +14,7 @@
 import { DescribeDBInstancesCommand, DescribeDBSnapshotsCommand } from '@aws-sdk/client-rds';
 import type { Client, WorkflowHandle } from '@temporalio/client';
 import { withClient } from '../../activities/pg/sql';
-import { AwsProvider, TAG } from '../../activities/providers/aws';
+import { TAG } from '../../activities/providers/aws';
 import { backupInput, drillInput, failbackInput, failoverInput, type LoadedPlan } from '../../worker/plan';
 import { runTag } from '../../workflows/shared-steps';
 import { RUNBOOK_TASK_QUEUE, type RunbookReport } from '../../workflows/types';
@@ -29,12 +29,13 @@ import {
   createCloudSqlInstance,
   createSeededPrimary,
   gcpPlanRegions,
+  rdsProvider,
   startCloudSql,
   writePlan,
   type CloudSqlStand,
 } from '../support/cloud-stack';
 import { lockId, type ReplicaSetFixture } from '../support/replica-set';
-import { client, env, startWorker, type RunningWorker } from '../support/stack';
+import { client, startWorker, type RunningWorker } from '../support/stack';
 import type { Providers } from '../../worker/main';
 import { attemptsIn, chaosLine, describeAttempts, FULL, passed, runCases, type AttemptSummary } from './harness';
 
@@ -198,7 +199,7 @@ describe(`AWS drill and backup with the RDS API misbehaving (moto has no data pl
       {
         regions: ['aws-east', 'aws-west'],
         providers: (endpoint) => ({
-          aws: new AwsProvider({ home: env().home, secrets: process.env, pollMs: 50, endpoint, dataPlane }),
+          aws: rdsProvider(dataPlane, { endpoint }),
         }),
       },
       fn,
@@ -369,7 +370,7 @@ if (FULL) {
         {
           regions: ['chaos-rds-east', 'chaos-rds-west'],
           providers: (endpoint) => ({
-            aws: new AwsProvider({ home: env().home, secrets: process.env, pollMs: 50, endpoint, dataPlane }),
+            aws: rdsProvider(dataPlane, { endpoint }),
           }),
         },
         fn,

@@ -1,6 +1,7 @@
 // What the cloud provider tests (moto, the Cloud SQL fake, fake-gcs-server) share on top of the
 // stack: ids for their runs, a runbook run and its report, plans written under LIFEBOAT_HOME, a Cloud
 // SQL fake with the GCP provider pointed at it, and the checks every drill and leak test makes.
+import { createHash } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { WorkflowHandle } from '@temporalio/client';
@@ -8,6 +9,8 @@ import { Storage } from '@google-cloud/storage';
 import type { v1 } from '@google-cloud/sql';
 import { findPgBin } from '../../activities/pg/binaries';
 import { withClient, type PgConnection } from '../../activities/pg/sql';
+import { AwsProvider } from '../../activities/providers/aws';
+import type { AwsDataPlane } from '../../activities/providers/aws-data-plane';
 import { GcpProvider } from '../../activities/providers/gcp';
 import { seedDemo } from '../../scripts/dev/seed';
 import { loadPlanFile, type LoadedPlan } from '../../worker/plan';
@@ -15,6 +18,9 @@ import { RUNBOOK_TASK_QUEUE, type RunbookReport } from '../../workflows/types';
 import { adminClients, fakeClientOptions, untilDone } from '../fakes/cloudsql/clients';
 import { startCloudSqlFake, type CloudSqlFake } from '../fakes/cloudsql/server';
 import { client, env, historyText, type LogCapture } from './stack';
+
+/** The hex sha256 of bytes, as manifests and backup references carry it. */
+export const sha256 = (bytes: Buffer): string => createHash('sha256').update(bytes).digest('hex');
 
 /** Workflow ids `test/<area>/<what>/<time>-<n>`: each call a new one. */
 export function workflowIds(area: string): (what: string) => string {
@@ -39,6 +45,18 @@ export function writePlan(fileName: string, yaml: string): LoadedPlan {
   const file = join(env().home, fileName);
   writeFileSync(file, yaml);
   return loadPlanFile(file);
+}
+
+/**
+ * The AWS provider as a worker would build it, over a test-only data plane (moto has none): at moto
+ * (AWS_ENDPOINT_URL), or at `endpoint` (a fault proxy in front of moto).
+ */
+export function rdsProvider(
+  dataPlane: AwsDataPlane,
+  options: { pollMs?: number; endpoint?: string } = {},
+): AwsProvider {
+  const { pollMs = 50, endpoint } = options;
+  return new AwsProvider({ home: env().home, secrets: process.env, pollMs, ...(endpoint && { endpoint }), dataPlane });
 }
 
 /** A Cloud SQL fake of a test file's own, with the admin clients the test drives it by. */

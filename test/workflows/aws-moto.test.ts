@@ -15,7 +15,7 @@ import {
   DescribeDBInstancesCommand,
   DescribeDBSnapshotsCommand,
 } from '@aws-sdk/client-rds';
-import { AwsProvider, replicaIdFor, snapshotIdFor } from '../../activities/providers/aws';
+import { replicaIdFor, snapshotIdFor, type AwsProvider } from '../../activities/providers/aws';
 import { runTag } from '../../workflows/shared-steps';
 import { withClient } from '../../activities/pg/sql';
 import { seedDemo } from '../../scripts/dev/seed';
@@ -38,8 +38,14 @@ import {
 import { EAST, rds, setUpAwsDrill, WEST } from '../support/aws-drill';
 import { silentIo } from '../support/activity-context';
 import { setUpRdsReplicaSet } from '../support/cloud-rds-replica';
-import { expectDrillPassed, expectSecretByReference, runRunbook, workflowIds } from '../support/cloud-stack';
-import { client, env, local, LogCapture, startWorker, type RunningWorker } from '../support/stack';
+import {
+  expectDrillPassed,
+  expectSecretByReference,
+  rdsProvider,
+  runRunbook,
+  workflowIds,
+} from '../support/cloud-stack';
+import { client, local, LogCapture, startWorker, type RunningWorker } from '../support/stack';
 
 /** The drill tests' source: an RDS instance in us-east-1, its data a seeded database on local-a. */
 const SOURCE = {
@@ -51,8 +57,6 @@ const SOURCE = {
 };
 const secret = { name: SOURCE.passwordVar, value: SOURCE.password };
 const workflowId = workflowIds('aws');
-const provider = (dataPlane: LocalRdsDataPlane, pollMs = 50) =>
-  new AwsProvider({ home: env().home, secrets: process.env, pollMs, dataPlane });
 
 describe('AWS provider against moto (no data plane in moto: data mirrored by the test-only pg_dump/pg_restore stand-in)', () => {
   let plan: LoadedPlan;
@@ -65,7 +69,7 @@ describe('AWS provider against moto (no data plane in moto: data mirrored by the
     worker = await startWorker({
       regions: ['aws-east', 'aws-west'],
       capture: logs,
-      providers: { aws: provider(dataPlane) },
+      providers: { aws: rdsProvider(dataPlane) },
     });
   });
 
@@ -235,7 +239,7 @@ describe('AWS provider against moto (no data plane in moto: data mirrored by the
       );
 
     test('a second backup, copy, restore and teardown adopt what the first made: one snapshot per region, one instance (data from the test-only stand-in)', async () => {
-      const p = provider(dataPlane, 20);
+      const p = rdsProvider(dataPlane, { pollMs: 20 });
       const input = ordersDrill();
       const backupId = `orders-idem-${Date.now()}`;
       const first = await p.createBackup(input.primary, backupId, 'test/idempotency', silentIo);
@@ -261,7 +265,7 @@ describe('AWS provider against moto (no data plane in moto: data mirrored by the
     });
 
     test('never deletes or adopts an instance or snapshot without Lifeboat tags, even under a Lifeboat name', async () => {
-      const p = provider(dataPlane, 20);
+      const p = rdsProvider(dataPlane, { pollMs: 20 });
       const input = ordersDrill();
       await rds(WEST).send(
         new CreateDBInstanceCommand({
@@ -292,7 +296,7 @@ describe('AWS provider against moto (no data plane in moto: data mirrored by the
     });
 
     test('bad settings fail at once as verdicts naming the resource: a missing subnet group, a KMS key of another region, a missing instance', async () => {
-      const p = provider(dataPlane, 20);
+      const p = rdsProvider(dataPlane, { pollMs: 20 });
       const input = ordersDrill();
       const noSubnets = { ...input.dr, settings: { ...input.dr.settings, scratchSubnetGroup: 'no-such-group' } };
       expect(await failureOf(p.createScratch(noSubnets, 'bad-net', 'orders'))).toMatchObject({
@@ -382,7 +386,7 @@ describe('AWS replica failover and failback against moto (control plane real; no
         `grant insert on fence_probe_writes to ${APP_ROLE}; grant usage on sequence fence_probe_writes_id_seq to ${APP_ROLE}`,
       );
     });
-    worker = await startWorker({ regions: ['rds-east', 'rds-west'], providers: { aws: provider(dataPlane) } });
+    worker = await startWorker({ regions: ['rds-east', 'rds-west'], providers: { aws: rdsProvider(dataPlane) } });
   });
 
   afterAll(async () => {
@@ -398,7 +402,7 @@ describe('AWS replica failover and failback against moto (control plane real; no
   const homeNode = { region: 'rds-east', name: HOME_INSTANCE, location: EAST, credentials };
   const replicaNode = { region: 'rds-west', name: REPLICA_INSTANCE, location: WEST, credentials };
   /** A provider of its own (not the worker's), so a test can doctor its RDS client. */
-  const ownProvider = () => provider(dataPlane);
+  const ownProvider = () => rdsProvider(dataPlane);
   /** A write as the application's role, straight to a stand-in server: what it commits, or why not. */
   const writeAsApp = async (node: typeof fx.home): Promise<string> => {
     const admin = await local().connectNode(node, 'billing');
