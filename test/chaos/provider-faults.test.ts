@@ -26,7 +26,7 @@ import { setUpRdsReplicaSet } from '../support/cloud-rds-replica';
 import {
   cloudSqlConnection,
   cloudSqlProvider,
-  createCloudSqlInstance,
+  createCloudSqlReplica,
   createSeededPrimary,
   gcpPlanRegions,
   rdsProvider,
@@ -411,12 +411,7 @@ describe('Cloud SQL with the Admin API misbehaving (the Cloud SQL fake: real Pos
       database: 'shop',
       scale: 0.05,
     });
-    await createCloudSqlInstance(stand, PROJECT, {
-      name: 'chaos-dr',
-      region: 'us-east4',
-      masterInstanceName: 'chaos-main',
-      settings: { tier: 'db-custom-1-3840' },
-    });
+    await createCloudSqlReplica(stand, PROJECT, 'chaos-dr', 'chaos-main');
     // Region names of this file's own: the topology record of a set is keyed by its home region. The
     // plan's name for the database differs from PostgreSQL's on purpose (a restore brings back "shop").
     plan = writePlan(

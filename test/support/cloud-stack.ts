@@ -122,6 +122,21 @@ export async function createCloudSqlInstance(stand: CloudSqlStand, project: stri
   await untilDone(stand.operations, project, operation);
 }
 
+/** A read replica of `primary` in us-east4: the DR side of a failover test. */
+export function createCloudSqlReplica(
+  stand: CloudSqlStand,
+  project: string,
+  name: string,
+  primary: string,
+): Promise<void> {
+  return createCloudSqlInstance(stand, project, {
+    name,
+    region: 'us-east4',
+    masterInstanceName: primary,
+    settings: { tier: 'db-custom-1-3840' },
+  });
+}
+
 /** A primary instance (postgres logs in with `password`) holding `database`, seeded with the demo schema at `scale`. */
 export async function createSeededPrimary(
   stand: CloudSqlStand,

@@ -10,7 +10,7 @@ import type { CloudSqlFake } from '../fakes/cloudsql/server';
 import {
   cloudSqlConnection,
   cloudSqlProvider,
-  createCloudSqlInstance,
+  createCloudSqlReplica,
   createSeededPrimary,
   expectDrillPassed,
   expectSecretByReference,
@@ -219,12 +219,7 @@ describe('Cloud SQL failover and failback against the Cloud SQL fake (real strea
         `grant insert on app_writes to ${APP_ROLE}; grant usage on sequence app_writes_id_seq to ${APP_ROLE}`,
       );
     });
-    await createCloudSqlInstance(stand, PROJECT, {
-      name: 'ledger-dr',
-      region: 'us-east4',
-      masterInstanceName: 'ledger-main',
-      settings: { tier: 'db-custom-1-3840' },
-    });
+    await createCloudSqlReplica(stand, PROJECT, 'ledger-dr', 'ledger-main');
     plan = plannedWith(
       'gcp-ha-plan',
       `  ledger:
