@@ -13,7 +13,6 @@
 // The seed is fixed (LIFEBOAT_CHAOS_SEED tries another).
 import { DescribeDBInstancesCommand, DescribeDBSnapshotsCommand } from '@aws-sdk/client-rds';
 import type { Client, WorkflowHandle } from '@temporalio/client';
-import { withClient } from '../../activities/pg/sql';
 import { TAG } from '../../activities/providers/aws';
 import { backupInput, drillInput, failbackInput, failoverInput, type LoadedPlan } from '../../worker/plan';
 import { runTag } from '../../workflows/shared-steps';
@@ -31,6 +30,7 @@ import {
   gcpPlanRegions,
   rdsProvider,
   startCloudSql,
+  takesWrites,
   writePlan,
   type CloudSqlStand,
 } from '../support/cloud-stack';
@@ -465,16 +465,7 @@ describe('Cloud SQL with the Admin API misbehaving (the Cloud SQL fake: real Pos
   const inserts = (from: number, name: (body: Record<string, unknown>) => boolean) =>
     fake.requests.slice(from).filter((r) => r.method === 'POST' && /\/instances$/.test(r.path) && name(r.body)).length;
 
-  const writable = async (instance: string) =>
-    withClient(
-      conn(instance, 'postgres'),
-      async (c) =>
-        (
-          await c.query<{ w: boolean }>(
-            `select not pg_is_in_recovery() and current_setting('default_transaction_read_only') = 'off' as w`,
-          )
-        ).rows[0]!.w,
-    );
+  const writable = (instance: string) => takesWrites(conn(instance, 'postgres'));
 
   /**
    * A failover and the failback after it, through the proxy. Planned: a switchover each way, no

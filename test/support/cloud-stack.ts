@@ -114,6 +114,18 @@ export function cloudSqlConnection(
   return { host: '127.0.0.1', port: fake.portOf(project, instance), user: 'postgres', password, database };
 }
 
+/** Whether the server takes writes: out of recovery, and not read-only by default. */
+export const takesWrites = (conn: PgConnection): Promise<boolean> =>
+  withClient(
+    conn,
+    async (c) =>
+      (
+        await c.query<{ w: boolean }>(
+          `select not pg_is_in_recovery() and current_setting('default_transaction_read_only') = 'off' as w`,
+        )
+      ).rows[0]!.w,
+  );
+
 type InstanceBody = NonNullable<Parameters<v1.SqlInstancesServiceClient['insert']>[0]>['body'];
 
 /** instances.insert as an operator would, then waits for its operation: the instance is RUNNABLE when this returns. */

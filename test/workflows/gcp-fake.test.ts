@@ -17,6 +17,7 @@ import {
   gcpPlanRegions,
   runRunbook,
   startCloudSql,
+  takesWrites,
   workflowIds,
   writePlan,
   type CloudSqlStand,
@@ -164,16 +165,7 @@ describe('Cloud SQL failover and failback against the Cloud SQL fake (real strea
   const described = async (name: string) => (await instances.get({ project: PROJECT, instance: name }))[0];
   const conn = (instance: string, database = 'ledger') =>
     cloudSqlConnection(fake, PROJECT, instance, PASSWORD, database);
-  const writable = (instance: string) =>
-    withClient(
-      conn(instance, 'postgres'),
-      async (c) =>
-        (
-          await c.query<{ w: boolean }>(
-            `select not pg_is_in_recovery() and current_setting('default_transaction_read_only') = 'off' as w`,
-          )
-        ).rows[0]!.w,
-    );
+  const writable = (instance: string) => takesWrites(conn(instance, 'postgres'));
   const run = async (runbook: 'failover' | 'failback', args: unknown) =>
     (await runRunbook(runbook, args, lockId('ledger'))).report;
   const node = (region: string, name: string) => ({
