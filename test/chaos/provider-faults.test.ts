@@ -11,39 +11,31 @@
 // planned failover (switchover) and failback; and all of them again with the first answer to every
 // create or change call lost (the call landed: the retry must find what it made, not make it twice).
 // The seed is fixed (LIFEBOAT_CHAOS_SEED tries another).
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { v1 } from '@google-cloud/sql';
-import {
-  CreateDBInstanceCommand,
-  CreateDBInstanceReadReplicaCommand,
-  DescribeDBInstancesCommand,
-  DescribeDBSnapshotsCommand,
-} from '@aws-sdk/client-rds';
+import { DescribeDBInstancesCommand, DescribeDBSnapshotsCommand } from '@aws-sdk/client-rds';
 import type { Client, WorkflowHandle } from '@temporalio/client';
-import { findPgBin } from '../../activities/pg/binaries';
-import { withClient } from '../../activities/pg/sql';
-import { AwsProvider, TAG } from '../../activities/providers/aws';
-import { GcpProvider } from '../../activities/providers/gcp';
-import { seedDemo } from '../../scripts/dev/seed';
-import {
-  backupInput,
-  drillInput,
-  failbackInput,
-  failoverInput,
-  loadPlanFile,
-  type LoadedPlan,
-} from '../../worker/plan';
+import { TAG } from '../../activities/providers/aws';
+import { backupInput, drillInput, failbackInput, failoverInput, type LoadedPlan } from '../../worker/plan';
 import { runTag } from '../../workflows/shared-steps';
 import { RUNBOOK_TASK_QUEUE, type RunbookReport } from '../../workflows/types';
-import { fakeAuth, fakeClientOptions, untilDone } from '../fakes/cloudsql/clients';
-import { startCloudSqlFake, type CloudSqlFake } from '../fakes/cloudsql/server';
-import { LocalRdsDataPlane } from '../fakes/rds-data-plane';
+import type { CloudSqlFake } from '../fakes/cloudsql/server';
+import type { LocalRdsDataPlane } from '../fakes/rds-data-plane';
 import { EAST, moto, rds, setUpAwsDrill, WEST } from '../support/aws-drill';
 import { startFaultProxy, type Fault, type FaultProxy, type FaultRule } from '../support/fault-proxy';
-import { awsTestFixture, resetMoto, type AwsTestFixture } from '../support/moto';
-import { createReplicaSet, lockId, type ReplicaSetFixture } from '../support/replica-set';
-import { client, env, local, startWorker, type RunningWorker } from '../support/stack';
+import { setUpRdsReplicaSet } from '../support/cloud-rds-replica';
+import {
+  cloudSqlConnection,
+  cloudSqlProvider,
+  createCloudSqlReplica,
+  createSeededPrimary,
+  gcpPlanRegions,
+  rdsProvider,
+  startCloudSql,
+  takesWrites,
+  writePlan,
+  type CloudSqlStand,
+} from '../support/cloud-stack';
+import { lockId, type ReplicaSetFixture } from '../support/replica-set';
+import { client, startWorker, type RunningWorker } from '../support/stack';
 import type { Providers } from '../../worker/main';
 import { attemptsIn, chaosLine, describeAttempts, FULL, passed, runCases, type AttemptSummary } from './harness';
 
@@ -207,7 +199,7 @@ describe(`AWS drill and backup with the RDS API misbehaving (moto has no data pl
       {
         regions: ['aws-east', 'aws-west'],
         providers: (endpoint) => ({
-          aws: new AwsProvider({ home: env().home, secrets: process.env, pollMs: 50, endpoint, dataPlane }),
+          aws: rdsProvider(dataPlane, { endpoint }),
         }),
       },
       fn,
@@ -296,58 +288,14 @@ if (FULL) {
     let dataPlane: LocalRdsDataPlane;
 
     beforeAll(async () => {
-      process.env[PASSWORD_VAR] = PASSWORD;
-      await resetMoto(moto());
-      const [east, west] = await Promise.all([awsTestFixture(moto(), EAST), awsTestFixture(moto(), WEST)]);
-      const primary = await rds(EAST).send(
-        new CreateDBInstanceCommand({
-          DBInstanceIdentifier: HOME_INSTANCE,
-          Engine: 'postgres',
-          EngineVersion: '16.3',
-          DBInstanceClass: 'db.t4g.micro',
-          MasterUsername: 'lifeboat',
-          MasterUserPassword: PASSWORD,
-          AllocatedStorage: 20,
-        }),
-      );
-      await rds(WEST).send(
-        new CreateDBInstanceReadReplicaCommand({
-          DBInstanceIdentifier: REPLICA_INSTANCE,
-          SourceDBInstanceIdentifier: primary.DBInstance!.DBInstanceArn,
-        }),
-      );
-      fx = await createReplicaSet({ home: 'chaos-rds-east-pg', dr: 'chaos-rds-west-pg', database: 'chaosbill' });
-      await fx.traffic.close();
-      dataPlane = new LocalRdsDataPlane({
-        local: local(),
-        pgBin: findPgBin(env().pgBin),
-        dir: join(env().home, 'rds-stand-in-chaos'),
-        sources: {
-          [`${EAST}/${HOME_INSTANCE}`]: { node: fx.home },
-          [`${WEST}/${REPLICA_INSTANCE}`]: { node: fx.standby },
-        },
-        restoreNode: { region: 'local-b', name: 'server' },
-        serverOf: { [EAST]: fx.home, [WEST]: fx.standby },
-      });
-      const file = join(env().home, 'aws-chaos-failover-plan.yaml');
-      const scratch = (f: AwsTestFixture) =>
-        `{ subnetGroup: ${f.subnetGroup}, securityGroups: [${f.securityGroupId}] }`;
-      writeFileSync(
-        file,
-        `regions:
-  chaos-rds-east: { provider: aws, awsRegion: ${EAST}, kmsKeyId: "${east.kmsKeyArn}", scratch: ${scratch(east)} }
-  chaos-rds-west: { provider: aws, awsRegion: ${WEST}, kmsKeyId: "${west.kmsKeyArn}", scratch: ${scratch(west)} }
-databases:
-  chaosbill:
-    primary: { region: chaos-rds-east, database: chaosbill, instance: ${HOME_INSTANCE}, credentials: { user: lifeboat, password: "env:${PASSWORD_VAR}" } }
-    dr: { region: chaos-rds-west, standby: true, replica: ${REPLICA_INSTANCE} }
-    objectives: { rpo: 1m, rto: 10m }
-    checks:
-      - name: orders exist
-        sql: select count(*) > 0 from orders
-`,
-      );
-      plan = loadPlanFile(file);
+      ({ fx, plan, dataPlane } = await setUpRdsReplicaSet({
+        regionPrefix: 'chaos-rds',
+        database: 'chaosbill',
+        homeInstance: HOME_INSTANCE,
+        replicaInstance: REPLICA_INSTANCE,
+        passwordVar: PASSWORD_VAR,
+        password: PASSWORD,
+      }));
     });
 
     afterAll(async () => {
@@ -422,7 +370,7 @@ databases:
         {
           regions: ['chaos-rds-east', 'chaos-rds-west'],
           providers: (endpoint) => ({
-            aws: new AwsProvider({ home: env().home, secrets: process.env, pollMs: 50, endpoint, dataPlane }),
+            aws: rdsProvider(dataPlane, { endpoint }),
           }),
         },
         fn,
@@ -441,72 +389,34 @@ describe('Cloud SQL with the Admin API misbehaving (the Cloud SQL fake: real Pos
   const PROJECT = 'lifeboat-chaos';
   const PASSWORD_VAR = 'LIFEBOAT_TEST_CLOUDSQL_CHAOS_PASSWORD';
   const PASSWORD = 'cloudsql-Chaos-6a0f3';
+  let stand: CloudSqlStand;
   let fake: CloudSqlFake;
   let plan: LoadedPlan;
-  let instances: v1.SqlInstancesServiceClient;
-  let operations: v1.SqlOperationsServiceClient;
 
-  const done = (op: { name?: string | null; status?: unknown }) => untilDone(operations, PROJECT, op);
-  const conn = (instance: string, database: string) => ({
-    host: '127.0.0.1',
-    port: fake.portOf(PROJECT, instance),
-    user: 'postgres',
-    password: PASSWORD,
-    database,
-  });
+  const conn = (instance: string, database: string) => cloudSqlConnection(fake, PROJECT, instance, PASSWORD, database);
   const listed = async () =>
-    ((await instances.list({ project: PROJECT }))[0].items ?? [])
+    ((await stand.instances.list({ project: PROJECT }))[0].items ?? [])
       .filter((i) => i.state !== 'PENDING_DELETE')
       .map((i) => i.name!)
       .sort();
 
   beforeAll(async () => {
     process.env[PASSWORD_VAR] = PASSWORD;
-    fake = await startCloudSqlFake({
-      dir: mkdtempSync(join(env().home, 'cloudsql-chaos-')),
-      pgBin: findPgBin(env().pgBin),
-      opDelayMs: 200,
-    });
-    instances = new v1.SqlInstancesServiceClient(fakeClientOptions(fake));
-    operations = new v1.SqlOperationsServiceClient(fakeClientOptions(fake));
+    stand = await startCloudSql('chaos', 200);
+    fake = stand.fake;
     // Made directly (not through the proxy): the set-up is not under test.
-    await done(
-      (
-        await instances.insert({
-          project: PROJECT,
-          body: {
-            name: 'chaos-main',
-            region: 'us-central1',
-            rootPassword: PASSWORD,
-            settings: { tier: 'db-custom-1-3840' },
-          },
-        })
-      )[0],
-    );
-    await withClient(conn('chaos-main', 'postgres'), (c) => c.query('create database shop'));
-    await withClient(conn('chaos-main', 'shop'), (c) => seedDemo(c, 0.05));
-    await done(
-      (
-        await instances.insert({
-          project: PROJECT,
-          body: {
-            name: 'chaos-dr',
-            region: 'us-east4',
-            masterInstanceName: 'chaos-main',
-            settings: { tier: 'db-custom-1-3840' },
-          },
-        })
-      )[0],
-    );
-    const file = join(env().home, 'gcp-chaos-plan.yaml');
+    await createSeededPrimary(stand, PROJECT, {
+      body: { name: 'chaos-main', region: 'us-central1', settings: { tier: 'db-custom-1-3840' } },
+      password: PASSWORD,
+      database: 'shop',
+      scale: 0.05,
+    });
+    await createCloudSqlReplica(stand, PROJECT, 'chaos-dr', 'chaos-main');
     // Region names of this file's own: the topology record of a set is keyed by its home region. The
     // plan's name for the database differs from PostgreSQL's on purpose (a restore brings back "shop").
-    writeFileSync(
-      file,
-      `regions:
-  chaos-gcp-central: { provider: gcp, project: ${PROJECT}, gcpRegion: us-central1, scratch: { databaseVersion: POSTGRES_16 } }
-  chaos-gcp-east: { provider: gcp, project: ${PROJECT}, gcpRegion: us-east4, scratch: { databaseVersion: POSTGRES_16 } }
-databases:
+    plan = writePlan(
+      'gcp-chaos-plan.yaml',
+      `${gcpPlanRegions(PROJECT, 'chaos-gcp')}databases:
   chaosshop:
     primary: { region: chaos-gcp-central, database: shop, instance: chaos-main, credentials: { user: postgres, password: "env:${PASSWORD_VAR}" } }
     dr: { region: chaos-gcp-east, standby: true, replica: chaos-dr }
@@ -517,13 +427,10 @@ databases:
         sql: select count(*) > 0 from orders
 `,
     );
-    plan = loadPlanFile(file);
   });
 
   afterAll(async () => {
-    await instances?.close();
-    await operations?.close();
-    await fake?.close();
+    await stand?.close();
   });
 
   const gcp = (scenario: Scenario, fn: (proxy: FaultProxy) => Promise<unknown>) =>
@@ -533,36 +440,16 @@ databases:
       {
         dialect: 'cloudsql',
         regions: ['chaos-gcp-central', 'chaos-gcp-east'],
-        providers: (endpoint) => {
-          const proxied = new URL(endpoint);
-          return {
-            gcp: new GcpProvider({
-              home: env().home,
-              secrets: process.env,
-              pollMs: 50,
-              apiEndpoint: proxied.hostname,
-              port: Number(proxied.port),
-              protocol: 'http',
-              authClient: fakeAuth(),
-              instancePort: (project, instance) => fake.portOf(project, instance),
-            }),
-          };
-        },
+        providers: (endpoint) => ({ gcp: cloudSqlProvider(fake, endpoint) }),
       },
       fn,
     );
 
   /** Lifeboat's backup runs of chaos-main that name this backup (all of Lifeboat's without one), as the fake holds them. */
-  const runsOf = async (backupId?: string) => {
-    const backupRuns = new v1.SqlBackupRunsServiceClient(fakeClientOptions(fake));
-    try {
-      return ((await backupRuns.list({ project: PROJECT, instance: 'chaos-main' }))[0].items ?? []).filter((r) =>
-        r.description?.includes(backupId ? `backup=${backupId} ` : 'lifeboat backup='),
-      );
-    } finally {
-      await backupRuns.close();
-    }
-  };
+  const runsOf = async (backupId?: string) =>
+    ((await stand.backupRuns.list({ project: PROJECT, instance: 'chaos-main' }))[0].items ?? []).filter((r) =>
+      r.description?.includes(backupId ? `backup=${backupId} ` : 'lifeboat backup='),
+    );
   /**
    * Lifeboat asks for a backup run's deletion and does not wait for the operation (Cloud SQL shows the
    * run DELETION_PENDING meanwhile; the fake keeps it SUCCESSFUL until the operation is done): counts
@@ -578,16 +465,7 @@ databases:
   const inserts = (from: number, name: (body: Record<string, unknown>) => boolean) =>
     fake.requests.slice(from).filter((r) => r.method === 'POST' && /\/instances$/.test(r.path) && name(r.body)).length;
 
-  const writable = async (instance: string) =>
-    withClient(
-      conn(instance, 'postgres'),
-      async (c) =>
-        (
-          await c.query<{ w: boolean }>(
-            `select not pg_is_in_recovery() and current_setting('default_transaction_read_only') = 'off' as w`,
-          )
-        ).rows[0]!.w,
-    );
+  const writable = (instance: string) => takesWrites(conn(instance, 'postgres'));
 
   /**
    * A failover and the failback after it, through the proxy. Planned: a switchover each way, no

@@ -4,29 +4,24 @@
 // grants. A drill of it must pass on the local provider and through portable backups into the Cloud
 // SQL fake, with every table verified and the application's privileges back; and a one-value change
 // in any table of a restored copy must fail verification naming exactly that table.
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import pino from 'pino';
-import { Storage } from '@google-cloud/storage';
-import { findPgBin } from '../../activities/pg/binaries';
 import { runChecksWithoutSuperuser } from '../../activities/pg/roles';
 import { withClient, type PgConnection } from '../../activities/pg/sql';
-import { GcpProvider } from '../../activities/providers/gcp';
-import type { ActivityIo } from '../../activities/providers/provider';
 import { verifyAgainstManifest } from '../../activities/restore-checks';
-import { drillInput, loadPlanFile, type LoadedPlan } from '../../worker/plan';
-import {
-  RUNBOOK_TASK_QUEUE,
-  type BackupManifest,
-  type BackupRef,
-  type CheckResult,
-  type RunbookReport,
-  type ScratchInstance,
-} from '../../workflows/types';
-import { fakeClientOptions } from '../fakes/cloudsql/clients';
-import { startCloudSqlFake, type CloudSqlFake } from '../fakes/cloudsql/server';
+import { drillInput, type LoadedPlan } from '../../worker/plan';
+import type { BackupManifest, BackupRef, CheckResult, RunbookReport, ScratchInstance } from '../../workflows/types';
 import { buildCorpus, CORPUS_CHECKS, CORPUS_OTHER_CHANGES, CORPUS_TABLES, dropCorpus } from '../fixtures/corpus/build';
-import { client, env, local, LogCapture, startWorker, type RunningWorker } from '../support/stack';
+import { silentIo } from '../support/activity-context';
+import {
+  cloudSqlProvider,
+  createGcsBucket,
+  localToCloudSqlRegions,
+  runRunbook,
+  startCloudSql,
+  workflowIds,
+  writePlan,
+  type CloudSqlStand,
+} from '../support/cloud-stack';
+import { local, LogCapture, startWorker, type RunningWorker } from '../support/stack';
 
 const DB = 'corpus';
 const PROJECT = 'lifeboat-corpus';
@@ -34,13 +29,7 @@ const BUCKET = 'lifeboat-corpus-backups';
 const PASSWORD_VAR = 'LIFEBOAT_TEST_CORPUS_PASSWORD';
 const regionA = { name: 'local-a', provider: 'local' as const };
 const regionB = { name: 'local-b', provider: 'local' as const };
-const io = (): ActivityIo => ({
-  heartbeat: () => undefined,
-  signal: new AbortController().signal,
-  logger: pino({ level: 'silent' }),
-});
-let seq = 0;
-const workflowId = (what: string) => `test/corpus/${what}/${Date.now()}-${seq++}`;
+const workflowId = workflowIds('corpus');
 
 /** The report's table checks are `table <schema>.<name>`; the drill adds its canary table to the corpus's. */
 const reportedTables = [...CORPUS_TABLES.map((t) => t.name), 'lifeboat.canary'].map((n) => `table ${n}`).sort();
@@ -54,50 +43,33 @@ function failures(verification: object): CheckResult[] {
 }
 
 describe('the type and object corpus (issue 17)', () => {
-  let fake: CloudSqlFake;
+  let stand: CloudSqlStand | undefined;
   let worker: RunningWorker;
   const logs = new LogCapture();
   const adminA = (database = DB): Promise<PgConnection> => local().connect({ region: regionA, database });
   const plans: Partial<Record<'local' | 'portable', LoadedPlan>> = {};
 
   async function drill(plan: LoadedPlan): Promise<RunbookReport> {
-    const handle = await (
-      await client()
-    ).workflow.start('drill', {
-      taskQueue: RUNBOOK_TASK_QUEUE,
-      workflowId: workflowId('drill'),
-      args: [drillInput(plan, DB, { fromLatestBackup: false, triggeredBy: 'test' })],
-    });
-    return (await handle.result()) as RunbookReport;
-  }
-
-  function writePlan(name: string, text: string): LoadedPlan {
-    const file = join(env().home, `corpus-${name}-plan.yaml`);
-    writeFileSync(file, text);
-    return loadPlanFile(file);
+    const input = drillInput(plan, DB, { fromLatestBackup: false, triggeredBy: 'test' });
+    return (await runRunbook('drill', input, workflowId('drill'))).report;
   }
 
   beforeAll(async () => {
     process.env[PASSWORD_VAR] = 'corpus-Secret-5a1f';
     const [built, started] = await Promise.allSettled([
       (async () => buildCorpus(await adminA('postgres'), DB))(),
-      startCloudSqlFake({
-        dir: mkdtempSync(join(env().home, 'cloudsql-corpus-')),
-        pgBin: findPgBin(env().pgBin),
-        opDelayMs: 50,
-      }),
+      startCloudSql('corpus', 50),
     ]);
-    if (started.status === 'fulfilled') fake = started.value; // closed in afterAll even when the build failed
+    if (started.status === 'fulfilled') stand = started.value; // closed in afterAll even when the build failed
     if (built.status === 'rejected') throw built.reason;
     if (started.status === 'rejected') throw started.reason;
-    await new Storage({ projectId: PROJECT }).createBucket(BUCKET).catch((err: { code?: number }) => {
-      if (err.code !== 409) throw err;
-    });
+    const { fake } = stand!;
+    await createGcsBucket(PROJECT, BUCKET);
     const checks = CORPUS_CHECKS.map(
       (c) => `      - name: ${JSON.stringify(c.name)}\n        sql: ${JSON.stringify(c.sql.replace(/\s+/g, ' '))}\n`,
     ).join('');
     plans.local = writePlan(
-      'local',
+      'corpus-local-plan.yaml',
       `regions:
   local-a: { provider: local }
   local-b: { provider: local }
@@ -110,16 +82,8 @@ databases:
 ${checks}`,
     );
     plans.portable = writePlan(
-      'portable',
-      `regions:
-  local-a: { provider: local, store: { dir: ${mkdtempSync(join(env().home, 'corpus-store-'))} } }
-  gcp-east:
-    provider: gcp
-    project: ${PROJECT}
-    gcpRegion: us-east4
-    scratch: { databaseVersion: POSTGRES_15 }
-    store: { gcs: { bucket: ${BUCKET}, prefix: backups/ } }
-databases:
+      'corpus-portable-plan.yaml',
+      `${localToCloudSqlRegions('corpus', PROJECT, BUCKET)}databases:
   ${DB}:
     primary: { region: local-a, database: ${DB} }
     dr: { region: gcp-east, credentials: { user: postgres, password: "env:${PASSWORD_VAR}" } }
@@ -127,19 +91,16 @@ databases:
     checks:
 ${checks}`,
     );
-    const gcp = new GcpProvider({
-      home: env().home,
-      secrets: process.env,
-      pollMs: 50,
-      ...fakeClientOptions(fake),
-      instancePort: (project, instance) => fake.portOf(project, instance),
+    worker = await startWorker({
+      regions: ['local-a', 'local-b', 'gcp-east'],
+      capture: logs,
+      providers: { gcp: cloudSqlProvider(fake) },
     });
-    worker = await startWorker({ regions: ['local-a', 'local-b', 'gcp-east'], capture: logs, providers: { gcp } });
   });
 
   afterAll(async () => {
     await worker?.stop();
-    await fake?.close();
+    await stand?.close();
     await dropCorpus(await adminA('postgres'), DB);
   });
 
@@ -210,17 +171,17 @@ ${checks}`,
     let scratch: ScratchInstance;
     let conn: PgConnection;
     let manifest: BackupManifest;
-    const verify = () => verifyAgainstManifest(conn, manifest, [], io());
+    const verify = () => verifyAgainstManifest(conn, manifest, [], silentIo);
     const failedNames = async () => failures(await verify()).map((c) => c.name);
     const apply = (sql: string) => withClient(conn, (c) => c.query(sql));
 
     beforeAll(async () => {
       // Taken and restored once; each case changes one value, verifies, and undoes the change.
-      const taken = await p.createBackup({ region: regionA, database: DB }, `corpus-${Date.now()}`, 'test', io());
-      ref = await p.copyBackup(taken, regionB, io());
+      const taken = await p.createBackup({ region: regionA, database: DB }, `corpus-${Date.now()}`, 'test', silentIo);
+      ref = await p.copyBackup(taken, regionB, silentIo);
       await p.deleteBackup(taken);
-      scratch = await p.createScratch(regionB, `corpus-${Date.now()}`, DB, io());
-      await p.restore(ref, scratch, io());
+      scratch = await p.createScratch(regionB, `corpus-${Date.now()}`, DB, silentIo);
+      await p.restore(ref, scratch, silentIo);
       conn = await p.connectScratch(scratch);
       manifest = await p.restoredManifest(ref, scratch);
     });

@@ -106,12 +106,15 @@ export function motoClientConfig(endpoint: string, region: string) {
 export const EAST = 'us-east-1';
 export const WEST = 'us-west-2';
 
-/** A plan's two AWS regions on moto, aws-east (us-east-1) and aws-west (us-west-2), with their fixtures' scratch networking. */
-export function awsPlanRegions(east: AwsTestFixture, west: AwsTestFixture): string {
+/**
+ * A plan's two AWS regions on moto, `<prefix>-east` (us-east-1) and `<prefix>-west` (us-west-2), with
+ * their fixtures' scratch networking.
+ */
+export function awsPlanRegions(east: AwsTestFixture, west: AwsTestFixture, prefix = 'aws'): string {
   const scratch = (f: AwsTestFixture) => `{ subnetGroup: ${f.subnetGroup}, securityGroups: [${f.securityGroupId}] }`;
   return `regions:
-  aws-east: { provider: aws, awsRegion: ${EAST}, kmsKeyId: "${east.kmsKeyArn}", scratch: ${scratch(east)} }
-  aws-west: { provider: aws, awsRegion: ${WEST}, kmsKeyId: "${west.kmsKeyArn}", scratch: ${scratch(west)} }
+  ${prefix}-east: { provider: aws, awsRegion: ${EAST}, kmsKeyId: "${east.kmsKeyArn}", scratch: ${scratch(east)} }
+  ${prefix}-west: { provider: aws, awsRegion: ${WEST}, kmsKeyId: "${west.kmsKeyArn}", scratch: ${scratch(west)} }
 `;
 }
 

@@ -7,14 +7,15 @@
 // secret is then really in use during the drill (the Node client's sessions, pg_dump's passfile), so
 // a leak check means something. The password is the one the worker resolves from `env:<passwordVar>`;
 // the stand-in reads the same variable, since the provider does not hand the data plane its login.
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import type { AwsDataPlane } from '../../activities/providers/aws-data-plane';
 import { quoteIdent, withClient, type PgConnection } from '../../activities/pg/sql';
-import { loadPlanFile, type LoadedPlan } from '../../worker/plan';
+import type { LoadedPlan } from '../../worker/plan';
 import type { LocalRdsDataPlane } from '../fakes/rds-data-plane';
 import { EAST, moto, setUpAwsDrill } from './aws-drill';
+import { writePlan } from './cloud-stack';
 import { motoClientConfig, type AwsTestFixture } from './moto';
 import { env, local } from './stack';
 
@@ -113,9 +114,8 @@ export async function setUpCrossCloudAwsDrill(options: CrossCloudAwsOptions): Pr
   const storeDir = join(env().home, 'xc-aws-dr-store');
   rmSync(storeDir, { recursive: true, force: true });
   mkdirSync(storeDir, { recursive: true });
-  const file = join(env().home, 'xc-aws-plan.yaml');
-  writeFileSync(
-    file,
+  const plan = writePlan(
+    'xc-aws-plan.yaml',
     `regions:
 ${awsSourceRegionYaml(east, bucket)}
   ${drRegion}:
@@ -134,7 +134,19 @@ databases:
         sql: select not exists (select 1 from orders o left join customers c on c.id = o.customer_id where c.id is null)
 `,
   );
-  return { plan: loadPlanFile(file), dataPlane, standIn, east, storeDir, s3 };
+  return { plan, dataPlane, standIn, east, storeDir, s3 };
+}
+
+/** The row count of each of `tables` in the source's stand-in database, keyed `public.<table>`. */
+export async function sourceRowCounts(pgDatabase: string, tables: string[]): Promise<Record<string, number>> {
+  return withClient(await local().connectNode(SOURCE_SERVER, pgDatabase), async (c) => {
+    const counts: Record<string, number> = {};
+    for (const table of tables)
+      counts[`public.${table}`] = Number(
+        (await c.query<{ n: string }>(`select count(*) as n from ${table}`)).rows[0]!.n,
+      );
+    return counts;
+  });
 }
 
 /** Drops the stand-in database and the login role made for it. */

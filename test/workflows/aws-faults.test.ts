@@ -6,21 +6,24 @@
 // As in aws-moto.test.ts, moto has no data plane: the data comes from the test-only stand-in.
 import { DescribeDBInstancesCommand, DescribeDBSnapshotsCommand } from '@aws-sdk/client-rds';
 import type { WorkflowHandle } from '@temporalio/client';
-import { AwsProvider, TAG } from '../../activities/providers/aws';
+import { TAG } from '../../activities/providers/aws';
 import { drillInput, type LoadedPlan } from '../../worker/plan';
-import { RUNBOOK_TASK_QUEUE, type RunbookReport } from '../../workflows/types';
 import type { LocalRdsDataPlane } from '../fakes/rds-data-plane';
 // Assertions go straight to moto (rds()): the proxy counts only what the worker sent.
 import { EAST, moto, rds, setUpAwsDrill, WEST } from '../support/aws-drill';
 import { startFaultProxy, type FaultProxy, type FaultRule } from '../support/fault-proxy';
-import { client, env, startWorker, type RunningWorker } from '../support/stack';
+import { rdsProvider, runRunbook, workflowIds } from '../support/cloud-stack';
+import { startWorker, type RunningWorker } from '../support/stack';
 
-const SOURCE_INSTANCE = 'faults-prod';
-const PG_DATABASE = 'aws_faults';
-const PASSWORD_VAR = 'LIFEBOAT_TEST_RDS_FAULTS_PASSWORD';
-const PASSWORD = 'rds-Faults-value-3c81d';
-
-let seq = 0;
+/** The drills' source: an RDS instance in us-east-1, its data a seeded database on local-a. */
+const SOURCE = {
+  name: 'aws-faults',
+  instance: 'faults-prod',
+  pgDatabase: 'aws_faults',
+  passwordVar: 'LIFEBOAT_TEST_RDS_FAULTS_PASSWORD',
+  password: 'rds-Faults-value-3c81d',
+};
+const workflowId = workflowIds('aws-faults');
 
 /** Each activity the run scheduled, with the attempt that finished it and the failure before it. */
 async function activityAttempts(
@@ -56,13 +59,7 @@ describe('AWS throttling and 5xx retried by Temporal, not the SDK (faults inject
   let dataPlane: LocalRdsDataPlane;
 
   beforeAll(async () => {
-    ({ plan, dataPlane } = await setUpAwsDrill({
-      name: 'aws-faults',
-      instance: SOURCE_INSTANCE,
-      pgDatabase: PG_DATABASE,
-      passwordVar: PASSWORD_VAR,
-      password: PASSWORD,
-    }));
+    ({ plan, dataPlane } = await setUpAwsDrill(SOURCE));
   });
 
   /** A worker whose AWS calls all pass through a fault proxy with these rules, for one drill. */
@@ -72,25 +69,10 @@ describe('AWS throttling and 5xx retried by Temporal, not the SDK (faults inject
     try {
       worker = await startWorker({
         regions: ['aws-east', 'aws-west'],
-        providers: {
-          aws: new AwsProvider({
-            home: env().home,
-            secrets: process.env,
-            pollMs: 50,
-            endpoint: proxy.endpoint,
-            dataPlane,
-          }),
-        },
+        providers: { aws: rdsProvider(dataPlane, { endpoint: proxy.endpoint }) },
       });
       const input = drillInput(plan, 'orders', { fromLatestBackup: false, triggeredBy: 'test' });
-      const handle = await (
-        await client()
-      ).workflow.start('drill', {
-        taskQueue: RUNBOOK_TASK_QUEUE,
-        workflowId: `test/aws-faults/${Date.now()}-${seq++}`,
-        args: [input],
-      });
-      const report = (await handle.result()) as RunbookReport;
+      const { handle, report } = await runRunbook('drill', input, workflowId('drill'));
       return { proxy, report, attempts: await activityAttempts(handle) };
     } finally {
       await worker?.stop();

@@ -3,14 +3,11 @@
 // the test-only stand-in in test/fakes/rds-data-plane.ts (pg_dump/pg_restore on local PostgreSQL),
 // which every test name here says. What is real: every RDS call, its identifiers, tags, KMS keys,
 // subnet groups and errors as moto serves them; Lifeboat's manifest capture and table-by-table check.
-import { join } from 'node:path';
 import { WorkflowFailedError } from '@temporalio/client';
 import { CancelledFailure } from '@temporalio/common';
-import { writeFileSync } from 'node:fs';
 import {
   CreateDBClusterCommand,
   CreateDBInstanceCommand,
-  CreateDBInstanceReadReplicaCommand,
   CreateDBSnapshotCommand,
   type RDSClient,
   DescribeDBClustersCommand,
@@ -18,42 +15,48 @@ import {
   DescribeDBInstancesCommand,
   DescribeDBSnapshotsCommand,
 } from '@aws-sdk/client-rds';
-import { AwsProvider, replicaIdFor, snapshotIdFor } from '../../activities/providers/aws';
+import { replicaIdFor, snapshotIdFor, type AwsProvider } from '../../activities/providers/aws';
 import { runTag } from '../../workflows/shared-steps';
 import { withClient } from '../../activities/pg/sql';
-import { findPgBin } from '../../activities/pg/binaries';
 import { seedDemo } from '../../scripts/dev/seed';
+import { backupInput, drillInput, failbackInput, failoverInput, type LoadedPlan } from '../../worker/plan';
 import {
-  backupInput,
-  drillInput,
-  failbackInput,
-  failoverInput,
-  loadPlanFile,
-  type LoadedPlan,
-} from '../../worker/plan';
-import { RUNBOOK_TASK_QUEUE, type DrillInput, type RunbookReport } from '../../workflows/types';
-import { LocalRdsDataPlane } from '../fakes/rds-data-plane';
+  RUNBOOK_TASK_QUEUE,
+  type DrillInput,
+  type FailbackInput,
+  type FailoverInput,
+  type RunbookReport,
+} from '../../workflows/types';
+import type { LocalRdsDataPlane } from '../fakes/rds-data-plane';
 import {
   acceptsWrites,
-  createReplicaSet,
   expectPassed,
   startTopologyRunbook,
   topologyOf,
   type ReplicaSetFixture,
 } from '../support/replica-set';
-import { awsTestFixture, resetMoto, type AwsTestFixture } from '../support/moto';
-import { EAST, moto, rds, setUpAwsDrill, WEST } from '../support/aws-drill';
-import { createLogger } from '../../worker/logger';
-import { client, env, historyText, local, LogCapture, startWorker, type RunningWorker } from '../support/stack';
+import { EAST, rds, setUpAwsDrill, WEST } from '../support/aws-drill';
+import { silentIo } from '../support/activity-context';
+import { setUpRdsReplicaSet } from '../support/cloud-rds-replica';
+import {
+  expectDrillPassed,
+  expectSecretByReference,
+  rdsProvider,
+  runRunbook,
+  workflowIds,
+} from '../support/cloud-stack';
+import { client, local, LogCapture, startWorker, type RunningWorker } from '../support/stack';
 
-const SOURCE_INSTANCE = 'orders-prod';
-const PG_DATABASE = 'aws_orders';
-const PASSWORD_VAR = 'LIFEBOAT_TEST_RDS_PASSWORD';
-const PASSWORD = 'rds-Secret-value-7f3a9';
-
-const endpoint = moto;
-let seq = 0;
-const workflowId = (what: string) => `test/aws/${what}/${Date.now()}-${seq++}`;
+/** The drill tests' source: an RDS instance in us-east-1, its data a seeded database on local-a. */
+const SOURCE = {
+  name: 'aws',
+  instance: 'orders-prod',
+  pgDatabase: 'aws_orders',
+  passwordVar: 'LIFEBOAT_TEST_RDS_PASSWORD',
+  password: 'rds-Secret-value-7f3a9',
+};
+const secret = { name: SOURCE.passwordVar, value: SOURCE.password };
+const workflowId = workflowIds('aws');
 
 describe('AWS provider against moto (no data plane in moto: data mirrored by the test-only pg_dump/pg_restore stand-in)', () => {
   let plan: LoadedPlan;
@@ -62,17 +65,11 @@ describe('AWS provider against moto (no data plane in moto: data mirrored by the
   const logs = new LogCapture();
 
   beforeAll(async () => {
-    ({ plan, dataPlane } = await setUpAwsDrill({
-      name: 'aws',
-      instance: SOURCE_INSTANCE,
-      pgDatabase: PG_DATABASE,
-      passwordVar: PASSWORD_VAR,
-      password: PASSWORD,
-    }));
+    ({ plan, dataPlane } = await setUpAwsDrill(SOURCE));
     worker = await startWorker({
       regions: ['aws-east', 'aws-west'],
       capture: logs,
-      providers: { aws: new AwsProvider({ home: env().home, secrets: process.env, pollMs: 50, dataPlane }) },
+      providers: { aws: rdsProvider(dataPlane) },
     });
   });
 
@@ -80,22 +77,13 @@ describe('AWS provider against moto (no data plane in moto: data mirrored by the
     await worker?.stop();
   });
 
-  async function drill(overrides: Partial<DrillInput> = {}) {
-    const input = { ...drillInput(plan, 'orders', { fromLatestBackup: false, triggeredBy: 'test' }), ...overrides };
-    const handle = await (
-      await client()
-    ).workflow.start('drill', { taskQueue: RUNBOOK_TASK_QUEUE, workflowId: workflowId('drill'), args: [input] });
-    return { handle, report: (await handle.result()) as RunbookReport };
-  }
+  const ordersDrill = () => drillInput(plan, 'orders', { fromLatestBackup: false, triggeredBy: 'test' });
+  const drill = (overrides: Partial<DrillInput> = {}) =>
+    runRunbook('drill', { ...ordersDrill(), ...overrides }, workflowId('drill'));
 
   test('a drill passes (data from the test-only stand-in): snapshot, KMS re-encrypted copy in the DR region, private scratch restore, every table verified, scratch deleted', async () => {
     const { handle, report } = await drill();
-    expect(report.reason).toBeUndefined();
-    expect(report.outcome).toBe('passed');
-    const tables = report.checks.filter((c) => c.name.startsWith('table '));
-    expect(tables.length).toBeGreaterThanOrEqual(6);
-    for (const t of tables)
-      expect(t).toMatchObject({ ok: true, detail: expect.stringMatching(/rows, checksum matches$/) });
+    expectDrillPassed(report);
     expect(report.checks.find((c) => c.name === 'recent orders exist')).toMatchObject({ ok: true });
     expect(report.checks.find((c) => c.name === 'canary present')).toMatchObject({ ok: true });
 
@@ -125,11 +113,8 @@ describe('AWS provider against moto (no data plane in moto: data mirrored by the
     expect(dataPlane.liveRestores()).toEqual([]);
 
     // The password went in by reference: not in history, not in the logs, not in the report.
-    const history = historyText(await handle.fetchHistory());
-    expect(history).toContain(`env:${PASSWORD_VAR}`);
-    expect(history).not.toContain(PASSWORD);
-    expect(logs.text).not.toContain(PASSWORD);
-    expect(JSON.stringify(report)).not.toContain(PASSWORD);
+    await expectSecretByReference(handle, logs, secret);
+    expect(JSON.stringify(report)).not.toContain(SOURCE.password);
   });
 
   test('a drill fails when the restored data differs (tampered by the test-only stand-in) and still deletes its scratch instance', async () => {
@@ -158,10 +143,13 @@ describe('AWS provider against moto (no data plane in moto: data mirrored by the
       await new Promise((r) => setTimeout(r, 3000));
     };
     try {
-      const input = drillInput(plan, 'orders', { fromLatestBackup: false, triggeredBy: 'test' });
       const handle = await (
         await client()
-      ).workflow.start('drill', { taskQueue: RUNBOOK_TASK_QUEUE, workflowId: workflowId('cancel'), args: [input] });
+      ).workflow.start('drill', {
+        taskQueue: RUNBOOK_TASK_QUEUE,
+        workflowId: workflowId('cancel'),
+        args: [ordersDrill()],
+      });
       const deadline = Date.now() + 60_000;
       while (!held) {
         if (Date.now() > deadline) throw new Error('the drill never reached its restore');
@@ -194,7 +182,7 @@ describe('AWS provider against moto (no data plane in moto: data mirrored by the
         Engine: 'aurora-postgresql',
         EngineVersion: '16.4',
         MasterUsername: 'lifeboat',
-        MasterUserPassword: PASSWORD,
+        MasterUserPassword: SOURCE.password,
       }),
     );
     await rds(EAST).send(
@@ -207,21 +195,17 @@ describe('AWS provider against moto (no data plane in moto: data mirrored by the
     );
     dataPlane.addSource(`${EAST}/ledger-prod`, { node: server, database: 'aws_ledger' });
     const aurora: DrillInput = {
-      ...drillInput(plan, 'orders', { fromLatestBackup: false, triggeredBy: 'test' }),
+      ...ordersDrill(),
       database: 'ledger',
       primary: {
-        ...drillInput(plan, 'orders', { fromLatestBackup: false, triggeredBy: 'test' }).primary,
+        ...ordersDrill().primary,
         database: 'aws_ledger',
         instance: undefined,
         cluster: 'ledger-prod',
       },
     };
     const { handle, report } = await drill(aurora);
-    expect(report.reason).toBeUndefined();
-    expect(report.outcome).toBe('passed');
-    const tables = report.checks.filter((c) => c.name.startsWith('table '));
-    expect(tables.length).toBeGreaterThanOrEqual(6);
-    for (const t of tables) expect(t.ok).toBe(true);
+    expectDrillPassed(report);
     expect(report.backup!.location).toMatch(new RegExp(`^arn:aws:rds:${EAST}:\\d+:cluster-snapshot:lifeboat-ledger-`));
     expect(report.copies[0]!.location).toMatch(
       new RegExp(`^arn:aws:rds:${WEST}:\\d+:cluster-snapshot:lifeboat-ledger-`),
@@ -231,9 +215,7 @@ describe('AWS provider against moto (no data plane in moto: data mirrored by the
         new DescribeDBClusterSnapshotsCommand({ DBClusterSnapshotIdentifier: snapshotIdFor(report.backup!.backupId) }),
       )
     ).DBClusterSnapshots!;
-    expect(copy!.KmsKeyId).toBe(
-      String(drillInput(plan, 'orders', { fromLatestBackup: false, triggeredBy: 'test' }).dr.settings!.kmsKeyId),
-    );
+    expect(copy!.KmsKeyId).toBe(String(ordersDrill().dr.settings!.kmsKeyId));
     const scratch = `lifeboat-drill-${runTag((await handle.describe()).runId)}`;
     expect(dataPlane.events).toContain(`restore ${WEST}/${snapshotIdFor(report.backup!.backupId)} -> ${scratch}`);
     expect(report.cleanup).toEqual([expect.objectContaining({ ok: true, detail: 'deleted' })]);
@@ -244,12 +226,6 @@ describe('AWS provider against moto (no data plane in moto: data mirrored by the
   });
 
   describe('provider calls retried as Temporal would retry them', () => {
-    const io = () => ({
-      heartbeat: () => undefined,
-      signal: new AbortController().signal,
-      logger: createLogger('silent'),
-    });
-    const provider = () => new AwsProvider({ home: env().home, secrets: process.env, pollMs: 20, dataPlane });
     const snapshots = async (region: string, backupId: string) =>
       ((await rds(region).send(new DescribeDBSnapshotsCommand({ SnapshotType: 'manual' }))).DBSnapshots ?? []).filter(
         (s) => s.TagList?.some((t) => t.Key === 'lifeboat:backup-id' && t.Value === backupId),
@@ -263,15 +239,15 @@ describe('AWS provider against moto (no data plane in moto: data mirrored by the
       );
 
     test('a second backup, copy, restore and teardown adopt what the first made: one snapshot per region, one instance (data from the test-only stand-in)', async () => {
-      const p = provider();
-      const input = drillInput(plan, 'orders', { fromLatestBackup: false, triggeredBy: 'test' });
+      const p = rdsProvider(dataPlane, { pollMs: 20 });
+      const input = ordersDrill();
       const backupId = `orders-idem-${Date.now()}`;
-      const first = await p.createBackup(input.primary, backupId, 'test/idempotency', io());
-      const again = await p.createBackup(input.primary, backupId, 'test/idempotency', io());
+      const first = await p.createBackup(input.primary, backupId, 'test/idempotency', silentIo);
+      const again = await p.createBackup(input.primary, backupId, 'test/idempotency', silentIo);
       expect(again).toEqual(first);
       expect(await snapshots(EAST, backupId)).toHaveLength(1);
-      const copy = await p.copyBackup(first, input.dr, io());
-      expect(await p.copyBackup(first, input.dr, io())).toEqual(copy);
+      const copy = await p.copyBackup(first, input.dr, silentIo);
+      expect(await p.copyBackup(first, input.dr, silentIo)).toEqual(copy);
       expect(await snapshots(WEST, backupId)).toHaveLength(1);
       const scratch = {
         name: `idem-${Date.now() % 100000}`,
@@ -279,8 +255,8 @@ describe('AWS provider against moto (no data plane in moto: data mirrored by the
         database: input.primary.database,
         credentials: input.primary.credentials,
       };
-      await p.restore(copy, scratch, io());
-      await p.restore(copy, scratch, io());
+      await p.restore(copy, scratch, silentIo);
+      await p.restore(copy, scratch, silentIo);
       const manifest = await p.restoredManifest(copy, scratch);
       expect(manifest.sha256).toBe(first.sha256);
       expect(await p.dropScratch(scratch)).toBe(true);
@@ -289,8 +265,8 @@ describe('AWS provider against moto (no data plane in moto: data mirrored by the
     });
 
     test('never deletes or adopts an instance or snapshot without Lifeboat tags, even under a Lifeboat name', async () => {
-      const p = provider();
-      const input = drillInput(plan, 'orders', { fromLatestBackup: false, triggeredBy: 'test' });
+      const p = rdsProvider(dataPlane, { pollMs: 20 });
+      const input = ordersDrill();
       await rds(WEST).send(
         new CreateDBInstanceCommand({
           DBInstanceIdentifier: 'lifeboat-not-ours',
@@ -311,35 +287,35 @@ describe('AWS provider against moto (no data plane in moto: data mirrored by the
       ).toHaveLength(1);
       await rds(EAST).send(
         new CreateDBSnapshotCommand({
-          DBInstanceIdentifier: SOURCE_INSTANCE,
+          DBInstanceIdentifier: SOURCE.instance,
           DBSnapshotIdentifier: snapshotIdFor('orders-foreign'),
         }),
       );
-      const adopted = await failureOf(p.createBackup(input.primary, 'orders-foreign', 'test', io()));
+      const adopted = await failureOf(p.createBackup(input.primary, 'orders-foreign', 'test', silentIo));
       expect(adopted).toMatchObject({ type: 'LifeboatProviderRejected', message: expect.stringContaining('refusing') });
     });
 
     test('bad settings fail at once as verdicts naming the resource: a missing subnet group, a KMS key of another region, a missing instance', async () => {
-      const p = provider();
-      const input = drillInput(plan, 'orders', { fromLatestBackup: false, triggeredBy: 'test' });
+      const p = rdsProvider(dataPlane, { pollMs: 20 });
+      const input = ordersDrill();
       const noSubnets = { ...input.dr, settings: { ...input.dr.settings, scratchSubnetGroup: 'no-such-group' } };
       expect(await failureOf(p.createScratch(noSubnets, 'bad-net', 'orders'))).toMatchObject({
         type: 'LifeboatInvalidInput',
         nonRetryable: true,
         message: expect.stringContaining('no-such-group'),
       });
-      const ref = await p.createBackup(input.primary, `orders-kms-${Date.now()}`, 'test', io());
+      const ref = await p.createBackup(input.primary, `orders-kms-${Date.now()}`, 'test', silentIo);
       const wrongKey = {
         ...input.dr,
         settings: { ...input.dr.settings, kmsKeyId: String(input.primary.region.settings!.kmsKeyId) },
       };
-      expect(await failureOf(p.copyBackup(ref, wrongKey, io()))).toMatchObject({
+      expect(await failureOf(p.copyBackup(ref, wrongKey, silentIo))).toMatchObject({
         type: 'LifeboatInvalidInput',
         nonRetryable: true,
         message: expect.stringContaining('KMSKeyNotAccessible'),
       });
       const missing = { ...input.primary, instance: 'no-such-instance' };
-      expect(await failureOf(p.createBackup(missing, `orders-missing-${Date.now()}`, 'test', io()))).toMatchObject({
+      expect(await failureOf(p.createBackup(missing, `orders-missing-${Date.now()}`, 'test', silentIo))).toMatchObject({
         type: 'LifeboatDatabaseNotFound',
         nonRetryable: true,
         message: expect.stringContaining('no-such-instance'),
@@ -350,17 +326,15 @@ describe('AWS provider against moto (no data plane in moto: data mirrored by the
   test('the backup runbook keeps the newest Lifeboat snapshot per region and never touches a snapshot Lifeboat did not make', async () => {
     await rds(EAST).send(
       new CreateDBSnapshotCommand({
-        DBInstanceIdentifier: SOURCE_INSTANCE,
+        DBInstanceIdentifier: SOURCE.instance,
         DBSnapshotIdentifier: 'someone-elses-snapshot',
       }),
     );
-    const c = await client();
-    const input = backupInput(plan, 'orders', { triggeredBy: 'test' });
-    const report = (await c.workflow.execute('backup', {
-      taskQueue: RUNBOOK_TASK_QUEUE,
-      workflowId: workflowId('backup'),
-      args: [input],
-    })) as RunbookReport;
+    const { report } = await runRunbook(
+      'backup',
+      backupInput(plan, 'orders', { triggeredBy: 'test' }),
+      workflowId('backup'),
+    );
     expect(report.outcome).toBe('passed');
     const manual = async (region: string) =>
       (await rds(region).send(new DescribeDBSnapshotsCommand({ SnapshotType: 'manual' }))).DBSnapshots ?? [];
@@ -393,58 +367,14 @@ describe('AWS replica failover and failback against moto (control plane real; no
   let worker: RunningWorker;
 
   beforeAll(async () => {
-    process.env[PASSWORD_VAR] = PASSWORD;
-    await resetMoto(endpoint());
-    const [east, west] = await Promise.all([awsTestFixture(endpoint(), EAST), awsTestFixture(endpoint(), WEST)]);
-    const primary = await rds(EAST).send(
-      new CreateDBInstanceCommand({
-        DBInstanceIdentifier: HOME_INSTANCE,
-        Engine: 'postgres',
-        EngineVersion: '16.3',
-        DBInstanceClass: 'db.t4g.micro',
-        MasterUsername: 'lifeboat',
-        MasterUserPassword: PASSWORD,
-        AllocatedStorage: 20,
-      }),
-    );
-    await rds(WEST).send(
-      new CreateDBInstanceReadReplicaCommand({
-        DBInstanceIdentifier: REPLICA_INSTANCE,
-        SourceDBInstanceIdentifier: primary.DBInstance!.DBInstanceArn,
-      }),
-    );
-    // Two local servers with streaming replication stand for the two instances; their canary writer is not needed.
-    fx = await createReplicaSet({ home: 'rds-east-pg', dr: 'rds-west-pg', database: 'billing' });
-    await fx.traffic.close();
-    dataPlane = new LocalRdsDataPlane({
-      local: local(),
-      pgBin: findPgBin(env().pgBin),
-      dir: join(env().home, 'rds-stand-in'),
-      sources: {
-        [`${EAST}/${HOME_INSTANCE}`]: { node: fx.home },
-        [`${WEST}/${REPLICA_INSTANCE}`]: { node: fx.standby },
-      },
-      restoreNode: { region: 'local-b', name: 'server' },
-      serverOf: { [EAST]: fx.home, [WEST]: fx.standby },
-    });
-    const file = join(env().home, 'aws-failover-plan.yaml');
-    const scratch = (f: AwsTestFixture) => `{ subnetGroup: ${f.subnetGroup}, securityGroups: [${f.securityGroupId}] }`;
-    writeFileSync(
-      file,
-      `regions:
-  rds-east: { provider: aws, awsRegion: ${EAST}, kmsKeyId: "${east.kmsKeyArn}", scratch: ${scratch(east)} }
-  rds-west: { provider: aws, awsRegion: ${WEST}, kmsKeyId: "${west.kmsKeyArn}", scratch: ${scratch(west)} }
-databases:
-  billing:
-    primary: { region: rds-east, database: billing, instance: ${HOME_INSTANCE}, credentials: { user: lifeboat, password: "env:${PASSWORD_VAR}" } }
-    dr: { region: rds-west, standby: true, replica: ${REPLICA_INSTANCE} }
-    objectives: { rpo: 1m, rto: 10m }
-    checks:
-      - name: orders exist
-        sql: select count(*) > 0 from orders
-`,
-    );
-    plan = loadPlanFile(file);
+    ({ fx, plan, dataPlane } = await setUpRdsReplicaSet({
+      regionPrefix: 'rds',
+      database: 'billing',
+      homeInstance: HOME_INSTANCE,
+      replicaInstance: REPLICA_INSTANCE,
+      passwordVar: SOURCE.passwordVar,
+      password: SOURCE.password,
+    }));
     // The application's own role (the fence takes its LOGIN) and one that never had LOGIN (it must not get one).
     await withClient(await local().connectNode(fx.home, 'postgres'), async (c) => {
       await c.query(`create role ${APP_ROLE} login password '${APP_PASSWORD}'`);
@@ -456,10 +386,7 @@ databases:
         `grant insert on fence_probe_writes to ${APP_ROLE}; grant usage on sequence fence_probe_writes_id_seq to ${APP_ROLE}`,
       );
     });
-    worker = await startWorker({
-      regions: ['rds-east', 'rds-west'],
-      providers: { aws: new AwsProvider({ home: env().home, secrets: process.env, pollMs: 50, dataPlane }) },
-    });
+    worker = await startWorker({ regions: ['rds-east', 'rds-west'], providers: { aws: rdsProvider(dataPlane) } });
   });
 
   afterAll(async () => {
@@ -471,11 +398,11 @@ databases:
     (await rds(region).send(new DescribeDBInstancesCommand({ DBInstanceIdentifier: id }))).DBInstances![0]!;
   const tags = async (region: string, id: string) =>
     Object.fromEntries(((await instance(region, id)).TagList ?? []).map((t) => [t.Key, t.Value]));
-  const credentials = { user: 'lifeboat', password: `env:${PASSWORD_VAR}` };
+  const credentials = { user: 'lifeboat', password: `env:${SOURCE.passwordVar}` };
   const homeNode = { region: 'rds-east', name: HOME_INSTANCE, location: EAST, credentials };
   const replicaNode = { region: 'rds-west', name: REPLICA_INSTANCE, location: WEST, credentials };
   /** A provider of its own (not the worker's), so a test can doctor its RDS client. */
-  const ownProvider = () => new AwsProvider({ home: env().home, secrets: process.env, pollMs: 50, dataPlane });
+  const ownProvider = () => rdsProvider(dataPlane);
   /** A write as the application's role, straight to a stand-in server: what it commits, or why not. */
   const writeAsApp = async (node: typeof fx.home): Promise<string> => {
     const admin = await local().connectNode(node, 'billing');
@@ -486,6 +413,12 @@ databases:
       await c.query('commit');
       return 'committed';
     }).catch((err: Error) => err.message);
+  };
+  /** Runs a failover or failback of billing as the CLI starts one, and expects it passed. */
+  const passedRun = async (runbook: 'failover' | 'failback', input: FailoverInput | FailbackInput) => {
+    const report = (await (await startTopologyRunbook(await client(), runbook, input)).result()) as RunbookReport;
+    expectPassed(report);
+    return report;
   };
   const canLogIn = async (node: typeof fx.home, role: string) =>
     withClient(
@@ -512,11 +445,7 @@ databases:
       fenced: true,
     });
     // The replica replays the fence (its roles are the primary's): it waits for the promote to lift it.
-    await provider.waitForReplay(replicaNode, fence.finalLsn!, {
-      heartbeat: () => undefined,
-      signal: new AbortController().signal,
-      logger: createLogger('silent'),
-    });
+    await provider.waitForReplay(replicaNode, fence.finalLsn!, silentIo);
     expect(await canLogIn(fx.standby, APP_ROLE)).toBe(false);
     // Someone gives the role its LOGIN back behind Lifeboat's back: status must call the node writable again.
     await withClient(await local().connectNode(fx.home, 'postgres'), async (c) => {
@@ -544,7 +473,7 @@ databases:
         EngineVersion: '16.3',
         DBInstanceClass: 'db.t4g.micro',
         MasterUsername: 'lifeboat',
-        MasterUserPassword: PASSWORD,
+        MasterUserPassword: SOURCE.password,
         AllocatedStorage: 20,
       }),
     );
@@ -608,14 +537,10 @@ databases:
   });
 
   test('planned failover promotes the cross-region read replica (PromoteReadReplica) after fencing the primary read-only, with no acknowledged write lost', async () => {
-    const c = await client();
-    const handle = await startTopologyRunbook(
-      c,
+    const report = await passedRun(
       'failover',
       failoverInput(plan, 'billing', { mode: 'planned', preApproved: true, triggeredBy: 'test' }),
     );
-    const report = (await handle.result()) as RunbookReport;
-    expectPassed(report);
     expect(report.rpoSeconds).toBe(0);
     expect(report.failover?.fence).toMatchObject({ confirmed: true, how: expect.stringContaining('ALTER DATABASE') });
     expect(report.failover?.fence?.how).toContain(`LOGIN revoked from 1 role(s) (${APP_ROLE})`);
@@ -636,14 +561,10 @@ databases:
   });
 
   test('failback makes a NEW read replica in the home region from the new primary (CreateDBInstanceReadReplica), switches back to it, and re-protects with another new replica; old instances are left, never deleted', async () => {
-    const c = await client();
-    const handle = await startTopologyRunbook(
-      c,
+    const report = await passedRun(
       'failback',
       failbackInput(plan, 'billing', { preApproved: true, triggeredBy: 'test' }),
     );
-    const report = (await handle.result()) as RunbookReport;
-    expectPassed(report);
     const newHome = replicaIdFor(HOME_INSTANCE, REPLICA_INSTANCE);
     const newStandby = replicaIdFor(REPLICA_INSTANCE, newHome);
     expect(report.failover?.topology).toMatchObject({
@@ -676,14 +597,10 @@ databases:
   test('unplanned failover with the primary down: the fence is recorded as not confirmed and the replica is promoted anyway (stand-in primary stopped)', async () => {
     const before = topologyOf({ ...fx, set: { ...fx.set, set: 'rds-east' } });
     await local().nodeCluster(fx.home).stop('immediate');
-    const c = await client();
-    const handle = await startTopologyRunbook(
-      c,
+    const report = await passedRun(
       'failover',
       failoverInput(plan, 'billing', { mode: 'unplanned', preApproved: true, triggeredBy: 'test' }),
     );
-    const report = (await handle.result()) as RunbookReport;
-    expectPassed(report);
     expect(report.failover?.fence).toMatchObject({ confirmed: false, how: expect.stringContaining('unreachable') });
     expect(report.failover?.topology?.primary).toMatchObject({ region: 'rds-west', name: before.standby!.name });
     expect(dataPlane.events).toContain(`promote ${WEST}/${before.standby!.name}`);

@@ -7,7 +7,6 @@
 // What is not: moto has no RDS data plane, so the instance's database is a local one reached through
 // the test-only stand-in (test/fakes/rds-data-plane.ts), logged into with the instance's master
 // password; every test name says so.
-import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { WorkflowHandle } from '@temporalio/client';
@@ -17,28 +16,34 @@ import { findPgBin } from '../../activities/pg/binaries';
 import { withClient } from '../../activities/pg/sql';
 import { PortableBackups } from '../../activities/portable/portable-backups';
 import { PART_SIZE } from '../../activities/portable/s3-store';
-import { AwsProvider } from '../../activities/providers/aws';
-import { createLogger } from '../../worker/logger';
 import { backupInput, drillInput, type LoadedPlan } from '../../worker/plan';
 import { runTag } from '../../workflows/shared-steps';
-import { RUNBOOK_TASK_QUEUE, type BackupRef, type DrillInput, type RunbookReport } from '../../workflows/types';
+import type { BackupRef, DrillInput, RunbookReport } from '../../workflows/types';
 import { EAST, rds } from '../support/aws-drill';
-import { client, env, historyText, local, LogCapture, startWorker, type RunningWorker } from '../support/stack';
+import { silentIo } from '../support/activity-context';
+import { rdsProvider, runRunbook, sha256, workflowIds } from '../support/cloud-stack';
+import { env, historyText, local, LogCapture, startWorker, type RunningWorker } from '../support/stack';
 import {
   setUpCrossCloudAwsDrill,
+  sourceRowCounts,
   SOURCE_SERVER,
   tearDownCrossCloudAwsDrill,
+  type CrossCloudAwsOptions,
   type CrossCloudAwsSetup,
 } from '../support/xc-aws-drill';
 
-const DR_REGION = 'local-b';
-const PLAN_DATABASE = 'orders';
-const PG_DATABASE = 'xc_aws_orders';
-const INSTANCE = 'orders-rds';
-const USER = 'lifeboat';
-const PASSWORD_VAR = 'LIFEBOAT_TEST_XC_RDS_PASSWORD';
-const PASSWORD = 'xc-Rds-secret-9c41d:e7';
-const BUCKET = `lifeboat-xc-aws-${process.pid}`;
+const XC: CrossCloudAwsOptions = {
+  database: 'orders',
+  instance: 'orders-rds',
+  pgDatabase: 'xc_aws_orders',
+  user: 'lifeboat',
+  passwordVar: 'LIFEBOAT_TEST_XC_RDS_PASSWORD',
+  password: 'xc-Rds-secret-9c41d:e7',
+  bucket: `lifeboat-xc-aws-${process.pid}`,
+  drRegion: 'local-b',
+  // Past one 8 MiB part: the upload to S3 is multipart, the copy streams several parts.
+  blobBytes: 12 << 20,
+};
 const PREFIX = 'lifeboat/';
 const TABLES = [
   'lifeboat.canary',
@@ -50,9 +55,7 @@ const TABLES = [
   'public.products',
 ];
 
-let seq = 0;
-const workflowId = (what: string) => `test/xc-aws/${what}/${Date.now()}-${seq++}`;
-const sha256 = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
+const workflowId = workflowIds('xc-aws');
 
 describe('cross-cloud drill from AWS RDS to a local region (moto S3 + test-only RDS data plane: no IAM, no real RDS)', () => {
   let setup: CrossCloudAwsSetup;
@@ -64,58 +67,43 @@ describe('cross-cloud drill from AWS RDS to a local region (moto S3 + test-only 
   let passed: { report: RunbookReport; scratch: string; sourceRows: Record<string, number> };
 
   async function start(runbook: 'drill' | 'backup', input: unknown) {
-    const handle = await (
-      await client()
-    ).workflow.start(runbook, { taskQueue: RUNBOOK_TASK_QUEUE, workflowId: workflowId(runbook), args: [input] });
+    const { handle, report } = await runRunbook(runbook, input, workflowId(runbook));
     runs.push(handle);
-    const report = (await handle.result()) as RunbookReport;
     return { handle, report, scratch: `drill-${runTag((await handle.describe()).runId)}` };
   }
   const drill = (overrides: Partial<DrillInput> = {}) =>
     start('drill', {
-      ...drillInput(plan, PLAN_DATABASE, { fromLatestBackup: false, triggeredBy: 'test' }),
+      ...drillInput(plan, XC.database, { fromLatestBackup: false, triggeredBy: 'test' }),
       ...overrides,
     });
-  const drRegion = () => ({ name: DR_REGION, provider: 'local' as const });
+  const drRegion = () => ({ name: XC.drRegion, provider: 'local' as const });
   const s3Keys = async (under: string) =>
-    ((await setup.s3.send(new ListObjectsV2Command({ Bucket: BUCKET, Prefix: `${PREFIX}${under}` }))).Contents ?? [])
+    ((await setup.s3.send(new ListObjectsV2Command({ Bucket: XC.bucket, Prefix: `${PREFIX}${under}` }))).Contents ?? [])
       .map((o) => o.Key!)
       .sort();
   const s3Bytes = async (key: string) =>
     Buffer.from(
-      await (await setup.s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: key }))).Body!.transformToByteArray(),
+      await (await setup.s3.send(new GetObjectCommand({ Bucket: XC.bucket, Key: key }))).Body!.transformToByteArray(),
     );
 
   beforeAll(async () => {
-    setup = await setUpCrossCloudAwsDrill({
-      database: PLAN_DATABASE,
-      instance: INSTANCE,
-      pgDatabase: PG_DATABASE,
-      user: USER,
-      passwordVar: PASSWORD_VAR,
-      password: PASSWORD,
-      bucket: BUCKET,
-      drRegion: DR_REGION,
-      // Past one 8 MiB part: the upload to S3 is multipart, the copy streams several parts.
-      blobBytes: 12 << 20,
-    });
+    setup = await setUpCrossCloudAwsDrill(XC);
     plan = setup.plan;
     worker = await startWorker({
-      regions: ['aws-east', DR_REGION],
+      regions: ['aws-east', XC.drRegion],
       capture: logs,
       providers: {
-        aws: new AwsProvider({ home: env().home, secrets: process.env, pollMs: 50, dataPlane: setup.dataPlane }),
+        aws: rdsProvider(setup.dataPlane),
       },
     });
-    const sourceRows = await withClient(await local().connectNode(SOURCE_SERVER, PG_DATABASE), async (c) => {
-      const counts: Record<string, number> = {};
-      for (const table of ['blobs', 'customers', 'order_items', 'orders', 'payments', 'products']) {
-        counts[`public.${table}`] = Number(
-          (await c.query<{ n: string }>(`select count(*) as n from ${table}`)).rows[0]!.n,
-        );
-      }
-      return counts;
-    });
+    const sourceRows = await sourceRowCounts(XC.pgDatabase, [
+      'blobs',
+      'customers',
+      'order_items',
+      'orders',
+      'payments',
+      'products',
+    ]);
     const { report, scratch } = await drill();
     passed = { report, scratch, sourceRows };
   });
@@ -123,7 +111,7 @@ describe('cross-cloud drill from AWS RDS to a local region (moto S3 + test-only 
   afterAll(async () => {
     await worker?.stop();
     setup?.s3.destroy();
-    await tearDownCrossCloudAwsDrill({ pgDatabase: PG_DATABASE, user: USER });
+    await tearDownCrossCloudAwsDrill(XC);
   });
 
   test('a drill passes (data from the test-only stand-in): pg_dump into S3 (moto), verified, streamed and checksummed into the DR directory store, restored into a local scratch instance, every table verified, scratch torn down', async () => {
@@ -136,7 +124,7 @@ describe('cross-cloud drill from AWS RDS to a local region (moto S3 + test-only 
       'create scratch instance',
       'backup',
       'verify backup',
-      `copy to ${DR_REGION}`,
+      `copy to ${XC.drRegion}`,
       'verify copy',
       'restore',
       'verify data',
@@ -161,22 +149,22 @@ describe('cross-cloud drill from AWS RDS to a local region (moto S3 + test-only 
     // The backup is in the AWS region's bucket, the copy in the DR region's directory, byte for byte.
     const backup = report.backup!;
     const copy = report.copies[0]!;
-    expect(backup.store).toEqual({ kind: 's3', bucket: BUCKET, prefix: PREFIX, awsRegion: EAST });
+    expect(backup.store).toEqual({ kind: 's3', bucket: XC.bucket, prefix: PREFIX, awsRegion: EAST });
     expect(copy.store).toEqual({ kind: 'dir', path: setup.storeDir });
     expect(backup).toMatchObject({
       provider: 'aws',
       region: 'aws-east',
-      database: PG_DATABASE,
-      location: `s3://${BUCKET}/lifeboat/${PG_DATABASE}/${backup.backupId}/dump.pgdump`,
+      database: XC.pgDatabase,
+      location: `s3://${XC.bucket}/lifeboat/${XC.pgDatabase}/${backup.backupId}/dump.pgdump`,
     });
     expect(copy).toMatchObject({
       backupId: backup.backupId,
       sha256: backup.sha256,
       sizeBytes: backup.sizeBytes,
-      region: DR_REGION,
+      region: XC.drRegion,
     });
-    const inBucket = `${PREFIX}${PG_DATABASE}/${backup.backupId}/`;
-    expect(await s3Keys(`${PG_DATABASE}/${backup.backupId}/`)).toEqual([
+    const inBucket = `${PREFIX}${XC.pgDatabase}/${backup.backupId}/`;
+    expect(await s3Keys(`${XC.pgDatabase}/${backup.backupId}/`)).toEqual([
       `${inBucket}dump.pgdump`,
       `${inBucket}manifest.json`,
     ]);
@@ -184,11 +172,11 @@ describe('cross-cloud drill from AWS RDS to a local region (moto S3 + test-only 
     expect(dumpInS3.length).toBe(backup.sizeBytes);
     // Larger than one part, so it went up as a multipart upload: the ETag ends in its part count.
     expect(backup.sizeBytes).toBeGreaterThan(PART_SIZE);
-    const head = await setup.s3.send(new HeadObjectCommand({ Bucket: BUCKET, Key: `${inBucket}dump.pgdump` }));
+    const head = await setup.s3.send(new HeadObjectCommand({ Bucket: XC.bucket, Key: `${inBucket}dump.pgdump` }));
     expect(head.ETag).toMatch(new RegExp(`-${Math.ceil(backup.sizeBytes / PART_SIZE)}"$`));
     expect(sha256(dumpInS3)).toBe(backup.sha256);
     expect(dumpInS3.subarray(0, 5).toString()).toBe('PGDMP'); // pg_dump's custom format
-    const copyDir = join(setup.storeDir, PG_DATABASE, backup.backupId);
+    const copyDir = join(setup.storeDir, XC.pgDatabase, backup.backupId);
     expect(readdirSync(copyDir).sort()).toEqual(['dump.pgdump', 'manifest.json']);
     expect(sha256(readFileSync(join(copyDir, 'dump.pgdump')))).toBe(backup.sha256);
     expect(readFileSync(join(copyDir, 'manifest.json'), 'utf8')).toBe(
@@ -207,17 +195,17 @@ describe('cross-cloud drill from AWS RDS to a local region (moto S3 + test-only 
     ).toEqual([]);
     expect(
       ((await rds(EAST).send(new DescribeDBInstancesCommand({}))).DBInstances ?? []).map((i) => i.DBInstanceIdentifier),
-    ).toEqual([INSTANCE]);
+    ).toEqual([XC.instance]);
     expect(setup.standIn.events).toEqual([]);
 
     // The scratch instance was local, and is gone.
     expect(report.cleanup).toEqual([{ name: `tear down ${scratch}`, ok: true, detail: 'deleted' }]);
     expect(await local().listScratch(drRegion())).not.toContain(scratch);
-    expect(existsSync(join(env().home, 'regions', DR_REGION, 'scratch', scratch))).toBe(false);
+    expect(existsSync(join(env().home, 'regions', XC.drRegion, 'scratch', scratch))).toBe(false);
   });
 
   test('a drill from the latest backup fails with LifeboatBackupChecksumMismatch when the DR copy in the directory store was overwritten after the Backup runbook, and still tears its scratch down (moto S3 + test-only RDS data plane)', async () => {
-    const { report: backedUp } = await start('backup', backupInput(plan, PLAN_DATABASE, { triggeredBy: 'test' }));
+    const { report: backedUp } = await start('backup', backupInput(plan, XC.database, { triggeredBy: 'test' }));
     expect(backedUp.reason).toBeUndefined();
     expect(backedUp.outcome).toBe('passed');
     const made = backedUp.backup!;
@@ -228,17 +216,17 @@ describe('cross-cloud drill from AWS RDS to a local region (moto S3 + test-only 
       ok: true,
       detail: expect.stringMatching(/^kept 1, deleted [1-9]/),
     });
-    expect(backedUp.checks.find((c) => c.name === `retention ${DR_REGION}`)).toMatchObject({
+    expect(backedUp.checks.find((c) => c.name === `retention ${XC.drRegion}`)).toMatchObject({
       ok: true,
       detail: expect.stringMatching(/^kept 1, deleted [1-9]/),
     });
-    expect(await s3Keys(PG_DATABASE)).toEqual([
-      `${PREFIX}${PG_DATABASE}/${made.backupId}/dump.pgdump`,
-      `${PREFIX}${PG_DATABASE}/${made.backupId}/manifest.json`,
+    expect(await s3Keys(XC.pgDatabase)).toEqual([
+      `${PREFIX}${XC.pgDatabase}/${made.backupId}/dump.pgdump`,
+      `${PREFIX}${XC.pgDatabase}/${made.backupId}/manifest.json`,
     ]);
 
     // Same size, different bytes: only the checksum can tell.
-    const dumpFile = join(setup.storeDir, PG_DATABASE, made.backupId, 'dump.pgdump');
+    const dumpFile = join(setup.storeDir, XC.pgDatabase, made.backupId, 'dump.pgdump');
     const bytes = readFileSync(dumpFile);
     const at = Math.floor(bytes.length / 2);
     bytes[at] = bytes[at]! ^ 0xff;
@@ -264,20 +252,19 @@ describe('cross-cloud drill from AWS RDS to a local region (moto S3 + test-only 
       workDir: join(env().home, 'xc-aws-staging'),
     });
     const [newest] = await portable.list(
-      { name: 'aws-east', provider: 'aws', store: { kind: 's3', bucket: BUCKET, prefix: PREFIX, awsRegion: EAST } },
-      PG_DATABASE,
+      { name: 'aws-east', provider: 'aws', store: { kind: 's3', bucket: XC.bucket, prefix: PREFIX, awsRegion: EAST } },
+      XC.pgDatabase,
     );
     expect(newest).toBeDefined();
     const ref: BackupRef = newest!;
-    const io = { heartbeat: () => undefined, signal: new AbortController().signal, logger: createLogger('silent') };
-    await expect(portable.verify(ref, io)).resolves.toMatchObject({ sha256: ref.sha256 });
+    await expect(portable.verify(ref, silentIo)).resolves.toMatchObject({ sha256: ref.sha256 });
 
-    const key = `${PREFIX}${PG_DATABASE}/${ref.backupId}/dump.pgdump`;
+    const key = `${PREFIX}${XC.pgDatabase}/${ref.backupId}/dump.pgdump`;
     const bytes = await s3Bytes(key);
     bytes[bytes.length - 1] = bytes[bytes.length - 1]! ^ 0xff;
-    await setup.s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: bytes }));
+    await setup.s3.send(new PutObjectCommand({ Bucket: XC.bucket, Key: key, Body: bytes }));
 
-    await expect(portable.verify(ref, io)).rejects.toMatchObject({
+    await expect(portable.verify(ref, silentIo)).rejects.toMatchObject({
       type: 'LifeboatBackupChecksumMismatch',
       nonRetryable: true,
       message: expect.stringContaining(`expected ${ref.sha256} (${ref.sizeBytes} bytes)`),
@@ -287,7 +274,7 @@ describe('cross-cloud drill from AWS RDS to a local region (moto S3 + test-only 
   test('the RDS master password (env:, used for real by the stand-in login) never appears in workflow history, the worker logs or the reports (moto S3 + test-only RDS data plane)', async () => {
     // The secret was in use: the drill's canary table was created by the master login.
     const owner = await withClient(
-      await local().connectNode(SOURCE_SERVER, PG_DATABASE),
+      await local().connectNode(SOURCE_SERVER, XC.pgDatabase),
       async (c) =>
         (
           await c.query<{ owner: string }>(
@@ -295,17 +282,17 @@ describe('cross-cloud drill from AWS RDS to a local region (moto S3 + test-only 
           )
         ).rows[0]?.owner,
     );
-    expect(owner).toBe(USER);
+    expect(owner).toBe(XC.user);
     expect(runs.length).toBeGreaterThanOrEqual(3);
     for (const handle of runs) {
       const history = historyText(await handle.fetchHistory());
-      expect(history).toContain(`env:${PASSWORD_VAR}`);
-      expect(history).not.toContain(PASSWORD);
-      expect(JSON.stringify(await handle.result())).not.toContain(PASSWORD);
+      expect(history).toContain(`env:${XC.passwordVar}`);
+      expect(history).not.toContain(XC.password);
+      expect(JSON.stringify(await handle.result())).not.toContain(XC.password);
     }
     expect(logs.text.length).toBeGreaterThan(0);
-    expect(logs.text).not.toContain(PASSWORD);
+    expect(logs.text).not.toContain(XC.password);
     // Nor in what the stores hold.
-    for (const key of await s3Keys('')) expect((await s3Bytes(key)).includes(PASSWORD)).toBe(false);
+    for (const key of await s3Keys('')) expect((await s3Bytes(key)).includes(XC.password)).toBe(false);
   });
 });

@@ -3,21 +3,29 @@
 // restoring one cloud's backup into the other's scratch instance, and the cross-cloud failover and
 // failback runbooks. Stand-ins: the Cloud SQL fake (real PostgreSQL behind its REST routes) and
 // fake-gcs-server (a real GCS JSON API emulator; no IAM, no real durability).
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { Storage } from '@google-cloud/storage';
-import { v1 } from '@google-cloud/sql';
-import { GcpProvider } from '../../activities/providers/gcp';
+import type { Storage } from '@google-cloud/storage';
 import { openStore } from '../../activities/portable/open-store';
-import { findPgBin } from '../../activities/pg/binaries';
 import { withClient, type PgConnection } from '../../activities/pg/sql';
 import { seedDemo } from '../../scripts/dev/seed';
-import { backupInput, crossCloudInput, drillInput, loadPlanFile, type LoadedPlan } from '../../worker/plan';
-import { RUNBOOK_TASK_QUEUE, type RunbookReport } from '../../workflows/types';
-import { fakeClientOptions } from '../fakes/cloudsql/clients';
-import { startCloudSqlFake, type CloudSqlFake } from '../fakes/cloudsql/server';
+import { backupInput, crossCloudInput, drillInput, type LoadedPlan } from '../../worker/plan';
+import type { RunbookReport } from '../../workflows/types';
+import type { CloudSqlFake } from '../fakes/cloudsql/server';
 import { lifeboat } from '../support/cli';
-import { client, env, historyText, local, LogCapture, startWorker, type RunningWorker } from '../support/stack';
+import {
+  cloudSqlConnection,
+  cloudSqlProvider,
+  createCloudSqlInstance,
+  createGcsBucket,
+  expectDrillPassed,
+  localToCloudSqlRegions,
+  runRunbook,
+  startCloudSql,
+  storeDir,
+  workflowIds,
+  writePlan,
+  type CloudSqlStand,
+} from '../support/cloud-stack';
+import { client, historyText, local, LogCapture, startWorker, type RunningWorker } from '../support/stack';
 
 const PROJECT = 'lifeboat-xc';
 const DR_INSTANCE = 'shopxc-dr';
@@ -26,26 +34,19 @@ const PASSWORD_VAR = 'LIFEBOAT_TEST_XC_PASSWORD';
 const PASSWORD = 'xc-Secret-91d2:\\x';
 const DB = 'shopxc';
 
-let seq = 0;
-const workflowId = (what: string) => `test/xc/${what}/${Date.now()}-${seq++}`;
+const workflowId = workflowIds('xc');
 
 describe('cross-cloud recovery, local <-> Cloud SQL (the Cloud SQL fake: real PostgreSQL, no IAM/TLS/networking; GCS: fake-gcs-server, no IAM, no real durability)', () => {
+  let stand: CloudSqlStand;
   let fake: CloudSqlFake;
   let plan: LoadedPlan;
   let worker: RunningWorker;
-  let instances: v1.SqlInstancesServiceClient;
   let storage: Storage;
   const logs = new LogCapture();
 
   const localConn = (database = DB): Promise<PgConnection> =>
     local().connect({ region: { name: 'local-a', provider: 'local' }, database });
-  const drConn = (database = DB): PgConnection => ({
-    host: '127.0.0.1',
-    port: fake.portOf(PROJECT, DR_INSTANCE),
-    user: 'postgres',
-    password: PASSWORD,
-    database,
-  });
+  const drConn = (database = DB): PgConnection => cloudSqlConnection(fake, PROJECT, DR_INSTANCE, PASSWORD, database);
   const databases = async (conn: PgConnection) =>
     withClient({ ...conn, database: 'postgres' }, async (c) =>
       (await c.query<{ datname: string }>('select datname from pg_database order by 1')).rows.map((r) => r.datname),
@@ -54,7 +55,7 @@ describe('cross-cloud recovery, local <-> Cloud SQL (the Cloud SQL fake: real Po
     withClient(conn, async (c) => Number((await c.query<{ n: string }>(sql)).rows[0]!.n));
   const gcsKeys = async () => (await storage.bucket(BUCKET).getFiles({ prefix: 'backups/' }))[0].map((f) => f.name);
   const scratchInstances = async () =>
-    ((await instances.list({ project: PROJECT }))[0].items ?? [])
+    ((await stand.instances.list({ project: PROJECT }))[0].items ?? [])
       .filter((i) => i.name?.startsWith('lifeboat-drill-') && i.state !== 'PENDING_DELETE')
       .map((i) => i.name);
 
@@ -63,10 +64,7 @@ describe('cross-cloud recovery, local <-> Cloud SQL (the Cloud SQL fake: real Po
     input: unknown,
     id = workflowId(workflowType),
   ): Promise<{ report: RunbookReport; history: string }> {
-    const handle = await (
-      await client()
-    ).workflow.start(workflowType, { taskQueue: RUNBOOK_TASK_QUEUE, workflowId: id, args: [input] });
-    const report = (await handle.result()) as RunbookReport;
+    const { handle, report } = await runRunbook(workflowType, input, id);
     return { report, history: historyText(await handle.fetchHistory()) };
   }
   const move = (direction: 'failover' | 'failback', mode: 'planned' | 'unplanned') =>
@@ -78,27 +76,16 @@ describe('cross-cloud recovery, local <-> Cloud SQL (the Cloud SQL fake: real Po
 
   beforeAll(async () => {
     process.env[PASSWORD_VAR] = PASSWORD;
-    fake = await startCloudSqlFake({
-      dir: mkdtempSync(join(env().home, 'cloudsql-xc-')),
-      pgBin: findPgBin(env().pgBin),
-      opDelayMs: 100,
-    });
-    instances = new v1.SqlInstancesServiceClient(fakeClientOptions(fake));
-    const operations = new v1.SqlOperationsServiceClient(fakeClientOptions(fake));
+    stand = await startCloudSql('xc', 100);
+    fake = stand.fake;
     // The DR side: an empty Cloud SQL instance an operator keeps for recovery ("pilot light").
-    let [op] = await instances.insert({
-      project: PROJECT,
-      body: { name: DR_INSTANCE, region: 'us-east4', rootPassword: PASSWORD, settings: { tier: 'db-custom-1-3840' } },
+    await createCloudSqlInstance(stand, PROJECT, {
+      name: DR_INSTANCE,
+      region: 'us-east4',
+      rootPassword: PASSWORD,
+      settings: { tier: 'db-custom-1-3840' },
     });
-    while (op.status !== 'DONE') {
-      await new Promise((r) => setTimeout(r, 100));
-      [op] = await operations.get({ project: PROJECT, operation: op.name! });
-    }
-    await operations.close();
-    storage = new Storage({ projectId: PROJECT });
-    await storage.createBucket(BUCKET).catch((err: { code?: number }) => {
-      if (err.code !== 409) throw err;
-    });
+    storage = await createGcsBucket(PROJECT, BUCKET);
     // The source: a database of its own on local-a's server, seeded with the demo schema.
     await withClient(await localConn('postgres'), async (c) => {
       if ((await c.query('select 1 from pg_database where datname = $1', [DB])).rowCount === 0)
@@ -106,18 +93,9 @@ describe('cross-cloud recovery, local <-> Cloud SQL (the Cloud SQL fake: real Po
     });
     await withClient(await localConn(), (c) => seedDemo(c, 0.03));
 
-    const file = join(env().home, 'xc-gcp-plan.yaml');
-    writeFileSync(
-      file,
-      `regions:
-  local-a: { provider: local, store: { dir: ${mkdtempSync(join(env().home, 'xc-store-'))} } }
-  gcp-east:
-    provider: gcp
-    project: ${PROJECT}
-    gcpRegion: us-east4
-    scratch: { databaseVersion: POSTGRES_15 }
-    store: { gcs: { bucket: ${BUCKET}, prefix: backups/ } }
-databases:
+    plan = writePlan(
+      'xc-gcp-plan.yaml',
+      `${localToCloudSqlRegions('xc', PROJECT, BUCKET)}databases:
   ${DB}:
     primary: { region: local-a, database: ${DB} }
     dr: { region: gcp-east, instance: ${DR_INSTANCE}, credentials: { user: postgres, password: "env:${PASSWORD_VAR}" } }
@@ -128,32 +106,20 @@ databases:
         sql: select count(*) > 0 from orders
 `,
     );
-    plan = loadPlanFile(file);
-    const gcp = new GcpProvider({
-      home: env().home,
-      secrets: process.env,
-      pollMs: 50,
-      ...fakeClientOptions(fake),
-      instancePort: (project, instance) => fake.portOf(project, instance),
-    });
+    const gcp = cloudSqlProvider(fake);
     worker = await startWorker({ regions: ['local-a', 'local-b', 'gcp-east'], capture: logs, providers: { gcp } });
   });
 
   afterAll(async () => {
     await worker?.stop();
-    await instances?.close();
-    await fake?.close();
+    await stand?.close();
   });
 
   test("a drill restores the local primary's portable backup into a Cloud SQL scratch instance: dir store -> GCS copy, every table verified, scratch deleted", async () => {
     const input = drillInput(plan, DB, { fromLatestBackup: false, triggeredBy: 'test' });
     expect(input.portable).toBe(true);
     const { report, history } = await execute('drill', input);
-    expect({ outcome: report.outcome, reason: report.reason }).toEqual({ outcome: 'passed', reason: undefined });
-    const tables = report.checks.filter((c) => c.name.startsWith('table '));
-    expect(tables.length).toBeGreaterThanOrEqual(6);
-    for (const t of tables)
-      expect(t).toMatchObject({ ok: true, detail: expect.stringMatching(/rows, checksum matches$/) });
+    expectDrillPassed(report);
     expect(report.checks.find((c) => c.name === 'orders exist')).toMatchObject({ ok: true });
     expect(report.checks.find((c) => c.name === 'canary present')).toMatchObject({ ok: true });
     expect(report.backup).toMatchObject({ provider: 'local', store: { kind: 'dir' } });
@@ -285,12 +251,11 @@ databases:
   });
 
   test('and back: a drill from the Cloud SQL instance (now serving) into a local scratch instance, GCS -> directory, every table verified', async () => {
-    const file = join(env().home, 'xc-gcp-back-plan.yaml');
-    writeFileSync(
-      file,
+    const back = writePlan(
+      'xc-gcp-back-plan.yaml',
       `regions:
   gcp-east: { provider: gcp, project: ${PROJECT}, gcpRegion: us-east4, scratch: { databaseVersion: POSTGRES_15 }, store: { gcs: { bucket: ${BUCKET}, prefix: back/ } } }
-  local-b: { provider: local, store: { dir: ${mkdtempSync(join(env().home, 'xc-store-back-'))} } }
+  local-b: { provider: local, store: { dir: ${storeDir('xc-back')} } }
 databases:
   shopback:
     primary: { region: gcp-east, database: ${DB}, instance: ${DR_INSTANCE}, credentials: { user: postgres, password: "env:${PASSWORD_VAR}" } }
@@ -298,17 +263,13 @@ databases:
     objectives: { rpo: 1h, rto: 10m }
 `,
     );
-    const back = loadPlanFile(file);
     const { report, history } = await execute(
       'drill',
       drillInput(back, 'shopback', { fromLatestBackup: false, triggeredBy: 'test' }),
     );
-    expect({ outcome: report.outcome, reason: report.reason }).toEqual({ outcome: 'passed', reason: undefined });
+    expectDrillPassed(report);
     expect(report.backup).toMatchObject({ provider: 'gcp', store: { kind: 'gcs', prefix: 'back/' } });
     expect(report.copies[0]).toMatchObject({ region: 'local-b', store: { kind: 'dir' } });
-    const tables = report.checks.filter((c) => c.name.startsWith('table '));
-    expect(tables.length).toBeGreaterThanOrEqual(6);
-    for (const t of tables) expect(t.ok).toBe(true);
     expect(report.cleanup).toEqual([expect.objectContaining({ ok: true, detail: 'deleted' })]);
     expect(await local().listScratch({ name: 'local-b', provider: 'local' })).not.toContain(
       `drill-${report.runId.replace(/-/g, '').slice(-8)}`,

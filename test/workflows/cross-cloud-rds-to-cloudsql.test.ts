@@ -6,60 +6,69 @@
 // durability) with the test-only RDS data plane (a local database reached with the instance's master
 // login, as in xc-aws-drill.ts); the Cloud SQL fake (real PostgreSQL behind its REST routes, no
 // IAM/TLS/networking); fake-gcs-server for GCS (no IAM, no real durability).
-import { createHash } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import type { WorkflowHandle } from '@temporalio/client';
-import { Storage } from '@google-cloud/storage';
-import { v1 } from '@google-cloud/sql';
-import { findPgBin } from '../../activities/pg/binaries';
-import { withClient } from '../../activities/pg/sql';
-import { AwsProvider } from '../../activities/providers/aws';
-import { GcpProvider, scratchNameFor } from '../../activities/providers/gcp';
-import { drillInput, loadPlanFile, type LoadedPlan } from '../../worker/plan';
+import type { Storage } from '@google-cloud/storage';
+import { scratchNameFor } from '../../activities/providers/gcp';
+import { drillInput, type LoadedPlan } from '../../worker/plan';
 import { runTag } from '../../workflows/shared-steps';
 import { RUNBOOK_TASK_QUEUE, type RunbookReport } from '../../workflows/types';
-import { fakeClientOptions } from '../fakes/cloudsql/clients';
-import { startCloudSqlFake, type CloudSqlFake } from '../fakes/cloudsql/server';
-import { client, env, historyText, local, LogCapture, startWorker, type RunningWorker } from '../support/stack';
+import type { CloudSqlFake } from '../fakes/cloudsql/server';
+import {
+  cloudSqlProvider,
+  createGcsBucket,
+  expectRowsMatch,
+  rdsProvider,
+  sha256,
+  startCloudSql,
+  workflowIds,
+  writePlan,
+  type CloudSqlStand,
+} from '../support/cloud-stack';
+import { client, historyText, LogCapture, startWorker, type RunningWorker } from '../support/stack';
 import {
   awsSourceRegionYaml,
   setUpCrossCloudAwsDrill,
-  SOURCE_SERVER,
+  sourceRowCounts,
   tearDownCrossCloudAwsDrill,
+  type CrossCloudAwsOptions,
   type CrossCloudAwsSetup,
 } from '../support/xc-aws-drill';
 
 const GCP_REGION = 'gcp-dr';
 const PROJECT = 'lifeboat-rds2sql';
-const PLAN_DATABASE = 'orders';
-const PG_DATABASE = 'xc_rds_sql_orders';
-const INSTANCE = 'orders-rds-xg';
-const USER = 'lifeboat_xg';
-const RDS_PASSWORD_VAR = 'LIFEBOAT_TEST_RDS2SQL_RDS_PASSWORD';
-const RDS_PASSWORD = 'rds2sql-Rds-7f3a:b1';
+const S3_BUCKET = `lifeboat-rds2sql-${process.pid}`;
+/** The source: an RDS instance in moto, its data a local database logged into with its master login. */
+const XC: CrossCloudAwsOptions = {
+  database: 'orders',
+  instance: 'orders-rds-xg',
+  pgDatabase: 'xc_rds_sql_orders',
+  user: 'lifeboat_xg',
+  passwordVar: 'LIFEBOAT_TEST_RDS2SQL_RDS_PASSWORD',
+  password: 'rds2sql-Rds-7f3a:b1',
+  bucket: S3_BUCKET,
+  // Its plan (with a local DR region) is not used: the plan below has the same AWS region and a GCP one.
+  drRegion: 'local-b',
+};
 const DR_PASSWORD_VAR = 'LIFEBOAT_TEST_RDS2SQL_DR_PASSWORD';
 const DR_PASSWORD = 'rds2sql-Dr-c09e\\z4';
-const S3_BUCKET = `lifeboat-rds2sql-${process.pid}`;
 const GCS_BUCKET = `lifeboat-rds2sql-dr-${process.pid}`;
 const PUBLIC_TABLES = ['customers', 'order_items', 'orders', 'payments', 'products'];
 const STAND_INS = 'moto S3 + test-only RDS data plane; Cloud SQL fake; fake-gcs-server: no IAM, no real durability';
 
-let seq = 0;
-const workflowId = () => `test/rds2sql/drill/${Date.now()}-${seq++}`;
-const sha256 = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
+const workflowId = workflowIds('rds2sql');
 
 describe(`cross-cloud drill from AWS RDS to Google Cloud SQL (${STAND_INS})`, () => {
   let setup: CrossCloudAwsSetup;
+  let stand: CloudSqlStand;
   let fake: CloudSqlFake;
-  let instances: v1.SqlInstancesServiceClient;
   let storage: Storage;
   let plan: LoadedPlan;
   let worker: RunningWorker;
   const logs = new LogCapture();
   let sourceRows: Record<string, number>;
 
-  const cloudSqlNames = async () => ((await instances.list({ project: PROJECT }))[0].items ?? []).map((i) => i.name!);
+  const cloudSqlNames = async () =>
+    ((await stand.instances.list({ project: PROJECT }))[0].items ?? []).map((i) => i.name!);
   const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
   /** Runs a drill, watching the project's Cloud SQL instances meanwhile (so "deleted" means it existed). */
   async function drill(): Promise<{
@@ -70,10 +79,10 @@ describe(`cross-cloud drill from AWS RDS to Google Cloud SQL (${STAND_INS})`, ()
     ms: number;
   }> {
     const started = Date.now();
-    const input = drillInput(plan, PLAN_DATABASE, { fromLatestBackup: false, triggeredBy: 'test' });
+    const input = drillInput(plan, XC.database, { fromLatestBackup: false, triggeredBy: 'test' });
     const handle = await (
       await client()
-    ).workflow.start('drill', { taskQueue: RUNBOOK_TASK_QUEUE, workflowId: workflowId(), args: [input] });
+    ).workflow.start('drill', { taskQueue: RUNBOOK_TASK_QUEUE, workflowId: workflowId('drill'), args: [input] });
     const seen = new Set<string>();
     let done = false;
     const watching = (async () => {
@@ -99,10 +108,10 @@ describe(`cross-cloud drill from AWS RDS to Google Cloud SQL (${STAND_INS})`, ()
   /** Both secrets were in use (the source's sessions and pg_dump; the scratch's root login and pg_restore), by reference only. */
   async function expectNoSecrets(handle: WorkflowHandle) {
     const history = historyText(await handle.fetchHistory());
-    expect(history).toContain(`env:${RDS_PASSWORD_VAR}`);
+    expect(history).toContain(`env:${XC.passwordVar}`);
     expect(history).toContain(`env:${DR_PASSWORD_VAR}`);
     expect(logs.text.length).toBeGreaterThan(0);
-    for (const secret of [RDS_PASSWORD, DR_PASSWORD]) {
+    for (const secret of [XC.password, DR_PASSWORD]) {
       expect(history).not.toContain(secret);
       expect(logs.text).not.toContain(secret);
     }
@@ -112,29 +121,14 @@ describe(`cross-cloud drill from AWS RDS to Google Cloud SQL (${STAND_INS})`, ()
     process.env[DR_PASSWORD_VAR] = DR_PASSWORD;
     // Moto reset, the source RDS instance, its seeded stand-in database, its master login, the S3 bucket.
     // Its plan (with a local DR region) is not used: the plan below has the same AWS region and a GCP one.
-    setup = await setUpCrossCloudAwsDrill({
-      database: PLAN_DATABASE,
-      instance: INSTANCE,
-      pgDatabase: PG_DATABASE,
-      user: USER,
-      passwordVar: RDS_PASSWORD_VAR,
-      password: RDS_PASSWORD,
-      bucket: S3_BUCKET,
-      drRegion: 'local-b',
-    });
-    fake = await startCloudSqlFake({
-      dir: mkdtempSync(join(env().home, 'cloudsql-rds2sql-')),
-      pgBin: findPgBin(env().pgBin),
-      opDelayMs: 100,
-    });
-    instances = new v1.SqlInstancesServiceClient(fakeClientOptions(fake));
-    storage = new Storage({ projectId: PROJECT });
-    await storage.createBucket(GCS_BUCKET);
+    setup = await setUpCrossCloudAwsDrill(XC);
+    stand = await startCloudSql('rds2sql', 100);
+    fake = stand.fake;
+    storage = await createGcsBucket(PROJECT, GCS_BUCKET);
 
     const { east } = setup;
-    const file = join(env().home, 'rds2sql-plan.yaml');
-    writeFileSync(
-      file,
+    plan = writePlan(
+      'rds2sql-plan.yaml',
       `regions:
 ${awsSourceRegionYaml(east, S3_BUCKET)}
   ${GCP_REGION}:
@@ -144,8 +138,8 @@ ${awsSourceRegionYaml(east, S3_BUCKET)}
     scratch: { databaseVersion: POSTGRES_15 }
     store: { gcs: { bucket: ${GCS_BUCKET}, prefix: dr/ } }
 databases:
-  ${PLAN_DATABASE}:
-    primary: { region: aws-east, database: ${PG_DATABASE}, instance: ${INSTANCE}, credentials: { user: ${USER}, password: "env:${RDS_PASSWORD_VAR}" } }
+  ${XC.database}:
+    primary: { region: aws-east, database: ${XC.pgDatabase}, instance: ${XC.instance}, credentials: { user: ${XC.user}, password: "env:${XC.passwordVar}" } }
     dr: { region: ${GCP_REGION}, credentials: { user: postgres, password: "env:${DR_PASSWORD_VAR}" } }
     objectives: { rpo: 1h, rto: 1h }
     retention: { keep: 2 }
@@ -154,35 +148,22 @@ databases:
         sql: select count(*) > 0 from orders
 `,
     );
-    plan = loadPlanFile(file);
     worker = await startWorker({
       regions: ['aws-east', GCP_REGION],
       capture: logs,
       providers: {
-        aws: new AwsProvider({ home: env().home, secrets: process.env, pollMs: 50, dataPlane: setup.dataPlane }),
-        gcp: new GcpProvider({
-          home: env().home,
-          secrets: process.env,
-          pollMs: 50,
-          ...fakeClientOptions(fake),
-          instancePort: (project, instance) => fake.portOf(project, instance),
-        }),
+        aws: rdsProvider(setup.dataPlane),
+        gcp: cloudSqlProvider(fake),
       },
     });
-    sourceRows = await withClient(await local().connectNode(SOURCE_SERVER, PG_DATABASE), async (c) => {
-      const counts: Record<string, number> = {};
-      for (const t of PUBLIC_TABLES)
-        counts[`public.${t}`] = Number((await c.query<{ n: string }>(`select count(*) as n from ${t}`)).rows[0]!.n);
-      return counts;
-    });
+    sourceRows = await sourceRowCounts(XC.pgDatabase, PUBLIC_TABLES);
   });
 
   afterAll(async () => {
     await worker?.stop();
     setup?.s3.destroy();
-    await instances?.close();
-    await fake?.close();
-    await tearDownCrossCloudAwsDrill({ pgDatabase: PG_DATABASE, user: USER });
+    await stand?.close();
+    await tearDownCrossCloudAwsDrill(XC);
   });
 
   test(`a drill passes: pg_dump from RDS into S3, streamed into GCS with the same sha256, pg_restore into a Cloud SQL scratch instance, every table matches the source, the scratch instance deleted, neither password in history or logs (${STAND_INS})`, async () => {
@@ -198,10 +179,8 @@ databases:
     ]);
     for (const t of tables)
       expect(t).toMatchObject({ ok: true, detail: expect.stringMatching(/^\d+ rows, checksum matches$/) });
-    for (const [table, rows] of Object.entries(sourceRows)) {
-      expect(rows).toBeGreaterThan(0);
-      expect(report.checks.find((c) => c.name === `table ${table}`)?.detail).toBe(`${rows} rows, checksum matches`);
-    }
+    for (const rows of Object.values(sourceRows)) expect(rows).toBeGreaterThan(0);
+    expectRowsMatch(report, sourceRows);
     expect(report.checks.find((c) => c.name === 'recent orders exist')).toMatchObject({ ok: true });
     expect(report.checks.find((c) => c.name === 'canary present')).toMatchObject({ ok: true });
     expect(report.checks.every((c) => c.ok)).toBe(true);
@@ -217,7 +196,7 @@ databases:
       sizeBytes: backup.sizeBytes,
       store: { kind: 'gcs', bucket: GCS_BUCKET, prefix: 'dr/' },
     });
-    const inGcs = `dr/${PG_DATABASE}/${backup.backupId}/`;
+    const inGcs = `dr/${XC.pgDatabase}/${backup.backupId}/`;
     const [files] = await storage.bucket(GCS_BUCKET).getFiles({ prefix: inGcs });
     expect(files.map((f) => f.name).sort()).toEqual([`${inGcs}dump.pgdump`, `${inGcs}manifest.json`]);
     const [dump] = await storage.bucket(GCS_BUCKET).file(`${inGcs}dump.pgdump`).download();
@@ -244,8 +223,7 @@ databases:
       status: 'completed',
       attempts: 2,
     });
-    for (const [table, rows] of Object.entries(sourceRows))
-      expect(report.checks.find((c) => c.name === `table ${table}`)?.detail).toBe(`${rows} rows, checksum matches`);
+    expectRowsMatch(report, sourceRows);
     expect(report.cleanup).toEqual([expect.objectContaining({ ok: true, detail: 'deleted' })]);
     expect([...seen]).toContain(scratch);
     await expectGone(scratch);

@@ -2,96 +2,59 @@
 // (test/fakes/cloudsql): the REST routes @google-cloud/sql calls, whose instances are real local
 // PostgreSQL and whose backup runs are real dumps, so a drill here verifies real data end to end.
 // What the fake cannot show: IAM, networking and TLS, real timings, HA and replicas.
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { v1 } from '@google-cloud/sql';
-import { GcpProvider } from '../../activities/providers/gcp';
-import { findPgBin } from '../../activities/pg/binaries';
+import type { v1 } from '@google-cloud/sql';
 import { withClient } from '../../activities/pg/sql';
-import { seedDemo } from '../../scripts/dev/seed';
+import { backupInput, drillInput, failbackInput, failoverInput, type LoadedPlan } from '../../worker/plan';
+import { untilDone } from '../fakes/cloudsql/clients';
+import type { CloudSqlFake } from '../fakes/cloudsql/server';
 import {
-  backupInput,
-  drillInput,
-  failbackInput,
-  failoverInput,
-  loadPlanFile,
-  type LoadedPlan,
-} from '../../worker/plan';
-import { RUNBOOK_TASK_QUEUE, type RunbookReport } from '../../workflows/types';
-import { fakeClientOptions, untilDone } from '../fakes/cloudsql/clients';
-import { startCloudSqlFake, type CloudSqlFake } from '../fakes/cloudsql/server';
-import { client, env, historyText, LogCapture, startWorker, type RunningWorker } from '../support/stack';
+  cloudSqlConnection,
+  cloudSqlProvider,
+  createCloudSqlReplica,
+  createSeededPrimary,
+  expectDrillPassed,
+  expectSecretByReference,
+  gcpPlanRegions,
+  runRunbook,
+  startCloudSql,
+  takesWrites,
+  workflowIds,
+  writePlan,
+  type CloudSqlStand,
+} from '../support/cloud-stack';
+import { lockId } from '../support/replica-set';
+import { LogCapture, startWorker, type RunningWorker } from '../support/stack';
 
 const PROJECT = 'lifeboat-test';
 const PRIMARY = 'shop-main';
 const PASSWORD_VAR = 'LIFEBOAT_TEST_CLOUDSQL_PASSWORD';
 const PASSWORD = 'cloudsql-Secret-4e1b7';
 
-let seq = 0;
-const workflowId = (what: string) => `test/gcp/${what}/${Date.now()}-${seq++}`;
-
-/** The provider as a worker would build it, pointed at the fake (with its test-only port lookup). */
-function providerFor(fake: CloudSqlFake): GcpProvider {
-  return new GcpProvider({
-    home: env().home,
-    secrets: process.env,
-    pollMs: 50,
-    ...fakeClientOptions(fake),
-    instancePort: (project, instance) => fake.portOf(project, instance),
-  });
-}
+const workflowId = workflowIds('gcp');
 
 /** A plan with the two gcp regions of these tests and the databases given. */
-function writePlan(name: string, databases: string): LoadedPlan {
-  const file = join(env().home, `${name}.yaml`);
-  writeFileSync(
-    file,
-    `regions:
-  gcp-central: { provider: gcp, project: ${PROJECT}, gcpRegion: us-central1, scratch: { databaseVersion: POSTGRES_16 } }
-  gcp-east: { provider: gcp, project: ${PROJECT}, gcpRegion: us-east4, scratch: { databaseVersion: POSTGRES_16 } }
-databases:
-${databases}`,
-  );
-  return loadPlanFile(file);
-}
+const plannedWith = (name: string, databases: string): LoadedPlan =>
+  writePlan(`${name}.yaml`, `${gcpPlanRegions(PROJECT)}databases:\n${databases}`);
 
 describe('Cloud SQL provider against the Cloud SQL fake (real PostgreSQL behind it; no IAM, networking, TLS or replicas in the fake)', () => {
+  let stand: CloudSqlStand;
   let fake: CloudSqlFake;
   let plan: LoadedPlan;
   let worker: RunningWorker;
-  let instances: v1.SqlInstancesServiceClient;
   const logs = new LogCapture();
 
   beforeAll(async () => {
     process.env[PASSWORD_VAR] = PASSWORD;
-    fake = await startCloudSqlFake({
-      dir: mkdtempSync(join(env().home, 'cloudsql-')),
-      pgBin: findPgBin(env().pgBin),
-      opDelayMs: 200,
-    });
-    instances = new v1.SqlInstancesServiceClient(fakeClientOptions(fake));
-    const operations = new v1.SqlOperationsServiceClient(fakeClientOptions(fake));
+    stand = await startCloudSql('drill', 200);
+    fake = stand.fake;
     // The primary: made the way an operator would, then seeded with the demo schema.
-    let [op] = await instances.insert({
-      project: PROJECT,
-      body: { name: PRIMARY, region: 'us-central1', rootPassword: PASSWORD, settings: { tier: 'db-custom-1-3840' } },
-    });
-    while (op.status !== 'DONE') {
-      await new Promise((r) => setTimeout(r, 100));
-      [op] = await operations.get({ project: PROJECT, operation: op.name! });
-    }
-    await operations.close();
-    const conn = (database: string) => ({
-      host: '127.0.0.1',
-      port: fake.portOf(PROJECT, PRIMARY),
-      user: 'postgres',
+    await createSeededPrimary(stand, PROJECT, {
+      body: { name: PRIMARY, region: 'us-central1', settings: { tier: 'db-custom-1-3840' } },
       password: PASSWORD,
-      database,
+      database: 'shop',
+      scale: 0.05,
     });
-    await withClient(conn('postgres'), (c) => c.query('create database shop'));
-    await withClient(conn('shop'), (c) => seedDemo(c, 0.05));
-
-    plan = writePlan(
+    plan = plannedWith(
       'gcp-plan',
       `  shop:
     primary: { region: gcp-central, database: shop, instance: ${PRIMARY}, credentials: { user: postgres, password: "env:${PASSWORD_VAR}" } }
@@ -103,37 +66,33 @@ describe('Cloud SQL provider against the Cloud SQL fake (real PostgreSQL behind 
         sql: select count(*) > 0 from orders
 `,
     );
-    const provider = providerFor(fake);
-    worker = await startWorker({ regions: ['gcp-central', 'gcp-east'], capture: logs, providers: { gcp: provider } });
+    worker = await startWorker({
+      regions: ['gcp-central', 'gcp-east'],
+      capture: logs,
+      providers: { gcp: cloudSqlProvider(fake) },
+    });
   });
 
   afterAll(async () => {
     await worker?.stop();
-    await instances?.close();
-    await fake?.close();
+    await stand?.close();
   });
 
-  async function drill() {
-    const input = drillInput(plan, 'shop', { fromLatestBackup: false, triggeredBy: 'test' });
-    const handle = await (
-      await client()
-    ).workflow.start('drill', { taskQueue: RUNBOOK_TASK_QUEUE, workflowId: workflowId('drill'), args: [input] });
-    return { handle, report: (await handle.result()) as RunbookReport };
-  }
+  const drill = () =>
+    runRunbook(
+      'drill',
+      drillInput(plan, 'shop', { fromLatestBackup: false, triggeredBy: 'test' }),
+      workflowId('drill'),
+    );
 
   const scratchInstances = async () =>
-    ((await instances.list({ project: PROJECT }))[0].items ?? [])
+    ((await stand.instances.list({ project: PROJECT }))[0].items ?? [])
       .filter((i) => i.name?.startsWith('lifeboat-drill-') && i.state !== 'PENDING_DELETE')
       .map((i) => i.name);
 
   test('a Cloud SQL drill passes with real data verified: backup run, private scratch instance in the DR region, restoreBackup, every table checked, scratch deleted', async () => {
     const { handle, report } = await drill();
-    expect(report.reason).toBeUndefined();
-    expect(report.outcome).toBe('passed');
-    const tables = report.checks.filter((c) => c.name.startsWith('table '));
-    expect(tables.length).toBeGreaterThanOrEqual(6);
-    for (const t of tables)
-      expect(t).toMatchObject({ ok: true, detail: expect.stringMatching(/rows, checksum matches$/) });
+    expectDrillPassed(report);
     expect(report.checks.find((c) => c.name === 'orders exist')).toMatchObject({ ok: true });
     expect(report.backup!.location).toMatch(new RegExp(`^cloudsql:${PROJECT}/${PRIMARY}/\\d+$`));
     expect(report.cleanup).toEqual([expect.objectContaining({ ok: true, detail: 'deleted' })]);
@@ -151,10 +110,7 @@ describe('Cloud SQL provider against the Cloud SQL fake (real PostgreSQL behind 
       settings: { userLabels: { 'lifeboat-scratch': 'true' }, ipConfiguration: { ipv4Enabled: false } },
     });
 
-    const history = historyText(await handle.fetchHistory());
-    expect(history).toContain(`env:${PASSWORD_VAR}`);
-    expect(history).not.toContain(PASSWORD);
-    expect(logs.text).not.toContain(PASSWORD);
+    await expectSecretByReference(handle, logs, { name: PASSWORD_VAR, value: PASSWORD });
   });
 
   test('an operation failing mid-restore (the fake told to fail RESTORE_VOLUME) is retried, the drill passes and its scratch instance is deleted', async () => {
@@ -178,68 +134,40 @@ describe('Cloud SQL provider against the Cloud SQL fake (real PostgreSQL behind 
   });
 
   test('the backup runbook keeps the newest Lifeboat backup run and never deletes one Lifeboat did not make', async () => {
-    const backupRuns = new v1.SqlBackupRunsServiceClient(fakeClientOptions(fake));
-    try {
-      await backupRuns.insert({
-        project: PROJECT,
-        instance: PRIMARY,
-        body: { description: 'nightly, made by someone else' },
-      });
-      const report = (await (
-        await client()
-      ).workflow.execute('backup', {
-        taskQueue: RUNBOOK_TASK_QUEUE,
-        workflowId: workflowId('backup'),
-        args: [backupInput(plan, 'shop', { triggeredBy: 'test' })],
-      })) as RunbookReport;
-      expect(report.outcome).toBe('passed');
-      await new Promise((r) => setTimeout(r, 500)); // the foreign run's own operation finishes
-      const runs = (await backupRuns.list({ project: PROJECT, instance: PRIMARY }))[0].items ?? [];
-      const lifeboat = runs.filter((r) => r.description?.startsWith('lifeboat '));
-      expect(lifeboat.map((r) => r.description)).toEqual([
-        expect.stringContaining(`backup=${report.backup!.backupId} `),
-      ]);
-      expect(runs.some((r) => r.description === 'nightly, made by someone else')).toBe(true);
-    } finally {
-      await backupRuns.close();
-    }
+    const { backupRuns } = stand;
+    await backupRuns.insert({
+      project: PROJECT,
+      instance: PRIMARY,
+      body: { description: 'nightly, made by someone else' },
+    });
+    const { report } = await runRunbook(
+      'backup',
+      backupInput(plan, 'shop', { triggeredBy: 'test' }),
+      workflowId('backup'),
+    );
+    expect(report.outcome).toBe('passed');
+    await new Promise((r) => setTimeout(r, 500)); // the foreign run's own operation finishes
+    const runs = (await backupRuns.list({ project: PROJECT, instance: PRIMARY }))[0].items ?? [];
+    const lifeboat = runs.filter((r) => r.description?.startsWith('lifeboat '));
+    expect(lifeboat.map((r) => r.description)).toEqual([expect.stringContaining(`backup=${report.backup!.backupId} `)]);
+    expect(runs.some((r) => r.description === 'nightly, made by someone else')).toBe(true);
   });
 });
 
 describe('Cloud SQL failover and failback against the Cloud SQL fake (real streaming replication behind it; no cross-region latency, no Cloud SQL lag metrics)', () => {
+  let stand: CloudSqlStand;
   let fake: CloudSqlFake;
   let plan: LoadedPlan;
   let worker: RunningWorker;
   let instances: v1.SqlInstancesServiceClient;
   let operations: v1.SqlOperationsServiceClient;
 
-  const done = (op: { name?: string | null; status?: unknown }) => untilDone(operations, PROJECT, op);
   const described = async (name: string) => (await instances.get({ project: PROJECT, instance: name }))[0];
-  const conn = (instance: string, database = 'ledger') => ({
-    host: '127.0.0.1',
-    port: fake.portOf(PROJECT, instance),
-    user: 'postgres',
-    password: PASSWORD,
-    database,
-  });
-  const writable = (instance: string) =>
-    withClient(
-      conn(instance, 'postgres'),
-      async (c) =>
-        (
-          await c.query<{ w: boolean }>(
-            `select not pg_is_in_recovery() and current_setting('default_transaction_read_only') = 'off' as w`,
-          )
-        ).rows[0]!.w,
-    );
+  const conn = (instance: string, database = 'ledger') =>
+    cloudSqlConnection(fake, PROJECT, instance, PASSWORD, database);
+  const writable = (instance: string) => takesWrites(conn(instance, 'postgres'));
   const run = async (runbook: 'failover' | 'failback', args: unknown) =>
-    (await (
-      await client()
-    ).workflow.execute(runbook, {
-      taskQueue: RUNBOOK_TASK_QUEUE,
-      workflowId: `lifeboat/ledger/failover`,
-      args: [args],
-    })) as RunbookReport;
+    (await runRunbook(runbook, args, lockId('ledger'))).report;
   const node = (region: string, name: string) => ({
     region,
     name,
@@ -260,29 +188,19 @@ describe('Cloud SQL failover and failback against the Cloud SQL fake (real strea
 
   beforeAll(async () => {
     process.env[PASSWORD_VAR] = PASSWORD;
-    fake = await startCloudSqlFake({
-      dir: mkdtempSync(join(env().home, 'cloudsql-ha-')),
-      pgBin: findPgBin(env().pgBin),
-      opDelayMs: 100,
-    });
-    instances = new v1.SqlInstancesServiceClient(fakeClientOptions(fake));
-    operations = new v1.SqlOperationsServiceClient(fakeClientOptions(fake));
+    stand = await startCloudSql('ha', 100);
+    ({ fake, instances, operations } = stand);
     // Highly available (REGIONAL): it has a standby zone for the zonal failover, and a DR replica below.
-    await done(
-      (
-        await instances.insert({
-          project: PROJECT,
-          body: {
-            name: 'ledger-main',
-            region: 'us-central1',
-            rootPassword: PASSWORD,
-            settings: { tier: 'db-custom-1-3840', availabilityType: 'REGIONAL' },
-          },
-        })
-      )[0],
-    );
-    await withClient(conn('ledger-main', 'postgres'), (c) => c.query('create database ledger'));
-    await withClient(conn('ledger-main'), (c) => seedDemo(c, 0.02));
+    await createSeededPrimary(stand, PROJECT, {
+      body: {
+        name: 'ledger-main',
+        region: 'us-central1',
+        settings: { tier: 'db-custom-1-3840', availabilityType: 'REGIONAL' },
+      },
+      password: PASSWORD,
+      database: 'ledger',
+      scale: 0.02,
+    });
     // The application's own role: the fence takes its LOGIN.
     await withClient(conn('ledger-main', 'postgres'), (c) =>
       c.query(`create role ${APP_ROLE} login password '${APP_PASSWORD}'`),
@@ -293,20 +211,8 @@ describe('Cloud SQL failover and failback against the Cloud SQL fake (real strea
         `grant insert on app_writes to ${APP_ROLE}; grant usage on sequence app_writes_id_seq to ${APP_ROLE}`,
       );
     });
-    await done(
-      (
-        await instances.insert({
-          project: PROJECT,
-          body: {
-            name: 'ledger-dr',
-            region: 'us-east4',
-            masterInstanceName: 'ledger-main',
-            settings: { tier: 'db-custom-1-3840' },
-          },
-        })
-      )[0],
-    );
-    plan = writePlan(
+    await createCloudSqlReplica(stand, PROJECT, 'ledger-dr', 'ledger-main');
+    plan = plannedWith(
       'gcp-ha-plan',
       `  ledger:
     primary: { region: gcp-central, database: ledger, instance: ledger-main, credentials: { user: postgres, password: "env:${PASSWORD_VAR}" } }
@@ -317,19 +223,16 @@ describe('Cloud SQL failover and failback against the Cloud SQL fake (real strea
         sql: select count(*) > 0 from orders
 `,
     );
-    const provider = providerFor(fake);
-    worker = await startWorker({ regions: ['gcp-central', 'gcp-east'], providers: { gcp: provider } });
+    worker = await startWorker({ regions: ['gcp-central', 'gcp-east'], providers: { gcp: cloudSqlProvider(fake) } });
   });
 
   afterAll(async () => {
     await worker?.stop();
-    await instances?.close();
-    await operations?.close();
-    await fake?.close();
+    await stand?.close();
   });
 
   test('nodeStatus says promoteRequested while a promoteReplica of the replica is in flight (operations.list; held RUNNING by the fake, then failed), and not before or after', async () => {
-    const provider = providerFor(fake);
+    const provider = cloudSqlProvider(fake);
     const dr = node('gcp-east', 'ledger-dr');
     try {
       expect((await provider.nodeStatus(dr)).promoteRequested).toBe(false);
@@ -441,7 +344,7 @@ describe('Cloud SQL failover and failback against the Cloud SQL fake (real strea
   });
 
   test('a former primary left without replicas is fenced by activation policy NEVER (instances.patch; instances.get shows NEVER, its server is down); unfence sets ALWAYS back and re-grants exactly the logins the fence took', async () => {
-    const provider = providerFor(fake);
+    const provider = cloudSqlProvider(fake);
     const old = node('gcp-central', 'ledger-main');
     try {
       expect((await described('ledger-main')).replicaNames ?? []).toEqual([]);
