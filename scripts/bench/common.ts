@@ -58,6 +58,22 @@ export function positiveOption(flag: string, raw: string | undefined, integer: b
   );
 }
 
+/**
+ * What a benchmark does with each flag it takes. `value()` reads the argument after the flag (one
+ * call per value; undefined when there is none); `flag` is the flag itself, for the error message.
+ */
+export type Flags = Record<string, (value: () => string | undefined, flag: string) => void>;
+
+/** Applies each argument's flag in turn; an argument that is not one of `flags` is a UsageError. */
+export function parseFlags(argv: string[], flags: Flags): void {
+  for (let i = 0; i < argv.length; i++) {
+    const flag = argv[i]!;
+    const apply = Object.hasOwn(flags, flag) ? flags[flag] : undefined;
+    if (!apply) throw new UsageError(`unknown argument ${flag}`);
+    apply(() => argv[++i], flag);
+  }
+}
+
 /** Runs a benchmark's main and exits with its code: 2 and the usage line for a UsageError, 1 for anything else. */
 export function runMain(main: (argv: string[]) => Promise<number>, usage: string): void {
   main(process.argv.slice(2)).then(

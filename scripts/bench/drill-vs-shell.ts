@@ -52,6 +52,7 @@ import {
   machineLines,
   median,
   MIB,
+  parseFlags,
   parseScriptOutput,
   phaseTable,
   type Phases,
@@ -109,18 +110,17 @@ interface Round {
 
 function parseOptions(argv: string[]): Options {
   const options: Options = { sizeMb: 100, runs: null, warmup: 1, drop: false };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (a === '--size-mb') options.sizeMb = positiveOption(a, argv[++i], false);
-    else if (a === '--runs') options.runs = positiveOption(a, argv[++i], true);
-    else if (a === '--warmup') {
-      const value = argv[++i];
-      if (!value || !/^\d+$/.test(value))
-        throw new UsageError(`--warmup ${value ?? ''}: expected a whole number of rounds (0 for none)`);
-      options.warmup = Number(value);
-    } else if (a === '--drop') options.drop = true;
-    else throw new UsageError(`unknown argument ${a}`);
-  }
+  parseFlags(argv, {
+    '--size-mb': (value, flag) => (options.sizeMb = positiveOption(flag, value(), false)),
+    '--runs': (value, flag) => (options.runs = positiveOption(flag, value(), true)),
+    '--warmup': (value) => {
+      const rounds = value();
+      if (!rounds || !/^\d+$/.test(rounds))
+        throw new UsageError(`--warmup ${rounds ?? ''}: expected a whole number of rounds (0 for none)`);
+      options.warmup = Number(rounds);
+    },
+    '--drop': () => (options.drop = true),
+  });
   return options;
 }
 

@@ -12,7 +12,7 @@
 // against it (see checkpoint()).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify as toYaml } from 'yaml';
 import { findPgBin } from '../../activities/pg/binaries';
@@ -34,14 +34,18 @@ import {
   benchIo,
   cliPath,
   ensureStack,
+  type Flags,
   freePort,
   historyLengths,
+  inAlternatingOrder,
   machineLines,
   median,
   MIB,
   numberOption,
+  parseFlags,
   phaseTable,
   type Phases,
+  positiveOption,
   runbookPhases,
   runRunbook,
   say,
@@ -414,28 +418,22 @@ export interface SetOptions {
   drop: boolean;
 }
 
-/**
- * --runs, --scale, --manual-promote and --drop; `more` takes a benchmark's own flag (`value()` reads
- * the argument after it) and returns false for one it does not know either.
- */
-export function parseSetOptions(
-  argv: string[],
-  more: (flag: string, value: () => string | undefined) => boolean = () => false,
-): SetOptions {
+/** --runs, --scale, --manual-promote and --drop, and `more`: a benchmark's own flags. */
+export function parseSetOptions(argv: string[], more: Flags = {}): SetOptions {
   const options: SetOptions = { runs: 3, scale: 1, manualPromote: 'pg_ctl', drop: false };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (a === '--runs')
-      options.runs = numberOption(a, argv[++i], (n) => Number.isInteger(n) && n >= 0, 'a whole number, 0 or more');
-    else if (a === '--scale') options.scale = numberOption(a, argv[++i], (n) => n > 0, 'a number greater than zero');
-    else if (a === '--manual-promote') {
-      const how = argv[++i];
+  parseFlags(argv, {
+    '--runs': (value, flag) =>
+      (options.runs = numberOption(flag, value(), (n) => Number.isInteger(n) && n >= 0, 'a whole number, 0 or more')),
+    '--scale': (value, flag) => (options.scale = positiveOption(flag, value(), false)),
+    '--manual-promote': (value) => {
+      const how = value();
       if (how !== 'pg_ctl' && how !== 'sql')
         throw new UsageError(`--manual-promote ${how ?? '(missing)'}: expected pg_ctl or sql`);
       options.manualPromote = how;
-    } else if (a === '--drop') options.drop = true;
-    else if (!more(a, () => argv[++i])) throw new UsageError(`unknown argument ${a}`);
-  }
+    },
+    '--drop': () => (options.drop = true),
+    ...more,
+  });
   return options;
 }
 
@@ -512,36 +510,84 @@ export interface LifeboatSide {
   failback: { report: RunbookReport };
 }
 
+/** One side of a round: what it does (said on stderr before it starts), the run, and what it says when done. */
+export interface SetSide<T> {
+  what: string;
+  run: () => Promise<T>;
+  done: (result: T) => string;
+}
+
+/** The parts of a set benchmark's output that are its own (see setReport). */
+export interface ReportParts<M> {
+  /** The rest of the database line: how the set is shaped for this benchmark. */
+  shape: string;
+  summary: string;
+  manualPhases: (manual: M) => Phases;
+  restore: string;
+  notes: string[];
+}
+
+/** What makes a set benchmark its own: its set, its two sides and its tables; runSetBenchmark does the rest. */
+export interface SetBenchmark<O extends SetOptions, L extends LifeboatSide, M> {
+  names: SetNames;
+  /** What its failovers are called in the history table. */
+  failover: string;
+  lifeboat: (bench: Bench, options: O) => SetSide<L>;
+  manual: (bench: Bench, options: O) => SetSide<M>;
+  report: (run: SetRun<SetRounds<L, M>>, options: O) => ReportParts<M>;
+}
+
 export interface SetRounds<L extends LifeboatSide, M> {
   pairs: Array<{ lifeboat: L; manual: M }>;
   /** The history table of Lifeboat's failovers and failbacks. */
   histories: string;
 }
 
-/** `runs` rounds of `timePair`, then the history of the Lifeboat runs (`failover`: what the failovers are called). */
-export async function timeRounds<L extends LifeboatSide, M>(
-  runs: number,
-  failover: string,
-  timePair: (index: number) => Promise<{ lifeboat: L; manual: M }>,
-): Promise<SetRounds<L, M>> {
-  const pairs: Array<{ lifeboat: L; manual: M }> = [];
-  for (let i = 0; i < runs; i++) pairs.push(await timePair(i));
-  const histories = await historyTable([
-    [failover, pairs.map((p) => p.lifeboat.report)],
-    ['failback', pairs.map((p) => p.lifeboat.failback.report)],
-  ]);
-  return { pairs, histories };
+/**
+ * A set benchmark's main: --runs rounds of its two sides on its set (see onBenchSet), each side from
+ * the starting state, the order alternating between rounds so that neither side always follows the
+ * other's restore; then its report on stdout (none with --runs 0).
+ */
+export async function runSetBenchmark<O extends SetOptions, L extends LifeboatSide, M>(
+  benchmark: SetBenchmark<O, L, M>,
+  options: O,
+): Promise<number> {
+  const loadBefore = loadavg();
+  const run = await onBenchSet(benchmark.names, options, async (bench): Promise<SetRounds<L, M>> => {
+    const fromStartingState = <T>(round: string, side: SetSide<T>) => {
+      const announce = announced(`${round}: ${side.what}`, side.run, (result) => `${round}: ${side.done(result)}`);
+      return async () => {
+        await assertStartingState(bench);
+        return announce();
+      };
+    };
+    const pairs: Array<{ lifeboat: L; manual: M }> = [];
+    for (let i = 0; i < options.runs; i++) {
+      const [lifeboat, manual] = await inAlternatingOrder<[L, M]>(i, [
+        fromStartingState(`run ${i + 1}`, benchmark.lifeboat(bench, options)),
+        fromStartingState(`run ${i + 1}`, benchmark.manual(bench, options)),
+      ]);
+      pairs.push({ lifeboat, manual });
+    }
+    const histories = await historyTable([
+      [benchmark.failover, pairs.map((p) => p.lifeboat.report)],
+      ['failback', pairs.map((p) => p.lifeboat.failback.report)],
+    ]);
+    return { pairs, histories };
+  });
+  if (run) process.stdout.write(setReport(run, options, loadBefore, benchmark.report(run, options)));
+  return 0;
 }
 
 /**
  * A set benchmark's output: the machine, the database (`shape`: the rest of its line), the summary,
  * each side's steps, the restore table, the history, the notes and the failovers' workflow IDs.
  */
-export function setReport<L extends LifeboatSide, M>(
+function setReport<L extends LifeboatSide, M>(
   run: SetRun<SetRounds<L, M>>,
   options: SetOptions,
   loadBefore: number[],
-  parts: { shape: string; summary: string; manualPhases: (manual: M) => Phases; restore: string; notes: string[] },
+  parts: ReportParts<M>,
 ): string {
   const {
     bench,
@@ -577,20 +623,6 @@ export function setReport<L extends LifeboatSide, M>(
       '',
     ].join('\n') + '\n'
   );
-}
-
-/** A side of a round: from the starting state, said on stderr before and after. */
-export function fromStartingState<T>(
-  bench: Bench,
-  before: string,
-  run: () => Promise<T>,
-  after: (result: T) => string,
-): () => Promise<T> {
-  const side = announced(before, run, after);
-  return async () => {
-    await assertStartingState(bench);
-    return side();
-  };
 }
 
 /**

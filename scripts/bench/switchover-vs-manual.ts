@@ -30,11 +30,9 @@
 // The set, its plan, its worker and putting it back are scripts/bench/replica-set.ts, shared with
 // unplanned-failover.ts. A standby that does not stream after a failback is rebuilt, and the restore
 // table says so.
-import { loadavg } from 'node:os';
 import { nodeLabel } from '../../activities/topology';
 import type { RunbookReport, SqlCheck } from '../../workflows/types';
 import {
-  inAlternatingOrder,
   parseScriptOutput,
   type Phases,
   runMain,
@@ -48,15 +46,13 @@ import {
 import {
   type Bench,
   failBack,
-  fromStartingState,
   type ManualPromote,
   manualStandbyArgs,
-  onBenchSet,
   parseSetOptions,
-  setReport,
+  runSetBenchmark,
+  type SetBenchmark,
   type SetNames,
   type SetOptions,
-  timeRounds,
   switchBack,
 } from './replica-set';
 
@@ -143,29 +139,6 @@ function parseManualOutput(stdout: string): Omit<ManualRun, 'restoreSeconds'> {
   const rtoSeconds = Number(value('rto') ?? NaN);
   if (!Number.isFinite(rtoSeconds)) throw new Error(`manual-switchover.sh printed no rto line:\n${stdout}`);
   return { rtoSeconds, steps, finalLsn: value('final_lsn') ?? '' };
-}
-
-/**
- * One Lifeboat switchover and one manual switchover, each from the starting state and each putting
- * it back. The order alternates between runs so neither side always follows the other's rebuild.
- */
-async function timePair(bench: Bench, options: SetOptions, index: number): Promise<Pair> {
-  const lifeboat = fromStartingState(
-    bench,
-    `run ${index + 1}: lifeboat failover --planned (then failback)`,
-    () => runLifeboat(bench),
-    (run) =>
-      `run ${index + 1}: lifeboat passed in ${run.wallSeconds.toFixed(2)}s (rtoSeconds ${run.report.rtoSeconds!.toFixed(2)}); failback ${run.failback.wallSeconds.toFixed(2)}s`,
-  );
-  const manual = fromStartingState(
-    bench,
-    `run ${index + 1}: manual switchover (then switch back)`,
-    () => runManual(bench, options.manualPromote),
-    (run) =>
-      `run ${index + 1}: manual done, RTO ${run.rtoSeconds.toFixed(2)}s (fenced at ${run.finalLsn}); switched back in ${run.restoreSeconds.toFixed(2)}s`,
-  );
-  const [l, m] = await inAlternatingOrder<[LifeboatRun, ManualRun]>(index, [lifeboat, manual]);
-  return { lifeboat: l, manual: m };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -275,23 +248,31 @@ function scopeNotes(checks: SqlCheck[], promote: ManualPromote): string[] {
 
 // ---------------------------------------------------------------------------------------------
 
-async function main(argv: string[]): Promise<number> {
-  const options = parseSetOptions(argv);
-  const loadBefore = loadavg();
-  const run = await onBenchSet(NAMES, options, (bench) =>
-    timeRounds(options.runs, 'planned failover', (i) => timePair(bench, options, i)),
-  );
-  if (!run) return 0;
-  const { pairs } = run.measured;
-  const report = setReport(run, options, loadBefore, {
-    shape: `streaming to ${nodeLabel(run.bench.standby)} through a physical slot; planned switchover, RPO 0 on both sides`,
+const SWITCHOVER: SetBenchmark<SetOptions, LifeboatRun, ManualRun> = {
+  names: NAMES,
+  failover: 'planned failover',
+  lifeboat: (bench) => ({
+    what: 'lifeboat failover --planned (then failback)',
+    run: () => runLifeboat(bench),
+    done: (run) =>
+      `lifeboat passed in ${run.wallSeconds.toFixed(2)}s (rtoSeconds ${run.report.rtoSeconds!.toFixed(2)}); failback ${run.failback.wallSeconds.toFixed(2)}s`,
+  }),
+  manual: (bench, options) => ({
+    what: 'manual switchover (then switch back)',
+    run: () => runManual(bench, options.manualPromote),
+    done: (run) =>
+      `manual done, RTO ${run.rtoSeconds.toFixed(2)}s (fenced at ${run.finalLsn}); switched back in ${run.restoreSeconds.toFixed(2)}s`,
+  }),
+  report: ({ bench, checks, measured: { pairs } }, options) => ({
+    shape: `streaming to ${nodeLabel(bench.standby)} through a physical slot; planned switchover, RPO 0 on both sides`,
     summary: summaryTable(pairs),
     manualPhases,
     restore: restoreTable(pairs),
-    notes: scopeNotes(run.checks, options.manualPromote),
-  });
-  process.stdout.write(report);
-  return 0;
-}
+    notes: scopeNotes(checks, options.manualPromote),
+  }),
+};
 
-runMain(main, 'npm run bench:switchover -- [--runs N] [--scale N] [--manual-promote pg_ctl|sql] [--drop]');
+runMain(
+  (argv) => runSetBenchmark(SWITCHOVER, parseSetOptions(argv)),
+  'npm run bench:switchover -- [--runs N] [--scale N] [--manual-promote pg_ctl|sql] [--drop]',
+);

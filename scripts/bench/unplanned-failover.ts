@@ -32,7 +32,6 @@
 //      the provider's own primitives (rewind the killed server into a standby, switch back).
 // Figures, not asserts: it exits 1 only when a side fails.
 import { existsSync, readFileSync } from 'node:fs';
-import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { Client as PgClient } from 'pg';
 import { quoteIdent, type PgConnection } from '../../activities/pg/sql';
@@ -40,7 +39,6 @@ import { nodeLabel } from '../../activities/topology';
 import type { RunbookReport } from '../../workflows/types';
 import {
   cliPath,
-  inAlternatingOrder,
   numberOption,
   parseScriptOutput,
   passedReport,
@@ -57,15 +55,13 @@ import {
 import {
   type Bench,
   failBack,
-  fromStartingState,
   manualStandbyArgs,
-  onBenchSet,
   parseSetOptions,
-  setReport,
+  runSetBenchmark,
+  type SetBenchmark,
   type SetNames,
   type SetOptions,
   switchBack,
-  timeRounds,
 } from './replica-set';
 
 const NAMES: SetNames = {
@@ -119,15 +115,14 @@ interface Pair {
 
 function parseOptions(argv: string[]): Options {
   let probeMs = 50;
-  const set = parseSetOptions(argv, (flag, value) => {
-    if (flag !== '--probe-ms') return false;
-    probeMs = numberOption(
-      flag,
-      value(),
-      (n) => Number.isInteger(n) && n >= 1 && n <= 10_000,
-      'a whole number of milliseconds, 1 to 10000',
-    );
-    return true;
+  const set = parseSetOptions(argv, {
+    '--probe-ms': (value, flag) =>
+      (probeMs = numberOption(
+        flag,
+        value(),
+        (n) => Number.isInteger(n) && n >= 1 && n <= 10_000,
+        'a whole number of milliseconds, 1 to 10000',
+      )),
   });
   return { ...set, probeMs };
 }
@@ -324,27 +319,6 @@ function parseManualOutput(stdout: string): Pick<ManualRun, 'scriptSeconds' | 's
   return { scriptSeconds, steps };
 }
 
-/** One Lifeboat failover and one manual promote, each from the starting state; the order alternates. */
-async function timePair(bench: Bench, options: Options, index: number): Promise<Pair> {
-  const lifeboat = fromStartingState(
-    bench,
-    `run ${index + 1}: kill, lifeboat failover --unplanned (then failback)`,
-    () => runLifeboat(bench, options),
-    (run) =>
-      `run ${index + 1}: lifeboat passed: writable ${run.killToWritable.toFixed(2)}s after the kill, CLI done at ${run.killToExit.toFixed(2)}s ` +
-      `(rtoSeconds ${run.report.rtoSeconds!.toFixed(2)}); fence: ${run.report.failover?.fence?.how ?? 'n/a'}; put back in ${run.restoreSeconds.toFixed(2)}s`,
-  );
-  const manual = fromStartingState(
-    bench,
-    `run ${index + 1}: kill, manual promote (then switch back)`,
-    () => runManual(bench, options),
-    (run) =>
-      `run ${index + 1}: manual done: writable ${run.killToWritable.toFixed(2)}s after the kill (script ${run.scriptSeconds.toFixed(2)}s); put back in ${run.restoreSeconds.toFixed(2)}s`,
-  );
-  const [l, m] = await inAlternatingOrder<[LifeboatRun, ManualRun]>(index, [lifeboat, manual]);
-  return { lifeboat: l, manual: m };
-}
-
 // ---------------------------------------------------------------------------------------------
 // Reporting
 
@@ -423,26 +397,32 @@ function scopeNotes(options: Options, pairs: Pair[]): string[] {
 
 // ---------------------------------------------------------------------------------------------
 
-async function main(argv: string[]): Promise<number> {
-  const options = parseOptions(argv);
-  const loadBefore = loadavg();
-  const run = await onBenchSet(NAMES, options, (bench) =>
-    timeRounds(options.runs, 'unplanned failover', (i) => timePair(bench, options, i)),
-  );
-  if (!run) return 0;
-  const { pairs } = run.measured;
-  const report = setReport(run, options, loadBefore, {
-    shape: `streaming to ${nodeLabel(run.bench.standby)}; idle (no writes but the probe's); one worker serves both regions`,
+const UNPLANNED: SetBenchmark<Options, LifeboatRun, ManualRun> = {
+  names: NAMES,
+  failover: 'unplanned failover',
+  lifeboat: (bench, options) => ({
+    what: 'kill, lifeboat failover --unplanned (then failback)',
+    run: () => runLifeboat(bench, options),
+    done: (run) =>
+      `lifeboat passed: writable ${run.killToWritable.toFixed(2)}s after the kill, CLI done at ${run.killToExit.toFixed(2)}s ` +
+      `(rtoSeconds ${run.report.rtoSeconds!.toFixed(2)}); fence: ${run.report.failover?.fence?.how ?? 'n/a'}; put back in ${run.restoreSeconds.toFixed(2)}s`,
+  }),
+  manual: (bench, options) => ({
+    what: 'kill, manual promote (then switch back)',
+    run: () => runManual(bench, options),
+    done: (run) =>
+      `manual done: writable ${run.killToWritable.toFixed(2)}s after the kill (script ${run.scriptSeconds.toFixed(2)}s); put back in ${run.restoreSeconds.toFixed(2)}s`,
+  }),
+  report: ({ bench, measured: { pairs } }, options) => ({
+    shape: `streaming to ${nodeLabel(bench.standby)}; idle (no writes but the probe's); one worker serves both regions`,
     summary: summaryTable(pairs),
     manualPhases,
     restore: restoreTable(pairs),
-    notes: scopeNotes(options, run.measured.pairs),
-  });
-  process.stdout.write(report);
-  return 0;
-}
+    notes: scopeNotes(options, pairs),
+  }),
+};
 
 runMain(
-  main,
+  (argv) => runSetBenchmark(UNPLANNED, parseOptions(argv)),
   'npm run bench:unplanned -- [--runs N] [--scale N] [--probe-ms N] [--manual-promote pg_ctl|sql] [--drop]',
 );
