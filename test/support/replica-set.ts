@@ -14,7 +14,7 @@ import { findPgBin } from '../../activities/pg/binaries';
 import { seedDemo } from '../../scripts/dev/seed';
 import { runTraffic, type Traffic } from '../../services/traffic/main';
 import { createLogger } from '../../worker/logger';
-import { drillInput, type LoadedPlan } from '../../worker/plan';
+import { drillInput, failbackInput, failoverInput, type LoadedPlan } from '../../worker/plan';
 import { DatabaseAttr, ProviderAttr, RunbookAttr, TriggeredByAttr } from '../../workflows/search-attributes';
 import type { Progress } from '../../workflows/steps';
 import {
@@ -263,6 +263,33 @@ export function startTopologyRunbook(
       { key: TriggeredByAttr, value: 'test' },
     ],
   });
+}
+
+/** Waits for a runbook's report; then, whatever it says, exactly one node of the set may accept writes. */
+export async function topologyReport(fx: ReplicaSetFixture, handle: WorkflowHandle): Promise<RunbookReport> {
+  const report = (await handle.result()) as RunbookReport;
+  await expectOneWritablePrimary(fx);
+  return report;
+}
+
+/** A pre-approved failover of the set's database, started as the CLI starts one, to its report (topologyReport). */
+export async function runFailover(
+  c: Client,
+  fx: ReplicaSetFixture,
+  mode: 'planned' | 'unplanned',
+): Promise<RunbookReport> {
+  const input = failoverInput(fx.plan, fx.database, { mode, preApproved: true, triggeredBy: 'test' });
+  return topologyReport(fx, await startTopologyRunbook(c, 'failover', input));
+}
+
+/** A pre-approved failback of the set's database, started as the CLI starts one, to its report (topologyReport). */
+export async function runFailback(
+  c: Client,
+  fx: ReplicaSetFixture,
+  options: { discardDivergent?: boolean } = {},
+): Promise<RunbookReport> {
+  const input = failbackInput(fx.plan, fx.database, { preApproved: true, triggeredBy: 'test', ...options });
+  return topologyReport(fx, await startTopologyRunbook(c, 'failback', input));
 }
 
 /** A drill of the set's database, started as the CLI starts one: its own ID, the search attributes a failover finds it by. */

@@ -7,21 +7,21 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import type { Client } from '@temporalio/client';
-import { failbackInput, failoverInput } from '../../worker/plan';
+import { failoverInput } from '../../worker/plan';
 import { approveFailoverUpdate } from '../../workflows/messages';
-import type { RunbookReport } from '../../workflows/types';
 import { CLI, stopProcess } from '../support/cli';
 import {
   canaryAtEpoch,
   createReplicaSet,
   expectAtHome,
-  expectOneWritablePrimary,
   expectPassed,
   holdOrdersLock,
   lockId,
+  runFailback,
   startDrill,
   startTopologyRunbook,
   topologyOf,
+  topologyReport,
   waitForLockWaiter,
   waitForStandbyToCatchUp,
   waitForStep,
@@ -102,8 +102,7 @@ test('a failover survives SIGKILL of its worker at the approval gate: a new work
   });
   expect(accepted).toEqual({ accepted: true, workflowId: lockId(DB) });
 
-  const report = (await handle.result()) as RunbookReport;
-  await expectOneWritablePrimary(fx);
+  const report = await topologyReport(fx, handle);
   expectPassed(report);
   expect(report.runId).toBe(handle.firstExecutionRunId); // the same run, carried on: not restarted
   expect(report.rpoSeconds).toBe(0);
@@ -125,14 +124,7 @@ test('a failover survives SIGKILL of its worker at the approval gate: a new work
   await canaryAtEpoch(DB, topologyOf(fx).primarySinceEpoch);
 
   // And back, on the new worker.
-  const failback = (await (
-    await startTopologyRunbook(
-      temporal,
-      'failback',
-      failbackInput(fx.plan, DB, { preApproved: true, triggeredBy: 'test' }),
-    )
-  ).result()) as RunbookReport;
-  await expectOneWritablePrimary(fx);
+  const failback = await runFailback(temporal, fx);
   expectPassed(failback);
   expectAtHome(fx);
   await waitForStandbyToCatchUp(fx.home, fx.standby, DB);
@@ -166,16 +158,8 @@ test('a worker process survives the fence ending the sessions its drill backup h
         : null;
     if (crash) startWorkerProcess(); // so that the runbooks can still finish and the set come home
 
-    const report = (await failover.result()) as RunbookReport;
-    await expectOneWritablePrimary(fx);
-    const failback = (await (
-      await startTopologyRunbook(
-        temporal,
-        'failback',
-        failbackInput(fx.plan, DB, { preApproved: true, triggeredBy: 'test' }),
-      )
-    ).result()) as RunbookReport;
-    await expectOneWritablePrimary(fx);
+    const report = await topologyReport(fx, failover);
+    const failback = await runFailback(temporal, fx);
 
     expect(crash).toBeNull();
     expectPassed(report);
