@@ -10,17 +10,8 @@
 // (its deadline: a fence not confirmed in time is recorded and the standby promoted anyway).
 // LIFEBOAT_CHAOS=full: every step boundary of each, in the order baseline runs took them.
 import { sharedFixture } from '../support/wf-shared-fixture';
-import {
-  boundariesOf,
-  boundary,
-  boundaryLabel,
-  FULL,
-  killWorker,
-  noDisruption,
-  runCases,
-  SwitchoverBench,
-  type Boundary,
-} from './harness';
+import { killPoints } from '../support/wf-kill-points';
+import { boundaryLabel, FULL, killWorker, noDisruption, runCases, SwitchoverBench, type Boundary } from './harness';
 
 const bench = sharedFixture((temporal) => SwitchoverBench.create(temporal, 'chaos-a', 'chaos-b', 'chaosstock'));
 
@@ -32,12 +23,10 @@ test(
   `planned failover and failback: the worker process SIGKILLed at ${FULL ? 'every step boundary of each' : '"promote standby" (failover) and "re-protect home server" (failback)'}; each run passes, nothing acknowledged is lost, never two writable primaries`,
   async () => {
     expect(bench().atHome).toBe(true);
-    let failoverAt: Boundary[] = [boundary('promote standby')];
-    let failbackAt: Boundary[] = [boundary('re-protect home server')];
-    if (FULL) {
-      failoverAt = boundariesOf((await bench().run('failover', 'planned', noDisruption)).report);
-      failbackAt = boundariesOf((await bench().run('failback', 'planned', noDisruption)).report);
-    }
+    const failoverAt = await killPoints(['promote standby'], () => bench().run('failover', 'planned', noDisruption));
+    const failbackAt = await killPoints(['re-protect home server'], () =>
+      bench().run('failback', 'planned', noDisruption),
+    );
     // One leg: a failover (killed at the i-th failover boundary, if any) and the failback after it.
     const legs = Array.from(
       { length: Math.max(failoverAt.length, failbackAt.length) },
@@ -62,11 +51,11 @@ test(
   `unplanned failover: the worker process SIGKILLed at ${FULL ? 'every step boundary' : '"fence primary"'}; it passes with the RPO reported, never two writable primaries, and a failback brings the set home`,
   async () => {
     expect(bench().atHome).toBe(true);
-    let unplannedAt: Boundary[] = [boundary('fence primary')];
-    if (FULL) {
-      unplannedAt = boundariesOf((await bench().run('failover', 'unplanned', noDisruption)).report);
+    const unplannedAt = await killPoints(['fence primary'], async () => {
+      const baseline = await bench().run('failover', 'unplanned', noDisruption);
       await bench().run('failback', 'planned', noDisruption);
-    }
+      return baseline;
+    });
     const failures = await runCases(
       unplannedAt,
       async (at) => {

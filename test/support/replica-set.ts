@@ -320,6 +320,33 @@ export async function holdOrdersLock(fx: ReplicaSetFixture): Promise<{ release()
   return { release: () => locker.end().catch(() => undefined) };
 }
 
+/**
+ * A drill of the set's database whose backup (pg_dump) waits behind an application's lock on the
+ * primary (holdOrdersLock): its sessions are open there when a failover's fence ends every session.
+ * release() cancels the drill if it still runs, then ends the lock's session.
+ */
+export async function drillWaitingOnLock(
+  c: Client,
+  fx: ReplicaSetFixture,
+  timeoutMs = 60_000,
+): Promise<{ drill: WorkflowHandle; release(): Promise<void> }> {
+  const lock = await holdOrdersLock(fx);
+  let drill: WorkflowHandle | undefined;
+  const release = async () => {
+    await drill?.cancel().catch(() => undefined);
+    await lock.release();
+  };
+  try {
+    drill = await startDrill(c, fx);
+    await waitForStep(drill, 'drillProgress', 'backup', timeoutMs);
+    await waitForLockWaiter(fx);
+    return { drill, release };
+  } catch (err) {
+    await release();
+    throw err;
+  }
+}
+
 /** Waits until some session on the home server waits for a lock (the drill's backup, behind holdOrdersLock). */
 export async function waitForLockWaiter(fx: ReplicaSetFixture, timeoutMs = 30_000): Promise<void> {
   await waitUntil(`a session of ${fx.database} on ${label(fx.home)} waits for a lock`, timeoutMs, async () =>

@@ -13,16 +13,14 @@ import { CLI, stopProcess } from '../support/cli';
 import {
   canaryAtEpoch,
   createReplicaSet,
+  drillWaitingOnLock,
   expectAtHome,
   expectPassed,
-  holdOrdersLock,
   lockId,
   runFailback,
-  startDrill,
   startTopologyRunbook,
   topologyOf,
   topologyReport,
-  waitForLockWaiter,
   waitForStandbyToCatchUp,
   waitForStep,
   type ReplicaSetFixture,
@@ -138,11 +136,8 @@ test('a worker process survives the fence ending the sessions its drill backup h
   const exited = once(worker, 'exit').then(([code, signal]) => ({ code, signal }));
   // The drill's pg_dump waits behind an application's lock: its sessions are open on the primary
   // when the failover's fence ends every session there.
-  const lock = await holdOrdersLock(fx);
-  const drill = await startDrill(temporal, fx);
+  const { release } = await drillWaitingOnLock(temporal, fx, 90_000);
   try {
-    await waitForStep(drill, 'drillProgress', 'backup', 90_000);
-    await waitForLockWaiter(fx);
     const failover = await startTopologyRunbook(
       temporal,
       'failover',
@@ -166,7 +161,6 @@ test('a worker process survives the fence ending the sessions its drill backup h
     expectPassed(failback);
     expectAtHome(fx);
   } finally {
-    await drill.cancel().catch(() => undefined);
-    await lock.release();
+    await release();
   }
 }, 300_000);

@@ -19,10 +19,10 @@ import {
   canariesInCopy,
   canaryAtEpoch,
   createReplicaSet,
+  drillWaitingOnLock,
   expectAtHome,
   expectOneWritablePrimary,
   expectPassed,
-  holdOrdersLock,
   label,
   lockId,
   missingCanaries,
@@ -35,7 +35,6 @@ import {
   startTopologyRunbook,
   topologyOf,
   topologyReport,
-  waitForLockWaiter,
   waitForStandbyToCatchUp,
   waitForStep,
   watchWritable,
@@ -522,19 +521,15 @@ test('a drill pre-empted while its backup waits on the primary ends cancelled to
   expectAtHome(fx);
   // An application transaction holds a lock the drill's pg_dump waits for: the failover's fence
   // ends every session on the primary, the drill's backup among them.
-  const lock = await holdOrdersLock(fx);
+  const { drill, release } = await drillWaitingOnLock(temporal, fx);
   try {
-    const drill = await startDrill(temporal, fx);
-    await waitForStep(drill, 'drillProgress', 'backup');
-    await waitForLockWaiter(fx);
-
     const { drill: ended, failover } = await failOverUnderDrill(drill);
     expectPassed(failover);
     expect(await local().listScratch(fx.set.dr)).toEqual([]);
     // Pre-empted is not failed: the audit trail must not record a drill failure no data caused.
     expect(ended).toEqual({ status: 'CANCELLED', failure: 'CancelledFailure' });
   } finally {
-    await lock.release();
+    await release();
   }
 }, 240_000);
 
