@@ -3,10 +3,11 @@
 // its streaming standby in a DR region, the topology record, a plan naming them and a worker serving
 // their queues. Each benchmark names its own regions, so they never touch each other's set or the
 // demo database's (local-a/local-b). The set is kept between runs (seeding and a standby take longer
-// than a run); `dropSet` removes it. Both benchmarks take the same options (parseSetOptions), time
-// their rounds inside onBenchSet (timeRounds) and print them the same way (setReport).
+// than a run); `dropSet` removes it. Both benchmarks take the same options (parseSetOptions) and
+// the same main (runSetBenchmark): a benchmark names its set, its Lifeboat side, its manual side and
+// its own tables (a SetBenchmark); the rounds, putting the set back and the report are shared.
 //
-// Putting the set back after a side of a benchmark uses the product's own primitives (the local
+// Putting the set back after a manual side uses the product's own primitives (the local
 // provider's rebuildAsStandby, fence, waitForReplay, promote: what a failback does), plus one thing
 // the product does not do: a CHECKPOINT on a freshly promoted node before anything is rewound
 // against it (see checkpoint()).
@@ -367,14 +368,19 @@ export async function switchBack(bench: Bench): Promise<void> {
   await waitCaughtUp(bench, home, standby);
 }
 
+export interface Failback {
+  wallSeconds: number;
+  report: RunbookReport;
+  /** The failback passed but left the standby unable to stream: the benchmark rebuilt it. */
+  standbyRebuilt: boolean;
+}
+
 /**
  * After a Lifeboat failover: a checkpoint on the promoted standby (see checkpoint()), the failback
  * through the CLI, and a rebuild of the standby when the failback's own last rewind left it unable
  * to stream. Returns the failback's figures.
  */
-export async function failBack(
-  bench: Bench,
-): Promise<{ wallSeconds: number; report: RunbookReport; standbyRebuilt: boolean }> {
+export async function failBack(bench: Bench): Promise<Failback> {
   await checkpoint(bench, bench.standby);
   const failback = await runRunbook(bench.env, [
     'failback',
@@ -503,18 +509,26 @@ export async function onBenchSet<T>(
   }
 }
 
-/** What a Lifeboat side of a set benchmark has: the failover's report and wall time, and the failback's report. */
+/** What a Lifeboat side of a set benchmark measured: the failover's report and wall time. */
 export interface LifeboatSide {
   wallSeconds: number;
   report: RunbookReport;
-  failback: { report: RunbookReport };
 }
 
 /** One side of a round: what it does (said on stderr before it starts), the run, and what it says when done. */
-export interface SetSide<T> {
+export interface SetSide<T, R = T> {
   what: string;
   run: () => Promise<T>;
-  done: (result: T) => string;
+  done: (result: R) => string;
+}
+
+/** A side's figures, and how long putting the set back after it took (checkpoint, failback or switch back, any rebuild): not compared. */
+export type PutBack<T> = T & { restoreSeconds: number };
+
+/** One round: each side's figures with the set put back after it, after Lifeboat's by its failback. */
+export interface SetPair<L extends LifeboatSide, M> {
+  lifeboat: PutBack<L> & { failback: Failback };
+  manual: PutBack<M>;
 }
 
 /** The parts of a set benchmark's output that are its own (see setReport). */
@@ -523,7 +537,6 @@ export interface ReportParts<M> {
   shape: string;
   summary: string;
   manualPhases: (manual: M) => Phases;
-  restore: string;
   notes: string[];
 }
 
@@ -532,20 +545,21 @@ export interface SetBenchmark<O extends SetOptions, L extends LifeboatSide, M> {
   names: SetNames;
   /** What its failovers are called in the history table. */
   failover: string;
-  lifeboat: (bench: Bench, options: O) => SetSide<L>;
-  manual: (bench: Bench, options: O) => SetSide<M>;
+  lifeboat: (bench: Bench, options: O) => SetSide<L, SetPair<L, M>['lifeboat']>;
+  manual: (bench: Bench, options: O) => SetSide<M, PutBack<M>>;
   report: (run: SetRun<SetRounds<L, M>>, options: O) => ReportParts<M>;
 }
 
 export interface SetRounds<L extends LifeboatSide, M> {
-  pairs: Array<{ lifeboat: L; manual: M }>;
+  pairs: Array<SetPair<L, M>>;
   /** The history table of Lifeboat's failovers and failbacks. */
   histories: string;
 }
 
 /**
  * A set benchmark's main: --runs rounds of its two sides on its set (see onBenchSet), each side from
- * the starting state, the order alternating between rounds so that neither side always follows the
+ * the starting state and the set put back after it (a failback after Lifeboat's, switchBack after
+ * the manual one), the order alternating between rounds so that neither side always follows the
  * other's restore; then its report on stdout (none with --runs 0).
  */
 export async function runSetBenchmark<O extends SetOptions, L extends LifeboatSide, M>(
@@ -553,19 +567,34 @@ export async function runSetBenchmark<O extends SetOptions, L extends LifeboatSi
   options: O,
 ): Promise<number> {
   const loadBefore = loadavg();
+  const secondsSince = (started: number) => (Date.now() - started) / 1000;
   const run = await onBenchSet(benchmark.names, options, async (bench): Promise<SetRounds<L, M>> => {
-    const fromStartingState = <T>(round: string, side: SetSide<T>) => {
-      const announce = announced(`${round}: ${side.what}`, side.run, (result) => `${round}: ${side.done(result)}`);
+    const failedBack = async (result: L): Promise<SetPair<L, M>['lifeboat']> => {
+      const started = Date.now();
+      const failback = await failBack(bench);
+      return { ...result, failback, restoreSeconds: secondsSince(started) };
+    };
+    const switchedBack = async (result: M): Promise<PutBack<M>> => {
+      const started = Date.now();
+      await switchBack(bench);
+      return { ...result, restoreSeconds: secondsSince(started) };
+    };
+    const fromStartingState = <T, R>(round: string, side: SetSide<T, R>, putBack: (result: T) => Promise<R>) => {
+      const announce = announced(
+        `${round}: ${side.what}`,
+        async () => putBack(await side.run()),
+        (result) => `${round}: ${side.done(result)}`,
+      );
       return async () => {
         await assertStartingState(bench);
         return announce();
       };
     };
-    const pairs: Array<{ lifeboat: L; manual: M }> = [];
+    const pairs: Array<SetPair<L, M>> = [];
     for (let i = 0; i < options.runs; i++) {
-      const [lifeboat, manual] = await inAlternatingOrder<[L, M]>(i, [
-        fromStartingState(`run ${i + 1}`, benchmark.lifeboat(bench, options)),
-        fromStartingState(`run ${i + 1}`, benchmark.manual(bench, options)),
+      const [lifeboat, manual] = await inAlternatingOrder<[SetPair<L, M>['lifeboat'], PutBack<M>]>(i, [
+        fromStartingState(`run ${i + 1}`, benchmark.lifeboat(bench, options), failedBack),
+        fromStartingState(`run ${i + 1}`, benchmark.manual(bench, options), switchedBack),
       ]);
       pairs.push({ lifeboat, manual });
     }
@@ -577,6 +606,29 @@ export async function runSetBenchmark<O extends SetOptions, L extends LifeboatSi
   });
   if (run) process.stdout.write(setReport(run, options, loadBefore, benchmark.report(run, options)));
   return 0;
+}
+
+/** Putting the set back after each side: shown for what it costs, not compared. */
+function restoreTable(pairs: Array<SetPair<LifeboatSide, unknown>>): string {
+  const rows = pairs.map((p, i) => [
+    `run ${i + 1}`,
+    p.lifeboat.failback.wallSeconds.toFixed(2),
+    p.lifeboat.failback.report.rtoSeconds!.toFixed(2),
+    p.lifeboat.failback.standbyRebuilt ? 'yes' : 'no',
+    p.lifeboat.restoreSeconds.toFixed(2),
+    p.manual.restoreSeconds.toFixed(2),
+  ]);
+  return table(
+    [
+      'restore (not compared)',
+      'failback wall s',
+      'failback rtoSeconds',
+      'standby rebuilt after',
+      'lifeboat restore s',
+      'manual switch back s',
+    ],
+    rows,
+  );
 }
 
 /**
@@ -613,7 +665,7 @@ function setReport<L extends LifeboatSide, M>(
         pairs.map((p) => parts.manualPhases(p.manual)),
       ),
       '',
-      parts.restore,
+      restoreTable(pairs),
       '',
       histories,
       '',

@@ -45,7 +45,6 @@ import {
 } from './common';
 import {
   type Bench,
-  failBack,
   type ManualPromote,
   manualStandbyArgs,
   parseSetOptions,
@@ -53,7 +52,7 @@ import {
   type SetBenchmark,
   type SetNames,
   type SetOptions,
-  switchBack,
+  type SetPair,
 } from './replica-set';
 
 const NAMES: SetNames = {
@@ -70,15 +69,6 @@ const NAMES: SetNames = {
 interface LifeboatRun {
   wallSeconds: number;
   report: RunbookReport;
-  /** The failback that put the set back: not part of the comparison. */
-  failback: {
-    wallSeconds: number;
-    report: RunbookReport;
-    /** The failback passed but left the standby unable to stream: the benchmark rebuilt it. */
-    standbyRebuilt: boolean;
-    /** Checkpoint, failback and any rebuild, until the standby streams again. */
-    restoreSeconds: number;
-  };
 }
 
 interface ManualRun {
@@ -86,32 +76,17 @@ interface ManualRun {
   rtoSeconds: number;
   steps: StepTime[];
   finalLsn: string;
-  /** Putting the set back with the product's primitives: not part of the comparison. */
-  restoreSeconds: number;
 }
 
-interface Pair {
-  lifeboat: LifeboatRun;
-  manual: ManualRun;
-}
+/** A round, each side with the set put back after it (see runSetBenchmark). */
+type Pair = SetPair<LifeboatRun, ManualRun>;
 
 // ---------------------------------------------------------------------------------------------
 // The two contenders
 
-/** The failover, then the failback that puts the set back (untimed; see failBack() in replica-set.ts). */
-async function runLifeboat(bench: Bench): Promise<LifeboatRun> {
-  const failover = await runRunbook(bench.env, [
-    'failover',
-    NAMES.planKey,
-    '-f',
-    bench.planFile,
-    '--planned',
-    '--yes',
-    '--json',
-  ]);
-  const restoreStarted = Date.now();
-  const failback = await failBack(bench);
-  return { ...failover, failback: { ...failback, restoreSeconds: (Date.now() - restoreStarted) / 1000 } };
+/** The failover through the CLI (runSetBenchmark fails back after it). */
+function runLifeboat(bench: Bench): Promise<LifeboatRun> {
+  return runRunbook(bench.env, ['failover', NAMES.planKey, '-f', bench.planFile, '--planned', '--yes', '--json']);
 }
 
 async function runManual(bench: Bench, promote: ManualPromote): Promise<ManualRun> {
@@ -126,14 +101,11 @@ async function runManual(bench: Bench, promote: ManualPromote): Promise<ManualRu
     home.pgpassFile,
   ];
   const result = await runScript(bench.env, 'manual-switchover.sh', args);
-  const parsed = parseManualOutput(result.stdout);
-  const restoreStarted = Date.now();
-  await switchBack(bench);
-  return { ...parsed, restoreSeconds: (Date.now() - restoreStarted) / 1000 };
+  return parseManualOutput(result.stdout);
 }
 
 /** manual-switchover.sh prints tab-separated `step`, `final_lsn` and `rto` lines; see its header. */
-function parseManualOutput(stdout: string): Omit<ManualRun, 'restoreSeconds'> {
+function parseManualOutput(stdout: string): ManualRun {
   const { steps, lines } = parseScriptOutput(stdout);
   const value = (kind: string) => lines.find((fields) => fields[0] === kind)?.[1];
   const rtoSeconds = Number(value('rto') ?? NaN);
@@ -192,29 +164,6 @@ function writeOutage(report: RunbookReport): number {
   return outage;
 }
 
-/** Putting the set back after each side: shown for what it costs, not compared. */
-function restoreTable(pairs: Pair[]): string {
-  const rows = pairs.map((p, i) => [
-    `run ${i + 1}`,
-    p.lifeboat.failback.wallSeconds.toFixed(2),
-    p.lifeboat.failback.report.rtoSeconds!.toFixed(2),
-    p.lifeboat.failback.standbyRebuilt ? 'yes' : 'no',
-    p.lifeboat.failback.restoreSeconds.toFixed(2),
-    p.manual.restoreSeconds.toFixed(2),
-  ]);
-  return table(
-    [
-      'restore (not compared)',
-      'failback wall s',
-      'failback rtoSeconds',
-      'standby rebuilt after',
-      'lifeboat restore s',
-      'manual switch back s',
-    ],
-    rows,
-  );
-}
-
 function manualPhases(run: ManualRun): Phases {
   return scriptPhases(run.steps, '(bash, between steps)', ['RTO', run.rtoSeconds]);
 }
@@ -267,7 +216,6 @@ const SWITCHOVER: SetBenchmark<SetOptions, LifeboatRun, ManualRun> = {
     shape: `streaming to ${nodeLabel(bench.standby)} through a physical slot; planned switchover, RPO 0 on both sides`,
     summary: summaryTable(pairs),
     manualPhases,
-    restore: restoreTable(pairs),
     notes: scopeNotes(checks, options.manualPromote),
   }),
 };

@@ -54,14 +54,13 @@ import {
 } from './common';
 import {
   type Bench,
-  failBack,
   manualStandbyArgs,
   parseSetOptions,
   runSetBenchmark,
   type SetBenchmark,
   type SetNames,
   type SetOptions,
-  switchBack,
+  type SetPair,
 } from './replica-set';
 
 const NAMES: SetNames = {
@@ -91,15 +90,12 @@ interface Side {
   probeFailures: number;
   /** Kill to the dead postmaster leaving the process table (its parent reaped it). */
   reapedAfter: number;
-  /** Putting the set back, after: not part of the comparison. */
-  restoreSeconds: number;
 }
 
 interface LifeboatRun extends Side {
   /** The CLI's own wall time, spawn to exit. */
   wallSeconds: number;
   report: RunbookReport;
-  failback: { report: RunbookReport; wallSeconds: number; standbyRebuilt: boolean };
 }
 
 interface ManualRun extends Side {
@@ -108,10 +104,8 @@ interface ManualRun extends Side {
   steps: StepTime[];
 }
 
-interface Pair {
-  lifeboat: LifeboatRun;
-  manual: ManualRun;
-}
+/** A round, each side with the set put back after it (see runSetBenchmark). */
+type Pair = SetPair<LifeboatRun, ManualRun>;
 
 function parseOptions(argv: string[]): Options {
   let probeMs = 50;
@@ -240,15 +234,14 @@ const secondsSince = (at: bigint) => Number(process.hrtime.bigint() - at) / 1e9;
 
 /**
  * One side on the kill's clock: a probe on the standby, the kill, then `failover` (which says when
- * its child exited, and checks that it did its job), the probe's first write, the dead postmaster
- * reaped, and `putBack` (timed, not compared).
+ * its child exited, and checks that it did its job), the probe's first write and the dead
+ * postmaster reaped: only then may runSetBenchmark put the set back.
  */
-async function killAndFailOver<R, B>(
+async function killAndFailOver<R>(
   bench: Bench,
   options: Options,
   failover: (killedAt: bigint) => Promise<{ killToExit: number; figures: R }>,
-  putBack: () => Promise<B>,
-): Promise<Side & R & { putBack: B }> {
+): Promise<Side & R> {
   const probe = await startProbe(bench, options);
   try {
     const killed = killPrimary(bench);
@@ -257,50 +250,29 @@ async function killAndFailOver<R, B>(
     const writable = await probe.firstWrite(PROBE_TIMEOUT_SECONDS);
     await probe.stop();
     const reapedAfter = await waitUntilReaped(killed.pid, killed.at);
-    const restoreStarted = Date.now();
-    const restored = await putBack();
-    return {
-      ...figures,
-      killToWritable: writable.seconds,
-      killToExit,
-      reapedAfter,
-      probeFailures: writable.failures,
-      restoreSeconds: (Date.now() - restoreStarted) / 1000,
-      putBack: restored,
-    };
+    return { ...figures, killToWritable: writable.seconds, killToExit, reapedAfter, probeFailures: writable.failures };
   } finally {
     await probe.stop();
   }
 }
 
-/** `failover --unplanned` through the CLI right after the kill; the failback puts the set back. */
-async function runLifeboat(bench: Bench, options: Options): Promise<LifeboatRun> {
+/** `failover --unplanned` through the CLI right after the kill (runSetBenchmark fails back after it). */
+function runLifeboat(bench: Bench, options: Options): Promise<LifeboatRun> {
   const args = [cliPath(bench.env), 'failover', NAMES.planKey, '-f', bench.planFile, '--unplanned', '--yes', '--json'];
-  const { putBack: failback, ...run } = await killAndFailOver(
-    bench,
-    options,
-    async (killedAt) => {
-      const result = await runChild(process.execPath, args, { cwd: bench.env.projectRoot });
-      const killToExit = secondsSince(killedAt);
-      return { killToExit, figures: { wallSeconds: result.seconds, report: passedReport('failover', result) } };
-    },
-    () => failBack(bench),
-  );
-  return { ...run, failback };
+  return killAndFailOver(bench, options, async (killedAt) => {
+    const result = await runChild(process.execPath, args, { cwd: bench.env.projectRoot });
+    const killToExit = secondsSince(killedAt);
+    return { killToExit, figures: { wallSeconds: result.seconds, report: passedReport('failover', result) } };
+  });
 }
 
-/** manual-failover.sh right after the kill; the provider's primitives put the set back. */
-async function runManual(bench: Bench, options: Options): Promise<ManualRun> {
+/** manual-failover.sh right after the kill (runSetBenchmark switches back after it, with the provider's primitives). */
+function runManual(bench: Bench, options: Options): Promise<ManualRun> {
   const args = manualStandbyArgs(bench, options.manualPromote);
-  return killAndFailOver(
-    bench,
-    options,
-    async (killedAt) => {
-      const result = await runScript(bench.env, 'manual-failover.sh', args);
-      return { killToExit: secondsSince(killedAt), figures: parseManualOutput(result.stdout) };
-    },
-    () => switchBack(bench),
-  );
+  return killAndFailOver(bench, options, async (killedAt) => {
+    const result = await runScript(bench.env, 'manual-failover.sh', args);
+    return { killToExit: secondsSince(killedAt), figures: parseManualOutput(result.stdout) };
+  });
 }
 
 /** A probe on the standby, connected and failing (read-only) before the kill, so its start-up is not timed. */
@@ -347,26 +319,6 @@ function summaryTable(pairs: Pair[]): string {
 
 function manualPhases(run: ManualRun): Phases {
   return scriptPhases(run.steps, '(kill to script exit, outside its steps)', ['kill -> script exit', run.killToExit]);
-}
-
-function restoreTable(pairs: Pair[]): string {
-  const rows = pairs.map((p, i) => [
-    `run ${i + 1}`,
-    p.lifeboat.failback.wallSeconds.toFixed(2),
-    p.lifeboat.failback.standbyRebuilt ? 'yes' : 'no',
-    p.lifeboat.restoreSeconds.toFixed(2),
-    p.manual.restoreSeconds.toFixed(2),
-  ]);
-  return table(
-    [
-      'restore (not compared)',
-      'failback wall s',
-      'standby rebuilt after',
-      'lifeboat restore s',
-      'manual switch back s',
-    ],
-    rows,
-  );
 }
 
 function scopeNotes(options: Options, pairs: Pair[]): string[] {
@@ -417,7 +369,6 @@ const UNPLANNED: SetBenchmark<Options, LifeboatRun, ManualRun> = {
     shape: `streaming to ${nodeLabel(bench.standby)}; idle (no writes but the probe's); one worker serves both regions`,
     summary: summaryTable(pairs),
     manualPhases,
-    restore: restoreTable(pairs),
     notes: scopeNotes(options, pairs),
   }),
 };
