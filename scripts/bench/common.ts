@@ -168,6 +168,24 @@ export async function runScript(env: LifeboatEnv, name: string, args: string[]):
   return result;
 }
 
+/** What a manual script (manual-switchover.sh, manual-failover.sh) printed, see its header: its timed steps, its own clock and its other lines. */
+export interface ManualScriptRun {
+  steps: StepTime[];
+  /** The script's own clock (its `rto` line): its first command to the committed write. */
+  scriptSeconds: number;
+  /** Its other lines (`final_lsn <lsn>`...), each as its fields. */
+  lines: string[][];
+}
+
+/** Runs a manual script (scripts/bench/<script>) to exit; one that printed no `rto` line is an error. */
+export async function runManualScript(env: LifeboatEnv, script: string, args: string[]): Promise<ManualScriptRun> {
+  const { stdout } = await runScript(env, script, args);
+  const { steps, lines } = parseScriptOutput(stdout);
+  const scriptSeconds = Number(lines.find((fields) => fields[0] === 'rto')?.[1] ?? NaN);
+  if (!Number.isFinite(scriptSeconds)) throw new Error(`${script} printed no rto line:\n${stdout}`);
+  return { steps, scriptSeconds, lines };
+}
+
 export interface StepTime {
   name: string;
   seconds: number;

@@ -77,6 +77,40 @@ export interface SetNames {
   probeTable: string;
 }
 
+/**
+ * A set's names from its two regions (home, then DR), its database, its probe table and the
+ * benchmark's path. Plan keys allow lowercase letters, digits and dashes only: the key is the
+ * database's name with dashes for underscores.
+ */
+function setNames(names: {
+  regions: [home: string, dr: string];
+  database: string;
+  probeTable: string;
+  by: string;
+}): SetNames {
+  const [homeRegion, drRegion] = names.regions;
+  const { database, probeTable, by } = names;
+  return { homeRegion, drRegion, database, planKey: database.replaceAll('_', '-'), by, probeTable };
+}
+
+/** The set of each set benchmark, side by side: no two may share a region or a database. */
+export const BENCH_SETS = {
+  switchover: setNames({
+    regions: ['bench-a', 'bench-b'],
+    database: 'bench_shop',
+    // The table the manual side's one write goes to (manual-switchover.sh's default --write).
+    probeTable: 'switchover_probe',
+    by: 'scripts/bench/switchover-vs-manual.ts',
+  }),
+  unplanned: setNames({
+    regions: ['bench-ua', 'bench-ub'],
+    database: 'bench_unplanned',
+    // Both the probe's writes and the manual side's one write go here (manual-failover.sh's default --write).
+    probeTable: 'failover_probe',
+    by: 'scripts/bench/unplanned-failover.ts',
+  }),
+};
+
 /** What every step needs: the environment, the provider, the set and its two nodes. */
 export interface Bench {
   env: LifeboatEnv;
@@ -541,7 +575,7 @@ export interface ReportParts<M> {
 }
 
 /** What makes a set benchmark its own: its set, its two sides and its tables; runSetBenchmark does the rest. */
-export interface SetBenchmark<O extends SetOptions, L extends LifeboatSide, M> {
+export interface SetBenchmark<L extends LifeboatSide, M, O extends SetOptions = SetOptions> {
   names: SetNames;
   /** What its failovers are called in the history table. */
   failover: string;
@@ -563,7 +597,7 @@ export interface SetRounds<L extends LifeboatSide, M> {
  * other's restore; then its report on stdout (none with --runs 0).
  */
 export async function runSetBenchmark<O extends SetOptions, L extends LifeboatSide, M>(
-  benchmark: SetBenchmark<O, L, M>,
+  benchmark: SetBenchmark<L, M, O>,
   options: O,
 ): Promise<number> {
   const loadBefore = loadavg();

@@ -33,48 +33,36 @@
 import { nodeLabel } from '../../activities/topology';
 import type { RunbookReport, SqlCheck } from '../../workflows/types';
 import {
-  parseScriptOutput,
+  type ManualScriptRun,
   type Phases,
   runMain,
+  runManualScript,
   runRunbook,
-  runScript,
   scriptPhases,
-  type StepTime,
   summaryRows,
   table,
 } from './common';
 import {
   type Bench,
+  BENCH_SETS,
   type ManualPromote,
   manualStandbyArgs,
   parseSetOptions,
   runSetBenchmark,
   type SetBenchmark,
-  type SetNames,
-  type SetOptions,
   type SetPair,
 } from './replica-set';
 
-const NAMES: SetNames = {
-  homeRegion: 'bench-a',
-  drRegion: 'bench-b',
-  database: 'bench_shop',
-  // Plan keys allow lowercase letters, digits and dashes only, so the key differs from the database.
-  planKey: 'bench-shop',
-  by: 'scripts/bench/switchover-vs-manual.ts',
-  // The table the manual side's one write goes to (manual-switchover.sh's default --write).
-  probeTable: 'switchover_probe',
-};
+const NAMES = BENCH_SETS.switchover;
 
 interface LifeboatRun {
   wallSeconds: number;
   report: RunbookReport;
 }
 
-interface ManualRun {
-  /** The script's own clock: its first command to the committed write. */
+interface ManualRun extends Pick<ManualScriptRun, 'steps'> {
+  /** manual-switchover.sh's own clock: its first command to the committed write. */
   rtoSeconds: number;
-  steps: StepTime[];
   finalLsn: string;
 }
 
@@ -100,17 +88,9 @@ async function runManual(bench: Bench, promote: ManualPromote): Promise<ManualRu
     '--primary-passfile',
     home.pgpassFile,
   ];
-  const result = await runScript(bench.env, 'manual-switchover.sh', args);
-  return parseManualOutput(result.stdout);
-}
-
-/** manual-switchover.sh prints tab-separated `step`, `final_lsn` and `rto` lines; see its header. */
-function parseManualOutput(stdout: string): ManualRun {
-  const { steps, lines } = parseScriptOutput(stdout);
-  const value = (kind: string) => lines.find((fields) => fields[0] === kind)?.[1];
-  const rtoSeconds = Number(value('rto') ?? NaN);
-  if (!Number.isFinite(rtoSeconds)) throw new Error(`manual-switchover.sh printed no rto line:\n${stdout}`);
-  return { rtoSeconds, steps, finalLsn: value('final_lsn') ?? '' };
+  // It prints tab-separated `step`, `final_lsn` and `rto` lines; see its header.
+  const { steps, scriptSeconds, lines } = await runManualScript(bench.env, 'manual-switchover.sh', args);
+  return { rtoSeconds: scriptSeconds, steps, finalLsn: lines.find((fields) => fields[0] === 'final_lsn')?.[1] ?? '' };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -197,7 +177,7 @@ function scopeNotes(checks: SqlCheck[], promote: ManualPromote): string[] {
 
 // ---------------------------------------------------------------------------------------------
 
-const SWITCHOVER: SetBenchmark<SetOptions, LifeboatRun, ManualRun> = {
+const SWITCHOVER: SetBenchmark<LifeboatRun, ManualRun> = {
   names: NAMES,
   failover: 'planned failover',
   lifeboat: (bench) => ({

@@ -39,40 +39,30 @@ import { nodeLabel } from '../../activities/topology';
 import type { RunbookReport } from '../../workflows/types';
 import {
   cliPath,
+  type ManualScriptRun,
   numberOption,
-  parseScriptOutput,
   passedReport,
   type Phases,
   runChild,
   runMain,
-  runScript,
+  runManualScript,
   scriptPhases,
   sleep,
-  type StepTime,
   summaryRows,
   table,
 } from './common';
 import {
   type Bench,
+  BENCH_SETS,
   manualStandbyArgs,
   parseSetOptions,
   runSetBenchmark,
   type SetBenchmark,
-  type SetNames,
   type SetOptions,
   type SetPair,
 } from './replica-set';
 
-const NAMES: SetNames = {
-  homeRegion: 'bench-ua',
-  drRegion: 'bench-ub',
-  database: 'bench_unplanned',
-  // Plan keys allow lowercase letters, digits and dashes only, so the key differs from the database.
-  planKey: 'bench-unplanned',
-  by: 'scripts/bench/unplanned-failover.ts',
-  // Both the probe's writes and the manual side's one write go here (manual-failover.sh's default --write).
-  probeTable: 'failover_probe',
-};
+const NAMES = BENCH_SETS.unplanned;
 /** A side that has not made the standby writable by then has failed. */
 const PROBE_TIMEOUT_SECONDS = 120;
 
@@ -98,11 +88,7 @@ interface LifeboatRun extends Side {
   report: RunbookReport;
 }
 
-interface ManualRun extends Side {
-  /** The script's own clock: its first command to the committed write. */
-  scriptSeconds: number;
-  steps: StepTime[];
-}
+type ManualRun = Side & Pick<ManualScriptRun, 'scriptSeconds' | 'steps'>;
 
 /** A round, each side with the set put back after it (see runSetBenchmark). */
 type Pair = SetPair<LifeboatRun, ManualRun>;
@@ -270,8 +256,9 @@ function runLifeboat(bench: Bench, options: Options): Promise<LifeboatRun> {
 function runManual(bench: Bench, options: Options): Promise<ManualRun> {
   const args = manualStandbyArgs(bench, options.manualPromote);
   return killAndFailOver(bench, options, async (killedAt) => {
-    const result = await runScript(bench.env, 'manual-failover.sh', args);
-    return { killToExit: secondsSince(killedAt), figures: parseManualOutput(result.stdout) };
+    // It prints tab-separated `step` and `rto` lines; see its header.
+    const { scriptSeconds, steps } = await runManualScript(bench.env, 'manual-failover.sh', args);
+    return { killToExit: secondsSince(killedAt), figures: { scriptSeconds, steps } };
   });
 }
 
@@ -281,14 +268,6 @@ async function startProbe(bench: Bench, options: Options): Promise<WriteProbe> {
   const probe = new WriteProbe(conn, NAMES.probeTable, options.probeMs);
   await sleep(Math.max(200, 4 * options.probeMs));
   return probe;
-}
-
-/** manual-failover.sh prints tab-separated `step` and `rto` lines; see its header. */
-function parseManualOutput(stdout: string): Pick<ManualRun, 'scriptSeconds' | 'steps'> {
-  const { steps, lines } = parseScriptOutput(stdout);
-  const scriptSeconds = Number(lines.find((fields) => fields[0] === 'rto')?.[1] ?? NaN);
-  if (!Number.isFinite(scriptSeconds)) throw new Error(`manual-failover.sh printed no rto line:\n${stdout}`);
-  return { scriptSeconds, steps };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -349,7 +328,7 @@ function scopeNotes(options: Options, pairs: Pair[]): string[] {
 
 // ---------------------------------------------------------------------------------------------
 
-const UNPLANNED: SetBenchmark<Options, LifeboatRun, ManualRun> = {
+const UNPLANNED: SetBenchmark<LifeboatRun, ManualRun, Options> = {
   names: NAMES,
   failover: 'unplanned failover',
   lifeboat: (bench, options) => ({
