@@ -27,7 +27,7 @@ import {
   type TopologyView,
 } from '../../workflows/types';
 import { freePort } from './ports';
-import { env, local, LogCapture, parsePlan } from './stack';
+import { createDatabases, env, local, LogCapture, parsePlan } from './stack';
 
 export const label = (n: NodeRef | null | undefined): string => (n ? `${n.region}/${n.name}` : '(none)');
 export const same = (a: NodeRef | null | undefined, b: NodeRef | null | undefined): boolean =>
@@ -83,10 +83,7 @@ export async function createReplicaSet(options: {
   const p = local();
   const server = p.regionCluster(homeRegion);
   await server.ensureRunning({ name: homeRegion, port: await freePort(), disposable: false });
-  await withClient(server.connection('postgres'), async (c) => {
-    const exists = await c.query('select 1 from pg_database where datname = $1', [database]);
-    if (!exists.rowCount) await c.query(`create database ${database}`);
-  });
+  await createDatabases(server.connection('postgres'), [database]);
   await withClient(server.connection(database), (c) => seedDemo(c, 0.05));
   const set: ReplicaSetSpec = {
     set: homeRegion,

@@ -8,7 +8,7 @@ import { seedDemo } from '../../scripts/dev/seed';
 import type { FleetDrillResult } from '../../workflows/fleet';
 import { loadPlanFile } from '../../worker/plan';
 import { lifeboat } from '../support/cli';
-import { client, env, local, withWorker } from '../support/stack';
+import { client, createDatabases, env, local, withWorker } from '../support/stack';
 
 const DATABASES = ['fleet_a', 'fleet_b', 'fleet_c'];
 
@@ -17,11 +17,7 @@ describe('fleet drill (child workflows, a concurrency limit; real local database
 
   beforeAll(async () => {
     const region = { name: 'local-a', provider: 'local' as const };
-    await withClient(await local().connect({ region, database: 'postgres' }), async (c) => {
-      for (const db of DATABASES)
-        if ((await c.query('select 1 from pg_database where datname = $1', [db])).rowCount === 0)
-          await c.query(`create database ${db}`);
-    });
+    await createDatabases(await local().connect({ region, database: 'postgres' }), DATABASES);
     for (const db of DATABASES)
       await withClient(await local().connect({ region, database: db }), (c) => seedDemo(c, 0.01));
     plan = join(env().home, 'fleet-plan.yaml');
