@@ -76,17 +76,20 @@ export function parseFlags(argv: string[], flags: Flags): void {
 
 /** Runs a benchmark's main and exits with its code: 2 and the usage line for a UsageError, 1 for anything else. */
 export function runMain(main: (argv: string[]) => Promise<number>, usage: string): void {
-  main(process.argv.slice(2)).then(
-    (code) => process.exit(code),
-    (err: unknown) => {
-      if (err instanceof UsageError) {
-        process.stderr.write(`bench: ${err.message}\nusage: ${usage}\n`);
-        process.exit(2);
-      }
-      process.stderr.write(`bench: FAILED: ${(err as Error)?.stack ?? String(err)}\n`);
-      process.exit(1);
-    },
-  );
+  // Called inside then(): a main that throws before it returns its promise is reported the same way.
+  Promise.resolve(process.argv.slice(2))
+    .then(main)
+    .then(
+      (code) => process.exit(code),
+      (err: unknown) => {
+        if (err instanceof UsageError) {
+          process.stderr.write(`bench: ${err.message}\nusage: ${usage}\n`);
+          process.exit(2);
+        }
+        process.stderr.write(`bench: FAILED: ${(err as Error)?.stack ?? String(err)}\n`);
+        process.exit(1);
+      },
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
