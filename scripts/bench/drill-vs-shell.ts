@@ -44,6 +44,7 @@ import type { RegionSpec, RunbookReport } from '../../workflows/types';
 import { DEMO_REGIONS } from '../dev/stack';
 import { seedDemo } from '../dev/seed';
 import { scratchHousekeeping } from '../../test/support/scratch-housekeeping';
+import { localPlanText } from '../../test/support/wf-local-plan';
 import {
   announced,
   ensureStack,
@@ -212,22 +213,17 @@ async function dropBenchDatabase(cluster: LocalCluster): Promise<void> {
 /** The demo plan, pointed at the bench database, with one cheap check (the data checks are not what is measured). */
 function writePlan(dir: string): string {
   const file = join(dir, 'bench-plan.yaml');
-  writeFileSync(
-    file,
-    `# Written by scripts/bench/drill-vs-shell.ts for one benchmark; deleted when it ends.
-regions:
-  ${PRIMARY_REGION}: { provider: local }
-  ${DR_REGION}: { provider: local }
-databases:
-  ${PLAN_KEY}:
-    primary: { region: ${PRIMARY_REGION}, database: ${BENCH_DB} }
-    dr: { region: ${DR_REGION} }
-    objectives: { rpo: 15m, rto: 30m }
-    checks:
-      - name: recent orders exist
-        sql: select count(*) > 0 from orders
-`,
-  );
+  const plan = localPlanText([
+    {
+      key: PLAN_KEY,
+      database: BENCH_DB,
+      home: PRIMARY_REGION,
+      dr: DR_REGION,
+      objectives: { rpo: '15m', rto: '30m' },
+      checks: [{ name: 'recent orders exist', sql: 'select count(*) > 0 from orders' }],
+    },
+  ]);
+  writeFileSync(file, `# Written by scripts/bench/drill-vs-shell.ts for one benchmark; deleted when it ends.\n${plan}`);
   return file;
 }
 

@@ -28,6 +28,7 @@ import {
 } from '../../workflows/types';
 import { freePort } from './ports';
 import { createDatabases, env, local, LogCapture, parsePlan } from './stack';
+import { localPlanText } from './wf-local-plan';
 
 export const label = (n: NodeRef | null | undefined): string => (n ? `${n.region}/${n.name}` : '(none)');
 export const same = (a: NodeRef | null | undefined, b: NodeRef | null | undefined): boolean =>
@@ -52,22 +53,25 @@ export interface ReplicaSetFixture {
   close(): Promise<void>;
 }
 
+/** The set's plan: its database (the key is the database's name) on `home`, with a streaming standby in `dr`. */
 export function planText(home: string, dr: string, database: string): string {
-  return `
-regions:
-  ${home}: { provider: local }
-  ${dr}: { provider: local }
-databases:
-  ${database}:
-    primary: { region: ${home}, database: ${database} }
-    dr: { region: ${dr}, standby: true }
-    objectives: { rpo: 1m, rto: 10m }
-    checks:
-      - name: orders exist
-        sql: select count(*) > 0 from orders
-      - name: every order line has its order
-        sql: select not exists (select 1 from order_items i left join orders o on o.id = i.order_id where o.id is null)
-`;
+  return localPlanText([
+    {
+      key: database,
+      database,
+      home,
+      dr,
+      standby: true,
+      objectives: { rpo: '1m', rto: '10m' },
+      checks: [
+        { name: 'orders exist', sql: 'select count(*) > 0 from orders' },
+        {
+          name: 'every order line has its order',
+          sql: 'select not exists (select 1 from order_items i left join orders o on o.id = i.order_id where o.id is null)',
+        },
+      ],
+    },
+  ]);
 }
 
 /**

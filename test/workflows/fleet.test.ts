@@ -9,6 +9,7 @@ import type { FleetDrillResult } from '../../workflows/fleet';
 import { loadPlanFile } from '../../worker/plan';
 import { lifeboat } from '../support/cli';
 import { client, createDatabases, env, local, withWorker } from '../support/stack';
+import { localPlanText } from '../support/wf-local-plan';
 
 const DATABASES = ['fleet_a', 'fleet_b', 'fleet_c'];
 
@@ -21,23 +22,15 @@ describe('fleet drill (child workflows, a concurrency limit; real local database
     for (const db of DATABASES)
       await withClient(await local().connect({ region, database: db }), (c) => seedDemo(c, 0.01));
     plan = join(env().home, 'fleet-plan.yaml');
-    writeFileSync(
-      plan,
-      `regions:
-  local-a: { provider: local }
-  local-b: { provider: local }
-databases:
-${DATABASES.map(
-  (db) => `  ${db.replace('_', '-')}:
-    primary: { region: local-a, database: ${db} }
-    dr: { region: local-b }
-    objectives: { rpo: 1h, rto: 1h }
-    checks:
-      - name: orders exist
-        sql: select ${db === 'fleet_c' ? 'false' : 'count(*) > 0 from orders'}
-`,
-).join('')}`,
-    );
+    const databases = DATABASES.map((db) => ({
+      key: db.replace('_', '-'),
+      database: db,
+      home: 'local-a',
+      dr: 'local-b',
+      objectives: { rpo: '1h', rto: '1h' },
+      checks: [{ name: 'orders exist', sql: `select ${db === 'fleet_c' ? 'false' : 'count(*) > 0 from orders'}` }],
+    }));
+    writeFileSync(plan, localPlanText(databases));
   });
 
   test('every database is drilled as a child workflow, at most 2 at a time; the one with bad data fails the fleet and the others still pass', async () => {
