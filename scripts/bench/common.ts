@@ -58,19 +58,38 @@ export function positiveOption(flag: string, raw: string | undefined, integer: b
   );
 }
 
+/**
+ * What a benchmark does with each flag it takes. `value()` reads the argument after the flag (one
+ * call per value; undefined when there is none); `flag` is the flag itself, for the error message.
+ */
+export type Flags = Record<string, (value: () => string | undefined, flag: string) => void>;
+
+/** Applies each argument's flag in turn; an argument that is not one of `flags` is a UsageError. */
+export function parseFlags(argv: string[], flags: Flags): void {
+  for (let i = 0; i < argv.length; i++) {
+    const flag = argv[i]!;
+    const apply = Object.hasOwn(flags, flag) ? flags[flag] : undefined;
+    if (!apply) throw new UsageError(`unknown argument ${flag}`);
+    apply(() => argv[++i], flag);
+  }
+}
+
 /** Runs a benchmark's main and exits with its code: 2 and the usage line for a UsageError, 1 for anything else. */
 export function runMain(main: (argv: string[]) => Promise<number>, usage: string): void {
-  main(process.argv.slice(2)).then(
-    (code) => process.exit(code),
-    (err: unknown) => {
-      if (err instanceof UsageError) {
-        process.stderr.write(`bench: ${err.message}\nusage: ${usage}\n`);
-        process.exit(2);
-      }
-      process.stderr.write(`bench: FAILED: ${(err as Error)?.stack ?? String(err)}\n`);
-      process.exit(1);
-    },
-  );
+  // Called inside then(): a main that throws before it returns its promise is reported the same way.
+  Promise.resolve(process.argv.slice(2))
+    .then(main)
+    .then(
+      (code) => process.exit(code),
+      (err: unknown) => {
+        if (err instanceof UsageError) {
+          process.stderr.write(`bench: ${err.message}\nusage: ${usage}\n`);
+          process.exit(2);
+        }
+        process.stderr.write(`bench: FAILED: ${(err as Error)?.stack ?? String(err)}\n`);
+        process.exit(1);
+      },
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -150,6 +169,24 @@ export async function runScript(env: LifeboatEnv, name: string, args: string[]):
   });
   if (result.code !== 0) throw new Error(`${name} exited with ${result.code}:\n${result.stderr.trim()}`);
   return result;
+}
+
+/** What a manual script (manual-switchover.sh, manual-failover.sh) printed, see its header: its timed steps, its own clock and its other lines. */
+export interface ManualScriptRun {
+  steps: StepTime[];
+  /** The script's own clock (its `rto` line): its first command to the committed write. */
+  scriptSeconds: number;
+  /** Its other lines (`final_lsn <lsn>`...), each as its fields. */
+  lines: string[][];
+}
+
+/** Runs a manual script (scripts/bench/<script>) to exit; one that printed no `rto` line is an error. */
+export async function runManualScript(env: LifeboatEnv, script: string, args: string[]): Promise<ManualScriptRun> {
+  const { stdout } = await runScript(env, script, args);
+  const { steps, lines } = parseScriptOutput(stdout);
+  const scriptSeconds = Number(lines.find((fields) => fields[0] === 'rto')?.[1] ?? NaN);
+  if (!Number.isFinite(scriptSeconds)) throw new Error(`${script} printed no rto line:\n${stdout}`);
+  return { steps, scriptSeconds, lines };
 }
 
 export interface StepTime {

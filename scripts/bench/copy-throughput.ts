@@ -61,6 +61,7 @@ import {
   machineLines,
   median,
   MIB,
+  parseFlags,
   positiveOption,
   runChild,
   runMain,
@@ -84,17 +85,16 @@ interface Options {
 
 function parseOptions(argv: string[]): Options {
   const options: Options = { sizeMb: 1024, runs: 3, s3: true, dir: null };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (a === '--size-mb') options.sizeMb = positiveOption(a, argv[++i], false);
-    else if (a === '--runs') options.runs = positiveOption(a, argv[++i], true);
-    else if (a === '--no-s3') options.s3 = false;
-    else if (a === '--dir') {
-      const dir = argv[++i];
+  parseFlags(argv, {
+    '--size-mb': (value, flag) => (options.sizeMb = positiveOption(flag, value(), false)),
+    '--runs': (value, flag) => (options.runs = positiveOption(flag, value(), true)),
+    '--no-s3': () => (options.s3 = false),
+    '--dir': (value) => {
+      const dir = value();
       if (!dir) throw new UsageError('--dir (missing): expected a directory');
       options.dir = dir;
-    } else throw new UsageError(`unknown argument ${a}`);
-  }
+    },
+  });
   return options;
 }
 

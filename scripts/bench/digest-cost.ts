@@ -28,7 +28,7 @@ import { LocalCluster } from '../../activities/pg/cluster';
 import { allTableStats, largeObjectStats, sequenceStats, tableStats } from '../../activities/pg/digest';
 import { listTables, serverVersion, withClient, type PgConnection } from '../../activities/pg/sql';
 import { seedDemo } from '../dev/seed';
-import { freePort, machineLines, median, positiveOption, runMain, say, summaryRows, table, UsageError } from './common';
+import { freePort, machineLines, median, parseFlags, positiveOption, runMain, say, summaryRows, table } from './common';
 
 const DATABASE = 'bench_digest';
 const USAGE = 'npm run bench:digest -- [--scale N] [--rounds N] [--keep]';
@@ -41,13 +41,11 @@ interface Options {
 
 function parseOptions(argv: string[]): Options {
   const options: Options = { scale: 10, rounds: 5, keep: false };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (a === '--scale') options.scale = positiveOption(a, argv[++i], false);
-    else if (a === '--rounds') options.rounds = positiveOption(a, argv[++i], true);
-    else if (a === '--keep') options.keep = true;
-    else throw new UsageError(`unknown argument ${a}`);
-  }
+  parseFlags(argv, {
+    '--scale': (value, flag) => (options.scale = positiveOption(flag, value(), false)),
+    '--rounds': (value, flag) => (options.rounds = positiveOption(flag, value(), true)),
+    '--keep': () => (options.keep = true),
+  });
   return options;
 }
 

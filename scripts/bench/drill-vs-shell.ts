@@ -44,6 +44,7 @@ import type { RegionSpec, RunbookReport } from '../../workflows/types';
 import { DEMO_REGIONS } from '../dev/stack';
 import { seedDemo } from '../dev/seed';
 import { scratchHousekeeping } from '../../test/support/scratch-housekeeping';
+import { localPlanText } from '../../test/support/wf-local-plan';
 import {
   announced,
   ensureStack,
@@ -52,6 +53,7 @@ import {
   machineLines,
   median,
   MIB,
+  parseFlags,
   parseScriptOutput,
   phaseTable,
   type Phases,
@@ -109,18 +111,17 @@ interface Round {
 
 function parseOptions(argv: string[]): Options {
   const options: Options = { sizeMb: 100, runs: null, warmup: 1, drop: false };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (a === '--size-mb') options.sizeMb = positiveOption(a, argv[++i], false);
-    else if (a === '--runs') options.runs = positiveOption(a, argv[++i], true);
-    else if (a === '--warmup') {
-      const value = argv[++i];
-      if (!value || !/^\d+$/.test(value))
-        throw new UsageError(`--warmup ${value ?? ''}: expected a whole number of rounds (0 for none)`);
-      options.warmup = Number(value);
-    } else if (a === '--drop') options.drop = true;
-    else throw new UsageError(`unknown argument ${a}`);
-  }
+  parseFlags(argv, {
+    '--size-mb': (value, flag) => (options.sizeMb = positiveOption(flag, value(), false)),
+    '--runs': (value, flag) => (options.runs = positiveOption(flag, value(), true)),
+    '--warmup': (value) => {
+      const rounds = value();
+      if (!rounds || !/^\d+$/.test(rounds))
+        throw new UsageError(`--warmup ${rounds ?? ''}: expected a whole number of rounds (0 for none)`);
+      options.warmup = Number(rounds);
+    },
+    '--drop': () => (options.drop = true),
+  });
   return options;
 }
 
@@ -212,22 +213,17 @@ async function dropBenchDatabase(cluster: LocalCluster): Promise<void> {
 /** The demo plan, pointed at the bench database, with one cheap check (the data checks are not what is measured). */
 function writePlan(dir: string): string {
   const file = join(dir, 'bench-plan.yaml');
-  writeFileSync(
-    file,
-    `# Written by scripts/bench/drill-vs-shell.ts for one benchmark; deleted when it ends.
-regions:
-  ${PRIMARY_REGION}: { provider: local }
-  ${DR_REGION}: { provider: local }
-databases:
-  ${PLAN_KEY}:
-    primary: { region: ${PRIMARY_REGION}, database: ${BENCH_DB} }
-    dr: { region: ${DR_REGION} }
-    objectives: { rpo: 15m, rto: 30m }
-    checks:
-      - name: recent orders exist
-        sql: select count(*) > 0 from orders
-`,
-  );
+  const plan = localPlanText([
+    {
+      key: PLAN_KEY,
+      database: BENCH_DB,
+      home: PRIMARY_REGION,
+      dr: DR_REGION,
+      objectives: { rpo: '15m', rto: '30m' },
+      checks: [{ name: 'recent orders exist', sql: 'select count(*) > 0 from orders' }],
+    },
+  ]);
+  writeFileSync(file, `# Written by scripts/bench/drill-vs-shell.ts for one benchmark; deleted when it ends.\n${plan}`);
   return file;
 }
 

@@ -3,16 +3,17 @@
 // its streaming standby in a DR region, the topology record, a plan naming them and a worker serving
 // their queues. Each benchmark names its own regions, so they never touch each other's set or the
 // demo database's (local-a/local-b). The set is kept between runs (seeding and a standby take longer
-// than a run); `dropSet` removes it. Both benchmarks take the same options (parseSetOptions), time
-// their rounds inside onBenchSet (timeRounds) and print them the same way (setReport).
+// than a run); `dropSet` removes it. Both benchmarks take the same options (parseSetOptions) and
+// the same main (runSetBenchmark): a benchmark names its set, its Lifeboat side, its manual side and
+// its own tables (a SetBenchmark); the rounds, putting the set back and the report are shared.
 //
-// Putting the set back after a side of a benchmark uses the product's own primitives (the local
+// Putting the set back after a manual side uses the product's own primitives (the local
 // provider's rebuildAsStandby, fence, waitForReplay, promote: what a failback does), plus one thing
 // the product does not do: a CHECKPOINT on a freshly promoted node before anything is rewound
 // against it (see checkpoint()).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify as toYaml } from 'yaml';
 import { findPgBin } from '../../activities/pg/binaries';
@@ -34,14 +35,18 @@ import {
   benchIo,
   cliPath,
   ensureStack,
+  type Flags,
   freePort,
   historyLengths,
+  inAlternatingOrder,
   machineLines,
   median,
   MIB,
   numberOption,
+  parseFlags,
   phaseTable,
   type Phases,
+  positiveOption,
   runbookPhases,
   runRunbook,
   say,
@@ -71,6 +76,40 @@ export interface SetNames {
   /** A table for the benchmark's own writes, made in the database (replicated to the standby). */
   probeTable: string;
 }
+
+/**
+ * A set's names from its two regions (home, then DR), its database, its probe table and the
+ * benchmark's path. Plan keys allow lowercase letters, digits and dashes only: the key is the
+ * database's name with dashes for underscores.
+ */
+function setNames(names: {
+  regions: [home: string, dr: string];
+  database: string;
+  probeTable: string;
+  by: string;
+}): SetNames {
+  const [homeRegion, drRegion] = names.regions;
+  const { database, probeTable, by } = names;
+  return { homeRegion, drRegion, database, planKey: database.replaceAll('_', '-'), by, probeTable };
+}
+
+/** The set of each set benchmark, side by side: no two may share a region or a database. */
+export const BENCH_SETS = {
+  switchover: setNames({
+    regions: ['bench-a', 'bench-b'],
+    database: 'bench_shop',
+    // The table the manual side's one write goes to (manual-switchover.sh's default --write).
+    probeTable: 'switchover_probe',
+    by: 'scripts/bench/switchover-vs-manual.ts',
+  }),
+  unplanned: setNames({
+    regions: ['bench-ua', 'bench-ub'],
+    database: 'bench_unplanned',
+    // Both the probe's writes and the manual side's one write go here (manual-failover.sh's default --write).
+    probeTable: 'failover_probe',
+    by: 'scripts/bench/unplanned-failover.ts',
+  }),
+};
 
 /** What every step needs: the environment, the provider, the set and its two nodes. */
 export interface Bench {
@@ -363,14 +402,19 @@ export async function switchBack(bench: Bench): Promise<void> {
   await waitCaughtUp(bench, home, standby);
 }
 
+export interface Failback {
+  wallSeconds: number;
+  report: RunbookReport;
+  /** The failback passed but left the standby unable to stream: the benchmark rebuilt it. */
+  standbyRebuilt: boolean;
+}
+
 /**
  * After a Lifeboat failover: a checkpoint on the promoted standby (see checkpoint()), the failback
  * through the CLI, and a rebuild of the standby when the failback's own last rewind left it unable
  * to stream. Returns the failback's figures.
  */
-export async function failBack(
-  bench: Bench,
-): Promise<{ wallSeconds: number; report: RunbookReport; standbyRebuilt: boolean }> {
+export async function failBack(bench: Bench): Promise<Failback> {
   await checkpoint(bench, bench.standby);
   const failback = await runRunbook(bench.env, [
     'failback',
@@ -414,28 +458,22 @@ export interface SetOptions {
   drop: boolean;
 }
 
-/**
- * --runs, --scale, --manual-promote and --drop; `more` takes a benchmark's own flag (`value()` reads
- * the argument after it) and returns false for one it does not know either.
- */
-export function parseSetOptions(
-  argv: string[],
-  more: (flag: string, value: () => string | undefined) => boolean = () => false,
-): SetOptions {
+/** --runs, --scale, --manual-promote and --drop, and `more`: a benchmark's own flags. */
+export function parseSetOptions(argv: string[], more: Flags = {}): SetOptions {
   const options: SetOptions = { runs: 3, scale: 1, manualPromote: 'pg_ctl', drop: false };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (a === '--runs')
-      options.runs = numberOption(a, argv[++i], (n) => Number.isInteger(n) && n >= 0, 'a whole number, 0 or more');
-    else if (a === '--scale') options.scale = numberOption(a, argv[++i], (n) => n > 0, 'a number greater than zero');
-    else if (a === '--manual-promote') {
-      const how = argv[++i];
+  parseFlags(argv, {
+    '--runs': (value, flag) =>
+      (options.runs = numberOption(flag, value(), (n) => Number.isInteger(n) && n >= 0, 'a whole number, 0 or more')),
+    '--scale': (value, flag) => (options.scale = positiveOption(flag, value(), false)),
+    '--manual-promote': (value) => {
+      const how = value();
       if (how !== 'pg_ctl' && how !== 'sql')
         throw new UsageError(`--manual-promote ${how ?? '(missing)'}: expected pg_ctl or sql`);
       options.manualPromote = how;
-    } else if (a === '--drop') options.drop = true;
-    else if (!more(a, () => argv[++i])) throw new UsageError(`unknown argument ${a}`);
-  }
+    },
+    '--drop': () => (options.drop = true),
+    ...more,
+  });
   return options;
 }
 
@@ -505,43 +543,137 @@ export async function onBenchSet<T>(
   }
 }
 
-/** What a Lifeboat side of a set benchmark has: the failover's report and wall time, and the failback's report. */
+/** What a Lifeboat side of a set benchmark measured: the failover's report and wall time. */
 export interface LifeboatSide {
   wallSeconds: number;
   report: RunbookReport;
-  failback: { report: RunbookReport };
+}
+
+/** One side of a round: what it does (said on stderr before it starts), the run, and what it says when done. */
+export interface SetSide<T, R = T> {
+  what: string;
+  run: () => Promise<T>;
+  done: (result: R) => string;
+}
+
+/** A side's figures, and how long putting the set back after it took (checkpoint, failback or switch back, any rebuild): not compared. */
+export type PutBack<T> = T & { restoreSeconds: number };
+
+/** One round: each side's figures with the set put back after it, after Lifeboat's by its failback. */
+export interface SetPair<L extends LifeboatSide, M> {
+  lifeboat: PutBack<L> & { failback: Failback };
+  manual: PutBack<M>;
+}
+
+/** The parts of a set benchmark's output that are its own (see setReport). */
+export interface ReportParts<M> {
+  /** The rest of the database line: how the set is shaped for this benchmark. */
+  shape: string;
+  summary: string;
+  manualPhases: (manual: M) => Phases;
+  notes: string[];
+}
+
+/** What makes a set benchmark its own: its set, its two sides and its tables; runSetBenchmark does the rest. */
+export interface SetBenchmark<L extends LifeboatSide, M, O extends SetOptions = SetOptions> {
+  names: SetNames;
+  /** What its failovers are called in the history table. */
+  failover: string;
+  lifeboat: (bench: Bench, options: O) => SetSide<L, SetPair<L, M>['lifeboat']>;
+  manual: (bench: Bench, options: O) => SetSide<M, PutBack<M>>;
+  report: (run: SetRun<SetRounds<L, M>>, options: O) => ReportParts<M>;
 }
 
 export interface SetRounds<L extends LifeboatSide, M> {
-  pairs: Array<{ lifeboat: L; manual: M }>;
+  pairs: Array<SetPair<L, M>>;
   /** The history table of Lifeboat's failovers and failbacks. */
   histories: string;
 }
 
-/** `runs` rounds of `timePair`, then the history of the Lifeboat runs (`failover`: what the failovers are called). */
-export async function timeRounds<L extends LifeboatSide, M>(
-  runs: number,
-  failover: string,
-  timePair: (index: number) => Promise<{ lifeboat: L; manual: M }>,
-): Promise<SetRounds<L, M>> {
-  const pairs: Array<{ lifeboat: L; manual: M }> = [];
-  for (let i = 0; i < runs; i++) pairs.push(await timePair(i));
-  const histories = await historyTable([
-    [failover, pairs.map((p) => p.lifeboat.report)],
-    ['failback', pairs.map((p) => p.lifeboat.failback.report)],
+/**
+ * A set benchmark's main: --runs rounds of its two sides on its set (see onBenchSet), each side from
+ * the starting state and the set put back after it (a failback after Lifeboat's, switchBack after
+ * the manual one), the order alternating between rounds so that neither side always follows the
+ * other's restore; then its report on stdout (none with --runs 0).
+ */
+export async function runSetBenchmark<O extends SetOptions, L extends LifeboatSide, M>(
+  benchmark: SetBenchmark<L, M, O>,
+  options: O,
+): Promise<number> {
+  const loadBefore = loadavg();
+  const secondsSince = (started: number) => (Date.now() - started) / 1000;
+  const run = await onBenchSet(benchmark.names, options, async (bench): Promise<SetRounds<L, M>> => {
+    const failedBack = async (result: L): Promise<SetPair<L, M>['lifeboat']> => {
+      const started = Date.now();
+      const failback = await failBack(bench);
+      return { ...result, failback, restoreSeconds: secondsSince(started) };
+    };
+    const switchedBack = async (result: M): Promise<PutBack<M>> => {
+      const started = Date.now();
+      await switchBack(bench);
+      return { ...result, restoreSeconds: secondsSince(started) };
+    };
+    const fromStartingState = <T, R>(round: string, side: SetSide<T, R>, putBack: (result: T) => Promise<R>) => {
+      const announce = announced(
+        `${round}: ${side.what}`,
+        async () => putBack(await side.run()),
+        (result) => `${round}: ${side.done(result)}`,
+      );
+      return async () => {
+        await assertStartingState(bench);
+        return announce();
+      };
+    };
+    const pairs: Array<SetPair<L, M>> = [];
+    for (let i = 0; i < options.runs; i++) {
+      const [lifeboat, manual] = await inAlternatingOrder<[SetPair<L, M>['lifeboat'], PutBack<M>]>(i, [
+        fromStartingState(`run ${i + 1}`, benchmark.lifeboat(bench, options), failedBack),
+        fromStartingState(`run ${i + 1}`, benchmark.manual(bench, options), switchedBack),
+      ]);
+      pairs.push({ lifeboat, manual });
+    }
+    const histories = await historyTable([
+      [benchmark.failover, pairs.map((p) => p.lifeboat.report)],
+      ['failback', pairs.map((p) => p.lifeboat.failback.report)],
+    ]);
+    return { pairs, histories };
+  });
+  if (run) process.stdout.write(setReport(run, options, loadBefore, benchmark.report(run, options)));
+  return 0;
+}
+
+/** Putting the set back after each side: shown for what it costs, not compared. */
+function restoreTable(pairs: Array<SetPair<LifeboatSide, unknown>>): string {
+  const rows = pairs.map((p, i) => [
+    `run ${i + 1}`,
+    p.lifeboat.failback.wallSeconds.toFixed(2),
+    p.lifeboat.failback.report.rtoSeconds!.toFixed(2),
+    p.lifeboat.failback.standbyRebuilt ? 'yes' : 'no',
+    p.lifeboat.restoreSeconds.toFixed(2),
+    p.manual.restoreSeconds.toFixed(2),
   ]);
-  return { pairs, histories };
+  return table(
+    [
+      'restore (not compared)',
+      'failback wall s',
+      'failback rtoSeconds',
+      'standby rebuilt after',
+      'lifeboat restore s',
+      'manual switch back s',
+    ],
+    rows,
+  );
 }
 
 /**
  * A set benchmark's output: the machine, the database (`shape`: the rest of its line), the summary,
  * each side's steps, the restore table, the history, the notes and the failovers' workflow IDs.
  */
-export function setReport<L extends LifeboatSide, M>(
+function setReport<L extends LifeboatSide, M>(
   run: SetRun<SetRounds<L, M>>,
   options: SetOptions,
   loadBefore: number[],
-  parts: { shape: string; summary: string; manualPhases: (manual: M) => Phases; restore: string; notes: string[] },
+  parts: ReportParts<M>,
 ): string {
   const {
     bench,
@@ -567,7 +699,7 @@ export function setReport<L extends LifeboatSide, M>(
         pairs.map((p) => parts.manualPhases(p.manual)),
       ),
       '',
-      parts.restore,
+      restoreTable(pairs),
       '',
       histories,
       '',
@@ -577,20 +709,6 @@ export function setReport<L extends LifeboatSide, M>(
       '',
     ].join('\n') + '\n'
   );
-}
-
-/** A side of a round: from the starting state, said on stderr before and after. */
-export function fromStartingState<T>(
-  bench: Bench,
-  before: string,
-  run: () => Promise<T>,
-  after: (result: T) => string,
-): () => Promise<T> {
-  const side = announced(before, run, after);
-  return async () => {
-    await assertStartingState(bench);
-    return side();
-  };
 }
 
 /**

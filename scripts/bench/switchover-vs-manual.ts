@@ -30,92 +30,51 @@
 // The set, its plan, its worker and putting it back are scripts/bench/replica-set.ts, shared with
 // unplanned-failover.ts. A standby that does not stream after a failback is rebuilt, and the restore
 // table says so.
-import { loadavg } from 'node:os';
 import { nodeLabel } from '../../activities/topology';
 import type { RunbookReport, SqlCheck } from '../../workflows/types';
 import {
-  inAlternatingOrder,
-  parseScriptOutput,
+  type ManualScriptRun,
   type Phases,
   runMain,
+  runManualScript,
   runRunbook,
-  runScript,
   scriptPhases,
-  type StepTime,
   summaryRows,
   table,
 } from './common';
 import {
   type Bench,
-  failBack,
-  fromStartingState,
+  BENCH_SETS,
   type ManualPromote,
   manualStandbyArgs,
-  onBenchSet,
   parseSetOptions,
-  setReport,
-  type SetNames,
-  type SetOptions,
-  timeRounds,
-  switchBack,
+  runSetBenchmark,
+  type SetBenchmark,
+  type SetPair,
 } from './replica-set';
 
-const NAMES: SetNames = {
-  homeRegion: 'bench-a',
-  drRegion: 'bench-b',
-  database: 'bench_shop',
-  // Plan keys allow lowercase letters, digits and dashes only, so the key differs from the database.
-  planKey: 'bench-shop',
-  by: 'scripts/bench/switchover-vs-manual.ts',
-  // The table the manual side's one write goes to (manual-switchover.sh's default --write).
-  probeTable: 'switchover_probe',
-};
+const NAMES = BENCH_SETS.switchover;
 
 interface LifeboatRun {
   wallSeconds: number;
   report: RunbookReport;
-  /** The failback that put the set back: not part of the comparison. */
-  failback: {
-    wallSeconds: number;
-    report: RunbookReport;
-    /** The failback passed but left the standby unable to stream: the benchmark rebuilt it. */
-    standbyRebuilt: boolean;
-    /** Checkpoint, failback and any rebuild, until the standby streams again. */
-    restoreSeconds: number;
-  };
 }
 
-interface ManualRun {
-  /** The script's own clock: its first command to the committed write. */
+interface ManualRun extends Pick<ManualScriptRun, 'steps'> {
+  /** manual-switchover.sh's own clock: its first command to the committed write. */
   rtoSeconds: number;
-  steps: StepTime[];
   finalLsn: string;
-  /** Putting the set back with the product's primitives: not part of the comparison. */
-  restoreSeconds: number;
 }
 
-interface Pair {
-  lifeboat: LifeboatRun;
-  manual: ManualRun;
-}
+/** A round, each side with the set put back after it (see runSetBenchmark). */
+type Pair = SetPair<LifeboatRun, ManualRun>;
 
 // ---------------------------------------------------------------------------------------------
 // The two contenders
 
-/** The failover, then the failback that puts the set back (untimed; see failBack() in replica-set.ts). */
-async function runLifeboat(bench: Bench): Promise<LifeboatRun> {
-  const failover = await runRunbook(bench.env, [
-    'failover',
-    NAMES.planKey,
-    '-f',
-    bench.planFile,
-    '--planned',
-    '--yes',
-    '--json',
-  ]);
-  const restoreStarted = Date.now();
-  const failback = await failBack(bench);
-  return { ...failover, failback: { ...failback, restoreSeconds: (Date.now() - restoreStarted) / 1000 } };
+/** The failover through the CLI (runSetBenchmark fails back after it). */
+function runLifeboat(bench: Bench): Promise<LifeboatRun> {
+  return runRunbook(bench.env, ['failover', NAMES.planKey, '-f', bench.planFile, '--planned', '--yes', '--json']);
 }
 
 async function runManual(bench: Bench, promote: ManualPromote): Promise<ManualRun> {
@@ -129,43 +88,9 @@ async function runManual(bench: Bench, promote: ManualPromote): Promise<ManualRu
     '--primary-passfile',
     home.pgpassFile,
   ];
-  const result = await runScript(bench.env, 'manual-switchover.sh', args);
-  const parsed = parseManualOutput(result.stdout);
-  const restoreStarted = Date.now();
-  await switchBack(bench);
-  return { ...parsed, restoreSeconds: (Date.now() - restoreStarted) / 1000 };
-}
-
-/** manual-switchover.sh prints tab-separated `step`, `final_lsn` and `rto` lines; see its header. */
-function parseManualOutput(stdout: string): Omit<ManualRun, 'restoreSeconds'> {
-  const { steps, lines } = parseScriptOutput(stdout);
-  const value = (kind: string) => lines.find((fields) => fields[0] === kind)?.[1];
-  const rtoSeconds = Number(value('rto') ?? NaN);
-  if (!Number.isFinite(rtoSeconds)) throw new Error(`manual-switchover.sh printed no rto line:\n${stdout}`);
-  return { rtoSeconds, steps, finalLsn: value('final_lsn') ?? '' };
-}
-
-/**
- * One Lifeboat switchover and one manual switchover, each from the starting state and each putting
- * it back. The order alternates between runs so neither side always follows the other's rebuild.
- */
-async function timePair(bench: Bench, options: SetOptions, index: number): Promise<Pair> {
-  const lifeboat = fromStartingState(
-    bench,
-    `run ${index + 1}: lifeboat failover --planned (then failback)`,
-    () => runLifeboat(bench),
-    (run) =>
-      `run ${index + 1}: lifeboat passed in ${run.wallSeconds.toFixed(2)}s (rtoSeconds ${run.report.rtoSeconds!.toFixed(2)}); failback ${run.failback.wallSeconds.toFixed(2)}s`,
-  );
-  const manual = fromStartingState(
-    bench,
-    `run ${index + 1}: manual switchover (then switch back)`,
-    () => runManual(bench, options.manualPromote),
-    (run) =>
-      `run ${index + 1}: manual done, RTO ${run.rtoSeconds.toFixed(2)}s (fenced at ${run.finalLsn}); switched back in ${run.restoreSeconds.toFixed(2)}s`,
-  );
-  const [l, m] = await inAlternatingOrder<[LifeboatRun, ManualRun]>(index, [lifeboat, manual]);
-  return { lifeboat: l, manual: m };
+  // It prints tab-separated `step`, `final_lsn` and `rto` lines; see its header.
+  const { steps, scriptSeconds, lines } = await runManualScript(bench.env, 'manual-switchover.sh', args);
+  return { rtoSeconds: scriptSeconds, steps, finalLsn: lines.find((fields) => fields[0] === 'final_lsn')?.[1] ?? '' };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -219,29 +144,6 @@ function writeOutage(report: RunbookReport): number {
   return outage;
 }
 
-/** Putting the set back after each side: shown for what it costs, not compared. */
-function restoreTable(pairs: Pair[]): string {
-  const rows = pairs.map((p, i) => [
-    `run ${i + 1}`,
-    p.lifeboat.failback.wallSeconds.toFixed(2),
-    p.lifeboat.failback.report.rtoSeconds!.toFixed(2),
-    p.lifeboat.failback.standbyRebuilt ? 'yes' : 'no',
-    p.lifeboat.failback.restoreSeconds.toFixed(2),
-    p.manual.restoreSeconds.toFixed(2),
-  ]);
-  return table(
-    [
-      'restore (not compared)',
-      'failback wall s',
-      'failback rtoSeconds',
-      'standby rebuilt after',
-      'lifeboat restore s',
-      'manual switch back s',
-    ],
-    rows,
-  );
-}
-
 function manualPhases(run: ManualRun): Phases {
   return scriptPhases(run.steps, '(bash, between steps)', ['RTO', run.rtoSeconds]);
 }
@@ -275,23 +177,30 @@ function scopeNotes(checks: SqlCheck[], promote: ManualPromote): string[] {
 
 // ---------------------------------------------------------------------------------------------
 
-async function main(argv: string[]): Promise<number> {
-  const options = parseSetOptions(argv);
-  const loadBefore = loadavg();
-  const run = await onBenchSet(NAMES, options, (bench) =>
-    timeRounds(options.runs, 'planned failover', (i) => timePair(bench, options, i)),
-  );
-  if (!run) return 0;
-  const { pairs } = run.measured;
-  const report = setReport(run, options, loadBefore, {
-    shape: `streaming to ${nodeLabel(run.bench.standby)} through a physical slot; planned switchover, RPO 0 on both sides`,
+const SWITCHOVER: SetBenchmark<LifeboatRun, ManualRun> = {
+  names: NAMES,
+  failover: 'planned failover',
+  lifeboat: (bench) => ({
+    what: 'lifeboat failover --planned (then failback)',
+    run: () => runLifeboat(bench),
+    done: (run) =>
+      `lifeboat passed in ${run.wallSeconds.toFixed(2)}s (rtoSeconds ${run.report.rtoSeconds!.toFixed(2)}); failback ${run.failback.wallSeconds.toFixed(2)}s`,
+  }),
+  manual: (bench, options) => ({
+    what: 'manual switchover (then switch back)',
+    run: () => runManual(bench, options.manualPromote),
+    done: (run) =>
+      `manual done, RTO ${run.rtoSeconds.toFixed(2)}s (fenced at ${run.finalLsn}); switched back in ${run.restoreSeconds.toFixed(2)}s`,
+  }),
+  report: ({ bench, checks, measured: { pairs } }, options) => ({
+    shape: `streaming to ${nodeLabel(bench.standby)} through a physical slot; planned switchover, RPO 0 on both sides`,
     summary: summaryTable(pairs),
     manualPhases,
-    restore: restoreTable(pairs),
-    notes: scopeNotes(run.checks, options.manualPromote),
-  });
-  process.stdout.write(report);
-  return 0;
-}
+    notes: scopeNotes(checks, options.manualPromote),
+  }),
+};
 
-runMain(main, 'npm run bench:switchover -- [--runs N] [--scale N] [--manual-promote pg_ctl|sql] [--drop]');
+runMain(
+  (argv) => runSetBenchmark(SWITCHOVER, parseSetOptions(argv)),
+  'npm run bench:switchover -- [--runs N] [--scale N] [--manual-promote pg_ctl|sql] [--drop]',
+);

@@ -32,7 +32,6 @@
 //      the provider's own primitives (rewind the killed server into a standby, switch back).
 // Figures, not asserts: it exits 1 only when a side fails.
 import { existsSync, readFileSync } from 'node:fs';
-import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { Client as PgClient } from 'pg';
 import { quoteIdent, type PgConnection } from '../../activities/pg/sql';
@@ -40,44 +39,30 @@ import { nodeLabel } from '../../activities/topology';
 import type { RunbookReport } from '../../workflows/types';
 import {
   cliPath,
-  inAlternatingOrder,
+  type ManualScriptRun,
   numberOption,
-  parseScriptOutput,
   passedReport,
   type Phases,
   runChild,
   runMain,
-  runScript,
+  runManualScript,
   scriptPhases,
   sleep,
-  type StepTime,
   summaryRows,
   table,
 } from './common';
 import {
   type Bench,
-  failBack,
-  fromStartingState,
+  BENCH_SETS,
   manualStandbyArgs,
-  onBenchSet,
   parseSetOptions,
-  setReport,
-  type SetNames,
+  runSetBenchmark,
+  type SetBenchmark,
   type SetOptions,
-  switchBack,
-  timeRounds,
+  type SetPair,
 } from './replica-set';
 
-const NAMES: SetNames = {
-  homeRegion: 'bench-ua',
-  drRegion: 'bench-ub',
-  database: 'bench_unplanned',
-  // Plan keys allow lowercase letters, digits and dashes only, so the key differs from the database.
-  planKey: 'bench-unplanned',
-  by: 'scripts/bench/unplanned-failover.ts',
-  // Both the probe's writes and the manual side's one write go here (manual-failover.sh's default --write).
-  probeTable: 'failover_probe',
-};
+const NAMES = BENCH_SETS.unplanned;
 /** A side that has not made the standby writable by then has failed. */
 const PROBE_TIMEOUT_SECONDS = 120;
 
@@ -95,39 +80,29 @@ interface Side {
   probeFailures: number;
   /** Kill to the dead postmaster leaving the process table (its parent reaped it). */
   reapedAfter: number;
-  /** Putting the set back, after: not part of the comparison. */
-  restoreSeconds: number;
 }
 
 interface LifeboatRun extends Side {
   /** The CLI's own wall time, spawn to exit. */
   wallSeconds: number;
   report: RunbookReport;
-  failback: { report: RunbookReport; wallSeconds: number; standbyRebuilt: boolean };
 }
 
-interface ManualRun extends Side {
-  /** The script's own clock: its first command to the committed write. */
-  scriptSeconds: number;
-  steps: StepTime[];
-}
+type ManualRun = Side & Pick<ManualScriptRun, 'scriptSeconds' | 'steps'>;
 
-interface Pair {
-  lifeboat: LifeboatRun;
-  manual: ManualRun;
-}
+/** A round, each side with the set put back after it (see runSetBenchmark). */
+type Pair = SetPair<LifeboatRun, ManualRun>;
 
 function parseOptions(argv: string[]): Options {
   let probeMs = 50;
-  const set = parseSetOptions(argv, (flag, value) => {
-    if (flag !== '--probe-ms') return false;
-    probeMs = numberOption(
-      flag,
-      value(),
-      (n) => Number.isInteger(n) && n >= 1 && n <= 10_000,
-      'a whole number of milliseconds, 1 to 10000',
-    );
-    return true;
+  const set = parseSetOptions(argv, {
+    '--probe-ms': (value, flag) =>
+      (probeMs = numberOption(
+        flag,
+        value(),
+        (n) => Number.isInteger(n) && n >= 1 && n <= 10_000,
+        'a whole number of milliseconds, 1 to 10000',
+      )),
   });
   return { ...set, probeMs };
 }
@@ -245,15 +220,14 @@ const secondsSince = (at: bigint) => Number(process.hrtime.bigint() - at) / 1e9;
 
 /**
  * One side on the kill's clock: a probe on the standby, the kill, then `failover` (which says when
- * its child exited, and checks that it did its job), the probe's first write, the dead postmaster
- * reaped, and `putBack` (timed, not compared).
+ * its child exited, and checks that it did its job), the probe's first write and the dead
+ * postmaster reaped: only then may runSetBenchmark put the set back.
  */
-async function killAndFailOver<R, B>(
+async function killAndFailOver<R>(
   bench: Bench,
   options: Options,
   failover: (killedAt: bigint) => Promise<{ killToExit: number; figures: R }>,
-  putBack: () => Promise<B>,
-): Promise<Side & R & { putBack: B }> {
+): Promise<Side & R> {
   const probe = await startProbe(bench, options);
   try {
     const killed = killPrimary(bench);
@@ -262,50 +236,30 @@ async function killAndFailOver<R, B>(
     const writable = await probe.firstWrite(PROBE_TIMEOUT_SECONDS);
     await probe.stop();
     const reapedAfter = await waitUntilReaped(killed.pid, killed.at);
-    const restoreStarted = Date.now();
-    const restored = await putBack();
-    return {
-      ...figures,
-      killToWritable: writable.seconds,
-      killToExit,
-      reapedAfter,
-      probeFailures: writable.failures,
-      restoreSeconds: (Date.now() - restoreStarted) / 1000,
-      putBack: restored,
-    };
+    return { ...figures, killToWritable: writable.seconds, killToExit, reapedAfter, probeFailures: writable.failures };
   } finally {
     await probe.stop();
   }
 }
 
-/** `failover --unplanned` through the CLI right after the kill; the failback puts the set back. */
-async function runLifeboat(bench: Bench, options: Options): Promise<LifeboatRun> {
+/** `failover --unplanned` through the CLI right after the kill (runSetBenchmark fails back after it). */
+function runLifeboat(bench: Bench, options: Options): Promise<LifeboatRun> {
   const args = [cliPath(bench.env), 'failover', NAMES.planKey, '-f', bench.planFile, '--unplanned', '--yes', '--json'];
-  const { putBack: failback, ...run } = await killAndFailOver(
-    bench,
-    options,
-    async (killedAt) => {
-      const result = await runChild(process.execPath, args, { cwd: bench.env.projectRoot });
-      const killToExit = secondsSince(killedAt);
-      return { killToExit, figures: { wallSeconds: result.seconds, report: passedReport('failover', result) } };
-    },
-    () => failBack(bench),
-  );
-  return { ...run, failback };
+  return killAndFailOver(bench, options, async (killedAt) => {
+    const result = await runChild(process.execPath, args, { cwd: bench.env.projectRoot });
+    const killToExit = secondsSince(killedAt);
+    return { killToExit, figures: { wallSeconds: result.seconds, report: passedReport('failover', result) } };
+  });
 }
 
-/** manual-failover.sh right after the kill; the provider's primitives put the set back. */
-async function runManual(bench: Bench, options: Options): Promise<ManualRun> {
+/** manual-failover.sh right after the kill (runSetBenchmark switches back after it, with the provider's primitives). */
+function runManual(bench: Bench, options: Options): Promise<ManualRun> {
   const args = manualStandbyArgs(bench, options.manualPromote);
-  return killAndFailOver(
-    bench,
-    options,
-    async (killedAt) => {
-      const result = await runScript(bench.env, 'manual-failover.sh', args);
-      return { killToExit: secondsSince(killedAt), figures: parseManualOutput(result.stdout) };
-    },
-    () => switchBack(bench),
-  );
+  return killAndFailOver(bench, options, async (killedAt) => {
+    // It prints tab-separated `step` and `rto` lines; see its header.
+    const { scriptSeconds, steps } = await runManualScript(bench.env, 'manual-failover.sh', args);
+    return { killToExit: secondsSince(killedAt), figures: { scriptSeconds, steps } };
+  });
 }
 
 /** A probe on the standby, connected and failing (read-only) before the kill, so its start-up is not timed. */
@@ -314,35 +268,6 @@ async function startProbe(bench: Bench, options: Options): Promise<WriteProbe> {
   const probe = new WriteProbe(conn, NAMES.probeTable, options.probeMs);
   await sleep(Math.max(200, 4 * options.probeMs));
   return probe;
-}
-
-/** manual-failover.sh prints tab-separated `step` and `rto` lines; see its header. */
-function parseManualOutput(stdout: string): Pick<ManualRun, 'scriptSeconds' | 'steps'> {
-  const { steps, lines } = parseScriptOutput(stdout);
-  const scriptSeconds = Number(lines.find((fields) => fields[0] === 'rto')?.[1] ?? NaN);
-  if (!Number.isFinite(scriptSeconds)) throw new Error(`manual-failover.sh printed no rto line:\n${stdout}`);
-  return { scriptSeconds, steps };
-}
-
-/** One Lifeboat failover and one manual promote, each from the starting state; the order alternates. */
-async function timePair(bench: Bench, options: Options, index: number): Promise<Pair> {
-  const lifeboat = fromStartingState(
-    bench,
-    `run ${index + 1}: kill, lifeboat failover --unplanned (then failback)`,
-    () => runLifeboat(bench, options),
-    (run) =>
-      `run ${index + 1}: lifeboat passed: writable ${run.killToWritable.toFixed(2)}s after the kill, CLI done at ${run.killToExit.toFixed(2)}s ` +
-      `(rtoSeconds ${run.report.rtoSeconds!.toFixed(2)}); fence: ${run.report.failover?.fence?.how ?? 'n/a'}; put back in ${run.restoreSeconds.toFixed(2)}s`,
-  );
-  const manual = fromStartingState(
-    bench,
-    `run ${index + 1}: kill, manual promote (then switch back)`,
-    () => runManual(bench, options),
-    (run) =>
-      `run ${index + 1}: manual done: writable ${run.killToWritable.toFixed(2)}s after the kill (script ${run.scriptSeconds.toFixed(2)}s); put back in ${run.restoreSeconds.toFixed(2)}s`,
-  );
-  const [l, m] = await inAlternatingOrder<[LifeboatRun, ManualRun]>(index, [lifeboat, manual]);
-  return { lifeboat: l, manual: m };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -375,26 +300,6 @@ function manualPhases(run: ManualRun): Phases {
   return scriptPhases(run.steps, '(kill to script exit, outside its steps)', ['kill -> script exit', run.killToExit]);
 }
 
-function restoreTable(pairs: Pair[]): string {
-  const rows = pairs.map((p, i) => [
-    `run ${i + 1}`,
-    p.lifeboat.failback.wallSeconds.toFixed(2),
-    p.lifeboat.failback.standbyRebuilt ? 'yes' : 'no',
-    p.lifeboat.restoreSeconds.toFixed(2),
-    p.manual.restoreSeconds.toFixed(2),
-  ]);
-  return table(
-    [
-      'restore (not compared)',
-      'failback wall s',
-      'standby rebuilt after',
-      'lifeboat restore s',
-      'manual switch back s',
-    ],
-    rows,
-  );
-}
-
 function scopeNotes(options: Options, pairs: Pair[]): string[] {
   const fences = [...new Set(pairs.map((p) => p.lifeboat.report.failover?.fence?.how ?? 'n/a'))];
   const fenceAttempts = pairs.map(
@@ -423,26 +328,31 @@ function scopeNotes(options: Options, pairs: Pair[]): string[] {
 
 // ---------------------------------------------------------------------------------------------
 
-async function main(argv: string[]): Promise<number> {
-  const options = parseOptions(argv);
-  const loadBefore = loadavg();
-  const run = await onBenchSet(NAMES, options, (bench) =>
-    timeRounds(options.runs, 'unplanned failover', (i) => timePair(bench, options, i)),
-  );
-  if (!run) return 0;
-  const { pairs } = run.measured;
-  const report = setReport(run, options, loadBefore, {
-    shape: `streaming to ${nodeLabel(run.bench.standby)}; idle (no writes but the probe's); one worker serves both regions`,
+const UNPLANNED: SetBenchmark<LifeboatRun, ManualRun, Options> = {
+  names: NAMES,
+  failover: 'unplanned failover',
+  lifeboat: (bench, options) => ({
+    what: 'kill, lifeboat failover --unplanned (then failback)',
+    run: () => runLifeboat(bench, options),
+    done: (run) =>
+      `lifeboat passed: writable ${run.killToWritable.toFixed(2)}s after the kill, CLI done at ${run.killToExit.toFixed(2)}s ` +
+      `(rtoSeconds ${run.report.rtoSeconds!.toFixed(2)}); fence: ${run.report.failover?.fence?.how ?? 'n/a'}; put back in ${run.restoreSeconds.toFixed(2)}s`,
+  }),
+  manual: (bench, options) => ({
+    what: 'kill, manual promote (then switch back)',
+    run: () => runManual(bench, options),
+    done: (run) =>
+      `manual done: writable ${run.killToWritable.toFixed(2)}s after the kill (script ${run.scriptSeconds.toFixed(2)}s); put back in ${run.restoreSeconds.toFixed(2)}s`,
+  }),
+  report: ({ bench, measured: { pairs } }, options) => ({
+    shape: `streaming to ${nodeLabel(bench.standby)}; idle (no writes but the probe's); one worker serves both regions`,
     summary: summaryTable(pairs),
     manualPhases,
-    restore: restoreTable(pairs),
-    notes: scopeNotes(options, run.measured.pairs),
-  });
-  process.stdout.write(report);
-  return 0;
-}
+    notes: scopeNotes(options, pairs),
+  }),
+};
 
 runMain(
-  main,
+  (argv) => runSetBenchmark(UNPLANNED, parseOptions(argv)),
   'npm run bench:unplanned -- [--runs N] [--scale N] [--probe-ms N] [--manual-promote pg_ctl|sql] [--drop]',
 );

@@ -6,45 +6,19 @@
 // mid-restore (the transfer into the scratch instance just made), the backup right after its copy
 // was made (the kill lands in "verify copy"). LIFEBOAT_CHAOS=full: every step the runbook takes, in
 // the order a baseline run took them.
-import type { Client } from '@temporalio/client';
-import { client } from '../support/stack';
-import {
-  BackupBench,
-  boundariesOf,
-  boundary,
-  boundaryLabel,
-  FULL,
-  killWorker,
-  noDisruption,
-  runCases,
-  type Boundary,
-} from './harness';
+import { sharedFixture } from '../support/wf-shared-fixture';
+import { killPoints } from '../support/wf-kill-points';
+import { BackupBench, boundaryLabel, FULL, killWorker, noDisruption, runCases } from './harness';
 
-let temporal: Client;
-let bench: BackupBench;
-
-beforeAll(async () => {
-  temporal = await client();
-  bench = await BackupBench.create(temporal, 'chaos-orders');
-}, 300_000);
-
-afterAll(async () => {
-  await bench?.close();
-  await temporal?.connection.close();
-});
+const bench = sharedFixture((temporal) => BackupBench.create(temporal, 'chaos-orders'));
 
 const timeout = FULL ? 3_600_000 : 300_000;
-
-async function boundariesFor(runbook: 'drill' | 'backup', reduced: Boundary[]): Promise<Boundary[]> {
-  // Full: a baseline run (itself checked) says which steps the runbook takes today.
-  return FULL ? boundariesOf((await bench.run(runbook, noDisruption)).report) : reduced;
-}
 
 test(
   `drill: the worker process SIGKILLed at ${FULL ? 'every step boundary' : '"restore" (mid-transfer)'}; a new worker finishes each run: passed, one backup and one copy, no scratch instance or tool left`,
   async () => {
-    const cases = await boundariesFor('drill', [boundary('restore')]);
-    const failures = await runCases(cases, (at) => bench.run('drill', killWorker(at)), boundaryLabel);
+    const cases = await killPoints(['restore'], () => bench().run('drill', noDisruption));
+    const failures = await runCases(cases, (at) => bench().run('drill', killWorker(at)), boundaryLabel);
     expect(failures).toEqual([]);
   },
   timeout,
@@ -53,8 +27,8 @@ test(
 test(
   `backup: the worker process SIGKILLed at ${FULL ? 'every step boundary' : '"verify copy" (just after the copy was made)'}; a new worker finishes each run: passed, one backup and one copy, retention kept`,
   async () => {
-    const cases = await boundariesFor('backup', [boundary('verify copy')]);
-    const failures = await runCases(cases, (at) => bench.run('backup', killWorker(at)), boundaryLabel);
+    const cases = await killPoints(['verify copy'], () => bench().run('backup', noDisruption));
+    const failures = await runCases(cases, (at) => bench().run('backup', killWorker(at)), boundaryLabel);
     expect(failures).toEqual([]);
   },
   timeout,

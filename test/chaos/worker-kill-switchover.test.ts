@@ -9,32 +9,11 @@
 // killed mid "re-protect home server" (pg_rewind), unplanned failover killed mid "fence primary"
 // (its deadline: a fence not confirmed in time is recorded and the standby promoted anyway).
 // LIFEBOAT_CHAOS=full: every step boundary of each, in the order baseline runs took them.
-import type { Client } from '@temporalio/client';
-import { client } from '../support/stack';
-import {
-  boundariesOf,
-  boundary,
-  boundaryLabel,
-  FULL,
-  killWorker,
-  noDisruption,
-  runCases,
-  SwitchoverBench,
-  type Boundary,
-} from './harness';
+import { sharedFixture } from '../support/wf-shared-fixture';
+import { killPoints } from '../support/wf-kill-points';
+import { boundaryLabel, FULL, killWorker, noDisruption, runCases, SwitchoverBench, type Boundary } from './harness';
 
-let temporal: Client;
-let bench: SwitchoverBench;
-
-beforeAll(async () => {
-  temporal = await client();
-  bench = await SwitchoverBench.create(temporal, 'chaos-a', 'chaos-b', 'chaosstock');
-}, 300_000);
-
-afterAll(async () => {
-  await bench?.close();
-  await temporal?.connection.close();
-});
+const bench = sharedFixture((temporal) => SwitchoverBench.create(temporal, 'chaos-a', 'chaos-b', 'chaosstock'));
 
 const timeout = FULL ? 7_200_000 : 300_000;
 const label = (b: Boundary | null): string => (b ? boundaryLabel(b) : 'none');
@@ -43,13 +22,11 @@ const disruption = (b: Boundary | null) => (b ? killWorker(b) : noDisruption);
 test(
   `planned failover and failback: the worker process SIGKILLed at ${FULL ? 'every step boundary of each' : '"promote standby" (failover) and "re-protect home server" (failback)'}; each run passes, nothing acknowledged is lost, never two writable primaries`,
   async () => {
-    expect(bench.atHome).toBe(true);
-    let failoverAt: Boundary[] = [boundary('promote standby')];
-    let failbackAt: Boundary[] = [boundary('re-protect home server')];
-    if (FULL) {
-      failoverAt = boundariesOf((await bench.run('failover', 'planned', noDisruption)).report);
-      failbackAt = boundariesOf((await bench.run('failback', 'planned', noDisruption)).report);
-    }
+    expect(bench().atHome).toBe(true);
+    const failoverAt = await killPoints(['promote standby'], () => bench().run('failover', 'planned', noDisruption));
+    const failbackAt = await killPoints(['re-protect home server'], () =>
+      bench().run('failback', 'planned', noDisruption),
+    );
     // One leg: a failover (killed at the i-th failover boundary, if any) and the failback after it.
     const legs = Array.from(
       { length: Math.max(failoverAt.length, failbackAt.length) },
@@ -58,14 +35,14 @@ test(
     const failures = await runCases(
       legs,
       async ([fo, fb]) => {
-        await bench.run('failover', 'planned', disruption(fo));
-        await bench.run('failback', 'planned', disruption(fb));
+        await bench().run('failover', 'planned', disruption(fo));
+        await bench().run('failback', 'planned', disruption(fb));
       },
       ([fo, fb]) => `failover at ${label(fo)}, failback at ${label(fb)}`,
-      () => bench.repair(),
+      () => bench().repair(),
     );
     expect(failures).toEqual([]);
-    expect(bench.atHome).toBe(true);
+    expect(bench().atHome).toBe(true);
   },
   timeout,
 );
@@ -73,23 +50,23 @@ test(
 test(
   `unplanned failover: the worker process SIGKILLed at ${FULL ? 'every step boundary' : '"fence primary"'}; it passes with the RPO reported, never two writable primaries, and a failback brings the set home`,
   async () => {
-    expect(bench.atHome).toBe(true);
-    let unplannedAt: Boundary[] = [boundary('fence primary')];
-    if (FULL) {
-      unplannedAt = boundariesOf((await bench.run('failover', 'unplanned', noDisruption)).report);
-      await bench.run('failback', 'planned', noDisruption);
-    }
+    expect(bench().atHome).toBe(true);
+    const unplannedAt = await killPoints(['fence primary'], async () => {
+      const baseline = await bench().run('failover', 'unplanned', noDisruption);
+      await bench().run('failback', 'planned', noDisruption);
+      return baseline;
+    });
     const failures = await runCases(
       unplannedAt,
       async (at) => {
-        await bench.run('failover', 'unplanned', killWorker(at));
-        await bench.run('failback', 'planned', noDisruption);
+        await bench().run('failover', 'unplanned', killWorker(at));
+        await bench().run('failback', 'planned', noDisruption);
       },
       (at) => `unplanned failover at ${boundaryLabel(at)}`,
-      () => bench.repair(),
+      () => bench().repair(),
     );
     expect(failures).toEqual([]);
-    expect(bench.atHome).toBe(true);
+    expect(bench().atHome).toBe(true);
   },
   timeout,
 );

@@ -14,7 +14,7 @@ import { findPgBin } from '../../activities/pg/binaries';
 import { seedDemo } from '../../scripts/dev/seed';
 import { runTraffic, type Traffic } from '../../services/traffic/main';
 import { createLogger } from '../../worker/logger';
-import { drillInput, type LoadedPlan } from '../../worker/plan';
+import { drillInput, failbackInput, failoverInput, type LoadedPlan } from '../../worker/plan';
 import { DatabaseAttr, ProviderAttr, RunbookAttr, TriggeredByAttr } from '../../workflows/search-attributes';
 import type { Progress } from '../../workflows/steps';
 import {
@@ -27,7 +27,8 @@ import {
   type TopologyView,
 } from '../../workflows/types';
 import { freePort } from './ports';
-import { env, local, LogCapture, parsePlan } from './stack';
+import { createDatabases, env, local, LogCapture, parsePlan } from './stack';
+import { localPlanText } from './wf-local-plan';
 
 export const label = (n: NodeRef | null | undefined): string => (n ? `${n.region}/${n.name}` : '(none)');
 export const same = (a: NodeRef | null | undefined, b: NodeRef | null | undefined): boolean =>
@@ -52,22 +53,25 @@ export interface ReplicaSetFixture {
   close(): Promise<void>;
 }
 
+/** The set's plan: its database (the key is the database's name) on `home`, with a streaming standby in `dr`. */
 export function planText(home: string, dr: string, database: string): string {
-  return `
-regions:
-  ${home}: { provider: local }
-  ${dr}: { provider: local }
-databases:
-  ${database}:
-    primary: { region: ${home}, database: ${database} }
-    dr: { region: ${dr}, standby: true }
-    objectives: { rpo: 1m, rto: 10m }
-    checks:
-      - name: orders exist
-        sql: select count(*) > 0 from orders
-      - name: every order line has its order
-        sql: select not exists (select 1 from order_items i left join orders o on o.id = i.order_id where o.id is null)
-`;
+  return localPlanText([
+    {
+      key: database,
+      database,
+      home,
+      dr,
+      standby: true,
+      objectives: { rpo: '1m', rto: '10m' },
+      checks: [
+        { name: 'orders exist', sql: 'select count(*) > 0 from orders' },
+        {
+          name: 'every order line has its order',
+          sql: 'select not exists (select 1 from order_items i left join orders o on o.id = i.order_id where o.id is null)',
+        },
+      ],
+    },
+  ]);
 }
 
 /**
@@ -83,10 +87,7 @@ export async function createReplicaSet(options: {
   const p = local();
   const server = p.regionCluster(homeRegion);
   await server.ensureRunning({ name: homeRegion, port: await freePort(), disposable: false });
-  await withClient(server.connection('postgres'), async (c) => {
-    const exists = await c.query('select 1 from pg_database where datname = $1', [database]);
-    if (!exists.rowCount) await c.query(`create database ${database}`);
-  });
+  await createDatabases(server.connection('postgres'), [database]);
   await withClient(server.connection(database), (c) => seedDemo(c, 0.05));
   const set: ReplicaSetSpec = {
     set: homeRegion,
@@ -265,6 +266,33 @@ export function startTopologyRunbook(
   });
 }
 
+/** Waits for a runbook's report; then, whatever it says, exactly one node of the set may accept writes. */
+export async function topologyReport(fx: ReplicaSetFixture, handle: WorkflowHandle): Promise<RunbookReport> {
+  const report = (await handle.result()) as RunbookReport;
+  await expectOneWritablePrimary(fx);
+  return report;
+}
+
+/** A pre-approved failover of the set's database, started as the CLI starts one, to its report (topologyReport). */
+export async function runFailover(
+  c: Client,
+  fx: ReplicaSetFixture,
+  mode: 'planned' | 'unplanned',
+): Promise<RunbookReport> {
+  const input = failoverInput(fx.plan, fx.database, { mode, preApproved: true, triggeredBy: 'test' });
+  return topologyReport(fx, await startTopologyRunbook(c, 'failover', input));
+}
+
+/** A pre-approved failback of the set's database, started as the CLI starts one, to its report (topologyReport). */
+export async function runFailback(
+  c: Client,
+  fx: ReplicaSetFixture,
+  options: { discardDivergent?: boolean } = {},
+): Promise<RunbookReport> {
+  const input = failbackInput(fx.plan, fx.database, { preApproved: true, triggeredBy: 'test', ...options });
+  return topologyReport(fx, await startTopologyRunbook(c, 'failback', input));
+}
+
 /** A drill of the set's database, started as the CLI starts one: its own ID, the search attributes a failover finds it by. */
 export function startDrill(c: Client, fx: ReplicaSetFixture): Promise<WorkflowHandle> {
   return c.workflow.start('drill', {
@@ -291,6 +319,33 @@ export async function holdOrdersLock(fx: ReplicaSetFixture): Promise<{ release()
   await locker.query('begin');
   await locker.query('lock table orders in access exclusive mode');
   return { release: () => locker.end().catch(() => undefined) };
+}
+
+/**
+ * A drill of the set's database whose backup (pg_dump) waits behind an application's lock on the
+ * primary (holdOrdersLock): its sessions are open there when a failover's fence ends every session.
+ * release() cancels the drill if it still runs, then ends the lock's session.
+ */
+export async function drillWaitingOnLock(
+  c: Client,
+  fx: ReplicaSetFixture,
+  timeoutMs = 60_000,
+): Promise<{ drill: WorkflowHandle; release(): Promise<void> }> {
+  const lock = await holdOrdersLock(fx);
+  let drill: WorkflowHandle | undefined;
+  const release = async () => {
+    await drill?.cancel().catch(() => undefined);
+    await lock.release();
+  };
+  try {
+    drill = await startDrill(c, fx);
+    await waitForStep(drill, 'drillProgress', 'backup', timeoutMs);
+    await waitForLockWaiter(fx);
+    return { drill, release };
+  } catch (err) {
+    await release();
+    throw err;
+  }
 }
 
 /** Waits until some session on the home server waits for a lock (the drill's backup, behind holdOrdersLock). */

@@ -10,6 +10,7 @@ import { buildProviders, createWorkers, type Providers } from '../../worker/main
 import { parsePlan, loadPlanFile, drillInput, type LoadedPlan } from '../../worker/plan';
 import { join } from 'node:path';
 import { portOpen } from '../../scripts/dev/stack';
+import { withClient, type PgConnection } from '../../activities/pg/sql';
 import type { DrillInput } from '../../workflows/types';
 
 export const env = () => loadEnv();
@@ -22,6 +23,15 @@ export const temporal = (dataConverter?: DataConverter) => ({
 export const local = () => buildProviders(env()).local;
 export const demoPlan = (): LoadedPlan => loadPlanFile(join(env().projectRoot, 'scripts', 'dev', 'demo-plan.yaml'));
 export { parsePlan };
+
+/** Creates each of `databases` that does not exist yet on the server `conn` (to its postgres database) reaches. */
+export async function createDatabases(conn: PgConnection, databases: string[]): Promise<void> {
+  await withClient(conn, async (c) => {
+    for (const db of databases)
+      if (!(await c.query('select 1 from pg_database where datname = $1', [db])).rowCount)
+        await c.query(`create database ${db}`);
+  });
+}
 
 export function demoDrillInput(overrides: Partial<DrillInput> = {}): DrillInput {
   return { ...drillInput(demoPlan(), 'orders', { fromLatestBackup: false, triggeredBy: 'test' }), ...overrides };

@@ -7,22 +7,20 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import type { Client } from '@temporalio/client';
-import { failbackInput, failoverInput } from '../../worker/plan';
+import { failoverInput } from '../../worker/plan';
 import { approveFailoverUpdate } from '../../workflows/messages';
-import type { RunbookReport } from '../../workflows/types';
 import { CLI, stopProcess } from '../support/cli';
 import {
   canaryAtEpoch,
   createReplicaSet,
+  drillWaitingOnLock,
   expectAtHome,
-  expectOneWritablePrimary,
   expectPassed,
-  holdOrdersLock,
   lockId,
-  startDrill,
+  runFailback,
   startTopologyRunbook,
   topologyOf,
-  waitForLockWaiter,
+  topologyReport,
   waitForStandbyToCatchUp,
   waitForStep,
   type ReplicaSetFixture,
@@ -102,8 +100,7 @@ test('a failover survives SIGKILL of its worker at the approval gate: a new work
   });
   expect(accepted).toEqual({ accepted: true, workflowId: lockId(DB) });
 
-  const report = (await handle.result()) as RunbookReport;
-  await expectOneWritablePrimary(fx);
+  const report = await topologyReport(fx, handle);
   expectPassed(report);
   expect(report.runId).toBe(handle.firstExecutionRunId); // the same run, carried on: not restarted
   expect(report.rpoSeconds).toBe(0);
@@ -125,14 +122,7 @@ test('a failover survives SIGKILL of its worker at the approval gate: a new work
   await canaryAtEpoch(DB, topologyOf(fx).primarySinceEpoch);
 
   // And back, on the new worker.
-  const failback = (await (
-    await startTopologyRunbook(
-      temporal,
-      'failback',
-      failbackInput(fx.plan, DB, { preApproved: true, triggeredBy: 'test' }),
-    )
-  ).result()) as RunbookReport;
-  await expectOneWritablePrimary(fx);
+  const failback = await runFailback(temporal, fx);
   expectPassed(failback);
   expectAtHome(fx);
   await waitForStandbyToCatchUp(fx.home, fx.standby, DB);
@@ -146,11 +136,8 @@ test('a worker process survives the fence ending the sessions its drill backup h
   const exited = once(worker, 'exit').then(([code, signal]) => ({ code, signal }));
   // The drill's pg_dump waits behind an application's lock: its sessions are open on the primary
   // when the failover's fence ends every session there.
-  const lock = await holdOrdersLock(fx);
-  const drill = await startDrill(temporal, fx);
+  const { release } = await drillWaitingOnLock(temporal, fx, 90_000);
   try {
-    await waitForStep(drill, 'drillProgress', 'backup', 90_000);
-    await waitForLockWaiter(fx);
     const failover = await startTopologyRunbook(
       temporal,
       'failover',
@@ -166,23 +153,14 @@ test('a worker process survives the fence ending the sessions its drill backup h
         : null;
     if (crash) startWorkerProcess(); // so that the runbooks can still finish and the set come home
 
-    const report = (await failover.result()) as RunbookReport;
-    await expectOneWritablePrimary(fx);
-    const failback = (await (
-      await startTopologyRunbook(
-        temporal,
-        'failback',
-        failbackInput(fx.plan, DB, { preApproved: true, triggeredBy: 'test' }),
-      )
-    ).result()) as RunbookReport;
-    await expectOneWritablePrimary(fx);
+    const report = await topologyReport(fx, failover);
+    const failback = await runFailback(temporal, fx);
 
     expect(crash).toBeNull();
     expectPassed(report);
     expectPassed(failback);
     expectAtHome(fx);
   } finally {
-    await drill.cancel().catch(() => undefined);
-    await lock.release();
+    await release();
   }
 }, 300_000);

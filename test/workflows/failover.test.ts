@@ -10,7 +10,7 @@ import { WorkflowFailedError, WorkflowUpdateFailedError, type Client, type Workf
 import { ApplicationFailure } from '@temporalio/common';
 import { CanaryLedger } from '../../activities/canary-ledger';
 import { withClient, writeCanary } from '../../activities/pg/sql';
-import { failbackInput, failoverInput } from '../../worker/plan';
+import { failoverInput } from '../../worker/plan';
 import { approveFailoverUpdate } from '../../workflows/messages';
 import type { Progress } from '../../workflows/steps';
 import type { Approval, RunbookReport } from '../../workflows/types';
@@ -19,20 +19,22 @@ import {
   canariesInCopy,
   canaryAtEpoch,
   createReplicaSet,
+  drillWaitingOnLock,
   expectAtHome,
   expectOneWritablePrimary,
   expectPassed,
-  holdOrdersLock,
   label,
   lockId,
   missingCanaries,
   planText,
+  runFailback,
+  runFailover,
   same,
   sleep,
   startDrill,
   startTopologyRunbook,
   topologyOf,
-  waitForLockWaiter,
+  topologyReport,
   waitForStandbyToCatchUp,
   waitForStep,
   watchWritable,
@@ -85,37 +87,10 @@ beforeEach(async () => {
   const t = topologyOf(fx);
   if (same(t.primary, fx.home) && same(t.standby, fx.standby) && t.fenced.length === 0) return;
   console.warn(`an earlier test left ${fx.set.set} away from home (primary ${label(t.primary)}): failing back first`);
-  await runFailback({ discardDivergent: true });
+  await runFailback(temporal, fx, { discardDivergent: true });
 }, 180_000);
 
 // ---- helpers: one runbook each, and the checks every runbook is held to ----
-
-/** Waits for a runbook's report; then, whatever it says, exactly one node may accept writes. */
-async function finished(handle: WorkflowHandle): Promise<RunbookReport> {
-  const report = (await handle.result()) as RunbookReport;
-  await expectOneWritablePrimary(fx);
-  return report;
-}
-
-async function runFailover(mode: 'planned' | 'unplanned'): Promise<RunbookReport> {
-  return finished(
-    await startTopologyRunbook(
-      temporal,
-      'failover',
-      failoverInput(fx.plan, DB, { mode, preApproved: true, triggeredBy: 'test' }),
-    ),
-  );
-}
-
-async function runFailback(options: { discardDivergent?: boolean } = {}): Promise<RunbookReport> {
-  return finished(
-    await startTopologyRunbook(
-      temporal,
-      'failback',
-      failbackInput(fx.plan, DB, { preApproved: true, triggeredBy: 'test', ...options }),
-    ),
-  );
-}
 
 /** A failover that waits at the approval gate (for up to `timeoutSeconds`). */
 async function failoverAwaitingApproval(timeoutSeconds: number) {
@@ -178,9 +153,9 @@ async function failOverUnderDrill(
   drill: WorkflowHandle,
 ): Promise<{ drill: Awaited<ReturnType<typeof endOf>>; failover: RunbookReport }> {
   try {
-    const failover = await runFailover('planned');
+    const failover = await runFailover(temporal, fx, 'planned');
     const ended = await endOf(drill);
-    expectPassed(await runFailback());
+    expectPassed(await runFailback(temporal, fx));
     return { drill: ended, failover };
   } finally {
     await drill.cancel().catch(() => undefined);
@@ -214,7 +189,7 @@ test('planned switchover to fo-b and failback to fo-a: RPO 0, the old primary de
     );
   });
 
-  const failover = await runFailover('planned');
+  const failover = await runFailover(temporal, fx, 'planned');
   expectPassed(failover);
   expect(failover.rpoSeconds).toBe(0);
   expect(failover.rtoSeconds).toBeGreaterThan(0);
@@ -275,7 +250,7 @@ test('planned switchover to fo-b and failback to fo-a: RPO 0, the old primary de
   // The canary writer followed the traffic pointer to the promoted standby.
   await canaryAtEpoch(DB, failedOver.primarySinceEpoch);
 
-  const failback = await runFailback();
+  const failback = await runFailback(temporal, fx);
   expectPassed(failback);
   expect(failback.rpoSeconds).toBe(0);
   expect(check(failback, 're-protect home server')?.detail).toBe(
@@ -306,7 +281,7 @@ test('unplanned failover after SIGKILL of the primary: standby promoted and writ
   await canaryAtEpoch(DB, before.epoch);
   process.kill(postmasterPid(fx.home), 'SIGKILL');
 
-  const failover = await runFailover('unplanned');
+  const failover = await runFailover(temporal, fx, 'unplanned');
   expectPassed(failover);
   expect(typeof failover.rpoSeconds).toBe('number');
   expect(failover.rpoSeconds).toBeLessThanOrEqual(failover.objectives.rpoSeconds);
@@ -332,12 +307,12 @@ test('unplanned failover after SIGKILL of the primary: standby promoted and writ
 
   // The writer may have had a write acknowledged that the standby never received: then the crashed
   // server diverged, the failback refuses to discard it unasked, and is run again on the operator's word.
-  let failback = await runFailback();
+  let failback = await runFailback(temporal, fx);
   if (failback.outcome === 'failed' && failback.reason?.startsWith('LifeboatDivergentWrites: ')) {
     console.log(
       `failback after the crash refused (${lost.length} canaries were lost): ${failback.reason.slice(0, 300)}`,
     );
-    failback = await runFailback({ discardDivergent: true });
+    failback = await runFailback(temporal, fx, { discardDivergent: true });
     expect(failback.failover?.discardedDivergence).toMatchObject({ node: 'fo-a/server', by: 'test' });
   }
   expectPassed(failback);
@@ -379,7 +354,7 @@ test('unplanned failover of a primary that dies while its standby lags: the lost
   process.kill(postmasterPid(fx.home), 'SIGKILL');
   process.kill(walSender, 'SIGKILL'); // a stopped process would hold the dead server's shared memory
 
-  const failover = await runFailover('unplanned');
+  const failover = await runFailover(temporal, fx, 'unplanned');
   expectPassed(failover);
   // What the writer had acknowledged under the old primary and the promoted standby lacks: lost.
   const oldTerm = ledger.entries(DB).filter((e) => e.epoch === before.epoch && e.writtenAt <= failover.startedAt);
@@ -403,7 +378,7 @@ test('unplanned failover of a primary that dies while its standby lags: the lost
   // The crashed server holds acknowledged writes nobody else has: a failback must not discard them
   // unasked. It stops, names them, and changes nothing.
   const beforeRefusal = topologyOf(fx);
-  const refused = await runFailback();
+  const refused = await runFailback(temporal, fx);
   expect(refused.outcome).toBe('failed');
   expect(refused.reason).toMatch(
     /^LifeboatDivergentWrites: fo-a\/server committed \d+ transactions after the fork at [0-9A-F]+\/[0-9A-F]+ on timeline \d+ \(WAL [0-9A-F/]+\.\.[0-9A-F/]+\): xid \d+ at /,
@@ -418,7 +393,7 @@ test('unplanned failover of a primary that dies while its standby lags: the lost
 
   // On the operator's word they are discarded, a copy of the node kept first: the report says where
   // and who decided, and the copy holds the writes.
-  const failback = await runFailback({ discardDivergent: true });
+  const failback = await runFailback(temporal, fx, { discardDivergent: true });
   expectPassed(failback);
   expectAtHome(fx);
   const discarded = failback.failover?.discardedDivergence;
@@ -438,7 +413,7 @@ test('unplanned failover of a primary that dies while its standby lags: the lost
 
 test('an approval that times out changes nothing: same topology record, primary writable, standby streaming', async () => {
   const before = expectAtHome(fx);
-  const report = await finished(await failoverAwaitingApproval(2));
+  const report = await topologyReport(fx, await failoverAwaitingApproval(2));
   expect(report.outcome).toBe('failed');
   expect(report.reason).toBe('approval timed out after 2s; nothing was changed');
   expect(report.failover?.approval).toBeNull();
@@ -477,7 +452,7 @@ test('the approval validator rejects a wrong database, a stale plan and a missin
   expect((await handle.query<Progress>('failoverProgress')).running).toEqual(['approval']);
 
   expect(await approve({})).toEqual({ accepted: true, workflowId: lockId(DB) });
-  const report = await finished(handle);
+  const report = await topologyReport(fx, handle);
   expectPassed(report);
   expect(report.failover?.approval).toEqual({
     database: DB,
@@ -487,7 +462,7 @@ test('the approval validator rejects a wrong database, a stale plan and a missin
   });
   expect(topologyOf(fx)).toMatchObject({ primary: fx.standby });
 
-  expectPassed(await runFailback());
+  expectPassed(await runFailback(temporal, fx));
   expectAtHome(fx);
 }, 180_000);
 
@@ -546,19 +521,15 @@ test('a drill pre-empted while its backup waits on the primary ends cancelled to
   expectAtHome(fx);
   // An application transaction holds a lock the drill's pg_dump waits for: the failover's fence
   // ends every session on the primary, the drill's backup among them.
-  const lock = await holdOrdersLock(fx);
+  const { drill, release } = await drillWaitingOnLock(temporal, fx);
   try {
-    const drill = await startDrill(temporal, fx);
-    await waitForStep(drill, 'drillProgress', 'backup');
-    await waitForLockWaiter(fx);
-
     const { drill: ended, failover } = await failOverUnderDrill(drill);
     expectPassed(failover);
     expect(await local().listScratch(fx.set.dr)).toEqual([]);
     // Pre-empted is not failed: the audit trail must not record a drill failure no data caused.
     expect(ended).toEqual({ status: 'CANCELLED', failure: 'CancelledFailure' });
   } finally {
-    await lock.release();
+    await release();
   }
 }, 240_000);
 

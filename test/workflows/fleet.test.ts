@@ -8,7 +8,8 @@ import { seedDemo } from '../../scripts/dev/seed';
 import type { FleetDrillResult } from '../../workflows/fleet';
 import { loadPlanFile } from '../../worker/plan';
 import { lifeboat } from '../support/cli';
-import { client, env, local, withWorker } from '../support/stack';
+import { client, createDatabases, env, local, withWorker } from '../support/stack';
+import { localPlanText } from '../support/wf-local-plan';
 
 const DATABASES = ['fleet_a', 'fleet_b', 'fleet_c'];
 
@@ -17,31 +18,19 @@ describe('fleet drill (child workflows, a concurrency limit; real local database
 
   beforeAll(async () => {
     const region = { name: 'local-a', provider: 'local' as const };
-    await withClient(await local().connect({ region, database: 'postgres' }), async (c) => {
-      for (const db of DATABASES)
-        if ((await c.query('select 1 from pg_database where datname = $1', [db])).rowCount === 0)
-          await c.query(`create database ${db}`);
-    });
+    await createDatabases(await local().connect({ region, database: 'postgres' }), DATABASES);
     for (const db of DATABASES)
       await withClient(await local().connect({ region, database: db }), (c) => seedDemo(c, 0.01));
     plan = join(env().home, 'fleet-plan.yaml');
-    writeFileSync(
-      plan,
-      `regions:
-  local-a: { provider: local }
-  local-b: { provider: local }
-databases:
-${DATABASES.map(
-  (db) => `  ${db.replace('_', '-')}:
-    primary: { region: local-a, database: ${db} }
-    dr: { region: local-b }
-    objectives: { rpo: 1h, rto: 1h }
-    checks:
-      - name: orders exist
-        sql: select ${db === 'fleet_c' ? 'false' : 'count(*) > 0 from orders'}
-`,
-).join('')}`,
-    );
+    const databases = DATABASES.map((db) => ({
+      key: db.replace('_', '-'),
+      database: db,
+      home: 'local-a',
+      dr: 'local-b',
+      objectives: { rpo: '1h', rto: '1h' },
+      checks: [{ name: 'orders exist', sql: `select ${db === 'fleet_c' ? 'false' : 'count(*) > 0 from orders'}` }],
+    }));
+    writeFileSync(plan, localPlanText(databases));
   });
 
   test('every database is drilled as a child workflow, at most 2 at a time; the one with bad data fails the fleet and the others still pass', async () => {
