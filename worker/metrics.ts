@@ -6,7 +6,7 @@
 // Prometheus text format 0.0.4, written here: a handful of gauges needs no client library.
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type { Client } from '@temporalio/client';
 import type { MetricsExporterConfig } from '@temporalio/worker';
 import type { Logger } from 'pino';
@@ -408,7 +408,7 @@ class ProcessGauges {
   private readonly external: Gauge;
   private readonly resident: Gauge;
   private readonly lag: Record<'mean' | 'p99' | 'max', Gauge>;
-  private eventLoop: IntervalHistogram | undefined;
+  private eventLoop: ReturnType<typeof monitorEventLoopDelay> | undefined;
 
   constructor(r: GaugeRegistry) {
     this.heapUsed = r.gauge('nodejs_heap_size_used_bytes', 'V8 heap in use, in bytes.');
