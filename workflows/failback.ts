@@ -89,7 +89,7 @@ export function failback(input: FailbackInput): Promise<RunbookReport> {
         `approval timed out after ${input.approval.timeoutSeconds}s; ${label(current)} is still the primary, ${label(homeNode)} its standby`,
       );
     const startCanary = await canaryWriteOnNode(run, current);
-    const switched = await plannedSwitchover(run, set, current, homeNode, topology);
+    const switched = await plannedSwitchover(run, { set, from: current, to: homeNode, topology });
     report.rpoSeconds = await verifyNewPrimary(run, homeNode, 'planned', startCanary, run.declaredStart);
     if (report.checks.every((c) => c.ok)) report.rtoSeconds = run.elapsed();
 

@@ -66,14 +66,14 @@ export function failover(input: FailoverInput): Promise<RunbookReport> {
     if (!approval) return run.fail(`approval timed out after ${input.approval.timeoutSeconds}s; nothing was changed`);
     const switched =
       input.mode === 'planned'
-        ? await plannedSwitchover(run, set, from, to, topology)
-        : { topology: await unplannedTakeover(run, set, from, to, topology), canFollow: false };
+        ? await plannedSwitchover(run, { set, from, to, topology })
+        : { topology: await unplannedTakeover(run, { set, from, to, topology }), canFollow: false };
     failover.topology = switched.topology;
 
     report.rpoSeconds = await verifyNewPrimary(run, to, input.mode, startCanary, run.declaredStart);
     if (run.passedChecks(() => `smoke tests failed on ${label(to)}`)) report.rtoSeconds = run.elapsed();
     if (switched.canFollow && patched(DEMOTED_PRIMARY_FOLLOWS))
-      failover.topology = await followNewPrimary(run, set, from, to, switched.topology);
+      failover.topology = await followNewPrimary(run, { set, from, to, topology: switched.topology });
   });
 }
 

@@ -190,17 +190,26 @@ function recordApproval(steps: StepLog, approval: Approval): void {
 }
 
 /**
+ * A change of roles in a replication set: `from` gives up the primary role, `to` takes it, starting
+ * from the record read at the start of the run.
+ */
+export interface Move {
+  set: ReplicaSetSpec;
+  from: NodeRef;
+  to: NodeRef;
+  topology: TopologyView;
+}
+
+/**
  * Planned switchover from `from` (the primary) to `to` (its streaming standby), losing nothing:
  * fence -> hold traffic -> wait until `to` has replayed the fenced primary's last WAL -> promote ->
  * repoint traffic. Until the promote, every step has an undo registered (un-hold, unfence).
  */
 export async function plannedSwitchover(
   run: TopologyRun,
-  set: ReplicaSetSpec,
-  from: NodeRef,
-  to: NodeRef,
-  topology: TopologyView,
+  move: Move,
 ): Promise<{ topology: TopologyView; fencedAt: number; canFollow: boolean }> {
+  const { set, from, to, topology } = move;
   const { info, report } = run;
   const fromRegion = regionOf(set, from);
   const toRegion = regionOf(set, to);
@@ -220,7 +229,7 @@ export async function plannedSwitchover(
   if (!fence.confirmed || !fence.finalLsn) throw invalid(`could not confirm the fence of ${label(from)}: ${fence.how}`);
 
   const hold = async (): Promise<TopologyView> => {
-    const held = await holdTraffic(run, set, from, to, topology);
+    const held = await holdTraffic(run, move);
     run.undo(`restore traffic to ${label(from)}`, () =>
       run.in(toRegion).quick.repointTraffic(
         {
@@ -246,7 +255,7 @@ export async function plannedSwitchover(
     held = await hold();
     await replayed();
   }
-  const next = await promoteAndRepoint(run, set, from, to, topology, held, 'planned');
+  const next = await promoteAndRepoint(run, move, held, 'planned');
   if (report.failover) {
     report.failover.walGapBytes = 0;
     // Clients could not write from the fence until the record pointed at the new primary.
@@ -292,13 +301,8 @@ export const DEMOTED_PRIMARY_FOLLOWS = 'demoted-primary-follows';
  * switchover still stands: the node stays fenced (stopped, and only ever starts in recovery), and the
  * report says a failback (or its repair mode) rebuilds it.
  */
-export async function followNewPrimary(
-  run: TopologyRun,
-  set: ReplicaSetSpec,
-  from: NodeRef,
-  to: NodeRef,
-  topology: TopologyView,
-): Promise<TopologyView> {
+export async function followNewPrimary(run: TopologyRun, move: Move): Promise<TopologyView> {
+  const { set, from, to, topology } = move;
   const { report, info } = run;
   try {
     const rebuilt = await run.step(
@@ -349,13 +353,8 @@ export function rebuiltDetail(node: NodeRef, method: string, primary: NodeRef): 
  * Unplanned takeover: the primary may be dead. Fence it within a deadline (recorded, confirmed or
  * not), hold traffic, promote the standby whatever it has, repoint.
  */
-export async function unplannedTakeover(
-  run: TopologyRun,
-  set: ReplicaSetSpec,
-  from: NodeRef,
-  to: NodeRef,
-  topology: TopologyView,
-): Promise<TopologyView> {
+export async function unplannedTakeover(run: TopologyRun, move: Move): Promise<TopologyView> {
+  const { set, from } = move;
   const { report } = run;
   let fence: { confirmed: boolean; how: string };
   try {
@@ -368,20 +367,18 @@ export async function unplannedTakeover(
     fence = { confirmed: false, how: `not confirmed: ${describeFailure(err)}` };
   }
   if (report.failover) report.failover.fence = fence;
-  const held = await holdTraffic(run, set, from, to, topology);
-  return promoteAndRepoint(run, set, from, to, topology, held, 'unplanned');
+  const held = await holdTraffic(run, move);
+  return promoteAndRepoint(run, move, held, 'unplanned');
 }
 
 /** Promote the standby, then point clients at it; from the promote on, nothing is undone. */
 async function promoteAndRepoint(
   run: TopologyRun,
-  set: ReplicaSetSpec,
-  from: NodeRef,
-  to: NodeRef,
-  topology: TopologyView,
+  move: Move,
   held: TopologyView,
   mode: 'planned' | 'unplanned',
 ): Promise<TopologyView> {
+  const { set, from, to, topology } = move;
   const toRegion = regionOf(set, to);
   // The mode lets a platform that moves the writer itself pick how (Aurora: no data loss when planned).
   try {
@@ -391,7 +388,7 @@ async function promoteAndRepoint(
       `promoting ${label(to)}`,
     );
   } catch (err) {
-    if (patched(CHECK_BEFORE_UNDOING_PROMOTE)) await keepFencedUnlessStillStandby(run, set, from, to);
+    if (patched(CHECK_BEFORE_UNDOING_PROMOTE)) await keepFencedUnlessStillStandby(run, move);
     throw err;
   }
   // Past the point of no return: the old primary stays fenced whatever happens next.
@@ -418,12 +415,7 @@ export const CHECK_BEFORE_UNDOING_PROMOTE = 'check-before-undoing-promote';
  * the undo runs only when the standby is seen still in recovery; otherwise traffic stays held and
  * the old primary fenced, and the report says to look before acting.
  */
-async function keepFencedUnlessStillStandby(
-  run: TopologyRun,
-  set: ReplicaSetSpec,
-  from: NodeRef,
-  to: NodeRef,
-): Promise<void> {
+async function keepFencedUnlessStillStandby(run: TopologyRun, { set, from, to }: Move): Promise<void> {
   const health = await run
     .step(
       'check the promotion',
@@ -445,13 +437,8 @@ async function keepFencedUnlessStillStandby(
 }
 
 /** No primary while the roles change: the traffic proxy refuses and cuts every connection. */
-function holdTraffic(
-  run: TopologyRun,
-  set: ReplicaSetSpec,
-  from: NodeRef,
-  to: NodeRef,
-  topology: TopologyView,
-): Promise<TopologyView> {
+function holdTraffic(run: TopologyRun, move: Move): Promise<TopologyView> {
+  const { set, from, to, topology } = move;
   return run.step(
     'hold traffic',
     () =>
