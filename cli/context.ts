@@ -3,7 +3,7 @@ import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import type { Client } from '@temporalio/client';
 import type { LifeboatEnv } from '../worker/env';
-import { connectClient, temporalTarget, type TemporalTarget } from '../worker/temporal';
+import type { TemporalTarget } from '../worker/temporal';
 import { loadPlanFile, type LoadedPlan } from '../worker/plan';
 import type { Args } from './args';
 
@@ -33,9 +33,12 @@ export function plural(count: number, noun: string): string {
  * to do about it, or what that means for the command.
  */
 export async function connectTemporal({
-  target = temporalTarget(),
+  target,
   then = 'start the local stack with `lifeboat dev up`, or set TEMPORAL_ADDRESS',
 }: { target?: TemporalTarget; then?: string } = {}): Promise<Client | null> {
+  // The Temporal client loads here, not with this module: plan validate shares it and never connects.
+  const { connectClient, temporalTarget } = await import('../worker/temporal');
+  target ??= temporalTarget();
   try {
     return await connectClient(target);
   } catch (err) {

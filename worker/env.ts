@@ -2,7 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { codecSettings, type CodecSettings } from './codec';
+import { codecSettings, type CodecSettings } from './codec-settings';
 
 export interface LifeboatEnv {
   /** Where the local provider keeps regions, backups and scratch instances; the dev stack's state too. */

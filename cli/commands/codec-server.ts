@@ -1,5 +1,5 @@
 // `lifeboat codec-server`: decrypts payloads for the Temporal UI and CLI (services/codec-server.ts).
-import { CodecConfigError } from '../../worker/codec';
+import { CodecConfigError } from '../../worker/codec-settings';
 import { expectArgs } from '../args';
 import type { CommandContext } from '../context';
 

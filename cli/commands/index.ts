@@ -1,37 +1,23 @@
-// Every `lifeboat` command, by the name typed on the command line; one file each.
+// Every `lifeboat` command, by the name typed on the command line; one file each, loaded only when
+// it runs: a command's imports (the Temporal client, the worker, the dev stack) cost the others
+// nothing, so `lifeboat plan validate` or `--help` starts without the SDK.
 import type { Command } from '../context';
-import { approve } from './approve';
-import { backup } from './backup';
-import { backups } from './backups';
-import { codecServer } from './codec-server';
-import { dev } from './dev';
-import { drill } from './drill';
-import { failback } from './failback';
-import { failover } from './failover';
-import { plan } from './plan';
-import { readiness } from './readiness';
-import { report } from './report';
-import { schedule } from './schedule';
-import { status } from './status';
-import { sweep } from './sweep';
-import { traffic } from './traffic';
-import { worker } from './worker';
 
-export const COMMANDS: ReadonlyMap<string, Command> = new Map([
-  ['dev', dev],
-  ['worker', worker],
-  ['plan', plan],
-  ['drill', drill],
-  ['backup', backup],
-  ['readiness', readiness],
-  ['backups', backups],
-  ['failover', failover],
-  ['failback', failback],
-  ['approve', approve],
-  ['status', status],
-  ['sweep', sweep],
-  ['traffic', traffic],
-  ['schedule', schedule],
-  ['codec-server', codecServer],
-  ['report', report],
+export const COMMANDS: ReadonlyMap<string, () => Promise<Command>> = new Map([
+  ['dev', async () => (await import('./dev')).dev],
+  ['worker', async () => (await import('./worker')).worker],
+  ['plan', async () => (await import('./plan')).plan],
+  ['drill', async () => (await import('./drill')).drill],
+  ['backup', async () => (await import('./backup')).backup],
+  ['readiness', async () => (await import('./readiness')).readiness],
+  ['backups', async () => (await import('./backups')).backups],
+  ['failover', async () => (await import('./failover')).failover],
+  ['failback', async () => (await import('./failback')).failback],
+  ['approve', async () => (await import('./approve')).approve],
+  ['status', async () => (await import('./status')).status],
+  ['sweep', async () => (await import('./sweep')).sweep],
+  ['traffic', async () => (await import('./traffic')).traffic],
+  ['schedule', async () => (await import('./schedule')).schedule],
+  ['codec-server', async () => (await import('./codec-server')).codecServer],
+  ['report', async () => (await import('./report')).report],
 ]);
