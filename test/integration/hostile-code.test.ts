@@ -4,11 +4,11 @@
 // (activities/pg/roles.ts, load-dump.ts), so none of it gets to run a program or read a server file:
 // each attempt is a failed check naming what was refused. Both kinds of restore (the local
 // provider's, a portable backup's) and both places checks run (a scratch instance, a new primary).
-import { chmodSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { withClient } from '../../activities/pg/sql';
 import type { BackupRef, CheckResult, ReplicaSetSpec } from '../../workflows/types';
+import { markerDirectory, markerTableSql } from '../support/t2-drill';
 import { restoreBench } from '../support/unit-restore-bench';
 
 const DB = 'hostile_code';
@@ -54,22 +54,14 @@ function expectRefused(checks: CheckResult[]): void {
 describe('code in a backup, and plan checks, run without superuser', () => {
   const bench = restoreBench({ db: DB, test: 'hostile-code', activityType: 'hostile' });
   const { p, activities, inActivity, regionA, stamp } = bench;
-  // The server runs programs as the postgres OS user: the marker directory is writable by anyone.
-  const markerDir = mkdtempSync(join(tmpdir(), 'lifeboat-marker-'));
-  chmodSync(markerDir, 0o777);
+  const markerDir = markerDirectory();
   const restoreMarker = join(markerDir, 'from-restore');
   const scratch = bench.scratch('hostile-code');
   let localCopy: BackupRef;
   let portableCopy: BackupRef;
 
   beforeAll(async () => {
-    await bench.makeDatabase(`
-        create function touch_marker(v int) returns boolean language plpgsql as $f$
-        begin
-          copy (select 1) to program 'touch ${restoreMarker}; cat > /dev/null';
-          return v is not null;
-        end $f$;
-        create table guarded (id int primary key, v int check (touch_marker(v)));
+    await bench.makeDatabase(`${markerTableSql('touch_marker', 'guarded', restoreMarker)}
         insert into guarded values (1, 1), (2, 2);
         create table plain (id int primary key, note text);
         insert into plain select i, 'note ' || i from generate_series(1, 100) i;

@@ -3,6 +3,7 @@
 import { failoverInput, parsePlan } from '../../worker/plan';
 import type { FailoverInput, NodeRef, TopologyView } from '../../workflows/types';
 import { planText } from '../support/replica-set';
+import { CAUGHT_UP_LAG } from '../support/t2-drill';
 import { besides, type Script } from './harness';
 
 export const HOME = 'rb-a';
@@ -59,14 +60,7 @@ export function healthySwitchover(): Script {
     checkReplication: besides('writeCanaryOnNode', {
       primary: nodeUp(true),
       standby: nodeUp(false),
-      lag: {
-        streaming: true,
-        lagBytes: 0,
-        lagSeconds: 0,
-        slotActive: true,
-        primaryLsn: '0/1000000',
-        replayLsn: '0/1000000',
-      },
+      lag: CAUGHT_UP_LAG,
     }),
     writeCanaryOnNode: besides('checkReplication', CANARY),
     notify: () => ({ sent: false }),

@@ -1,8 +1,7 @@
 // moto_server: the AWS API stand-in the AWS provider tests run against. One process serves every
 // region, with each region's resources apart, all in memory: a reset gives a test a clean account.
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, openSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { openSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   CreateAliasCommand,
@@ -30,6 +29,7 @@ import {
   RDSClient,
 } from '@aws-sdk/client-rds';
 import { stopProcess } from './cli';
+import { emulatorLogDir, installedTool, waitUntilAnswering } from './t2-tools';
 
 /** The name of every scratch resource the fixture makes: a second call finds them by it. */
 export const SCRATCH_NAME = 'lifeboat-scratch';
@@ -51,13 +51,7 @@ export interface AwsTestFixture {
 
 /** Where scripts/setup.sh --with-moto installs it; throws with the fix when it is not there. */
 export function motoServerPath(): string {
-  const path = join(__dirname, '..', '..', '.venv', 'bin', 'moto_server');
-  if (!existsSync(path)) {
-    throw new Error(
-      `moto_server is missing (expected ${path}): run \`bash scripts/test.sh\`, or \`bash scripts/setup.sh --with-moto\` then jest`,
-    );
-  }
-  return path;
+  return installedTool('.venv/bin', 'moto_server', '--with-moto');
 }
 
 /**
@@ -66,7 +60,7 @@ export function motoServerPath(): string {
  * Ctrl-C stops it with the benchmark.
  */
 export async function startMoto(port: number, options: { log?: string; detached?: boolean } = {}): Promise<MotoServer> {
-  const log = options.log ?? join(logDir(), 'moto-server.log');
+  const log = options.log ?? join(emulatorLogDir('moto'), 'moto-server.log');
   const detached = options.detached ?? true;
   const out = openSync(log, 'a');
   const child = spawn(motoServerPath(), ['-H', '127.0.0.1', '-p', String(port)], {
@@ -75,21 +69,7 @@ export async function startMoto(port: number, options: { log?: string; detached?
   });
   if (detached) child.unref();
   const endpoint = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + STARTUP_SECONDS * 1000;
-  while (!(await answers(endpoint))) {
-    if (child.exitCode !== null || child.signalCode !== null) {
-      throw new Error(
-        `moto_server on port ${port} exited (${child.exitCode ?? child.signalCode}) before it answered; ${log} ends with:\n${tail(log)}`,
-      );
-    }
-    if (Date.now() > deadline) {
-      child.kill();
-      throw new Error(
-        `moto_server on port ${port} did not answer HTTP within ${STARTUP_SECONDS}s; ${log} ends with:\n${tail(log)}`,
-      );
-    }
-    await new Promise((r) => setTimeout(r, 200));
-  }
+  await waitUntilAnswering(child, `moto_server on port ${port}`, `${endpoint}/moto-api/`, log, STARTUP_SECONDS);
   return { pid: child.pid!, endpoint, stop: () => stopProcess(child, 10_000) };
 }
 
@@ -174,27 +154,6 @@ export async function awsTestFixture(endpoint: string, awsRegion: string): Promi
   } finally {
     for (const client of [ec2, kms, rds]) client.destroy();
   }
-}
-
-function logDir(): string {
-  const home = process.env.LIFEBOAT_HOME;
-  if (!home) return mkdtempSync(join(tmpdir(), 'lifeboat-moto-'));
-  mkdirSync(home, { recursive: true });
-  return home;
-}
-
-/** Any HTTP answer means the server is up; a refused connection means not yet. */
-async function answers(endpoint: string): Promise<boolean> {
-  try {
-    await fetch(`${endpoint}/moto-api/`, { signal: AbortSignal.timeout(1000) });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function tail(file: string, lines = 20): string {
-  return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
 }
 
 async function scratchKey(kms: KMSClient): Promise<string> {

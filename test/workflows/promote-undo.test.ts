@@ -21,6 +21,7 @@ import {
 } from '../../workflows/types';
 import { startTopologyRunbook } from '../support/replica-set';
 import { client, env, local, startWorker, type RunningWorker } from '../support/stack';
+import { CAUGHT_UP_LAG } from '../support/t2-drill';
 import { findPgBin } from '../../activities/pg/binaries';
 
 const DB = 'promote_undo';
@@ -87,14 +88,7 @@ class ScriptedProvider extends LocalProvider {
     };
   }
   override async replicationLag() {
-    return {
-      streaming: true,
-      lagBytes: 0,
-      lagSeconds: 0,
-      slotActive: true,
-      primaryLsn: '0/1000000',
-      replayLsn: '0/1000000',
-    };
+    return { ...CAUGHT_UP_LAG };
   }
   override async connectNode(_node: NodeRef, database: string) {
     return local().regionCluster('local-a').connection(database);
