@@ -111,7 +111,7 @@ export function createReadinessActivities(deps: ActivityDeps) {
     /** The newest finished drill of a database, and the newest that passed, from Temporal's visibility. */
     lastDrills: activity('lastDrills', async ({ database, since }: { database: string; since: string }) => {
       const client = await temporal('look up drills with');
-      const query = drillRunsQuery(database, 'Completed', since);
+      const query = drillRunsQuery(database, 'Finished', since);
       let newest: DrillSighting | null = null;
       let newestPassed: DrillSighting | null = null;
       for await (const run of listRuns(client, query)) {

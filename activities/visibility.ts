@@ -5,7 +5,7 @@
 import type { Client } from '@temporalio/client';
 import type { temporal } from '@temporalio/proto';
 import type { SearchAttributeKey, SearchAttributeType } from '@temporalio/common/lib/search-attributes';
-import { DatabaseAttr, RunbookAttr } from '../workflows/search-attributes';
+import { DatabaseAttr, OutcomeAttr, RunbookAttr } from '../workflows/search-attributes';
 
 /**
  * A value as a string literal of a visibility query (a list filter), quotes included. The server
@@ -19,10 +19,17 @@ export function visibilityString(value: string): string {
 }
 
 /** The drills of one database in a given status (closed since `closedSince`, when given). */
-export function drillRunsQuery(database: string, status: 'Running' | 'Completed', closedSince?: string): string {
+export function drillRunsQuery(database: string, status: 'Running' | 'Finished', closedSince?: string): string {
   const since = closedSince === undefined ? '' : ` AND CloseTime >= ${visibilityString(closedSince)}`;
-  return `${DatabaseAttr.name} = ${visibilityString(database)} AND ${RunbookAttr.name} = 'drill' AND ExecutionStatus = '${status}'${since}`;
+  return `${DatabaseAttr.name} = ${visibilityString(database)} AND ${RunbookAttr.name} = 'drill' AND ${status === 'Running' ? `ExecutionStatus = 'Running'` : FINISHED_WITH_REPORT}${since}`;
 }
+
+/**
+ * Runs that ended with a report: completed (passed, or failed before failed runbooks became Failed
+ * workflows), or Failed with an outcome recorded (workflows/runbook-failure.ts). A run that failed
+ * before it had a report (bad input) has no outcome.
+ */
+export const FINISHED_WITH_REPORT = `(ExecutionStatus = 'Completed' OR (ExecutionStatus = 'Failed' AND ${OutcomeAttr.name} = 'failed'))`;
 
 export interface RunSighting {
   workflowId: string;

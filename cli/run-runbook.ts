@@ -12,6 +12,7 @@ import type { LoadedPlan } from '../worker/plan';
 import { temporalTarget, uiLink } from '../worker/temporal';
 import type { Progress } from '../workflows/steps';
 import { DatabaseAttr, ProviderAttr, RunbookAttr, TriggeredByAttr } from '../workflows/search-attributes';
+import { runbookReport } from '../workflows/runbook-failure';
 import {
   ErrorType,
   RUNBOOK_TASK_QUEUE,
@@ -128,7 +129,7 @@ export async function runRunbook(env: LifeboatEnv, args: Args, start: RunbookSta
   }
   const view = process.stdout.isTTY && !args.json ? watch(handle, start.workflowType ?? runbook, summary) : null;
   try {
-    const report = (await handle.result()) as RunbookReport;
+    const report = await runbookReport(handle);
     await view?.stop();
     if (args.json) process.stdout.write(JSON.stringify({ ...report, uiUrl: link }, null, 2) + '\n');
     else process.stdout.write(renderReport(report, link) + '\n');

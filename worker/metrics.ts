@@ -10,7 +10,14 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type { Client } from '@temporalio/client';
 import type { MetricsExporterConfig } from '@temporalio/worker';
 import type { Logger } from 'pino';
-import { listRuns, numberAttribute, stringAttribute, visibilityString } from '../activities/visibility';
+import { runbookReport } from '../workflows/runbook-failure';
+import {
+  FINISHED_WITH_REPORT,
+  listRuns,
+  numberAttribute,
+  stringAttribute,
+  visibilityString,
+} from '../activities/visibility';
 import type { ReadinessMetrics } from '../activities/deps';
 import { DatabaseAttr, OutcomeAttr, RpoSecondsAttr, RtoSecondsAttr } from '../workflows/search-attributes';
 import type { Objectives, RunbookReport } from '../workflows/types';
@@ -467,7 +474,7 @@ export function drillsFromVisibility(
   return async () => {
     const c = await client();
     const since = new Date(Date.now() - (bounds.days ?? 30) * 86_400_000).toISOString();
-    const query = `LifeboatRunbook = 'drill' AND ExecutionStatus = 'Completed' AND CloseTime >= ${visibilityString(since)}`;
+    const query = `LifeboatRunbook = 'drill' AND ${FINISHED_WITH_REPORT} AND CloseTime >= ${visibilityString(since)}`;
     const newest = new Map<string, { sighting: DrillSighting; workflowId: string; runId: string }>();
     for await (const run of listRuns(c, query, { pageSize: 500, limit: bounds.maxRuns ?? 3000 })) {
       const database = stringAttribute(run, DatabaseAttr);
@@ -503,8 +510,9 @@ export function drillsFromVisibility(
 /** Optional extra: a result the client cannot read (another codec, an older report) has none. */
 async function objectivesOf(client: Client, workflowId: string, runId: string): Promise<Objectives | null> {
   try {
-    const report = (await client.workflow.getHandle(workflowId, runId, { followRuns: false }).result()) as
-      Partial<RunbookReport> | undefined;
+    const report: Partial<RunbookReport> | undefined = await runbookReport(
+      client.workflow.getHandle(workflowId, runId, { followRuns: false }),
+    );
     const o = report?.objectives;
     return o && typeof o.rtoSeconds === 'number' && typeof o.rpoSeconds === 'number'
       ? { rtoSeconds: o.rtoSeconds, rpoSeconds: o.rpoSeconds }

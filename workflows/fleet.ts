@@ -5,6 +5,7 @@
 import { ParentClosePolicy, defineQuery, executeChild } from '@temporalio/workflow';
 import { runbook } from './kit';
 import { invalid } from './report';
+import { reportOfFailure } from './runbook-failure';
 import { describeFailure, type Progress } from './steps';
 import type { DrillInput, RunbookReport } from './types';
 
@@ -65,13 +66,15 @@ export async function fleetDrill(input: FleetDrillInput): Promise<FleetDrillResu
             ...(child.reason && { reason: child.reason }),
           });
         } catch (err) {
+          // A drill that failed ends as a failed child workflow carrying its report.
+          const failed = reportOfFailure(err);
           drills.push({
             database: drill.database,
             workflowId,
             outcome: 'failed',
-            rtoSeconds: null,
-            rpoSeconds: null,
-            reason: describeFailure(err),
+            rtoSeconds: failed?.rtoSeconds ?? null,
+            rpoSeconds: failed?.rpoSeconds ?? null,
+            reason: failed?.reason ?? describeFailure(err),
           });
         }
       };

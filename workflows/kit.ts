@@ -24,15 +24,18 @@
 // call deprecatePatch(id) instead of patched(id) and drop the old branch; the release after THAT, when
 // no run started under the patched() release can be open either, removes the deprecatePatch call.
 // Recorded histories in test/replay made before a marker pin it: remove such a history (and say so)
-// in the same change that deprecates the marker. None is deprecated yet: six markers are pinned by a
+// in the same change that deprecates the marker. None is deprecated yet: seven markers are pinned by a
 // recorded pre-patch history (checks-alongside-next-step, scratch-alongside-backup, notifications,
-// switchover-side-by-side, demoted-primary-follows, approval-audit: drill-passed-v1-*, failback.json,
-// failover-planned.json); check-before-undoing-promote and readiness-scratch-sweep are not, but
+// switchover-side-by-side, demoted-primary-follows, approval-audit, failed-runbook-fails-workflow:
+// drill-passed-v1-*, failback.json, failover-planned.json, drill-failed-v1-completed.json);
+// check-before-undoing-promote and readiness-scratch-sweep are not, but
 // Lifeboat has no release record saying when they shipped, so no one can say no older run is open.
 import {
+  ApplicationFailure,
   CancellationScope,
   CancelledFailure,
   isCancellation,
+  patched,
   proxyActivities,
   setHandler,
   workflowInfo,
@@ -54,6 +57,7 @@ import {
   teardown,
 } from './options';
 import { finishReport, startReport, type ReportSubject } from './report';
+import { RUNBOOK_FAILED } from './runbook-failure';
 import { describeFailure, StepLog, type Progress } from './steps';
 import { regionTaskQueue, type Attempted, type CheckResult, type RegionSpec, type RunbookReport } from './types';
 
@@ -264,5 +268,17 @@ export async function runbook<I>(spec: RunbookSpec<I>, body: (run: Run) => Promi
   }
   finishReport(run.report, run.steps);
   if (cancelled) throw cancelled;
+  // Runs started before this patch completed with a failed report; they still do on replay.
+  if (run.report.outcome === 'failed' && patched(FAILED_RUNBOOK_FAILS_WORKFLOW)) {
+    throw ApplicationFailure.create({
+      type: RUNBOOK_FAILED,
+      message: `${run.report.runbook} of ${run.report.database} failed: ${run.report.reason ?? 'see the report'}`,
+      nonRetryable: true,
+      details: [run.report],
+    });
+  }
   return run.report;
 }
+
+/** Since this patch a runbook whose outcome is `failed` ends as a Failed workflow (workflows/runbook-failure.ts). */
+export const FAILED_RUNBOOK_FAILS_WORKFLOW = 'failed-runbook-fails-workflow';

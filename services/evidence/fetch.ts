@@ -5,6 +5,7 @@ import { uiLink, type TemporalTarget } from '../../worker/temporal';
 import { drillRunsQuery, listRuns } from '../../activities/visibility';
 import { DatabaseAttr, RunbookAttr } from '../../workflows/search-attributes';
 import type { RunbookReport } from '../../workflows/types';
+import { reportOfFailure, runbookReport } from '../../workflows/runbook-failure';
 
 /** A database's name in a plan: worker/plan.ts validates plan keys with this same pattern. */
 export const DATABASE_NAME = /^[a-z][a-z0-9-]{0,62}$/;
@@ -49,8 +50,10 @@ export async function fetchRun(where: Where, workflowId: string): Promise<Fetche
         `Follow it in the Temporal UI${page ? ` (${page})` : ''} and run this again when it ends`,
     );
   }
-  if (status !== 'COMPLETED') {
-    // Cancelled, failed, terminated or timed out: the runbook returned no report to show.
+  // A runbook that failed ends as a Failed workflow with its report in the failure.
+  const failedReport = status === 'FAILED' ? await handle.result().then(() => undefined, reportOfFailure) : undefined;
+  if (status !== 'COMPLETED' && !failedReport) {
+    // Cancelled, terminated, timed out, or failed before it had a report: nothing to show.
     const why = await handle.result().then(
       () => '',
       (err: unknown) =>
@@ -58,7 +61,7 @@ export async function fetchRun(where: Where, workflowId: string): Promise<Fetche
     );
     throw new NoReport(`${what} ended ${status.toLowerCase().replace(/_/g, ' ')} without a report${why}`);
   }
-  const report = asRunbookReport(await handle.result());
+  const report = asRunbookReport(failedReport ?? (await handle.result()));
   if (!report) throw new NoReport(`${what} completed, but its result is not a Lifeboat runbook report`);
   return { report, link: link(where, workflowId, description.runId) };
 }
@@ -70,7 +73,7 @@ export function drillHistoryQuery(database: string): string {
       `database ${JSON.stringify(database)} is not a plan database name; expected lowercase letters, digits and dashes, starting with a letter (at most 63)`,
     );
   }
-  return drillRunsQuery(database, 'Completed');
+  return drillRunsQuery(database, 'Finished');
 }
 
 export interface DrillHistory {
@@ -91,7 +94,9 @@ export async function fetchDrillHistory(where: Where, database: string, last: nu
   }
   const newest = listed.sort((a, b) => b.startTime.getTime() - a.startTime.getTime()).slice(0, last);
   const results = await inBatches(newest, 8, async (run) => {
-    const value = await where.client.workflow.getHandle(run.workflowId, run.runId, { followRuns: false }).result();
+    const value = await runbookReport(
+      where.client.workflow.getHandle(run.workflowId, run.runId, { followRuns: false }),
+    ).catch(() => undefined);
     const report = asRunbookReport(value);
     return report ? { report, link: link(where, run.workflowId, run.runId) } : run.workflowId;
   });

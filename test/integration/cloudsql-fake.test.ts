@@ -9,6 +9,7 @@ import { findPgBin } from '../../activities/pg/binaries';
 import { withClient } from '../../activities/pg/sql';
 import { adminClients, untilDone } from '../fakes/cloudsql/clients';
 import { startCloudSqlFake, type CloudSqlFake } from '../fakes/cloudsql/server';
+import { httpStatusOf } from '../../activities/providers/gcp-errors';
 
 type Operation = protos.google.cloud.sql.v1.IOperation;
 
@@ -23,16 +24,36 @@ const pollUntilDone = (
   timeoutMs = 20_000,
 ): Promise<Operation> => untilDone(ops, project, operation, timeoutMs);
 
-/** The HTTP status and Google error body of a failed call (gaxios puts the body text in the message). */
+/** gRPC status names of the codes the fake answers with (newer clients report the gRPC code). */
+const GRPC_NAMES: Record<number, string> = {
+  3: 'INVALID_ARGUMENT',
+  5: 'NOT_FOUND',
+  6: 'ALREADY_EXISTS',
+  9: 'FAILED_PRECONDITION',
+};
+
+/**
+ * The HTTP status and Google error body of a failed call. @google-cloud/sql 0.25 (gaxios) put the body
+ * text in the message; 0.32 (google-gax) throws a GoogleError with the body's message and the gRPC code.
+ */
 async function httpError(
   call: Promise<unknown>,
 ): Promise<{ status: number; body: { error: { status: string; message: string } } }> {
   const err = (await call.then(
     () => undefined,
     (e: unknown) => e,
-  )) as { status?: number; message: string } | undefined;
+  )) as { code?: number; message: string } | undefined;
   if (!err) throw new Error('expected the call to fail, it succeeded');
-  return { status: err.status!, body: JSON.parse(err.message) as { error: { status: string; message: string } } };
+  const status = httpStatusOf(err);
+  if (status === undefined) throw new Error(`no HTTP status in the error: ${err.message}`);
+  try {
+    return { status, body: JSON.parse(err.message) as { error: { status: string; message: string } } };
+  } catch {
+    return {
+      status,
+      body: { error: { status: GRPC_NAMES[err.code ?? -1] ?? String(err.code), message: err.message } },
+    };
+  }
 }
 
 describe('Cloud SQL fake (real @google-cloud/sql clients, real PostgreSQL; no IAM, no networking)', () => {

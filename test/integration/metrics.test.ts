@@ -11,6 +11,7 @@ import { CLI } from '../support/cli';
 import { freePort } from '../support/ports';
 import { drillInput, loadPlanFile, readinessInput } from '../../worker/plan';
 import { client, env } from '../support/stack';
+import { runbookReport } from '../../workflows/runbook-failure';
 
 /** The value of one sample line, by its exact name and label part (`''` for none). */
 function sample(text: string, name: string, labels = ''): string | undefined {
@@ -89,13 +90,15 @@ describe('the metrics endpoint of a `lifeboat worker` process', () => {
       workflowId: `test/metrics/drill/${Date.now()}`,
       args: [drillInput(plan, DRILL_DB, { fromLatestBackup: false, triggeredBy: 'test' })],
     });
-    report = (await handle.result()) as RunbookReport;
+    report = await runbookReport(handle);
     const input = readinessInput(plan, 'orders', { triggeredBy: 'test' });
-    readiness = (await c.workflow.execute('readiness', {
-      taskQueue: RUNBOOK_TASK_QUEUE,
-      workflowId: `test/metrics/readiness/${Date.now()}`,
-      args: [input],
-    })) as RunbookReport;
+    readiness = await runbookReport(
+      await c.workflow.start('readiness', {
+        taskQueue: RUNBOOK_TASK_QUEUE,
+        workflowId: `test/metrics/readiness/${Date.now()}`,
+        args: [input],
+      }),
+    );
   });
 
   afterAll(async () => {

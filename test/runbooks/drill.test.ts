@@ -62,7 +62,12 @@ function healthyDrill(): Script {
 }
 
 test('a drill that passes restores, verifies, then tears its scratch instance down', async () => {
-  const { result, calls } = await server().run<RunbookReport>('drill', input(), { regions, script: healthyDrill() });
+  const { result, error, calls, handle } = await server().run<RunbookReport>('drill', input(), {
+    regions,
+    script: healthyDrill(),
+  });
+  expect(error).toBeUndefined();
+  expect((await handle.describe()).status.name).toBe('COMPLETED');
   expect(result?.reason ?? null).toBeNull();
   expect(result?.outcome).toBe('passed');
   expect(calls.names().at(-1)).toBe('dropScratchInstance');
@@ -141,7 +146,11 @@ test('a drill whose verify finds a bad table fails with the table and its reason
       newestCanary: CANARY,
     }) as never,
   };
-  const { result, calls } = await server().run<RunbookReport>('drill', input(), { regions, script });
+  const { result, error, calls, handle } = await server().run<RunbookReport>('drill', input(), { regions, script });
+  // A failed drill is a Failed workflow (the UI's status and its Failures filter show it), with the report.
+  expect(error).toBeInstanceOf(WorkflowFailedError);
+  expect((error as WorkflowFailedError).cause).toMatchObject({ type: 'LifeboatRunbookFailed', nonRetryable: true });
+  expect((await handle.describe()).status.name).toBe('FAILED');
   expect(result?.outcome).toBe('failed');
   expect(result?.reason).toContain('table public.orders (9 rows, expected 10: checksum differs)');
   expect(result?.reason).toMatch(/^1 of \d+ data checks failed/);

@@ -26,6 +26,7 @@ import { portOpen, temporalCli } from '../../scripts/dev/stack';
 import { loadEnv } from '../../worker/env';
 import { ALL_SEARCH_ATTRIBUTES } from '../../workflows/search-attributes';
 import { regionTaskQueue, RUNBOOK_TASK_QUEUE } from '../../workflows/types';
+import { reportOfFailure } from '../../workflows/runbook-failure';
 import { freePort } from '../support/ports';
 import { workflowBundle } from '../support/stack';
 import { version as workflowSdkVersion } from '@temporalio/workflow/package.json';
@@ -215,6 +216,9 @@ export class RunbookServer {
       try {
         result = (await handle.result()) as R;
       } catch (err) {
+        // A runbook that failed ends as a Failed workflow with its report: the report is the result,
+        // and `error` says how the workflow ended.
+        result = reportOfFailure(err) as R | undefined;
         error = err;
       }
       return { result, error, calls, handle };

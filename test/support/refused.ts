@@ -2,12 +2,15 @@
 import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import type { RunbookReport } from '../../workflows/types';
 import type { LogCapture } from './stack';
+import { reportOfFailure } from '../../workflows/runbook-failure';
 
 /** How a run ended: the report's outcome and reason, or (a runbook that fails its workflow) the failure's. */
 export async function endOf(handle: WorkflowHandle): Promise<{ status: string; outcome: string; reason: string }> {
   const ended = await handle.result().then(
     (report: RunbookReport) => ({ outcome: report.outcome, reason: report.reason ?? '' }),
     (err: unknown) => {
+      const report = reportOfFailure(err);
+      if (report) return { outcome: report.outcome, reason: report.reason ?? '' };
       const cause = err instanceof WorkflowFailedError ? err.cause : err;
       const type = (cause as { type?: string } | undefined)?.type;
       return { outcome: 'failed', reason: `${type ? `${type}: ` : ''}${(cause as Error)?.message ?? String(cause)}` };

@@ -29,6 +29,7 @@ import {
 import { freePort } from './ports';
 import { createDatabases, env, local, LogCapture, parsePlan } from './stack';
 import { localPlanText } from './wf-local-plan';
+import { runbookReport } from '../../workflows/runbook-failure';
 
 export const label = (n: NodeRef | null | undefined): string => (n ? `${n.region}/${n.name}` : '(none)');
 export const same = (a: NodeRef | null | undefined, b: NodeRef | null | undefined): boolean =>
@@ -268,7 +269,7 @@ export function startTopologyRunbook(
 
 /** Waits for a runbook's report; then, whatever it says, exactly one node of the set may accept writes. */
 export async function topologyReport(fx: ReplicaSetFixture, handle: WorkflowHandle): Promise<RunbookReport> {
-  const report = (await handle.result()) as RunbookReport;
+  const report = await runbookReport(handle);
   await expectOneWritablePrimary(fx);
   return report;
 }

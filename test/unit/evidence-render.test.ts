@@ -341,7 +341,7 @@ describe('drill history chart', () => {
 describe('finding runs', () => {
   test('the visibility query takes only a plan database name', () => {
     expect(drillHistoryQuery('orders')).toBe(
-      "LifeboatDatabase = 'orders' AND LifeboatRunbook = 'drill' AND ExecutionStatus = 'Completed'",
+      "LifeboatDatabase = 'orders' AND LifeboatRunbook = 'drill' AND (ExecutionStatus = 'Completed' OR (ExecutionStatus = 'Failed' AND LifeboatOutcome = 'failed'))",
     );
     for (const bad of ["orders' OR LifeboatRunbook = 'failover", 'Orders', 'orders\\', '', 'a'.repeat(64)]) {
       expect(() => drillHistoryQuery(bad)).toThrow(NoReport);

@@ -21,8 +21,8 @@ describe('visibilityString', () => {
   });
 
   test('the drill query of a database', () => {
-    expect(drillRunsQuery('orders', 'Completed')).toBe(
-      "LifeboatDatabase = 'orders' AND LifeboatRunbook = 'drill' AND ExecutionStatus = 'Completed'",
+    expect(drillRunsQuery('orders', 'Finished')).toBe(
+      "LifeboatDatabase = 'orders' AND LifeboatRunbook = 'drill' AND (ExecutionStatus = 'Completed' OR (ExecutionStatus = 'Failed' AND LifeboatOutcome = 'failed'))",
     );
     expect(drillRunsQuery("o'r", 'Running', '2026-01-01T00:00:00.000Z')).toBe(
       "LifeboatDatabase = 'o\\'r' AND LifeboatRunbook = 'drill' AND ExecutionStatus = 'Running' AND CloseTime >= '2026-01-01T00:00:00.000Z'",

@@ -12,6 +12,7 @@ import type { RunbookReport } from '../../workflows/types';
 import { lifeboat, type CliResult } from '../support/cli';
 import { createReplicaSet, lockId, waitForStep, waitUntil, type ReplicaSetFixture } from '../support/replica-set';
 import { client, env, LogCapture, startWorker, type RunningWorker } from '../support/stack';
+import { runbookReport } from '../../workflows/runbook-failure';
 
 const DB = 'audb';
 let fx: ReplicaSetFixture;
@@ -183,7 +184,7 @@ test('the approval is on the run: who approved as a search attribute, who and wh
   const [failover, failback] = versions;
   expect(failover!.typedSearchAttributes.get(ApprovedByAttr)).toBe('cli:alice-audit');
   expect(failback!.typedSearchAttributes.get(ApprovedByAttr)).toBe('cli:bob');
-  const report = (await temporal.workflow.getHandle(lockId(DB), failover!.runId).result()) as RunbookReport;
+  const report = await runbookReport(temporal.workflow.getHandle(lockId(DB), failover!.runId));
   expect(report.failover?.approval).toMatchObject({
     approvedBy: 'cli:alice-audit',
     reason: 'quarterly switchover rehearsal',

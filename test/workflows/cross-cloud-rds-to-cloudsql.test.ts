@@ -33,6 +33,7 @@ import {
   type CrossCloudAwsOptions,
   type CrossCloudAwsSetup,
 } from '../support/xc-aws-drill';
+import { runbookReport } from '../../workflows/runbook-failure';
 
 const GCP_REGION = 'gcp-dr';
 const PROJECT = 'lifeboat-rds2sql';
@@ -89,7 +90,7 @@ describe(`cross-cloud drill from AWS RDS to Google Cloud SQL (${STAND_INS})`, ()
       for (; !done; await sleep(50)) for (const name of await cloudSqlNames()) seen.add(name);
     })();
     watching.catch(() => undefined); // awaited below; this only marks the rejection as handled
-    const report = (await handle.result().finally(() => (done = true))) as RunbookReport;
+    const report = await runbookReport(handle).finally(() => (done = true));
     await watching;
     return {
       handle,

@@ -19,6 +19,7 @@ import { listRuns, stringAttribute } from '../../activities/visibility';
 import { DatabaseAttr } from '../../workflows/search-attributes';
 import { RUNBOOK_TASK_QUEUE, type RunbookReport } from '../../workflows/types';
 import { client, demoDrillInput, env, historyText, LogCapture, startWorker } from '../support/stack';
+import { runbookReport } from '../../workflows/runbook-failure';
 
 const tag = randomBytes(4).toString('hex');
 const MARKERS = {
@@ -89,7 +90,7 @@ describe('encrypted payloads: a drill through the AES-256-GCM codec', () => {
         staticSummary: `Drill ${MARKERS.summary}`,
         memo: { note: MARKERS.memo },
       });
-      report = (await handle.result()) as RunbookReport;
+      report = await runbookReport(handle);
       // Read as the server and a UI without the codec server see it: a client with no codec.
       const plain = await client();
       raw = await plain.workflow.getHandle(workflowId).fetchHistory();
@@ -201,7 +202,8 @@ describe('encrypted payloads: a drill through the AES-256-GCM codec', () => {
     const listed = [];
     for await (const run of listRuns(plain, query)) listed.push(run);
     expect(listed.map((r) => [r.workflowId, r.status, stringAttribute(r, DatabaseAttr)])).toEqual([
-      [workflowId, 'WORKFLOW_EXECUTION_STATUS_COMPLETED', 'orders'],
+      // The drill fails (its hostile check), so it is a Failed workflow.
+      [workflowId, 'WORKFLOW_EXECUTION_STATUS_FAILED', 'orders'],
     ]);
     // Why listRuns exists: one sealed run breaks every listing that reaches it through the SDK.
     await expect(

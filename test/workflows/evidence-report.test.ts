@@ -8,6 +8,7 @@ import { DatabaseAttr, RunbookAttr } from '../../workflows/search-attributes';
 import { RUNBOOK_TASK_QUEUE, type RunbookReport } from '../../workflows/types';
 import { lifeboat } from '../support/cli';
 import { client, demoDrillInput, env, withWorker } from '../support/stack';
+import { runbookReport } from '../../workflows/runbook-failure';
 
 const CHROMIUM = '/usr/bin/chromium';
 // A failing plan check whose name tries to run script in whoever opens the report.
@@ -44,12 +45,12 @@ describe('lifeboat report', () => {
           workflowId: id,
           args: [input],
         });
-        done.push({ id, report: (await handle.result()) as RunbookReport });
+        done.push({ id, report: await runbookReport(handle) });
       }
       return done;
     });
     // Visibility catches up with the history asynchronously: wait until it lists all three.
-    const query = `LifeboatDatabase = '${DB}' AND ExecutionStatus = 'Completed'`;
+    const query = `LifeboatDatabase = '${DB}' AND ExecutionStatus != 'Running'`;
     const deadline = Date.now() + 20_000;
     while ((await c.workflow.count(query)).count < 3) {
       if (Date.now() > deadline) throw new Error('visibility never listed the three drills');

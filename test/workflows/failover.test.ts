@@ -41,6 +41,7 @@ import {
   type ReplicaSetFixture,
 } from '../support/replica-set';
 import { client, env, local, LogCapture, parsePlan, startWorker, type RunningWorker } from '../support/stack';
+import { reportOfFailure } from '../../workflows/runbook-failure';
 
 const DB = 'shop';
 
@@ -138,10 +139,14 @@ async function endOf(
 ): Promise<{ status: string; failure?: string; outcome?: string; reason?: string }> {
   const ended = await handle.result().then(
     (report: RunbookReport) => ({ report }),
-    (error: unknown) => ({ error }),
+    (error: unknown) => {
+      // A runbook that failed is a Failed workflow carrying its report.
+      const failed = reportOfFailure(error);
+      return failed ? { report: failed } : { error };
+    },
   );
   const status = (await handle.describe()).status.name;
-  if ('report' in ended) return { status, outcome: ended.report.outcome, reason: ended.report.reason };
+  if ('report' in ended && ended.report) return { status, outcome: ended.report.outcome, reason: ended.report.reason };
   return {
     status,
     failure: ended.error instanceof WorkflowFailedError ? ended.error.cause?.name : String(ended.error),

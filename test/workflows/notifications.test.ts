@@ -6,9 +6,10 @@ import { createHmac } from 'node:crypto';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { failbackInput, failoverInput } from '../../worker/plan';
-import { RUNBOOK_TASK_QUEUE, type RunbookReport } from '../../workflows/types';
+import { RUNBOOK_TASK_QUEUE } from '../../workflows/types';
 import { createReplicaSet, lockId, startTopologyRunbook, type ReplicaSetFixture } from '../support/replica-set';
 import { client, demoDrillInput, historyText, LogCapture, startWorker, type RunningWorker } from '../support/stack';
+import { runbookReport } from '../../workflows/runbook-failure';
 
 const TOKEN = 'hook-Token-5f0e';
 const PASSWORD = 'hook-Pass-91c2';
@@ -80,7 +81,7 @@ describe('notifications to a webhook (a local HTTP receiver)', () => {
       workflowId: `test/notify/drill/${Date.now()}`,
       args: [demoDrillInput({ checks })],
     });
-    return { report: (await handle.result()) as RunbookReport, history: historyText(await handle.fetchHistory()) };
+    return { report: await runbookReport(handle), history: historyText(await handle.fetchHistory()) };
   }
 
   test("a failed drill sends drill.failed with the reason (a webhook answering 500 is retried, signed, under the same Idempotency-Key); a passed drill sends nothing; the URL's token, password and query token stay out of history and logs", async () => {
@@ -140,28 +141,28 @@ describe('notifications to a webhook (a local HTTP receiver)', () => {
         approvalTimeoutSeconds: 2,
       }),
     );
-    const timedOut = (await waiting.result()) as RunbookReport;
+    const timedOut = await runbookReport(waiting);
     expect(timedOut.outcome).toBe('failed');
     expect(received.map((r) => r.event)).toEqual(['failover.approval_needed', 'failover.finished']);
     expect(received[0]).toMatchObject({ text: expect.stringContaining(`lifeboat approve ${lockId('ntfdb')}`) });
     expect(received[1]).toMatchObject({ outcome: 'failed', reason: expect.stringContaining('approval timed out') });
 
     received.length = 0;
-    const moved = (await (
+    const moved = await runbookReport(
       await startTopologyRunbook(
         await client(),
         'failover',
         failoverInput(fx.plan, 'ntfdb', { mode: 'planned', preApproved: true, triggeredBy: 'test' }),
-      )
-    ).result()) as RunbookReport;
+      ),
+    );
     expect(moved.outcome).toBe('passed');
-    const back = (await (
+    const back = await runbookReport(
       await startTopologyRunbook(
         await client(),
         'failback',
         failbackInput(fx.plan, 'ntfdb', { preApproved: true, triggeredBy: 'test' }),
-      )
-    ).result()) as RunbookReport;
+      ),
+    );
     expect(back.outcome).toBe('passed');
     expect(received.map((r) => [r.event, r.runbook, r.outcome ?? null])).toEqual([
       ['failover.started', 'failover', null],

@@ -9,6 +9,7 @@ import { RUNBOOK_TASK_QUEUE, type ReadinessInput, type RunbookReport } from '../
 import { createReplicaSet, waitUntil, type ReplicaSetFixture } from '../support/replica-set';
 import { client, local, LogCapture, startWorker, type RunningWorker } from '../support/stack';
 import { lifeboat } from '../support/cli';
+import { runbookReport } from '../../workflows/runbook-failure';
 
 const DB = 'rddb';
 let fx: ReplicaSetFixture;
@@ -41,11 +42,13 @@ afterAll(async () => {
 });
 
 async function run(workflowType: string, input: object): Promise<RunbookReport> {
-  return (await temporal.workflow.execute(workflowType, {
-    taskQueue: RUNBOOK_TASK_QUEUE,
-    workflowId: `test/readiness/${workflowType}/${Date.now()}`,
-    args: [input],
-  })) as RunbookReport;
+  return runbookReport(
+    await temporal.workflow.start(workflowType, {
+      taskQueue: RUNBOOK_TASK_QUEUE,
+      workflowId: `test/readiness/${workflowType}/${Date.now()}`,
+      args: [input],
+    }),
+  );
 }
 
 function check(overrides: Partial<ReadinessInput> = {}): Promise<RunbookReport> {

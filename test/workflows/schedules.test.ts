@@ -8,6 +8,7 @@ import type { DrillInput, RunbookReport } from '../../workflows/types';
 import { loadPlanFile } from '../../worker/plan';
 import { lifeboat } from '../support/cli';
 import { client, env, withWorker } from '../support/stack';
+import { runbookReport } from '../../workflows/runbook-failure';
 
 const DEMO = readFileSync(join(__dirname, '..', '..', 'scripts', 'dev', 'demo-plan.yaml'), 'utf8');
 
@@ -121,7 +122,7 @@ describe("lifeboat schedule (Temporal Schedules on the test stack's dev server)"
           for await (const run of (await client()).workflow.list({
             query: `WorkflowId STARTS_WITH 'lifeboat/orders/drill/scheduled'`,
           })) {
-            report = (await (await client()).workflow.getHandle(run.workflowId, run.runId).result()) as RunbookReport;
+            report = await runbookReport((await client()).workflow.getHandle(run.workflowId, run.runId));
             break;
           }
           if (!report) await new Promise((r) => setTimeout(r, 500));

@@ -10,9 +10,10 @@ import { createLogger } from '../../worker/logger';
 import { readinessInput } from '../../worker/plan';
 import { listRuns } from '../../activities/visibility';
 import type { Progress } from '../../workflows/steps';
-import { RUNBOOK_TASK_QUEUE, type RunbookReport, type ScratchInstance } from '../../workflows/types';
+import { RUNBOOK_TASK_QUEUE, type ScratchInstance } from '../../workflows/types';
 import { lifeboat } from '../support/cli';
 import { client, demoDrillInput, demoPlan, local, LogCapture, startWorker, type RunningWorker } from '../support/stack';
+import { runbookReport } from '../../workflows/runbook-failure';
 
 const regionB = { name: 'local-b', provider: 'local' as const };
 const log = new LogCapture();
@@ -130,11 +131,13 @@ test('the readiness runbook sweeps its DR region too: once the drill is terminat
   await visibleAs(running.handle, 'Terminated');
   expect(await local().listScratch(regionB)).toContain(running.scratch);
 
-  const report = (await c.workflow.execute('readiness', {
-    taskQueue: RUNBOOK_TASK_QUEUE,
-    workflowId: `test/sweep/readiness/${Date.now()}`,
-    args: [readinessInput(demoPlan(), 'orders', { triggeredBy: 'test' })],
-  })) as RunbookReport;
+  const report = await runbookReport(
+    await c.workflow.start('readiness', {
+      taskQueue: RUNBOOK_TASK_QUEUE,
+      workflowId: `test/sweep/readiness/${Date.now()}`,
+      args: [readinessInput(demoPlan(), 'orders', { triggeredBy: 'test' })],
+    }),
+  );
   const step = report.steps.find((s) => s.name === 'sweep scratch');
   expect(step).toMatchObject({
     status: 'completed',

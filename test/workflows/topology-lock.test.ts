@@ -6,7 +6,7 @@ import { WorkflowExecutionAlreadyStartedError, type Client, type WorkflowHandle 
 import { failoverInput } from '../../worker/plan';
 import { approveFailoverUpdate } from '../../workflows/messages';
 import type { Progress } from '../../workflows/steps';
-import { RUNBOOK_TASK_QUEUE, type RunbookReport } from '../../workflows/types';
+import { RUNBOOK_TASK_QUEUE } from '../../workflows/types';
 import {
   createReplicaSet,
   expectAtHome,
@@ -19,6 +19,7 @@ import {
 } from '../support/replica-set';
 import { endOf, expectNothingRan } from '../support/refused';
 import { client, local, LogCapture, startWorker, type RunningWorker } from '../support/stack';
+import { runbookReport } from '../../workflows/runbook-failure';
 
 const DB = 'lockdb';
 
@@ -85,7 +86,7 @@ test('a second failover of the same database started by hand while the first wai
   await first.executeUpdate(approveFailoverUpdate, {
     args: [{ database: DB, planDigest: fx.plan.digest, approvedBy: 'test', reason: 'the lock test' }],
   });
-  const report = (await first.result()) as RunbookReport;
+  const report = await runbookReport(first);
   expectPassed(report);
   // A planned failover: the demoted primary follows the new one.
   expect(topologyOf(fx)).toMatchObject({ primary: fx.standby, standby: fx.home, fenced: [] });

@@ -9,7 +9,8 @@ import { drillInput } from '../../worker/plan';
 import { withClient } from '../../activities/pg/sql';
 import { seedDemo } from '../../scripts/dev/seed';
 import type { Progress } from '../../workflows/steps';
-import { RUNBOOK_TASK_QUEUE, type RunbookReport } from '../../workflows/types';
+import { RUNBOOK_TASK_QUEUE } from '../../workflows/types';
+import { runbookReport } from '../../workflows/runbook-failure';
 
 const BIG = 'orders_crash';
 const PLAN = `
@@ -81,7 +82,7 @@ test('a drill survives SIGKILL of its worker while restoring: no duplicate backu
   await new Promise((r) => first.once('exit', r));
 
   startWorker();
-  const report = (await handle.result()) as RunbookReport;
+  const report = await runbookReport(handle);
 
   expect(report.outcome).toBe('passed');
   const restore = report.steps.find((s) => s.name === 'restore');
