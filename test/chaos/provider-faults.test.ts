@@ -38,6 +38,7 @@ import { lockId, type ReplicaSetFixture } from '../support/replica-set';
 import { client, startWorker, type RunningWorker } from '../support/stack';
 import type { Providers } from '../../worker/main';
 import { attemptsIn, chaosLine, describeAttempts, FULL, passed, runCases, type AttemptSummary } from './harness';
+import { runbookReport } from '../../workflows/runbook-failure';
 
 const RATE = 0.3;
 // Any seed must pass. This one faults the first call of most create calls of both drills, a lost answer
@@ -83,7 +84,7 @@ async function runThrough(
   const began = Date.now();
   const requestsBefore = proxy.log.length;
   const handle = await temporal.workflow.start(runbook, { taskQueue: RUNBOOK_TASK_QUEUE, workflowId, args: [args] });
-  const report = (await handle.result()) as RunbookReport;
+  const report = await runbookReport(handle);
   const attempts = await attemptsIn(handle);
   const checked: string[] = [];
   const seen = proxy.log.slice(requestsBefore);

@@ -20,13 +20,7 @@ import { runTag } from '../../workflows/shared-steps';
 import { withClient } from '../../activities/pg/sql';
 import { seedDemo } from '../../scripts/dev/seed';
 import { backupInput, drillInput, failbackInput, failoverInput, type LoadedPlan } from '../../worker/plan';
-import {
-  RUNBOOK_TASK_QUEUE,
-  type DrillInput,
-  type FailbackInput,
-  type FailoverInput,
-  type RunbookReport,
-} from '../../workflows/types';
+import { RUNBOOK_TASK_QUEUE, type DrillInput, type FailbackInput, type FailoverInput } from '../../workflows/types';
 import type { LocalRdsDataPlane } from '../fakes/rds-data-plane';
 import {
   acceptsWrites,
@@ -46,6 +40,7 @@ import {
   workflowIds,
 } from '../support/cloud-stack';
 import { client, local, LogCapture, startWorker, type RunningWorker } from '../support/stack';
+import { runbookReport } from '../../workflows/runbook-failure';
 
 /** The drill tests' source: an RDS instance in us-east-1, its data a seeded database on local-a. */
 const SOURCE = {
@@ -416,7 +411,7 @@ describe('AWS replica failover and failback against moto (control plane real; no
   };
   /** Runs a failover or failback of billing as the CLI starts one, and expects it passed. */
   const passedRun = async (runbook: 'failover' | 'failback', input: FailoverInput | FailbackInput) => {
-    const report = (await (await startTopologyRunbook(await client(), runbook, input)).result()) as RunbookReport;
+    const report = await runbookReport(await startTopologyRunbook(await client(), runbook, input));
     expectPassed(report);
     return report;
   };

@@ -32,6 +32,7 @@ import {
   type CrossCloudAwsOptions,
   type CrossCloudAwsSetup,
 } from '../support/xc-aws-drill';
+import { runbookReport } from '../../workflows/runbook-failure';
 
 const XC: CrossCloudAwsOptions = {
   database: 'orders',
@@ -278,7 +279,7 @@ describe('cross-cloud drill from AWS RDS to a local region (moto S3 + test-only 
       const history = historyText(await handle.fetchHistory());
       expect(history).toContain(`env:${XC.passwordVar}`);
       expect(history).not.toContain(XC.password);
-      expect(JSON.stringify(await handle.result())).not.toContain(XC.password);
+      expect(JSON.stringify(await runbookReport(handle))).not.toContain(XC.password);
     }
     expect(logs.text.length).toBeGreaterThan(0);
     expect(logs.text).not.toContain(XC.password);

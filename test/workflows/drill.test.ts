@@ -10,6 +10,7 @@ import type { Progress } from '../../workflows/steps';
 import { RUNBOOK_TASK_QUEUE, type DrillInput, type RunbookReport } from '../../workflows/types';
 import { client, demoDrillInput, env, historyText, local, LogCapture, withWorker } from '../support/stack';
 import { markerDirectory, markerTableSql, passedDrillSteps } from '../support/t2-drill';
+import { runbookReport } from '../../workflows/runbook-failure';
 
 const regionB = { name: 'local-b', provider: 'local' as const };
 let seq = 0;
@@ -18,7 +19,7 @@ const workflowId = (what: string) => `test/drill/${what}/${Date.now()}-${seq++}`
 async function runDrill(input: DrillInput, id = workflowId('run')) {
   const c = await client();
   const handle = await c.workflow.start('drill', { taskQueue: RUNBOOK_TASK_QUEUE, workflowId: id, args: [input] });
-  return { handle, report: (await handle.result()) as RunbookReport };
+  return { handle, report: await runbookReport(handle) };
 }
 
 function regionPasswords(): string[] {

@@ -23,6 +23,7 @@ import { startTopologyRunbook } from '../support/replica-set';
 import { client, env, local, startWorker, type RunningWorker } from '../support/stack';
 import { CAUGHT_UP_LAG } from '../support/t2-drill';
 import { findPgBin } from '../../activities/pg/binaries';
+import { runbookReport } from '../../workflows/runbook-failure';
 
 const DB = 'promote_undo';
 const home: NodeRef = { region: 'pu-a', name: 'server' };
@@ -115,7 +116,7 @@ async function failoverWith(provider: ScriptedProvider): Promise<RunbookReport> 
   const worker: RunningWorker = await startWorker({ regions: ['pu-a', 'pu-b'], providers: { local: provider } });
   try {
     const handle = await startTopologyRunbook(temporal, 'failover', input);
-    return (await handle.result()) as RunbookReport;
+    return await runbookReport(handle);
   } finally {
     await worker.stop();
   }
