@@ -61,7 +61,7 @@ import {
   machineLines,
   median,
   MIB,
-  parseFlags,
+  optionsFrom,
   positiveOption,
   runChild,
   runMain,
@@ -83,9 +83,8 @@ interface Options {
   dir: string | null;
 }
 
-function parseOptions(argv: string[]): Options {
-  const options: Options = { sizeMb: 1024, runs: 3, s3: true, dir: null };
-  parseFlags(argv, {
+const parseOptions = (argv: string[]): Options =>
+  optionsFrom<Options>(argv, { sizeMb: 1024, runs: 3, s3: true, dir: null }, (options) => ({
     '--size-mb': (value, flag) => (options.sizeMb = positiveOption(flag, value(), false)),
     '--runs': (value, flag) => (options.runs = positiveOption(flag, value(), true)),
     '--no-s3': () => (options.s3 = false),
@@ -94,9 +93,7 @@ function parseOptions(argv: string[]): Options {
       if (!dir) throw new UsageError('--dir (missing): expected a directory');
       options.dir = dir;
     },
-  });
-  return options;
-}
+  }));
 
 // ---------------------------------------------------------------------------------------------
 // The file and the backups made of it

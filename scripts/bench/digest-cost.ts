@@ -28,7 +28,17 @@ import { LocalCluster } from '../../activities/pg/cluster';
 import { allTableStats, largeObjectStats, sequenceStats, tableStats } from '../../activities/pg/digest';
 import { listTables, serverVersion, withClient, type PgConnection } from '../../activities/pg/sql';
 import { seedDemo } from '../dev/seed';
-import { freePort, machineLines, median, parseFlags, positiveOption, runMain, say, summaryRows, table } from './common';
+import {
+  freePort,
+  machineLines,
+  median,
+  optionsFrom,
+  positiveOption,
+  runMain,
+  say,
+  summaryRows,
+  table,
+} from './common';
 
 const DATABASE = 'bench_digest';
 const USAGE = 'npm run bench:digest -- [--scale N] [--rounds N] [--keep]';
@@ -39,15 +49,12 @@ interface Options {
   keep: boolean;
 }
 
-function parseOptions(argv: string[]): Options {
-  const options: Options = { scale: 10, rounds: 5, keep: false };
-  parseFlags(argv, {
+const parseOptions = (argv: string[]): Options =>
+  optionsFrom<Options>(argv, { scale: 10, rounds: 5, keep: false }, (options) => ({
     '--scale': (value, flag) => (options.scale = positiveOption(flag, value(), false)),
     '--rounds': (value, flag) => (options.rounds = positiveOption(flag, value(), true)),
     '--keep': () => (options.keep = true),
-  });
-  return options;
-}
+  }));
 
 /** Two connections in one repeatable-read snapshot, as dumpWithManifest reads; seconds taken by `read`. */
 async function timed(

@@ -67,12 +67,13 @@ import {
   median,
   MIB,
   numberOption,
+  optionsFrom,
+  positiveOption,
   processUsage,
   runMain,
   say,
   sleep,
   table,
-  UsageError,
   type ProcessUsage,
 } from './common';
 import type { FleetWorkerConfig } from './moto-fleet-worker';
@@ -92,38 +93,37 @@ interface Options {
   keep: boolean;
 }
 
-function parseOptions(argv: string[]): Options {
-  const options: Options = { drills: 200, scale: 0.01, pollMs: 1000, fleetChildren: 10, kinds: true, keep: false };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (a === '--drills')
-      options.drills = numberOption(
-        a,
-        argv[++i],
-        (n) => Number.isInteger(n) && n >= 1 && n <= 999,
-        'a whole number from 1 to 999',
-      );
-    else if (a === '--scale') options.scale = numberOption(a, argv[++i], (n) => n > 0, 'a number greater than zero');
-    else if (a === '--poll-ms')
-      options.pollMs = numberOption(
-        a,
-        argv[++i],
-        (n) => Number.isInteger(n) && n >= 10,
-        'a whole number of milliseconds, 10 or more',
-      );
-    else if (a === '--fleet-children')
-      options.fleetChildren = numberOption(
-        a,
-        argv[++i],
-        (n) => Number.isInteger(n) && n >= 0 && n <= 50,
-        'a whole number from 0 to 50',
-      );
-    else if (a === '--no-kinds') options.kinds = false;
-    else if (a === '--keep') options.keep = true;
-    else throw new UsageError(`unknown argument ${a}`);
-  }
-  return options;
-}
+const parseOptions = (argv: string[]): Options =>
+  optionsFrom<Options>(
+    argv,
+    { drills: 200, scale: 0.01, pollMs: 1000, fleetChildren: 10, kinds: true, keep: false },
+    (options) => ({
+      '--drills': (value, flag) =>
+        (options.drills = numberOption(
+          flag,
+          value(),
+          (n) => Number.isInteger(n) && n >= 1 && n <= 999,
+          'a whole number from 1 to 999',
+        )),
+      '--scale': (value, flag) => (options.scale = positiveOption(flag, value(), false)),
+      '--poll-ms': (value, flag) =>
+        (options.pollMs = numberOption(
+          flag,
+          value(),
+          (n) => Number.isInteger(n) && n >= 10,
+          'a whole number of milliseconds, 10 or more',
+        )),
+      '--fleet-children': (value, flag) =>
+        (options.fleetChildren = numberOption(
+          flag,
+          value(),
+          (n) => Number.isInteger(n) && n >= 0 && n <= 50,
+          'a whole number from 0 to 50',
+        )),
+      '--no-kinds': () => (options.kinds = false),
+      '--keep': () => (options.keep = true),
+    }),
+  );
 
 const key = (i: number) => `db-${String(i + 1).padStart(3, '0')}`;
 const pgDatabase = (i: number) => `fleet_${String(i + 1).padStart(3, '0')}`;

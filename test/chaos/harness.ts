@@ -38,6 +38,7 @@ import {
   type ReplicaSetFixture,
 } from '../support/replica-set';
 import { env, local } from '../support/stack';
+import { localPlanText } from '../support/wf-local-plan';
 import { deliberateOutageFile, temporalPidFile } from '../support/temporal-watchdog';
 
 /** Every boundary of every runbook, or the reduced set the default test run takes. */
@@ -513,19 +514,17 @@ export class BackupBench {
     const file = join(dir, `${name}.yaml`);
     writeFileSync(
       file,
-      `regions:
-  local-a: { provider: local }
-  local-b: { provider: local }
-databases:
-  ${name}:
-    primary: { region: local-a, database: ${pgDatabase} }
-    dr: { region: local-b }
-    objectives: { rpo: 15m, rto: 30m }
-    retention: { keep: ${keep} }
-    checks:
-      - name: orders exist
-        sql: select count(*) > 0 from orders
-`,
+      localPlanText([
+        {
+          key: name,
+          database: pgDatabase,
+          home: 'local-a',
+          dr: 'local-b',
+          objectives: { rpo: '15m', rto: '30m' },
+          retention: { keep },
+          checks: [{ name: 'orders exist', sql: 'select count(*) > 0 from orders' }],
+        },
+      ]),
     );
     const workers = new WorkerProcesses(file);
     workers.start();
