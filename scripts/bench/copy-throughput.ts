@@ -76,15 +76,11 @@ const DATABASE = 'bench_copy';
 const BUCKET = 'lifeboat-bench-copy';
 const AWS_REGION = 'us-east-1';
 
-interface Options {
-  sizeMb: number;
-  runs: number;
-  s3: boolean;
-  dir: string | null;
-}
+const DEFAULTS = { sizeMb: 1024, runs: 3, s3: true, dir: null as string | null };
+type Options = typeof DEFAULTS;
 
 const parseOptions = (argv: string[]): Options =>
-  optionsFrom<Options>(argv, { sizeMb: 1024, runs: 3, s3: true, dir: null }, (options) => ({
+  optionsFrom(argv, DEFAULTS, (options) => ({
     '--size-mb': (value, flag) => (options.sizeMb = positiveOption(flag, value(), false)),
     '--runs': (value, flag) => (options.runs = positiveOption(flag, value(), true)),
     '--no-s3': () => (options.s3 = false),

@@ -43,14 +43,11 @@ import {
 const DATABASE = 'bench_digest';
 const USAGE = 'npm run bench:digest -- [--scale N] [--rounds N] [--keep]';
 
-interface Options {
-  scale: number;
-  rounds: number;
-  keep: boolean;
-}
+const DEFAULTS = { scale: 10, rounds: 5, keep: false };
+type Options = typeof DEFAULTS;
 
 const parseOptions = (argv: string[]): Options =>
-  optionsFrom<Options>(argv, { scale: 10, rounds: 5, keep: false }, (options) => ({
+  optionsFrom(argv, DEFAULTS, (options) => ({
     '--scale': (value, flag) => (options.scale = positiveOption(flag, value(), false)),
     '--rounds': (value, flag) => (options.rounds = positiveOption(flag, value(), true)),
     '--keep': () => (options.keep = true),

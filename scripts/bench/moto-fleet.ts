@@ -84,46 +84,28 @@ const TEMPLATE_DB = 'fleet_template';
 const PASSWORD_VAR = 'LIFEBOAT_BENCH_RDS_PASSWORD';
 const BY = 'scripts/bench/moto-fleet.ts';
 
-interface Options {
-  drills: number;
-  scale: number;
-  pollMs: number;
-  fleetChildren: number;
-  kinds: boolean;
-  keep: boolean;
-}
+/** A flag's whole number from `min` to `max`. */
+const wholeOption = (
+  flag: string,
+  raw: string | undefined,
+  min: number,
+  max: number,
+  expected = `a whole number from ${min} to ${max}`,
+): number => numberOption(flag, raw, (n) => Number.isInteger(n) && n >= min && n <= max, expected);
+
+const DEFAULTS = { drills: 200, scale: 0.01, pollMs: 1000, fleetChildren: 10, kinds: true, keep: false };
+type Options = typeof DEFAULTS;
 
 const parseOptions = (argv: string[]): Options =>
-  optionsFrom<Options>(
-    argv,
-    { drills: 200, scale: 0.01, pollMs: 1000, fleetChildren: 10, kinds: true, keep: false },
-    (options) => ({
-      '--drills': (value, flag) =>
-        (options.drills = numberOption(
-          flag,
-          value(),
-          (n) => Number.isInteger(n) && n >= 1 && n <= 999,
-          'a whole number from 1 to 999',
-        )),
-      '--scale': (value, flag) => (options.scale = positiveOption(flag, value(), false)),
-      '--poll-ms': (value, flag) =>
-        (options.pollMs = numberOption(
-          flag,
-          value(),
-          (n) => Number.isInteger(n) && n >= 10,
-          'a whole number of milliseconds, 10 or more',
-        )),
-      '--fleet-children': (value, flag) =>
-        (options.fleetChildren = numberOption(
-          flag,
-          value(),
-          (n) => Number.isInteger(n) && n >= 0 && n <= 50,
-          'a whole number from 0 to 50',
-        )),
-      '--no-kinds': () => (options.kinds = false),
-      '--keep': () => (options.keep = true),
-    }),
-  );
+  optionsFrom(argv, DEFAULTS, (options) => ({
+    '--drills': (value, flag) => (options.drills = wholeOption(flag, value(), 1, 999)),
+    '--scale': (value, flag) => (options.scale = positiveOption(flag, value(), false)),
+    '--poll-ms': (value, flag) =>
+      (options.pollMs = wholeOption(flag, value(), 10, Infinity, 'a whole number of milliseconds, 10 or more')),
+    '--fleet-children': (value, flag) => (options.fleetChildren = wholeOption(flag, value(), 0, 50)),
+    '--no-kinds': () => (options.kinds = false),
+    '--keep': () => (options.keep = true),
+  }));
 
 const key = (i: number) => `db-${String(i + 1).padStart(3, '0')}`;
 const pgDatabase = (i: number) => `fleet_${String(i + 1).padStart(3, '0')}`;
