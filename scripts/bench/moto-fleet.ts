@@ -19,7 +19,7 @@
 //   - two local PostgreSQL servers: fleet-src holds the N databases standing for the N RDS instances
 //     (copies of one seeded template), fleet-dr the databases the scratch instances restore into;
 //   - in moto: KMS keys, subnet groups and security groups in us-east-1 and us-west-2
-//     (test/support/moto.ts awsTestFixture), and N RDS instances in us-east-1;
+//     (test/support/aws-drill.ts awsRegionFixtures), and N RDS instances in us-east-1;
 //   - a plan with N databases (db-001 ...), each its own RDS instance, DR in us-west-2;
 //   - ONE worker process, scripts/bench/moto-fleet-worker.ts: Lifeboat's worker (the runbook queue,
 //     one activity queue per region, 4 activities at a time per queue) with the AWS provider and the
@@ -50,7 +50,6 @@ import { seedDemo } from '../dev/seed';
 import {
   awsPlanDatabase,
   awsPlanRegions,
-  awsTestFixture,
   createInstanceCommand,
   EAST,
   motoClientConfig,
@@ -59,6 +58,7 @@ import {
   type AwsTestFixture,
   type MotoServer,
 } from '../../test/support/moto';
+import { awsRegionFixtures } from '../../test/support/aws-drill';
 import { stopProcess } from '../../test/support/cli';
 import {
   freePort,
@@ -362,7 +362,7 @@ async function main(argv: string[]): Promise<number> {
       )
     ).version;
     const dbBytes = await makeDatabases(env, options.drills, options.scale);
-    const [east, west] = await Promise.all([awsTestFixture(moto.endpoint, EAST), awsTestFixture(moto.endpoint, WEST)]);
+    const { east, west } = await awsRegionFixtures(moto.endpoint);
     await makeInstances(moto.endpoint, east, options.drills, password);
     const plan = writePlan(env, options.drills, east, west);
 
