@@ -74,6 +74,13 @@ export function parseFlags(argv: string[], flags: Flags): void {
   }
 }
 
+/** A copy of a benchmark's default options with each argument's flag applied to it in turn (see parseFlags). */
+export function optionsFrom<T extends object>(argv: string[], defaults: T, flags: (options: T) => Flags): T {
+  const options = { ...defaults };
+  parseFlags(argv, flags(options));
+  return options;
+}
+
 /** Runs a benchmark's main and exits with its code: 2 and the usage line for a UsageError, 1 for anything else. */
 export function runMain(main: (argv: string[]) => Promise<number>, usage: string): void {
   // Called inside then(): a main that throws before it returns its promise is reported the same way.

@@ -61,7 +61,7 @@ import {
   machineLines,
   median,
   MIB,
-  parseFlags,
+  optionsFrom,
   positiveOption,
   runChild,
   runMain,
@@ -76,16 +76,11 @@ const DATABASE = 'bench_copy';
 const BUCKET = 'lifeboat-bench-copy';
 const AWS_REGION = 'us-east-1';
 
-interface Options {
-  sizeMb: number;
-  runs: number;
-  s3: boolean;
-  dir: string | null;
-}
+const DEFAULTS = { sizeMb: 1024, runs: 3, s3: true, dir: null as string | null };
+type Options = typeof DEFAULTS;
 
-function parseOptions(argv: string[]): Options {
-  const options: Options = { sizeMb: 1024, runs: 3, s3: true, dir: null };
-  parseFlags(argv, {
+const parseOptions = (argv: string[]): Options =>
+  optionsFrom(argv, DEFAULTS, (options) => ({
     '--size-mb': (value, flag) => (options.sizeMb = positiveOption(flag, value(), false)),
     '--runs': (value, flag) => (options.runs = positiveOption(flag, value(), true)),
     '--no-s3': () => (options.s3 = false),
@@ -94,9 +89,7 @@ function parseOptions(argv: string[]): Options {
       if (!dir) throw new UsageError('--dir (missing): expected a directory');
       options.dir = dir;
     },
-  });
-  return options;
-}
+  }));
 
 // ---------------------------------------------------------------------------------------------
 // The file and the backups made of it

@@ -28,26 +28,30 @@ import { LocalCluster } from '../../activities/pg/cluster';
 import { allTableStats, largeObjectStats, sequenceStats, tableStats } from '../../activities/pg/digest';
 import { listTables, serverVersion, withClient, type PgConnection } from '../../activities/pg/sql';
 import { seedDemo } from '../dev/seed';
-import { freePort, machineLines, median, parseFlags, positiveOption, runMain, say, summaryRows, table } from './common';
+import {
+  freePort,
+  machineLines,
+  median,
+  optionsFrom,
+  positiveOption,
+  runMain,
+  say,
+  summaryRows,
+  table,
+} from './common';
 
 const DATABASE = 'bench_digest';
 const USAGE = 'npm run bench:digest -- [--scale N] [--rounds N] [--keep]';
 
-interface Options {
-  scale: number;
-  rounds: number;
-  keep: boolean;
-}
+const DEFAULTS = { scale: 10, rounds: 5, keep: false };
+type Options = typeof DEFAULTS;
 
-function parseOptions(argv: string[]): Options {
-  const options: Options = { scale: 10, rounds: 5, keep: false };
-  parseFlags(argv, {
+const parseOptions = (argv: string[]): Options =>
+  optionsFrom(argv, DEFAULTS, (options) => ({
     '--scale': (value, flag) => (options.scale = positiveOption(flag, value(), false)),
     '--rounds': (value, flag) => (options.rounds = positiveOption(flag, value(), true)),
     '--keep': () => (options.keep = true),
-  });
-  return options;
-}
+  }));
 
 /** Two connections in one repeatable-read snapshot, as dumpWithManifest reads; seconds taken by `read`. */
 async function timed(

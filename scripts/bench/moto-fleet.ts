@@ -19,7 +19,7 @@
 //   - two local PostgreSQL servers: fleet-src holds the N databases standing for the N RDS instances
 //     (copies of one seeded template), fleet-dr the databases the scratch instances restore into;
 //   - in moto: KMS keys, subnet groups and security groups in us-east-1 and us-west-2
-//     (test/support/moto.ts awsTestFixture), and N RDS instances in us-east-1;
+//     (test/support/aws-drill.ts awsRegionFixtures), and N RDS instances in us-east-1;
 //   - a plan with N databases (db-001 ...), each its own RDS instance, DR in us-west-2;
 //   - ONE worker process, scripts/bench/moto-fleet-worker.ts: Lifeboat's worker (the runbook queue,
 //     one activity queue per region, 4 activities at a time per queue) with the AWS provider and the
@@ -50,7 +50,6 @@ import { seedDemo } from '../dev/seed';
 import {
   awsPlanDatabase,
   awsPlanRegions,
-  awsTestFixture,
   createInstanceCommand,
   EAST,
   motoClientConfig,
@@ -59,6 +58,7 @@ import {
   type AwsTestFixture,
   type MotoServer,
 } from '../../test/support/moto';
+import { awsRegionFixtures } from '../../test/support/aws-drill';
 import { stopProcess } from '../../test/support/cli';
 import {
   freePort,
@@ -67,12 +67,13 @@ import {
   median,
   MIB,
   numberOption,
+  optionsFrom,
+  positiveOption,
   processUsage,
   runMain,
   say,
   sleep,
   table,
-  UsageError,
   type ProcessUsage,
 } from './common';
 import type { FleetWorkerConfig } from './moto-fleet-worker';
@@ -83,47 +84,28 @@ const TEMPLATE_DB = 'fleet_template';
 const PASSWORD_VAR = 'LIFEBOAT_BENCH_RDS_PASSWORD';
 const BY = 'scripts/bench/moto-fleet.ts';
 
-interface Options {
-  drills: number;
-  scale: number;
-  pollMs: number;
-  fleetChildren: number;
-  kinds: boolean;
-  keep: boolean;
-}
+/** A flag's whole number from `min` to `max`. */
+const wholeOption = (
+  flag: string,
+  raw: string | undefined,
+  min: number,
+  max: number,
+  expected = `a whole number from ${min} to ${max}`,
+): number => numberOption(flag, raw, (n) => Number.isInteger(n) && n >= min && n <= max, expected);
 
-function parseOptions(argv: string[]): Options {
-  const options: Options = { drills: 200, scale: 0.01, pollMs: 1000, fleetChildren: 10, kinds: true, keep: false };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (a === '--drills')
-      options.drills = numberOption(
-        a,
-        argv[++i],
-        (n) => Number.isInteger(n) && n >= 1 && n <= 999,
-        'a whole number from 1 to 999',
-      );
-    else if (a === '--scale') options.scale = numberOption(a, argv[++i], (n) => n > 0, 'a number greater than zero');
-    else if (a === '--poll-ms')
-      options.pollMs = numberOption(
-        a,
-        argv[++i],
-        (n) => Number.isInteger(n) && n >= 10,
-        'a whole number of milliseconds, 10 or more',
-      );
-    else if (a === '--fleet-children')
-      options.fleetChildren = numberOption(
-        a,
-        argv[++i],
-        (n) => Number.isInteger(n) && n >= 0 && n <= 50,
-        'a whole number from 0 to 50',
-      );
-    else if (a === '--no-kinds') options.kinds = false;
-    else if (a === '--keep') options.keep = true;
-    else throw new UsageError(`unknown argument ${a}`);
-  }
-  return options;
-}
+const DEFAULTS = { drills: 200, scale: 0.01, pollMs: 1000, fleetChildren: 10, kinds: true, keep: false };
+type Options = typeof DEFAULTS;
+
+const parseOptions = (argv: string[]): Options =>
+  optionsFrom(argv, DEFAULTS, (options) => ({
+    '--drills': (value, flag) => (options.drills = wholeOption(flag, value(), 1, 999)),
+    '--scale': (value, flag) => (options.scale = positiveOption(flag, value(), false)),
+    '--poll-ms': (value, flag) =>
+      (options.pollMs = wholeOption(flag, value(), 10, Infinity, 'a whole number of milliseconds, 10 or more')),
+    '--fleet-children': (value, flag) => (options.fleetChildren = wholeOption(flag, value(), 0, 50)),
+    '--no-kinds': () => (options.kinds = false),
+    '--keep': () => (options.keep = true),
+  }));
 
 const key = (i: number) => `db-${String(i + 1).padStart(3, '0')}`;
 const pgDatabase = (i: number) => `fleet_${String(i + 1).padStart(3, '0')}`;
@@ -380,7 +362,7 @@ async function main(argv: string[]): Promise<number> {
       )
     ).version;
     const dbBytes = await makeDatabases(env, options.drills, options.scale);
-    const [east, west] = await Promise.all([awsTestFixture(moto.endpoint, EAST), awsTestFixture(moto.endpoint, WEST)]);
+    const { east, west } = await awsRegionFixtures(moto.endpoint);
     await makeInstances(moto.endpoint, east, options.drills, password);
     const plan = writePlan(env, options.drills, east, west);
 

@@ -38,6 +38,7 @@ import {
   type ReplicaSetFixture,
 } from '../support/replica-set';
 import { env, local } from '../support/stack';
+import { localPlanText } from '../support/wf-local-plan';
 import { deliberateOutageFile, temporalPidFile } from '../support/temporal-watchdog';
 
 /** Every boundary of every runbook, or the reduced set the default test run takes. */
@@ -142,31 +143,21 @@ export interface KillPoint {
 }
 
 /**
- * Waits until the progress query shows the boundary's step started, then SIGKILLs the worker
- * process and starts a new one. Fails if the run ends first: that boundary was never exercised.
+ * Waits until the progress query shows the boundary's step started, and returns its record as the
+ * query showed it. Fails if the run ends first (that boundary was never exercised) or after `timeoutMs`.
  */
-export async function killWorkerAt(
+export async function waitForBoundary(
   handle: WorkflowHandle,
   query: string,
   at: Boundary,
-  workers: WorkerProcesses,
   timeoutMs = 180_000,
-): Promise<KillPoint> {
+): Promise<Progress['steps'][number]> {
   const deadline = Date.now() + timeoutMs;
   let last: Progress | null = null;
   for (let round = 0; ; round++) {
     last = (await handle.query<Progress>(query).catch(() => null)) ?? last;
     const record = last?.steps.filter((s) => isStep(s.name, at))[at.nth - 1];
-    if (record) {
-      const stepWas = record.status;
-      const pids = await workers.killAndReplace();
-      const status = (await handle.describe()).status.name;
-      if (status !== 'RUNNING')
-        throw new Error(
-          `${handle.workflowId}: the run was already ${status} when its worker was killed at "${boundaryLabel(at)}": the boundary was not exercised`,
-        );
-      return { boundary: at, stepWas, ...pids };
-    }
+    if (record) return record;
     if (round % 20 === 19 && (await handle.describe()).status.name !== 'RUNNING') {
       throw new Error(
         `${handle.workflowId} ended without reaching "${boundaryLabel(at)}" (progress: ${JSON.stringify(last?.steps.map((s) => `${s.name}:${s.status}`))})`,
@@ -178,21 +169,24 @@ export async function killWorkerAt(
   }
 }
 
-/** Waits until the progress query shows the step started (no kill). */
-export async function waitForBoundary(
+/**
+ * Waits until the progress query shows the boundary's step started, then SIGKILLs the worker
+ * process and starts a new one. Fails if the run ends first: that boundary was never exercised.
+ */
+export async function killWorkerAt(
   handle: WorkflowHandle,
   query: string,
   at: Boundary,
-  timeoutMs = 180_000,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const progress = await handle.query<Progress>(query).catch(() => null);
-    if ((progress?.steps.filter((s) => isStep(s.name, at)).length ?? 0) >= at.nth) return;
-    if (Date.now() > deadline)
-      throw new Error(`${handle.workflowId} never reached "${boundaryLabel(at)}" within ${timeoutMs} ms`);
-    await sleep(15);
-  }
+  workers: WorkerProcesses,
+): Promise<KillPoint> {
+  const stepWas = (await waitForBoundary(handle, query, at)).status;
+  const pids = await workers.killAndReplace();
+  const status = (await handle.describe()).status.name;
+  if (status !== 'RUNNING')
+    throw new Error(
+      `${handle.workflowId}: the run was already ${status} when its worker was killed at "${boundaryLabel(at)}": the boundary was not exercised`,
+    );
+  return { boundary: at, stepWas, ...pids };
 }
 
 /** The run's result, waiting through a Temporal server that is away for a while (restarts). */
@@ -513,19 +507,17 @@ export class BackupBench {
     const file = join(dir, `${name}.yaml`);
     writeFileSync(
       file,
-      `regions:
-  local-a: { provider: local }
-  local-b: { provider: local }
-databases:
-  ${name}:
-    primary: { region: local-a, database: ${pgDatabase} }
-    dr: { region: local-b }
-    objectives: { rpo: 15m, rto: 30m }
-    retention: { keep: ${keep} }
-    checks:
-      - name: orders exist
-        sql: select count(*) > 0 from orders
-`,
+      localPlanText([
+        {
+          key: name,
+          database: pgDatabase,
+          home: 'local-a',
+          dr: 'local-b',
+          objectives: { rpo: '15m', rto: '30m' },
+          retention: { keep },
+          checks: [{ name: 'orders exist', sql: 'select count(*) > 0 from orders' }],
+        },
+      ]),
     );
     const workers = new WorkerProcesses(file);
     workers.start();

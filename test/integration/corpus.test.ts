@@ -13,23 +13,20 @@ import { buildCorpus, CORPUS_CHECKS, CORPUS_OTHER_CHANGES, CORPUS_TABLES, dropCo
 import { silentIo } from '../support/activity-context';
 import {
   cloudSqlProvider,
+  cloudTestNames,
   createGcsBucket,
   localToCloudSqlRegions,
   runRunbook,
   startCloudSql,
-  workflowIds,
   writePlan,
   type CloudSqlStand,
 } from '../support/cloud-stack';
 import { local, LogCapture, startWorker, type RunningWorker } from '../support/stack';
 
 const DB = 'corpus';
-const PROJECT = 'lifeboat-corpus';
-const BUCKET = 'lifeboat-corpus-backups';
-const PASSWORD_VAR = 'LIFEBOAT_TEST_CORPUS_PASSWORD';
+const { project: PROJECT, bucket: BUCKET, passwordVar: PASSWORD_VAR, workflowId } = cloudTestNames(DB);
 const regionA = { name: 'local-a', provider: 'local' as const };
 const regionB = { name: 'local-b', provider: 'local' as const };
-const workflowId = workflowIds('corpus');
 
 /** The report's table checks are `table <schema>.<name>`; the drill adds its canary table to the corpus's. */
 const reportedTables = [...CORPUS_TABLES.map((t) => t.name), 'lifeboat.canary'].map((n) => `table ${n}`).sort();

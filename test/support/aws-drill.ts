@@ -27,6 +27,12 @@ export { EAST, WEST } from './moto';
 export const moto = (): string => process.env.AWS_ENDPOINT_URL!;
 export const rds = (region: string): RDSClient => new RDSClient(motoClientConfig(moto(), region));
 
+/** The KMS keys and scratch networking a drill uses in moto at `endpoint`: in us-east-1 (the source's region) and us-west-2 (DR). */
+export async function awsRegionFixtures(endpoint: string): Promise<{ east: AwsTestFixture; west: AwsTestFixture }> {
+  const [east, west] = await Promise.all([awsTestFixture(endpoint, EAST), awsTestFixture(endpoint, WEST)]);
+  return { east, west };
+}
+
 export interface AwsDrillSetup {
   plan: LoadedPlan;
   dataPlane: LocalRdsDataPlane;
@@ -49,7 +55,7 @@ export async function setUpAwsDrill(options: {
   const { name, instance, pgDatabase, passwordVar, password } = options;
   process.env[passwordVar] = password;
   await resetMoto(moto());
-  const [east, west] = await Promise.all([awsTestFixture(moto(), EAST), awsTestFixture(moto(), WEST)]);
+  const { east, west } = await awsRegionFixtures(moto());
   await rds(EAST).send(createInstanceCommand(instance, password, east));
   const server = { region: 'local-a', name: 'server' };
   await withClient(await local().connectNode(server, 'postgres'), async (c) => {

@@ -28,6 +28,24 @@ export function workflowIds(area: string): (what: string) => string {
   return (what) => `test/${area}/${what}/${Date.now()}-${seq++}`;
 }
 
+/**
+ * What a cloud test file names after its area, so that files running at once never share them: its
+ * workflow ids, its GCP project and GCS bucket, and the environment variable its password is under.
+ */
+export function cloudTestNames(area: string): {
+  workflowId: (what: string) => string;
+  project: string;
+  bucket: string;
+  passwordVar: string;
+} {
+  return {
+    workflowId: workflowIds(area),
+    project: `lifeboat-${area}`,
+    bucket: `lifeboat-${area}-backups`,
+    passwordVar: `LIFEBOAT_TEST_${area.toUpperCase()}_PASSWORD`,
+  };
+}
+
 /** Starts a runbook on the runbook queue and waits for its report. */
 export async function runRunbook(
   workflowType: string,

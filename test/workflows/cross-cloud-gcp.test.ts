@@ -14,6 +14,7 @@ import { lifeboat } from '../support/cli';
 import {
   cloudSqlConnection,
   cloudSqlProvider,
+  cloudTestNames,
   createCloudSqlInstance,
   createGcsBucket,
   expectDrillPassed,
@@ -21,20 +22,15 @@ import {
   runRunbook,
   startCloudSql,
   storeDir,
-  workflowIds,
   writePlan,
   type CloudSqlStand,
 } from '../support/cloud-stack';
 import { client, historyText, local, LogCapture, startWorker, type RunningWorker } from '../support/stack';
 
-const PROJECT = 'lifeboat-xc';
-const DR_INSTANCE = 'shopxc-dr';
-const BUCKET = 'lifeboat-xc-backups';
-const PASSWORD_VAR = 'LIFEBOAT_TEST_XC_PASSWORD';
+const { project: PROJECT, bucket: BUCKET, passwordVar: PASSWORD_VAR, workflowId } = cloudTestNames('xc');
 const PASSWORD = 'xc-Secret-91d2:\\x';
 const DB = 'shopxc';
-
-const workflowId = workflowIds('xc');
+const DR_INSTANCE = 'shopxc-dr';
 
 describe('cross-cloud recovery, local <-> Cloud SQL (the Cloud SQL fake: real PostgreSQL, no IAM/TLS/networking; GCS: fake-gcs-server, no IAM, no real durability)', () => {
   let stand: CloudSqlStand;

@@ -10,6 +10,7 @@ import type { CloudSqlFake } from '../fakes/cloudsql/server';
 import {
   cloudSqlConnection,
   cloudSqlProvider,
+  cloudTestNames,
   createCloudSqlReplica,
   createSeededPrimary,
   expectDrillPassed,
@@ -18,19 +19,15 @@ import {
   runRunbook,
   startCloudSql,
   takesWrites,
-  workflowIds,
   writePlan,
   type CloudSqlStand,
 } from '../support/cloud-stack';
 import { lockId } from '../support/replica-set';
 import { LogCapture, startWorker, type RunningWorker } from '../support/stack';
 
-const PROJECT = 'lifeboat-test';
+const { project: PROJECT, passwordVar: PASSWORD_VAR, workflowId } = cloudTestNames('gcp');
 const PRIMARY = 'shop-main';
-const PASSWORD_VAR = 'LIFEBOAT_TEST_CLOUDSQL_PASSWORD';
 const PASSWORD = 'cloudsql-Secret-4e1b7';
-
-const workflowId = workflowIds('gcp');
 
 /** A plan with the two gcp regions of these tests and the databases given. */
 const plannedWith = (name: string, databases: string): LoadedPlan =>
