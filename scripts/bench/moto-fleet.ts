@@ -77,6 +77,7 @@ import {
   type ProcessUsage,
 } from './common';
 import type { FleetWorkerConfig } from './moto-fleet-worker';
+import { runbookReport } from '../../workflows/runbook-failure';
 
 const SRC_REGION = 'fleet-src';
 const DR_REGION = 'fleet-dr';
@@ -288,7 +289,7 @@ async function runOne(
     ],
   });
   try {
-    const report = (await handle.result()) as RunbookReport;
+    const report = await runbookReport(handle);
     return {
       workflowId,
       runId: handle.firstExecutionRunId,

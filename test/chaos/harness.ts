@@ -40,6 +40,7 @@ import {
 import { env, local } from '../support/stack';
 import { localPlanText } from '../support/wf-local-plan';
 import { deliberateOutageFile, temporalPidFile } from '../support/temporal-watchdog';
+import { runbookReport } from '../../workflows/runbook-failure';
 
 /** Every boundary of every runbook, or the reduced set the default test run takes. */
 export const FULL = process.env.LIFEBOAT_CHAOS === 'full';
@@ -194,7 +195,7 @@ export async function resultThroughOutages(handle: WorkflowHandle, timeoutMs = 6
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     try {
-      return (await handle.result()) as RunbookReport;
+      return await runbookReport(handle);
     } catch (err) {
       if (err instanceof WorkflowFailedError || Date.now() > deadline) throw err;
       await sleep(500);

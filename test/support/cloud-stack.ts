@@ -18,6 +18,7 @@ import { RUNBOOK_TASK_QUEUE, type RunbookReport } from '../../workflows/types';
 import { adminClients, fakeClientOptions, untilDone } from '../fakes/cloudsql/clients';
 import { startCloudSqlFake, type CloudSqlFake } from '../fakes/cloudsql/server';
 import { client, env, historyText, type LogCapture } from './stack';
+import { runbookReport } from '../../workflows/runbook-failure';
 
 /** The hex sha256 of bytes, as manifests and backup references carry it. */
 export const sha256 = (bytes: Buffer): string => createHash('sha256').update(bytes).digest('hex');
@@ -55,7 +56,7 @@ export async function runRunbook(
   const handle = await (
     await client()
   ).workflow.start(workflowType, { taskQueue: RUNBOOK_TASK_QUEUE, workflowId, args: [input] });
-  return { handle, report: (await handle.result()) as RunbookReport };
+  return { handle, report: await runbookReport(handle) };
 }
 
 /** Writes a plan file under LIFEBOAT_HOME and loads it as the worker and the CLI would. */
