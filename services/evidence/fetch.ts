@@ -50,18 +50,18 @@ export async function fetchRun(where: Where, workflowId: string): Promise<Fetche
         `Follow it in the Temporal UI${page ? ` (${page})` : ''} and run this again when it ends`,
     );
   }
-  // A runbook that failed ends as a Failed workflow with its report in the failure.
-  const failedReport = status === 'FAILED' ? await handle.result().then(() => undefined, reportOfFailure) : undefined;
-  if (status !== 'COMPLETED' && !failedReport) {
+  // The report: a completed run's result, or (a runbook that failed: a Failed workflow) the failure's details.
+  const ended = await handle.result().then(
+    (value: unknown) => ({ value, failure: undefined }),
+    (failure: unknown) => ({ value: reportOfFailure(failure), failure }),
+  );
+  if (ended.failure !== undefined && ended.value === undefined) {
     // Cancelled, terminated, timed out, or failed before it had a report: nothing to show.
-    const why = await handle.result().then(
-      () => '',
-      (err: unknown) =>
-        `: ${(err instanceof WorkflowFailedError ? err.cause?.message : undefined) ?? (err as Error).message}`,
-    );
+    const err = ended.failure;
+    const why = `: ${(err instanceof WorkflowFailedError ? err.cause?.message : undefined) ?? (err as Error).message}`;
     throw new NoReport(`${what} ended ${status.toLowerCase().replace(/_/g, ' ')} without a report${why}`);
   }
-  const report = asRunbookReport(failedReport ?? (await handle.result()));
+  const report = asRunbookReport(ended.value);
   if (!report) throw new NoReport(`${what} completed, but its result is not a Lifeboat runbook report`);
   return { report, link: link(where, workflowId, description.runId) };
 }
@@ -94,10 +94,9 @@ export async function fetchDrillHistory(where: Where, database: string, last: nu
   }
   const newest = listed.sort((a, b) => b.startTime.getTime() - a.startTime.getTime()).slice(0, last);
   const results = await inBatches(newest, 8, async (run) => {
-    const value = await runbookReport(
-      where.client.workflow.getHandle(run.workflowId, run.runId, { followRuns: false }),
-    ).catch(() => undefined);
-    const report = asRunbookReport(value);
+    const report = asRunbookReport(
+      await runbookReport(where.client.workflow.getHandle(run.workflowId, run.runId, { followRuns: false })),
+    );
     return report ? { report, link: link(where, run.workflowId, run.runId) } : run.workflowId;
   });
   const runs = results.filter((r): r is FetchedRun => typeof r !== 'string');
